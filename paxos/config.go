@@ -1,0 +1,92 @@
+package paxos
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Rand is the source of randomness the core uses (election timeout jitter).
+// Passing a seeded *math/rand.Rand makes a run replayable.
+type Rand interface {
+	Intn(n int) int
+}
+
+// Config configures a replica. The zero value of every field except ID,
+// Members and Rand is valid and means the default stated on the field.
+type Config struct {
+	// ID is this node; it must be one of Members.
+	ID NodeID
+	// Members are the voting nodes of the cluster, this one included.
+	Members []NodeID
+	// HeartbeatTicks is how many ticks pass between leader heartbeats.
+	// Default 2.
+	HeartbeatTicks int
+	// ElectionTicks is the minimum number of ticks a follower waits without
+	// hearing from a leader before it campaigns; the actual timeout is drawn
+	// from [ElectionTicks, 2*ElectionTicks). Default 10.
+	ElectionTicks int
+	// WindowSlots bounds the slots a leader has in flight (proposed, not yet
+	// chosen). Default 256.
+	WindowSlots int
+	// BatchBytesMax bounds the command bytes batched into one slot and the
+	// entry bytes of one catch-up message. A single larger command still
+	// gets a slot of its own. Default 1 MiB.
+	BatchBytesMax int
+	// PendingMax bounds the commands a leader queues while its window is
+	// full; Propose fails with ErrBusy beyond it. Default 65536.
+	PendingMax int
+	// Rand draws election jitter. Required.
+	Rand Rand
+}
+
+// ErrInvalidConfig marks a Config that Validate rejects.
+var ErrInvalidConfig = errors.New("paxos: invalid config")
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 2
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.WindowSlots == 0 {
+		c.WindowSlots = 256
+	}
+	if c.BatchBytesMax == 0 {
+		c.BatchBytesMax = 1 << 20
+	}
+	if c.PendingMax == 0 {
+		c.PendingMax = 1 << 16
+	}
+}
+
+// Validate reports the first problem with c, after defaults are applied.
+func (c *Config) Validate() error {
+	if c.ID == 0 {
+		return fmt.Errorf("%w: node id must be positive", ErrInvalidConfig)
+	}
+	seen := map[NodeID]bool{}
+	for _, m := range c.Members {
+		if m == 0 {
+			return fmt.Errorf("%w: member id must be positive", ErrInvalidConfig)
+		}
+		if seen[m] {
+			return fmt.Errorf("%w: member %d listed twice", ErrInvalidConfig, m)
+		}
+		seen[m] = true
+	}
+	if !seen[c.ID] {
+		return fmt.Errorf("%w: node %d is not among the members %v", ErrInvalidConfig, c.ID, c.Members)
+	}
+	if c.HeartbeatTicks <= 0 || c.ElectionTicks <= c.HeartbeatTicks {
+		return fmt.Errorf("%w: election ticks (%d) must exceed heartbeat ticks (%d)", ErrInvalidConfig, c.ElectionTicks, c.HeartbeatTicks)
+	}
+	if c.WindowSlots <= 0 || c.BatchBytesMax <= 0 || c.PendingMax <= 0 {
+		return fmt.Errorf("%w: window, batch and pending limits must be positive", ErrInvalidConfig)
+	}
+	if c.Rand == nil {
+		return fmt.Errorf("%w: Rand is required", ErrInvalidConfig)
+	}
+	return nil
+}

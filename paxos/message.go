@@ -1,0 +1,120 @@
+package paxos
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MsgType names a protocol message. The names follow the paper.
+type MsgType uint8
+
+const (
+	// MsgPreVote asks whether a Prepare with Ballot would be welcome: the
+	// receiver grants it only if it has not heard from a leader for an
+	// election timeout, and the candidate's Commit is not behind its own.
+	// Nothing is persisted; a minority node coming back therefore cannot
+	// depose a healthy leader by raising ballots.
+	MsgPreVote MsgType = iota + 1
+	// MsgPreVoteReply answers a PreVote; Reject says it was refused.
+	MsgPreVoteReply
+	// MsgPrepare is Phase 1a: Ballot, and Slot = the lowest slot the
+	// proposer does not know to be chosen.
+	MsgPrepare
+	// MsgPromise is Phase 1b: the acceptor promised Ballot and reports in
+	// Entries every value it accepted at or above the Prepare's Slot. Commit
+	// is the sender's chosen watermark: its entries at or below it hold
+	// chosen values.
+	MsgPromise
+	// MsgAccept is Phase 2a: accept Entries (their values) under Ballot.
+	// Commit piggybacks the leader's chosen watermark.
+	MsgAccept
+	// MsgAccepted is Phase 2b: the acceptor accepted Slots under Ballot.
+	// Commit is the sender's chosen watermark.
+	MsgAccepted
+	// MsgNack refuses a Prepare or Accept (or a heartbeat) because the
+	// acceptor promised the higher Ballot carried here.
+	MsgNack
+	// MsgHeartbeat asserts leadership under Ballot and carries the leader's
+	// Commit watermark.
+	MsgHeartbeat
+	// MsgHeartbeatAck answers a heartbeat or a Decide; Commit is the
+	// follower's chosen watermark, which the leader uses to push catch-up.
+	MsgHeartbeatAck
+	// MsgDecide carries chosen Entries (catch-up) to a follower that is
+	// behind; each entry's Ballot is the one under which it was chosen.
+	MsgDecide
+	// MsgForward carries client commands (Cmds) from a follower to the
+	// leader, which proposes them.
+	MsgForward
+)
+
+var msgTypeNames = [...]string{
+	MsgPreVote:      "PreVote",
+	MsgPreVoteReply: "PreVoteReply",
+	MsgPrepare:      "Prepare",
+	MsgPromise:      "Promise",
+	MsgAccept:       "Accept",
+	MsgAccepted:     "Accepted",
+	MsgNack:         "Nack",
+	MsgHeartbeat:    "Heartbeat",
+	MsgHeartbeatAck: "HeartbeatAck",
+	MsgDecide:       "Decide",
+	MsgForward:      "Forward",
+}
+
+func (t MsgType) String() string {
+	if int(t) < len(msgTypeNames) && msgTypeNames[t] != "" {
+		return msgTypeNames[t]
+	}
+	return fmt.Sprintf("MsgType(%d)", uint8(t))
+}
+
+// Valid reports whether t is a known message type.
+func (t MsgType) Valid() bool { return t >= MsgPreVote && t <= MsgForward }
+
+// Message is every protocol message, one flat struct (as etcd's raftpb):
+// each type uses the fields its comment names and leaves the rest zero.
+type Message struct {
+	Type    MsgType
+	From    NodeID
+	To      NodeID
+	Ballot  Ballot
+	Slot    Slot
+	Commit  Slot
+	Reject  bool
+	Entries []Entry
+	Slots   []Slot
+	Cmds    [][]byte
+}
+
+// String describes m on one line, stably, for logs and golden tests.
+func (m Message) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d->%d %s b=%s", m.From, m.To, m.Type, m.Ballot)
+	if m.Slot != 0 {
+		fmt.Fprintf(&b, " slot=%d", m.Slot)
+	}
+	if m.Commit != 0 {
+		fmt.Fprintf(&b, " commit=%d", m.Commit)
+	}
+	if m.Reject {
+		b.WriteString(" reject")
+	}
+	if len(m.Entries) > 0 {
+		b.WriteString(" entries=[")
+		for i, e := range m.Entries {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(e.String())
+		}
+		b.WriteByte(']')
+	}
+	if len(m.Slots) > 0 {
+		fmt.Fprintf(&b, " slots=%v", m.Slots)
+	}
+	if len(m.Cmds) > 0 {
+		fmt.Fprintf(&b, " cmds=%d", len(m.Cmds))
+	}
+	return b.String()
+}
