@@ -1,0 +1,185 @@
+package acceptor
+
+import (
+	"sort"
+
+	"github.com/paxosd/paxosd/paxos"
+)
+
+// Acceptor is one node's acceptor. It is not safe for concurrent use.
+type Acceptor struct {
+	id       paxos.NodeID
+	promised paxos.Ballot
+	log      map[paxos.Slot]paxos.Entry
+	maxSlot  paxos.Slot
+
+	// pending holds the writes made since the last TakePersist.
+	pendingPromised bool
+	pendingEntries  []paxos.Entry
+}
+
+// New returns an acceptor resuming from the durable state st.
+func New(id paxos.NodeID, st paxos.State) *Acceptor {
+	a := &Acceptor{id: id, promised: st.Promised, log: make(map[paxos.Slot]paxos.Entry, len(st.Entries))}
+	for _, e := range st.Entries {
+		a.log[e.Slot] = e
+		if e.Slot > a.maxSlot {
+			a.maxSlot = e.Slot
+		}
+	}
+	return a
+}
+
+// Promised returns the highest ballot promised.
+func (a *Acceptor) Promised() paxos.Ballot { return a.promised }
+
+// MaxSlot returns the highest slot with an accepted entry.
+func (a *Acceptor) MaxSlot() paxos.Slot { return a.maxSlot }
+
+// Entry returns the entry accepted at slot, if any.
+func (a *Acceptor) Entry(slot paxos.Slot) (paxos.Entry, bool) {
+	e, ok := a.log[slot]
+	return e, ok
+}
+
+// Step handles a Prepare or an Accept addressed to this acceptor and returns
+// the reply. commit is the replica's chosen watermark, reported in replies so
+// a new leader learns which reported entries are already chosen.
+func (a *Acceptor) Step(m paxos.Message, commit paxos.Slot) paxos.Message {
+	switch m.Type {
+	case paxos.MsgPrepare:
+		return a.stepPrepare(m, commit)
+	case paxos.MsgAccept:
+		return a.stepAccept(m, commit)
+	}
+	panic("acceptor: Step called with " + m.Type.String())
+}
+
+// stepPrepare is Phase 1b. A Prepare equal to the promised ballot is
+// answered again (a retransmission from the same proposer); only a lower one
+// is refused.
+func (a *Acceptor) stepPrepare(m paxos.Message, commit paxos.Slot) paxos.Message {
+	if m.Ballot.Less(a.promised) {
+		return a.nack(m, a.promised)
+	}
+	a.promise(m.Ballot)
+	return paxos.Message{
+		Type:    paxos.MsgPromise,
+		From:    a.id,
+		To:      m.From,
+		Ballot:  m.Ballot,
+		Slot:    m.Slot,
+		Commit:  commit,
+		Entries: a.entriesFrom(m.Slot),
+	}
+}
+
+// stepAccept is Phase 2b. Accepting ballot b implies promising b. An entry
+// already held at a higher ballot (learned as chosen from a later leader) is
+// not replaced; the stale proposer is told the higher ballot and steps down.
+func (a *Acceptor) stepAccept(m paxos.Message, commit paxos.Slot) paxos.Message {
+	if m.Ballot.Less(a.promised) {
+		return a.nack(m, a.promised)
+	}
+	a.promise(m.Ballot)
+	slots := make([]paxos.Slot, 0, len(m.Entries))
+	for _, e := range m.Entries {
+		if old, ok := a.log[e.Slot]; ok && m.Ballot.Less(old.Ballot) {
+			return a.nack(m, old.Ballot)
+		}
+		a.store(paxos.Entry{Slot: e.Slot, Ballot: m.Ballot, Value: e.Value})
+		slots = append(slots, e.Slot)
+	}
+	return paxos.Message{
+		Type:   paxos.MsgAccepted,
+		From:   a.id,
+		To:     m.From,
+		Ballot: m.Ballot,
+		Commit: commit,
+		Slots:  slots,
+	}
+}
+
+// Learn records e, a chosen value learned from another node (catch-up or a
+// Promise), unless this acceptor already holds the slot at a ballot at least
+// as high — Paxos guarantees such an entry holds the same value.
+func (a *Acceptor) Learn(e paxos.Entry) {
+	if old, ok := a.log[e.Slot]; ok && !old.Ballot.Less(e.Ballot) {
+		return
+	}
+	a.store(e)
+}
+
+// TakePersist returns the writes made since the last call and forgets them.
+func (a *Acceptor) TakePersist() (promised paxos.Ballot, entries []paxos.Entry) {
+	if a.pendingPromised {
+		promised = a.promised
+	}
+	entries = a.pendingEntries
+	a.pendingPromised, a.pendingEntries = false, nil
+	return promised, entries
+}
+
+func (a *Acceptor) promise(b paxos.Ballot) {
+	if a.promised.Less(b) {
+		a.promised = b
+		a.pendingPromised = true
+	}
+}
+
+func (a *Acceptor) store(e paxos.Entry) {
+	a.log[e.Slot] = e
+	if e.Slot > a.maxSlot {
+		a.maxSlot = e.Slot
+	}
+	a.pendingEntries = append(a.pendingEntries, e)
+}
+
+func (a *Acceptor) nack(m paxos.Message, b paxos.Ballot) paxos.Message {
+	return paxos.Message{Type: paxos.MsgNack, From: a.id, To: m.From, Ballot: b, Slot: m.Slot}
+}
+
+// entriesFrom returns every accepted entry at or above from, in slot order.
+// Phase 1 must cover all of them, not one slot: a leader that skipped a slot
+// accepted by a minority could choose a second value for it.
+func (a *Acceptor) entriesFrom(from paxos.Slot) []paxos.Entry {
+	var out []paxos.Entry
+	if from > a.maxSlot {
+		return nil
+	}
+	if int(a.maxSlot-from) < len(a.log) {
+		for s := from; s <= a.maxSlot; s++ {
+			if e, ok := a.log[s]; ok {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	for s, e := range a.log {
+		if s >= from {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
+	return out
+}
+
+// EntriesRange returns the entries from..to in slot order, stopping after
+// maxBytes of value payload (always at least one entry if any exists). The
+// leader uses it to send chosen values to a follower that is behind.
+func (a *Acceptor) EntriesRange(from, to paxos.Slot, maxBytes int) []paxos.Entry {
+	var out []paxos.Entry
+	n := 0
+	for s := from; s <= to; s++ {
+		e, ok := a.log[s]
+		if !ok {
+			break
+		}
+		out = append(out, e)
+		n += e.Value.Bytes()
+		if n >= maxBytes {
+			break
+		}
+	}
+	return out
+}

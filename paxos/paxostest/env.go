@@ -1,0 +1,274 @@
+package paxostest
+
+import (
+	"fmt"
+	"math/rand"
+	"strings"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/paxos/replica"
+	"github.com/paxosd/paxosd/proposer"
+)
+
+// Faults are the network and node failure rates of the safety phase, all
+// drawn from the seed.
+type Faults struct {
+	DropRate      float64 // a delivered message is lost
+	DupRate       float64 // a delivered message is delivered again later
+	CrashRate     float64 // per step: a random node crashes
+	RestartRate   float64 // per step: a crashed node restarts
+	PartitionRate float64 // per step: the network splits or heals
+}
+
+// Options configure a simulation run.
+type Options struct {
+	Seed  int64
+	Nodes int
+	// Steps is the length of the safety phase.
+	Steps int
+	// LivenessRounds bounds the liveness phase.
+	LivenessRounds int
+	// Faults, when zero, are drawn from the seed.
+	Faults Faults
+	// Trace, when set, receives a line per step.
+	Trace func(string)
+}
+
+type node struct {
+	id      paxos.NodeID
+	r       *replica.Replica // nil while crashed
+	store   *memStore
+	applied paxos.Slot
+	rand    *rand.Rand
+}
+
+// Env is a simulated cluster.
+type Env struct {
+	opts   Options
+	rng    *rand.Rand
+	cfg    paxos.Config
+	nodes  []*node
+	net    []paxos.Message
+	group  map[paxos.NodeID]int // partition: messages cross only within a group
+	step   int
+	faults Faults
+
+	chosen   map[paxos.Slot]paxos.Value
+	proposed map[string]bool
+	acked    map[string]bool // decided somewhere: a client would have its answer
+	nextCmd  int
+
+	Stats Stats
+}
+
+// Stats count what a run did.
+type Stats struct {
+	Delivered, Dropped, Duplicated, Crashes, Restarts, Partitions, Proposed, Decided int
+	MaxSlot                                                                         paxos.Slot
+}
+
+// NewEnv builds a cluster of opts.Nodes replicas.
+func NewEnv(opts Options) (*Env, error) {
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	e := &Env{
+		opts:     opts,
+		rng:      rand.New(rand.NewSource(opts.Seed)),
+		group:    map[paxos.NodeID]int{},
+		chosen:   map[paxos.Slot]paxos.Value{},
+		proposed: map[string]bool{},
+		acked:    map[string]bool{},
+	}
+	e.faults = opts.Faults
+	if e.faults == (Faults{}) {
+		e.faults = Faults{
+			DropRate:      e.rng.Float64() * 0.3,
+			DupRate:       e.rng.Float64() * 0.1,
+			CrashRate:     e.rng.Float64() * 0.004,
+			RestartRate:   0.01 + e.rng.Float64()*0.02,
+			PartitionRate: e.rng.Float64() * 0.004,
+		}
+	}
+	var members []paxos.NodeID
+	for i := 1; i <= opts.Nodes; i++ {
+		members = append(members, paxos.NodeID(i))
+	}
+	e.cfg = paxos.Config{Members: members, HeartbeatTicks: 2, ElectionTicks: 10, WindowSlots: 8, BatchBytesMax: 64}
+	for _, id := range members {
+		n := &node{id: id, store: newMemStore(), rand: rand.New(rand.NewSource(opts.Seed*31 + int64(id)))}
+		e.nodes = append(e.nodes, n)
+		if err := e.start(n); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *Env) start(n *node) error {
+	cfg := e.cfg
+	cfg.ID = n.id
+	cfg.Rand = n.rand
+	r, err := replica.New(cfg, n.store.state(), 0)
+	if err != nil {
+		return err
+	}
+	n.r, n.applied = r, 0
+	return nil
+}
+
+func (e *Env) tracef(format string, args ...any) {
+	if e.opts.Trace != nil {
+		e.opts.Trace(fmt.Sprintf("%5d ", e.step) + fmt.Sprintf(format, args...))
+	}
+}
+
+// node returns the node with id.
+func (e *Env) node(id paxos.NodeID) *node { return e.nodes[id-1] }
+
+// propose submits a fresh command at n; it reports whether n took it.
+func (e *Env) propose(n *node) bool {
+	cmd := fmt.Sprintf("c%d@%d", e.nextCmd, n.id)
+	if err := n.r.Propose([]byte(cmd)); err != nil {
+		return false
+	}
+	e.nextCmd++
+	e.proposed[cmd] = true
+	e.Stats.Proposed++
+	e.tracef("propose %s at %d", cmd, n.id)
+	return true
+}
+
+// ready drives one Ready of n the way the node loop does: persist, then
+// send (self-addressed messages are stepped at once), then apply.
+func (e *Env) ready(n *node) error {
+	rd := n.r.Ready()
+	if err := n.store.save(rd.Persist); err != nil {
+		return fmt.Errorf("node %d: %w", n.id, err)
+	}
+	var self []paxos.Message
+	for _, m := range rd.Messages {
+		if m.To == n.id {
+			self = append(self, m)
+		} else {
+			e.net = append(e.net, m)
+		}
+	}
+	for _, m := range self {
+		n.r.Step(m)
+	}
+	return e.apply(n, rd.Decided)
+}
+
+// apply checks and records decided entries.
+func (e *Env) apply(n *node, decided []paxos.Entry) error {
+	for _, d := range decided {
+		if d.Slot != n.applied+1 {
+			return fmt.Errorf("node %d delivered slot %d after %d", n.id, d.Slot, n.applied)
+		}
+		n.applied = d.Slot
+		if v, ok := e.chosen[d.Slot]; ok {
+			if !v.Equal(d.Value) {
+				return fmt.Errorf("slot %d chosen twice: %s and %s (node %d)", d.Slot, describe(v), describe(d.Value), n.id)
+			}
+		} else {
+			e.chosen[d.Slot] = d.Value
+			e.Stats.Decided++
+			if d.Slot > e.Stats.MaxSlot {
+				e.Stats.MaxSlot = d.Slot
+			}
+		}
+		for _, c := range d.Value.Cmds {
+			if !e.proposed[string(c)] {
+				return fmt.Errorf("slot %d chose %q, which nobody proposed", d.Slot, c)
+			}
+			e.acked[string(c)] = true
+		}
+	}
+	return nil
+}
+
+func describe(v paxos.Value) string {
+	if v.Kind == paxos.ValueNoop {
+		return "noop"
+	}
+	parts := make([]string, len(v.Cmds))
+	for i, c := range v.Cmds {
+		parts[i] = string(c)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// deliver hands the message at index i to its destination, subject to
+// partitions and the drop and duplication rates.
+func (e *Env) deliver(i int, lossy bool) {
+	m := e.net[i]
+	e.net[i] = e.net[len(e.net)-1]
+	e.net = e.net[:len(e.net)-1]
+	if e.group[m.From] != e.group[m.To] {
+		e.Stats.Dropped++
+		return
+	}
+	if lossy && e.rng.Float64() < e.faults.DropRate {
+		e.Stats.Dropped++
+		return
+	}
+	if lossy && e.rng.Float64() < e.faults.DupRate {
+		e.net = append(e.net, m)
+		e.Stats.Duplicated++
+	}
+	n := e.node(m.To)
+	if n.r == nil {
+		e.Stats.Dropped++
+		return
+	}
+	e.Stats.Delivered++
+	e.tracef("deliver %s", m)
+	n.r.Step(m)
+}
+
+func (e *Env) crash(n *node) {
+	e.tracef("crash %d", n.id)
+	n.r = nil
+	e.Stats.Crashes++
+}
+
+func (e *Env) restart(n *node) error {
+	e.tracef("restart %d", n.id)
+	e.Stats.Restarts++
+	return e.start(n)
+}
+
+func (e *Env) partition() {
+	e.Stats.Partitions++
+	if e.rng.Intn(3) == 0 {
+		e.group = map[paxos.NodeID]int{}
+		e.tracef("heal")
+		return
+	}
+	for _, n := range e.nodes {
+		e.group[n.id] = e.rng.Intn(2)
+	}
+	e.tracef("partition %v", e.group)
+}
+
+func (e *Env) alive() []*node {
+	var out []*node
+	for _, n := range e.nodes {
+		if n.r != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Leaders returns the ids of nodes that believe they lead.
+func (e *Env) Leaders() []paxos.NodeID {
+	var out []paxos.NodeID
+	for _, n := range e.alive() {
+		if n.r.Status().Role == proposer.Leader {
+			out = append(out, n.id)
+		}
+	}
+	return out
+}

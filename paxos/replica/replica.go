@@ -1,0 +1,129 @@
+package replica
+
+import (
+	"fmt"
+
+	"github.com/paxosd/paxosd/acceptor"
+	"github.com/paxosd/paxosd/learner"
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/proposer"
+)
+
+// followerScanMax bounds how far past its watermark a follower looks for
+// entries a leader's watermark covers, per message.
+const followerScanMax = 4096
+
+// Replica is one server's Paxos roles. Not safe for concurrent use.
+type Replica struct {
+	cfg     paxos.Config
+	members paxos.Membership
+	acc     *acceptor.Acceptor
+	prop    *proposer.Proposer
+	learn   *learner.Learner
+
+	msgs          []paxos.Message
+	decided       []paxos.Entry
+	persistCommit paxos.Slot // the watermark last handed out in Persist
+}
+
+// New returns a replica resuming from st (what Persist wrote so far). The
+// first Ready delivers the chosen slots after applied, so a state machine
+// rebuilt from scratch (applied = 0) is replayed from the log.
+func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if applied > st.Commit {
+		return nil, fmt.Errorf("replica: applied slot %d is past the stored watermark %d", applied, st.Commit)
+	}
+	members := paxos.Membership{Nodes: append([]paxos.NodeID(nil), cfg.Members...)}
+	r := &Replica{
+		cfg:           cfg,
+		members:       members,
+		acc:           acceptor.New(cfg.ID, st),
+		prop:          proposer.New(cfg),
+		learn:         learner.New(members, st.Commit),
+		persistCommit: st.Commit,
+	}
+	for s := applied + 1; s <= st.Commit; s++ {
+		e, ok := r.acc.Entry(s)
+		if !ok {
+			return nil, fmt.Errorf("replica: stored state lacks chosen slot %d (watermark %d)", s, st.Commit)
+		}
+		r.decided = append(r.decided, e)
+	}
+	return r, nil
+}
+
+// Propose queues a client command. It fails with paxos.ErrNoLeader when no
+// leader is known and paxos.ErrBusy when the queue is full; otherwise the
+// command is proposed (or forwarded) at the next Ready. A proposal may still
+// be lost (a leader change, a dropped message): the caller learns the
+// outcome only by seeing the command in Ready.Decided, and retries
+// otherwise.
+func (r *Replica) Propose(cmd []byte) error { return r.prop.Propose(cmd) }
+
+// Tick advances the replica's clock by one tick.
+func (r *Replica) Tick() {
+	r.observeRole(func() {
+		r.msgs = append(r.msgs, r.prop.Tick(r.acc.Promised(), r.learn.Commit(), r.learn.Voted)...)
+	})
+}
+
+// Ready returns the work accumulated since the last call; see paxos.Ready
+// for the caller's obligations.
+func (r *Replica) Ready() paxos.Ready {
+	msgs, proposed := r.prop.Flush(r.learn.Commit())
+	r.expect(proposed)
+	r.msgs = append(r.msgs, msgs...)
+	r.advance()
+
+	var rd paxos.Ready
+	rd.Persist.Promised, rd.Persist.Entries = r.acc.TakePersist()
+	if c := r.learn.Commit(); c > r.persistCommit {
+		rd.Persist.Commit = c
+		r.persistCommit = c
+	}
+	rd.Messages, r.msgs = r.msgs, nil
+	rd.Decided, r.decided = r.decided, nil
+	return rd
+}
+
+// HasReady reports whether Ready would return any work.
+func (r *Replica) HasReady() bool {
+	return len(r.msgs) > 0 || len(r.decided) > 0 || r.prop.Pending() > 0 || r.learn.Commit() > r.persistCommit
+}
+
+// advance delivers newly contiguous chosen slots. Each one's chosen value
+// is written into the local log if it is not there already, in the same
+// Persist as the watermark that covers it, so a restart finds every slot up
+// to the watermark in the log.
+func (r *Replica) advance() {
+	done := r.learn.Advance()
+	if len(done) == 0 {
+		return
+	}
+	for _, e := range done {
+		r.acc.Learn(e)
+	}
+	r.decided = append(r.decided, done...)
+	r.prop.OnCommit(r.learn.Commit())
+}
+
+func (r *Replica) expect(proposed []paxos.Entry) {
+	for _, e := range proposed {
+		r.learn.Expect(e.Slot, e.Ballot, e.Value)
+	}
+}
+
+// observeRole runs f and clears the learner's vote counts if f made this
+// node stop leading: they belong to a ballot nobody proposes under anymore.
+func (r *Replica) observeRole(f func()) {
+	wasLeader := r.prop.Role() == proposer.Leader
+	before := r.prop.Ballot()
+	f()
+	if wasLeader && (r.prop.Role() != proposer.Leader || r.prop.Ballot() != before) {
+		r.learn.ResetTallies()
+	}
+}

@@ -1,0 +1,156 @@
+package replica
+
+import (
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/proposer"
+)
+
+// Step handles one message addressed to this node. Messages from
+// non-members, for other nodes, or of unknown type are ignored: the network
+// is not trusted to be tidy.
+func (r *Replica) Step(m paxos.Message) {
+	if m.To != r.cfg.ID || !r.members.Contains(m.From) {
+		return
+	}
+	r.observeRole(func() { r.step(m) })
+}
+
+func (r *Replica) step(m paxos.Message) {
+	switch m.Type {
+	case paxos.MsgPreVote:
+		r.send(r.prop.HandlePreVote(m, r.learn.Commit()))
+	case paxos.MsgPreVoteReply:
+		r.msgs = append(r.msgs, r.prop.OnPreVoteReply(m, r.acc.Promised(), r.learn.Commit())...)
+	case paxos.MsgPrepare:
+		r.stepPrepare(m)
+	case paxos.MsgPromise:
+		r.stepPromise(m)
+	case paxos.MsgAccept:
+		r.stepAccept(m)
+	case paxos.MsgAccepted:
+		r.stepAccepted(m)
+	case paxos.MsgNack:
+		r.prop.OnNack(m)
+	case paxos.MsgHeartbeat:
+		r.stepHeartbeat(m)
+	case paxos.MsgHeartbeatAck:
+		r.stepHeartbeatAck(m)
+	case paxos.MsgDecide:
+		r.stepDecide(m)
+	case paxos.MsgForward:
+		if r.prop.Role() == proposer.Leader {
+			for _, c := range m.Cmds {
+				_ = r.prop.Propose(c) // a full queue drops it; the client retries
+			}
+		}
+	}
+}
+
+func (r *Replica) send(m paxos.Message) { r.msgs = append(r.msgs, m) }
+
+func (r *Replica) stepPrepare(m paxos.Message) {
+	reply := r.acc.Step(m, r.learn.Commit())
+	if reply.Type == paxos.MsgPromise && m.From != r.cfg.ID {
+		r.prop.OnPromisedOther(m.Ballot)
+	}
+	r.prop.Observe(reply.Ballot)
+	r.send(reply)
+}
+
+func (r *Replica) stepPromise(m paxos.Message) {
+	r.prop.Observe(m.Ballot)
+	msgs, proposed, chosen := r.prop.OnPromise(m, r.learn.Commit())
+	for _, e := range chosen {
+		r.learn.Choose(e)
+	}
+	r.expect(proposed)
+	r.msgs = append(r.msgs, msgs...)
+}
+
+func (r *Replica) stepAccept(m paxos.Message) {
+	if !m.Ballot.Less(r.acc.Promised()) {
+		r.prop.OnLeaderContact(m.Ballot)
+	}
+	reply := r.acc.Step(m, r.learn.Commit())
+	if reply.Type == paxos.MsgNack {
+		r.prop.Observe(reply.Ballot)
+	} else {
+		r.learnFromLeader(m.Ballot, m.Commit)
+		reply.Commit = r.learn.Commit()
+	}
+	r.send(reply)
+}
+
+func (r *Replica) stepAccepted(m paxos.Message) {
+	if r.prop.Role() != proposer.Leader || m.Ballot != r.prop.Ballot() {
+		return
+	}
+	r.prop.MarkActive(m.From)
+	r.learn.OnAccepted(m.From, m.Ballot, m.Slots)
+}
+
+func (r *Replica) stepHeartbeat(m paxos.Message) {
+	if m.Ballot.Less(r.acc.Promised()) {
+		r.send(paxos.Message{Type: paxos.MsgNack, From: r.cfg.ID, To: m.From, Ballot: r.acc.Promised()})
+		return
+	}
+	r.prop.OnLeaderContact(m.Ballot)
+	r.learnFromLeader(m.Ballot, m.Commit)
+	r.send(paxos.Message{Type: paxos.MsgHeartbeatAck, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: r.learn.Commit()})
+}
+
+// stepHeartbeatAck lets the leader see who is alive and push chosen values
+// to a follower whose watermark is behind (catch-up). The follower answers a
+// Decide with another ack, so catch-up streams one chunk per round trip.
+func (r *Replica) stepHeartbeatAck(m paxos.Message) {
+	if r.prop.Role() != proposer.Leader || m.Ballot != r.prop.Ballot() {
+		return
+	}
+	r.prop.MarkActive(m.From)
+	commit := r.learn.Commit()
+	if m.Commit >= commit {
+		return
+	}
+	entries := r.acc.EntriesRange(m.Commit+1, commit, r.cfg.BatchBytesMax)
+	if len(entries) == 0 {
+		return
+	}
+	r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
+}
+
+// stepDecide takes chosen values from the leader. A chosen value is a fact
+// whatever the sender's ballot, so they are learned even from a leader this
+// node no longer follows.
+func (r *Replica) stepDecide(m paxos.Message) {
+	for _, e := range m.Entries {
+		r.learn.Choose(e)
+	}
+	r.learn.NoteLeaderCommit(m.Commit)
+	r.advance()
+	if m.Ballot.Less(r.acc.Promised()) {
+		return
+	}
+	r.prop.OnLeaderContact(m.Ballot)
+	r.send(paxos.Message{Type: paxos.MsgHeartbeatAck, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: r.learn.Commit()})
+}
+
+// learnFromLeader marks chosen the slots up to the leader's watermark whose
+// local entry was accepted under the leader's own ballot: the leader of a
+// ballot proposes one value per slot, so that entry is the chosen value.
+// Slots whose entry is missing or older wait for catch-up.
+func (r *Replica) learnFromLeader(b paxos.Ballot, leaderCommit paxos.Slot) {
+	r.learn.NoteLeaderCommit(leaderCommit)
+	start := r.learn.Commit() + 1
+	end := leaderCommit
+	if end > start+followerScanMax {
+		end = start + followerScanMax
+	}
+	for s := start; s <= end; s++ {
+		if r.learn.IsChosen(s) {
+			continue
+		}
+		if e, ok := r.acc.Entry(s); ok && e.Ballot == b {
+			r.learn.Choose(e)
+		}
+	}
+}

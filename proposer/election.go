@@ -1,0 +1,171 @@
+package proposer
+
+import "github.com/paxosd/paxosd/paxos"
+
+// Tick advances time by one tick. promised is the local acceptor's promise
+// and commit the local chosen watermark; voted reports which acceptors have
+// accepted an in-flight slot (for retransmission).
+func (p *Proposer) Tick(promised paxos.Ballot, commit paxos.Slot, voted func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
+	p.ticks++
+	if p.role == Leader {
+		return p.tickLeader(commit, voted)
+	}
+	p.electionElapsed++
+	if p.electionElapsed < p.electionTimeout {
+		return nil
+	}
+	return p.startPreVote(promised, commit)
+}
+
+func (p *Proposer) tickLeader(commit paxos.Slot, voted func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
+	var out []paxos.Message
+	p.heartbeatElapsed++
+	if p.heartbeatElapsed >= p.cfg.HeartbeatTicks {
+		p.heartbeatElapsed = 0
+		out = append(out, p.broadcast(paxos.Message{Type: paxos.MsgHeartbeat, Ballot: p.ballot, Commit: commit}, false)...)
+		out = append(out, p.retransmit(commit, voted)...)
+	}
+	p.electionElapsed++
+	if p.electionElapsed < p.cfg.ElectionTicks {
+		return out
+	}
+	p.electionElapsed = 0
+	p.active[p.id] = true
+	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.active[id] }) {
+		p.stepDown(p.ballot) // check-quorum: we may be cut off from a majority
+		return out
+	}
+	p.active = map[paxos.NodeID]bool{}
+	if len(p.inflight) > 0 && commit == p.commitAtCheck {
+		p.stalledChecks++
+		if p.stalledChecks >= 2 {
+			p.stepDown(p.ballot) // heartbeats prove progress, not just liveness
+			return out
+		}
+	} else {
+		p.stalledChecks = 0
+	}
+	p.commitAtCheck = commit
+	return out
+}
+
+// startPreVote begins a campaign without disturbing anyone: nothing is
+// promised or persisted until a quorum says a new leader is welcome.
+func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
+	p.role = PreCandidate
+	p.leader = 0
+	p.forward = nil
+	p.electionElapsed = 0
+	p.resetElectionTimeout()
+	p.prevoteBallot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
+	p.votes = map[paxos.NodeID]bool{p.id: true}
+	p.rejects = map[paxos.NodeID]bool{}
+	if p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
+		return p.becomeCandidate(promised, commit)
+	}
+	return p.broadcast(paxos.Message{Type: paxos.MsgPreVote, Ballot: p.prevoteBallot, Commit: commit}, false)
+}
+
+// HandlePreVote answers another node's PreVote. It grants only if this node
+// has not heard from a leader for an election timeout (so a healthy leader
+// keeps its followers) and the candidate's watermark is not behind ours (so
+// the most up-to-date reachable node wins and Phase 1 stays small).
+func (p *Proposer) HandlePreVote(m paxos.Message, commit paxos.Slot) paxos.Message {
+	leaderAlive := p.role == Leader || (p.leader != 0 && p.electionElapsed < p.cfg.ElectionTicks)
+	grant := !leaderAlive && m.Commit >= commit
+	return paxos.Message{Type: paxos.MsgPreVoteReply, From: p.id, To: m.From, Ballot: m.Ballot, Commit: commit, Reject: !grant}
+}
+
+// OnPreVoteReply counts PreVote answers; a quorum of grants starts Phase 1.
+func (p *Proposer) OnPreVoteReply(m paxos.Message, promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
+	if p.role != PreCandidate || m.Ballot != p.prevoteBallot {
+		return nil
+	}
+	if m.Reject {
+		p.rejects[m.From] = true
+		if p.members.IsQuorum(func(id paxos.NodeID) bool { return p.rejects[id] }) {
+			p.role = Follower // wait for the leader, or for the next timeout
+		}
+		return nil
+	}
+	p.votes[m.From] = true
+	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
+		return nil
+	}
+	return p.becomeCandidate(promised, commit)
+}
+
+// becomeCandidate starts Phase 1 under a fresh ballot, covering every slot
+// from the first one this node does not know to be chosen.
+func (p *Proposer) becomeCandidate(promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
+	p.role = Candidate
+	p.ballot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
+	p.Observe(p.ballot)
+	p.from = commit + 1
+	p.votes = map[paxos.NodeID]bool{}
+	p.recovered = map[paxos.Slot]paxos.Entry{}
+	p.chosenSeen = map[paxos.Slot]paxos.Entry{}
+	p.maxReported = 0
+	return p.broadcast(paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from}, true)
+}
+
+// OnPromise collects Phase 1 answers. With a quorum the node leads: it
+// returns the messages to send, the entries it proposes anew (recovered
+// values, and no-ops for holes) and the entries it learned are chosen.
+func (p *Proposer) OnPromise(m paxos.Message, commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
+	if p.role != Candidate || m.Ballot != p.ballot || p.votes[m.From] {
+		return nil, nil, nil
+	}
+	p.votes[m.From] = true
+	for _, e := range m.Entries {
+		if e.Slot > p.maxReported {
+			p.maxReported = e.Slot
+		}
+		if e.Slot <= m.Commit {
+			if _, ok := p.chosenSeen[e.Slot]; !ok {
+				p.chosenSeen[e.Slot] = e
+			}
+		}
+		if r, ok := p.recovered[e.Slot]; !ok || r.Ballot.Less(e.Ballot) {
+			p.recovered[e.Slot] = e
+		}
+	}
+	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
+		return nil, nil, nil
+	}
+	return p.becomeLeader(commit)
+}
+
+func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
+	p.role = Leader
+	p.leader = p.id
+	p.electionElapsed, p.heartbeatElapsed, p.stalledChecks = 0, 0, 0
+	p.active = map[paxos.NodeID]bool{}
+	p.commitAtCheck = commit
+	p.inflight = map[paxos.Slot]proposal{}
+	p.inflightLow = commit + 1
+	start := p.from
+	if commit+1 > start {
+		start = commit + 1
+	}
+	for s := start; s <= p.maxReported; s++ {
+		if e, ok := p.chosenSeen[s]; ok {
+			chosen = append(chosen, e)
+			continue
+		}
+		v := paxos.Noop
+		if r, ok := p.recovered[s]; ok {
+			v = r.Value
+		}
+		proposed = append(proposed, paxos.Entry{Slot: s, Ballot: p.ballot, Value: v})
+		p.inflight[s] = proposal{value: v, tick: p.ticks}
+	}
+	p.nextSlot = p.maxReported + 1
+	if p.nextSlot <= commit {
+		p.nextSlot = commit + 1
+	}
+	p.votes, p.recovered, p.chosenSeen = nil, nil, nil
+	msgs = p.broadcast(paxos.Message{Type: paxos.MsgHeartbeat, Ballot: p.ballot, Commit: commit}, false)
+	msgs = append(msgs, p.accepts(proposed, commit)...)
+	return msgs, proposed, chosen
+}

@@ -1,0 +1,228 @@
+package proposer
+
+import (
+	"sort"
+
+	"github.com/paxosd/paxosd/paxos"
+)
+
+// Role is what a proposer is doing.
+type Role uint8
+
+const (
+	Follower Role = iota
+	PreCandidate
+	Candidate
+	Leader
+)
+
+func (r Role) String() string {
+	return [...]string{"follower", "precandidate", "candidate", "leader"}[r]
+}
+
+// Proposer is one node's proposer. Not safe for concurrent use.
+type Proposer struct {
+	cfg     paxos.Config
+	id      paxos.NodeID
+	members paxos.Membership
+
+	role    Role
+	ballot  paxos.Ballot // ours, while Candidate or Leader
+	maxSeen paxos.Ballot // the highest ballot observed anywhere
+	leader  paxos.NodeID // the leader we follow (or ourselves); 0 if unknown
+
+	ticks            int64
+	electionElapsed  int
+	electionTimeout  int // randomized in [ElectionTicks, 2*ElectionTicks)
+	heartbeatElapsed int
+
+	// Leader liveness (check-quorum) and progress checks.
+	active        map[paxos.NodeID]bool
+	commitAtCheck paxos.Slot
+	stalledChecks int
+
+	// PreVote and Phase 1.
+	prevoteBallot paxos.Ballot
+	votes         map[paxos.NodeID]bool
+	rejects       map[paxos.NodeID]bool
+	from          paxos.Slot
+	recovered     map[paxos.Slot]paxos.Entry // highest-ballot report per slot
+	chosenSeen    map[paxos.Slot]paxos.Entry // reported at or below the sender's watermark
+	maxReported   paxos.Slot
+
+	// Phase 2.
+	nextSlot     paxos.Slot
+	inflight     map[paxos.Slot]proposal
+	inflightLow  paxos.Slot // no inflight slot is below it
+	pending      [][]byte
+	pendingBytes int
+	forward      [][]byte // commands to hand to the leader (as Follower)
+}
+
+type proposal struct {
+	value paxos.Value
+	tick  int64 // when last sent
+}
+
+// New returns a follower. cfg must have passed Validate.
+func New(cfg paxos.Config) *Proposer {
+	p := &Proposer{
+		cfg:      cfg,
+		id:       cfg.ID,
+		members:  paxos.Membership{Nodes: cfg.Members},
+		inflight: map[paxos.Slot]proposal{},
+	}
+	p.resetElectionTimeout()
+	return p
+}
+
+// Role returns the current role.
+func (p *Proposer) Role() Role { return p.role }
+
+// Ballot returns the ballot this node leads (or campaigns) with, or the
+// highest seen as a follower.
+func (p *Proposer) Ballot() paxos.Ballot {
+	if p.role == Leader || p.role == Candidate {
+		return p.ballot
+	}
+	return p.maxSeen
+}
+
+// Leader returns the node believed to lead, 0 if none.
+func (p *Proposer) Leader() paxos.NodeID { return p.leader }
+
+// NextSlot returns the next slot a leader will assign.
+func (p *Proposer) NextSlot() paxos.Slot { return p.nextSlot }
+
+// InFlight returns the number of proposed, not yet chosen slots.
+func (p *Proposer) InFlight() int { return len(p.inflight) }
+
+// Pending returns the number of commands waiting for a slot.
+func (p *Proposer) Pending() int { return len(p.pending) + len(p.forward) }
+
+func (p *Proposer) resetElectionTimeout() {
+	p.electionTimeout = p.cfg.ElectionTicks + p.cfg.Rand.Intn(p.cfg.ElectionTicks)
+}
+
+// Observe notes a ballot seen in any message.
+func (p *Proposer) Observe(b paxos.Ballot) { p.maxSeen = paxos.MaxBallot(p.maxSeen, b) }
+
+// MarkActive notes that from answered the leader in this check period.
+func (p *Proposer) MarkActive(from paxos.NodeID) {
+	if p.role == Leader && p.active != nil {
+		p.active[from] = true
+	}
+}
+
+// Propose queues cmd for a slot. A follower that knows the leader forwards
+// it; one that does not returns paxos.ErrNoLeader.
+func (p *Proposer) Propose(cmd []byte) error {
+	if p.role == Follower {
+		if p.leader == 0 {
+			return paxos.ErrNoLeader
+		}
+		if len(p.forward) >= p.cfg.PendingMax {
+			return paxos.ErrBusy
+		}
+		p.forward = append(p.forward, cmd)
+		return nil
+	}
+	if len(p.pending) >= p.cfg.PendingMax {
+		return paxos.ErrBusy
+	}
+	p.pending = append(p.pending, cmd)
+	p.pendingBytes += len(cmd)
+	return nil
+}
+
+// stepDown makes the node a follower after seeing ballot b.
+func (p *Proposer) stepDown(b paxos.Ballot) {
+	p.Observe(b)
+	if p.leader == p.id {
+		p.leader = 0
+	}
+	p.role = Follower
+	p.votes, p.rejects, p.recovered, p.chosenSeen, p.active = nil, nil, nil, nil, nil
+	p.inflight = map[paxos.Slot]proposal{}
+	p.pending, p.pendingBytes = nil, 0
+	p.electionElapsed = 0
+	p.resetElectionTimeout()
+}
+
+// OnLeaderContact is called for a Heartbeat, Accept or Decide from the
+// leader of ballot b, once the acceptor found b at least its promise.
+func (p *Proposer) OnLeaderContact(b paxos.Ballot) {
+	p.Observe(b)
+	if b.Node == p.id {
+		return
+	}
+	if (p.role == Leader || p.role == Candidate) && p.ballot.Less(b) {
+		p.stepDown(b)
+	}
+	if p.role == PreCandidate {
+		p.role = Follower
+	}
+	if p.role == Follower {
+		if p.leader != b.Node {
+			p.forward = nil // meant for the previous leader
+		}
+		p.leader = b.Node
+		p.electionElapsed = 0
+	}
+}
+
+// OnPromisedOther is called when this node's acceptor promised b to another
+// proposer.
+func (p *Proposer) OnPromisedOther(b paxos.Ballot) {
+	p.Observe(b)
+	if (p.role == Leader || p.role == Candidate) && p.ballot.Less(b) {
+		p.stepDown(b)
+	}
+	if p.role == Follower {
+		// Someone is taking over; give it an election timeout to do so.
+		p.leader = 0
+		p.electionElapsed = 0
+	}
+}
+
+// OnNack handles a refusal: a higher ballot makes a leader or candidate
+// step down.
+func (p *Proposer) OnNack(m paxos.Message) {
+	p.Observe(m.Ballot)
+	if (p.role == Leader || p.role == Candidate) && p.ballot.Less(m.Ballot) {
+		p.stepDown(m.Ballot)
+	}
+}
+
+// OnCommit drops in-flight bookkeeping for slots at or below commit.
+func (p *Proposer) OnCommit(commit paxos.Slot) {
+	for ; p.inflightLow <= commit && len(p.inflight) > 0; p.inflightLow++ {
+		delete(p.inflight, p.inflightLow)
+	}
+	if p.inflightLow <= commit {
+		p.inflightLow = commit + 1
+	}
+}
+
+// sortedInflight returns the in-flight slots in order.
+func (p *Proposer) sortedInflight() []paxos.Slot {
+	out := make([]paxos.Slot, 0, len(p.inflight))
+	for s := range p.inflight {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (p *Proposer) broadcast(m paxos.Message, self bool) []paxos.Message {
+	out := make([]paxos.Message, 0, len(p.members.Nodes))
+	for _, id := range p.members.Nodes {
+		if id == p.id && !self {
+			continue
+		}
+		mm := m
+		mm.From, mm.To = p.id, id
+		out = append(out, mm)
+	}
+	return out
+}
