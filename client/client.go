@@ -1,0 +1,235 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// Config configures a Client. Endpoints is required; the rest default.
+type Config struct {
+	// Endpoints are the nodes' addresses (host:port), any of them.
+	Endpoints []string
+	// ClusterID must match the cluster's. Default "paxosd".
+	ClusterID string
+	// DialTimeout bounds connecting to one endpoint. Default 1s.
+	DialTimeout time.Duration
+	// AttemptTimeout bounds one attempt at one endpoint before the client
+	// retries (same sequence number) elsewhere. Default 3s.
+	AttemptTimeout time.Duration
+	// FrameBytesMax bounds a frame. Default 16 MiB.
+	FrameBytesMax int
+}
+
+// Client is a connection to a paxosd cluster. Safe for concurrent use.
+type Client struct {
+	cfg Config
+	id  uint64
+
+	mu          sync.Mutex
+	conn        *conn
+	next        int // index of the endpoint to try next
+	nextSeq     uint64
+	outstanding map[uint64]struct{}
+	closed      bool
+}
+
+// New connects to the cluster at endpoints. It fails if none answers
+// before ctx ends.
+func New(ctx context.Context, endpoints ...string) (*Client, error) {
+	return NewWithConfig(ctx, Config{Endpoints: endpoints})
+}
+
+// NewWithConfig is New with every option.
+func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, fmt.Errorf("%w: no endpoints given", ErrInvalid)
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = time.Second
+	}
+	if cfg.AttemptTimeout == 0 {
+		cfg.AttemptTimeout = 3 * time.Second
+	}
+	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}}
+	if _, err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func randomID() uint64 {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic("client: no randomness: " + err.Error())
+		}
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
+}
+
+// ID returns the client id that, with a sequence number, identifies each
+// of this client's requests.
+func (c *Client) ID() uint64 { return c.id }
+
+// Close closes the client's connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.conn != nil {
+		c.conn.close()
+		c.conn = nil
+	}
+	return nil
+}
+
+// connect returns a live connection, dialing endpoints in turn, starting
+// with the one after the last that failed.
+func (c *Client) connect(ctx context.Context) (*conn, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if c.conn != nil && !c.conn.broken() {
+		cn := c.conn
+		c.mu.Unlock()
+		return cn, nil
+	}
+	start := c.next
+	c.mu.Unlock()
+	var errs []string
+	for i := 0; i < len(c.cfg.Endpoints); i++ {
+		addr := c.cfg.Endpoints[(start+i)%len(c.cfg.Endpoints)]
+		dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+		cn, err := dial(dctx, addr, c.cfg.ClusterID, c.cfg.FrameBytesMax)
+		cancel()
+		if err != nil {
+			errs = append(errs, err.Error())
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			cn.close()
+			return nil, ErrClosed
+		}
+		if c.conn != nil && !c.conn.broken() {
+			cn.close() // another call connected meanwhile
+			cn = c.conn
+		} else {
+			c.conn = cn
+			c.next = (start + i) % len(c.cfg.Endpoints)
+		}
+		c.mu.Unlock()
+		return cn, nil
+	}
+	return nil, unavailable("cannot reach any endpoint (%s): %s", strings.Join(c.cfg.Endpoints, ", "), strings.Join(errs, "; "))
+}
+
+// abandon drops cn and makes the next connect start at the following
+// endpoint (or at prefer, if it is one of the endpoints).
+func (c *Client) abandon(cn *conn, prefer string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == cn {
+		c.conn = nil
+		c.next = (c.next + 1) % len(c.cfg.Endpoints)
+		for i, e := range c.cfg.Endpoints {
+			if e == prefer {
+				c.next = i
+			}
+		}
+	}
+	cn.close()
+}
+
+// sequence assigns q the next sequence number and the acknowledgement
+// watermark; done must be called once the call has its final answer.
+func (c *Client) sequence(q *wire.Request) (done func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextSeq++
+	seq := c.nextSeq
+	c.outstanding[seq] = struct{}{}
+	acked := seq
+	for s := range c.outstanding {
+		if s < acked {
+			acked = s
+		}
+	}
+	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, acked
+	return func() {
+		c.mu.Lock()
+		delete(c.outstanding, seq)
+		c.mu.Unlock()
+	}
+}
+
+// do sends q until it gets an answer that is not "try again", moving to
+// another endpoint whenever the current one fails, is unreachable, or has
+// no leader. Retries keep q's client id and sequence number.
+func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error) {
+	if q.Op != wire.OpStatus {
+		defer c.sequence(q)()
+	}
+	backoff := 5 * time.Millisecond
+	var last error
+	for {
+		if err := ctx.Err(); err != nil {
+			if last == nil {
+				last = err
+			}
+			return nil, fmt.Errorf("%w: %v (last error: %v)", ErrTimeout, err, last)
+		}
+		cn, err := c.connect(ctx)
+		if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+		if err == nil {
+			var resp *wire.Response
+			resp, err = c.attempt(ctx, cn, q)
+			if err == nil {
+				switch resp.Err {
+				case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:
+					err = responseError(resp)
+					c.abandon(cn, resp.LeaderAddr)
+				default:
+					return resp, nil
+				}
+			} else {
+				c.abandon(cn, "")
+			}
+		}
+		last = err
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		if backoff < 200*time.Millisecond {
+			backoff *= 2
+		}
+	}
+}
+
+func (c *Client) attempt(ctx context.Context, cn *conn, q *wire.Request) (*wire.Response, error) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	defer cancel()
+	if dl, ok := actx.Deadline(); ok {
+		q.TimeoutMs = uint32(time.Until(dl) / time.Millisecond)
+	}
+	return cn.call(actx, q)
+}

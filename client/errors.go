@@ -1,0 +1,66 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// Errors a call can return; test with errors.Is. The error's text adds the
+// server's explanation.
+var (
+	ErrNotFound    = errors.New("key not found")
+	ErrInvalid     = errors.New("invalid argument")
+	ErrTooLarge    = errors.New("too large")
+	ErrTimeout     = errors.New("timed out")
+	ErrUnavailable = errors.New("cluster unavailable")
+	ErrNotLeader   = errors.New("not leader")
+	ErrClosed      = errors.New("client closed")
+	ErrInternal    = errors.New("internal server error")
+)
+
+// Error is an error answered by the server.
+type Error struct {
+	Code wire.ErrCode
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Msg == "" {
+		return e.Code.String()
+	}
+	return e.Msg
+}
+
+// Is maps the server's code to the sentinel errors above.
+func (e *Error) Is(target error) bool {
+	switch e.Code {
+	case wire.ErrNotFound:
+		return target == ErrNotFound
+	case wire.ErrInvalid:
+		return target == ErrInvalid
+	case wire.ErrTooLarge:
+		return target == ErrTooLarge
+	case wire.ErrTimeout:
+		return target == ErrTimeout
+	case wire.ErrUnavailable:
+		return target == ErrUnavailable
+	case wire.ErrNotLeader:
+		return target == ErrNotLeader
+	case wire.ErrInternal:
+		return target == ErrInternal
+	}
+	return false
+}
+
+func responseError(r *wire.Response) error {
+	if r.Err == wire.ErrNone {
+		return nil
+	}
+	return &Error{Code: r.Err, Msg: r.ErrMsg}
+}
+
+func unavailable(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,121 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// KV is a key with its value and revisions.
+type KV struct {
+	Key   string
+	Value []byte
+	// CreateRevision is the store revision that created the key,
+	// ModRevision the one that last changed it; Version counts the puts
+	// since the key was created.
+	CreateRevision, ModRevision, Version uint64
+}
+
+func kvOf(w wire.KV) KV {
+	return KV{Key: w.Key, Value: w.Value, CreateRevision: w.CreateRevision, ModRevision: w.ModRevision, Version: w.Version}
+}
+
+// ReadOption changes how Get and List read.
+type ReadOption func(*wire.Request)
+
+// Serializable reads from the contacted node's applied state without a
+// round through the leader: faster, but possibly stale.
+func Serializable() ReadOption { return func(q *wire.Request) { q.Serializable = true } }
+
+// Put sets key to value and returns the store revision of the change.
+func (c *Client) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	resp, err := c.do(ctx, &wire.Request{Op: wire.OpPut, Key: key, Value: value})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Revision, responseError(resp)
+}
+
+// Get reads key; a missing key is ErrNotFound. Reads are linearizable
+// unless Serializable is given.
+func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, error) {
+	q := &wire.Request{Op: wire.OpGet, Key: key}
+	for _, o := range opts {
+		o(q)
+	}
+	resp, err := c.do(ctx, q)
+	if err != nil {
+		return KV{}, err
+	}
+	if resp.Err == wire.ErrNotFound {
+		return KV{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err := responseError(resp); err != nil {
+		return KV{}, err
+	}
+	return kvOf(resp.KV), nil
+}
+
+// Delete removes key and reports whether it existed.
+func (c *Client) Delete(ctx context.Context, key string) (bool, error) {
+	resp, err := c.do(ctx, &wire.Request{Op: wire.OpDelete, Key: key})
+	if err != nil {
+		return false, err
+	}
+	if resp.Err == wire.ErrNotFound {
+		return false, nil
+	}
+	return resp.Found, responseError(resp)
+}
+
+// Condition is what CompareAndSet compares.
+type Condition func(*wire.Request)
+
+// IfValue holds when the key exists with exactly this value.
+func IfValue(v []byte) Condition {
+	return func(q *wire.Request) { q.PrevValue, q.HasPrevValue = v, true }
+}
+
+// IfModRevision holds when the key was last changed at revision rev.
+func IfModRevision(rev uint64) Condition {
+	return func(q *wire.Request) { q.PrevRevision, q.HasPrevRevision = rev, true }
+}
+
+// IfAbsent holds when the key does not exist.
+func IfAbsent() Condition { return IfModRevision(0) }
+
+// CompareAndSet sets key to value if cond holds. It reports whether it did,
+// and the key as it was before.
+func (c *Client) CompareAndSet(ctx context.Context, key string, value []byte, cond Condition) (bool, KV, error) {
+	q := &wire.Request{Op: wire.OpCAS, Key: key, Value: value}
+	cond(q)
+	resp, err := c.do(ctx, q)
+	if err != nil {
+		return false, KV{}, err
+	}
+	if err := responseError(resp); err != nil {
+		return false, KV{}, err
+	}
+	return resp.Succeeded, kvOf(resp.KV), nil
+}
+
+// List returns the keys starting with prefix, sorted; limit 0 means all.
+func (c *Client) List(ctx context.Context, prefix string, limit int, opts ...ReadOption) ([]KV, error) {
+	q := &wire.Request{Op: wire.OpList, Prefix: prefix, Limit: uint32(limit)}
+	for _, o := range opts {
+		o(q)
+	}
+	resp, err := c.do(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if err := responseError(resp); err != nil {
+		return nil, err
+	}
+	out := make([]KV, len(resp.KVs))
+	for i, kv := range resp.KVs {
+		out[i] = kvOf(kv)
+	}
+	return out, nil
+}

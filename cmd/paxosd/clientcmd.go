@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/paxosd/paxosd/client"
+)
+
+const defaultEndpoints = "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
+
+// clientFlags are the flags every client command shares.
+type clientFlags struct {
+	endpoints string
+	clusterID string
+	timeout   time.Duration
+}
+
+func (c *clientFlags) register(fs *pflag.FlagSet) {
+	def := os.Getenv("PAXOSD_ENDPOINTS")
+	if def == "" {
+		def = defaultEndpoints
+	}
+	fs.StringVar(&c.endpoints, "endpoints", def, "cluster nodes, comma-separated (or $PAXOSD_ENDPOINTS)")
+	fs.StringVar(&c.clusterID, "cluster-id", "paxosd", "cluster name")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "give up after this long")
+}
+
+func (c *clientFlags) list() []string {
+	var out []string
+	for _, e := range strings.Split(c.endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (c *clientFlags) connect() (*client.Client, context.Context, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	cl, err := client.NewWithConfig(ctx, client.Config{Endpoints: c.list(), ClusterID: c.clusterID})
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return cl, ctx, cancel, nil
+}
+
+func cmdKV(args []string, stdout io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return fmt.Errorf("%w: kv needs a subcommand: put, get, del or ls (see 'paxosd --help')", errUsage)
+	}
+	sub := args[0]
+	fs := newFlags("kv "+sub, "paxosd kv "+sub+" ...")
+	var cf clientFlags
+	cf.register(fs)
+	serializable := fs.Bool("serializable", false, "get/ls: answer from the contacted node's own state without asking the leader (fast, may be stale)")
+	limit := fs.Int("limit", 0, "ls: at most this many keys (0 = all)")
+	keysOnly := fs.Bool("keys-only", false, "ls: print keys without values")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	want := map[string]int{"put": 2, "get": 1, "del": 1, "ls": -1}
+	n, ok := want[sub]
+	if !ok {
+		return fmt.Errorf("%w: unknown kv subcommand %q: want put, get, del or ls", errUsage, sub)
+	}
+	if (n >= 0 && fs.NArg() != n) || (n < 0 && fs.NArg() > 1) {
+		return fmt.Errorf("%w: %s", errUsage, map[string]string{
+			"put": "kv put takes KEY VALUE", "get": "kv get takes KEY", "del": "kv del takes KEY", "ls": "kv ls takes at most a PREFIX",
+		}[sub])
+	}
+	var readOpts []client.ReadOption
+	if *serializable {
+		readOpts = append(readOpts, client.Serializable())
+	}
+	cl, ctx, cancel, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	switch sub {
+	case "put":
+		if _, err := cl.Put(ctx, fs.Arg(0), []byte(fs.Arg(1))); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "OK")
+	case "get":
+		kv, err := cl.Get(ctx, fs.Arg(0), readOpts...)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", kv.Value)
+	case "del":
+		existed, err := cl.Delete(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		if !existed {
+			return fmt.Errorf("%w: %s", client.ErrNotFound, fs.Arg(0))
+		}
+		fmt.Fprintln(stdout, "OK")
+	case "ls":
+		kvs, err := cl.List(ctx, fs.Arg(0), *limit, readOpts...)
+		if err != nil {
+			return err
+		}
+		for _, kv := range kvs {
+			if *keysOnly {
+				fmt.Fprintln(stdout, kv.Key)
+			} else {
+				fmt.Fprintf(stdout, "%s\t%s\n", kv.Key, kv.Value)
+			}
+		}
+	}
+	return nil
+}
+
+func cmdStatus(args []string, stdout io.Writer) error {
+	fs := newFlags("status", "paxosd status [--endpoints ...]")
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: status takes no arguments", errUsage)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	cl := client.Unconnected(client.Config{Endpoints: cf.list(), ClusterID: cf.clusterID})
+	members := cl.Status(ctx)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tBALLOT\tLEADER\tCOMMIT\tAPPLIED")
+	reachable := 0
+	for _, m := range members {
+		if m.Err != nil {
+			fmt.Fprintf(tw, "-\t%s\tunreachable\t-\t-\t-\t-\t(%v)\n", m.Endpoint, m.Err)
+			continue
+		}
+		reachable++
+		s := m.Status
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\n", s.ID, m.Endpoint, s.Role, s.Ballot, s.Leader, s.Commit, s.Applied)
+	}
+	tw.Flush()
+	if reachable == 0 {
+		return fmt.Errorf("%w: no endpoint answered (%s)", client.ErrUnavailable, cf.endpoints)
+	}
+	return nil
+}

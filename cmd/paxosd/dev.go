@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/service"
+)
+
+func cmdDev(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("dev", "paxosd dev [--data-dir DIR] [--base-port 7401] [--nodes 3]")
+	var (
+		dataDir  string
+		host     string
+		basePort int
+		nodes    int
+		nf       nodeFlags
+		lf       logFlags
+	)
+	fs.StringVar(&dataDir, "data-dir", "", "directory for the nodes' data (default: a new temporary directory)")
+	fs.StringVar(&host, "host", "127.0.0.1", "address the nodes listen on")
+	fs.IntVar(&basePort, "base-port", 7401, "node i listens on base-port+i-1")
+	fs.IntVar(&nodes, "nodes", 3, "number of nodes (3 or 5 make sense)")
+	nf.register(fs)
+	lf.register(fs)
+	lf.level = "warn"
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if nodes < 1 || nodes > 9 {
+		return fmt.Errorf("%w: --nodes must be between 1 and 9", errUsage)
+	}
+	if dataDir == "" {
+		d, err := os.MkdirTemp("", "paxosd-dev-")
+		if err != nil {
+			return err
+		}
+		dataDir = d
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	peers := map[paxos.NodeID]string{}
+	var endpoints []string
+	for i := 1; i <= nodes; i++ {
+		addr := fmt.Sprintf("%s:%d", host, basePort+i-1)
+		peers[paxos.NodeID(i)] = addr
+		endpoints = append(endpoints, addr)
+	}
+	var running []*service.Node
+	stopAll := func() {
+		for _, n := range running {
+			n.Stop()
+		}
+	}
+	for i := 1; i <= nodes; i++ {
+		cfg := service.Config{
+			ID: paxos.NodeID(i), Listen: peers[paxos.NodeID(i)], Peers: peers,
+			DataDir: filepath.Join(dataDir, fmt.Sprintf("node%d", i)), Logger: log,
+		}
+		nf.apply(&cfg)
+		n, err := service.Start(cfg)
+		if err != nil {
+			stopAll()
+			return fmt.Errorf("starting node %d: %w", i, err)
+		}
+		running = append(running, n)
+	}
+	eps := strings.Join(endpoints, ",")
+	fmt.Fprintf(stdout, "paxosd dev: %d nodes running (cluster %q)\n", nodes, nf.clusterID)
+	fmt.Fprintf(stdout, "  data:      %s\n", dataDir)
+	fmt.Fprintf(stdout, "  endpoints: %s\n", eps)
+	fmt.Fprintf(stdout, "  peers:     %s\n", formatPeers(peers))
+	fmt.Fprintf(stdout, "try:\n  export PAXOSD_ENDPOINTS=%s\n  paxosd kv put hello world && paxosd kv get hello\n  paxosd status\nCtrl-C stops the cluster.\n", eps)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	failed := make(chan error, len(running))
+	for _, n := range running {
+		go func() {
+			<-n.Done()
+			if err := n.Err(); err != nil {
+				failed <- err
+			}
+		}()
+	}
+	select {
+	case <-sig:
+		fmt.Fprintln(stdout, "paxosd dev: stopping")
+		stopAll()
+		return nil
+	case err := <-failed:
+		stopAll()
+		return err
+	}
+}

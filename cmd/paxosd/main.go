@@ -1,0 +1,113 @@
+// Command paxosd runs a paxosd node, a local development cluster, and the
+// client commands that talk to a cluster.
+//
+//	paxosd serve --id 1 --listen :7401 --peers 1=a:7401,2=b:7401,3=c:7401 --data-dir /var/lib/paxosd
+//	paxosd dev
+//	paxosd kv put KEY VALUE | get KEY | del KEY | ls PREFIX
+//	paxosd status
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+)
+
+const usage = `paxosd — a Multi-Paxos coordination service
+
+Usage:
+  paxosd serve --id N --listen HOST:PORT --peers 1=HOST:PORT,... --data-dir DIR
+  paxosd dev [--data-dir DIR] [--base-port 7401]    a local 3-node cluster
+  paxosd kv put KEY VALUE                           set a key
+  paxosd kv get KEY [--serializable]                print a key's value
+  paxosd kv del KEY                                 delete a key
+  paxosd kv ls [PREFIX]                             list keys (and values) by prefix
+  paxosd status                                     each node's role, ballot, commit and applied index
+  paxosd version
+
+Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
+(default 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403, what 'paxosd dev' starts).
+Run 'paxosd COMMAND --help' for a command's flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// errUsage marks a mistake in the command line: exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stderr)
+	case "dev":
+		err = cmdDev(args[1:], stdout, stderr)
+	case "kv":
+		err = cmdKV(args[1:], stdout)
+	case "status":
+		err = cmdStatus(args[1:], stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "paxosd", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = fmt.Errorf("%w: unknown command %q (see 'paxosd --help')", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, pflag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "paxosd:", trimUsage(err))
+		return 2
+	default:
+		fmt.Fprintln(stderr, "paxosd: error:", err)
+		return 1
+	}
+}
+
+func trimUsage(err error) string {
+	s := err.Error()
+	const p = "usage: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name, synopsis string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse parses args, turning flag errors into usage errors.
+func parse(fs *pflag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.Usage()
+			return err
+		}
+		return fmt.Errorf("%w: %s: %v (see 'paxosd %s --help')", errUsage, fs.Name(), err, fs.Name())
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/service"
+)
+
+// nodeFlags are the tuning flags serve and dev share.
+type nodeFlags struct {
+	clusterID      string
+	tick           time.Duration
+	heartbeatTicks int
+	electionTicks  int
+	window         int
+	batchBytesMax  int
+	valueBytesMax  int
+	frameBytesMax  int
+	noSync         bool
+}
+
+func (f *nodeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.clusterID, "cluster-id", "paxosd", "cluster name; nodes and clients of another cluster are refused")
+	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "protocol tick")
+	fs.IntVar(&f.heartbeatTicks, "heartbeat-ticks", 5, "ticks between leader heartbeats")
+	fs.IntVar(&f.electionTicks, "election-ticks", 30, "ticks of leader silence before an election (randomized up to twice this)")
+	fs.IntVar(&f.window, "window", 256, "slots a leader keeps in flight")
+	fs.IntVar(&f.batchBytesMax, "batch-bytes-max", 1<<20, "bytes of commands batched into one slot")
+	fs.IntVar(&f.valueBytesMax, "value-bytes-max", 1<<20, "largest value accepted")
+	fs.IntVar(&f.frameBytesMax, "frame-bytes-max", 16<<20, "largest wire frame accepted")
+	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (loses acknowledged writes on power failure; testing only)")
+}
+
+func (f *nodeFlags) apply(c *service.Config) {
+	c.ClusterID = f.clusterID
+	c.TickInterval = f.tick
+	c.HeartbeatTicks = f.heartbeatTicks
+	c.ElectionTicks = f.electionTicks
+	c.WindowSlots = f.window
+	c.BatchBytesMax = f.batchBytesMax
+	c.ValueBytesMax = f.valueBytesMax
+	c.FrameBytesMax = f.frameBytesMax
+	c.NoSync = f.noSync
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	fs := newFlags("serve", "paxosd serve --id N --listen HOST:PORT --peers 1=HOST:PORT,2=...,3=... --data-dir DIR")
+	var (
+		id      uint32
+		listen  string
+		peers   string
+		dataDir string
+		nf      nodeFlags
+		lf      logFlags
+	)
+	fs.Uint32Var(&id, "id", 0, "this node's id (one of --peers)")
+	fs.StringVar(&listen, "listen", "", "address serving peers and clients (default: this node's --peers address)")
+	fs.StringVar(&peers, "peers", "", "every member as ID=HOST:PORT, comma-separated")
+	fs.StringVar(&dataDir, "data-dir", "", "directory for durable state")
+	nf.register(fs)
+	lf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	peerMap, err := parsePeers(peers)
+	if err != nil {
+		return err
+	}
+	if listen == "" {
+		listen = peerMap[paxos.NodeID(id)]
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg := service.Config{ID: paxos.NodeID(id), Listen: listen, Peers: peerMap, DataDir: dataDir, Logger: log}
+	nf.apply(&cfg)
+	n, err := service.Start(cfg)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info().Uint32("node", id).Str("signal", s.String()).Msg("shutting down")
+		n.Stop()
+		return nil
+	case <-n.Done():
+		err := n.Err()
+		n.Stop()
+		return err
+	}
+}
+
+// parsePeers reads "1=host:port,2=host:port".
+func parsePeers(s string) (map[paxos.NodeID]string, error) {
+	if s == "" {
+		return nil, fmt.Errorf("%w: --peers is required, e.g. --peers 1=10.0.0.1:7401,2=10.0.0.2:7401,3=10.0.0.3:7401", errUsage)
+	}
+	out := map[paxos.NodeID]string{}
+	for _, part := range strings.Split(s, ",") {
+		idStr, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		id, err := strconv.ParseUint(idStr, 10, 32)
+		if !ok || err != nil || id == 0 || addr == "" || !strings.Contains(addr, ":") {
+			return nil, fmt.Errorf("%w: --peers entry %q: want ID=HOST:PORT with a positive ID", errUsage, part)
+		}
+		if _, dup := out[paxos.NodeID(id)]; dup {
+			return nil, fmt.Errorf("%w: --peers lists node %d twice", errUsage, id)
+		}
+		out[paxos.NodeID(id)] = addr
+	}
+	return out, nil
+}
+
+func formatPeers(m map[paxos.NodeID]string) string {
+	ids := make([]int, 0, len(m))
+	for id := range m {
+		ids = append(ids, int(id))
+	}
+	sort.Ints(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%d=%s", id, m[paxos.NodeID(id)])
+	}
+	return strings.Join(parts, ",")
+}

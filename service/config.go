@@ -1,0 +1,111 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/paxosd/paxosd/paxos"
+)
+
+// Config configures a Node. Zero fields take the default their comment
+// states; ID, Listen, Peers and DataDir are required.
+type Config struct {
+	// ID is this node's id, one of Peers.
+	ID paxos.NodeID
+	// ClusterID names the cluster; peers and clients of another cluster
+	// are refused. Default "paxosd".
+	ClusterID string
+	// Listen is the address serving peers and clients, e.g. ":7401".
+	Listen string
+	// Peers maps every member's id (this node's included) to its address.
+	Peers map[paxos.NodeID]string
+	// DataDir holds the durable state.
+	DataDir string
+	// TickInterval is the duration of one protocol tick. Default 10ms.
+	TickInterval time.Duration
+	// HeartbeatTicks and ElectionTicks: see paxos.Config. Defaults 5 and 30
+	// (50 ms heartbeats; elections after 300–600 ms of silence).
+	HeartbeatTicks, ElectionTicks int
+	// WindowSlots and BatchBytesMax: see paxos.Config. Defaults 256, 1 MiB.
+	WindowSlots, BatchBytesMax int
+	// ValueBytesMax bounds a value. Default 1 MiB.
+	ValueBytesMax int
+	// FrameBytesMax bounds a wire frame. Default 16 MiB.
+	FrameBytesMax int
+	// RequestTimeout bounds how long a request waits for its answer when
+	// the client gives no deadline. Default 10s.
+	RequestTimeout time.Duration
+	// NoSync skips fsync. Unsafe: for tests only.
+	NoSync bool
+	// Logger receives structured logs; the node adds its id to every line.
+	Logger zerolog.Logger
+}
+
+// ErrConfig marks an invalid Config.
+var ErrConfig = errors.New("service: invalid config")
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.ClusterID == "" {
+		c.ClusterID = "paxosd"
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 10 * time.Millisecond
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 5
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 30
+	}
+	if c.WindowSlots == 0 {
+		c.WindowSlots = 256
+	}
+	if c.BatchBytesMax == 0 {
+		c.BatchBytesMax = 1 << 20
+	}
+	if c.ValueBytesMax == 0 {
+		c.ValueBytesMax = 1 << 20
+	}
+	if c.FrameBytesMax == 0 {
+		c.FrameBytesMax = 16 << 20
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+}
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	if c.ID == 0 {
+		return fmt.Errorf("%w: --id must be a positive node id", ErrConfig)
+	}
+	if len(c.Peers) == 0 {
+		return fmt.Errorf("%w: --peers must list every member, e.g. 1=host:7401,2=host:7402,3=host:7403", ErrConfig)
+	}
+	if _, ok := c.Peers[c.ID]; !ok {
+		return fmt.Errorf("%w: node %d is not in --peers", ErrConfig, c.ID)
+	}
+	if c.Listen == "" {
+		return fmt.Errorf("%w: --listen is required", ErrConfig)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: --data-dir is required", ErrConfig)
+	}
+	if c.ValueBytesMax+4096 > c.FrameBytesMax || c.BatchBytesMax > c.FrameBytesMax/4 {
+		return fmt.Errorf("%w: value and batch limits must fit well inside the frame limit (%d bytes)", ErrConfig, c.FrameBytesMax)
+	}
+	return nil
+}
+
+func (c *Config) members() []paxos.NodeID {
+	out := make([]paxos.NodeID, 0, len(c.Peers))
+	for id := range c.Peers {
+		out = append(out, id)
+	}
+	sortNodeIDs(out)
+	return out
+}

@@ -1,0 +1,278 @@
+package service
+
+import (
+	"fmt"
+	"math/rand"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/paxos/replica"
+	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/wal"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// drainMax bounds how many queued inputs one loop iteration takes before it
+// persists and sends: large enough to batch, small enough to stay prompt.
+const drainMax = 4096
+
+// Node is one running paxosd server: the replica, its WAL, its state
+// machine, the peer transport and the client server. Its run loop is the
+// only goroutine that touches the replica and the state machine.
+type Node struct {
+	cfg       Config
+	log       zerolog.Logger
+	store     *wal.Store
+	r         *replica.Replica
+	sm        *StateMachine
+	transport *wire.Transport
+	ln        net.Listener
+
+	inbox chan paxos.Message
+	calls chan *call
+	stop  chan struct{}
+	done  chan struct{}
+
+	// Owned by the run loop.
+	waiters    map[callKey][]*call
+	lastLeader paxos.NodeID
+	lastRole   proposer.Role
+	failed     error
+}
+
+// Start opens the data directory, starts serving on cfg.Listen, and runs
+// the node until Stop.
+func Start(cfg Config) (*Node, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With().Uint32("node", uint32(cfg.ID)).Logger()
+	store, err := wal.Open(cfg.DataDir, wal.Identity{ClusterID: cfg.ClusterID, NodeID: cfg.ID}, wal.Options{NoSync: cfg.NoSync})
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Load()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	rcfg := paxos.Config{
+		ID:             cfg.ID,
+		Members:        cfg.members(),
+		HeartbeatTicks: cfg.HeartbeatTicks,
+		ElectionTicks:  cfg.ElectionTicks,
+		WindowSlots:    cfg.WindowSlots,
+		BatchBytesMax:  cfg.BatchBytesMax,
+		Rand:           rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
+	}
+	r, err := replica.New(rcfg, st, 0)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ln, err := wire.Listen(cfg.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("service: listen on %s: %w", cfg.Listen, err)
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     log,
+		store:   store,
+		r:       r,
+		sm:      NewStateMachine(SMOptions{ValueBytesMax: cfg.ValueBytesMax}),
+		ln:      ln,
+		inbox:   make(chan paxos.Message, drainMax),
+		calls:   make(chan *call, drainMax),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		waiters: map[callKey][]*call{},
+	}
+	n.transport, err = wire.NewTransport(wire.TransportConfig{
+		Self: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers,
+		FrameBytesMax: cfg.FrameBytesMax, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		store.Close()
+		return nil, err
+	}
+	go func() {
+		err := wire.Serve(ln, wire.ServerConfig{Self: cfg.ID, ClusterID: cfg.ClusterID, FrameBytesMax: cfg.FrameBytesMax, Logger: log}, n)
+		if err != nil {
+			log.Debug().Err(err).Msg("server stopped")
+		}
+	}()
+	log.Info().Str("listen", ln.Addr().String()).Uint64("commit", uint64(st.Commit)).
+		Int("log_entries", len(st.Entries)).Msg("node started")
+	go n.run()
+	return n, nil
+}
+
+// Addr returns the address the node listens on.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// Stop shuts the node down and closes its data directory.
+func (n *Node) Stop() {
+	select {
+	case <-n.stop:
+	default:
+		close(n.stop)
+	}
+	<-n.done
+	n.ln.Close()
+	n.transport.Close()
+	n.store.Close()
+}
+
+// Done is closed when the node's loop has ended (Stop, or a fatal error).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns the fatal error that stopped the node, if any.
+func (n *Node) Err() error {
+	select {
+	case <-n.done:
+		return n.failed
+	default:
+		return nil
+	}
+}
+
+// HandlePeer takes a message from a peer connection (wire.Handler).
+func (n *Node) HandlePeer(m paxos.Message) {
+	select {
+	case n.inbox <- m:
+	case <-n.stop:
+	}
+}
+
+func (n *Node) run() {
+	defer close(n.done)
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	ticks := 0
+	for {
+		select {
+		case <-n.stop:
+			n.failWaiters(wire.ErrUnavailable, "node is shutting down")
+			return
+		case m := <-n.inbox:
+			n.r.Step(m)
+		case c := <-n.calls:
+			n.handleCall(c)
+		case now := <-ticker.C:
+			n.r.Tick()
+			if ticks++; ticks%10 == 0 {
+				n.expireWaiters(now)
+			}
+		}
+		n.drain()
+		if err := n.processReady(); err != nil {
+			n.failed = err
+			n.log.Error().Err(err).Msg("cannot persist: the node stops rather than acknowledge what it could not make durable")
+			n.failWaiters(wire.ErrUnavailable, "node failed: "+err.Error())
+			return
+		}
+		n.noticeLeaderChange()
+	}
+}
+
+// drain takes whatever else is queued, so one Ready (one sync, one batch)
+// covers it all.
+func (n *Node) drain() {
+	for i := 0; i < drainMax; i++ {
+		select {
+		case m := <-n.inbox:
+			n.r.Step(m)
+		case c := <-n.calls:
+			n.handleCall(c)
+		default:
+			return
+		}
+	}
+}
+
+// processReady persists, sends and applies until the replica has no more
+// work; messages to this node go straight back into the replica, after the
+// writes they depend on are durable.
+func (n *Node) processReady() error {
+	for {
+		rd := n.r.Ready()
+		if rd.IsEmpty() {
+			return nil
+		}
+		if !rd.Persist.IsEmpty() {
+			if err := n.store.Save(rd.Persist); err != nil {
+				return err
+			}
+		}
+		var self []paxos.Message
+		for _, m := range rd.Messages {
+			if m.To == n.cfg.ID {
+				self = append(self, m)
+				continue
+			}
+			n.transport.Send(m)
+		}
+		for _, m := range self {
+			n.r.Step(m)
+		}
+		n.apply(rd.Decided)
+	}
+}
+
+// apply runs chosen commands through the state machine and answers the
+// clients waiting for them.
+func (n *Node) apply(decided []paxos.Entry) {
+	for _, e := range decided {
+		for _, raw := range e.Value.Cmds {
+			res := n.sm.Apply(e.Slot, raw)
+			cmd, err := DecodeCommand(raw)
+			if err != nil {
+				continue
+			}
+			key := callKey{cmd.ClientID, cmd.Seq}
+			for _, c := range n.waiters[key] {
+				c.reply(resultResponse(res))
+			}
+			delete(n.waiters, key)
+		}
+	}
+}
+
+// noticeLeaderChange logs leadership changes and re-proposes every waiting
+// command when a new leader appears: a command forwarded to a leader that
+// died is lost, and re-proposing at once (deduplicated by client id and
+// sequence) answers the client as soon as the new leader commits instead of
+// after its timeout.
+func (n *Node) noticeLeaderChange() {
+	st := n.r.Status()
+	if st.Leader == n.lastLeader && st.Role == n.lastRole {
+		return
+	}
+	if st.Role == proposer.Leader && n.lastRole != proposer.Leader {
+		n.log.Info().Str("ballot", st.Ballot.String()).Uint64("commit", uint64(st.Commit)).Msg("became leader")
+	} else if st.Leader != n.lastLeader && st.Leader != 0 {
+		n.log.Info().Uint32("leader", uint32(st.Leader)).Str("ballot", st.Ballot.String()).Msg("following leader")
+	}
+	n.lastLeader, n.lastRole = st.Leader, st.Role
+	if st.Leader == 0 {
+		return
+	}
+	keys := make([]callKey, 0, len(n.waiters))
+	for k := range n.waiters {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	for _, k := range keys {
+		_ = n.r.Propose(n.waiters[k][0].cmd)
+	}
+	if err := n.processReady(); err != nil {
+		n.failed = err
+	}
+}
