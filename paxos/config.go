@@ -61,7 +61,8 @@ func (c *Config) EnsureDefaults() {
 	}
 }
 
-// Validate reports the first problem with c, after defaults are applied.
+// Validate reports the first problem with c. Call EnsureDefaults first:
+// Validate checks the values in force, and zero ticks are not valid ones.
 func (c *Config) Validate() error {
 	if c.ID == 0 {
 		return fmt.Errorf("%w: node id must be positive", ErrInvalidConfig)

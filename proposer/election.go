@@ -3,12 +3,12 @@ package proposer
 import "github.com/paxosd/paxosd/paxos"
 
 // Tick advances time by one tick. promised is the local acceptor's promise
-// and commit the local chosen watermark; voted reports which acceptors have
-// accepted an in-flight slot (for retransmission).
-func (p *Proposer) Tick(promised paxos.Ballot, commit paxos.Slot, voted func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
+// and commit the local chosen watermark; settled reports which acceptors'
+// votes an in-flight slot still needs (for retransmission).
+func (p *Proposer) Tick(promised paxos.Ballot, commit paxos.Slot, settled func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
 	p.ticks++
 	if p.role == Leader {
-		return p.tickLeader(commit, voted)
+		return p.tickLeader(commit, settled)
 	}
 	p.electionElapsed++
 	if p.electionElapsed < p.electionTimeout {
@@ -17,13 +17,13 @@ func (p *Proposer) Tick(promised paxos.Ballot, commit paxos.Slot, voted func(pax
 	return p.startPreVote(promised, commit)
 }
 
-func (p *Proposer) tickLeader(commit paxos.Slot, voted func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
+func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
 	var out []paxos.Message
 	p.heartbeatElapsed++
 	if p.heartbeatElapsed >= p.cfg.HeartbeatTicks {
 		p.heartbeatElapsed = 0
 		out = append(out, p.broadcast(paxos.Message{Type: paxos.MsgHeartbeat, Ballot: p.ballot, Commit: commit}, false)...)
-		out = append(out, p.retransmit(commit, voted)...)
+		out = append(out, p.retransmit(commit, settled)...)
 	}
 	p.electionElapsed++
 	if p.electionElapsed < p.cfg.ElectionTicks {
@@ -54,7 +54,6 @@ func (p *Proposer) tickLeader(commit paxos.Slot, voted func(paxos.Slot, paxos.No
 func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
 	p.role = PreCandidate
 	p.leader = 0
-	p.forward = nil
 	p.electionElapsed = 0
 	p.resetElectionTimeout()
 	p.prevoteBallot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)

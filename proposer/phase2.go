@@ -13,9 +13,11 @@ const acceptBatchesMax = 4
 // batching natural: whatever arrived while the last batch was in flight
 // forms the next one.
 func (p *Proposer) Flush(commit paxos.Slot) (msgs []paxos.Message, proposed []paxos.Entry) {
-	if p.role == Follower && p.leader != 0 && p.leader != p.id && len(p.forward) > 0 {
-		msgs = append(msgs, paxos.Message{Type: paxos.MsgForward, From: p.id, To: p.leader, Cmds: p.forward})
-		p.forward = nil
+	if p.role == Follower && p.leader != 0 && p.leader != p.id {
+		for len(p.pending) > 0 {
+			msgs = append(msgs, paxos.Message{Type: paxos.MsgForward, From: p.id, To: p.leader, Cmds: p.cutBatch().Cmds})
+		}
+		return msgs, nil
 	}
 	if p.role != Leader {
 		return msgs, nil
@@ -82,8 +84,10 @@ func (p *Proposer) chunk(entries []paxos.Entry) [][]paxos.Entry {
 
 // retransmit resends Accepts for slots that have been in flight for a
 // heartbeat interval to the acceptors that have not answered: messages get
-// lost, and a slot nobody re-sends is a slot that is never chosen.
-func (p *Proposer) retransmit(commit paxos.Slot, voted func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
+// lost, and a slot nobody re-sends is a slot that is never chosen. done
+// reports whether a node's vote for a slot is no longer needed (it voted,
+// or the slot is already chosen).
+func (p *Proposer) retransmit(commit paxos.Slot, done func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
 	if len(p.inflight) == 0 {
 		return nil
 	}
@@ -94,7 +98,7 @@ func (p *Proposer) retransmit(commit paxos.Slot, voted func(paxos.Slot, paxos.No
 		var entries []paxos.Entry
 		for _, s := range slots {
 			pr := p.inflight[s]
-			if s <= commit || pr.tick > cutoff || voted(s, to) {
+			if s <= commit || pr.tick > cutoff || done(s, to) {
 				continue
 			}
 			entries = append(entries, paxos.Entry{Slot: s, Ballot: p.ballot, Value: pr.value})

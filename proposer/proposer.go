@@ -54,9 +54,11 @@ type Proposer struct {
 	nextSlot     paxos.Slot
 	inflight     map[paxos.Slot]proposal
 	inflightLow  paxos.Slot // no inflight slot is below it
+	// pending are client commands waiting for a slot (as Leader) or to be
+	// forwarded (as Follower, once a leader is known). One queue for both,
+	// so a command survives any change of role.
 	pending      [][]byte
 	pendingBytes int
-	forward      [][]byte // commands to hand to the leader (as Follower)
 }
 
 type proposal struct {
@@ -98,7 +100,7 @@ func (p *Proposer) NextSlot() paxos.Slot { return p.nextSlot }
 func (p *Proposer) InFlight() int { return len(p.inflight) }
 
 // Pending returns the number of commands waiting for a slot.
-func (p *Proposer) Pending() int { return len(p.pending) + len(p.forward) }
+func (p *Proposer) Pending() int { return len(p.pending) }
 
 func (p *Proposer) resetElectionTimeout() {
 	p.electionTimeout = p.cfg.ElectionTicks + p.cfg.Rand.Intn(p.cfg.ElectionTicks)
@@ -114,18 +116,12 @@ func (p *Proposer) MarkActive(from paxos.NodeID) {
 	}
 }
 
-// Propose queues cmd for a slot. A follower that knows the leader forwards
-// it; one that does not returns paxos.ErrNoLeader.
+// Propose queues cmd: a leader (or a node campaigning to be one) proposes
+// it at the next Flush, a follower forwards it to the leader. A follower
+// that knows no leader returns paxos.ErrNoLeader.
 func (p *Proposer) Propose(cmd []byte) error {
-	if p.role == Follower {
-		if p.leader == 0 {
-			return paxos.ErrNoLeader
-		}
-		if len(p.forward) >= p.cfg.PendingMax {
-			return paxos.ErrBusy
-		}
-		p.forward = append(p.forward, cmd)
-		return nil
+	if p.role == Follower && p.leader == 0 {
+		return paxos.ErrNoLeader
 	}
 	if len(p.pending) >= p.cfg.PendingMax {
 		return paxos.ErrBusy
@@ -144,9 +140,11 @@ func (p *Proposer) stepDown(b paxos.Ballot) {
 	p.role = Follower
 	p.votes, p.rejects, p.recovered, p.chosenSeen, p.active = nil, nil, nil, nil, nil
 	p.inflight = map[paxos.Slot]proposal{}
-	p.pending, p.pendingBytes = nil, 0
 	p.electionElapsed = 0
 	p.resetElectionTimeout()
+	// Queued commands stay queued: they go to whichever leader comes next.
+	// Slots already in flight are not re-queued: they may yet be chosen,
+	// and the clients waiting for them retry (deduplicated) if not.
 }
 
 // OnLeaderContact is called for a Heartbeat, Accept or Decide from the
@@ -163,9 +161,6 @@ func (p *Proposer) OnLeaderContact(b paxos.Ballot) {
 		p.role = Follower
 	}
 	if p.role == Follower {
-		if p.leader != b.Node {
-			p.forward = nil // meant for the previous leader
-		}
 		p.leader = b.Node
 		p.electionElapsed = 0
 	}

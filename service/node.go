@@ -230,12 +230,17 @@ func (n *Node) processReady() error {
 // clients waiting for them.
 func (n *Node) apply(decided []paxos.Entry) {
 	for _, e := range decided {
+		if e.Value.Kind != paxos.ValueBatch {
+			n.sm.ApplyValue(e.Slot, e.Value) // a no-op still advances Applied
+			continue
+		}
 		for _, raw := range e.Value.Cmds {
-			res := n.sm.Apply(e.Slot, raw)
 			cmd, err := DecodeCommand(raw)
 			if err != nil {
+				n.sm.Apply(e.Slot, raw) // rejected the same way on every replica
 				continue
 			}
+			res := n.sm.ApplyCommand(e.Slot, &cmd)
 			key := callKey{cmd.ClientID, cmd.Seq}
 			for _, c := range n.waiters[key] {
 				c.reply(resultResponse(res))

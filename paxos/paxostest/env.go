@@ -64,7 +64,7 @@ type Env struct {
 // Stats count what a run did.
 type Stats struct {
 	Delivered, Dropped, Duplicated, Crashes, Restarts, Partitions, Proposed, Decided int
-	MaxSlot                                                                         paxos.Slot
+	MaxSlot                                                                          paxos.Slot
 }
 
 // NewEnv builds a cluster of opts.Nodes replicas.

@@ -67,7 +67,7 @@ func (r *Replica) Propose(cmd []byte) error { return r.prop.Propose(cmd) }
 // Tick advances the replica's clock by one tick.
 func (r *Replica) Tick() {
 	r.observeRole(func() {
-		r.msgs = append(r.msgs, r.prop.Tick(r.acc.Promised(), r.learn.Commit(), r.learn.Voted)...)
+		r.msgs = append(r.msgs, r.prop.Tick(r.acc.Promised(), r.learn.Commit(), r.voteSettled)...)
 	})
 }
 
@@ -90,9 +90,17 @@ func (r *Replica) Ready() paxos.Ready {
 	return rd
 }
 
-// HasReady reports whether Ready would return any work.
+// voteSettled reports whether the leader no longer needs node's Accepted
+// for slot: it has it, or the slot is chosen anyway.
+func (r *Replica) voteSettled(slot paxos.Slot, node paxos.NodeID) bool {
+	return r.learn.IsChosen(slot) || r.learn.Voted(slot, node)
+}
+
+// HasReady reports whether Ready may return work. It can report true when
+// Ready then finds nothing (commands waiting for the window to open).
 func (r *Replica) HasReady() bool {
-	return len(r.msgs) > 0 || len(r.decided) > 0 || r.prop.Pending() > 0 || r.learn.Commit() > r.persistCommit
+	return len(r.msgs) > 0 || len(r.decided) > 0 || r.prop.Pending() > 0 ||
+		r.learn.Commit() > r.persistCommit || r.learn.IsChosen(r.learn.Commit()+1)
 }
 
 // advance delivers newly contiguous chosen slots. Each one's chosen value

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/proposer"
+)
+
+// cluster is three real paxosd processes on loopback.
+type cluster struct {
+	t     *testing.T
+	bin   string
+	dir   string
+	addrs []string
+	procs []*exec.Cmd
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "paxosd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	var lns []net.Listener
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
+func startCluster(t *testing.T) *cluster {
+	c := &cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), addrs: freePorts(t, 3)}
+	c.procs = make([]*exec.Cmd, 3)
+	for i := range c.addrs {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.procs {
+			c.kill(i)
+		}
+	})
+	return c
+}
+
+func (c *cluster) peers() string {
+	parts := make([]string, len(c.addrs))
+	for i, a := range c.addrs {
+		parts[i] = fmt.Sprintf("%d=%s", i+1, a)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (c *cluster) start(i int) {
+	c.t.Helper()
+	logf, err := os.OpenFile(filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(c.bin, "serve", "--id", fmt.Sprint(i+1), "--listen", c.addrs[i], "--peers", c.peers(),
+		"--data-dir", filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)), "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[i] = cmd
+}
+
+// kill sends SIGKILL: no shutdown path runs, whatever was not synced is lost.
+func (c *cluster) kill(i int) {
+	if p := c.procs[i]; p != nil {
+		p.Process.Signal(syscall.SIGKILL)
+		p.Wait()
+		c.procs[i] = nil
+	}
+}
+
+// cli runs a client command against the given endpoints.
+func (c *cluster) cli(endpoints []string, args ...string) (string, error) {
+	args = append(args, "--endpoints", strings.Join(endpoints, ","), "--timeout", "15s")
+	var out, errb bytes.Buffer
+	cmd := exec.Command(c.bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("paxosd %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// statuses asks every endpoint for its status.
+func (c *cluster) statuses() []client.MemberStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return client.Unconnected(client.Config{Endpoints: c.addrs}).Status(ctx)
+}
+
+// waitFor polls cond until it holds or the deadline passes. It is a bound
+// on a test waiting for convergence, not a performance assertion.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *cluster) leader() int {
+	for _, m := range c.statuses() {
+		if m.Err == nil && m.Status.Role == proposer.Leader.String() {
+			for i, a := range c.addrs {
+				if a == m.Endpoint {
+					return i
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// TestThreeProcessFailover: puts through the CLI, kill -9 of the leader, a
+// put through the survivors, the killed node restarts and catches up, and
+// every value reads back right.
+func TestThreeProcessFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	c := startCluster(t)
+	waitFor(t, "a leader", 20*time.Second, func() bool { return c.leader() >= 0 })
+	want := map[string]string{}
+	for i := 0; i < 5; i++ {
+		k, v := fmt.Sprintf("key%d", i), fmt.Sprintf("value%d", i)
+		if _, err := c.cli(c.addrs, "kv", "put", k, v); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = v
+	}
+	var lead int
+	waitFor(t, "a leader", 10*time.Second, func() bool { lead = c.leader(); return lead >= 0 })
+	t.Logf("killing leader node %d", lead+1)
+	c.kill(lead)
+
+	var survivors []string
+	for i, a := range c.addrs {
+		if i != lead {
+			survivors = append(survivors, a)
+		}
+	}
+	if _, err := c.cli(survivors, "kv", "put", "after", "failover"); err != nil {
+		t.Fatalf("put after killing the leader: %v", err)
+	}
+	want["after"] = "failover"
+	if _, err := c.cli(survivors, "kv", "put", "key0", "changed"); err != nil {
+		t.Fatal(err)
+	}
+	want["key0"] = "changed"
+
+	c.start(lead)
+	waitFor(t, "the restarted node to catch up", 20*time.Second, func() bool {
+		st := c.statuses()
+		var commits []uint64
+		for _, m := range st {
+			if m.Err != nil {
+				return false
+			}
+			commits = append(commits, uint64(m.Status.Applied))
+		}
+		return commits[0] == commits[1] && commits[1] == commits[2] && commits[0] > 0
+	})
+	for k, v := range want {
+		out, err := c.cli([]string{c.addrs[lead]}, "kv", "get", "--serializable", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(out, "\n"); got != v {
+			t.Errorf("restarted node: %s = %q, want %q", k, got, v)
+		}
+		out, err = c.cli(c.addrs, "kv", "get", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(out, "\n"); got != v {
+			t.Errorf("linearizable get: %s = %q, want %q", k, got, v)
+		}
+	}
+	if _, err := c.cli(c.addrs, "kv", "get", "no-such-key"); err == nil || !strings.Contains(err.Error(), "key not found: no-such-key") {
+		t.Errorf("get of a missing key: err = %v, want a 'key not found' error", err)
+	}
+	out, err := c.cli(c.addrs, "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(out, "leader ") != 1 {
+		t.Errorf("status shows %d leaders, want 1:\n%s", strings.Count(out, "leader "), out)
+	}
+}
+
+// TestUnreachableCluster: a client command against nothing fails with one
+// clear line and a non-zero exit.
+func TestUnreachableCluster(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"kv", "get", "k", "--endpoints", freePorts(t, 1)[0], "--timeout", "2s"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "cannot reach any endpoint") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestUsageErrors: bad command lines exit 2 with a message naming the problem.
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"frobnicate"},
+		{"kv"},
+		{"kv", "put", "onlykey"},
+		{"kv", "get", "k", "--bogus"},
+		{"serve", "--id", "1", "--peers", "1=nohostport"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and a message", args, code, errb.String())
+		}
+	}
+}

@@ -1,0 +1,355 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// Op names a client operation. The numbering is part of the log format and
+// of the client protocol (package wire uses the same numbers): never reuse or
+// renumber a value.
+type Op uint8
+
+const (
+	OpPut    Op = 1 // set Key to Value
+	OpGet    Op = 2 // read Key
+	OpDelete Op = 3 // remove Key
+	OpCAS    Op = 4 // set Key to Value if PrevValue/PrevRevision match
+	OpList   Op = 5 // read the keys starting with Prefix, at most Limit
+)
+
+var opNames = [...]string{OpPut: "put", OpGet: "get", OpDelete: "delete", OpCAS: "cas", OpList: "list"}
+
+func (o Op) String() string {
+	if o.valid() {
+		return opNames[o]
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+func (o Op) valid() bool { return o >= OpPut && o <= OpList }
+
+// mutating reports whether o may change the store; only mutating commands
+// have their results kept for duplicate detection.
+func (o Op) mutating() bool { return o == OpPut || o == OpDelete || o == OpCAS }
+
+// Command is one client operation as it travels through the log: the service
+// encodes it with EncodeCommand into one entry of a paxos.Value's Cmds, and
+// every replica decodes and applies it in slot order.
+type Command struct {
+	// ClientID and Seq identify the request for duplicate detection. A
+	// retry carries the same pair. ClientID 0 disables duplicate detection.
+	ClientID uint64
+	Seq      uint64
+	// AckedBelow promises that the client has received the answers of all
+	// its requests with Seq below it: the state machine may forget them.
+	// Invariant (checked): AckedBelow <= Seq when ClientID != 0.
+	AckedBelow uint64
+
+	Op    Op
+	Key   string // put, get, delete, cas
+	Value []byte // put, cas: the new value
+	// PrevValue, when HasPrevValue, makes a cas require the key to exist
+	// with exactly this value.
+	PrevValue    []byte
+	HasPrevValue bool
+	// PrevRevision, when HasPrevRevision, makes a cas require the key's
+	// ModRevision to equal it; 0 means "the key must not exist" (create).
+	PrevRevision    uint64
+	HasPrevRevision bool
+	Prefix          string // list
+	Limit           uint32 // list: at most this many keys; 0 = all
+}
+
+func (c *Command) String() string {
+	s := fmt.Sprintf("%d/%d %s", c.ClientID, c.Seq, c.Op)
+	switch c.Op {
+	case OpList:
+		s += fmt.Sprintf(" prefix=%q limit=%d", c.Prefix, c.Limit)
+	default:
+		s += fmt.Sprintf(" key=%q", c.Key)
+	}
+	if c.Op == OpPut || c.Op == OpCAS {
+		s += fmt.Sprintf(" value=%dB", len(c.Value))
+	}
+	if c.HasPrevValue {
+		s += fmt.Sprintf(" prev-value=%dB", len(c.PrevValue))
+	}
+	if c.HasPrevRevision {
+		s += fmt.Sprintf(" prev-rev=%d", c.PrevRevision)
+	}
+	return s
+}
+
+// Field positions in the encoded array (see the package comment). New
+// fields are only ever appended.
+const (
+	fieldClientID = iota
+	fieldSeq
+	fieldAckedBelow
+	fieldOp
+	fieldKey
+	fieldValue
+	fieldPrevValue
+	fieldPrevRevision
+	fieldPrefix
+	fieldLimit
+	fieldCount
+)
+
+// fieldsUsed returns the length of c's encoded array: trailing fields that
+// hold their zero value are left out.
+func (c *Command) fieldsUsed() int {
+	switch {
+	case c.Limit != 0:
+		return fieldLimit + 1
+	case c.Prefix != "":
+		return fieldPrefix + 1
+	case c.HasPrevRevision:
+		return fieldPrevRevision + 1
+	case c.HasPrevValue:
+		return fieldPrevValue + 1
+	case len(c.Value) != 0:
+		return fieldValue + 1
+	case c.Key != "":
+		return fieldKey + 1
+	case c.Op != 0:
+		return fieldOp + 1
+	case c.AckedBelow != 0:
+		return fieldAckedBelow + 1
+	case c.Seq != 0:
+		return fieldSeq + 1
+	case c.ClientID != 0:
+		return fieldClientID + 1
+	}
+	return 0
+}
+
+// EncodeCommand returns the log encoding of c: a msgpack array of its fields
+// in a fixed order, trailing zero fields omitted. The encoding is a pure
+// function of c (no maps, no reflection), so every proposer produces the
+// same bytes for the same command. An empty Value is encoded like a nil one.
+func EncodeCommand(c *Command) []byte {
+	var buf bytes.Buffer
+	buf.Grow(16 + len(c.Key) + len(c.Value) + len(c.PrevValue) + len(c.Prefix))
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	// Writes to a bytes.Buffer cannot fail; the errors are checked anyway so
+	// that a broken encoder panics instead of producing a short command.
+	must := func(err error) {
+		if err != nil {
+			panic(fmt.Sprintf("service: encoding command: %v", err))
+		}
+	}
+	n := c.fieldsUsed()
+	must(enc.EncodeArrayLen(n))
+	for f := 0; f < n; f++ {
+		switch f {
+		case fieldClientID:
+			must(enc.EncodeUint(c.ClientID))
+		case fieldSeq:
+			must(enc.EncodeUint(c.Seq))
+		case fieldAckedBelow:
+			must(enc.EncodeUint(c.AckedBelow))
+		case fieldOp:
+			must(enc.EncodeUint(uint64(c.Op)))
+		case fieldKey:
+			must(enc.EncodeString(c.Key))
+		case fieldValue:
+			if len(c.Value) == 0 {
+				must(enc.EncodeNil())
+			} else {
+				must(enc.EncodeBytes(c.Value))
+			}
+		case fieldPrevValue:
+			if c.HasPrevValue {
+				must(enc.EncodeBytes(nonNil(c.PrevValue)))
+			} else {
+				must(enc.EncodeNil())
+			}
+		case fieldPrevRevision:
+			if c.HasPrevRevision {
+				must(enc.EncodeUint(c.PrevRevision))
+			} else {
+				must(enc.EncodeNil())
+			}
+		case fieldPrefix:
+			must(enc.EncodeString(c.Prefix))
+		case fieldLimit:
+			must(enc.EncodeUint(uint64(c.Limit)))
+		}
+	}
+	return buf.Bytes()
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// errTrailing reports bytes left over after the command's array.
+var errTrailing = errors.New("trailing bytes after command")
+
+// DecodeCommand parses a command produced by EncodeCommand. Any malformed
+// input (wrong types, truncation, trailing bytes, unknown extra fields,
+// out-of-range numbers) yields an error wrapping ErrInvalid; it never
+// panics, and it never allocates more than len(b) bytes for strings and
+// byte slices whatever lengths the input claims. Empty byte slices decode as
+// nil (PrevValue keeps HasPrevValue to tell "no condition" from "empty").
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	r := bytes.NewReader(b)
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
+	// bytes.Reader is an io.ByteScanner, so the decoder reads r directly
+	// without buffering and the helpers below may read from r themselves.
+	d.Reset(r)
+	if err := decodeFields(d, r, &c); err != nil {
+		return Command{}, fmt.Errorf("%w: bad command encoding: %v", ErrInvalid, err)
+	}
+	if r.Len() != 0 {
+		return Command{}, fmt.Errorf("%w: bad command encoding: %v", ErrInvalid, errTrailing)
+	}
+	return c, nil
+}
+
+func decodeFields(d *msgpack.Decoder, r *bytes.Reader, c *Command) error {
+	code, err := d.PeekCode()
+	if err != nil {
+		return err
+	}
+	if !msgpcode.IsFixedArray(code) && code != msgpcode.Array16 && code != msgpcode.Array32 {
+		return fmt.Errorf("command is not an array (code %#x)", code)
+	}
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if n > fieldCount {
+		return fmt.Errorf("command has %d fields, at most %d known", n, fieldCount)
+	}
+	for f := 0; f < n; f++ {
+		var err error
+		switch f {
+		case fieldClientID:
+			c.ClientID, err = decodeUint(d, math.MaxUint64)
+		case fieldSeq:
+			c.Seq, err = decodeUint(d, math.MaxUint64)
+		case fieldAckedBelow:
+			c.AckedBelow, err = decodeUint(d, math.MaxUint64)
+		case fieldOp:
+			var op uint64
+			op, err = decodeUint(d, math.MaxUint8)
+			c.Op = Op(op)
+		case fieldKey:
+			c.Key, err = decodeString(d, r)
+		case fieldValue:
+			c.Value, _, err = decodeBytes(d, r)
+		case fieldPrevValue:
+			c.PrevValue, c.HasPrevValue, err = decodeBytes(d, r)
+		case fieldPrevRevision:
+			c.PrevRevision, c.HasPrevRevision, err = decodeOptUint(d)
+		case fieldPrefix:
+			c.Prefix, err = decodeString(d, r)
+		case fieldLimit:
+			var l uint64
+			l, err = decodeUint(d, math.MaxUint32)
+			c.Limit = uint32(l)
+		}
+		if err != nil {
+			return fmt.Errorf("field %d: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// decodeUint accepts only unsigned msgpack integers (a negative number is
+// an error rather than a huge uint64) not above max.
+func decodeUint(d *msgpack.Decoder, max uint64) (uint64, error) {
+	code, err := d.PeekCode()
+	if err != nil {
+		return 0, err
+	}
+	if code > msgpcode.PosFixedNumHigh && (code < msgpcode.Uint8 || code > msgpcode.Uint64) {
+		return 0, fmt.Errorf("want unsigned integer, got code %#x", code)
+	}
+	v, err := d.DecodeUint64()
+	if err != nil {
+		return 0, err
+	}
+	if v > max {
+		return 0, fmt.Errorf("%d out of range (max %d)", v, max)
+	}
+	return v, nil
+}
+
+// decodeOptUint decodes nil (absent) or an unsigned integer.
+func decodeOptUint(d *msgpack.Decoder) (uint64, bool, error) {
+	code, err := d.PeekCode()
+	if err != nil {
+		return 0, false, err
+	}
+	if code == msgpcode.Nil {
+		return 0, false, d.DecodeNil()
+	}
+	v, err := decodeUint(d, math.MaxUint64)
+	return v, err == nil, err
+}
+
+func decodeString(d *msgpack.Decoder, r *bytes.Reader) (string, error) {
+	code, err := d.PeekCode()
+	if err != nil {
+		return "", err
+	}
+	if !msgpcode.IsString(code) {
+		return "", fmt.Errorf("want string, got code %#x", code)
+	}
+	b, err := readRaw(d, r)
+	return string(b), err
+}
+
+// decodeBytes decodes nil (absent: nil, false) or a bin (present: its
+// contents, nil when empty, and true).
+func decodeBytes(d *msgpack.Decoder, r *bytes.Reader) ([]byte, bool, error) {
+	code, err := d.PeekCode()
+	if err != nil {
+		return nil, false, err
+	}
+	if code == msgpcode.Nil {
+		return nil, false, d.DecodeNil()
+	}
+	if !msgpcode.IsBin(code) {
+		return nil, false, fmt.Errorf("want bytes, got code %#x", code)
+	}
+	b, err := readRaw(d, r)
+	return b, err == nil, err
+}
+
+// readRaw reads a str or bin header through d and then its payload straight
+// from r, after checking that r holds that many bytes: a forged length
+// cannot make us allocate more than the input's size.
+func readRaw(d *msgpack.Decoder, r *bytes.Reader) ([]byte, error) {
+	n, err := d.DecodeBytesLen()
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > r.Len() {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	b := make([]byte, n)
+	_, err = io.ReadFull(r, b)
+	return b, err
+}
