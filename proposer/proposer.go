@@ -51,9 +51,9 @@ type Proposer struct {
 	maxReported   paxos.Slot
 
 	// Phase 2.
-	nextSlot     paxos.Slot
-	inflight     map[paxos.Slot]proposal
-	inflightLow  paxos.Slot // no inflight slot is below it
+	nextSlot    paxos.Slot
+	inflight    map[paxos.Slot]proposal
+	inflightLow paxos.Slot // no inflight slot is below it
 	// pending are client commands waiting for a slot (as Leader) or to be
 	// forwarded (as Follower, once a leader is known). One queue for both,
 	// so a command survives any change of role.
