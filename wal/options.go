@@ -1,0 +1,96 @@
+package wal
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+)
+
+// Options configures a Store. The zero value is valid: the real disk, a
+// silent Pebble, and every Save synced.
+type Options struct {
+	// FS is the filesystem. Default (nil): the real disk, vfs.Default. Tests
+	// pass vfs.NewStrictMem() to drop unsynced writes at a simulated crash.
+	FS vfs.FS
+	// Logger receives Pebble's own log lines. Default (nil): they are
+	// discarded, so Pebble prints nothing to stdout or stderr. Pebble calls
+	// Fatalf when it cannot go on (for example, a failed WAL write or
+	// sync); Fatalf must not return. The default logger panics there.
+	Logger pebble.Logger
+	// NoSync commits Saves without fsync. UNSAFE: a machine crash can then
+	// lose a promise or an acceptance that was already sent, which breaks
+	// Paxos. For tests and benchmarks only. Default false.
+	NoSync bool
+}
+
+// EnsureDefaults fills nil fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = quietLogger{}
+	}
+}
+
+// Validate reports the first problem with o. Every combination of fields is
+// currently valid; Validate exists so that callers check options uniformly
+// and future fields have a place to be checked.
+func (o *Options) Validate() error { return nil }
+
+// Pebble tuning. The store holds a few small records plus the accepted log,
+// which is written once per slot (rewritten only by a new leader's Phase 2)
+// and read back at restart and for catch-up. It is write-heavy and small.
+const (
+	// memTableBytes bounds a memtable. A batch of up to 1 MiB of commands
+	// per slot with a window of a few hundred slots fits a few memtables;
+	// larger memtables only lengthen recovery (the WAL replays into them).
+	memTableBytes = 8 << 20
+	// blockCacheBytes is small: reads are the restart scan and catch-up of
+	// recent slots, which the memtables mostly serve.
+	blockCacheBytes = 8 << 20
+	// maxOpenFiles bounds file descriptors; the LSM stays a handful of
+	// tables unless the log grows very long.
+	maxOpenFiles = 256
+)
+
+// pebbleOptions translates o (after EnsureDefaults) into Pebble options. The
+// caller must Unref the returned options' Cache after Open (Pebble takes
+// its own reference).
+func (o *Options) pebbleOptions() *pebble.Options {
+	po := &pebble.Options{
+		FS:           o.FS,
+		Logger:       o.Logger,
+		Cache:        pebble.NewCache(blockCacheBytes),
+		MemTableSize: memTableBytes,
+		MaxOpenFiles: maxOpenFiles,
+		// New stores start at the newest stable format of the Pebble in
+		// go.mod; an existing store is ratcheted up to it, never down.
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	// A nil EventListener would make Pebble log background errors through
+	// Logger anyway; an explicit one keeps that behaviour documented here.
+	el := pebble.MakeLoggingEventListener(o.Logger)
+	// Only errors and stalls are worth a line; flush and compaction chatter
+	// is not, and the default logger discards everything regardless.
+	po.EventListener = &pebble.EventListener{
+		BackgroundError: el.BackgroundError,
+		DiskSlow:        el.DiskSlow,
+		WriteStallBegin: el.WriteStallBegin,
+		WriteStallEnd:   el.WriteStallEnd,
+	}
+	return po
+}
+
+// quietLogger discards Pebble's informational lines. Fatalf cannot return
+// (Pebble would carry on with a broken commit pipeline), so it panics with
+// the message: the process stops, as Pebble's own default would make it,
+// but the reason is visible and a test can recover it.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("wal: pebble fatal error: "+format, args...))
+}
