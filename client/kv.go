@@ -94,6 +94,9 @@ func (c *Client) CompareAndSet(ctx context.Context, key string, value []byte, co
 	if err != nil {
 		return false, KV{}, err
 	}
+	if resp.Err == wire.ErrCASFailed {
+		return false, kvOf(resp.KV), nil
+	}
 	if err := responseError(resp); err != nil {
 		return false, KV{}, err
 	}

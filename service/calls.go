@@ -122,13 +122,16 @@ func wireKV(kv KV) wire.KV {
 }
 
 // resultResponse translates a state machine result into a wire response.
-func resultResponse(r Result) *wire.Response {
+func resultResponse(op Op, r Result) *wire.Response {
 	resp := &wire.Response{Revision: r.Revision, Found: r.Found, KV: wireKV(r.KV), Succeeded: r.Succeeded}
 	for _, kv := range r.KVs {
 		resp.KVs = append(resp.KVs, wireKV(kv))
 	}
 	switch {
 	case r.Err == nil:
+		if op == OpCAS && !r.Succeeded {
+			resp.Err, resp.ErrMsg = wire.ErrCASFailed, "compare failed: the key's value or revision differs"
+		}
 	case errors.Is(r.Err, ErrNotFound):
 		resp.Err, resp.ErrMsg = wire.ErrNotFound, r.Err.Error()
 	case errors.Is(r.Err, ErrTooLarge):

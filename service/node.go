@@ -243,7 +243,7 @@ func (n *Node) apply(decided []paxos.Entry) {
 			res := n.sm.ApplyCommand(e.Slot, &cmd)
 			key := callKey{cmd.ClientID, cmd.Seq}
 			for _, c := range n.waiters[key] {
-				c.reply(resultResponse(res))
+				c.reply(resultResponse(cmd.Op, res))
 			}
 			delete(n.waiters, key)
 		}

@@ -1,0 +1,265 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/rs/zerolog"
+)
+
+const (
+	// defaultConnQueueMax bounds the frames queued on a client connection
+	// before Send blocks.
+	defaultConnQueueMax = 1024
+	// defaultWriteTimeout bounds one write system call.
+	defaultWriteTimeout = 5 * time.Second
+	// defaultDialTimeout bounds a dial plus the hello exchange.
+	defaultDialTimeout = 2 * time.Second
+)
+
+// frameConn is a connection after the hello: a frame reader, and a writer
+// goroutine that coalesces the frames queued by concurrent senders.
+type frameConn struct {
+	conn     net.Conn
+	fr       *FrameReader
+	frameMax int
+	q        chan []byte
+	stop     chan struct{} // closed by close: write out the queue and exit
+	abort    chan struct{} // closed by kill: exit now
+	stopOnce sync.Once
+	killOnce sync.Once
+	// writerDone is closed when the writer goroutine has exited; Send
+	// fails from then on.
+	writerDone chan struct{}
+	writerErr  error // set before writerDone is closed
+	// dead is closed once the connection is unusable: closed, or a read
+	// or a write failed.
+	dead     chan struct{}
+	deadOnce sync.Once
+	writes   atomic.Uint64
+}
+
+func newFrameConn(conn net.Conn, fr *FrameReader, frameMax, queueMax int, writeTimeout time.Duration) *frameConn {
+	c := &frameConn{
+		conn:       conn,
+		fr:         fr,
+		frameMax:   frameMax,
+		q:          make(chan []byte, queueMax),
+		stop:       make(chan struct{}),
+		abort:      make(chan struct{}),
+		writerDone: make(chan struct{}),
+		dead:       make(chan struct{}),
+	}
+	bw := bufio.NewWriterSize(deadlineWriter{conn: conn, timeout: writeTimeout, writes: &c.writes}, writeBufferBytes)
+	go func() {
+		err := writeLoop(bw, c.q, c.stop, c.abort, func(bw *bufio.Writer, f []byte) error {
+			_, err := bw.Write(f)
+			return err
+		})
+		c.writerErr = err
+		close(c.writerDone)
+		if err != nil {
+			c.kill() // a failed write breaks the stream: fail Recv too
+		}
+		c.deadOnce.Do(func() { close(c.dead) })
+	}()
+	return c
+}
+
+// send frames the body encode appends and queues it, blocking while the
+// queue is full.
+func (c *frameConn) send(encode func([]byte) []byte) error {
+	select {
+	case <-c.writerDone:
+		return c.closedErr()
+	case <-c.stop:
+		return ErrClosed
+	default:
+	}
+	f := appendFramed(nil, encode)
+	if n := len(f) - frameHeaderBytes; n > c.frameMax {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.frameMax)
+	}
+	select {
+	case c.q <- f:
+		return nil
+	case <-c.stop:
+		return ErrClosed
+	case <-c.writerDone:
+		return c.closedErr()
+	}
+}
+
+func (c *frameConn) closedErr() error {
+	if c.writerErr != nil && !errors.Is(c.writerErr, ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, c.writerErr)
+	}
+	return ErrClosed
+}
+
+// close writes out what is queued (each write bounded by the write
+// timeout), then closes the connection.
+func (c *frameConn) close() error {
+	c.stopOnce.Do(func() { close(c.stop) })
+	<-c.writerDone
+	return c.kill()
+}
+
+// kill closes the connection at once, dropping what is queued.
+func (c *frameConn) kill() error {
+	var err error
+	c.killOnce.Do(func() {
+		c.stopOnce.Do(func() { close(c.stop) })
+		close(c.abort)
+		err = c.conn.Close()
+		c.deadOnce.Do(func() { close(c.dead) })
+	})
+	return err
+}
+
+// ClientConn is the server's end of a client connection, handed to
+// Handler.HandleClient after the hello exchange.
+type ClientConn struct {
+	fc  *frameConn
+	log zerolog.Logger
+}
+
+// Recv reads the next request. It must not be called concurrently with
+// itself. It returns io.EOF when the client has closed the connection and
+// ErrClosed (wrapped) after Close. A malformed or oversized frame closes the
+// connection: Recv logs the reason and returns the error (ErrMalformed,
+// ErrFrameTooLarge). A request with an unknown Op is returned, not an error,
+// so that the handler can answer it with ErrInvalid.
+func (c *ClientConn) Recv() (*Request, error) {
+	body, err := c.fc.fr.ReadFrame()
+	if err != nil {
+		select {
+		case <-c.fc.stop:
+			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+		default:
+		}
+		if err != io.EOF {
+			if !errors.Is(err, net.ErrClosed) {
+				c.log.Warn().Err(err).Msg("wire: closing client connection")
+			}
+			c.fc.kill()
+		}
+		return nil, err
+	}
+	q, err := DecodeRequest(body)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("wire: closing client connection")
+		c.fc.kill()
+		return nil, err
+	}
+	return q, nil
+}
+
+// Send queues s to be written; it is safe for concurrent use, and responses
+// sent close together leave in one system call. It blocks while the
+// connection's queue is full. It returns ErrClosed once the connection is
+// closed or broken, and ErrFrameTooLarge (sending nothing) when s does not
+// fit in a frame; the caller can then send a smaller ErrTooLarge response.
+func (c *ClientConn) Send(s *Response) error {
+	return c.fc.send(func(b []byte) []byte { return EncodeResponse(b, s) })
+}
+
+// Close writes out the responses already queued, then closes the
+// connection; Recv and Send fail from then on. The server closes the
+// connection itself when HandleClient returns.
+func (c *ClientConn) Close() error { return c.fc.close() }
+
+// Done is closed when the connection is unusable: after Close, when the
+// server shuts down, or when a read or a write failed (not when the client
+// merely closed its sending side: Recv then returns io.EOF). Handlers of
+// long-lived requests watch it to give up when their client is gone.
+func (c *ClientConn) Done() <-chan struct{} { return c.fc.dead }
+
+// RemoteAddr returns the client's address.
+func (c *ClientConn) RemoteAddr() net.Addr { return c.fc.conn.RemoteAddr() }
+
+// ServerConn is a client's connection to a paxosd node, returned by
+// DialClient. Most clients wrap it in a Mux.
+type ServerConn struct {
+	fc     *frameConn
+	server Hello
+}
+
+// DialClient connects to the paxosd node at addr (host:port) as a client of
+// cluster clusterID ("" = DefaultClusterID) and exchanges hellos: it fails
+// with ErrWrongCluster or ErrBadHello when the node is not one it should
+// talk to. frameBytesMax bounds the frames it accepts and sends (0 =
+// DefaultFrameBytesMax). ctx bounds the dial and the hello exchange;
+// without a deadline in ctx they are bounded by 2 s.
+func DialClient(ctx context.Context, addr, clusterID string, frameBytesMax int) (*ServerConn, error) {
+	if frameBytesMax <= 0 {
+		frameBytesMax = DefaultFrameBytesMax
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultDialTimeout)
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(dctx, func() { conn.Close() })
+	h, fr, err := dialHandshake(conn, 0, clusterID, 0, frameBytesMax, deadline)
+	if !stop() || err != nil {
+		conn.Close()
+		if err == nil {
+			err = dctx.Err()
+		}
+		return nil, fmt.Errorf("wire: dial %s: %w", addr, err)
+	}
+	return &ServerConn{
+		fc:     newFrameConn(conn, fr, frameBytesMax, defaultConnQueueMax, defaultWriteTimeout),
+		server: h,
+	}, nil
+}
+
+// ServerID returns the node id the server gave in its hello.
+func (c *ServerConn) ServerID() paxos.NodeID { return c.server.NodeID }
+
+// Send queues q to be written. It is safe for concurrent use and coalesces
+// writes; it blocks while the queue is full, and returns ErrFrameTooLarge
+// (sending nothing) when q does not fit in a frame.
+func (c *ServerConn) Send(q *Request) error {
+	return c.fc.send(func(b []byte) []byte { return EncodeRequest(b, q) })
+}
+
+// Recv reads the next response; it must not be called concurrently with
+// itself. Any error leaves the connection unusable.
+func (c *ServerConn) Recv() (*Response, error) {
+	body, err := c.fc.fr.ReadFrame()
+	if err != nil {
+		select {
+		case <-c.fc.stop:
+			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+		default:
+		}
+		c.fc.kill()
+		return nil, err
+	}
+	s, err := DecodeResponse(body)
+	if err != nil {
+		c.fc.kill()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connection at once; requests still queued are dropped
+// (their outcome was unknown anyway) and Recv fails. It does not block.
+func (c *ServerConn) Close() error { return c.fc.kill() }

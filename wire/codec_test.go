@@ -1,0 +1,362 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// randBytes returns nil or 1..max random bytes: the codec reads empty byte
+// strings back as nil.
+func randBytes(rng *rand.Rand, max int) []byte {
+	n := rng.IntN(max + 1)
+	if n == 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func randCmds(rng *rand.Rand) [][]byte {
+	n := rng.IntN(4)
+	if n == 0 {
+		return nil
+	}
+	cs := make([][]byte, n)
+	for i := range cs {
+		cs[i] = randBytes(rng, 300)
+		if cs[i] == nil {
+			cs[i] = []byte{0}
+		}
+	}
+	return cs
+}
+
+// randUint spreads values over every msgpack integer width.
+func randUint(rng *rand.Rand) uint64 {
+	switch rng.IntN(5) {
+	case 0:
+		return uint64(rng.IntN(128))
+	case 1:
+		return uint64(rng.IntN(1 << 8))
+	case 2:
+		return uint64(rng.IntN(1 << 16))
+	case 3:
+		return uint64(rng.Uint32())
+	}
+	return rng.Uint64()
+}
+
+func randMessage(rng *rand.Rand, t paxos.MsgType) paxos.Message {
+	m := paxos.Message{
+		Type:   t,
+		From:   paxos.NodeID(rng.Uint32()),
+		To:     paxos.NodeID(rng.Uint32()),
+		Ballot: paxos.Ballot{Round: randUint(rng), Node: paxos.NodeID(randUint(rng) & math.MaxUint32)},
+		Slot:   paxos.Slot(randUint(rng)),
+		Commit: paxos.Slot(randUint(rng)),
+		Reject: rng.IntN(2) == 0,
+		Cmds:   randCmds(rng),
+	}
+	if n := rng.IntN(5); n > 0 {
+		for range n {
+			e := paxos.Entry{
+				Slot:   paxos.Slot(randUint(rng)),
+				Ballot: paxos.Ballot{Round: randUint(rng), Node: paxos.NodeID(rng.Uint32())},
+				Value:  paxos.Value{Kind: paxos.ValueKind(rng.IntN(2)), Cmds: randCmds(rng)},
+			}
+			m.Entries = append(m.Entries, e)
+		}
+	}
+	if n := rng.IntN(20); n > 0 {
+		for range n {
+			m.Slots = append(m.Slots, paxos.Slot(randUint(rng)))
+		}
+	}
+	return m
+}
+
+func randString(rng *rand.Rand, max int) string {
+	return string(bytes.ToValidUTF8(randBytes(rng, max), []byte("?")))
+}
+
+func randRequest(rng *rand.Rand) *Request {
+	return &Request{
+		ID: randUint(rng), Op: Op(rng.IntN(8)), ClientID: randUint(rng), Seq: randUint(rng),
+		AckedBelow: randUint(rng), Key: randString(rng, 40), Value: randBytes(rng, 300),
+		Prefix: randString(rng, 40), PrevValue: randBytes(rng, 70000), HasPrevValue: rng.IntN(2) == 0,
+		PrevRevision: randUint(rng), HasPrevRevision: rng.IntN(2) == 0, Serializable: rng.IntN(2) == 0,
+		Limit: rng.Uint32(), TimeoutMs: rng.Uint32(),
+	}
+}
+
+func randKV(rng *rand.Rand) KV {
+	return KV{Key: randString(rng, 300), Value: randBytes(rng, 100), CreateRevision: randUint(rng), ModRevision: randUint(rng), Version: randUint(rng)}
+}
+
+func randResponse(rng *rand.Rand) *Response {
+	s := &Response{
+		ID: randUint(rng), Err: ErrCode(rng.IntN(12)), ErrMsg: randString(rng, 50),
+		LeaderHint: paxos.NodeID(rng.Uint32()), LeaderAddr: randString(rng, 30), Revision: randUint(rng),
+		Found: rng.IntN(2) == 0, KV: randKV(rng), Succeeded: rng.IntN(2) == 0,
+	}
+	for range rng.IntN(20) {
+		s.KVs = append(s.KVs, randKV(rng))
+	}
+	for range rng.IntN(4) {
+		s.Status = append(s.Status, NodeStatus{
+			ID: paxos.NodeID(rng.Uint32()), Addr: randString(rng, 20), Role: "follower",
+			Ballot: paxos.Ballot{Round: randUint(rng), Node: paxos.NodeID(rng.Uint32())},
+			Leader: paxos.NodeID(rng.Uint32()), Commit: paxos.Slot(randUint(rng)), Applied: paxos.Slot(randUint(rng)),
+			Connected: rng.IntN(2) == 0,
+		})
+	}
+	return s
+}
+
+// TestMessageRoundTrip encodes random messages of every type and decodes
+// them back; a standard msgpack implementation must read every body too.
+func TestMessageRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for typ := paxos.MsgPreVote; typ.Valid(); typ++ {
+		for range 200 {
+			m := randMessage(rng, typ)
+			body := EncodeMessage(nil, m)
+			got, err := DecodeMessage(body)
+			if err != nil {
+				t.Fatalf("%s: decode: %v", m, err)
+			}
+			if !reflect.DeepEqual(got, m) {
+				t.Fatalf("round trip:\n got %#v\nwant %#v", got, m)
+			}
+			var v []any
+			if err := msgpack.Unmarshal(body, &v); err != nil || len(v) != messageElems {
+				t.Fatalf("%s: vmihailenco/msgpack reads %d elements, err %v", m, len(v), err)
+			}
+		}
+	}
+}
+
+func TestClientRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		q := randRequest(rng)
+		body := EncodeRequest(nil, q)
+		got, err := DecodeRequest(body)
+		if err != nil {
+			t.Fatalf("decode request: %v", err)
+		}
+		if !reflect.DeepEqual(got, q) {
+			t.Fatalf("request round trip:\n got %#v\nwant %#v", got, q)
+		}
+		s := randResponse(rng)
+		body = EncodeResponse(nil, s)
+		gotS, err := DecodeResponse(body)
+		if err != nil {
+			t.Fatalf("decode response: %v", err)
+		}
+		if !reflect.DeepEqual(gotS, s) {
+			t.Fatalf("response round trip:\n got %#v\nwant %#v", gotS, s)
+		}
+		var v []any
+		if err := msgpack.Unmarshal(body, &v); err != nil || len(v) != 1+len(responseFields) {
+			t.Fatalf("vmihailenco/msgpack reads %d elements, err %v", len(v), err)
+		}
+	}
+	h := Hello{Version: 7, ClusterID: "prod-east", NodeID: 3}
+	if got, err := DecodeHello(EncodeHello(nil, h)); err != nil || got != h {
+		t.Fatalf("hello round trip: %+v, %v", got, err)
+	}
+}
+
+// TestDecodeForeignEncoding decodes bodies written by a general msgpack
+// encoder (as another language's client would), with extra trailing
+// elements and other integer widths, and bodies with missing trailing
+// fields.
+func TestDecodeForeignEncoding(t *testing.T) {
+	// A Python-style request: ints as small as possible, signed formats,
+	// nil for absent fields, str for bytes, and a future field at the end.
+	body, err := msgpack.Marshal([]any{
+		int8(2), int64(9), uint16(OpPut), int32(5), uint64(6), nil, "k", "v-as-str",
+		nil, nil, nil, nil, nil, true, nil, int64(100), map[string]any{"future": []any{1, 2.5, "x"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := DecodeRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Request{ID: 9, Op: OpPut, ClientID: 5, Seq: 6, Key: "k", Value: []byte("v-as-str"), Serializable: true, TimeoutMs: 100}
+	if !reflect.DeepEqual(q, want) {
+		t.Fatalf("got %#v\nwant %#v", q, want)
+	}
+	// Missing trailing fields read as zero.
+	body, _ = msgpack.Marshal([]any{3, 9, int(ErrNotLeader)})
+	s, err := DecodeResponse(body)
+	if err != nil || !reflect.DeepEqual(s, &Response{ID: 9, Err: ErrNotLeader}) {
+		t.Fatalf("short response: %#v, %v", s, err)
+	}
+	// A message with an extra element, and an entry with one.
+	body, _ = msgpack.Marshal([]any{1, int(paxos.MsgAccept), 1, 2, 7, 1, 0, 3, false,
+		[]any{[]any{4, 7, 1, 1, [][]byte{[]byte("c")}, "future"}}, nil, nil, "future"})
+	m, err := DecodeMessage(body)
+	wantM := paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Ballot: paxos.Ballot{Round: 7, Node: 1}, Commit: 3,
+		Entries: []paxos.Entry{{Slot: 4, Ballot: paxos.Ballot{Round: 7, Node: 1}, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("c")}}}}}
+	if err != nil || !reflect.DeepEqual(m, wantM) {
+		t.Fatalf("message: %v, %v", m, err)
+	}
+}
+
+// TestDecodeMalformed: every broken input is an ErrMalformed error.
+func TestDecodeMalformed(t *testing.T) {
+	accept := EncodeMessage(nil, paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Ballot: paxos.Ballot{Round: 300, Node: 1},
+		Entries: []paxos.Entry{{Slot: 1, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("hello")}}}}})
+	request := EncodeRequest(nil, &Request{ID: 1, Op: OpPut, Key: "k", Value: []byte("v")})
+	cases := map[string][]byte{
+		"empty":             {},
+		"not an array":      {0x01},
+		"empty array":       {0x90},
+		"wrong frame type":  request,
+		"unknown msg type":  {0x92, 0x01, 0x7f},
+		"msg type 0":        {0x92, 0x01, 0x00},
+		"negative int":      {0x93, 0x01, 0x05, 0xd0, 0xff},
+		"node id overflow":  {0x93, 0x01, 0x05, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0},
+		"string for uint":   {0x93, 0x01, 0x05, 0xa1, 'x'},
+		"bool wrong type":   {0x99, 0x01, 0x05, 0, 0, 0, 0, 0, 0, 0x01},
+		"trailing bytes":    append(bytes.Clone(accept), 0xc0),
+		"invalid byte 0xc1": {0x93, 0x01, 0x05, 0xc1},
+		"array32 of 4 billion": {0x9c, 0x01, 0x05, 1, 2, 0, 0, 0, 0, 0xc2,
+			0xdd, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"bin32 of 4 billion": {0x9c, 0x01, 0x05, 1, 2, 0, 0, 0, 0, 0xc2, 0x90, 0x90,
+			0x91, 0xc6, 0xff, 0xff, 0xff, 0xff, 0, 0},
+		"skip: map32 huge": {0x9d, 0x01, 0x05, 1, 2, 0, 0, 0, 0, 0xc2, 0x90, 0x90, 0x90, 0xdf, 0xff, 0xff, 0xff, 0xff},
+	}
+	for i := 1; i < len(accept); i++ {
+		cases["truncated accept at "+strconv.Itoa(i)] = accept[:i]
+	}
+	for name, body := range cases {
+		if _, err := DecodeMessage(body); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeMessage(%s = % x) = %v, want ErrMalformed", name, body, err)
+		}
+	}
+	for i := 0; i < len(request); i++ {
+		if _, err := DecodeRequest(request[:i]); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeRequest(truncated at %d) = %v, want ErrMalformed", i, err)
+		}
+	}
+	if _, err := DecodeRequest(accept); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeRequest(message frame) = %v", err)
+	}
+	for _, body := range [][]byte{{}, {0x95, 0, 0xa6, 'p', 'a', 'x', 'o', 's', 'X', 1, 0xa0, 0}, EncodeHello(nil, Hello{})} {
+		if _, err := DecodeHello(body); !errors.Is(err, ErrBadHello) {
+			t.Errorf("DecodeHello(% x) = %v, want ErrBadHello", body, err)
+		}
+	}
+}
+
+// TestRandomBytes feeds random bodies to every decoder: errors, no panics.
+func TestRandomBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	valid := [][]byte{
+		EncodeMessage(nil, randMessage(rng, paxos.MsgAccept)),
+		EncodeRequest(nil, randRequest(rng)),
+		EncodeResponse(nil, randResponse(rng)),
+	}
+	for range 20000 {
+		var body []byte
+		if rng.IntN(2) == 0 {
+			body = randBytes(rng, 64)
+		} else { // mutate a valid body
+			body = bytes.Clone(valid[rng.IntN(len(valid))])
+			for range 1 + rng.IntN(4) {
+				if len(body) > 0 {
+					body[rng.IntN(len(body))] = byte(rng.Uint32())
+				}
+			}
+		}
+		DecodeMessage(body)
+		DecodeRequest(body)
+		DecodeResponse(body)
+		DecodeHello(body)
+	}
+}
+
+// TestDecodeAllocationBound: whatever the body declares, decoding allocates
+// in proportion to the body's actual size.
+func TestDecodeAllocationBound(t *testing.T) {
+	// The worst case per input byte: entries that are empty arrays.
+	n := 100000
+	body := []byte{0x9a, 0x01, byte(paxos.MsgAccept), 1, 2, 0, 0, 0, 0, 0xc2, 0xdd}
+	body = binary.BigEndian.AppendUint32(body, uint32(n))
+	body = append(body, bytes.Repeat([]byte{0x90}, n)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	m, err := DecodeMessage(body)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(m.Entries) != n {
+		t.Fatalf("decode: %d entries, %v", len(m.Entries), err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64*uint64(len(body)) {
+		t.Fatalf("allocated %d bytes for a %d-byte body", alloc, len(body))
+	}
+}
+
+func TestFrameReader(t *testing.T) {
+	var stream []byte
+	bodies := [][]byte{{}, []byte("a"), bytes.Repeat([]byte("b"), 200000), []byte("c")}
+	for _, b := range bodies {
+		stream = AppendFrame(stream, b)
+	}
+	fr := NewFrameReader(bytes.NewReader(stream), 300000)
+	for i, want := range bodies {
+		got, err := fr.ReadFrame()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if _, err := fr.ReadFrame(); err != io.EOF {
+		t.Fatalf("at end: %v", err)
+	}
+	// A limit below the big frame refuses it from its prefix alone.
+	fr = NewFrameReader(bytes.NewReader(stream), 1000)
+	fr.ReadFrame()
+	fr.ReadFrame()
+	if _, err := fr.ReadFrame(); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+	// A truncated frame is an unexpected EOF, even a large one.
+	for _, cut := range []int{2, 6, 100, len(stream) - 1} {
+		fr = NewFrameReader(bytes.NewReader(stream[:cut]), 0)
+		var err error
+		for err == nil {
+			_, err = fr.ReadFrame()
+		}
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+	}
+	// A 4 GiB prefix on a short stream, under a huge limit, allocates only
+	// what arrives.
+	fr = NewFrameReader(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}), math.MaxInt)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := fr.ReadFrame()
+	runtime.ReadMemStats(&after)
+	if err != io.ErrUnexpectedEOF || after.TotalAlloc-before.TotalAlloc > 1<<20 {
+		t.Fatalf("4 GiB prefix: %v, allocated %d", err, after.TotalAlloc-before.TotalAlloc)
+	}
+}

@@ -1,0 +1,63 @@
+// Package wire is paxosd's network layer, and the only package that touches
+// sockets: framing and encoding, the server that accepts peers and clients
+// on one port, the peer Transport (lazy dial, reconnect with backoff,
+// coalesced writes) and the client-side connection and Mux.
+//
+// docs/PROTOCOL.md specifies the format for implementers in other
+// languages; testdata/wire holds golden frames.
+//
+// # Frames
+//
+// Every frame is a 4-byte big-endian body length followed by the body, one
+// msgpack value: an array whose first element is the frame type.
+//
+//	+--------+--------+--------+--------+=================================+
+//	|     body length (uint32, big-endian)  |  body: msgpack array      |
+//	+--------+--------+--------+--------+=================================+
+//	                                      body = [frame_type, field1, ...]
+//
+//	frame_type 0 Hello     [0, "paxosd", version, cluster_id, node_id]
+//	frame_type 1 Message   [1, type, from, to, ballot_round, ballot_node,
+//	                        slot, commit, reject, entries, slots, cmds]
+//	           entry       [slot, ballot_round, ballot_node, value_kind, cmds]
+//	           cmds        [bin, bin, ...]
+//	frame_type 2 Request   [2, id, op, client_id, seq, acked_below, key, value,
+//	                        prefix, prev_value, has_prev_value, prev_revision,
+//	                        has_prev_revision, serializable, limit, timeout_ms]
+//	frame_type 3 Response  [3, id, err, err_msg, leader_hint, leader_addr,
+//	                        revision, found, kv, kvs, status, succeeded]
+//
+// A body longer than the frame limit (DefaultFrameBytesMax, 16 MiB, unless
+// configured) is refused before it is read. Decoders ignore array elements
+// after the ones they know and read missing trailing elements as zero, so a
+// field is added by appending it; nothing is ever reordered or renumbered.
+//
+// # Connections
+//
+//	dialer                                   listener (Serve)
+//	  | -- Hello{version, cluster, node|0} -->  |  check magic, version, cluster
+//	  | <-- Hello{version', cluster, self} ---  |
+//	  | -- Message ... (peer: node != 0) ---->  |  Handler.HandlePeer
+//	  | -- Request ... (client: node == 0) -->  |  Handler.HandleClient
+//	  | <------------------------- Response --  |    (any order, by id)
+//
+// A peer connection carries messages one way, from the node that dialed it;
+// each node sends on its own outgoing connections (Transport) and receives
+// on those its peers dialed (Serve). A bad hello, another cluster's id, an
+// oversized or undecodable frame, or a message whose From is not the peer's
+// hello id closes that connection alone, with the reason logged.
+//
+// # Caller obligations
+//
+//   - Transport.Send never blocks and may drop (Paxos tolerates loss); it
+//     does not copy the message, whose slices must not change afterwards.
+//   - Handler.HandlePeer runs on the connection's reader goroutine and must
+//     not block for long; HandleClient must return once Recv fails.
+//   - Decoded byte slices (commands, values) alias the frame body they were
+//     decoded from; the readers here give every frame a fresh body, so
+//     holding on to them is safe.
+//
+// Hot-path codecs (messages) are hand-written over a small msgpack subset
+// (msgpack.go), with no reflection; the client codecs are driven by the
+// field tables in client_codec.go.
+package wire

@@ -1,0 +1,136 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+)
+
+const (
+	// ProtocolVersion is the highest protocol version this package speaks.
+	ProtocolVersion = 1
+	// Magic opens every hello; it tells a paxosd peer from anything else
+	// that connects to the port.
+	Magic = "paxosd"
+	// DefaultFrameBytesMax is the default limit on a frame body's length.
+	DefaultFrameBytesMax = 16 << 20
+	// DefaultClusterID is the cluster id an empty ClusterID stands for.
+	DefaultClusterID = "paxosd"
+
+	// frameHeaderBytes is the size of a frame's length prefix.
+	frameHeaderBytes = 4
+	// helloBytesMax bounds the first frame of a connection, read before the
+	// other end has identified itself.
+	helloBytesMax = 4 << 10
+	// frameChunkBytes is how much of a large frame is allocated ahead of
+	// the bytes actually received, so a length prefix alone cannot make the
+	// reader allocate the maximum frame size.
+	frameChunkBytes = 64 << 10
+)
+
+// FrameType is the first element of every frame body.
+type FrameType uint8
+
+const (
+	// FrameHello opens a connection, in both directions.
+	FrameHello FrameType = 0
+	// FrameMessage carries one paxos.Message between nodes.
+	FrameMessage FrameType = 1
+	// FrameRequest carries a client Request.
+	FrameRequest FrameType = 2
+	// FrameResponse carries the server's Response to a Request.
+	FrameResponse FrameType = 3
+)
+
+func (t FrameType) String() string {
+	switch t {
+	case FrameHello:
+		return "Hello"
+	case FrameMessage:
+		return "Message"
+	case FrameRequest:
+		return "Request"
+	case FrameResponse:
+		return "Response"
+	}
+	return fmt.Sprintf("FrameType(%d)", uint8(t))
+}
+
+// normalizeClusterID maps the empty cluster id to DefaultClusterID.
+func normalizeClusterID(id string) string {
+	if id == "" {
+		return DefaultClusterID
+	}
+	return id
+}
+
+// AppendFrame appends to dst the frame carrying body: its length as a 4-byte
+// big-endian integer, then body.
+func AppendFrame(dst, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	return append(dst, body...)
+}
+
+// appendFramed appends a frame whose body encode appends, without copying
+// the body: it reserves the length prefix and fills it in afterwards.
+func appendFramed(dst []byte, encode func([]byte) []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = encode(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-frameHeaderBytes))
+	return dst
+}
+
+// FrameReader reads frames from a stream, buffering reads so that many
+// small frames cost one read system call.
+type FrameReader struct {
+	r   *bufio.Reader
+	max int
+	hdr [frameHeaderBytes]byte
+}
+
+// NewFrameReader returns a FrameReader on r that rejects frame bodies longer
+// than frameBytesMax bytes (DefaultFrameBytesMax when zero or negative).
+func NewFrameReader(r io.Reader, frameBytesMax int) *FrameReader {
+	if frameBytesMax <= 0 {
+		frameBytesMax = DefaultFrameBytesMax
+	}
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: frameBytesMax}
+}
+
+// ReadFrame reads the next frame and returns its body, which the caller
+// owns: every call returns a new slice. It returns io.EOF at a clean end of
+// the stream, io.ErrUnexpectedEOF inside a frame, and ErrFrameTooLarge for a
+// length prefix above the limit (the stream is then out of sync; close it).
+func (fr *FrameReader) ReadFrame() ([]byte, error) {
+	return fr.readFrame(fr.max)
+}
+
+func (fr *FrameReader) readFrame(max int) ([]byte, error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return nil, err
+	}
+	n64 := uint64(binary.BigEndian.Uint32(fr.hdr[:]))
+	if n64 > uint64(max) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n64, max)
+	}
+	n := int(n64)
+	// Allocate as the bytes arrive, not as the prefix claims.
+	body := make([]byte, 0, min(n, frameChunkBytes))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, min(n-len(body), len(body)))
+		}
+		m, err := io.ReadFull(fr.r, body[len(body):min(n, cap(body))])
+		body = body[:len(body)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return body, nil
+}

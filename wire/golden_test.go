@@ -1,0 +1,326 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+var (
+	update  = flag.Bool("update", false, "rewrite testdata/wire golden files and the examples in docs/PROTOCOL.md")
+	rewrite = flag.Bool("rewrite", false, "same as -update")
+)
+
+func updating() bool { return *update || *rewrite || os.Getenv("UPDATE_GOLDEN") == "1" }
+
+const (
+	goldenDir = "../testdata/wire"
+	protoDoc  = "../docs/PROTOCOL.md"
+)
+
+// Element names of each frame layout, as docs/PROTOCOL.md names them.
+var (
+	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id"}
+	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds"}
+	entryNames   = []string{"slot", "ballot_round", "ballot_node", "value_kind", "cmds"}
+)
+
+func fieldNames[T any](fs []field[T]) []string {
+	var names []string
+	for _, f := range fs {
+		names = append(names, f.name)
+	}
+	return names
+}
+
+func frameNames[T any](fs []field[T]) []string {
+	return append([]string{"frame_type"}, fieldNames(fs)...)
+}
+
+var ballot5 = paxos.Ballot{Round: 5, Node: 1}
+
+// goldens are the frames under testdata/wire: each file holds the frame of
+// value, annotated.
+var goldens = []struct {
+	file, title string
+	value       any
+	names       []string
+}{
+	{"hello.hex", "Hello from node 1 of the default cluster", Hello{Version: 1, ClusterID: "paxosd", NodeID: 1}, helloNames},
+	{"prepare.hex", "Prepare: node 1 asks node 2 to promise ballot 5.1 for slots from 42", paxos.Message{
+		Type: paxos.MsgPrepare, From: 1, To: 2, Ballot: ballot5, Slot: 42,
+	}, messageNames},
+	{"promise.hex", "Promise: node 2 promises ballot 5.1 and reports slot 42, accepted under 4.3", paxos.Message{
+		Type: paxos.MsgPromise, From: 2, To: 1, Ballot: ballot5, Commit: 41,
+		Entries: []paxos.Entry{{Slot: 42, Ballot: paxos.Ballot{Round: 4, Node: 3}, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("put a=1")}}}},
+	}, messageNames},
+	{"accept.hex", "Accept: node 1 asks node 3 to accept slots 42 (two commands) and 43 (a no-op)", paxos.Message{
+		Type: paxos.MsgAccept, From: 1, To: 3, Ballot: ballot5, Commit: 41,
+		Entries: []paxos.Entry{
+			{Slot: 42, Ballot: ballot5, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("put a=1"), []byte("put b=2")}}},
+			{Slot: 43, Ballot: ballot5, Value: paxos.Noop},
+		},
+	}, messageNames},
+	{"put_request.hex", "Request 1: put greeting=hello, client 77, seq 1", &Request{
+		ID: 1, Op: OpPut, ClientID: 77, Seq: 1, Key: "greeting", Value: []byte("hello"), TimeoutMs: 5000,
+	}, frameNames(requestFields)},
+	{"get_response.hex", "Response to request 2, a get of greeting", &Response{
+		ID: 2, Revision: 8, Found: true,
+		KV: KV{Key: "greeting", Value: []byte("hello"), CreateRevision: 7, ModRevision: 8, Version: 2},
+	}, frameNames(responseFields)},
+}
+
+func encodeAny(v any) []byte {
+	switch v := v.(type) {
+	case Hello:
+		return EncodeHello(nil, v)
+	case paxos.Message:
+		return EncodeMessage(nil, v)
+	case *Request:
+		return EncodeRequest(nil, v)
+	case *Response:
+		return EncodeResponse(nil, v)
+	}
+	panic(fmt.Sprintf("no encoder for %T", v))
+}
+
+func decodeAny(proto any, body []byte) (any, error) {
+	switch proto.(type) {
+	case Hello:
+		return DecodeHello(body)
+	case paxos.Message:
+		return DecodeMessage(body)
+	case *Request:
+		return DecodeRequest(body)
+	case *Response:
+		return DecodeResponse(body)
+	}
+	panic(fmt.Sprintf("no decoder for %T", proto))
+}
+
+// parseHex reads an annotated hex file: '#' starts a comment, whitespace
+// is ignored.
+func parseHex(text string) ([]byte, error) {
+	var digits strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		digits.WriteString(strings.Join(strings.Fields(line), ""))
+	}
+	return hex.DecodeString(digits.String())
+}
+
+// TestGolden decodes every golden frame and compares it with the value it
+// was made from, and checks that encoding is byte-stable. go test ./wire
+// -update (or UPDATE_GOLDEN=1) regenerates the files.
+func TestGolden(t *testing.T) {
+	for _, g := range goldens {
+		t.Run(g.file, func(t *testing.T) {
+			frame := AppendFrame(nil, encodeAny(g.value))
+			path := filepath.Join(goldenDir, g.file)
+			if updating() {
+				if err := os.WriteFile(path, []byte(annotate(g.title, frame, g.names)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			text, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./wire -update)", err)
+			}
+			golden, err := parseHex(string(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := NewFrameReader(bytes.NewReader(golden), 0).ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeAny(g.value, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, g.value) {
+				t.Fatalf("decoded\n %#v\nwant\n %#v", got, g.value)
+			}
+			if !bytes.Equal(frame, golden) {
+				t.Fatalf("encoding changed:\n got % x\nwant % x\n(if intended, run go test ./wire -update)", frame, golden)
+			}
+		})
+	}
+}
+
+// annotate renders a frame as hex, one element per line, with comments.
+func annotate(title string, frame []byte, names []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n# Frame: 4-byte big-endian body length, then the msgpack body; one element per line.\n", title)
+	line := func(p []byte, indent, comment string) {
+		h := indent + hexBytes(p)
+		fmt.Fprintf(&b, "%-40s # %s\n", h, comment)
+	}
+	line(frame[:4], "", fmt.Sprintf("body length = %d", len(frame)-4))
+	r := reader{b: frame[4:]}
+	n, _ := r.arrayLen()
+	line(r.b[:r.off], "", fmt.Sprintf("array of %d elements", n))
+	for i := 0; i < n; i++ {
+		name := fmt.Sprint(i)
+		if i < len(names) {
+			name = names[i]
+		}
+		start := r.off
+		if en, err := (&reader{b: r.b, off: r.off}).arrayLen(); err == nil && en > 0 && (name == "entries" || name == "kvs" || name == "status") {
+			r.arrayLen()
+			line(r.b[start:r.off], "", fmt.Sprintf("[%d] %s: array of %d", i, name, en))
+			for j := 0; j < en; j++ {
+				s := r.off
+				r.skip()
+				line(r.b[s:r.off], "  ", fmt.Sprintf("  %s[%d] = %s", name, j, render(r.b[s:r.off])))
+			}
+			continue
+		}
+		r.skip()
+		p := r.b[start:r.off]
+		line(p, "", fmt.Sprintf("[%d] %s = %s%s", i, name, render(p), describe(name, p)))
+	}
+	return b.String()
+}
+
+func hexBytes(p []byte) string {
+	parts := make([]string, len(p))
+	for i, c := range p {
+		parts[i] = fmt.Sprintf("%02x", c)
+	}
+	return strings.Join(parts, " ")
+}
+
+// render shows one msgpack value Python-style: b'..' for bin, '..' for str.
+func render(p []byte) string {
+	var v any
+	if err := msgpack.Unmarshal(p, &v); err != nil {
+		return "?" + err.Error()
+	}
+	var show func(v any) string
+	show = func(v any) string {
+		switch v := v.(type) {
+		case nil:
+			return "nil"
+		case []byte:
+			return "b'" + string(v) + "'"
+		case string:
+			return "'" + v + "'"
+		case []any:
+			var parts []string
+			for _, e := range v {
+				parts = append(parts, show(e))
+			}
+			return "[" + strings.Join(parts, ", ") + "]"
+		}
+		return fmt.Sprint(v)
+	}
+	return show(v)
+}
+
+// describe names enumerated values.
+func describe(name string, p []byte) string {
+	r := reader{b: p}
+	v, err := r.uint(255)
+	if err != nil {
+		return ""
+	}
+	switch {
+	case name == "frame_type":
+		return " (" + FrameType(v).String() + ")"
+	case name == "type":
+		return " (" + paxos.MsgType(v).String() + ")"
+	case name == "op":
+		return " (" + Op(v).String() + ")"
+	case name == "err":
+		return " (" + ErrCode(v).String() + ")"
+	}
+	return ""
+}
+
+// TestProtocolDoc keeps docs/PROTOCOL.md in step with the code: each layout
+// table lists the fields in code order, and the worked examples are the
+// golden files (-update rewrites them).
+func TestProtocolDoc(t *testing.T) {
+	raw, err := os.ReadFile(protoDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	tables := map[string][]string{
+		"hello":       helloNames,
+		"message":     messageNames,
+		"entry":       entryNames,
+		"request":     frameNames(requestFields),
+		"response":    frameNames(responseFields),
+		"kv":          fieldNames(kvFields),
+		"node_status": fieldNames(nodeStatusFields),
+	}
+	for name, want := range tables {
+		body, ok := between(doc, "<!-- fields:"+name+" -->", "<!-- /fields -->")
+		if !ok {
+			t.Errorf("docs: no table <!-- fields:%s -->", name)
+			continue
+		}
+		var got []string
+		for _, row := range strings.Split(body, "\n") {
+			cells := strings.Split(row, "|")
+			if len(cells) > 3 && strings.HasPrefix(strings.TrimSpace(cells[2]), "`") {
+				got = append(got, strings.Trim(strings.TrimSpace(cells[2]), "`"))
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("docs: table %s lists %v, code has %v", name, got, want)
+		}
+	}
+	changed := false
+	for _, g := range goldens {
+		text, err := os.ReadFile(filepath.Join(goldenDir, g.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := "<!-- golden:" + g.file + " -->"
+		body, ok := between(doc, start, "<!-- /golden -->")
+		if !ok {
+			continue // not every golden frame is shown
+		}
+		want := "\n```text\n" + string(text) + "```\n"
+		if body == want {
+			continue
+		}
+		if !updating() {
+			t.Errorf("docs: the example %s differs from %s/%s (run go test ./wire -update)", g.file, goldenDir, g.file)
+			continue
+		}
+		i := strings.Index(doc, start) + len(start)
+		doc = doc[:i] + want + doc[i+len(body):]
+		changed = true
+	}
+	if changed {
+		if err := os.WriteFile(protoDoc, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func between(s, start, end string) (string, bool) {
+	i := strings.Index(s, start)
+	if i < 0 {
+		return "", false
+	}
+	rest := s[i+len(start):]
+	j := strings.Index(rest, end)
+	if j < 0 {
+		return "", false
+	}
+	return rest[:j], true
+}

@@ -1,0 +1,129 @@
+package wire
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+)
+
+// Hello is the first frame each side of a connection sends. The dialer sends
+// its hello; the listener checks it and answers with its own, so both ends
+// verify the cluster id. Layout: [0, "paxosd", version, cluster_id, node_id].
+type Hello struct {
+	// Version is the protocol version. A dialer sends the highest version
+	// it speaks; the listener answers with the version the connection will
+	// use, min(dialer's, listener's). Version 0 does not exist.
+	Version uint32
+	// ClusterID names the cluster; both ends must agree. The empty string
+	// stands for DefaultClusterID.
+	ClusterID string
+	// NodeID is the sender's node id, or 0 for a client.
+	NodeID paxos.NodeID
+}
+
+// EncodeHello appends the body of a hello frame to dst.
+func EncodeHello(dst []byte, h Hello) []byte {
+	dst = appendArrayLen(dst, 5)
+	dst = appendUint(dst, uint64(FrameHello))
+	dst = appendStr(dst, Magic)
+	dst = appendUint(dst, uint64(h.Version))
+	dst = appendStr(dst, h.ClusterID)
+	return appendUint(dst, uint64(h.NodeID))
+}
+
+// DecodeHello decodes a hello frame body. It checks the frame type, the
+// magic and that the version is at least 1; the caller checks the rest.
+// Elements after node_id are ignored.
+func DecodeHello(body []byte) (Hello, error) {
+	var h Hello
+	r := reader{b: body}
+	n, err := r.arrayLen()
+	if err != nil {
+		return h, fmt.Errorf("%w: %w", ErrBadHello, err)
+	}
+	if n < 5 {
+		return h, fmt.Errorf("%w: %d elements, want at least 5", ErrBadHello, n)
+	}
+	if t, err := r.uint(0xff); err != nil || FrameType(t) != FrameHello {
+		return h, fmt.Errorf("%w: not a hello frame", ErrBadHello)
+	}
+	if magic, err := r.raw(); err != nil || string(magic) != Magic {
+		return h, fmt.Errorf("%w: bad magic", ErrBadHello)
+	}
+	v, err := r.uint(1<<32 - 1)
+	if err != nil {
+		return h, fmt.Errorf("%w: version: %w", ErrBadHello, err)
+	}
+	if v == 0 {
+		return h, fmt.Errorf("%w: version 0", ErrBadHello)
+	}
+	h.Version = uint32(v)
+	if h.ClusterID, err = r.str(); err != nil {
+		return h, fmt.Errorf("%w: cluster id: %w", ErrBadHello, err)
+	}
+	id, err := r.uint(1<<32 - 1)
+	if err != nil {
+		return h, fmt.Errorf("%w: node id: %w", ErrBadHello, err)
+	}
+	h.NodeID = paxos.NodeID(id)
+	for i := 5; i < n; i++ {
+		if err := r.skip(); err != nil {
+			return h, fmt.Errorf("%w: %w", ErrBadHello, err)
+		}
+	}
+	if err := r.end(); err != nil {
+		return h, fmt.Errorf("%w: %w", ErrBadHello, err)
+	}
+	return h, nil
+}
+
+// checkCluster fails unless the two cluster ids name the same cluster.
+func checkCluster(ours, theirs string) error {
+	if normalizeClusterID(ours) != normalizeClusterID(theirs) {
+		return fmt.Errorf("%w: ours %q, theirs %q", ErrWrongCluster, normalizeClusterID(ours), normalizeClusterID(theirs))
+	}
+	return nil
+}
+
+// dialHandshake sends our hello on a freshly dialed conn and checks the
+// listener's answer: same cluster, a version we speak, and node id want
+// (any non-zero id when want is 0). It returns the listener's hello and the
+// reader positioned after it.
+func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, want paxos.NodeID, frameBytesMax int, deadline time.Time) (Hello, *FrameReader, error) {
+	if err := conn.SetDeadline(deadline); err != nil {
+		return Hello{}, nil, err
+	}
+	out := appendFramed(nil, func(b []byte) []byte {
+		return EncodeHello(b, Hello{Version: ProtocolVersion, ClusterID: normalizeClusterID(clusterID), NodeID: self})
+	})
+	if _, err := conn.Write(out); err != nil {
+		return Hello{}, nil, err
+	}
+	fr := NewFrameReader(conn, frameBytesMax)
+	body, err := fr.readFrame(helloBytesMax)
+	if err != nil {
+		return Hello{}, nil, fmt.Errorf("reading hello: %w", err)
+	}
+	h, err := DecodeHello(body)
+	if err != nil {
+		return h, nil, err
+	}
+	if err := checkCluster(clusterID, h.ClusterID); err != nil {
+		return h, nil, err
+	}
+	if h.Version > ProtocolVersion {
+		return h, nil, fmt.Errorf("%w: listener chose version %d, we speak up to %d", ErrBadHello, h.Version, ProtocolVersion)
+	}
+	switch {
+	case h.NodeID == 0:
+		return h, nil, fmt.Errorf("%w: listener did not give its node id", ErrBadHello)
+	case want != 0 && h.NodeID != want:
+		return h, nil, fmt.Errorf("%w: expected node %d, reached node %d", ErrBadHello, want, h.NodeID)
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return h, nil, err
+	}
+	return h, fr, nil
+}

@@ -1,0 +1,364 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/rs/zerolog"
+)
+
+// TransportConfig configures a Transport. The zero value of every field but
+// Self and Peers is valid and means the default stated on the field.
+type TransportConfig struct {
+	// Self is this node's id, sent in hellos. Required.
+	Self paxos.NodeID
+	// ClusterID names the cluster; a peer that names another one is not
+	// used. Default (and "") DefaultClusterID.
+	ClusterID string
+	// Peers maps every node to its address (host:port). An entry for
+	// Self is ignored: the driver steps messages to itself directly.
+	Peers map[paxos.NodeID]string
+	// FrameBytesMax bounds a frame body; a message that encodes larger is
+	// dropped (and logged), since the peer would refuse it. Default
+	// DefaultFrameBytesMax (16 MiB).
+	FrameBytesMax int
+	// QueueMax bounds the messages queued for one peer; Send drops beyond
+	// it. Default 4096.
+	QueueMax int
+	// DialTimeout bounds a dial plus the hello exchange. Default 2 s.
+	DialTimeout time.Duration
+	// WriteTimeout bounds one write system call to a peer; a peer that
+	// stops reading for longer is disconnected. Default 5 s.
+	WriteTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait between failed dials,
+	// which doubles after each failure, with jitter. Defaults 10 ms, 1 s.
+	BackoffMin, BackoffMax time.Duration
+	// Logger receives connection failures. Default: the zero
+	// zerolog.Logger, which discards.
+	Logger zerolog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *TransportConfig) EnsureDefaults() {
+	c.ClusterID = normalizeClusterID(c.ClusterID)
+	if c.FrameBytesMax <= 0 {
+		c.FrameBytesMax = DefaultFrameBytesMax
+	}
+	if c.QueueMax <= 0 {
+		c.QueueMax = 4096
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = defaultDialTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 10 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = time.Second
+	}
+}
+
+// Validate reports the first problem with c, after defaults are applied.
+func (c *TransportConfig) Validate() error {
+	if c.Self == 0 {
+		return fmt.Errorf("%w: Self must be a node id", ErrInvalidConfig)
+	}
+	for id, addr := range c.Peers {
+		if id == 0 {
+			return fmt.Errorf("%w: peer id 0", ErrInvalidConfig)
+		}
+		if addr == "" && id != c.Self {
+			return fmt.Errorf("%w: no address for peer %d", ErrInvalidConfig, id)
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		return fmt.Errorf("%w: BackoffMax %v below BackoffMin %v", ErrInvalidConfig, c.BackoffMax, c.BackoffMin)
+	}
+	return nil
+}
+
+// Transport sends protocol messages to the other nodes. It keeps one
+// outgoing connection per peer, dialed lazily on the first message and
+// redialed with exponential backoff, and one writer goroutine per peer that
+// coalesces queued messages into few system calls. Messages arrive at a
+// peer in the order they were sent, or not at all: Paxos tolerates loss, so
+// the transport drops rather than blocks. A node receives on the
+// connections its peers dial (see Serve), so each connection carries
+// messages one way.
+type Transport struct {
+	cfg    TransportConfig
+	peers  map[paxos.NodeID]*peer // fixed at NewTransport
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// unroutable counts messages to nodes without an address.
+	unroutable atomic.Uint64
+}
+
+// PeerStats are a peer's counters since NewTransport.
+type PeerStats struct {
+	// Sent counts messages written to the peer's connection buffer;
+	// Dropped those discarded (queue full, peer down, too large, or lost
+	// with a broken connection's buffer).
+	Sent, Dropped uint64
+	// Writes counts write system calls; Sent/Writes is the coalescing.
+	Writes uint64
+	// Dials counts connection attempts.
+	Dials uint64
+	// Connected reports whether a connection is up now.
+	Connected bool
+}
+
+type peer struct {
+	id   paxos.NodeID
+	addr string
+	q    chan paxos.Message
+	// down is set while the peer is in backoff after a failed dial: Send
+	// drops at once instead of queueing messages that would go stale.
+	down      atomic.Bool
+	connected atomic.Bool
+	sent      atomic.Uint64
+	dropped   atomic.Uint64
+	writes    atomic.Uint64
+	dials     atomic.Uint64
+	log       zerolog.Logger
+}
+
+// NewTransport starts a transport; Close stops it.
+func NewTransport(cfg TransportConfig) (*Transport, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{cfg: cfg, peers: map[paxos.NodeID]*peer{}, ctx: ctx, cancel: cancel}
+	for id, addr := range cfg.Peers {
+		if id == cfg.Self {
+			continue
+		}
+		p := &peer{
+			id:   id,
+			addr: addr,
+			q:    make(chan paxos.Message, cfg.QueueMax),
+			log:  cfg.Logger.With().Uint32("peer", uint32(id)).Str("addr", addr).Logger(),
+		}
+		t.peers[id] = p
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.run(p)
+		}()
+	}
+	return t, nil
+}
+
+// Send queues m for m.To and returns at once. It never blocks: when the
+// peer's queue is full, the peer is down (backing off after a failed dial),
+// m.To is unknown or the transport is closed, m is dropped and counted.
+// Send does not copy m: its slices must not be modified afterwards.
+func (t *Transport) Send(m paxos.Message) {
+	p := t.peers[m.To]
+	if p == nil {
+		t.unroutable.Add(1)
+		return
+	}
+	if p.down.Load() || t.ctx.Err() != nil {
+		p.dropped.Add(1)
+		return
+	}
+	select {
+	case p.q <- m:
+	default:
+		p.dropped.Add(1)
+	}
+}
+
+// Connected reports whether a connection to node id is up.
+func (t *Transport) Connected(id paxos.NodeID) bool {
+	p := t.peers[id]
+	return p != nil && p.connected.Load()
+}
+
+// Stats returns the counters of node id (zero for an unknown node).
+func (t *Transport) Stats(id paxos.NodeID) PeerStats {
+	p := t.peers[id]
+	if p == nil {
+		return PeerStats{}
+	}
+	return PeerStats{
+		Sent:      p.sent.Load(),
+		Dropped:   p.dropped.Load(),
+		Writes:    p.writes.Load(),
+		Dials:     p.dials.Load(),
+		Connected: p.connected.Load(),
+	}
+}
+
+// Close closes every connection, stops the writer goroutines and waits for
+// them. Messages still queued are dropped. Send may still be called.
+func (t *Transport) Close() {
+	t.cancel()
+	t.wg.Wait()
+}
+
+// run is a peer's writer goroutine: dial when there is something to send,
+// write until the connection breaks, back off after failures.
+func (t *Transport) run(p *peer) {
+	backoff := t.cfg.BackoffMin
+	failures := 0 // dials failed in a row: only the first is a warning
+	for {
+		var first paxos.Message
+		select {
+		case first = <-p.q:
+		case <-t.ctx.Done():
+			return
+		}
+		p.dials.Add(1)
+		conn, err := t.dial(p)
+		if err == nil {
+			failures = 0
+			p.connected.Store(true)
+			p.log.Debug().Msg("wire: connected to peer")
+			start := time.Now()
+			err = t.writeTo(p, conn, first)
+			p.connected.Store(false)
+			if t.ctx.Err() != nil {
+				return
+			}
+			// A peer restarting closes its end: worth a line, not a warning.
+			p.log.Info().Err(err).Msg("wire: peer connection broke")
+			if time.Since(start) >= t.cfg.BackoffMax {
+				backoff = t.cfg.BackoffMin
+				continue // a long-lived connection broke: redial at once
+			}
+		} else {
+			if t.ctx.Err() != nil {
+				return
+			}
+			p.dropped.Add(1) // first
+			failures++
+			ev := p.log.Debug()
+			if failures == 1 {
+				ev = p.log.Warn()
+			}
+			ev.Err(err).Int("failures", failures).Dur("retry_in", backoff).Msg("wire: cannot reach peer")
+		}
+		// Back off; meanwhile drop what is queued and whatever is sent.
+		p.down.Store(true)
+		p.dropped.Add(uint64(drainDrop(p.q)))
+		timer := time.NewTimer(jitter(backoff))
+		select {
+		case <-timer.C:
+		case <-t.ctx.Done():
+			timer.Stop()
+			return
+		}
+		p.dropped.Add(uint64(drainDrop(p.q)))
+		p.down.Store(false)
+		backoff = min(2*backoff, t.cfg.BackoffMax)
+	}
+}
+
+// jitter spreads d over [d/2, d) so that nodes do not redial in step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+func drainDrop(q chan paxos.Message) int {
+	n := 0
+	for {
+		select {
+		case <-q:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// dial connects to p and exchanges hellos, checking that the node reached
+// is p in our cluster.
+func (t *Transport) dial(p *peer) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	deadline, _ := ctx.Deadline()
+	_, _, err = dialHandshake(conn, t.cfg.Self, t.cfg.ClusterID, p.id, t.cfg.FrameBytesMax, deadline)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// writeTo writes p's messages to conn, first of all first, until the
+// connection breaks or the transport closes. It closes conn.
+func (t *Transport) writeTo(p *peer, conn net.Conn, first paxos.Message) error {
+	// The peer never writes on this connection: a read returning means it
+	// closed (or broke) the connection, which the writer may not notice
+	// until its next write.
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		var b [1]byte
+		conn.Read(b[:])
+		conn.Close()
+	}()
+	stop := context.AfterFunc(t.ctx, func() { conn.Close() })
+	defer func() {
+		stop()
+		conn.Close()
+		<-gone
+	}()
+
+	bw := bufio.NewWriterSize(deadlineWriter{conn: conn, timeout: t.cfg.WriteTimeout, writes: &p.writes}, writeBufferBytes)
+	var scratch []byte
+	put := func(bw *bufio.Writer, m paxos.Message) error {
+		scratch = appendFramed(scratch[:0], func(b []byte) []byte { return EncodeMessage(b, m) })
+		if n := len(scratch) - frameHeaderBytes; n > t.cfg.FrameBytesMax {
+			p.dropped.Add(1)
+			p.log.Error().Stringer("msg", m).Int("bytes", n).Int("limit", t.cfg.FrameBytesMax).Msg("wire: dropping message larger than a frame")
+			return nil
+		}
+		_, err := bw.Write(scratch)
+		if cap(scratch) > writeBufferBytes {
+			scratch = nil // do not keep a rare large message's buffer
+		}
+		if err != nil {
+			return err
+		}
+		p.sent.Add(1)
+		return nil
+	}
+	err := put(bw, first)
+	if err == nil {
+		err = drain(bw, p.q, put)
+	}
+	if err == nil {
+		err = writeLoop(bw, p.q, nil, gone, put)
+	}
+	if errors.Is(err, ErrClosed) {
+		err = errors.New("peer closed the connection")
+	}
+	// Frames still in the buffer are lost with the connection.
+	return err
+}
