@@ -183,7 +183,7 @@ func (c *Client) sequence(q *wire.Request) (done func()) {
 // another endpoint whenever the current one fails, is unreachable, or has
 // no leader. Retries keep q's client id and sequence number.
 func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error) {
-	if q.Op != wire.OpStatus {
+	if q.Op != wire.OpStatus && q.Op != wire.OpSessionList && q.Op != wire.OpLockList {
 		defer c.sequence(q)()
 	}
 	backoff := 5 * time.Millisecond
@@ -225,11 +225,22 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 	}
 }
 
+// attempt makes one try at one node. A blocking call (a lock wait, a
+// campaign) has no per-attempt limit: only ctx, or the connection's death,
+// ends it.
 func (c *Client) attempt(ctx context.Context, cn *conn, q *wire.Request) (*wire.Response, error) {
-	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	actx, cancel := context.WithCancel(ctx)
+	if !blocking(q) {
+		actx, cancel = context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	}
 	defer cancel()
+	q.TimeoutMs = 0
 	if dl, ok := actx.Deadline(); ok {
-		q.TimeoutMs = uint32(time.Until(dl) / time.Millisecond)
+		q.TimeoutMs = uint32(max(time.Until(dl)/time.Millisecond, 1))
 	}
 	return cn.call(actx, q)
+}
+
+func blocking(q *wire.Request) bool {
+	return (q.Op == wire.OpLockAcquire && q.Wait) || q.Op == wire.OpCampaign
 }

@@ -18,6 +18,15 @@ var (
 	ErrNotLeader   = errors.New("not leader")
 	ErrClosed      = errors.New("client closed")
 	ErrInternal    = errors.New("internal server error")
+	// ErrSessionExpired: the cluster no longer has the session (and
+	// Session.Err once a session is lost).
+	ErrSessionExpired    = errors.New("session expired")
+	ErrLockHeld          = errors.New("lock held by another session")
+	ErrNotHeld           = errors.New("lock not held by this session")
+	ErrFenced            = errors.New("fencing token no longer holds the lock")
+	ErrCanceled          = errors.New("canceled")
+	ErrNotElectionLeader = errors.New("not the election's leader")
+	ErrCompacted         = errors.New("history compacted")
 )
 
 // Error is an error answered by the server.
@@ -50,6 +59,20 @@ func (e *Error) Is(target error) bool {
 		return target == ErrNotLeader
 	case wire.ErrInternal:
 		return target == ErrInternal
+	case wire.ErrSessionExpired:
+		return target == ErrSessionExpired
+	case wire.ErrLockHeld:
+		return target == ErrLockHeld
+	case wire.ErrNotHeld:
+		return target == ErrNotHeld
+	case wire.ErrFenced:
+		return target == ErrFenced
+	case wire.ErrCanceled:
+		return target == ErrCanceled
+	case wire.ErrNotElectionLeader:
+		return target == ErrNotElectionLeader
+	case wire.ErrCompacted:
+		return target == ErrCompacted
 	}
 	return false
 }

@@ -28,9 +28,26 @@ type ReadOption func(*wire.Request)
 // round through the leader: faster, but possibly stale.
 func Serializable() ReadOption { return func(q *wire.Request) { q.Serializable = true } }
 
+// WriteOption changes how Put, Delete and CompareAndSet write.
+type WriteOption func(*wire.Request)
+
+// Fenced makes the write succeed only while token still holds the named
+// lock (else ErrFenced and nothing changes): a stale lock holder cannot
+// overwrite what the current one wrote.
+func Fenced(lock string, token uint64) WriteOption {
+	return func(q *wire.Request) { q.FenceName, q.FenceToken = lock, token }
+}
+
+func applyWrite(q *wire.Request, opts []WriteOption) *wire.Request {
+	for _, o := range opts {
+		o(q)
+	}
+	return q
+}
+
 // Put sets key to value and returns the store revision of the change.
-func (c *Client) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	resp, err := c.do(ctx, &wire.Request{Op: wire.OpPut, Key: key, Value: value})
+func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
+	resp, err := c.do(ctx, applyWrite(&wire.Request{Op: wire.OpPut, Key: key, Value: value}, opts))
 	if err != nil {
 		return 0, err
 	}
@@ -58,8 +75,8 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, e
 }
 
 // Delete removes key and reports whether it existed.
-func (c *Client) Delete(ctx context.Context, key string) (bool, error) {
-	resp, err := c.do(ctx, &wire.Request{Op: wire.OpDelete, Key: key})
+func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (bool, error) {
+	resp, err := c.do(ctx, applyWrite(&wire.Request{Op: wire.OpDelete, Key: key}, opts))
 	if err != nil {
 		return false, err
 	}
@@ -87,8 +104,8 @@ func IfAbsent() Condition { return IfModRevision(0) }
 
 // CompareAndSet sets key to value if cond holds. It reports whether it did,
 // and the key as it was before.
-func (c *Client) CompareAndSet(ctx context.Context, key string, value []byte, cond Condition) (bool, KV, error) {
-	q := &wire.Request{Op: wire.OpCAS, Key: key, Value: value}
+func (c *Client) CompareAndSet(ctx context.Context, key string, value []byte, cond Condition, opts ...WriteOption) (bool, KV, error) {
+	q := applyWrite(&wire.Request{Op: wire.OpCAS, Key: key, Value: value}, opts)
 	cond(q)
 	resp, err := c.do(ctx, q)
 	if err != nil {

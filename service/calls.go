@@ -10,10 +10,18 @@ import (
 
 // call is one client request on its way through the node loop.
 type call struct {
+	conn     *wire.ClientConn // the connection it came on (streams, cancel)
 	req      *wire.Request
 	cmd      []byte // the encoded Command, for requests that go through the log
 	deadline time.Time
 	reply    func(*wire.Response)
+	// queued: the state machine answered Pending (a lock or campaign
+	// wait); the answer comes from a later command, so the call is not
+	// re-proposed when the leader changes.
+	queued bool
+	// closed marks the pseudo-call HandleClient sends when its connection
+	// ends, so the loop drops that connection's streams and waiters.
+	closed bool
 }
 
 // callKey identifies a command across retries and connections.
@@ -26,12 +34,31 @@ func (k callKey) less(o callKey) bool {
 	return k.seq < o.seq
 }
 
+// farFuture is the deadline of a blocking call the client gave no deadline:
+// it waits until answered, cancelled, or its connection closes.
+var farFuture = time.Unix(1<<40, 0)
+
 // handleCall runs in the loop: local requests are answered at once, others
 // are proposed and wait for their command to be applied.
 func (n *Node) handleCall(c *call) {
 	switch {
+	case c.closed:
+		n.dropConn(c.conn)
+		return
 	case c.req.Op == wire.OpStatus:
 		c.reply(&wire.Response{Status: []wire.NodeStatus{n.status()}})
+		return
+	case c.req.Op == wire.OpSessionList:
+		c.reply(&wire.Response{Revision: n.sm.Revision(), Sessions: wireSessions(n.sm.Sessions())})
+		return
+	case c.req.Op == wire.OpLockList:
+		c.reply(&wire.Response{Revision: n.sm.Revision(), Locks: wireLocks(n.sm.Locks())})
+		return
+	case c.req.Op == wire.OpWatch || c.req.Op == wire.OpObserve:
+		n.openStream(c)
+		return
+	case c.req.Op == wire.OpCancel:
+		n.cancel(c)
 		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
@@ -43,6 +70,25 @@ func (n *Node) handleCall(c *call) {
 		return
 	}
 	n.waiters[key] = append(n.waiters[key], c)
+}
+
+// answer replies to every call waiting for key with res, unless res says
+// the command is now queued in the state machine (its answer comes later).
+func (n *Node) answer(key callKey, op Op, res Result) {
+	cs := n.waiters[key]
+	if len(cs) == 0 {
+		return
+	}
+	if res.Pending {
+		for _, c := range cs {
+			c.queued = true
+		}
+		return
+	}
+	for _, c := range cs {
+		c.reply(resultResponse(op, res))
+	}
+	delete(n.waiters, key)
 }
 
 func (n *Node) notLeader(err error) *wire.Response {
@@ -101,6 +147,7 @@ func (n *Node) failWaiters(code wire.ErrCode, msg string) {
 		}
 		delete(n.waiters, k)
 	}
+	n.endStreams(code, msg)
 }
 
 func (n *Node) status() wire.NodeStatus {
@@ -115,31 +162,4 @@ func (n *Node) status() wire.NodeStatus {
 		Applied:   n.sm.Applied(),
 		Connected: true,
 	}
-}
-
-func wireKV(kv KV) wire.KV {
-	return wire.KV{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
-}
-
-// resultResponse translates a state machine result into a wire response.
-func resultResponse(op Op, r Result) *wire.Response {
-	resp := &wire.Response{Revision: r.Revision, Found: r.Found, KV: wireKV(r.KV), Succeeded: r.Succeeded}
-	for _, kv := range r.KVs {
-		resp.KVs = append(resp.KVs, wireKV(kv))
-	}
-	switch {
-	case r.Err == nil:
-		if op == OpCAS && !r.Succeeded {
-			resp.Err, resp.ErrMsg = wire.ErrCASFailed, "compare failed: the key's value or revision differs"
-		}
-	case errors.Is(r.Err, ErrNotFound):
-		resp.Err, resp.ErrMsg = wire.ErrNotFound, r.Err.Error()
-	case errors.Is(r.Err, ErrTooLarge):
-		resp.Err, resp.ErrMsg = wire.ErrTooLarge, r.Err.Error()
-	case errors.Is(r.Err, ErrInvalid), errors.Is(r.Err, ErrStaleRequest):
-		resp.Err, resp.ErrMsg = wire.ErrInvalid, r.Err.Error()
-	default:
-		resp.Err, resp.ErrMsg = wire.ErrInternal, r.Err.Error()
-	}
-	return resp
 }

@@ -15,6 +15,12 @@ import (
 // Op names a client operation. The numbering is part of the log format and
 // of the client protocol (package wire uses the same numbers): never reuse or
 // renumber a value.
+//
+// Some numbers are wire-only operations that are served from a node's local
+// state and never enter the log (6 status, 10 session list, 14 lock list,
+// 19 observe, 20 watch, 21 cancel); the state machine refuses them with
+// ErrInvalid. OpClock is internal: only the leader node proposes it, and the
+// node refuses it from clients.
 type Op uint8
 
 const (
@@ -23,9 +29,30 @@ const (
 	OpDelete Op = 3 // remove Key
 	OpCAS    Op = 4 // set Key to Value if PrevValue/PrevRevision match
 	OpList   Op = 5 // read the keys starting with Prefix, at most Limit
+
+	OpSessionOpen      Op = 7 // open a session with TTLMs
+	OpSessionKeepAlive Op = 8 // restart SessionID's TTL
+	OpSessionClose     Op = 9 // end SessionID, releasing what it holds
+
+	OpLockAcquire Op = 11 // take lock Name for SessionID (Wait: block)
+	OpLockRelease Op = 12 // release lock Name, or stop waiting for it
+	OpLockCheck   Op = 13 // is Token the current holder's token of Name?
+
+	OpCampaign Op = 15 // become leader of election Name (blocks)
+	OpProclaim Op = 16 // the leader publishes a new Value
+	OpResign   Op = 17 // the leader steps down, or a candidate leaves
+	OpLeader   Op = 18 // read the current leader of Name
+
+	OpClock Op = 22 // internal: advance the cluster clock to Now (ms)
 )
 
-var opNames = [...]string{OpPut: "put", OpGet: "get", OpDelete: "delete", OpCAS: "cas", OpList: "list"}
+var opNames = [...]string{
+	OpPut: "put", OpGet: "get", OpDelete: "delete", OpCAS: "cas", OpList: "list",
+	OpSessionOpen: "session-open", OpSessionKeepAlive: "session-keepalive", OpSessionClose: "session-close",
+	OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check",
+	OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
+	OpClock: "clock",
+}
 
 func (o Op) String() string {
 	if o.valid() {
@@ -34,11 +61,23 @@ func (o Op) String() string {
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
 
-func (o Op) valid() bool { return o >= OpPut && o <= OpList }
+// valid reports whether o is a command the log may carry.
+func (o Op) valid() bool { return int(o) < len(opNames) && opNames[o] != "" }
 
-// mutating reports whether o may change the store; only mutating commands
-// have their results kept for duplicate detection.
-func (o Op) mutating() bool { return o == OpPut || o == OpDelete || o == OpCAS }
+// mutating reports whether o may change the state; only mutating commands
+// have their results kept for duplicate detection. OpClock is mutating but
+// always comes with ClientID 0, so it is never stored.
+func (o Op) mutating() bool {
+	switch o {
+	case OpGet, OpList, OpLockCheck, OpLeader:
+		return false
+	}
+	return true
+}
+
+// fenceable reports whether o is a KV write that FenceName/FenceToken may
+// guard.
+func (o Op) fenceable() bool { return o == OpPut || o == OpDelete || o == OpCAS }
 
 // Command is one client operation as it travels through the log: the service
 // encodes it with EncodeCommand into one entry of a paxos.Value's Cmds, and
@@ -66,6 +105,32 @@ type Command struct {
 	HasPrevRevision bool
 	Prefix          string // list
 	Limit           uint32 // list: at most this many keys; 0 = all
+
+	// SessionID names the session of a keep-alive, close, lock or election
+	// command.
+	SessionID uint64
+	// TTLMs is the time to live of a session being opened, in cluster
+	// milliseconds: SessionTTLMinMs..SessionTTLMaxMs.
+	TTLMs uint64
+	// Name is the lock or election a command is about.
+	Name string
+	// Token is the fencing token a lock check asks about.
+	Token uint64
+	// Wait makes a lock acquire wait for the lock (answered later, see
+	// StateMachine.TakeAnswers) instead of failing with ErrLockHeld.
+	Wait bool
+	// LockDelayMs (lock acquire, at most LockDelayMaxMs) keeps the lock
+	// free for this long after the holder's session expires: the old holder
+	// may still be running. A release or a session close frees the lock at
+	// once.
+	LockDelayMs uint64
+	// Now is the cluster time in milliseconds that an OpClock proposes.
+	Now uint64
+	// FenceName and FenceToken, on a put, delete or cas, make the write
+	// succeed only while lock FenceName is held with exactly FenceToken;
+	// otherwise it fails with ErrFenced and changes nothing.
+	FenceName  string
+	FenceToken uint64
 }
 
 func (c *Command) String() string {
@@ -73,8 +138,27 @@ func (c *Command) String() string {
 	switch c.Op {
 	case OpList:
 		s += fmt.Sprintf(" prefix=%q limit=%d", c.Prefix, c.Limit)
+	case OpSessionOpen:
+		s += fmt.Sprintf(" ttl=%dms", c.TTLMs)
+	case OpSessionKeepAlive, OpSessionClose:
+		s += fmt.Sprintf(" session=%d", c.SessionID)
+	case OpLockAcquire:
+		s += fmt.Sprintf(" name=%q session=%d wait=%v delay=%dms", c.Name, c.SessionID, c.Wait, c.LockDelayMs)
+	case OpLockCheck:
+		s += fmt.Sprintf(" name=%q token=%d", c.Name, c.Token)
+	case OpLockRelease, OpResign:
+		s += fmt.Sprintf(" name=%q session=%d", c.Name, c.SessionID)
+	case OpCampaign, OpProclaim:
+		s += fmt.Sprintf(" name=%q session=%d value=%dB", c.Name, c.SessionID, len(c.Value))
+	case OpLeader:
+		s += fmt.Sprintf(" name=%q", c.Name)
+	case OpClock:
+		s += fmt.Sprintf(" now=%d", c.Now)
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
+	}
+	if c.FenceName != "" || c.FenceToken != 0 {
+		s += fmt.Sprintf(" fence=%q@%d", c.FenceName, c.FenceToken)
 	}
 	if c.Op == OpPut || c.Op == OpCAS {
 		s += fmt.Sprintf(" value=%dB", len(c.Value))
@@ -101,6 +185,15 @@ const (
 	fieldPrevRevision
 	fieldPrefix
 	fieldLimit
+	fieldSessionID
+	fieldTTLMs
+	fieldName
+	fieldToken
+	fieldWait
+	fieldLockDelayMs
+	fieldNow
+	fieldFenceName
+	fieldFenceToken
 	fieldCount
 )
 
@@ -108,6 +201,24 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case c.FenceToken != 0:
+		return fieldFenceToken + 1
+	case c.FenceName != "":
+		return fieldFenceName + 1
+	case c.Now != 0:
+		return fieldNow + 1
+	case c.LockDelayMs != 0:
+		return fieldLockDelayMs + 1
+	case c.Wait:
+		return fieldWait + 1
+	case c.Token != 0:
+		return fieldToken + 1
+	case c.Name != "":
+		return fieldName + 1
+	case c.TTLMs != 0:
+		return fieldTTLMs + 1
+	case c.SessionID != 0:
+		return fieldSessionID + 1
 	case c.Limit != 0:
 		return fieldLimit + 1
 	case c.Prefix != "":
@@ -138,7 +249,7 @@ func (c *Command) fieldsUsed() int {
 // same bytes for the same command. An empty Value is encoded like a nil one.
 func EncodeCommand(c *Command) []byte {
 	var buf bytes.Buffer
-	buf.Grow(16 + len(c.Key) + len(c.Value) + len(c.PrevValue) + len(c.Prefix))
+	buf.Grow(16 + len(c.Key) + len(c.Value) + len(c.PrevValue) + len(c.Prefix) + len(c.Name) + len(c.FenceName))
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
@@ -185,6 +296,24 @@ func EncodeCommand(c *Command) []byte {
 			must(enc.EncodeString(c.Prefix))
 		case fieldLimit:
 			must(enc.EncodeUint(uint64(c.Limit)))
+		case fieldSessionID:
+			must(enc.EncodeUint(c.SessionID))
+		case fieldTTLMs:
+			must(enc.EncodeUint(c.TTLMs))
+		case fieldName:
+			must(enc.EncodeString(c.Name))
+		case fieldToken:
+			must(enc.EncodeUint(c.Token))
+		case fieldWait:
+			must(enc.EncodeBool(c.Wait))
+		case fieldLockDelayMs:
+			must(enc.EncodeUint(c.LockDelayMs))
+		case fieldNow:
+			must(enc.EncodeUint(c.Now))
+		case fieldFenceName:
+			must(enc.EncodeString(c.FenceName))
+		case fieldFenceToken:
+			must(enc.EncodeUint(c.FenceToken))
 		}
 	}
 	return buf.Bytes()
@@ -265,6 +394,24 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, c *Command) error {
 			var l uint64
 			l, err = decodeUint(d, math.MaxUint32)
 			c.Limit = uint32(l)
+		case fieldSessionID:
+			c.SessionID, err = decodeUint(d, math.MaxUint64)
+		case fieldTTLMs:
+			c.TTLMs, err = decodeUint(d, math.MaxUint64)
+		case fieldName:
+			c.Name, err = decodeString(d, r)
+		case fieldToken:
+			c.Token, err = decodeUint(d, math.MaxUint64)
+		case fieldWait:
+			c.Wait, err = decodeBool(d)
+		case fieldLockDelayMs:
+			c.LockDelayMs, err = decodeUint(d, math.MaxUint64)
+		case fieldNow:
+			c.Now, err = decodeUint(d, math.MaxUint64)
+		case fieldFenceName:
+			c.FenceName, err = decodeString(d, r)
+		case fieldFenceToken:
+			c.FenceToken, err = decodeUint(d, math.MaxUint64)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)
@@ -291,6 +438,18 @@ func decodeUint(d *msgpack.Decoder, max uint64) (uint64, error) {
 		return 0, fmt.Errorf("%d out of range (max %d)", v, max)
 	}
 	return v, nil
+}
+
+// decodeBool accepts only msgpack true and false.
+func decodeBool(d *msgpack.Decoder) (bool, error) {
+	code, err := d.PeekCode()
+	if err != nil {
+		return false, err
+	}
+	if code != msgpcode.True && code != msgpcode.False {
+		return false, fmt.Errorf("want bool, got code %#x", code)
+	}
+	return d.DecodeBool()
 }
 
 // decodeOptUint decodes nil (absent) or an unsigned integer.

@@ -37,6 +37,21 @@ var sampleCommands = []Command{
 	{Op: OpPut, Key: strings.Repeat("k", 300), Value: bytes.Repeat([]byte("v"), 70000)}, // str16, bin32
 	{Op: Op(200), Key: "unknown op still encodes"},
 	{Op: OpPut, Key: "k\x00\xff", Value: []byte{0, 1, 2}},
+	{ClientID: 5, Seq: 6, Op: OpSessionOpen, TTLMs: 10000},
+	{ClientID: 5, Seq: 7, Op: OpSessionKeepAlive, SessionID: 3},
+	{Op: OpSessionClose, SessionID: math.MaxUint64},
+	{ClientID: 5, Seq: 8, Op: OpLockAcquire, Name: "lock/a", SessionID: 3, Wait: true, LockDelayMs: 5000},
+	{Op: OpLockAcquire, Name: "lock/a", SessionID: 3},
+	{Op: OpLockRelease, Name: "lock/a", SessionID: 3},
+	{Op: OpLockCheck, Name: "lock/a", Token: 1 << 50},
+	{Op: OpCampaign, Name: "el", SessionID: 4, Value: []byte("me")},
+	{Op: OpProclaim, Name: "el", SessionID: 4, Value: []byte{}},
+	{Op: OpResign, Name: "el", SessionID: 4},
+	{Op: OpLeader, Name: "el"},
+	{Op: OpClock, Now: math.MaxUint64},
+	{ClientID: 1, Seq: 9, Op: OpPut, Key: "k", Value: []byte("v"), FenceName: "lock/a", FenceToken: 7},
+	{Op: OpDelete, Key: "k", FenceName: "lock/a"},
+	{Op: OpCAS, Key: "k", HasPrevRevision: true, FenceToken: 3}, // invalid, but encodes
 }
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -68,6 +83,14 @@ func TestCommandGolden(t *testing.T) {
 		{Command{Op: OpCAS, Key: "k", PrevRevision: 0, HasPrevRevision: true}, "9800000004a16bc0c000"},
 		{Command{Op: OpCAS, Key: "k", PrevValue: []byte{}, HasPrevValue: true}, "9700000004a16bc0c400"},
 		{Command{Op: OpList, Prefix: "p", Limit: 300}, "9a00000005a0c0c0c0a170cd012c"},
+		// Coordination fields come after Limit, in the order of the package
+		// comment.
+		{Command{Op: OpSessionOpen, TTLMs: 5000}, "9c00000007a0c0c0c0a000" + "00cd1388"},
+		{Command{ClientID: 1, Seq: 2, Op: OpLockAcquire, SessionID: 3, Name: "l", Wait: true, LockDelayMs: 100},
+			"dc00100102000ba0c0c0c0a000" + "0300a16c00c364"},
+		{Command{Op: OpClock, Now: 1000}, "dc001100000016a0c0c0c0a000" + "0000a000c200cd03e8"},
+		{Command{Op: OpPut, Key: "k", FenceName: "l", FenceToken: 9},
+			"dc001300000001a16bc0c0c0a000" + "0000a000c20000a16c09"},
 	}
 	for _, tt := range tests {
 		if got := hex.EncodeToString(EncodeCommand(&tt.cmd)); got != tt.hex {
@@ -85,7 +108,12 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{"not an array", "a16b"},
 		{"map", "80"},
 		{"truncated array", "93"},
-		{"too many fields", "9b0000000000000000000000"},
+		{"too many fields", "dc0014" + strings.Repeat("00", 20)},
+		{"int wait", "9f0000000ba0c0c0c0a000" + "0000a000" + "01"},
+		{"nil wait", "9f0000000ba0c0c0c0a000" + "0000a000" + "c0"},
+		{"bin name", "9d0000000ba0c0c0c0a000" + "0000c4016c"},
+		{"negative now", "dc001100000016a0c0c0c0a000" + "0000a000c200ff"},
+		{"str fence token", "dc001300000001a16bc0c0c0a000" + "0000a000c20000a16ca131"},
 		{"negative client id", "91ff"},
 		{"float seq", "9200ca00000000"},
 		{"op above 255", "9400000000cd0100"},
@@ -128,11 +156,28 @@ func TestDecodeCommandShort(t *testing.T) {
 }
 
 func TestOpString(t *testing.T) {
-	for op, want := range map[Op]string{OpPut: "put", OpGet: "get", OpDelete: "delete", OpCAS: "cas", OpList: "list", 0: "op(0)", 9: "op(9)"} {
+	for op, want := range map[Op]string{
+		OpPut: "put", OpGet: "get", OpDelete: "delete", OpCAS: "cas", OpList: "list", 0: "op(0)", 6: "op(6)",
+		OpSessionOpen: "session-open", OpSessionKeepAlive: "session-keepalive", OpSessionClose: "session-close",
+		10: "op(10)", OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check", 14: "op(14)",
+		OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
+		19: "op(19)", 20: "op(20)", 21: "op(21)", OpClock: "clock", 23: "op(23)", 255: "op(255)",
+	} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
 		}
 	}
+}
+
+// fuzzSetup prepares a state with something of every kind: sessions 1-3,
+// lock "l" held by 1 (token 1) with 2 waiting, lock "m" in a lock-delay
+// with 3 waiting, election "e" led by 1 with 2 as candidate.
+var fuzzSetup = []Command{
+	openCmd(60000), openCmd(60000), openCmd(60000), openCmd(1000),
+	cs(1, 1, acquireCmd("l", 1, true, 0)), cs(2, 1, acquireCmd("l", 2, true, 0)),
+	cs(4, 1, acquireCmd("m", 4, true, 5000)), cs(3, 1, acquireCmd("m", 3, true, 0)),
+	cs(1, 2, campaignCmd("e", 1, "a")), cs(2, 2, campaignCmd("e", 2, "b")),
+	putCmd("k", "v"), clockCmd(1000),
 }
 
 // FuzzDecodeCommand: DecodeCommand never panics; whatever it accepts
@@ -143,7 +188,9 @@ func FuzzDecodeCommand(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	for _, s := range []string{"", "c1", "90", "9b", "dc0000", "dd7fffffff", "9500000002dbffffffff6b", "9400000000cd0100", "9200ca00000000"} {
+	for _, s := range []string{"", "c1", "90", "9b", "dc0000", "dd7fffffff", "9500000002dbffffffff6b", "9400000000cd0100", "9200ca00000000",
+		"dc00100102000ba0c0c0c0a0000300a16c00c364", "9f0000000ba0c0c0c0a0000000a00001", "dc001300000001a16bc0c0c0a0000000a000c20000a16c09",
+		"dc001300000001a16bc0c0c0a0000000a000c20000a16cff", "dc001100000016a0c0c0c0a0000000a000c200cfffffffffffffffff"} {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
 	}
@@ -169,5 +216,18 @@ func FuzzDecodeCommand(f *testing.F) {
 		sm := NewStateMachine(SMOptions{})
 		sm.Apply(1, b)
 		sm.Apply(1, b)
+		// Again on a state with sessions, locks, waiters and elections,
+		// followed by a clock step: the invariants must survive whatever
+		// the command is.
+		h := newSMHarness(t, SMOptions{})
+		for _, c := range fuzzSetup {
+			h.do(c)
+		}
+		h.sm.Apply(h.slot, b)
+		h.sm.Apply(h.slot, b)
+		checkCoordInvariants(t, h.sm)
+		h.do(clockCmd(h.sm.Clock() + 1500))
+		checkCoordInvariants(t, h.sm)
+		h.sm.TakeAnswers()
 	})
 }

@@ -23,8 +23,11 @@ type dedupTable struct {
 
 // clientEntry is what the state machine remembers about one client.
 //
-// Invariants: results is sorted by seq, every seq >= floor, and
-// len(results) <= resultsMax.
+// Invariants: results is sorted by seq; every result that is not Pending
+// has seq >= floor; len(results) <= resultsMax, except that Pending results
+// (of waiting lock acquires and campaigns) are never dropped to make room:
+// a waiting command's result stays until it is answered (see resolve) or
+// the client acknowledges it, even if the floor rose past it meanwhile.
 type clientEntry struct {
 	id uint64
 	// floor: the answers to the client's commands with Seq below it are
@@ -88,15 +91,45 @@ func (e *clientEntry) result(seq uint64) (Result, bool) {
 }
 
 // store records the result of command seq (>= floor, not yet stored). When
-// the client has more than max results outstanding, the oldest is forgotten
-// and the floor raised past it: a retry of it then gets ErrStaleRequest
-// rather than being applied twice.
+// the client has more than max results outstanding, the oldest that is not
+// Pending is forgotten and the floor raised past it: a retry of it then gets
+// ErrStaleRequest rather than being applied twice.
 func (e *clientEntry) store(seq uint64, res Result, max int) {
 	i, _ := slices.BinarySearchFunc(e.results, seq, cmpSeq)
 	e.results = slices.Insert(e.results, i, seqResult{seq: seq, res: res})
-	if len(e.results) > max {
-		e.raiseFloor(e.results[0].seq + 1)
+	e.trim(max)
+}
+
+// resolve replaces the Pending result of command seq, if it is still
+// stored, by its final answer, which makes it subject to the bound again.
+func (e *clientEntry) resolve(seq uint64, res Result, max int) {
+	i, ok := slices.BinarySearchFunc(e.results, seq, cmpSeq)
+	if !ok || !e.results[i].res.Pending {
+		return
 	}
+	e.results[i].res = res
+	e.trim(max)
+}
+
+// trim forgets the oldest results that are not Pending until at most max
+// remain (or only Pending ones are left to forget). Pending results older
+// than a forgotten one stay, below the raised floor.
+func (e *clientEntry) trim(max int) {
+	for len(e.results) > max {
+		i := slices.IndexFunc(e.results, func(r seqResult) bool { return !r.res.Pending })
+		if i < 0 {
+			return
+		}
+		e.floor = max64(e.floor, e.results[i].seq+1)
+		e.results = slices.Delete(e.results, i, i+1)
+	}
+}
+
+func max64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 func cmpSeq(r seqResult, seq uint64) int {

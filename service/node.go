@@ -38,10 +38,14 @@ type Node struct {
 	done  chan struct{}
 
 	// Owned by the run loop.
-	waiters    map[callKey][]*call
-	lastLeader paxos.NodeID
-	lastRole   proposer.Role
-	failed     error
+	waiters        map[callKey][]*call
+	streams        map[streamKey]*stream
+	streamsApplied paxos.Slot
+	clock          leaderClock
+	started        time.Time // origin of the monotonic clock readings
+	lastLeader     paxos.NodeID
+	lastRole       proposer.Role
+	failed         error
 }
 
 // Start opens the data directory, starts serving on cfg.Listen, and runs
@@ -92,6 +96,8 @@ func Start(cfg Config) (*Node, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		waiters: map[callKey][]*call{},
+		streams: map[streamKey]*stream{},
+		started: time.Now(),
 	}
 	n.transport, err = wire.NewTransport(wire.TransportConfig{
 		Self: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers,
@@ -167,6 +173,7 @@ func (n *Node) run() {
 			n.handleCall(c)
 		case now := <-ticker.C:
 			n.r.Tick()
+			n.proposeClock(now)
 			if ticks++; ticks%10 == 0 {
 				n.expireWaiters(now)
 			}
@@ -179,6 +186,19 @@ func (n *Node) run() {
 			return
 		}
 		n.noticeLeaderChange()
+		n.pushStreams()
+	}
+}
+
+// proposeClock advances the replicated cluster clock while this node leads
+// and something depends on it (see leaderClock).
+func (n *Node) proposeClock(now time.Time) {
+	needed := n.sm.SessionCount() > 0 || n.sm.LockCount() > 0
+	if needed && uint64(n.sm.Applied()) < uint64(n.r.Status().Commit) {
+		return // not caught up: the applied clock may be behind
+	}
+	if t, ok := n.clock.next(now.Sub(n.started), n.sm.Clock(), needed); ok {
+		_ = n.r.Propose(EncodeCommand(&Command{Op: OpClock, Now: t}))
 	}
 }
 
@@ -241,11 +261,12 @@ func (n *Node) apply(decided []paxos.Entry) {
 				continue
 			}
 			res := n.sm.ApplyCommand(e.Slot, &cmd)
-			key := callKey{cmd.ClientID, cmd.Seq}
-			for _, c := range n.waiters[key] {
-				c.reply(resultResponse(cmd.Op, res))
+			n.answer(callKey{cmd.ClientID, cmd.Seq}, cmd.Op, res)
+			// Blocking requests granted by this command (a release handing
+			// a lock to the next waiter, an expiry, a resignation).
+			for _, a := range n.sm.TakeAnswers() {
+				n.answer(callKey{a.ClientID, a.Seq}, 0, a.Result)
 			}
-			delete(n.waiters, key)
 		}
 	}
 }
@@ -259,6 +280,11 @@ func (n *Node) noticeLeaderChange() {
 	st := n.r.Status()
 	if st.Leader == n.lastLeader && st.Role == n.lastRole {
 		return
+	}
+	if st.Role == proposer.Leader && n.lastRole != proposer.Leader {
+		n.clock.start(time.Since(n.started), n.sm.Clock())
+	} else if st.Role != proposer.Leader {
+		n.clock.active = false
 	}
 	if st.Role == proposer.Leader && n.lastRole != proposer.Leader {
 		n.log.Info().Str("ballot", st.Ballot.String()).Uint64("commit", uint64(st.Commit)).Msg("became leader")
@@ -275,7 +301,9 @@ func (n *Node) noticeLeaderChange() {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	for _, k := range keys {
-		_ = n.r.Propose(n.waiters[k][0].cmd)
+		if c := n.waiters[k][0]; !c.queued {
+			_ = n.r.Propose(c.cmd)
+		}
 	}
 	if err := n.processReady(); err != nil {
 		n.failed = err

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,23 +12,39 @@ import (
 // each request and hands it to the node loop; answers go back on the same
 // connection in whatever order they complete.
 func (n *Node) HandleClient(c *wire.ClientConn) {
+	defer func() {
+		// Let the loop drop this connection's streams and waiting calls.
+		select {
+		case n.calls <- &call{conn: c, closed: true}:
+		case <-n.stop:
+		}
+	}()
 	for {
 		q, err := c.Recv()
 		if err != nil {
 			return
 		}
 		id := q.ID
+		// reply runs on the node loop, which must never wait for a slow
+		// client: when the connection's queue is full, the client is not
+		// reading, so the connection is closed (the client reconnects and
+		// retries with the same sequence numbers).
 		reply := func(resp *wire.Response) {
 			resp.ID = id
-			if err := c.Send(resp); err != nil {
-				n.log.Debug().Err(err).Msg("cannot answer client")
+			if err := c.TrySend(resp); err != nil {
+				if errors.Is(err, wire.ErrQueueFull) {
+					n.log.Warn().Str("client", c.RemoteAddr().String()).Msg("client is not reading its answers: closing its connection")
+					go c.Close() // Close flushes first; never from the loop
+				} else {
+					n.log.Debug().Err(err).Msg("cannot answer client")
+				}
 			}
 		}
 		if resp := n.validate(q); resp != nil {
 			reply(resp)
 			continue
 		}
-		cl := &call{req: q, reply: reply, deadline: time.Now().Add(n.timeout(q))}
+		cl := &call{conn: c, req: q, reply: reply, deadline: n.deadline(q)}
 		if goesThroughLog(q) {
 			cl.cmd = EncodeCommand(commandOf(q))
 		}
@@ -40,16 +57,29 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 	}
 }
 
-func (n *Node) timeout(q *wire.Request) time.Duration {
-	if q.TimeoutMs > 0 {
-		return time.Duration(q.TimeoutMs) * time.Millisecond
+// deadline is when the node gives up waiting for q's command: the
+// client's deadline, or the default — except that a blocking call (a lock
+// wait, a campaign) without a client deadline waits as long as its
+// connection lives.
+func (n *Node) deadline(q *wire.Request) time.Time {
+	switch {
+	case q.TimeoutMs > 0:
+		return time.Now().Add(time.Duration(q.TimeoutMs) * time.Millisecond)
+	case blocking(q):
+		return farFuture
 	}
-	return n.cfg.RequestTimeout
+	return time.Now().Add(n.cfg.RequestTimeout)
 }
 
+func blocking(q *wire.Request) bool {
+	return (q.Op == wire.OpLockAcquire && q.Wait) || q.Op == wire.OpCampaign
+}
+
+// goesThroughLog reports whether q is a command in the log (as opposed to
+// something the contacted node answers from its own state).
 func goesThroughLog(q *wire.Request) bool {
 	switch q.Op {
-	case wire.OpStatus:
+	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel:
 		return false
 	case wire.OpGet, wire.OpList:
 		return !q.Serializable
@@ -63,18 +93,24 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 	invalid := func(format string, args ...any) *wire.Response {
 		return &wire.Response{Err: wire.ErrInvalid, ErrMsg: fmt.Sprintf(format, args...)}
 	}
-	switch q.Op {
-	case wire.OpPut, wire.OpGet, wire.OpDelete, wire.OpCAS, wire.OpList, wire.OpStatus:
-	default:
+	if !q.Op.Valid() || q.Op == opClockWire {
 		return invalid("unknown operation %d", q.Op)
 	}
 	if goesThroughLog(q) && (q.ClientID == 0 || q.Seq == 0) {
 		return invalid("client id and sequence number must be set (non-zero)")
 	}
 	switch q.Op {
-	case wire.OpPut, wire.OpGet, wire.OpDelete, wire.OpCAS:
-		if q.Key == "" {
+	case wire.OpPut, wire.OpGet, wire.OpDelete, wire.OpCAS, wire.OpWatch:
+		if q.Key == "" && !(q.Op == wire.OpWatch && q.WatchPrefix) {
 			return invalid("key must not be empty")
+		}
+	case wire.OpLockAcquire, wire.OpLockRelease, wire.OpLockCheck, wire.OpCampaign,
+		wire.OpProclaim, wire.OpResign, wire.OpLeader, wire.OpObserve:
+		if q.Name == "" {
+			return invalid("a lock or election name must not be empty")
+		}
+		if len(q.Name) > defaultKeyBytesMax {
+			return &wire.Response{Err: wire.ErrTooLarge, ErrMsg: fmt.Sprintf("name is %d bytes; the limit is %d", len(q.Name), defaultKeyBytesMax)}
 		}
 	}
 	if len(q.Key) > defaultKeyBytesMax || len(q.Prefix) > defaultKeyBytesMax {
@@ -88,6 +124,10 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 
 // defaultKeyBytesMax matches SMOptions' default key limit.
 const defaultKeyBytesMax = 4096
+
+// opClockWire is the internal clock command's number: only a leader
+// proposes it; a client that sends it is refused.
+const opClockWire = wire.Op(OpClock)
 
 func commandOf(q *wire.Request) *Command {
 	return &Command{
@@ -103,5 +143,13 @@ func commandOf(q *wire.Request) *Command {
 		PrevRevision:    q.PrevRevision,
 		HasPrevRevision: q.HasPrevRevision,
 		Limit:           q.Limit,
+		SessionID:       q.SessionID,
+		TTLMs:           q.TTLMs,
+		Name:            q.Name,
+		Token:           q.Token,
+		Wait:            q.Wait,
+		LockDelayMs:     q.LockDelayMs,
+		FenceName:       q.FenceName,
+		FenceToken:      q.FenceToken,
 	}
 }

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"slices"
 
 	"github.com/paxosd/paxosd/paxos"
 )
 
 var (
 	// ErrNotFound: get or delete of a key that does not exist (Found is
-	// false). List never returns it; an empty list is not an error.
-	ErrNotFound = errors.New("service: key not found")
+	// false), or a leader query for an election without a leader. List
+	// never returns it; an empty list is not an error.
+	ErrNotFound = errors.New("service: not found")
 	// ErrInvalid: the command is malformed or breaks a limit; it changed
 	// nothing. The wrapped message says what is wrong.
 	ErrInvalid = errors.New("service: invalid argument")
@@ -24,6 +26,38 @@ var (
 	// answer (if it was ever applied) has been forgotten. The command was
 	// not applied now; whether an earlier copy of it was is unknown.
 	ErrStaleRequest = errors.New("service: stale request: its answer was already forgotten")
+	// ErrSessionExpired: the command names a session that does not exist
+	// (it expired, was closed, or never was); or, as the answer to a
+	// waiting lock acquire or campaign, the session ended while it waited.
+	ErrSessionExpired = errors.New("service: session expired")
+	// ErrLockHeld: a lock acquire that does not wait found the lock taken
+	// (or in its lock-delay, or with waiters ahead). Result.Lock shows the
+	// lock's state.
+	ErrLockHeld = errors.New("service: lock held")
+	// ErrNotHeld: a release of a lock that the session neither holds nor
+	// waits for.
+	ErrNotHeld = errors.New("service: lock not held")
+	// ErrCanceled: the answer to a waiting lock acquire or campaign that
+	// its session withdrew (a release or resign while waiting, or a newer
+	// request of the same session replacing it).
+	ErrCanceled = errors.New("service: canceled")
+	// ErrFenced: a fenced write whose token is not the current holder's
+	// token of its lock; nothing was written.
+	ErrFenced = errors.New("service: fenced: the lock token is not the current holder's")
+	// ErrNotElectionLeader: a proclaim or resign by a session that does not
+	// lead the election. The wrapped message names the election.
+	ErrNotElectionLeader = errors.New("service: not the leader of election")
+	// ErrCompacted: a history query (KVEvents, ElectionChanges) asked for
+	// events that were already dropped from the bounded history.
+	ErrCompacted = errors.New("service: history compacted: the requested events are no longer kept")
+)
+
+// Limits of the coordination commands, part of the state machine's
+// definition.
+const (
+	SessionTTLMinMs = 1000    // shortest session TTL: 1 s
+	SessionTTLMaxMs = 3600000 // longest session TTL: 1 h
+	LockDelayMaxMs  = 60000   // longest lock-delay: 1 min
 )
 
 // Result is the answer to one command.
@@ -31,8 +65,14 @@ var (
 // A failed compare-and-set is not an error: it is Err == nil with
 // Succeeded == false (as in etcd), and KV holds the key's current state so
 // the caller can see why.
+//
+// Pending means the command (a lock acquire or campaign that waits) has
+// been queued: its real answer comes later, as an Answer from TakeAnswers,
+// when the lock is granted or the campaign won (or the wait ends with an
+// error). A retry of a pending command returns Pending again until then,
+// and the real answer after.
 type Result struct {
-	Err      error  // nil, or wraps ErrNotFound, ErrInvalid or ErrStaleRequest
+	Err      error  // nil, or wraps one of the Err variables of this package
 	Revision uint64 // the store revision after the command
 	// Found says whether KV holds a key: for get the key read, for put and
 	// delete the previous KV, for cas the KV before the command.
@@ -41,13 +81,29 @@ type Result struct {
 	KVs       []KV // list: the matching keys, sorted by key
 	More      bool // list: more keys matched than Limit allowed
 	Succeeded bool // cas: the condition held and the value was written
+
+	Session SessionInfo // session open and keep-alive: the session
+	Token   uint64      // lock acquire: the fencing token; campaign: the term
+	Pending bool        // lock acquire or campaign: queued, answered later
+	Held    bool        // lock check: the token is the current holder's
+	Lock    LockInfo    // lock acquire, check, ErrLockHeld: the lock's state
+	Leader  LeaderInfo  // campaign, proclaim, resign, leader: the leader
+}
+
+// Answer is the late answer to a waiting command (Result.Pending), produced
+// while applying another command: a release, resign, session end or clock
+// advance that grants the lock or hands over the leadership.
+type Answer struct {
+	ClientID, Seq uint64 // the waiting command's
+	Result        Result
 }
 
 // SMOptions configures a StateMachine. The zero value is valid: each zero
 // field takes the default its comment states. Every replica must use the
 // same options, since they decide which commands are rejected.
 type SMOptions struct {
-	// KeyBytesMax bounds key and prefix length. Default 4096.
+	// KeyBytesMax bounds key, prefix and lock/election name length.
+	// Default 4096.
 	KeyBytesMax int
 	// ValueBytesMax bounds value length. Default 1 MiB.
 	ValueBytesMax int
@@ -55,8 +111,18 @@ type SMOptions struct {
 	// Default 100000.
 	ClientsMax int
 	// ResultsPerClientMax bounds the results kept for one client that does
-	// not acknowledge them (AckedBelow). Default 1024.
+	// not acknowledge them (AckedBelow). Default 1024. The results of
+	// waiting commands (Pending) are kept beyond it until answered.
 	ResultsPerClientMax int
+	// KVHistoryMax bounds the KV change events kept for watches (the most
+	// recent ones). Default 65536.
+	KVHistoryMax int
+	// KVHistoryBytesMax bounds the bytes of keys and values those events
+	// hold: the oldest are dropped beyond it, however few. Default 64 MiB.
+	KVHistoryBytesMax int
+	// ElectionHistoryMax bounds the leadership changes kept per election
+	// for observers. Default 1024.
+	ElectionHistoryMax int
 }
 
 // EnsureDefaults fills the zero fields of o with their defaults.
@@ -73,19 +139,30 @@ func (o *SMOptions) EnsureDefaults() {
 	if o.ResultsPerClientMax == 0 {
 		o.ResultsPerClientMax = 1024
 	}
+	if o.KVHistoryMax == 0 {
+		o.KVHistoryMax = 65536
+	}
+	if o.KVHistoryBytesMax == 0 {
+		o.KVHistoryBytesMax = 64 << 20
+	}
+	if o.ElectionHistoryMax == 0 {
+		o.ElectionHistoryMax = 1024
+	}
 }
 
 // Validate reports options that EnsureDefaults cannot fix.
 func (o *SMOptions) Validate() error {
-	if o.KeyBytesMax < 0 || o.ValueBytesMax < 0 || o.ClientsMax < 0 || o.ResultsPerClientMax < 0 {
+	if o.KeyBytesMax < 0 || o.ValueBytesMax < 0 || o.ClientsMax < 0 || o.ResultsPerClientMax < 0 ||
+		o.KVHistoryMax < 0 || o.KVHistoryBytesMax < 0 || o.ElectionHistoryMax < 0 {
 		return fmt.Errorf("%w: negative state machine limit in %+v", ErrInvalid, *o)
 	}
 	return nil
 }
 
-// StateMachine is the replicated key-value state: the store and the
-// duplicate-detection table. It is deterministic (see the package comment)
-// and not safe for concurrent use; the node loop owns it.
+// StateMachine is the replicated state: the key-value store, the
+// duplicate-detection table, the cluster clock, sessions, locks and
+// elections. It is deterministic (see the package comment) and not safe for
+// concurrent use; the node loop owns it.
 //
 // Invariant: every command applied so far came with a slot <= applied.
 type StateMachine struct {
@@ -93,6 +170,24 @@ type StateMachine struct {
 	applied paxos.Slot
 	kv      kvStore
 	dedup   dedupTable
+
+	// clock is the cluster time in ms: the largest Now of the OpClock
+	// commands applied. Nothing else moves it.
+	clock uint64
+	// fence is the last fencing token handed out, to a lock grant or an
+	// election term: tokens grow across every lock and election.
+	fence uint64
+
+	sessions sessionTable
+	locks    lockTable
+	elect    electionTable
+
+	// kvHist holds the recent KV changes for watches: derived from the
+	// commands, deterministic, but not part of Hash.
+	kvHist kvHistory
+	// answers collects the late answers produced since the last
+	// TakeAnswers.
+	answers []Answer
 }
 
 // NewStateMachine returns an empty state machine. It panics if opts fail
@@ -103,9 +198,13 @@ func NewStateMachine(opts SMOptions) *StateMachine {
 		panic(err)
 	}
 	return &StateMachine{
-		opts:  opts,
-		kv:    newKVStore(),
-		dedup: newDedupTable(opts.ClientsMax, opts.ResultsPerClientMax),
+		opts:     opts,
+		kv:       newKVStore(),
+		dedup:    newDedupTable(opts.ClientsMax, opts.ResultsPerClientMax),
+		sessions: newSessionTable(),
+		locks:    newLockTable(),
+		elect:    newElectionTable(),
+		kvHist:   newKVHistory(opts.KVHistoryMax, opts.KVHistoryBytesMax),
 	}
 }
 
@@ -124,6 +223,17 @@ func (sm *StateMachine) Get(key string) (KV, bool) { return sm.kv.get(key) }
 func (sm *StateMachine) List(prefix string, limit int) []KV {
 	kvs, _ := sm.kv.list(prefix, limit)
 	return kvs
+}
+
+// TakeAnswers returns the late answers to waiting commands produced by the
+// commands applied since the last call, in the order they were produced,
+// and forgets them. Every replica produces the same sequence; the node calls
+// it after applying and answers the clients waiting for those (ClientID,
+// Seq) pairs.
+func (sm *StateMachine) TakeAnswers() []Answer {
+	a := sm.answers
+	sm.answers = nil
+	return a
 }
 
 // ApplyValue applies the chosen value of slot: each command of a batch in
@@ -147,8 +257,8 @@ func (sm *StateMachine) ApplyValue(slot paxos.Slot, v paxos.Value) []Result {
 // contents: a malformed command yields ErrInvalid and changes nothing but
 // Applied.
 //
-// The Result's KV and KVs share Values with the state machine; the caller
-// must not modify them.
+// The Result's KV, KVs and Leader.Value share bytes with the state machine;
+// the caller must not modify them.
 func (sm *StateMachine) Apply(slot paxos.Slot, cmd []byte) Result {
 	sm.advance(slot)
 	c, err := DecodeCommand(cmd)
@@ -160,7 +270,8 @@ func (sm *StateMachine) Apply(slot paxos.Slot, cmd []byte) Result {
 
 // ApplyCommand applies an already decoded command chosen in slot; it is
 // Apply for a caller that decoded the command itself (the node does, to
-// find the client waiting for it).
+// find the client waiting for it). The state machine keeps c's byte slices
+// (values, names): the caller must not modify them afterwards.
 func (sm *StateMachine) ApplyCommand(slot paxos.Slot, c *Command) Result {
 	sm.advance(slot)
 	return sm.apply(slot, c)
@@ -174,7 +285,7 @@ func (sm *StateMachine) advance(slot paxos.Slot) {
 }
 
 // apply runs a decoded command through validation, duplicate detection and
-// the store.
+// execution.
 func (sm *StateMachine) apply(slot paxos.Slot, c *Command) Result {
 	if err := sm.validate(c); err != nil {
 		return Result{Err: err, Revision: sm.kv.rev}
@@ -192,11 +303,13 @@ func (sm *StateMachine) apply(slot paxos.Slot, c *Command) Result {
 	}
 	e := sm.dedup.touch(c.ClientID, slot, true)
 	e.raiseFloor(c.AckedBelow) // AckedBelow <= Seq: c's own result survives
-	if c.Seq < e.floor {
-		return Result{Err: ErrStaleRequest, Revision: sm.kv.rev}
-	}
+	// A stored result is looked up before the floor: the result of a
+	// waiting command may sit below the floor (see clientEntry).
 	if r, ok := e.result(c.Seq); ok {
 		return r
+	}
+	if c.Seq < e.floor {
+		return Result{Err: ErrStaleRequest, Revision: sm.kv.rev}
 	}
 	r := sm.exec(c)
 	e.store(c.Seq, r, sm.opts.ResultsPerClientMax)
@@ -205,22 +318,85 @@ func (sm *StateMachine) apply(slot paxos.Slot, c *Command) Result {
 
 func (sm *StateMachine) validate(c *Command) error {
 	if !c.Op.valid() {
-		return fmt.Errorf("%w: unknown op %d", ErrInvalid, uint8(c.Op))
+		return fmt.Errorf("%w: unknown op %d (not a log command)", ErrInvalid, uint8(c.Op))
 	}
 	if c.ClientID != 0 && c.AckedBelow > c.Seq {
 		return fmt.Errorf("%w: acked-below %d above seq %d", ErrInvalid, c.AckedBelow, c.Seq)
 	}
-	if c.Op == OpList {
+	switch c.Op {
+	case OpList:
 		if len(c.Prefix) > sm.opts.KeyBytesMax {
 			return fmt.Errorf("%w: %w: prefix is %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(c.Prefix), sm.opts.KeyBytesMax)
 		}
 		return nil
+	case OpPut, OpGet, OpDelete, OpCAS:
+		return sm.validateKV(c)
+	case OpSessionOpen:
+		if c.TTLMs < SessionTTLMinMs || c.TTLMs > SessionTTLMaxMs {
+			return fmt.Errorf("%w: session TTL %d ms out of range: it must be %d..%d ms (1 s to 1 h)",
+				ErrInvalid, c.TTLMs, SessionTTLMinMs, SessionTTLMaxMs)
+		}
+		return nil
+	case OpSessionKeepAlive, OpSessionClose:
+		return validateSessionID(c)
+	case OpLockCheck, OpLeader:
+		return sm.validateName(c.Name, "name")
+	case OpLockAcquire, OpLockRelease, OpCampaign, OpProclaim, OpResign:
+		if err := sm.validateName(c.Name, "name"); err != nil {
+			return err
+		}
+		if err := validateSessionID(c); err != nil {
+			return err
+		}
+		if c.Op == OpLockAcquire && c.LockDelayMs > LockDelayMaxMs {
+			return fmt.Errorf("%w: lock-delay %d ms out of range: at most %d ms (1 min)", ErrInvalid, c.LockDelayMs, LockDelayMaxMs)
+		}
+		if (c.Op == OpCampaign || c.Op == OpProclaim) && len(c.Value) > sm.opts.ValueBytesMax {
+			return fmt.Errorf("%w: %w: value is %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(c.Value), sm.opts.ValueBytesMax)
+		}
+		return nil
+	case OpClock:
+		if c.ClientID != 0 {
+			return fmt.Errorf("%w: clock command from client %d: only the leader node proposes the clock, with client id 0", ErrInvalid, c.ClientID)
+		}
+		return nil
 	}
+	panic(fmt.Sprintf("service: validate misses op %d", c.Op))
+}
+
+func validateSessionID(c *Command) error {
+	if c.SessionID == 0 {
+		return fmt.Errorf("%w: %s without a session id", ErrInvalid, c.Op)
+	}
+	return nil
+}
+
+func (sm *StateMachine) validateName(name, what string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
+	}
+	if len(name) > sm.opts.KeyBytesMax {
+		return fmt.Errorf("%w: %w: %s is %d bytes, limit %d", ErrInvalid, ErrTooLarge, what, len(name), sm.opts.KeyBytesMax)
+	}
+	return nil
+}
+
+func (sm *StateMachine) validateKV(c *Command) error {
 	if c.Key == "" {
 		return fmt.Errorf("%w: empty key", ErrInvalid)
 	}
 	if len(c.Key) > sm.opts.KeyBytesMax {
 		return fmt.Errorf("%w: %w: key is %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(c.Key), sm.opts.KeyBytesMax)
+	}
+	if c.Op.fenceable() {
+		if c.FenceName == "" && c.FenceToken != 0 {
+			return fmt.Errorf("%w: fence token %d without a fence lock name", ErrInvalid, c.FenceToken)
+		}
+		if c.FenceName != "" {
+			if err := sm.validateName(c.FenceName, "fence lock name"); err != nil {
+				return err
+			}
+		}
 	}
 	if c.Op != OpPut && c.Op != OpCAS {
 		return nil
@@ -239,43 +415,103 @@ func (sm *StateMachine) validate(c *Command) error {
 	return nil
 }
 
-// exec runs a valid command against the store.
+// exec runs a valid command.
 func (sm *StateMachine) exec(c *Command) Result {
+	switch c.Op {
+	case OpPut, OpGet, OpDelete, OpCAS, OpList:
+		return sm.execKV(c)
+	case OpSessionOpen:
+		return sm.sessionOpen(c)
+	case OpSessionKeepAlive:
+		return sm.sessionKeepAlive(c)
+	case OpSessionClose:
+		return sm.sessionClose(c)
+	case OpLockAcquire:
+		return sm.lockAcquire(c)
+	case OpLockRelease:
+		return sm.lockRelease(c)
+	case OpLockCheck:
+		return sm.lockCheck(c)
+	case OpCampaign:
+		return sm.campaign(c)
+	case OpProclaim:
+		return sm.proclaim(c)
+	case OpResign:
+		return sm.resign(c)
+	case OpLeader:
+		return sm.leaderQuery(c)
+	case OpClock:
+		sm.advanceClock(c.Now)
+		return Result{Revision: sm.kv.rev}
+	}
+	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
+}
+
+// execKV runs a key-value command, recording changes in the KV history.
+func (sm *StateMachine) execKV(c *Command) Result {
 	s := &sm.kv
+	if c.FenceName != "" && c.Op.fenceable() {
+		if err := sm.checkFence(c.FenceName, c.FenceToken); err != nil {
+			return Result{Err: err, Revision: s.rev}
+		}
+	}
 	switch c.Op {
 	case OpPut:
 		prev, found := s.put(c.Key, c.Value)
+		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: s.m[c.Key], PrevKV: prev})
 		return Result{Revision: s.rev, Found: found, KV: prev}
 	case OpGet:
 		kv, found := s.get(c.Key)
 		if !found {
-			return Result{Err: ErrNotFound, Revision: s.rev}
+			return Result{Err: errKeyNotFound(c.Key), Revision: s.rev}
 		}
 		return Result{Revision: s.rev, Found: true, KV: kv}
 	case OpDelete:
 		prev, found := s.del(c.Key)
 		if !found {
-			return Result{Err: ErrNotFound, Revision: s.rev}
+			return Result{Err: errKeyNotFound(c.Key), Revision: s.rev}
 		}
+		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventDelete, KV: KV{Key: prev.Key, ModRevision: s.rev}, PrevKV: prev})
 		return Result{Revision: s.rev, Found: true, KV: prev}
 	case OpCAS:
 		cur, found, ok := s.casHolds(c)
 		if ok {
 			s.put(c.Key, c.Value)
+			sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: s.m[c.Key], PrevKV: cur})
 		}
 		return Result{Revision: s.rev, Found: found, KV: cur, Succeeded: ok}
 	case OpList:
 		kvs, more := s.list(c.Prefix, int(c.Limit))
 		return Result{Revision: s.rev, KVs: kvs, More: more}
 	}
-	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
+	panic(fmt.Sprintf("service: execKV of op %d", c.Op))
 }
 
+func errKeyNotFound(key string) error { return fmt.Errorf("%w: key %q", ErrNotFound, key) }
+
+// answer delivers the late answer r to the waiting command (client, seq):
+// it is queued for TakeAnswers and replaces the Pending result stored for
+// duplicate detection, so that a retry finds the real answer.
+func (sm *StateMachine) answer(client, seq uint64, r Result) {
+	sm.answers = append(sm.answers, Answer{ClientID: client, Seq: seq, Result: r})
+	if client == 0 {
+		return
+	}
+	if e := sm.dedup.clients[client]; e != nil {
+		e.resolve(seq, r, sm.opts.ResultsPerClientMax)
+	}
+}
+
+// Clock returns the cluster time in ms: the largest Now of the OpClock
+// commands applied so far (0 before the first).
+func (sm *StateMachine) Clock() uint64 { return sm.clock }
+
 // Hash returns a digest of the whole replicated state: applied slot, store
-// revision, every key with its value and revisions, and the
-// duplicate-detection table with its stored results. Replicas that applied
-// the same commands have the same Hash. It walks everything: for tests and
-// checks, not for hot paths.
+// revision, every key with its value and revisions, the
+// duplicate-detection table with its stored results, the clock, the fence
+// counter, sessions, locks and elections (not the derived histories).
+// Replicas that applied the same commands have the same Hash. It walks
+// everything: for tests and checks, not for hot paths.
 func (sm *StateMachine) Hash() uint64 {
 	h := hasher{h: fnv.New64a()}
 	h.u64(uint64(sm.applied))
@@ -298,6 +534,11 @@ func (sm *StateMachine) Hash() uint64 {
 			h.result(&sr.res)
 		}
 	}
+	h.u64(sm.clock)
+	h.u64(sm.fence)
+	sm.sessions.hash(&h)
+	sm.locks.hash(&h)
+	sm.elect.hash(&h)
 	return h.h.Sum64()
 }
 
@@ -331,6 +572,20 @@ func (h *hasher) bool(b bool) {
 	}
 }
 
+func (h *hasher) strs(ss []string) {
+	h.u64(uint64(len(ss)))
+	for _, s := range ss {
+		h.str(s)
+	}
+}
+
+func (h *hasher) u64s(vs []uint64) {
+	h.u64(uint64(len(vs)))
+	for _, v := range vs {
+		h.u64(v)
+	}
+}
+
 func (h *hasher) kv(kv KV) {
 	h.str(kv.Key)
 	h.bytes(kv.Value)
@@ -354,4 +609,46 @@ func (h *hasher) result(r *Result) {
 	}
 	h.bool(r.More)
 	h.bool(r.Succeeded)
+	h.sessionInfo(&r.Session)
+	h.u64(r.Token)
+	h.bool(r.Pending)
+	h.bool(r.Held)
+	h.lockInfo(&r.Lock)
+	h.leaderInfo(&r.Leader)
+}
+
+func (h *hasher) sessionInfo(s *SessionInfo) {
+	h.u64(s.ID)
+	h.u64(s.TTLMs)
+	h.u64(s.RemainingMs)
+	h.strs(s.Locks)
+	h.strs(s.Waiting)
+	h.strs(s.Elections)
+}
+
+func (h *hasher) lockInfo(l *LockInfo) {
+	h.str(l.Name)
+	h.u64(l.Holder)
+	h.u64(l.Token)
+	h.u64s(l.Waiters)
+	h.u64(l.DelayUntil)
+}
+
+func (h *hasher) leaderInfo(l *LeaderInfo) {
+	h.str(l.Name)
+	h.u64(l.Session)
+	h.bytes(l.Value)
+	h.u64(l.Term)
+	h.u64(l.Revision)
+	h.u64(l.Seq)
+}
+
+// sortedKeys returns the keys of m in increasing order.
+func sortedKeys[K ~string | ~uint64, V any](m map[K]V) []K {
+	ks := make([]K, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }

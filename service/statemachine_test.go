@@ -53,7 +53,8 @@ func kvEqual(a, b KV) bool {
 
 // errClass maps an error to the sentinel it wraps, for comparing results.
 func errClass(err error) error {
-	for _, s := range []error{ErrStaleRequest, ErrNotFound, ErrInvalid} {
+	for _, s := range []error{ErrStaleRequest, ErrNotFound, ErrInvalid, ErrSessionExpired, ErrLockHeld,
+		ErrNotHeld, ErrCanceled, ErrFenced, ErrNotElectionLeader, ErrCompacted} {
 		if errors.Is(err, s) {
 			return s
 		}
@@ -63,7 +64,10 @@ func errClass(err error) error {
 
 func resultEqual(a, b Result) bool {
 	if errClass(a.Err) != errClass(b.Err) || a.Revision != b.Revision || a.Found != b.Found ||
-		!kvEqual(a.KV, b.KV) || len(a.KVs) != len(b.KVs) || a.More != b.More || a.Succeeded != b.Succeeded {
+		!kvEqual(a.KV, b.KV) || len(a.KVs) != len(b.KVs) || a.More != b.More || a.Succeeded != b.Succeeded ||
+		a.Token != b.Token || a.Pending != b.Pending || a.Held != b.Held ||
+		fmt.Sprint(a.Session) != fmt.Sprint(b.Session) || fmt.Sprint(a.Lock) != fmt.Sprint(b.Lock) ||
+		fmt.Sprint(a.Leader) != fmt.Sprint(b.Leader) {
 		return false
 	}
 	for i := range a.KVs {
@@ -88,6 +92,24 @@ func describeResult(r Result) string {
 	}
 	if r.Succeeded {
 		s += " succeeded"
+	}
+	if r.Session.ID != 0 {
+		s += fmt.Sprintf(" session=%+v", r.Session)
+	}
+	if r.Token != 0 {
+		s += fmt.Sprintf(" token=%d", r.Token)
+	}
+	if r.Pending {
+		s += " pending"
+	}
+	if r.Held {
+		s += " held"
+	}
+	if r.Lock.Name != "" {
+		s += fmt.Sprintf(" lock=%+v", r.Lock)
+	}
+	if r.Leader.Name != "" {
+		s += fmt.Sprintf(" leader=%+v", r.Leader)
 	}
 	return s + "}"
 }
@@ -269,6 +291,34 @@ func TestInvalid(t *testing.T) {
 		{"cas prev value too long", Command{Op: OpCAS, Key: "a", PrevValue: make([]byte, 1<<20+1), HasPrevValue: true}, true},
 		{"cas without condition", Command{Op: OpCAS, Key: "a", Value: []byte("v")}, false},
 		{"acked-below above seq", Command{ClientID: 1, Seq: 3, AckedBelow: 4, Op: OpPut, Key: "a"}, false},
+		{"wire-only op 10", Command{Op: 10, Name: "a", SessionID: 1}, false},
+		{"wire-only op 14", Command{Op: 14, Name: "a", SessionID: 1}, false},
+		{"wire-only op 19", Command{Op: 19, Name: "a"}, false},
+		{"wire-only op 20", Command{Op: 20, Key: "a"}, false},
+		{"wire-only op 21", Command{Op: 21}, false},
+		{"op 23", Command{Op: 23}, false},
+		{"session TTL 0", Command{Op: OpSessionOpen}, false},
+		{"session TTL below 1s", Command{Op: OpSessionOpen, TTLMs: 999}, false},
+		{"session TTL above 1h", Command{Op: OpSessionOpen, TTLMs: 3600001}, false},
+		{"keep-alive without session", Command{Op: OpSessionKeepAlive}, false},
+		{"close without session", Command{Op: OpSessionClose}, false},
+		{"acquire without name", Command{Op: OpLockAcquire, SessionID: 1}, false},
+		{"acquire without session", Command{Op: OpLockAcquire, Name: "l"}, false},
+		{"acquire name too long", Command{Op: OpLockAcquire, Name: big, SessionID: 1}, true},
+		{"acquire lock-delay above 1 min", Command{Op: OpLockAcquire, Name: "l", SessionID: 1, LockDelayMs: 60001}, false},
+		{"release without name", Command{Op: OpLockRelease, SessionID: 1}, false},
+		{"release without session", Command{Op: OpLockRelease, Name: "l"}, false},
+		{"check without name", Command{Op: OpLockCheck, Token: 1}, false},
+		{"campaign without name", Command{Op: OpCampaign, SessionID: 1}, false},
+		{"campaign without session", Command{Op: OpCampaign, Name: "e"}, false},
+		{"campaign value too long", Command{Op: OpCampaign, Name: "e", SessionID: 1, Value: make([]byte, 1<<20+1)}, true},
+		{"proclaim value too long", Command{Op: OpProclaim, Name: "e", SessionID: 1, Value: make([]byte, 1<<20+1)}, true},
+		{"proclaim name too long", Command{Op: OpProclaim, Name: big, SessionID: 1}, true},
+		{"resign without session", Command{Op: OpResign, Name: "e"}, false},
+		{"leader without name", Command{Op: OpLeader}, false},
+		{"clock from a client", Command{ClientID: 1, Seq: 5, Op: OpClock, Now: 10}, false},
+		{"fence token without name", Command{Op: OpPut, Key: "a", FenceToken: 1}, false},
+		{"fence name too long", Command{Op: OpDelete, Key: "a", FenceName: big, FenceToken: 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,15 +394,17 @@ func TestApplySlotOrder(t *testing.T) {
 func TestOptions(t *testing.T) {
 	var o SMOptions
 	o.EnsureDefaults()
-	if o != (SMOptions{KeyBytesMax: 4096, ValueBytesMax: 1 << 20, ClientsMax: 100000, ResultsPerClientMax: 1024}) {
+	if o != (SMOptions{KeyBytesMax: 4096, ValueBytesMax: 1 << 20, ClientsMax: 100000, ResultsPerClientMax: 1024,
+		KVHistoryMax: 65536, KVHistoryBytesMax: 64 << 20, ElectionHistoryMax: 1024}) {
 		t.Fatalf("defaults %+v", o)
 	}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	bad := SMOptions{ClientsMax: -1}
-	if err := bad.Validate(); err == nil {
-		t.Fatalf("negative ClientsMax accepted")
+	for _, bad := range []SMOptions{{ClientsMax: -1}, {KVHistoryMax: -1}, {KVHistoryBytesMax: -1}, {ElectionHistoryMax: -1}} {
+		if err := bad.Validate(); err == nil {
+			t.Fatalf("%+v accepted", bad)
+		}
 	}
 }
 
@@ -369,6 +421,9 @@ type cmdGen struct {
 func newCmdGen(seed uint64, clients int) *cmdGen {
 	return &cmdGen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seq: map[uint64]uint64{}, acked: map[uint64]uint64{}, clients: clients}
 }
+
+// notLogOps are operation numbers that never appear in the log.
+var notLogOps = []Op{0, 6, 10, 14, 19, 20, 21, 23, 200, 255}
 
 var genKeys = []string{"a", "ab", "abc", "b", "b/1", "b/2", "b/3", "c", "cc", "d/x/y"}
 
@@ -435,7 +490,7 @@ func (g *cmdGen) next(cur func(string) (KV, bool)) Command {
 	case x < 98:
 		c.Op, c.Key = OpPut, "" // invalid
 	default:
-		c.Op = Op(6 + r.IntN(10)) // invalid
+		c.Op = notLogOps[r.IntN(len(notLogOps))] // invalid
 	}
 	return c
 }
@@ -487,6 +542,13 @@ func TestHashCoversState(t *testing.T) {
 	base := func() *smHarness {
 		h := newSMHarness(t, SMOptions{})
 		h.do(Command{ClientID: 1, Seq: 1, Op: OpPut, Key: "a", Value: []byte("1")})
+		h.do(openCmd(5000))
+		h.do(openCmd(5000))
+		h.do(cs(1, 2, acquireCmd("l", 1, true, 100)))
+		h.do(cs(2, 1, acquireCmd("l", 2, true, 100)))
+		h.do(cs(1, 3, campaignCmd("e", 1, "x")))
+		h.do(cs(2, 2, campaignCmd("e", 2, "y")))
+		h.do(clockCmd(10))
 		return h
 	}
 	ref := base().sm.Hash()
@@ -500,7 +562,25 @@ func TestHashCoversState(t *testing.T) {
 		"stored result": func(h *smHarness) {
 			h.sm.dedup.clients[1].results[0].res.Found = true
 		},
-		"new client": func(h *smHarness) { h.sm.dedup.touch(2, h.slot, true) },
+		"new client":        func(h *smHarness) { h.sm.dedup.touch(3, h.slot, true) },
+		"stored token":      func(h *smHarness) { h.sm.dedup.clients[1].results[1].res.Token++ },
+		"stored pending":    func(h *smHarness) { h.sm.dedup.clients[2].results[0].res.Pending = false },
+		"stored leader":     func(h *smHarness) { h.sm.dedup.clients[1].results[2].res.Leader.Term++ },
+		"clock":             func(h *smHarness) { h.sm.clock++ },
+		"fence counter":     func(h *smHarness) { h.sm.fence++ },
+		"session ids":       func(h *smHarness) { h.sm.sessions.last++ },
+		"session deadline":  func(h *smHarness) { h.sm.sessions.m[1].deadline++ },
+		"session ttl":       func(h *smHarness) { h.sm.sessions.m[2].ttl++ },
+		"lock token":        func(h *smHarness) { h.sm.locks.m["l"].token++ },
+		"lock holder delay": func(h *smHarness) { h.sm.locks.m["l"].holderDelay++ },
+		"lock delay until":  func(h *smHarness) { h.sm.locks.m["l"].delayUntil++ },
+		"lock waiter":       func(h *smHarness) { h.sm.locks.m["l"].waiters[0].seq++ },
+		"lock waiter delay": func(h *smHarness) { h.sm.locks.m["l"].waiters[0].delay++ },
+		"election value":    func(h *smHarness) { h.sm.elect.m["e"].value = []byte("z") },
+		"election term":     func(h *smHarness) { h.sm.elect.m["e"].term++ },
+		"election seq":      func(h *smHarness) { h.sm.elect.m["e"].seq++ },
+		"candidate value":   func(h *smHarness) { h.sm.elect.m["e"].candidates[0].value = []byte("z") },
+		"candidate client":  func(h *smHarness) { h.sm.elect.m["e"].candidates[0].client++ },
 	} {
 		h := base()
 		change(h)

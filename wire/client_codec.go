@@ -33,6 +33,64 @@ const (
 	OpList
 	// OpStatus reports the cluster as this node sees it. Response: Status.
 	OpStatus
+
+	// Sessions, locks and elections: see docs/PROTOCOL.md for every op's
+	// fields, answers and errors.
+
+	// OpSessionOpen opens a session with a TTL of TTLMs. Response:
+	// Session (its ID and TTL).
+	OpSessionOpen
+	// OpSessionKeepAlive restarts the TTL of session SessionID.
+	// Response: Session; ErrSessionExpired if it has ended.
+	OpSessionKeepAlive
+	// OpSessionClose ends session SessionID, releasing its locks, queue
+	// places and elections.
+	OpSessionClose
+	// OpSessionList lists the sessions (at most Limit). Response: Sessions.
+	OpSessionList
+	// OpLockAcquire takes lock Name for session SessionID: at once if it
+	// is free (out of any lock-delay, nobody waiting), else, with Wait,
+	// when its turn comes (first come, first served: a blocking call), or
+	// without Wait fails with ErrLockHeld.
+	// LockDelayMs keeps the lock free that long after the session expires
+	// holding it. Response: Token (the fencing token), Lock.
+	OpLockAcquire
+	// OpLockRelease releases lock Name held by session SessionID, or
+	// withdraws the session from its queue. ErrNotHeld if it did neither.
+	OpLockRelease
+	// OpLockCheck reports whether Token is the current holder's token of
+	// lock Name. Response: Held, Lock.
+	OpLockCheck
+	// OpLockList lists the locks whose name starts with Prefix (at most
+	// Limit). Response: Locks.
+	OpLockList
+	// OpCampaign makes session SessionID a candidate in election Name,
+	// offering Value; it blocks until the session leads. Response:
+	// Leader, Token (= Leader.Term).
+	OpCampaign
+	// OpProclaim changes the value of election Name's leader, which must
+	// be session SessionID (else ErrNotElectionLeader). Response: Leader.
+	OpProclaim
+	// OpResign ends session SessionID's leadership of (or candidacy in)
+	// election Name. Response: Leader, the election's new state.
+	OpResign
+	// OpLeader reads election Name's leader. Response: Leader, Token
+	// (its term); ErrNotFound when it has none.
+	OpLeader
+	// OpObserve streams election Name's leadership changes after change
+	// number AfterSeq (0: starting with the current one). Each Response
+	// carries one change in Leader.
+	OpObserve
+	// OpWatch streams the changes of Key (of the keys starting with Key,
+	// with WatchPrefix) from revision FromRevision (0: from now). Each
+	// Response carries Events.
+	OpWatch
+	// OpCancel ends the stream, or stops the server's wait for the
+	// blocking call, whose request ID is CancelID on the same connection.
+	OpCancel
+
+	// Op 22 is reserved for the state machine's internal clock command:
+	// it is never valid on the wire.
 )
 
 var opNames = [...]string{
@@ -42,6 +100,22 @@ var opNames = [...]string{
 	OpCAS:    "CAS",
 	OpList:   "List",
 	OpStatus: "Status",
+
+	OpSessionOpen:      "SessionOpen",
+	OpSessionKeepAlive: "SessionKeepAlive",
+	OpSessionClose:     "SessionClose",
+	OpSessionList:      "SessionList",
+	OpLockAcquire:      "LockAcquire",
+	OpLockRelease:      "LockRelease",
+	OpLockCheck:        "LockCheck",
+	OpLockList:         "LockList",
+	OpCampaign:         "Campaign",
+	OpProclaim:         "Proclaim",
+	OpResign:           "Resign",
+	OpLeader:           "Leader",
+	OpObserve:          "Observe",
+	OpWatch:            "Watch",
+	OpCancel:           "Cancel",
 }
 
 func (o Op) String() string {
@@ -54,7 +128,19 @@ func (o Op) String() string {
 // Valid reports whether o is an operation this version knows. The decoder
 // accepts unknown operations so that the server can answer ErrInvalid with
 // the request's id instead of closing the connection.
-func (o Op) Valid() bool { return o >= OpPut && o <= OpStatus }
+// Op 22, reserved for the state machine's clock command, is not valid.
+func (o Op) Valid() bool { return o >= OpPut && o <= OpCancel }
+
+// IsStream reports whether o opens a stream (OpWatch, OpObserve): one
+// request answered by many responses, the last one with StreamEnd set.
+func (o Op) IsStream() bool { return o == OpWatch || o == OpObserve }
+
+// Blocking reports whether q is a blocking call: an ordinary request whose
+// single answer may come much later (OpLockAcquire with Wait,
+// OpCampaign), which OpCancel can stop the server waiting for.
+func (q *Request) Blocking() bool {
+	return (q.Op == OpLockAcquire && q.Wait) || q.Op == OpCampaign
+}
 
 // ErrCode says why a request failed. Codes are never renumbered; a client
 // treats an unknown code like ErrInternal.
@@ -86,6 +172,24 @@ const (
 	ErrSessionExpired
 	// ErrLockHeld: a try-lock found the lock held by someone else.
 	ErrLockHeld
+	// ErrNotHeld: the session neither holds nor waits for the lock it
+	// releases.
+	ErrNotHeld
+	// ErrCanceled: an OpCancel ended the blocking call or the stream; or
+	// the session withdrew the wait (a release or resign while waiting, or
+	// a newer acquire or campaign of the same session took its place).
+	ErrCanceled
+	// ErrFenced: a fenced write's token no longer holds its lock; nothing
+	// was written.
+	ErrFenced
+	// ErrCompacted: a watch asked for revisions (an observe for changes)
+	// no longer kept; CompactRevision is the oldest revision still
+	// available.
+	ErrCompacted
+	// ErrNotElectionLeader: the session does not lead the election it
+	// proclaims in (or neither leads nor campaigns in the one it resigns
+	// from).
+	ErrNotElectionLeader
 )
 
 var errCodeNames = [...]string{
@@ -100,6 +204,12 @@ var errCodeNames = [...]string{
 	ErrInternal:       "Internal",
 	ErrSessionExpired: "SessionExpired",
 	ErrLockHeld:       "LockHeld",
+
+	ErrNotHeld:           "NotHeld",
+	ErrCanceled:          "Canceled",
+	ErrFenced:            "Fenced",
+	ErrCompacted:         "Compacted",
+	ErrNotElectionLeader: "NotElectionLeader",
 }
 
 func (c ErrCode) String() string {
@@ -142,6 +252,38 @@ type Request struct {
 	Limit uint32
 	// TimeoutMs is the client's deadline hint in milliseconds (0 = none).
 	TimeoutMs uint32
+
+	// SessionID names the session an op acts for or on (session, lock
+	// and election ops).
+	SessionID uint64
+	// TTLMs is the time to live of the session OpSessionOpen opens.
+	TTLMs uint64
+	// Name names a lock or an election.
+	Name string
+	// Token is the fencing token an OpLockCheck asks about.
+	Token uint64
+	// Wait makes OpLockAcquire wait for a held lock instead of failing
+	// with ErrLockHeld.
+	Wait bool
+	// LockDelayMs, on OpLockAcquire: if the session expires while holding
+	// the lock, the lock stays free this long (0 = none).
+	LockDelayMs uint64
+	// FenceName and FenceToken make an OpPut, OpDelete or OpCAS a fenced
+	// write: it applies only while lock FenceName is held with token
+	// FenceToken, else fails with ErrFenced. An empty FenceName means an
+	// ordinary write.
+	FenceName  string
+	FenceToken uint64
+	// FromRevision starts an OpWatch at this revision (0 = from now:
+	// changes after the current revision).
+	FromRevision uint64
+	// WatchPrefix makes an OpWatch watch the keys starting with Key.
+	WatchPrefix bool
+	// AfterSeq resumes an OpObserve after this change number (0 = start
+	// with the current leader).
+	AfterSeq uint64
+	// CancelID is the request ID an OpCancel cancels.
+	CancelID uint64
 }
 
 // KV is a key-value pair with its revisions.
@@ -174,6 +316,83 @@ type NodeStatus struct {
 	Connected bool
 }
 
+// SessionInfo describes a session.
+type SessionInfo struct {
+	ID uint64
+	// TTLMs is the session's time to live (as granted: the server may
+	// clamp what was asked for); RemainingMs what is left of it as the
+	// answering node counts.
+	TTLMs       uint64
+	RemainingMs uint64
+	// Locks are the locks it holds, Waiting those it waits for, and
+	// Elections those it leads or campaigns in.
+	Locks     []string
+	Waiting   []string
+	Elections []string
+}
+
+// LockInfo describes a lock.
+type LockInfo struct {
+	Name string
+	// Holder is the session holding it (0 = free) and Token the fencing
+	// token of that grant.
+	Holder uint64
+	Token  uint64
+	// Waiters are the sessions waiting for it, first come first.
+	Waiters []uint64
+	// DelayUntilMs, while a lock-delay keeps the lock free after its
+	// holder's session expired: the cluster clock time (ms, the state
+	// machine's replicated clock) until which it is not granted; 0 = none.
+	DelayUntilMs uint64
+}
+
+// LeaderInfo is the state of an election, as of one leadership change.
+type LeaderInfo struct {
+	Election string
+	// Session is the leader's session (0 = no leader); Value what it
+	// proclaimed.
+	Session uint64
+	Value   []byte
+	// Term grows with every new leader of the election: the leader's
+	// fencing token.
+	Term uint64
+	// Seq numbers the election's changes (a new leader, a proclaimed
+	// value, no leader any more): 1, 2, 3... with no gaps.
+	Seq uint64
+	// Revision is the store revision at which the change was applied.
+	Revision uint64
+}
+
+// EventType says what a WatchEvent did to its key.
+type EventType uint8
+
+const (
+	// EventPut: the key was created or changed; KV is the new pair.
+	EventPut EventType = 1
+	// EventDelete: the key was deleted; KV holds the key and, as
+	// ModRevision, the revision of the deletion.
+	EventDelete EventType = 2
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventPut:
+		return "Put"
+	case EventDelete:
+		return "Delete"
+	}
+	return fmt.Sprintf("EventType(%d)", uint8(t))
+}
+
+// WatchEvent is one change an OpWatch reports.
+type WatchEvent struct {
+	Type EventType
+	KV   KV
+	// PrevKV is the pair before the change, when the server provides it
+	// (an empty Key means it does not, or that there was none).
+	PrevKV KV
+}
+
 // Response answers the Request with the same ID.
 type Response struct {
 	ID  uint64
@@ -196,6 +415,33 @@ type Response struct {
 	Status []NodeStatus
 	// Succeeded reports whether an OpCAS wrote (then Err is ErrNone).
 	Succeeded bool
+
+	// Session describes the session an OpSessionOpen opened, an
+	// OpSessionKeepAlive kept alive or an OpSessionClose closed.
+	Session SessionInfo
+	// Sessions lists the sessions, for OpSessionList.
+	Sessions []SessionInfo
+	// Token is the fencing token an OpLockAcquire was granted, or the
+	// leader's term (OpCampaign, OpProclaim, OpLeader).
+	Token uint64
+	// Held reports, for OpLockCheck, whether the token holds the lock.
+	Held bool
+	// Lock describes the lock an op acted on or asked about.
+	Lock LockInfo
+	// Locks lists the locks, for OpLockList.
+	Locks []LockInfo
+	// Leader is the election's state (OpCampaign, OpProclaim, OpResign,
+	// OpLeader) or one change of it (each OpObserve response).
+	Leader LeaderInfo
+	// Events are the changes one OpWatch response carries, in revision
+	// order.
+	Events []WatchEvent
+	// CompactRevision, with ErrCompacted on an OpWatch: the oldest
+	// revision still available.
+	CompactRevision uint64
+	// StreamEnd marks the last response of a stream (OpWatch, OpObserve):
+	// after an OpCancel for it (Err is ErrCanceled) or an error.
+	StreamEnd bool
 }
 
 var requestFields = []field[Request]{
@@ -214,6 +460,18 @@ var requestFields = []field[Request]{
 	boolField("serializable", func(q *Request) *bool { return &q.Serializable }),
 	uintField("limit", func(q *Request) *uint32 { return &q.Limit }),
 	uintField("timeout_ms", func(q *Request) *uint32 { return &q.TimeoutMs }),
+	uintField("session_id", func(q *Request) *uint64 { return &q.SessionID }),
+	uintField("ttl_ms", func(q *Request) *uint64 { return &q.TTLMs }),
+	strField("name", func(q *Request) *string { return &q.Name }),
+	uintField("token", func(q *Request) *uint64 { return &q.Token }),
+	boolField("wait", func(q *Request) *bool { return &q.Wait }),
+	uintField("lock_delay_ms", func(q *Request) *uint64 { return &q.LockDelayMs }),
+	strField("fence_name", func(q *Request) *string { return &q.FenceName }),
+	uintField("fence_token", func(q *Request) *uint64 { return &q.FenceToken }),
+	uintField("from_revision", func(q *Request) *uint64 { return &q.FromRevision }),
+	boolField("watch_prefix", func(q *Request) *bool { return &q.WatchPrefix }),
+	uintField("after_seq", func(q *Request) *uint64 { return &q.AfterSeq }),
+	uintField("cancel_id", func(q *Request) *uint64 { return &q.CancelID }),
 }
 
 var kvFields = []field[KV]{
@@ -236,6 +494,38 @@ var nodeStatusFields = []field[NodeStatus]{
 	boolField("connected", func(s *NodeStatus) *bool { return &s.Connected }),
 }
 
+var sessionInfoFields = []field[SessionInfo]{
+	uintField("id", func(s *SessionInfo) *uint64 { return &s.ID }),
+	uintField("ttl_ms", func(s *SessionInfo) *uint64 { return &s.TTLMs }),
+	uintField("remaining_ms", func(s *SessionInfo) *uint64 { return &s.RemainingMs }),
+	strListField("locks", func(s *SessionInfo) *[]string { return &s.Locks }),
+	strListField("waiting", func(s *SessionInfo) *[]string { return &s.Waiting }),
+	strListField("elections", func(s *SessionInfo) *[]string { return &s.Elections }),
+}
+
+var lockInfoFields = []field[LockInfo]{
+	strField("name", func(l *LockInfo) *string { return &l.Name }),
+	uintField("holder", func(l *LockInfo) *uint64 { return &l.Holder }),
+	uintField("token", func(l *LockInfo) *uint64 { return &l.Token }),
+	uintListField("waiters", func(l *LockInfo) *[]uint64 { return &l.Waiters }),
+	uintField("delay_until_ms", func(l *LockInfo) *uint64 { return &l.DelayUntilMs }),
+}
+
+var leaderInfoFields = []field[LeaderInfo]{
+	strField("election", func(l *LeaderInfo) *string { return &l.Election }),
+	uintField("session", func(l *LeaderInfo) *uint64 { return &l.Session }),
+	binField("value", func(l *LeaderInfo) *[]byte { return &l.Value }),
+	uintField("term", func(l *LeaderInfo) *uint64 { return &l.Term }),
+	uintField("seq", func(l *LeaderInfo) *uint64 { return &l.Seq }),
+	uintField("revision", func(l *LeaderInfo) *uint64 { return &l.Revision }),
+}
+
+var watchEventFields = []field[WatchEvent]{
+	uintField("type", func(e *WatchEvent) *EventType { return &e.Type }),
+	structField("kv", func(e *WatchEvent) *KV { return &e.KV }, kvFields),
+	structField("prev_kv", func(e *WatchEvent) *KV { return &e.PrevKV }, kvFields),
+}
+
 var responseFields = []field[Response]{
 	uintField("id", func(s *Response) *uint64 { return &s.ID }),
 	uintField("err", func(s *Response) *ErrCode { return &s.Err }),
@@ -248,6 +538,16 @@ var responseFields = []field[Response]{
 	listField("kvs", func(s *Response) *[]KV { return &s.KVs }, kvFields),
 	listField("status", func(s *Response) *[]NodeStatus { return &s.Status }, nodeStatusFields),
 	boolField("succeeded", func(s *Response) *bool { return &s.Succeeded }),
+	structField("session", func(s *Response) *SessionInfo { return &s.Session }, sessionInfoFields),
+	listField("sessions", func(s *Response) *[]SessionInfo { return &s.Sessions }, sessionInfoFields),
+	uintField("token", func(s *Response) *uint64 { return &s.Token }),
+	boolField("held", func(s *Response) *bool { return &s.Held }),
+	structField("lock", func(s *Response) *LockInfo { return &s.Lock }, lockInfoFields),
+	listField("locks", func(s *Response) *[]LockInfo { return &s.Locks }, lockInfoFields),
+	structField("leader", func(s *Response) *LeaderInfo { return &s.Leader }, leaderInfoFields),
+	listField("events", func(s *Response) *[]WatchEvent { return &s.Events }, watchEventFields),
+	uintField("compact_revision", func(s *Response) *uint64 { return &s.CompactRevision }),
+	boolField("stream_end", func(s *Response) *bool { return &s.StreamEnd }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

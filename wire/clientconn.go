@@ -98,6 +98,31 @@ func (c *frameConn) send(encode func([]byte) []byte) error {
 	}
 }
 
+// ErrQueueFull: ClientConn.TrySend found the connection's queue full.
+var ErrQueueFull = errors.New("wire: connection queue full")
+
+// trySend is send without the wait: it returns ErrQueueFull, sending
+// nothing, when the queue is full.
+func (c *frameConn) trySend(encode func([]byte) []byte) error {
+	select {
+	case <-c.writerDone:
+		return c.closedErr()
+	case <-c.stop:
+		return ErrClosed
+	default:
+	}
+	f := appendFramed(nil, encode)
+	if n := len(f) - frameHeaderBytes; n > c.frameMax {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.frameMax)
+	}
+	select {
+	case c.q <- f:
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
 func (c *frameConn) closedErr() error {
 	if c.writerErr != nil && !errors.Is(c.writerErr, ErrClosed) {
 		return fmt.Errorf("%w: %w", ErrClosed, c.writerErr)
@@ -170,6 +195,14 @@ func (c *ClientConn) Recv() (*Request, error) {
 // fit in a frame; the caller can then send a smaller ErrTooLarge response.
 func (c *ClientConn) Send(s *Response) error {
 	return c.fc.send(func(b []byte) []byte { return EncodeResponse(b, s) })
+}
+
+// TrySend is Send without the wait: when the connection's queue is full
+// (the client reads slower than responses come) it returns ErrQueueFull
+// and sends nothing. A server pushing stream responses from a loop that
+// must not block uses it, and ends a stream it cannot deliver.
+func (c *ClientConn) TrySend(s *Response) error {
+	return c.fc.trySend(func(b []byte) []byte { return EncodeResponse(b, s) })
 }
 
 // Close writes out the responses already queued, then closes the

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -95,12 +96,41 @@ func randString(rng *rand.Rand, max int) string {
 
 func randRequest(rng *rand.Rand) *Request {
 	return &Request{
-		ID: randUint(rng), Op: Op(rng.IntN(8)), ClientID: randUint(rng), Seq: randUint(rng),
+		ID: randUint(rng), Op: Op(rng.IntN(24)), ClientID: randUint(rng), Seq: randUint(rng),
 		AckedBelow: randUint(rng), Key: randString(rng, 40), Value: randBytes(rng, 300),
 		Prefix: randString(rng, 40), PrevValue: randBytes(rng, 70000), HasPrevValue: rng.IntN(2) == 0,
 		PrevRevision: randUint(rng), HasPrevRevision: rng.IntN(2) == 0, Serializable: rng.IntN(2) == 0,
 		Limit: rng.Uint32(), TimeoutMs: rng.Uint32(),
+		SessionID: randUint(rng), TTLMs: randUint(rng), Name: randString(rng, 40), Token: randUint(rng),
+		Wait: rng.IntN(2) == 0, LockDelayMs: randUint(rng), FenceName: randString(rng, 40), FenceToken: randUint(rng),
+		FromRevision: randUint(rng), WatchPrefix: rng.IntN(2) == 0, AfterSeq: randUint(rng), CancelID: randUint(rng),
 	}
+}
+
+func randStrings(rng *rand.Rand, max int) []string {
+	var list []string
+	for range rng.IntN(max + 1) {
+		list = append(list, randString(rng, 30))
+	}
+	return list
+}
+
+func randUints(rng *rand.Rand, max int) []uint64 {
+	var list []uint64
+	for range rng.IntN(max + 1) {
+		list = append(list, randUint(rng))
+	}
+	return list
+}
+
+func randSession(rng *rand.Rand) SessionInfo {
+	return SessionInfo{ID: randUint(rng), TTLMs: randUint(rng), RemainingMs: randUint(rng),
+		Locks: randStrings(rng, 4), Waiting: randStrings(rng, 3), Elections: randStrings(rng, 3)}
+}
+
+func randLock(rng *rand.Rand) LockInfo {
+	return LockInfo{Name: randString(rng, 40), Holder: randUint(rng), Token: randUint(rng),
+		Waiters: randUints(rng, 6), DelayUntilMs: randUint(rng)}
 }
 
 func randKV(rng *rand.Rand) KV {
@@ -109,9 +139,22 @@ func randKV(rng *rand.Rand) KV {
 
 func randResponse(rng *rand.Rand) *Response {
 	s := &Response{
-		ID: randUint(rng), Err: ErrCode(rng.IntN(12)), ErrMsg: randString(rng, 50),
+		ID: randUint(rng), Err: ErrCode(rng.IntN(17)), ErrMsg: randString(rng, 50),
 		LeaderHint: paxos.NodeID(rng.Uint32()), LeaderAddr: randString(rng, 30), Revision: randUint(rng),
 		Found: rng.IntN(2) == 0, KV: randKV(rng), Succeeded: rng.IntN(2) == 0,
+		Session: randSession(rng), Token: randUint(rng), Held: rng.IntN(2) == 0, Lock: randLock(rng),
+		Leader: LeaderInfo{Election: randString(rng, 40), Session: randUint(rng), Value: randBytes(rng, 100),
+			Term: randUint(rng), Seq: randUint(rng), Revision: randUint(rng)},
+		CompactRevision: randUint(rng), StreamEnd: rng.IntN(2) == 0,
+	}
+	for range rng.IntN(4) {
+		s.Sessions = append(s.Sessions, randSession(rng))
+	}
+	for range rng.IntN(4) {
+		s.Locks = append(s.Locks, randLock(rng))
+	}
+	for range rng.IntN(6) {
+		s.Events = append(s.Events, WatchEvent{Type: EventType(1 + rng.IntN(2)), KV: randKV(rng), PrevKV: randKV(rng)})
 	}
 	for range rng.IntN(20) {
 		s.KVs = append(s.KVs, randKV(rng))
@@ -191,7 +234,9 @@ func TestDecodeForeignEncoding(t *testing.T) {
 	// nil for absent fields, str for bytes, and a future field at the end.
 	body, err := msgpack.Marshal([]any{
 		int8(2), int64(9), uint16(OpPut), int32(5), uint64(6), nil, "k", "v-as-str",
-		nil, nil, nil, nil, nil, true, nil, int64(100), map[string]any{"future": []any{1, 2.5, "x"}},
+		nil, nil, nil, nil, nil, true, nil, int64(100),
+		int16(300), nil, []byte("lk"), uint8(4), true, int64(0), "fence", int32(8), uint32(70000), false, nil, 1,
+		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -200,13 +245,45 @@ func TestDecodeForeignEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Request{ID: 9, Op: OpPut, ClientID: 5, Seq: 6, Key: "k", Value: []byte("v-as-str"), Serializable: true, TimeoutMs: 100}
+	want := &Request{ID: 9, Op: OpPut, ClientID: 5, Seq: 6, Key: "k", Value: []byte("v-as-str"), Serializable: true, TimeoutMs: 100,
+		SessionID: 300, Name: "lk", Token: 4, Wait: true, FenceName: "fence", FenceToken: 8, FromRevision: 70000, CancelID: 1}
 	if !reflect.DeepEqual(q, want) {
 		t.Fatalf("got %#v\nwant %#v", q, want)
 	}
+	// A response with nested values written by a general encoder, nil for
+	// empty lists, and future elements in the nested arrays.
+	body, err = msgpack.Marshal([]any{
+		3, 4, 0, nil, nil, nil, 9, nil, nil, nil, nil, nil,
+		[]any{7, 1000, 999, []string{"a", "b"}, nil, []any{"e"}, "future"},
+		nil, int64(12), true,
+		[]any{"l", 7, 12, []any{8, uint64(1) << 40}, 0, 2.5},
+		[]any{[]any{"m"}},
+		[]any{"el", 7, "val", 2, 5, 9, nil},
+		[]any{[]any{2, []any{"k", nil, 1, 9, 1}, nil, "future"}},
+		3, true, "future",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := DecodeResponse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantS := &Response{ID: 4, Revision: 9,
+		Session: SessionInfo{ID: 7, TTLMs: 1000, RemainingMs: 999, Locks: []string{"a", "b"}, Elections: []string{"e"}},
+		Token:   12, Held: true,
+		Lock:            LockInfo{Name: "l", Holder: 7, Token: 12, Waiters: []uint64{8, 1 << 40}},
+		Locks:           []LockInfo{{Name: "m"}},
+		Leader:          LeaderInfo{Election: "el", Session: 7, Value: []byte("val"), Term: 2, Seq: 5, Revision: 9},
+		Events:          []WatchEvent{{Type: EventDelete, KV: KV{Key: "k", CreateRevision: 1, ModRevision: 9, Version: 1}}},
+		CompactRevision: 3, StreamEnd: true,
+	}
+	if !reflect.DeepEqual(s, wantS) {
+		t.Fatalf("got %#v\nwant %#v", s, wantS)
+	}
 	// Missing trailing fields read as zero.
 	body, _ = msgpack.Marshal([]any{3, 9, int(ErrNotLeader)})
-	s, err := DecodeResponse(body)
+	s, err = DecodeResponse(body)
 	if err != nil || !reflect.DeepEqual(s, &Response{ID: 9, Err: ErrNotLeader}) {
 		t.Fatalf("short response: %#v, %v", s, err)
 	}
@@ -358,5 +435,75 @@ func TestFrameReader(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if err != io.ErrUnexpectedEOF || after.TotalAlloc-before.TotalAlloc > 1<<20 {
 		t.Fatalf("4 GiB prefix: %v, allocated %d", err, after.TotalAlloc-before.TotalAlloc)
+	}
+}
+
+// TestNumbering pins the op and error numbers, which are shared with the
+// state machine and other clients: they must never change.
+func TestNumbering(t *testing.T) {
+	ops := []Op{OpPut, OpGet, OpDelete, OpCAS, OpList, OpStatus, OpSessionOpen, OpSessionKeepAlive,
+		OpSessionClose, OpSessionList, OpLockAcquire, OpLockRelease, OpLockCheck, OpLockList,
+		OpCampaign, OpProclaim, OpResign, OpLeader, OpObserve, OpWatch, OpCancel}
+	for i, o := range ops {
+		if int(o) != i+1 || !o.Valid() || strings.HasPrefix(o.String(), "Op(") {
+			t.Errorf("op %d: %d %q valid=%v", i+1, o, o, o.Valid())
+		}
+		if o.IsStream() != (o == OpWatch || o == OpObserve) {
+			t.Errorf("%s: IsStream %v", o, o.IsStream())
+		}
+	}
+	for _, o := range []Op{0, 22, 23, 255} { // 22: the internal clock command
+		if o.Valid() {
+			t.Errorf("op %d is valid", o)
+		}
+	}
+	codes := []ErrCode{ErrNone, ErrNotLeader, ErrNotFound, ErrCASFailed, ErrInvalid, ErrTooLarge, ErrTimeout,
+		ErrUnavailable, ErrInternal, ErrSessionExpired, ErrLockHeld, ErrNotHeld, ErrCanceled, ErrFenced,
+		ErrCompacted, ErrNotElectionLeader}
+	for i, c := range codes {
+		if int(c) != i || strings.HasPrefix(c.String(), "ErrCode(") {
+			t.Errorf("error %d: %d %q", i, c, c)
+		}
+	}
+	if ErrCode(16).String() != "ErrCode(16)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
+		t.Errorf("unknown values: %s %s", ErrCode(16), EventType(3))
+	}
+	blocking := map[*Request]bool{
+		{Op: OpLockAcquire, Wait: true}: true, {Op: OpLockAcquire}: false,
+		{Op: OpCampaign}: true, {Op: OpWatch}: false, {Op: OpPut, Wait: true}: false,
+	}
+	for q, want := range blocking {
+		if q.Blocking() != want {
+			t.Errorf("%s wait=%v: Blocking %v", q.Op, q.Wait, !want)
+		}
+	}
+}
+
+// TestDecodeMalformedNested: the nested values added for sessions, locks,
+// elections and watches reject bad input as ErrMalformed too.
+func TestDecodeMalformedNested(t *testing.T) {
+	pre := []any{3, 1, 0, nil, nil, nil, 0, nil, nil, nil, nil, nil}
+	cases := map[string][]any{
+		"int in session locks":   append(append([]any{}, pre...), []any{1, 2, 3, []any{5}}),
+		"str in lock waiters":    append(append([]any{}, pre...), nil, nil, nil, nil, []any{"l", 1, 2, []any{"x"}}),
+		"negative lock waiter":   append(append([]any{}, pre...), nil, nil, nil, nil, []any{"l", 1, 2, []any{-1}}),
+		"event type too large":   append(append([]any{}, pre...), nil, nil, nil, nil, nil, nil, nil, []any{[]any{256}}),
+		"leader not an array":    append(append([]any{}, pre...), nil, nil, nil, nil, nil, nil, "leader"),
+		"stream_end not a bool":  append(append([]any{}, pre...), nil, nil, nil, nil, nil, nil, nil, nil, 0, 1),
+		"sessions of non-arrays": append(append([]any{}, pre...), nil, []any{1}),
+	}
+	for name, v := range cases {
+		body, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeResponse(body); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	body, _ := msgpack.Marshal([]any{2, 1, int(OpCancel), 0, 0, 0, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+		nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "cancel id"})
+	if _, err := DecodeRequest(body); !errors.Is(err, ErrMalformed) {
+		t.Errorf("string cancel_id: %v, want ErrMalformed", err)
 	}
 }

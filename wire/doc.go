@@ -23,9 +23,18 @@
 //	           cmds        [bin, bin, ...]
 //	frame_type 2 Request   [2, id, op, client_id, seq, acked_below, key, value,
 //	                        prefix, prev_value, has_prev_value, prev_revision,
-//	                        has_prev_revision, serializable, limit, timeout_ms]
+//	                        has_prev_revision, serializable, limit, timeout_ms,
+//	                        session_id, ttl_ms, name, token, wait,
+//	                        lock_delay_ms, fence_name, fence_token,
+//	                        from_revision, watch_prefix, after_seq, cancel_id]
 //	frame_type 3 Response  [3, id, err, err_msg, leader_hint, leader_addr,
-//	                        revision, found, kv, kvs, status, succeeded]
+//	                        revision, found, kv, kvs, status, succeeded,
+//	                        session, sessions, token, held, lock, locks,
+//	                        leader, events, compact_revision, stream_end]
+//	           session     [id, ttl_ms, remaining_ms, locks, waiting, elections]
+//	           lock        [name, holder, token, waiters, delay_until_ms]
+//	           leader      [election, session, value, term, seq, revision]
+//	           watch_event [type, kv, prev_kv]
 //
 // A body longer than the frame limit (DefaultFrameBytesMax, 16 MiB, unless
 // configured) is refused before it is read. Decoders ignore array elements
@@ -40,6 +49,19 @@
 //	  | -- Message ... (peer: node != 0) ---->  |  Handler.HandlePeer
 //	  | -- Request ... (client: node == 0) -->  |  Handler.HandleClient
 //	  | <------------------------- Response --  |    (any order, by id)
+//
+// # Streams and blocking calls
+//
+// A stream request (OpWatch, OpObserve) is answered by many responses with
+// its id, the last one with StreamEnd set; OpCancel (CancelID = the
+// stream's id) asks the server to end it. A blocking call (Request.Blocking:
+// a lock wait, a campaign) is an ordinary request whose one answer may come
+// much later; OpCancel makes the contacted node stop waiting for it, but
+// the wait in the cluster (the session's place in the queue) lasts until
+// an OpLockRelease or OpResign, or the session's end. On the client side,
+// Mux.Call waits for one answer and Mux.Stream returns a Stream whose
+// buffer is bounded (StreamBufferMax): a consumer that falls behind loses
+// its stream (ErrStreamOverflow), never the connection.
 //
 // A peer connection carries messages one way, from the node that dialed it;
 // each node sends on its own outgoing connections (Transport) and receives

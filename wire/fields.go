@@ -172,3 +172,63 @@ func decodeFrameBody[T any](body []byte, t FrameType, v *T, fs []field[T]) error
 	}
 	return r.end()
 }
+
+// strListField is an array of str.
+func strListField[T any](name string, p func(*T) *[]string) field[T] {
+	return field[T]{
+		name: name,
+		enc: func(b []byte, v *T) []byte {
+			list := *p(v)
+			b = appendArrayLen(b, len(list))
+			for _, s := range list {
+				b = appendStr(b, s)
+			}
+			return b
+		},
+		dec: func(r *reader, v *T) error {
+			n, err := r.arrayLen()
+			if err != nil || n == 0 {
+				*p(v) = nil
+				return err
+			}
+			list := make([]string, n)
+			for i := range list {
+				if list[i], err = r.str(); err != nil {
+					return err
+				}
+			}
+			*p(v) = list
+			return nil
+		},
+	}
+}
+
+// uintListField is an array of uint (uint64).
+func uintListField[T any](name string, p func(*T) *[]uint64) field[T] {
+	return field[T]{
+		name: name,
+		enc: func(b []byte, v *T) []byte {
+			list := *p(v)
+			b = appendArrayLen(b, len(list))
+			for _, x := range list {
+				b = appendUint(b, x)
+			}
+			return b
+		},
+		dec: func(r *reader, v *T) error {
+			n, err := r.arrayLen()
+			if err != nil || n == 0 {
+				*p(v) = nil
+				return err
+			}
+			list := make([]uint64, n)
+			for i := range list {
+				if list[i], err = r.uint(^uint64(0)); err != nil {
+					return err
+				}
+			}
+			*p(v) = list
+			return nil
+		},
+	}
+}

@@ -1,0 +1,179 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// Session is a lease the cluster keeps while the client keeps it alive.
+// Locks and election candidacies belong to a session and end with it.
+//
+// The session keeps itself alive in the background (a keep-alive every
+// TTL/3). It counts its own TTL on this process's monotonic clock from the
+// moment it SENT the last keep-alive the cluster acknowledged, and declares
+// itself lost once that runs out (with a small margin) — never later than
+// the cluster can expire it, since the cluster's clock only counts time its
+// leaders saw pass. Done is closed when the session is lost or closed.
+type Session struct {
+	c   *Client
+	id  uint64
+	ttl time.Duration
+
+	mu       sync.Mutex
+	lastSent time.Time // when the last acknowledged keep-alive was sent
+	err      error     // why the session ended
+	done     chan struct{}
+	stop     context.CancelFunc
+}
+
+// TTLMin and TTLMax bound a session's TTL.
+const (
+	TTLMin = time.Second
+	TTLMax = time.Hour
+)
+
+// NewSession opens a session with the given TTL.
+func (c *Client) NewSession(ctx context.Context, ttl time.Duration) (*Session, error) {
+	if ttl < TTLMin || ttl > TTLMax {
+		return nil, fmt.Errorf("%w: session TTL %s is outside [%s, %s]", ErrInvalid, ttl, TTLMin, TTLMax)
+	}
+	sent := time.Now()
+	resp, err := c.do(ctx, &wire.Request{Op: wire.OpSessionOpen, TTLMs: uint64(ttl / time.Millisecond)})
+	if err == nil {
+		err = responseError(resp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	kctx, stop := context.WithCancel(context.Background())
+	s := &Session{c: c, id: resp.Session.ID, ttl: ttl, lastSent: sent, done: make(chan struct{}), stop: stop}
+	go s.keepAlive(kctx)
+	return s, nil
+}
+
+// ID returns the session's id.
+func (s *Session) ID() uint64 { return s.id }
+
+// TTL returns the session's time to live.
+func (s *Session) TTL() time.Duration { return s.ttl }
+
+// Done is closed when the session is lost or closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err says why the session ended: nil while it lives or after Close,
+// ErrSessionExpired (wrapped) once it is lost.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// margin is how much earlier than the TTL the client gives up on its own.
+func (s *Session) margin() time.Duration {
+	return max(s.ttl/20, 100*time.Millisecond)
+}
+
+func (s *Session) keepAlive(ctx context.Context) {
+	interval := s.ttl / 3
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		deadline := s.lastSent.Add(s.ttl - s.margin())
+		s.mu.Unlock()
+		wait := min(interval, time.Until(deadline))
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if !time.Now().Before(deadline) {
+			s.end(fmt.Errorf("%w: no keep-alive acknowledged for %s", ErrSessionExpired, s.ttl-s.margin()))
+			return
+		}
+		sent := time.Now()
+		actx, cancel := context.WithDeadline(ctx, deadline)
+		resp, err := s.c.do(actx, &wire.Request{Op: wire.OpSessionKeepAlive, SessionID: s.id})
+		cancel()
+		if err == nil {
+			if err = responseError(resp); err == nil {
+				s.mu.Lock()
+				s.lastSent = sent
+				s.mu.Unlock()
+				continue
+			}
+			if resp.Err == wire.ErrSessionExpired {
+				s.end(fmt.Errorf("%w: the cluster expired session %d", ErrSessionExpired, s.id))
+				return
+			}
+		}
+		// Other failures: try again until the deadline passes.
+	}
+}
+
+func (s *Session) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.err = err
+	close(s.done)
+	s.stop()
+}
+
+// Close ends the session: its locks are released and its candidacies
+// withdrawn at once (no lock-delay).
+func (s *Session) Close(ctx context.Context) error {
+	s.stop()
+	resp, err := s.c.do(ctx, &wire.Request{Op: wire.OpSessionClose, SessionID: s.id})
+	if err == nil {
+		err = responseError(resp)
+		if resp.Err == wire.ErrSessionExpired {
+			err = nil // already gone: nothing is held
+		}
+	}
+	s.end(nil)
+	return err
+}
+
+// call runs q on behalf of this session, failing fast once it is lost.
+func (s *Session) call(ctx context.Context, q *wire.Request) (*wire.Response, error) {
+	select {
+	case <-s.done:
+		if err := s.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: session %d is closed", ErrSessionExpired, s.id)
+	default:
+	}
+	q.SessionID = s.id
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	resp, err := s.c.do(ctx, q)
+	if err != nil {
+		if serr := s.Err(); serr != nil {
+			return nil, serr
+		}
+		return nil, err
+	}
+	if resp.Err == wire.ErrSessionExpired {
+		s.end(fmt.Errorf("%w: the cluster expired session %d", ErrSessionExpired, s.id))
+		return nil, s.Err()
+	}
+	return resp, responseError(resp)
+}

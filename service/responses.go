@@ -1,0 +1,102 @@
+package service
+
+import (
+	"errors"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// errorCodes maps the state machine's errors to wire error codes, most
+// specific first (ErrTooLarge also matches ErrInvalid).
+var errorCodes = []struct {
+	err  error
+	code wire.ErrCode
+}{
+	{ErrNotFound, wire.ErrNotFound},
+	{ErrTooLarge, wire.ErrTooLarge},
+	{ErrSessionExpired, wire.ErrSessionExpired},
+	{ErrLockHeld, wire.ErrLockHeld},
+	{ErrNotHeld, wire.ErrNotHeld},
+	{ErrCanceled, wire.ErrCanceled},
+	{ErrFenced, wire.ErrFenced},
+	{ErrNotElectionLeader, wire.ErrNotElectionLeader},
+	{ErrCompacted, wire.ErrCompacted},
+	{ErrInvalid, wire.ErrInvalid},
+	{ErrStaleRequest, wire.ErrInvalid},
+}
+
+// resultResponse translates a state machine result into a wire response.
+func resultResponse(op Op, r Result) *wire.Response {
+	resp := &wire.Response{
+		Revision:  r.Revision,
+		Found:     r.Found,
+		KV:        wireKV(r.KV),
+		Succeeded: r.Succeeded,
+		Session:   wireSession(r.Session),
+		Token:     r.Token,
+		Held:      r.Held,
+		Lock:      wireLock(r.Lock),
+		Leader:    wireLeader(r.Leader),
+	}
+	for _, kv := range r.KVs {
+		resp.KVs = append(resp.KVs, wireKV(kv))
+	}
+	if r.Err == nil {
+		if op == OpCAS && !r.Succeeded {
+			resp.Err, resp.ErrMsg = wire.ErrCASFailed, "compare failed: the key's value or revision differs"
+		}
+		return resp
+	}
+	resp.Err, resp.ErrMsg = wire.ErrInternal, r.Err.Error()
+	for _, ec := range errorCodes {
+		if errors.Is(r.Err, ec.err) {
+			resp.Err = ec.code
+			break
+		}
+	}
+	return resp
+}
+
+func wireKV(kv KV) wire.KV {
+	return wire.KV{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
+}
+
+func wireSession(s SessionInfo) wire.SessionInfo {
+	return wire.SessionInfo{ID: s.ID, TTLMs: s.TTLMs, RemainingMs: s.RemainingMs, Locks: s.Locks, Waiting: s.Waiting, Elections: s.Elections}
+}
+
+func wireSessions(ss []SessionInfo) []wire.SessionInfo {
+	out := make([]wire.SessionInfo, len(ss))
+	for i, s := range ss {
+		out[i] = wireSession(s)
+	}
+	return out
+}
+
+func wireLock(l LockInfo) wire.LockInfo {
+	return wire.LockInfo{Name: l.Name, Holder: l.Holder, Token: l.Token, Waiters: l.Waiters, DelayUntilMs: l.DelayUntil}
+}
+
+func wireLocks(ls []LockInfo) []wire.LockInfo {
+	out := make([]wire.LockInfo, len(ls))
+	for i, l := range ls {
+		out[i] = wireLock(l)
+	}
+	return out
+}
+
+func wireLeader(l LeaderInfo) wire.LeaderInfo {
+	return wire.LeaderInfo{Election: l.Name, Session: l.Session, Value: l.Value, Term: l.Term, Seq: l.Seq, Revision: l.Revision}
+}
+
+func wireChange(election string, c LeaderChange) wire.LeaderInfo {
+	return wire.LeaderInfo{Election: election, Session: c.Session, Value: c.Value, Term: c.Term, Seq: c.Seq, Revision: c.Revision}
+}
+
+func wireEvents(evs []KVEvent) []wire.WatchEvent {
+	out := make([]wire.WatchEvent, len(evs))
+	for i, e := range evs {
+		out[i] = wire.WatchEvent{Type: wire.EventType(e.Type), KV: wireKV(e.KV), PrevKV: wireKV(e.PrevKV)}
+	}
+	return out
+}

@@ -1,0 +1,248 @@
+package service
+
+import (
+	"container/heap"
+	"fmt"
+	"slices"
+)
+
+// SessionInfo describes a session.
+type SessionInfo struct {
+	ID uint64
+	// TTLMs is the session's time to live; RemainingMs what is left of it
+	// on the cluster clock (the state machine's Clock) before it expires.
+	TTLMs       uint64
+	RemainingMs uint64
+	// Locks are the locks it holds, Waiting those it waits for, and
+	// Elections those it leads or campaigns in; each sorted.
+	Locks     []string
+	Waiting   []string
+	Elections []string
+}
+
+// session is one open session.
+//
+// Invariants: deadline > the clock after every command (sessions with an
+// earlier deadline are expired by the clock command that passes it); locks
+// holds exactly the names of the locks whose holder is id, waits those
+// with a waiter of id, elections those where id leads or is a candidate.
+type session struct {
+	id       uint64
+	ttl      uint64 // ms
+	deadline uint64 // cluster ms
+	// ending is set while the session's holdings are being released, so
+	// that nothing is granted to it meanwhile.
+	ending    bool
+	heapIndex int // position in sessionTable.byDeadline, -1 when out
+	locks     map[string]struct{}
+	waits     map[string]struct{}
+	elections map[string]struct{}
+}
+
+// sessionTable holds the open sessions.
+//
+// Invariants: m and byDeadline hold the same sessions; byDeadline is a
+// min-heap on (deadline, id); last >= every id ever given (ids are never
+// reused).
+type sessionTable struct {
+	last       uint64
+	m          map[uint64]*session
+	byDeadline sessionHeap
+}
+
+func newSessionTable() sessionTable { return sessionTable{m: make(map[uint64]*session)} }
+
+func (s *session) info(clock uint64) SessionInfo {
+	si := SessionInfo{ID: s.id, TTLMs: s.ttl}
+	if s.deadline > clock {
+		si.RemainingMs = s.deadline - clock
+	}
+	si.Locks = sortedKeysOrNil(s.locks)
+	si.Waiting = sortedKeysOrNil(s.waits)
+	si.Elections = sortedKeysOrNil(s.elections)
+	return si
+}
+
+func sortedKeysOrNil(m map[string]struct{}) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	return sortedKeys(m)
+}
+
+// errNoSession is the error for a command naming session id, which does
+// not exist.
+func errNoSession(id uint64) error {
+	return fmt.Errorf("%w: session %d does not exist (expired, closed, or never opened)", ErrSessionExpired, id)
+}
+
+// liveSession returns session id, or nil.
+func (sm *StateMachine) liveSession(id uint64) *session { return sm.sessions.m[id] }
+
+// dying reports whether s must not be granted anything: it is being ended,
+// or its deadline has passed and the clock command now applying will
+// expire it.
+func (sm *StateMachine) dying(s *session) bool {
+	return s == nil || s.ending || s.deadline <= sm.clock
+}
+
+func (sm *StateMachine) sessionOpen(c *Command) Result {
+	t := &sm.sessions
+	t.last++
+	s := &session{
+		id: t.last, ttl: c.TTLMs, deadline: sm.clock + c.TTLMs,
+		locks: map[string]struct{}{}, waits: map[string]struct{}{}, elections: map[string]struct{}{},
+	}
+	t.m[s.id] = s
+	heap.Push(&t.byDeadline, s)
+	return Result{Revision: sm.kv.rev, Session: s.info(sm.clock)}
+}
+
+func (sm *StateMachine) sessionKeepAlive(c *Command) Result {
+	s := sm.liveSession(c.SessionID)
+	if s == nil {
+		return Result{Err: errNoSession(c.SessionID), Revision: sm.kv.rev}
+	}
+	s.deadline = sm.clock + s.ttl
+	heap.Fix(&sm.sessions.byDeadline, s.heapIndex)
+	return Result{Revision: sm.kv.rev, Session: s.info(sm.clock)}
+}
+
+func (sm *StateMachine) sessionClose(c *Command) Result {
+	s := sm.liveSession(c.SessionID)
+	if s == nil {
+		return Result{Err: errNoSession(c.SessionID), Revision: sm.kv.rev}
+	}
+	info := s.info(sm.clock)
+	sm.endSession(s, false)
+	info.RemainingMs = 0
+	return Result{Revision: sm.kv.rev, Session: info}
+}
+
+// endSession ends s, closed (expired false) or expired, and releases what
+// it holds, each kind in name order: its locks (with their lock-delay if it
+// expired), its waiting lock acquires (answered ErrSessionExpired), its
+// elections (a leader resigns, a candidacy is withdrawn and answered
+// ErrSessionExpired).
+func (sm *StateMachine) endSession(s *session, expired bool) {
+	s.ending = true
+	for _, name := range sortedKeys(s.locks) {
+		sm.releaseHeld(sm.locks.m[name], expired)
+	}
+	for _, name := range sortedKeys(s.waits) {
+		l := sm.locks.m[name]
+		w := l.removeWaiter(s.id)
+		delete(s.waits, name)
+		sm.answer(w.client, w.seq, Result{Err: sessionEndedErr(s.id, expired, "lock "+quote(name)), Revision: sm.kv.rev})
+		sm.gcLock(l)
+	}
+	for _, name := range sortedKeys(s.elections) {
+		e := sm.elect.m[name]
+		if e.leader == s.id {
+			sm.handOver(e)
+			continue
+		}
+		cd := e.removeCandidate(s.id)
+		delete(s.elections, name)
+		sm.answer(cd.client, cd.seq, Result{Err: sessionEndedErr(s.id, expired, "election "+quote(name)), Revision: sm.kv.rev})
+	}
+	t := &sm.sessions
+	if s.heapIndex >= 0 {
+		heap.Remove(&t.byDeadline, s.heapIndex)
+	}
+	delete(t.m, s.id)
+}
+
+func sessionEndedErr(id uint64, expired bool, waitedFor string) error {
+	how := "was closed"
+	if expired {
+		how = "expired"
+	}
+	return fmt.Errorf("%w: session %d %s while waiting for %s", ErrSessionExpired, id, how, waitedFor)
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// expireSessions ends, in session id order, every session whose deadline
+// is at or before the clock.
+func (sm *StateMachine) expireSessions() {
+	t := &sm.sessions
+	var due []uint64
+	for len(t.byDeadline) > 0 && t.byDeadline[0].deadline <= sm.clock {
+		due = append(due, heap.Pop(&t.byDeadline).(*session).id)
+	}
+	if len(due) == 0 {
+		return
+	}
+	slices.Sort(due)
+	for _, id := range due {
+		sm.endSession(t.m[id], true)
+	}
+}
+
+// Sessions returns the open sessions in id order, as of the applied state
+// (a local read, not linearizable).
+func (sm *StateMachine) Sessions() []SessionInfo {
+	ids := sortedKeys(sm.sessions.m)
+	out := make([]SessionInfo, len(ids))
+	for i, id := range ids {
+		out[i] = sm.sessions.m[id].info(sm.clock)
+	}
+	return out
+}
+
+// Session returns session id, if it is open.
+func (sm *StateMachine) Session(id uint64) (SessionInfo, bool) {
+	s := sm.sessions.m[id]
+	if s == nil {
+		return SessionInfo{}, false
+	}
+	return s.info(sm.clock), true
+}
+
+// SessionCount returns the number of open sessions.
+func (sm *StateMachine) SessionCount() int { return len(sm.sessions.m) }
+
+func (t *sessionTable) hash(h *hasher) {
+	h.u64(t.last)
+	ids := sortedKeys(t.m)
+	h.u64(uint64(len(ids)))
+	for _, id := range ids {
+		s := t.m[id]
+		h.u64(s.id)
+		h.u64(s.ttl)
+		h.u64(s.deadline)
+		h.strs(sortedKeys(s.locks))
+		h.strs(sortedKeys(s.waits))
+		h.strs(sortedKeys(s.elections))
+	}
+}
+
+// sessionHeap orders sessions by deadline, then id.
+type sessionHeap []*session
+
+func (h sessionHeap) Len() int { return len(h) }
+func (h sessionHeap) Less(i, j int) bool {
+	if h[i].deadline != h[j].deadline {
+		return h[i].deadline < h[j].deadline
+	}
+	return h[i].id < h[j].id
+}
+func (h sessionHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex = i
+	h[j].heapIndex = j
+}
+func (h *sessionHeap) Push(x any) {
+	s := x.(*session)
+	s.heapIndex = len(*h)
+	*h = append(*h, s)
+}
+func (h *sessionHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	s.heapIndex = -1
+	return s
+}

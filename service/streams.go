@@ -1,0 +1,164 @@
+package service
+
+import (
+	"errors"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// eventsPerPush bounds the events one stream response carries.
+const eventsPerPush = 256
+
+// stream is a watch or an election observer: one request answered by many
+// responses, pushed by the loop after each batch of applied commands.
+type stream struct {
+	c *call
+	// watch: the next revision to send; observe: the last change sent.
+	nextRev  uint64
+	afterSeq uint64
+}
+
+type streamKey struct {
+	conn *wire.ClientConn
+	id   uint64
+}
+
+func (n *Node) openStream(c *call) {
+	q := c.req
+	s := &stream{c: c}
+	switch q.Op {
+	case wire.OpWatch:
+		s.nextRev = q.FromRevision
+		if s.nextRev == 0 {
+			s.nextRev = n.sm.Revision() + 1
+		}
+	case wire.OpObserve:
+		s.afterSeq = q.AfterSeq
+		if s.afterSeq == 0 {
+			// Start with the current state: the latest change, if any.
+			if changes, err := n.sm.ElectionChanges(q.Name, 0); err == nil && len(changes) > 0 {
+				s.afterSeq = changes[len(changes)-1].Seq - 1
+			}
+		}
+	}
+	n.streams[streamKey{c.conn, q.ID}] = s
+	if q.Op == wire.OpWatch {
+		// "Created": tells the client the revision the watch starts after,
+		// so if it must reconnect it resumes from there, not from "now".
+		c.reply(&wire.Response{Revision: s.nextRev - 1})
+	}
+	n.pushStream(s)
+}
+
+// pushStreams sends every stream what was applied since its last push.
+func (n *Node) pushStreams() {
+	if n.sm.Applied() == n.streamsApplied {
+		return
+	}
+	n.streamsApplied = n.sm.Applied()
+	for k, s := range n.streams {
+		if !n.pushStream(s) {
+			delete(n.streams, k)
+		}
+	}
+}
+
+// pushStream sends s its pending events; false ends the stream.
+func (n *Node) pushStream(s *stream) bool {
+	q := s.c.req
+	switch q.Op {
+	case wire.OpWatch:
+		for {
+			evs, err := n.sm.KVEvents(s.nextRev, q.Key, q.WatchPrefix, eventsPerPush)
+			if err != nil {
+				n.endStream(s, err)
+				return false
+			}
+			if len(evs) == 0 {
+				return true
+			}
+			s.nextRev = evs[len(evs)-1].Revision + 1
+			s.c.reply(&wire.Response{Revision: n.sm.Revision(), Events: wireEvents(evs)})
+			if len(evs) < eventsPerPush {
+				return true
+			}
+		}
+	case wire.OpObserve:
+		changes, err := n.sm.ElectionChanges(q.Name, s.afterSeq)
+		if err != nil {
+			n.endStream(s, err)
+			return false
+		}
+		for _, ch := range changes {
+			s.afterSeq = ch.Seq
+			s.c.reply(&wire.Response{Revision: n.sm.Revision(), Leader: wireChange(q.Name, ch)})
+		}
+	}
+	return true
+}
+
+func (n *Node) endStream(s *stream, err error) {
+	resp := resultResponse(0, Result{Err: err, Revision: n.sm.Revision()})
+	if errors.Is(err, ErrCompacted) && s.c.req.Op == wire.OpWatch {
+		resp.CompactRevision = n.sm.OldestRevision()
+	}
+	resp.StreamEnd = true
+	s.c.reply(resp)
+}
+
+// cancel ends the stream or stops waiting for the blocking call named by
+// the request's CancelID on the same connection. A cancelled lock wait
+// stays queued in the cluster until the client releases it (the client
+// library does) or its session ends.
+func (n *Node) cancel(c *call) {
+	k := streamKey{c.conn, c.req.CancelID}
+	if s, ok := n.streams[k]; ok {
+		delete(n.streams, k)
+		s.c.reply(&wire.Response{StreamEnd: true, Err: wire.ErrCanceled, ErrMsg: "stream cancelled"})
+	}
+	for key, cs := range n.waiters {
+		kept := cs[:0]
+		for _, w := range cs {
+			if w.conn == c.conn && w.req.ID == c.req.CancelID {
+				w.reply(&wire.Response{Err: wire.ErrCanceled, ErrMsg: "request cancelled"})
+				continue
+			}
+			kept = append(kept, w)
+		}
+		if len(kept) == 0 {
+			delete(n.waiters, key)
+		} else {
+			n.waiters[key] = kept
+		}
+	}
+	c.reply(&wire.Response{})
+}
+
+// dropConn forgets the streams and waiting calls of a closed connection.
+func (n *Node) dropConn(conn *wire.ClientConn) {
+	for k := range n.streams {
+		if k.conn == conn {
+			delete(n.streams, k)
+		}
+	}
+	for key, cs := range n.waiters {
+		kept := cs[:0]
+		for _, w := range cs {
+			if w.conn != conn {
+				kept = append(kept, w)
+			}
+		}
+		if len(kept) == 0 {
+			delete(n.waiters, key)
+		} else {
+			n.waiters[key] = kept
+		}
+	}
+}
+
+func (n *Node) endStreams(code wire.ErrCode, msg string) {
+	for k, s := range n.streams {
+		s.c.reply(&wire.Response{Err: code, ErrMsg: msg, StreamEnd: true})
+		delete(n.streams, k)
+	}
+}
