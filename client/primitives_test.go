@@ -19,6 +19,11 @@ import (
 
 // startCluster runs three in-process nodes and returns their endpoints.
 func startCluster(t *testing.T) []string {
+	eps, _ := startClusterNodes(t)
+	return eps
+}
+
+func startClusterNodes(t *testing.T) ([]string, []*service.Node) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("cluster test")
@@ -34,6 +39,7 @@ func startCluster(t *testing.T) []string {
 		ln.Close()
 	}
 	var eps []string
+	var nodes []*service.Node
 	for id := paxos.NodeID(1); id <= 3; id++ {
 		n, err := service.Start(service.Config{
 			ID: id, Listen: peers[id], Peers: peers, NoSync: true,
@@ -43,10 +49,17 @@ func startCluster(t *testing.T) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(n.Stop)
+		t.Cleanup(func() {
+			select {
+			case <-n.Done():
+			default:
+				n.Stop()
+			}
+		})
 		eps = append(eps, peers[id])
+		nodes = append(nodes, n)
 	}
-	return eps
+	return eps, nodes
 }
 
 func newClient(t *testing.T, eps []string) *client.Client {
@@ -246,5 +259,37 @@ func TestWatch(t *testing.T) {
 	}
 	if want := "[1:cfg/a=1 1:cfg/b=2 2:cfg/a=]"; fmt.Sprint(got) != want {
 		t.Fatalf("watch events %v, want %s", got, want)
+	}
+}
+
+// TestFailoverKeepsSession: killing the leader does not expire a healthy
+// client's session (the new leader resumes the replicated cluster clock
+// rather than starting TTLs over or charging the election to them), and
+// the session keeps its lock.
+func TestFailoverKeepsSession(t *testing.T) {
+	eps, nodes := startClusterNodes(t)
+	ctx := ctxT(t)
+	c := newClient(t, eps)
+	s, err := c.NewSession(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Lock(ctx, "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range c.Status(ctx) {
+		if m.Err == nil && m.Status.Role == "leader" {
+			nodes[i].Stop()
+		}
+	}
+	time.Sleep(4 * time.Second) // two TTLs: long enough to expire it if failover broke it
+	select {
+	case <-s.Done():
+		t.Fatalf("healthy session lost across a failover: %v", s.Err())
+	default:
+	}
+	if held, err := c.CheckToken(ctx, "keep", l.Token); err != nil || !held {
+		t.Fatalf("after failover, CheckToken = %v, %v; want the lock still held", held, err)
 	}
 }

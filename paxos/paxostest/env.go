@@ -32,6 +32,27 @@ type Options struct {
 	Faults Faults
 	// Trace, when set, receives a line per step.
 	Trace func(string)
+	// Workload, when set, supplies the commands proposed and a checker per
+	// replica incarnation for what it applies; by default commands are
+	// opaque unique strings.
+	Workload Workload
+}
+
+// Workload generates commands and checks what each replica applies.
+type Workload interface {
+	// NextCommand returns a command to propose at node; it must be unique
+	// across the run (the liveness check tracks commands by their bytes).
+	NextCommand(rng *rand.Rand, node paxos.NodeID) []byte
+	// NewApplier returns a fresh state for a node (re)starting from
+	// scratch: it is fed every chosen slot from slot 1 on.
+	NewApplier(node paxos.NodeID) Applier
+}
+
+// Applier applies one replica's chosen slots and checks its invariants.
+type Applier interface {
+	// Apply applies e (slots arrive in order, from 1) and returns an
+	// error if an invariant broke.
+	Apply(e paxos.Entry) error
 }
 
 type node struct {
@@ -40,6 +61,7 @@ type node struct {
 	store   *memStore
 	applied paxos.Slot
 	rand    *rand.Rand
+	applier Applier // nil without a Workload
 }
 
 // Env is a simulated cluster.
@@ -114,6 +136,9 @@ func (e *Env) start(n *node) error {
 		return err
 	}
 	n.r, n.applied = r, 0
+	if e.opts.Workload != nil {
+		n.applier = e.opts.Workload.NewApplier(n.id)
+	}
 	return nil
 }
 
@@ -126,17 +151,23 @@ func (e *Env) tracef(format string, args ...any) {
 // node returns the node with id.
 func (e *Env) node(id paxos.NodeID) *node { return e.nodes[id-1] }
 
-// propose submits a fresh command at n; it reports whether n took it.
-func (e *Env) propose(n *node) bool {
-	cmd := fmt.Sprintf("c%d@%d", e.nextCmd, n.id)
-	if err := n.r.Propose([]byte(cmd)); err != nil {
-		return false
+// propose submits a fresh command at n and returns it, or "" if n did not
+// take it.
+func (e *Env) propose(n *node) string {
+	var cmd []byte
+	if w := e.opts.Workload; w != nil {
+		cmd = w.NextCommand(e.rng, n.id)
+	} else {
+		cmd = []byte(fmt.Sprintf("c%d@%d", e.nextCmd, n.id))
+	}
+	if err := n.r.Propose(cmd); err != nil {
+		return ""
 	}
 	e.nextCmd++
-	e.proposed[cmd] = true
+	e.proposed[string(cmd)] = true
 	e.Stats.Proposed++
-	e.tracef("propose %s at %d", cmd, n.id)
-	return true
+	e.tracef("propose %q at %d", cmd, n.id)
+	return string(cmd)
 }
 
 // ready drives one Ready of n the way the node loop does: persist, then
@@ -183,6 +214,11 @@ func (e *Env) apply(n *node, decided []paxos.Entry) error {
 				return fmt.Errorf("slot %d chose %q, which nobody proposed", d.Slot, c)
 			}
 			e.acked[string(c)] = true
+		}
+		if n.applier != nil {
+			if err := n.applier.Apply(d); err != nil {
+				return fmt.Errorf("node %d, slot %d: %w", n.id, d.Slot, err)
+			}
 		}
 	}
 	return nil

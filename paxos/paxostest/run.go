@@ -84,9 +84,8 @@ func (e *Env) livenessPhase() error {
 		}
 		if probe == "" || (round%50 == 0 && !e.acked[probe]) {
 			for _, n := range e.nodes {
-				before := e.nextCmd
-				if e.propose(n) {
-					probe = fmt.Sprintf("c%d@%d", before, n.id)
+				if cmd := e.propose(n); cmd != "" {
+					probe = cmd
 					break
 				}
 			}
