@@ -173,7 +173,7 @@ func TestOpString(t *testing.T) {
 // lock "l" held by 1 (token 1) with 2 waiting, lock "m" in a lock-delay
 // with 3 waiting, election "e" led by 1 with 2 as candidate.
 var fuzzSetup = []Command{
-	openCmd(60000), openCmd(60000), openCmd(60000), openCmd(1000),
+	openCmd(60000), openCmd(60000), openCmd(60000), openCmd(1000), clockCmd(0),
 	cs(1, 1, acquireCmd("l", 1, true, 0)), cs(2, 1, acquireCmd("l", 2, true, 0)),
 	cs(4, 1, acquireCmd("m", 4, true, 5000)), cs(3, 1, acquireCmd("m", 3, true, 0)),
 	cs(1, 2, campaignCmd("e", 1, "a")), cs(2, 2, campaignCmd("e", 2, "b")),

@@ -23,11 +23,12 @@ type dedupTable struct {
 
 // clientEntry is what the state machine remembers about one client.
 //
-// Invariants: results is sorted by seq; every result that is not Pending
-// has seq >= floor; len(results) <= resultsMax, except that Pending results
-// (of waiting lock acquires and campaigns) are never dropped to make room:
-// a waiting command's result stays until it is answered (see resolve) or
-// the client acknowledges it, even if the floor rose past it meanwhile.
+// Invariants: results is sorted by seq; a result with seq < floor is that
+// of a waiting command (a lock acquire or campaign that got Pending, and
+// may have been answered since, see resolve); len(results) <= resultsMax,
+// except that Pending results are never dropped to make room: a waiting
+// command's result stays until it is answered or the client acknowledges
+// it, even if the floor rose past it meanwhile.
 type clientEntry struct {
 	id uint64
 	// floor: the answers to the client's commands with Seq below it are

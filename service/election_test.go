@@ -51,7 +51,7 @@ func TestElection(t *testing.T) {
 			{cmd: cs(1, 2, resignCmd("e", 1)), answers: []wantAnswer{{client: 2, seq: 2, token: 2}}},
 		})},
 		{"session end: the leader resigns, candidates leave", []coordStep{
-			{cmd: openCmd(1000)}, {cmd: openCmd(2000)}, {cmd: openCmd(60000)}, {cmd: openCmd(60000)},
+			{cmd: openCmd(1000)}, {cmd: openCmd(2000)}, {cmd: openCmd(60000)}, {cmd: openCmd(60000)}, {cmd: clockCmd(0)},
 			{cmd: cs(1, 1, campaignCmd("e", 1, "a")), token: 1},
 			{cmd: cs(2, 1, campaignCmd("e", 2, "b")), pending: true},
 			{cmd: cs(3, 1, campaignCmd("e", 3, "c")), pending: true},
@@ -63,7 +63,7 @@ func TestElection(t *testing.T) {
 			{cmd: leaderCmd("e"), err: ErrNotFound},
 		}},
 		{"leadership never goes to a session expiring in the same clock step", []coordStep{
-			{cmd: openCmd(1000)}, {cmd: openCmd(1000)}, {cmd: openCmd(5000)},
+			{cmd: openCmd(1000)}, {cmd: openCmd(1000)}, {cmd: openCmd(5000)}, {cmd: clockCmd(0)},
 			{cmd: cs(1, 1, campaignCmd("e", 1, "a")), token: 1},
 			{cmd: cs(2, 1, campaignCmd("e", 2, "b")), pending: true},
 			{cmd: cs(3, 1, campaignCmd("e", 3, "c")), pending: true},

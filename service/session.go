@@ -22,8 +22,18 @@ type SessionInfo struct {
 
 // session is one open session.
 //
+// Its deadline counts from the first clock command applied after its open
+// or latest keep-alive (renew marks a session waiting for that command; its
+// deadline meanwhile is clock + ttl, provisionally). The clock applied when
+// a keep-alive arrives may lag real time by up to one clock interval and a
+// commit, so counting from it could expire a session before the client,
+// counting the TTL from when it sent the keep-alive, gives up on it; a clock
+// command that comes after the keep-alive in the log was proposed after the
+// leader received it, so its Now is a later reading.
+//
 // Invariants: deadline > the clock after every command (sessions with an
-// earlier deadline are expired by the clock command that passes it); locks
+// earlier deadline are expired by the clock command that passes it); renew
+// iff the id is in sessionTable.renewed; locks
 // holds exactly the names of the locks whose holder is id, waits those
 // with a waiter of id, elections those where id leads or is a candidate.
 type session struct {
@@ -33,6 +43,7 @@ type session struct {
 	// ending is set while the session's holdings are being released, so
 	// that nothing is granted to it meanwhile.
 	ending    bool
+	renew     bool
 	heapIndex int // position in sessionTable.byDeadline, -1 when out
 	locks     map[string]struct{}
 	waits     map[string]struct{}
@@ -43,11 +54,13 @@ type session struct {
 //
 // Invariants: m and byDeadline hold the same sessions; byDeadline is a
 // min-heap on (deadline, id); last >= every id ever given (ids are never
-// reused).
+// reused); renewed lists, in the order of their renewal, the open sessions
+// with renew set.
 type sessionTable struct {
 	last       uint64
 	m          map[uint64]*session
 	byDeadline sessionHeap
+	renewed    []uint64
 }
 
 func newSessionTable() sessionTable { return sessionTable{m: make(map[uint64]*session)} }
@@ -95,6 +108,7 @@ func (sm *StateMachine) sessionOpen(c *Command) Result {
 	}
 	t.m[s.id] = s
 	heap.Push(&t.byDeadline, s)
+	t.markRenewed(s)
 	return Result{Revision: sm.kv.rev, Session: s.info(sm.clock)}
 }
 
@@ -105,7 +119,35 @@ func (sm *StateMachine) sessionKeepAlive(c *Command) Result {
 	}
 	s.deadline = sm.clock + s.ttl
 	heap.Fix(&sm.sessions.byDeadline, s.heapIndex)
+	sm.sessions.markRenewed(s)
 	return Result{Revision: sm.kv.rev, Session: s.info(sm.clock)}
+}
+
+// markRenewed makes the next clock command restart s's deadline.
+func (t *sessionTable) markRenewed(s *session) {
+	if !s.renew {
+		s.renew = true
+		t.renewed = append(t.renewed, s.id)
+	}
+}
+
+// restartRenewed sets the deadline of the sessions opened or kept alive
+// since the last clock command to the clock (just advanced) plus their
+// TTL.
+func (sm *StateMachine) restartRenewed() {
+	t := &sm.sessions
+	for _, id := range t.renewed {
+		s := t.m[id]
+		if s == nil || !s.renew {
+			continue // closed since
+		}
+		s.renew = false
+		if d := sm.clock + s.ttl; d > s.deadline {
+			s.deadline = d
+			heap.Fix(&t.byDeadline, s.heapIndex)
+		}
+	}
+	t.renewed = t.renewed[:0]
 }
 
 func (sm *StateMachine) sessionClose(c *Command) Result {
@@ -149,6 +191,9 @@ func (sm *StateMachine) endSession(s *session, expired bool) {
 	t := &sm.sessions
 	if s.heapIndex >= 0 {
 		heap.Remove(&t.byDeadline, s.heapIndex)
+	}
+	if s.renew {
+		t.renewed = slices.DeleteFunc(t.renewed, func(id uint64) bool { return id == s.id })
 	}
 	delete(t.m, s.id)
 }
@@ -205,6 +250,7 @@ func (sm *StateMachine) SessionCount() int { return len(sm.sessions.m) }
 
 func (t *sessionTable) hash(h *hasher) {
 	h.u64(t.last)
+	h.u64s(t.renewed)
 	ids := sortedKeys(t.m)
 	h.u64(uint64(len(ids)))
 	for _, id := range ids {
@@ -212,6 +258,7 @@ func (t *sessionTable) hash(h *hasher) {
 		h.u64(s.id)
 		h.u64(s.ttl)
 		h.u64(s.deadline)
+		h.bool(s.renew)
 		h.strs(sortedKeys(s.locks))
 		h.strs(sortedKeys(s.waits))
 		h.strs(sortedKeys(s.elections))

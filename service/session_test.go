@@ -96,24 +96,25 @@ func describeAnswers(as []Answer) string {
 
 func TestSessionOpenKeepAliveExpire(t *testing.T) {
 	h := runCoordSteps(t, SMOptions{}, []coordStep{
-		{cmd: cs(1, 1, openCmd(1000))}, // session 1, deadline 1000
-		{cmd: cs(1, 2, openCmd(5000))}, // session 2, deadline 5000
-		{cmd: clockCmd(800)},           //
-		{cmd: cs(1, 3, keepCmd(1))},    // deadline 1800
-		{cmd: clockCmd(1000)},          // would have expired without the keep-alive
-		{cmd: cs(1, 4, keepCmd(1))},    // deadline 2000
-		{cmd: clockCmd(500)},           // the clock never goes back
-		{cmd: cs(1, 5, keepCmd(1))},    // still deadline 2000
-		{cmd: clockCmd(1999)},          //
-		{cmd: cs(1, 6, keepCmd(2))},    // session 2: deadline 2999+5000
-		{cmd: clockCmd(2000)},          // session 1 expires
-		{cmd: cs(1, 7, keepCmd(1)), err: ErrSessionExpired},
-		{cmd: cs(1, 8, closeCmd(1)), err: ErrSessionExpired},
-		{cmd: cs(1, 9, keepCmd(2))},     // deadline 7000
-		{cmd: cs(1, 10, openCmd(1000))}, // session 3: ids are never reused
-		{cmd: cs(1, 11, closeCmd(3))},
-		{cmd: cs(1, 12, keepCmd(3)), err: ErrSessionExpired},
-		{cmd: cs(1, 13, keepCmd(99)), err: ErrSessionExpired},
+		{cmd: cs(1, 1, openCmd(1000))}, // session 1
+		{cmd: cs(1, 2, openCmd(5000))}, // session 2
+		{cmd: clockCmd(0)},             // deadlines 1000 and 5000
+		{cmd: clockCmd(800)},
+		{cmd: cs(1, 3, keepCmd(1))},
+		{cmd: clockCmd(900)},  // session 1: deadline 1900
+		{cmd: clockCmd(1000)}, // would have expired without the keep-alive
+		{cmd: clockCmd(500)},  // the clock never goes back
+		{cmd: cs(1, 4, keepCmd(1))},
+		{cmd: clockCmd(1000)}, // session 1: deadline 2000
+		{cmd: clockCmd(1999)},
+		{cmd: cs(1, 5, keepCmd(2))},
+		{cmd: clockCmd(2000)}, // session 1 expires; session 2: deadline 7000
+		{cmd: cs(1, 6, keepCmd(1)), err: ErrSessionExpired},
+		{cmd: cs(1, 7, closeCmd(1)), err: ErrSessionExpired},
+		{cmd: cs(1, 8, openCmd(1000))}, // session 3: ids are never reused
+		{cmd: cs(1, 9, closeCmd(3))},
+		{cmd: cs(1, 10, keepCmd(3)), err: ErrSessionExpired},
+		{cmd: cs(1, 11, keepCmd(99)), err: ErrSessionExpired},
 	})
 	if got := h.sm.Sessions(); len(got) != 1 || got[0].ID != 2 || got[0].TTLMs != 5000 || got[0].RemainingMs != 5000 {
 		t.Fatalf("sessions %+v, want only session 2 with 5000 ms left", got)
@@ -121,6 +122,53 @@ func TestSessionOpenKeepAliveExpire(t *testing.T) {
 	if h.sm.Clock() != 2000 || h.sm.SessionCount() != 1 {
 		t.Fatalf("clock %d, %d sessions", h.sm.Clock(), h.sm.SessionCount())
 	}
+}
+
+// TestSessionDeadlineFromNextClock: a session's TTL counts from the first
+// clock command after its open or keep-alive, whose Now the leader read
+// after receiving it, not from the clock already applied, which may lag:
+// the cluster never expires a session before a client counting from when
+// it sent the keep-alive gives up on it.
+func TestSessionDeadlineFromNextClock(t *testing.T) {
+	h := newSMHarness(t, SMOptions{})
+	h.do(clockCmd(5000))
+	h.do(openCmd(1000))
+	if s, _ := h.sm.Session(1); s.RemainingMs != 1000 {
+		t.Fatalf("remaining %d right after the open", s.RemainingMs)
+	}
+	h.do(clockCmd(5100)) // the deadline is 6100, not 6000
+	h.do(clockCmd(6000))
+	if h.sm.SessionCount() != 1 {
+		t.Fatalf("expired 1000 ms after the clock applied before the open, not after the first one after it")
+	}
+	h.do(clockCmd(6100))
+	if h.sm.SessionCount() != 0 {
+		t.Fatalf("alive past its deadline")
+	}
+	// A jump right after a keep-alive restarts the deadline from the
+	// jump (the keep-alive came just before); the next one expires it.
+	h.do(openCmd(1000))
+	h.do(clockCmd(1 << 40))
+	if h.sm.SessionCount() != 1 {
+		t.Fatalf("expired by the clock command that followed its open")
+	}
+	h.do(clockCmd(1<<40 + 1000))
+	if h.sm.SessionCount() != 0 {
+		t.Fatalf("alive past its deadline")
+	}
+	// Several keep-alives between two clock commands, and a close in
+	// between, are fine.
+	h.do(openCmd(2000)) // 3
+	h.do(openCmd(2000)) // 4
+	h.do(keepCmd(3))
+	h.do(keepCmd(3))
+	h.do(closeCmd(4))
+	h.do(keepCmd(3))
+	h.do(clockCmd(1<<40 + 1500))
+	if s, ok := h.sm.Session(3); !ok || s.RemainingMs != 2000 || len(h.sm.sessions.renewed) != 0 {
+		t.Fatalf("session 3: %+v, %v; renewed %v", s, ok, h.sm.sessions.renewed)
+	}
+	checkCoordInvariants(t, h.sm)
 }
 
 // TestSessionResults checks the SessionInfo of open, keep-alive and close,
@@ -132,15 +180,16 @@ func TestSessionResults(t *testing.T) {
 	if r.Err != nil || r.Session.ID != 1 || r.Session.TTLMs != 3000 || r.Session.RemainingMs != 3000 {
 		t.Fatalf("open: %s", describeResult(r))
 	}
-	h.do(clockCmd(1100))
+	h.do(clockCmd(1100)) // deadline 4100
 	r = h.do(cs(1, 2, keepCmd(1)))
 	if r.Err != nil || r.Session.RemainingMs != 3000 {
 		t.Fatalf("keep-alive: %s", describeResult(r))
 	}
-	h.do(clockCmd(2100))
+	h.do(clockCmd(2100)) // deadline 5100
 	if r2 := h.do(cs(1, 2, keepCmd(1))); !resultEqual(r2, r) {
 		t.Fatalf("retried keep-alive: %s, want the first answer %s", describeResult(r2), describeResult(r))
 	}
+	h.do(clockCmd(3100))
 	if s, ok := h.sm.Session(1); !ok || s.RemainingMs != 2000 {
 		t.Fatalf("a retried keep-alive extended the session: %+v", s)
 	}
@@ -210,6 +259,7 @@ func TestSessionExpiryOrder(t *testing.T) {
 	h.do(openCmd(1000)) // 2: deadline 1000
 	h.do(openCmd(2000)) // 3: deadline 2000
 	h.do(openCmd(9000)) // 4
+	h.do(clockCmd(0))
 	// Sessions 1..3 each hold a lock the others wait for, so the order of
 	// the expiries shows in the answers.
 	h.do(cs(1, 1, acquireCmd("a", 1, true, 0)))
@@ -246,10 +296,20 @@ func checkCoordInvariants(t testing.TB, sm *StateMachine) {
 			t.Fatalf("deadline heap out of sync at %d", i)
 		}
 	}
+	renewed := map[uint64]bool{}
+	for _, id := range st.renewed {
+		if renewed[id] || st.m[id] == nil || !st.m[id].renew {
+			t.Fatalf("renewed list %v: bad entry %d", st.renewed, id)
+		}
+		renewed[id] = true
+	}
 	holds := map[string]uint64{}
 	for id, s := range st.m {
 		if s.id != id || id > st.last || s.ending {
 			t.Fatalf("session %d: bad record %+v (last %d)", id, s, st.last)
+		}
+		if s.renew != renewed[id] {
+			t.Fatalf("session %d: renew %v, in the renewed list %v", id, s.renew, renewed[id])
 		}
 		if s.deadline <= sm.clock {
 			t.Fatalf("session %d: deadline %d not after the clock %d", id, s.deadline, sm.clock)

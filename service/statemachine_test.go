@@ -562,15 +562,19 @@ func TestHashCoversState(t *testing.T) {
 		"stored result": func(h *smHarness) {
 			h.sm.dedup.clients[1].results[0].res.Found = true
 		},
-		"new client":        func(h *smHarness) { h.sm.dedup.touch(3, h.slot, true) },
-		"stored token":      func(h *smHarness) { h.sm.dedup.clients[1].results[1].res.Token++ },
-		"stored pending":    func(h *smHarness) { h.sm.dedup.clients[2].results[0].res.Pending = false },
-		"stored leader":     func(h *smHarness) { h.sm.dedup.clients[1].results[2].res.Leader.Term++ },
-		"clock":             func(h *smHarness) { h.sm.clock++ },
-		"fence counter":     func(h *smHarness) { h.sm.fence++ },
-		"session ids":       func(h *smHarness) { h.sm.sessions.last++ },
-		"session deadline":  func(h *smHarness) { h.sm.sessions.m[1].deadline++ },
-		"session ttl":       func(h *smHarness) { h.sm.sessions.m[2].ttl++ },
+		"new client":       func(h *smHarness) { h.sm.dedup.touch(3, h.slot, true) },
+		"stored token":     func(h *smHarness) { h.sm.dedup.clients[1].results[1].res.Token++ },
+		"stored pending":   func(h *smHarness) { h.sm.dedup.clients[2].results[0].res.Pending = false },
+		"stored leader":    func(h *smHarness) { h.sm.dedup.clients[1].results[2].res.Leader.Term++ },
+		"clock":            func(h *smHarness) { h.sm.clock++ },
+		"fence counter":    func(h *smHarness) { h.sm.fence++ },
+		"session ids":      func(h *smHarness) { h.sm.sessions.last++ },
+		"session deadline": func(h *smHarness) { h.sm.sessions.m[1].deadline++ },
+		"session ttl":      func(h *smHarness) { h.sm.sessions.m[2].ttl++ },
+		"session renew": func(h *smHarness) {
+			h.sm.sessions.m[2].renew = true
+			h.sm.sessions.renewed = append(h.sm.sessions.renewed, 2)
+		},
 		"lock token":        func(h *smHarness) { h.sm.locks.m["l"].token++ },
 		"lock holder delay": func(h *smHarness) { h.sm.locks.m["l"].holderDelay++ },
 		"lock delay until":  func(h *smHarness) { h.sm.locks.m["l"].delayUntil++ },
