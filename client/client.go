@@ -157,6 +157,25 @@ func (c *Client) abandon(cn *conn, prefer string) {
 	cn.close()
 }
 
+// preferLeader moves new requests to the leader at addr (when it is one of
+// the endpoints): any node serves any request, but the leader does so
+// without forwarding. Calls still in flight on cn finish there; cn is closed
+// once they have had ample time.
+func (c *Client) preferLeader(cn *conn, addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != cn {
+		return
+	}
+	for i, e := range c.cfg.Endpoints {
+		if e == addr {
+			c.conn, c.next = nil, i
+			time.AfterFunc(2*c.cfg.AttemptTimeout, cn.close)
+			return
+		}
+	}
+}
+
 // sequence assigns q the next sequence number and the acknowledgement
 // watermark; done must be called once the call has its final answer.
 func (c *Client) sequence(q *wire.Request) (done func()) {
@@ -208,6 +227,9 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 					err = responseError(resp)
 					c.abandon(cn, resp.LeaderAddr)
 				default:
+					if resp.LeaderAddr != "" && resp.LeaderAddr != cn.addr {
+						c.preferLeader(cn, resp.LeaderAddr)
+					}
 					return resp, nil
 				}
 			} else {

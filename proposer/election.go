@@ -22,7 +22,7 @@ func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.
 	p.heartbeatElapsed++
 	if p.heartbeatElapsed >= p.cfg.HeartbeatTicks {
 		p.heartbeatElapsed = 0
-		out = append(out, p.broadcast(paxos.Message{Type: paxos.MsgHeartbeat, Ballot: p.ballot, Commit: commit}, false)...)
+		out = append(out, p.heartbeatRound(commit)...)
 		out = append(out, p.retransmit(commit, settled)...)
 	}
 	p.electionElapsed++
@@ -49,6 +49,19 @@ func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.
 	return out
 }
 
+// heartbeatRound broadcasts a heartbeat carrying a fresh round number (in
+// Slot); the round's acknowledgements extend the leader's lease.
+func (p *Proposer) heartbeatRound(commit paxos.Slot) []paxos.Message {
+	p.hbRound++
+	if len(p.hbRoundTick) > 4*p.cfg.ElectionTicks {
+		// Rounds nobody acknowledged; they can no longer extend the lease.
+		p.hbRoundTick, p.hbAcks = map[uint64]int64{}, map[uint64]map[paxos.NodeID]bool{}
+	}
+	p.hbRoundTick[p.hbRound] = p.ticks
+	p.hbAcks[p.hbRound] = map[paxos.NodeID]bool{}
+	return p.broadcast(paxos.Message{Type: paxos.MsgHeartbeat, Ballot: p.ballot, Commit: commit, Slot: paxos.Slot(p.hbRound)}, false)
+}
+
 // startPreVote begins a campaign without disturbing anyone: nothing is
 // promised or persisted until a quorum says a new leader is welcome.
 func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
@@ -66,11 +79,14 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 }
 
 // HandlePreVote answers another node's PreVote. It grants only if this node
-// has not heard from a leader for an election timeout (so a healthy leader
-// keeps its followers) and the candidate's watermark is not behind ours (so
-// the most up-to-date reachable node wins and Phase 1 stays small).
+// has gone a whole election timeout without hearing from a leader — counted
+// from its own start too, so a node that just restarted and forgot whom it
+// heard from grants nothing for a while — so a healthy leader keeps its
+// followers and its lease stays sound; and only if the candidate's
+// watermark is not behind ours (so the most up-to-date reachable node wins
+// and Phase 1 stays small).
 func (p *Proposer) HandlePreVote(m paxos.Message, commit paxos.Slot) paxos.Message {
-	leaderAlive := p.role == Leader || (p.leader != 0 && p.electionElapsed < p.cfg.ElectionTicks)
+	leaderAlive := p.role == Leader || p.electionElapsed < p.cfg.ElectionTicks
 	grant := !leaderAlive && m.Commit >= commit
 	return paxos.Message{Type: paxos.MsgPreVoteReply, From: p.id, To: m.From, Ballot: m.Ballot, Commit: commit, Reject: !grant}
 }
@@ -140,6 +156,7 @@ func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, propos
 	p.leader = p.id
 	p.electionElapsed, p.heartbeatElapsed, p.stalledChecks = 0, 0, 0
 	p.active = map[paxos.NodeID]bool{}
+	p.hbRoundTick, p.hbAcks, p.leaseTick = map[uint64]int64{}, map[uint64]map[paxos.NodeID]bool{}, -1
 	p.commitAtCheck = commit
 	p.inflight = map[paxos.Slot]proposal{}
 	p.inflightLow = commit + 1
@@ -163,8 +180,9 @@ func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, propos
 	if p.nextSlot <= commit {
 		p.nextSlot = commit + 1
 	}
+	p.readyFrom = p.nextSlot - 1
 	p.votes, p.recovered, p.chosenSeen = nil, nil, nil
-	msgs = p.broadcast(paxos.Message{Type: paxos.MsgHeartbeat, Ballot: p.ballot, Commit: commit}, false)
+	msgs = p.heartbeatRound(commit)
 	msgs = append(msgs, p.accepts(proposed, commit)...)
 	return msgs, proposed, chosen
 }

@@ -41,6 +41,18 @@ type Proposer struct {
 	commitAtCheck paxos.Slot
 	stalledChecks int
 
+	// Leader lease: heartbeat rounds and which quorum acknowledged them.
+	// leaseTick is the tick at which the newest round a quorum acknowledged
+	// was sent; no other node can have been elected before that tick plus
+	// ElectionTicks (see LeaseTick).
+	hbRound     uint64
+	hbRoundTick map[uint64]int64
+	hbAcks      map[uint64]map[paxos.NodeID]bool
+	leaseTick   int64
+	// readyFrom: the leader serves lease reads once its watermark reaches
+	// it, i.e. once every slot it recovered in Phase 1 is chosen again.
+	readyFrom paxos.Slot
+
 	// PreVote and Phase 1.
 	prevoteBallot paxos.Ballot
 	votes         map[paxos.NodeID]bool
@@ -69,10 +81,11 @@ type proposal struct {
 // New returns a follower. cfg must have passed Validate.
 func New(cfg paxos.Config) *Proposer {
 	p := &Proposer{
-		cfg:      cfg,
-		id:       cfg.ID,
-		members:  paxos.Membership{Nodes: cfg.Members},
-		inflight: map[paxos.Slot]proposal{},
+		cfg:       cfg,
+		id:        cfg.ID,
+		members:   paxos.Membership{Nodes: cfg.Members},
+		inflight:  map[paxos.Slot]proposal{},
+		leaseTick: -1,
 	}
 	p.resetElectionTimeout()
 	return p
@@ -116,6 +129,48 @@ func (p *Proposer) MarkActive(from paxos.NodeID) {
 	}
 }
 
+// Ticks returns the number of Tick calls so far.
+func (p *Proposer) Ticks() int64 { return p.ticks }
+
+// LeaseTick returns the tick at which this leader sent the newest
+// heartbeat a quorum acknowledged, or -1 if none (or not leader). Each of
+// those followers heard from this leader at that tick or later, and grants
+// no PreVote until ElectionTicks of its own ticks later — and ticks never
+// run faster than real time — so no other leader can exist before
+// LeaseTick+ElectionTicks ticks' worth of real time has passed.
+func (p *Proposer) LeaseTick() int64 {
+	if p.role != Leader {
+		return -1
+	}
+	return p.leaseTick
+}
+
+// ReadyFrom returns the watermark this leader must reach before it may
+// answer reads from its own state: the highest slot it recovered in
+// Phase 1 (slots a previous leader may have had chosen and acknowledged).
+func (p *Proposer) ReadyFrom() paxos.Slot { return p.readyFrom }
+
+// OnHeartbeatAck counts from's acknowledgement of heartbeat round.
+func (p *Proposer) OnHeartbeatAck(from paxos.NodeID, round uint64) {
+	p.MarkActive(from)
+	acks, ok := p.hbAcks[round]
+	if p.role != Leader || !ok {
+		return
+	}
+	acks[from] = true
+	if p.members.IsQuorum(func(id paxos.NodeID) bool { return id == p.id || acks[id] }) {
+		if t := p.hbRoundTick[round]; t > p.leaseTick {
+			p.leaseTick = t
+		}
+		for r := range p.hbAcks {
+			if r <= round {
+				delete(p.hbAcks, r)
+				delete(p.hbRoundTick, r)
+			}
+		}
+	}
+}
+
 // Propose queues cmd: a leader (or a node campaigning to be one) proposes
 // it at the next Flush, a follower forwards it to the leader. A follower
 // that knows no leader returns paxos.ErrNoLeader.
@@ -139,6 +194,7 @@ func (p *Proposer) stepDown(b paxos.Ballot) {
 	}
 	p.role = Follower
 	p.votes, p.rejects, p.recovered, p.chosenSeen, p.active = nil, nil, nil, nil, nil
+	p.hbAcks, p.hbRoundTick, p.leaseTick = nil, nil, -1
 	p.inflight = map[paxos.Slot]proposal{}
 	p.electionElapsed = 0
 	p.resetElectionTimeout()

@@ -141,6 +141,13 @@ func TestElectionTimeoutIsRandomizedThenPreVote(t *testing.T) {
 	}
 }
 
+// silentSinceStart ticks p for an election timeout with no leader heard.
+func silentSinceStart(t *testing.T, p *Proposer) {
+	for i := 0; i < electionTicks; i++ {
+		p.Tick(paxos.Ballot{}, 5, noVotes)
+	}
+}
+
 // Reference: §2.4 (progress needs one distinguished proposer). A PreVote
 // is granted only when no leader was heard for an election timeout and the
 // candidate knows at least as many chosen slots; a leader never grants.
@@ -152,9 +159,13 @@ func TestHandlePreVote(t *testing.T) {
 		ourCommit    paxos.Slot
 		wantRejected bool
 	}{
-		{"no leader known", nil, 5, 5, false},
-		{"candidate ahead", nil, 6, 5, false},
-		{"candidate behind", nil, 4, 5, true},
+		{"no leader heard for ElectionTicks since start", silentSinceStart, 5, 5, false},
+		{"candidate ahead", silentSinceStart, 6, 5, false},
+		{"candidate behind", silentSinceStart, 4, 5, true},
+		// A node that just (re)started may have forgotten a leader it
+		// acknowledged a moment ago; granting at once could let a rival
+		// be elected while that leader's lease still holds.
+		{"just started", nil, 5, 5, true},
 		{"leader heard within ElectionTicks", func(t *testing.T, p *Proposer) {
 			p.OnLeaderContact(b(1, 2))
 			for i := 0; i < electionTicks-1; i++ {

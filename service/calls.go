@@ -63,6 +63,8 @@ func (n *Node) handleCall(c *call) {
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
 		return
+	case (c.req.Op == wire.OpGet || c.req.Op == wire.OpList) && n.leaseRead(c):
+		return
 	}
 	key := callKey{c.req.ClientID, c.req.Seq}
 	if err := n.r.Propose(c.cmd); err != nil {
@@ -85,8 +87,18 @@ func (n *Node) answer(key callKey, op Op, res Result) {
 		}
 		return
 	}
-	for _, c := range cs {
-		c.reply(resultResponse(op, res))
+	resp := resultResponse(op, res)
+	if n.lastLeader != n.cfg.ID && n.lastLeader != 0 {
+		// Tell the client where the leader is: answering there saves the
+		// forwarding hop (the client library moves its requests over).
+		resp.LeaderHint, resp.LeaderAddr = n.lastLeader, n.cfg.Peers[n.lastLeader]
+	}
+	for i, c := range cs {
+		if i > 0 {
+			cp := *resp
+			resp = &cp
+		}
+		c.reply(resp)
 	}
 	delete(n.waiters, key)
 }

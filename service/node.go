@@ -42,6 +42,7 @@ type Node struct {
 	streams        map[streamKey]*stream
 	streamsApplied paxos.Slot
 	clock          leaderClock
+	ticks          tickClock
 	started        time.Time // origin of the monotonic clock readings
 	lastLeader     paxos.NodeID
 	lastRole       proposer.Role
@@ -173,6 +174,7 @@ func (n *Node) run() {
 			n.handleCall(c)
 		case now := <-ticker.C:
 			n.r.Tick()
+			n.ticks.tick(now)
 			n.proposeClock(now)
 			if ticks++; ticks%10 == 0 {
 				n.expireWaiters(now)

@@ -24,6 +24,8 @@ type Replica struct {
 	msgs          []paxos.Message
 	decided       []paxos.Entry
 	persistCommit paxos.Slot // the watermark last handed out in Persist
+	// commitAnnounced is the watermark last sent to followers (leader).
+	commitAnnounced paxos.Slot
 }
 
 // New returns a replica resuming from st (what Persist wrote so far). The
@@ -74,10 +76,11 @@ func (r *Replica) Tick() {
 // Ready returns the work accumulated since the last call; see paxos.Ready
 // for the caller's obligations.
 func (r *Replica) Ready() paxos.Ready {
+	r.advance()
 	msgs, proposed := r.prop.Flush(r.learn.Commit())
 	r.expect(proposed)
 	r.msgs = append(r.msgs, msgs...)
-	r.advance()
+	r.announceCommit()
 
 	var rd paxos.Ready
 	rd.Persist.Promised, rd.Persist.Entries = r.acc.TakePersist()
@@ -88,6 +91,30 @@ func (r *Replica) Ready() paxos.Ready {
 	rd.Messages, r.msgs = r.msgs, nil
 	rd.Decided, r.decided = r.decided, nil
 	return rd
+}
+
+// announceCommit tells the followers the leader's watermark as soon as it
+// moves, unless this Ready already carries it to them on an Accept: a
+// follower answers its clients only once it knows their commands are
+// chosen, and waiting for the next heartbeat would add up to a heartbeat
+// interval to every such answer.
+func (r *Replica) announceCommit() {
+	c := r.learn.Commit()
+	if r.prop.Role() != proposer.Leader || c <= r.commitAnnounced {
+		return
+	}
+	r.commitAnnounced = c
+	covered := map[paxos.NodeID]bool{}
+	for _, m := range r.msgs {
+		if m.Type == paxos.MsgAccept && m.Commit == c {
+			covered[m.To] = true
+		}
+	}
+	for _, id := range r.members.Nodes {
+		if id != r.cfg.ID && !covered[id] {
+			r.send(paxos.Message{Type: paxos.MsgHeartbeat, From: r.cfg.ID, To: id, Ballot: r.prop.Ballot(), Commit: c})
+		}
+	}
 }
 
 // voteSettled reports whether the leader no longer needs node's Accepted

@@ -17,6 +17,14 @@ type Status struct {
 	NextSlot     paxos.Slot
 	InFlight     int
 	Pending      int
+	// Ticks counts Tick calls; LeaseTick is the tick of the newest
+	// heartbeat a quorum acknowledged (-1: no lease; see
+	// proposer.LeaseTick); ReadReady says the leader's watermark covers
+	// every slot it recovered, so its applied state has every write any
+	// leader acknowledged.
+	Ticks     int64
+	LeaseTick int64
+	ReadReady bool
 }
 
 // Status returns the replica's current status.
@@ -32,6 +40,9 @@ func (r *Replica) Status() Status {
 		NextSlot:     r.prop.NextSlot(),
 		InFlight:     r.prop.InFlight(),
 		Pending:      r.prop.Pending(),
+		Ticks:        r.prop.Ticks(),
+		LeaseTick:    r.prop.LeaseTick(),
+		ReadReady:    r.prop.Role() == proposer.Leader && r.learn.Commit() >= r.prop.ReadyFrom(),
 	}
 }
 

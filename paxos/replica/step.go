@@ -96,7 +96,7 @@ func (r *Replica) stepHeartbeat(m paxos.Message) {
 	}
 	r.prop.OnLeaderContact(m.Ballot)
 	r.learnFromLeader(m.Ballot, m.Commit)
-	r.send(paxos.Message{Type: paxos.MsgHeartbeatAck, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: r.learn.Commit()})
+	r.send(paxos.Message{Type: paxos.MsgHeartbeatAck, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: r.learn.Commit(), Slot: m.Slot})
 }
 
 // stepHeartbeatAck lets the leader see who is alive and push chosen values
@@ -106,7 +106,11 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 	if r.prop.Role() != proposer.Leader || m.Ballot != r.prop.Ballot() {
 		return
 	}
-	r.prop.MarkActive(m.From)
+	if m.Slot != 0 {
+		r.prop.OnHeartbeatAck(m.From, uint64(m.Slot))
+	} else {
+		r.prop.MarkActive(m.From)
+	}
 	commit := r.learn.Commit()
 	if m.Commit >= commit {
 		return
