@@ -71,6 +71,7 @@ func (n *Node) handleCall(c *call) {
 		c.reply(n.notLeader(err))
 		return
 	}
+	n.m.proposals.Inc()
 	n.waiters[key] = append(n.waiters[key], c)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -42,6 +43,9 @@ type Config struct {
 	NoSync bool
 	// Logger receives structured logs; the node adds its id to every line.
 	Logger zerolog.Logger
+	// Metrics receives the node's Prometheus instruments; nil gives the
+	// node a registry of its own (Node.Metrics).
+	Metrics *prometheus.Registry
 }
 
 // ErrConfig marks an invalid Config.

@@ -75,5 +75,6 @@ func (n *Node) leaseRead(c *call) bool {
 		return false
 	}
 	c.reply(resp)
+	n.m.leaseReads.Inc()
 	return true
 }

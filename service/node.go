@@ -5,8 +5,10 @@ import (
 	"math/rand"
 	"net"
 	"sort"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -32,12 +34,21 @@ type Node struct {
 	transport *wire.Transport
 	ln        net.Listener
 
+	m       *metrics
+	reg     *prometheus.Registry
+	leading atomic.Bool // for /readyz, read outside the loop
+	led     atomic.Bool // some leader is known
+
 	inbox chan paxos.Message
 	calls chan *call
 	stop  chan struct{}
 	done  chan struct{}
 
 	// Owned by the run loop.
+	wal            *walWriter
+	submitted      uint64 // sequence number of the last write handed to wal
+	durable        uint64 // ... and of the last one known durable
+	held           []heldMessage
 	waiters        map[callKey][]*call
 	streams        map[streamKey]*stream
 	streamsApplied paxos.Slot
@@ -85,8 +96,14 @@ func Start(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("service: listen on %s: %w", cfg.Listen, err)
 	}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	n := &Node{
 		cfg:     cfg,
+		m:       newMetrics(reg),
+		reg:     reg,
 		log:     log,
 		store:   store,
 		r:       r,
@@ -115,10 +132,17 @@ func Start(cfg Config) (*Node, error) {
 			log.Debug().Err(err).Msg("server stopped")
 		}
 	}()
+	n.wal = newWALWriter(store, n.m)
 	log.Info().Str("listen", ln.Addr().String()).Uint64("commit", uint64(st.Commit)).
 		Int("log_entries", len(st.Entries)).Msg("node started")
 	go n.run()
 	return n, nil
+}
+
+// heldMessage waits for the write submitted as seq to be durable.
+type heldMessage struct {
+	seq uint64
+	m   paxos.Message
 }
 
 // Addr returns the address the node listens on.
@@ -134,6 +158,7 @@ func (n *Node) Stop() {
 	<-n.done
 	n.ln.Close()
 	n.transport.Close()
+	n.wal.close()
 	n.store.Close()
 }
 
@@ -172,12 +197,20 @@ func (n *Node) run() {
 			n.r.Step(m)
 		case c := <-n.calls:
 			n.handleCall(c)
+		case seq := <-n.wal.done:
+			n.release(seq)
+		case err := <-n.wal.errc:
+			n.failed = err
+			n.log.Error().Err(err).Msg("cannot persist: the node stops rather than acknowledge what it could not make durable")
+			n.failWaiters(wire.ErrUnavailable, "node failed: "+err.Error())
+			return
 		case now := <-ticker.C:
 			n.r.Tick()
 			n.ticks.tick(now)
 			n.proposeClock(now)
 			if ticks++; ticks%10 == 0 {
 				n.expireWaiters(now)
+				n.sampleMetrics()
 			}
 		}
 		n.drain()
@@ -213,15 +246,19 @@ func (n *Node) drain() {
 			n.r.Step(m)
 		case c := <-n.calls:
 			n.handleCall(c)
+		case seq := <-n.wal.done:
+			n.release(seq)
 		default:
 			return
 		}
 	}
 }
 
-// processReady persists, sends and applies until the replica has no more
-// work; messages to this node go straight back into the replica, after the
-// writes they depend on are durable.
+// processReady hands the replica's writes to the WAL writer, sends the
+// messages that promise nothing at once (holding Promise and Accepted until
+// the writes before them are durable; see walWriter), and applies what was
+// decided — a chosen value is a fact, whether or not this node has synced
+// it yet. Messages to this node go straight back into the replica.
 func (n *Node) processReady() error {
 	for {
 		rd := n.r.Ready()
@@ -229,17 +266,23 @@ func (n *Node) processReady() error {
 			return nil
 		}
 		if !rd.Persist.IsEmpty() {
-			if err := n.store.Save(rd.Persist); err != nil {
+			n.submitted++
+			select {
+			case n.wal.jobs <- walJob{seq: n.submitted, p: rd.Persist}:
+			case err := <-n.wal.errc:
 				return err
 			}
 		}
 		var self []paxos.Message
 		for _, m := range rd.Messages {
-			if m.To == n.cfg.ID {
+			switch {
+			case needsDurability(m) && n.durable < n.submitted:
+				n.held = append(n.held, heldMessage{seq: n.submitted, m: m})
+			case m.To == n.cfg.ID:
 				self = append(self, m)
-				continue
+			default:
+				n.transport.Send(m)
 			}
-			n.transport.Send(m)
 		}
 		for _, m := range self {
 			n.r.Step(m)
@@ -248,10 +291,29 @@ func (n *Node) processReady() error {
 	}
 }
 
+// release sends (or steps) the held messages whose writes are now durable.
+func (n *Node) release(seq uint64) {
+	if seq > n.durable {
+		n.durable = seq
+	}
+	i := 0
+	for ; i < len(n.held) && n.held[i].seq <= n.durable; i++ {
+		if m := n.held[i].m; m.To == n.cfg.ID {
+			n.r.Step(m)
+		} else {
+			n.transport.Send(m)
+		}
+	}
+	n.held = append(n.held[:0], n.held[i:]...)
+}
+
 // apply runs chosen commands through the state machine and answers the
 // clients waiting for them.
 func (n *Node) apply(decided []paxos.Entry) {
 	for _, e := range decided {
+		n.m.slotsApplied.Inc()
+		n.m.batchCmds.Observe(float64(len(e.Value.Cmds)))
+		n.m.cmdsApplied.Add(float64(len(e.Value.Cmds)))
 		if e.Value.Kind != paxos.ValueBatch {
 			n.sm.ApplyValue(e.Slot, e.Value) // a no-op still advances Applied
 			continue
@@ -283,7 +345,18 @@ func (n *Node) noticeLeaderChange() {
 	if st.Leader == n.lastLeader && st.Role == n.lastRole {
 		return
 	}
+	n.leading.Store(st.Role == proposer.Leader)
+	n.led.Store(st.Leader != 0)
+	if st.Leader != n.lastLeader && st.Leader != 0 {
+		n.m.leaderChanges.Inc()
+	}
+	if st.Role == proposer.Leader {
+		n.m.isLeader.Set(1)
+	} else {
+		n.m.isLeader.Set(0)
+	}
 	if st.Role == proposer.Leader && n.lastRole != proposer.Leader {
+		n.m.elections.Inc()
 		n.clock.start(time.Since(n.started), n.sm.Clock())
 	} else if st.Role != proposer.Leader {
 		n.clock.active = false

@@ -29,8 +29,10 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 		// client: when the connection's queue is full, the client is not
 		// reading, so the connection is closed (the client reconnects and
 		// retries with the same sequence numbers).
+		op := q.Op.String()
 		reply := func(resp *wire.Response) {
 			resp.ID = id
+			n.m.requests.WithLabelValues(op, resp.Err.String()).Inc()
 			if err := c.TrySend(resp); err != nil {
 				if errors.Is(err, wire.ErrQueueFull) {
 					n.log.Warn().Str("client", c.RemoteAddr().String()).Msg("client is not reading its answers: closing its connection")

@@ -20,6 +20,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		host     string
 		basePort int
 		nodes    int
+		httpBase int
 		nf       nodeFlags
 		lf       logFlags
 	)
@@ -27,6 +28,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&host, "host", "127.0.0.1", "address the nodes listen on")
 	fs.IntVar(&basePort, "base-port", 7401, "node i listens on base-port+i-1")
 	fs.IntVar(&nodes, "nodes", 3, "number of nodes (3 or 5 make sense)")
+	fs.IntVar(&httpBase, "http-base-port", 8401, "node i serves /metrics, /healthz, /readyz, /debug/pprof on http-base-port+i-1 (0: off)")
 	nf.register(fs)
 	lf.register(fs)
 	lf.level = "warn"
@@ -72,12 +74,21 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("starting node %d: %w", i, err)
 		}
 		running = append(running, n)
+		if httpBase != 0 {
+			if err := serveHTTP(fmt.Sprintf("%s:%d", host, httpBase+i-1), n, log); err != nil {
+				stopAll()
+				return err
+			}
+		}
 	}
 	eps := strings.Join(endpoints, ",")
 	fmt.Fprintf(stdout, "paxosd dev: %d nodes running (cluster %q)\n", nodes, nf.clusterID)
 	fmt.Fprintf(stdout, "  data:      %s\n", dataDir)
 	fmt.Fprintf(stdout, "  endpoints: %s\n", eps)
 	fmt.Fprintf(stdout, "  peers:     %s\n", formatPeers(peers))
+	if httpBase != 0 {
+		fmt.Fprintf(stdout, "  metrics:   http://%s:%d/metrics (node i: port %d+i-1)\n", host, httpBase, httpBase)
+	}
 	fmt.Fprintf(stdout, "try:\n  export PAXOSD_ENDPOINTS=%s\n  paxosd kv put hello world && paxosd kv get hello\n  paxosd status\nCtrl-C stops the cluster.\n", eps)
 
 	sig := make(chan os.Signal, 1)

@@ -61,6 +61,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		listen  string
 		peers   string
 		dataDir string
+		httpAt  string
 		nf      nodeFlags
 		lf      logFlags
 	)
@@ -68,6 +69,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	fs.StringVar(&listen, "listen", "", "address serving peers and clients (default: this node's --peers address)")
 	fs.StringVar(&peers, "peers", "", "every member as ID=HOST:PORT, comma-separated")
 	fs.StringVar(&dataDir, "data-dir", "", "directory for durable state")
+	fs.StringVar(&httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
 	nf.register(fs)
 	lf.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -92,6 +94,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	n, err := service.Start(cfg)
 	if err != nil {
 		return err
+	}
+	if httpAt != "" {
+		if err := serveHTTP(httpAt, n, log); err != nil {
+			n.Stop()
+			return err
+		}
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
