@@ -67,11 +67,18 @@ func (n *Node) handleCall(c *call) {
 		return
 	}
 	key := callKey{c.req.ClientID, c.req.Seq}
-	if err := n.r.Propose(c.cmd); err != nil {
+	switch err := n.r.Propose(c.cmd); {
+	case errors.Is(err, paxos.ErrNoLeader):
+		// An election is under way: keep the call and propose it the moment
+		// a leader appears (noticeLeaderChange), rather than send the
+		// client into a retry loop that would only add its backoff to the
+		// failover time.
+	case err != nil:
 		c.reply(n.notLeader(err))
 		return
+	default:
+		n.m.proposals.Inc()
 	}
-	n.m.proposals.Inc()
 	n.waiters[key] = append(n.waiters[key], c)
 }
 
