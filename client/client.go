@@ -212,7 +212,7 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 			if last == nil {
 				last = err
 			}
-			return nil, fmt.Errorf("%w: %v (last error: %v)", ErrTimeout, err, last)
+			return nil, fmt.Errorf("%w: %w (last error: %v)", ErrTimeout, err, last)
 		}
 		cn, err := c.connect(ctx)
 		if errors.Is(err, ErrClosed) {

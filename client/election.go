@@ -146,7 +146,9 @@ func (c *Client) stream(ctx context.Context, mk func() *wire.Request, deliver fu
 				}
 				backoff = 10 * time.Millisecond
 			}
-			if errors.Is(err, io.EOF) {
+			// Only a clean end of the stream is io.EOF itself; a dead
+			// connection's error wraps io.EOF too, and must resume.
+			if err == io.EOF {
 				return nil
 			}
 			if ctx.Err() != nil {

@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/paxosd/paxosd/wire"
@@ -87,17 +85,7 @@ func (c *Client) CheckToken(ctx context.Context, name string, token uint64) (boo
 	return resp.Held, nil
 }
 
-func lockError(err error, name string) error {
-	var e *Error
-	if errors.As(err, &e) {
-		switch e.Code {
-		case wire.ErrLockHeld:
-			return fmt.Errorf("%w: %s: %s", ErrLockHeld, name, e.Msg)
-		case wire.ErrNotHeld:
-			return fmt.Errorf("%w: %s", ErrNotHeld, name)
-		case wire.ErrCanceled:
-			return fmt.Errorf("%w: %s", ErrCanceled, e.Msg)
-		}
-	}
-	return err
-}
+// lockError returns err as it is: a server *Error already says what
+// happened ("lock held: lock \"x\" is held by session 6") and matches the
+// sentinels (errors.Is(err, ErrLockHeld)).
+func lockError(err error, _ string) error { return err }

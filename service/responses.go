@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/paxosd/paxosd/wire"
 )
@@ -47,7 +48,8 @@ func resultResponse(op Op, r Result) *wire.Response {
 		}
 		return resp
 	}
-	resp.Err, resp.ErrMsg = wire.ErrInternal, r.Err.Error()
+	// The package prefix means nothing to a client.
+	resp.Err, resp.ErrMsg = wire.ErrInternal, strings.TrimPrefix(r.Err.Error(), "service: ")
 	for _, ec := range errorCodes {
 		if errors.Is(r.Err, ec.err) {
 			resp.Err = ec.code

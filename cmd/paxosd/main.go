@@ -4,6 +4,9 @@
 //	paxosd serve --id 1 --listen :7401 --peers 1=a:7401,2=b:7401,3=c:7401 --data-dir /var/lib/paxosd
 //	paxosd dev
 //	paxosd kv put KEY VALUE | get KEY | del KEY | ls PREFIX
+//	paxosd lock NAME -- COMMAND ...
+//	paxosd elect NAME --value V -- COMMAND ...
+//	paxosd session ls | lock ls
 //	paxosd status
 package main
 
@@ -25,7 +28,16 @@ Usage:
   paxosd kv get KEY [--serializable]                print a key's value
   paxosd kv del KEY                                 delete a key
   paxosd kv ls [PREFIX]                             list keys (and values) by prefix
+  paxosd lock NAME [--ttl 10s] -- COMMAND ARGS...    run COMMAND holding lock NAME (token in $PAXOSD_LOCK_TOKEN)
+  paxosd lock NAME [--wait=false]                   take lock NAME, print its token, hold it until interrupted
+  paxosd lock ls [PREFIX]                           the locks: holder, fencing token, waiters
+  paxosd elect NAME --value V -- COMMAND ARGS...    run COMMAND while leader (term in $PAXOSD_ELECTION_TERM)
+  paxosd elect NAME --value V                       campaign, print "elected term N", lead until interrupted
+  paxosd elect NAME --observe                       print every leadership change
+  paxosd elect NAME --leader                        print the current leader's value
+  paxosd session ls                                 the sessions: TTL, what each holds and waits for
   paxosd status                                     each node's role, ballot, commit and applied index
+  paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, failover, ...
   paxosd version
 
 Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
@@ -49,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var err error
+	var exit *exitError
 	switch args[0] {
 	case "serve":
 		err = cmdServe(args[1:], stderr)
@@ -58,6 +71,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKV(args[1:], stdout)
 	case "status":
 		err = cmdStatus(args[1:], stdout)
+	case "lock":
+		err = cmdLock(args[1:], stdout, stderr)
+	case "elect":
+		err = cmdElect(args[1:], stdout, stderr)
+	case "session":
+		err = cmdSession(args[1:], stdout)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "paxosd", version)
 	case "help", "-h", "--help":
@@ -70,6 +91,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, pflag.ErrHelp):
 		return 0
+	case errors.As(err, &exit):
+		// A command's own exit status (paxosd lock/elect pass on their
+		// COMMAND's), with its message if it has one.
+		if exit.msg != "" {
+			fmt.Fprintln(stderr, "paxosd: error:", exit.msg)
+		}
+		return exit.code
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, "paxosd:", trimUsage(err))
 		return 2

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package main
+
+import "os"
+
+// fdatasync: outside Linux, a full fsync.
+func fdatasync(f *os.File) error { return f.Sync() }
+
+// filesystemOf is only known on Linux.
+func filesystemOf(string) string { return "unknown" }

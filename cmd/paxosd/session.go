@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// cmdSession: paxosd session ls.
+func cmdSession(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "ls" {
+		return fmt.Errorf("%w: session needs a subcommand: ls (see 'paxosd --help')", errUsage)
+	}
+	fs := newFlags("session ls", "paxosd session ls\n\n"+
+		"Lists the sessions, what each holds and waits for, as the contacted node's\n"+
+		"applied state has them (it may lag the leader by a moment).")
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: session ls takes no arguments", errUsage)
+	}
+	cl, ctx, cancel, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	sessions, err := cl.Sessions(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tTTL\tREMAINING\tHOLDS\tWAITS FOR\tELECTIONS")
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, msDuration(s.TTLMs), msDuration(s.RemainingMs),
+			list(s.Locks), list(s.Waiting), list(s.Elections))
+	}
+	return tw.Flush()
+}
+
+// cmdLockList: paxosd lock ls [PREFIX].
+func cmdLockList(args []string, stdout io.Writer) error {
+	fs := newFlags("lock ls", "paxosd lock ls [PREFIX]\n\n"+
+		"Lists the locks that are held or waited for (whose name starts with PREFIX):\n"+
+		"the holding session and its fencing token, the waiting sessions in line order,\n"+
+		"and a lock-delay that keeps a lock free after its holder's session expired.\n"+
+		"Answered from the contacted node's applied state.")
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("%w: lock ls takes at most a PREFIX", errUsage)
+	}
+	prefix := fs.Arg(0)
+	cl, ctx, cancel, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	locks, err := cl.Locks(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOCK\tHOLDER\tTOKEN\tWAITERS\tLOCK-DELAY")
+	for _, l := range locks {
+		if !strings.HasPrefix(l.Name, prefix) {
+			continue
+		}
+		holder, token := "-", "-"
+		if l.Holder != 0 {
+			holder, token = strconv.FormatUint(l.Holder, 10), strconv.FormatUint(l.Token, 10)
+		}
+		waiters := make([]string, len(l.Waiters))
+		for i, w := range l.Waiters {
+			waiters[i] = strconv.FormatUint(w, 10)
+		}
+		delay := "-"
+		if l.DelayUntilMs != 0 {
+			delay = fmt.Sprintf("free until cluster clock %dms", l.DelayUntilMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Name, holder, token, list(waiters), delay)
+	}
+	return tw.Flush()
+}
+
+func list(xs []string) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return strings.Join(xs, ",")
+}
+
+func msDuration(ms uint64) string {
+	return (time.Duration(ms) * time.Millisecond).String()
+}
