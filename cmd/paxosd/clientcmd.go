@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,22 +66,28 @@ func cmdKV(args []string, stdout io.Writer) error {
 	serializable := fs.Bool("serializable", false, "get/ls: answer from the contacted node's own state without asking the leader (fast, may be stale)")
 	limit := fs.Int("limit", 0, "ls: at most this many keys (0 = all)")
 	keysOnly := fs.Bool("keys-only", false, "ls: print keys without values")
+	prefix := fs.Bool("prefix", false, "watch: watch every key starting with KEY")
+	fromRev := fs.Uint64("rev", 0, "watch: replay the changes since this revision first (0: from now)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	want := map[string]int{"put": 2, "get": 1, "del": 1, "ls": -1}
+	want := map[string]int{"put": 2, "get": 1, "del": 1, "ls": -1, "watch": 1}
 	n, ok := want[sub]
 	if !ok {
-		return fmt.Errorf("%w: unknown kv subcommand %q: want put, get, del or ls", errUsage, sub)
+		return fmt.Errorf("%w: unknown kv subcommand %q: want put, get, del, ls or watch", errUsage, sub)
 	}
 	if (n >= 0 && fs.NArg() != n) || (n < 0 && fs.NArg() > 1) {
 		return fmt.Errorf("%w: %s", errUsage, map[string]string{
 			"put": "kv put takes KEY VALUE", "get": "kv get takes KEY", "del": "kv del takes KEY", "ls": "kv ls takes at most a PREFIX",
+			"watch": "kv watch takes KEY (with --prefix, a prefix)",
 		}[sub])
 	}
 	var readOpts []client.ReadOption
 	if *serializable {
 		readOpts = append(readOpts, client.Serializable())
+	}
+	if sub == "watch" {
+		return kvWatch(cf, fs.Arg(0), *prefix, *fromRev, stdout)
 	}
 	cl, ctx, cancel, err := cf.connect()
 	if err != nil {
@@ -153,6 +161,40 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	tw.Flush()
 	if reachable == 0 {
 		return fmt.Errorf("%w: no endpoint answered (%s)", client.ErrUnavailable, cf.endpoints)
+	}
+	return nil
+}
+
+// kvWatch prints every change of a key (or prefix), one line each —
+// "REVISION PUT KEY VALUE" or "REVISION DELETE KEY" — until interrupted.
+func kvWatch(cf clientFlags, key string, prefix bool, rev uint64, stdout io.Writer) error {
+	cl, _, cancelConnect, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	cancelConnect()
+	defer cl.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := []client.WatchOption{}
+	if prefix {
+		opts = append(opts, client.WithPrefix())
+	}
+	if rev > 0 {
+		opts = append(opts, client.WithRevision(rev))
+	}
+	events, errf := cl.Watch(ctx, key, opts...)
+	for evs := range events {
+		for _, e := range evs {
+			if e.Type == client.EventDelete {
+				fmt.Fprintf(stdout, "%d DELETE %s\n", e.KV.ModRevision, e.KV.Key)
+			} else {
+				fmt.Fprintf(stdout, "%d PUT %s %s\n", e.KV.ModRevision, e.KV.Key, e.KV.Value)
+			}
+		}
+	}
+	if err := errf(); err != nil && ctx.Err() == nil {
+		return err
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ Usage:
   paxosd kv get KEY [--serializable]                print a key's value
   paxosd kv del KEY                                 delete a key
   paxosd kv ls [PREFIX]                             list keys (and values) by prefix
+  paxosd kv watch KEY [--prefix] [--rev N]          print every change of a key or prefix
   paxosd lock NAME [--ttl 10s] -- COMMAND ARGS...    run COMMAND holding lock NAME (token in $PAXOSD_LOCK_TOKEN)
   paxosd lock NAME [--wait=false]                   take lock NAME, print its token, hold it until interrupted
   paxosd lock ls [PREFIX]                           the locks: holder, fencing token, waiters
