@@ -40,9 +40,12 @@ fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./wal | grep ^Fuzz); do $(GO) test ./wal -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
 	@for t in $$($(GO) test -list '^Fuzz' ./service | grep ^Fuzz); do $(GO) test ./service -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
 
-# Go benchmarks of the codec, the WAL and the state machine.
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./wire ./wal ./service
+# The load generator against a fresh local cluster: put 1/16/64/256 clients,
+# get 64, lock 1/16/64, lock-contended 16, ~10 s each, one table
+# (scripts/bench.sh; BENCH_DURATION, BENCH_MACHINE=1, BENCH_FAILOVER=1;
+# see docs/BENCHMARKS.md).
+bench: build
+	./scripts/bench.sh ./$(BIN)
 
 clean:
 	rm -rf bin

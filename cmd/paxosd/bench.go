@@ -23,7 +23,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +105,7 @@ type benchFlags struct {
 	rate       float64
 	sessionTTL time.Duration
 	json       bool
+	cpuProfile string
 	cf         clientFlags
 }
 
@@ -123,8 +126,28 @@ func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
 	}
 	fs.DurationVar(&f.sessionTTL, "session-ttl", 10*time.Second, "TTL of the clients' sessions (lock, lock-contended, campaign)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object"+map[bool]string{true: " per run, one per line", false: ""}[suite]+" instead of the table")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (not the cluster) to this file")
 	f.cf.register(fs)
 	fs.Lookup("timeout").Usage = "give up on connecting, and on one operation, after this long"
+}
+
+// startProfile starts the --cpuprofile, if any; stop ends it.
+func (f *benchFlags) startProfile() (stop func(), err error) {
+	if f.cpuProfile == "" {
+		return func() {}, nil
+	}
+	out, err := os.Create(f.cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }
 
 func (f *benchFlags) validate(workload string) error {
@@ -175,7 +198,12 @@ func cmdBenchLoad(workload string, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	stopProfile, err := f.startProfile()
+	if err != nil {
+		return err
+	}
 	res, err := runBench(ctx, workload, &f, newLiveLine(stderr))
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -215,11 +243,16 @@ func cmdBenchSuite(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	stopProfile, err := f.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	var results []*benchResult
 	for i, run := range benchSuite {
 		rf := f
 		rf.clients = run.clients
-		fmt.Fprintf(stderr, "bench %d/%d: %s, %d clients, %s (+%s warmup)\n", i+1, len(benchSuite), run.workload, run.clients, f.duration, f.warmup)
+		fmt.Fprintf(stderr, "bench %d/%d: %s, clients %d, %s (+%s warmup)\n", i+1, len(benchSuite), run.workload, run.clients, f.duration, f.warmup)
 		res, err := runBench(ctx, run.workload, &rf, newLiveLine(stderr))
 		if err != nil {
 			return fmt.Errorf("%s with %d clients: %w", run.workload, run.clients, err)

@@ -249,6 +249,8 @@ func startBenchNodes(f *failoverFlags) (*benchNodes, error) {
 			return nil, err
 		}
 		n.dir, n.removeDir = d, true
+	} else if err := os.MkdirAll(n.dir, 0o755); err != nil {
+		return nil, err
 	}
 	addrs, err := benchFreeAddrs(3)
 	if err != nil {
