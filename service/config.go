@@ -27,8 +27,9 @@ type Config struct {
 	DataDir string
 	// TickInterval is the duration of one protocol tick. Default 10ms.
 	TickInterval time.Duration
-	// HeartbeatTicks and ElectionTicks: see paxos.Config. Defaults 5 and 30
-	// (50 ms heartbeats; elections after 300–600 ms of silence).
+	// HeartbeatTicks and ElectionTicks: see paxos.Config. Defaults 3 and 15
+	// (30 ms heartbeats; an election after 150–300 ms of silence, so writes
+	// resume a few hundred milliseconds after a leader dies).
 	HeartbeatTicks, ElectionTicks int
 	// WindowSlots and BatchBytesMax: see paxos.Config. Defaults 256, 1 MiB.
 	WindowSlots, BatchBytesMax int
@@ -60,10 +61,10 @@ func (c *Config) EnsureDefaults() {
 		c.TickInterval = 10 * time.Millisecond
 	}
 	if c.HeartbeatTicks == 0 {
-		c.HeartbeatTicks = 5
+		c.HeartbeatTicks = 3
 	}
 	if c.ElectionTicks == 0 {
-		c.ElectionTicks = 30
+		c.ElectionTicks = 15
 	}
 	if c.WindowSlots == 0 {
 		c.WindowSlots = 256

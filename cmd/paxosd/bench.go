@@ -112,12 +112,16 @@ type benchFlags struct {
 // benchValueSizeMax bounds --value-size (the client's frame limit is 16 MiB).
 const benchValueSizeMax = 8 << 20
 
+// register adds the flags; the suite chooses --clients and --rate itself.
 func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
-	if !suite {
+	each, jsonHow := "", "one JSON object"
+	if suite {
+		each, jsonHow = " each run", "one JSON object per run, one per line,"
+	} else {
 		fs.IntVar(&f.clients, "clients", 16, "concurrent clients (each runs one operation at a time)")
 	}
 	fs.IntVar(&f.conns, "conns", 8, "connections the clients share (each one client.Client: one TCP connection)")
-	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long to measure"+map[bool]string{true: " each run", false: ""}[suite])
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long to measure"+each)
 	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "run this long first without measuring")
 	fs.IntVar(&f.valueSize, "value-size", 256, "bytes per value (put, get)")
 	fs.IntVar(&f.keys, "keys", 1000, "distinct keys (put, get)")
@@ -125,7 +129,7 @@ func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
 		fs.Float64Var(&f.rate, "rate", 0, "open loop: operations per second in total, latency measured from each one's scheduled start (0 = closed loop)")
 	}
 	fs.DurationVar(&f.sessionTTL, "session-ttl", 10*time.Second, "TTL of the clients' sessions (lock, lock-contended, campaign)")
-	fs.BoolVar(&f.json, "json", false, "print one JSON object"+map[bool]string{true: " per run, one per line", false: ""}[suite]+" instead of the table")
+	fs.BoolVar(&f.json, "json", false, "print "+jsonHow+" instead of the table")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (not the cluster) to this file")
 	f.cf.register(fs)
 	fs.Lookup("timeout").Usage = "give up on connecting, and on one operation, after this long"

@@ -57,7 +57,7 @@ func (c *clientFlags) connect() (*client.Client, context.Context, context.Cancel
 
 func cmdKV(args []string, stdout io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("%w: kv needs a subcommand: put, get, del or ls (see 'paxosd --help')", errUsage)
+		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, ls or watch (see 'paxosd --help')", errUsage)
 	}
 	sub := args[0]
 	fs := newFlags("kv "+sub, "paxosd kv "+sub+" ...")

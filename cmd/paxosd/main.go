@@ -132,9 +132,7 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fs.Usage()
-			return err
+			return err // pflag has already printed fs.Usage
 		}
 		return fmt.Errorf("%w: %s: %v (see 'paxosd %s --help')", errUsage, fs.Name(), err, fs.Name())
 	}

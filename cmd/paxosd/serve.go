@@ -33,8 +33,8 @@ type nodeFlags struct {
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.clusterID, "cluster-id", "paxosd", "cluster name; nodes and clients of another cluster are refused")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "protocol tick")
-	fs.IntVar(&f.heartbeatTicks, "heartbeat-ticks", 5, "ticks between leader heartbeats")
-	fs.IntVar(&f.electionTicks, "election-ticks", 30, "ticks of leader silence before an election (randomized up to twice this)")
+	fs.IntVar(&f.heartbeatTicks, "heartbeat-ticks", 3, "ticks between leader heartbeats")
+	fs.IntVar(&f.electionTicks, "election-ticks", 15, "ticks of leader silence before an election (randomized up to twice this); also bounds the leader's read lease")
 	fs.IntVar(&f.window, "window", 256, "slots a leader keeps in flight")
 	fs.IntVar(&f.batchBytesMax, "batch-bytes-max", 1<<20, "bytes of commands batched into one slot")
 	fs.IntVar(&f.valueBytesMax, "value-bytes-max", 1<<20, "largest value accepted")

@@ -26,6 +26,18 @@ type Replica struct {
 	persistCommit paxos.Slot // the watermark last handed out in Persist
 	// commitAnnounced is the watermark last sent to followers (leader).
 	commitAnnounced paxos.Slot
+	// settledCommit is the watermark as it was one to two heartbeat
+	// intervals ago (recentCommit the sample before it is promoted): a
+	// follower behind it has missed something and needs catch-up.
+	settledCommit, recentCommit paxos.Slot
+	// catchups tracks the catch-up batch in flight to each follower.
+	catchups map[paxos.NodeID]catchup
+}
+
+// catchup is a batch of chosen entries sent to a lagging follower.
+type catchup struct {
+	sentTo paxos.Slot // the last slot in the batch
+	tick   int64      // when it was sent
 }
 
 // New returns a replica resuming from st (what Persist wrote so far). The
@@ -47,6 +59,7 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 		prop:          proposer.New(cfg),
 		learn:         learner.New(members, st.Commit),
 		persistCommit: st.Commit,
+		catchups:      map[paxos.NodeID]catchup{},
 	}
 	for s := applied + 1; s <= st.Commit; s++ {
 		e, ok := r.acc.Entry(s)
@@ -71,6 +84,9 @@ func (r *Replica) Tick() {
 	r.observeRole(func() {
 		r.msgs = append(r.msgs, r.prop.Tick(r.acc.Promised(), r.learn.Commit(), r.voteSettled)...)
 	})
+	if r.prop.Ticks()%int64(r.cfg.HeartbeatTicks) == 0 {
+		r.settledCommit, r.recentCommit = r.recentCommit, r.learn.Commit()
+	}
 }
 
 // Ready returns the work accumulated since the last call; see paxos.Ready
@@ -160,5 +176,6 @@ func (r *Replica) observeRole(f func()) {
 	f()
 	if wasLeader && (r.prop.Role() != proposer.Leader || r.prop.Ballot() != before) {
 		r.learn.ResetTallies()
+		clear(r.catchups)
 	}
 }

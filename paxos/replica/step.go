@@ -111,14 +111,28 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 	} else {
 		r.prop.MarkActive(m.From)
 	}
-	commit := r.learn.Commit()
-	if m.Commit >= commit {
+	// A follower a few slots behind is normal while slots are pipelined:
+	// the next Accept or commit announcement tells it. Only a watermark
+	// behind what the leader had chosen a heartbeat interval ago means the
+	// follower missed something.
+	if m.Commit >= r.settledCommit {
+		delete(r.catchups, m.From)
 		return
 	}
+	// One catch-up batch in flight per follower: the follower's answer to
+	// it asks for the next. Heartbeat acks that arrive meanwhile must not
+	// start more streams of the same entries; a batch lost on the way is
+	// sent again after an election timeout.
+	now := r.prop.Ticks()
+	if cu, ok := r.catchups[m.From]; ok && m.Commit < cu.sentTo && now-cu.tick < int64(r.cfg.ElectionTicks) {
+		return
+	}
+	commit := r.learn.Commit()
 	entries := r.acc.EntriesRange(m.Commit+1, commit, r.cfg.BatchBytesMax)
 	if len(entries) == 0 {
 		return
 	}
+	r.catchups[m.From] = catchup{sentTo: entries[len(entries)-1].Slot, tick: now}
 	r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
 }
 
