@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"runtime"
 	"net"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,7 @@ func writeLoop[T any](bw *bufio.Writer, q <-chan T, stop, abort <-chan struct{},
 		if err := put(bw, v); err != nil {
 			return err
 		}
+		yielded := false
 	batch:
 		for {
 			select {
@@ -59,6 +61,16 @@ func writeLoop[T any](bw *bufio.Writer, q <-chan T, stop, abort <-chan struct{},
 					return err
 				}
 			default:
+				// Before paying a system call, give the goroutine that is
+				// producing (a node loop answering a whole batch, a peer's
+				// burst of Accepts) one chance to queue more: the frames
+				// then share the write. A lone frame costs a scheduler
+				// yield, not a wait.
+				if !yielded {
+					yielded = true
+					runtime.Gosched()
+					continue
+				}
 				break batch
 			}
 		}
