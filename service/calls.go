@@ -143,14 +143,22 @@ func (n *Node) localRead(q *wire.Request) *wire.Response {
 // expireWaiters answers requests whose deadline passed with a timeout; the
 // client may retry with the same sequence number, which is safe.
 func (n *Node) expireWaiters(now time.Time) {
+	n.removeWaiters(func(c *call) bool { return now.After(c.deadline) }, func(c *call) {
+		c.reply(&wire.Response{Err: wire.ErrTimeout, ErrMsg: "request timed out waiting for the cluster to commit it"})
+	})
+}
+
+// removeWaiters stops waiting for the calls that match, handing each to
+// then (which may answer it); nil then drops them silently.
+func (n *Node) removeWaiters(match func(*call) bool, then func(*call)) {
 	for k, cs := range n.waiters {
 		kept := cs[:0]
 		for _, c := range cs {
-			if now.After(c.deadline) {
-				c.reply(&wire.Response{Err: wire.ErrTimeout, ErrMsg: "request timed out waiting for the cluster to commit it"})
-				continue
+			if !match(c) {
+				kept = append(kept, c)
+			} else if then != nil {
+				then(c)
 			}
-			kept = append(kept, c)
 		}
 		if len(kept) == 0 {
 			delete(n.waiters, k)

@@ -116,21 +116,9 @@ func (n *Node) cancel(c *call) {
 		delete(n.streams, k)
 		s.c.reply(&wire.Response{StreamEnd: true, Err: wire.ErrCanceled, ErrMsg: "stream cancelled"})
 	}
-	for key, cs := range n.waiters {
-		kept := cs[:0]
-		for _, w := range cs {
-			if w.conn == c.conn && w.req.ID == c.req.CancelID {
-				w.reply(&wire.Response{Err: wire.ErrCanceled, ErrMsg: "request cancelled"})
-				continue
-			}
-			kept = append(kept, w)
-		}
-		if len(kept) == 0 {
-			delete(n.waiters, key)
-		} else {
-			n.waiters[key] = kept
-		}
-	}
+	n.removeWaiters(func(w *call) bool { return w.conn == c.conn && w.req.ID == c.req.CancelID }, func(w *call) {
+		w.reply(&wire.Response{Err: wire.ErrCanceled, ErrMsg: "request cancelled"})
+	})
 	c.reply(&wire.Response{})
 }
 
@@ -141,19 +129,7 @@ func (n *Node) dropConn(conn *wire.ClientConn) {
 			delete(n.streams, k)
 		}
 	}
-	for key, cs := range n.waiters {
-		kept := cs[:0]
-		for _, w := range cs {
-			if w.conn != conn {
-				kept = append(kept, w)
-			}
-		}
-		if len(kept) == 0 {
-			delete(n.waiters, key)
-		} else {
-			n.waiters[key] = kept
-		}
-	}
+	n.removeWaiters(func(w *call) bool { return w.conn == conn }, nil)
 }
 
 func (n *Node) endStreams(code wire.ErrCode, msg string) {
