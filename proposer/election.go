@@ -7,6 +7,7 @@ import "github.com/paxosd/paxosd/paxos"
 // votes an in-flight slot still needs (for retransmission).
 func (p *Proposer) Tick(promised paxos.Ballot, commit paxos.Slot, settled func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
 	p.ticks++
+	p.sinceLeader++
 	if p.role == Leader {
 		return p.tickLeader(commit, settled)
 	}
@@ -79,14 +80,14 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 }
 
 // HandlePreVote answers another node's PreVote. It grants only if this node
-// has gone a whole election timeout without hearing from a leader — counted
-// from its own start too, so a node that just restarted and forgot whom it
+// has gone a whole election timeout without hearing from a leader (its own
+// campaigning does not restart that count) — counted from its own start too, so a node that just restarted and forgot whom it
 // heard from grants nothing for a while — so a healthy leader keeps its
 // followers and its lease stays sound; and only if the candidate's
 // watermark is not behind ours (so the most up-to-date reachable node wins
 // and Phase 1 stays small).
 func (p *Proposer) HandlePreVote(m paxos.Message, commit paxos.Slot) paxos.Message {
-	leaderAlive := p.role == Leader || p.electionElapsed < p.cfg.ElectionTicks
+	leaderAlive := p.role == Leader || p.sinceLeader < p.cfg.ElectionTicks
 	grant := !leaderAlive && m.Commit >= commit
 	return paxos.Message{Type: paxos.MsgPreVoteReply, From: p.id, To: m.From, Ballot: m.Ballot, Commit: commit, Reject: !grant}
 }

@@ -31,8 +31,13 @@ type Proposer struct {
 	maxSeen paxos.Ballot // the highest ballot observed anywhere
 	leader  paxos.NodeID // the leader we follow (or ourselves); 0 if unknown
 
-	ticks            int64
-	electionElapsed  int
+	ticks           int64
+	electionElapsed int
+	// sinceLeader counts ticks since this node last heard from a leader
+	// (or started). Unlike electionElapsed it is not reset when this node
+	// campaigns, so two followers that time out at once still grant each
+	// other's PreVotes; it is what the leader's lease relies on.
+	sinceLeader      int
 	electionTimeout  int // randomized in [ElectionTicks, 2*ElectionTicks)
 	heartbeatElapsed int
 
@@ -219,6 +224,7 @@ func (p *Proposer) OnLeaderContact(b paxos.Ballot) {
 	if p.role == Follower {
 		p.leader = b.Node
 		p.electionElapsed = 0
+		p.sinceLeader = 0
 	}
 }
 

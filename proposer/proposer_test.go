@@ -488,3 +488,22 @@ func TestCommandProposedDuringPreVoteIsNotStranded(t *testing.T) {
 		t.Errorf("Pending() = %d on a follower after Flush", p.Pending())
 	}
 }
+
+// Two followers whose timeouts fire together must not refuse each other:
+// campaigning restarts a node's election timer, not its count of the time
+// since it last heard a leader, so its PreVote grants still go out and one
+// of the two wins this round instead of both waiting for another timeout.
+func TestPreCandidateGrantsPeerPreVote(t *testing.T) {
+	p := newProposer(3, func(c *paxos.Config) { c.Rand = &fakeRand{v: 0} })
+	p.OnLeaderContact(b(1, 2))
+	for i := 0; i < electionTicks && p.Role() != PreCandidate; i++ {
+		p.Tick(paxos.Ballot{}, 5, noVotes)
+	}
+	if p.Role() != PreCandidate {
+		t.Fatalf("role %s after an election timeout of silence, want precandidate", p.Role())
+	}
+	r := p.HandlePreVote(paxos.Message{Type: paxos.MsgPreVote, From: 3, To: 1, Ballot: b(2, 3), Commit: 5}, 5)
+	if r.Reject {
+		t.Fatalf("a precandidate refused a peer's PreVote: %s", r)
+	}
+}
