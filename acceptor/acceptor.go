@@ -12,15 +12,25 @@ type Acceptor struct {
 	promised paxos.Ballot
 	log      map[paxos.Slot]paxos.Entry
 	maxSlot  paxos.Slot
+	// compacted: entries at or below it were dropped from memory (they are
+	// chosen, durable, and readable through disk).
+	compacted paxos.Slot
+	disk      paxos.LogReader
 
 	// pending holds the writes made since the last TakePersist.
 	pendingPromised bool
 	pendingEntries  []paxos.Entry
 }
 
-// New returns an acceptor resuming from the durable state st.
-func New(id paxos.NodeID, st paxos.State) *Acceptor {
-	a := &Acceptor{id: id, promised: st.Promised, log: make(map[paxos.Slot]paxos.Entry, len(st.Entries))}
+// New returns an acceptor resuming from the durable state st. disk, if not
+// nil, reads back entries that Compact drops from memory; st.Entries then
+// need only hold the entries above st.Compacted.
+func New(id paxos.NodeID, st paxos.State, disk paxos.LogReader) *Acceptor {
+	a := &Acceptor{id: id, promised: st.Promised, log: make(map[paxos.Slot]paxos.Entry, len(st.Entries)), disk: disk}
+	if disk != nil {
+		a.compacted = st.Compacted
+		a.maxSlot = st.Compacted
+	}
 	for _, e := range st.Entries {
 		a.log[e.Slot] = e
 		if e.Slot > a.maxSlot {
@@ -36,11 +46,37 @@ func (a *Acceptor) Promised() paxos.Ballot { return a.promised }
 // MaxSlot returns the highest slot with an accepted entry.
 func (a *Acceptor) MaxSlot() paxos.Slot { return a.maxSlot }
 
-// Entry returns the entry accepted at slot, if any.
+// Entry returns the entry accepted at slot, if any (reading a compacted
+// one back from disk).
 func (a *Acceptor) Entry(slot paxos.Slot) (paxos.Entry, bool) {
+	if slot <= a.compacted {
+		es, err := a.disk.Entries(slot, slot, 0)
+		if err != nil || len(es) == 0 || es[0].Slot != slot {
+			return paxos.Entry{}, false
+		}
+		return es[0], true
+	}
 	e, ok := a.log[slot]
 	return e, ok
 }
+
+// Compact drops the entries at or below upTo from memory. The caller
+// promises they are chosen, durable, and readable through the LogReader.
+func (a *Acceptor) Compact(upTo paxos.Slot) {
+	if a.disk == nil || upTo <= a.compacted {
+		return
+	}
+	for s := a.compacted + 1; s <= upTo; s++ {
+		delete(a.log, s)
+	}
+	a.compacted = upTo
+	if a.maxSlot < upTo {
+		a.maxSlot = upTo
+	}
+}
+
+// Compacted returns the highest slot dropped from memory.
+func (a *Acceptor) Compacted() paxos.Slot { return a.compacted }
 
 // Step handles a Prepare or an Accept addressed to this acceptor and returns
 // the reply. commit is the replica's chosen watermark, reported in replies so
@@ -62,6 +98,12 @@ func (a *Acceptor) stepPrepare(m paxos.Message, commit paxos.Slot) paxos.Message
 	if m.Ballot.Less(a.promised) {
 		return a.nack(m, a.promised)
 	}
+	entries, err := a.entriesFrom(m.Slot)
+	if err != nil {
+		// A Promise must report every accepted entry at or above from; one
+		// that cannot be read back is not sent. The candidate tries again.
+		return paxos.Message{}
+	}
 	a.promise(m.Ballot)
 	return paxos.Message{
 		Type:    paxos.MsgPromise,
@@ -70,7 +112,7 @@ func (a *Acceptor) stepPrepare(m paxos.Message, commit paxos.Slot) paxos.Message
 		Ballot:  m.Ballot,
 		Slot:    m.Slot,
 		Commit:  commit,
-		Entries: a.entriesFrom(m.Slot),
+		Entries: entries,
 	}
 }
 
@@ -84,6 +126,11 @@ func (a *Acceptor) stepAccept(m paxos.Message, commit paxos.Slot) paxos.Message 
 	a.promise(m.Ballot)
 	slots := make([]paxos.Slot, 0, len(m.Entries))
 	for _, e := range m.Entries {
+		if e.Slot <= a.compacted {
+			// Chosen long ago and kept only on disk: nothing to accept, and
+			// no vote is needed for a chosen slot.
+			continue
+		}
 		if old, ok := a.log[e.Slot]; ok && m.Ballot.Less(old.Ballot) {
 			return a.nack(m, old.Ballot)
 		}
@@ -104,6 +151,9 @@ func (a *Acceptor) stepAccept(m paxos.Message, commit paxos.Slot) paxos.Message 
 // Promise), unless this acceptor already holds the slot at a ballot at least
 // as high — Paxos guarantees such an entry holds the same value.
 func (a *Acceptor) Learn(e paxos.Entry) {
+	if e.Slot <= a.compacted {
+		return
+	}
 	if old, ok := a.log[e.Slot]; ok && !old.Ballot.Less(e.Ballot) {
 		return
 	}
@@ -142,10 +192,18 @@ func (a *Acceptor) nack(m paxos.Message, b paxos.Ballot) paxos.Message {
 // entriesFrom returns every accepted entry at or above from, in slot order.
 // Phase 1 must cover all of them, not one slot: a leader that skipped a slot
 // accepted by a minority could choose a second value for it.
-func (a *Acceptor) entriesFrom(from paxos.Slot) []paxos.Entry {
+func (a *Acceptor) entriesFrom(from paxos.Slot) ([]paxos.Entry, error) {
 	var out []paxos.Entry
+	if from <= a.compacted {
+		old, err := a.disk.Entries(from, a.compacted, 0)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, old...)
+		from = a.compacted + 1
+	}
 	if from > a.maxSlot {
-		return nil
+		return out, nil
 	}
 	if int(a.maxSlot-from) < len(a.log) {
 		for s := from; s <= a.maxSlot; s++ {
@@ -153,21 +211,30 @@ func (a *Acceptor) entriesFrom(from paxos.Slot) []paxos.Entry {
 				out = append(out, e)
 			}
 		}
-		return out
+		return out, nil
 	}
+	n := len(out)
 	for s, e := range a.log {
 		if s >= from {
 			out = append(out, e)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
-	return out
+	tail := out[n:]
+	sort.Slice(tail, func(i, j int) bool { return tail[i].Slot < tail[j].Slot })
+	return out, nil
 }
 
 // EntriesRange returns the entries from..to in slot order, stopping after
 // maxBytes of value payload (always at least one entry if any exists). The
 // leader uses it to send chosen values to a follower that is behind.
 func (a *Acceptor) EntriesRange(from, to paxos.Slot, maxBytes int) []paxos.Entry {
+	if from <= a.compacted {
+		es, err := a.disk.Entries(from, min(to, a.compacted), maxBytes)
+		if err != nil {
+			return nil
+		}
+		return es
+	}
 	var out []paxos.Entry
 	n := 0
 	for s := from; s <= to; s++ {

@@ -49,7 +49,7 @@ func TestPrepareAgainstPromise(t *testing.T) {
 		{"first ever", paxos.Ballot{}, b(1, 3), paxos.MsgPromise, b(1, 3), b(1, 3), b(1, 3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := New(1, paxos.State{Promised: tc.promised})
+			a := New(1, paxos.State{Promised: tc.promised}, nil)
 			m := a.Step(paxos.Message{Type: paxos.MsgPrepare, From: 3, To: 1, Ballot: tc.prepare, Slot: 4}, 3)
 			if m.Type != tc.wantType || m.Ballot != tc.wantBallot || m.From != 1 || m.To != 3 || m.Slot != 4 {
 				t.Fatalf("reply = %s, want %s with ballot %s", m, tc.wantType, tc.wantBallot)
@@ -89,7 +89,7 @@ func TestPromiseReportsAcceptedEntriesFromSlot(t *testing.T) {
 			for _, s := range tc.slots {
 				st.Entries = append(st.Entries, entry(s, b(1, 1), "v"))
 			}
-			a := New(1, st)
+			a := New(1, st, nil)
 			m := a.Step(paxos.Message{Type: paxos.MsgPrepare, From: 2, To: 1, Ballot: b(2, 2), Slot: tc.from}, 7)
 			if m.Type != paxos.MsgPromise || m.Commit != 7 {
 				t.Fatalf("reply = %s, want a Promise with commit=7", m)
@@ -120,7 +120,7 @@ func TestAcceptAgainstPromise(t *testing.T) {
 		{"below promise", b(2, 2), b(1, 1), paxos.MsgNack, b(2, 2), paxos.Ballot{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := New(3, paxos.State{Promised: tc.promised})
+			a := New(3, paxos.State{Promised: tc.promised}, nil)
 			m := a.Step(paxos.Message{Type: paxos.MsgAccept, From: 2, To: 3, Ballot: tc.accept,
 				Entries: []paxos.Entry{entry(5, b(9, 9), "x")}}, 4)
 			if m.Type != tc.wantType || m.Ballot != tc.wantBallot || m.To != 2 {
@@ -154,7 +154,7 @@ func TestAcceptAgainstPromise(t *testing.T) {
 // steps down (§2.4).
 func TestAcceptBelowHeldEntryIsNackedWithItsBallot(t *testing.T) {
 	held := entry(3, b(3, 3), "chosen")
-	a := New(1, paxos.State{Promised: b(1, 1), Entries: []paxos.Entry{held}})
+	a := New(1, paxos.State{Promised: b(1, 1), Entries: []paxos.Entry{held}}, nil)
 	m := a.Step(paxos.Message{Type: paxos.MsgAccept, From: 2, To: 1, Ballot: b(2, 2),
 		Entries: []paxos.Entry{entry(3, b(2, 2), "stale")}}, 0)
 	if m.Type != paxos.MsgNack || m.Ballot != b(3, 3) {
@@ -170,7 +170,7 @@ func TestAcceptBelowHeldEntryIsNackedWithItsBallot(t *testing.T) {
 // holds the same value, and lowering its ballot would let a lower-numbered
 // Accept overwrite it. Learning never touches the promise.
 func TestLearnDoesNotLowerEntryBallot(t *testing.T) {
-	a := New(1, paxos.State{Promised: b(4, 4), Entries: []paxos.Entry{entry(1, b(3, 3), "a")}})
+	a := New(1, paxos.State{Promised: b(4, 4), Entries: []paxos.Entry{entry(1, b(3, 3), "a")}}, nil)
 	a.Learn(entry(1, b(2, 2), "a"))
 	a.Learn(entry(1, b(3, 3), "a"))
 	if e, _ := a.Entry(1); e.Ballot != b(3, 3) {
@@ -198,14 +198,14 @@ func TestLearnDoesNotLowerEntryBallot(t *testing.T) {
 // promise and accepted proposals across a restart: an acceptor rebuilt from
 // what TakePersist handed out behaves like the one that crashed.
 func TestRestartFromStateKeepsPromiseAndEntries(t *testing.T) {
-	a := New(1, paxos.State{})
+	a := New(1, paxos.State{}, nil)
 	a.Step(paxos.Message{Type: paxos.MsgPrepare, From: 2, To: 1, Ballot: b(2, 2), Slot: 1}, 0)
 	a.Step(paxos.Message{Type: paxos.MsgAccept, From: 2, To: 1, Ballot: b(2, 2),
 		Entries: []paxos.Entry{entry(1, paxos.Ballot{}, "x"), entry(3, paxos.Ballot{}, "y")}}, 0)
 	promised, entries := a.TakePersist()
 	st := paxos.State{Promised: promised, Entries: entries}
 
-	r := New(1, st)
+	r := New(1, st, nil)
 	if r.Promised() != b(2, 2) || r.MaxSlot() != 3 {
 		t.Fatalf("restarted: promised %s maxSlot %d, want 2.2 and 3", r.Promised(), r.MaxSlot())
 	}
@@ -228,7 +228,7 @@ func TestEntriesRange(t *testing.T) {
 	for _, s := range []paxos.Slot{1, 2, 3, 4, 5, 7} { // hole at 6
 		st.Entries = append(st.Entries, entry(s, b(1, 1), "0123456789")) // 10 bytes each
 	}
-	a := New(1, st)
+	a := New(1, st, nil)
 	for _, tc := range []struct {
 		name     string
 		from, to paxos.Slot

@@ -21,7 +21,7 @@ func BenchmarkDurableAccept(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer store.Close()
-			a := acceptor.New(1, paxos.State{})
+			a := acceptor.New(1, paxos.State{}, nil)
 			cmd := make([]byte, 256)
 			ballot := paxos.Ballot{Round: 1, Node: 2}
 			slot := paxos.Slot(1)

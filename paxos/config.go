@@ -37,6 +37,18 @@ type Config struct {
 	PendingMax int
 	// Rand draws election jitter. Required.
 	Rand Rand
+	// Log reads entries back from durable storage once Replica.Compact has
+	// dropped them from memory (catch-up of a follower far behind, a
+	// Prepare from far back). Nil: nothing is ever compacted.
+	Log LogReader
+}
+
+// LogReader reads accepted entries back from durable storage. It is the
+// one thing the core reads from outside; it must return exactly what was
+// persisted, in slot order, stopping after maxBytes of payload (at least one
+// entry when any exists; maxBytes <= 0: no limit).
+type LogReader interface {
+	Entries(from, to Slot, maxBytes int) ([]Entry, error)
 }
 
 // ErrInvalidConfig marks a Config that Validate rejects.

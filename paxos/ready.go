@@ -39,7 +39,11 @@ func (r Ready) IsEmpty() bool {
 // State is what a replica restarts from: everything Persist ever wrote.
 type State struct {
 	Promised Ballot
-	// Entries are the accepted entries, one per slot, in slot order.
+	// Entries are the accepted entries, one per slot, in slot order: all of
+	// them, or (with a Config.Log to read the rest) those above Compacted.
 	Entries []Entry
 	Commit  Slot
+	// Compacted, with a Config.Log, says the entries at or below it are
+	// left on disk; it must not exceed Commit.
+	Compacted Slot
 }

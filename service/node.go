@@ -49,6 +49,7 @@ type Node struct {
 	submitted      uint64 // sequence number of the last write handed to wal
 	durable        uint64 // ... and of the last one known durable
 	held           []heldMessage
+	jobCommits     []jobCommit // watermarks in writes not yet known durable
 	waiters        map[callKey][]*call
 	streams        map[streamKey]*stream
 	streamsApplied paxos.Slot
@@ -72,8 +73,13 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Load()
+	st, err := store.LoadTail()
 	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	sm := NewStateMachine(SMOptions{ValueBytesMax: cfg.ValueBytesMax})
+	if err := replay(store, sm, st.Commit, log); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -85,8 +91,9 @@ func Start(cfg Config) (*Node, error) {
 		WindowSlots:    cfg.WindowSlots,
 		BatchBytesMax:  cfg.BatchBytesMax,
 		Rand:           rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
+		Log:            store,
 	}
-	r, err := replica.New(rcfg, st, 0)
+	r, err := replica.New(rcfg, st, st.Commit)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -107,7 +114,7 @@ func Start(cfg Config) (*Node, error) {
 		log:     log,
 		store:   store,
 		r:       r,
-		sm:      NewStateMachine(SMOptions{ValueBytesMax: cfg.ValueBytesMax}),
+		sm:      sm,
 		ln:      ln,
 		inbox:   make(chan paxos.Message, drainMax),
 		calls:   make(chan *call, drainMax),
@@ -138,6 +145,17 @@ func Start(cfg Config) (*Node, error) {
 	go n.run()
 	return n, nil
 }
+
+// jobCommit is the watermark a WAL write carries.
+type jobCommit struct {
+	seq    uint64
+	commit paxos.Slot
+}
+
+// logRetainSlots is how many durable, applied slots below the watermark the
+// replica keeps in memory (for followers slightly behind, and Prepares from
+// a little way back); older ones are read back from the WAL when needed.
+const logRetainSlots = 4096
 
 // heldMessage waits for the write submitted as seq to be durable.
 type heldMessage struct {
@@ -272,6 +290,9 @@ func (n *Node) processReady() error {
 			case err := <-n.wal.errc:
 				return err
 			}
+			if rd.Persist.Commit != 0 {
+				n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, rd.Persist.Commit})
+			}
 		}
 		var self []paxos.Message
 		for _, m := range rd.Messages {
@@ -291,12 +312,24 @@ func (n *Node) processReady() error {
 	}
 }
 
-// release sends (or steps) the held messages whose writes are now durable.
+// release sends (or steps) the held messages whose writes are now durable,
+// and lets the replica drop from memory what is durable, applied, and old.
 func (n *Node) release(seq uint64) {
 	if seq > n.durable {
 		n.durable = seq
 	}
 	i := 0
+	var durableCommit paxos.Slot
+	for ; i < len(n.jobCommits) && n.jobCommits[i].seq <= n.durable; i++ {
+		durableCommit = n.jobCommits[i].commit
+	}
+	if i > 0 {
+		n.jobCommits = append(n.jobCommits[:0], n.jobCommits[i:]...)
+		if durableCommit > logRetainSlots {
+			n.r.Compact(durableCommit - logRetainSlots)
+		}
+	}
+	i = 0
 	for ; i < len(n.held) && n.held[i].seq <= n.durable; i++ {
 		if m := n.held[i].m; m.To == n.cfg.ID {
 			n.r.Step(m)

@@ -244,6 +244,34 @@ func (s *Store) Load() (paxos.State, error) {
 	return st, nil
 }
 
+// LoadTail is Load without the chosen prefix: the promise, the watermark,
+// and only the entries above the watermark, with State.Compacted set to the
+// watermark. A node that rebuilds its state machine by reading the prefix
+// through Entries in chunks starts in memory proportional to the unchosen
+// tail, not to the length of its history.
+func (s *Store) LoadTail() (paxos.State, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return paxos.State{}, ErrClosed
+	}
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	var st paxos.State
+	var err error
+	if st.Promised, err = readPromised(snap); err != nil {
+		return paxos.State{}, err
+	}
+	if st.Commit, err = readCommit(snap); err != nil {
+		return paxos.State{}, err
+	}
+	st.Compacted = st.Commit
+	if st.Entries, err = scanEntries(snap, entryKey(st.Commit+1), entryEnd, 0); err != nil {
+		return paxos.State{}, err
+	}
+	return st, nil
+}
+
 // Entries returns the stored entries with from <= slot <= to, in slot order,
 // for catch-up. When maxBytes > 0 it stops before the entry that would take
 // the returned value payload (paxos.Value.Bytes) above maxBytes, but always

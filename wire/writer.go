@@ -2,8 +2,8 @@ package wire
 
 import (
 	"bufio"
-	"runtime"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"time"
 )

@@ -75,6 +75,10 @@ type Env struct {
 	step   int
 	faults Faults
 
+	// retain: how many durable slots below the watermark replicas keep in
+	// memory (Compact drops the rest; reads go back to the store).
+	retain paxos.Slot
+
 	chosen   map[paxos.Slot]paxos.Value
 	proposed map[string]bool
 	acked    map[string]bool // decided somewhere: a client would have its answer
@@ -112,6 +116,7 @@ func NewEnv(opts Options) (*Env, error) {
 			PartitionRate: e.rng.Float64() * 0.004,
 		}
 	}
+	e.retain = paxos.Slot(e.rng.Intn(8))
 	var members []paxos.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
 		members = append(members, paxos.NodeID(i))
@@ -131,7 +136,10 @@ func (e *Env) start(n *node) error {
 	cfg := e.cfg
 	cfg.ID = n.id
 	cfg.Rand = n.rand
-	r, err := replica.New(cfg, n.store.state(), 0)
+	cfg.Log = n.store
+	// Restart as the node does: from the tail only, the chosen prefix read
+	// back from the store (replayed from slot 1, since applied is 0).
+	r, err := replica.New(cfg, n.store.tail(), 0)
 	if err != nil {
 		return err
 	}
@@ -176,6 +184,9 @@ func (e *Env) ready(n *node) error {
 	rd := n.r.Ready()
 	if err := n.store.save(rd.Persist); err != nil {
 		return fmt.Errorf("node %d: %w", n.id, err)
+	}
+	if c := n.store.commit; c > e.retain {
+		n.r.Compact(c - e.retain) // saved is durable here
 	}
 	var self []paxos.Message
 	for _, m := range rd.Messages {

@@ -50,3 +50,39 @@ func (s *memStore) state() paxos.State {
 	sort.Slice(st.Entries, func(i, j int) bool { return st.Entries[i].Slot < st.Entries[j].Slot })
 	return st
 }
+
+// Entries reads stored entries back (paxos.LogReader), as the WAL does.
+func (s *memStore) Entries(from, to paxos.Slot, maxBytes int) ([]paxos.Entry, error) {
+	var out []paxos.Entry
+	n := 0
+	for sl := from; sl <= to && sl != 0; sl++ {
+		e, ok := s.entries[sl]
+		if !ok {
+			continue
+		}
+		if maxBytes > 0 && len(out) > 0 && n+e.Value.Bytes() > maxBytes {
+			break
+		}
+		n += e.Value.Bytes()
+		out = append(out, e)
+		if sl == to {
+			break
+		}
+	}
+	return out, nil
+}
+
+// tail is what a node restarting from its WAL loads (wal.LoadTail): the
+// entries above the watermark; the rest stays on "disk".
+func (s *memStore) tail() paxos.State {
+	st := s.state()
+	st.Compacted = st.Commit
+	kept := st.Entries[:0]
+	for _, e := range st.Entries {
+		if e.Slot > st.Commit {
+			kept = append(kept, e)
+		}
+	}
+	st.Entries = kept
+	return st
+}

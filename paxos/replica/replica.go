@@ -48,6 +48,9 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if st.Compacted > st.Commit {
+		return nil, fmt.Errorf("replica: compacted slot %d is past the stored watermark %d", st.Compacted, st.Commit)
+	}
 	if applied > st.Commit {
 		return nil, fmt.Errorf("replica: applied slot %d is past the stored watermark %d", applied, st.Commit)
 	}
@@ -55,7 +58,7 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 	r := &Replica{
 		cfg:           cfg,
 		members:       members,
-		acc:           acceptor.New(cfg.ID, st),
+		acc:           acceptor.New(cfg.ID, st, cfg.Log),
 		prop:          proposer.New(cfg),
 		learn:         learner.New(members, st.Commit),
 		persistCommit: st.Commit,
@@ -69,6 +72,14 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 		r.decided = append(r.decided, e)
 	}
 	return r, nil
+}
+
+// Compact lets the replica drop the entries at or below upTo from memory.
+// The caller promises they are durable (their Persist has been synced) and
+// applied; later reads of them go through Config.Log. Without a Config.Log
+// it does nothing.
+func (r *Replica) Compact(upTo paxos.Slot) {
+	r.acc.Compact(min(upTo, r.learn.Commit(), r.persistCommit))
 }
 
 // Propose queues a client command. It fails with paxos.ErrNoLeader when no

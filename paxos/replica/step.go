@@ -50,6 +50,9 @@ func (r *Replica) send(m paxos.Message) { r.msgs = append(r.msgs, m) }
 
 func (r *Replica) stepPrepare(m paxos.Message) {
 	reply := r.acc.Step(m, r.learn.Commit())
+	if reply.Type == 0 {
+		return // the log could not be read back: no Promise rather than an incomplete one
+	}
 	if reply.Type == paxos.MsgPromise && m.From != r.cfg.ID {
 		r.prop.OnPromisedOther(m.Ballot)
 	}
