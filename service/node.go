@@ -155,7 +155,7 @@ type jobCommit struct {
 // logRetainSlots is how many durable, applied slots below the watermark the
 // replica keeps in memory (for followers slightly behind, and Prepares from
 // a little way back); older ones are read back from the WAL when needed.
-const logRetainSlots = 4096
+const logRetainSlots = 1024
 
 // heldMessage waits for the write submitted as seq to be durable.
 type heldMessage struct {

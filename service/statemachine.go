@@ -115,10 +115,10 @@ type SMOptions struct {
 	// waiting commands (Pending) are kept beyond it until answered.
 	ResultsPerClientMax int
 	// KVHistoryMax bounds the KV change events kept for watches (the most
-	// recent ones). Default 65536.
+	// recent ones). Default 16384.
 	KVHistoryMax int
 	// KVHistoryBytesMax bounds the bytes of keys and values those events
-	// hold: the oldest are dropped beyond it, however few. Default 64 MiB.
+	// hold: the oldest are dropped beyond it, however few. Default 16 MiB.
 	KVHistoryBytesMax int
 	// ElectionHistoryMax bounds the leadership changes kept per election
 	// for observers. Default 1024.
@@ -140,10 +140,10 @@ func (o *SMOptions) EnsureDefaults() {
 		o.ResultsPerClientMax = 1024
 	}
 	if o.KVHistoryMax == 0 {
-		o.KVHistoryMax = 65536
+		o.KVHistoryMax = 16384
 	}
 	if o.KVHistoryBytesMax == 0 {
-		o.KVHistoryBytesMax = 64 << 20
+		o.KVHistoryBytesMax = 16 << 20
 	}
 	if o.ElectionHistoryMax == 0 {
 		o.ElectionHistoryMax = 1024
