@@ -395,7 +395,7 @@ func TestOptions(t *testing.T) {
 	var o SMOptions
 	o.EnsureDefaults()
 	if o != (SMOptions{KeyBytesMax: 4096, ValueBytesMax: 1 << 20, ClientsMax: 100000, ResultsPerClientMax: 1024,
-		KVHistoryMax: 65536, KVHistoryBytesMax: 64 << 20, ElectionHistoryMax: 1024}) {
+		KVHistoryMax: 16384, KVHistoryBytesMax: 16 << 20, ElectionHistoryMax: 1024}) {
 		t.Fatalf("defaults %+v", o)
 	}
 	if err := o.Validate(); err != nil {
