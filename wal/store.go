@@ -220,7 +220,13 @@ func batchBytes(p paxos.Persist) int {
 
 // Load returns everything saved: the promise, every entry in slot order,
 // and the commit watermark, read from one consistent snapshot.
-func (s *Store) Load() (paxos.State, error) {
+func (s *Store) Load() (paxos.State, error) { return s.load(false) }
+
+// load reads the promise and watermark and, from the same snapshot, either
+// every entry (the whole prefix, not just slots >= 1, so a damaged key
+// anywhere under it is reported rather than skipped) or only those above
+// the watermark (tail).
+func (s *Store) load(tail bool) (paxos.State, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -236,9 +242,12 @@ func (s *Store) Load() (paxos.State, error) {
 	if st.Commit, err = readCommit(snap); err != nil {
 		return paxos.State{}, err
 	}
-	// The whole prefix, not just slots >= 1, so a damaged key anywhere under
-	// it is reported rather than skipped.
-	if st.Entries, err = scanEntries(snap, entryPrefix, entryEnd, 0); err != nil {
+	from := entryPrefix
+	if tail {
+		st.Compacted = st.Commit
+		from = entryKey(st.Commit + 1)
+	}
+	if st.Entries, err = scanEntries(snap, from, entryEnd, 0); err != nil {
 		return paxos.State{}, err
 	}
 	return st, nil
@@ -249,28 +258,7 @@ func (s *Store) Load() (paxos.State, error) {
 // watermark. A node that rebuilds its state machine by reading the prefix
 // through Entries in chunks starts in memory proportional to the unchosen
 // tail, not to the length of its history.
-func (s *Store) LoadTail() (paxos.State, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return paxos.State{}, ErrClosed
-	}
-	snap := s.db.NewSnapshot()
-	defer snap.Close()
-	var st paxos.State
-	var err error
-	if st.Promised, err = readPromised(snap); err != nil {
-		return paxos.State{}, err
-	}
-	if st.Commit, err = readCommit(snap); err != nil {
-		return paxos.State{}, err
-	}
-	st.Compacted = st.Commit
-	if st.Entries, err = scanEntries(snap, entryKey(st.Commit+1), entryEnd, 0); err != nil {
-		return paxos.State{}, err
-	}
-	return st, nil
-}
+func (s *Store) LoadTail() (paxos.State, error) { return s.load(true) }
 
 // Entries returns the stored entries with from <= slot <= to, in slot order,
 // for catch-up. When maxBytes > 0 it stops before the entry that would take

@@ -77,16 +77,9 @@ func newFrameConn(conn net.Conn, fr *FrameReader, frameMax, queueMax int, writeT
 // send frames the body encode appends and queues it, blocking while the
 // queue is full.
 func (c *frameConn) send(encode func([]byte) []byte) error {
-	select {
-	case <-c.writerDone:
-		return c.closedErr()
-	case <-c.stop:
-		return ErrClosed
-	default:
-	}
-	f := appendFramed(nil, encode)
-	if n := len(f) - frameHeaderBytes; n > c.frameMax {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.frameMax)
+	f, err := c.frame(encode)
+	if err != nil {
+		return err
 	}
 	select {
 	case c.q <- f:
@@ -98,22 +91,31 @@ func (c *frameConn) send(encode func([]byte) []byte) error {
 	}
 }
 
+// frame checks the connection is open and frames the body encode appends.
+func (c *frameConn) frame(encode func([]byte) []byte) ([]byte, error) {
+	select {
+	case <-c.writerDone:
+		return nil, c.closedErr()
+	case <-c.stop:
+		return nil, ErrClosed
+	default:
+	}
+	f := appendFramed(nil, encode)
+	if n := len(f) - frameHeaderBytes; n > c.frameMax {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.frameMax)
+	}
+	return f, nil
+}
+
 // ErrQueueFull: ClientConn.TrySend found the connection's queue full.
 var ErrQueueFull = errors.New("wire: connection queue full")
 
 // trySend is send without the wait: it returns ErrQueueFull, sending
 // nothing, when the queue is full.
 func (c *frameConn) trySend(encode func([]byte) []byte) error {
-	select {
-	case <-c.writerDone:
-		return c.closedErr()
-	case <-c.stop:
-		return ErrClosed
-	default:
-	}
-	f := appendFramed(nil, encode)
-	if n := len(f) - frameHeaderBytes; n > c.frameMax {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.frameMax)
+	f, err := c.frame(encode)
+	if err != nil {
+		return err
 	}
 	select {
 	case c.q <- f:
