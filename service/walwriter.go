@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -69,7 +70,7 @@ func (w *walWriter) run() {
 			}
 		}
 		start := time.Now()
-		if err := w.store.Save(merged); err != nil {
+		if err := save(w.store, merged); err != nil {
 			w.errc <- err
 			return
 		}
@@ -80,6 +81,19 @@ func (w *walWriter) run() {
 			return
 		}
 	}
+}
+
+// save writes p, turning a panic inside the storage engine (Pebble panics
+// on a failed log write, e.g. a full or failing disk) into an error: the
+// node then stops with one clear line instead of a stack trace, and
+// without acknowledging anything it could not make durable.
+func save(store *wal.Store, p paxos.Persist) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wal: write to the data directory failed (disk full or failing?): %v", r)
+		}
+	}()
+	return store.Save(p)
 }
 
 // close stops the writer after the batch in progress, if any.
