@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/paxosd/paxosd/client"
-	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/service"
-	"github.com/paxosd/paxosd/wire"
+	"github.com/paxosd/paxosd/service/servicetest"
 )
 
 // startCluster runs three in-process nodes and returns their endpoints.
@@ -28,38 +23,8 @@ func startClusterNodes(t *testing.T) ([]string, []*service.Node) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	dir := t.TempDir()
-	peers := map[paxos.NodeID]string{}
-	for id := paxos.NodeID(1); id <= 3; id++ {
-		ln, err := wire.Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers[id] = ln.Addr().String()
-		ln.Close()
-	}
-	var eps []string
-	var nodes []*service.Node
-	for id := paxos.NodeID(1); id <= 3; id++ {
-		n, err := service.Start(service.Config{
-			ID: id, Listen: peers[id], Peers: peers, NoSync: true,
-			DataDir: filepath.Join(dir, fmt.Sprint(id)),
-			Logger:  zerolog.New(os.Stderr).Level(zerolog.ErrorLevel),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			select {
-			case <-n.Done():
-			default:
-				n.Stop()
-			}
-		})
-		eps = append(eps, peers[id])
-		nodes = append(nodes, n)
-	}
-	return eps, nodes
+	c := servicetest.Start(t, 3)
+	return c.Endpoints, c.Nodes
 }
 
 func newClient(t *testing.T, eps []string) *client.Client {

@@ -156,30 +156,13 @@ func (t *dedupTable) sortedIDs() []uint64 {
 // clientHeap orders clients by last activity, oldest first, ties broken by
 // the smaller id: the eviction order is a function of the applied commands
 // alone, the same on every replica.
-type clientHeap []*clientEntry
+type clientHeap = indexedHeap[*clientEntry]
 
-func (h clientHeap) Len() int { return len(h) }
-func (h clientHeap) Less(i, j int) bool {
-	if h[i].lastSlot != h[j].lastSlot {
-		return h[i].lastSlot < h[j].lastSlot
+func (e *clientEntry) heapLess(o *clientEntry) bool {
+	if e.lastSlot != o.lastSlot {
+		return e.lastSlot < o.lastSlot
 	}
-	return h[i].id < h[j].id
+	return e.id < o.id
 }
-func (h clientHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex = i
-	h[j].heapIndex = j
-}
-func (h *clientHeap) Push(x any) {
-	e := x.(*clientEntry)
-	e.heapIndex = len(*h)
-	*h = append(*h, e)
-}
-func (h *clientHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.heapIndex = -1
-	return e
-}
+
+func (e *clientEntry) setHeapIndex(i int) { e.heapIndex = i }

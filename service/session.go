@@ -266,30 +266,13 @@ func (t *sessionTable) hash(h *hasher) {
 }
 
 // sessionHeap orders sessions by deadline, then id.
-type sessionHeap []*session
+type sessionHeap = indexedHeap[*session]
 
-func (h sessionHeap) Len() int { return len(h) }
-func (h sessionHeap) Less(i, j int) bool {
-	if h[i].deadline != h[j].deadline {
-		return h[i].deadline < h[j].deadline
+func (s *session) heapLess(o *session) bool {
+	if s.deadline != o.deadline {
+		return s.deadline < o.deadline
 	}
-	return h[i].id < h[j].id
+	return s.id < o.id
 }
-func (h sessionHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex = i
-	h[j].heapIndex = j
-}
-func (h *sessionHeap) Push(x any) {
-	s := x.(*session)
-	s.heapIndex = len(*h)
-	*h = append(*h, s)
-}
-func (h *sessionHeap) Pop() any {
-	old := *h
-	s := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	s.heapIndex = -1
-	return s
-}
+
+func (s *session) setHeapIndex(i int) { s.heapIndex = i }

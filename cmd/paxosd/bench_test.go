@@ -3,21 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/paxosd/paxosd/paxos"
-	"github.com/paxosd/paxosd/service"
-	"github.com/paxosd/paxosd/wire"
+	"github.com/paxosd/paxosd/service/servicetest"
 )
 
 // refQuantile is the reference: the nearest-rank q-quantile of sorted xs.
@@ -189,30 +182,7 @@ func TestBenchUsageErrors(t *testing.T) {
 // their endpoints.
 func benchTestCluster(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	peers := map[paxos.NodeID]string{}
-	for id := paxos.NodeID(1); id <= 3; id++ {
-		ln, err := wire.Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers[id] = ln.Addr().String()
-		ln.Close()
-	}
-	var eps []string
-	for id := paxos.NodeID(1); id <= 3; id++ {
-		n, err := service.Start(service.Config{
-			ID: id, Listen: peers[id], Peers: peers, NoSync: true,
-			DataDir: filepath.Join(dir, fmt.Sprint(id)),
-			Logger:  zerolog.New(os.Stderr).Level(zerolog.ErrorLevel),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(n.Stop)
-		eps = append(eps, peers[id])
-	}
-	return strings.Join(eps, ",")
+	return strings.Join(servicetest.Start(t, 3).Endpoints, ",")
 }
 
 // TestBenchWorkloads runs each load workload for a second against an
