@@ -1,6 +1,8 @@
 package acceptor
 
 import (
+	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -15,6 +17,9 @@ type Acceptor struct {
 	// compacted: entries at or below it were dropped from memory (they are
 	// chosen, durable, and readable through disk).
 	compacted paxos.Slot
+	// truncated: entries at or below it are gone from disk too, covered by
+	// the node's snapshot. Invariant: truncated <= compacted.
+	truncated paxos.Slot
 	disk      paxos.LogReader
 
 	// pending holds the writes made since the last TakePersist.
@@ -27,7 +32,8 @@ type Acceptor struct {
 // need only hold the entries above st.Compacted.
 func New(id paxos.NodeID, st paxos.State, disk paxos.LogReader) *Acceptor {
 	a := &Acceptor{id: id, promised: st.Promised, log: make(map[paxos.Slot]paxos.Entry, len(st.Entries)), disk: disk}
-	if disk != nil {
+	a.truncated, a.compacted, a.maxSlot = st.Truncated, st.Truncated, st.Truncated
+	if disk != nil && st.Compacted > a.compacted {
 		a.compacted = st.Compacted
 		a.maxSlot = st.Compacted
 	}
@@ -49,9 +55,12 @@ func (a *Acceptor) MaxSlot() paxos.Slot { return a.maxSlot }
 // Entry returns the entry accepted at slot, if any (reading a compacted
 // one back from disk).
 func (a *Acceptor) Entry(slot paxos.Slot) (paxos.Entry, bool) {
+	if slot <= a.truncated {
+		return paxos.Entry{}, false
+	}
 	if slot <= a.compacted {
-		es, err := a.disk.Entries(slot, slot, 0)
-		if err != nil || len(es) == 0 || es[0].Slot != slot {
+		es, err := a.readDisk(slot, slot, 0)
+		if err != nil {
 			return paxos.Entry{}, false
 		}
 		return es[0], true
@@ -77,6 +86,50 @@ func (a *Acceptor) Compact(upTo paxos.Slot) {
 
 // Compacted returns the highest slot dropped from memory.
 func (a *Acceptor) Compacted() paxos.Slot { return a.compacted }
+
+// Truncate records that the entries at or below upTo are gone from disk as
+// well. The caller promises a durable snapshot covers them (so they are
+// chosen and applied). Nothing is persisted: the caller deleted them.
+func (a *Acceptor) Truncate(upTo paxos.Slot) {
+	if upTo <= a.truncated {
+		return
+	}
+	a.truncated = upTo
+	if a.compacted < upTo {
+		for s := a.compacted + 1; s <= upTo; s++ {
+			delete(a.log, s)
+		}
+		a.compacted = upTo
+	}
+	if a.maxSlot < upTo {
+		a.maxSlot = upTo
+	}
+}
+
+// Truncated returns the highest slot gone from the log.
+func (a *Acceptor) Truncated() paxos.Slot { return a.truncated }
+
+// Restore replaces everything at or below slot with an installed snapshot:
+// those slots are chosen and the caller has deleted them from disk. Entries
+// above slot stay: they may be votes a leader is counting on.
+func (a *Acceptor) Restore(slot paxos.Slot) {
+	for s := range a.log {
+		if s <= slot {
+			delete(a.log, s)
+		}
+	}
+	kept := a.pendingEntries[:0]
+	for _, e := range a.pendingEntries {
+		if e.Slot > slot {
+			kept = append(kept, e)
+		}
+	}
+	a.pendingEntries = kept
+	if a.compacted < slot {
+		a.compacted = slot
+	}
+	a.Truncate(slot)
+}
 
 // Step handles a Prepare or an Accept addressed to this acceptor and returns
 // the reply. commit is the replica's chosen watermark, reported in replies so
@@ -193,9 +246,15 @@ func (a *Acceptor) nack(m paxos.Message, b paxos.Ballot) paxos.Message {
 // Phase 1 must cover all of them, not one slot: a leader that skipped a slot
 // accepted by a minority could choose a second value for it.
 func (a *Acceptor) entriesFrom(from paxos.Slot) ([]paxos.Entry, error) {
+	if from <= a.truncated {
+		// The chosen values there are known only as a snapshot. A
+		// candidate this far behind must not lead: it could fill those
+		// slots with no-ops.
+		return nil, fmt.Errorf("%w: slot %d (truncated up to %d)", ErrTruncated, from, a.truncated)
+	}
 	var out []paxos.Entry
 	if from <= a.compacted {
-		old, err := a.disk.Entries(from, a.compacted, 0)
+		old, err := a.readDisk(from, a.compacted, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -228,8 +287,11 @@ func (a *Acceptor) entriesFrom(from paxos.Slot) ([]paxos.Entry, error) {
 // maxBytes of value payload (always at least one entry if any exists). The
 // leader uses it to send chosen values to a follower that is behind.
 func (a *Acceptor) EntriesRange(from, to paxos.Slot, maxBytes int) []paxos.Entry {
+	if from <= a.truncated {
+		return nil // the caller sends the snapshot instead (see Truncated)
+	}
 	if from <= a.compacted {
-		es, err := a.disk.Entries(from, min(to, a.compacted), maxBytes)
+		es, err := a.readDisk(from, min(to, a.compacted), maxBytes)
 		if err != nil {
 			return nil
 		}
@@ -249,4 +311,32 @@ func (a *Acceptor) EntriesRange(from, to paxos.Slot, maxBytes int) []paxos.Entry
 		}
 	}
 	return out
+}
+
+// ErrTruncated is returned for reads of slots that are gone from the log.
+var ErrTruncated = errors.New("acceptor: slots truncated below a snapshot")
+
+// errLogGap reports a disk read that came back with a hole or short: every
+// slot up to the watermark is in the log unless truncated, so a hole means
+// a truncation raced the read (or the disk lost something). Treating it as
+// an error matters: a Promise that silently skipped a chosen slot would let
+// the candidate fill it with another value.
+var errLogGap = errors.New("acceptor: log read back with a gap")
+
+// readDisk reads from..to (up to maxBytes; at least one entry) and checks
+// that the entries are contiguous from from.
+func (a *Acceptor) readDisk(from, to paxos.Slot, maxBytes int) ([]paxos.Entry, error) {
+	es, err := a.disk.Entries(from, to, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 || (maxBytes == 0 && len(es) != int(to-from+1)) {
+		return nil, fmt.Errorf("%w: %d of slots %d..%d", errLogGap, len(es), from, to)
+	}
+	for i, e := range es {
+		if e.Slot != from+paxos.Slot(i) {
+			return nil, fmt.Errorf("%w: slot %d where %d belongs", errLogGap, e.Slot, from+paxos.Slot(i))
+		}
+	}
+	return es, nil
 }

@@ -134,6 +134,27 @@ func (l *Learner) Advance() []paxos.Entry {
 	}
 }
 
+// Restore moves the watermark to slot, which an installed snapshot covers,
+// and forgets what it knew about the slots below. It does nothing unless
+// slot is above the watermark.
+func (l *Learner) Restore(slot paxos.Slot) {
+	if slot <= l.commit {
+		return
+	}
+	l.commit = slot
+	for s := range l.chosen {
+		if s <= slot {
+			delete(l.chosen, s)
+		}
+	}
+	for s := range l.tallies {
+		if s <= slot {
+			delete(l.tallies, s)
+		}
+	}
+	l.NoteLeaderCommit(slot)
+}
+
 // ResetTallies forgets all vote counts: the node no longer leads under the
 // ballot they were for.
 func (l *Learner) ResetTallies() {

@@ -46,6 +46,11 @@ const (
 	// MsgForward carries client commands (Cmds) from a follower to the
 	// leader, which proposes them.
 	MsgForward
+	// MsgSnapshot tells a follower that the chosen slots it lacks are gone
+	// from the leader's log (truncated below a snapshot): it must fetch the
+	// leader's snapshot. Commit is the leader's watermark, Slot its
+	// truncation point. The node layer, not the core, moves the snapshot.
+	MsgSnapshot
 )
 
 var msgTypeNames = [...]string{
@@ -60,6 +65,7 @@ var msgTypeNames = [...]string{
 	MsgHeartbeatAck: "HeartbeatAck",
 	MsgDecide:       "Decide",
 	MsgForward:      "Forward",
+	MsgSnapshot:     "Snapshot",
 }
 
 func (t MsgType) String() string {
@@ -70,7 +76,7 @@ func (t MsgType) String() string {
 }
 
 // Valid reports whether t is a known message type.
-func (t MsgType) Valid() bool { return t >= MsgPreVote && t <= MsgForward }
+func (t MsgType) Valid() bool { return t >= MsgPreVote && t <= MsgSnapshot }
 
 // Message is every protocol message, one flat struct (as etcd's raftpb):
 // each type uses the fields its comment names and leaves the rest zero.

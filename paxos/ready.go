@@ -46,4 +46,9 @@ type State struct {
 	// Compacted, with a Config.Log, says the entries at or below it are
 	// left on disk; it must not exceed Commit.
 	Compacted Slot
+	// Truncated says the entries at or below it are gone from the log
+	// altogether: a snapshot the node keeps covers them. It must not exceed
+	// Commit, and the replica must be restarted with applied at least
+	// Truncated (the state machine restored from that snapshot).
+	Truncated Slot
 }

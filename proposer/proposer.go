@@ -208,6 +208,14 @@ func (p *Proposer) stepDown(b paxos.Ballot) {
 	// and the clients waiting for them retry (deduplicated) if not.
 }
 
+// Abdicate makes a leader or candidate a follower without a new ballot
+// (the replica installs a snapshot and must recover afresh).
+func (p *Proposer) Abdicate() {
+	if p.role != Follower {
+		p.stepDown(p.ballot)
+	}
+}
+
 // OnLeaderContact is called for a Heartbeat, Accept or Decide from the
 // leader of ballot b, once the acceptor found b at least its promise.
 func (p *Proposer) OnLeaderContact(b paxos.Ballot) {

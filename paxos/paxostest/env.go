@@ -55,11 +55,24 @@ type Applier interface {
 	Apply(e paxos.Entry) error
 }
 
+// SnapshotWorkload is a Workload whose appliers can be snapshotted. Without
+// it (with a Workload that lacks it) the run never truncates its logs.
+type SnapshotWorkload interface {
+	Workload
+	// Snapshot encodes a's state.
+	Snapshot(a Applier) ([]byte, error)
+	// Restore returns node's applier rebuilt from a snapshot's bytes.
+	Restore(node paxos.NodeID, data []byte) (Applier, error)
+}
+
 type node struct {
 	id      paxos.NodeID
 	r       *replica.Replica // nil while crashed
 	store   *memStore
 	applied paxos.Slot
+	// digest folds every applied value in, so a snapshot carries a
+	// checkable summary of the state it stands for.
+	digest  uint64
 	rand    *rand.Rand
 	applier Applier // nil without a Workload
 }
@@ -78,6 +91,9 @@ type Env struct {
 	// retain: how many durable slots below the watermark replicas keep in
 	// memory (Compact drops the rest; reads go back to the store).
 	retain paxos.Slot
+	// snapEvery: a node snapshots every snapEvery applied slots (0: never)
+	// and keeps snapKeep slots of log below the snapshot.
+	snapEvery, snapKeep paxos.Slot
 
 	chosen   map[paxos.Slot]paxos.Value
 	proposed map[string]bool
@@ -90,6 +106,7 @@ type Env struct {
 // Stats count what a run did.
 type Stats struct {
 	Delivered, Dropped, Duplicated, Crashes, Restarts, Partitions, Proposed, Decided int
+	Snapshots, Installs                                                              int
 	MaxSlot                                                                          paxos.Slot
 }
 
@@ -117,6 +134,12 @@ func NewEnv(opts Options) (*Env, error) {
 		}
 	}
 	e.retain = paxos.Slot(e.rng.Intn(8))
+	if _, ok := opts.Workload.(SnapshotWorkload); ok || opts.Workload == nil {
+		if e.rng.Intn(4) != 0 {
+			e.snapEvery = paxos.Slot(2 + e.rng.Intn(30))
+			e.snapKeep = paxos.Slot(e.rng.Intn(6))
+		}
+	}
 	var members []paxos.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
 		members = append(members, paxos.NodeID(i))
@@ -137,17 +160,103 @@ func (e *Env) start(n *node) error {
 	cfg.ID = n.id
 	cfg.Rand = n.rand
 	cfg.Log = n.store
-	// Restart as the node does: from the tail only, the chosen prefix read
-	// back from the store (replayed from slot 1, since applied is 0).
-	r, err := replica.New(cfg, n.store.tail(), 0)
+	// Restart as the node does: from the snapshot and the tail, the chosen
+	// slots after the snapshot read back from the store and replayed.
+	snap := n.store.snap
+	r, err := replica.New(cfg, n.store.tail(), snap.slot)
 	if err != nil {
 		return err
 	}
-	n.r, n.applied = r, 0
-	if e.opts.Workload != nil {
-		n.applier = e.opts.Workload.NewApplier(n.id)
+	n.r = r
+	return e.restoreApplier(n, snap)
+}
+
+// restoreApplier sets n's applied state to snap's.
+func (e *Env) restoreApplier(n *node, snap snapshot) error {
+	n.applied, n.digest = snap.slot, snap.digest
+	w := e.opts.Workload
+	if w == nil {
+		return nil
 	}
+	if snap.slot == 0 {
+		n.applier = w.NewApplier(n.id)
+		return nil
+	}
+	a, err := w.(SnapshotWorkload).Restore(n.id, snap.data)
+	if err != nil {
+		return fmt.Errorf("node %d: restoring the snapshot at slot %d: %w", n.id, snap.slot, err)
+	}
+	n.applier = a
 	return nil
+}
+
+// maybeSnapshot snapshots n's applied state every snapEvery slots and
+// truncates its log below, as the node does.
+func (e *Env) maybeSnapshot(n *node) error {
+	if e.snapEvery == 0 || n.applied < n.store.snap.slot+e.snapEvery {
+		return nil
+	}
+	snap := snapshot{slot: n.applied, digest: n.digest}
+	if w, ok := e.opts.Workload.(SnapshotWorkload); ok {
+		data, err := w.Snapshot(n.applier)
+		if err != nil {
+			return fmt.Errorf("node %d: snapshot at slot %d: %w", n.id, n.applied, err)
+		}
+		snap.data = data
+	}
+	var upTo paxos.Slot
+	if n.applied > e.snapKeep {
+		upTo = n.applied - e.snapKeep
+	}
+	e.tracef("snapshot %d at slot %d, truncate to %d", n.id, n.applied, upTo)
+	n.store.takeSnapshot(snap, upTo)
+	n.r.Truncate(upTo)
+	e.Stats.Snapshots++
+	return nil
+}
+
+// installSnapshot gives n the snapshot of the node m came from, as the node
+// layer does when a leader says n needs one.
+func (e *Env) installSnapshot(n *node, m paxos.Message) error {
+	snap := e.node(m.From).store.snap
+	if snap.slot <= n.r.Status().Commit {
+		return nil
+	}
+	if want := e.prefixDigest(snap.slot); want != snap.digest {
+		return fmt.Errorf("node %d's snapshot at slot %d does not match the chosen values", m.From, snap.slot)
+	}
+	e.tracef("install %d's snapshot at slot %d on %d", m.From, snap.slot, n.id)
+	n.store.install(snap)
+	if !n.r.Restore(snap.slot) {
+		return fmt.Errorf("node %d refused a snapshot at slot %d above its watermark", n.id, snap.slot)
+	}
+	e.Stats.Installs++
+	return e.restoreApplier(n, snap)
+}
+
+// prefixDigest is the digest of the values chosen up to slot.
+func (e *Env) prefixDigest(slot paxos.Slot) uint64 {
+	var d uint64
+	for s := paxos.Slot(1); s <= slot; s++ {
+		d = fold(d, e.chosen[s])
+	}
+	return d
+}
+
+// fold adds v to digest d (FNV-1a over the value's kind and commands).
+func fold(d uint64, v paxos.Value) uint64 {
+	const prime = 1099511628211
+	if d == 0 {
+		d = 14695981039346656037
+	}
+	d = (d ^ uint64(v.Kind)) * prime
+	for _, c := range v.Cmds {
+		for _, b := range c {
+			d = (d ^ uint64(b)) * prime
+		}
+		d = (d ^ 0xff) * prime
+	}
+	return d
 }
 
 func (e *Env) tracef(format string, args ...any) {
@@ -199,7 +308,10 @@ func (e *Env) ready(n *node) error {
 	for _, m := range self {
 		n.r.Step(m)
 	}
-	return e.apply(n, rd.Decided)
+	if err := e.apply(n, rd.Decided); err != nil {
+		return err
+	}
+	return e.maybeSnapshot(n)
 }
 
 // apply checks and records decided entries.
@@ -209,6 +321,7 @@ func (e *Env) apply(n *node, decided []paxos.Entry) error {
 			return fmt.Errorf("node %d delivered slot %d after %d", n.id, d.Slot, n.applied)
 		}
 		n.applied = d.Slot
+		n.digest = fold(n.digest, d.Value)
 		if v, ok := e.chosen[d.Slot]; ok {
 			if !v.Equal(d.Value) {
 				return fmt.Errorf("slot %d chosen twice: %s and %s (node %d)", d.Slot, describe(v), describe(d.Value), n.id)
@@ -248,17 +361,17 @@ func describe(v paxos.Value) string {
 
 // deliver hands the message at index i to its destination, subject to
 // partitions and the drop and duplication rates.
-func (e *Env) deliver(i int, lossy bool) {
+func (e *Env) deliver(i int, lossy bool) error {
 	m := e.net[i]
 	e.net[i] = e.net[len(e.net)-1]
 	e.net = e.net[:len(e.net)-1]
 	if e.group[m.From] != e.group[m.To] {
 		e.Stats.Dropped++
-		return
+		return nil
 	}
 	if lossy && e.rng.Float64() < e.faults.DropRate {
 		e.Stats.Dropped++
-		return
+		return nil
 	}
 	if lossy && e.rng.Float64() < e.faults.DupRate {
 		e.net = append(e.net, m)
@@ -267,11 +380,15 @@ func (e *Env) deliver(i int, lossy bool) {
 	n := e.node(m.To)
 	if n.r == nil {
 		e.Stats.Dropped++
-		return
+		return nil
 	}
 	e.Stats.Delivered++
 	e.tracef("deliver %s", m)
+	if m.Type == paxos.MsgSnapshot {
+		return e.installSnapshot(n, m)
+	}
 	n.r.Step(m)
+	return nil
 }
 
 func (e *Env) crash(n *node) {

@@ -52,7 +52,7 @@ func (e *Env) randomStep() error {
 	n := alive[e.rng.Intn(len(alive))]
 	switch x := e.rng.Intn(100); {
 	case x < 45 && len(e.net) > 0:
-		e.deliver(e.rng.Intn(len(e.net)), true)
+		return e.deliver(e.rng.Intn(len(e.net)), true)
 	case x < 70:
 		return e.ready(n)
 	case x < 88:
@@ -97,7 +97,9 @@ func (e *Env) livenessPhase() error {
 				}
 			}
 			for len(e.net) > 0 {
-				e.deliver(0, false)
+				if err := e.deliver(0, false); err != nil {
+					return err
+				}
 			}
 		}
 		if probe != "" && e.acked[probe] && e.converged() {

@@ -48,10 +48,15 @@ func TestSim(t *testing.T) {
 		total.Partitions += s.Partitions
 		total.Proposed += s.Proposed
 		total.Decided += s.Decided
+		total.Snapshots += s.Snapshots
+		total.Installs += s.Installs
 	}
-	t.Logf("%d seeds: %d messages delivered, %d dropped, %d crashes, %d partitions, %d commands proposed, %d slots chosen",
-		len(seeds), total.Delivered, total.Dropped, total.Crashes, total.Partitions, total.Proposed, total.Decided)
+	t.Logf("%d seeds: %d messages delivered, %d dropped, %d crashes, %d partitions, %d commands proposed, %d slots chosen, %d snapshots taken, %d installed from a leader",
+		len(seeds), total.Delivered, total.Dropped, total.Crashes, total.Partitions, total.Proposed, total.Decided, total.Snapshots, total.Installs)
 	if total.Decided == 0 {
 		t.Fatal("no slot was ever chosen: the simulation tests nothing")
+	}
+	if len(seeds) >= 100 && total.Installs == 0 {
+		t.Fatal("no snapshot was ever installed from a leader: snapshot catch-up is untested")
 	}
 }

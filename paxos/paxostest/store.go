@@ -13,6 +13,44 @@ type memStore struct {
 	promised paxos.Ballot
 	entries  map[paxos.Slot]paxos.Entry
 	commit   paxos.Slot
+	// truncated: entries at or below it were deleted; snap covers them.
+	truncated paxos.Slot
+	snap      snapshot
+}
+
+// snapshot is a node's state machine as of slot: the digest of every value
+// chosen up to it, and the Workload applier's own bytes if it has any.
+type snapshot struct {
+	slot   paxos.Slot
+	digest uint64
+	data   []byte
+}
+
+// takeSnapshot stores snap and deletes the entries at or below truncate.
+func (s *memStore) takeSnapshot(snap snapshot, truncate paxos.Slot) {
+	s.snap = snap
+	s.truncateTo(truncate)
+}
+
+func (s *memStore) truncateTo(upTo paxos.Slot) {
+	for sl := range s.entries {
+		if sl <= upTo {
+			delete(s.entries, sl)
+		}
+	}
+	if upTo > s.truncated {
+		s.truncated = upTo
+	}
+}
+
+// install replaces the log up to snap.slot with snap, as a follower does
+// with a snapshot fetched from the leader.
+func (s *memStore) install(snap snapshot) {
+	s.snap = snap
+	s.truncateTo(snap.slot)
+	if snap.slot > s.commit {
+		s.commit = snap.slot
+	}
 }
 
 func newMemStore() *memStore { return &memStore{entries: map[paxos.Slot]paxos.Entry{}} }
@@ -32,7 +70,7 @@ func (s *memStore) save(p paxos.Persist) error {
 		if p.Commit < s.commit {
 			return fmt.Errorf("commit watermark went backwards: %d after %d", p.Commit, s.commit)
 		}
-		for sl := s.commit + 1; sl <= p.Commit; sl++ {
+		for sl := max(s.commit, s.truncated) + 1; sl <= p.Commit; sl++ {
 			if _, ok := s.entries[sl]; !ok {
 				return fmt.Errorf("watermark %d persisted without the entry for slot %d", p.Commit, sl)
 			}
@@ -43,7 +81,7 @@ func (s *memStore) save(p paxos.Persist) error {
 }
 
 func (s *memStore) state() paxos.State {
-	st := paxos.State{Promised: s.promised, Commit: s.commit}
+	st := paxos.State{Promised: s.promised, Commit: s.commit, Truncated: s.truncated}
 	for _, e := range s.entries {
 		st.Entries = append(st.Entries, e)
 	}

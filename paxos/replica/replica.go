@@ -54,6 +54,12 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 	if applied > st.Commit {
 		return nil, fmt.Errorf("replica: applied slot %d is past the stored watermark %d", applied, st.Commit)
 	}
+	if st.Truncated > st.Commit {
+		return nil, fmt.Errorf("replica: truncated slot %d is past the stored watermark %d", st.Truncated, st.Commit)
+	}
+	if applied < st.Truncated {
+		return nil, fmt.Errorf("replica: applied slot %d is below the truncated log (%d): restore the snapshot first", applied, st.Truncated)
+	}
 	members := paxos.Membership{Nodes: append([]paxos.NodeID(nil), cfg.Members...)}
 	r := &Replica{
 		cfg:           cfg,
@@ -80,6 +86,42 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 // it does nothing.
 func (r *Replica) Compact(upTo paxos.Slot) {
 	r.acc.Compact(min(upTo, r.learn.Commit(), r.persistCommit))
+}
+
+// Truncate records that the entries at or below upTo are gone from the
+// log (Config.Log no longer returns them). The caller promises that a
+// durable snapshot covers them. A follower behind upTo is then sent a
+// MsgSnapshot instead of entries, and a candidate behind it gets no
+// Promise from this node.
+func (r *Replica) Truncate(upTo paxos.Slot) {
+	r.acc.Truncate(min(upTo, r.learn.Commit(), r.persistCommit))
+}
+
+// Restore installs a snapshot that covers every slot up to slot: the caller
+// has replaced its state machine with the snapshot's and durably replaced
+// its log at or below slot with it (watermark slot). It reports false, and
+// changes nothing, if slot is not above the watermark (the snapshot is no
+// news). A leader or candidate steps down first: its view of the slots it
+// is recovering or proposing is stale.
+func (r *Replica) Restore(slot paxos.Slot) bool {
+	if slot <= r.learn.Commit() {
+		return false
+	}
+	r.observeRole(func() { r.prop.Abdicate() })
+	r.learn.Restore(slot)
+	r.acc.Restore(slot)
+	if r.persistCommit < slot {
+		r.persistCommit = slot
+	}
+	kept := r.decided[:0]
+	for _, e := range r.decided {
+		if e.Slot > slot {
+			kept = append(kept, e)
+		}
+	}
+	r.decided = kept
+	r.prop.OnCommit(slot)
+	return true
 }
 
 // Propose queues a client command. It fails with paxos.ErrNoLeader when no

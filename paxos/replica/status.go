@@ -14,9 +14,11 @@ type Status struct {
 	Leader       paxos.NodeID
 	Commit       paxos.Slot
 	LeaderCommit paxos.Slot
-	NextSlot     paxos.Slot
-	InFlight     int
-	Pending      int
+	// Truncated is the highest slot gone from the log (see Truncate).
+	Truncated paxos.Slot
+	NextSlot  paxos.Slot
+	InFlight  int
+	Pending   int
 	// Ticks counts Tick calls; LeaseTick is the tick of the newest
 	// heartbeat a quorum acknowledged (-1: no lease; see
 	// proposer.LeaseTick); ReadReady says the leader's watermark covers
@@ -37,6 +39,7 @@ func (r *Replica) Status() Status {
 		Leader:       r.prop.Leader(),
 		Commit:       r.learn.Commit(),
 		LeaderCommit: r.learn.LeaderCommit(),
+		Truncated:    r.acc.Truncated(),
 		NextSlot:     r.prop.NextSlot(),
 		InFlight:     r.prop.InFlight(),
 		Pending:      r.prop.Pending(),

@@ -131,6 +131,14 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 		return
 	}
 	commit := r.learn.Commit()
+	if t := r.acc.Truncated(); m.Commit < t {
+		// What the follower lacks starts below our log: it needs the
+		// snapshot. Fetching one can outlast an election timeout; the
+		// node layer ignores a repeat while a fetch runs.
+		r.catchups[m.From] = catchup{sentTo: t, tick: now}
+		r.send(paxos.Message{Type: paxos.MsgSnapshot, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Slot: t})
+		return
+	}
 	entries := r.acc.EntriesRange(m.Commit+1, commit, r.cfg.BatchBytesMax)
 	if len(entries) == 0 {
 		return
