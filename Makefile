@@ -5,7 +5,7 @@ PKGS    := ./...
 SEEDS   ?= 5000
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet sim fuzz bench clean
+.PHONY: all build run test test-short vet sim fuzz bench soak clean chaos deps
 
 all: build
 
@@ -18,8 +18,8 @@ run: build
 
 # Every test: vet, formatting, then the whole suite under the race detector
 # (the simulation's fixed seed set, the multi-process tests, the fuzz seed
-# corpora).
-test: vet
+# corpora, one short fault-injection schedule: see `make chaos`).
+test: deps vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 test-short: vet
@@ -30,15 +30,38 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# The Debian packages the tests need (iptables for the fault-injection
+# suite), installed only if missing.
+deps:
+	@./scripts/install-deps.sh
+
+# The fault-injection suite at full length (docs/CHAOS.md): CHAOS_SCHEDULES
+# randomized fault schedules of CHAOS_DURATION each, every one on a fresh
+# 3-node cluster in network namespaces (needs root), then a summary.
+# CHAOS_SEED=N replays a run; CHAOS_FLAGS passes more -chaos.* flags.
+CHAOS_SCHEDULES ?= 20
+CHAOS_DURATION  ?= 60s
+CHAOS_SEED      ?= 0
+chaos: deps
+	$(GO) test -race -count=1 -timeout 120m ./chaos -run 'TestChaos$$' -v -chaos.schedules $(CHAOS_SCHEDULES) -chaos.duration $(CHAOS_DURATION) -chaos.seed $(CHAOS_SEED) $(CHAOS_FLAGS)
+
 # Many more simulation seeds than CI runs, with the race detector.
 sim:
 	$(GO) test -race -count=1 -timeout 60m ./paxos/paxostest -run TestSim -seeds $(SEEDS) -v
 
-# Run each fuzz target for FUZZTIME.
+# Run every fuzz target of every package for FUZZTIME each, one after
+# another (go test -fuzz takes one target of one package at a time). The
+# targets are discovered with go test -list, so new ones join by themselves.
+# FUZZFLAGS passes more flags, e.g. FUZZFLAGS='-parallel 1'. Crashers land
+# in <pkg>/testdata/fuzz/<Target>/, where make test runs them from then on.
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./wire | grep ^Fuzz); do $(GO) test ./wire -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
-	@for t in $$($(GO) test -list '^Fuzz' ./wal | grep ^Fuzz); do $(GO) test ./wal -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
-	@for t in $$($(GO) test -list '^Fuzz' ./service | grep ^Fuzz); do $(GO) test ./service -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done
+	@targets=$$($(GO) test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ { t[n++] = $$1 } /^(ok|\?) / { for (i = 0; i < n; i++) print $$2 ":" t[i]; n = 0 }'); \
+	if [ -z "$$targets" ]; then echo "no fuzz targets found"; exit 1; fi; \
+	for pt in $$targets; do \
+		pkg=$${pt%%:*}; t=$${pt##*:}; \
+		echo "== $$pkg $$t ($(FUZZTIME))"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) || exit 1; \
+	done
 
 # The load generator against a fresh local cluster: put 1/16/64/256 clients,
 # get 64, lock 1/16/64, lock-contended 16, ~10 s each, one table
@@ -46,6 +69,12 @@ fuzz:
 # see docs/BENCHMARKS.md).
 bench: build
 	./scripts/bench.sh ./$(BIN)
+
+# Ten minutes of puts with a small snapshot interval: data directories stay
+# bounded, and a node stopped meanwhile rejoins by snapshot
+# (scripts/soak.sh; SOAK_DURATION, SOAK_SNAPSHOT, SOAK_BOUND_MB).
+soak: build
+	./scripts/soak.sh ./$(BIN)
 
 clean:
 	rm -rf bin

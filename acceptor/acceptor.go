@@ -213,6 +213,10 @@ func (a *Acceptor) Learn(e paxos.Entry) {
 	a.store(e)
 }
 
+// Raise promises b if it is above the current promise (see
+// replica.RaisePromise).
+func (a *Acceptor) Raise(b paxos.Ballot) { a.promise(b) }
+
 // TakePersist returns the writes made since the last call and forgets them.
 func (a *Acceptor) TakePersist() (promised paxos.Ballot, entries []paxos.Entry) {
 	if a.pendingPromised {

@@ -221,6 +221,11 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 		if err == nil {
 			var resp *wire.Response
 			resp, err = c.attempt(ctx, cn, q)
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				// Nothing was sent, and no node would take it: retrying
+				// would only end in a timeout that hides the reason.
+				return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
+			}
 			if err == nil {
 				switch resp.Err {
 				case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:

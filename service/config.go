@@ -40,6 +40,18 @@ type Config struct {
 	// RequestTimeout bounds how long a request waits for its answer when
 	// the client gives no deadline. Default 10s.
 	RequestTimeout time.Duration
+	// SnapshotEntries: the node snapshots its state machine every this
+	// many applied slots and deletes the log below the snapshot (keeping
+	// SnapshotKeepEntries slots), so the data directory stays bounded.
+	// Default 10000.
+	SnapshotEntries int
+	// SnapshotKeepEntries is how many slots of log below a snapshot are
+	// kept, so a follower a little behind catches up from the log rather
+	// than by a snapshot transfer. Default min(SnapshotEntries, 5000).
+	SnapshotKeepEntries int
+	// Join says what to do when DataDir holds no state (see JoinMode).
+	// Default JoinCreate.
+	Join JoinMode
 	// NoSync skips fsync. Unsafe: for tests only.
 	NoSync bool
 	// Logger receives structured logs; the node adds its id to every line.
@@ -48,6 +60,24 @@ type Config struct {
 	// node a registry of its own (Node.Metrics).
 	Metrics *prometheus.Registry
 }
+
+// JoinMode says how a node treats a data directory without state.
+type JoinMode uint8
+
+const (
+	// JoinCreate creates the state: the cluster is new (paxosd dev, tests,
+	// serve --new-cluster the first time).
+	JoinCreate JoinMode = iota
+	// JoinExisting refuses to start without state: a member of a running
+	// cluster that lost its data must not vote with forgotten promises
+	// (paxosd serve's default).
+	JoinExisting
+	// JoinRejoin rebuilds a member that lost its data: it raises its
+	// promise to the highest ballot the other members know and takes no
+	// part in voting until it has learned every slot that could hold a
+	// vote it forgot (serve --rejoin).
+	JoinRejoin
+)
 
 // ErrConfig marks an invalid Config.
 var ErrConfig = errors.New("service: invalid config")
@@ -81,6 +111,12 @@ func (c *Config) EnsureDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = 10000
+	}
+	if c.SnapshotKeepEntries == 0 {
+		c.SnapshotKeepEntries = min(c.SnapshotEntries, 5000)
+	}
 }
 
 // Validate reports the first problem with c.
@@ -99,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: --data-dir is required", ErrConfig)
+	}
+	if c.SnapshotEntries < 0 || c.SnapshotKeepEntries < 0 {
+		return fmt.Errorf("%w: --snapshot-entries and --snapshot-keep-entries must be positive", ErrConfig)
 	}
 	if c.ValueBytesMax+4096 > c.FrameBytesMax || c.BatchBytesMax > c.FrameBytesMax/4 {
 		return fmt.Errorf("%w: value and batch limits must fit well inside the frame limit (%d bytes)", ErrConfig, c.FrameBytesMax)

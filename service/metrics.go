@@ -23,6 +23,11 @@ type metrics struct {
 	locksHeld     prometheus.Gauge
 	locksWaiting  prometheus.Gauge
 	leaseReads    prometheus.Counter
+
+	snapshots        prometheus.Counter
+	snapshotBytes    prometheus.Gauge
+	snapshotInstalls prometheus.Counter
+	snapshotSent     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,9 +53,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		locksHeld:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_locks_held", Help: "Locks held."}),
 		locksWaiting:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_lock_waiters", Help: "Sessions waiting for locks."}),
 		leaseReads:    prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_lease_reads_total", Help: "Linearizable reads the leader answered under its lease, without the log."}),
+
+		snapshots:        prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshots_total", Help: "Snapshots this node took (the log below each was deleted)."}),
+		snapshotBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_snapshot_bytes", Help: "Size of the newest snapshot taken."}),
+		snapshotInstalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshot_installs_total", Help: "Snapshots fetched from the leader and installed."}),
+		snapshotSent:     prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshot_sent_bytes_total", Help: "Snapshot bytes served to catching-up nodes."}),
 	}
 	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.commitIndex,
-		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads} {
+		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads,
+		m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent} {
 		f(c)
 	}
 	return m

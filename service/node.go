@@ -39,10 +39,13 @@ type Node struct {
 	leading atomic.Bool // for /readyz, read outside the loop
 	led     atomic.Bool // some leader is known
 
-	inbox chan paxos.Message
-	calls chan *call
-	stop  chan struct{}
-	done  chan struct{}
+	inbox   chan paxos.Message
+	calls   chan *call
+	fetched chan snapshotFetched
+
+	rejoinProbed chan rejoinProbe
+	stop         chan struct{}
+	done         chan struct{}
 
 	// Owned by the run loop.
 	wal            *walWriter
@@ -58,6 +61,8 @@ type Node struct {
 	started        time.Time // origin of the monotonic clock readings
 	lastLeader     paxos.NodeID
 	lastRole       proposer.Role
+	snap           snapshotState
+	rejoin         rejoinState
 	failed         error
 }
 
@@ -69,7 +74,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With().Uint32("node", uint32(cfg.ID)).Logger()
-	store, err := wal.Open(cfg.DataDir, wal.Identity{ClusterID: cfg.ClusterID, NodeID: cfg.ID}, wal.Options{NoSync: cfg.NoSync})
+	store, rejoin, err := openStore(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +83,12 @@ func Start(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
-	sm := NewStateMachine(SMOptions{ValueBytesMax: cfg.ValueBytesMax})
+	sm, err := loadSnapshot(store, smOptions(cfg), log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	snapSlot := sm.Applied()
 	if err := replay(store, sm, st.Commit, log); err != nil {
 		store.Close()
 		return nil, err
@@ -118,11 +128,16 @@ func Start(cfg Config) (*Node, error) {
 		ln:      ln,
 		inbox:   make(chan paxos.Message, drainMax),
 		calls:   make(chan *call, drainMax),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		waiters: map[callKey][]*call{},
-		streams: map[streamKey]*stream{},
-		started: time.Now(),
+		fetched: make(chan snapshotFetched, 1),
+		rejoin:  rejoin,
+
+		rejoinProbed: make(chan rejoinProbe, 1),
+		snap:         snapshotState{last: snapSlot},
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		waiters:      map[callKey][]*call{},
+		streams:      map[streamKey]*stream{},
+		started:      time.Now(),
 	}
 	n.transport, err = wire.NewTransport(wire.TransportConfig{
 		Self: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers,
@@ -142,6 +157,12 @@ func Start(cfg Config) (*Node, error) {
 	n.wal = newWALWriter(store, n.m)
 	log.Info().Str("listen", ln.Addr().String()).Uint64("commit", uint64(st.Commit)).
 		Int("log_entries", len(st.Entries)).Msg("node started")
+	if rejoin.active {
+		log.Warn().Msg("rejoining after lost data: this node does not vote until it has caught up")
+		if rejoin.target == wal.RejoinUnknown {
+			go n.probeForRejoin()
+		}
+	}
 	go n.run()
 	return n, nil
 }
@@ -212,11 +233,15 @@ func (n *Node) run() {
 			n.failWaiters(wire.ErrUnavailable, "node is shutting down")
 			return
 		case m := <-n.inbox:
-			n.r.Step(m)
+			n.step(m)
 		case c := <-n.calls:
 			n.handleCall(c)
 		case seq := <-n.wal.done:
 			n.release(seq)
+		case f := <-n.fetched:
+			n.installSnapshot(f)
+		case p := <-n.rejoinProbed:
+			n.onRejoinProbe(p)
 		case err := <-n.wal.errc:
 			n.failed = err
 			n.log.Error().Err(err).Msg("cannot persist: the node stops rather than acknowledge what it could not make durable")
@@ -226,6 +251,7 @@ func (n *Node) run() {
 			n.r.Tick()
 			n.ticks.tick(now)
 			n.proposeClock(now)
+			n.rejoinFiller()
 			if ticks++; ticks%10 == 0 {
 				n.expireWaiters(now)
 				n.sampleMetrics()
@@ -240,7 +266,19 @@ func (n *Node) run() {
 		}
 		n.noticeLeaderChange()
 		n.pushStreams()
+		n.maybeSnapshot()
+		n.checkRejoin()
 	}
+}
+
+// step hands a peer's message to the replica; a MsgSnapshot is the node's
+// business (the snapshot moves outside the protocol core).
+func (n *Node) step(m paxos.Message) {
+	if m.Type == paxos.MsgSnapshot {
+		n.onSnapshotOffer(m)
+		return
+	}
+	n.r.Step(m)
 }
 
 // proposeClock advances the replicated cluster clock while this node leads
@@ -261,7 +299,7 @@ func (n *Node) drain() {
 	for i := 0; i < drainMax; i++ {
 		select {
 		case m := <-n.inbox:
-			n.r.Step(m)
+			n.step(m)
 		case c := <-n.calls:
 			n.handleCall(c)
 		case seq := <-n.wal.done:
@@ -297,6 +335,8 @@ func (n *Node) processReady() error {
 		var self []paxos.Message
 		for _, m := range rd.Messages {
 			switch {
+			case n.rejoin.active && mutedWhileRejoining(m):
+				// Not a vote until caught up (rejoin.go).
 			case needsDurability(m) && n.durable < n.submitted:
 				n.held = append(n.held, heldMessage{seq: n.submitted, m: m})
 			case m.To == n.cfg.ID:
@@ -318,6 +358,7 @@ func (n *Node) release(seq uint64) {
 	if seq > n.durable {
 		n.durable = seq
 	}
+	n.snapshotDurable(n.durable)
 	i := 0
 	var durableCommit paxos.Slot
 	for ; i < len(n.jobCommits) && n.jobCommits[i].seq <= n.durable; i++ {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,13 +14,40 @@ import (
 // replayChunkBytes bounds the entries read at once while replaying.
 const replayChunkBytes = 4 << 20
 
-// replay rebuilds the state machine from the chosen prefix in the WAL,
-// reading it a chunk at a time so memory stays bounded whatever the length
-// of the log, and logging progress when it takes a while.
+// loadSnapshot returns the state machine as of the stored snapshot, or an
+// empty one if there is none.
+func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger) (*StateMachine, error) {
+	start := time.Now()
+	meta, data, err := store.LoadSnapshot()
+	if errors.Is(err, wal.ErrNoSnapshot) {
+		if t := store.Truncated(); t > 0 {
+			return nil, fmt.Errorf("service: the log is truncated up to slot %d but the data directory holds no snapshot: it is damaged; restore it from a backup or remove it and rejoin (--rejoin)", t)
+		}
+		return NewStateMachine(opts), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("service: loading the snapshot: %w", err)
+	}
+	sm, err := RestoreStateMachine(opts, data)
+	if err != nil {
+		return nil, fmt.Errorf("service: decoding the snapshot %s: %w", meta, err)
+	}
+	if sm.Applied() != meta.Slot {
+		return nil, fmt.Errorf("service: the snapshot %s holds the state as of slot %d", meta, sm.Applied())
+	}
+	log.Info().Str("snapshot", meta.String()).Dur("took", time.Since(start)).Msg("state machine loaded from the snapshot")
+	return sm, nil
+}
+
+// replay brings the state machine from its applied slot (the snapshot's,
+// or 0) up to commit with the chosen log in the WAL, reading it a chunk at
+// a time so memory stays bounded whatever the length of the log, and
+// logging progress when it takes a while.
 func replay(store *wal.Store, sm *StateMachine, commit paxos.Slot, log zerolog.Logger) error {
 	start := time.Now()
 	lastLog := start
-	for next := paxos.Slot(1); next <= commit; {
+	from := sm.Applied()
+	for next := from + 1; next <= commit; {
 		es, err := store.Entries(next, commit, replayChunkBytes)
 		if err != nil {
 			return fmt.Errorf("service: replaying the log: %w", err)
@@ -40,8 +68,8 @@ func replay(store *wal.Store, sm *StateMachine, commit paxos.Slot, log zerolog.L
 			log.Info().Uint64("slot", uint64(next-1)).Uint64("of", uint64(commit)).Msg("replaying the log")
 		}
 	}
-	if commit > 0 {
-		log.Info().Uint64("slots", uint64(commit)).Dur("took", time.Since(start)).Msg("state machine rebuilt from the log")
+	if commit > from {
+		log.Info().Uint64("from", uint64(from)).Uint64("to", uint64(commit)).Dur("took", time.Since(start)).Msg("state machine brought up to date from the log")
 	}
 	return nil
 }

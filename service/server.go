@@ -46,6 +46,10 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 			reply(resp)
 			continue
 		}
+		if q.Op == wire.OpSnapshotRead {
+			reply(n.readSnapshot(q)) // from the store, off the loop
+			continue
+		}
 		cl := &call{conn: c, req: q, reply: reply, deadline: n.deadline(q)}
 		if goesThroughLog(q) {
 			cl.cmd = EncodeCommand(commandOf(q))
@@ -81,7 +85,7 @@ func blocking(q *wire.Request) bool {
 // something the contacted node answers from its own state).
 func goesThroughLog(q *wire.Request) bool {
 	switch q.Op {
-	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel:
+	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel, wire.OpSnapshotRead:
 		return false
 	case wire.OpGet, wire.OpList:
 		return !q.Serializable
@@ -116,12 +120,16 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 		}
 	}
 	if len(q.Key) > defaultKeyBytesMax || len(q.Prefix) > defaultKeyBytesMax {
-		return &wire.Response{Err: wire.ErrTooLarge, ErrMsg: fmt.Sprintf("key is %d bytes; the limit is %d", max(len(q.Key), len(q.Prefix)), defaultKeyBytesMax)}
+		what, n := "key", len(q.Key)
+		if len(q.Prefix) > n {
+			what, n = "prefix", len(q.Prefix)
+		}
+		return &wire.Response{Err: wire.ErrTooLarge, ErrMsg: fmt.Sprintf("%s is %d bytes; the limit is %d", what, n, defaultKeyBytesMax)}
 	}
 	if len(q.Value) > n.cfg.ValueBytesMax || len(q.PrevValue) > n.cfg.ValueBytesMax {
 		return &wire.Response{Err: wire.ErrTooLarge, ErrMsg: fmt.Sprintf("value is %d bytes; the limit is %d (--value-bytes-max)", max(len(q.Value), len(q.PrevValue)), n.cfg.ValueBytesMax)}
 	}
-	return nil
+	return checkUTF8(q) // badinput.go
 }
 
 // defaultKeyBytesMax matches SMOptions' default key limit.

@@ -31,9 +31,13 @@ type walWriter struct {
 	exit  chan struct{}
 }
 
+// walJob is one write: a Persist, or (in order with them) a snapshot to
+// take or to install.
 type walJob struct {
-	seq uint64
-	p   paxos.Persist
+	seq     uint64
+	p       paxos.Persist
+	snap    *snapshotJob
+	install *installJob
 }
 
 func newWALWriter(store *wal.Store, m *metrics) *walWriter {
@@ -58,42 +62,75 @@ func (w *walWriter) run() {
 		case <-w.stop:
 			return
 		}
-		merged, last := job.p, job.seq
+		batch := []walJob{job}
 	drain:
 		for {
 			select {
 			case j := <-w.jobs:
-				merged = mergePersist(merged, j.p)
-				last = j.seq
+				batch = append(batch, j)
 			default:
 				break drain
 			}
 		}
-		start := time.Now()
-		if err := save(w.store, merged); err != nil {
+		if err := w.write(batch); err != nil {
 			w.errc <- err
 			return
 		}
-		w.m.fsync.Observe(time.Since(start).Seconds())
 		select {
-		case w.done <- last:
+		case w.done <- batch[len(batch)-1].seq:
 		case <-w.stop:
 			return
 		}
 	}
 }
 
+// write makes batch durable in order: runs of Persists merged into one
+// save, snapshot jobs between them on their own.
+func (w *walWriter) write(batch []walJob) error {
+	var merged paxos.Persist
+	flush := func() error {
+		if merged.IsEmpty() {
+			return nil
+		}
+		start := time.Now()
+		if err := save(w.store, merged); err != nil {
+			return err
+		}
+		w.m.fsync.Observe(time.Since(start).Seconds())
+		merged = paxos.Persist{}
+		return nil
+	}
+	for _, j := range batch {
+		if j.snap == nil && j.install == nil {
+			merged = mergePersist(merged, j.p)
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := guarded(func() error { return j.runSnapshot(w.store) }); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
 // save writes p, turning a panic inside the storage engine (Pebble panics
 // on a failed log write, e.g. a full or failing disk) into an error: the
 // node then stops with one clear line instead of a stack trace, and
 // without acknowledging anything it could not make durable.
-func save(store *wal.Store, p paxos.Persist) (err error) {
+func save(store *wal.Store, p paxos.Persist) error {
+	return guarded(func() error { return store.Save(p) })
+}
+
+// guarded runs a storage write, turning a panic into an error (see save).
+func guarded(write func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("wal: write to the data directory failed (disk full or failing?): %v", r)
 		}
 	}()
-	return store.Save(p)
+	return write()
 }
 
 // close stops the writer after the batch in progress, if any.

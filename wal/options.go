@@ -1,8 +1,6 @@
 package wal
 
 import (
-	"fmt"
-
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
 )
@@ -16,12 +14,18 @@ type Options struct {
 	// Logger receives Pebble's own log lines. Default (nil): they are
 	// discarded, so Pebble prints nothing to stdout or stderr. Pebble calls
 	// Fatalf when it cannot go on (for example, a failed WAL write or
-	// sync); Fatalf must not return. The default logger panics there.
+	// sync); Fatalf must not return. The default logger panics there with
+	// a *FatalError when a Store method or Open is on the goroutine, and
+	// otherwise prints one line and exits (see fatal.go).
 	Logger pebble.Logger
 	// NoSync commits Saves without fsync. UNSAFE: a machine crash can then
 	// lose a promise or an acceptance that was already sent, which breaks
 	// Paxos. For tests and benchmarks only. Default false.
 	NoSync bool
+	// MustExist makes Open fail with an error matching ErrNoStore, creating
+	// nothing, when dir holds no store. A node that has voted must never
+	// start over with an empty directory by accident (see ErrNoStore).
+	MustExist bool
 }
 
 // EnsureDefaults fills nil fields with their defaults.
@@ -68,6 +72,7 @@ func (o *Options) pebbleOptions() *pebble.Options {
 		// New stores start at the newest stable format of the Pebble in
 		// go.mod; an existing store is ratcheted up to it, never down.
 		FormatMajorVersion: pebble.FormatNewest,
+		ErrorIfNotExists:   o.MustExist,
 	}
 	// A nil EventListener would make Pebble log background errors through
 	// Logger anyway; an explicit one keeps that behaviour documented here.
@@ -84,13 +89,13 @@ func (o *Options) pebbleOptions() *pebble.Options {
 }
 
 // quietLogger discards Pebble's informational lines. Fatalf cannot return
-// (Pebble would carry on with a broken commit pipeline), so it panics with
-// the message: the process stops, as Pebble's own default would make it,
-// but the reason is visible and a test can recover it.
+// (Pebble would carry on with a broken commit pipeline): it panics, so that
+// the caller of Save or Open can stop the node with the reason, or, on
+// Pebble's own goroutines, prints the reason and exits (fatal.go).
 type quietLogger struct{}
 
 func (quietLogger) Infof(string, ...any) {}
 
 func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("wal: pebble fatal error: "+format, args...))
+	pebbleFatal(format, args...) // see fatal.go: a panic, or exit from Pebble's goroutines
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/paxosd/paxosd/paxos"
@@ -55,6 +56,10 @@ type Store struct {
 	commit paxos.Slot
 	// scratch is reused to encode values; Batch.Set copies them.
 	scratch []byte
+	// truncated is the highest slot deleted from the log. It is raised
+	// before the deletion commits, and Entries checks it after reading, so
+	// a reader that raced a truncation gets ErrTruncated, not a hole.
+	truncated atomic.Uint64
 }
 
 // Open opens the store in dir, creating dir and a fresh store (recording id)
@@ -63,10 +68,11 @@ type Store struct {
 // with ErrCorrupt. Only one Store may have dir open at a time (Pebble holds
 // a lock file).
 //
-// A new directory is created durably (its parent is synced too). Some I/O
-// errors while Pebble writes its MANIFEST make Pebble v1.1 panic rather
-// than return; like a failed Save, that stops the node, which is the only
-// safe answer to a disk that fails writes.
+// A new directory is created durably (its parent is synced too). An I/O
+// error while Pebble writes its MANIFEST or the identity record is fatal
+// inside Pebble v1.1; Open returns it as an error naming dir. A directory
+// Pebble cannot read (files corrupt, truncated or missing) fails with a
+// *DamagedError, one in use by another process with ErrDirInUse.
 func Open(dir string, id Identity, opts Options) (*Store, error) {
 	if err := id.validate(); err != nil {
 		return nil, err
@@ -79,21 +85,21 @@ func Open(dir string, id Identity, opts Options) (*Store, error) {
 		return nil, err
 	}
 	po := opts.pebbleOptions()
-	db, err := pebble.Open(dir, po)
+	// openPebble returns a fatal error inside pebble.Open (fatal.go).
+	db, err := openPebble(dir, po)
 	po.Cache.Unref() // the DB holds its own reference
 	if err != nil {
-		if pebble.IsCorruptionError(err) {
-			return nil, fmt.Errorf("%w: opening %s: %w", ErrCorrupt, dir, err)
-		}
-		return nil, fmt.Errorf("wal: opening %s: %w", dir, err)
+		return nil, openError(dir, err) // in use, damaged, or the cause (openerr.go)
 	}
 	s := &Store{dir: dir, id: id, db: db, wo: pebble.Sync}
 	if opts.NoSync {
 		s.wo = pebble.NoSync
 	}
-	if err := s.init(); err != nil {
-		_ = db.Close()
-		return nil, err
+	if fatal, err := s.initGuarded(); err != nil {
+		if !fatal { // after a fatal error Pebble's commit pipeline is wedged
+			_ = db.Close()
+		}
+		return nil, damaged(dir, err)
 	}
 	return s, nil
 }
@@ -118,6 +124,11 @@ func (s *Store) init() error {
 	if s.promised, err = readPromised(s.db); err != nil {
 		return err
 	}
+	t, err := readTruncated(s.db)
+	if err != nil {
+		return err
+	}
+	s.truncated.Store(uint64(t))
 	s.commit, err = readCommit(s.db)
 	return err
 }
@@ -220,7 +231,10 @@ func batchBytes(p paxos.Persist) int {
 
 // Load returns everything saved: the promise, every entry in slot order,
 // and the commit watermark, read from one consistent snapshot.
-func (s *Store) Load() (paxos.State, error) { return s.load(false) }
+func (s *Store) Load() (paxos.State, error) {
+	st, err := s.load(false)
+	return st, damaged(s.dir, err)
+}
 
 // load reads the promise and watermark and, from the same snapshot, either
 // every entry (the whole prefix, not just slots >= 1, so a damaged key
@@ -242,6 +256,9 @@ func (s *Store) load(tail bool) (paxos.State, error) {
 	if st.Commit, err = readCommit(snap); err != nil {
 		return paxos.State{}, err
 	}
+	if st.Truncated, err = readTruncated(snap); err != nil {
+		return paxos.State{}, err
+	}
 	from := entryPrefix
 	if tail {
 		st.Compacted = st.Commit
@@ -258,7 +275,10 @@ func (s *Store) load(tail bool) (paxos.State, error) {
 // watermark. A node that rebuilds its state machine by reading the prefix
 // through Entries in chunks starts in memory proportional to the unchosen
 // tail, not to the length of its history.
-func (s *Store) LoadTail() (paxos.State, error) { return s.load(true) }
+func (s *Store) LoadTail() (paxos.State, error) {
+	st, err := s.load(true)
+	return st, damaged(s.dir, err)
+}
 
 // Entries returns the stored entries with from <= slot <= to, in slot order,
 // for catch-up. When maxBytes > 0 it stops before the entry that would take
@@ -274,7 +294,11 @@ func (s *Store) Entries(from, to paxos.Slot, maxBytes int) ([]paxos.Entry, error
 	if from > to {
 		return nil, nil
 	}
-	return scanEntries(s.db, entryKey(from), entryUpper(to), maxBytes)
+	es, err := scanEntries(s.db, entryKey(from), entryUpper(to), maxBytes)
+	if t := paxos.Slot(s.truncated.Load()); err == nil && t > 0 && from <= t {
+		return nil, fmt.Errorf("%w: slot %d (the log starts after %d)", ErrTruncated, from, t)
+	}
+	return es, err
 }
 
 // IsNew reports whether Open created this store (no identity was recorded

@@ -91,6 +91,15 @@ const (
 
 	// Op 22 is reserved for the state machine's internal clock command:
 	// it is never valid on the wire.
+	opReservedClock
+
+	// OpSnapshotRead reads the contacted node's stored snapshot: up to
+	// Limit bytes from Offset of the snapshot SnapSlot/SnapSize/SnapCRC
+	// names (SnapSlot 0: whichever it holds now). Response: SnapSlot,
+	// SnapSize, SnapCRC and Data; ErrNotFound if it holds no snapshot,
+	// ErrCompacted if it has replaced the one named. A node catching up
+	// from the leader's snapshot uses it, chunk by chunk.
+	OpSnapshotRead
 )
 
 var opNames = [...]string{
@@ -116,6 +125,7 @@ var opNames = [...]string{
 	OpObserve:          "Observe",
 	OpWatch:            "Watch",
 	OpCancel:           "Cancel",
+	OpSnapshotRead:     "SnapshotRead",
 }
 
 func (o Op) String() string {
@@ -129,7 +139,7 @@ func (o Op) String() string {
 // accepts unknown operations so that the server can answer ErrInvalid with
 // the request's id instead of closing the connection.
 // Op 22, reserved for the state machine's clock command, is not valid.
-func (o Op) Valid() bool { return o >= OpPut && o <= OpCancel }
+func (o Op) Valid() bool { return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock }
 
 // IsStream reports whether o opens a stream (OpWatch, OpObserve): one
 // request answered by many responses, the last one with StreamEnd set.
@@ -284,6 +294,12 @@ type Request struct {
 	AfterSeq uint64
 	// CancelID is the request ID an OpCancel cancels.
 	CancelID uint64
+	// SnapSlot, SnapSize and SnapCRC name the snapshot an OpSnapshotRead
+	// reads (SnapSlot 0: the current one), and Offset where to read.
+	SnapSlot paxos.Slot
+	SnapSize uint64
+	SnapCRC  uint32
+	Offset   uint64
 }
 
 // KV is a key-value pair with its revisions.
@@ -442,6 +458,12 @@ type Response struct {
 	// StreamEnd marks the last response of a stream (OpWatch, OpObserve):
 	// after an OpCancel for it (Err is ErrCanceled) or an error.
 	StreamEnd bool
+	// SnapSlot, SnapSize and SnapCRC describe the snapshot an
+	// OpSnapshotRead read, and Data holds the bytes read.
+	SnapSlot paxos.Slot
+	SnapSize uint64
+	SnapCRC  uint32
+	Data     []byte
 }
 
 var requestFields = []field[Request]{
@@ -472,6 +494,10 @@ var requestFields = []field[Request]{
 	boolField("watch_prefix", func(q *Request) *bool { return &q.WatchPrefix }),
 	uintField("after_seq", func(q *Request) *uint64 { return &q.AfterSeq }),
 	uintField("cancel_id", func(q *Request) *uint64 { return &q.CancelID }),
+	uintField("snap_slot", func(q *Request) *paxos.Slot { return &q.SnapSlot }),
+	uintField("snap_size", func(q *Request) *uint64 { return &q.SnapSize }),
+	uintField("snap_crc", func(q *Request) *uint32 { return &q.SnapCRC }),
+	uintField("offset", func(q *Request) *uint64 { return &q.Offset }),
 }
 
 var kvFields = []field[KV]{
@@ -548,6 +574,10 @@ var responseFields = []field[Response]{
 	listField("events", func(s *Response) *[]WatchEvent { return &s.Events }, watchEventFields),
 	uintField("compact_revision", func(s *Response) *uint64 { return &s.CompactRevision }),
 	boolField("stream_end", func(s *Response) *bool { return &s.StreamEnd }),
+	uintField("snap_slot", func(s *Response) *paxos.Slot { return &s.SnapSlot }),
+	uintField("snap_size", func(s *Response) *uint64 { return &s.SnapSize }),
+	uintField("snap_crc", func(s *Response) *uint32 { return &s.SnapCRC }),
+	binField("data", func(s *Response) *[]byte { return &s.Data }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

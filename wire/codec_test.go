@@ -236,6 +236,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		int8(2), int64(9), uint16(OpPut), int32(5), uint64(6), nil, "k", "v-as-str",
 		nil, nil, nil, nil, nil, true, nil, int64(100),
 		int16(300), nil, []byte("lk"), uint8(4), true, int64(0), "fence", int32(8), uint32(70000), false, nil, 1,
+		nil, nil, nil, nil,
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -260,7 +261,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		[]any{[]any{"m"}},
 		[]any{"el", 7, "val", 2, 5, 9, nil},
 		[]any{[]any{2, []any{"k", nil, 1, 9, 1}, nil, "future"}},
-		3, true, "future",
+		3, true, nil, nil, nil, nil, "future",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -443,8 +444,11 @@ func TestFrameReader(t *testing.T) {
 func TestNumbering(t *testing.T) {
 	ops := []Op{OpPut, OpGet, OpDelete, OpCAS, OpList, OpStatus, OpSessionOpen, OpSessionKeepAlive,
 		OpSessionClose, OpSessionList, OpLockAcquire, OpLockRelease, OpLockCheck, OpLockList,
-		OpCampaign, OpProclaim, OpResign, OpLeader, OpObserve, OpWatch, OpCancel}
+		OpCampaign, OpProclaim, OpResign, OpLeader, OpObserve, OpWatch, OpCancel, opReservedClock, OpSnapshotRead}
 	for i, o := range ops {
+		if o == opReservedClock {
+			continue
+		}
 		if int(o) != i+1 || !o.Valid() || strings.HasPrefix(o.String(), "Op(") {
 			t.Errorf("op %d: %d %q valid=%v", i+1, o, o, o.Valid())
 		}
@@ -452,7 +456,7 @@ func TestNumbering(t *testing.T) {
 			t.Errorf("%s: IsStream %v", o, o.IsStream())
 		}
 	}
-	for _, o := range []Op{0, 22, 23, 255} { // 22: the internal clock command
+	for _, o := range []Op{0, 22, 24, 255} { // 22: the internal clock command
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}

@@ -47,10 +47,11 @@ func DecodeHello(body []byte) (Hello, error) {
 		return h, fmt.Errorf("%w: %d elements, want at least 5", ErrBadHello, n)
 	}
 	if t, err := r.uint(0xff); err != nil || FrameType(t) != FrameHello {
-		return h, fmt.Errorf("%w: not a hello frame", ErrBadHello)
+		return h, fmt.Errorf("%w: not a hello frame (not a paxosd client or node?)", ErrBadHello)
 	}
 	if magic, err := r.raw(); err != nil || string(magic) != Magic {
-		return h, fmt.Errorf("%w: bad magic", ErrBadHello)
+		// Quoted and cut short: the bytes are the other end's, anything.
+		return h, fmt.Errorf("%w: bad magic %.20q, want %q (not a paxosd client or node?)", ErrBadHello, magic, Magic)
 	}
 	v, err := r.uint(1<<32 - 1)
 	if err != nil {

@@ -299,7 +299,7 @@ func (n *benchNodes) start(i int) error {
 	}
 	defer logf.Close() // the child has its own descriptor
 	args := []string{"serve", "--id", strconv.Itoa(i + 1), "--listen", n.addrs[i], "--peers", strings.Join(peers, ","),
-		"--data-dir", filepath.Join(n.dir, fmt.Sprintf("node%d", i+1)), "--log-level", "warn"}
+		"--data-dir", filepath.Join(n.dir, fmt.Sprintf("node%d", i+1)), "--log-level", "warn", "--new-cluster"}
 	cmd := exec.Command(n.bin, append(args, n.extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

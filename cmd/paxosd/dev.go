@@ -35,6 +35,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := nf.check(); err != nil {
+		return err
+	}
 	if nodes < 1 || nodes > 9 {
 		return fmt.Errorf("%w: --nodes must be between 1 and 9", errUsage)
 	}

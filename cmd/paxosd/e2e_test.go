@@ -83,7 +83,7 @@ func (c *cluster) start(i int) {
 		c.t.Fatal(err)
 	}
 	cmd := exec.Command(c.bin, "serve", "--id", fmt.Sprint(i+1), "--listen", c.addrs[i], "--peers", c.peers(),
-		"--data-dir", filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)), "--log-format", "json")
+		"--data-dir", filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)), "--log-format", "json", "--new-cluster")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)

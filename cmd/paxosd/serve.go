@@ -27,6 +27,8 @@ type nodeFlags struct {
 	batchBytesMax  int
 	valueBytesMax  int
 	frameBytesMax  int
+	snapEntries    int
+	snapKeep       int
 	noSync         bool
 }
 
@@ -39,7 +41,21 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.batchBytesMax, "batch-bytes-max", 1<<20, "bytes of commands batched into one slot")
 	fs.IntVar(&f.valueBytesMax, "value-bytes-max", 1<<20, "largest value accepted")
 	fs.IntVar(&f.frameBytesMax, "frame-bytes-max", 16<<20, "largest wire frame accepted")
+	fs.IntVar(&f.snapEntries, "snapshot-entries", 10000, "snapshot the state machine every N applied slots and delete the log below it")
+	fs.IntVar(&f.snapKeep, "snapshot-keep-entries", 0, "slots of log kept below a snapshot for followers slightly behind (default min(--snapshot-entries, 5000))")
 	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (loses acknowledged writes on power failure; testing only)")
+}
+
+// check reports flag values that would otherwise be replaced by defaults
+// without a word.
+func (f *nodeFlags) check() error {
+	if f.snapEntries <= 0 {
+		return fmt.Errorf("%w: --snapshot-entries must be at least 1 (got %d)", errUsage, f.snapEntries)
+	}
+	if f.snapKeep < 0 {
+		return fmt.Errorf("%w: --snapshot-keep-entries must not be negative (got %d)", errUsage, f.snapKeep)
+	}
+	return nil
 }
 
 func (f *nodeFlags) apply(c *service.Config) {
@@ -51,6 +67,8 @@ func (f *nodeFlags) apply(c *service.Config) {
 	c.BatchBytesMax = f.batchBytesMax
 	c.ValueBytesMax = f.valueBytesMax
 	c.FrameBytesMax = f.frameBytesMax
+	c.SnapshotEntries = f.snapEntries
+	c.SnapshotKeepEntries = f.snapKeep
 	c.NoSync = f.noSync
 }
 
@@ -62,6 +80,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 		peers   string
 		dataDir string
 		httpAt  string
+		newCl   bool
+		rejoin  bool
 		nf      nodeFlags
 		lf      logFlags
 	)
@@ -69,6 +89,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 	fs.StringVar(&listen, "listen", "", "address serving peers and clients (default: this node's --peers address)")
 	fs.StringVar(&peers, "peers", "", "every member as ID=HOST:PORT, comma-separated")
 	fs.StringVar(&dataDir, "data-dir", "", "directory for durable state")
+	fs.BoolVar(&newCl, "new-cluster", false, "the cluster is new: create the state if --data-dir holds none (needed the first time only)")
+	fs.BoolVar(&rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up")
 	fs.StringVar(&httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
 	nf.register(fs)
 	lf.register(fs)
@@ -77,6 +99,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	if err := nf.check(); err != nil {
+		return err
+	}
+	if newCl && rejoin {
+		return fmt.Errorf("%w: --new-cluster and --rejoin exclude each other", errUsage)
 	}
 	peerMap, err := parsePeers(peers)
 	if err != nil {
@@ -89,7 +117,13 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := service.Config{ID: paxos.NodeID(id), Listen: listen, Peers: peerMap, DataDir: dataDir, Logger: log}
+	cfg := service.Config{ID: paxos.NodeID(id), Listen: listen, Peers: peerMap, DataDir: dataDir, Logger: log, Join: service.JoinExisting}
+	switch {
+	case newCl:
+		cfg.Join = service.JoinCreate
+	case rejoin:
+		cfg.Join = service.JoinRejoin
+	}
 	nf.apply(&cfg)
 	n, err := service.Start(cfg)
 	if err != nil {

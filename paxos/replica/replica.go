@@ -124,6 +124,15 @@ func (r *Replica) Restore(slot paxos.Slot) bool {
 	return true
 }
 
+// RaisePromise makes the acceptor promise at least b (persisted by the next
+// Ready). A node rebuilt after losing its data raises its promise to the
+// highest ballot the others know, so it never accepts under a ballot it may
+// have promised away before.
+func (r *Replica) RaisePromise(b paxos.Ballot) {
+	r.acc.Raise(b)
+	r.prop.Observe(b)
+}
+
 // Propose queues a client command. It fails with paxos.ErrNoLeader when no
 // leader is known and paxos.ErrBusy when the queue is full; otherwise the
 // command is proposed (or forwarded) at the next Ready. A proposal may still

@@ -1,0 +1,233 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// KVInput is one key-value operation as a client issued it.
+type KVInput struct {
+	Op       string // "get", "put", "cas", "del"
+	Key      string
+	Value    string // put, cas: the value written (unique per write)
+	Expected string // cas: the value compared with; "" means "absent"
+}
+
+// KVOutput is what the client got back.
+type KVOutput struct {
+	// Value: get, the value read; cas, the key's value before ("" when
+	// absent).
+	Value string
+	Found bool // get: the key existed; del: it existed
+	OK    bool // cas: the swap happened
+	// Unknown: the call failed without a definite answer (timeout, lost
+	// connection), so a write may or may not have happened, at any time
+	// from its call on. Such operations get a return time after the end
+	// of the history: porcupine may then place them anywhere after their
+	// call, or nowhere that matters.
+	Unknown bool
+}
+
+// KVModel is the sequential specification of the key-value store, one
+// partition (and one state: the value, "" for absent) per key. Values are
+// never empty, so "" unambiguously means absent.
+var KVModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range h {
+			k := op.Input.(KVInput).Key
+			if _, ok := by[k]; !ok {
+				keys = append(keys, k)
+			}
+			by[k] = append(by[k], op)
+		}
+		sort.Strings(keys)
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, by[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(string), input.(KVInput), output.(KVOutput)
+		switch in.Op {
+		case "get":
+			return out.Found == (s != "") && out.Value == s, s
+		case "put":
+			return true, in.Value
+		case "del":
+			if out.Unknown {
+				return true, ""
+			}
+			return out.Found == (s != ""), ""
+		case "cas":
+			holds := s == in.Expected
+			next := s
+			if holds {
+				next = in.Value
+			}
+			if out.Unknown {
+				return true, next
+			}
+			return out.OK == holds && out.Value == s, next
+		}
+		panic("chaos: unknown op " + in.Op)
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(KVInput), output.(KVOutput)
+		var res string
+		switch {
+		case out.Unknown:
+			res = "unknown"
+		case in.Op == "get" && !out.Found, in.Op == "del" && !out.Found:
+			res = "absent"
+		case in.Op == "get":
+			res = fmt.Sprintf("%q", out.Value)
+		case in.Op == "del":
+			res = "deleted"
+		case in.Op == "cas":
+			res = fmt.Sprintf("ok=%v was %q", out.OK, out.Value)
+		default:
+			res = "ok"
+		}
+		switch in.Op {
+		case "put":
+			return fmt.Sprintf("put(%s, %q) -> %s", in.Key, in.Value, res)
+		case "cas":
+			return fmt.Sprintf("cas(%s, %q -> %q) -> %s", in.Key, in.Expected, in.Value, res)
+		default:
+			return fmt.Sprintf("%s(%s) -> %s", in.Op, in.Key, res)
+		}
+	},
+	DescribeState: func(state any) string {
+		if state.(string) == "" {
+			return "(absent)"
+		}
+		return fmt.Sprintf("%q", state)
+	},
+}
+
+// History records key-value operations for the linearizability check.
+// Times are nanoseconds on the monotonic clock since Start.
+type History struct {
+	Start time.Time
+
+	mu  sync.Mutex
+	ops []porcupine.Operation
+}
+
+// NewHistory starts an empty history.
+func NewHistory() *History { return &History{Start: time.Now()} }
+
+// Now is the current time on the history's clock.
+func (h *History) Now() int64 { return int64(time.Since(h.Start)) }
+
+// Add records an operation; ret is ignored when out.Unknown.
+func (h *History) Add(client int, in KVInput, call, ret int64, out KVOutput) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+}
+
+// Ops returns a copy of the operations, with every unknown operation's
+// return moved past the end of the history.
+func (h *History) Ops() []porcupine.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var end int64
+	for _, op := range h.ops {
+		end = max(end, op.Call, op.Return)
+	}
+	out := make([]porcupine.Operation, len(h.ops))
+	for i, op := range h.ops {
+		if op.Output.(KVOutput).Unknown {
+			op.Return = end + 1
+		}
+		out[i] = op
+	}
+	return out
+}
+
+// Len is the number of operations recorded.
+func (h *History) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ops)
+}
+
+// Annotation marks a stretch of time (a fault) in the visualization.
+type Annotation struct {
+	Start, End int64
+	What       string
+}
+
+// CheckResult is the outcome of a linearizability check.
+type CheckResult struct {
+	Result porcupine.CheckResult
+	Took   time.Duration
+	// Files are the history and its visualization, written when the
+	// history is not linearizable (or the check could not decide).
+	HistoryFile, VisualizationFile string
+}
+
+// Check checks the history with porcupine, giving up after timeout. Unless
+// the history is linearizable it writes the history (JSON) and
+// porcupine's visualization (HTML: open it in a browser) into dir.
+func (h *History) Check(timeout time.Duration, dir string, notes []Annotation) (CheckResult, error) {
+	ops := h.Ops()
+	start := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(KVModel, ops, timeout)
+	cr := CheckResult{Result: res, Took: time.Since(start)}
+	if res == porcupine.Ok {
+		return cr, nil
+	}
+	var anns []porcupine.Annotation
+	for _, n := range notes {
+		anns = append(anns, porcupine.Annotation{Tag: "faults", Start: n.Start, End: n.End, Description: n.What, BackgroundColor: "#ffd0d0"})
+	}
+	info.AddAnnotations(anns)
+	cr.HistoryFile = filepath.Join(dir, "history.json")
+	cr.VisualizationFile = filepath.Join(dir, "history.html")
+	if err := writeHistory(cr.HistoryFile, ops, notes); err != nil {
+		return cr, err
+	}
+	if err := porcupine.VisualizePath(KVModel, info, cr.VisualizationFile); err != nil {
+		return cr, err
+	}
+	return cr, nil
+}
+
+// writeHistory writes the operations as JSON, one object per operation, in
+// call order, with the faults alongside.
+func writeHistory(path string, ops []porcupine.Operation, notes []Annotation) error {
+	type op struct {
+		Client int      `json:"client"`
+		Call   int64    `json:"call_ns"`
+		Return int64    `json:"return_ns"`
+		Input  KVInput  `json:"input"`
+		Output KVOutput `json:"output"`
+	}
+	sorted := append([]porcupine.Operation(nil), ops...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })
+	doc := struct {
+		Faults     []Annotation `json:"faults"`
+		Operations []op         `json:"operations"`
+	}{Faults: notes}
+	for _, o := range sorted {
+		doc.Operations = append(doc.Operations, op{o.ClientId, o.Call, o.Return, o.Input.(KVInput), o.Output.(KVOutput)})
+	}
+	b, err := json.MarshalIndent(doc, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}

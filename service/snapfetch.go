@@ -1,0 +1,169 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/wal"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// snapshotChunkBytes is how much of a snapshot one OpSnapshotRead returns.
+const snapshotChunkBytes = 1 << 20
+
+// snapshotFetchRestarts bounds how often one fetch starts over because the
+// leader replaced its snapshot meanwhile.
+const snapshotFetchRestarts = 5
+
+// onSnapshotOffer handles a MsgSnapshot: the leader has deleted log this
+// node lacks. One fetch runs at a time; the leader repeats the offer while
+// this node stays behind, so a failed fetch is retried (and resumes from
+// what was staged).
+func (n *Node) onSnapshotOffer(m paxos.Message) {
+	if n.snap.fetching || m.Commit <= n.r.Status().Commit {
+		return
+	}
+	addr, ok := n.cfg.Peers[m.From]
+	if !ok {
+		return
+	}
+	n.snap.fetching = true
+	n.log.Info().Uint32("from", uint32(m.From)).Uint64("commit", uint64(n.r.Status().Commit)).
+		Uint64("leader_log_starts_after", uint64(m.Slot)).Msg("behind the leader's log: fetching its snapshot")
+	go func() {
+		meta, data, err := n.fetchSnapshot(m.From, addr)
+		select {
+		case n.fetched <- snapshotFetched{meta: meta, data: data, err: err}:
+		case <-n.stop:
+		}
+	}()
+}
+
+// fetchSnapshot copies the snapshot of node from (at addr) into this
+// node's staging area, chunk by chunk, each chunk durable before the next
+// is asked for, so a transfer cut by a crash or a dropped connection
+// resumes where it stopped. It returns the whole snapshot, checked.
+func (n *Node) fetchSnapshot(from paxos.NodeID, addr string) (wal.SnapshotMeta, []byte, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	sc, err := wire.DialClient(ctx, addr, n.cfg.ClusterID, n.cfg.FrameBytesMax)
+	if err != nil {
+		return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: %w", from, err)
+	}
+	mux := wire.NewMux(sc)
+	defer mux.Close()
+	var reqID uint64
+	read := func(meta wal.SnapshotMeta, offset uint64) (*wire.Response, error) {
+		reqID++
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		defer ccancel()
+		resp, err := mux.Call(cctx, &wire.Request{ID: reqID, Op: wire.OpSnapshotRead, SnapSlot: meta.Slot, SnapSize: meta.Size,
+			SnapCRC: meta.CRC, Offset: offset, Limit: snapshotChunkBytes})
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+	for attempt := 0; attempt < snapshotFetchRestarts; attempt++ {
+		resp, err := read(wal.SnapshotMeta{}, 0)
+		if err != nil {
+			return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: %w", from, err)
+		}
+		if resp.Err != wire.ErrNone {
+			return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: %s: %s", from, resp.Err, resp.ErrMsg)
+		}
+		meta := wal.SnapshotMeta{Slot: resp.SnapSlot, Size: resp.SnapSize, CRC: resp.SnapCRC}
+		offset := uint64(0)
+		if staged, received, err := n.store.Staged(); err == nil && staged == meta && received > 0 {
+			offset = received
+			n.log.Info().Str("snapshot", meta.String()).Uint64("received", received).Msg("resuming the snapshot transfer")
+		} else if err := n.store.StageSnapshot(meta, 0, resp.Data); err != nil {
+			return meta, nil, err
+		} else {
+			offset = uint64(len(resp.Data))
+		}
+		gone, err := n.copySnapshot(meta, offset, read)
+		if err != nil {
+			return meta, nil, fmt.Errorf("snapshot from node %d: %w", from, err)
+		}
+		if gone {
+			continue // the leader took a newer one: start over with it
+		}
+		return n.store.StagedData()
+	}
+	return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: replaced %d times during the transfer", from, snapshotFetchRestarts)
+}
+
+// copySnapshot reads meta from offset to its end into the staging area. It
+// reports gone if the sender no longer holds meta.
+func (n *Node) copySnapshot(meta wal.SnapshotMeta, offset uint64, read func(wal.SnapshotMeta, uint64) (*wire.Response, error)) (gone bool, err error) {
+	start, lastLog := time.Now(), time.Now()
+	for offset < meta.Size {
+		resp, err := read(meta, offset)
+		if err != nil {
+			return false, err
+		}
+		switch resp.Err {
+		case wire.ErrNone:
+		case wire.ErrCompacted, wire.ErrNotFound:
+			return true, nil
+		default:
+			return false, fmt.Errorf("%s: %s", resp.Err, resp.ErrMsg)
+		}
+		if len(resp.Data) == 0 {
+			return false, fmt.Errorf("empty chunk at offset %d of %s", offset, meta)
+		}
+		if err := n.store.StageSnapshot(meta, offset, resp.Data); err != nil {
+			return false, err
+		}
+		offset += uint64(len(resp.Data))
+		if time.Since(lastLog) > 2*time.Second {
+			lastLog = time.Now()
+			n.log.Info().Str("snapshot", meta.String()).Uint64("received", offset).
+				Float64("percent", 100*float64(offset)/float64(meta.Size)).Msg("receiving snapshot")
+		}
+	}
+	n.log.Info().Str("snapshot", meta.String()).Dur("took", time.Since(start)).Msg("snapshot received")
+	return false, nil
+}
+
+// readSnapshot serves an OpSnapshotRead from the store, off the loop.
+func (n *Node) readSnapshot(q *wire.Request) *wire.Response {
+	cur, err := n.store.Snapshot()
+	if errors.Is(err, wal.ErrNoSnapshot) {
+		return &wire.Response{Err: wire.ErrNotFound, ErrMsg: "this node holds no snapshot"}
+	}
+	if err != nil {
+		return &wire.Response{Err: wire.ErrInternal, ErrMsg: err.Error()}
+	}
+	meta := wal.SnapshotMeta{Slot: q.SnapSlot, Size: q.SnapSize, CRC: q.SnapCRC}
+	if q.SnapSlot == 0 {
+		meta = cur
+	}
+	limit := int(q.Limit)
+	if limit <= 0 || limit > snapshotChunkBytes {
+		limit = snapshotChunkBytes
+	}
+	if q.Offset > meta.Size {
+		return &wire.Response{Err: wire.ErrInvalid, ErrMsg: fmt.Sprintf("offset %d is beyond the snapshot's %d bytes", q.Offset, meta.Size)}
+	}
+	data, err := n.store.ReadSnapshot(meta, q.Offset, limit)
+	switch {
+	case errors.Is(err, wal.ErrSnapshotGone):
+		return &wire.Response{Err: wire.ErrCompacted, ErrMsg: fmt.Sprintf("snapshot %s was replaced by %s", meta, cur)}
+	case err != nil:
+		return &wire.Response{Err: wire.ErrInternal, ErrMsg: err.Error()}
+	}
+	n.m.snapshotSent.Add(float64(len(data)))
+	return &wire.Response{SnapSlot: meta.Slot, SnapSize: meta.Size, SnapCRC: meta.CRC, Data: data}
+}

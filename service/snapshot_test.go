@@ -1,0 +1,819 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// snapGen mixes the KV stream of cmdGen (puts, gets, deletes, cas, lists,
+// stale retries, acks and invalid commands, from clients 101..105) with the
+// coordination stream of coordGen (sessions, keep-alives, clock steps that
+// expire them, locks with waiters and lock-delays, campaigns, proclaims,
+// resigns, fenced writes, retries and garbage, from clients 1..4), plus the
+// odd undecodable command.
+type snapGen struct {
+	rng   *rand.Rand
+	kv    *cmdGen
+	coord *coordGen
+}
+
+func newSnapGen(seed uint64) *snapGen {
+	return &snapGen{
+		rng:   rand.New(rand.NewPCG(seed, 0x5eed)),
+		kv:    newCmdGen(seed, 5),
+		coord: newCoordGen(seed, 4),
+	}
+}
+
+// next returns the next command's bytes and, when it is one, the decoded
+// command (for learn and the op of its wire response).
+func (g *snapGen) next(sm *StateMachine) ([]byte, Command) {
+	switch x := g.rng.IntN(100); {
+	case x == 0:
+		b := make([]byte, g.rng.IntN(8))
+		for i := range b {
+			b[i] = byte(g.rng.Uint32())
+		}
+		return b, Command{}
+	case x < 40:
+		c := g.kv.next(sm.Get)
+		if c.ClientID != 0 {
+			c.ClientID += 100
+		}
+		return EncodeCommand(&c), c
+	default:
+		c := g.coord.next()
+		return EncodeCommand(&c), c
+	}
+}
+
+// normResult makes a Result comparable with reflect.DeepEqual: its error
+// becomes its message and the sentinels errors.Is finds in it; and it adds
+// the wire response the node would send for it.
+type normResult struct {
+	R     Result
+	Msg   string
+	Is    []int
+	Wired *wire.Response
+}
+
+func normalize(op Op, r Result) normResult {
+	n := normResult{R: r, Wired: resultResponse(op, r)}
+	if r.Err != nil {
+		n.Msg = r.Err.Error()
+		n.R.Err = nil
+		for i, s := range snapshotErrors {
+			if s != nil && errors.Is(r.Err, s) {
+				n.Is = append(n.Is, i)
+			}
+		}
+	}
+	return n
+}
+
+func normAnswers(as []Answer) []normResult {
+	var out []normResult
+	for _, a := range as {
+		n := normalize(0, a.Result)
+		n.Msg = fmt.Sprintf("%d/%d %s", a.ClientID, a.Seq, n.Msg)
+		out = append(out, n)
+	}
+	return out
+}
+
+func mustSnapshot(t testing.TB, sm *StateMachine) []byte {
+	t.Helper()
+	data, err := sm.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func mustRestore(t testing.TB, opts SMOptions, data []byte) *StateMachine {
+	t.Helper()
+	sm, err := RestoreStateMachine(opts, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sm
+}
+
+// errText is an error's message, "" for none.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// checkSameState checks that b is a in every way a client or a future
+// command can see, and that b's derived structures are sound.
+func checkSameState(t testing.TB, a, b *StateMachine) {
+	t.Helper()
+	fail := func(what string, x, y any) {
+		t.Helper()
+		t.Fatalf("%s differs after restore:\n  original: %+v\n  restored: %+v", what, x, y)
+	}
+	if a.Hash() != b.Hash() {
+		fail("Hash", a.Hash(), b.Hash())
+	}
+	for _, f := range []struct {
+		what string
+		get  func(*StateMachine) any
+	}{
+		{"Applied", func(sm *StateMachine) any { return sm.Applied() }},
+		{"Revision", func(sm *StateMachine) any { return sm.Revision() }},
+		{"Clock", func(sm *StateMachine) any { return sm.Clock() }},
+		{"OldestRevision", func(sm *StateMachine) any { return sm.OldestRevision() }},
+		{"List", func(sm *StateMachine) any { return sm.List("", 0) }},
+		{"Sessions", func(sm *StateMachine) any { return sm.Sessions() }},
+		{"SessionCount", func(sm *StateMachine) any { return sm.SessionCount() }},
+		{"Locks", func(sm *StateMachine) any { return sm.Locks() }},
+		{"LockCount", func(sm *StateMachine) any { return sm.LockCount() }},
+		{"options", func(sm *StateMachine) any { return sm.opts }},
+		{"KV history bytes", func(sm *StateMachine) any { return sm.kvHist.bytes }},
+		{"dedup floors", func(sm *StateMachine) any {
+			var out []uint64
+			for _, id := range sm.dedup.sortedIDs() {
+				out = append(out, id, sm.dedup.clients[id].floor)
+			}
+			return out
+		}},
+	} {
+		if x, y := f.get(a), f.get(b); !reflect.DeepEqual(x, y) {
+			fail(f.what, x, y)
+		}
+	}
+	// Every watch a client could start.
+	rev := a.Revision()
+	for _, from := range []uint64{0, 1, a.OldestRevision() - 1, a.OldestRevision(), a.OldestRevision() + 1, rev, rev + 1} {
+		for _, w := range []struct {
+			key    string
+			prefix bool
+			max    int
+		}{{"", true, 0}, {"k1", false, 0}, {"b/", true, 2}, {"a", true, 1}} {
+			x, xerr := a.KVEvents(from, w.key, w.prefix, w.max)
+			y, yerr := b.KVEvents(from, w.key, w.prefix, w.max)
+			if !reflect.DeepEqual(x, y) || errText(xerr) != errText(yerr) {
+				fail(fmt.Sprintf("KVEvents(%d, %+v)", from, w), fmt.Sprint(x, xerr), fmt.Sprint(y, yerr))
+			}
+		}
+	}
+	// Every election observer and leader query.
+	names := sortedKeys(a.elect.m)
+	if !slices.Equal(names, sortedKeys(b.elect.m)) {
+		fail("election names", names, sortedKeys(b.elect.m))
+	}
+	for _, name := range names {
+		x, xok := a.LeaderOf(name)
+		y, yok := b.LeaderOf(name)
+		if !reflect.DeepEqual(x, y) || xok != yok {
+			fail("LeaderOf "+name, x, y)
+		}
+		for after := uint64(0); after <= a.elect.m[name].seq+1; after++ {
+			x, xerr := a.ElectionChanges(name, after)
+			y, yerr := b.ElectionChanges(name, after)
+			if !reflect.DeepEqual(x, y) || errText(xerr) != errText(yerr) {
+				fail(fmt.Sprintf("ElectionChanges(%s, %d)", name, after), fmt.Sprint(x, xerr), fmt.Sprint(y, yerr))
+			}
+		}
+	}
+	// The duplicate table answers every retry the same way, and its
+	// stored results (errors included) are the same results.
+	for _, id := range a.dedup.sortedIDs() {
+		ea, eb := a.dedup.clients[id], b.dedup.clients[id]
+		if eb == nil || ea.lastSlot != eb.lastSlot || len(ea.results) != len(eb.results) {
+			fail(fmt.Sprintf("client %d", id), ea, eb)
+		}
+		for i := range ea.results {
+			x, y := normalize(0, ea.results[i].res), normalize(0, eb.results[i].res)
+			if ea.results[i].seq != eb.results[i].seq || !reflect.DeepEqual(x, y) {
+				fail(fmt.Sprintf("client %d result %d", id, ea.results[i].seq), x, y)
+			}
+		}
+	}
+	// Equal states give equal bytes.
+	if sa, sb := mustSnapshot(t, a), mustSnapshot(t, b); !bytes.Equal(sa, sb) {
+		t.Fatalf("snapshots of the original and the restored state differ (%d and %d bytes)", len(sa), len(sb))
+	}
+	checkDerived(t, b)
+}
+
+// checkDerived checks the structures RestoreStateMachine rebuilds.
+func checkDerived(t testing.TB, sm *StateMachine) {
+	t.Helper()
+	checkCoordInvariants(t, sm)
+	if tt, ok := t.(*testing.T); ok {
+		checkIndex(tt, &sm.kv.index, sortedKeys(sm.kv.m))
+	}
+	d := &sm.dedup
+	if len(d.byAge) != len(d.clients) {
+		t.Fatalf("%d clients, %d in the eviction heap", len(d.clients), len(d.byAge))
+	}
+	for i, e := range d.byAge {
+		if e.heapIndex != i || d.clients[e.id] != e {
+			t.Fatalf("eviction heap out of sync at %d", i)
+		}
+		if i > 0 && e.heapLess(d.byAge[(i-1)/2]) {
+			t.Fatalf("eviction heap out of order at %d", i)
+		}
+	}
+	for i, s := range sm.sessions.byDeadline {
+		if i > 0 && s.heapLess(sm.sessions.byDeadline[(i-1)/2]) {
+			t.Fatalf("deadline heap out of order at %d", i)
+		}
+	}
+	bytes := 0
+	for i := 0; i < sm.kvHist.events.len(); i++ {
+		ev := sm.kvHist.events.at(i)
+		bytes += ev.size()
+	}
+	if bytes != sm.kvHist.bytes {
+		t.Fatalf("KV history counts %d bytes, holds %d", sm.kvHist.bytes, bytes)
+	}
+}
+
+// snapCoverage counts what the states snapshotted held, so the test knows
+// it covered the hard parts.
+type snapCoverage struct {
+	waiters, delays, candidates, renewed, pending, errs, sentinels2, events, dropped, ringFull int
+}
+
+func (c *snapCoverage) add(sm *StateMachine) {
+	for _, l := range sm.locks.m {
+		c.waiters += len(l.waiters)
+		if l.delayUntil != 0 {
+			c.delays++
+		}
+	}
+	for _, e := range sm.elect.m {
+		c.candidates += len(e.candidates)
+		if e.history.r.len() == sm.opts.ElectionHistoryMax {
+			c.ringFull++
+		}
+	}
+	c.renewed += len(sm.sessions.renewed)
+	for _, e := range sm.dedup.clients {
+		for _, r := range e.results {
+			if r.res.Pending {
+				c.pending++
+			}
+			if r.res.Err != nil {
+				c.errs++
+				if errors.Is(r.res.Err, ErrInvalid) && errors.Is(r.res.Err, ErrTooLarge) {
+					c.sentinels2++
+				}
+			}
+		}
+	}
+	c.events += sm.kvHist.events.len()
+	if sm.kvHist.dropped > 0 {
+		c.dropped++
+	}
+}
+
+// TestSnapshotRoundTrip runs rich random histories; at many points it
+// snapshots and restores, and checks that the restored state machine is the
+// original (Hash, every local read, every stored result, the snapshot
+// bytes), then feeds the original and the restored one the same further
+// commands and checks that they give the same results, the same late
+// answers and the same Hash after each. Every round goes on from a restore
+// of the previous restored state, so restores chain.
+func TestSnapshotRoundTrip(t *testing.T) {
+	var cov snapCoverage
+	snapshots := 0
+	for seed := uint64(1); seed <= 6; seed++ {
+		opts := SMOptions{ClientsMax: 6, ResultsPerClientMax: 5, KVHistoryMax: 40, KVHistoryBytesMax: 4000, ElectionHistoryMax: 4}
+		if seed%3 == 0 {
+			opts = SMOptions{}
+		}
+		g := newSnapGen(seed)
+		orig := NewStateMachine(opts)
+		// twin applies the same commands on its own: a replica reaching the
+		// same state by itself (its maps grew in their own order) must
+		// encode it to the same bytes.
+		twin := NewStateMachine(opts)
+		var cur *StateMachine // the restored replica, nil before the first restore
+		slot := paxos.Slot(1)
+		for i := 0; i < 8000; i++ {
+			cmd, c := g.next(orig)
+			// A slot ends here: snapshot at its boundary.
+			if i > 0 && g.rng.IntN(4) > 0 {
+				if i%400 == 0 {
+					data := mustSnapshot(t, orig)
+					if tw := mustSnapshot(t, twin); !bytes.Equal(data, tw) {
+						t.Fatalf("seed %d step %d: replicas in the same state give different snapshots", seed, i)
+					}
+					if again := mustSnapshot(t, orig); !bytes.Equal(data, again) {
+						t.Fatalf("seed %d step %d: two snapshots of one state differ", seed, i)
+					}
+					base := orig
+					if cur != nil {
+						base = cur // chain: restore the restored one
+						data = mustSnapshot(t, cur)
+					}
+					r := mustRestore(t, opts, data)
+					checkSameState(t, orig, r)
+					checkSameState(t, base, r)
+					cov.add(r)
+					snapshots++
+					if i >= 2000 {
+						cur = r // from here on, cur follows along
+					}
+				}
+				slot++
+			}
+			ra := orig.Apply(slot, cmd)
+			rt := twin.Apply(slot, slices.Clone(cmd))
+			g.coord.learn(c, ra)
+			aa, at := orig.TakeAnswers(), twin.TakeAnswers()
+			if !reflect.DeepEqual(normalize(c.Op, ra), normalize(c.Op, rt)) || !reflect.DeepEqual(normAnswers(aa), normAnswers(at)) {
+				t.Fatalf("seed %d step %d: the twin answers differently", seed, i)
+			}
+			if cur == nil {
+				continue
+			}
+			rc := cur.Apply(slot, slices.Clone(cmd))
+			ac := cur.TakeAnswers()
+			if x, y := normalize(c.Op, ra), normalize(c.Op, rc); !reflect.DeepEqual(x, y) {
+				t.Fatalf("seed %d step %d: %s: results differ after restore:\n  original: %+v\n  restored: %+v", seed, i, c.Op, x, y)
+			}
+			if x, y := normAnswers(aa), normAnswers(ac); !reflect.DeepEqual(x, y) {
+				t.Fatalf("seed %d step %d: late answers differ after restore:\n  original: %+v\n  restored: %+v", seed, i, x, y)
+			}
+			if orig.Hash() != cur.Hash() {
+				t.Fatalf("seed %d step %d: Hash differs after restore", seed, i)
+			}
+		}
+		checkSameState(t, orig, cur)
+		checkSameState(t, orig, twin)
+	}
+	t.Logf("%d snapshots restored; they held %+v", snapshots, cov)
+	if cov.waiters == 0 || cov.delays == 0 || cov.candidates == 0 || cov.renewed == 0 || cov.pending == 0 ||
+		cov.errs == 0 || cov.events == 0 || cov.dropped == 0 || cov.ringFull == 0 {
+		t.Fatalf("the histories missed a part of the state: %+v", cov)
+	}
+}
+
+// TestSnapshotErrors: every sentinel error a Result may wrap survives a
+// snapshot with its message, errors.Is and wire code, including errors that
+// wrap two of them; and the snapshot's table of sentinels covers every
+// error the wire mapping knows.
+func TestSnapshotErrors(t *testing.T) {
+	for _, ec := range errorCodes {
+		if !slices.Contains(snapshotErrors[:], ec.err) {
+			t.Errorf("%v has a wire code but no snapshot number", ec.err)
+		}
+	}
+	seen := map[error]bool{}
+	for code, s := range snapshotErrors {
+		if code == 0 {
+			if s != nil {
+				t.Errorf("sentinel number 0 is taken")
+			}
+			continue
+		}
+		if s == nil || seen[s] {
+			t.Errorf("sentinel number %d: %v (nil or repeated)", code, s)
+		}
+		seen[s] = true
+	}
+
+	sm := NewStateMachine(SMOptions{})
+	var want []error
+	for i, s := range snapshotErrors {
+		if s == nil {
+			continue
+		}
+		err := fmt.Errorf("wrapped %d: %w", i, s)
+		want = append(want, err, fmt.Errorf("%w: %w: both", ErrInvalid, s))
+	}
+	want = append(want, errors.New("no sentinel at all"))
+	for i, err := range want {
+		// Store the errors as results of client 1.
+		e := sm.dedup.touch(1, 0, true)
+		e.store(uint64(i+1), Result{Err: err, Revision: 7}, 1000)
+	}
+	r := mustRestore(t, SMOptions{}, mustSnapshot(t, sm))
+	for i, err := range want {
+		got, ok := r.dedup.clients[1].result(uint64(i + 1))
+		if !ok || got.Err == nil || got.Err.Error() != err.Error() {
+			t.Fatalf("error %q came back as %v", err, got.Err)
+		}
+		for _, s := range snapshotErrors {
+			if s != nil && errors.Is(got.Err, s) != errors.Is(err, s) {
+				t.Fatalf("error %q: errors.Is(%v) %v after restore", err, s, errors.Is(got.Err, s))
+			}
+		}
+		for _, op := range []Op{OpPut, OpLockAcquire} {
+			if x, y := resultResponse(op, Result{Err: err, Revision: 7}), resultResponse(op, got); !reflect.DeepEqual(x, y) {
+				t.Fatalf("error %q: wire response %+v, after restore %+v", err, x, y)
+			}
+		}
+	}
+}
+
+// TestSnapshotAnswersPending: a snapshot refuses while late answers are
+// untaken, since it would lose them.
+func TestSnapshotAnswersPending(t *testing.T) {
+	h := newSMHarness(t, SMOptions{})
+	h.do(openCmd(5000))
+	h.do(openCmd(5000))
+	h.do(cs(1, 1, acquireCmd("l", 1, true, 0)))
+	if r := h.do(cs(2, 1, acquireCmd("l", 2, true, 0))); !r.Pending {
+		t.Fatalf("acquire did not wait: %+v", r)
+	}
+	h.do(cs(1, 2, releaseCmd("l", 1)))
+	if _, err := h.sm.Snapshot(); err == nil || !strings.Contains(err.Error(), "TakeAnswers") {
+		t.Fatalf("snapshot with an untaken answer: %v", err)
+	}
+	if len(h.sm.TakeAnswers()) != 1 {
+		t.Fatal("no answer to take")
+	}
+	r := mustRestore(t, SMOptions{}, mustSnapshot(t, h.sm))
+	checkSameState(t, h.sm, r)
+}
+
+// TestSnapshotEmptyAndBig: an empty state machine, and a store with many
+// keys (many index chunks) that keeps changing after the restore.
+func TestSnapshotEmptyAndBig(t *testing.T) {
+	empty := NewStateMachine(SMOptions{})
+	r := mustRestore(t, SMOptions{}, mustSnapshot(t, empty))
+	checkSameState(t, empty, r)
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	a := NewStateMachine(SMOptions{KVHistoryMax: 100})
+	slot := paxos.Slot(0)
+	key := func() string { return fmt.Sprintf("%c/%05d", 'a'+rng.IntN(3), rng.IntN(6000)) }
+	op := func(sms ...*StateMachine) {
+		slot++
+		c := putCmd(key(), fmt.Sprint(rng.IntN(100)))
+		if rng.IntN(3) == 0 {
+			c = delCmd(key())
+		}
+		cmd := EncodeCommand(&c)
+		var want normResult
+		for i, sm := range sms {
+			got := normalize(c.Op, sm.Apply(slot, cmd))
+			if i == 0 {
+				want = got
+			} else if !reflect.DeepEqual(want, got) {
+				t.Fatalf("slot %d: %+v, after restore %+v", slot, want, got)
+			}
+		}
+	}
+	for i := 0; i < 8000; i++ {
+		op(a)
+	}
+	if len(a.kv.index.chunks) < 4 {
+		t.Fatalf("only %d index chunks", len(a.kv.index.chunks))
+	}
+	b := mustRestore(t, SMOptions{KVHistoryMax: 100}, mustSnapshot(t, a))
+	checkSameState(t, a, b)
+	for i := 0; i < 8000; i++ {
+		op(a, b)
+	}
+	checkSameState(t, a, b)
+}
+
+// TestSnapshotOptions: a snapshot restores only under the options it was
+// taken with (after defaults), and invalid options are refused.
+func TestSnapshotOptions(t *testing.T) {
+	sm := NewStateMachine(SMOptions{ClientsMax: 7})
+	data := mustSnapshot(t, sm)
+	if _, err := RestoreStateMachine(SMOptions{ClientsMax: 7, KeyBytesMax: 4096}, data); err != nil {
+		t.Fatalf("same options after defaults: %v", err)
+	}
+	if _, err := RestoreStateMachine(SMOptions{}, data); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("other options: %v", err)
+	}
+	if _, err := RestoreStateMachine(SMOptions{ClientsMax: -1}, data); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid options: %v", err)
+	}
+}
+
+// richSnapshotSM returns a small state machine holding some of everything:
+// keys, results with errors, sessions renewed and not, a held lock with
+// waiters, a lock in its lock-delay, an election with candidates and one
+// without a leader, and a KV history with dropped events.
+func richSnapshotSM(t testing.TB) *StateMachine {
+	h := newSMHarness(t, SMOptions{KVHistoryMax: 4, ElectionHistoryMax: 3, ResultsPerClientMax: 4})
+	for i := 0; i < 6; i++ {
+		h.do(cs(9, uint64(i+1), putCmd(fmt.Sprint("k", i%4), fmt.Sprint(i))))
+	}
+	h.do(cs(9, 7, delCmd("k0")))
+	h.do(cs(9, 8, delCmd("nope")))                       // ErrNotFound, stored
+	h.do(cs(9, 9, casValueCmd("k1", "x", "y")))          // failed cas
+	h.do(Command{Op: OpPut, Key: "k9", Value: []byte{}}) // empty, not nil
+	for i := 0; i < 4; i++ {
+		h.do(openCmd(3000))
+	}
+	h.do(clockCmd(100))
+	h.do(keepCmd(2))
+	h.do(cs(1, 1, acquireCmd("l", 1, true, 500)))
+	h.do(cs(2, 1, acquireCmd("l", 2, true, 0)))
+	h.do(cs(3, 1, acquireCmd("l", 3, true, 0)))
+	h.do(cs(4, 1, acquireCmd("l", 4, false, 0))) // ErrLockHeld
+	h.do(cs(4, 2, acquireCmd("d", 4, false, 2000)))
+	h.do(cs(1, 2, campaignCmd("e", 1, "a")))
+	h.do(cs(2, 2, campaignCmd("e", 2, "b")))
+	h.do(cs(3, 2, campaignCmd("e", 3, "c")))
+	h.do(cs(1, 3, proclaimCmd("e", 1, "a2")))
+	h.do(cs(4, 3, campaignCmd("f", 4, "")))
+	h.do(cs(4, 4, resignCmd("f", 4)))
+	h.do(cs(2, 3, fenced(putCmd("k1", "z"), "l", 99))) // ErrFenced
+	h.do(keepCmd(4))
+	h.do(clockCmd(3200)) // sessions 1, 3 expire: "l" goes into its delay, "e" to session 2
+	h.do(keepCmd(2))
+	h.do(cs(4, 5, campaignCmd("e", 4, "d")))
+	h.do(cs(2, 4, acquireCmd("d", 2, true, 0))) // waits behind session 4
+	if len(h.sm.TakeAnswers()) == 0 || h.sm.LockCount() != 2 {
+		t.Fatalf("the rich state is not what it should be: %+v", h.sm.Locks())
+	}
+	return h.sm
+}
+
+// TestSnapshotCorrupt: truncated, extended, random, flipped, mislabelled
+// and inconsistent snapshots give ErrBadSnapshot (or, for a flip that
+// still decodes, a sound state machine), never a panic.
+func TestSnapshotCorrupt(t *testing.T) {
+	sm := richSnapshotSM(t)
+	opts := sm.opts
+	data := mustSnapshot(t, sm)
+	r := mustRestore(t, opts, data)
+	checkSameState(t, sm, r)
+
+	bad := func(what string, b []byte) {
+		t.Helper()
+		if _, err := RestoreStateMachine(opts, b); !errors.Is(err, ErrBadSnapshot) {
+			t.Fatalf("%s: %v, want ErrBadSnapshot", what, err)
+		}
+	}
+	for n := 0; n < len(data); n++ {
+		bad(fmt.Sprintf("truncated to %d bytes", n), data[:n])
+	}
+	bad("trailing byte", append(slices.Clone(data), 0))
+	bad("two snapshots", append(slices.Clone(data), data...))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 2000; i++ {
+		b := make([]byte, rng.IntN(64))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		if i%2 == 0 && len(b) > 0 {
+			b[0] = 0x93 // an array of 3, as the envelope
+		}
+		bad(fmt.Sprintf("random %x", b), b)
+	}
+	// A huge declared length in a short input.
+	huge := append([]byte{0x93, 0xa0 | byte(len(snapshotMagic))}, snapshotMagic...)
+	bad("huge array", append(slices.Clone(huge), 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0))
+	bad("huge map", append(slices.Clone(huge), 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0))
+	bad("huge bin", append(data[:len(data)-1:len(data)-1], 0xc6, 0xff, 0xff, 0xff, 0xff))
+
+	st, err := decodeSnapshotState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(version uint64, st *SnapshotState) []byte {
+		b, err := encodeSnapshot(version, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if !bytes.Equal(enc(SnapshotFormatVersion, st), data) {
+		t.Fatal("decode and encode do not give the snapshot back")
+	}
+	for _, v := range []uint64{0, 2, 1 << 40} {
+		_, err := RestoreStateMachine(opts, enc(v, st))
+		if !errors.Is(err, ErrBadSnapshot) || !strings.Contains(err.Error(), "version") {
+			t.Fatalf("version %d: %v", v, err)
+		}
+	}
+	wrongMagic := bytes.Replace(slices.Clone(data), []byte(snapshotMagic), []byte("paxosd/statemachinX"), 1)
+	bad("wrong magic", wrongMagic)
+
+	// Inconsistent states, each one change away from the real one.
+	for name, change := range map[string]func(st *SnapshotState){
+		"keys out of order":        func(st *SnapshotState) { st.KVs[0], st.KVs[1] = st.KVs[1], st.KVs[0] },
+		"key repeated":             func(st *SnapshotState) { st.KVs[1].Key = st.KVs[0].Key },
+		"empty key":                func(st *SnapshotState) { st.KVs[0].Key = "" },
+		"key from the future":      func(st *SnapshotState) { st.KVs[0].ModRevision = st.Revision + 1 },
+		"key of version 0":         func(st *SnapshotState) { st.KVs[0].Version = 0 },
+		"client 0":                 func(st *SnapshotState) { st.Clients[0].ID = 0 },
+		"clients out of order":     func(st *SnapshotState) { st.Clients[0], st.Clients[1] = st.Clients[1], st.Clients[0] },
+		"client from the future":   func(st *SnapshotState) { st.Clients[0].LastSlot = st.Applied + 1 },
+		"results out of order":     func(st *SnapshotState) { st.Clients[0].Results[1].Seq = st.Clients[0].Results[0].Seq },
+		"unknown sentinel":         func(st *SnapshotState) { firstErr(st).Is = []uint8{200} },
+		"sentinel 0":               func(st *SnapshotState) { firstErr(st).Is = []uint8{0} },
+		"sentinels repeated":       func(st *SnapshotState) { firstErr(st).Is = []uint8{1, 1} },
+		"session above the last":   func(st *SnapshotState) { st.LastSession = 1 },
+		"session 0":                func(st *SnapshotState) { st.Sessions[0].ID = 0 },
+		"sessions out of order":    func(st *SnapshotState) { st.Sessions[0].ID = st.Sessions[1].ID },
+		"session past deadline":    func(st *SnapshotState) { st.Sessions[0].Deadline = st.Clock },
+		"session TTL out of range": func(st *SnapshotState) { st.Sessions[0].TTLMs = 0 },
+		"renewed unknown session":  func(st *SnapshotState) { st.Renewed = append(st.Renewed, 1000) },
+		"renewed twice":            func(st *SnapshotState) { st.Renewed = append(st.Renewed, st.Sessions[0].ID, st.Sessions[0].ID) },
+		"locks out of order":       func(st *SnapshotState) { st.Locks[0], st.Locks[1] = st.Locks[1], st.Locks[0] },
+		"lock without name":        func(st *SnapshotState) { st.Locks[0].Name = "" },
+		"lock holder gone":         func(st *SnapshotState) { heldLock(st).Holder = 1000 },
+		"lock token above fence":   func(st *SnapshotState) { heldLock(st).Token = st.Fence + 1 },
+		"lock holder no token":     func(st *SnapshotState) { heldLock(st).Token = 0 },
+		"lock held and delayed":    func(st *SnapshotState) { heldLock(st).DelayUntil = st.Clock + 1 },
+		"lock delay over":          func(st *SnapshotState) { delayedLock(st).DelayUntil = st.Clock },
+		"free lock recorded":       func(st *SnapshotState) { l := delayedLock(st); l.DelayUntil, l.Waiters = 0, nil },
+		"free lock with waiters":   func(st *SnapshotState) { delayedLock(st).DelayUntil = 0 },
+		"waiter gone":              func(st *SnapshotState) { heldLock(st).Waiters[0].Session = 1000 },
+		"waiter is the holder":     func(st *SnapshotState) { l := heldLock(st); l.Waiters[0].Session = l.Holder },
+		"waiter twice": func(st *SnapshotState) {
+			l := heldLock(st)
+			l.Waiters = append(l.Waiters, l.Waiters[0])
+		},
+		"elections out of order": func(st *SnapshotState) { st.Elections[0], st.Elections[1] = st.Elections[1], st.Elections[0] },
+		"leader gone":            func(st *SnapshotState) { st.Elections[0].Leader = 1000 },
+		"term above fence":       func(st *SnapshotState) { st.Elections[0].Term = st.Fence + 1 },
+		"leaderless with term":   func(st *SnapshotState) { st.Elections[1].Term = 1 },
+		"leaderless candidates":  func(st *SnapshotState) { st.Elections[1].Candidates = st.Elections[0].Candidates },
+		"candidate gone":         func(st *SnapshotState) { st.Elections[0].Candidates[0].Session = 1000 },
+		"candidate leads":        func(st *SnapshotState) { st.Elections[0].Candidates[0].Session = st.Elections[0].Leader },
+		"no history":             func(st *SnapshotState) { st.Elections[0].History = nil },
+		"history gap":            func(st *SnapshotState) { st.Elections[0].History[0].Seq-- },
+		"history not the state":  func(st *SnapshotState) { st.Elections[0].Seq++ },
+		"history beyond the max": func(st *SnapshotState) {
+			e := &st.Elections[0]
+			e.History = append([]SnapLeaderChange{e.History[0]}, e.History...)
+			for i := range e.History {
+				e.History[i].Seq = e.Seq - uint64(len(e.History)-1-i)
+			}
+		},
+		"latest change is not the leader": func(st *SnapshotState) { st.Elections[0].History[len(st.Elections[0].History)-1].Term++ },
+		"event out of order":              func(st *SnapshotState) { st.KVHistory[0], st.KVHistory[1] = st.KVHistory[1], st.KVHistory[0] },
+		"event below the dropped":         func(st *SnapshotState) { st.KVHistoryDropped = st.KVHistory[0].Revision },
+		"event from the future":           func(st *SnapshotState) { st.KVHistory[len(st.KVHistory)-1].Revision = st.Revision + 1 },
+		"event of no type":                func(st *SnapshotState) { st.KVHistory[0].Type = 0 },
+		"dropped from the future":         func(st *SnapshotState) { st.KVHistoryDropped, st.KVHistory = st.Revision+1, nil },
+		"other options":                   func(st *SnapshotState) { st.Options.ClientsMax++ },
+		"too many clients": func(st *SnapshotState) {
+			st.Options.ClientsMax = 1
+		},
+	} {
+		st, err := decodeSnapshotState(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(st)
+		b := enc(SnapshotFormatVersion, st)
+		if name == "too many clients" {
+			if _, err := RestoreStateMachine(SMOptions{KVHistoryMax: 4, ElectionHistoryMax: 3, ResultsPerClientMax: 4, ClientsMax: 1}, b); !errors.Is(err, ErrBadSnapshot) {
+				t.Fatalf("%s: %v", name, err)
+			}
+			continue
+		}
+		bad(name, b)
+	}
+
+	// Flipped bytes: an error, or a state machine that is sound and goes on
+	// applying commands.
+	restored := 0
+	for i := range data {
+		for _, x := range []byte{0x01, 0x80, 0xff} {
+			b := slices.Clone(data)
+			b[i] ^= x
+			sm, err := RestoreStateMachine(opts, b)
+			if err != nil {
+				if !errors.Is(err, ErrBadSnapshot) {
+					t.Fatalf("flip %#x at %d: %v", x, i, err)
+				}
+				continue
+			}
+			restored++
+			checkDerived(t, sm)
+			exerciseRestored(sm)
+		}
+	}
+	t.Logf("%d of %d single-byte flips still restore", restored, 3*len(data))
+}
+
+func firstErr(st *SnapshotState) *SnapError {
+	for i := range st.Clients {
+		for j := range st.Clients[i].Results {
+			if e := st.Clients[i].Results[j].Result.Err; e != nil {
+				return e
+			}
+		}
+	}
+	panic("no stored error")
+}
+
+func heldLock(st *SnapshotState) *SnapLock {
+	for i := range st.Locks {
+		if st.Locks[i].Holder != 0 && len(st.Locks[i].Waiters) > 0 {
+			return &st.Locks[i]
+		}
+	}
+	panic("no held lock with waiters")
+}
+
+func delayedLock(st *SnapshotState) *SnapLock {
+	for i := range st.Locks {
+		if st.Locks[i].DelayUntil != 0 && len(st.Locks[i].Waiters) > 0 {
+			return &st.Locks[i]
+		}
+	}
+	panic("no delayed lock with waiters")
+}
+
+// exerciseRestored applies commands that walk through every part of a
+// restored state machine: every key deleted and rewritten, every session
+// kept alive, every lock and election acted on by every session, every
+// history read, and a clock jump that expires every session and ends every
+// lock-delay. A state that restored must take all this without panicking.
+func exerciseRestored(sm *StateMachine) {
+	slot := sm.Applied()
+	do := func(c Command) {
+		slot++
+		sm.ApplyCommand(slot, &c)
+		sm.TakeAnswers()
+	}
+	for _, kv := range sm.List("", 0) {
+		do(delCmd(kv.Key))
+		do(putCmd(kv.Key, "x"))
+	}
+	sessions := sortedKeys(sm.sessions.m)
+	for _, name := range sortedKeys(sm.locks.m) {
+		for _, id := range sessions {
+			do(cs(1, uint64(slot), acquireCmd(name, id, true, 10)))
+		}
+		do(checkCmd(name, sm.fence))
+	}
+	for _, name := range sortedKeys(sm.elect.m) {
+		for _, id := range sessions {
+			do(cs(2, uint64(slot), campaignCmd(name, id, "v")))
+			do(proclaimCmd(name, id, "w"))
+		}
+		for after := uint64(0); after < 10; after++ {
+			sm.ElectionChanges(name, sm.elect.m[name].seq-after)
+		}
+	}
+	for _, id := range sessions {
+		do(keepCmd(id))
+	}
+	sm.KVEvents(0, "", true, 0)
+	sm.KVEvents(sm.OldestRevision(), "", true, 0)
+	if c := sm.Clock(); c < 1<<62 {
+		do(clockCmd(c + 1))
+		do(clockCmd(c + 2*SessionTTLMaxMs + LockDelayMaxMs))
+	}
+	for _, id := range sessions {
+		do(closeCmd(id))
+	}
+	if _, err := sm.Snapshot(); err != nil {
+		panic(err)
+	}
+}
+
+// FuzzRestoreStateMachine: no input panics RestoreStateMachine; an input it
+// accepts gives a sound state machine whose snapshot restores to the same
+// bytes, and that goes on applying commands without panicking.
+func FuzzRestoreStateMachine(f *testing.F) {
+	rich := richSnapshotSM(f)
+	opts := rich.opts
+	data := mustSnapshot(f, rich)
+	empty, err := NewStateMachine(opts).Snapshot()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add(empty)
+	f.Add(data[:len(data)/2])
+	f.Add(bytes.Replace(slices.Clone(empty), []byte{0xa0 | byte(len(snapshotMagic)), 's'}, []byte{0xa0 | byte(len(snapshotMagic)), 'S'}, 1))
+	f.Add([]byte{0x93, 0xb3})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sm, err := RestoreStateMachine(opts, b)
+		if err != nil {
+			if !errors.Is(err, ErrBadSnapshot) {
+				t.Fatalf("error without ErrBadSnapshot: %v", err)
+			}
+			return
+		}
+		checkDerived(t, sm)
+		s1 := mustSnapshot(t, sm)
+		sm2 := mustRestore(t, opts, s1)
+		if s2 := mustSnapshot(t, sm2); !bytes.Equal(s1, s2) || sm.Hash() != sm2.Hash() {
+			t.Fatal("a restored state does not snapshot to itself")
+		}
+		exerciseRestored(sm)
+	})
+}

@@ -1,0 +1,162 @@
+package service
+
+import (
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/wal"
+)
+
+// Snapshots keep the data directory bounded. Every Config.SnapshotEntries
+// applied slots the loop encodes the state machine and hands it to the WAL
+// writer, in order with the Persists: one synced batch stores it and
+// deletes the log below it (but for SnapshotKeepEntries slots). Once that
+// batch is durable the replica is told (Replica.Truncate), and from then on
+// sends a follower that lacks the deleted slots a MsgSnapshot; the follower
+// fetches the snapshot (snapfetch.go) and installs it here.
+
+// snapshotJob is a snapshot for the WAL writer to store.
+type snapshotJob struct {
+	slot     paxos.Slot
+	data     []byte
+	truncate paxos.Slot
+	meta     wal.SnapshotMeta // set once stored
+	took     time.Duration
+}
+
+// installJob is a snapshot from the leader for the WAL writer to install.
+type installJob struct {
+	meta wal.SnapshotMeta
+	data []byte
+}
+
+// runSnapshot performs the job's snapshot write (on the WAL writer).
+func (j walJob) runSnapshot(store *wal.Store) error {
+	if j.install != nil {
+		return store.InstallSnapshot(j.install.meta, j.install.data)
+	}
+	start := time.Now()
+	meta, err := store.SaveSnapshot(j.snap.slot, j.snap.data, j.snap.truncate)
+	j.snap.meta, j.snap.took = meta, time.Since(start)
+	return err
+}
+
+// snapshotState is the loop's bookkeeping of snapshots.
+type snapshotState struct {
+	// last is the slot of the newest snapshot taken or installed.
+	last paxos.Slot
+	// inFlight is the snapshot job submitted as seq, not yet durable.
+	inFlight *snapshotJob
+	seq      uint64
+	// fetching is set while a fetch of the leader's snapshot runs.
+	fetching bool
+}
+
+// maybeSnapshot takes a snapshot when SnapshotEntries slots were applied
+// since the last one. The encoding runs on the loop (the state machine is
+// the loop's); the write runs on the WAL writer.
+func (n *Node) maybeSnapshot() {
+	applied := n.sm.Applied()
+	if n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) {
+		return
+	}
+	start := time.Now()
+	data, err := n.sm.Snapshot()
+	if err != nil {
+		n.log.Error().Err(err).Uint64("slot", uint64(applied)).Msg("cannot encode a snapshot; the log keeps growing until the next attempt")
+		n.snap.last = applied
+		return
+	}
+	var truncate paxos.Slot
+	if keep := paxos.Slot(n.cfg.SnapshotKeepEntries); applied > keep {
+		truncate = applied - keep
+	}
+	job := &snapshotJob{slot: applied, data: data, truncate: truncate}
+	n.submitted++
+	n.wal.jobs <- walJob{seq: n.submitted, snap: job}
+	n.snap.inFlight, n.snap.seq = job, n.submitted
+	n.log.Debug().Uint64("slot", uint64(applied)).Int("bytes", len(data)).Dur("encode", time.Since(start)).Msg("snapshot submitted")
+}
+
+// snapshotDurable finishes the snapshot in flight once its write is
+// durable (seq is the newest durable write): the log below it is gone, so
+// the replica must stop offering it.
+func (n *Node) snapshotDurable(seq uint64) {
+	job := n.snap.inFlight
+	if job == nil || seq < n.snap.seq {
+		return
+	}
+	n.snap.inFlight = nil
+	n.snap.last = max(n.snap.last, job.slot)
+	n.r.Truncate(job.truncate)
+	n.m.snapshots.Inc()
+	n.m.snapshotBytes.Set(float64(job.meta.Size))
+	n.log.Info().Uint64("slot", uint64(job.slot)).Uint64("bytes", job.meta.Size).
+		Uint64("log_truncated_to", uint64(job.truncate)).Dur("write", job.took).Msg("snapshot taken")
+}
+
+// snapshotFetched is a fetch's outcome, sent to the loop.
+type snapshotFetched struct {
+	meta wal.SnapshotMeta
+	data []byte
+	err  error
+}
+
+// installSnapshot replaces the state machine and the log with a snapshot
+// fetched from the leader, if it is still news.
+func (n *Node) installSnapshot(f snapshotFetched) {
+	n.snap.fetching = false
+	if f.err != nil {
+		n.log.Warn().Err(f.err).Msg("snapshot transfer failed; it resumes when the leader offers it again")
+		return
+	}
+	if commit := n.r.Status().Commit; f.meta.Slot <= commit {
+		n.log.Info().Uint64("snapshot_slot", uint64(f.meta.Slot)).Uint64("commit", uint64(commit)).Msg("fetched snapshot no longer needed")
+		return
+	}
+	sm, err := RestoreStateMachine(n.smOptions(), f.data)
+	if err != nil {
+		n.log.Error().Err(err).Str("snapshot", f.meta.String()).Msg("cannot decode the leader's snapshot")
+		return
+	}
+	// The install is queued behind every write submitted so far, and every
+	// later write (and every Promise or Accepted held for durability)
+	// waits behind it, so the replica may move on at once.
+	n.submitted++
+	n.wal.jobs <- walJob{seq: n.submitted, install: &installJob{meta: f.meta, data: f.data}}
+	n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, f.meta.Slot})
+	n.sm = sm
+	n.r.Restore(f.meta.Slot)
+	n.snap.last = max(n.snap.last, f.meta.Slot)
+	n.answerFromDedup()
+	n.m.snapshotInstalls.Inc()
+	n.log.Info().Uint64("slot", uint64(f.meta.Slot)).Uint64("bytes", f.meta.Size).Msg("installed the leader's snapshot")
+}
+
+// answerFromDedup answers the clients waiting for commands that the
+// installed snapshot already applied: their results are in its duplicate
+// table, since they were applied in the slots the snapshot skipped.
+func (n *Node) answerFromDedup() {
+	for k, cs := range n.waiters {
+		if len(cs) == 0 {
+			continue
+		}
+		if res, ok := n.sm.dedupResult(k.client, k.seq); ok {
+			n.answer(k, Op(cs[0].req.Op), res)
+		}
+	}
+}
+
+// dedupResult returns the remembered result of client's command seq.
+func (sm *StateMachine) dedupResult(client, seq uint64) (Result, bool) {
+	if e := sm.dedup.clients[client]; e != nil {
+		return e.result(seq)
+	}
+	return Result{}, false
+}
+
+// smOptions are the state machine options cfg implies; every replica
+// must use the same.
+func smOptions(cfg Config) SMOptions { return SMOptions{ValueBytesMax: cfg.ValueBytesMax} }
+
+func (n *Node) smOptions() SMOptions { return smOptions(n.cfg) }
