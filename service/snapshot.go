@@ -383,15 +383,38 @@ func (sm *StateMachine) snapshotState() *SnapshotState {
 		st.Elections[i] = se
 	}
 
+	// Only the newest of the watch history goes in: it can be 16 MiB, and a
+	// snapshot is written every --snapshot-entries slots and sent whole to
+	// lagging nodes. A watch resuming from further back on a node restored
+	// from this snapshot gets ErrCompacted and starts over, as after any
+	// compaction.
 	h := &sm.kvHist
 	st.KVHistoryDropped = h.dropped
-	st.KVHistory = make([]SnapKVEvent, h.events.len())
+	first, bytes := h.events.len(), 0
+	for first > 0 && h.events.len()-first < snapshotHistoryMax {
+		ev := h.events.at(first - 1)
+		bytes += len(ev.KV.Key) + len(ev.KV.Value) + len(ev.PrevKV.Key) + len(ev.PrevKV.Value)
+		if bytes > snapshotHistoryBytesMax {
+			break
+		}
+		first--
+	}
+	if first > 0 {
+		st.KVHistoryDropped = h.events.at(first - 1).Revision
+	}
+	st.KVHistory = make([]SnapKVEvent, h.events.len()-first)
 	for i := range st.KVHistory {
-		ev := h.events.at(i)
+		ev := h.events.at(first + i)
 		st.KVHistory[i] = SnapKVEvent{Revision: ev.Revision, Type: uint8(ev.Type), KV: snapKV(ev.KV), PrevKV: snapKV(ev.PrevKV)}
 	}
 	return st
 }
+
+// The most of the KV watch history a snapshot carries.
+const (
+	snapshotHistoryMax      = 1024
+	snapshotHistoryBytesMax = 256 << 10
+)
 
 func snapKV(kv KV) SnapKV {
 	return SnapKV{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}

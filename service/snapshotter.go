@@ -73,9 +73,24 @@ func (n *Node) maybeSnapshot() {
 	}
 	job := &snapshotJob{slot: applied, data: data, truncate: truncate}
 	n.submitted++
-	n.wal.jobs <- walJob{seq: n.submitted, snap: job}
+	if !n.submitAside(walJob{seq: n.submitted, snap: job}) {
+		return
+	}
 	n.snap.inFlight, n.snap.seq = job, n.submitted
 	n.log.Debug().Uint64("slot", uint64(applied)).Int("bytes", len(data)).Dur("encode", time.Since(start)).Msg("snapshot submitted")
+}
+
+// submitAside hands j to the WAL writer outside processReady. If the
+// writer has failed, it puts the error back for the loop to stop on and
+// reports false.
+func (n *Node) submitAside(j walJob) bool {
+	select {
+	case n.wal.jobs <- j:
+		return true
+	case err := <-n.wal.errc:
+		n.wal.errc <- err
+		return false
+	}
 }
 
 // snapshotDurable finishes the snapshot in flight once its write is
@@ -123,7 +138,9 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 	// later write (and every Promise or Accepted held for durability)
 	// waits behind it, so the replica may move on at once.
 	n.submitted++
-	n.wal.jobs <- walJob{seq: n.submitted, install: &installJob{meta: f.meta, data: f.data}}
+	if !n.submitAside(walJob{seq: n.submitted, install: &installJob{meta: f.meta, data: f.data}}) {
+		return
+	}
 	n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, f.meta.Slot})
 	n.sm = sm
 	n.r.Restore(f.meta.Slot)

@@ -57,6 +57,10 @@ type cluster struct {
 	stores  map[paxos.NodeID]*store
 	applied map[paxos.NodeID][]paxos.Entry
 	net     []paxos.Message
+	// cut, if not 0, is a node whose messages (both ways) are dropped.
+	cut paxos.NodeID
+	// seen records every message delivered or dropped.
+	seen []paxos.Message
 }
 
 func config(id paxos.NodeID) paxos.Config {
@@ -123,6 +127,10 @@ func (c *cluster) stabilize() {
 		msgs := c.net
 		c.net = nil
 		for _, m := range msgs {
+			c.seen = append(c.seen, m)
+			if m.To == c.cut || m.From == c.cut {
+				continue
+			}
 			c.nodes[m.To].Step(m)
 		}
 		if !busy && len(msgs) == 0 {
@@ -248,6 +256,10 @@ func TestHasReadyReportsNewlyChosenSlot(t *testing.T) {
 		msgs := c.net
 		c.net = nil
 		for _, m := range msgs {
+			c.seen = append(c.seen, m)
+			if m.To == c.cut || m.From == c.cut {
+				continue
+			}
 			c.nodes[m.To].Step(m)
 		}
 	}
