@@ -72,7 +72,15 @@ func (a *Acceptor) Entry(slot paxos.Slot) (paxos.Entry, bool) {
 // Compact drops the entries at or below upTo from memory. The caller
 // promises they are chosen, durable, and readable through the LogReader.
 func (a *Acceptor) Compact(upTo paxos.Slot) {
-	if a.disk == nil || upTo <= a.compacted {
+	if a.disk == nil {
+		return
+	}
+	a.forget(upTo)
+}
+
+// forget drops the entries at or below upTo from memory.
+func (a *Acceptor) forget(upTo paxos.Slot) {
+	if upTo <= a.compacted {
 		return
 	}
 	for s := a.compacted + 1; s <= upTo; s++ {
@@ -95,15 +103,7 @@ func (a *Acceptor) Truncate(upTo paxos.Slot) {
 		return
 	}
 	a.truncated = upTo
-	if a.compacted < upTo {
-		for s := a.compacted + 1; s <= upTo; s++ {
-			delete(a.log, s)
-		}
-		a.compacted = upTo
-	}
-	if a.maxSlot < upTo {
-		a.maxSlot = upTo
-	}
+	a.forget(upTo)
 }
 
 // Truncated returns the highest slot gone from the log.

@@ -27,11 +27,15 @@ type testCluster struct {
 	dir   string
 	peers map[paxos.NodeID]string
 	nodes map[paxos.NodeID]*Node
+	// tune, if set, adjusts each node's Config before it starts.
+	tune func(*Config)
 }
 
-func startTestCluster(t *testing.T) *testCluster {
+func startTestCluster(t *testing.T) *testCluster { return startTunedCluster(t, nil) }
+
+func startTunedCluster(t *testing.T, tune func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, dir: t.TempDir(), peers: map[paxos.NodeID]string{}, nodes: map[paxos.NodeID]*Node{}}
+	c := &testCluster{t: t, dir: t.TempDir(), peers: map[paxos.NodeID]string{}, nodes: map[paxos.NodeID]*Node{}, tune: tune}
 	for id := paxos.NodeID(1); id <= 3; id++ {
 		ln, err := wire.Listen("127.0.0.1:0")
 		if err != nil {
@@ -53,11 +57,15 @@ func startTestCluster(t *testing.T) *testCluster {
 
 func (c *testCluster) start(id paxos.NodeID) {
 	c.t.Helper()
-	n, err := Start(Config{
+	cfg := Config{
 		ID: id, Listen: c.peers[id], Peers: c.peers, NoSync: true,
 		DataDir: filepath.Join(c.dir, fmt.Sprint(id)),
 		Logger:  zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
-	})
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	n, err := Start(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}

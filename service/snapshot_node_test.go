@@ -3,60 +3,20 @@ package service
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wire"
 )
 
-// snapCluster is a 3-node in-process cluster that snapshots every few
+// startSnapCluster starts 3 in-process nodes that snapshot every few
 // slots, so tests can make a node fall behind the others' logs.
-type snapCluster struct {
-	*testCluster
-	every, keep int
-}
-
-func startSnapCluster(t *testing.T, every, keep int) *snapCluster {
-	t.Helper()
-	c := &snapCluster{testCluster: &testCluster{t: t, dir: t.TempDir(), peers: map[paxos.NodeID]string{}, nodes: map[paxos.NodeID]*Node{}}, every: every, keep: keep}
-	for id := paxos.NodeID(1); id <= 3; id++ {
-		ln, err := wire.Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.peers[id] = ln.Addr().String()
-		ln.Close()
-	}
-	for id := range c.peers {
-		c.start(id)
-	}
-	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.Stop()
-		}
-	})
-	return c
-}
-
-func (c *snapCluster) start(id paxos.NodeID) {
-	c.t.Helper()
-	n, err := Start(Config{
-		ID: id, Listen: c.peers[id], Peers: c.peers, NoSync: true,
-		DataDir:         filepath.Join(c.dir, fmt.Sprint(id)),
-		SnapshotEntries: c.every, SnapshotKeepEntries: c.keep,
-		Logger: zerolog.New(os.Stderr).Level(zerolog.WarnLevel),
-	})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.nodes[id] = n
+func startSnapCluster(t *testing.T, every, keep int) *testCluster {
+	return startTunedCluster(t, func(c *Config) { c.SnapshotEntries, c.SnapshotKeepEntries = every, keep })
 }
 
 // onLoop runs f on n's loop (the state machine and replica are the loop's).

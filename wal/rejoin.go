@@ -31,25 +31,21 @@ const RejoinUnknown = paxos.Slot(math.MaxUint64)
 // SetRejoin durably records that the node must not vote until its
 // watermark reaches target (RejoinUnknown: until it learns the target).
 func (s *Store) SetRejoin(target paxos.Slot) error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	unlock, err := s.lockForWrite()
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	return s.db.Set(keyRejoin, appendSlotValue(nil, target), pebble.Sync)
 }
 
 // ClearRejoin durably ends the rejoin: the node votes again.
 func (s *Store) ClearRejoin() error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	unlock, err := s.lockForWrite()
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	return s.db.Delete(keyRejoin, pebble.Sync)
 }
 

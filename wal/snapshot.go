@@ -73,13 +73,11 @@ func (m SnapshotMeta) String() string {
 // slot. Entries returns ErrTruncated for the deleted slots from before the
 // batch commits, so a reader never mistakes them for absent.
 func (s *Store) SaveSnapshot(slot paxos.Slot, data []byte, truncate paxos.Slot) (SnapshotMeta, error) {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return SnapshotMeta{}, ErrClosed
+	unlock, err := s.lockForWrite()
+	if err != nil {
+		return SnapshotMeta{}, err
 	}
+	defer unlock()
 	if slot == 0 || slot > s.commit || truncate > slot {
 		return SnapshotMeta{}, fmt.Errorf("wal: snapshot at slot %d truncating to %d with the watermark at %d: a snapshot covers only chosen slots", slot, truncate, s.commit)
 	}
@@ -187,13 +185,11 @@ func (s *Store) Truncated() paxos.Slot { return paxos.Slot(s.truncated.Load()) }
 // bytes end (Staged); a chunk of another snapshot discards what was staged
 // of the previous one (offset must then be 0).
 func (s *Store) StageSnapshot(meta SnapshotMeta, offset uint64, chunk []byte) error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	unlock, err := s.lockForWrite()
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	staged, received, err := readStageMeta(s.db)
 	if err != nil {
 		return err
@@ -272,13 +268,11 @@ func (s *Store) StagedData() (SnapshotMeta, []byte, error) {
 // watermark there and clears the staging area. meta.Slot must be above the
 // durable watermark: a snapshot that is no news is refused.
 func (s *Store) InstallSnapshot(meta SnapshotMeta, data []byte) error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	unlock, err := s.lockForWrite()
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	if meta.Slot <= s.commit {
 		return fmt.Errorf("wal: snapshot at slot %d is not above the watermark %d", meta.Slot, s.commit)
 	}
@@ -299,6 +293,19 @@ func (s *Store) InstallSnapshot(meta SnapshotMeta, data []byte) error {
 	}
 	s.commit = meta.Slot
 	return nil
+}
+
+// lockForWrite takes the locks a write other than Save needs: it is
+// serialized with Save, and Close waits for it.
+func (s *Store) lockForWrite() (unlock func(), err error) {
+	s.saveMu.Lock()
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		s.saveMu.Unlock()
+		return nil, ErrClosed
+	}
+	return func() { s.mu.RUnlock(); s.saveMu.Unlock() }, nil
 }
 
 func indexedKey(prefix []byte, n uint64) []byte {
