@@ -48,8 +48,8 @@ func (ev *KVEvent) size() int {
 
 // kvHistory is the bounded history of KV changes that watches read: every
 // put, delete and successful cas, in revision order. It is derived state:
-// deterministic, but not in Hash. Snapshots carry it (see SnapshotState),
-// so a restored replica serves the same watches.
+// deterministic, but not in Hash. Snapshots carry its newest part (see
+// SnapshotState).
 //
 // Invariants: events are in increasing Revision order, all above dropped;
 // len <= max and bytes <= bytesMax, except that the newest event is always

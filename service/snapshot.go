@@ -65,16 +65,20 @@ var snapshotErrors = [...]error{
 }
 
 // SnapshotState is the replicated state as a snapshot holds it (format
-// version 1): everything that decides the results of future commands and
-// the answers of local reads.
+// version 1): everything that decides the results of future commands (all
+// that Hash covers) and the answers of local reads.
 //
 // Included: the applied slot, the store with its revision, the
 // duplicate-detection table with every stored Result (errors included), the
 // cluster clock, the fence counter, sessions (deadlines, the renewed list),
 // locks (holders, waiter queues, lock-delays), elections (leader, candidate
-// queue, change numbering and the kept changes) and the KV change history
-// that watches read: a replica restored from a snapshot answers watches and
-// observes exactly as the replica that took it.
+// queue, change numbering and the kept changes), and the newest part of the
+// KV change history that watches read (at most snapshotHistoryMax events
+// and snapshotHistoryBytesMax bytes of keys and values). A replica restored
+// from a snapshot observes elections exactly as the replica that took it,
+// and serves the same watches from the carried part of the history on; a
+// watch from further back gets ErrCompacted there. The history decides no
+// command's result, so this costs no agreement between replicas.
 //
 // Left out, because they are derived from the above and rebuilt by
 // RestoreStateMachine: the key index, the heaps (client eviction order,
@@ -109,7 +113,8 @@ type SnapshotState struct {
 	// Elections are the election records in increasing name order.
 	Elections []SnapElection
 	// KVHistoryDropped is the highest revision dropped from the KV history
-	// (0: none); KVHistory the kept events in revision order.
+	// or left out of the snapshot (0: none); KVHistory the carried events
+	// in revision order.
 	KVHistoryDropped uint64
 	KVHistory        []SnapKVEvent
 }
@@ -315,14 +320,8 @@ func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
 // snapshotState copies the state into its snapshot form. Byte slices are
 // shared, not copied.
 func (sm *StateMachine) snapshotState() *SnapshotState {
-	o := &sm.opts
 	st := &SnapshotState{
-		Options: SnapOptions{
-			KeyBytesMax: int64(o.KeyBytesMax), ValueBytesMax: int64(o.ValueBytesMax),
-			ClientsMax: int64(o.ClientsMax), ResultsPerClientMax: int64(o.ResultsPerClientMax),
-			KVHistoryMax: int64(o.KVHistoryMax), KVHistoryBytesMax: int64(o.KVHistoryBytesMax),
-			ElectionHistoryMax: int64(o.ElectionHistoryMax),
-		},
+		Options:  snapOptions(&sm.opts),
 		Applied:  uint64(sm.applied),
 		Revision: sm.kv.rev,
 		Clock:    sm.clock,
@@ -415,6 +414,15 @@ const (
 	snapshotHistoryMax      = 1024
 	snapshotHistoryBytesMax = 256 << 10
 )
+
+func snapOptions(o *SMOptions) SnapOptions {
+	return SnapOptions{
+		KeyBytesMax: int64(o.KeyBytesMax), ValueBytesMax: int64(o.ValueBytesMax),
+		ClientsMax: int64(o.ClientsMax), ResultsPerClientMax: int64(o.ResultsPerClientMax),
+		KVHistoryMax: int64(o.KVHistoryMax), KVHistoryBytesMax: int64(o.KVHistoryBytesMax),
+		ElectionHistoryMax: int64(o.ElectionHistoryMax),
+	}
+}
 
 func snapKV(kv KV) SnapKV {
 	return SnapKV{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
@@ -610,13 +618,7 @@ func checkMsgpackShape(data []byte) error {
 
 // restore checks st and builds its state machine.
 func (st *SnapshotState) restore(opts SMOptions) (*StateMachine, error) {
-	want := SnapOptions{
-		KeyBytesMax: int64(opts.KeyBytesMax), ValueBytesMax: int64(opts.ValueBytesMax),
-		ClientsMax: int64(opts.ClientsMax), ResultsPerClientMax: int64(opts.ResultsPerClientMax),
-		KVHistoryMax: int64(opts.KVHistoryMax), KVHistoryBytesMax: int64(opts.KVHistoryBytesMax),
-		ElectionHistoryMax: int64(opts.ElectionHistoryMax),
-	}
-	if st.Options != want {
+	if want := snapOptions(&opts); st.Options != want {
 		return nil, badSnapshot("taken with options %+v, restoring with %+v: every replica must use the same", st.Options, want)
 	}
 	sm := NewStateMachine(opts)

@@ -135,14 +135,12 @@ func checkSameState(t testing.TB, a, b *StateMachine) {
 		{"Applied", func(sm *StateMachine) any { return sm.Applied() }},
 		{"Revision", func(sm *StateMachine) any { return sm.Revision() }},
 		{"Clock", func(sm *StateMachine) any { return sm.Clock() }},
-		{"OldestRevision", func(sm *StateMachine) any { return sm.OldestRevision() }},
 		{"List", func(sm *StateMachine) any { return sm.List("", 0) }},
 		{"Sessions", func(sm *StateMachine) any { return sm.Sessions() }},
 		{"SessionCount", func(sm *StateMachine) any { return sm.SessionCount() }},
 		{"Locks", func(sm *StateMachine) any { return sm.Locks() }},
 		{"LockCount", func(sm *StateMachine) any { return sm.LockCount() }},
 		{"options", func(sm *StateMachine) any { return sm.opts }},
-		{"KV history bytes", func(sm *StateMachine) any { return sm.kvHist.bytes }},
 		{"dedup floors", func(sm *StateMachine) any {
 			var out []uint64
 			for _, id := range sm.dedup.sortedIDs() {
@@ -155,21 +153,7 @@ func checkSameState(t testing.TB, a, b *StateMachine) {
 			fail(f.what, x, y)
 		}
 	}
-	// Every watch a client could start.
-	rev := a.Revision()
-	for _, from := range []uint64{0, 1, a.OldestRevision() - 1, a.OldestRevision(), a.OldestRevision() + 1, rev, rev + 1} {
-		for _, w := range []struct {
-			key    string
-			prefix bool
-			max    int
-		}{{"", true, 0}, {"k1", false, 0}, {"b/", true, 2}, {"a", true, 1}} {
-			x, xerr := a.KVEvents(from, w.key, w.prefix, w.max)
-			y, yerr := b.KVEvents(from, w.key, w.prefix, w.max)
-			if !reflect.DeepEqual(x, y) || errText(xerr) != errText(yerr) {
-				fail(fmt.Sprintf("KVEvents(%d, %+v)", from, w), fmt.Sprint(x, xerr), fmt.Sprint(y, yerr))
-			}
-		}
-	}
+	checkWatchHistory(t, a, b)
 	// Every election observer and leader query.
 	names := sortedKeys(a.elect.m)
 	if !slices.Equal(names, sortedKeys(b.elect.m)) {
@@ -208,6 +192,65 @@ func checkSameState(t testing.TB, a, b *StateMachine) {
 		t.Fatalf("snapshots of the original and the restored state differ (%d and %d bytes)", len(sa), len(sb))
 	}
 	checkDerived(t, b)
+}
+
+// checkWatchHistory checks b's KV history against a's, when b was
+// restored from a snapshot of a (or of a state a went through, both having
+// applied the same commands since): b holds the newest part of a's
+// history, all of it or at least as much as a snapshot carries; every
+// watch from b's oldest revision on gets the same events from both, and
+// one from before gets ErrCompacted on b.
+func checkWatchHistory(t testing.TB, a, b *StateMachine) {
+	t.Helper()
+	ea, err := a.KVEvents(a.OldestRevision(), "", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := b.KVEvents(b.OldestRevision(), "", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skip := len(ea) - len(eb)
+	if skip < 0 || b.OldestRevision() < a.OldestRevision() {
+		t.Fatalf("restored KV history holds %d events from revision %d, the original %d from %d", len(eb), b.OldestRevision(), len(ea), a.OldestRevision())
+	}
+	for i := range eb {
+		if !reflect.DeepEqual(eb[i], ea[skip+i]) {
+			t.Fatalf("restored KV history event %d: %+v, original %+v", i, eb[i], ea[skip+i])
+		}
+	}
+	if skip == 0 {
+		if a.OldestRevision() != b.OldestRevision() || a.kvHist.bytes != b.kvHist.bytes {
+			t.Fatalf("KV histories hold the same events, but oldest revisions %d, %d, sizes %d, %d",
+				a.OldestRevision(), b.OldestRevision(), a.kvHist.bytes, b.kvHist.bytes)
+		}
+	} else {
+		n := 0
+		for _, ev := range ea[skip-1:] {
+			n += len(ev.KV.Key) + len(ev.KV.Value) + len(ev.PrevKV.Key) + len(ev.PrevKV.Value)
+		}
+		if len(eb) < snapshotHistoryMax && n <= snapshotHistoryBytesMax {
+			t.Fatalf("restored KV history holds %d events, less than a snapshot carries (%d of the original's fit)", len(eb), len(eb)+1)
+		}
+	}
+	oldest, rev := b.OldestRevision(), a.Revision()
+	for _, from := range []uint64{0, 1, a.OldestRevision(), oldest - 1, oldest, oldest + 1, rev, rev + 1} {
+		for _, w := range []struct {
+			key    string
+			prefix bool
+			max    int
+		}{{"", true, 0}, {"k1", false, 0}, {"b/", true, 2}, {"a", true, 1}} {
+			x, xerr := a.KVEvents(from, w.key, w.prefix, w.max)
+			y, yerr := b.KVEvents(from, w.key, w.prefix, w.max)
+			if from < oldest && oldest > 1 { // (revision 0 is no change)
+				if !errors.Is(yerr, ErrCompacted) {
+					t.Fatalf("restored KVEvents(%d, %+v) before its oldest revision %d: %v", from, w, oldest, yerr)
+				}
+			} else if !reflect.DeepEqual(x, y) || errText(xerr) != errText(yerr) {
+				t.Fatalf("KVEvents(%d, %+v) differs after restore:\n  original: %v %v\n  restored: %v %v", from, w, x, xerr, y, yerr)
+			}
+		}
+	}
 }
 
 // checkDerived checks the structures RestoreStateMachine rebuilds.
@@ -293,10 +336,14 @@ func (c *snapCoverage) add(sm *StateMachine) {
 func TestSnapshotRoundTrip(t *testing.T) {
 	var cov snapCoverage
 	snapshots := 0
-	for seed := uint64(1); seed <= 6; seed++ {
+	for seed := uint64(1); seed <= 4; seed++ {
+		// Small bounds, so that clients are evicted, results forgotten and
+		// histories trimmed; and once the defaults (fewer steps: Hash
+		// walks every stored result, and they pile up).
 		opts := SMOptions{ClientsMax: 6, ResultsPerClientMax: 5, KVHistoryMax: 40, KVHistoryBytesMax: 4000, ElectionHistoryMax: 4}
-		if seed%3 == 0 {
-			opts = SMOptions{}
+		steps := 5000
+		if seed == 4 {
+			opts, steps = SMOptions{}, 2500
 		}
 		g := newSnapGen(seed)
 		orig := NewStateMachine(opts)
@@ -306,11 +353,11 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		twin := NewStateMachine(opts)
 		var cur *StateMachine // the restored replica, nil before the first restore
 		slot := paxos.Slot(1)
-		for i := 0; i < 8000; i++ {
+		for i := 0; i < steps; i++ {
 			cmd, c := g.next(orig)
 			// A slot ends here: snapshot at its boundary.
 			if i > 0 && g.rng.IntN(4) > 0 {
-				if i%400 == 0 {
+				if i%250 == 0 {
 					data := mustSnapshot(t, orig)
 					if tw := mustSnapshot(t, twin); !bytes.Equal(data, tw) {
 						t.Fatalf("seed %d step %d: replicas in the same state give different snapshots", seed, i)
@@ -328,7 +375,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 					checkSameState(t, base, r)
 					cov.add(r)
 					snapshots++
-					if i >= 2000 {
+					if i >= 1500 {
 						cur = r // from here on, cur follows along
 					}
 				}
@@ -485,6 +532,52 @@ func TestSnapshotEmptyAndBig(t *testing.T) {
 		op(a, b)
 	}
 	checkSameState(t, a, b)
+}
+
+// TestSnapshotWatchHistoryBound: a snapshot carries the newest part of a
+// long KV history, bounded in events and in bytes (down to nothing when the
+// newest event alone is too large); the restored replica serves every watch
+// from there on as the original, refuses older ones with ErrCompacted, and
+// snapshots to the same bytes as the original, before and after more
+// changes.
+func TestSnapshotWatchHistoryBound(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		n, size    int
+		wantEvents int
+	}{
+		{"many events", 3 * snapshotHistoryMax, 10, snapshotHistoryMax},
+		{"many bytes", 200, 8 << 10, snapshotHistoryBytesMax / (2 * (8<<10 + 4))},
+		{"one too large", 3, snapshotHistoryBytesMax + 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := NewStateMachine(SMOptions{})
+			slot := paxos.Slot(0)
+			put := func(i int, sms ...*StateMachine) {
+				slot++
+				c := putCmd(fmt.Sprintf("k%03d", i%7), strings.Repeat("v", tc.size))
+				for _, sm := range sms {
+					sm.ApplyCommand(slot, &c)
+				}
+			}
+			for i := 0; i < tc.n; i++ {
+				put(i, a)
+			}
+			b := mustRestore(t, SMOptions{}, mustSnapshot(t, a))
+			evs, err := b.KVEvents(b.OldestRevision(), "", true, 0)
+			if err != nil || len(evs) != tc.wantEvents || b.OldestRevision() != a.Revision()-uint64(tc.wantEvents)+1 {
+				t.Fatalf("restored history: %d events from revision %d (%v), want %d", len(evs), b.OldestRevision(), err, tc.wantEvents)
+			}
+			if _, err := b.KVEvents(b.OldestRevision()-1, "", true, 0); !errors.Is(err, ErrCompacted) {
+				t.Fatalf("watch from before the carried history: %v", err)
+			}
+			checkSameState(t, a, b)
+			for i := 0; i < tc.n/2; i++ {
+				put(i, a, b)
+			}
+			checkSameState(t, a, b)
+		})
+	}
 }
 
 // TestSnapshotOptions: a snapshot restores only under the options it was
