@@ -33,6 +33,7 @@ import (
 type rejoinState struct {
 	active bool
 	target paxos.Slot // wal.RejoinUnknown until the probe answers
+	ticks  int        // ticks spent waiting for the target
 }
 
 // rejoinProbe is what the other members answered.
@@ -168,10 +169,26 @@ func (n *Node) onRejoinProbe(p rejoinProbe) {
 // would move it there. An empty command is rejected by every replica alike
 // (ErrInvalid, no client, no effect but the slot it takes).
 func (n *Node) rejoinFiller() {
-	if n.rejoin.active && n.rejoin.target != wal.RejoinUnknown && n.r.Status().Commit < n.rejoin.target {
-		_ = n.r.Propose([]byte{})
+	if !n.rejoin.active || n.rejoin.target == wal.RejoinUnknown {
+		return
+	}
+	st := n.r.Status()
+	if st.Commit >= n.rejoin.target {
+		return
+	}
+	_ = n.r.Propose([]byte{})
+	if n.rejoin.ticks++; n.rejoin.ticks%rejoinStallTicks == 0 {
+		// Only a quorum of voting members moves the watermark. If another
+		// member is rejoining too, a majority has lost its state and this
+		// waits for good: say so.
+		n.log.Warn().Uint64("commit", uint64(st.Commit)).Uint64("target", uint64(n.rejoin.target)).Uint32("leader", uint32(st.Leader)).
+			Msg("rejoining: still waiting for the watermark to reach the target; it takes a quorum of members that vote. " +
+				"If another member is rejoining too, a majority of the cluster lost its data: restore one of them from a backup")
 	}
 }
+
+// rejoinStallTicks is how often a rejoin that has not finished says so.
+const rejoinStallTicks = 1000
 
 // checkRejoin ends the rejoin once the watermark reaches the target.
 func (n *Node) checkRejoin() {
