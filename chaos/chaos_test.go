@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -26,6 +28,7 @@ var (
 	flagBound     = flag.Duration("chaos.recovery-bound", 5*time.Second, "after a fault heals a write must succeed within this bound, else it is an anomaly")
 	flagDir       = flag.String("chaos.dir", "", "directory for node logs, data and failing histories (default: a new one under $TMPDIR; removed after a run with no anomaly unless -chaos.keep)")
 	flagKeep      = flag.Bool("chaos.keep", false, "keep the run's directory even when there is no anomaly")
+	flagTTL       = flag.Duration("chaos.session-ttl", 3*time.Second, "TTL of the lock and election workers' sessions (1s..1h)")
 	flagCheck     = flag.Duration("chaos.check-timeout", 2*time.Minute, "how long porcupine may take per schedule before the check counts as inconclusive (an anomaly)")
 )
 
@@ -43,6 +46,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("seed %d; replay: %s", seed, replay)
 
 	net := newTestNetwork(t, 3)
+	cleanUpOnSignal(t, net)
 	bin := buildPaxosd(t)
 	serveFlags, firstFlags := resolveServeFlags(t, bin, *flagServe)
 	dir := *flagDir
@@ -59,6 +63,7 @@ func TestChaos(t *testing.T) {
 		Duration: *flagDuration, RecoveryBound: *flagBound,
 		ElectionTimeoutMax: electionTimeoutMax(serveFlags),
 		CheckTimeout:       *flagCheck,
+		SessionTTL:         *flagTTL,
 		Logf:               t.Logf,
 	}
 	total := NewStats()
@@ -67,13 +72,15 @@ func TestChaos(t *testing.T) {
 		sseed := seed + int64(i)
 		t0 := time.Now()
 		st, err := RunSchedule(cfg, i, sseed)
-		if err != nil {
-			t.Fatalf("schedule %d (seed %d): %v\nreplay this schedule: %s", i, sseed, err, replayLine(sseed, 1))
-		}
 		total.Add(st)
+		if err != nil {
+			t.Fatalf("schedule %d (seed %d): %v\n%s\nlogs in %s; replay this schedule: %s", i, sseed, err, st.Summary(), dir, replayLine(sseed, 1))
+		}
 		t.Logf("schedule %d/%d seed %d done in %s\n%s", i+1, *flagSchedules, sseed, time.Since(t0).Round(time.Second), st.Summary())
 		if n := len(st.Anomalies()); n > 0 {
 			t.Errorf("schedule %d (seed %d): %d anomalies; replay this schedule: %s", i, sseed, n, replayLine(sseed, 1))
+		} else if !*flagKeep {
+			os.RemoveAll(ScheduleDir(dir, i, sseed)) // tens of MB each, and nothing to look at
 		}
 	}
 	summary := fmt.Sprintf("CHAOS SUMMARY seed %d: %d schedules x %s in %s, recovery bound %s, iptables %s\n%s",
@@ -89,13 +96,33 @@ func TestChaos(t *testing.T) {
 	}
 }
 
+// cleanUpOnSignal removes the network (and with it the nodes, which also
+// get SIGKILL when this process dies) if the run is interrupted: t.Cleanup
+// does not run then. A run that dies otherwise (a go test -timeout panic)
+// leaves namespaces behind, and the next run removes them.
+func cleanUpOnSignal(t *testing.T, net *Network) {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigc:
+			fmt.Fprintf(os.Stderr, "chaos: %v: removing the network and the nodes\n", sig)
+			net.Close()
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	t.Cleanup(func() { signal.Stop(sigc); close(done) })
+}
+
 // replayLine is the command that runs the same schedules again.
 func replayLine(seed int64, schedules int) string {
 	args := []string{"go test ./chaos -run 'TestChaos$' -v -count=1", "-chaos.seed", strconv.FormatInt(seed, 10),
 		"-chaos.schedules", strconv.Itoa(schedules), "-chaos.duration", flagDuration.String()}
 	flag.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "chaos.serve-flags", "chaos.recovery-bound", "chaos.check-timeout":
+		case "chaos.serve-flags", "chaos.recovery-bound", "chaos.check-timeout", "chaos.session-ttl":
 			args = append(args, "-"+f.Name, strconv.Quote(f.Value.String()))
 		}
 	})

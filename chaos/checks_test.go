@@ -155,6 +155,15 @@ func TestPlan(t *testing.T) {
 			if f.Kind == CrashAll && crash < 0 {
 				crash = i
 			}
+			if f.Kind == Mixed {
+				if f.Also == nil || (f.Also.Kind != Kill && f.Also.Kind != Pause) || f.Net == "" {
+					t.Fatalf("seed %d: bad mixed fault %+v", seed, f)
+				}
+				if f.Also.Hold != f.Hold {
+					t.Fatalf("seed %d: %s: the two parts of a mixed fault last %s and %s", seed, f, f.Hold, f.Also.Hold)
+				}
+				f = *f.Also
+			}
 			if f.Kind == Pause && f.Hold <= cfg.ElectionTimeoutMax {
 				t.Fatalf("seed %d: pause of %s is not longer than the election timeout", seed, f.Hold)
 			}

@@ -3,8 +3,10 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +33,10 @@ type Cluster struct {
 	mu      sync.Mutex
 	procs   []*proc
 	started []bool
+	// rejoinFrom[i] >= 0: node i lost its data directory (Wipe) and must
+	// start with --rejoin until its log, from that offset on, says it
+	// finished rejoining.
+	rejoinFrom []int64
 	// exits are the processes that ended without the cluster ending them:
 	// a crash of paxosd itself, always an anomaly.
 	exits []string
@@ -39,14 +45,13 @@ type Cluster struct {
 type proc struct {
 	cmd    *exec.Cmd
 	killed bool // ended by the cluster (kill -9), not on its own
-	paused bool
 	done   chan struct{}
 }
 
 // NewCluster prepares (does not start) a cluster on net.
 func NewCluster(net *Network, bin, dir string, serveFlags, firstFlags []string) *Cluster {
 	return &Cluster{Net: net, Bin: bin, Dir: dir, ServeFlags: serveFlags, FirstFlags: firstFlags,
-		procs: make([]*proc, len(net.Nodes)), started: make([]bool, len(net.Nodes))}
+		procs: make([]*proc, len(net.Nodes)), started: make([]bool, len(net.Nodes)), rejoinFrom: make([]int64, len(net.Nodes))}
 }
 
 // Endpoints are the nodes' client addresses.
@@ -94,6 +99,9 @@ func (c *Cluster) Start(i int) error {
 	if !c.started[i] {
 		args = append(args, c.FirstFlags...)
 	}
+	if c.rejoining(i) {
+		args = append(args, "--rejoin")
+	}
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test process dies, so do its nodes (the namespaces they would
@@ -108,7 +116,8 @@ func (c *Cluster) Start(i int) error {
 		err := cmd.Wait()
 		c.mu.Lock()
 		if !p.killed {
-			c.exits = append(c.exits, fmt.Sprintf("node %d (pid %d) exited on its own: %v (log %s)", i+1, cmd.Process.Pid, err, c.LogPath(i)))
+			c.exits = append(c.exits, fmt.Sprintf("node %d (pid %d) exited on its own: %v; the end of its log (%s):\n%s",
+				i+1, cmd.Process.Pid, err, c.LogPath(i), tail(c.LogPath(i), 5)))
 		}
 		if c.procs[i] == p {
 			c.procs[i] = nil
@@ -152,21 +161,71 @@ func (c *Cluster) KillAll() {
 	}
 }
 
+// rejoinedMsg is what a node logs once it has rebuilt its state after
+// --rejoin and votes again (service/rejoin.go).
+const rejoinedMsg = "rejoined: this node votes again"
+
+// Wipe deletes the data directory of node i, which must not be running: a
+// lost disk. Until the node logs that it has rejoined, every start of it
+// passes --rejoin.
+func (c *Cluster) Wipe(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs[i] != nil {
+		return fmt.Errorf("node %d is running", i+1)
+	}
+	var size int64
+	if fi, err := os.Stat(c.LogPath(i)); err == nil {
+		size = fi.Size()
+	}
+	c.rejoinFrom[i] = size + 1 // + 1: 0 means "not rejoining"
+	return os.RemoveAll(filepath.Join(c.Dir, fmt.Sprintf("node%d", i+1)))
+}
+
+// Rejoining reports whether node i lost its data and has not yet logged
+// that it rejoined.
+func (c *Cluster) Rejoining(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rejoining(i)
+}
+
+// rejoining is Rejoining with c.mu held.
+func (c *Cluster) rejoining(i int) bool {
+	from := c.rejoinFrom[i] - 1
+	if from < 0 {
+		return false
+	}
+	f, err := os.Open(c.LogPath(i))
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return true
+	}
+	b, err := io.ReadAll(f)
+	if err != nil || !bytes.Contains(b, []byte(rejoinedMsg)) {
+		return true
+	}
+	c.rejoinFrom[i] = 0
+	return false
+}
+
 // Pause stops node i with SIGSTOP: it keeps its sockets, and its peers and
 // clients see a node that accepts packets but never answers.
-func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP, true) }
+func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP) }
 
 // Resume continues node i after Pause.
-func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT, false) }
+func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT) }
 
-func (c *Cluster) signal(i int, sig syscall.Signal, paused bool) error {
+func (c *Cluster) signal(i int, sig syscall.Signal) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.procs[i]
 	if p == nil {
 		return fmt.Errorf("node %d is not running", i+1)
 	}
-	p.paused = paused
 	return p.cmd.Process.Signal(sig)
 }
 
@@ -198,4 +257,33 @@ func (c *Cluster) Leader() int {
 		}
 	}
 	return -1
+}
+
+// StatusLine is what each node says of itself, on one line: role, ballot,
+// the leader it knows, commit and applied slots; or why it did not answer.
+func (c *Cluster) StatusLine() string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st := client.Unconnected(client.Config{Endpoints: c.Endpoints(), DialTimeout: 500 * time.Millisecond}).Status(ctx)
+	parts := make([]string, len(st))
+	for i, m := range st {
+		if m.Err != nil {
+			parts[i] = fmt.Sprintf("node %d: %v", i+1, m.Err)
+			continue
+		}
+		s := m.Status
+		parts[i] = fmt.Sprintf("node %d: %s ballot %v leader %d commit %d applied %d", i+1, s.Role, s.Ballot, s.Leader, s.Commit, s.Applied)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// tail returns the last n lines of a file, indented.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "    (" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	return "    " + strings.Join(lines, "\n    ")
 }

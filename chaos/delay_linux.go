@@ -132,6 +132,10 @@ func (d *Delayer) Close() {
 // ns, creates it, and is then thrown away (a goroutine that ends while
 // locked to its thread takes the thread with it), rather than going back
 // to run other goroutines in the wrong namespace.
+//
+// Call it only before the nodes start: the thread thrown away may be one
+// that earlier started a child, and a node started with a parent-death
+// signal (Cluster.Start) gets it when that thread ends.
 func socketIn(ns string, domain, typ, proto int) (int, error) {
 	type result struct {
 		fd  int

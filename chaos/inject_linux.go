@@ -35,9 +35,12 @@ func (in *Injector) leaderOr(fallback int) int {
 }
 
 // Apply starts fault f. The caller waits f.Hold, then calls Heal. CrashAll
-// is not applied here: it needs the workers stopped meanwhile (see the
-// test).
+// is not applied here: it needs the workers stopped meanwhile (see
+// schedule.crashAll).
 func (in *Injector) Apply(f Fault) (Applied, error) {
+	if f.Kind == Mixed {
+		return in.applyMixed(f)
+	}
 	net, n := in.C.Net, len(in.C.Net.Nodes)
 	target := f.Node
 	if f.Target == TheLeader || f.Target == FromLeader || f.Target == ToLeader {
@@ -48,6 +51,13 @@ func (in *Injector) Apply(f Fault) (Applied, error) {
 	case Kill:
 		in.C.Kill(target)
 		return Applied{fmt.Sprintf("kill -9 node %d", target+1), func() error { return in.C.Start(target) }}, nil
+
+	case LoseDisk:
+		in.C.Kill(target)
+		if err := in.C.Wipe(target); err != nil {
+			return Applied{}, err
+		}
+		return Applied{fmt.Sprintf("kill -9 node %d and delete its data directory", target+1), func() error { return in.C.Start(target) }}, nil
 
 	case Pause:
 		if err := in.C.Pause(target); err != nil {
@@ -136,4 +146,23 @@ func (in *Injector) Apply(f Fault) (Applied, error) {
 		return Applied{what, heal}, errors.Join(errs...)
 	}
 	return Applied{}, fmt.Errorf("chaos: Apply cannot do %s", f.Kind)
+}
+
+// applyMixed applies a Mixed fault's network part, then its kill or pause;
+// healing undoes them in the other order.
+func (in *Injector) applyMixed(f Fault) (Applied, error) {
+	nf := f
+	nf.Kind, nf.Also = f.Net, nil
+	net, err := in.Apply(nf)
+	if err != nil {
+		return Applied{}, err
+	}
+	proc, err := in.Apply(*f.Also)
+	if err != nil {
+		return Applied{}, errors.Join(err, net.Heal())
+	}
+	return Applied{
+		What: net.What + ", and " + proc.What,
+		Heal: func() error { return errors.Join(proc.Heal(), net.Heal()) },
+	}, nil
 }

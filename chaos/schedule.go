@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -14,6 +15,9 @@ const (
 	// Kill: kill -9 a node (the leader, or one at random), restart it
 	// when the fault heals.
 	Kill FaultKind = "kill"
+	// LoseDisk: kill -9 a node and delete its data directory; it restarts
+	// with --rejoin (docs/SNAPSHOTS.md) when the fault heals.
+	LoseDisk FaultKind = "lose-disk"
 	// Pause: SIGSTOP a node for longer than the election timeout, then
 	// SIGCONT.
 	Pause FaultKind = "pause"
@@ -34,6 +38,9 @@ const (
 	Delay FaultKind = "packet-delay"
 	// CrashAll: kill -9 every node at once, restart them all.
 	CrashAll FaultKind = "crash-all"
+	// Mixed: a network fault (Fault's own fields) and, at the same time, a
+	// kill or pause (Also). Often no majority is left until both heal.
+	Mixed FaultKind = "mixed"
 )
 
 // Target says which node(s) a fault hits: the leader (found when the fault
@@ -64,9 +71,20 @@ type Fault struct {
 	// Quiet is how long the cluster runs without a fault after this one
 	// healed and a write got through.
 	Quiet time.Duration
+	// Net is the kind of network fault of a Mixed fault; Also its kill or
+	// pause, held as long as the network fault.
+	Net  FaultKind
+	Also *Fault
 }
 
 func (f Fault) String() string {
+	if f.Kind == Mixed {
+		n := f
+		n.Kind, n.Also = f.Net, nil
+		a := *f.Also
+		a.Hold = 0
+		return fmt.Sprintf("mixed: %s, with %s", n, strings.TrimSuffix(a.String(), " for 0s"))
+	}
 	s := string(f.Kind)
 	switch f.Target {
 	case TheLeader:
@@ -113,31 +131,20 @@ func Plan(seed int64, n int, cfg PlanConfig) []Fault {
 		weight int
 	}{
 		{Kill, 3}, {Pause, 3}, {IsolateLeader, 2}, {IsolateNode, 2}, {Bridge, 2},
-		{OneWay, 2}, {Loss, 2}, {Delay, 2}, {CrashAll, 1},
+		{OneWay, 2}, {Loss, 2}, {Delay, 2}, {CrashAll, 1}, {Mixed, 3}, {LoseDisk, 1},
 	}
 	total := 0
 	for _, k := range kinds {
 		total += k.weight
 	}
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(r.Int64N(int64(hi-lo)+1)) }
-	out := make([]Fault, 0, n)
-	for i := 0; i < n; i++ {
-		kind := CrashAll
-		if i != crashAt {
-			w := r.IntN(total)
-			for _, k := range kinds {
-				if w -= k.weight; w < 0 {
-					kind = k.kind
-					break
-				}
-			}
-		}
+	one := func(kind FaultKind) Fault {
 		f := Fault{Kind: kind, Node: r.IntN(cfg.Nodes)}
 		f.Other = (f.Node + 1 + r.IntN(cfg.Nodes-1)) % cfg.Nodes
 		f.Hold = between(time.Second, 6*time.Second)
 		f.Quiet = between(500*time.Millisecond, 2*time.Second)
 		switch kind {
-		case Kill:
+		case Kill, LoseDisk:
 			if r.IntN(2) == 0 {
 				f.Target = TheLeader
 			}
@@ -167,6 +174,31 @@ func Plan(seed int64, n int, cfg PlanConfig) []Fault {
 		case CrashAll:
 			f.Target = AllNodes
 			f.Hold = between(200*time.Millisecond, 2*time.Second)
+		}
+		return f
+	}
+	out := make([]Fault, 0, n)
+	for i := 0; i < n; i++ {
+		kind := CrashAll
+		if i != crashAt {
+			w := r.IntN(total)
+			for _, k := range kinds {
+				if w -= k.weight; w < 0 {
+					kind = k.kind
+					break
+				}
+			}
+		}
+		var f Fault
+		if kind == Mixed {
+			f = one([]FaultKind{IsolateLeader, IsolateNode, Bridge, OneWay, Loss, Delay}[r.IntN(6)])
+			also := one([]FaultKind{Kill, Pause}[r.IntN(2)])
+			// Hit another node than the network fault does, so that often
+			// no majority is left.
+			also.Node, also.Other, also.Hold = f.Other, f.Node, f.Hold
+			f.Net, f.Kind, f.Also = f.Kind, Mixed, &also
+		} else {
+			f = one(kind)
 		}
 		out = append(out, f)
 	}

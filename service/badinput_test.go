@@ -228,7 +228,8 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// wait waits for a log line containing want, and checks it is one line.
+// wait waits for a log line (one JSON object) containing want and
+// returns it.
 func (l *logBuffer) wait(t *testing.T, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -24,7 +25,7 @@ import (
 // saying what to do), never a panic that reaches the operator.
 
 // damagedSuffix ends every DamagedError line.
-const damagedSuffix = "; the node must not vote from it: restore the directory from a backup, or move it aside and rebuild this node under a new node id"
+const damagedSuffix = "; the node must not vote from it: restore the directory from a backup, or move it aside and start the node with --rejoin to rebuild it from the other members"
 
 // realStore creates a store on the real disk holding two Saves: the first
 // flushed into an sstable, the second only in the WAL, which is how a
@@ -106,9 +107,21 @@ func TestDamagedDirectory(t *testing.T) {
 			os.Remove(newest(t, dir, "MANIFEST-*"))
 			return `pebble: could not open manifest file "MANIFEST" for DB "DIR": open DIR/MANIFEST: no such file or directory`
 		}},
+		// Without its manifest marker Pebble sees no database, and would
+		// create an empty one beside the old files: the node would vote
+		// again with none of its promises (checkOrphans).
 		{"manifest marker deleted", func(t *testing.T, dir string) string {
 			os.Remove(newest(t, dir, "marker.manifest.*"))
-			return `pebble: could not open manifest file "MANIFEST-000000" for DB "DIR": open DIR/MANIFEST-000000: no such file or directory`
+			return `it holds Pebble data \(` + pebbleFiles + `\) but no database: its manifest marker or MANIFEST is gone`
+		}},
+		{"only the sstables left", func(t *testing.T, dir string) string {
+			names, _ := os.ReadDir(dir)
+			for _, n := range names {
+				if filepath.Ext(n.Name()) != ".sst" {
+					os.Remove(filepath.Join(dir, n.Name()))
+				}
+			}
+			return `it holds Pebble data \(SST.sst\) but no database: its manifest marker or MANIFEST is gone`
 		}},
 		{"sstable with a byte flipped", func(t *testing.T, dir string) string {
 			flipByte(t, newest(t, dir, "*.sst"), 0.3)
@@ -151,6 +164,52 @@ func TestDamagedDirectory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pebbleFiles matches a list of WAL and sstable names.
+const pebbleFiles = `[0-9]{6}\.(log|sst)(, [0-9]{6}\.(log|sst))*`
+
+// TestNewStoreBesideLeftovers: what an interrupted creation leaves (a
+// MANIFEST written halfway, before Pebble's marker pointed at it) is not
+// damage: the store is created.
+func TestNewStoreBesideLeftovers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "MANIFEST-000001"), []byte("half a manifest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, testID, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.IsNew() {
+		t.Fatal("not a new store")
+	}
+}
+
+// TestPebblePanicOnOpen: a panic inside pebble.Open that is not a fatal
+// I/O error (Pebble v1.1 has crashed on directories with files missing) is
+// reported as damage, in one line, not as a stack trace.
+func TestPebblePanicOnOpen(t *testing.T) {
+	_, err := Open("/data", testID, Options{FS: panickyFS{vfs.NewMem()}})
+	want := "wal: data directory /data is damaged (pebble crashed reading it: listing /data)" + damagedSuffix
+	if err == nil || err.Error() != want || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open:\n got %v\nwant %s", err, want)
+	}
+}
+
+// panickyFS panics when Pebble lists the directory, standing for a bug in
+// Pebble met on a damaged directory.
+type panickyFS struct{ vfs.FS }
+
+func (fs panickyFS) List(dir string) ([]string, error) {
+	if called := strings.Contains(string(debug.Stack()), "pebble.Open"); called {
+		panic("listing " + dir)
+	}
+	return fs.FS.List(dir)
 }
 
 // TestWALDamageReadsAsATornTail documents a limit: Pebble v1.1 cannot tell
@@ -202,7 +261,12 @@ func TestDirectoryInUse(t *testing.T) {
 // armed, with ENOSPC: a disk that has filled up.
 func enospcFS(base vfs.FS, armed *atomic.Bool, match func(path string) bool) vfs.FS {
 	return errorfs.Wrap(base, errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
-		if armed.Load() && op.OpKind() == errorfs.OpKindWrite && match(path) {
+		switch op {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileFlush:
+		default:
+			return nil // files and directories can still be created
+		}
+		if armed.Load() && match(path) {
 			return syscall.ENOSPC
 		}
 		return nil
@@ -269,12 +333,12 @@ func TestOpenOnFullDisk(t *testing.T) {
 // stack trace. Here it is replaced, to see the line.
 func TestBackgroundFatalOnFullDisk(t *testing.T) {
 	got := make(chan string, 1)
-	old := backgroundFatal
-	backgroundFatal = func(fe *FatalError) {
+	report := func(fe *FatalError) {
 		got <- fe.Error()
 		select {} // stand for the exit: this goroutine never goes on
 	}
-	t.Cleanup(func() { backgroundFatal = old })
+	old := backgroundFatal.Swap(&report)
+	t.Cleanup(func() { backgroundFatal.Store(old) })
 	var armed atomic.Bool
 	s := openMem(t, enospcFS(vfs.NewMem(), &armed, func(p string) bool { return strings.Contains(p, "MANIFEST") }))
 	mustSave(t, s, paxos.Persist{Promised: paxos.Ballot{Round: 1, Node: 1}, Entries: []paxos.Entry{ent(1, 1, 1, batch("a"))}})

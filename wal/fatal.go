@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -56,15 +57,21 @@ func pebbleFatal(format string, args ...any) {
 	if onCallerGoroutine() {
 		panic(fe)
 	}
-	backgroundFatal(fe)
+	(*backgroundFatal.Load())(fe)
 	panic(fe) // backgroundFatal must not return; if a test's does, stop here
 }
 
 // backgroundFatal ends the process after a fatal error on one of Pebble's
-// goroutines. Tests replace it.
-var backgroundFatal = func(fe *FatalError) {
-	fmt.Fprintf(os.Stderr, "%s (the data directory can no longer be written: disk full or failing?); stopping\n", fe)
-	os.Exit(1)
+// goroutines. Tests replace it; it is atomic because Pebble goroutines of
+// stores left open by other tests may read it meanwhile.
+var backgroundFatal atomic.Pointer[func(*FatalError)]
+
+func init() {
+	exit := func(fe *FatalError) {
+		fmt.Fprintf(os.Stderr, "%s (the data directory can no longer be written: disk full or failing?); stopping\n", fe)
+		os.Exit(1)
+	}
+	backgroundFatal.Store(&exit)
 }
 
 // walFuncPrefix is this package's prefix in function names, e.g.
@@ -90,18 +97,22 @@ func onCallerGoroutine() bool {
 }
 
 // openPebble is pebble.Open, returning a fatal error raised inside it (a
-// MANIFEST that cannot be written: a full disk at startup) as an error
-// instead of a panic. Any other panic inside pebble.Open is returned as an
-// error too: Pebble v1.1 can crash on a directory that is missing files
-// (a nil pointer dereference when the manifest marker is gone), and an
-// operator should read that the directory is damaged, not a stack trace.
+// MANIFEST that cannot be written or synced: a full or failing disk at
+// startup) as an error instead of a panic. Any other panic inside
+// pebble.Open is returned as an error too: Pebble v1.1 can crash on a
+// directory that is missing files, and an operator should read that the
+// directory is damaged, not a stack trace.
 func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(*FatalError); ok {
-				defer recoverFatal(dir, &err)
-				panic(r)
-			}
+		switch r := recover().(type) {
+		case nil:
+		case *FatalError: // Logger.Fatalf
+			err = &openFatal{dir: dir, fe: r}
+		case runtime.Error: // a bug met on a damaged directory
+			err = &pebblePanic{val: r}
+		case error: // Pebble's own panic on an I/O error it cannot undo
+			err = &openFatal{dir: dir, fe: &FatalError{msg: oneLine(r.Error()), err: r}}
+		default:
 			err = &pebblePanic{val: r}
 		}
 	}()
@@ -120,10 +131,10 @@ func (p *pebblePanic) Error() string { return fmt.Sprintf("pebble crashed readin
 // pipeline is wedged.
 func (s *Store) initGuarded() (fatal bool, err error) {
 	defer func() {
-		recoverFatal(s.dir, &err)
 		var fe *FatalError
 		fatal = errors.As(err, &fe)
 	}()
+	defer recoverFatal(s.dir, &err) // runs first; recover works only in a deferred call itself
 	return false, s.init()
 }
 

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 )
 
 // ErrDirInUse marks an Open of a data directory that another process (or
@@ -30,7 +32,7 @@ type DamagedError struct {
 
 func (e *DamagedError) Error() string {
 	return fmt.Sprintf("wal: data directory %s is damaged (%s); the node must not vote from it: "+
-		"restore the directory from a backup, or move it aside and rebuild this node under a new node id",
+		"restore the directory from a backup, or move it aside and start the node with --rejoin to rebuild it from the other members",
 		e.Dir, oneLine(strings.TrimPrefix(e.Err.Error(), "wal: ")))
 }
 
@@ -48,13 +50,27 @@ func openError(dir string, err error) error {
 	case errors.As(err, &of):
 		return err // it names dir already
 	case lockHeld(err):
-		return fmt.Errorf("%w: %s is locked by another process (is another paxosd running with this data directory?): %w",
-			ErrDirInUse, dir, err)
+		return &inUseError{dir: dir, err: err}
 	case pebble.IsCorruptionError(err) || missingFile(err) || errors.As(err, new(*pebblePanic)):
 		return &DamagedError{Dir: dir, Err: err}
 	}
 	return fmt.Errorf("wal: opening %s: %w", dir, err)
 }
+
+// inUseError reports a data directory whose LOCK another process holds.
+type inUseError struct {
+	dir string
+	err error
+}
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("wal: data directory %s is in use (is another paxosd running with this data directory?): %v", e.dir, e.err)
+}
+
+// Is makes errors.Is(err, ErrDirInUse) hold.
+func (e *inUseError) Is(target error) bool { return target == ErrDirInUse }
+
+func (e *inUseError) Unwrap() error { return e.err }
 
 // damaged marks err as a DamagedError of dir if it is a corruption error
 // that is not one already; other errors pass through unchanged.
@@ -92,4 +108,39 @@ func missingFile(err error) bool {
 // oneLine joins the lines of s, so that an error prints as one line.
 func oneLine(s string) string {
 	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+}
+
+// checkOrphans refuses a directory in which Pebble finds no database but
+// which holds an sstable or a non-empty WAL file: what is left of a store
+// whose manifest marker (or more) is gone. pebble.Open would create a new,
+// empty database beside them, Open would record the identity in it, and
+// the node would vote again with none of its promises. A directory with
+// nothing in it, or with only what an interrupted creation leaves (a
+// MANIFEST, OPTIONS, an empty WAL: the identity record is the store's
+// first write), is a new store.
+func checkOrphans(fs vfs.FS, dir string) error {
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil || desc.Exists {
+		return nil // pebble.Open reports what is wrong, if anything
+	}
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil
+	}
+	var found []string
+	for _, n := range names {
+		switch {
+		case strings.HasSuffix(n, ".sst"):
+			found = append(found, n)
+		case strings.HasSuffix(n, ".log"):
+			if st, err := fs.Stat(fs.PathJoin(dir, n)); err == nil && st.Size() > 0 {
+				found = append(found, n)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Strings(found)
+	return &DamagedError{Dir: dir, Err: fmt.Errorf("it holds Pebble data (%s) but no database: its manifest marker or MANIFEST is gone", strings.Join(found, ", "))}
 }

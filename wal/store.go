@@ -84,6 +84,9 @@ func Open(dir string, id Identity, opts Options) (*Store, error) {
 	if err := ensureDir(opts.FS, dir); err != nil {
 		return nil, err
 	}
+	if err := checkOrphans(opts.FS, dir); err != nil { // openerr.go
+		return nil, err
+	}
 	po := opts.pebbleOptions()
 	// openPebble returns a fatal error inside pebble.Open (fatal.go).
 	db, err := openPebble(dir, po)

@@ -1,0 +1,48 @@
+//go:build linux
+
+package chaos
+
+import (
+	"context"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// finalChecks runs the checks on what the workers recorded.
+func (s *schedule) finalChecks() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, lost, err := s.dur.Check(ctx, s.probe); err != nil {
+		s.st.Anomaly("schedule %d seed %d: final listing of the durable writes: %v", s.idx, s.seed, err)
+	} else {
+		for _, l := range lost {
+			s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, l)
+		}
+	}
+	for _, a := range s.locks.Check("lock " + lockName) {
+		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, a)
+	}
+	for _, a := range s.fence.Check("lock " + lockName) {
+		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, a)
+	}
+	for _, a := range s.leads.Check("election " + electName) {
+		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, a)
+	}
+	res, err := s.hist.Check(s.cfg.CheckTimeout, s.dir, s.notes)
+	switch {
+	case err != nil:
+		s.st.Anomaly("schedule %d seed %d: writing the failing history: %v", s.idx, s.seed, err)
+	case res.Result == porcupine.Illegal:
+		s.st.Anomaly("schedule %d seed %d: the key-value history (%d operations) is NOT linearizable: history %s, visualization %s",
+			s.idx, s.seed, s.hist.Len(), res.HistoryFile, res.VisualizationFile)
+	case res.Result == porcupine.Unknown:
+		s.st.Anomaly("schedule %d seed %d: the linearizability check gave up after %s (%d operations): history %s, visualization %s",
+			s.idx, s.seed, s.cfg.CheckTimeout, s.hist.Len(), res.HistoryFile, res.VisualizationFile)
+	}
+	s.cfg.Logf("schedule %d: %d key-value operations checked in %s (%s); %d lock tenures, %d leaderships",
+		s.idx, s.hist.Len(), res.Took.Round(time.Millisecond), res.Result, s.locks.Len(), s.leads.Len())
+	for _, e := range s.c.Exits() {
+		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, e)
+	}
+}
