@@ -21,6 +21,18 @@
 // whole loop iteration's writes (many Accepts, a Promise, the commit
 // watermark) into one Persist and pays for one fsync.
 //
+// The watermark is lazy. A Persist that holds nothing but the commit
+// watermark is committed without a sync: Pebble's log is one sequential
+// file, so it reaches the disk with the next synced Save (or snapshot), and
+// a crash before that loses only the watermark, never anything after it.
+// Nothing depends on the watermark being durable: it is never sent as a
+// promise, every entry at or below it was written (synced) before it, and a
+// node that restarts with an older watermark replays less and learns the
+// rest from its peers. Syncing it would cost every write a second fsync on
+// each node (the leader moves its watermark, then tells the followers, who
+// move theirs), which on a disk shared by the nodes doubles the latency of
+// a lone client's put.
+//
 // Options.NoSync drops the fsync and with it the contract; it exists for
 // tests and benchmarks only.
 //

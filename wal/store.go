@@ -166,6 +166,10 @@ func (s *Store) create() error {
 // after the batch is on disk (unless Options.NoSync), so the caller may then
 // send the messages that depend on p. An empty p writes nothing.
 //
+// A p that holds only the watermark is written without a sync of its own
+// (see "The watermark is lazy" in the package comment): it reaches the disk
+// with the next synced Save, and nothing depends on it sooner.
+//
 // Save panics if p would lower the promised ballot or the commit watermark,
 // or holds an entry for slot 0: those are bugs in the caller. An I/O error
 // while committing is fatal inside Pebble (see Options.Logger), because
@@ -200,7 +204,11 @@ func (s *Store) Save(p paxos.Persist) error {
 		s.scratch = appendSlotValue(s.scratch[:0], p.Commit)
 		_ = b.Set(keyCommit, s.scratch, nil)
 	}
-	if err := b.Commit(s.wo); err != nil {
+	wo := s.wo
+	if p.Promised.IsZero() && len(p.Entries) == 0 {
+		wo = pebble.NoSync
+	}
+	if err := b.Commit(wo); err != nil {
 		return fmt.Errorf("wal: save: %w", err)
 	}
 	s.promised = paxos.MaxBallot(s.promised, p.Promised)

@@ -184,6 +184,27 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// TestLazyWatermark: a Save of nothing but the commit watermark is not
+// synced; the next synced Save makes it durable with its own data.
+func TestLazyWatermark(t *testing.T) {
+	fs := &syncCountingFS{FS: vfs.NewMem()}
+	s := openMem(t, fs)
+	defer s.Close()
+	before := fs.syncs.Load()
+	mustSave(t, s, paxos.Persist{Commit: 7})
+	if n := fs.syncs.Load() - before; n != 0 {
+		t.Fatalf("watermark-only Save: %d WAL syncs, want 0", n)
+	}
+	if got := mustLoad(t, s).Commit; got != 7 {
+		t.Fatalf("Load after watermark-only Save: commit %d, want 7", got)
+	}
+	before = fs.syncs.Load()
+	mustSave(t, s, paxos.Persist{Entries: []paxos.Entry{ent(8, 1, 1, batch("a"))}})
+	if n := fs.syncs.Load() - before; n != 1 {
+		t.Fatalf("Save of an entry: %d WAL syncs, want 1", n)
+	}
+}
+
 // TestNoSync: with NoSync a Save does not fsync (and is therefore unsafe).
 func TestNoSync(t *testing.T) {
 	fs := &syncCountingFS{FS: vfs.NewMem()}

@@ -26,12 +26,16 @@ const (
 )
 
 // frameConn is a connection after the hello: a frame reader, and a writer
-// goroutine that coalesces the frames queued by concurrent senders.
+// goroutine that coalesces the frames queued by concurrent senders. A sender
+// that finds nothing queued writes its frame itself, without blocking (see
+// directWriter): a request or an answer then costs no goroutine hand-off.
 type frameConn struct {
 	conn     net.Conn
 	fr       *FrameReader
 	frameMax int
 	q        chan []byte
+	gate     writeGate
+	direct   *directWriter // nil where direct writes are not supported
 	stop     chan struct{} // closed by close: write out the queue and exit
 	abort    chan struct{} // closed by kill: exit now
 	stopOnce sync.Once
@@ -57,10 +61,11 @@ func newFrameConn(conn net.Conn, fr *FrameReader, frameMax, queueMax int, writeT
 		abort:      make(chan struct{}),
 		writerDone: make(chan struct{}),
 		dead:       make(chan struct{}),
+		direct:     newDirectWriter(conn),
 	}
 	bw := bufio.NewWriterSize(deadlineWriter{conn: conn, timeout: writeTimeout, writes: &c.writes}, writeBufferBytes)
 	go func() {
-		err := writeLoop(bw, c.q, c.stop, c.abort, func(bw *bufio.Writer, f []byte) error {
+		err := writeLoop(bw, c.q, c.stop, c.abort, &c.gate, func(bw *bufio.Writer, f []byte) error {
 			_, err := bw.Write(f)
 			return err
 		})
@@ -81,14 +86,57 @@ func (c *frameConn) send(encode func([]byte) []byte) error {
 	if err != nil {
 		return err
 	}
+	if sent, err := c.sendDirect(f); sent {
+		return err
+	}
+	c.gate.queued.Add(1)
 	select {
 	case c.q <- f:
 		return nil
 	case <-c.stop:
+		c.gate.queued.Add(-1)
 		return ErrClosed
 	case <-c.writerDone:
+		c.gate.queued.Add(-1)
 		return c.closedErr()
 	}
+}
+
+// sendDirect writes frame f to the connection itself if nothing is queued
+// and no write is under way, without blocking; what the socket does not
+// take now is left to the writer goroutine (see writeGate). It reports whether it took f; if so, err is the connection's
+// failure.
+func (c *frameConn) sendDirect(f []byte) (sent bool, err error) {
+	if c.direct == nil || len(f) > writeBufferBytes || !c.gate.tryLock() {
+		return false, nil
+	}
+	defer c.gate.mu.Unlock()
+	select {
+	case <-c.stop: // closing: the queue path reports it
+		return false, nil
+	default:
+	}
+	n, err := c.direct.tryWrite(f)
+	if n > 0 {
+		c.writes.Add(1)
+	}
+	if err != nil {
+		c.kill() // a failed write breaks the stream, as in the writer
+		return true, fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	if n < len(f) {
+		c.gate.partials.Add(1)
+		c.gate.pending = f[n:]
+		c.gate.queued.Add(1)
+		select {
+		case c.q <- nil: // wakes the writer, which writes pending first
+		default: // the queue filled up meanwhile: give up the stream
+			c.gate.queued.Add(-1)
+			c.kill()
+			return true, ErrClosed
+		}
+	}
+	return true, nil
 }
 
 // frame checks the connection is open and frames the body encode appends.
@@ -117,10 +165,15 @@ func (c *frameConn) trySend(encode func([]byte) []byte) error {
 	if err != nil {
 		return err
 	}
+	if sent, err := c.sendDirect(f); sent {
+		return err
+	}
+	c.gate.queued.Add(1)
 	select {
 	case c.q <- f:
 		return nil
 	default:
+		c.gate.queued.Add(-1)
 		return ErrQueueFull
 	}
 }

@@ -90,8 +90,11 @@ func (c *TransportConfig) Validate() error {
 
 // Transport sends protocol messages to the other nodes. It keeps one
 // outgoing connection per peer, dialed lazily on the first message and
-// redialed with exponential backoff, and one writer goroutine per peer that
-// coalesces queued messages into few system calls. Messages arrive at a
+// redialed with exponential backoff. Send writes a message to the socket
+// itself when nothing is queued ahead of it and the socket takes it without
+// blocking (see directWriter); otherwise it queues the message for the
+// peer's writer goroutine, which coalesces what is queued into few system
+// calls and is the only one to wait on a slow peer. Messages arrive at a
 // peer in the order they were sent, or not at all: Paxos tolerates loss, so
 // the transport drops rather than blocks. A node receives on the
 // connections its peers dial (see Serve), so each connection carries
@@ -123,7 +126,14 @@ type PeerStats struct {
 type peer struct {
 	id   paxos.NodeID
 	addr string
-	q    chan paxos.Message
+	q    chan outItem
+	// gate orders Send's direct writes with the writer goroutine's; it
+	// guards direct and scratch.
+	gate   writeGate
+	direct *directWriter // nil while not connected
+	// scratch is the buffer Send encodes a direct write into.
+	scratch []byte
+
 	// down is set while the peer is in backoff after a failed dial: Send
 	// drops at once instead of queueing messages that would go stale.
 	down      atomic.Bool
@@ -150,7 +160,7 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		p := &peer{
 			id:   id,
 			addr: addr,
-			q:    make(chan paxos.Message, cfg.QueueMax),
+			q:    make(chan outItem, cfg.QueueMax),
 			log:  cfg.Logger.With().Uint32("peer", uint32(id)).Str("addr", addr).Logger(),
 		}
 		t.peers[id] = p
@@ -177,11 +187,92 @@ func (t *Transport) Send(m paxos.Message) {
 		p.dropped.Add(1)
 		return
 	}
-	select {
-	case p.q <- m:
-	default:
-		p.dropped.Add(1)
+	if p.gate.tryLock() {
+		sent := p.direct != nil && t.sendDirect(p, m)
+		p.gate.mu.Unlock()
+		if sent {
+			return
+		}
 	}
+	p.enqueue(outItem{m: m})
+}
+
+// outItem is what the writer goroutine writes: a message, or a wake-up to
+// finish a frame a direct write left half-written (see writeGate).
+type outItem struct {
+	m    paxos.Message
+	wake bool
+}
+
+// enqueue hands it to the writer goroutine, or drops it if the queue is
+// full.
+func (p *peer) enqueue(it outItem) bool {
+	p.gate.queued.Add(1)
+	select {
+	case p.q <- it:
+		return true
+	default:
+		p.gate.queued.Add(-1)
+		p.dropped.Add(1)
+		return false
+	}
+}
+
+// sendDirect writes m to p's connection without blocking; p.gate is held
+// and nothing is queued. What the socket does not take now is left to the
+// writer goroutine (see writeGate). It returns false if m must be queued as
+// usual.
+func (t *Transport) sendDirect(p *peer, m paxos.Message) bool {
+	if payloadBytes(m) > writeBufferBytes {
+		// A large batch: the writer goroutine streams it, rather than the
+		// caller copying what the socket does not take at once.
+		return false
+	}
+	p.scratch = appendFramed(p.scratch[:0], func(b []byte) []byte { return EncodeMessage(b, m) })
+	if n := len(p.scratch) - frameHeaderBytes; n > t.cfg.FrameBytesMax {
+		p.dropped.Add(1)
+		p.log.Error().Stringer("msg", m).Int("bytes", n).Int("limit", t.cfg.FrameBytesMax).Msg("wire: dropping message larger than a frame")
+		return true
+	}
+	n, err := p.direct.tryWrite(p.scratch)
+	if n > 0 {
+		p.writes.Add(1)
+	}
+	switch {
+	case err != nil:
+		// The connection is broken: the writer goroutine notices (its
+		// reader sees the close) and redials; m is lost with it.
+		p.dropped.Add(1)
+		p.direct.conn.Close()
+		p.direct = nil
+	case n == len(p.scratch):
+		p.sent.Add(1)
+	default:
+		p.sent.Add(1)
+		p.gate.partials.Add(1)
+		p.gate.pending = append([]byte(nil), p.scratch[n:]...)
+		if !p.enqueue(outItem{wake: true}) {
+			// Half a frame on the wire and the rest never written: the
+			// stream is garbage from here, so end the connection.
+			p.direct.conn.Close()
+			p.direct = nil
+		}
+	}
+	return true
+}
+
+// payloadBytes is the bulk of m's encoding: its commands.
+func payloadBytes(m paxos.Message) int {
+	n := 0
+	for _, e := range m.Entries {
+		for _, c := range e.Value.Cmds {
+			n += len(c)
+		}
+	}
+	for _, c := range m.Cmds {
+		n += len(c)
+	}
+	return n
 }
 
 // Connected reports whether a connection to node id is up.
@@ -218,7 +309,7 @@ func (t *Transport) run(p *peer) {
 	backoff := t.cfg.BackoffMin
 	failures := 0 // dials failed in a row: only the first is a warning
 	for {
-		var first paxos.Message
+		var first outItem
 		select {
 		case first = <-p.q:
 		case <-t.ctx.Done():
@@ -246,7 +337,8 @@ func (t *Transport) run(p *peer) {
 			if t.ctx.Err() != nil {
 				return
 			}
-			p.dropped.Add(1) // first
+			p.gate.queued.Add(-1) // first, dropped
+			p.dropped.Add(1)
 			failures++
 			ev := p.log.Debug()
 			if failures == 1 {
@@ -256,7 +348,7 @@ func (t *Transport) run(p *peer) {
 		}
 		// Back off; meanwhile drop what is queued and whatever is sent.
 		p.down.Store(true)
-		p.dropped.Add(uint64(drainDrop(p.q)))
+		p.drainDrop()
 		timer := time.NewTimer(jitter(backoff))
 		select {
 		case <-timer.C:
@@ -264,7 +356,7 @@ func (t *Transport) run(p *peer) {
 			timer.Stop()
 			return
 		}
-		p.dropped.Add(uint64(drainDrop(p.q)))
+		p.drainDrop()
 		p.down.Store(false)
 		backoff = min(2*backoff, t.cfg.BackoffMax)
 	}
@@ -275,14 +367,15 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func drainDrop(q chan paxos.Message) int {
-	n := 0
+// drainDrop drops everything queued for p.
+func (p *peer) drainDrop() {
 	for {
 		select {
-		case <-q:
-			n++
+		case <-p.q:
+			p.gate.queued.Add(-1)
+			p.dropped.Add(1)
 		default:
-			return n
+			return
 		}
 	}
 }
@@ -311,8 +404,10 @@ func (t *Transport) dial(p *peer) (net.Conn, error) {
 }
 
 // writeTo writes p's messages to conn, first of all first, until the
-// connection breaks or the transport closes. It closes conn.
-func (t *Transport) writeTo(p *peer, conn net.Conn, first paxos.Message) error {
+// connection breaks or the transport closes. It closes conn. While it is
+// connected, Send may write to conn directly (see sendDirect); p.gate keeps
+// the two from interleaving.
+func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 	// The peer never writes on this connection: a read returning means it
 	// closed (or broke) the connection, which the writer may not notice
 	// until its next write.
@@ -324,7 +419,13 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first paxos.Message) error {
 		conn.Close()
 	}()
 	stop := context.AfterFunc(t.ctx, func() { conn.Close() })
+	p.gate.mu.Lock()
+	p.direct = newDirectWriter(conn)
+	p.gate.mu.Unlock()
 	defer func() {
+		p.gate.mu.Lock()
+		p.direct = nil
+		p.gate.mu.Unlock()
 		stop()
 		conn.Close()
 		<-gone
@@ -333,7 +434,11 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first paxos.Message) error {
 	const scratchKeepBytes = 4 << 20
 	bw := bufio.NewWriterSize(deadlineWriter{conn: conn, timeout: t.cfg.WriteTimeout, writes: &p.writes}, writeBufferBytes)
 	var scratch []byte
-	put := func(bw *bufio.Writer, m paxos.Message) error {
+	put := func(bw *bufio.Writer, it outItem) error {
+		if it.wake {
+			return nil // the gate wrote the pending bytes
+		}
+		m := it.m
 		scratch = appendFramed(scratch[:0], func(b []byte) []byte { return EncodeMessage(b, m) })
 		if n := len(scratch) - frameHeaderBytes; n > t.cfg.FrameBytesMax {
 			p.dropped.Add(1)
@@ -354,12 +459,9 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first paxos.Message) error {
 		p.sent.Add(1)
 		return nil
 	}
-	err := put(bw, first)
+	err := writeBatch(bw, p.q, &p.gate, first, put)
 	if err == nil {
-		err = drain(bw, p.q, put)
-	}
-	if err == nil {
-		err = writeLoop(bw, p.q, nil, gone, put)
+		err = writeLoop(bw, p.q, nil, gone, &p.gate, put)
 	}
 	if errors.Is(err, ErrClosed) {
 		err = errors.New("peer closed the connection")

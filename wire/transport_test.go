@@ -201,7 +201,7 @@ func TestCoalescing(t *testing.T) {
 	done := make(chan error)
 	var scratch []byte
 	go func() {
-		done <- writeLoop(bw, q, stop, abort, func(bw *bufio.Writer, m paxos.Message) error {
+		done <- writeLoop(bw, q, stop, abort, nil, func(bw *bufio.Writer, m paxos.Message) error {
 			scratch = AppendFrame(scratch[:0], EncodeMessage(nil, m))
 			_, err := bw.Write(scratch)
 			return err
