@@ -54,6 +54,7 @@ type Node struct {
 	held           []heldMessage
 	jobCommits     []jobCommit // watermarks in writes not yet known durable
 	waiters        map[callKey][]*call
+	corked         []*wire.ClientConn // answered in this iteration (uncork)
 	streams        map[streamKey]*stream
 	streamsApplied paxos.Slot
 	clock          leaderClock
@@ -224,6 +225,7 @@ func (n *Node) HandlePeer(m paxos.Message) {
 
 func (n *Node) run() {
 	defer close(n.done)
+	defer n.uncork() // the answers failWaiters gave
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	ticks := 0
@@ -268,6 +270,7 @@ func (n *Node) run() {
 		n.pushStreams()
 		n.maybeSnapshot()
 		n.checkRejoin()
+		n.uncork()
 	}
 }
 

@@ -25,21 +25,27 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 			return
 		}
 		id := q.ID
-		// reply runs on the node loop, which must never wait for a slow
-		// client: when the connection's queue is full, the client is not
-		// reading, so the connection is closed (the client reconnects and
-		// retries with the same sequence numbers).
 		op := q.Op.String()
+		// reply answers from this goroutine; loopReply from the node loop,
+		// which corks the answer: the loop uncorks every connection it
+		// answered on at the end of each iteration (one write for many
+		// answers), and never waits for a slow client (see answerFailed).
 		reply := func(resp *wire.Response) {
 			resp.ID = id
 			n.m.requests.WithLabelValues(op, resp.Err.String()).Inc()
 			if err := c.TrySend(resp); err != nil {
-				if errors.Is(err, wire.ErrQueueFull) {
-					n.log.Warn().Str("client", c.RemoteAddr().String()).Msg("client is not reading its answers: closing its connection")
-					go c.Close() // Close flushes first; never from the loop
-				} else {
-					n.log.Debug().Err(err).Msg("cannot answer client")
-				}
+				n.answerFailed(c, err)
+			}
+		}
+		loopReply := func(resp *wire.Response) {
+			resp.ID = id
+			n.m.requests.WithLabelValues(op, resp.Err.String()).Inc()
+			first, err := c.Cork(resp)
+			switch {
+			case err != nil:
+				n.answerFailed(c, err)
+			case first:
+				n.corked = append(n.corked, c)
 			}
 		}
 		if resp := n.validate(q); resp != nil {
@@ -50,7 +56,7 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 			reply(n.readSnapshot(q)) // from the store, off the loop
 			continue
 		}
-		cl := &call{conn: c, req: q, reply: reply, deadline: n.deadline(q)}
+		cl := &call{conn: c, req: q, reply: loopReply, deadline: n.deadline(q)}
 		if goesThroughLog(q) {
 			cl.cmd = EncodeCommand(commandOf(q))
 		}
@@ -61,6 +67,31 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 			return
 		}
 	}
+}
+
+// answerFailed handles an answer that could not be sent. A full queue
+// means the client is not reading: its connection is closed (the client
+// reconnects and retries with the same sequence numbers), since the node
+// loop must never wait for a slow client.
+func (n *Node) answerFailed(c *wire.ClientConn, err error) {
+	if errors.Is(err, wire.ErrQueueFull) {
+		n.log.Warn().Str("client", c.RemoteAddr().String()).Msg("client is not reading its answers: closing its connection")
+		go c.Close() // Close flushes first; never from the loop
+		return
+	}
+	n.log.Debug().Err(err).Msg("cannot answer client")
+}
+
+// uncork sends the answers the loop corked in this iteration: one write
+// per connection.
+func (n *Node) uncork() {
+	for i, c := range n.corked {
+		if err := c.Uncork(); err != nil {
+			n.answerFailed(c, err)
+		}
+		n.corked[i] = nil
+	}
+	n.corked = n.corked[:0]
 }
 
 // deadline is when the node gives up waiting for q's command: the

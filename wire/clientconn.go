@@ -210,6 +210,9 @@ func (c *frameConn) kill() error {
 type ClientConn struct {
 	fc  *frameConn
 	log zerolog.Logger
+	// cork gathers the frames Cork adds until Uncork; both belong to one
+	// goroutine (the node loop).
+	cork []byte
 }
 
 // Recv reads the next request. It must not be called concurrently with
@@ -258,6 +261,57 @@ func (c *ClientConn) Send(s *Response) error {
 // must not block uses it, and ends a stream it cannot deliver.
 func (c *ClientConn) TrySend(s *Response) error {
 	return c.fc.trySend(func(b []byte) []byte { return EncodeResponse(b, s) })
+}
+
+// Cork adds s to the answers gathered for the next Uncork, and reports
+// whether it is the first since the last Uncork (so the caller remembers to
+// uncork this connection). A node loop answering many requests in one
+// iteration corks each answer and uncorks every connection at the end: one
+// system call per connection, not one per answer. Cork and Uncork must be
+// called from one goroutine. It fails with ErrFrameTooLarge (adding nothing)
+// when s does not fit in a frame, and with ErrClosed once the connection is
+// closed.
+func (c *ClientConn) Cork(s *Response) (first bool, err error) {
+	select {
+	case <-c.fc.writerDone:
+		return false, c.fc.closedErr()
+	case <-c.fc.stop:
+		return false, ErrClosed
+	default:
+	}
+	before := len(c.cork)
+	c.cork = appendFramed(c.cork, func(b []byte) []byte { return EncodeResponse(b, s) })
+	if n := len(c.cork) - before - frameHeaderBytes; n > c.fc.frameMax {
+		c.cork = c.cork[:before]
+		return false, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.fc.frameMax)
+	}
+	return before == 0, nil
+}
+
+// Uncork sends what Cork gathered, as TrySend would: written at once if
+// nothing is queued, else queued in one piece. It returns ErrQueueFull
+// (sending nothing) when the queue is full, and ErrClosed when the
+// connection is closed or broken.
+func (c *ClientConn) Uncork() error {
+	f := c.cork
+	if len(f) == 0 {
+		return nil
+	}
+	c.cork = nil // f may stay with the writer
+	if sent, err := c.fc.sendDirect(f); sent {
+		return err
+	}
+	c.fc.gate.queued.Add(1)
+	select {
+	case c.fc.q <- f:
+		return nil
+	case <-c.fc.writerDone:
+		c.fc.gate.queued.Add(-1)
+		return c.fc.closedErr()
+	default:
+		c.fc.gate.queued.Add(-1)
+		return ErrQueueFull
+	}
 }
 
 // Close writes out the responses already queued, then closes the

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -191,4 +192,53 @@ func TestTransportDirectWritesInOrder(t *testing.T) {
 		t.Fatalf("dropped %d", st.Dropped)
 	}
 	t.Logf("%d messages, %d direct writes cut short", n+1, p.gate.partials.Load())
+}
+
+// TestCorkedAnswersLeaveTogether: answers corked during one loop iteration
+// leave in one write at Uncork, whole and in order.
+func TestCorkedAnswersLeaveTogether(t *testing.T) {
+	client, server := tcpPair(t)
+	c := &ClientConn{fc: newFrameConn(client, nil, DefaultFrameBytesMax, 64, 5*time.Second)}
+	defer c.Close()
+	if c.fc.direct == nil {
+		t.Skip("no direct writes on this platform")
+	}
+	for i := 1; i <= 100; i++ {
+		first, err := c.Cork(&Response{ID: uint64(i), ErrMsg: "v"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != (i == 1) {
+			t.Fatalf("Cork %d: first = %v", i, first)
+		}
+	}
+	if w := c.fc.writes.Load(); w != 0 {
+		t.Fatalf("%d writes before Uncork", w)
+	}
+	if err := c.Uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.fc.writes.Load(); w != 1 {
+		t.Fatalf("100 corked answers took %d writes, want 1", w)
+	}
+	if err := c.Uncork(); err != nil { // nothing corked: a no-op
+		t.Fatal(err)
+	}
+	fr := NewFrameReader(server, 0)
+	for i := 1; i <= 100; i++ {
+		body, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := DecodeResponse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID != uint64(i) || r.ErrMsg != "v" {
+			t.Fatalf("answer %d: got id %d", i, r.ID)
+		}
+	}
+	if _, err := c.Cork(&Response{ErrMsg: string(make([]byte, DefaultFrameBytesMax+1))}); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized Cork: %v, want ErrFrameTooLarge", err)
+	}
 }
