@@ -76,7 +76,7 @@ func checkTestFrame(body []byte, next map[int]int) error {
 // order.
 func TestDirectWritesKeepFramesWhole(t *testing.T) {
 	client, server := tcpPair(t)
-	fc := newFrameConn(client, nil, DefaultFrameBytesMax, 64, 5*time.Second)
+	fc := newFrameConn(client, nil, DefaultFrameBytesMax, 64, 5*time.Second, true)
 	if fc.direct == nil {
 		t.Skip("no direct writes on this platform")
 	}
@@ -198,7 +198,7 @@ func TestTransportDirectWritesInOrder(t *testing.T) {
 // leave in one write at Uncork, whole and in order.
 func TestCorkedAnswersLeaveTogether(t *testing.T) {
 	client, server := tcpPair(t)
-	c := &ClientConn{fc: newFrameConn(client, nil, DefaultFrameBytesMax, 64, 5*time.Second)}
+	c := &ClientConn{fc: newFrameConn(client, nil, DefaultFrameBytesMax, 64, 5*time.Second, true)}
 	defer c.Close()
 	if c.fc.direct == nil {
 		t.Skip("no direct writes on this platform")

@@ -189,7 +189,7 @@ func (s *server) serveConn(conn net.Conn) {
 		return
 	}
 	c := &ClientConn{
-		fc:  newFrameConn(conn, fr, s.cfg.FrameBytesMax, s.cfg.ConnQueueMax, s.cfg.WriteTimeout),
+		fc:  newFrameConn(conn, fr, s.cfg.FrameBytesMax, s.cfg.ConnQueueMax, s.cfg.WriteTimeout, true),
 		log: s.cfg.Logger.With().Str("remote", conn.RemoteAddr().String()).Logger(),
 	}
 	s.h.HandleClient(c)

@@ -354,7 +354,7 @@ var _ Handler = (*streamHandler)(nil)
 func TestClientConnTrySend(t *testing.T) {
 	server, client := net.Pipe()
 	defer client.Close()
-	c := &ClientConn{fc: newFrameConn(server, NewFrameReader(server, 0), DefaultFrameBytesMax, 4, 0)}
+	c := &ClientConn{fc: newFrameConn(server, NewFrameReader(server, 0), DefaultFrameBytesMax, 4, 0, true)}
 	full := false
 	for range 100 {
 		err := c.TrySend(&Response{ID: 1, Events: []WatchEvent{{Type: EventPut, KV: KV{Key: "k"}}}})
