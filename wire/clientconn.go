@@ -169,6 +169,12 @@ func (c *frameConn) trySend(encode func([]byte) []byte) error {
 	if err != nil {
 		return err
 	}
+	return c.trySendFrame(f)
+}
+
+// trySendFrame writes frame f directly, or queues it; ErrQueueFull when the
+// queue is full.
+func (c *frameConn) trySendFrame(f []byte) error {
 	if sent, err := c.sendDirect(f); sent {
 		return err
 	}
@@ -302,20 +308,7 @@ func (c *ClientConn) Uncork() error {
 		return nil
 	}
 	c.cork = nil // f may stay with the writer
-	if sent, err := c.fc.sendDirect(f); sent {
-		return err
-	}
-	c.fc.gate.queued.Add(1)
-	select {
-	case c.fc.q <- f:
-		return nil
-	case <-c.fc.writerDone:
-		c.fc.gate.queued.Add(-1)
-		return c.fc.closedErr()
-	default:
-		c.fc.gate.queued.Add(-1)
-		return ErrQueueFull
-	}
+	return c.fc.trySendFrame(f)
 }
 
 // Close writes out the responses already queued, then closes the

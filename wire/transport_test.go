@@ -61,10 +61,10 @@ func TestTransportDeliversInOrderAndReconnects(t *testing.T) {
 	if !tr.Connected(2) || st.Sent != n || st.Dropped != 0 || st.Dials != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	// Coalescing: the burst left in far fewer system calls than frames.
-	if st.Writes*10 > st.Sent {
-		t.Fatalf("%d writes for %d frames", st.Writes, st.Sent)
-	}
+	// No coalescing check here: once connected, a Send to an idle peer is
+	// one direct write by design (see sendDirect), so how the burst splits
+	// depends on when the dial finished. Coalescing of queued frames is
+	// TestCoalescing's.
 	t.Logf("%d frames in %d writes", st.Sent, st.Writes)
 
 	// Restart the peer on the same address.
