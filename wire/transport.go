@@ -228,10 +228,8 @@ func (t *Transport) sendDirect(p *peer, m paxos.Message) bool {
 		// caller copying what the socket does not take at once.
 		return false
 	}
-	p.scratch = appendFramed(p.scratch[:0], func(b []byte) []byte { return EncodeMessage(b, m) })
-	if n := len(p.scratch) - frameHeaderBytes; n > t.cfg.FrameBytesMax {
-		p.dropped.Add(1)
-		p.log.Error().Stringer("msg", m).Int("bytes", n).Int("limit", t.cfg.FrameBytesMax).Msg("wire: dropping message larger than a frame")
+	var ok bool
+	if p.scratch, ok = t.frameMessage(p, p.scratch, m); !ok {
 		return true
 	}
 	n, err := p.direct.tryWrite(p.scratch)
@@ -259,6 +257,19 @@ func (t *Transport) sendDirect(p *peer, m paxos.Message) bool {
 		}
 	}
 	return true
+}
+
+// frameMessage encodes m as a frame into buf (reused); a message larger
+// than a frame is dropped, counted and logged (ok false), since the peer
+// would refuse it.
+func (t *Transport) frameMessage(p *peer, buf []byte, m paxos.Message) (frame []byte, ok bool) {
+	frame = appendFramed(buf[:0], func(b []byte) []byte { return EncodeMessage(b, m) })
+	if n := len(frame) - frameHeaderBytes; n > t.cfg.FrameBytesMax {
+		p.dropped.Add(1)
+		p.log.Error().Stringer("msg", m).Int("bytes", n).Int("limit", t.cfg.FrameBytesMax).Msg("wire: dropping message larger than a frame")
+		return frame, false
+	}
+	return frame, true
 }
 
 // payloadBytes is the bulk of m's encoding: its commands.
@@ -439,10 +450,8 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 			return nil // the gate wrote the pending bytes
 		}
 		m := it.m
-		scratch = appendFramed(scratch[:0], func(b []byte) []byte { return EncodeMessage(b, m) })
-		if n := len(scratch) - frameHeaderBytes; n > t.cfg.FrameBytesMax {
-			p.dropped.Add(1)
-			p.log.Error().Stringer("msg", m).Int("bytes", n).Int("limit", t.cfg.FrameBytesMax).Msg("wire: dropping message larger than a frame")
+		var ok bool
+		if scratch, ok = t.frameMessage(p, scratch, m); !ok {
 			return nil
 		}
 		_, err := bw.Write(scratch)
