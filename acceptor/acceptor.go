@@ -21,6 +21,9 @@ type Acceptor struct {
 	// the node's snapshot. Invariant: truncated <= compacted.
 	truncated paxos.Slot
 	disk      paxos.LogReader
+	// pageBytes bounds the entries (Entry.WireBytes) of one Promise page
+	// when the proposer takes pages; 0: no bound.
+	pageBytes int
 
 	// pending holds the writes made since the last TakePersist.
 	pendingPromised bool
@@ -45,6 +48,10 @@ func New(id paxos.NodeID, st paxos.State, disk paxos.LogReader) *Acceptor {
 	}
 	return a
 }
+
+// SetPageBytes bounds a Promise page (see paxos.MsgPromise) to n bytes of
+// entries, at least one entry.
+func (a *Acceptor) SetPageBytes(n int) { a.pageBytes = n }
 
 // Promised returns the highest ballot promised.
 func (a *Acceptor) Promised() paxos.Ballot { return a.promised }
@@ -145,13 +152,18 @@ func (a *Acceptor) Step(m paxos.Message, commit paxos.Slot) paxos.Message {
 }
 
 // stepPrepare is Phase 1b. A Prepare equal to the promised ballot is
-// answered again (a retransmission from the same proposer); only a lower one
-// is refused.
+// answered again (a retransmission from the same proposer, or the request
+// for the next page of the Promise); only a lower one is refused. A
+// proposer that takes pages (m.More) gets at most pageBytes of entries.
 func (a *Acceptor) stepPrepare(m paxos.Message, commit paxos.Slot) paxos.Message {
 	if m.Ballot.Less(a.promised) {
 		return a.nack(m, a.promised)
 	}
-	entries, err := a.entriesFrom(m.Slot)
+	budget := 0
+	if m.More {
+		budget = a.pageBytes
+	}
+	entries, more, err := a.entriesFrom(m.Slot, budget)
 	if err != nil {
 		// A Promise must report every accepted entry at or above from; one
 		// that cannot be read back is not sent. The candidate tries again.
@@ -166,6 +178,7 @@ func (a *Acceptor) stepPrepare(m paxos.Message, commit paxos.Slot) paxos.Message
 		Slot:    m.Slot,
 		Commit:  commit,
 		Entries: entries,
+		More:    more,
 	}
 }
 
@@ -184,10 +197,18 @@ func (a *Acceptor) stepAccept(m paxos.Message, commit paxos.Slot) paxos.Message 
 			// no vote is needed for a chosen slot.
 			continue
 		}
-		if old, ok := a.log[e.Slot]; ok && m.Ballot.Less(old.Ballot) {
+		old, ok := a.log[e.Slot]
+		if ok && m.Ballot.Less(old.Ballot) {
 			return a.nack(m, old.Ballot)
 		}
-		a.store(paxos.Entry{Slot: e.Slot, Ballot: m.Ballot, Value: e.Value})
+		if !ok || old.Ballot != m.Ballot {
+			// The leader of a ballot proposes one value per slot, so an
+			// entry held at this ballot already is this one (a resent
+			// Accept): writing it again would only load the disk. Its vote
+			// still waits for that earlier write to be durable (the driver
+			// holds AfterPersist messages behind every write before them).
+			a.store(paxos.Entry{Slot: e.Slot, Ballot: m.Ballot, Value: e.Value})
+		}
 		slots = append(slots, e.Slot)
 	}
 	return paxos.Message{
@@ -246,45 +267,70 @@ func (a *Acceptor) nack(m paxos.Message, b paxos.Ballot) paxos.Message {
 	return paxos.Message{Type: paxos.MsgNack, From: a.id, To: m.From, Ballot: b, Slot: m.Slot}
 }
 
-// entriesFrom returns every accepted entry at or above from, in slot order.
-// Phase 1 must cover all of them, not one slot: a leader that skipped a slot
-// accepted by a minority could choose a second value for it.
-func (a *Acceptor) entriesFrom(from paxos.Slot) ([]paxos.Entry, error) {
+// entriesFrom returns the accepted entries at or above from, in slot
+// order: all of them, or with budget > 0 a contiguous page of at most
+// budget bytes (Entry.WireBytes; at least one entry), more reporting that
+// entries above the page's last remain. Phase 1 must cover all of them,
+// not one slot: a leader that skipped a slot accepted by a minority could
+// choose a second value for it.
+func (a *Acceptor) entriesFrom(from paxos.Slot, budget int) (out []paxos.Entry, more bool, err error) {
 	if from <= a.truncated {
 		// The chosen values there are known only as a snapshot. A
 		// candidate this far behind must not lead: it could fill those
 		// slots with no-ops.
-		return nil, fmt.Errorf("%w: slot %d (truncated up to %d)", ErrTruncated, from, a.truncated)
+		return nil, false, fmt.Errorf("%w: slot %d (truncated up to %d)", ErrTruncated, from, a.truncated)
 	}
-	var out []paxos.Entry
-	if from <= a.compacted {
-		old, err := a.readDisk(from, a.compacted, 0)
-		if err != nil {
-			return nil, err
+	used := 0
+	full := func(e paxos.Entry) bool {
+		if budget <= 0 || len(out) == 0 || used+e.WireBytes() <= budget {
+			used += e.WireBytes()
+			return false
 		}
-		out = append(out, old...)
+		return true
+	}
+	if from <= a.compacted {
+		// Chosen entries kept only on disk: read them a page at a time
+		// (the disk counts payload bytes, a lower bound of WireBytes).
+		old, err := a.readDisk(from, a.compacted, max(budget, 0))
+		if err != nil {
+			return nil, false, err
+		}
+		for _, e := range old {
+			if full(e) {
+				return out, true, nil
+			}
+			out = append(out, e)
+		}
+		if last := out[len(out)-1].Slot; last < a.compacted {
+			return out, true, nil
+		}
 		from = a.compacted + 1
 	}
 	if from > a.maxSlot {
-		return out, nil
+		return out, false, nil
 	}
+	var mem []paxos.Entry
 	if int(a.maxSlot-from) < len(a.log) {
 		for s := from; s <= a.maxSlot; s++ {
 			if e, ok := a.log[s]; ok {
-				out = append(out, e)
+				mem = append(mem, e)
 			}
 		}
-		return out, nil
-	}
-	n := len(out)
-	for s, e := range a.log {
-		if s >= from {
-			out = append(out, e)
+	} else {
+		for s, e := range a.log {
+			if s >= from {
+				mem = append(mem, e)
+			}
 		}
+		sort.Slice(mem, func(i, j int) bool { return mem[i].Slot < mem[j].Slot })
 	}
-	tail := out[n:]
-	sort.Slice(tail, func(i, j int) bool { return tail[i].Slot < tail[j].Slot })
-	return out, nil
+	for _, e := range mem {
+		if full(e) {
+			return out, true, nil
+		}
+		out = append(out, e)
+	}
+	return out, false, nil
 }
 
 // EntriesRange returns the entries from..to in slot order, stopping after

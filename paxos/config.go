@@ -32,9 +32,21 @@ type Config struct {
 	// entry bytes of one catch-up message. A single larger command still
 	// gets a slot of its own. Default 1 MiB.
 	BatchBytesMax int
-	// PendingMax bounds the commands a leader queues while its window is
-	// full; Propose fails with ErrBusy beyond it. Default 65536.
-	PendingMax int
+	// InflightBytesMax bounds the bytes a leader has in flight (proposed,
+	// not yet chosen) as WindowSlots bounds the slots, so that what a new
+	// leader must recover after a leader loss stays small whatever the
+	// size of the values. A leader always has room for one slot. Default
+	// 32 MiB.
+	InflightBytesMax int
+	// PendingMax and PendingBytesMax bound the commands (and their bytes)
+	// a node queues while its window is full or until they are forwarded;
+	// Propose fails with ErrBusy beyond either. Defaults 65536 and 64 MiB.
+	PendingMax, PendingBytesMax int
+	// MessageBytesMax bounds the encoded size of one message: what the
+	// transport accepts. The core pages what could grow past it — Accepts,
+	// Promises, catch-up — at a quarter of it, which leaves room for the
+	// encoding. Default 16 MiB.
+	MessageBytesMax int
 	// Rand draws election jitter. Required.
 	Rand Rand
 	// Log reads entries back from durable storage once Replica.Compact has
@@ -71,7 +83,20 @@ func (c *Config) EnsureDefaults() {
 	if c.PendingMax == 0 {
 		c.PendingMax = 1 << 16
 	}
+	if c.PendingBytesMax == 0 {
+		c.PendingBytesMax = 64 << 20
+	}
+	if c.InflightBytesMax == 0 {
+		c.InflightBytesMax = 32 << 20
+	}
+	if c.MessageBytesMax == 0 {
+		c.MessageBytesMax = 16 << 20
+	}
 }
+
+// PageBytes is how many bytes of entries (as Entry.WireBytes counts them)
+// one message carries at most, unless a single entry is larger.
+func (c *Config) PageBytes() int { return c.MessageBytesMax / 4 }
 
 // Validate reports the first problem with c. Call EnsureDefaults first:
 // Validate checks the values in force, and zero ticks are not valid ones.
@@ -95,8 +120,11 @@ func (c *Config) Validate() error {
 	if c.HeartbeatTicks <= 0 || c.ElectionTicks <= c.HeartbeatTicks {
 		return fmt.Errorf("%w: election ticks (%d) must exceed heartbeat ticks (%d)", ErrInvalidConfig, c.ElectionTicks, c.HeartbeatTicks)
 	}
-	if c.WindowSlots <= 0 || c.BatchBytesMax <= 0 || c.PendingMax <= 0 {
-		return fmt.Errorf("%w: window, batch and pending limits must be positive", ErrInvalidConfig)
+	if c.WindowSlots <= 0 || c.BatchBytesMax <= 0 || c.PendingMax <= 0 || c.PendingBytesMax <= 0 || c.InflightBytesMax <= 0 {
+		return fmt.Errorf("%w: window, batch, in-flight and pending limits must be positive", ErrInvalidConfig)
+	}
+	if c.BatchBytesMax > c.PageBytes() {
+		return fmt.Errorf("%w: a batch (%d bytes) must fit a quarter of a message (%d bytes)", ErrInvalidConfig, c.BatchBytesMax, c.MessageBytesMax)
 	}
 	if c.Rand == nil {
 		return fmt.Errorf("%w: Rand is required", ErrInvalidConfig)

@@ -17,9 +17,15 @@
 //
 // # The driver's obligations (see Ready)
 //
-// A driver takes a Ready and, in this order: makes Ready.Persist durable (one
-// synced write), sends Ready.Messages, and applies Ready.Decided. A Promise
-// or Accepted in Messages depends on Persist: sending it before the write is
-// durable breaks Paxos, because a restarted acceptor would forget a promise
-// it already gave.
+// The core sorts what may leave at once (Ready.Messages) from what must wait
+// for the write (Ready.AfterPersist: Promise, Accepted, Prepare), so every
+// driver obeys one send-before-sync rule. A driver takes a Ready and hands
+// Ready.Persist to durable storage (one synced batch, in order with the
+// earlier ones; it may finish later), sends Ready.Messages at once, sends
+// Ready.AfterPersist only once every write handed over so far is durable,
+// and applies Ready.Decided. Sending a Promise or Accepted before its write
+// is durable breaks Paxos, because a restarted acceptor would forget a
+// promise or vote it already gave; sending a Prepare before the candidate's
+// own promise of its ballot is durable would let a restarted node campaign
+// under that ballot a second time.
 package paxos

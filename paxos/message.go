@@ -18,12 +18,17 @@ const (
 	// MsgPreVoteReply answers a PreVote; Reject says it was refused.
 	MsgPreVoteReply
 	// MsgPrepare is Phase 1a: Ballot, and Slot = the lowest slot the
-	// proposer does not know to be chosen.
+	// proposer does not know to be chosen (or, asking for the next page of
+	// a Promise, the slot after the last one reported). More says the
+	// proposer takes a Promise in pages.
 	MsgPrepare
 	// MsgPromise is Phase 1b: the acceptor promised Ballot and reports in
-	// Entries every value it accepted at or above the Prepare's Slot. Commit
-	// is the sender's chosen watermark: its entries at or below it hold
-	// chosen values.
+	// Entries every value it accepted at or above the Prepare's Slot (which
+	// Slot repeats). With More, the report stopped at the page limit: it
+	// covers the slots up to the last entry's, and the rest follows when
+	// the proposer asks again from the slot after it. Commit is the
+	// sender's chosen watermark: its entries at or below it hold chosen
+	// values.
 	MsgPromise
 	// MsgAccept is Phase 2a: accept Entries (their values) under Ballot.
 	// Commit piggybacks the leader's chosen watermark.
@@ -91,6 +96,8 @@ type Message struct {
 	Entries []Entry
 	Slots   []Slot
 	Cmds    [][]byte
+	// More pages a Promise (see MsgPrepare and MsgPromise).
+	More bool
 }
 
 // String describes m on one line, stably, for logs and golden tests.
@@ -105,6 +112,9 @@ func (m Message) String() string {
 	}
 	if m.Reject {
 		b.WriteString(" reject")
+	}
+	if m.More {
+		b.WriteString(" more")
 	}
 	if len(m.Entries) > 0 {
 		b.WriteString(" entries=[")

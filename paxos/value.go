@@ -34,6 +34,18 @@ func (v Value) Bytes() int {
 	return n
 }
 
+// Per-entry and per-command allowances for encoding overhead (slot, ballot,
+// kind and length prefixes), generous for any encoding the wire uses.
+const (
+	entryOverheadBytes = 40
+	cmdOverheadBytes   = 8
+)
+
+// WireBytes bounds the bytes v takes in an encoded message: its payload
+// plus an allowance per command. Paging messages by it (not by Bytes)
+// keeps a message of many tiny commands under the frame limit too.
+func (v Value) WireBytes() int { return v.Bytes() + cmdOverheadBytes*len(v.Cmds) }
+
 // Equal reports whether v and o are the same value.
 func (v Value) Equal(o Value) bool {
 	if v.Kind != o.Kind || len(v.Cmds) != len(o.Cmds) {
@@ -61,5 +73,8 @@ type Entry struct {
 	Ballot Ballot
 	Value  Value
 }
+
+// WireBytes bounds the bytes e takes in an encoded message.
+func (e Entry) WireBytes() int { return entryOverheadBytes + e.Value.WireBytes() }
 
 func (e Entry) String() string { return fmt.Sprintf("%d@%s:%s", e.Slot, e.Ballot, e.Value) }

@@ -79,16 +79,16 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 	return p.broadcast(paxos.Message{Type: paxos.MsgPreVote, Ballot: p.prevoteBallot, Commit: commit}, false)
 }
 
-// HandlePreVote answers another node's PreVote. It grants only if this node
-// has gone a whole election timeout without hearing from a leader (its own
-// campaigning does not restart that count) — counted from its own start too, so a node that just restarted and forgot whom it
-// heard from grants nothing for a while — so a healthy leader keeps its
-// followers and its lease stays sound; and only if the candidate's
-// watermark is not behind ours (so the most up-to-date reachable node wins
-// and Phase 1 stays small).
+// HandlePreVote answers another node's PreVote. It grants only out of lease
+// (see InLease): this node has gone a whole election timeout without
+// hearing from a leader (its own campaigning does not restart that count,
+// and a node that just restarted and forgot whom it heard from grants
+// nothing for as long), so a healthy leader keeps its followers and its
+// lease stays sound; and only if the candidate's watermark is not behind
+// ours (so the most up-to-date reachable node wins and Phase 1 stays
+// small).
 func (p *Proposer) HandlePreVote(m paxos.Message, commit paxos.Slot) paxos.Message {
-	leaderAlive := p.role == Leader || p.sinceLeader < p.cfg.ElectionTicks
-	grant := !leaderAlive && m.Commit >= commit
+	grant := !p.InLease() && m.Commit >= commit
 	return paxos.Message{Type: paxos.MsgPreVoteReply, From: p.id, To: m.From, Ballot: m.Ballot, Commit: commit, Reject: !grant}
 }
 
@@ -112,27 +112,58 @@ func (p *Proposer) OnPreVoteReply(m paxos.Message, promised paxos.Ballot, commit
 }
 
 // becomeCandidate starts Phase 1 under a fresh ballot, covering every slot
-// from the first one this node does not know to be chosen.
+// from the first one this node does not know to be chosen. The caller
+// (the replica) makes this node's own acceptor promise the ballot, and the
+// Prepares leave only once that promise is durable (paxos.NeedsPersist):
+// a node that crashes and restarts then never campaigns again under a
+// ballot an earlier incarnation may have used.
 func (p *Proposer) becomeCandidate(promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
 	p.role = Candidate
 	p.ballot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
 	p.Observe(p.ballot)
 	p.from = commit + 1
 	p.votes = map[paxos.NodeID]bool{}
+	p.pageFrom = map[paxos.NodeID]paxos.Slot{}
 	p.recovered = map[paxos.Slot]paxos.Entry{}
 	p.chosenSeen = map[paxos.Slot]paxos.Entry{}
 	p.maxReported = 0
-	return p.broadcast(paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from}, true)
+	return p.broadcast(paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from, More: true}, true)
 }
 
-// OnPromise collects Phase 1 answers. With a quorum the node leads: it
+// OnPromise collects Phase 1 answers. A Promise may come in pages (More):
+// each page must start where the previous one ended, and the next one is
+// asked for with a Prepare from the slot after its last entry; an acceptor
+// counts once its last page is in. With a quorum the node leads: it
 // returns the messages to send, the entries it proposes anew (recovered
 // values, and no-ops for holes) and the entries it learned are chosen.
 func (p *Proposer) OnPromise(m paxos.Message, commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
 	if p.role != Candidate || m.Ballot != p.ballot || p.votes[m.From] {
 		return nil, nil, nil
 	}
+	want, paging := p.pageFrom[m.From]
+	if !paging {
+		want = p.from
+	}
+	if m.Slot != want || (m.More && len(m.Entries) == 0) {
+		return nil, nil, nil // a stale or repeated page, or a malformed one
+	}
+	p.record(m)
+	if m.More {
+		next := m.Entries[len(m.Entries)-1].Slot + 1
+		p.pageFrom[m.From] = next
+		return []paxos.Message{{Type: paxos.MsgPrepare, From: p.id, To: m.From, Ballot: p.ballot, Slot: next, More: true}}, nil, nil
+	}
 	p.votes[m.From] = true
+	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
+		return nil, nil, nil
+	}
+	return p.becomeLeader(commit)
+}
+
+// record notes the entries a Promise (page) reports: the highest-ballot
+// value per slot, and which are chosen (at or below the sender's
+// watermark).
+func (p *Proposer) record(m paxos.Message) {
 	for _, e := range m.Entries {
 		if e.Slot > p.maxReported {
 			p.maxReported = e.Slot
@@ -146,10 +177,6 @@ func (p *Proposer) OnPromise(m paxos.Message, commit paxos.Slot) (msgs []paxos.M
 			p.recovered[e.Slot] = e
 		}
 	}
-	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
-		return nil, nil, nil
-	}
-	return p.becomeLeader(commit)
 }
 
 func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
@@ -159,7 +186,7 @@ func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, propos
 	p.active = map[paxos.NodeID]bool{}
 	p.hbRoundTick, p.hbAcks, p.leaseTick = map[uint64]int64{}, map[uint64]map[paxos.NodeID]bool{}, -1
 	p.commitAtCheck = commit
-	p.inflight = map[paxos.Slot]proposal{}
+	p.inflight, p.inflightBytes = map[paxos.Slot]proposal{}, 0
 	p.inflightLow = commit + 1
 	start := p.from
 	if commit+1 > start {
@@ -175,14 +202,14 @@ func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, propos
 			v = r.Value
 		}
 		proposed = append(proposed, paxos.Entry{Slot: s, Ballot: p.ballot, Value: v})
-		p.inflight[s] = proposal{value: v, tick: p.ticks}
+		p.addInflight(s, v)
 	}
 	p.nextSlot = p.maxReported + 1
 	if p.nextSlot <= commit {
 		p.nextSlot = commit + 1
 	}
 	p.readyFrom = p.nextSlot - 1
-	p.votes, p.recovered, p.chosenSeen = nil, nil, nil
+	p.votes, p.recovered, p.chosenSeen, p.pageFrom = nil, nil, nil, nil
 	msgs = p.heartbeatRound(commit)
 	msgs = append(msgs, p.accepts(proposed, commit)...)
 	return msgs, proposed, chosen

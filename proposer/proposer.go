@@ -63,24 +63,38 @@ type Proposer struct {
 	votes         map[paxos.NodeID]bool
 	rejects       map[paxos.NodeID]bool
 	from          paxos.Slot
-	recovered     map[paxos.Slot]paxos.Entry // highest-ballot report per slot
-	chosenSeen    map[paxos.Slot]paxos.Entry // reported at or below the sender's watermark
-	maxReported   paxos.Slot
+	// pageFrom is, per acceptor whose Promise comes in pages, the slot
+	// its next page must start at.
+	pageFrom    map[paxos.NodeID]paxos.Slot
+	recovered   map[paxos.Slot]paxos.Entry // highest-ballot report per slot
+	chosenSeen  map[paxos.Slot]paxos.Entry // reported at or below the sender's watermark
+	maxReported paxos.Slot
 
 	// Phase 2.
-	nextSlot    paxos.Slot
-	inflight    map[paxos.Slot]proposal
-	inflightLow paxos.Slot // no inflight slot is below it
+	nextSlot      paxos.Slot
+	inflight      map[paxos.Slot]proposal
+	inflightLow   paxos.Slot // no inflight slot is below it
+	inflightBytes int        // Σ WireBytes of the values in flight
 	// pending are client commands waiting for a slot (as Leader) or to be
 	// forwarded (as Follower, once a leader is known). One queue for both,
 	// so a command survives any change of role.
 	pending      [][]byte
 	pendingBytes int
+	// own are commands only this node's leadership justifies (the
+	// cluster clock): proposed ahead of pending while it leads, dropped,
+	// never forwarded, when it stops.
+	own [][]byte
 }
 
 type proposal struct {
 	value paxos.Value
 	tick  int64 // when last sent
+}
+
+// retransmitTicks is how long a slot waits before its Accept is sent again
+// to the acceptors that have not voted for it.
+func (p *Proposer) retransmitTicks() int64 {
+	return int64(max(p.cfg.HeartbeatTicks, p.cfg.ElectionTicks/3))
 }
 
 // New returns a follower. cfg must have passed Validate.
@@ -118,7 +132,16 @@ func (p *Proposer) NextSlot() paxos.Slot { return p.nextSlot }
 func (p *Proposer) InFlight() int { return len(p.inflight) }
 
 // Pending returns the number of commands waiting for a slot.
-func (p *Proposer) Pending() int { return len(p.pending) }
+func (p *Proposer) Pending() int { return len(p.pending) + len(p.own) }
+
+// InflightBytes returns the bytes proposed and not yet chosen.
+func (p *Proposer) InflightBytes() int { return p.inflightBytes }
+
+// addInflight records that value is in flight at slot.
+func (p *Proposer) addInflight(slot paxos.Slot, value paxos.Value) {
+	p.inflight[slot] = proposal{value: value, tick: p.ticks}
+	p.inflightBytes += value.WireBytes()
+}
 
 func (p *Proposer) resetElectionTimeout() {
 	p.electionTimeout = p.cfg.ElectionTicks + p.cfg.Rand.Intn(p.cfg.ElectionTicks)
@@ -178,17 +201,43 @@ func (p *Proposer) OnHeartbeatAck(from paxos.NodeID, round uint64) {
 
 // Propose queues cmd: a leader (or a node campaigning to be one) proposes
 // it at the next Flush, a follower forwards it to the leader. A follower
-// that knows no leader returns paxos.ErrNoLeader.
+// that knows no leader returns paxos.ErrNoLeader; a full queue (by count or
+// by bytes) paxos.ErrBusy.
 func (p *Proposer) Propose(cmd []byte) error {
 	if p.role == Follower && p.leader == 0 {
 		return paxos.ErrNoLeader
 	}
-	if len(p.pending) >= p.cfg.PendingMax {
+	if len(p.pending) >= p.cfg.PendingMax || (len(p.pending) > 0 && p.pendingBytes+len(cmd) > p.cfg.PendingBytesMax) {
 		return paxos.ErrBusy
 	}
 	p.pending = append(p.pending, cmd)
 	p.pendingBytes += len(cmd)
 	return nil
+}
+
+// ProposeOwn queues cmd only while this node leads, ahead of the client
+// commands; it is dropped (never forwarded) if the node stops leading
+// before cmd gets a slot. It is for commands that only this leader's own
+// view justifies, such as the cluster clock it measured: a deposed
+// leader's clock must not reach the next leader. It returns
+// paxos.ErrNoLeader when the node does not lead.
+func (p *Proposer) ProposeOwn(cmd []byte) error {
+	if p.role != Leader {
+		return paxos.ErrNoLeader
+	}
+	if len(p.own) >= p.cfg.PendingMax {
+		return paxos.ErrBusy
+	}
+	p.own = append(p.own, cmd)
+	return nil
+}
+
+// InLease reports whether this node must refuse to help another proposer
+// take over: it leads, or it heard from a leader within an election
+// timeout (counted from its own start too). Both PreVotes and Prepares
+// are refused meanwhile — the lease a leader reads under rests on it.
+func (p *Proposer) InLease() bool {
+	return p.role == Leader || p.sinceLeader < p.cfg.ElectionTicks
 }
 
 // stepDown makes the node a follower after seeing ballot b.
@@ -198,9 +247,10 @@ func (p *Proposer) stepDown(b paxos.Ballot) {
 		p.leader = 0
 	}
 	p.role = Follower
-	p.votes, p.rejects, p.recovered, p.chosenSeen, p.active = nil, nil, nil, nil, nil
+	p.votes, p.rejects, p.recovered, p.chosenSeen, p.active, p.pageFrom = nil, nil, nil, nil, nil, nil
 	p.hbAcks, p.hbRoundTick, p.leaseTick = nil, nil, -1
-	p.inflight = map[paxos.Slot]proposal{}
+	p.inflight, p.inflightBytes = map[paxos.Slot]proposal{}, 0
+	p.own = nil
 	p.electionElapsed = 0
 	p.resetElectionTimeout()
 	// Queued commands stay queued: they go to whichever leader comes next.
@@ -262,7 +312,10 @@ func (p *Proposer) OnNack(m paxos.Message) {
 // OnCommit drops in-flight bookkeeping for slots at or below commit.
 func (p *Proposer) OnCommit(commit paxos.Slot) {
 	for ; p.inflightLow <= commit && len(p.inflight) > 0; p.inflightLow++ {
-		delete(p.inflight, p.inflightLow)
+		if pr, ok := p.inflight[p.inflightLow]; ok {
+			p.inflightBytes -= pr.value.WireBytes()
+			delete(p.inflight, p.inflightLow)
+		}
 	}
 	if p.inflightLow <= commit {
 		p.inflightLow = commit + 1

@@ -448,26 +448,33 @@ func TestFollowerWithoutLeaderReturnsErrNoLeader(t *testing.T) {
 }
 
 // Reference: §2.2 Phase 2(a) over lossy links (§2.1: messages can be lost).
-// After a heartbeat interval the leader re-sends the in-flight slots
-// to the acceptors that have not answered, and only to them.
-func TestRetransmitAfterHeartbeatOnlyToNonVoters(t *testing.T) {
-	p := newProposer(3, nil)
+// Once a slot has waited retransmitTicks without a vote, the leader sends
+// its Accept again to the acceptors that have not answered — only to them,
+// never to itself — and then waits as long again before the next resend:
+// a slow acceptor must not be fed the same writes on every heartbeat.
+func TestRetransmitToNonVotersOncePerInterval(t *testing.T) {
+	p := newProposer(3, nil) // retransmitTicks = max(2, 10/3) = 3
 	elect(t, p, 0)
 	_ = p.Propose([]byte("x"))
 	_, proposed := p.Flush(0)
-	voted := func(s paxos.Slot, id paxos.NodeID) bool { return s == 1 && id != 3 }
-	for i := 1; i < heartbeatTicks; i++ {
-		if ms := ofType(p.Tick(paxos.Ballot{}, 0, voted), paxos.MsgAccept); len(ms) != 0 {
-			t.Fatalf("retransmitted %v before a heartbeat interval", ms)
+	voted := func(s paxos.Slot, id paxos.NodeID) bool { return s == 1 && id == 2 }
+	var resent []int // ticks at which an Accept was resent
+	for tick := 1; tick < electionTicks; tick++ { // check-quorum ends it at 10
+		ms := p.Tick(paxos.Ballot{}, 0, voted)
+		accepts := ofType(ms, paxos.MsgAccept)
+		if len(accepts) == 0 {
+			continue
 		}
+		if len(accepts) != 1 || accepts[0].To != 3 || !reflect.DeepEqual(accepts[0].Entries, proposed) {
+			t.Fatalf("tick %d: retransmitted %v, want the slot-1 Accept to node 3 only", tick, accepts)
+		}
+		resent = append(resent, tick)
 	}
-	ms := p.Tick(paxos.Ballot{}, 0, voted)
-	accepts := ofType(ms, paxos.MsgAccept)
-	if len(accepts) != 1 || accepts[0].To != 3 || !reflect.DeepEqual(accepts[0].Entries, proposed) {
-		t.Errorf("retransmitted %v, want the slot-1 Accept to node 3 only", accepts)
-	}
-	if got := recipients(ofType(ms, paxos.MsgHeartbeat)); !reflect.DeepEqual(got, []paxos.NodeID{2, 3}) {
-		t.Errorf("heartbeats to %v, want [2 3]", got)
+	// Heartbeats go out every 2 ticks; the slot was sent at tick 0, so it
+	// is due at the first heartbeat at least 3 ticks later (4), then at
+	// the first one at least 3 ticks after that (8), not at 6.
+	if !reflect.DeepEqual(resent, []int{4, 8}) {
+		t.Errorf("resent at ticks %v, want [4 8]", resent)
 	}
 }
 

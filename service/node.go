@@ -101,8 +101,10 @@ func Start(cfg Config) (*Node, error) {
 		ElectionTicks:  cfg.ElectionTicks,
 		WindowSlots:    cfg.WindowSlots,
 		BatchBytesMax:  cfg.BatchBytesMax,
-		Rand:           rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
-		Log:            store,
+		// The frame limit bounds a message body; the core pages well below.
+		MessageBytesMax: cfg.FrameBytesMax,
+		Rand:            rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
+		Log:             store,
 	}
 	r, err := replica.New(rcfg, st, st.Commit)
 	if err != nil {
@@ -292,7 +294,9 @@ func (n *Node) proposeClock(now time.Time) {
 		return // not caught up: the applied clock may be behind
 	}
 	if t, ok := n.clock.next(now.Sub(n.started), n.sm.Clock(), needed); ok {
-		_ = n.r.Propose(EncodeCommand(&Command{Op: OpClock, Now: t}))
+		// Only this leader's measurement justifies the time: if it is
+		// deposed first, the command is dropped, not forwarded.
+		_ = n.r.ProposeOwn(EncodeCommand(&Command{Op: OpClock, Now: t}))
 	}
 }
 
@@ -340,7 +344,16 @@ func (n *Node) processReady() error {
 			switch {
 			case n.rejoin.active && mutedWhileRejoining(m):
 				// Not a vote until caught up (rejoin.go).
-			case needsDurability(m) && n.durable < n.submitted:
+			case m.To == n.cfg.ID:
+				self = append(self, m)
+			default:
+				n.transport.Send(m)
+			}
+		}
+		for _, m := range rd.AfterPersist {
+			switch {
+			case n.rejoin.active && mutedWhileRejoining(m):
+			case n.durable < n.submitted:
 				n.held = append(n.held, heldMessage{seq: n.submitted, m: m})
 			case m.To == n.cfg.ID:
 				self = append(self, m)

@@ -152,9 +152,3 @@ func mergePersist(a, b paxos.Persist) paxos.Persist {
 	}
 	return a
 }
-
-// needsDurability reports whether m promises something that must survive
-// a crash: an acceptor's Promise or Accepted.
-func needsDurability(m paxos.Message) bool {
-	return m.Type == paxos.MsgPromise || m.Type == paxos.MsgAccepted
-}

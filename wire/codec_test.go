@@ -290,7 +290,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 	}
 	// A message with an extra element, and an entry with one.
 	body, _ = msgpack.Marshal([]any{1, int(paxos.MsgAccept), 1, 2, 7, 1, 0, 3, false,
-		[]any{[]any{4, 7, 1, 1, [][]byte{[]byte("c")}, "future"}}, nil, nil, "future"})
+		[]any{[]any{4, 7, 1, 1, [][]byte{[]byte("c")}, "future"}}, nil, nil, false, "future"})
 	m, err := DecodeMessage(body)
 	wantM := paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Ballot: paxos.Ballot{Round: 7, Node: 1}, Commit: 3,
 		Entries: []paxos.Entry{{Slot: 4, Ballot: paxos.Ballot{Round: 7, Node: 1}, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("c")}}}}}

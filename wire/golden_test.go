@@ -30,7 +30,7 @@ const (
 // Element names of each frame layout, as docs/PROTOCOL.md names them.
 var (
 	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id"}
-	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds"}
+	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds", "more"}
 	entryNames   = []string{"slot", "ballot_round", "ballot_node", "value_kind", "cmds"}
 )
 
@@ -61,10 +61,20 @@ var goldens = []struct {
 	{"hello.hex", "Hello from node 1 of the default cluster", Hello{Version: 1, ClusterID: "paxosd", NodeID: 1}, helloNames, false},
 	{"prepare.hex", "Prepare: node 1 asks node 2 to promise ballot 5.1 for slots from 42", paxos.Message{
 		Type: paxos.MsgPrepare, From: 1, To: 2, Ballot: ballot5, Slot: 42,
-	}, messageNames, false},
+	}, messageNames, true},
 	{"promise.hex", "Promise: node 2 promises ballot 5.1 and reports slot 42, accepted under 4.3", paxos.Message{
 		Type: paxos.MsgPromise, From: 2, To: 1, Ballot: ballot5, Commit: 41,
 		Entries: []paxos.Entry{{Slot: 42, Ballot: paxos.Ballot{Round: 4, Node: 3}, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("put a=1")}}}},
+	}, messageNames, true},
+	{"prepare_paged.hex", "Prepare: node 1 asks node 2 to promise ballot 5.1 for slots from 42, taking the Promise in pages", paxos.Message{
+		Type: paxos.MsgPrepare, From: 1, To: 2, Ballot: ballot5, Slot: 42, More: true,
+	}, messageNames, false},
+	{"promise_page.hex", "Promise, one page: node 2 promises ballot 5.1 and reports slots 42 and 43; more follow from 44", paxos.Message{
+		Type: paxos.MsgPromise, From: 2, To: 1, Ballot: ballot5, Slot: 42, Commit: 41, More: true,
+		Entries: []paxos.Entry{
+			{Slot: 42, Ballot: paxos.Ballot{Round: 4, Node: 3}, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("put a=1")}}},
+			{Slot: 43, Ballot: paxos.Ballot{Round: 4, Node: 3}, Value: paxos.Noop},
+		},
 	}, messageNames, false},
 	{"accept.hex", "Accept: node 1 asks node 3 to accept slots 42 (two commands) and 43 (a no-op)", paxos.Message{
 		Type: paxos.MsgAccept, From: 1, To: 3, Ballot: ballot5, Commit: 41,

@@ -10,14 +10,14 @@ import (
 // Layout of a peer message frame body (see doc.go and docs/PROTOCOL.md):
 //
 //	[1, type, from, to, ballot_round, ballot_node, slot, commit, reject,
-//	 entries, slots, cmds]
+//	 entries, slots, cmds, more]
 //	entry = [slot, ballot_round, ballot_node, value_kind, cmds]
 //	cmds  = [bin, ...]
 //
 // The codec is hand-written (no reflection): it is the replication hot path.
 
 const (
-	messageElems = 12 // elements of a message body, frame type included
+	messageElems = 13 // elements of a message body, frame type included
 	entryElems   = 5
 )
 
@@ -48,7 +48,8 @@ func EncodeMessage(dst []byte, m paxos.Message) []byte {
 	for _, s := range m.Slots {
 		dst = appendUint(dst, uint64(s))
 	}
-	return appendCmds(dst, m.Cmds)
+	dst = appendCmds(dst, m.Cmds)
+	return appendBool(dst, m.More)
 }
 
 func appendCmds(dst []byte, cmds [][]byte) []byte {
@@ -113,6 +114,8 @@ func DecodeMessage(body []byte) (paxos.Message, error) {
 			m.Slots, err = decodeSlots(&r)
 		case 11:
 			m.Cmds, err = decodeCmds(&r)
+		case 12:
+			m.More, err = r.bool()
 		default:
 			err = r.skip()
 		}

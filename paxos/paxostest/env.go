@@ -298,7 +298,7 @@ func (e *Env) ready(n *node) error {
 		n.r.Compact(c - e.retain) // saved is durable here
 	}
 	var self []paxos.Message
-	for _, m := range rd.Messages {
+	for _, m := range append(rd.Messages, rd.AfterPersist...) {
 		if m.To == n.id {
 			self = append(self, m)
 		} else {

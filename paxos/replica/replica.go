@@ -61,10 +61,12 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 		return nil, fmt.Errorf("replica: applied slot %d is below the truncated log (%d): restore the snapshot first", applied, st.Truncated)
 	}
 	members := paxos.Membership{Nodes: append([]paxos.NodeID(nil), cfg.Members...)}
+	acc := acceptor.New(cfg.ID, st, cfg.Log)
+	acc.SetPageBytes(cfg.PageBytes())
 	r := &Replica{
 		cfg:           cfg,
 		members:       members,
-		acc:           acceptor.New(cfg.ID, st, cfg.Log),
+		acc:           acc,
 		prop:          proposer.New(cfg),
 		learn:         learner.New(members, st.Commit),
 		persistCommit: st.Commit,
@@ -141,6 +143,12 @@ func (r *Replica) RaisePromise(b paxos.Ballot) {
 // otherwise.
 func (r *Replica) Propose(cmd []byte) error { return r.prop.Propose(cmd) }
 
+// ProposeOwn queues a command that only this node's leadership justifies
+// (see proposer.ProposeOwn): it is dropped, never forwarded, if the node
+// stops leading first. It fails with paxos.ErrNoLeader unless this node
+// leads.
+func (r *Replica) ProposeOwn(cmd []byte) error { return r.prop.ProposeOwn(cmd) }
+
 // Tick advances the replica's clock by one tick.
 func (r *Replica) Tick() {
 	r.observeRole(func() {
@@ -166,7 +174,14 @@ func (r *Replica) Ready() paxos.Ready {
 		rd.Persist.Commit = c
 		r.persistCommit = c
 	}
-	rd.Messages, r.msgs = r.msgs, nil
+	for _, m := range r.msgs {
+		if paxos.NeedsPersist(m.Type) {
+			rd.AfterPersist = append(rd.AfterPersist, m)
+		} else {
+			rd.Messages = append(rd.Messages, m)
+		}
+	}
+	r.msgs = nil
 	rd.Decided, r.decided = r.decided, nil
 	return rd
 }
@@ -230,8 +245,17 @@ func (r *Replica) expect(proposed []paxos.Entry) {
 	}
 }
 
-// observeRole runs f and clears the learner's vote counts if f made this
-// node stop leading: they belong to a ballot nobody proposes under anymore.
+// observeRole runs f and follows up on the role changes it made:
+//
+//   - a node that stops leading clears the learner's vote counts: they
+//     belong to a ballot nobody proposes under anymore;
+//   - a node that starts campaigning makes its own acceptor promise the
+//     new ballot, in this Ready's Persist, before its Prepares (which wait
+//     for it: paxos.NeedsPersist) leave. A node that crashed before that
+//     promise was durable sent no Prepare under the ballot, and one that
+//     restarts after finds it promised and campaigns higher: no ballot is
+//     ever used by two incarnations, whose Accepts, Accepteds and acks
+//     every rule trusting "one value per (slot, ballot)" would confuse.
 func (r *Replica) observeRole(f func()) {
 	wasLeader := r.prop.Role() == proposer.Leader
 	before := r.prop.Ballot()
@@ -239,5 +263,8 @@ func (r *Replica) observeRole(f func()) {
 	if wasLeader && (r.prop.Role() != proposer.Leader || r.prop.Ballot() != before) {
 		r.learn.ResetTallies()
 		clear(r.catchups)
+	}
+	if r.prop.Role() == proposer.Candidate && r.prop.Ballot() != before {
+		r.acc.Raise(r.prop.Ballot())
 	}
 }

@@ -98,7 +98,7 @@ func (c *cluster) ready(id paxos.NodeID) bool {
 	rd := c.nodes[id].Ready()
 	s := c.stores[id]
 	s.save(rd.Persist)
-	for _, m := range rd.Messages {
+	for _, m := range rd.AfterPersist {
 		switch m.Type {
 		case paxos.MsgPromise:
 			if s.promised.Less(m.Ballot) {
@@ -113,6 +113,7 @@ func (c *cluster) ready(id paxos.NodeID) bool {
 		}
 	}
 	c.net = append(c.net, rd.Messages...)
+	c.net = append(c.net, rd.AfterPersist...)
 	c.applied[id] = append(c.applied[id], rd.Decided...)
 	return !rd.IsEmpty()
 }

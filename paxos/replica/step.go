@@ -6,10 +6,10 @@ import (
 )
 
 // Step handles one message addressed to this node. Messages from
-// non-members, for other nodes, or of unknown type are ignored: the network
-// is not trusted to be tidy.
+// non-members, for other nodes, of unknown type or malformed (see
+// wellFormed) are ignored: the network is not trusted to be tidy.
 func (r *Replica) Step(m paxos.Message) {
-	if m.To != r.cfg.ID || !r.members.Contains(m.From) {
+	if m.To != r.cfg.ID || !r.members.Contains(m.From) || !r.wellFormed(m) {
 		return
 	}
 	r.observeRole(func() { r.step(m) })
@@ -48,7 +48,18 @@ func (r *Replica) step(m paxos.Message) {
 
 func (r *Replica) send(m paxos.Message) { r.msgs = append(r.msgs, m) }
 
+// stepPrepare answers a Prepare — unless it asks for a new promise while
+// this node is in lease (it leads, or heard from a leader within an
+// election timeout): the leader's lease rests on its followers refusing
+// Prepares, not only PreVotes, so that a PreVote granted before a
+// follower acknowledged the leader cannot be turned into a promise after
+// (the Prepare is dropped, as etcd drops votes in lease). A Prepare at the
+// ballot already promised is answered again (a repeat, or a request for
+// the next page).
 func (r *Replica) stepPrepare(m paxos.Message) {
+	if m.From != r.cfg.ID && r.acc.Promised().Less(m.Ballot) && r.prop.InLease() {
+		return
+	}
 	reply := r.acc.Step(m, r.learn.Commit())
 	if reply.Type == 0 {
 		return // the log could not be read back: no Promise rather than an incomplete one
@@ -149,7 +160,8 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 
 // stepDecide takes chosen values from the leader. A chosen value is a fact
 // whatever the sender's ballot, so they are learned even from a leader this
-// node no longer follows.
+// node no longer follows — but only from the leader of the ballot the
+// message names (wellFormed): no other node sends Decides.
 func (r *Replica) stepDecide(m paxos.Message) {
 	for _, e := range m.Entries {
 		r.learn.Choose(e)
