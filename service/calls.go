@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"sort"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -10,7 +11,7 @@ import (
 
 // call is one client request on its way through the node loop.
 type call struct {
-	conn     *wire.ClientConn // the connection it came on (streams, cancel)
+	conn     clientConn // the connection it came on (streams, cancel)
 	req      *wire.Request
 	cmd      []byte // the encoded Command, for requests that go through the log
 	deadline time.Time
@@ -26,6 +27,8 @@ type call struct {
 
 // callKey identifies a command across retries and connections.
 type callKey struct{ client, seq uint64 }
+
+func (c *call) key() callKey { return callKey{c.req.ClientID, c.req.Seq} }
 
 func (k callKey) less(o callKey) bool {
 	if k.client != o.client {
@@ -66,7 +69,7 @@ func (n *Node) handleCall(c *call) {
 	case (c.req.Op == wire.OpGet || c.req.Op == wire.OpList) && n.leaseRead(c):
 		return
 	}
-	key := callKey{c.req.ClientID, c.req.Seq}
+	key := c.key()
 	switch err := n.r.Propose(c.cmd); {
 	case errors.Is(err, paxos.ErrNoLeader):
 		// An election is under way: keep the call and propose it the moment
@@ -149,15 +152,16 @@ func (n *Node) expireWaiters(now time.Time) {
 }
 
 // removeWaiters stops waiting for the calls that match, handing each to
-// then (which may answer it); nil then drops them silently.
+// then (which may answer it), in key order; nil then drops them silently.
 func (n *Node) removeWaiters(match func(*call) bool, then func(*call)) {
+	var removed []*call
 	for k, cs := range n.waiters {
 		kept := cs[:0]
 		for _, c := range cs {
 			if !match(c) {
 				kept = append(kept, c)
-			} else if then != nil {
-				then(c)
+			} else {
+				removed = append(removed, c)
 			}
 		}
 		if len(kept) == 0 {
@@ -166,11 +170,18 @@ func (n *Node) removeWaiters(match func(*call) bool, then func(*call)) {
 			n.waiters[k] = kept
 		}
 	}
+	if then == nil {
+		return
+	}
+	sort.SliceStable(removed, func(i, j int) bool { return removed[i].key().less(removed[j].key()) })
+	for _, c := range removed {
+		then(c)
+	}
 }
 
 func (n *Node) failWaiters(code wire.ErrCode, msg string) {
-	for k, cs := range n.waiters {
-		for _, c := range cs {
+	for _, k := range n.waitingKeys(nil) {
+		for _, c := range n.waiters[k] {
 			c.reply(&wire.Response{Err: code, ErrMsg: msg})
 		}
 		delete(n.waiters, k)
@@ -181,13 +192,16 @@ func (n *Node) failWaiters(code wire.ErrCode, msg string) {
 func (n *Node) status() wire.NodeStatus {
 	st := n.r.Status()
 	return wire.NodeStatus{
-		ID:        st.ID,
-		Addr:      n.cfg.Peers[st.ID],
-		Role:      st.Role.String(),
-		Ballot:    st.Ballot,
-		Leader:    st.Leader,
-		Commit:    st.Commit,
-		Applied:   n.sm.Applied(),
-		Connected: true,
+		ID:          st.ID,
+		Addr:        n.cfg.Peers[st.ID],
+		Role:        st.Role.String(),
+		Ballot:      st.Ballot,
+		Leader:      st.Leader,
+		Commit:      st.Commit,
+		Applied:     n.sm.Applied(),
+		Connected:   true,
+		Promised:    st.Promised,
+		AcceptedMax: max(st.MaxSlot, st.Commit),
+		WindowSlots: uint64(n.cfg.WindowSlots),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -54,6 +55,9 @@ type Config struct {
 	Join JoinMode
 	// NoSync skips fsync. Unsafe: for tests only.
 	NoSync bool
+	// FS is the filesystem holding DataDir. Default (nil): the real disk.
+	// The simulation passes Pebble's crash-testing in-memory filesystem.
+	FS vfs.FS
 	// Logger receives structured logs; the node adds its id to every line.
 	Logger zerolog.Logger
 	// Metrics receives the node's Prometheus instruments; nil gives the

@@ -67,11 +67,11 @@ func (n *Node) leaseUntil() time.Time {
 // the log instead.
 func (n *Node) leaseRead(c *call) bool {
 	until := n.leaseUntil()
-	if until.IsZero() || !time.Now().Before(until) {
+	if until.IsZero() || !n.clock.Now().Before(until) {
 		return false
 	}
 	resp := n.localRead(c.req)
-	if !time.Now().Before(until) {
+	if !n.clock.Now().Before(until) {
 		return false
 	}
 	c.reply(resp)

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -17,36 +16,46 @@ import (
 //
 //  1. It records durably that it is rejoining, before anything else, so a
 //     crash mid-rejoin resumes the rejoin rather than voting.
-//  2. It asks every other member for the highest ballot it knows and its
-//     watermark. Every one must answer: any quorum that counted one of the
-//     forgotten promises or votes shares a member with them.
-//  3. It raises its promise to the highest ballot (so it never accepts under
-//     a ballot it may have promised away), and sets its target: the highest
-//     watermark plus the leader's window, past every slot that can hold a
-//     vote it forgot.
+//  2. It asks every other member for its promise, the highest slot it
+//     holds a value for, its watermark and its window. Every one must
+//     answer: any quorum that counted one of the forgotten promises or
+//     votes shares a member with them.
+//  3. It raises its promise to the highest promise or ballot reported (so
+//     it never accepts under a ballot it may have promised away), and sets
+//     its target: the highest slot any of them holds plus the largest
+//     window, past every slot that can hold a vote it forgot (a leader
+//     proposes at most a window beyond its watermark, every chosen slot
+//     is held by some other member, and so is anything a later leader
+//     re-proposed). The raised promise goes to the journal before the
+//     target, so a target on disk always has its promise there too.
 //  4. It follows the leader and catches up (log or snapshot) but sends no
-//     Promise, Accepted, PreVote or Prepare until its own watermark reaches
-//     the target (proposing empty commands to get there if the cluster is
-//     idle); then it clears the record and votes again.
+//     Promise, Accepted, PreVote or Prepare until its durable watermark
+//     reaches the target (proposing empty commands to get there if the
+//     cluster is idle); then it clears the record — in the journal, after
+//     the writes that hold the slots up to the target — and once that is
+//     durable, votes again.
 
 // rejoinState is the loop's view of a rejoin.
 type rejoinState struct {
 	active bool
 	target paxos.Slot // wal.RejoinUnknown until the probe answers
 	ticks  int        // ticks spent waiting for the target
-}
-
-// rejoinProbe is what the other members answered.
-type rejoinProbe struct {
-	ballot paxos.Ballot
-	commit paxos.Slot
+	// answered holds the probe's answers so far; probeLogged when the
+	// probe last said whom it waits for.
+	answered    map[paxos.NodeID]wire.NodeStatus
+	probeLogged time.Time
+	// durableCommit is the highest watermark known durable; clearing is
+	// set once the clearing of the record is submitted, as clearSeq.
+	durableCommit paxos.Slot
+	clearing      bool
+	clearSeq      uint64
 }
 
 // openStore opens the data directory as cfg.Join allows and reports
 // whether the node is rejoining.
 func openStore(cfg Config) (*wal.Store, rejoinState, error) {
 	id := wal.Identity{ClusterID: cfg.ClusterID, NodeID: cfg.ID}
-	store, err := wal.Open(cfg.DataDir, id, wal.Options{NoSync: cfg.NoSync, MustExist: cfg.Join == JoinExisting})
+	store, err := wal.Open(cfg.DataDir, id, wal.Options{FS: cfg.FS, NoSync: cfg.NoSync, MustExist: cfg.Join == JoinExisting})
 	if err != nil {
 		if cfg.Join == JoinExisting && wal.IsNoStore(err) {
 			return nil, rejoinState{}, fmt.Errorf("node %d: data directory %s holds no state; a member that ran before and lost its data must not vote with the promises it forgot: "+
@@ -84,62 +93,69 @@ func mutedWhileRejoining(m paxos.Message) bool {
 	return false
 }
 
-// probeForRejoin asks every other member for its ballot and watermark
-// until all have answered, and hands the highest of each to the loop.
-func (n *Node) probeForRejoin() {
-	answered := map[paxos.NodeID]wire.NodeStatus{}
-	lastLog := time.Time{}
-	for {
-		for id, addr := range n.cfg.Peers {
-			if id == n.cfg.ID || answered[id].ID != 0 {
-				continue
-			}
-			if st, err := n.askStatus(id, addr); err == nil {
-				answered[id] = st
-			}
-		}
-		if len(answered) == len(n.cfg.Peers)-1 {
-			break
-		}
-		if time.Since(lastLog) > 5*time.Second {
-			lastLog = time.Now()
-			var missing []int
-			for id := range n.cfg.Peers {
-				if _, ok := answered[id]; !ok && id != n.cfg.ID {
-					missing = append(missing, int(id))
-				}
-			}
-			sort.Ints(missing)
-			n.log.Warn().Ints("waiting_for", missing).Msg("rejoining: every other member must answer before this node may vote again")
-		}
-		select {
-		case <-n.stop:
-			return
-		case <-time.After(500 * time.Millisecond):
+// probeRetry is how long the probe waits before asking again the members
+// that have not answered.
+const probeRetry = 500 * time.Millisecond
+
+// probeForRejoin asks every other member that has not answered yet for its
+// status (after a delay), and goes on until all have; then it sets the
+// target.
+func (n *Node) probeForRejoin(after time.Duration) {
+	var ask []paxos.NodeID
+	for _, id := range n.cfg.members() {
+		if _, ok := n.rejoin.answered[id]; !ok && id != n.cfg.ID {
+			ask = append(ask, id)
 		}
 	}
-	var p rejoinProbe
-	for _, st := range answered {
-		p.ballot = paxos.MaxBallot(p.ballot, st.Ballot)
-		p.commit = max(p.commit, st.Commit)
-	}
-	select {
-	case n.rejoinProbed <- p:
-	case <-n.stop:
-	}
+	n.bg.run(after, func(ctx context.Context) func() {
+		got := map[paxos.NodeID]wire.NodeStatus{}
+		for _, id := range ask {
+			if st, err := n.askStatus(ctx, id); err == nil {
+				got[id] = st
+			}
+		}
+		return func() { n.onProbeAnswers(got) }
+	})
 }
 
-// askStatus asks member id at addr for its own status.
-func (n *Node) askStatus(id paxos.NodeID, addr string) (wire.NodeStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// onProbeAnswers records a round of the probe's answers.
+func (n *Node) onProbeAnswers(got map[paxos.NodeID]wire.NodeStatus) {
+	if !n.rejoin.active || n.rejoin.target != wal.RejoinUnknown {
+		return
+	}
+	if n.rejoin.answered == nil {
+		n.rejoin.answered = map[paxos.NodeID]wire.NodeStatus{}
+	}
+	for id, st := range got {
+		n.rejoin.answered[id] = st
+	}
+	var missing []int
+	for _, id := range n.cfg.members() {
+		if _, ok := n.rejoin.answered[id]; !ok && id != n.cfg.ID {
+			missing = append(missing, int(id))
+		}
+	}
+	if len(missing) == 0 {
+		n.setRejoinTarget()
+		return
+	}
+	if now := n.clock.Now(); now.Sub(n.rejoin.probeLogged) > 5*time.Second {
+		n.rejoin.probeLogged = now
+		n.log.Warn().Ints("waiting_for", missing).Msg("rejoining: every other member must answer before this node may vote again")
+	}
+	n.probeForRejoin(probeRetry)
+}
+
+// askStatus asks member id for its own status.
+func (n *Node) askStatus(ctx context.Context, id paxos.NodeID) (wire.NodeStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	sc, err := wire.DialClient(ctx, addr, n.cfg.ClusterID, n.cfg.FrameBytesMax)
+	pc, err := n.peers.dial(ctx, id)
 	if err != nil {
 		return wire.NodeStatus{}, err
 	}
-	mux := wire.NewMux(sc)
-	defer mux.Close()
-	resp, err := mux.Call(ctx, &wire.Request{ID: 1, Op: wire.OpStatus})
+	defer pc.Close()
+	resp, err := pc.Call(ctx, &wire.Request{ID: 1, Op: wire.OpStatus})
 	if err != nil {
 		return wire.NodeStatus{}, err
 	}
@@ -151,16 +167,25 @@ func (n *Node) askStatus(id paxos.NodeID, addr string) (wire.NodeStatus, error) 
 	return wire.NodeStatus{}, fmt.Errorf("node %d did not report its own status", id)
 }
 
-// onRejoinProbe sets the rejoin's target from the members' answers.
-func (n *Node) onRejoinProbe(p rejoinProbe) {
-	n.r.RaisePromise(p.ballot)
-	target := p.commit + paxos.Slot(n.cfg.WindowSlots)
-	if err := n.store.SetRejoin(target); err != nil {
-		n.log.Error().Err(err).Msg("rejoining: cannot record the target")
+// setRejoinTarget raises the promise and sets the target from the
+// members' answers (see the steps above).
+func (n *Node) setRejoinTarget() {
+	var ballot paxos.Ballot
+	var last paxos.Slot
+	window := uint64(n.cfg.WindowSlots)
+	for _, st := range n.rejoin.answered {
+		ballot = paxos.MaxBallot(ballot, paxos.MaxBallot(st.Promised, st.Ballot))
+		last = max(last, st.AcceptedMax, st.Commit)
+		window = max(window, st.WindowSlots)
+	}
+	n.r.RaisePromise(ballot)
+	n.processReady() // the raised promise goes to the journal first
+	target := last + paxos.Slot(window)
+	if !n.submit(walJob{rejoin: &rejoinJob{set: true, target: target}}) {
 		return
 	}
-	n.rejoin.target = target
-	n.log.Info().Str("ballot", p.ballot.String()).Uint64("target", uint64(target)).
+	n.rejoin.target, n.rejoin.answered = target, nil
+	n.log.Info().Str("ballot", ballot.String()).Uint64("target", uint64(target)).
 		Msg("rejoining: promise raised; this node votes again once its watermark reaches the target")
 }
 
@@ -190,15 +215,18 @@ func (n *Node) rejoinFiller() {
 // rejoinStallTicks is how often a rejoin that has not finished says so.
 const rejoinStallTicks = 1000
 
-// checkRejoin ends the rejoin once the watermark reaches the target.
+// checkRejoin ends the rejoin: once the durable watermark reaches the
+// target it submits the clearing of the record, and once that is durable
+// the node votes again.
 func (n *Node) checkRejoin() {
-	if !n.rejoin.active || n.rejoin.target == wal.RejoinUnknown || n.r.Status().Commit < n.rejoin.target {
-		return
+	switch {
+	case !n.rejoin.active || n.rejoin.target == wal.RejoinUnknown:
+	case !n.rejoin.clearing && n.rejoin.durableCommit >= n.rejoin.target:
+		if n.submit(walJob{rejoin: &rejoinJob{}}) {
+			n.rejoin.clearing, n.rejoin.clearSeq = true, n.submitted
+		}
+	case n.rejoin.clearing && n.durable >= n.rejoin.clearSeq:
+		n.rejoin.active = false
+		n.log.Info().Uint64("commit", uint64(n.r.Status().Commit)).Msg("rejoined: this node votes again")
 	}
-	if err := n.store.ClearRejoin(); err != nil {
-		n.log.Error().Err(err).Msg("rejoining: cannot clear the record")
-		return
-	}
-	n.rejoin.active = false
-	n.log.Info().Uint64("commit", uint64(n.r.Status().Commit)).Msg("rejoined: this node votes again")
 }

@@ -16,8 +16,8 @@ const replayChunkBytes = 4 << 20
 
 // loadSnapshot returns the state machine as of the stored snapshot, or an
 // empty one if there is none.
-func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger) (*StateMachine, error) {
-	start := time.Now()
+func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger, clock Clock) (*StateMachine, error) {
+	start := clock.Now()
 	meta, data, err := store.LoadSnapshot()
 	if errors.Is(err, wal.ErrNoSnapshot) {
 		if t := store.Truncated(); t > 0 {
@@ -35,7 +35,7 @@ func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger) (*StateM
 	if sm.Applied() != meta.Slot {
 		return nil, fmt.Errorf("service: the snapshot %s holds the state as of slot %d", meta, sm.Applied())
 	}
-	log.Info().Str("snapshot", meta.String()).Dur("took", time.Since(start)).Msg("state machine loaded from the snapshot")
+	log.Info().Str("snapshot", meta.String()).Dur("took", clock.Now().Sub(start)).Msg("state machine loaded from the snapshot")
 	return sm, nil
 }
 
@@ -43,8 +43,8 @@ func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger) (*StateM
 // or 0) up to commit with the chosen log in the WAL, reading it a chunk at
 // a time so memory stays bounded whatever the length of the log, and
 // logging progress when it takes a while.
-func replay(store *wal.Store, sm *StateMachine, commit paxos.Slot, log zerolog.Logger) error {
-	start := time.Now()
+func replay(store *wal.Store, sm *StateMachine, commit paxos.Slot, log zerolog.Logger, clock Clock) error {
+	start := clock.Now()
 	lastLog := start
 	from := sm.Applied()
 	for next := from + 1; next <= commit; {
@@ -63,13 +63,13 @@ func replay(store *wal.Store, sm *StateMachine, commit paxos.Slot, log zerolog.L
 			sm.TakeAnswers()
 			next++
 		}
-		if time.Since(lastLog) > 5*time.Second {
-			lastLog = time.Now()
+		if now := clock.Now(); now.Sub(lastLog) > 5*time.Second {
+			lastLog = now
 			log.Info().Uint64("slot", uint64(next-1)).Uint64("of", uint64(commit)).Msg("replaying the log")
 		}
 	}
 	if commit > from {
-		log.Info().Uint64("from", uint64(from)).Uint64("to", uint64(commit)).Dur("took", time.Since(start)).Msg("state machine brought up to date from the log")
+		log.Info().Uint64("from", uint64(from)).Uint64("to", uint64(commit)).Dur("took", clock.Now().Sub(start)).Msg("state machine brought up to date from the log")
 	}
 	return nil
 }

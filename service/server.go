@@ -24,48 +24,59 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 		if err != nil {
 			return
 		}
-		id := q.ID
-		op := q.Op.String()
-		// reply answers from this goroutine; loopReply from the node loop,
-		// which corks the answer: the loop uncorks every connection it
-		// answered on at the end of each iteration (one write for many
-		// answers), and never waits for a slow client (see answerFailed).
-		reply := func(resp *wire.Response) {
-			resp.ID = id
-			n.m.requests.WithLabelValues(op, resp.Err.String()).Inc()
-			if err := c.TrySend(resp); err != nil {
-				n.answerFailed(c, err)
-			}
-		}
-		loopReply := func(resp *wire.Response) {
-			resp.ID = id
-			n.m.requests.WithLabelValues(op, resp.Err.String()).Inc()
-			first, err := c.Cork(resp)
-			switch {
-			case err != nil:
-				n.answerFailed(c, err)
-			case first:
-				n.corked = append(n.corked, c)
-			}
-		}
-		if resp := n.validate(q); resp != nil {
-			reply(resp)
+		cl, resp := n.newCall(c, q)
+		if resp != nil {
+			n.replyNow(c, q, resp)
 			continue
-		}
-		if q.Op == wire.OpSnapshotRead {
-			reply(n.readSnapshot(q)) // from the store, off the loop
-			continue
-		}
-		cl := &call{conn: c, req: q, reply: loopReply, deadline: n.deadline(q)}
-		if goesThroughLog(q) {
-			cl.cmd = EncodeCommand(commandOf(q))
 		}
 		select {
 		case n.calls <- cl:
 		case <-n.stop:
-			reply(&wire.Response{Err: wire.ErrUnavailable, ErrMsg: "node is shutting down"})
+			n.replyNow(c, q, &wire.Response{Err: wire.ErrUnavailable, ErrMsg: "node is shutting down"})
 			return
 		}
+	}
+}
+
+// newCall validates q, which arrived on conn, and returns the call the loop
+// must handle — or, when no loop is needed (a request refused as invalid,
+// a snapshot chunk read from the store), the answer to send at once. It
+// may run on any goroutine.
+func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response) {
+	if resp := n.validate(q); resp != nil {
+		return nil, resp
+	}
+	if q.Op == wire.OpSnapshotRead {
+		return nil, n.readSnapshot(q) // from the store, off the loop
+	}
+	id, op := q.ID, q.Op.String()
+	// The loop corks its answers: it uncorks every connection it answered
+	// on at the end of each iteration (one write for many answers), and
+	// never waits for a slow client (see answerFailed).
+	reply := func(resp *wire.Response) {
+		resp.ID = id
+		n.m.requests.WithLabelValues(op, resp.Err.String()).Inc()
+		first, err := conn.Cork(resp)
+		switch {
+		case err != nil:
+			n.answerFailed(conn, err)
+		case first:
+			n.corked = append(n.corked, conn)
+		}
+	}
+	cl := &call{conn: conn, req: q, reply: reply, deadline: n.deadline(q)}
+	if goesThroughLog(q) {
+		cl.cmd = EncodeCommand(commandOf(q))
+	}
+	return cl, nil
+}
+
+// replyNow answers q on conn from the caller's goroutine.
+func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
+	resp.ID = q.ID
+	n.m.requests.WithLabelValues(q.Op.String(), resp.Err.String()).Inc()
+	if err := conn.TrySend(resp); err != nil {
+		n.answerFailed(conn, err)
 	}
 }
 
@@ -73,7 +84,7 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 // means the client is not reading: its connection is closed (the client
 // reconnects and retries with the same sequence numbers), since the node
 // loop must never wait for a slow client.
-func (n *Node) answerFailed(c *wire.ClientConn, err error) {
+func (n *Node) answerFailed(c clientConn, err error) {
 	if errors.Is(err, wire.ErrQueueFull) {
 		n.log.Warn().Str("client", c.RemoteAddr().String()).Msg("client is not reading its answers: closing its connection")
 		go c.Close() // Close flushes first; never from the loop
@@ -101,11 +112,11 @@ func (n *Node) uncork() {
 func (n *Node) deadline(q *wire.Request) time.Time {
 	switch {
 	case q.TimeoutMs > 0:
-		return time.Now().Add(time.Duration(q.TimeoutMs) * time.Millisecond)
+		return n.clock.Now().Add(time.Duration(q.TimeoutMs) * time.Millisecond)
 	case blocking(q):
 		return farFuture
 	}
-	return time.Now().Add(n.cfg.RequestTimeout)
+	return n.clock.Now().Add(n.cfg.RequestTimeout)
 }
 
 func blocking(q *wire.Request) bool {

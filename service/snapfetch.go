@@ -23,56 +23,36 @@ const snapshotFetchRestarts = 5
 // this node stays behind, so a failed fetch is retried (and resumes from
 // what was staged).
 func (n *Node) onSnapshotOffer(m paxos.Message) {
-	if n.snap.fetching || m.Commit <= n.r.Status().Commit {
-		return
-	}
-	addr, ok := n.cfg.Peers[m.From]
-	if !ok {
+	if _, member := n.cfg.Peers[m.From]; n.snap.fetching || m.Commit <= n.r.Status().Commit || !member {
 		return
 	}
 	n.snap.fetching = true
 	n.log.Info().Uint32("from", uint32(m.From)).Uint64("commit", uint64(n.r.Status().Commit)).
 		Uint64("leader_log_starts_after", uint64(m.Slot)).Msg("behind the leader's log: fetching its snapshot")
-	go func() {
-		meta, data, err := n.fetchSnapshot(m.From, addr)
-		select {
-		case n.fetched <- snapshotFetched{meta: meta, data: data, err: err}:
-		case <-n.stop:
-		}
-	}()
+	from := m.From
+	n.bg.run(0, func(ctx context.Context) func() {
+		meta, data, err := n.fetchSnapshot(ctx, from)
+		return func() { n.installSnapshot(snapshotFetched{meta: meta, data: data, err: err}) }
+	})
 }
 
-// fetchSnapshot copies the snapshot of node from (at addr) into this
-// node's staging area, chunk by chunk, each chunk durable before the next
-// is asked for, so a transfer cut by a crash or a dropped connection
-// resumes where it stopped. It returns the whole snapshot, checked.
-func (n *Node) fetchSnapshot(from paxos.NodeID, addr string) (wal.SnapshotMeta, []byte, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	sc, err := wire.DialClient(ctx, addr, n.cfg.ClusterID, n.cfg.FrameBytesMax)
+// fetchSnapshot copies the snapshot of node from into this node's staging
+// area, chunk by chunk, each chunk durable before the next is asked for,
+// so a transfer cut by a crash or a dropped connection resumes where it
+// stopped. It returns the whole snapshot, checked. It runs off the loop.
+func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.SnapshotMeta, []byte, error) {
+	pc, err := n.peers.dial(ctx, from)
 	if err != nil {
 		return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: %w", from, err)
 	}
-	mux := wire.NewMux(sc)
-	defer mux.Close()
+	defer pc.Close()
 	var reqID uint64
 	read := func(meta wal.SnapshotMeta, offset uint64) (*wire.Response, error) {
 		reqID++
 		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 		defer ccancel()
-		resp, err := mux.Call(cctx, &wire.Request{ID: reqID, Op: wire.OpSnapshotRead, SnapSlot: meta.Slot, SnapSize: meta.Size,
+		return pc.Call(cctx, &wire.Request{ID: reqID, Op: wire.OpSnapshotRead, SnapSlot: meta.Slot, SnapSize: meta.Size,
 			SnapCRC: meta.CRC, Offset: offset, Limit: snapshotChunkBytes})
-		if err != nil {
-			return nil, err
-		}
-		return resp, nil
 	}
 	for attempt := 0; attempt < snapshotFetchRestarts; attempt++ {
 		resp, err := read(wal.SnapshotMeta{}, 0)
@@ -107,7 +87,8 @@ func (n *Node) fetchSnapshot(from paxos.NodeID, addr string) (wal.SnapshotMeta, 
 // copySnapshot reads meta from offset to its end into the staging area. It
 // reports gone if the sender no longer holds meta.
 func (n *Node) copySnapshot(meta wal.SnapshotMeta, offset uint64, read func(wal.SnapshotMeta, uint64) (*wire.Response, error)) (gone bool, err error) {
-	start, lastLog := time.Now(), time.Now()
+	start := n.clock.Now()
+	lastLog := start
 	for offset < meta.Size {
 		resp, err := read(meta, offset)
 		if err != nil {
@@ -127,13 +108,13 @@ func (n *Node) copySnapshot(meta wal.SnapshotMeta, offset uint64, read func(wal.
 			return false, err
 		}
 		offset += uint64(len(resp.Data))
-		if time.Since(lastLog) > 2*time.Second {
-			lastLog = time.Now()
+		if now := n.clock.Now(); now.Sub(lastLog) > 2*time.Second {
+			lastLog = now
 			n.log.Info().Str("snapshot", meta.String()).Uint64("received", offset).
 				Float64("percent", 100*float64(offset)/float64(meta.Size)).Msg("receiving snapshot")
 		}
 	}
-	n.log.Info().Str("snapshot", meta.String()).Dur("took", time.Since(start)).Msg("snapshot received")
+	n.log.Info().Str("snapshot", meta.String()).Dur("took", n.clock.Now().Sub(start)).Msg("snapshot received")
 	return false, nil
 }
 

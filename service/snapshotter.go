@@ -30,17 +30,6 @@ type installJob struct {
 	data []byte
 }
 
-// runSnapshot performs the job's snapshot write (on the WAL writer).
-func (j walJob) runSnapshot(store *wal.Store) error {
-	if j.install != nil {
-		return store.InstallSnapshot(j.install.meta, j.install.data)
-	}
-	start := time.Now()
-	meta, err := store.SaveSnapshot(j.snap.slot, j.snap.data, j.snap.truncate)
-	j.snap.meta, j.snap.took = meta, time.Since(start)
-	return err
-}
-
 // snapshotState is the loop's bookkeeping of snapshots.
 type snapshotState struct {
 	// last is the slot of the newest snapshot taken or installed.
@@ -60,7 +49,7 @@ func (n *Node) maybeSnapshot() {
 	if n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) {
 		return
 	}
-	start := time.Now()
+	start := n.clock.Now()
 	data, err := n.sm.Snapshot()
 	if err != nil {
 		n.log.Error().Err(err).Uint64("slot", uint64(applied)).Msg("cannot encode a snapshot; the log keeps growing until the next attempt")
@@ -72,25 +61,11 @@ func (n *Node) maybeSnapshot() {
 		truncate = applied - keep
 	}
 	job := &snapshotJob{slot: applied, data: data, truncate: truncate}
-	n.submitted++
-	if !n.submitAside(walJob{seq: n.submitted, snap: job}) {
+	if !n.submit(walJob{snap: job}) {
 		return
 	}
 	n.snap.inFlight, n.snap.seq = job, n.submitted
-	n.log.Debug().Uint64("slot", uint64(applied)).Int("bytes", len(data)).Dur("encode", time.Since(start)).Msg("snapshot submitted")
-}
-
-// submitAside hands j to the WAL writer outside processReady. If the
-// writer has failed, it puts the error back for the loop to stop on and
-// reports false.
-func (n *Node) submitAside(j walJob) bool {
-	select {
-	case n.wal.jobs <- j:
-		return true
-	case err := <-n.wal.errc:
-		n.wal.errc <- err
-		return false
-	}
+	n.log.Debug().Uint64("slot", uint64(applied)).Int("bytes", len(data)).Dur("encode", n.clock.Now().Sub(start)).Msg("snapshot submitted")
 }
 
 // snapshotDurable finishes the snapshot in flight once its write is
@@ -137,29 +112,32 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 	// The install is queued behind every write submitted so far, and every
 	// later write (and every Promise or Accepted held for durability)
 	// waits behind it, so the replica may move on at once.
-	n.submitted++
-	if !n.submitAside(walJob{seq: n.submitted, install: &installJob{meta: f.meta, data: f.data}}) {
+	if !n.submit(walJob{install: &installJob{meta: f.meta, data: f.data}}) {
 		return
 	}
 	n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, f.meta.Slot})
 	n.sm = sm
 	n.r.Restore(f.meta.Slot)
 	n.snap.last = max(n.snap.last, f.meta.Slot)
-	n.answerFromDedup()
+	n.answerSkipped()
 	n.m.snapshotInstalls.Inc()
 	n.log.Info().Uint64("slot", uint64(f.meta.Slot)).Uint64("bytes", f.meta.Size).Msg("installed the leader's snapshot")
 }
 
-// answerFromDedup answers the clients waiting for commands that the
-// installed snapshot already applied: their results are in its duplicate
-// table, since they were applied in the slots the snapshot skipped.
-func (n *Node) answerFromDedup() {
-	for k, cs := range n.waiters {
-		if len(cs) == 0 {
-			continue
-		}
+// answerSkipped settles the calls waiting for commands in the slots an
+// installed snapshot skipped. A command that changed the state has its
+// result in the snapshot's duplicate table; a read (a linearizable get or
+// list through the log) leaves no trace there, so it is proposed again,
+// to be answered from a state at least as new as the one it missed — as
+// is any other command not found, which either comes in a later slot or
+// was lost (the state machine applies a retry once).
+func (n *Node) answerSkipped() {
+	for _, k := range n.waitingKeys(nil) {
+		cs := n.waiters[k]
 		if res, ok := n.sm.dedupResult(k.client, k.seq); ok {
 			n.answer(k, Op(cs[0].req.Op), res)
+		} else if !cs[0].queued {
+			_ = n.r.Propose(cs[0].cmd)
 		}
 	}
 }

@@ -19,8 +19,58 @@ type stream struct {
 }
 
 type streamKey struct {
-	conn *wire.ClientConn
+	conn clientConn
 	id   uint64
+}
+
+// streamSet holds the open streams, iterated in the order they were
+// opened (not map order): pushes then go out in an order the simulation
+// can replay.
+type streamSet struct {
+	byKey map[streamKey]*stream
+	order []streamKey // may hold keys already removed
+}
+
+func newStreamSet() streamSet { return streamSet{byKey: map[streamKey]*stream{}} }
+
+func (ss *streamSet) get(k streamKey) (*stream, bool) {
+	s, ok := ss.byKey[k]
+	return s, ok
+}
+
+func (ss *streamSet) add(k streamKey, s *stream) {
+	if _, ok := ss.byKey[k]; !ok {
+		ss.order = append(ss.order, k)
+	}
+	ss.byKey[k] = s
+}
+
+func (ss *streamSet) remove(k streamKey) {
+	delete(ss.byKey, k)
+	if len(ss.order) > 2*len(ss.byKey)+64 {
+		ss.each(func(streamKey, *stream) bool { return true }) // drop the dead keys
+	}
+}
+
+// each calls f for every stream in opening order; f returns false to
+// remove it.
+func (ss *streamSet) each(f func(streamKey, *stream) bool) {
+	kept := ss.order[:0]
+	for _, k := range ss.order {
+		s, ok := ss.byKey[k]
+		if !ok {
+			continue
+		}
+		if !f(k, s) {
+			delete(ss.byKey, k)
+			continue
+		}
+		if _, still := ss.byKey[k]; still {
+			kept = append(kept, k)
+		}
+	}
+	clear(ss.order[len(kept):])
+	ss.order = kept
 }
 
 func (n *Node) openStream(c *call) {
@@ -41,7 +91,7 @@ func (n *Node) openStream(c *call) {
 			}
 		}
 	}
-	n.streams[streamKey{c.conn, q.ID}] = s
+	n.streams.add(streamKey{c.conn, q.ID}, s)
 	if q.Op == wire.OpWatch {
 		// "Created": tells the client the revision the watch starts after,
 		// so if it must reconnect it resumes from there, not from "now".
@@ -56,11 +106,7 @@ func (n *Node) pushStreams() {
 		return
 	}
 	n.streamsApplied = n.sm.Applied()
-	for k, s := range n.streams {
-		if !n.pushStream(s) {
-			delete(n.streams, k)
-		}
-	}
+	n.streams.each(func(_ streamKey, s *stream) bool { return n.pushStream(s) })
 }
 
 // pushStream sends s its pending events; false ends the stream.
@@ -112,8 +158,8 @@ func (n *Node) endStream(s *stream, err error) {
 // library does) or its session ends.
 func (n *Node) cancel(c *call) {
 	k := streamKey{c.conn, c.req.CancelID}
-	if s, ok := n.streams[k]; ok {
-		delete(n.streams, k)
+	if s, ok := n.streams.get(k); ok {
+		n.streams.remove(k)
 		s.c.reply(&wire.Response{StreamEnd: true, Err: wire.ErrCanceled, ErrMsg: "stream cancelled"})
 	}
 	n.removeWaiters(func(w *call) bool { return w.conn == c.conn && w.req.ID == c.req.CancelID }, func(w *call) {
@@ -123,18 +169,14 @@ func (n *Node) cancel(c *call) {
 }
 
 // dropConn forgets the streams and waiting calls of a closed connection.
-func (n *Node) dropConn(conn *wire.ClientConn) {
-	for k := range n.streams {
-		if k.conn == conn {
-			delete(n.streams, k)
-		}
-	}
+func (n *Node) dropConn(conn clientConn) {
+	n.streams.each(func(k streamKey, _ *stream) bool { return k.conn != conn })
 	n.removeWaiters(func(w *call) bool { return w.conn == conn }, nil)
 }
 
 func (n *Node) endStreams(code wire.ErrCode, msg string) {
-	for k, s := range n.streams {
+	n.streams.each(func(_ streamKey, s *stream) bool {
 		s.c.reply(&wire.Response{Err: code, ErrMsg: msg, StreamEnd: true})
-		delete(n.streams, k)
-	}
+		return false
+	})
 }

@@ -1,43 +1,99 @@
 package service
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wal"
 )
 
-// walWriter makes the replica's writes durable on a goroutine of its own,
-// so the node loop keeps taking messages and client requests while a sync
-// is under way. Whatever the loop submits meanwhile is merged into the next
-// batch: one sync for all of it (group commit).
-//
-// The loop must not send a message that depends on a write before that
-// write is durable. It holds Promise and Accepted messages until every
-// write submitted before them is durable — every one, not just the write
-// of their own Ready: a repeated Prepare is answered with a Promise whose
-// Ready writes nothing, but whose promise may sit in a batch still being
-// synced. Other messages (Accepts, heartbeats, catch-up) promise nothing
-// and leave at once; this is how the leader sends its Accepts before its
-// own sync finishes and counts its own vote once synced.
-type walWriter struct {
-	store *wal.Store
-	m     *metrics
-	jobs  chan walJob
-	done  chan uint64 // the highest job sequence number made durable
-	errc  chan error
-	stop  chan struct{}
-	exit  chan struct{}
-}
-
-// walJob is one write: a Persist, or (in order with them) a snapshot to
-// take or to install.
+// walJob is one write the loop submits to its journal: a Persist, or (in
+// order with them) a snapshot to take or to install, or a change to the
+// rejoin record.
 type walJob struct {
 	seq     uint64
 	p       paxos.Persist
 	snap    *snapshotJob
 	install *installJob
+	rejoin  *rejoinJob
+}
+
+// rejoinJob sets the rejoin target (set) or clears the record (!set).
+type rejoinJob struct {
+	set    bool
+	target paxos.Slot
+}
+
+// writeJobs makes batch durable in order: runs of Persists merged into one
+// save, the other jobs between them on their own. It is the one place the
+// node's writes reach the store, whoever runs it: the WAL writer's
+// goroutine in production, the simulated journal in tests. saved, if not
+// nil, is told how long each save took.
+func writeJobs(store *wal.Store, batch []walJob, clock Clock, saved func(time.Duration)) error {
+	var merged paxos.Persist
+	flush := func() error {
+		if merged.IsEmpty() {
+			return nil
+		}
+		start := clock.Now()
+		if err := guarded(func() error { return store.Save(merged) }); err != nil {
+			return err
+		}
+		if saved != nil {
+			saved(clock.Now().Sub(start))
+		}
+		merged = paxos.Persist{}
+		return nil
+	}
+	for _, j := range batch {
+		if j.snap == nil && j.install == nil && j.rejoin == nil {
+			merged = mergePersist(merged, j.p)
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := guarded(func() error { return j.run(store, clock) }); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// run performs a job that is not a Persist.
+func (j walJob) run(store *wal.Store, clock Clock) error {
+	switch {
+	case j.install != nil:
+		return store.InstallSnapshot(j.install.meta, j.install.data)
+	case j.rejoin != nil && j.rejoin.set:
+		return store.SetRejoin(j.rejoin.target)
+	case j.rejoin != nil:
+		return store.ClearRejoin()
+	}
+	start := clock.Now()
+	meta, err := store.SaveSnapshot(j.snap.slot, j.snap.data, j.snap.truncate)
+	j.snap.meta, j.snap.took = meta, clock.Now().Sub(start)
+	return err
+}
+
+// walWriter is the production journal: it makes the loop's writes durable
+// on a goroutine of its own, so the loop keeps taking messages and client
+// requests while a sync is under way. Whatever the loop submits meanwhile
+// is merged into the next batch: one sync for all of it (group commit).
+type walWriter struct {
+	store *wal.Store
+	m     *metrics
+	jobs  chan walJob
+	done  chan uint64 // the highest job sequence number made durable
+	// dead is closed when a write failed; err says why. Nothing submitted
+	// after the last sequence number sent on done is durable then.
+	dead chan struct{}
+	err  error
+	stop chan struct{}
+	exit chan struct{}
 }
 
 func newWALWriter(store *wal.Store, m *metrics) *walWriter {
@@ -45,7 +101,7 @@ func newWALWriter(store *wal.Store, m *metrics) *walWriter {
 		store: store, m: m,
 		jobs: make(chan walJob, 1024),
 		done: make(chan uint64, 1024),
-		errc: make(chan error, 1),
+		dead: make(chan struct{}),
 		stop: make(chan struct{}),
 		exit: make(chan struct{}),
 	}
@@ -53,8 +109,20 @@ func newWALWriter(store *wal.Store, m *metrics) *walWriter {
 	return w
 }
 
+// submit queues j, waiting while the queue is full (the disk sets the
+// pace), unless the writer has failed.
+func (w *walWriter) submit(j walJob) error {
+	select {
+	case w.jobs <- j:
+		return nil
+	case <-w.dead:
+		return w.err
+	}
+}
+
 func (w *walWriter) run() {
 	defer close(w.exit)
+	observe := func(d time.Duration) { w.m.fsync.Observe(d.Seconds()) }
 	for {
 		var job walJob
 		select {
@@ -72,8 +140,9 @@ func (w *walWriter) run() {
 				break drain
 			}
 		}
-		if err := w.write(batch); err != nil {
-			w.errc <- err
+		if err := writeJobs(w.store, batch, systemClock{}, observe); err != nil {
+			w.err = err
+			close(w.dead)
 			return
 		}
 		select {
@@ -84,59 +153,36 @@ func (w *walWriter) run() {
 	}
 }
 
-// write makes batch durable in order: runs of Persists merged into one
-// save, snapshot jobs between them on their own.
-func (w *walWriter) write(batch []walJob) error {
-	var merged paxos.Persist
-	flush := func() error {
-		if merged.IsEmpty() {
-			return nil
-		}
-		start := time.Now()
-		if err := save(w.store, merged); err != nil {
-			return err
-		}
-		w.m.fsync.Observe(time.Since(start).Seconds())
-		merged = paxos.Persist{}
-		return nil
-	}
-	for _, j := range batch {
-		if j.snap == nil && j.install == nil {
-			merged = mergePersist(merged, j.p)
-			continue
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-		if err := guarded(func() error { return j.runSnapshot(w.store) }); err != nil {
-			return err
-		}
-	}
-	return flush()
-}
-
-// save writes p, turning a panic inside the storage engine (Pebble panics
-// on a failed log write, e.g. a full or failing disk) into an error: the
-// node then stops with one clear line instead of a stack trace, and
-// without acknowledging anything it could not make durable.
-func save(store *wal.Store, p paxos.Persist) error {
-	return guarded(func() error { return store.Save(p) })
-}
-
-// guarded runs a storage write, turning a panic into an error (see save).
-func guarded(write func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("wal: write to the data directory failed (disk full or failing?): %v", r)
-		}
-	}()
-	return write()
-}
-
 // close stops the writer after the batch in progress, if any.
 func (w *walWriter) close() {
 	close(w.stop)
 	<-w.exit
+}
+
+// guarded runs a storage write, turning a panic inside it into an error:
+// Pebble panics (a *wal.FatalError) on a failed log write or sync — a full
+// or failing disk — and wal.Save panics on a caller's bug. The node then
+// stops with one clear line instead of a stack trace, and without
+// acknowledging anything it could not make durable; the line says which of
+// those it was.
+func guarded(write func() error) (err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		var fe *wal.FatalError
+		re, isErr := r.(error)
+		switch {
+		case isErr && errors.Is(re, syscall.ENOSPC):
+			err = fmt.Errorf("wal: the data directory's disk is full: %v", r)
+		case isErr && errors.As(re, &fe):
+			err = fmt.Errorf("wal: write to the data directory failed (a failing disk?): %v", r)
+		default:
+			err = fmt.Errorf("wal: internal error while writing the data directory (a bug; please report it): %v", r)
+		}
+	}()
+	return write()
 }
 
 // mergePersist combines a later Persist b into a: the later promise and

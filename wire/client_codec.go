@@ -330,6 +330,14 @@ type NodeStatus struct {
 	// Connected reports whether the answering node has a live connection
 	// to this one (true for itself).
 	Connected bool
+	// Promised is the highest ballot the node promised (at least what it
+	// has made durable); AcceptedMax the highest slot it holds a value for
+	// (at least Commit); WindowSlots its --window. A member rebuilding
+	// after a lost data directory reads them from every other member
+	// (service: rejoin).
+	Promised    paxos.Ballot
+	AcceptedMax paxos.Slot
+	WindowSlots uint64
 }
 
 // SessionInfo describes a session.
@@ -518,6 +526,10 @@ var nodeStatusFields = []field[NodeStatus]{
 	uintField("commit", func(s *NodeStatus) *paxos.Slot { return &s.Commit }),
 	uintField("applied", func(s *NodeStatus) *paxos.Slot { return &s.Applied }),
 	boolField("connected", func(s *NodeStatus) *bool { return &s.Connected }),
+	uintField("promised_round", func(s *NodeStatus) *uint64 { return &s.Promised.Round }),
+	uintField("promised_node", func(s *NodeStatus) *paxos.NodeID { return &s.Promised.Node }),
+	uintField("accepted_max", func(s *NodeStatus) *paxos.Slot { return &s.AcceptedMax }),
+	uintField("window_slots", func(s *NodeStatus) *uint64 { return &s.WindowSlots }),
 }
 
 var sessionInfoFields = []field[SessionInfo]{

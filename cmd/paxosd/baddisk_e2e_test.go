@@ -403,8 +403,8 @@ func (c *fullDiskCluster) checkStoppedOnFullDisk(i int) {
 				errs = append(errs, l)
 			}
 		}
-		wantJSON := regexp.MustCompile(`"level":"error","node":[0-9],"error":"wal: write to the data directory failed \(disk full or failing\?\): wal: pebble fatal error: pebble: fatal commit error: write [^"]*/[0-9]+\.log: no space left on device",.*"message":"cannot persist: the node stops rather than acknowledge what it could not make durable"`)
-		wantLast := regexp.MustCompile(`^paxosd: error: wal: write to the data directory failed \(disk full or failing\?\): wal: pebble fatal error: pebble: fatal commit error: write [^ ]*/[0-9]+\.log: no space left on device$`)
+		wantJSON := regexp.MustCompile(`"level":"error","node":[0-9],"error":"wal: the data directory's disk is full: wal: pebble fatal error: pebble: fatal commit error: write [^"]*/[0-9]+\.log: no space left on device",.*"message":"cannot persist: the node stops rather than acknowledge what it could not make durable"`)
+		wantLast := regexp.MustCompile(`^paxosd: error: wal: the data directory's disk is full: wal: pebble fatal error: pebble: fatal commit error: write [^ ]*/[0-9]+\.log: no space left on device$`)
 		if code != 1 || len(errs) != 2 || !wantJSON.MatchString(errs[0]) || !wantLast.MatchString(errs[1]) {
 			c.t.Fatalf("node %d: exit status %d, error lines:\n%s\nwant status 1, then\n%s\n%s", i+1, code, strings.Join(errs, "\n"), wantJSON, wantLast)
 		}

@@ -17,8 +17,11 @@ type Status struct {
 	// Truncated is the highest slot gone from the log (see Truncate).
 	Truncated paxos.Slot
 	NextSlot  paxos.Slot
-	InFlight  int
-	Pending   int
+	// MaxSlot is the highest slot this node's acceptor holds a value for
+	// (at least Commit once the log is caught up).
+	MaxSlot  paxos.Slot
+	InFlight int
+	Pending  int
 	// Ticks counts Tick calls; LeaseTick is the tick of the newest
 	// heartbeat a quorum acknowledged (-1: no lease; see
 	// proposer.LeaseTick); ReadReady says the leader's watermark covers
@@ -41,6 +44,7 @@ func (r *Replica) Status() Status {
 		LeaderCommit: r.learn.LeaderCommit(),
 		Truncated:    r.acc.Truncated(),
 		NextSlot:     r.prop.NextSlot(),
+		MaxSlot:      r.acc.MaxSlot(),
 		InFlight:     r.prop.InFlight(),
 		Pending:      r.prop.Pending(),
 		Ticks:        r.prop.Ticks(),

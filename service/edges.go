@@ -1,0 +1,138 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// The node's edges. The node loop touches the world only through these, so
+// production (Pebble, TCP, the system clock) and the seeded simulation (the
+// same wal.Store on a crash-testing in-memory filesystem behind a journal
+// that completes writes when the seed says, a simulated network, clocks
+// that drift, clients that are not sockets) drive the very same loop: the
+// loop's handlers (step, handleCall, release, tick, afterInputs) are called
+// by Node.run in production and by the simulation directly.
+
+// journal makes the node's writes durable, in order, off the loop: the
+// contract of a disk with group commit. submit hands over a write whose seq
+// the node assigned (one more than the previous one); the node learns
+// later, through Node.release(seq), that every write up to seq is durable,
+// or through Node.fail that none after the last released one will be. A
+// crash loses every write not yet released. A journal may merge the writes
+// it holds into one sync.
+type journal interface {
+	submit(j walJob) error
+	close()
+}
+
+// Transport carries protocol messages to the other members (wire.Transport
+// in production). Send never blocks: a message may be lost, delayed,
+// duplicated or reordered, which Paxos tolerates.
+type Transport interface {
+	Send(m paxos.Message)
+}
+
+// Clock tells the node the time. Only the loop reads it, and only through
+// here: the simulation runs each node on a clock of its own, at its own
+// rate, frozen while the node is paused.
+type Clock interface {
+	Now() time.Time
+}
+
+// clientConn is what the loop needs of a client connection
+// (wire.ClientConn in production): answers corked during a loop iteration
+// and written once at its end, answers sent at once, and closing.
+type clientConn interface {
+	Cork(resp *wire.Response) (first bool, err error)
+	Uncork() error
+	TrySend(resp *wire.Response) error
+	Close() error
+	RemoteAddr() net.Addr
+}
+
+// peerDialer opens a client connection to another member, for the requests
+// a node makes outside the protocol stream: the snapshot fetch and the
+// rejoin probe.
+type peerDialer interface {
+	dial(ctx context.Context, id paxos.NodeID) (peerConn, error)
+}
+
+// peerConn is one such connection (wire.Mux in production).
+type peerConn interface {
+	Call(ctx context.Context, q *wire.Request) (*wire.Response, error)
+	Close() error
+}
+
+// background runs work off the loop, after a delay, and brings its result
+// back: work may block on the network and the disk but must not touch the
+// loop's state; the func it returns runs on the loop. ctx ends when the
+// node stops. In production work runs on a goroutine of its own; in the
+// simulation at a time the seed chooses.
+type background interface {
+	run(after time.Duration, work func(ctx context.Context) func())
+}
+
+// systemClock is the production Clock.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// tcpDialer dials members at their --peers address.
+type tcpDialer struct {
+	peers         map[paxos.NodeID]string
+	clusterID     string
+	frameBytesMax int
+}
+
+func (d tcpDialer) dial(ctx context.Context, id paxos.NodeID) (peerConn, error) {
+	addr, ok := d.peers[id]
+	if !ok {
+		return nil, fmt.Errorf("node %d is not a member", id)
+	}
+	sc, err := wire.DialClient(ctx, addr, d.clusterID, d.frameBytesMax)
+	if err != nil {
+		return nil, err
+	}
+	return wire.NewMux(sc), nil
+}
+
+// goroutines is the production background: a goroutine per job, whose
+// continuation reaches the loop through deferred. Both give up when the
+// node stops.
+type goroutines struct {
+	deferred chan func()
+	stop     <-chan struct{}
+}
+
+func (g goroutines) run(after time.Duration, work func(ctx context.Context) func()) {
+	go func() {
+		if after > 0 {
+			t := time.NewTimer(after)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-g.stop:
+				return
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-g.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		then := work(ctx)
+		select {
+		case g.deferred <- then:
+		case <-g.stop:
+		}
+	}()
+}

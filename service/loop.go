@@ -1,0 +1,270 @@
+package service
+
+import (
+	"sort"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// The loop's handlers. Each input is one call — step (a peer's message),
+// handleCall (a client request), release (writes made durable), tick, or a
+// background job's continuation — and afterInputs follows one or more of
+// them: it hands the replica's work to the journal and the network, applies
+// what was decided, and answers. Whoever drives the node (Node.run, or the
+// simulation) calls them from one goroutine at a time and stops calling
+// once n.failed is set.
+
+// step hands a peer's message to the replica; a MsgSnapshot is the node's
+// business (the snapshot moves outside the protocol core).
+func (n *Node) step(m paxos.Message) {
+	if m.Type == paxos.MsgSnapshot {
+		n.onSnapshotOffer(m)
+		return
+	}
+	n.r.Step(m)
+}
+
+// tick advances the replica's clock by one tick; now is when it happened.
+func (n *Node) tick(now time.Time) {
+	n.r.Tick()
+	n.ticks.tick(now)
+	n.proposeClock(now)
+	n.rejoinFiller()
+	if n.tickCount++; n.tickCount%10 == 0 {
+		n.expireWaiters(now)
+		n.sampleMetrics()
+	}
+}
+
+// afterInputs does what the inputs since the last call left to do.
+func (n *Node) afterInputs() {
+	if n.failed != nil {
+		return
+	}
+	n.processReady()
+	n.noticeLeaderChange()
+	n.pushStreams()
+	n.maybeSnapshot()
+	n.checkRejoin()
+	n.uncork()
+}
+
+// fail stops the node for good: it cannot make its writes durable, so it
+// must neither vote nor acknowledge anything more. Every waiting client is
+// told. The driver stops calling the handlers.
+func (n *Node) fail(err error) {
+	if n.failed != nil {
+		return
+	}
+	n.failed = err
+	n.log.Error().Err(err).Msg("cannot persist: the node stops rather than acknowledge what it could not make durable")
+	n.failWaiters(wire.ErrUnavailable, "node failed: "+err.Error())
+	n.uncork()
+}
+
+// submit hands j to the journal as the next write. A journal that has
+// failed fails the node.
+func (n *Node) submit(j walJob) bool {
+	n.submitted++
+	j.seq = n.submitted
+	if err := n.journal.submit(j); err != nil {
+		n.fail(err)
+		return false
+	}
+	return true
+}
+
+// processReady hands the replica's writes to the journal, sends the
+// messages that promise nothing at once and holds those that must wait
+// for every write before them (paxos.Ready.AfterPersist) until it is
+// durable, and applies what was decided — a chosen value is a fact,
+// whether or not this node has synced it yet. Messages to this node go
+// straight back into the replica.
+func (n *Node) processReady() {
+	for n.failed == nil {
+		rd := n.r.Ready()
+		if rd.IsEmpty() {
+			return
+		}
+		if !rd.Persist.IsEmpty() {
+			if !n.submit(walJob{p: rd.Persist}) {
+				return
+			}
+			if rd.Persist.Commit != 0 {
+				n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, rd.Persist.Commit})
+			}
+		}
+		var self []paxos.Message
+		for _, m := range rd.Messages {
+			switch {
+			case n.rejoin.active && mutedWhileRejoining(m):
+				// Not a vote until caught up (rejoin.go).
+			case m.To == n.cfg.ID:
+				self = append(self, m)
+			default:
+				n.transport.Send(m)
+			}
+		}
+		for _, m := range rd.AfterPersist {
+			switch {
+			case n.rejoin.active && mutedWhileRejoining(m):
+			case n.durable < n.submitted:
+				n.held = append(n.held, heldMessage{seq: n.submitted, m: m})
+			case m.To == n.cfg.ID:
+				self = append(self, m)
+			default:
+				n.transport.Send(m)
+			}
+		}
+		for _, m := range self {
+			n.r.Step(m)
+		}
+		n.apply(rd.Decided)
+	}
+}
+
+// release sends (or steps) the held messages whose writes are now durable,
+// and lets the replica drop from memory what is durable, applied, and old.
+func (n *Node) release(seq uint64) {
+	if seq > n.durable {
+		n.durable = seq
+	}
+	n.snapshotDurable(n.durable)
+	i := 0
+	var durableCommit paxos.Slot
+	for ; i < len(n.jobCommits) && n.jobCommits[i].seq <= n.durable; i++ {
+		durableCommit = n.jobCommits[i].commit
+	}
+	if i > 0 {
+		n.jobCommits = append(n.jobCommits[:0], n.jobCommits[i:]...)
+		n.rejoin.durableCommit = max(n.rejoin.durableCommit, durableCommit)
+		if durableCommit > logRetainSlots {
+			n.r.Compact(durableCommit - logRetainSlots)
+		}
+	}
+	i = 0
+	for ; i < len(n.held) && n.held[i].seq <= n.durable; i++ {
+		if m := n.held[i].m; m.To == n.cfg.ID {
+			n.r.Step(m)
+		} else {
+			n.transport.Send(m)
+		}
+	}
+	n.held = append(n.held[:0], n.held[i:]...)
+}
+
+// apply runs chosen commands through the state machine and answers the
+// clients waiting for them.
+func (n *Node) apply(decided []paxos.Entry) {
+	for _, e := range decided {
+		n.m.slotsApplied.Inc()
+		n.m.batchCmds.Observe(float64(len(e.Value.Cmds)))
+		n.m.cmdsApplied.Add(float64(len(e.Value.Cmds)))
+		if e.Value.Kind != paxos.ValueBatch {
+			n.sm.ApplyValue(e.Slot, e.Value) // a no-op still advances Applied
+		} else {
+			for _, raw := range e.Value.Cmds {
+				cmd, err := DecodeCommand(raw)
+				if err != nil {
+					n.sm.Apply(e.Slot, raw) // rejected the same way on every replica
+					continue
+				}
+				res := n.sm.ApplyCommand(e.Slot, &cmd)
+				n.answer(callKey{cmd.ClientID, cmd.Seq}, cmd.Op, res)
+				// Blocking requests granted by this command (a release
+				// handing a lock to the next waiter, an expiry, a
+				// resignation).
+				for _, a := range n.sm.TakeAnswers() {
+					n.answer(callKey{a.ClientID, a.Seq}, 0, a.Result)
+				}
+			}
+		}
+		if n.onApplied != nil {
+			n.onApplied(e)
+		}
+	}
+}
+
+// proposeClock advances the replicated cluster clock while this node leads
+// and something depends on it (see leaderClock).
+func (n *Node) proposeClock(now time.Time) {
+	needed := n.sm.SessionCount() > 0 || n.sm.LockCount() > 0
+	if needed && uint64(n.sm.Applied()) < uint64(n.r.Status().Commit) {
+		return // not caught up: the applied clock may be behind
+	}
+	if t, ok := n.clusterClock.next(now.Sub(n.started), n.sm.Clock(), needed); ok {
+		// Only this leader's measurement justifies the time: if it is
+		// deposed first, the command is dropped, not forwarded.
+		_ = n.r.ProposeOwn(EncodeCommand(&Command{Op: OpClock, Now: t}))
+	}
+}
+
+// noticeLeaderChange logs leadership changes and re-proposes every waiting
+// command when a new leader appears: a command forwarded to a leader that
+// died is lost, and re-proposing at once (deduplicated by client id and
+// sequence) answers the client as soon as the new leader commits instead of
+// after its timeout.
+func (n *Node) noticeLeaderChange() {
+	st := n.r.Status()
+	if st.Leader == n.lastLeader && st.Role == n.lastRole {
+		return
+	}
+	n.leading.Store(st.Role == proposer.Leader)
+	n.led.Store(st.Leader != 0)
+	if st.Leader != n.lastLeader && st.Leader != 0 {
+		n.m.leaderChanges.Inc()
+	}
+	if st.Role == proposer.Leader {
+		n.m.isLeader.Set(1)
+	} else {
+		n.m.isLeader.Set(0)
+	}
+	if st.Role == proposer.Leader && n.lastRole != proposer.Leader {
+		n.m.elections.Inc()
+		n.clusterClock.start(n.clock.Now().Sub(n.started), n.sm.Clock())
+		n.log.Info().Str("ballot", st.Ballot.String()).Uint64("commit", uint64(st.Commit)).Msg("became leader")
+		if n.onLead != nil {
+			n.onLead(st.Ballot)
+		}
+	} else if st.Role != proposer.Leader {
+		n.clusterClock.active = false
+		if st.Leader != n.lastLeader && st.Leader != 0 {
+			n.log.Info().Uint32("leader", uint32(st.Leader)).Str("ballot", st.Ballot.String()).Msg("following leader")
+		}
+	}
+	n.lastLeader, n.lastRole = st.Leader, st.Role
+	if st.Leader == 0 {
+		return
+	}
+	n.reproposeWaiting()
+	n.processReady()
+}
+
+// reproposeWaiting proposes again, in a fixed order, the command of every
+// call waiting for one (not those queued in the state machine: their
+// answer comes from a later command).
+func (n *Node) reproposeWaiting() {
+	for _, k := range n.waitingKeys(nil) {
+		if c := n.waiters[k][0]; !c.queued {
+			_ = n.r.Propose(c.cmd)
+		}
+	}
+}
+
+// waitingKeys returns the keys of the waiting calls (those for which keep
+// returns true, or all), sorted: the loop answers and re-proposes in an
+// order that does not depend on map iteration, so the simulation replays
+// exactly.
+func (n *Node) waitingKeys(keep func(callKey) bool) []callKey {
+	keys := make([]callKey, 0, len(n.waiters))
+	for k := range n.waiters {
+		if keep == nil || keep(k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	return keys
+}
