@@ -15,9 +15,9 @@ import (
 // The session keeps itself alive in the background (a keep-alive every
 // TTL/3). It counts its own TTL on this process's monotonic clock from the
 // moment it SENT the last keep-alive the cluster acknowledged, and declares
-// itself lost once that runs out (with a small margin) — never later than
-// the cluster can expire it, since the cluster's clock only counts time its
-// leaders saw pass. Done is closed when the session is lost or closed.
+// itself lost once that runs out (with a margin for clock-rate differences,
+// see margin) — never later than the cluster can expire it, since the
+// cluster's clock only counts time its leaders saw pass. Done is closed when the session is lost or closed.
 type Session struct {
 	c   *Client
 	id  uint64
@@ -73,9 +73,17 @@ func (s *Session) Err() error {
 }
 
 // margin is how much earlier than the TTL the client gives up on its own.
-func (s *Session) margin() time.Duration {
-	return max(s.ttl/20, 100*time.Millisecond)
-}
+// The cluster expires a session by its leaders' clocks, which may run up to
+// 10% faster than this one (the documented bound: monotonic clocks on the
+// machines advance at rates within 10% of each other), so its TTL may pass
+// after only TTL/1.1 ≈ 0.91 TTL of this clock. Giving up after TTL − TTL/9
+// ≈ 0.89 TTL is before that.
+func (s *Session) margin() time.Duration { return SessionMargin(s.ttl) }
+
+// SessionMargin is how long before its TTL a session gives itself up: a
+// session with this TTL is declared lost TTL − SessionMargin(TTL) after
+// the last acknowledged keep-alive was sent (see Session).
+func SessionMargin(ttl time.Duration) time.Duration { return ttl / 9 }
 
 func (s *Session) keepAlive(ctx context.Context) {
 	interval := s.ttl / 3

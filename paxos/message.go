@@ -5,6 +5,15 @@ import (
 	"strings"
 )
 
+// SlotsAheadMax bounds how far ahead of what a node knows a message may
+// place entries: ahead of the receiver's (or the sending leader's)
+// watermark for Accepts and Decides, ahead of the slot a Phase 1 starts at
+// for Promises. A leader proposes at most a window beyond its watermark, so
+// honest messages stay far below it; a slot further out can only come from
+// a crafted or corrupted frame, and taking it would make Phase 1 walk (and
+// fill with no-ops) an absurd range of slots.
+const SlotsAheadMax = 1 << 20
+
 // MsgType names a protocol message. The names follow the paper.
 type MsgType uint8
 

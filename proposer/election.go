@@ -13,9 +13,32 @@ func (p *Proposer) Tick(promised paxos.Ballot, commit paxos.Slot, settled func(p
 	}
 	p.electionElapsed++
 	if p.electionElapsed < p.electionTimeout {
-		return nil
+		return p.resendPrepares()
 	}
 	return p.startPreVote(promised, commit)
+}
+
+// resendPrepares asks again, once per retransmit interval, the acceptors
+// whose Promise is not all in: the first Prepare or a page request may
+// have been lost, and waiting for the election timeout would throw away
+// the pages already collected.
+func (p *Proposer) resendPrepares() []paxos.Message {
+	if p.role != Candidate || p.ticks-p.prepareTick < p.retransmitTicks() {
+		return nil
+	}
+	p.prepareTick = p.ticks
+	var out []paxos.Message
+	for _, id := range p.members.Nodes {
+		if id == p.id || p.votes[id] {
+			continue
+		}
+		from, paging := p.pageFrom[id]
+		if !paging {
+			from = p.from
+		}
+		out = append(out, paxos.Message{Type: paxos.MsgPrepare, From: p.id, To: id, Ballot: p.ballot, Slot: from, More: true})
+	}
+	return out
 }
 
 func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
@@ -127,6 +150,7 @@ func (p *Proposer) becomeCandidate(promised paxos.Ballot, commit paxos.Slot) []p
 	p.recovered = map[paxos.Slot]paxos.Entry{}
 	p.chosenSeen = map[paxos.Slot]paxos.Entry{}
 	p.maxReported = 0
+	p.prepareTick = p.ticks
 	return p.broadcast(paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from, More: true}, true)
 }
 
@@ -144,9 +168,13 @@ func (p *Proposer) OnPromise(m paxos.Message, commit paxos.Slot) (msgs []paxos.M
 	if !paging {
 		want = p.from
 	}
-	if m.Slot != want || (m.More && len(m.Entries) == 0) {
-		return nil, nil, nil // a stale or repeated page, or a malformed one
+	if m.Slot != want || (m.More && len(m.Entries) == 0) ||
+		(len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Slot > p.from+paxos.SlotsAheadMax) {
+		return nil, nil, nil // a stale or repeated page, or a malformed or absurd one
 	}
+	// A page is progress: the election is not timing out while the
+	// Promises come in, however many pages they take.
+	p.electionElapsed = 0
 	p.record(m)
 	if m.More {
 		next := m.Entries[len(m.Entries)-1].Slot + 1

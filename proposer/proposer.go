@@ -64,8 +64,10 @@ type Proposer struct {
 	rejects       map[paxos.NodeID]bool
 	from          paxos.Slot
 	// pageFrom is, per acceptor whose Promise comes in pages, the slot
-	// its next page must start at.
+	// its next page must start at; prepareTick when Prepares last went
+	// out (they are sent again to whoever has not answered in full).
 	pageFrom    map[paxos.NodeID]paxos.Slot
+	prepareTick int64
 	recovered   map[paxos.Slot]paxos.Entry // highest-ballot report per slot
 	chosenSeen  map[paxos.Slot]paxos.Entry // reported at or below the sender's watermark
 	maxReported paxos.Slot

@@ -182,8 +182,8 @@ func (n *Node) apply(decided []paxos.Entry) {
 				}
 			}
 		}
-		if n.onApplied != nil {
-			n.onApplied(e)
+		if n.obs != nil {
+			n.obs.applied(e, n.sm)
 		}
 	}
 }
@@ -226,8 +226,8 @@ func (n *Node) noticeLeaderChange() {
 		n.m.elections.Inc()
 		n.clusterClock.start(n.clock.Now().Sub(n.started), n.sm.Clock())
 		n.log.Info().Str("ballot", st.Ballot.String()).Uint64("commit", uint64(st.Commit)).Msg("became leader")
-		if n.onLead != nil {
-			n.onLead(st.Ballot)
+		if n.obs != nil {
+			n.obs.led(st.Ballot)
 		}
 	} else if st.Role != proposer.Leader {
 		n.clusterClock.active = false

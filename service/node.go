@@ -74,10 +74,21 @@ type Node struct {
 	rejoin         rejoinState
 	failed         error
 
-	// Hooks for the simulation's checkers: onApplied after each slot is
-	// applied, onLead when this node starts leading under a ballot.
-	onApplied func(paxos.Entry)
-	onLead    func(paxos.Ballot)
+	// obs, when set, is told what the loop did: the simulation's
+	// checkers. Production leaves it nil.
+	obs nodeObserver
+}
+
+// nodeObserver watches a node's loop from the outside (the simulation).
+type nodeObserver interface {
+	// applied: slot e was applied; sm is the state after it.
+	applied(e paxos.Entry, sm *StateMachine)
+	// installed: the state machine was replaced by a snapshot's.
+	installed(sm *StateMachine)
+	// led: the node started leading under ballot b.
+	led(b paxos.Ballot)
+	// snapshotted: the node encoded its state as of slot into data.
+	snapshotted(slot paxos.Slot, data []byte)
 }
 
 // nodeEdges are what newNode builds a node over, besides its Config.

@@ -56,6 +56,9 @@ func (n *Node) maybeSnapshot() {
 		n.snap.last = applied
 		return
 	}
+	if n.obs != nil {
+		n.obs.snapshotted(applied, data)
+	}
 	var truncate paxos.Slot
 	if keep := paxos.Slot(n.cfg.SnapshotKeepEntries); applied > keep {
 		truncate = applied - keep
@@ -117,6 +120,9 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 	}
 	n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, f.meta.Slot})
 	n.sm = sm
+	if n.obs != nil {
+		n.obs.installed(sm)
+	}
 	n.r.Restore(f.meta.Slot)
 	n.snap.last = max(n.snap.last, f.meta.Slot)
 	n.answerSkipped()

@@ -75,6 +75,11 @@ type node struct {
 	digest  uint64
 	rand    *rand.Rand
 	applier Applier // nil without a Workload
+	// With an asynchronous disk (Env.asyncDisk), unsynced Persists wait
+	// for a sync step, a crash loses them, and held AfterPersist messages
+	// wait for them, as in the node.
+	unsynced []paxos.Persist
+	held     []paxos.Message
 }
 
 // Env is a simulated cluster.
@@ -87,6 +92,8 @@ type Env struct {
 	group  map[paxos.NodeID]int // partition: messages cross only within a group
 	step   int
 	faults Faults
+	// asyncDisk: writes are synced by steps of their own (see node).
+	asyncDisk bool
 
 	// retain: how many durable slots below the watermark replicas keep in
 	// memory (Compact drops the rest; reads go back to the store).
@@ -145,6 +152,13 @@ func NewEnv(opts Options) (*Env, error) {
 		members = append(members, paxos.NodeID(i))
 	}
 	e.cfg = paxos.Config{Members: members, HeartbeatTicks: 2, ElectionTicks: 10, WindowSlots: 8, BatchBytesMax: 64}
+	// Half the seeds page Promises and Accepts (a frame of 256 bytes holds
+	// a few entries); half sync their disks in steps of their own, after
+	// the messages that need not wait have left.
+	if e.rng.Intn(2) == 0 {
+		e.cfg.MessageBytesMax = 256
+	}
+	e.asyncDisk = e.rng.Intn(2) == 0
 	for _, id := range members {
 		n := &node{id: id, store: newMemStore(), rand: rand.New(rand.NewSource(opts.Seed*31 + int64(id)))}
 		e.nodes = append(e.nodes, n)
@@ -225,6 +239,9 @@ func (e *Env) installSnapshot(n *node, m paxos.Message) error {
 	if want := e.prefixDigest(snap.slot); want != snap.digest {
 		return fmt.Errorf("node %d's snapshot at slot %d does not match the chosen values", m.From, snap.slot)
 	}
+	if err := e.syncDisk(n); err != nil { // the install queues behind every write
+		return err
+	}
 	e.tracef("install %d's snapshot at slot %d on %d", m.From, snap.slot, n.id)
 	n.store.install(snap)
 	if !n.r.Restore(snap.slot) {
@@ -291,17 +308,29 @@ func (e *Env) propose(n *node) string {
 // send (self-addressed messages are stepped at once), then apply.
 func (e *Env) ready(n *node) error {
 	rd := n.r.Ready()
-	if err := n.store.save(rd.Persist); err != nil {
-		return fmt.Errorf("node %d: %w", n.id, err)
+	if !rd.Persist.IsEmpty() {
+		n.unsynced = append(n.unsynced, rd.Persist)
 	}
-	if c := n.store.commit; c > e.retain {
-		n.r.Compact(c - e.retain) // saved is durable here
+	if !e.asyncDisk {
+		if err := e.syncDisk(n); err != nil {
+			return err
+		}
 	}
 	var self []paxos.Message
-	for _, m := range append(rd.Messages, rd.AfterPersist...) {
+	for _, m := range rd.Messages {
 		if m.To == n.id {
 			self = append(self, m)
 		} else {
+			e.net = append(e.net, m)
+		}
+	}
+	for _, m := range rd.AfterPersist {
+		switch {
+		case len(n.unsynced) > 0:
+			n.held = append(n.held, m)
+		case m.To == n.id:
+			self = append(self, m)
+		default:
 			e.net = append(e.net, m)
 		}
 	}
@@ -311,7 +340,33 @@ func (e *Env) ready(n *node) error {
 	if err := e.apply(n, rd.Decided); err != nil {
 		return err
 	}
+	if len(n.unsynced) > 0 {
+		return nil // snapshots wait for the disk
+	}
 	return e.maybeSnapshot(n)
+}
+
+// syncDisk makes n's writes durable and releases what waited for them.
+func (e *Env) syncDisk(n *node) error {
+	for _, p := range n.unsynced {
+		if err := n.store.save(p); err != nil {
+			return fmt.Errorf("node %d: %w", n.id, err)
+		}
+	}
+	n.unsynced = nil
+	if c := n.store.commit; c > e.retain {
+		n.r.Compact(c - e.retain)
+	}
+	held := n.held
+	n.held = nil
+	for _, m := range held {
+		if m.To == n.id {
+			n.r.Step(m)
+		} else {
+			e.net = append(e.net, m)
+		}
+	}
+	return nil
 }
 
 // apply checks and records decided entries.
@@ -392,8 +447,9 @@ func (e *Env) deliver(i int, lossy bool) error {
 }
 
 func (e *Env) crash(n *node) {
-	e.tracef("crash %d", n.id)
+	e.tracef("crash %d (losing %d unsynced writes, %d held messages)", n.id, len(n.unsynced), len(n.held))
 	n.r = nil
+	n.unsynced, n.held = nil, nil
 	e.Stats.Crashes++
 }
 

@@ -55,7 +55,9 @@ func (e *Env) randomStep() error {
 		return e.deliver(e.rng.Intn(len(e.net)), true)
 	case x < 70:
 		return e.ready(n)
-	case x < 88:
+	case e.asyncDisk && x < 80:
+		return e.syncDisk(n)
+	case !e.asyncDisk && x < 88, e.asyncDisk && x < 90:
 		n.r.Tick()
 	default:
 		e.propose(n)
@@ -93,6 +95,9 @@ func (e *Env) livenessPhase() error {
 		for pass := 0; pass < 4; pass++ {
 			for _, n := range e.nodes {
 				if err := e.ready(n); err != nil {
+					return err
+				}
+				if err := e.syncDisk(n); err != nil {
 					return err
 				}
 			}

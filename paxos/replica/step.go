@@ -57,7 +57,8 @@ func (r *Replica) send(m paxos.Message) { r.msgs = append(r.msgs, m) }
 // ballot already promised is answered again (a repeat, or a request for
 // the next page).
 func (r *Replica) stepPrepare(m paxos.Message) {
-	if m.From != r.cfg.ID && r.acc.Promised().Less(m.Ballot) && r.prop.InLease() {
+	raises := r.acc.Promised().Less(m.Ballot)
+	if m.From != r.cfg.ID && raises && r.prop.InLease() {
 		return
 	}
 	reply := r.acc.Step(m, r.learn.Commit())
@@ -65,6 +66,10 @@ func (r *Replica) stepPrepare(m paxos.Message) {
 		return // the log could not be read back: no Promise rather than an incomplete one
 	}
 	if reply.Type == paxos.MsgPromise && m.From != r.cfg.ID {
+		// Someone is taking over: give it an election timeout to do so,
+		// counted again at each page it asks for (a candidate whose pages
+		// stop coming in times out and starts over; one that is paging
+		// must not be overtaken by a campaign of this node's).
 		r.prop.OnPromisedOther(m.Ballot)
 	}
 	r.prop.Observe(reply.Ballot)

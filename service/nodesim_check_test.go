@@ -1,0 +1,379 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/paxosd/paxosd/internal/linearize"
+	"github.com/paxosd/paxosd/paxos"
+)
+
+// simChecker holds what the checkers know of a run: the first replica to
+// apply each slot sets what every other replica (and incarnation) must
+// match, and the clients' histories are checked at the end.
+type simChecker struct {
+	s *sim
+	// Per slot, from the first replica to apply it: the chosen value's
+	// digest, the state's Hash after it, and the digest of what watches
+	// and observers can read then (which Hash leaves out).
+	chosen, hashes, watched map[paxos.Slot]uint64
+	// snaps: per slot, the digest of a snapshot taken there.
+	snaps   map[paxos.Slot]uint64
+	maxSlot paxos.Slot
+	// leaders: who led each ballot (node and incarnation).
+	leaders map[paxos.Ballot][2]int
+	// The semantic state as of maxSlot (the replicas all agree on it):
+	// lock holders and the tokens they were granted, the election's leader
+	// and term.
+	holder    map[string]uint64
+	lastToken map[string]uint64
+	leader    uint64
+	lastTerm  uint64
+	// The global histories watches and observers must match: KV events by
+	// revision, election "e"'s changes by number.
+	kvEvents map[uint64]KVEvent
+	lastRev  uint64
+	changes  map[uint64]LeaderChange
+	lastSeq  uint64
+	// Client histories.
+	kv        []porcupine.Operation
+	holds     map[string][]simHold // by lock name, simElection for the election
+	writes    map[string]map[string]bool
+	healedAt  time.Duration
+	probeOK   bool
+	porcupine time.Duration
+}
+
+// simHold is a client's own view of holding a lock or an election: from
+// the moment the grant reached it until it released (sent the release) or
+// its session was lost by its own reckoning.
+type simHold struct {
+	client     int
+	session    uint64
+	token      uint64
+	start, end time.Duration
+}
+
+func newSimChecker(s *sim) *simChecker {
+	return &simChecker{
+		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{}, watched: map[paxos.Slot]uint64{},
+		snaps: map[paxos.Slot]uint64{}, leaders: map[paxos.Ballot][2]int{},
+		holder: map[string]uint64{}, lastToken: map[string]uint64{},
+		kvEvents: map[uint64]KVEvent{}, changes: map[uint64]LeaderChange{}, holds: map[string][]simHold{},
+		writes: map[string]map[string]bool{},
+	}
+}
+
+// simObserver is one node incarnation's observer.
+type simObserver struct {
+	c   *simChecker
+	sn  *simNode
+	inc int
+}
+
+func (c *simChecker) observer(sn *simNode) nodeObserver { return &simObserver{c: c, sn: sn, inc: sn.inc} }
+
+func valueDigest(v paxos.Value) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte{byte(v.Kind)})
+	for _, cmd := range v.Cmds {
+		var n [4]byte
+		n[0], n[1], n[2], n[3] = byte(len(cmd)), byte(len(cmd)>>8), byte(len(cmd)>>16), byte(len(cmd)>>24)
+		h.Write(n[:])
+		h.Write(cmd)
+	}
+	return h.Sum64()
+}
+
+// applied checks slot e against every other replica: one value per slot,
+// the same state after it, the same histories; the first replica to apply
+// it also checks what it means (checkSemantics).
+func (o *simObserver) applied(e paxos.Entry, sm *StateMachine) {
+	c := o.c
+	d := valueDigest(e.Value)
+	h, wd := sm.Hash(), watchDigest(sm)
+	if want, ok := c.chosen[e.Slot]; ok {
+		switch {
+		case want != d:
+			c.s.failf("agreement: node %d (incarnation %d) applied another value at slot %d: %s", o.sn.id, o.inc, e.Slot, e.Value)
+		case c.hashes[e.Slot] != h:
+			c.s.failf("node %d's state after slot %d differs from the first replica's", o.sn.id, e.Slot)
+		case c.watched[e.Slot] != wd:
+			c.s.failf("node %d's watch and election histories after slot %d differ from the first replica's", o.sn.id, e.Slot)
+		}
+		return
+	}
+	if e.Slot != c.maxSlot+1 {
+		// Every replica applies slots in order, so the first to reach a
+		// slot reached the one before it first too.
+		c.s.failf("node %d applied slot %d first, but the highest slot applied anywhere is %d", o.sn.id, e.Slot, c.maxSlot)
+		return
+	}
+	c.chosen[e.Slot], c.hashes[e.Slot], c.watched[e.Slot] = d, h, wd
+	c.maxSlot = max(c.maxSlot, e.Slot)
+	c.s.stats.slots++
+	c.checkSemantics(e.Slot, sm)
+}
+
+// installed checks a state machine replaced by a snapshot: it must be the
+// state every replica had after the snapshot's slot.
+func (o *simObserver) installed(sm *StateMachine) {
+	o.c.s.stats.installs++
+	o.c.checkRestored(o.sn, sm, "installed from a snapshot")
+}
+
+func (c *simChecker) checkRestored(sn *simNode, sm *StateMachine, how string) {
+	slot := sm.Applied()
+	if slot == 0 {
+		return
+	}
+	want, ok := c.hashes[slot]
+	switch {
+	case !ok:
+		c.s.failf("node %d %s at slot %d, which no replica applied", sn.id, how, slot)
+	case sm.Hash() != want:
+		c.s.failf("node %d's state %s at slot %d differs from the state after that slot", sn.id, how, slot)
+	case watchDigest(sm) != c.watched[slot]:
+		c.s.failf("node %d's histories %s at slot %d differ from those after that slot", sn.id, how, slot)
+	}
+}
+
+// led checks that no ballot is led by two nodes, or by two incarnations of
+// one node (a restarted node reusing a ballot: bug 1 of the correctness
+// issue).
+func (o *simObserver) led(b paxos.Ballot) {
+	c := o.c
+	c.s.stats.elections++
+	me := [2]int{int(o.sn.id), o.inc}
+	if who, ok := c.leaders[b]; ok && who != me {
+		c.s.failf("ballot %s led twice: by node %d (incarnation %d) and node %d (incarnation %d)", b, who[0], who[1], me[0], me[1])
+		return
+	}
+	c.leaders[b] = me
+}
+
+// snapshotted checks that replicas snapshotting the same slot encode the
+// same bytes.
+func (o *simObserver) snapshotted(slot paxos.Slot, data []byte) {
+	c := o.c
+	c.s.stats.snapshots++
+	h := fnv.New64a()
+	h.Write(data)
+	if want, ok := c.snaps[slot]; ok && want != h.Sum64() {
+		c.s.failf("node %d's snapshot at slot %d differs from another replica's", o.sn.id, slot)
+	}
+	c.snaps[slot] = h.Sum64()
+}
+
+// started checks a node that (re)started: its state machine, loaded from
+// its snapshot and log, is the state after the slot it reached.
+func (c *simChecker) started(sn *simNode) {
+	c.checkRestored(sn, sn.n.sm, "restarted")
+}
+
+// durable checks a completed write: the promise on disk never goes back,
+// across crashes too.
+func (c *simChecker) durable(sn *simNode, batch []walJob) {
+	for _, j := range batch {
+		if p := j.p.Promised; !p.IsZero() {
+			if p.Less(sn.durablePromise) {
+				c.s.failf("node %d's durable promise went back from %s to %s", sn.id, sn.durablePromise, p)
+			}
+			sn.durablePromise = p
+		}
+	}
+}
+
+// lostDisk forgets the promise of a node whose disk is gone (it rejoins).
+func (c *simChecker) lostDisk(sn *simNode) { sn.durablePromise = paxos.Ballot{} }
+
+// checkSemantics checks what the state after slot means: sessions within
+// their TTL, locks held by live sessions with tokens above every earlier
+// grant's, the election led by a live session with a term above every
+// earlier one; and it extends the histories watches and observers are
+// checked against.
+func (c *simChecker) checkSemantics(slot paxos.Slot, sm *StateMachine) {
+	alive := map[uint64]bool{}
+	for _, s := range sm.Sessions() {
+		alive[s.ID] = true
+		if s.RemainingMs > s.TTLMs {
+			c.s.failf("slot %d: session %d has %d ms left of a %d ms TTL", slot, s.ID, s.RemainingMs, s.TTLMs)
+		}
+	}
+	held := map[string]bool{}
+	for _, l := range sm.Locks() {
+		if l.Holder == 0 {
+			continue
+		}
+		held[l.Name] = true
+		if !alive[l.Holder] {
+			c.s.failf("slot %d: lock %s held by session %d, which has ended", slot, l.Name, l.Holder)
+		}
+		if l.Holder != c.holder[l.Name] || l.Token != c.lastToken[l.Name] {
+			if l.Token <= c.lastToken[l.Name] {
+				c.s.failf("slot %d: lock %s granted to session %d with token %d after token %d", slot, l.Name, l.Holder, l.Token, c.lastToken[l.Name])
+			}
+			c.holder[l.Name], c.lastToken[l.Name] = l.Holder, l.Token
+		}
+	}
+	for name := range c.holder {
+		if !held[name] {
+			delete(c.holder, name)
+		}
+	}
+	if l, ok := sm.LeaderOf(simElection); ok && l.Session != 0 {
+		if !alive[l.Session] {
+			c.s.failf("slot %d: election led by session %d, which has ended", slot, l.Session)
+		}
+		if l.Session != c.leader {
+			if l.Term <= c.lastTerm {
+				c.s.failf("slot %d: new leader %d of term %d after term %d", slot, l.Session, l.Term, c.lastTerm)
+			}
+			c.leader, c.lastTerm = l.Session, l.Term
+		}
+	} else {
+		c.leader = 0
+	}
+	if evs, err := sm.KVEvents(c.lastRev+1, "", true, 0); err == nil {
+		for _, ev := range evs {
+			c.kvEvents[ev.Revision] = ev
+			c.lastRev = ev.Revision
+		}
+	} else if errors.Is(err, ErrCompacted) {
+		c.s.failf("slot %d: the KV history dropped revisions %d.. before the checker saw them", slot, c.lastRev+1)
+	}
+	if chs, err := sm.ElectionChanges(simElection, c.lastSeq); err == nil {
+		for _, ch := range chs {
+			c.changes[ch.Seq] = ch
+			c.lastSeq = ch.Seq
+		}
+	}
+}
+
+// watchDigest digests what watches and election observers can read: the
+// KV history and the changes of the simulated election.
+func watchDigest(sm *StateMachine) uint64 {
+	h := hasher{h: fnv.New64a()}
+	h.u64(sm.OldestRevision())
+	evs, err := sm.KVEvents(sm.OldestRevision(), "", true, 0)
+	h.str(errText(err))
+	h.u64(uint64(len(evs)))
+	for _, ev := range evs {
+		h.u64(ev.Revision)
+		h.u64(uint64(ev.Type))
+		h.kv(ev.KV)
+		h.kv(ev.PrevKV)
+	}
+	changes, err := sm.ElectionChanges(simElection, 0)
+	h.str(errText(err))
+	if errors.Is(err, ErrCompacted) {
+		changes, err = sm.ElectionChanges(simElection, sm.elect.m[simElection].history.r.at(0).Seq-1)
+		h.str(errText(err))
+	}
+	h.u64(uint64(len(changes)))
+	for _, ch := range changes {
+		h.u64(ch.Seq)
+		h.u64(ch.Session)
+		h.bytes(ch.Value)
+		h.u64(ch.Term)
+		h.u64(ch.Revision)
+	}
+	return h.h.Sum64()
+}
+
+// kvOp records a finished key-value operation for the linearizability
+// check; ret is ignored for an unknown outcome.
+func (c *simChecker) kvOp(client int, in linearize.KVInput, call, ret time.Duration, out linearize.KVOutput) {
+	c.kv = append(c.kv, porcupine.Operation{ClientId: client, Input: in, Call: int64(call), Output: out, Return: int64(ret)})
+	if out.Unknown {
+		c.s.stats.unknown++
+	}
+	if c.s.healed && call > c.healedAt && !out.Unknown && in.Op == "put" {
+		c.probeOK = true
+	}
+}
+
+// written notes a value a client is about to write to key.
+func (c *simChecker) written(key, value string) {
+	if c.writes[key] == nil {
+		c.writes[key] = map[string]bool{}
+	}
+	c.writes[key][value] = true
+}
+
+// everWritten reports whether value was ever written to key.
+func (c *simChecker) everWritten(key, value string) bool { return c.writes[key][value] }
+
+// probeDone reports whether a write issued after the heal has been
+// acknowledged.
+func (c *simChecker) probeDone() bool { return c.probeOK }
+
+// hold records a client's hold of a lock or of the election.
+func (c *simChecker) hold(name string, h simHold) {
+	c.holds[name] = append(c.holds[name], h)
+}
+
+// finalChecks runs the checks that need the whole run: linearizability of
+// the key-value history (lease reads included), and that no two clients
+// ever held a lock or led the election at once by their own reckoning,
+// with tokens and terms growing from one holder to the next.
+func (s *sim) finalChecks() {
+	c := s.check
+	for name, hs := range c.holds {
+		sort.Slice(hs, func(i, j int) bool { return hs[i].start < hs[j].start })
+		var prev *simHold
+		for i := range hs {
+			h := &hs[i]
+			if h.end <= h.start {
+				continue // lost before the grant arrived: never held
+			}
+			if prev != nil {
+				if h.start < prev.end {
+					s.failf("%s held by client %d (session %d, token %d) from %s to %s and by client %d (session %d, token %d) from %s to %s",
+						name, prev.client, prev.session, prev.token, prev.start, prev.end, h.client, h.session, h.token, h.start, h.end)
+					return
+				}
+				if h.token <= prev.token {
+					s.failf("%s: token %d (client %d, from %s) after token %d (client %d, until %s)", name, h.token, h.client, h.start, prev.token, prev.client, prev.end)
+					return
+				}
+			}
+			prev = h
+			if name == simElection {
+				s.stats.leaders++
+			} else {
+				s.stats.grants++
+			}
+		}
+	}
+	ops := make([]porcupine.Operation, len(c.kv))
+	var end int64
+	for _, op := range c.kv {
+		end = max(end, op.Call, op.Return)
+	}
+	for i, op := range c.kv {
+		if op.Output.(linearize.KVOutput).Unknown {
+			op.Return = end + 1
+		}
+		ops[i] = op
+	}
+	start := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(linearize.KVModel, ops, 2*time.Minute)
+	c.porcupine = time.Since(start)
+	switch res {
+	case porcupine.Ok:
+	case porcupine.Illegal:
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("paxosd-sim-%d.html", s.seed))
+		_ = porcupine.VisualizePath(linearize.KVModel, info, path)
+		s.failf("the key-value history (%d operations) is not linearizable; visualization: %s", len(ops), path)
+	default:
+		s.failf("the linearizability check of %d operations did not finish", len(ops))
+	}
+}

@@ -1,0 +1,354 @@
+package service
+
+import (
+	"fmt"
+	"math/rand"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/vfs"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// simNet is the network between the nodes: links cut one way or both.
+type simNet struct {
+	cut map[[2]paxos.NodeID]bool // from, to
+}
+
+func (n *simNet) reaches(from, to paxos.NodeID) bool { return !n.cut[[2]paxos.NodeID{from, to}] }
+
+// newSim builds a run: parameters drawn from the seed, nodes, clients.
+func newSim(seed int64, opts simOptions) *sim {
+	rng := rand.New(rand.NewSource(seed))
+	s := &sim{seed: seed, opts: opts, rng: rng, epoch: time.Unix(1_800_000_000, 0), net: simNet{cut: map[[2]paxos.NodeID]bool{}}}
+	s.p = drawParams(rng, opts)
+	s.check = newSimChecker(s)
+	for i := 1; i <= s.p.nodes; i++ {
+		s.nodes = append(s.nodes, &simNode{s: s, id: paxos.NodeID(i), fs: vfs.NewStrictMem(), rate: s.drawRate()})
+	}
+	for i := 0; i < s.p.clients; i++ {
+		s.clients = append(s.clients, newSimClient(s, i))
+	}
+	return s
+}
+
+// drawRate draws a clock rate inside the bound the design assumes.
+func (s *sim) drawRate() float64 { return 1 + s.rng.Float64()*s.opts.clockSkewMax }
+
+// start starts every node and client and the fault schedule.
+func (s *sim) start() {
+	for _, sn := range s.nodes {
+		s.startNode(sn)
+	}
+	for _, c := range s.clients {
+		c.begin()
+	}
+	s.at(s.faultGap(), nil, s.fault)
+}
+
+// latency is how long a message (or a client request) travels.
+func (s *sim) latency() time.Duration {
+	d := s.p.latencyMin + time.Duration(s.rng.Int63n(int64(s.p.latencyMax-s.p.latencyMin)+1))
+	if !s.healed && s.rng.Float64() < s.p.slowRate {
+		d += time.Duration(s.rng.Int63n(int64(s.p.slowMax)))
+	}
+	return d
+}
+
+// send carries m from sn through the network: encoded and decoded as the
+// transport does (and dropped if over the frame limit, as it is), lost,
+// duplicated, delayed — each copy on its own delay, so messages reorder —
+// or cut by a partition.
+func (s *sim) send(from *simNode, m paxos.Message) {
+	body := wire.EncodeMessage(nil, m)
+	if len(body) > s.p.frameBytes {
+		s.tracef("node %d: message over the frame limit dropped: %s (%d bytes)", from.id, m, len(body))
+		s.stats.dropped++
+		return
+	}
+	copies := 1
+	if !s.healed {
+		if s.rng.Float64() < s.p.dropRate {
+			s.stats.dropped++
+			return
+		}
+		if s.rng.Float64() < s.p.dupRate {
+			copies, s.stats.duplicated = 2, s.stats.duplicated+1
+		}
+	}
+	for i := 0; i < copies; i++ {
+		s.at(s.latency(), func() string { return "deliver " + m.String() }, func() {
+			to := s.node(m.To)
+			if to == nil || !to.up() || !s.net.reaches(m.From, m.To) {
+				s.stats.dropped++
+				return
+			}
+			dm, err := wire.DecodeMessage(body)
+			if err != nil {
+				s.failf("message %s does not decode: %v", m, err)
+				return
+			}
+			s.stats.delivered++
+			s.runOn(to, to.inc, func(n *Node) { n.step(dm) })
+		})
+	}
+}
+
+// faultGap is the time to the next fault.
+func (s *sim) faultGap() time.Duration {
+	return time.Duration(s.rng.ExpFloat64() * float64(s.p.faultEvery))
+}
+
+// fault injects one fault drawn from the seed, then schedules the next.
+func (s *sim) fault() {
+	if s.healed {
+		return
+	}
+	defer s.at(s.faultGap(), nil, s.fault)
+	sn := s.nodes[s.rng.Intn(len(s.nodes))]
+	switch r := s.rng.Intn(100); {
+	case r < 16: // kill -9, back after a while
+		if sn.up() {
+			s.tracef("fault: crash node %d", sn.id)
+			s.stats.crashes++
+			s.stop(sn)
+			s.at(time.Duration(s.rng.Int63n(int64(3*time.Second))), nil, func() { s.restart(sn) })
+		}
+	case r < 24: // paused for longer than an election
+		if sn.up() && !sn.isFrozen() {
+			d := time.Duration(200+s.rng.Intn(1500)) * time.Millisecond
+			s.tracef("fault: freeze node %d for %s", sn.id, d)
+			s.stats.freezes++
+			s.freeze(sn, d)
+		}
+	case r < 38: // a partition, possibly one way, healed later
+		s.partition()
+	case r < 46:
+		s.tracef("fault: heal the network")
+		clear(s.net.cut)
+	case r < 58: // a slow disk
+		sn.slowUntil = s.now + time.Duration(s.rng.Intn(3000))*time.Millisecond
+		sn.slowSync = time.Duration(5+s.rng.Intn(150)) * time.Millisecond
+		s.tracef("fault: node %d's disk is slow (syncs up to %s) until %s", sn.id, sn.slowSync, sn.slowUntil)
+	case r < 66: // a stalled disk
+		sn.stalledUntil = s.now + time.Duration(100+s.rng.Intn(2500))*time.Millisecond
+		s.stats.diskStalls++
+		s.tracef("fault: node %d's disk stalls until %s", sn.id, sn.stalledUntil)
+	case r < 68: // a failing disk: the node stops (and is restarted)
+		if sn.up() {
+			s.tracef("fault: node %d's next write fails", sn.id)
+			s.stats.diskFails++
+			sn.failNext = true
+			s.at(time.Duration(500+s.rng.Intn(2000))*time.Millisecond, nil, func() { s.restart(sn) })
+		}
+	case r < 72: // the data directory is lost: back with --rejoin
+		s.loseDisk(sn)
+	case r < 80: // a crash right after the node's next sends, before its sync
+		s.crashBeforeSync(sn)
+	default: // a node crashes and comes back at once (a quick restart)
+		if sn.up() {
+			s.tracef("fault: restart node %d", sn.id)
+			s.stats.crashes++
+			s.stop(sn)
+			s.restart(sn)
+		}
+	}
+}
+
+// restart starts sn again if it is down.
+func (s *sim) restart(sn *simNode) {
+	if sn.up() || s.err != nil {
+		return
+	}
+	s.tracef("restart node %d", sn.id)
+	s.stats.restarts++
+	s.startNode(sn)
+}
+
+// freeze pauses sn for d: nothing of it runs, what arrives waits.
+func (s *sim) freeze(sn *simNode, d time.Duration) {
+	sn.frozenUntil = s.now + d
+	inc := sn.inc
+	s.at(d, nil, func() {
+		if !sn.up() || sn.inc != inc {
+			return
+		}
+		held := sn.frozen
+		sn.frozen = nil
+		for _, f := range held {
+			f()
+		}
+	})
+}
+
+// partition cuts links: one node off (both ways or one way), or the nodes
+// split in two groups.
+func (s *sim) partition() {
+	s.stats.partitions++
+	clear(s.net.cut)
+	cut := func(a, b paxos.NodeID) { s.net.cut[[2]paxos.NodeID{a, b}] = true }
+	switch s.rng.Intn(3) {
+	case 0:
+		x := s.nodes[s.rng.Intn(len(s.nodes))].id
+		oneWay := s.rng.Intn(2)
+		for _, o := range s.nodes {
+			if o.id == x {
+				continue
+			}
+			switch oneWay {
+			case 0:
+				cut(x, o.id)
+				cut(o.id, x)
+			default:
+				cut(o.id, x) // x talks, nobody answers it
+			}
+		}
+		s.tracef("fault: node %d cut off (%s)", x, []string{"both ways", "it hears nothing"}[oneWay])
+	default:
+		group := map[paxos.NodeID]int{}
+		for _, o := range s.nodes {
+			group[o.id] = s.rng.Intn(2)
+		}
+		for _, a := range s.nodes {
+			for _, b := range s.nodes {
+				if group[a.id] != group[b.id] {
+					cut(a.id, b.id)
+				}
+			}
+		}
+		s.tracef("fault: partition %v", group)
+	}
+}
+
+// loseDisk destroys sn's data directory and brings it back with --rejoin —
+// unless another member is rejoining or its data is gone: losing a second
+// member's state while one rebuilds loses a majority's state, which no
+// protocol survives (chaos/FINDINGS.md F1).
+func (s *sim) loseDisk(sn *simNode) {
+	for _, o := range s.nodes {
+		if o.rejoin || (o.up() && o.n.rejoin.active) {
+			return
+		}
+	}
+	s.tracef("fault: node %d loses its data directory", sn.id)
+	s.stats.lostDisks++
+	if sn.up() {
+		s.stop(sn)
+	}
+	sn.fs = vfs.NewStrictMem()
+	sn.rejoin = true
+	s.check.lostDisk(sn)
+	s.at(time.Duration(s.rng.Intn(2000))*time.Millisecond, nil, func() { s.restart(sn) })
+}
+
+// crashBeforeSync lets sn send what its next inputs produce, then kills it
+// before its journal writes them: the crash the send-before-sync rule must
+// survive.
+func (s *sim) crashBeforeSync(sn *simNode) {
+	if !sn.up() {
+		return
+	}
+	inc := sn.inc
+	s.tracef("fault: node %d will crash before its next sync completes", sn.id)
+	s.at(time.Duration(s.rng.Intn(int(s.p.tick))), nil, func() {
+		if sn.up() && sn.inc == inc && sn.journal != nil && sn.journal.writing {
+			s.tracef("fault: crash node %d with writes in flight", sn.id)
+			s.stats.crashes++
+			s.stop(sn)
+			s.at(time.Duration(s.rng.Int63n(int64(time.Second))), nil, func() { s.restart(sn) })
+		}
+	})
+}
+
+// heal ends the fault phase: the network heals, disks recover, every node
+// runs, clocks keep their rates.
+func (s *sim) heal() {
+	s.tracef("heal: the liveness phase starts")
+	s.healed = true
+	clear(s.net.cut)
+	for _, sn := range s.nodes {
+		sn.slowUntil, sn.stalledUntil, sn.failNext = 0, 0, false
+		if !sn.up() {
+			s.restart(sn)
+		}
+	}
+	s.check.healedAt = s.now
+	for _, c := range s.clients {
+		c.healed()
+	}
+}
+
+// converged reports whether the liveness phase is done: every node up and
+// voting, every client finished, and every replica has applied the same
+// slots to the same state.
+func (s *sim) converged() bool {
+	if !s.check.probeDone() {
+		return false
+	}
+	for _, c := range s.clients {
+		if !c.idle() {
+			return false
+		}
+	}
+	var slot paxos.Slot
+	var hash uint64
+	for i, sn := range s.nodes {
+		if !sn.up() || sn.isFrozen() || sn.n.rejoin.active {
+			return false
+		}
+		a := sn.n.sm.Applied()
+		if a != sn.n.r.Status().Commit || a < s.check.maxSlot {
+			return false
+		}
+		if i == 0 {
+			slot, hash = a, sn.n.sm.Hash()
+		} else if a != slot || sn.n.sm.Hash() != hash {
+			return false
+		}
+	}
+	return true
+}
+
+// progress describes the nodes for a liveness failure.
+func (s *sim) progress() string {
+	var parts []string
+	for _, sn := range s.nodes {
+		if !sn.up() {
+			parts = append(parts, fmt.Sprintf("node %d down", sn.id))
+			continue
+		}
+		st := sn.n.r.Status()
+		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s promised %s leader %d commit %d applied %d rejoining %v",
+			sn.id, st.Role, st.Ballot, st.Promised, st.Leader, st.Commit, sn.n.sm.Applied(), sn.n.rejoin.active))
+	}
+	for _, c := range s.clients {
+		if !c.idle() {
+			parts = append(parts, c.describe())
+		}
+	}
+	parts = append(parts, fmt.Sprintf("probe done: %v, highest slot chosen %d", s.check.probeDone(), s.check.maxSlot))
+	return strings.Join(parts, "; ")
+}
+
+// describe is the run's parameters, for a failure report.
+func (s *sim) describe() string {
+	rates := make([]string, len(s.nodes))
+	for i, sn := range s.nodes {
+		rates[i] = fmt.Sprintf("%.3f", sn.rate)
+	}
+	return fmt.Sprintf("params: %+v; clock rates %v", s.p, rates)
+}
+
+// shutdown closes what the run left open.
+func (s *sim) shutdown() {
+	for _, sn := range s.nodes {
+		if sn.up() {
+			_ = sn.store.Close()
+			sn.n = nil
+		}
+	}
+	sort.Slice(s.nodes, func(i, j int) bool { return s.nodes[i].id < s.nodes[j].id })
+}

@@ -1,0 +1,414 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net"
+	"time"
+
+	"github.com/cockroachdb/pebble/vfs"
+	"github.com/rs/zerolog"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/wal"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// simParams are a run's settings, drawn from its seed.
+type simParams struct {
+	nodes                         int
+	tick                          time.Duration
+	heartbeatTicks, electionTicks int
+	window, batchBytes            int
+	frameBytes, valueBytes        int
+	snapshotEntries, snapshotKeep int
+	requestTimeout                time.Duration
+	// The network: a message takes latencyMin..latencyMax, or with
+	// slowRate up to slowMax; dropRate and dupRate lose and repeat it.
+	latencyMin, latencyMax, slowMax time.Duration
+	dropRate, dupRate, slowRate     float64
+	// Disks: a sync takes syncMin..syncMax when the disk is healthy.
+	syncMin, syncMax time.Duration
+	// faultEvery is the mean time between two faults.
+	faultEvery time.Duration
+	clients    int
+	rpcFail    float64 // a snapshot or status request fails midway
+}
+
+func drawParams(rng *rand.Rand, opts simOptions) simParams {
+	p := simParams{
+		nodes:          3 + 2*rng.Intn(2),
+		tick:           10 * time.Millisecond,
+		heartbeatTicks: 3,
+		electionTicks:  15,
+		window:         []int{4, 16, 64, 256}[rng.Intn(4)],
+		requestTimeout: 2 * time.Second,
+		latencyMin:     time.Duration(20+rng.Intn(200)) * time.Microsecond,
+		slowMax:        time.Duration(50+rng.Intn(400)) * time.Millisecond,
+		dropRate:       rng.Float64() * 0.1,
+		dupRate:        rng.Float64() * 0.05,
+		slowRate:       rng.Float64() * 0.05,
+		syncMin:        time.Duration(50+rng.Intn(200)) * time.Microsecond,
+		faultEvery:     time.Duration(300+rng.Intn(1700)) * time.Millisecond,
+		clients:        4 + rng.Intn(5),
+		rpcFail:        rng.Float64() * 0.2,
+	}
+	p.latencyMax = p.latencyMin + time.Duration(rng.Intn(3000))*time.Microsecond
+	p.syncMax = p.syncMin + time.Duration(rng.Intn(3000))*time.Microsecond
+	switch rng.Intn(3) {
+	case 0: // small frames: Promises, Accepts and catch-up page
+		p.frameBytes, p.valueBytes, p.batchBytes = 8<<10, 2<<10, 2<<10
+	case 1:
+		p.frameBytes, p.valueBytes, p.batchBytes = 64<<10, 4<<10, 16<<10
+	default:
+		p.frameBytes, p.valueBytes, p.batchBytes = 16<<20, 1<<20, 1<<20
+	}
+	p.snapshotEntries = []int{10, 40, 200, 10000}[rng.Intn(4)]
+	p.snapshotKeep = rng.Intn(p.snapshotEntries/2 + 1)
+	if opts.mutate != nil {
+		opts.mutate(&p)
+	}
+	return p
+}
+
+// simNode is one member: its disk (a crash-testing in-memory filesystem),
+// and, while it runs, its Node.
+type simNode struct {
+	s     *sim
+	id    paxos.NodeID
+	fs    *vfs.MemFS
+	store *wal.Store
+	n     *Node // nil while down
+	// inc counts starts and stops: an event scheduled for one incarnation
+	// is dropped if the node restarted or stopped since.
+	inc  int
+	rate float64 // its clock runs rate times as fast as real time
+	// frozenUntil: the process is paused (SIGSTOP, a long GC); events
+	// for it wait in frozen until then.
+	frozenUntil time.Duration
+	frozen      []func()
+	tickAt      time.Duration
+	journal     *simJournal
+	// Disk health: syncs take up to slowSync until slowUntil; none
+	// completes until stalledUntil; failAt > 0 fails the next write.
+	slowUntil, stalledUntil time.Duration
+	slowSync                time.Duration
+	failNext                bool
+	// rejoin: the next start is a --rejoin (the data directory was lost).
+	rejoin bool
+	// durable is the promise last made durable by this node's journal, to
+	// check it never goes back, across crashes too.
+	durablePromise paxos.Ballot
+}
+
+func (sn *simNode) up() bool { return sn.n != nil }
+
+func (sn *simNode) isFrozen() bool { return sn.s.now < sn.frozenUntil }
+
+// onNode schedules f on incarnation inc of sn after d: dropped if sn has
+// stopped or restarted by then, held while it is frozen, and followed by
+// the loop's afterInputs.
+func (s *sim) onNode(sn *simNode, inc int, d time.Duration, what func() string, f func(n *Node)) {
+	s.at(d, what, func() { s.runOn(sn, inc, f) })
+}
+
+func (s *sim) runOn(sn *simNode, inc int, f func(n *Node)) {
+	if !sn.up() || sn.inc != inc {
+		return
+	}
+	if sn.isFrozen() {
+		sn.frozen = append(sn.frozen, func() { s.runOn(sn, inc, f) })
+		return
+	}
+	f(sn.n)
+	if sn.up() && sn.inc == inc {
+		sn.n.afterInputs()
+		if sn.n.failed != nil {
+			s.tracef("node %d stopped: %v", sn.id, sn.n.failed)
+			s.stop(sn)
+		}
+	}
+}
+
+// config is the node's Config in this run.
+func (s *sim) config(sn *simNode) Config {
+	peers := map[paxos.NodeID]string{}
+	for _, o := range s.nodes {
+		peers[o.id] = fmt.Sprintf("node%d:7401", o.id)
+	}
+	log := zerolog.Nop()
+	if s.opts.trace != nil {
+		log = zerolog.New(zerolog.ConsoleWriter{Out: traceWriter{s}, NoColor: true, PartsExclude: []string{"time"}}).Level(zerolog.InfoLevel)
+	}
+	join := JoinCreate
+	if sn.rejoin {
+		join = JoinRejoin
+	}
+	return Config{
+		ID: sn.id, ClusterID: "sim", Listen: peers[sn.id], Peers: peers, DataDir: "/data", FS: sn.fs,
+		TickInterval: s.p.tick, HeartbeatTicks: s.p.heartbeatTicks, ElectionTicks: s.p.electionTicks,
+		WindowSlots: s.p.window, BatchBytesMax: s.p.batchBytes, ValueBytesMax: s.p.valueBytes,
+		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout,
+		SnapshotEntries: s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),
+		Join: join, Logger: log,
+	}
+}
+
+// traceWriter turns the nodes' log lines into trace lines.
+type traceWriter struct{ s *sim }
+
+func (w traceWriter) Write(p []byte) (int, error) {
+	line := string(p)
+	w.s.note(func() string { return "  log: " + line })
+	return len(p), nil
+}
+
+// startNode starts sn from its disk.
+func (s *sim) startNode(sn *simNode) {
+	cfg := s.config(sn)
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		s.failf("node %d: %v", sn.id, err)
+		return
+	}
+	store, rejoin, err := openStore(cfg)
+	if err != nil {
+		s.failf("node %d: open: %v", sn.id, err)
+		return
+	}
+	sn.inc++
+	inc := sn.inc
+	n, err := newNode(cfg, nodeEdges{
+		store: store, rejoin: rejoin,
+		transport: simTransport{s, sn},
+		clock:     simClock{s, sn},
+		peers:     simDialer{s, sn},
+		bg:        simBackground{s, sn, inc},
+		rand:      rand.New(rand.NewSource(s.seed*1000 + int64(sn.id)*100 + int64(inc))),
+	})
+	if err != nil {
+		store.Close()
+		s.failf("node %d: start: %v", sn.id, err)
+		return
+	}
+	sn.store, sn.n = store, n
+	sn.journal = &simJournal{s: s, sn: sn, inc: inc}
+	n.journal = sn.journal
+	n.obs = s.check.observer(sn)
+	s.check.started(sn)
+	if sn.rejoin {
+		sn.rejoin = false
+		s.stats.rejoins++
+	}
+	n.begin()
+	sn.tickAt = s.now
+	s.scheduleTick(sn, inc)
+}
+
+// scheduleTick runs sn's ticker: a tick every TickInterval of its own
+// clock. A paused process misses ticks: it gets one when it resumes, as a
+// Go ticker's reader does.
+func (s *sim) scheduleTick(sn *simNode, inc int) {
+	sn.tickAt += time.Duration(float64(s.p.tick) / sn.rate)
+	s.at(sn.tickAt-s.now, nil, func() {
+		if !sn.up() || sn.inc != inc {
+			return
+		}
+		if sn.isFrozen() {
+			sn.tickAt = sn.frozenUntil
+		}
+		s.runOn(sn, inc, func(n *Node) { n.tick(n.clock.Now()) })
+		if sn.up() && sn.inc == inc {
+			s.scheduleTick(sn, inc)
+		}
+	})
+}
+
+// stop ends sn's process: a crash (kill -9, power loss) or the node
+// stopping itself on a failed write. Everything its disk had not synced is
+// lost; so is what its journal had not written.
+func (s *sim) stop(sn *simNode) {
+	if !sn.up() {
+		return
+	}
+	sn.n, sn.journal = nil, nil
+	sn.inc++
+	sn.frozen, sn.frozenUntil = nil, 0
+	sn.fs.SetIgnoreSyncs(true)
+	_ = sn.store.Close()
+	sn.fs.ResetToSyncedState()
+	sn.fs.SetIgnoreSyncs(false)
+	sn.store = nil
+	for _, c := range s.clients {
+		c.nodeStopped(sn)
+	}
+}
+
+// simClock is a node's monotonic clock: it runs at the node's rate, and on
+// while the node is paused.
+type simClock struct {
+	s  *sim
+	sn *simNode
+}
+
+func (c simClock) Now() time.Time {
+	return c.s.epoch.Add(time.Duration(float64(c.s.now) * c.sn.rate))
+}
+
+// simTransport sends a node's messages into the simulated network.
+type simTransport struct {
+	s  *sim
+	sn *simNode
+}
+
+func (t simTransport) Send(m paxos.Message) { t.s.send(t.sn, m) }
+
+// simJournal is a node's disk behind its WAL writer: it takes the writes
+// the loop submits and completes them, in order and merged (group
+// commit), after a sync time the seed draws — slower on a slow disk, not
+// at all on a stalled one until it recovers. Only a completed write
+// reaches the store; a crash loses the rest.
+type simJournal struct {
+	s       *sim
+	sn      *simNode
+	inc     int
+	queue   []walJob
+	writing bool
+	err     error
+}
+
+var errSimDisk = errors.New("simulated disk failure: input/output error")
+
+func (j *simJournal) submit(job walJob) error {
+	if j.err != nil {
+		return j.err
+	}
+	j.queue = append(j.queue, job)
+	if !j.writing {
+		j.write()
+	}
+	return nil
+}
+
+func (j *simJournal) close() {}
+
+// write starts writing everything queued as one batch.
+func (j *simJournal) write() {
+	s, sn := j.s, j.sn
+	batch := j.queue
+	j.queue = nil
+	j.writing = true
+	d := s.syncTime(sn)
+	last := batch[len(batch)-1].seq
+	s.onNode(sn, j.inc, d, func() string { return fmt.Sprintf("node %d: writes up to %d durable", sn.id, last) }, func(n *Node) {
+		j.writing = false
+		if sn.failNext {
+			sn.failNext = false
+			j.err = errSimDisk
+			n.fail(errSimDisk)
+			return
+		}
+		if err := writeJobs(sn.store, batch, n.clock, nil); err != nil {
+			j.err = err
+			n.fail(err)
+			return
+		}
+		s.check.durable(sn, batch)
+		n.release(last)
+		if len(j.queue) > 0 {
+			j.write()
+		}
+	})
+}
+
+// syncTime is how long the next sync of sn's disk takes.
+func (s *sim) syncTime(sn *simNode) time.Duration {
+	d := s.p.syncMin + time.Duration(s.rng.Int63n(int64(s.p.syncMax-s.p.syncMin)+1))
+	if s.now < sn.slowUntil {
+		d += time.Duration(s.rng.Int63n(int64(sn.slowSync) + 1))
+	}
+	if s.now < sn.stalledUntil {
+		d += sn.stalledUntil - s.now
+	}
+	return d
+}
+
+// simDialer reaches other members for the snapshot fetch and the rejoin
+// probe, through the same partitions as the protocol's messages.
+type simDialer struct {
+	s  *sim
+	sn *simNode
+}
+
+var errSimUnreachable = errors.New("simulated network: connection refused or timed out")
+
+func (d simDialer) dial(_ context.Context, id paxos.NodeID) (peerConn, error) {
+	to := d.s.node(id)
+	if to == nil || !to.up() || to.isFrozen() || !d.s.net.reaches(d.sn.id, id) || !d.s.net.reaches(id, d.sn.id) {
+		return nil, errSimUnreachable
+	}
+	return &simPeerConn{s: d.s, from: d.sn, to: to, inc: to.inc}, nil
+}
+
+// simPeerConn calls another member's request handling directly, as its
+// state is at that moment; it breaks with the member, with the network,
+// and now and then for no reason (a transfer cut midway).
+type simPeerConn struct {
+	s        *sim
+	from, to *simNode
+	inc      int
+}
+
+func (c *simPeerConn) Call(_ context.Context, q *wire.Request) (*wire.Response, error) {
+	s := c.s
+	if !c.to.up() || c.to.inc != c.inc || c.to.isFrozen() || !s.net.reaches(c.from.id, c.to.id) || !s.net.reaches(c.to.id, c.from.id) {
+		return nil, errSimUnreachable
+	}
+	if s.rng.Float64() < s.p.rpcFail {
+		return nil, errSimUnreachable
+	}
+	if q.Op == wire.OpStatus {
+		return &wire.Response{ID: q.ID, Status: []wire.NodeStatus{c.to.n.status()}}, nil
+	}
+	_, resp := c.to.n.newCall(nil, q)
+	if resp == nil {
+		return nil, fmt.Errorf("simulation: a peer request needs the loop: %s", q.Op)
+	}
+	return resp, nil
+}
+
+func (c *simPeerConn) Close() error { return nil }
+
+// simBackground runs a node's background work (snapshot fetch, rejoin
+// probe) as events: the work after its delay plus a network's worth, its
+// continuation on the loop a moment later.
+type simBackground struct {
+	s   *sim
+	sn  *simNode
+	inc int
+}
+
+func (b simBackground) run(after time.Duration, work func(ctx context.Context) func()) {
+	s, sn, inc := b.s, b.sn, b.inc
+	s.onNode(sn, inc, after+s.latency(), func() string { return fmt.Sprintf("node %d: background work", sn.id) }, func(*Node) {
+		then := work(context.Background())
+		s.onNode(sn, inc, s.latency(), func() string { return fmt.Sprintf("node %d: background work done", sn.id) }, func(*Node) { then() })
+	})
+}
+
+func (s *sim) node(id paxos.NodeID) *simNode {
+	if id == 0 || int(id) > len(s.nodes) {
+		return nil
+	}
+	return s.nodes[id-1]
+}
+
+// simAddr names a simulated client connection.
+type simAddr string
+
+func (a simAddr) Network() string { return "sim" }
+func (a simAddr) String() string  { return string(a) }
+
+var _ net.Addr = simAddr("")

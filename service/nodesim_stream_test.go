@@ -1,0 +1,146 @@
+package service
+
+import (
+	"strings"
+	"time"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// simWatch is a watch on every key under "k", resumed from where it left
+// off whenever it breaks, and checked as events arrive: each one must be
+// the event the cluster's history holds at its revision, and none under
+// "k" may be skipped between two it reports.
+type simWatch struct {
+	c       *simClient
+	id      uint64
+	last    uint64 // the last revision accounted for (reported or skipped)
+	started bool
+	stopped bool
+}
+
+func (w *simWatch) open() {
+	c, s := w.c, w.c.s
+	if w.stopped || s.err != nil {
+		return
+	}
+	q := &wire.Request{Op: wire.OpWatch, Key: "k", WatchPrefix: true}
+	if w.started {
+		q.FromRevision = w.last + 1
+	}
+	first := true
+	c.obs.send(q, 0, nil, func(r *wire.Response) {
+		if first {
+			first = false
+			if r.Err == wire.ErrNone && !w.started {
+				w.started, w.last = true, r.Revision // created: events after this revision follow
+			}
+		}
+		if r.StreamEnd {
+			w.restart(r)
+			return
+		}
+		for _, ev := range r.Events {
+			w.check(ev)
+		}
+	}, func() { w.restart(nil) })
+	w.id = q.ID
+}
+
+// restart opens the watch again after it ended (from scratch if the
+// history it needed was compacted away).
+func (w *simWatch) restart(r *wire.Response) {
+	if r != nil && r.Err == wire.ErrCompacted {
+		w.started = false
+	}
+	if !w.stopped {
+		w.c.s.at(time.Duration(20+w.c.s.rng.Intn(200))*time.Millisecond, nil, w.open)
+	}
+}
+
+func (w *simWatch) check(ev wire.WatchEvent) {
+	s := w.c.s
+	rev := ev.KV.ModRevision
+	want, ok := s.check.kvEvents[rev]
+	switch {
+	case !ok:
+		s.failf("a watch reported revision %d, which no replica applied", rev)
+		return
+	case want.KV.Key != ev.KV.Key || string(want.KV.Value) != string(ev.KV.Value) || uint8(want.Type) != uint8(ev.Type):
+		s.failf("a watch reported %s %q=%q at revision %d; the history holds %q=%q", ev.Type, ev.KV.Key, ev.KV.Value, rev, want.KV.Key, want.KV.Value)
+		return
+	case rev <= w.last:
+		s.failf("a watch reported revision %d after %d", rev, w.last)
+		return
+	}
+	for r := w.last + 1; r < rev; r++ {
+		if e, ok := s.check.kvEvents[r]; ok && strings.HasPrefix(e.KV.Key, "k") {
+			s.failf("a watch skipped revision %d (%s) between %d and %d", r, e.KV.Key, w.last, rev)
+			return
+		}
+	}
+	w.last = rev
+	s.stats.watchEvents++
+}
+
+func (w *simWatch) stop() {
+	w.stopped = true
+	w.c.obs.cancel(w.id)
+	w.c.obs.disconnect()
+}
+
+// simObserve is an observer of the election: every change, in order, each
+// the one the cluster's history holds under its number.
+type simObserve struct {
+	c       *simClient
+	id      uint64
+	last    uint64
+	stopped bool
+}
+
+func (o *simObserve) open() {
+	c, s := o.c, o.c.s
+	if o.stopped || s.err != nil {
+		return
+	}
+	q := &wire.Request{Op: wire.OpObserve, Name: simElection, AfterSeq: o.last}
+	c.side.send(q, 0, nil, func(r *wire.Response) {
+		if r.StreamEnd {
+			if r.Err == wire.ErrCompacted {
+				o.last = 0
+			}
+			if !o.stopped {
+				s.at(time.Duration(20+s.rng.Intn(200))*time.Millisecond, nil, o.open)
+			}
+			return
+		}
+		o.check(r.Leader)
+	}, func() {
+		if !o.stopped {
+			s.at(time.Duration(20+s.rng.Intn(200))*time.Millisecond, nil, o.open)
+		}
+	})
+	o.id = q.ID
+}
+
+func (o *simObserve) check(l wire.LeaderInfo) {
+	s := o.c.s
+	want, ok := s.check.changes[l.Seq]
+	switch {
+	case !ok:
+		s.failf("an observer reported change %d, which no replica applied", l.Seq)
+	case want.Session != l.Session || want.Term != l.Term || string(want.Value) != string(l.Value):
+		s.failf("an observer reported change %d as session %d term %d; the history holds session %d term %d", l.Seq, l.Session, l.Term, want.Session, want.Term)
+	case o.last != 0 && l.Seq != o.last+1:
+		s.failf("an observer reported change %d after %d", l.Seq, o.last)
+	default:
+		o.last = l.Seq
+		s.stats.observed++
+	}
+}
+
+func (o *simObserve) stop() {
+	o.stopped = true
+	o.c.side.cancel(o.id)
+	o.c.side.disconnect()
+}
