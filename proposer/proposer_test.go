@@ -458,7 +458,7 @@ func TestRetransmitToNonVotersOncePerInterval(t *testing.T) {
 	_ = p.Propose([]byte("x"))
 	_, proposed := p.Flush(0)
 	voted := func(s paxos.Slot, id paxos.NodeID) bool { return s == 1 && id == 2 }
-	var resent []int // ticks at which an Accept was resent
+	var resent []int                              // ticks at which an Accept was resent
 	for tick := 1; tick < electionTicks; tick++ { // check-quorum ends it at 10
 		ms := p.Tick(paxos.Ballot{}, 0, voted)
 		accepts := ofType(ms, paxos.MsgAccept)

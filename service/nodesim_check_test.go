@@ -78,7 +78,9 @@ type simObserver struct {
 	inc int
 }
 
-func (c *simChecker) observer(sn *simNode) nodeObserver { return &simObserver{c: c, sn: sn, inc: sn.inc} }
+func (c *simChecker) observer(sn *simNode) nodeObserver {
+	return &simObserver{c: c, sn: sn, inc: sn.inc}
+}
 
 func valueDigest(v paxos.Value) uint64 {
 	h := fnv.New64a()
