@@ -44,6 +44,11 @@ const (
 	OpLeader   Op = 18 // read the current leader of Name
 
 	OpClock Op = 22 // internal: advance the cluster clock to Now (ms)
+
+	// OpStateHash is internal: member Reporter's state after slot
+	// HashSlot hashed to StateHash (see statecheck.go). It changes
+	// nothing; the nodes compare the reports.
+	OpStateHash Op = 24
 )
 
 var opNames = [...]string{
@@ -51,7 +56,7 @@ var opNames = [...]string{
 	OpSessionOpen: "session-open", OpSessionKeepAlive: "session-keepalive", OpSessionClose: "session-close",
 	OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check",
 	OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
-	OpClock: "clock",
+	OpClock: "clock", OpStateHash: "state-hash",
 }
 
 func (o Op) String() string {
@@ -69,7 +74,7 @@ func (o Op) valid() bool { return int(o) < len(opNames) && opNames[o] != "" }
 // always comes with ClientID 0, so it is never stored.
 func (o Op) mutating() bool {
 	switch o {
-	case OpGet, OpList, OpLockCheck, OpLeader:
+	case OpGet, OpList, OpLockCheck, OpLeader, OpStateHash:
 		return false
 	}
 	return true
@@ -131,6 +136,10 @@ type Command struct {
 	// otherwise it fails with ErrFenced and changes nothing.
 	FenceName  string
 	FenceToken uint64
+	// HashSlot, StateHash and Reporter: an OpStateHash's report.
+	HashSlot  uint64
+	StateHash uint64
+	Reporter  uint64
 }
 
 func (c *Command) String() string {
@@ -154,6 +163,8 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" name=%q", c.Name)
 	case OpClock:
 		s += fmt.Sprintf(" now=%d", c.Now)
+	case OpStateHash:
+		s += fmt.Sprintf(" node %d: slot %d hash %016x", c.Reporter, c.HashSlot, c.StateHash)
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}
@@ -194,6 +205,9 @@ const (
 	fieldNow
 	fieldFenceName
 	fieldFenceToken
+	fieldHashSlot
+	fieldStateHash
+	fieldReporter
 	fieldCount
 )
 
@@ -201,6 +215,12 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case c.Reporter != 0:
+		return fieldReporter + 1
+	case c.StateHash != 0:
+		return fieldStateHash + 1
+	case c.HashSlot != 0:
+		return fieldHashSlot + 1
 	case c.FenceToken != 0:
 		return fieldFenceToken + 1
 	case c.FenceName != "":
@@ -314,6 +334,12 @@ func EncodeCommand(c *Command) []byte {
 			must(enc.EncodeString(c.FenceName))
 		case fieldFenceToken:
 			must(enc.EncodeUint(c.FenceToken))
+		case fieldHashSlot:
+			must(enc.EncodeUint(c.HashSlot))
+		case fieldStateHash:
+			must(enc.EncodeUint(c.StateHash))
+		case fieldReporter:
+			must(enc.EncodeUint(c.Reporter))
 		}
 	}
 	return buf.Bytes()
@@ -412,6 +438,12 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, c *Command) error {
 			c.FenceName, err = decodeString(d, r)
 		case fieldFenceToken:
 			c.FenceToken, err = decodeUint(d, math.MaxUint64)
+		case fieldHashSlot:
+			c.HashSlot, err = decodeUint(d, math.MaxUint64)
+		case fieldStateHash:
+			c.StateHash, err = decodeUint(d, math.MaxUint64)
+		case fieldReporter:
+			c.Reporter, err = decodeUint(d, math.MaxUint32)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

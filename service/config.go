@@ -34,7 +34,10 @@ type Config struct {
 	HeartbeatTicks, ElectionTicks int
 	// WindowSlots and BatchBytesMax: see paxos.Config. Defaults 256, 1 MiB.
 	WindowSlots, BatchBytesMax int
-	// ValueBytesMax bounds a value. Default 1 MiB.
+	// ValueBytesMax bounds a value this node accepts from its clients
+	// (at most 64 MiB: the state machine's own bound, the same on every
+	// replica). Set it alike on every node, or a put that one node refuses
+	// succeeds through another. Default 1 MiB.
 	ValueBytesMax int
 	// FrameBytesMax bounds a wire frame. Default 16 MiB.
 	FrameBytesMax int
@@ -50,14 +53,20 @@ type Config struct {
 	// kept, so a follower a little behind catches up from the log rather
 	// than by a snapshot transfer. Default min(SnapshotEntries, 5000).
 	SnapshotKeepEntries int
+	// StateCheckSlots: every this many slots the members compare the
+	// hashes of their states (statecheck.go); negative: never. Default
+	// 10000.
+	StateCheckSlots int
 	// Join says what to do when DataDir holds no state (see JoinMode).
 	// Default JoinCreate.
 	Join JoinMode
 	// NoSync skips fsync. Unsafe: for tests only.
 	NoSync bool
 	// FS is the filesystem holding DataDir. Default (nil): the real disk.
-	// The simulation passes Pebble's crash-testing in-memory filesystem.
-	FS vfs.FS
+	// The simulation passes Pebble's crash-testing in-memory filesystem,
+	// and small memtables (MemTableBytes, see wal.Options).
+	FS            vfs.FS
+	MemTableBytes int
 	// Logger receives structured logs; the node adds its id to every line.
 	Logger zerolog.Logger
 	// Metrics receives the node's Prometheus instruments; nil gives the
@@ -118,6 +127,9 @@ func (c *Config) EnsureDefaults() {
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000
 	}
+	if c.StateCheckSlots == 0 {
+		c.StateCheckSlots = 10000
+	}
 	if c.SnapshotKeepEntries == 0 {
 		c.SnapshotKeepEntries = min(c.SnapshotEntries, 5000)
 	}
@@ -142,6 +154,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotEntries < 0 || c.SnapshotKeepEntries < 0 {
 		return fmt.Errorf("%w: --snapshot-entries and --snapshot-keep-entries must be positive", ErrConfig)
+	}
+	if c.ValueBytesMax > valueBytesLimit {
+		return fmt.Errorf("%w: --value-bytes-max %d is over the largest value the state machine takes (%d)", ErrConfig, c.ValueBytesMax, valueBytesLimit)
 	}
 	if c.ValueBytesMax+4096 > c.FrameBytesMax || c.BatchBytesMax > c.FrameBytesMax/4 {
 		return fmt.Errorf("%w: value and batch limits must fit well inside the frame limit (%d bytes)", ErrConfig, c.FrameBytesMax)

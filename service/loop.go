@@ -173,6 +173,9 @@ func (n *Node) apply(decided []paxos.Entry) {
 					continue
 				}
 				res := n.sm.ApplyCommand(e.Slot, &cmd)
+				if cmd.Op == OpStateHash {
+					n.onStateHash(&cmd)
+				}
 				n.answer(callKey{cmd.ClientID, cmd.Seq}, cmd.Op, res)
 				// Blocking requests granted by this command (a release
 				// handing a lock to the next waiter, an expiry, a
@@ -185,6 +188,7 @@ func (n *Node) apply(decided []paxos.Entry) {
 		if n.obs != nil {
 			n.obs.applied(e, n.sm)
 		}
+		n.reportState(e.Slot)
 	}
 }
 

@@ -24,6 +24,9 @@ type metrics struct {
 	locksWaiting  prometheus.Gauge
 	leaseReads    prometheus.Counter
 
+	stateMismatches prometheus.Counter
+	stateDiverged   prometheus.Gauge
+
 	snapshots        prometheus.Counter
 	snapshotBytes    prometheus.Gauge
 	snapshotInstalls prometheus.Counter
@@ -54,6 +57,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		locksWaiting:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_lock_waiters", Help: "Sessions waiting for locks."}),
 		leaseReads:    prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_lease_reads_total", Help: "Linearizable reads the leader answered under its lease, without the log."}),
 
+		stateMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_state_mismatches_total", Help: "State hash reports (see the state check) that differ from a quorum's: a member whose state diverged."}),
+		stateDiverged:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_state_diverged", Help: "1 once this node found its own state differs from a quorum's: it answers no client until rebuilt."}),
+
 		snapshots:        prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshots_total", Help: "Snapshots this node took (the log below each was deleted)."}),
 		snapshotBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_snapshot_bytes", Help: "Size of the newest snapshot taken."}),
 		snapshotInstalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshot_installs_total", Help: "Snapshots fetched from the leader and installed."}),
@@ -61,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.commitIndex,
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads,
-		m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent} {
+		m.stateMismatches, m.stateDiverged, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent} {
 		f(c)
 	}
 	return m

@@ -40,10 +40,11 @@ type Node struct {
 	peers     peerDialer
 	bg        background
 
-	m       *metrics
-	reg     *prometheus.Registry
-	leading atomic.Bool // for /readyz, read outside the loop
-	led     atomic.Bool // some leader is known
+	m        *metrics
+	reg      *prometheus.Registry
+	leading  atomic.Bool // for /readyz, read outside the loop
+	led      atomic.Bool // some leader is known
+	diverged atomic.Bool // the state check found this node's state wrong
 
 	// Production only: what Start wires up and run reads.
 	ln       net.Listener
@@ -72,6 +73,7 @@ type Node struct {
 	lastRole       proposer.Role
 	snap           snapshotState
 	rejoin         rejoinState
+	check          stateCheck
 	failed         error
 
 	// obs, when set, is told what the loop did: the simulation's

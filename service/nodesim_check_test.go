@@ -21,9 +21,12 @@ import (
 type simChecker struct {
 	s *sim
 	// Per slot, from the first replica to apply it: the chosen value's
-	// digest, the state's Hash after it, and the digest of what watches
-	// and observers can read then (which Hash leaves out).
-	chosen, hashes, watched map[paxos.Slot]uint64
+	// digest, the state's Hash after it, and the oldest revision and
+	// election change the histories that watches and observers read
+	// still hold then (Hash leaves the histories out; their events are
+	// checked one by one against kvEvents and changes).
+	chosen, hashes       map[paxos.Slot]uint64
+	oldestRev, oldestSeq map[paxos.Slot]uint64
 	// snaps: per slot, the digest of a snapshot taken there.
 	snaps   map[paxos.Slot]uint64
 	maxSlot paxos.Slot
@@ -63,7 +66,8 @@ type simHold struct {
 
 func newSimChecker(s *sim) *simChecker {
 	return &simChecker{
-		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{}, watched: map[paxos.Slot]uint64{},
+		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{},
+		oldestRev: map[paxos.Slot]uint64{}, oldestSeq: map[paxos.Slot]uint64{},
 		snaps: map[paxos.Slot]uint64{}, leaders: map[paxos.Ballot][2]int{},
 		holder: map[string]uint64{}, lastToken: map[string]uint64{},
 		kvEvents: map[uint64]KVEvent{}, changes: map[uint64]LeaderChange{}, holds: map[string][]simHold{},
@@ -71,15 +75,71 @@ func newSimChecker(s *sim) *simChecker {
 	}
 }
 
-// simObserver is one node incarnation's observer.
+// simObserver is one node incarnation's observer. lastRev and lastSeq are
+// the newest KV event and election change of its state machine already
+// checked.
 type simObserver struct {
-	c   *simChecker
-	sn  *simNode
-	inc int
+	c                *simChecker
+	sn               *simNode
+	inc              int
+	lastRev, lastSeq uint64
 }
 
 func (c *simChecker) observer(sn *simNode) nodeObserver {
 	return &simObserver{c: c, sn: sn, inc: sn.inc}
+}
+
+// histories returns the oldest revision and election change sm's
+// histories hold.
+func histories(sm *StateMachine) (oldestRev, oldestSeq uint64) {
+	oldestRev = sm.OldestRevision()
+	if e := sm.elect.m[simElection]; e != nil && e.history.r.len() > 0 {
+		oldestSeq = e.history.r.at(0).Seq
+	}
+	return oldestRev, oldestSeq
+}
+
+// checkNewEvents checks the KV events and election changes sm holds after
+// the ones the observer has checked against the run's histories.
+func (o *simObserver) checkNewEvents(sm *StateMachine) {
+	c := o.c
+	evs, err := sm.KVEvents(o.lastRev+1, "", true, 0)
+	if err != nil && !errors.Is(err, ErrCompacted) {
+		c.s.failf("node %d: reading its KV history: %v", o.sn.id, err)
+	}
+	for _, ev := range evs {
+		if want, ok := c.kvEvents[ev.Revision]; !ok || !sameEvent(want, ev) {
+			c.s.failf("node %d's KV history holds %s %q at revision %d; the first replica's %s %q", o.sn.id, ev.Type, ev.KV.Key, ev.Revision, want.Type, want.KV.Key)
+			return
+		}
+		o.lastRev = ev.Revision
+	}
+	o.lastRev = max(o.lastRev, sm.Revision())
+	chs, err := sm.ElectionChanges(simElection, o.lastSeq)
+	if err != nil && !errors.Is(err, ErrCompacted) && !errors.Is(err, ErrNotFound) {
+		c.s.failf("node %d: reading its election history: %v", o.sn.id, err)
+	}
+	for _, ch := range chs {
+		if want, ok := c.changes[ch.Seq]; !ok || !sameChange(want, ch) {
+			c.s.failf("node %d's election history holds change %d as session %d term %d; the first replica's session %d term %d",
+				o.sn.id, ch.Seq, ch.Session, ch.Term, want.Session, want.Term)
+			return
+		}
+		o.lastSeq = ch.Seq
+	}
+}
+
+func sameEvent(a, b KVEvent) bool {
+	return a.Revision == b.Revision && a.Type == b.Type && sameKV(a.KV, b.KV) && sameKV(a.PrevKV, b.PrevKV)
+}
+
+func sameKV(a, b KV) bool {
+	return a.Key == b.Key && string(a.Value) == string(b.Value) && a.CreateRevision == b.CreateRevision &&
+		a.ModRevision == b.ModRevision && a.Version == b.Version
+}
+
+func sameChange(a, b LeaderChange) bool {
+	return a.Seq == b.Seq && a.Session == b.Session && a.Term == b.Term && string(a.Value) == string(b.Value) && a.Revision == b.Revision
 }
 
 func valueDigest(v paxos.Value) uint64 {
@@ -100,15 +160,19 @@ func valueDigest(v paxos.Value) uint64 {
 func (o *simObserver) applied(e paxos.Entry, sm *StateMachine) {
 	c := o.c
 	d := valueDigest(e.Value)
-	h, wd := sm.Hash(), watchDigest(sm)
+	h := sm.Hash()
+	oldRev, oldSeq := histories(sm)
 	if want, ok := c.chosen[e.Slot]; ok {
 		switch {
 		case want != d:
 			c.s.failf("agreement: node %d (incarnation %d) applied another value at slot %d: %s", o.sn.id, o.inc, e.Slot, e.Value)
 		case c.hashes[e.Slot] != h:
 			c.s.failf("node %d's state after slot %d differs from the first replica's", o.sn.id, e.Slot)
-		case c.watched[e.Slot] != wd:
-			c.s.failf("node %d's watch and election histories after slot %d differ from the first replica's", o.sn.id, e.Slot)
+		case c.oldestRev[e.Slot] != oldRev || c.oldestSeq[e.Slot] != oldSeq:
+			c.s.failf("node %d's watch and election histories after slot %d start at %d/%d, the first replica's at %d/%d",
+				o.sn.id, e.Slot, oldRev, oldSeq, c.oldestRev[e.Slot], c.oldestSeq[e.Slot])
+		default:
+			o.checkNewEvents(sm)
 		}
 		return
 	}
@@ -118,32 +182,45 @@ func (o *simObserver) applied(e paxos.Entry, sm *StateMachine) {
 		c.s.failf("node %d applied slot %d first, but the highest slot applied anywhere is %d", o.sn.id, e.Slot, c.maxSlot)
 		return
 	}
-	c.chosen[e.Slot], c.hashes[e.Slot], c.watched[e.Slot] = d, h, wd
+	c.chosen[e.Slot], c.hashes[e.Slot] = d, h
+	c.oldestRev[e.Slot], c.oldestSeq[e.Slot] = oldRev, oldSeq
 	c.maxSlot = max(c.maxSlot, e.Slot)
 	c.s.stats.slots++
 	c.checkSemantics(e.Slot, sm)
+	o.checkNewEvents(sm)
 }
 
 // installed checks a state machine replaced by a snapshot: it must be the
 // state every replica had after the snapshot's slot.
 func (o *simObserver) installed(sm *StateMachine) {
 	o.c.s.stats.installs++
-	o.c.checkRestored(o.sn, sm, "installed from a snapshot")
+	o.c.checkRestored(o, sm, "installed from a snapshot")
 }
 
-func (c *simChecker) checkRestored(sn *simNode, sm *StateMachine, how string) {
+// checkRestored checks a state machine restored from a snapshot (and the
+// log after it): its state and its histories are those every replica had
+// after its slot.
+func (c *simChecker) checkRestored(o *simObserver, sm *StateMachine, how string) {
 	slot := sm.Applied()
+	if c.s.opts.tamper != nil {
+		c.s.opts.tamper(sm)
+	}
+	o.lastRev, o.lastSeq = 0, 0
 	if slot == 0 {
 		return
 	}
+	oldRev, oldSeq := histories(sm)
 	want, ok := c.hashes[slot]
 	switch {
 	case !ok:
-		c.s.failf("node %d %s at slot %d, which no replica applied", sn.id, how, slot)
+		c.s.failf("node %d %s at slot %d, which no replica applied", o.sn.id, how, slot)
 	case sm.Hash() != want:
-		c.s.failf("node %d's state %s at slot %d differs from the state after that slot", sn.id, how, slot)
-	case watchDigest(sm) != c.watched[slot]:
-		c.s.failf("node %d's histories %s at slot %d differ from those after that slot", sn.id, how, slot)
+		c.s.failf("node %d's state %s at slot %d differs from the state after that slot", o.sn.id, how, slot)
+	case oldRev != c.oldestRev[slot] || oldSeq != c.oldestSeq[slot]:
+		c.s.failf("node %d's histories %s at slot %d start at %d/%d, those after that slot at %d/%d", o.sn.id, how, slot, oldRev, oldSeq, c.oldestRev[slot], c.oldestSeq[slot])
+	default:
+		o.lastRev, o.lastSeq = oldRev-1, max(oldSeq, 1)-1
+		o.checkNewEvents(sm)
 	}
 }
 
@@ -177,7 +254,7 @@ func (o *simObserver) snapshotted(slot paxos.Slot, data []byte) {
 // started checks a node that (re)started: its state machine, loaded from
 // its snapshot and log, is the state after the slot it reached.
 func (c *simChecker) started(sn *simNode) {
-	c.checkRestored(sn, sn.n.sm, "restarted")
+	c.checkRestored(sn.n.obs.(*simObserver), sn.n.sm, "restarted")
 }
 
 // durable checks a completed write: the promise on disk never goes back,
@@ -259,46 +336,12 @@ func (c *simChecker) checkSemantics(slot paxos.Slot, sm *StateMachine) {
 	}
 }
 
-// watchDigest digests what watches and election observers can read: the
-// KV history and the changes of the simulated election.
-func watchDigest(sm *StateMachine) uint64 {
-	h := hasher{h: fnv.New64a()}
-	h.u64(sm.OldestRevision())
-	evs, err := sm.KVEvents(sm.OldestRevision(), "", true, 0)
-	h.str(errText(err))
-	h.u64(uint64(len(evs)))
-	for _, ev := range evs {
-		h.u64(ev.Revision)
-		h.u64(uint64(ev.Type))
-		h.kv(ev.KV)
-		h.kv(ev.PrevKV)
-	}
-	changes, err := sm.ElectionChanges(simElection, 0)
-	h.str(errText(err))
-	if errors.Is(err, ErrCompacted) {
-		changes, err = sm.ElectionChanges(simElection, sm.elect.m[simElection].history.r.at(0).Seq-1)
-		h.str(errText(err))
-	}
-	h.u64(uint64(len(changes)))
-	for _, ch := range changes {
-		h.u64(ch.Seq)
-		h.u64(ch.Session)
-		h.bytes(ch.Value)
-		h.u64(ch.Term)
-		h.u64(ch.Revision)
-	}
-	return h.h.Sum64()
-}
-
 // kvOp records a finished key-value operation for the linearizability
 // check; ret is ignored for an unknown outcome.
 func (c *simChecker) kvOp(client int, in linearize.KVInput, call, ret time.Duration, out linearize.KVOutput) {
 	c.kv = append(c.kv, porcupine.Operation{ClientId: client, Input: in, Call: int64(call), Output: out, Return: int64(ret)})
 	if out.Unknown {
 		c.s.stats.unknown++
-	}
-	if c.s.healed && call > c.healedAt && !out.Unknown && in.Op == "put" {
-		c.probeOK = true
 	}
 }
 
@@ -313,8 +356,8 @@ func (c *simChecker) written(key, value string) {
 // everWritten reports whether value was ever written to key.
 func (c *simChecker) everWritten(key, value string) bool { return c.writes[key][value] }
 
-// probeDone reports whether a write issued after the heal has been
-// acknowledged.
+// probeDone reports whether the probe, a write issued after the heal,
+// has been acknowledged.
 func (c *simChecker) probeDone() bool { return c.probeOK }
 
 // hold records a client's hold of a lock or of the election.
@@ -342,8 +385,12 @@ func (s *sim) finalChecks() {
 						name, prev.client, prev.session, prev.token, prev.start, prev.end, h.client, h.session, h.token, h.start, h.end)
 					return
 				}
-				if h.token <= prev.token {
-					s.failf("%s: token %d (client %d, from %s) after token %d (client %d, until %s)", name, h.token, h.client, h.start, prev.token, prev.client, prev.end)
+				// A new holder's token (term) exceeds every earlier one; the
+				// same session taking it again (still holding it, its
+				// release or resignation lost) gets the same one back.
+				if h.token < prev.token || (h.token == prev.token && h.session != prev.session) {
+					s.failf("%s: token %d (client %d, session %d, from %s) after token %d (client %d, session %d, until %s)",
+						name, h.token, h.client, h.session, h.start, prev.token, prev.client, prev.session, prev.end)
 					return
 				}
 			}

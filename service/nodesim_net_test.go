@@ -9,13 +9,16 @@ import (
 
 	"github.com/cockroachdb/pebble/vfs"
 
+	"github.com/paxosd/paxosd/internal/linearize"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wire"
 )
 
-// simNet is the network between the nodes: links cut one way or both.
+// simNet is the network between the nodes: links cut one way or both;
+// drop, when set, loses the messages it returns true for (scripted runs).
 type simNet struct {
-	cut map[[2]paxos.NodeID]bool // from, to
+	cut  map[[2]paxos.NodeID]bool // from, to
+	drop func(m paxos.Message) bool
 }
 
 func (n *simNet) reaches(from, to paxos.NodeID) bool { return !n.cut[[2]paxos.NodeID{from, to}] }
@@ -29,8 +32,10 @@ func newSim(seed int64, opts simOptions) *sim {
 	for i := 1; i <= s.p.nodes; i++ {
 		s.nodes = append(s.nodes, &simNode{s: s, id: paxos.NodeID(i), fs: vfs.NewStrictMem(), rate: s.drawRate()})
 	}
-	for i := 0; i < s.p.clients; i++ {
-		s.clients = append(s.clients, newSimClient(s, i))
+	if !opts.scripted {
+		for i := 0; i < s.p.clients; i++ {
+			s.clients = append(s.clients, newSimClient(s, i))
+		}
 	}
 	return s
 }
@@ -46,13 +51,15 @@ func (s *sim) start() {
 	for _, c := range s.clients {
 		c.begin()
 	}
-	s.at(s.faultGap(), nil, s.fault)
+	if !s.opts.scripted {
+		s.at(s.faultGap(), nil, s.fault)
+	}
 }
 
 // latency is how long a message (or a client request) travels.
 func (s *sim) latency() time.Duration {
 	d := s.p.latencyMin + time.Duration(s.rng.Int63n(int64(s.p.latencyMax-s.p.latencyMin)+1))
-	if !s.healed && s.rng.Float64() < s.p.slowRate {
+	if !s.healed && !s.opts.scripted && s.rng.Float64() < s.p.slowRate {
 		d += time.Duration(s.rng.Int63n(int64(s.p.slowMax)))
 	}
 	return d
@@ -69,8 +76,12 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 		s.stats.dropped++
 		return
 	}
+	if s.net.drop != nil && s.net.drop(m) {
+		s.stats.dropped++
+		return
+	}
 	copies := 1
-	if !s.healed {
+	if !s.healed && !s.opts.scripted {
 		if s.rng.Float64() < s.p.dropRate {
 			s.stats.dropped++
 			return
@@ -229,10 +240,14 @@ func (s *sim) partition() {
 // protocol survives (chaos/FINDINGS.md F1).
 func (s *sim) loseDisk(sn *simNode) {
 	for _, o := range s.nodes {
-		if o.rejoin || (o.up() && o.n.rejoin.active) {
+		if o.up() && !o.n.rejoin.active {
+			o.rebuilding = false
+		}
+		if o.rebuilding {
 			return
 		}
 	}
+	sn.rebuilding = true
 	s.tracef("fault: node %d loses its data directory", sn.id)
 	s.stats.lostDisks++
 	if sn.up() {
@@ -279,6 +294,32 @@ func (s *sim) heal() {
 	for _, c := range s.clients {
 		c.healed()
 	}
+	s.at(100*time.Millisecond, nil, s.probe)
+}
+
+// probe writes once the cluster is healed, until the write is
+// acknowledged: the liveness phase needs one.
+func (s *sim) probe() {
+	c := s.clients[0]
+	if s.probeLink == nil {
+		s.probeLink = newSimLink(c, "probe", uint64(s.seed)<<16|0xfff0)
+	}
+	call := s.now
+	in := linearize.KVInput{Op: "put", Key: "probe", Value: fmt.Sprintf("probe@%d", s.now)}
+	s.check.written(in.Key, in.Value)
+	s.probeLink.do(&wire.Request{Op: wire.OpPut, Key: in.Key, Value: []byte(in.Value)}, livenessTimeMax, func(r *wire.Response) {
+		if r == nil {
+			s.check.kvOp(-1, in, call, s.now, linearize.KVOutput{Unknown: true})
+			s.probe()
+			return
+		}
+		if r.Err != wire.ErrNone {
+			s.failf("the probe write failed: %s %s", r.Err, r.ErrMsg)
+			return
+		}
+		s.check.kvOp(-1, in, call, s.now, linearize.KVOutput{})
+		s.check.probeOK = true
+	})
 }
 
 // converged reports whether the liveness phase is done: every node up and
@@ -346,6 +387,7 @@ func (s *sim) describe() string {
 func (s *sim) shutdown() {
 	for _, sn := range s.nodes {
 		if sn.up() {
+			s.countNode(sn)
 			_ = sn.store.Close()
 			sn.n = nil
 		}

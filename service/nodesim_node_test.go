@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/vfs"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -96,8 +97,9 @@ type simNode struct {
 	slowUntil, stalledUntil time.Duration
 	slowSync                time.Duration
 	failNext                bool
-	// rejoin: the next start is a --rejoin (the data directory was lost).
-	rejoin bool
+	// rejoin: the next start is a --rejoin (the data directory was lost);
+	// rebuilding: from then until the node is seen voting again.
+	rejoin, rebuilding bool
 	// durable is the promise last made durable by this node's journal, to
 	// check it never goes back, across crashes too.
 	durablePromise paxos.Ballot
@@ -147,11 +149,12 @@ func (s *sim) config(sn *simNode) Config {
 		join = JoinRejoin
 	}
 	return Config{
-		ID: sn.id, ClusterID: "sim", Listen: peers[sn.id], Peers: peers, DataDir: "/data", FS: sn.fs,
+		ID: sn.id, ClusterID: "sim", Listen: peers[sn.id], Peers: peers, DataDir: "/data", FS: sn.fs, MemTableBytes: 64 << 10,
 		TickInterval: s.p.tick, HeartbeatTicks: s.p.heartbeatTicks, ElectionTicks: s.p.electionTicks,
 		WindowSlots: s.p.window, BatchBytesMax: s.p.batchBytes, ValueBytesMax: s.p.valueBytes,
 		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout,
 		SnapshotEntries: s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),
+		StateCheckSlots: 16,
 		Join: join, Logger: log,
 	}
 }
@@ -233,6 +236,7 @@ func (s *sim) stop(sn *simNode) {
 	if !sn.up() {
 		return
 	}
+	s.countNode(sn)
 	sn.n, sn.journal = nil, nil
 	sn.inc++
 	sn.frozen, sn.frozenUntil = nil, 0
@@ -243,6 +247,14 @@ func (s *sim) stop(sn *simNode) {
 	sn.store = nil
 	for _, c := range s.clients {
 		c.nodeStopped(sn)
+	}
+}
+
+// countNode adds what a node incarnation did to the run's statistics.
+func (s *sim) countNode(sn *simNode) {
+	s.stats.leaseReads += int(testutil.ToFloat64(sn.n.m.leaseReads))
+	if m := testutil.ToFloat64(sn.n.m.stateMismatches); m > 0 {
+		s.failf("node %d's state check flagged %v mismatches, but the replicas agree (the checkers compared every slot)", sn.id, m)
 	}
 }
 

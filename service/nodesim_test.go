@@ -47,9 +47,14 @@ type simOptions struct {
 	// The design assumes rates within 10% of each other; tests of the
 	// checker set it beyond.
 	clockSkewMax float64
-	// mutate, when set, adjusts the drawn parameters (tests of the
-	// checkers).
+	// mutate, when set, adjusts the drawn parameters; tamper, when set,
+	// damages every state machine a node restores or installs from a
+	// snapshot (tests of the checkers).
 	mutate func(*simParams)
+	tamper func(*StateMachine)
+	// scripted runs no random faults and no clients: a test drives the
+	// run with runFor and the sim's methods (crash, restart, cut, ...).
+	scripted bool
 }
 
 func defaultSimOptions() simOptions {
@@ -73,8 +78,10 @@ type sim struct {
 	err     error
 	ring    traceRing
 	stats   simStats
-	// healed is set when the liveness phase starts.
-	healed bool
+	// healed is set when the liveness phase starts; probeLink writes the
+	// probe then.
+	healed    bool
+	probeLink *simLink
 }
 
 // event is one thing that happens at a virtual time. Events at the same
@@ -179,6 +186,32 @@ func (s *sim) run() error {
 	}
 	s.shutdown()
 	return s.err
+}
+
+// runFor runs a scripted run's events for d of virtual time (or until a
+// check fails).
+func (s *sim) runFor(d time.Duration) error {
+	end := s.now + d
+	for s.err == nil && s.queue.Len() > 0 && s.queue[0].at <= end {
+		ev := heap.Pop(&s.queue).(*event)
+		s.now = ev.at
+		if ev.what != nil {
+			s.note(ev.what)
+		}
+		ev.do()
+	}
+	s.now = max(s.now, end)
+	return s.err
+}
+
+// newScripted starts a scripted run of seed's parameters, adjusted by
+// mutate (may be nil).
+func newScripted(seed int64, mutate func(*simParams)) *sim {
+	opts := defaultSimOptions()
+	opts.scripted, opts.mutate = true, mutate
+	s := newSim(seed, opts)
+	s.start()
+	return s
 }
 
 // livenessTimeMax bounds the liveness phase: every node up, connected and

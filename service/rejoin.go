@@ -55,7 +55,7 @@ type rejoinState struct {
 // whether the node is rejoining.
 func openStore(cfg Config) (*wal.Store, rejoinState, error) {
 	id := wal.Identity{ClusterID: cfg.ClusterID, NodeID: cfg.ID}
-	store, err := wal.Open(cfg.DataDir, id, wal.Options{FS: cfg.FS, NoSync: cfg.NoSync, MustExist: cfg.Join == JoinExisting})
+	store, err := wal.Open(cfg.DataDir, id, wal.Options{FS: cfg.FS, MemTableBytes: cfg.MemTableBytes, NoSync: cfg.NoSync, MustExist: cfg.Join == JoinExisting})
 	if err != nil {
 		if cfg.Join == JoinExisting && wal.IsNoStore(err) {
 			return nil, rejoinState{}, fmt.Errorf("node %d: data directory %s holds no state; a member that ran before and lost its data must not vote with the promises it forgot: "+

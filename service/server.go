@@ -46,6 +46,9 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 	if resp := n.validate(q); resp != nil {
 		return nil, resp
 	}
+	if resp := n.divergedRefusal(q); resp != nil {
+		return nil, resp
+	}
 	if q.Op == wire.OpSnapshotRead {
 		return nil, n.readSnapshot(q) // from the store, off the loop
 	}

@@ -618,7 +618,13 @@ func checkMsgpackShape(data []byte) error {
 
 // restore checks st and builds its state machine.
 func (st *SnapshotState) restore(opts SMOptions) (*StateMachine, error) {
-	if want := snapOptions(&opts); st.Options != want {
+	// The value limit only decides what later commands may carry, and
+	// every replica restores with the same one (it is no node's setting:
+	// see valueBytesLimit), so a snapshot taken under an older limit
+	// restores under the current one. Every other option shapes the state.
+	want, got := snapOptions(&opts), st.Options
+	got.ValueBytesMax = want.ValueBytesMax
+	if got != want {
 		return nil, badSnapshot("taken with options %+v, restoring with %+v: every replica must use the same", st.Options, want)
 	}
 	sm := NewStateMachine(opts)

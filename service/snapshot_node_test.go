@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,141 @@ func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// What the state machine accepts is the same on every replica, whatever
+// each node's --value-bytes-max: that flag only bounds what a node admits
+// from its own clients. Node 2 admits 8 KiB values, the others 1 KiB: a
+// 4 KiB put through node 2 is applied by every replica alike (when the
+// flag also set the state machine's limit, nodes 1 and 3 rejected it and
+// the replicas diverged), node 1 refuses it from its own client, and a
+// node catches up from another's snapshot whatever their flags (when the
+// limit was recorded in snapshots as a per-node option, the install was
+// refused).
+func TestValueLimitIsTheSameOnEveryReplica(t *testing.T) {
+	c := startTunedCluster(t, func(cfg *Config) {
+		cfg.ValueBytesMax = 1 << 10
+		if cfg.ID == 2 {
+			cfg.ValueBytesMax = 8 << 10
+		}
+		cfg.SnapshotEntries, cfg.SnapshotKeepEntries = 10, 2
+	})
+	c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	put := func(id paxos.NodeID, seq uint64, key string, value []byte) *wire.Response {
+		t.Helper()
+		sc, err := wire.DialClient(ctx, c.peers[id], "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := wire.NewMux(sc)
+		defer mux.Close()
+		for {
+			resp, err := mux.Call(ctx, &wire.Request{ID: 1, Op: wire.OpPut, ClientID: 77, Seq: seq, AckedBelow: seq, Key: key, Value: value})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Err != wire.ErrNotLeader && resp.Err != wire.ErrUnavailable {
+				return resp
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	big := make([]byte, 4<<10)
+	if r := put(2, 1, "big", big); r.Err != wire.ErrNone {
+		t.Fatalf("a 4 KiB put through node 2 (limit 8 KiB): %s %s", r.Err, r.ErrMsg)
+	}
+	if r := put(1, 2, "big2", big); r.Err != wire.ErrTooLarge {
+		t.Fatalf("a 4 KiB put through node 1 (limit 1 KiB): %s %s, want TooLarge", r.Err, r.ErrMsg)
+	}
+	lagging := paxos.NodeID(3)
+	c.nodes[lagging].Stop()
+	delete(c.nodes, lagging)
+	for i := 0; i < 60; i++ {
+		if r := put(2, uint64(3+i), fmt.Sprintf("k%d", i%7), big[:100+i]); r.Err != wire.ErrNone {
+			t.Fatalf("put %d: %s %s", i, r.Err, r.ErrMsg)
+		}
+	}
+	c.start(lagging)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var hashes []uint64
+		for _, id := range []paxos.NodeID{1, 2, 3} {
+			n := c.nodes[id]
+			hashes = append(hashes, onLoop(n, func() uint64 {
+				if _, ok := n.sm.Get("big"); !ok || n.sm.Revision() < 61 {
+					return uint64(id) // not there yet: differs from the others
+				}
+				return n.sm.Hash()
+			}))
+		}
+		if hashes[0] == hashes[1] && hashes[1] == hashes[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replicas' states differ (hashes %x); node 3 installed %v snapshots", hashes,
+				onLoop(c.nodes[3], func() float64 { return counterValue(c.nodes[3].m.snapshotInstalls) }))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A replica whose state silently diverges (here node 3's, changed behind
+// the log's back) is noticed by the state check: the members' hash reports
+// for the next check slot disagree, every node counts the mismatch, and
+// node 3, the odd one out, stops answering clients with a line that says
+// why, while the others go on serving.
+func TestDivergedReplicaIsNoticed(t *testing.T) {
+	c := startTunedCluster(t, func(cfg *Config) { cfg.StateCheckSlots = 8 })
+	c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := client.New(ctx, c.endpoints()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Put(ctx, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	n3 := c.nodes[3]
+	onLoop(n3, func() bool { n3.sm.kv.put("a", []byte("corrupt")); return true })
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		if _, err := cl.Put(ctx, fmt.Sprintf("k%d", i%5), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if onLoop(n3, func() bool { return n3.check.diverged != 0 }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 3's diverged state was not noticed")
+		}
+	}
+	for _, id := range []paxos.NodeID{1, 2} {
+		n := c.nodes[id]
+		if got := onLoop(n, func() float64 { return counterValue(n.m.stateMismatches) }); got < 1 {
+			t.Errorf("node %d counted %v mismatches", id, got)
+		}
+		if onLoop(n, func() bool { return n.check.diverged != 0 }) {
+			t.Errorf("node %d thinks it diverged", id)
+		}
+	}
+	sc, err := wire.DialClient(ctx, c.peers[3], "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := wire.NewMux(sc)
+	defer mux.Close()
+	resp, err := mux.Call(ctx, &wire.Request{ID: 1, Op: wire.OpGet, Key: "a", Serializable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Err != wire.ErrUnavailable || !strings.Contains(resp.ErrMsg, "diverged") {
+		t.Fatalf("node 3 answered a read with %s %q, want Unavailable saying its state diverged", resp.Err, resp.ErrMsg)
+	}
+	if _, err := cl.Put(ctx, "after", []byte("x")); err != nil {
+		t.Fatalf("the healthy majority stopped serving: %v", err)
+	}
 }

@@ -156,8 +156,15 @@ func (sm *StateMachine) dedupResult(client, seq uint64) (Result, bool) {
 	return Result{}, false
 }
 
-// smOptions are the state machine options cfg implies; every replica
-// must use the same.
-func smOptions(cfg Config) SMOptions { return SMOptions{ValueBytesMax: cfg.ValueBytesMax} }
+// valueBytesLimit is the state machine's own bound on a value. What a
+// state machine accepts must be the same on every replica, or replicas
+// diverge (and refuse each other's snapshots), so no per-node setting may
+// decide it: Config.ValueBytesMax only bounds what a node admits from its
+// clients, and must not exceed this.
+const valueBytesLimit = 64 << 20
+
+// smOptions are the state machine options every node uses: the same
+// everywhere, whatever the node's Config.
+func smOptions(Config) SMOptions { return SMOptions{ValueBytesMax: valueBytesLimit} }
 
 func (n *Node) smOptions() SMOptions { return smOptions(n.cfg) }

@@ -355,9 +355,9 @@ func (sm *StateMachine) validate(c *Command) error {
 			return fmt.Errorf("%w: %w: value is %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(c.Value), sm.opts.ValueBytesMax)
 		}
 		return nil
-	case OpClock:
+	case OpClock, OpStateHash:
 		if c.ClientID != 0 {
-			return fmt.Errorf("%w: clock command from client %d: only the leader node proposes the clock, with client id 0", ErrInvalid, c.ClientID)
+			return fmt.Errorf("%w: %s command from client %d: only nodes propose it, with client id 0", ErrInvalid, c.Op, c.ClientID)
 		}
 		return nil
 	}
@@ -443,6 +443,8 @@ func (sm *StateMachine) exec(c *Command) Result {
 	case OpClock:
 		sm.advanceClock(c.Now)
 		return Result{Revision: sm.kv.rev}
+	case OpStateHash:
+		return Result{Revision: sm.kv.rev} // the nodes read the report; the state keeps nothing of it
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }

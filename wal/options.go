@@ -26,6 +26,10 @@ type Options struct {
 	// nothing, when dir holds no store. A node that has voted must never
 	// start over with an empty directory by accident (see ErrNoStore).
 	MustExist bool
+	// MemTableBytes bounds a memtable, and so a Pebble log file. Default
+	// 8 MiB. Tests on vfs.NewStrictMem shrink it: that filesystem copies a
+	// whole file at each sync.
+	MemTableBytes int
 }
 
 // EnsureDefaults fills nil fields with their defaults.
@@ -35,6 +39,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = quietLogger{}
+	}
+	if o.MemTableBytes <= 0 {
+		o.MemTableBytes = memTableBytes
 	}
 }
 
@@ -67,7 +74,7 @@ func (o *Options) pebbleOptions() *pebble.Options {
 		FS:           o.FS,
 		Logger:       o.Logger,
 		Cache:        pebble.NewCache(blockCacheBytes),
-		MemTableSize: memTableBytes,
+		MemTableSize: uint64(o.MemTableBytes),
 		MaxOpenFiles: maxOpenFiles,
 		// New stores start at the newest stable format of the Pebble in
 		// go.mod; an existing store is ratcheted up to it, never down.

@@ -39,7 +39,7 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.electionTicks, "election-ticks", 15, "ticks of leader silence before an election (randomized up to twice this); also bounds the leader's read lease")
 	fs.IntVar(&f.window, "window", 256, "slots a leader keeps in flight")
 	fs.IntVar(&f.batchBytesMax, "batch-bytes-max", 1<<20, "bytes of commands batched into one slot")
-	fs.IntVar(&f.valueBytesMax, "value-bytes-max", 1<<20, "largest value accepted")
+	fs.IntVar(&f.valueBytesMax, "value-bytes-max", 1<<20, "largest value this node accepts from clients (set it alike on every node; at most 64 MiB)")
 	fs.IntVar(&f.frameBytesMax, "frame-bytes-max", 16<<20, "largest wire frame accepted")
 	fs.IntVar(&f.snapEntries, "snapshot-entries", 10000, "snapshot the state machine every N applied slots and delete the log below it")
 	fs.IntVar(&f.snapKeep, "snapshot-keep-entries", 0, "slots of log kept below a snapshot for followers slightly behind (default min(--snapshot-entries, 5000))")
