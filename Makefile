@@ -2,10 +2,10 @@
 GO      ?= go
 BIN     := bin/paxosd
 PKGS    := ./...
-SEEDS   ?= 5000
+SEEDS   ?= 2000
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet sim fuzz bench soak clean chaos deps
+.PHONY: all build run test test-short vet sim sim-replica fuzz bench soak clean chaos deps
 
 all: build
 
@@ -17,8 +17,9 @@ run: build
 	./$(BIN) dev
 
 # Every test: vet, formatting, then the whole suite under the race detector
-# (the simulation's fixed seed set, the multi-process tests, the fuzz seed
-# corpora, one short fault-injection schedule: see `make chaos`).
+# (the node simulation's and the replica simulation's fixed seed sets, the
+# multi-process tests, the fuzz seed corpora, one short fault-injection
+# schedule: see `make sim` and `make chaos`).
 test: deps vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
@@ -45,9 +46,19 @@ CHAOS_SEED      ?= 0
 chaos: deps
 	$(GO) test -race -count=1 -timeout 120m ./chaos -run 'TestChaos$$' -v -chaos.schedules $(CHAOS_SCHEDULES) -chaos.duration $(CHAOS_DURATION) -chaos.seed $(CHAOS_SEED) $(CHAOS_FLAGS)
 
-# Many more simulation seeds than CI runs, with the race detector.
+# The seeded whole-node simulation over many more seeds than CI runs,
+# sharded by seed range over parallel processes (scripts/sim.sh): SEEDS
+# (default 2000), SIM_FROM, SIM_SHARDS, SIM_TIME, SIM_RACE=1. It prints
+# seeds per hour and every failing seed with the command that replays it.
 sim:
-	$(GO) test -race -count=1 -timeout 60m ./paxos/paxostest -run TestSim -seeds $(SEEDS) -v
+	SEEDS=$(SEEDS) ./scripts/sim.sh
+
+# The replica-only simulation (paxos/paxostest) over many seeds, with the
+# race detector: far more message-level steps per second than the node
+# simulation. REPLICA_SEEDS (default 5000).
+REPLICA_SEEDS ?= 5000
+sim-replica:
+	$(GO) test -race -count=1 -timeout 60m ./paxos/paxostest -run TestSim -seeds $(REPLICA_SEEDS) -v
 
 # Run every fuzz target of every package for FUZZTIME each, one after
 # another (go test -fuzz takes one target of one package at a time). The

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/linearize"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
 	"github.com/paxosd/paxosd/wire"
@@ -104,62 +105,6 @@ func (c *testCluster) waitLeader() paxos.NodeID {
 	return 0
 }
 
-// linInput and linOutput are one operation of the history checked for
-// linearizability.
-type linInput struct {
-	op       string // put, get, cas
-	key      string
-	value    string
-	expected string // cas: compare with this value
-}
-
-type linOutput struct {
-	value   string
-	found   bool
-	ok      bool // cas succeeded
-	unknown bool // the call failed: a write may or may not have happened
-}
-
-var linearKV = porcupine.Model{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		by := map[string][]porcupine.Operation{}
-		for _, op := range h {
-			k := op.Input.(linInput).key
-			by[k] = append(by[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range by {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() interface{} { return "" },
-	Step: func(state, input, output interface{}) (bool, interface{}) {
-		s, in, out := state.(string), input.(linInput), output.(linOutput)
-		switch in.op {
-		case "put":
-			return true, in.value
-		case "get":
-			return out.value == s && out.found == (s != ""), s
-		default: // cas
-			if out.unknown {
-				if s == in.expected {
-					return true, in.value
-				}
-				return true, s
-			}
-			if s == in.expected {
-				return out.ok, in.value
-			}
-			return !out.ok, s
-		}
-	},
-	DescribeOperation: func(input, output interface{}) string {
-		in, out := input.(linInput), output.(linOutput)
-		return fmt.Sprintf("%s(%s,%q,%q) -> %+v", in.op, in.key, in.value, in.expected, out)
-	},
-}
-
 // TestLinearizableKV runs concurrent clients doing puts, linearizable gets
 // and compare-and-sets on a few keys while the leader is stopped and
 // restarted, and checks the history with porcupine.
@@ -200,36 +145,40 @@ func TestLinearizableKV(t *testing.T) {
 					return
 				default:
 				}
-				in := linInput{key: fmt.Sprintf("k%d", rng.Intn(3)), value: fmt.Sprintf("v%d-%d", id, n)}
-				var out linOutput
+				in := linearize.KVInput{Key: fmt.Sprintf("k%d", rng.Intn(3)), Value: fmt.Sprintf("v%d-%d", id, n)}
+				var out linearize.KVOutput
 				callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				call := time.Since(start).Nanoseconds()
 				var err error
 				switch r := rng.Intn(10); {
 				case r < 4:
-					in.op = "put"
-					_, err = cl.Put(callCtx, in.key, []byte(in.value))
+					in.Op = "put"
+					_, err = cl.Put(callCtx, in.Key, []byte(in.Value))
 				case r < 8:
-					in.op = "get"
+					in.Op, in.Value = "get", ""
 					var kv client.KV
-					kv, err = cl.Get(callCtx, in.key)
+					kv, err = cl.Get(callCtx, in.Key)
 					if errors.Is(err, client.ErrNotFound) {
 						err = nil
 					} else {
-						out.value, out.found = string(kv.Value), err == nil
+						out.Value, out.Found = string(kv.Value), err == nil
 					}
 				default:
-					in.op = "cas"
-					in.expected = fmt.Sprintf("v%d-%d", rng.Intn(clients), n-1-rng.Intn(2))
-					out.ok, _, err = cl.CompareAndSet(callCtx, in.key, []byte(in.value), client.IfValue([]byte(in.expected)))
+					in.Op = "cas"
+					in.Expected = fmt.Sprintf("v%d-%d", rng.Intn(clients), n-1-rng.Intn(2))
+					var prev client.KV
+					out.OK, prev, err = cl.CompareAndSet(callCtx, in.Key, []byte(in.Value), client.IfValue([]byte(in.Expected)))
+					if prev.ModRevision != 0 {
+						out.Value = string(prev.Value)
+					}
 				}
 				cancel()
 				ret := time.Since(start).Nanoseconds()
 				if err != nil {
-					if in.op == "get" {
+					if in.Op == "get" {
 						continue // a failed read changed nothing
 					}
-					out.unknown, ret = true, math.MaxInt64
+					out.Unknown, ret = true, math.MaxInt64
 				}
 				mu.Lock()
 				history = append(history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
@@ -250,11 +199,11 @@ func TestLinearizableKV(t *testing.T) {
 	if len(history) < 100 {
 		t.Fatalf("only %d operations completed", len(history))
 	}
-	res, info := porcupine.CheckOperationsVerbose(linearKV, history, 30*time.Second)
+	res, info := porcupine.CheckOperationsVerbose(linearize.KVModel, history, 30*time.Second)
 	if res != porcupine.Ok {
 		path := filepath.Join(os.TempDir(), "paxosd-linearizability.html")
 		if f, err := os.Create(path); err == nil {
-			porcupine.Visualize(linearKV, info, f)
+			porcupine.Visualize(linearize.KVModel, info, f)
 			f.Close()
 		}
 		t.Fatalf("history of %d operations is not linearizable (%v); visualization in %s", len(history), res, path)

@@ -57,9 +57,13 @@ func (s *sim) start() {
 }
 
 // latency is how long a message (or a client request) travels.
-func (s *sim) latency() time.Duration {
+func (s *sim) latency() time.Duration { return s.latencyOf(0) }
+
+// latencyOf is how long a message of type t travels (0: not a protocol
+// message): some seeds slow some types more than others.
+func (s *sim) latencyOf(t paxos.MsgType) time.Duration {
 	d := s.p.latencyMin + time.Duration(s.rng.Int63n(int64(s.p.latencyMax-s.p.latencyMin)+1))
-	if !s.healed && !s.opts.scripted && s.rng.Float64() < s.p.slowRate {
+	if !s.healed && !s.opts.scripted && s.rng.Float64() < s.p.slowRate+s.p.slowType[t] {
 		d += time.Duration(s.rng.Int63n(int64(s.p.slowMax)))
 	}
 	return d
@@ -91,7 +95,7 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 		}
 	}
 	for i := 0; i < copies; i++ {
-		s.at(s.latency(), func() string { return "deliver " + m.String() }, func() {
+		s.at(s.latencyOf(m.Type), func() string { return "deliver " + m.String() }, func() {
 			to := s.node(m.To)
 			if to == nil || !to.up() || !s.net.reaches(m.From, m.To) {
 				s.stats.dropped++
@@ -113,6 +117,37 @@ func (s *sim) faultGap() time.Duration {
 	return time.Duration(s.rng.ExpFloat64() * float64(s.p.faultEvery))
 }
 
+// The kinds of fault; simParams.faultWeights weighs them.
+const (
+	faultCrash = iota // kill -9, back after a while
+	faultFreeze
+	faultPartition
+	faultHeal
+	faultSlowDisk
+	faultStallDisk
+	faultFailDisk
+	faultLoseDisk
+	faultCrashBeforeSync
+	faultQuickRestart
+	faultKinds
+)
+
+// pickFault draws a kind of fault by the run's weights.
+func (s *sim) pickFault() int {
+	total := 0
+	for _, w := range s.p.faultWeights {
+		total += w
+	}
+	r := s.rng.Intn(total)
+	for k, w := range s.p.faultWeights {
+		if r < w {
+			return k
+		}
+		r -= w
+	}
+	return faultCrash
+}
+
 // fault injects one fault drawn from the seed, then schedules the next.
 func (s *sim) fault() {
 	if s.healed {
@@ -120,46 +155,46 @@ func (s *sim) fault() {
 	}
 	defer s.at(s.faultGap(), nil, s.fault)
 	sn := s.nodes[s.rng.Intn(len(s.nodes))]
-	switch r := s.rng.Intn(100); {
-	case r < 16: // kill -9, back after a while
+	switch s.pickFault() {
+	case faultCrash:
 		if sn.up() {
 			s.tracef("fault: crash node %d", sn.id)
 			s.stats.crashes++
 			s.stop(sn)
 			s.at(time.Duration(s.rng.Int63n(int64(3*time.Second))), nil, func() { s.restart(sn) })
 		}
-	case r < 24: // paused for longer than an election
+	case faultFreeze: // paused for longer than an election
 		if sn.up() && !sn.isFrozen() {
 			d := time.Duration(200+s.rng.Intn(1500)) * time.Millisecond
 			s.tracef("fault: freeze node %d for %s", sn.id, d)
 			s.stats.freezes++
 			s.freeze(sn, d)
 		}
-	case r < 38: // a partition, possibly one way, healed later
+	case faultPartition: // possibly one way, healed later
 		s.partition()
-	case r < 46:
+	case faultHeal:
 		s.tracef("fault: heal the network")
 		clear(s.net.cut)
-	case r < 58: // a slow disk
+	case faultSlowDisk:
 		sn.slowUntil = s.now + time.Duration(s.rng.Intn(3000))*time.Millisecond
 		sn.slowSync = time.Duration(5+s.rng.Intn(150)) * time.Millisecond
 		s.tracef("fault: node %d's disk is slow (syncs up to %s) until %s", sn.id, sn.slowSync, sn.slowUntil)
-	case r < 66: // a stalled disk
+	case faultStallDisk:
 		sn.stalledUntil = s.now + time.Duration(100+s.rng.Intn(2500))*time.Millisecond
 		s.stats.diskStalls++
 		s.tracef("fault: node %d's disk stalls until %s", sn.id, sn.stalledUntil)
-	case r < 68: // a failing disk: the node stops (and is restarted)
+	case faultFailDisk: // the node stops (and is restarted)
 		if sn.up() {
 			s.tracef("fault: node %d's next write fails", sn.id)
 			s.stats.diskFails++
 			sn.failNext = true
 			s.at(time.Duration(500+s.rng.Intn(2000))*time.Millisecond, nil, func() { s.restart(sn) })
 		}
-	case r < 72: // the data directory is lost: back with --rejoin
+	case faultLoseDisk: // back with --rejoin
 		s.loseDisk(sn)
-	case r < 80: // a crash right after the node's next sends, before its sync
+	case faultCrashBeforeSync: // right after the node's next sends
 		s.crashBeforeSync(sn)
-	default: // a node crashes and comes back at once (a quick restart)
+	case faultQuickRestart:
 		if sn.up() {
 			s.tracef("fault: restart node %d", sn.id)
 			s.stats.crashes++
@@ -167,6 +202,26 @@ func (s *sim) fault() {
 			s.restart(sn)
 		}
 	}
+}
+
+// justLed may crash a node that just became leader before its first writes
+// as leader (and its own promise, if still syncing) are durable, its disk
+// slowed meanwhile: the moment a restarted leader must not reuse its
+// ballot, nor lose what it promised.
+func (s *sim) justLed(sn *simNode) {
+	if s.healed || s.opts.scripted || s.rng.Float64() >= s.p.crashLeader {
+		return
+	}
+	sn.slowUntil, sn.slowSync = s.now+50*time.Millisecond, 20*time.Millisecond
+	inc := sn.inc
+	s.at(time.Duration(s.rng.Int63n(int64(2*s.p.tick))), nil, func() {
+		if sn.up() && sn.inc == inc {
+			s.tracef("fault: crash node %d just after it became leader", sn.id)
+			s.stats.crashes++
+			s.stop(sn)
+			s.at(time.Duration(s.rng.Int63n(int64(500*time.Millisecond))), nil, func() { s.restart(sn) })
+		}
+	})
 }
 
 // restart starts sn again if it is down.

@@ -32,10 +32,18 @@ type simParams struct {
 	dropRate, dupRate, slowRate     float64
 	// Disks: a sync takes syncMin..syncMax when the disk is healthy.
 	syncMin, syncMax time.Duration
-	// faultEvery is the mean time between two faults.
-	faultEvery time.Duration
-	clients    int
-	rpcFail    float64 // a snapshot or status request fails midway
+	// faultEvery is the mean time between two faults; faultWeights
+	// weigh the kinds of fault (swarm testing: each seed its own mix).
+	faultEvery   time.Duration
+	faultWeights [faultKinds]int
+	// slowType: messages of a type are delayed up to slowMax with this
+	// probability (some seeds slow some types: Prepares, heartbeats...).
+	slowType map[paxos.MsgType]float64
+	// crashLeader: the probability that a node that just became leader
+	// has its disk slowed and crashes before its first writes are durable.
+	crashLeader float64
+	clients     int
+	rpcFail     float64 // a snapshot or status request fails midway
 }
 
 func drawParams(rng *rand.Rand, opts simOptions) simParams {
@@ -68,6 +76,19 @@ func drawParams(rng *rand.Rand, opts simOptions) simParams {
 	}
 	p.snapshotEntries = []int{10, 40, 200, 10000}[rng.Intn(4)]
 	p.snapshotKeep = rng.Intn(p.snapshotEntries/2 + 1)
+	for k := range p.faultWeights {
+		p.faultWeights[k] = []int{0, 1, 1, 2, 4}[rng.Intn(5)]
+	}
+	p.faultWeights[rng.Intn(faultKinds)] += 2 // never all zero
+	p.slowType = map[paxos.MsgType]float64{}
+	if rng.Intn(3) == 0 {
+		for t := paxos.MsgPreVote; t <= paxos.MsgSnapshot; t++ {
+			if rng.Intn(4) == 0 {
+				p.slowType[t] = 0.05 + rng.Float64()*0.35
+			}
+		}
+	}
+	p.crashLeader = []float64{0, 0, 0.1, 0.3}[rng.Intn(4)]
 	if opts.mutate != nil {
 		opts.mutate(&p)
 	}
@@ -155,7 +176,7 @@ func (s *sim) config(sn *simNode) Config {
 		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout,
 		SnapshotEntries: s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),
 		StateCheckSlots: 16,
-		Join: join, Logger: log,
+		Join:            join, Logger: log,
 	}
 }
 

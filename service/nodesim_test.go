@@ -36,6 +36,7 @@ var (
 	flagSimSeeds = flag.Int("sim.seeds", 24, "how many seeds TestNodeSim runs")
 	flagSimTrace = flag.Bool("sim.trace", false, "print the events of a -sim.seed run")
 	flagSimTime  = flag.Duration("sim.time", 12*time.Second, "virtual time of each seed's fault phase")
+	flagSimKeep  = flag.Bool("sim.keepgoing", false, "report a failing seed and go on with the next (make sim)")
 )
 
 // simOptions configure one run.
@@ -283,8 +284,13 @@ func TestNodeSim(t *testing.T) {
 		}
 		s := newSim(seed, opts)
 		if err := s.run(); err != nil {
-			t.Fatalf("seed %d: %v\n%s\nlast events:\n%s\nreplay: go test ./service -run 'TestNodeSim$' -sim.seed %d -sim.trace",
+			report := t.Fatalf
+			if *flagSimKeep {
+				report = t.Errorf
+			}
+			report("seed %d: %v\n%s\nlast events:\n%s\nreplay: go test ./service -run 'TestNodeSim$' -sim.seed %d -sim.trace",
 				seed, err, s.describe(), s.ring.String(), seed)
+			continue
 		}
 		total.add(s.stats)
 	}

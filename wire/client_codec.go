@@ -100,6 +100,9 @@ const (
 	// ErrCompacted if it has replaced the one named. A node catching up
 	// from the leader's snapshot uses it, chunk by chunk.
 	OpSnapshotRead
+
+	// Op 24 is reserved for the state machine's internal state hash
+	// reports: it is never valid on the wire.
 )
 
 var opNames = [...]string{
@@ -138,7 +141,8 @@ func (o Op) String() string {
 // Valid reports whether o is an operation this version knows. The decoder
 // accepts unknown operations so that the server can answer ErrInvalid with
 // the request's id instead of closing the connection.
-// Op 22, reserved for the state machine's clock command, is not valid.
+// Ops 22 and 24, reserved for the state machine's internal commands, are
+// not valid.
 func (o Op) Valid() bool { return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock }
 
 // IsStream reports whether o opens a stream (OpWatch, OpObserve): one
