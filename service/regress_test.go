@@ -314,7 +314,10 @@ func TestRegressRejoinTargetUsesLargestWindow(t *testing.T) {
 // durable: no clear may be submitted until a durable write carries a
 // watermark at the target; it crashes during the stall and must come back
 // still rejoining, towards the same target; then it finishes, clearing
-// only after the durable watermark got there, and votes again.
+// only after the durable watermark got there, and votes again. (The
+// journal keeps order, so a clear submitted too early is still written
+// after the slots: what the fix guarantees, and this checks, is when it is
+// submitted.)
 func TestRegressRejoinClearsOnlyOnceTargetDurable(t *testing.T) {
 	s := rgSim(t, 104, func(p *simParams) { p.window = 16 })
 	l := rgLeader(t, s)
@@ -418,7 +421,10 @@ func rgOnStack(fn string) bool {
 // client's put (its forward is lost), becomes the next leader (the other
 // follower never campaigns), and its writer is dead by the time it
 // re-proposes the put: it must stop in that very step, tell the client,
-// send nothing more, and the others must elect a leader and commit.
+// send nothing more, and the others must elect a leader and commit. (The
+// dead writer refuses the write, as walWriter does: sn.failNext would not
+// do, as the simulated journal then tells the node itself, through
+// Node.fail, when the write completes.)
 func TestRegressDiskFailureInLeaderChangeStopsNode(t *testing.T) {
 	s := rgSim(t, 105, nil)
 	l := rgLeader(t, s)
@@ -503,19 +509,11 @@ func TestRegressWALWriterSubmitAfterFailure(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		queued := 0 // submits that returned no error
 		for seq := uint64(2); seq <= 5001; seq++ {
-			switch err := w.submit(job(seq)); {
-			case err == nil:
-				queued++
-			case err != w.err:
+			if err := w.submit(job(seq)); err != w.err {
 				done <- fmt.Errorf("submit %d after the writer failed returned %v, want its error %v", seq, err, w.err)
 				return
 			}
-		}
-		if queued > cap(w.jobs) {
-			done <- fmt.Errorf("%d of 5,000 submits after the writer failed returned no error: more than its queue holds (%d)", queued, cap(w.jobs))
-			return
 		}
 		done <- nil
 	}()

@@ -110,8 +110,15 @@ func newWALWriter(store *wal.Store, m *metrics) *walWriter {
 }
 
 // submit queues j, waiting while the queue is full (the disk sets the
-// pace), unless the writer has failed.
+// pace), unless the writer has failed: then it refuses at once. (The
+// first select matters: a select with both a free queue slot and a dead
+// writer picks either.)
 func (w *walWriter) submit(j walJob) error {
+	select {
+	case <-w.dead:
+		return w.err
+	default:
+	}
 	select {
 	case w.jobs <- j:
 		return nil
