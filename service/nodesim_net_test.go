@@ -15,10 +15,12 @@ import (
 )
 
 // simNet is the network between the nodes: links cut one way or both;
-// drop, when set, loses the messages it returns true for (scripted runs).
+// in scripted runs, drop loses the messages it returns true for, and delay
+// holds each message back for as long as it says.
 type simNet struct {
-	cut  map[[2]paxos.NodeID]bool // from, to
-	drop func(m paxos.Message) bool
+	cut   map[[2]paxos.NodeID]bool // from, to
+	drop  func(m paxos.Message) bool
+	delay func(m paxos.Message) time.Duration
 }
 
 func (n *simNet) reaches(from, to paxos.NodeID) bool { return !n.cut[[2]paxos.NodeID{from, to}] }
@@ -74,6 +76,10 @@ func (s *sim) latencyOf(t paxos.MsgType) time.Duration {
 // duplicated, delayed — each copy on its own delay, so messages reorder —
 // or cut by a partition.
 func (s *sim) send(from *simNode, m paxos.Message) {
+	if m.Type == paxos.MsgPrepare && m.Ballot.Node == from.id && m.Ballot != from.campaign {
+		from.campaign = m.Ballot
+		s.justCampaigned(from)
+	}
 	body := wire.EncodeMessage(nil, m)
 	if len(body) > s.p.frameBytes {
 		s.tracef("node %d: message over the frame limit dropped: %s (%d bytes)", from.id, m, len(body))
@@ -94,8 +100,12 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 			copies, s.stats.duplicated = 2, s.stats.duplicated+1
 		}
 	}
+	var extra time.Duration
+	if s.net.delay != nil {
+		extra = s.net.delay(m)
+	}
 	for i := 0; i < copies; i++ {
-		s.at(s.latencyOf(m.Type), func() string { return "deliver " + m.String() }, func() {
+		s.at(s.latencyOf(m.Type)+extra, func() string { return "deliver " + m.String() }, func() {
 			to := s.node(m.To)
 			if to == nil || !to.up() || !s.net.reaches(m.From, m.To) {
 				s.stats.dropped++
@@ -129,6 +139,7 @@ const (
 	faultLoseDisk
 	faultCrashBeforeSync
 	faultQuickRestart
+	faultFlap // a brief partition that heals by itself
 	faultKinds
 )
 
@@ -201,13 +212,33 @@ func (s *sim) fault() {
 			s.stop(sn)
 			s.restart(sn)
 		}
+	case faultFlap:
+		s.partition()
+		gen := s.stats.partitions
+		s.at(time.Duration(100+s.rng.Intn(700))*time.Millisecond, nil, func() {
+			if s.stats.partitions == gen {
+				s.tracef("fault: the brief partition heals")
+				clear(s.net.cut)
+			}
+		})
 	}
 }
 
+// justCampaigned may slow the disk of a node that starts campaigning, so
+// that its own promise of the new ballot is still syncing when the others'
+// Promises come back.
+func (s *sim) justCampaigned(sn *simNode) {
+	if s.healed || s.opts.scripted || s.rng.Float64() >= s.p.crashLeader {
+		return
+	}
+	sn.slowUntil, sn.slowSync = s.now+100*time.Millisecond, time.Duration(5+s.rng.Intn(40))*time.Millisecond
+	s.tracef("fault: node %d campaigns on a slow disk", sn.id)
+}
+
 // justLed may crash a node that just became leader before its first writes
-// as leader (and its own promise, if still syncing) are durable, its disk
-// slowed meanwhile: the moment a restarted leader must not reuse its
-// ballot, nor lose what it promised.
+// as leader (and its own promise, if still syncing) are durable, and bring
+// it back, sometimes at once: the moment a restarted leader must not reuse
+// its ballot, nor lose what it promised.
 func (s *sim) justLed(sn *simNode) {
 	if s.healed || s.opts.scripted || s.rng.Float64() >= s.p.crashLeader {
 		return
@@ -219,7 +250,11 @@ func (s *sim) justLed(sn *simNode) {
 			s.tracef("fault: crash node %d just after it became leader", sn.id)
 			s.stats.crashes++
 			s.stop(sn)
-			s.at(time.Duration(s.rng.Int63n(int64(500*time.Millisecond))), nil, func() { s.restart(sn) })
+			back := time.Duration(s.rng.Int63n(int64(500 * time.Millisecond)))
+			if s.rng.Intn(2) == 0 {
+				back = time.Duration(s.rng.Int63n(int64(30 * time.Millisecond)))
+			}
+			s.at(back, nil, func() { s.restart(sn) })
 		}
 	})
 }

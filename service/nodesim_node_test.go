@@ -121,9 +121,12 @@ type simNode struct {
 	// rejoin: the next start is a --rejoin (the data directory was lost);
 	// rebuilding: from then until the node is seen voting again.
 	rejoin, rebuilding bool
-	// durable is the promise last made durable by this node's journal, to
-	// check it never goes back, across crashes too.
+	// durablePromise is the promise last made durable by this node's
+	// journal, to check it never goes back, across crashes too.
 	durablePromise paxos.Ballot
+	// campaign is the ballot of the node's latest campaign (faults aim at
+	// its start).
+	campaign paxos.Ballot
 }
 
 func (sn *simNode) up() bool { return sn.n != nil }

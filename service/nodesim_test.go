@@ -277,7 +277,10 @@ func TestNodeSim(t *testing.T) {
 	seeds := simSeeds()
 	var total simStats
 	start := time.Now()
-	for _, seed := range seeds {
+	for i, seed := range seeds {
+		if i > 0 && i%100 == 0 {
+			t.Logf("%d seeds done, last %d, %.0f seeds/hour", i, seed-1, float64(i)/time.Since(start).Hours())
+		}
 		opts := defaultSimOptions()
 		if *flagSimTrace && *flagSimSeed >= 0 {
 			opts.trace = func(l string) { t.Log(l) }
