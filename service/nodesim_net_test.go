@@ -21,6 +21,9 @@ type simNet struct {
 	cut   map[[2]paxos.NodeID]bool // from, to
 	drop  func(m paxos.Message) bool
 	delay func(m paxos.Message) time.Duration
+	// slow holds the links that are slow for now (from, to): a message
+	// on one takes up to the delay more.
+	slow map[[2]paxos.NodeID]time.Duration
 }
 
 func (n *simNet) reaches(from, to paxos.NodeID) bool { return !n.cut[[2]paxos.NodeID{from, to}] }
@@ -28,7 +31,8 @@ func (n *simNet) reaches(from, to paxos.NodeID) bool { return !n.cut[[2]paxos.No
 // newSim builds a run: parameters drawn from the seed, nodes, clients.
 func newSim(seed int64, opts simOptions) *sim {
 	rng := rand.New(rand.NewSource(seed))
-	s := &sim{seed: seed, opts: opts, rng: rng, epoch: time.Unix(1_800_000_000, 0), net: simNet{cut: map[[2]paxos.NodeID]bool{}}}
+	s := &sim{seed: seed, opts: opts, rng: rng, epoch: time.Unix(1_800_000_000, 0),
+		net: simNet{cut: map[[2]paxos.NodeID]bool{}, slow: map[[2]paxos.NodeID]time.Duration{}}}
 	s.p = drawParams(rng, opts)
 	s.check = newSimChecker(s)
 	for i := 1; i <= s.p.nodes; i++ {
@@ -104,6 +108,9 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 	if s.net.delay != nil {
 		extra = s.net.delay(m)
 	}
+	if d := s.net.slow[[2]paxos.NodeID{m.From, m.To}]; d > 0 && !s.healed {
+		extra += time.Duration(s.rng.Int63n(int64(d)))
+	}
 	for i := 0; i < copies; i++ {
 		s.at(s.latencyOf(m.Type)+extra, func() string { return "deliver " + m.String() }, func() {
 			to := s.node(m.To)
@@ -139,7 +146,8 @@ const (
 	faultLoseDisk
 	faultCrashBeforeSync
 	faultQuickRestart
-	faultFlap // a brief partition that heals by itself
+	faultFlap     // a brief partition that heals by itself
+	faultSlowLink // one direction of one link is slow for a while
 	faultKinds
 )
 
@@ -212,6 +220,16 @@ func (s *sim) fault() {
 			s.stop(sn)
 			s.restart(sn)
 		}
+	case faultSlowLink:
+		to := s.nodes[s.rng.Intn(len(s.nodes))]
+		if to == sn {
+			break
+		}
+		link := [2]paxos.NodeID{sn.id, to.id}
+		d := time.Duration(20+s.rng.Intn(500)) * time.Millisecond
+		s.net.slow[link] = d
+		s.tracef("fault: the link %d->%d is slow (up to %s more)", sn.id, to.id, d)
+		s.at(time.Duration(100+s.rng.Intn(1500))*time.Millisecond, nil, func() { delete(s.net.slow, link) })
 	case faultFlap:
 		s.partition()
 		gen := s.stats.partitions
