@@ -13,6 +13,7 @@ import (
 
 	"github.com/paxosd/paxosd/internal/linearize"
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/proposer"
 )
 
 // simChecker holds what the checkers know of a run: the first replica to
@@ -227,7 +228,28 @@ func (o *simObserver) led(b paxos.Ballot) {
 		return
 	}
 	c.leaders[b] = me
+	c.checkLeases(o.sn, b)
 	c.s.justLed(o.sn)
+}
+
+// checkLeases checks the promise a lease rests on: no node becomes leader
+// while another still holds a lease, as that one counts it on its own
+// clock (a node that is paused is counted too: it checks its clock again
+// before it answers, so only a lease that outlasts the pause matters, and
+// that is the same check). Two leaders, one of them answering reads from
+// its own state, is exactly how reads go stale — whether or not a client
+// happens to read in the window.
+func (c *simChecker) checkLeases(sn *simNode, b paxos.Ballot) {
+	for _, o := range c.s.nodes {
+		if o == sn || !o.up() || o.n.r.Status().Role != proposer.Leader {
+			continue
+		}
+		until := o.n.leaseUntil()
+		if now := o.n.clock.Now(); !until.IsZero() && now.Before(until) {
+			c.s.failf("node %d became leader under ballot %s while node %d still held a lease for %s more (ballot %s)",
+				sn.id, b, o.id, until.Sub(now), o.n.r.Status().Ballot)
+		}
+	}
 }
 
 // snapshotted checks that replicas snapshotting the same slot encode the
