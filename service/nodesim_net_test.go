@@ -11,6 +11,7 @@ import (
 
 	"github.com/paxosd/paxosd/internal/linearize"
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/proposer"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -83,6 +84,9 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 	if m.Type == paxos.MsgPrepare && m.Ballot.Node == from.id && m.Ballot != from.campaign {
 		from.campaign = m.Ballot
 		s.justCampaigned(from)
+	}
+	if m.Type == paxos.MsgPreVoteReply && !m.Reject {
+		s.justGranted(m.To, m.From)
 	}
 	body := wire.EncodeMessage(nil, m)
 	if len(body) > s.p.frameBytes {
@@ -253,6 +257,19 @@ func (s *sim) justCampaigned(sn *simNode) {
 	s.tracef("fault: node %d campaigns on a slow disk", sn.id)
 }
 
+// justGranted may slow the link from a candidate to a node that just
+// granted its PreVote: its Prepare then arrives late, maybe after that node
+// heard from a leader again.
+func (s *sim) justGranted(candidate, granter paxos.NodeID) {
+	if s.healed || s.opts.scripted || s.rng.Float64() >= s.p.slowAfterGrant {
+		return
+	}
+	link := [2]paxos.NodeID{candidate, granter}
+	s.net.slow[link] = time.Duration(50+s.rng.Intn(450)) * time.Millisecond
+	s.tracef("fault: the link %d->%d turns slow after the PreVote grant", candidate, granter)
+	s.at(time.Duration(200+s.rng.Intn(800))*time.Millisecond, nil, func() { delete(s.net.slow, link) })
+}
+
 // justLed may crash a node that just became leader before its first writes
 // as leader (and its own promise, if still syncing) are durable, and bring
 // it back, sometimes at once: the moment a restarted leader must not reuse
@@ -312,6 +329,9 @@ func (s *sim) partition() {
 	switch s.rng.Intn(3) {
 	case 0:
 		x := s.nodes[s.rng.Intn(len(s.nodes))].id
+		if l := s.leader(); l != 0 && s.rng.Intn(2) == 0 {
+			x = l // the leader, half the time
+		}
 		oneWay := s.rng.Intn(2)
 		for _, o := range s.nodes {
 			if o.id == x {
@@ -340,6 +360,20 @@ func (s *sim) partition() {
 		}
 		s.tracef("fault: partition %v", group)
 	}
+}
+
+// leader returns a node that believes it leads (the newest ballot), or 0.
+func (s *sim) leader() paxos.NodeID {
+	var id paxos.NodeID
+	var best paxos.Ballot
+	for _, sn := range s.nodes {
+		if sn.up() {
+			if st := sn.n.r.Status(); st.Role == proposer.Leader && best.Less(st.Ballot) {
+				id, best = sn.id, st.Ballot
+			}
+		}
+	}
+	return id
 }
 
 // loseDisk destroys sn's data directory and brings it back with --rejoin —

@@ -42,7 +42,12 @@ type simParams struct {
 	// crashLeader: the probability that a node that just became leader
 	// has its disk slowed and crashes before its first writes are durable.
 	crashLeader float64
-	clients     int
+	// slowAfterGrant: the probability that the link from a candidate to a
+	// node that just granted its PreVote turns slow, so the candidate's
+	// Prepare arrives late (after that node may have heard from a leader
+	// again).
+	slowAfterGrant float64
+	clients        int
 	rpcFail     float64 // a snapshot or status request fails midway
 }
 
@@ -89,6 +94,7 @@ func drawParams(rng *rand.Rand, opts simOptions) simParams {
 		}
 	}
 	p.crashLeader = []float64{0, 0, 0.1, 0.3}[rng.Intn(4)]
+	p.slowAfterGrant = []float64{0, 0, 0.2, 0.5}[rng.Intn(4)]
 	if opts.mutate != nil {
 		opts.mutate(&p)
 	}

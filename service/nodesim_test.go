@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -278,8 +279,9 @@ func TestNodeSim(t *testing.T) {
 	var total simStats
 	start := time.Now()
 	for i, seed := range seeds {
-		if i > 0 && i%100 == 0 {
-			t.Logf("%d seeds done, last %d, %.0f seeds/hour", i, seed-1, float64(i)/time.Since(start).Hours())
+		if i > 0 && i%100 == 0 && testing.Verbose() {
+			// Straight to stderr: a long run (make sim) shows its pace as it goes.
+			fmt.Fprintf(os.Stderr, "TestNodeSim: %d seeds done (up to %d), %.0f seeds/hour\n", i, seed-1, float64(i)/time.Since(start).Hours())
 		}
 		opts := defaultSimOptions()
 		if *flagSimTrace && *flagSimSeed >= 0 {
