@@ -233,15 +233,18 @@ func (o *simObserver) led(b paxos.Ballot) {
 }
 
 // checkLeases checks the promise a lease rests on: no node becomes leader
-// while another still holds a lease, as that one counts it on its own
-// clock (a node that is paused is counted too: it checks its clock again
-// before it answers, so only a lease that outlasts the pause matters, and
-// that is the same check). Two leaders, one of them answering reads from
-// its own state, is exactly how reads go stale — whether or not a client
-// happens to read in the window.
+// under a higher ballot while another still holds a lease, as that one
+// counts it on its own clock (a node that is paused is counted too: it
+// checks its clock again before it answers, so only a lease that outlasts
+// the pause matters, and that is the same check). A new leader that can
+// commit while the old one answers reads from its own state is exactly how
+// reads go stale — whether or not a client happens to read in the window.
+// (A leader under a lower ballot, whose Phase 1 ends late on old Promises,
+// can commit nothing: its quorum meets the lease holder's, which promised
+// the higher ballot.)
 func (c *simChecker) checkLeases(sn *simNode, b paxos.Ballot) {
 	for _, o := range c.s.nodes {
-		if o == sn || !o.up() || o.n.r.Status().Role != proposer.Leader {
+		if o == sn || !o.up() || o.n.r.Status().Role != proposer.Leader || !o.n.r.Status().Ballot.Less(b) {
 			continue
 		}
 		until := o.n.leaseUntil()
