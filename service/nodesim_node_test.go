@@ -48,7 +48,7 @@ type simParams struct {
 	// again).
 	slowAfterGrant float64
 	clients        int
-	rpcFail     float64 // a snapshot or status request fails midway
+	rpcFail        float64 // a snapshot or status request fails midway
 }
 
 func drawParams(rng *rand.Rand, opts simOptions) simParams {
