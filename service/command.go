@@ -136,10 +136,13 @@ type Command struct {
 	// otherwise it fails with ErrFenced and changes nothing.
 	FenceName  string
 	FenceToken uint64
-	// HashSlot, StateHash and Reporter: an OpStateHash's report.
+	// HashSlot, StateHash, Reporter and Source: an OpStateHash's report;
+	// Source is the member whose snapshot the reporter's state came from
+	// since its last confirmed report (0: from its own log).
 	HashSlot  uint64
 	StateHash uint64
 	Reporter  uint64
+	Source    uint64
 }
 
 func (c *Command) String() string {
@@ -164,7 +167,7 @@ func (c *Command) String() string {
 	case OpClock:
 		s += fmt.Sprintf(" now=%d", c.Now)
 	case OpStateHash:
-		s += fmt.Sprintf(" node %d: slot %d hash %016x", c.Reporter, c.HashSlot, c.StateHash)
+		s += fmt.Sprintf(" node %d: slot %d hash %016x (state from node %d)", c.Reporter, c.HashSlot, c.StateHash, c.Source)
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}
@@ -208,6 +211,7 @@ const (
 	fieldHashSlot
 	fieldStateHash
 	fieldReporter
+	fieldSource
 	fieldCount
 )
 
@@ -215,6 +219,8 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case c.Source != 0:
+		return fieldSource + 1
 	case c.Reporter != 0:
 		return fieldReporter + 1
 	case c.StateHash != 0:
@@ -340,6 +346,8 @@ func EncodeCommand(c *Command) []byte {
 			must(enc.EncodeUint(c.StateHash))
 		case fieldReporter:
 			must(enc.EncodeUint(c.Reporter))
+		case fieldSource:
+			must(enc.EncodeUint(c.Source))
 		}
 	}
 	return buf.Bytes()
@@ -444,6 +452,8 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, c *Command) error {
 			c.StateHash, err = decodeUint(d, math.MaxUint64)
 		case fieldReporter:
 			c.Reporter, err = decodeUint(d, math.MaxUint32)
+		case fieldSource:
+			c.Source, err = decodeUint(d, math.MaxUint32)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

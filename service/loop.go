@@ -100,7 +100,7 @@ func (n *Node) processReady() {
 		var self []paxos.Message
 		for _, m := range rd.Messages {
 			switch {
-			case n.rejoin.active && mutedWhileRejoining(m):
+			case n.muted(m):
 				// Not a vote until caught up (rejoin.go).
 			case m.To == n.cfg.ID:
 				self = append(self, m)
@@ -110,7 +110,7 @@ func (n *Node) processReady() {
 		}
 		for _, m := range rd.AfterPersist {
 			switch {
-			case n.rejoin.active && mutedWhileRejoining(m):
+			case n.muted(m):
 			case n.durable < n.submitted:
 				n.held = append(n.held, heldMessage{seq: n.submitted, m: m})
 			case m.To == n.cfg.ID:

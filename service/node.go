@@ -217,6 +217,11 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 	}
 	n.rejoin.durableCommit = st.Commit
 	n.log.Info().Uint64("commit", uint64(st.Commit)).Int("log_entries", len(st.Entries)).Msg("node started")
+	if slot, diverged, err := e.store.Diverged(); err != nil {
+		return nil, err
+	} else if diverged {
+		n.divergedAt(slot, false)
+	}
 	return n, nil
 }
 

@@ -54,6 +54,9 @@ type simClient struct {
 
 func newSimClient(s *sim, idx int) *simClient {
 	c := &simClient{s: s, idx: idx, role: idx % roleCount, rate: s.drawRate(), seen: map[string]string{}}
+	if s.opts.clientRate != 0 {
+		c.rate = s.opts.clientRate
+	}
 	cid := uint64(s.seed)<<16 | uint64(idx)<<4
 	c.main = newSimLink(c, "main", cid|1)
 	c.side = newSimLink(c, "side", cid|2)

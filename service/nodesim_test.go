@@ -49,6 +49,9 @@ type simOptions struct {
 	// The design assumes rates within 10% of each other; tests of the
 	// checker set it beyond.
 	clockSkewMax float64
+	// clientRate, when not 0, is every client's clock rate instead
+	// (tests of the checkers set it outside the bound).
+	clientRate float64
 	// mutate, when set, adjusts the drawn parameters; tamper, when set,
 	// damages every state machine a node restores or installs from a
 	// snapshot (tests of the checkers).

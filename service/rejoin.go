@@ -29,8 +29,9 @@ import (
 //     re-proposed). The raised promise goes to the journal before the
 //     target, so a target on disk always has its promise there too.
 //  4. It follows the leader and catches up (log or snapshot) but sends no
-//     Promise, Accepted, PreVote or Prepare until its durable watermark
-//     reaches the target (proposing empty commands to get there if the
+//     Promise, Accepted, PreVote or Prepare — nor, until its raised promise
+//     is durable, any acknowledgement a leader's lease could count — until
+//     its durable watermark reaches the target (proposing empty commands to get there if the
 //     cluster is idle); then it clears the record — in the journal, after
 //     the writes that hold the slots up to the target — and once that is
 //     durable, votes again.
@@ -44,8 +45,11 @@ type rejoinState struct {
 	// probe last said whom it waits for.
 	answered    map[paxos.NodeID]wire.NodeStatus
 	probeLogged time.Time
-	// durableCommit is the highest watermark known durable; clearing is
-	// set once the clearing of the record is submitted, as clearSeq.
+	// targetSeq is the write that stored the target (after the raised
+	// promise); durableCommit the highest watermark known durable;
+	// clearing is set once the clearing of the record is submitted, as
+	// clearSeq.
+	targetSeq     uint64
 	durableCommit paxos.Slot
 	clearing      bool
 	clearSeq      uint64
@@ -83,12 +87,31 @@ func openStore(cfg Config) (*wal.Store, rejoinState, error) {
 	return store, rejoinState{active: rejoining, target: target}, nil
 }
 
-// mutedWhileRejoining reports whether m is a vote, or asks for one, which
-// a rejoining node must not send.
-func mutedWhileRejoining(m paxos.Message) bool {
+// muted reports whether a rejoining node must not send m: a vote, or a
+// request for one, until it has caught up; and an acknowledgement of a
+// leader until its raised promise is durable. A leader's lease counts the
+// acknowledgements of its heartbeats, each a pledge not to help anyone
+// else take over for an election timeout — a pledge worth nothing from a
+// node that has forgotten the newer leader it promised (it cannot refuse
+// the deposed one), until its promise is raised above every promise the
+// others hold.
+func (n *Node) muted(m paxos.Message) bool {
+	if n.check.diverged != 0 {
+		// A node whose state diverged takes no further part: its votes
+		// could carry its wrong log to others (statecheck.go).
+		switch m.Type {
+		case paxos.MsgPromise, paxos.MsgAccepted, paxos.MsgPreVote, paxos.MsgPrepare:
+			return true
+		}
+	}
+	if !n.rejoin.active {
+		return false
+	}
 	switch m.Type {
 	case paxos.MsgPromise, paxos.MsgAccepted, paxos.MsgPreVote, paxos.MsgPrepare:
 		return true
+	case paxos.MsgHeartbeatAck:
+		return n.rejoin.target == wal.RejoinUnknown || n.durable < n.rejoin.targetSeq
 	}
 	return false
 }
@@ -184,7 +207,7 @@ func (n *Node) setRejoinTarget() {
 	if !n.submit(walJob{rejoin: &rejoinJob{set: true, target: target}}) {
 		return
 	}
-	n.rejoin.target, n.rejoin.answered = target, nil
+	n.rejoin.target, n.rejoin.targetSeq, n.rejoin.answered = target, n.submitted, nil
 	n.log.Info().Str("ballot", ballot.String()).Uint64("target", uint64(target)).
 		Msg("rejoining: promise raised; this node votes again once its watermark reaches the target")
 }

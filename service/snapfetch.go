@@ -32,7 +32,7 @@ func (n *Node) onSnapshotOffer(m paxos.Message) {
 	from := m.From
 	n.bg.run(0, func(ctx context.Context) func() {
 		meta, data, err := n.fetchSnapshot(ctx, from)
-		return func() { n.installSnapshot(snapshotFetched{meta: meta, data: data, err: err}) }
+		return func() { n.installSnapshot(snapshotFetched{from: from, meta: meta, data: data, err: err}) }
 	})
 }
 

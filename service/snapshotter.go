@@ -90,6 +90,7 @@ func (n *Node) snapshotDurable(seq uint64) {
 
 // snapshotFetched is a fetch's outcome, sent to the loop.
 type snapshotFetched struct {
+	from paxos.NodeID // the member the snapshot came from
 	meta wal.SnapshotMeta
 	data []byte
 	err  error
@@ -125,6 +126,7 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 	}
 	n.r.Restore(f.meta.Slot)
 	n.snap.last = max(n.snap.last, f.meta.Slot)
+	n.stateInstalled(f.from)
 	n.answerSkipped()
 	n.m.snapshotInstalls.Inc()
 	n.log.Info().Uint64("slot", uint64(f.meta.Slot)).Uint64("bytes", f.meta.Size).Msg("installed the leader's snapshot")

@@ -11,30 +11,58 @@ import (
 // The state check notices replicas that diverged (etcd's corruption check,
 // done through the log). Every Config.StateCheckSlots applied slots, each
 // member hashes its state as of that slot and proposes an OpStateHash
-// carrying the slot, the hash and its id. The reports are commands in the
-// log, so every replica sees the same reports in the same order and
-// reaches the same verdict: a hash a quorum reported is the cluster's; a
-// member that reported another has diverged. Every node counts each such
-// report (paxosd_state_mismatches_total) and logs it as an error; a node
-// that finds itself the odd one out stops answering clients (its state is
-// wrong, so its answers would be) and says so in every refusal, while it
-// goes on taking part in the log, which is not its state. The way out is
+// carrying the slot, the hash, its id, and where its state came from. The
+// reports are commands in the log, so every replica sees the same reports
+// in the same order and reaches the same verdict: a hash reported by a
+// quorum of independent members is the cluster's; a member that reported
+// another has diverged.
+//
+// Independent: a member that installed another's snapshot since its last
+// confirmed report holds a copy of that member's state, and its report
+// counts as that member's (Source), not as a second witness — otherwise a
+// wrong state copied by snapshot onto a second node would outvote the one
+// healthy node. A member's report is confirmed when it matches the
+// cluster's hash; from then on it is a witness of its own again.
+//
+// Every node counts each diverged report (paxosd_state_mismatches_total)
+// and logs it as an error. A node that finds itself the odd one out
+// records it durably (a restart replays the same wrong state, so the
+// verdict must outlive it), steps down if it leads, and takes no further
+// part: it answers no client, serves no snapshot, and neither votes nor
+// campaigns (its votes could carry a wrong log to others). The way out is
 // to rebuild it: wipe its data directory and start it with --rejoin.
 //
 // Reports are best effort: a follower's report forwarded to a leader that
 // dies is lost, and a node that installed a snapshot past a check slot has
-// no hash for it. A check slot without a quorum of equal reports decides
-// nothing.
+// no hash for it. A check slot without a quorum of equal independent
+// reports decides nothing.
 
 // stateCheck is the loop's bookkeeping of the state check.
 type stateCheck struct {
-	// reports holds, per open check slot, each member's reported hash;
-	// flagged the reports already counted as mismatches.
-	reports map[paxos.Slot]map[paxos.NodeID]uint64
+	// reports holds, per open check slot, each member's report; flagged
+	// the reports already counted as mismatches.
+	reports map[paxos.Slot]map[paxos.NodeID]stateReport
 	flagged map[paxos.Slot]map[paxos.NodeID]bool
+	// source is the member whose snapshot this node's state came from
+	// since its last confirmed report (0: its own log).
+	source paxos.NodeID
 	// diverged is the check slot at which this node found that its own
-	// state differs from a quorum's (0: it has not).
+	// state differs from the cluster's (0: it has not).
 	diverged paxos.Slot
+}
+
+// stateReport is one member's report for a check slot.
+type stateReport struct {
+	hash   uint64
+	source paxos.NodeID
+}
+
+// root is the member whose state a report witnesses.
+func (r stateReport) root(reporter paxos.NodeID) paxos.NodeID {
+	if r.source != 0 {
+		return r.source
+	}
+	return reporter
 }
 
 // stateCheckKept bounds the check slots whose reports are kept: older
@@ -44,12 +72,17 @@ const stateCheckKept = 4
 // reportState proposes this node's state hash if slot, just applied, is a
 // check slot.
 func (n *Node) reportState(slot paxos.Slot) {
-	if n.cfg.StateCheckSlots <= 0 || slot%paxos.Slot(n.cfg.StateCheckSlots) != 0 {
+	if n.cfg.StateCheckSlots <= 0 || slot%paxos.Slot(n.cfg.StateCheckSlots) != 0 || n.check.diverged != 0 {
 		return
 	}
-	cmd := EncodeCommand(&Command{Op: OpStateHash, HashSlot: uint64(slot), StateHash: n.sm.Hash(), Reporter: uint64(n.cfg.ID)})
+	cmd := EncodeCommand(&Command{Op: OpStateHash, HashSlot: uint64(slot), StateHash: n.sm.Hash(),
+		Reporter: uint64(n.cfg.ID), Source: uint64(n.check.source)})
 	_ = n.r.Propose(cmd) // no leader known: this report is lost, the next one goes
 }
+
+// stateInstalled notes that this node's state is now a copy of member
+// from's.
+func (n *Node) stateInstalled(from paxos.NodeID) { n.check.source = from }
 
 // onStateHash takes a report from the log and judges its check slot.
 func (n *Node) onStateHash(c *Command) {
@@ -59,47 +92,55 @@ func (n *Node) onStateHash(c *Command) {
 	}
 	sc := &n.check
 	if sc.reports == nil {
-		sc.reports, sc.flagged = map[paxos.Slot]map[paxos.NodeID]uint64{}, map[paxos.Slot]map[paxos.NodeID]bool{}
+		sc.reports, sc.flagged = map[paxos.Slot]map[paxos.NodeID]stateReport{}, map[paxos.Slot]map[paxos.NodeID]bool{}
 	}
 	rs := sc.reports[slot]
 	if rs == nil {
 		if len(sc.reports) >= stateCheckKept {
-			sc.forgetOldest()
+			// A late report for a check slot older than every one kept
+			// (from a member catching up) must not push out an open one.
+			if oldest := sc.oldest(); slot < oldest {
+				return
+			}
+			delete(sc.reports, sc.oldest())
 		}
-		rs = map[paxos.NodeID]uint64{}
+		rs = map[paxos.NodeID]stateReport{}
 		sc.reports[slot], sc.flagged[slot] = rs, map[paxos.NodeID]bool{}
 	}
 	if _, dup := rs[from]; dup {
 		return
 	}
-	rs[from] = c.StateHash
+	rs[from] = stateReport{hash: c.StateHash, source: paxos.NodeID(c.Source)}
 	n.judgeState(slot)
 }
 
-func (sc *stateCheck) forgetOldest() {
+// oldest is the oldest check slot with reports kept.
+func (sc *stateCheck) oldest() paxos.Slot {
 	oldest := paxos.Slot(0)
 	for s := range sc.reports {
 		if oldest == 0 || s < oldest {
 			oldest = s
 		}
 	}
-	delete(sc.reports, oldest)
-	delete(sc.flagged, oldest)
+	return oldest
 }
 
-// judgeState flags, once a quorum reported the same hash for slot, every
-// member that reported another.
+// judgeState flags, once a quorum of independent members reported the
+// same hash for slot, every member that reported another.
 func (n *Node) judgeState(slot paxos.Slot) {
 	rs := n.check.reports[slot]
-	count := map[uint64]int{}
-	for _, h := range rs {
-		count[h]++
+	roots := map[uint64]map[paxos.NodeID]bool{}
+	for id, r := range rs {
+		if roots[r.hash] == nil {
+			roots[r.hash] = map[paxos.NodeID]bool{}
+		}
+		roots[r.hash][r.root(id)] = true
 	}
 	quorum := len(n.cfg.Peers)/2 + 1
 	var agreed uint64
 	found := false
-	for h, c := range count {
-		if c >= quorum {
+	for h, witnesses := range roots {
+		if len(witnesses) >= quorum {
 			agreed, found = h, true
 		}
 	}
@@ -112,20 +153,42 @@ func (n *Node) judgeState(slot paxos.Slot) {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
-		if rs[id] == agreed || n.check.flagged[slot][id] {
+		r := rs[id]
+		if r.hash == agreed {
+			if id == n.cfg.ID {
+				n.check.source = 0 // confirmed: a witness of its own again
+			}
+			continue
+		}
+		if n.check.flagged[slot][id] {
 			continue
 		}
 		n.check.flagged[slot][id] = true
 		n.m.stateMismatches.Inc()
 		n.log.Error().Uint32("member", uint32(id)).Uint64("slot", uint64(slot)).
-			Str("hash", fmt.Sprintf("%016x", rs[id])).Str("quorum_hash", fmt.Sprintf("%016x", agreed)).
+			Str("hash", fmt.Sprintf("%016x", r.hash)).Str("quorum_hash", fmt.Sprintf("%016x", agreed)).
 			Msg("state hash mismatch: this member's state after the slot differs from a quorum's; it must be rebuilt (wipe its data directory, restart it with --rejoin)")
-		if id == n.cfg.ID && n.check.diverged == 0 {
-			n.check.diverged = slot
-			n.diverged.Store(true)
-			n.m.stateDiverged.Set(1)
-			n.log.Error().Uint64("slot", uint64(slot)).Msg("this node's state diverged from the cluster's: it answers no client from now on")
+		if id == n.cfg.ID {
+			n.divergedAt(slot, true)
 		}
+	}
+}
+
+// divergedAt takes this node out of the cluster's work: its state diverged
+// at check slot slot, found now (record: write it down) or before a
+// restart.
+func (n *Node) divergedAt(slot paxos.Slot, record bool) {
+	if n.check.diverged != 0 {
+		return
+	}
+	n.check.diverged = slot
+	n.diverged.Store(true)
+	n.m.stateDiverged.Set(1)
+	n.r.StepDown()
+	n.log.Error().Uint64("slot", uint64(slot)).
+		Msg("this node's state diverged from the cluster's: it answers no client and takes no part in the log until it is rebuilt (wipe its data directory, restart it with --rejoin)")
+	if record {
+		n.submit(walJob{diverged: slot})
 	}
 }
 

@@ -19,6 +19,9 @@ type walJob struct {
 	snap    *snapshotJob
 	install *installJob
 	rejoin  *rejoinJob
+	// diverged, when not 0, records the check slot at which this node's
+	// state was found diverged.
+	diverged paxos.Slot
 }
 
 // rejoinJob sets the rejoin target (set) or clears the record (!set).
@@ -49,7 +52,7 @@ func writeJobs(store *wal.Store, batch []walJob, clock Clock, saved func(time.Du
 		return nil
 	}
 	for _, j := range batch {
-		if j.snap == nil && j.install == nil && j.rejoin == nil {
+		if j.snap == nil && j.install == nil && j.rejoin == nil && j.diverged == 0 {
 			merged = mergePersist(merged, j.p)
 			continue
 		}
@@ -66,6 +69,8 @@ func writeJobs(store *wal.Store, batch []walJob, clock Clock, saved func(time.Du
 // run performs a job that is not a Persist.
 func (j walJob) run(store *wal.Store, clock Clock) error {
 	switch {
+	case j.diverged != 0:
+		return store.SetDiverged(j.diverged)
 	case j.install != nil:
 		return store.InstallSnapshot(j.install.meta, j.install.data)
 	case j.rejoin != nil && j.rejoin.set:

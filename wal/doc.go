@@ -67,6 +67,8 @@
 //	| "e/" slot (8B BE)| ver | round uvarint | node uvarint | kind (1B)    |
 //	|                  |     | n uvarint | n × (len uvarint | cmd bytes)  |
 //	| "m/identity"     | ver | node uvarint | len uvarint | cluster id    |
+//	| "m/rejoin"       | ver | target slot uvarint (rebuilding, see rejoin)  |
+//	| "m/diverged"     | ver | check slot uvarint (see SetDiverged)         |
 //	+------------------+-------------------------------------------------+
 //
 // An entry key is 10 bytes:

@@ -126,6 +126,11 @@ func (r *Replica) Restore(slot paxos.Slot) bool {
 	return true
 }
 
+// StepDown makes a leader or candidate a follower. The node layer calls
+// it for a node that must not lead (its state diverged from the cluster's);
+// it also stops sending the messages that would make it campaign.
+func (r *Replica) StepDown() { r.observeRole(func() { r.prop.Abdicate() }) }
+
 // RaisePromise makes the acceptor promise at least b (persisted by the next
 // Ready). A node rebuilt after losing its data raises its promise to the
 // highest ballot the others know, so it never accepts under a ballot it may
