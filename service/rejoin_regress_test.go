@@ -32,28 +32,6 @@ func TestRejoiningNodeLendsNoLease(t *testing.T) {
 	}
 }
 
-// rjRun runs s for d, a millisecond at a time.
-func rjRun(s *sim, d time.Duration) {
-	end := s.now + d
-	for s.now < end && s.err == nil {
-		_ = s.runFor(time.Millisecond)
-	}
-}
-
-// rjWriter proposes puts straight into a node's replica.
-type rjWriter struct {
-	s   *sim
-	seq uint64
-}
-
-// put proposes one put on l's loop and lets it settle (one slot each).
-func (w *rjWriter) put(l *simNode, key, value string) {
-	w.seq++
-	cmd := EncodeCommand(&Command{Op: OpPut, Key: key, Value: []byte(value), ClientID: 0x9001, Seq: w.seq})
-	w.s.runOn(l, l.inc, func(n *Node) { _ = n.r.Propose(cmd) })
-	rjRun(w.s, 5*time.Millisecond)
-}
-
 // rjStaleLeaseScenario plays the scenario on seed with the cut offTicks
 // ticks late; it reports a stale read, or false if L never got a lease (or
 // the scenario did not set up).
@@ -74,7 +52,7 @@ func rjStaleLeaseScenario(t *testing.T, seed int64, offTicks int, loseDisk bool)
 			if s.now >= end {
 				return false
 			}
-			rjRun(s, time.Millisecond)
+			scRun(s, time.Millisecond)
 		}
 		return true
 	}
@@ -89,14 +67,13 @@ func rjStaleLeaseScenario(t *testing.T, seed int64, offTicks int, loseDisk bool)
 	if !until(5*time.Second, func() bool { return leaderOf() != nil }) {
 		return "", false
 	}
-	rjRun(s, 200*time.Millisecond)
+	scRun(s, 200*time.Millisecond)
 	l := leaderOf()
 	if l == nil {
 		return "", false
 	}
-	w := &rjWriter{s: s}
-	w.put(l, "x", "old")
-	rjRun(s, 50*time.Millisecond)
+	scPut(s, l, "x", "old")
+	scRun(s, 50*time.Millisecond)
 	var others []*simNode
 	for _, sn := range s.nodes {
 		if sn != l {
@@ -105,7 +82,7 @@ func rjStaleLeaseScenario(t *testing.T, seed int64, offTicks int, loseDisk bool)
 	}
 	y := others[3]
 	trio := others[:3]
-	rjRun(s, time.Duration(offTicks)*s.p.tick)
+	scRun(s, time.Duration(offTicks)*s.p.tick)
 	b1 := l.n.r.Status().Ballot
 	for _, o := range trio {
 		s.net.cut[[2]paxos.NodeID{l.id, o.id}] = true
@@ -165,7 +142,7 @@ func rjStaleLeaseScenario(t *testing.T, seed int64, offTicks int, loseDisk bool)
 	}
 	// Y's messages to L are lost from now on; N writes through N, X, Y.
 	s.net.cut[[2]paxos.NodeID{y.id, l.id}] = true
-	w.put(nl, "x", "new")
+	scPut(s, nl, "x", "new")
 	ok = until(100*time.Millisecond, func() bool {
 		kv, _ := nl.n.sm.Get("x")
 		return string(kv.Value) == "new"
