@@ -4,6 +4,19 @@
 // leader elections), the node's event loop that drives the protocol core,
 // and the client RPC server.
 //
+// # The node
+//
+// A Node's loop is a set of handlers (loop.go) that one goroutine at a time
+// calls with one input each — a peer's message, a client call, writes
+// reported durable, a tick, a background job's result — and that reach the
+// world only through narrow edges (edges.go): a journal that makes writes
+// durable in order and reports later how far it got, a transport, a clock,
+// client connections, a peer dialer and background work. Node.run drives
+// them in production over Pebble, TCP and the system clock; the seeded
+// node simulation (nodesim_*_test.go) drives the same handlers over fakes.
+// What may leave before the write is durable is decided by the protocol
+// core (paxos.Ready.AfterPersist), not here.
+//
 // # The state machine
 //
 // StateMachine holds the replicated state. The node applies every chosen
@@ -263,7 +276,8 @@
 //	  Key str, Value bin|nil, PrevValue bin|nil, PrevRevision uint|nil,
 //	  Prefix str, Limit uint,
 //	  SessionID uint, TTLMs uint, Name str, Token uint, Wait bool,
-//	  LockDelayMs uint, Now uint, FenceName str, FenceToken uint ]
+//	  LockDelayMs uint, Now uint, FenceName str, FenceToken uint,
+//	  HashSlot uint, StateHash uint, Reporter uint, Source uint ]
 //
 // nil in PrevValue or PrevRevision means "no such condition". Commands
 // written before the coordination fields existed decode unchanged. The
@@ -271,6 +285,8 @@
 // bytes. Op numbers are shared with package wire and never reused: 1 put,
 // 2 get, 3 delete, 4 cas, 5 list, 7 session open, 8 keep-alive, 9 close,
 // 11 lock acquire, 12 release, 13 check, 15 campaign, 16 proclaim,
-// 17 resign, 18 leader, 22 clock; 6, 10, 14, 19, 20 and 21 are wire-only
-// operations served from local state, which the state machine refuses.
+// 17 resign, 18 leader, 22 clock, 24 state hash (a member's report for the
+// state check, statecheck.go: it changes nothing); 6, 10, 14, 19, 20, 21
+// and 23 are wire-only operations served from local state, which the state
+// machine refuses.
 package service
