@@ -133,6 +133,9 @@ type peer struct {
 	direct *directWriter // nil while not connected
 	// scratch is the buffer Send encodes a direct write into.
 	scratch []byte
+	// directErr is why a direct write broke the connection, for the
+	// writer goroutine's log line (it only sees the connection close).
+	directErr error
 
 	// down is set while the peer is in backoff after a failed dial: Send
 	// drops at once instead of queueing messages that would go stale.
@@ -241,6 +244,7 @@ func (t *Transport) sendDirect(p *peer, m paxos.Message) bool {
 		// The connection is broken: the writer goroutine notices (its
 		// reader sees the close) and redials; m is lost with it.
 		p.dropped.Add(1)
+		p.directErr = err
 		p.direct.conn.Close()
 		p.direct = nil
 	case n == len(p.scratch):
@@ -473,7 +477,14 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 		err = writeLoop(bw, p.q, nil, gone, &p.gate, put)
 	}
 	if errors.Is(err, ErrClosed) {
-		err = errors.New("peer closed the connection")
+		p.gate.mu.Lock()
+		if p.directErr != nil {
+			err = fmt.Errorf("write to peer: %w", p.directErr)
+		} else {
+			err = errors.New("peer closed the connection")
+		}
+		p.directErr = nil
+		p.gate.mu.Unlock()
 	}
 	// Frames still in the buffer are lost with the connection.
 	return err

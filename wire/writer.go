@@ -16,6 +16,13 @@ const writeBufferBytes = 64 << 10
 // deadlineWriter puts a deadline on each write to conn (so a peer that stops
 // reading cannot block the writer forever) and counts the writes, which are
 // the system calls coalescing saves.
+//
+// It clears the deadline when the write returns. A direct write (see
+// directWriter) goes through the same socket and honours its deadline too:
+// left in place, a deadline set for one buffered write would fail every
+// direct write made once it passed, with "i/o timeout", breaking an idle
+// healthy connection one write timeout after its last buffered write.
+// Writes never overlap (writeGate), so clearing cannot cut another's short.
 type deadlineWriter struct {
 	conn    net.Conn
 	timeout time.Duration
@@ -27,6 +34,7 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 		if err := w.conn.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
 			return 0, err
 		}
+		defer w.conn.SetWriteDeadline(time.Time{})
 	}
 	w.writes.Add(1)
 	return w.conn.Write(p)

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -777,6 +778,7 @@ func TestLockAndElectCLI(t *testing.T) {
 	if _, err := fmt.Sscanf(stdout, "%s %d", &name, &token2); err != nil || name != "res" || token2 <= token {
 		t.Errorf("COMMAND saw %q; want the name res and a token above %d", stdout, token)
 	}
+	checkSupervisedInterrupt(t, c.bin, eps)
 	if code, _, stderr := runBin(t, c.bin, "lock", "res", "--endpoints", eps, "--", "/no/such/command"); code != 127 {
 		t.Errorf("lock -- /no/such/command: exit %d (stderr %q), want 127", code, stderr)
 	}
@@ -792,6 +794,50 @@ func TestLockAndElectCLI(t *testing.T) {
 	}
 	if code, _, _ := runBin(t, c.bin, "elect", "e1", "--leader", "--endpoints", eps); code != 1 {
 		t.Errorf("elect --leader after the leader resigned: exit %d, want 1", code)
+	}
+}
+
+// checkSupervisedInterrupt: 'paxosd lock res -- CMD' started as systemd or
+// 'docker run' without -t start it (stdin /dev/null, no terminal) runs CMD
+// in a process group of its own, and SIGINT to paxosd reaches CMD, ends
+// the hold, and frees the lock. (It used to take /dev/null for a terminal,
+// leave CMD in its own group and not forward SIGINT: the lock stayed held.)
+func checkSupervisedInterrupt(t *testing.T, bin, eps string) {
+	t.Helper()
+	cmd := exec.Command(bin, "lock", "res", "--endpoints", eps, "--", "sh", "-c", "echo $$; exec sleep 60")
+	cmd.Stdin = nil // /dev/null
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("lock res -- sh: %v: %s", err, stderr.String())
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("lock res -- sh printed %q, want its pid", line)
+	}
+	if pg, err := syscall.Getpgid(child); err != nil || pg != child {
+		t.Errorf("with stdin /dev/null the COMMAND (pid %d) is in process group %d (%v), want its own", child, pg, err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGINT) {
+			t.Errorf("paxosd lock -- sleep after SIGINT: %v, want exit status %d (the COMMAND's, ended by SIGINT): %s", err, 128+int(syscall.SIGINT), stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("paxosd lock -- sleep with stdin /dev/null still holds the lock 10 s after SIGINT")
 	}
 }
 
