@@ -55,19 +55,48 @@ func (c *clientFlags) connect() (*client.Client, context.Context, context.Cancel
 	return cl, ctx, cancel, nil
 }
 
+// kvFlags are the flags of the kv subcommands.
+type kvFlags struct {
+	cf           clientFlags
+	serializable bool
+	limit        int
+	keysOnly     bool
+	prefix       bool
+	fromRev      uint64
+}
+
+func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
+	fs := newFlags(name, "paxosd "+name+" ...")
+	f.cf.register(fs)
+	fs.BoolVar(&f.serializable, "serializable", false, "get/ls: answer from the contacted node's own state without asking the leader (fast, may be stale)")
+	fs.IntVar(&f.limit, "limit", 0, "ls: at most this many keys (0 = all)")
+	fs.BoolVar(&f.keysOnly, "keys-only", false, "ls: print keys without values")
+	fs.BoolVar(&f.prefix, "prefix", false, "watch: watch every key starting with KEY")
+	fs.Uint64Var(&f.fromRev, "rev", 0, "watch: replay the changes since this revision first (0: from now)")
+	return fs
+}
+
+// kvSynopsis is what 'paxosd kv --help' prints above the flags.
+const kvSynopsis = `paxosd kv put KEY VALUE                  set a key
+       paxosd kv get KEY [--serializable]       print a key's value
+       paxosd kv del KEY                        delete a key
+       paxosd kv ls [PREFIX] [--limit N] [--keys-only]
+                                                list keys (and values) by prefix
+       paxosd kv watch KEY [--prefix] [--rev N] print every change of a key or prefix`
+
 func cmdKV(args []string, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		var kf kvFlags
+		fs := kf.flagSet("kv")
+		fmt.Fprintf(stdout, "Usage: %s\n\nFlags:\n%s", kvSynopsis, fs.FlagUsages())
+		return nil
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, ls or watch (see 'paxosd --help')", errUsage)
+		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, ls or watch (see 'paxosd kv --help')", errUsage)
 	}
 	sub := args[0]
-	fs := newFlags("kv "+sub, "paxosd kv "+sub+" ...")
-	var cf clientFlags
-	cf.register(fs)
-	serializable := fs.Bool("serializable", false, "get/ls: answer from the contacted node's own state without asking the leader (fast, may be stale)")
-	limit := fs.Int("limit", 0, "ls: at most this many keys (0 = all)")
-	keysOnly := fs.Bool("keys-only", false, "ls: print keys without values")
-	prefix := fs.Bool("prefix", false, "watch: watch every key starting with KEY")
-	fromRev := fs.Uint64("rev", 0, "watch: replay the changes since this revision first (0: from now)")
+	var kf kvFlags
+	fs := kf.flagSet("kv " + sub)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -83,13 +112,13 @@ func cmdKV(args []string, stdout io.Writer) error {
 		}[sub])
 	}
 	var readOpts []client.ReadOption
-	if *serializable {
+	if kf.serializable {
 		readOpts = append(readOpts, client.Serializable())
 	}
 	if sub == "watch" {
-		return kvWatch(cf, fs.Arg(0), *prefix, *fromRev, stdout)
+		return kvWatch(kf.cf, fs.Arg(0), kf.prefix, kf.fromRev, stdout)
 	}
-	cl, ctx, cancel, err := cf.connect()
+	cl, ctx, cancel, err := kf.cf.connect()
 	if err != nil {
 		return err
 	}
@@ -117,12 +146,12 @@ func cmdKV(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "ls":
-		kvs, err := cl.List(ctx, fs.Arg(0), *limit, readOpts...)
+		kvs, err := cl.List(ctx, fs.Arg(0), kf.limit, readOpts...)
 		if err != nil {
 			return err
 		}
 		for _, kv := range kvs {
-			if *keysOnly {
+			if kf.keysOnly {
 				fmt.Fprintln(stdout, kv.Key)
 			} else {
 				fmt.Fprintf(stdout, "%s\t%s\n", kv.Key, kv.Value)

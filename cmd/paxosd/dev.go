@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,8 +31,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&nodes, "nodes", 3, "number of nodes (3 or 5 make sense)")
 	fs.IntVar(&httpBase, "http-base-port", 8401, "node i serves /metrics, /healthz, /readyz, /debug/pprof on http-base-port+i-1 (0: off)")
 	nf.register(fs)
-	lf.register(fs)
-	lf.level = "warn"
+	lf.register(fs, "warn")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +65,19 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			n.Stop()
 		}
 	}
+	var httpLns []net.Listener
+	if httpBase != 0 {
+		for i := 1; i <= nodes; i++ {
+			ln, err := listenHTTP(fmt.Sprintf("%s:%d", host, httpBase+i-1))
+			if err != nil {
+				for _, ln := range httpLns {
+					ln.Close()
+				}
+				return err
+			}
+			httpLns = append(httpLns, ln)
+		}
+	}
 	for i := 1; i <= nodes; i++ {
 		cfg := service.Config{
 			ID: paxos.NodeID(i), Listen: peers[paxos.NodeID(i)], Peers: peers,
@@ -78,10 +91,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		}
 		running = append(running, n)
 		if httpBase != 0 {
-			if err := serveHTTP(fmt.Sprintf("%s:%d", host, httpBase+i-1), n, log); err != nil {
-				stopAll()
-				return err
-			}
+			serveHTTP(httpLns[i-1], n, log)
 		}
 	}
 	eps := strings.Join(endpoints, ",")

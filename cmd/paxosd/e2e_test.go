@@ -248,3 +248,65 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestServeUsageErrors: serve's command-line mistakes exit 2 with one line
+// naming the mistake, without the service package's prefix.
+func TestServeUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	peers := "1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--id", "9", "--peers", peers, "--data-dir", dir}, "paxosd: node 9 is not in --peers"},
+		{[]string{"--id", "1", "--peers", peers}, "paxosd: --data-dir is required"},
+		{[]string{"--id", "1", "--peers", "1=127.0.0.1:7401, 2=127.0.0.1 :7402,3=h:3", "--data-dir", dir},
+			`paxosd: --peers entry " 2=127.0.0.1 :7402": address "127.0.0.1 :7402" contains a space; want ID=HOST:PORT`},
+		{[]string{"--id", "1", "--peers", "1=127.0.0.1:7401,2=a:b:7402,3=h:3", "--data-dir", dir},
+			`paxosd: --peers entry "2=a:b:7402": address "a:b:7402": too many colons in address; want ID=HOST:PORT`},
+		{[]string{"--id", "1", "--peers", "1=127.0.0.1:7401,2=h:70000,3=h:3", "--data-dir", dir},
+			`paxosd: --peers entry "2=h:70000": address "h:70000": port "70000" is not a number from 1 to 65535; want ID=HOST:PORT`},
+		{[]string{"--id", "1", "--listen", ":0", "--peers", peers, "--data-dir", dir},
+			`paxosd: --listen: address ":0": port "0" is not a number from 1 to 65535`},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"serve"}, tc.args...), &out, &errb); code != 2 || errb.String() != tc.want+"\n" {
+			t.Errorf("serve %v: exit %d, stderr %q\nwant exit 2, %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+// TestHelpIsNotAnError: 'kv --help' prints the kv commands and their flags
+// and exits 0; 'dev --help' states dev's own default log level.
+func TestHelpIsNotAnError(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"kv", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "paxosd kv watch KEY") || !strings.Contains(out.String(), "--serializable") {
+		t.Errorf("kv --help: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	got, err := exec.Command(buildBinary(t), "dev", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(got), `log level: debug, info, warn, error (default "warn")`) {
+		t.Errorf("dev --help: %v; want the log level's default, warn, in:\n%s", err, got)
+	}
+}
+
+// TestBusyHTTPPortStopsServeBeforeItStarts: a taken --http-listen port is
+// a startup error; the node never started (its data directory was not
+// even created), rather than joining and then exiting.
+func TestBusyHTTPPortStopsServeBeforeItStarts(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := freePorts(t, 1)[0]
+	dataDir := filepath.Join(t.TempDir(), "node1")
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--id", "1", "--peers", "1=" + addr, "--data-dir", dataDir, "--new-cluster",
+		"--http-listen", busy.Addr().String(), "--log-level", "error"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "--http-listen "+busy.Addr().String()) {
+		t.Errorf("serve with a busy --http-listen: exit %d, stderr %q", code, errb.String())
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("the node started before --http-listen was bound: %s exists (%v)", dataDir, err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -11,13 +12,20 @@ import (
 	"github.com/paxosd/paxosd/wire"
 )
 
-// serveHTTP serves the node's /metrics, /healthz, /readyz and
-// /debug/pprof on addr until the node stops.
-func serveHTTP(addr string, n *service.Node, log zerolog.Logger) error {
+// listenHTTP binds --http-listen. serve binds it before the node starts, so
+// that a busy port is a startup error, not the end of a node already
+// taking part in the cluster.
+func listenHTTP(addr string) (net.Listener, error) {
 	ln, err := wire.Listen(addr)
 	if err != nil {
-		return fmt.Errorf("--http-listen %s: %w", addr, err)
+		return nil, fmt.Errorf("--http-listen %s: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// serveHTTP serves the node's /metrics, /healthz, /readyz and
+// /debug/pprof on ln until the node stops.
+func serveHTTP(ln net.Listener, n *service.Node, log zerolog.Logger) {
 	srv := &http.Server{Handler: n.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-n.Done()
@@ -28,5 +36,4 @@ func serveHTTP(addr string, n *service.Node, log zerolog.Logger) error {
 			log.Warn().Err(err).Msg("http server stopped")
 		}
 	}()
-	return nil
 }

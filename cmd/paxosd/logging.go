@@ -16,8 +16,9 @@ type logFlags struct {
 	format string
 }
 
-func (l *logFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
+// register adds the flags; level is --log-level's default (shown by --help).
+func (l *logFlags) register(fs *pflag.FlagSet, level string) {
+	fs.StringVar(&l.level, "log-level", level, "log level: debug, info, warn, error")
 	fs.StringVar(&l.format, "log-format", "console", "log format: console (human) or json")
 }
 

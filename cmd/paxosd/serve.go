@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"sort"
@@ -93,7 +95,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	fs.BoolVar(&rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up")
 	fs.StringVar(&httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
 	nf.register(fs)
-	lf.register(fs)
+	lf.register(fs, "info")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -112,6 +114,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	if listen == "" {
 		listen = peerMap[paxos.NodeID(id)]
+	} else if err := checkHostPort(listen, false); err != nil {
+		return fmt.Errorf("%w: --listen: %v", errUsage, err)
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {
@@ -125,15 +129,26 @@ func cmdServe(args []string, stderr io.Writer) error {
 		cfg.Join = service.JoinRejoin
 	}
 	nf.apply(&cfg)
-	n, err := service.Start(cfg)
-	if err != nil {
-		return err
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		// The command line's mistake, said without the package's prefix.
+		return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(err.Error(), service.ErrConfig.Error()+": "))
 	}
+	var httpLn net.Listener
 	if httpAt != "" {
-		if err := serveHTTP(httpAt, n, log); err != nil {
-			n.Stop()
+		if httpLn, err = listenHTTP(httpAt); err != nil {
 			return err
 		}
+	}
+	n, err := service.Start(cfg)
+	if err != nil {
+		if httpLn != nil {
+			httpLn.Close()
+		}
+		return err
+	}
+	if httpLn != nil {
+		serveHTTP(httpLn, n, log)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -158,8 +173,11 @@ func parsePeers(s string) (map[paxos.NodeID]string, error) {
 	for _, part := range strings.Split(s, ",") {
 		idStr, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
 		id, err := strconv.ParseUint(idStr, 10, 32)
-		if !ok || err != nil || id == 0 || addr == "" || !strings.Contains(addr, ":") {
+		if !ok || err != nil || id == 0 {
 			return nil, fmt.Errorf("%w: --peers entry %q: want ID=HOST:PORT with a positive ID", errUsage, part)
+		}
+		if err := checkHostPort(addr, true); err != nil {
+			return nil, fmt.Errorf("%w: --peers entry %q: %v; want ID=HOST:PORT", errUsage, part, err)
 		}
 		if _, dup := out[paxos.NodeID(id)]; dup {
 			return nil, fmt.Errorf("%w: --peers lists node %d twice", errUsage, id)
@@ -167,6 +185,29 @@ func parsePeers(s string) (map[paxos.NodeID]string, error) {
 		out[paxos.NodeID(id)] = addr
 	}
 	return out, nil
+}
+
+// checkHostPort says what is wrong with a HOST:PORT address, if anything;
+// the host may be empty (every interface) only where needHost is false.
+func checkHostPort(addr string, needHost bool) error {
+	if strings.ContainsAny(addr, " \t\n") {
+		return fmt.Errorf("address %q contains a space", addr)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("address %q: %s", addr, ae.Err)
+		}
+		return err
+	}
+	if host == "" && needHost {
+		return fmt.Errorf("address %q has no host", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("address %q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	return nil
 }
 
 func formatPeers(m map[paxos.NodeID]string) string {
