@@ -59,7 +59,7 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.AttemptTimeout = 3 * time.Second
 	}
 	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}}
-	if _, err := c.connect(ctx); err != nil {
+	if _, err := c.connect(ctx, nil); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -95,7 +95,7 @@ func (c *Client) Close() error {
 
 // connect returns a live connection, dialing endpoints in turn, starting
 // with the one after the last that failed.
-func (c *Client) connect(ctx context.Context) (*conn, error) {
+func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -114,6 +114,9 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 		cn, err := dial(dctx, addr, c.cfg.ClusterID, c.cfg.FrameBytesMax)
 		cancel()
+		if reach != nil {
+			reach.dialed(addr, err)
+		}
 		if err != nil {
 			errs = append(errs, err.Error())
 			if ctx.Err() != nil {
@@ -206,15 +209,12 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 		defer c.sequence(q)()
 	}
 	backoff := 5 * time.Millisecond
-	var last error
+	reach := newReachLog(c.cfg.Endpoints)
 	for {
 		if err := ctx.Err(); err != nil {
-			if last == nil {
-				last = err
-			}
-			return nil, fmt.Errorf("%w: %w (last error: %v)", ErrTimeout, err, last)
+			return nil, reach.timeout(err)
 		}
-		cn, err := c.connect(ctx)
+		cn, err := c.connect(ctx, reach)
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
@@ -229,6 +229,7 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 			if err == nil {
 				switch resp.Err {
 				case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:
+					reach.answered(cn.addr, resp, nil, c.cfg.AttemptTimeout)
 					err = responseError(resp)
 					c.abandon(cn, resp.LeaderAddr)
 				default:
@@ -238,10 +239,10 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 					return resp, nil
 				}
 			} else {
+				reach.answered(cn.addr, nil, err, c.cfg.AttemptTimeout)
 				c.abandon(cn, "")
 			}
 		}
-		last = err
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():

@@ -117,7 +117,7 @@ func (c *Client) stream(ctx context.Context, mk func() *wire.Request, deliver fu
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		cn, err := c.connect(ctx)
+		cn, err := c.connect(ctx, nil)
 		if errors.Is(err, ErrClosed) {
 			return err
 		}

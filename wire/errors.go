@@ -15,6 +15,9 @@ var (
 	// ErrBadHello: the first frame of a connection is not an acceptable
 	// hello (wrong magic, unsupported version, unexpected node id).
 	ErrBadHello = errors.New("wire: bad hello")
+	// ErrNotPaxosd: what was dialed did not answer with a paxosd hello
+	// (an HTTP port, another service, nothing answering in time).
+	ErrNotPaxosd = errors.New("wire: not a paxosd node")
 	// ErrWrongCluster: the other end belongs to another cluster.
 	ErrWrongCluster = errors.New("wire: wrong cluster id")
 	// ErrClosed: the connection or transport has been closed.

@@ -1,8 +1,12 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -105,11 +109,11 @@ func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, want paxo
 	fr := NewFrameReader(conn, frameBytesMax)
 	body, err := fr.readFrame(helloBytesMax)
 	if err != nil {
-		return Hello{}, nil, fmt.Errorf("reading hello: %w", err)
+		return Hello{}, nil, noHello(err, fr.hdr)
 	}
 	h, err := DecodeHello(body)
 	if err != nil {
-		return h, nil, err
+		return h, nil, err // it says "not a paxosd client or node?"
 	}
 	if err := checkCluster(clusterID, h.ClusterID); err != nil {
 		return h, nil, err
@@ -127,4 +131,23 @@ func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, want paxo
 		return h, nil, err
 	}
 	return h, fr, nil
+}
+
+// noHello explains why a dialed listener gave no hello; hdr holds the first
+// bytes it sent, if any. Pointing a client at a node's --http-listen port is
+// the usual cause: the HTTP server waits for a request line that never
+// comes, or answers in HTTP.
+func noHello(err error, hdr [frameHeaderBytes]byte) error {
+	switch {
+	case errors.Is(err, ErrFrameTooLarge) && string(hdr[:]) == "HTTP":
+		return fmt.Errorf("%w: it answered in HTTP (a node's --http-listen port serves metrics; clients and peers use its --listen address)", ErrNotPaxosd)
+	case errors.Is(err, ErrFrameTooLarge):
+		return fmt.Errorf("%w: its first bytes %q are not a paxosd hello", ErrNotPaxosd, hdr[:])
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, net.ErrClosed):
+		// (net.ErrClosed: the dial's context ended and closed the socket.)
+		return fmt.Errorf("%w: no hello before the dial timeout; is this a paxosd node's --listen address? (an HTTP port such as --http-listen's stays silent)", ErrNotPaxosd)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%w: it closed the connection without a hello (another service, or a node shutting down): %w", ErrNotPaxosd, err)
+	}
+	return fmt.Errorf("reading hello: %w", err)
 }
