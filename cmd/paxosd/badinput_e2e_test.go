@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paxosd/paxosd/service/servicetest"
 )
@@ -51,5 +52,43 @@ func TestCLIBadInput(t *testing.T) {
 			}
 			t.Errorf("paxosd %s: exit %d, stderr %q\nwant exit %d, %q", name, code, errb.String(), tc.code, tc.want)
 		}
+	}
+}
+
+// TestStatusExitStatus: 'paxosd status' exits 0 only with every listed
+// node up and one leading; a node down, or no leader, is exit 1 with a
+// line saying which.
+func TestStatusExitStatus(t *testing.T) {
+	c := servicetest.Start(t, 3)
+	eps := strings.Join(c.Endpoints, ",")
+	status := func() (int, string) {
+		var out, errb bytes.Buffer
+		code := run([]string{"status", "--endpoints", eps, "--timeout", "2s"}, &out, &errb)
+		return code, errb.String()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for code, stderr := status(); code != 0; code, stderr = status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("status of a healthy cluster: exit %d, %q", code, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Nodes[2].Stop()
+	if code, stderr := status(); code != 1 || !strings.Contains(stderr, "1 of 3 nodes unreachable ("+c.Endpoints[2]+")") {
+		t.Errorf("status with node 3 down: exit %d, %q", code, stderr)
+	}
+	c.Nodes[1].Stop()
+	// The last node loses its lease and stops leading within an election
+	// timeout or so (at most 300 ms with the defaults; 10 s allowed).
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, stderr := status()
+		if code == 1 && strings.Contains(stderr, "no leader, and 2 of 3 nodes unreachable") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status with 2 of 3 nodes down: exit %d, %q", code, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -191,6 +191,30 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	if reachable == 0 {
 		return fmt.Errorf("%w: no endpoint answered (%s)", client.ErrUnavailable, cf.endpoints)
 	}
+	return statusHealth(members)
+}
+
+// statusHealth is status's exit status, as etcdctl endpoint health's: an
+// error when a listed node is unreachable or no node is leading, so that
+// scripts and probes can rely on 'paxosd status'.
+func statusHealth(members []client.MemberStatus) error {
+	var down []string
+	leaders := 0
+	for _, m := range members {
+		if m.Err != nil {
+			down = append(down, m.Endpoint)
+		} else if m.Status.Role == "leader" {
+			leaders++
+		}
+	}
+	switch {
+	case leaders == 0 && len(down) > 0:
+		return fmt.Errorf("no leader, and %d of %d nodes unreachable (%s)", len(down), len(members), strings.Join(down, ", "))
+	case leaders == 0:
+		return fmt.Errorf("no leader: the %d nodes answered, none is leading (an election is under way, or a quorum cannot agree)", len(members))
+	case len(down) > 0:
+		return fmt.Errorf("%d of %d nodes unreachable (%s)", len(down), len(members), strings.Join(down, ", "))
+	}
 	return nil
 }
 
