@@ -1,9 +1,12 @@
 package service
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 
+	"github.com/paxosd/paxosd/paxos"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -15,7 +18,8 @@ func (n *Node) Metrics() *prometheus.Registry { return n.reg }
 //
 //	/metrics       Prometheus metrics
 //	/healthz       200 while the node's loop runs
-//	/readyz        200 while the node knows a leader (it can serve requests)
+//	/readyz        200 while the node knows a leader and can reach it and a
+//	               quorum (it can serve requests)
 //	/debug/pprof/  Go profiles
 func (n *Node) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -39,6 +43,10 @@ func (n *Node) HTTPHandler() http.Handler {
 			http.Error(w, "no leader known", http.StatusServiceUnavailable)
 			return
 		}
+		if why := n.unreachable(); why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
 		if n.leading.Load() {
 			w.Write([]byte("ok: leader\n"))
 			return
@@ -51,4 +59,36 @@ func (n *Node) HTTPHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// unreachable says why this node cannot take part although it knows a
+// leader, or "" if nothing is wrong: it cannot dial the leader (its
+// answers never arrive) or a quorum of the members. A node whose --peers
+// are wrong still hears the leader's heartbeats on the leader's own
+// connection, so knowing a leader alone does not make it ready.
+func (n *Node) unreachable() string {
+	if n.tcp == nil {
+		return ""
+	}
+	leader := paxos.NodeID(n.leaderID.Load())
+	var down []string
+	reachable := 1 // itself
+	for _, id := range n.cfg.members() {
+		if id == n.cfg.ID {
+			continue
+		}
+		st := n.tcp.Stats(id)
+		if !st.Unreachable {
+			reachable++
+			continue
+		}
+		down = append(down, fmt.Sprintf("node %d at %s: %s", id, n.cfg.Peers[id], st.DialError))
+		if id == leader {
+			return fmt.Sprintf("cannot reach the leader, node %d at %s: %s", id, n.cfg.Peers[id], st.DialError)
+		}
+	}
+	if reachable < len(n.cfg.Peers)/2+1 {
+		return fmt.Sprintf("cannot reach a quorum: %s", strings.Join(down, "; "))
+	}
+	return ""
 }

@@ -218,6 +218,7 @@ func (n *Node) noticeLeaderChange() {
 	}
 	n.leading.Store(st.Role == proposer.Leader)
 	n.led.Store(st.Leader != 0)
+	n.leaderID.Store(uint32(st.Leader))
 	if st.Leader != n.lastLeader && st.Leader != 0 {
 		n.m.leaderChanges.Inc()
 	}

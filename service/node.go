@@ -44,6 +44,7 @@ type Node struct {
 	reg      *prometheus.Registry
 	leading  atomic.Bool // for /readyz, read outside the loop
 	led      atomic.Bool // some leader is known
+	leaderID atomic.Uint32
 	diverged atomic.Bool // the state check found this node's state wrong
 
 	// Production only: what Start wires up and run reads.

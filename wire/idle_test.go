@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,37 @@ func TestClientConnectionOutlivesWriteTimeouts(t *testing.T) {
 			t.Fatalf("call %d, %v after the first: %+v, %v; server log:\n%s", i, time.Duration(i)*2*shortWriteTimeout, s, err, log.String())
 		}
 		time.Sleep(2 * shortWriteTimeout)
+	}
+}
+
+// TestUnreachablePeerIsReportedPeriodically: a peer whose address answers
+// as another node (swapped --peers) is warned about again every
+// UnreachableWarnEvery while it lasts, not once, and Stats says why it is
+// unreachable.
+func TestUnreachablePeerIsReportedPeriodically(t *testing.T) {
+	s := startServer(t, 3, "127.0.0.1:0", 0) // node 3 where node 2 should be
+	defer s.stop(t)
+	log := &syncBuffer{}
+	tr, err := NewTransport(TransportConfig{
+		Self: 1, ClusterID: "test", Peers: map[paxos.NodeID]string{1: "unused", 2: s.addr},
+		BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		UnreachableWarnEvery: 100 * time.Millisecond, Logger: zerolog.New(log),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for end := time.Now().Add(550 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		tr.Send(heartbeat(1))
+	}
+	st := tr.Stats(2)
+	if !st.Unreachable || !strings.Contains(st.DialError, "expected node 2, reached node 3") {
+		t.Errorf("stats of a peer answering as another node: %+v", st)
+	}
+	// A warning at once, then one per 100 ms: 6 in 550 ms, at least 4
+	// allowing for a slow machine; and never one per failed dial.
+	warns := strings.Count(log.String(), `"level":"warn","peer":2`)
+	if warns < 4 || uint64(warns) >= st.Dials {
+		t.Errorf("%d warnings about peer 2 in 550 ms over %d dials, want one per 100 ms:\n%s", warns, st.Dials, log.String())
 	}
 }

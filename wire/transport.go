@@ -41,6 +41,10 @@ type TransportConfig struct {
 	// BackoffMin and BackoffMax bound the wait between failed dials,
 	// which doubles after each failure, with jitter. Defaults 10 ms, 1 s.
 	BackoffMin, BackoffMax time.Duration
+	// UnreachableWarnEvery spaces the warnings about a peer that stays
+	// unreachable: the first failed dial is one, then one per interval
+	// while it lasts (the failures between are debug lines). Default 30 s.
+	UnreachableWarnEvery time.Duration
 	// Logger receives connection failures. Default: the zero
 	// zerolog.Logger, which discards.
 	Logger zerolog.Logger
@@ -66,6 +70,9 @@ func (c *TransportConfig) EnsureDefaults() {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = time.Second
+	}
+	if c.UnreachableWarnEvery <= 0 {
+		c.UnreachableWarnEvery = 30 * time.Second
 	}
 }
 
@@ -121,6 +128,11 @@ type PeerStats struct {
 	Dials uint64
 	// Connected reports whether a connection is up now.
 	Connected bool
+	// Unreachable reports whether the last dial failed, and DialError
+	// why: the peer is down, or its address is wrong (another node
+	// answers there, or nothing that speaks paxosd).
+	Unreachable bool
+	DialError   string
 }
 
 type peer struct {
@@ -146,6 +158,16 @@ type peer struct {
 	writes    atomic.Uint64
 	dials     atomic.Uint64
 	log       zerolog.Logger
+
+	// dialErr is why the last dial failed, nil once one succeeds.
+	dialMu  sync.Mutex
+	dialErr error
+}
+
+func (p *peer) setDialErr(err error) {
+	p.dialMu.Lock()
+	p.dialErr = err
+	p.dialMu.Unlock()
 }
 
 // NewTransport starts a transport; Close stops it.
@@ -302,13 +324,19 @@ func (t *Transport) Stats(id paxos.NodeID) PeerStats {
 	if p == nil {
 		return PeerStats{}
 	}
-	return PeerStats{
+	st := PeerStats{
 		Sent:      p.sent.Load(),
 		Dropped:   p.dropped.Load(),
 		Writes:    p.writes.Load(),
 		Dials:     p.dials.Load(),
 		Connected: p.connected.Load(),
 	}
+	p.dialMu.Lock()
+	if p.dialErr != nil {
+		st.Unreachable, st.DialError = true, p.dialErr.Error()
+	}
+	p.dialMu.Unlock()
+	return st
 }
 
 // Close closes every connection, stops the writer goroutines and waits for
@@ -322,7 +350,8 @@ func (t *Transport) Close() {
 // write until the connection breaks, back off after failures.
 func (t *Transport) run(p *peer) {
 	backoff := t.cfg.BackoffMin
-	failures := 0 // dials failed in a row: only the first is a warning
+	failures := 0 // dials failed in a row
+	var failingSince, warned time.Time
 	for {
 		var first outItem
 		select {
@@ -333,7 +362,11 @@ func (t *Transport) run(p *peer) {
 		p.dials.Add(1)
 		conn, err := t.dial(p)
 		if err == nil {
+			if failures > 0 {
+				p.log.Info().Int("failures", failures).Dur("unreachable_for", time.Since(failingSince)).Msg("wire: peer reachable again")
+			}
 			failures = 0
+			p.setDialErr(nil)
 			p.connected.Store(true)
 			p.log.Debug().Msg("wire: connected to peer")
 			start := time.Now()
@@ -355,11 +388,19 @@ func (t *Transport) run(p *peer) {
 			p.gate.queued.Add(-1) // first, dropped
 			p.dropped.Add(1)
 			failures++
-			ev := p.log.Debug()
+			p.setDialErr(err)
+			now := time.Now()
 			if failures == 1 {
-				ev = p.log.Warn()
+				failingSince = now
 			}
-			ev.Err(err).Int("failures", failures).Dur("retry_in", backoff).Msg("wire: cannot reach peer")
+			// The first failure is a warning, and then one per interval
+			// while it lasts: a peer that stays unreachable (down, or a
+			// wrong --peers address) must not go quiet after one line.
+			ev := p.log.Debug()
+			if failures == 1 || now.Sub(warned) >= t.cfg.UnreachableWarnEvery {
+				ev, warned = p.log.Warn(), now
+			}
+			ev.Err(err).Int("failures", failures).Dur("unreachable_for", now.Sub(failingSince)).Dur("retry_in", backoff).Msg("wire: cannot reach peer")
 		}
 		// Back off; meanwhile drop what is queued and whatever is sent.
 		p.down.Store(true)

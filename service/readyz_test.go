@@ -1,0 +1,53 @@
+package service
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+)
+
+// TestReadyzWithSwappedPeers: a node whose --peers has two members'
+// addresses swapped hears the leader's heartbeats (on the leader's
+// connection) and so knows a leader, but none of its own messages arrive:
+// /readyz must say so, not "ok".
+func TestReadyzWithSwappedPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := startTunedCluster(t, func(cfg *Config) {
+		if cfg.ID != 3 {
+			return
+		}
+		swapped := map[paxos.NodeID]string{}
+		for id, addr := range cfg.Peers {
+			swapped[id] = addr
+		}
+		swapped[1], swapped[2] = cfg.Peers[2], cfg.Peers[1]
+		cfg.Peers = swapped
+	})
+	c.waitLeader()
+	readyz := func(id paxos.NodeID) (int, string) {
+		w := httptest.NewRecorder()
+		c.nodes[id].HTTPHandler().ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		return w.Code, w.Body.String()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := readyz(3)
+		if code == 503 && strings.Contains(body, "cannot reach the leader") && strings.Contains(body, "expected node") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 3 with swapped --peers: /readyz %d %q", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, id := range []paxos.NodeID{1, 2} {
+		if code, body := readyz(id); code != 200 {
+			t.Errorf("node %d: /readyz %d %q", id, code, body)
+		}
+	}
+}
