@@ -236,6 +236,13 @@ func (n *Node) noticeLeaderChange() {
 		}
 	} else if st.Role != proposer.Leader {
 		n.clusterClock.active = false
+		if n.lastRole == proposer.Leader && st.Leader == 0 {
+			// Not deposed by a higher ballot: the check-quorum (or the
+			// stalled-commit check) gave up. Worth a warning: writes stop
+			// until a quorum elects a leader again.
+			n.log.Warn().Str("ballot", st.Ballot.String()).Uint64("commit", uint64(st.Commit)).
+				Msg("stepped down as leader: a quorum stopped acknowledging within an election timeout, or commits stalled")
+		}
 		if st.Leader != n.lastLeader && st.Leader != 0 {
 			n.log.Info().Uint32("leader", uint32(st.Leader)).Str("ballot", st.Ballot.String()).Msg("following leader")
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,7 @@ type Node struct {
 	calls    chan *call
 	deferred chan func()
 	stop     chan struct{}
+	stopOnce sync.Once
 	done     chan struct{}
 
 	// Owned by the loop.
@@ -260,18 +262,17 @@ type heldMessage struct {
 // Addr returns the address the node listens on.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
-// Stop shuts the node down and closes its data directory.
+// Stop shuts the node down and closes its data directory. It may be called
+// more than once, and concurrently: every call returns once it is done.
 func (n *Node) Stop() {
-	select {
-	case <-n.stop:
-	default:
+	n.stopOnce.Do(func() {
 		close(n.stop)
-	}
-	<-n.done
-	n.ln.Close()
-	n.tcp.Close()
-	n.wal.close()
-	n.store.Close()
+		<-n.done
+		n.ln.Close()
+		n.tcp.Close()
+		n.wal.close()
+		n.store.Close()
+	})
 }
 
 // Done is closed when the node's loop has ended (Stop, or a fatal error).

@@ -1,10 +1,14 @@
 package service
 
 import (
+	"bytes"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/paxos"
 )
@@ -50,4 +54,47 @@ func TestReadyzWithSwappedPeers(t *testing.T) {
 			t.Errorf("node %d: /readyz %d %q", id, code, body)
 		}
 	}
+}
+
+// TestLeaderLosingQuorumSaysSo: a leader whose followers all stop logs a
+// warning that it stepped down, rather than going quiet.
+func TestLeaderLosingQuorumSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	logs := map[paxos.NodeID]*lockedBuffer{1: {}, 2: {}, 3: {}}
+	c := startTunedCluster(t, func(cfg *Config) {
+		cfg.Logger = zerolog.New(logs[cfg.ID]).Level(zerolog.InfoLevel)
+	})
+	leader := c.waitLeader()
+	for id, n := range c.nodes {
+		if id != leader {
+			n.Stop()
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs[leader].String(), `"level":"warn","node":`) || !strings.Contains(logs[leader].String(), "stepped down as leader: a quorum stopped acknowledging") {
+		if time.Now().After(deadline) {
+			t.Fatalf("leader %d's log after losing both followers:\n%s", leader, logs[leader].String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a log destination safe for the node's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -35,7 +35,7 @@ func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger, clock Cl
 	if sm.Applied() != meta.Slot {
 		return nil, fmt.Errorf("service: the snapshot %s holds the state as of slot %d", meta, sm.Applied())
 	}
-	log.Info().Str("snapshot", meta.String()).Dur("took", clock.Now().Sub(start)).Msg("state machine loaded from the snapshot")
+	log.Info().Str("snapshot", meta.String()).Dur("took_ms", clock.Now().Sub(start)).Msg("state machine loaded from the snapshot")
 	return sm, nil
 }
 
@@ -69,7 +69,7 @@ func replay(store *wal.Store, sm *StateMachine, commit paxos.Slot, log zerolog.L
 		}
 	}
 	if commit > from {
-		log.Info().Uint64("from", uint64(from)).Uint64("to", uint64(commit)).Dur("took", clock.Now().Sub(start)).Msg("state machine brought up to date from the log")
+		log.Info().Uint64("from", uint64(from)).Uint64("to", uint64(commit)).Dur("took_ms", clock.Now().Sub(start)).Msg("state machine brought up to date from the log")
 	}
 	return nil
 }

@@ -114,7 +114,7 @@ func (n *Node) copySnapshot(meta wal.SnapshotMeta, offset uint64, read func(wal.
 				Float64("percent", 100*float64(offset)/float64(meta.Size)).Msg("receiving snapshot")
 		}
 	}
-	n.log.Info().Str("snapshot", meta.String()).Dur("took", n.clock.Now().Sub(start)).Msg("snapshot received")
+	n.log.Info().Str("snapshot", meta.String()).Dur("took_ms", n.clock.Now().Sub(start)).Msg("snapshot received")
 	return false, nil
 }
 

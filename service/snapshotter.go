@@ -68,7 +68,7 @@ func (n *Node) maybeSnapshot() {
 		return
 	}
 	n.snap.inFlight, n.snap.seq = job, n.submitted
-	n.log.Debug().Uint64("slot", uint64(applied)).Int("bytes", len(data)).Dur("encode", n.clock.Now().Sub(start)).Msg("snapshot submitted")
+	n.log.Debug().Uint64("slot", uint64(applied)).Int("bytes", len(data)).Dur("encode_ms", n.clock.Now().Sub(start)).Msg("snapshot submitted")
 }
 
 // snapshotDurable finishes the snapshot in flight once its write is
@@ -85,7 +85,7 @@ func (n *Node) snapshotDurable(seq uint64) {
 	n.m.snapshots.Inc()
 	n.m.snapshotBytes.Set(float64(job.meta.Size))
 	n.log.Info().Uint64("slot", uint64(job.slot)).Uint64("bytes", job.meta.Size).
-		Uint64("log_truncated_to", uint64(job.truncate)).Dur("write", job.took).Msg("snapshot taken")
+		Uint64("log_truncated_to", uint64(job.truncate)).Dur("write_ms", job.took).Msg("snapshot taken")
 }
 
 // snapshotFetched is a fetch's outcome, sent to the loop.

@@ -129,7 +129,7 @@ func (s *server) acceptLoop(ln net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.cfg.Logger.Warn().Err(err).Dur("retry_in", backoff).Msg("wire: accept failed")
+				s.cfg.Logger.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("wire: accept failed")
 				time.Sleep(backoff)
 				continue
 			}

@@ -363,7 +363,7 @@ func (t *Transport) run(p *peer) {
 		conn, err := t.dial(p)
 		if err == nil {
 			if failures > 0 {
-				p.log.Info().Int("failures", failures).Dur("unreachable_for", time.Since(failingSince)).Msg("wire: peer reachable again")
+				p.log.Info().Int("failures", failures).Dur("unreachable_for_ms", time.Since(failingSince)).Msg("wire: peer reachable again")
 			}
 			failures = 0
 			p.setDialErr(nil)
@@ -400,7 +400,7 @@ func (t *Transport) run(p *peer) {
 			if failures == 1 || now.Sub(warned) >= t.cfg.UnreachableWarnEvery {
 				ev, warned = p.log.Warn(), now
 			}
-			ev.Err(err).Int("failures", failures).Dur("unreachable_for", now.Sub(failingSince)).Dur("retry_in", backoff).Msg("wire: cannot reach peer")
+			ev.Err(err).Int("failures", failures).Dur("unreachable_for_ms", now.Sub(failingSince)).Dur("retry_in_ms", backoff).Msg("wire: cannot reach peer")
 		}
 		// Back off; meanwhile drop what is queued and whatever is sent.
 		p.down.Store(true)

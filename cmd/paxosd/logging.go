@@ -11,6 +11,9 @@ import (
 	"golang.org/x/term"
 )
 
+// consoleTimeFormat is the console log's timestamp.
+const consoleTimeFormat = "2006-01-02 15:04:05.000"
+
 type logFlags struct {
 	level  string
 	format string
@@ -30,11 +33,15 @@ func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 	switch l.format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !isTerminal(w)}
+		// The date too: a node runs for months, and its log is read
+		// days later.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: consoleTimeFormat, NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Logger{}, fmt.Errorf("%w: --log-format %q: want console or json", errUsage, l.format)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	// Duration fields are milliseconds, and their names end in _ms.
+	zerolog.DurationFieldUnit = time.Millisecond
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 

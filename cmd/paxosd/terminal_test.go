@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestDevNullIsNotATerminal: /dev/null, a daemon's stdin under systemd or
@@ -17,5 +20,21 @@ func TestDevNullIsNotATerminal(t *testing.T) {
 	defer f.Close()
 	if isTerminal(f) {
 		t.Fatalf("%s taken for a terminal", os.DevNull)
+	}
+}
+
+// TestConsoleLogCarriesDateAndUnits: console lines start with the date,
+// and duration fields say their unit in their name.
+func TestConsoleLogCarriesDateAndUnits(t *testing.T) {
+	var buf bytes.Buffer
+	lf := logFlags{level: "info", format: "console"}
+	log, err := lf.logger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info().Dur("took_ms", 1500*time.Millisecond).Msg("x")
+	line := buf.String()
+	if !strings.HasPrefix(line, time.Now().Format("2006-01-02 ")) || !strings.Contains(line, "took_ms=1500") {
+		t.Errorf("console line %q: want the date first and took_ms=1500", line)
 	}
 }
