@@ -10,7 +10,7 @@ FUZZTIME ?= 60s
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/paxosd
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/paxosd
 
 # A local 3-node cluster on the embedded Pebble store (Ctrl-C stops it).
 run: build

@@ -46,8 +46,6 @@ Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
 Run 'paxosd COMMAND --help' for a command's flags.
 `
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 // errUsage marks a mistake in the command line: exit status 2.
 var errUsage = errors.New("usage")
@@ -81,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "paxosd", version)
+		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +37,20 @@ func TestConsoleLogCarriesDateAndUnits(t *testing.T) {
 	line := buf.String()
 	if !strings.HasPrefix(line, time.Now().Format("2006-01-02 ")) || !strings.Contains(line, "took_ms=1500") {
 		t.Errorf("console line %q: want the date first and took_ms=1500", line)
+	}
+}
+
+// TestVersionLine: 'paxosd version' names the release, the Go release and
+// the wire protocol version (the commit only when the binary was built in
+// a git checkout, which a test binary is not).
+func TestVersionLine(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != 0 {
+		t.Fatalf("version: exit %d, %q", code, errb.String())
+	}
+	for _, want := range []string{"paxosd " + version + " (", runtime.Version(), "wire protocol 1)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("version printed %q, want %q in it", out.String(), want)
+		}
 	}
 }
