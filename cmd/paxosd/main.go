@@ -46,7 +46,6 @@ Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
 Run 'paxosd COMMAND --help' for a command's flags.
 `
 
-
 // errUsage marks a mistake in the command line: exit status 2.
 var errUsage = errors.New("usage")
 
