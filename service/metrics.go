@@ -1,6 +1,7 @@
 package service
 
 import (
+	"github.com/paxosd/paxosd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -89,4 +90,12 @@ func (n *Node) sampleMetrics() {
 	}
 	n.m.locksHeld.Set(float64(held))
 	n.m.locksWaiting.Set(float64(waiting))
+}
+
+// resultLabel is a request's result label: "ok", or the error code's name.
+func resultLabel(c wire.ErrCode) string {
+	if c == wire.ErrNone {
+		return "ok"
+	}
+	return c.String()
 }

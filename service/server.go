@@ -58,7 +58,7 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 	// never waits for a slow client (see answerFailed).
 	reply := func(resp *wire.Response) {
 		resp.ID = id
-		n.m.requests.WithLabelValues(op, resp.Err.String()).Inc()
+		n.m.requests.WithLabelValues(op, resultLabel(resp.Err)).Inc()
 		first, err := conn.Cork(resp)
 		switch {
 		case err != nil:
@@ -77,7 +77,7 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 // replyNow answers q on conn from the caller's goroutine.
 func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
 	resp.ID = q.ID
-	n.m.requests.WithLabelValues(q.Op.String(), resp.Err.String()).Inc()
+	n.m.requests.WithLabelValues(q.Op.String(), resultLabel(resp.Err)).Inc()
 	if err := conn.TrySend(resp); err != nil {
 		n.answerFailed(conn, err)
 	}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/paxos"
 )
 
@@ -97,4 +99,39 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestRequestMetricSaysOK: a successful request is counted with
+// result="ok" (it was the wire's "None").
+func TestRequestMetricSaysOK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := startTestCluster(t)
+	leader := c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := client.NewWithConfig(ctx, client.Config{Endpoints: []string{c.peers[leader]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	c.nodes[leader].HTTPHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if body := w.Body.String(); !strings.Contains(body, `paxosd_client_requests_total{op="Put",result="ok"} 1`) {
+		t.Errorf("metrics after one put lack result=\"ok\":\n%s", grepLines(body, "paxosd_client_requests_total"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
