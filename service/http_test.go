@@ -101,9 +101,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestRequestMetricSaysOK: a successful request is counted with
-// result="ok" (it was the wire's "None").
-func TestRequestMetricSaysOK(t *testing.T) {
+// TestMetricsExported: a successful request is counted with result="ok"
+// (it was the wire's "None"); the peers' counters and the Go runtime's and
+// process's metrics are exported.
+func TestMetricsExported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
@@ -121,8 +122,15 @@ func TestRequestMetricSaysOK(t *testing.T) {
 	}
 	w := httptest.NewRecorder()
 	c.nodes[leader].HTTPHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
-	if body := w.Body.String(); !strings.Contains(body, `paxosd_client_requests_total{op="Put",result="ok"} 1`) {
+	body := w.Body.String()
+	if !strings.Contains(body, `paxosd_client_requests_total{op="Put",result="ok"} 1`) {
 		t.Errorf("metrics after one put lack result=\"ok\":\n%s", grepLines(body, "paxosd_client_requests_total"))
+	}
+	// The peers' counters, the runtime's and the process's are there too.
+	for _, want := range []string{`paxosd_peer_messages_sent_total{peer="`, `paxosd_peer_connected{peer="`, "go_goroutines ", "process_resident_memory_bytes ", "go_build_info{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

@@ -146,6 +146,9 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ln, n.tcp, n.transport = ln, tcp, tcp
+	if cfg.Metrics == nil {
+		registerProcessMetrics(n.reg, newPeerCollector(cfg.ID, n.cfg.members(), tcp.Stats))
+	}
 	n.inbox = make(chan paxos.Message, drainMax)
 	n.calls = make(chan *call, drainMax)
 	n.deferred, n.stop, n.done = deferred, stop, make(chan struct{})

@@ -133,6 +133,8 @@ type PeerStats struct {
 	// answers there, or nothing that speaks paxosd).
 	Unreachable bool
 	DialError   string
+	// Queued counts the messages waiting for the peer's writer.
+	Queued int
 }
 
 type peer struct {
@@ -330,6 +332,7 @@ func (t *Transport) Stats(id paxos.NodeID) PeerStats {
 		Writes:    p.writes.Load(),
 		Dials:     p.dials.Load(),
 		Connected: p.connected.Load(),
+		Queued:    len(p.q),
 	}
 	p.dialMu.Lock()
 	if p.dialErr != nil {
