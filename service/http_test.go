@@ -1,11 +1,9 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,7 +62,7 @@ func TestLeaderLosingQuorumSaysSo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	logs := map[paxos.NodeID]*lockedBuffer{1: {}, 2: {}, 3: {}}
+	logs := map[paxos.NodeID]*logBuffer{1: {}, 2: {}, 3: {}}
 	c := startTunedCluster(t, func(cfg *Config) {
 		cfg.Logger = zerolog.New(logs[cfg.ID]).Level(zerolog.InfoLevel)
 	})
@@ -83,23 +81,6 @@ func TestLeaderLosingQuorumSaysSo(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for the node's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestMetricsExported: a successful request is counted with result="ok"
 // (it was the wire's "None"); the peers' counters and the Go runtime's and
