@@ -81,7 +81,6 @@ func TestLeaderLosingQuorumSaysSo(t *testing.T) {
 	}
 }
 
-
 // TestMetricsExported: a successful request is counted with result="ok"
 // (it was the wire's "None"); the peers' counters and the Go runtime's and
 // process's metrics are exported.
