@@ -2,6 +2,7 @@ package service
 
 import (
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // TestPeerOfAnotherProtocolVersion dials a running node the way a newer
 // paxosd, an old one, or another program would, and checks what each gets:
 // a newer version is answered with the version the connection then uses
-// (1), as docs/PROTOCOL.md specifies, and the first frame it cannot decode
+// (the node's own), as docs/PROTOCOL.md specifies, and the first frame it cannot decode
 // closes the connection with the reason logged; anything that is not a
 // paxosd hello is closed without an answer, with one log line saying why.
 // The node goes on serving throughout.
@@ -31,10 +32,10 @@ func TestPeerOfAnotherProtocolVersion(t *testing.T) {
 			t.Fatalf("no hello back: %v", err)
 		}
 		h, err := wire.DecodeHello(body)
-		if err != nil || h != (wire.Hello{Version: 1, ClusterID: "paxosd", NodeID: 1}) {
-			t.Fatalf("hello back: %+v, %v; want version 1 of node 1", h, err)
+		if err != nil || !reflect.DeepEqual(h, wire.Hello{Version: wire.ProtocolVersion, ClusterID: "paxosd", NodeID: 1}) {
+			t.Fatalf("hello back: %+v, %v; want version %d of node 1", h, err, wire.ProtocolVersion)
 		}
-		// Version 1 it is: a version-1 request is served.
+		// The node's version it is: a request is served.
 		conn.Write(wire.AppendFrame(nil, wire.EncodeRequest(nil, &wire.Request{ID: 7, Op: wire.OpStatus})))
 		body, err = fr.ReadFrame()
 		if err != nil {

@@ -191,7 +191,7 @@ func (n *Node) failWaiters(code wire.ErrCode, msg string) {
 
 func (n *Node) status() wire.NodeStatus {
 	st := n.r.Status()
-	return wire.NodeStatus{
+	s := wire.NodeStatus{
 		ID:          st.ID,
 		Addr:        n.cfg.Peers[st.ID],
 		Role:        st.Role.String(),
@@ -204,4 +204,6 @@ func (n *Node) status() wire.NodeStatus {
 		AcceptedMax: max(st.MaxSlot, st.Commit),
 		WindowSlots: uint64(n.cfg.WindowSlots),
 	}
+	n.selfStatus(&s)
+	return s
 }

@@ -19,8 +19,8 @@ import (
 // Some numbers are wire-only operations that are served from a node's local
 // state and never enter the log (6 status, 10 session list, 14 lock list,
 // 19 observe, 20 watch, 21 cancel); the state machine refuses them with
-// ErrInvalid. OpClock is internal: only the leader node proposes it, and the
-// node refuses it from clients.
+// ErrInvalid. OpClock, OpStateHash, OpClusterID and OpVoter are internal:
+// only nodes propose them, and the node refuses them from clients.
 type Op uint8
 
 const (
@@ -49,6 +49,14 @@ const (
 	// HashSlot hashed to StateHash (see statecheck.go). It changes
 	// nothing; the nodes compare the reports.
 	OpStateHash Op = 24
+
+	// OpClusterID is internal: the cluster's random id (Value, 16
+	// bytes), proposed by the first leader of a cluster that has none; the
+	// first one applied wins (see identity.go).
+	OpClusterID Op = 25
+	// OpVoter is internal: member Reporter has promised or accepted, so
+	// it must never vote again with an empty data directory.
+	OpVoter Op = 26
 )
 
 var opNames = [...]string{
@@ -57,6 +65,7 @@ var opNames = [...]string{
 	OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check",
 	OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
 	OpClock: "clock", OpStateHash: "state-hash",
+	OpClusterID: "cluster-id", OpVoter: "voter",
 }
 
 func (o Op) String() string {
@@ -168,6 +177,10 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" now=%d", c.Now)
 	case OpStateHash:
 		s += fmt.Sprintf(" node %d: slot %d hash %016x (state from node %d)", c.Reporter, c.HashSlot, c.StateHash, c.Source)
+	case OpClusterID:
+		s += fmt.Sprintf(" id=%x", c.Value)
+	case OpVoter:
+		s += fmt.Sprintf(" node %d", c.Reporter)
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}

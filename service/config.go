@@ -78,19 +78,41 @@ type Config struct {
 type JoinMode uint8
 
 const (
-	// JoinCreate creates the state: the cluster is new (paxosd dev, tests,
-	// serve --new-cluster the first time).
+	// JoinCreate creates the state and votes at once: the cluster is new
+	// by construction (paxosd dev, tests). Unsafe for a member that may
+	// have voted before and lost its data: use JoinForm.
 	JoinCreate JoinMode = iota
-	// JoinExisting refuses to start without state: a member of a running
+	// JoinExisting refuses to start without a store: a member of a running
 	// cluster that lost its data must not vote with forgotten promises
-	// (paxosd serve's default).
+	// (paxosd serve's default). A store without state (left by a gated
+	// start) starts gated, never forming a cluster (bootstrap.go).
 	JoinExisting
 	// JoinRejoin rebuilds a member that lost its data: it raises its
 	// promise to the highest ballot the other members know and takes no
 	// part in voting until it has learned every slot that could hold a
 	// vote it forgot (serve --rejoin).
 	JoinRejoin
+	// JoinForm (serve --new-cluster) creates the state if there is none,
+	// then starts gated: it forms a new cluster only with a quorum of
+	// members as fresh as itself, joins one that formed without it, and
+	// refuses to start if the cluster recorded it as a voter (it lost its
+	// data). On a store with state it changes nothing (bootstrap.go).
+	JoinForm
 )
+
+func (j JoinMode) String() string {
+	switch j {
+	case JoinCreate:
+		return "create"
+	case JoinExisting:
+		return "existing"
+	case JoinRejoin:
+		return "--rejoin"
+	case JoinForm:
+		return "--new-cluster"
+	}
+	return fmt.Sprintf("JoinMode(%d)", uint8(j))
+}
 
 // ErrConfig marks an invalid Config.
 var ErrConfig = errors.New("service: invalid config")

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"sort"
 	"time"
 
@@ -20,6 +21,10 @@ import (
 // step hands a peer's message to the replica; a MsgSnapshot is the node's
 // business (the snapshot moves outside the protocol core).
 func (n *Node) step(m paxos.Message) {
+	if n.boot.active {
+		return // frozen until it knows whether it may vote (bootstrap.go)
+	}
+	n.heardVote(m)
 	if m.Type == paxos.MsgSnapshot {
 		n.onSnapshotOffer(m)
 		return
@@ -29,6 +34,14 @@ func (n *Node) step(m paxos.Message) {
 
 // tick advances the replica's clock by one tick; now is when it happened.
 func (n *Node) tick(now time.Time) {
+	if n.boot.active {
+		// Frozen: no election timer, no proposals (bootstrap.go).
+		if n.tickCount++; n.tickCount%10 == 0 {
+			n.expireWaiters(now)
+			n.sampleMetrics()
+		}
+		return
+	}
 	n.r.Tick()
 	n.ticks.tick(now)
 	n.proposeClock(now)
@@ -36,6 +49,7 @@ func (n *Node) tick(now time.Time) {
 	if n.tickCount++; n.tickCount%10 == 0 {
 		n.expireWaiters(now)
 		n.sampleMetrics()
+		n.proposeIdentity()
 	}
 }
 
@@ -49,6 +63,8 @@ func (n *Node) afterInputs() {
 	n.pushStreams()
 	n.maybeSnapshot()
 	n.checkRejoin()
+	n.checkBootstrap()
+	n.noteIdentity()
 	n.uncork()
 }
 
@@ -60,7 +76,11 @@ func (n *Node) fail(err error) {
 		return
 	}
 	n.failed = err
-	n.log.Error().Err(err).Msg("cannot persist: the node stops rather than acknowledge what it could not make durable")
+	if errors.Is(err, errRefusedStart) {
+		n.log.Error().Msg(err.Error())
+	} else {
+		n.log.Error().Err(err).Msg("cannot persist: the node stops rather than acknowledge what it could not make durable")
+	}
 	n.failWaiters(wire.ErrUnavailable, "node failed: "+err.Error())
 	n.uncork()
 }

@@ -1,7 +1,9 @@
 package service
 
 import (
+	crand "crypto/rand"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
 	"sync"
@@ -46,7 +48,13 @@ type Node struct {
 	leading  atomic.Bool // for /readyz, read outside the loop
 	led      atomic.Bool // some leader is known
 	leaderID atomic.Uint32
-	diverged atomic.Bool // the state check found this node's state wrong
+	diverged atomic.Bool            // the state check found this node's state wrong
+	uuid     atomic.Pointer[[]byte] // the cluster's uuid, for the hellos
+
+	// entropy draws the cluster's uuid; peerVersion (nil in the
+	// simulation) is the protocol version a member's connection negotiated.
+	entropy     io.Reader
+	peerVersion func(paxos.NodeID) uint32
 
 	// Production only: what Start wires up and run reads.
 	ln       net.Listener
@@ -76,6 +84,8 @@ type Node struct {
 	lastRole       proposer.Role
 	snap           snapshotState
 	rejoin         rejoinState
+	boot           bootstrapState
+	ident          identityProposer
 	check          stateCheck
 	failed         error
 
@@ -99,7 +109,9 @@ type nodeObserver interface {
 // nodeEdges are what newNode builds a node over, besides its Config.
 type nodeEdges struct {
 	store     *wal.Store
-	rejoin    rejoinState // what openStore found
+	rejoin    rejoinState    // what openStore found
+	boot      bootstrapState // ... and whether the start is gated
+	entropy   io.Reader
 	transport Transport
 	clock     Clock
 	peers     peerDialer
@@ -115,14 +127,14 @@ func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	store, rejoin, err := openStore(cfg)
+	store, rejoin, boot, err := openStore(cfg)
 	if err != nil {
 		return nil, err
 	}
 	stop := make(chan struct{})
 	deferred := make(chan func(), 16)
 	n, err := newNode(cfg, nodeEdges{
-		store: store, rejoin: rejoin, clock: systemClock{},
+		store: store, rejoin: rejoin, boot: boot, entropy: crand.Reader, clock: systemClock{},
 		peers: tcpDialer{peers: cfg.Peers, clusterID: cfg.ClusterID, frameBytesMax: cfg.FrameBytesMax},
 		bg:    goroutines{deferred: deferred, stop: stop},
 		rand:  rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
@@ -137,7 +149,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("service: listen on %s: %w", cfg.Listen, err)
 	}
 	tcp, err := wire.NewTransport(wire.TransportConfig{
-		Self: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers,
+		Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, Peers: cfg.Peers,
 		FrameBytesMax: cfg.FrameBytesMax, Logger: n.log,
 	})
 	if err != nil {
@@ -146,6 +158,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ln, n.tcp, n.transport = ln, tcp, tcp
+	n.peerVersion = func(id paxos.NodeID) uint32 { return tcp.Stats(id).Version }
 	if cfg.Metrics == nil {
 		registerProcessMetrics(n.reg, newPeerCollector(cfg.ID, n.cfg.members(), tcp.Stats))
 	}
@@ -155,7 +168,7 @@ func Start(cfg Config) (*Node, error) {
 	n.wal = newWALWriter(store, n.m)
 	n.journal = n.wal
 	go func() {
-		err := wire.Serve(ln, wire.ServerConfig{Self: cfg.ID, ClusterID: cfg.ClusterID, FrameBytesMax: cfg.FrameBytesMax, Logger: n.log}, n)
+		err := wire.Serve(ln, wire.ServerConfig{Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, FrameBytesMax: cfg.FrameBytesMax, Logger: n.log}, n)
 		if err != nil {
 			n.log.Debug().Err(err).Msg("server stopped")
 		}
@@ -216,12 +229,15 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		peers:     e.peers,
 		bg:        e.bg,
 		rejoin:    e.rejoin,
+		boot:      e.boot,
+		entropy:   e.entropy,
 		snap:      snapshotState{last: snapSlot},
 		waiters:   map[callKey][]*call{},
 		streams:   newStreamSet(),
 		started:   e.clock.Now(),
 	}
 	n.rejoin.durableCommit = st.Commit
+	n.noteIdentity()
 	n.log.Info().Uint64("commit", uint64(st.Commit)).Int("log_entries", len(st.Entries)).Msg("node started")
 	if slot, diverged, err := e.store.Diverged(); err != nil {
 		return nil, err
@@ -236,6 +252,11 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 func (n *Node) begin() {
 	if n.ln != nil {
 		n.log.Info().Str("listen", n.ln.Addr().String()).Msg("serving")
+	}
+	if n.boot.active {
+		n.log.Info().Bool("new_cluster", n.boot.mayForm).
+			Msg("bootstrap: this node's data directory holds no state: asking the other members whether it voted before, and whether a cluster exists")
+		n.bootstrapProbe(0)
 	}
 	if n.rejoin.active {
 		n.log.Warn().Msg("rejoining after lost data: this node does not vote until it has caught up")

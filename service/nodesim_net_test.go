@@ -52,8 +52,18 @@ func (s *sim) drawRate() float64 { return 1 + s.rng.Float64()*s.opts.clockSkewMa
 
 // start starts every node and client and the fault schedule.
 func (s *sim) start() {
+	// Half the seeds form the cluster as serve --new-cluster does: each
+	// node gated at first, started at its own time (a staggered first
+	// start); the others as paxosd dev does.
+	gated := !s.opts.scripted && s.rng.Intn(2) == 0
 	for _, sn := range s.nodes {
-		s.startNode(sn)
+		if !gated {
+			sn.join = JoinCreate
+			s.startNode(sn)
+			continue
+		}
+		sn.join = JoinForm
+		s.at(time.Duration(s.rng.Intn(3000))*time.Millisecond, nil, func() { s.restart(sn) })
 	}
 	for _, c := range s.clients {
 		c.begin()
@@ -299,7 +309,13 @@ func (s *sim) restart(sn *simNode) {
 	if sn.up() || s.err != nil {
 		return
 	}
-	s.tracef("restart node %d", sn.id)
+	if sn.started && !sn.wiped && sn.join != JoinForm {
+		sn.join = JoinExisting
+		if !s.opts.scripted {
+			sn.join = s.leftoverFlags()
+		}
+	}
+	s.tracef("restart node %d (%s)", sn.id, sn.join)
 	s.stats.restarts++
 	s.startNode(sn)
 }
@@ -381,11 +397,20 @@ func (s *sim) leader() paxos.NodeID {
 // member's state while one rebuilds loses a majority's state, which no
 // protocol survives (chaos/FINDINGS.md F1).
 func (s *sim) loseDisk(sn *simNode) {
+	if sn.durablePromise.IsZero() {
+		// It never voted: losing nothing, it would only be restarted
+		// with --rejoin, which never forms a cluster (a rejoining member
+		// tells the others a cluster existed).
+		return
+	}
 	for _, o := range s.nodes {
-		if o.up() && !o.n.rejoin.active {
+		if o.up() && !o.n.rejoin.active && !o.n.boot.active {
 			o.rebuilding = false
 		}
-		if o.rebuilding {
+		// Every other member must hold a voter's state: one that joined
+		// late (a rejoin too), is still gated, or never voted has none to
+		// count on either.
+		if o != sn && (o.rebuilding || !o.votes()) {
 			return
 		}
 	}
@@ -396,7 +421,14 @@ func (s *sim) loseDisk(sn *simNode) {
 		s.stop(sn)
 	}
 	sn.fs = vfs.NewStrictMem()
-	sn.rejoin = true
+	sn.wiped = true
+	// The operator restarts it with --rejoin, as documented; or the unit
+	// file's leftover --new-cluster brings it back (refused if it voted);
+	// or plain flags (refused at once: no store).
+	sn.join = JoinRejoin
+	if !s.opts.scripted {
+		sn.join = [...]JoinMode{JoinRejoin, JoinForm, JoinForm, JoinExisting}[s.rng.Intn(4)]
+	}
 	s.check.lostDisk(sn)
 	s.at(time.Duration(s.rng.Intn(2000))*time.Millisecond, nil, func() { s.restart(sn) })
 }

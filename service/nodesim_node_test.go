@@ -124,9 +124,15 @@ type simNode struct {
 	slowUntil, stalledUntil time.Duration
 	slowSync                time.Duration
 	failNext                bool
-	// rejoin: the next start is a --rejoin (the data directory was lost);
-	// rebuilding: from then until the node is seen voting again.
-	rejoin, rebuilding bool
+	// join is how the next start treats a data directory without state:
+	// the flags the operator gave (a leftover --new-cluster, --rejoin, or
+	// none). wiped: the data directory was lost since the node last
+	// voted; rebuilding: from then until the node is seen voting again.
+	join              JoinMode
+	wiped, rebuilding bool
+	started           bool // started once: later starts are restarts
+	// voted: when it last stopped, the node held a voter's state.
+	voted bool
 	// durablePromise is the promise last made durable by this node's
 	// journal, to check it never goes back, across crashes too.
 	durablePromise paxos.Ballot
@@ -157,9 +163,17 @@ func (s *sim) runOn(sn *simNode, inc int, f func(n *Node)) {
 	f(sn.n)
 	if sn.up() && sn.inc == inc {
 		sn.n.afterInputs()
-		if sn.n.failed != nil {
-			s.tracef("node %d stopped: %v", sn.id, sn.n.failed)
+		if failed := sn.n.failed; failed != nil {
+			s.tracef("node %d stopped: %v", sn.id, failed)
 			s.stop(sn)
+			if errors.Is(failed, ErrLostData) {
+				s.stats.refused++
+				if !sn.wiped {
+					s.failf("node %d was refused as a voter that lost its data, but its data directory is intact: %v", sn.id, failed)
+					return
+				}
+				s.operatorRejoins(sn)
+			}
 		}
 	}
 }
@@ -174,10 +188,6 @@ func (s *sim) config(sn *simNode) Config {
 	if s.opts.trace != nil {
 		log = zerolog.New(zerolog.ConsoleWriter{Out: traceWriter{s}, NoColor: true, PartsExclude: []string{"time"}}).Level(zerolog.InfoLevel)
 	}
-	join := JoinCreate
-	if sn.rejoin {
-		join = JoinRejoin
-	}
 	return Config{
 		ID: sn.id, ClusterID: "sim", Listen: peers[sn.id], Peers: peers, DataDir: "/data", FS: sn.fs, MemTableBytes: 64 << 10,
 		TickInterval: s.p.tick, HeartbeatTicks: s.p.heartbeatTicks, ElectionTicks: s.p.electionTicks,
@@ -185,7 +195,7 @@ func (s *sim) config(sn *simNode) Config {
 		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout,
 		SnapshotEntries: s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),
 		StateCheckSlots: 16,
-		Join:            join, Logger: log,
+		Join:            sn.join, Logger: log,
 	}
 }
 
@@ -206,15 +216,31 @@ func (s *sim) startNode(sn *simNode) {
 		s.failf("node %d: %v", sn.id, err)
 		return
 	}
-	store, rejoin, err := openStore(cfg)
+	store, rejoin, boot, err := openStore(cfg)
+	if wal.IsNoStore(err) {
+		// Refused without --rejoin or --new-cluster: the operator reads
+		// the line and restarts it with --rejoin (its data was lost), or
+		// with --new-cluster (it crashed before its new store was synced).
+		s.tracef("node %d refused to start: %v", sn.id, err)
+		s.stats.refused++
+		if sn.wiped {
+			s.operatorRejoins(sn)
+		} else {
+			sn.join = JoinForm
+			s.at(time.Duration(200+s.rng.Intn(1500))*time.Millisecond, nil, func() { s.restart(sn) })
+		}
+		return
+	}
 	if err != nil {
 		s.failf("node %d: open: %v", sn.id, err)
 		return
 	}
+	sn.started = true
 	sn.inc++
 	inc := sn.inc
 	n, err := newNode(cfg, nodeEdges{
-		store: store, rejoin: rejoin,
+		store: store, rejoin: rejoin, boot: boot,
+		entropy:   rand.New(rand.NewSource(s.seed*1000 + int64(sn.id)*100 + int64(inc) + 7)),
 		transport: simTransport{s, sn},
 		clock:     simClock{s, sn},
 		peers:     simDialer{s, sn},
@@ -231,9 +257,11 @@ func (s *sim) startNode(sn *simNode) {
 	n.journal = sn.journal
 	n.obs = s.check.observer(sn)
 	s.check.started(sn)
-	if sn.rejoin {
-		sn.rejoin = false
+	if sn.wiped && sn.join == JoinRejoin {
 		s.stats.rejoins++
+	}
+	if boot.active {
+		s.stats.gatedStarts++
 	}
 	n.begin()
 	sn.tickAt = s.now
@@ -267,6 +295,10 @@ func (s *sim) stop(sn *simNode) {
 		return
 	}
 	s.countNode(sn)
+	sn.voted = sn.votes()
+	if sn.voted {
+		sn.wiped = false // it was voting: its disk holds its state again
+	}
 	sn.n, sn.journal = nil, nil
 	sn.inc++
 	sn.frozen, sn.frozenUntil = nil, 0
@@ -388,7 +420,9 @@ var errSimUnreachable = errors.New("simulated network: connection refused or tim
 
 func (d simDialer) dial(_ context.Context, id paxos.NodeID) (peerConn, error) {
 	to := d.s.node(id)
-	if to == nil || !to.up() || to.isFrozen() || !d.s.net.reaches(d.sn.id, id) || !d.s.net.reaches(id, d.sn.id) {
+	// A paused process's kernel still accepts connections: its calls fail
+	// instead (a bootstrap probe must tell paused from absent).
+	if to == nil || !to.up() || !d.s.net.reaches(d.sn.id, id) || !d.s.net.reaches(id, d.sn.id) {
 		return nil, errSimUnreachable
 	}
 	return &simPeerConn{s: d.s, from: d.sn, to: to, inc: to.inc}, nil
@@ -454,3 +488,26 @@ func (a simAddr) Network() string { return "sim" }
 func (a simAddr) String() string  { return string(a) }
 
 var _ net.Addr = simAddr("")
+
+// operatorRejoins restarts a node that refused to start, as an operator
+// who read its line would: once, with --rejoin, a little later.
+func (s *sim) operatorRejoins(sn *simNode) {
+	sn.join = JoinRejoin
+	s.at(time.Duration(200+s.rng.Intn(1500))*time.Millisecond, nil, func() { s.restart(sn) })
+}
+
+// leftoverFlags draws the flags a restart of an intact node comes back
+// with: none, or a one-shot flag left in a unit file (both harmless).
+func (s *sim) leftoverFlags() JoinMode {
+	return [...]JoinMode{JoinExisting, JoinExisting, JoinForm, JoinRejoin}[s.rng.Intn(4)]
+}
+
+// votes reports whether sn holds a voter's state: it has voted and is not
+// gated, rejoining or failed (as of its last stop, when it is down).
+func (sn *simNode) votes() bool {
+	if !sn.up() {
+		return sn.voted && !sn.wiped
+	}
+	n := sn.n
+	return !n.rejoin.active && !n.boot.active && n.failed == nil && !sn.durablePromise.IsZero()
+}

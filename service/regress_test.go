@@ -174,6 +174,11 @@ func rgDurableWatermark(jobs []walJob, durable uint64, base paxos.Slot) paxos.Sl
 func TestRegressRejoinRaisesPromiseToOthersPromised(t *testing.T) {
 	s := rgSim(t, 101, nil)
 	rgCrashLeaders(t, s, 3)
+	// Let the last leader's own commands (cluster clock, identity) be
+	// chosen, so that nothing of its is in flight at the restarts below.
+	if err := s.runFor(300 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
 	l := rgLeader(t, s)
 	x := rgFollowers(s, l)[0]
 	var others []*simNode

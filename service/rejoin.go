@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,35 +57,97 @@ type rejoinState struct {
 }
 
 // openStore opens the data directory as cfg.Join allows and reports
-// whether the node is rejoining.
-func openStore(cfg Config) (*wal.Store, rejoinState, error) {
+// whether the node is rejoining, and whether it starts gated
+// (bootstrap.go). The one-shot flags are harmless on a store that holds
+// its node's state: --new-cluster does nothing there, and --rejoin only
+// warns.
+func openStore(cfg Config) (*wal.Store, rejoinState, bootstrapState, error) {
 	id := wal.Identity{ClusterID: cfg.ClusterID, NodeID: cfg.ID}
 	store, err := wal.Open(cfg.DataDir, id, wal.Options{FS: cfg.FS, MemTableBytes: cfg.MemTableBytes, NoSync: cfg.NoSync, MustExist: cfg.Join == JoinExisting})
 	if err != nil {
 		if cfg.Join == JoinExisting && wal.IsNoStore(err) {
-			return nil, rejoinState{}, fmt.Errorf("node %d: data directory %s holds no state; a member that ran before and lost its data must not vote with the promises it forgot: "+
+			return nil, rejoinState{}, bootstrapState{}, noStoreError{fmt.Sprintf("node %d: data directory %s holds no state; a member that ran before and lost its data must not vote with the promises it forgot: "+
 				"start it with --rejoin to rebuild it from the other members (it votes again once caught up), or, if this is a new cluster, start each node the first time with --new-cluster",
-				cfg.ID, cfg.DataDir)
+				cfg.ID, cfg.DataDir)}
 		}
-		return nil, rejoinState{}, err
+		return nil, rejoinState{}, bootstrapState{}, err
 	}
-	target, rejoining, err := store.Rejoin()
+	rejoin, boot, err := vetStore(cfg, store)
 	if err != nil {
 		store.Close()
-		return nil, rejoinState{}, err
+		return nil, rejoinState{}, bootstrapState{}, err
 	}
-	if cfg.Join == JoinRejoin && !rejoining {
-		if !store.IsNew() {
-			store.Close()
-			return nil, rejoinState{}, fmt.Errorf("node %d: --rejoin is for a member whose data directory was lost, but %s holds this node's state: start it without --rejoin", cfg.ID, cfg.DataDir)
+	return store, rejoin, boot, nil
+}
+
+// noStoreError is openStore's refusal of a missing store; it matches
+// wal.ErrNoStore.
+type noStoreError struct{ msg string }
+
+func (e noStoreError) Error() string        { return e.msg }
+func (e noStoreError) Is(target error) bool { return target == wal.ErrNoStore }
+
+// vetStore decides how a node starts on its opened store: as it left off,
+// rejoining, or gated until it knows whether it may vote.
+func vetStore(cfg Config, store *wal.Store) (rejoinState, bootstrapState, error) {
+	target, rejoining, err := store.Rejoin()
+	if err != nil {
+		return rejoinState{}, bootstrapState{}, err
+	}
+	if rejoining {
+		if cfg.Join != JoinRejoin {
+			cfg.Logger.Info().Uint32("node", uint32(cfg.ID)).Msg("a rejoin is under way in this data directory: resuming it")
 		}
+		return rejoinState{active: true, target: target}, bootstrapState{}, nil
+	}
+	vetted, err := storeVetted(store)
+	if err != nil {
+		return rejoinState{}, bootstrapState{}, err
+	}
+	switch {
+	case vetted && cfg.Join == JoinRejoin:
+		cfg.Logger.Warn().Uint32("node", uint32(cfg.ID)).Str("data_dir", cfg.DataDir).
+			Msg("--rejoin ignored: the data directory holds this node's state (--rejoin is for a member whose data directory was lost; drop it from the command line)")
+	case vetted:
+	case cfg.Join == JoinRejoin:
 		if err := store.SetRejoin(wal.RejoinUnknown); err != nil {
-			store.Close()
-			return nil, rejoinState{}, err
+			return rejoinState{}, bootstrapState{}, err
 		}
-		target, rejoining = wal.RejoinUnknown, true
+		return rejoinState{active: true, target: wal.RejoinUnknown}, bootstrapState{}, nil
+	case cfg.Join == JoinCreate:
+		// A cluster new by construction (paxosd dev, tests): no gate.
+		if err := store.SetFormed(); err != nil {
+			return rejoinState{}, bootstrapState{}, err
+		}
+	default:
+		return rejoinState{}, bootstrapState{active: true, mayForm: cfg.Join == JoinForm}, nil
 	}
-	return store, rejoinState{active: rejoining, target: target}, nil
+	return rejoinState{}, bootstrapState{}, nil
+}
+
+// storeVetted reports whether the store shows its node may vote: it holds
+// a promise, an entry, a watermark or a snapshot (its node took part), or
+// the mark that its node formed the cluster. Anything else may be a store
+// re-created after its directory was wiped.
+func storeVetted(store *wal.Store) (bool, error) {
+	if formed, err := store.Formed(); err != nil || formed {
+		return formed, err
+	}
+	st, err := store.LoadTail()
+	if err != nil {
+		return false, err
+	}
+	if !st.Promised.IsZero() || len(st.Entries) > 0 || st.Commit > 0 || st.Truncated > 0 {
+		return true, nil
+	}
+	meta, err := store.Snapshot()
+	if errors.Is(err, wal.ErrNoSnapshot) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return meta.Slot > 0, nil
 }
 
 // muted reports whether a rejoining node must not send m: a vote, or a
@@ -103,6 +166,9 @@ func (n *Node) muted(m paxos.Message) bool {
 		case paxos.MsgPromise, paxos.MsgAccepted, paxos.MsgPreVote, paxos.MsgPrepare:
 			return true
 		}
+	}
+	if n.boot.active {
+		return true // gated: nothing leaves (bootstrap.go)
 	}
 	if !n.rejoin.active {
 		return false

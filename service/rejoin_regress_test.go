@@ -119,7 +119,7 @@ func rjStaleLeaseScenario(t *testing.T, seed int64, offTicks int, loseDisk bool)
 	s.err = nil
 	if loseDisk {
 		r.fs = vfs.NewStrictMem()
-		r.rejoin = true
+		r.join, r.wiped = JoinRejoin, true
 		s.check.lostDisk(r)
 	}
 	delete(s.net.cut, [2]paxos.NodeID{l.id, r.id})

@@ -14,12 +14,17 @@ import (
 
 // Snapshot format.
 //
-// A snapshot is one MessagePack array of three elements:
+// A snapshot is one MessagePack array of three or four elements:
 //
-//	[ "paxosd/statemachine", SnapshotFormatVersion, SnapshotState ]
+//	version 1: [ "paxosd/statemachine", 1, SnapshotState ]
+//	version 2: [ "paxosd/statemachine", 2, SnapshotState, SnapIdentity ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
-// version selects the layout of the third element. Every struct of the
+// version selects the layout of the elements after it. Version 2 adds the
+// cluster's identity (identity.go); a state without one is still written
+// as version 1, so members of an older version read every snapshot taken
+// before the cluster's id exists — and the id is proposed only once every
+// member speaks a version that knows it (bootstrap.go). Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -31,9 +36,10 @@ import (
 // replicas in the same state produce the same bytes. There is no checksum:
 // the snapshot transport checks integrity.
 
-// SnapshotFormatVersion is the version of the encoding Snapshot writes and
-// the only one RestoreStateMachine reads.
-const SnapshotFormatVersion = 1
+// SnapshotFormatVersion is the newest version of the encoding: Snapshot
+// writes it, or version 1 for a state without a cluster identity, and
+// RestoreStateMachine reads both.
+const SnapshotFormatVersion = 2
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -117,6 +123,19 @@ type SnapshotState struct {
 	// in revision order.
 	KVHistoryDropped uint64
 	KVHistory        []SnapKVEvent
+
+	// Identity is the envelope's fourth element (version 2), not part of
+	// this array.
+	Identity SnapIdentity `msgpack:"-"`
+}
+
+// SnapIdentity is the cluster's id (empty: none yet) and the members that
+// ever voted, ascending.
+type SnapIdentity struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	ClusterID []byte
+	Voters    []uint64
 }
 
 // SnapOptions are SMOptions in a snapshot.
@@ -290,7 +309,11 @@ func (sm *StateMachine) Snapshot() ([]byte, error) {
 	if len(sm.answers) > 0 {
 		return nil, fmt.Errorf("service: snapshot at slot %d with %d late answers not taken (call TakeAnswers first)", sm.applied, len(sm.answers))
 	}
-	data, err := encodeSnapshot(SnapshotFormatVersion, sm.snapshotState())
+	version := uint64(SnapshotFormatVersion)
+	if sm.ident.empty() {
+		version = 1
+	}
+	data, err := encodeSnapshot(version, sm.snapshotState())
 	if err != nil {
 		return nil, fmt.Errorf("service: encoding the snapshot: %w", err)
 	}
@@ -302,7 +325,11 @@ func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
-	if err := enc.EncodeArrayLen(3); err != nil {
+	elems := 3
+	if version >= 2 {
+		elems = 4
+	}
+	if err := enc.EncodeArrayLen(elems); err != nil {
 		return nil, err
 	}
 	if err := enc.EncodeString(snapshotMagic); err != nil {
@@ -314,6 +341,11 @@ func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
 	if err := enc.Encode(st); err != nil {
 		return nil, err
 	}
+	if elems == 4 {
+		if err := enc.Encode(&st.Identity); err != nil {
+			return nil, err
+		}
+	}
 	return buf.Bytes(), nil
 }
 
@@ -321,6 +353,7 @@ func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
 // shared, not copied.
 func (sm *StateMachine) snapshotState() *SnapshotState {
 	st := &SnapshotState{
+		Identity: SnapIdentity{ClusterID: sm.ident.id, Voters: sm.ident.voters},
 		Options:  snapOptions(&sm.opts),
 		Applied:  uint64(sm.applied),
 		Revision: sm.kv.rev,
@@ -505,7 +538,7 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields(true)
 	n, err := dec.DecodeArrayLen()
-	if err != nil || n != 3 {
+	if err != nil || n != 3 && n != 4 {
 		return nil, badSnapshot("not a state machine snapshot (no envelope)")
 	}
 	if magic, err := dec.DecodeString(); err != nil || magic != snapshotMagic {
@@ -515,12 +548,20 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 	if err != nil {
 		return nil, badSnapshot("format version: %v", err)
 	}
-	if v != SnapshotFormatVersion {
-		return nil, badSnapshot("format version %d, this build reads version %d", v, SnapshotFormatVersion)
+	if v < 1 || v > SnapshotFormatVersion {
+		return nil, badSnapshot("format version %d, this build reads versions 1 to %d", v, SnapshotFormatVersion)
+	}
+	if want := 2 + min(v, 2); uint64(n) != want {
+		return nil, badSnapshot("format version %d with %d elements, want %d", v, n, want)
 	}
 	st := new(SnapshotState)
 	if err := dec.Decode(st); err != nil {
 		return nil, badSnapshot("decoding version %d: %v", v, err)
+	}
+	if v >= 2 {
+		if err := dec.Decode(&st.Identity); err != nil {
+			return nil, badSnapshot("decoding version %d identity: %v", v, err)
+		}
 	}
 	return st, nil
 }
@@ -649,6 +690,9 @@ func (st *SnapshotState) restore(opts SMOptions) (*StateMachine, error) {
 	}
 	if err := sm.restoreKVHistory(st); err != nil {
 		return nil, err
+	}
+	if err := sm.ident.restore(st.Identity.ClusterID, st.Identity.Voters); err != nil {
+		return nil, badSnapshot("%v", err)
 	}
 	return sm, nil
 }

@@ -155,7 +155,7 @@ func TestCopiedStateDoesNotOutvoteHealthyMember(t *testing.T) {
 		scPut(s, l, "k", "v")
 	}
 	s.stop(lost)
-	lost.fs, lost.rejoin = vfs.NewStrictMem(), true
+	lost.fs, lost.join, lost.wiped = vfs.NewStrictMem(), JoinRejoin, true
 	s.check.lostDisk(lost)
 	s.err = nil
 	s.restart(lost)
@@ -199,7 +199,7 @@ func TestDivergedLeaderStandsAside(t *testing.T) {
 		return false
 	})
 	s.stop(lost)
-	lost.fs, lost.rejoin = vfs.NewStrictMem(), true
+	lost.fs, lost.join, lost.wiped = vfs.NewStrictMem(), JoinRejoin, true
 	s.check.lostDisk(lost)
 	s.err = nil
 	s.restart(lost)

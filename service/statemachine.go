@@ -181,6 +181,9 @@ type StateMachine struct {
 	sessions sessionTable
 	locks    lockTable
 	elect    electionTable
+	// ident is the cluster's id and the members that ever voted
+	// (identity.go): not part of Hash.
+	ident clusterIdentity
 
 	// kvHist holds the recent KV changes for watches: derived from the
 	// commands, deterministic, but not part of Hash.
@@ -355,7 +358,12 @@ func (sm *StateMachine) validate(c *Command) error {
 			return fmt.Errorf("%w: %w: value is %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(c.Value), sm.opts.ValueBytesMax)
 		}
 		return nil
-	case OpClock, OpStateHash:
+	case OpClusterID:
+		if len(c.Value) != clusterIDBytes {
+			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), clusterIDBytes)
+		}
+		fallthrough
+	case OpClock, OpStateHash, OpVoter:
 		if c.ClientID != 0 {
 			return fmt.Errorf("%w: %s command from client %d: only nodes propose it, with client id 0", ErrInvalid, c.Op, c.ClientID)
 		}
@@ -445,6 +453,9 @@ func (sm *StateMachine) exec(c *Command) Result {
 		return Result{Revision: sm.kv.rev}
 	case OpStateHash:
 		return Result{Revision: sm.kv.rev} // the nodes read the report; the state keeps nothing of it
+	case OpClusterID, OpVoter:
+		sm.ident.apply(c)
+		return Result{Revision: sm.kv.rev}
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }

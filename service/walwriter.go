@@ -22,6 +22,8 @@ type walJob struct {
 	// diverged, when not 0, records the check slot at which this node's
 	// state was found diverged.
 	diverged paxos.Slot
+	// formed marks the store: its node formed the cluster (bootstrap.go).
+	formed bool
 }
 
 // rejoinJob sets the rejoin target (set) or clears the record (!set).
@@ -52,7 +54,7 @@ func writeJobs(store *wal.Store, batch []walJob, clock Clock, saved func(time.Du
 		return nil
 	}
 	for _, j := range batch {
-		if j.snap == nil && j.install == nil && j.rejoin == nil && j.diverged == 0 {
+		if j.snap == nil && j.install == nil && j.rejoin == nil && j.diverged == 0 && !j.formed {
 			merged = mergePersist(merged, j.p)
 			continue
 		}
@@ -71,6 +73,8 @@ func (j walJob) run(store *wal.Store, clock Clock) error {
 	switch {
 	case j.diverged != 0:
 		return store.SetDiverged(j.diverged)
+	case j.formed:
+		return store.SetFormed()
 	case j.install != nil:
 		return store.InstallSnapshot(j.install.meta, j.install.data)
 	case j.rejoin != nil && j.rejoin.set:

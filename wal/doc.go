@@ -69,6 +69,7 @@
 //	| "m/identity"     | ver | node uvarint | len uvarint | cluster id    |
 //	| "m/rejoin"       | ver | target slot uvarint (rebuilding, see rejoin)  |
 //	| "m/diverged"     | ver | check slot uvarint (see SetDiverged)         |
+//	| "m/formed"       | ver (the node may take part, see SetFormed)     |
 //	+------------------+-------------------------------------------------+
 //
 // An entry key is 10 bytes:

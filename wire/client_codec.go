@@ -342,6 +342,16 @@ type NodeStatus struct {
 	Promised    paxos.Ballot
 	AcceptedMax paxos.Slot
 	WindowSlots uint64
+	// Fresh (version 2) says the node has never voted and holds no state:
+	// a new member, or one whose data directory was wiped. Stated
+	// positively, so that a status without it (an older node) reads as
+	// "not fresh", the safe answer for a node deciding whether the cluster
+	// is new. ClusterUUID is the cluster's uuid as the node knows it
+	// (empty: not yet), Voters the members the cluster recorded as having
+	// voted. All three only for the answering node itself.
+	Fresh       bool
+	ClusterUUID []byte
+	Voters      []uint64
 }
 
 // SessionInfo describes a session.
@@ -534,6 +544,9 @@ var nodeStatusFields = []field[NodeStatus]{
 	uintField("promised_node", func(s *NodeStatus) *paxos.NodeID { return &s.Promised.Node }),
 	uintField("accepted_max", func(s *NodeStatus) *paxos.Slot { return &s.AcceptedMax }),
 	uintField("window_slots", func(s *NodeStatus) *uint64 { return &s.WindowSlots }),
+	boolField("fresh", func(s *NodeStatus) *bool { return &s.Fresh }),
+	binField("cluster_uuid", func(s *NodeStatus) *[]byte { return &s.ClusterUUID }),
+	uintListField("voters", func(s *NodeStatus) *[]uint64 { return &s.Voters }),
 }
 
 var sessionInfoFields = []field[SessionInfo]{

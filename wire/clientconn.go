@@ -354,7 +354,7 @@ func DialClient(ctx context.Context, addr, clusterID string, frameBytesMax int) 
 		return nil, err
 	}
 	stop := context.AfterFunc(dctx, func() { conn.Close() })
-	h, fr, err := dialHandshake(conn, 0, clusterID, 0, frameBytesMax, deadline)
+	h, fr, err := dialHandshake(conn, 0, clusterID, nil, 0, frameBytesMax, deadline)
 	if !stop() || err != nil {
 		conn.Close()
 		if err == nil {

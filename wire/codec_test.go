@@ -219,9 +219,13 @@ func TestClientRoundTrip(t *testing.T) {
 			t.Fatalf("vmihailenco/msgpack reads %d elements, err %v", len(v), err)
 		}
 	}
-	h := Hello{Version: 7, ClusterID: "prod-east", NodeID: 3}
-	if got, err := DecodeHello(EncodeHello(nil, h)); err != nil || got != h {
-		t.Fatalf("hello round trip: %+v, %v", got, err)
+	for _, h := range []Hello{
+		{Version: 7, ClusterID: "prod-east", NodeID: 3},
+		{Version: 2, ClusterID: "prod-east", NodeID: 3, ClusterUUID: []byte("0123456789abcdef")},
+	} {
+		if got, err := DecodeHello(EncodeHello(nil, h)); err != nil || !reflect.DeepEqual(got, h) {
+			t.Fatalf("hello round trip: %+v, %v", got, err)
+		}
 	}
 }
 

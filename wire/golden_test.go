@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/vmihailenco/msgpack/v5"
@@ -29,7 +31,7 @@ const (
 
 // Element names of each frame layout, as docs/PROTOCOL.md names them.
 var (
-	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id"}
+	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id", "cluster_uuid"}
 	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds", "more"}
 	entryNames   = []string{"slot", "ballot_round", "ballot_node", "value_kind", "cmds"}
 )
@@ -59,6 +61,8 @@ var goldens = []struct {
 	legacy      bool
 }{
 	{"hello.hex", "Hello from node 1 of the default cluster", Hello{Version: 1, ClusterID: "paxosd", NodeID: 1}, helloNames, false},
+	{"hello_v2.hex", "Hello (version 2) from node 1 of cluster prod, which knows the cluster's uuid", Hello{Version: 2, ClusterID: "prod", NodeID: 1,
+		ClusterUUID: []byte{0x3f, 0x6c, 0x1e, 0x95, 0x2b, 0xd4, 0x47, 0x0a, 0x8e, 0x51, 0xc7, 0x09, 0x6d, 0xb2, 0x34, 0xf8}}, helloNames, false},
 	{"prepare.hex", "Prepare: node 1 asks node 2 to promise ballot 5.1 for slots from 42", paxos.Message{
 		Type: paxos.MsgPrepare, From: 1, To: 2, Ballot: ballot5, Slot: 42,
 	}, messageNames, true},
@@ -255,7 +259,8 @@ func hexBytes(p []byte) string {
 	return strings.Join(parts, " ")
 }
 
-// render shows one msgpack value Python-style: b'..' for bin, '..' for str.
+// render shows one msgpack value Python-style: b'..' for bin, '..' for str;
+// bin that is not printable text as x'..' in hex.
 func render(p []byte) string {
 	var v any
 	if err := msgpack.Unmarshal(p, &v); err != nil {
@@ -267,6 +272,9 @@ func render(p []byte) string {
 		case nil:
 			return "nil"
 		case []byte:
+			if !utf8.Valid(v) || strings.ContainsFunc(string(v), unicode.IsControl) {
+				return fmt.Sprintf("x'%x'", v) // binary: hex, as a SQL blob literal
+			}
 			return "b'" + string(v) + "'"
 		case string:
 			return "'" + v + "'"

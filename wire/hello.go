@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,8 @@ import (
 
 // Hello is the first frame each side of a connection sends. The dialer sends
 // its hello; the listener checks it and answers with its own, so both ends
-// verify the cluster id. Layout: [0, "paxosd", version, cluster_id, node_id].
+// verify the cluster id. Layout: [0, "paxosd", version, cluster_id, node_id,
+// cluster_uuid]; cluster_uuid (version 2) only from a node that knows it.
 type Hello struct {
 	// Version is the protocol version. A dialer sends the highest version
 	// it speaks; the listener answers with the version the connection will
@@ -25,21 +27,34 @@ type Hello struct {
 	ClusterID string
 	// NodeID is the sender's node id, or 0 for a client.
 	NodeID paxos.NodeID
+	// ClusterUUID is the random id the cluster got when it formed (empty:
+	// the sender does not know it yet, or is a client). Two nodes that
+	// both know theirs must agree: a cluster name says which cluster a
+	// member was configured for, the uuid which formation it took part in.
+	ClusterUUID []byte
 }
 
 // EncodeHello appends the body of a hello frame to dst.
 func EncodeHello(dst []byte, h Hello) []byte {
-	dst = appendArrayLen(dst, 5)
+	n := 5
+	if len(h.ClusterUUID) > 0 {
+		n = 6 // appended in version 2; left out when empty, as before
+	}
+	dst = appendArrayLen(dst, n)
 	dst = appendUint(dst, uint64(FrameHello))
 	dst = appendStr(dst, Magic)
 	dst = appendUint(dst, uint64(h.Version))
 	dst = appendStr(dst, h.ClusterID)
-	return appendUint(dst, uint64(h.NodeID))
+	dst = appendUint(dst, uint64(h.NodeID))
+	if n == 6 {
+		dst = appendBin(dst, h.ClusterUUID)
+	}
+	return dst
 }
 
 // DecodeHello decodes a hello frame body. It checks the frame type, the
 // magic and that the version is at least 1; the caller checks the rest.
-// Elements after node_id are ignored.
+// Elements after cluster_uuid are ignored.
 func DecodeHello(body []byte) (Hello, error) {
 	var h Hello
 	r := reader{b: body}
@@ -73,7 +88,15 @@ func DecodeHello(body []byte) (Hello, error) {
 		return h, fmt.Errorf("%w: node id: %w", ErrBadHello, err)
 	}
 	h.NodeID = paxos.NodeID(id)
-	for i := 5; i < n; i++ {
+	if n > 5 {
+		if h.ClusterUUID, err = r.raw(); err != nil {
+			return h, fmt.Errorf("%w: cluster uuid: %w", ErrBadHello, err)
+		}
+		if len(h.ClusterUUID) == 0 {
+			h.ClusterUUID = nil
+		}
+	}
+	for i := 6; i < n; i++ {
 		if err := r.skip(); err != nil {
 			return h, fmt.Errorf("%w: %w", ErrBadHello, err)
 		}
@@ -92,16 +115,28 @@ func checkCluster(ours, theirs string) error {
 	return nil
 }
 
+// checkClusterUUID fails when both ends know their cluster's uuid and the
+// two differ: the same cluster name, but two formations. One side was
+// formed (or re-formed after losing its data) without the other.
+func checkClusterUUID(ours, theirs []byte) error {
+	if len(ours) == 0 || len(theirs) == 0 || bytes.Equal(ours, theirs) {
+		return nil
+	}
+	return fmt.Errorf("%w: same cluster name but another formation (cluster uuid ours %x, theirs %x): "+
+		"one of the two was formed without the other, e.g. re-formed after a majority lost its data", ErrWrongCluster, ours, theirs)
+}
+
 // dialHandshake sends our hello on a freshly dialed conn and checks the
-// listener's answer: same cluster, a version we speak, and node id want
-// (any non-zero id when want is 0). It returns the listener's hello and the
-// reader positioned after it.
-func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, want paxos.NodeID, frameBytesMax int, deadline time.Time) (Hello, *FrameReader, error) {
+// listener's answer: same cluster (and, for a peer, the same cluster uuid
+// when both know it), a version we speak, and node id want (any non-zero
+// id when want is 0). It returns the listener's hello and the reader
+// positioned after it.
+func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, uuid []byte, want paxos.NodeID, frameBytesMax int, deadline time.Time) (Hello, *FrameReader, error) {
 	if err := conn.SetDeadline(deadline); err != nil {
 		return Hello{}, nil, err
 	}
 	out := appendFramed(nil, func(b []byte) []byte {
-		return EncodeHello(b, Hello{Version: ProtocolVersion, ClusterID: normalizeClusterID(clusterID), NodeID: self})
+		return EncodeHello(b, Hello{Version: ProtocolVersion, ClusterID: normalizeClusterID(clusterID), NodeID: self, ClusterUUID: uuid})
 	})
 	if _, err := conn.Write(out); err != nil {
 		return Hello{}, nil, err
@@ -116,6 +151,9 @@ func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, want paxo
 		return h, nil, err // it says "not a paxosd client or node?"
 	}
 	if err := checkCluster(clusterID, h.ClusterID); err != nil {
+		return h, nil, err
+	}
+	if err := checkClusterUUID(uuid, h.ClusterUUID); err != nil {
 		return h, nil, err
 	}
 	if h.Version > ProtocolVersion {

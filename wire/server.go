@@ -31,6 +31,9 @@ type ServerConfig struct {
 	// ConnQueueMax bounds the responses queued on a client connection
 	// before ClientConn.Send blocks. Default 1024.
 	ConnQueueMax int
+	// ClusterUUID, if set, returns the cluster's uuid (nil until known):
+	// a peer whose hello carries another one is refused. Clients send none.
+	ClusterUUID func() []byte
 	// Logger receives the reason every refused or broken connection was
 	// closed. Default: the zero zerolog.Logger, which discards.
 	Logger zerolog.Logger
@@ -210,8 +213,18 @@ func (s *server) acceptHello(conn net.Conn, fr *FrameReader) (Hello, error) {
 		return h, err
 	}
 	reply := Hello{Version: min(h.Version, ProtocolVersion), ClusterID: s.cfg.ClusterID, NodeID: s.cfg.Self}
+	var uuid []byte
+	if h.NodeID != 0 && s.cfg.ClusterUUID != nil {
+		// Only peers learn it: clients name the cluster, not a formation.
+		uuid = s.cfg.ClusterUUID()
+		reply.ClusterUUID = uuid
+	}
 	out := appendFramed(nil, func(b []byte) []byte { return EncodeHello(b, reply) })
-	if err := checkCluster(s.cfg.ClusterID, h.ClusterID); err != nil {
+	err = checkCluster(s.cfg.ClusterID, h.ClusterID)
+	if err == nil && h.NodeID != 0 {
+		err = checkClusterUUID(uuid, h.ClusterUUID)
+	}
+	if err != nil {
 		// Answer anyway, so that the dialer can report the mismatch too.
 		conn.Write(out)
 		return h, err

@@ -45,6 +45,9 @@ type TransportConfig struct {
 	// unreachable: the first failed dial is one, then one per interval
 	// while it lasts (the failures between are debug lines). Default 30 s.
 	UnreachableWarnEvery time.Duration
+	// ClusterUUID, if set, returns the cluster's uuid (nil until known),
+	// sent in every hello: a peer that knows another one is not used.
+	ClusterUUID func() []byte
 	// Logger receives connection failures. Default: the zero
 	// zerolog.Logger, which discards.
 	Logger zerolog.Logger
@@ -135,6 +138,9 @@ type PeerStats struct {
 	DialError   string
 	// Queued counts the messages waiting for the peer's writer.
 	Queued int
+	// Version is the protocol version of the last connection made to the
+	// peer: the highest both speak (0: never connected).
+	Version uint32
 }
 
 type peer struct {
@@ -155,6 +161,7 @@ type peer struct {
 	// drops at once instead of queueing messages that would go stale.
 	down      atomic.Bool
 	connected atomic.Bool
+	version   atomic.Uint32
 	sent      atomic.Uint64
 	dropped   atomic.Uint64
 	writes    atomic.Uint64
@@ -333,6 +340,7 @@ func (t *Transport) Stats(id paxos.NodeID) PeerStats {
 		Dials:     p.dials.Load(),
 		Connected: p.connected.Load(),
 		Queued:    len(p.q),
+		Version:   p.version.Load(),
 	}
 	p.dialMu.Lock()
 	if p.dialErr != nil {
@@ -451,7 +459,7 @@ func (t *Transport) dial(p *peer) (net.Conn, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	deadline, _ := ctx.Deadline()
-	_, _, err = dialHandshake(conn, t.cfg.Self, t.cfg.ClusterID, p.id, t.cfg.FrameBytesMax, deadline)
+	h, _, err := dialHandshake(conn, t.cfg.Self, t.cfg.ClusterID, t.clusterUUID(), p.id, t.cfg.FrameBytesMax, deadline)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -459,6 +467,7 @@ func (t *Transport) dial(p *peer) (net.Conn, error) {
 		conn.Close()
 		return nil, err
 	}
+	p.version.Store(h.Version)
 	return conn, nil
 }
 
@@ -532,4 +541,12 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 	}
 	// Frames still in the buffer are lost with the connection.
 	return err
+}
+
+// clusterUUID returns the uuid to send in a hello, nil if not known.
+func (t *Transport) clusterUUID() []byte {
+	if t.cfg.ClusterUUID == nil {
+		return nil
+	}
+	return t.cfg.ClusterUUID()
 }

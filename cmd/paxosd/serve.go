@@ -91,8 +91,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 	fs.StringVar(&listen, "listen", "", "address serving peers and clients (default: this node's --peers address)")
 	fs.StringVar(&peers, "peers", "", "every member as ID=HOST:PORT, comma-separated")
 	fs.StringVar(&dataDir, "data-dir", "", "directory for durable state")
-	fs.BoolVar(&newCl, "new-cluster", false, "the cluster is new: create the state if --data-dir holds none (needed the first time only)")
-	fs.BoolVar(&rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up")
+	fs.BoolVar(&newCl, "new-cluster", false, "the cluster may be new: with an empty --data-dir, form it once a quorum of members is as new as this one, or join it if it formed without this node (harmless later: ignored once the node has state)")
+	fs.BoolVar(&rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up (ignored, with a warning, once the node has state)")
 	fs.StringVar(&httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
 	nf.register(fs)
 	lf.register(fs, "info")
@@ -104,9 +104,6 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	if err := nf.check(); err != nil {
 		return err
-	}
-	if newCl && rejoin {
-		return fmt.Errorf("%w: --new-cluster and --rejoin exclude each other", errUsage)
 	}
 	peerMap, err := parsePeers(peers)
 	if err != nil {
@@ -123,10 +120,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	cfg := service.Config{ID: paxos.NodeID(id), Listen: listen, Peers: peerMap, DataDir: dataDir, Logger: log, Join: service.JoinExisting}
 	switch {
-	case newCl:
-		cfg.Join = service.JoinCreate
 	case rejoin:
+		// --rejoin wins over a --new-cluster left on the command line: it
+		// is what a refused member is told to add.
 		cfg.Join = service.JoinRejoin
+	case newCl:
+		cfg.Join = service.JoinForm
 	}
 	nf.apply(&cfg)
 	cfg.EnsureDefaults()
