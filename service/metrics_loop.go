@@ -10,7 +10,9 @@ import (
 
 // The loop's side of the metrics an SRE alerts on. Every time here is read
 // from the node's Clock, never time.Now: in the simulation each node runs
-// on a clock of its own, and only its loop may read it.
+// on a clock of its own, read only in that node's context. (A request's
+// arrival is read in newCall, as its deadline is: on the connection's
+// goroutine in production, where the clock is the system's.)
 
 // loopMetrics is what the loop remembers between the events it measures.
 type loopMetrics struct {

@@ -77,8 +77,9 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 // replyNow answers q on conn from the caller's goroutine.
 func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
 	resp.ID = q.ID
-	// Not timed: it never went through the loop, whose clock this
-	// goroutine may not read.
+	// Counted, not timed: answered at once without the loop (refused, or
+	// a snapshot chunk between members), it says nothing of the service's
+	// latency.
 	n.m.requests.WithLabelValues(opLabel(q.Op), resultLabel(resp.Err)).Inc()
 	if err := conn.TrySend(resp); err != nil {
 		n.answerFailed(conn, err)
