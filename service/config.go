@@ -70,8 +70,13 @@ type Config struct {
 	// Logger receives structured logs; the node adds its id to every line.
 	Logger zerolog.Logger
 	// Metrics receives the node's Prometheus instruments; nil gives the
-	// node a registry of its own (Node.Metrics).
+	// node a registry of its own (Node.Metrics), with the Go runtime's,
+	// the process's and the build's metrics besides.
 	Metrics *prometheus.Registry
+	// Version is the release paxosd_build_info reports. Default: the main
+	// module's version in the binary's build info ("(devel)" for a build
+	// from a checkout).
+	Version string
 }
 
 // JoinMode says how a node treats a data directory without state.

@@ -82,8 +82,8 @@ func TestLeaderLosingQuorumSaysSo(t *testing.T) {
 }
 
 // TestMetricsExported: a successful request is counted with result="ok"
-// (it was the wire's "None"); the peers' counters and the Go runtime's and
-// process's metrics are exported.
+// (it was the wire's "None") and timed by op; the peers' counters, the Go
+// runtime's and process's metrics and the release are exported.
 func TestMetricsExported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
@@ -107,7 +107,9 @@ func TestMetricsExported(t *testing.T) {
 		t.Errorf("metrics after one put lack result=\"ok\":\n%s", grepLines(body, "paxosd_client_requests_total"))
 	}
 	// The peers' counters, the runtime's and the process's are there too.
-	for _, want := range []string{`paxosd_peer_messages_sent_total{peer="`, `paxosd_peer_connected{peer="`, "go_goroutines ", "process_resident_memory_bytes ", "go_build_info{"} {
+	for _, want := range []string{`paxosd_peer_messages_sent_total{peer="`, `paxosd_peer_connected{peer="`, `paxosd_peer_connects_total{peer="`,
+		`paxosd_request_duration_seconds_count{op="Put"} 1`, "paxosd_has_leader 1", "go_goroutines ", "process_resident_memory_bytes ",
+		"go_build_info{", "paxosd_build_info{goversion="} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}

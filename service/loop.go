@@ -29,6 +29,7 @@ func (n *Node) step(m paxos.Message) {
 		n.onSnapshotOffer(m)
 		return
 	}
+	n.heartbeatAcked(m)
 	n.r.Step(m)
 }
 
@@ -43,6 +44,7 @@ func (n *Node) tick(now time.Time) {
 		return
 	}
 	n.r.Tick()
+	n.countLeaderless(now)
 	n.ticks.tick(now)
 	n.proposeClock(now)
 	n.rejoinFiller()
@@ -125,6 +127,7 @@ func (n *Node) processReady() {
 			case m.To == n.cfg.ID:
 				self = append(self, m)
 			default:
+				n.heartbeatSent(m)
 				n.transport.Send(m)
 			}
 		}
@@ -241,6 +244,11 @@ func (n *Node) noticeLeaderChange() {
 	n.leaderID.Store(uint32(st.Leader))
 	if st.Leader != n.lastLeader && st.Leader != 0 {
 		n.m.leaderChanges.Inc()
+	}
+	if st.Leader != 0 {
+		n.m.hasLeader.Set(1)
+	} else {
+		n.m.hasLeader.Set(0)
 	}
 	if st.Role == proposer.Leader {
 		n.m.isLeader.Set(1)

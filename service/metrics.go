@@ -32,6 +32,20 @@ type metrics struct {
 	snapshotBytes    prometheus.Gauge
 	snapshotInstalls prometheus.Counter
 	snapshotSent     prometheus.Counter
+
+	// What an SRE alerts on (docs/OPERATIONS.md, contrib/prometheus).
+	requestSeconds   *prometheus.HistogramVec // by op
+	peerRTT          *prometheus.HistogramVec // by peer
+	hasLeader        prometheus.Gauge
+	noLeaderSeconds  prometheus.Counter
+	leaderCommit     prometheus.Gauge
+	applyLag         prometheus.Gauge
+	snapshotSeconds  *prometheus.HistogramVec // by phase
+	snapshotFailures *prometheus.CounterVec   // by phase
+
+	// loop is the bookkeeping behind some of the above; only the node's
+	// loop touches it.
+	loop loopMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -65,11 +79,43 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		snapshotBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_snapshot_bytes", Help: "Size of the newest snapshot taken."}),
 		snapshotInstalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshot_installs_total", Help: "Snapshots fetched from the leader and installed."}),
 		snapshotSent:     prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshot_sent_bytes_total", Help: "Snapshot bytes served to catching-up nodes."}),
+
+		// 100µs (a lease read on an idle leader) to 6.5s (a request
+		// outliving a failover; the default request timeout is 10s).
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paxosd_request_duration_seconds",
+			Help:    "Time from a client request's arrival to its answer, by operation (waiting lock acquires, campaigns and streams excluded).",
+			Buckets: prometheus.ExponentialBuckets(100e-6, 2, 17)}, []string{"op"}),
+		// 50µs (loopback) to 1.6s: beyond an election timeout the
+		// follower is lost anyway.
+		peerRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paxosd_peer_rtt_seconds",
+			Help:    "Leader only: time from a heartbeat to the peer's acknowledgement of it (network both ways plus the peer's loop).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}, []string{"peer"}),
+		hasLeader:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_has_leader", Help: "1 while this node knows a leader (itself included). A leader that loses its quorum steps down within an election timeout."}),
+		noLeaderSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_no_leader_seconds_total", Help: "Seconds this node knew no leader: no quorum could be reached, or an election was under way."}),
+		leaderCommit:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_leader_commit_index", Help: "The highest chosen watermark a leader announced to this node (its own, on the leader)."}),
+		applyLag:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_apply_lag_slots", Help: "Slots the leader has chosen that this node has not applied yet."}),
+		// 1ms to 131s: a small state encodes in a millisecond, a
+		// multi-GiB transfer takes minutes.
+		snapshotSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paxosd_snapshot_duration_seconds",
+			Help:    "Snapshot work by phase: encode (on the loop), write (to the WAL), take (encode to durable), fetch (from the leader), install (decode on the loop).",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 18)}, []string{"phase"}),
+		snapshotFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_snapshot_failures_total",
+			Help: "Snapshots that failed, by phase: encode, fetch, install."}, []string{"phase"}),
 	}
 	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.commitIndex,
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads,
-		m.stateMismatches, m.stateDiverged, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent} {
+		m.stateMismatches, m.stateDiverged, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
+		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures} {
 		f(c)
+	}
+	// Every phase's series exists from the start, at zero: an alert on
+	// increase(...) sees the first failure, and a dashboard shows 0
+	// rather than "no data".
+	for _, phase := range []string{"encode", "write", "take", "fetch", "install"} {
+		m.snapshotSeconds.WithLabelValues(phase)
+	}
+	for _, phase := range []string{"encode", "fetch", "install"} {
+		m.snapshotFailures.WithLabelValues(phase)
 	}
 	return m
 }
@@ -79,7 +125,17 @@ func (n *Node) sampleMetrics() {
 	st := n.r.Status()
 	n.m.inFlight.Set(float64(st.InFlight))
 	n.m.commitIndex.Set(float64(st.Commit))
-	n.m.appliedIndex.Set(float64(n.sm.Applied()))
+	applied := n.sm.Applied()
+	n.m.appliedIndex.Set(float64(applied))
+	// A follower's own watermark trails the leader's by the Accepts in
+	// flight; the leader's announced one is what clients wait on.
+	leaderCommit := max(st.LeaderCommit, st.Commit)
+	n.m.leaderCommit.Set(float64(leaderCommit))
+	if leaderCommit > applied {
+		n.m.applyLag.Set(float64(leaderCommit - applied))
+	} else {
+		n.m.applyLag.Set(0)
+	}
 	n.m.sessions.Set(float64(n.sm.SessionCount()))
 	held, waiting := 0, 0
 	for _, l := range n.sm.Locks() {
@@ -90,6 +146,16 @@ func (n *Node) sampleMetrics() {
 	}
 	n.m.locksHeld.Set(float64(held))
 	n.m.locksWaiting.Set(float64(waiting))
+}
+
+// opLabel is a request's op label: the operation's name, or "invalid" for
+// a number this version does not know, so a client sending garbage cannot
+// create series.
+func opLabel(o wire.Op) string {
+	if !o.Valid() {
+		return "invalid"
+	}
+	return o.String()
 }
 
 // resultLabel is a request's result label: "ok", or the error code's name.

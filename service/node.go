@@ -160,7 +160,7 @@ func Start(cfg Config) (*Node, error) {
 	n.ln, n.tcp, n.transport = ln, tcp, tcp
 	n.peerVersion = func(id paxos.NodeID) uint32 { return tcp.Stats(id).Version }
 	if cfg.Metrics == nil {
-		registerProcessMetrics(n.reg, newPeerCollector(cfg.ID, n.cfg.members(), tcp.Stats))
+		registerProcessMetrics(n.reg, newPeerCollector(cfg.ID, n.cfg.members(), tcp.Stats), cfg.Version)
 	}
 	n.inbox = make(chan paxos.Message, drainMax)
 	n.calls = make(chan *call, drainMax)

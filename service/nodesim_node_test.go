@@ -315,6 +315,25 @@ func (s *sim) stop(sn *simNode) {
 // countNode adds what a node incarnation did to the run's statistics.
 func (s *sim) countNode(sn *simNode) {
 	s.stats.leaseReads += int(testutil.ToFloat64(sn.n.m.leaseReads))
+	// The loop's timings run on the node's simulated clock: the heartbeat
+	// round trips and the leaderless spells of a run must show.
+	s.stats.leaderlessTicks += int(testutil.ToFloat64(sn.n.m.noLeaderSeconds) / sn.n.cfg.TickInterval.Seconds())
+	mfs, err := sn.n.reg.Gather()
+	if err != nil {
+		s.failf("node %d: gather metrics: %v", sn.id, err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "paxosd_peer_rtt_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h.GetSampleSum() < 0 {
+				s.failf("node %d: peer RTT samples sum to %v seconds", sn.id, h.GetSampleSum())
+			} else {
+				s.stats.rttSamples += int(h.GetSampleCount())
+			}
+		}
+	}
 	if m := testutil.ToFloat64(sn.n.m.stateMismatches); m > 0 {
 		s.failf("node %d's state check flagged %v mismatches, but the replicas agree (the checkers compared every slot)", sn.id, m)
 	}

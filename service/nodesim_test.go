@@ -234,6 +234,7 @@ type simStats struct {
 	elections, snapshots, installs, leaseReads                    int
 	ops, unknown, grants, leaders, watchEvents, observed, cancels int
 	slots                                                         int
+	rttSamples, leaderlessTicks                                   int
 }
 
 func (a *simStats) add(b simStats) {
@@ -263,6 +264,8 @@ func (a *simStats) add(b simStats) {
 	a.observed += b.observed
 	a.cancels += b.cancels
 	a.slots += b.slots
+	a.rttSamples += b.rttSamples
+	a.leaderlessTicks += b.leaderlessTicks
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -314,7 +317,7 @@ func TestNodeSim(t *testing.T) {
 			"snapshot install": total.installs, "lease read": total.leaseReads, "lock grant": total.grants,
 			"election leader": total.leaders, "watch event": total.watchEvents, "observed change": total.observed,
 			"rejoin": total.rejoins, "refused start": total.refused, "gated start": total.gatedStarts, "partition": total.partitions, "freeze": total.freezes, "disk stall": total.diskStalls,
-			"cancel": total.cancels,
+			"cancel": total.cancels, "peer RTT sample": total.rttSamples, "time without a leader": total.leaderlessTicks,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

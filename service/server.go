@@ -52,13 +52,13 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 	if q.Op == wire.OpSnapshotRead {
 		return nil, n.readSnapshot(q) // from the store, off the loop
 	}
-	id, op := q.ID, q.Op.String()
+	id, counted := q.ID, n.timeRequest(q)
 	// The loop corks its answers: it uncorks every connection it answered
 	// on at the end of each iteration (one write for many answers), and
 	// never waits for a slow client (see answerFailed).
 	reply := func(resp *wire.Response) {
 		resp.ID = id
-		n.m.requests.WithLabelValues(op, resultLabel(resp.Err)).Inc()
+		counted(resp.Err)
 		first, err := conn.Cork(resp)
 		switch {
 		case err != nil:
@@ -77,7 +77,10 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 // replyNow answers q on conn from the caller's goroutine.
 func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
 	resp.ID = q.ID
-	n.m.requests.WithLabelValues(q.Op.String(), resultLabel(resp.Err)).Inc()
+	// Counted, not timed: answered at once without the loop (refused, or
+	// a snapshot chunk between members), it says nothing of the service's
+	// latency.
+	n.m.requests.WithLabelValues(opLabel(q.Op), resultLabel(resp.Err)).Inc()
 	if err := conn.TrySend(resp); err != nil {
 		n.answerFailed(conn, err)
 	}

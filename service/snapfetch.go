@@ -26,7 +26,7 @@ func (n *Node) onSnapshotOffer(m paxos.Message) {
 	if _, member := n.cfg.Peers[m.From]; n.snap.fetching || m.Commit <= n.r.Status().Commit || !member {
 		return
 	}
-	n.snap.fetching = true
+	n.snap.fetching, n.snap.fetchStart = true, n.clock.Now()
 	n.log.Info().Uint32("from", uint32(m.From)).Uint64("commit", uint64(n.r.Status().Commit)).
 		Uint64("leader_log_starts_after", uint64(m.Slot)).Msg("behind the leader's log: fetching its snapshot")
 	from := m.From

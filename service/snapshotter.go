@@ -22,6 +22,7 @@ type snapshotJob struct {
 	truncate paxos.Slot
 	meta     wal.SnapshotMeta // set once stored
 	took     time.Duration
+	started  time.Time // when the loop began encoding it (the node's clock)
 }
 
 // installJob is a snapshot from the leader for the WAL writer to install.
@@ -37,8 +38,10 @@ type snapshotState struct {
 	// inFlight is the snapshot job submitted as seq, not yet durable.
 	inFlight *snapshotJob
 	seq      uint64
-	// fetching is set while a fetch of the leader's snapshot runs.
-	fetching bool
+	// fetching is set while a fetch of the leader's snapshot runs, which
+	// began at fetchStart.
+	fetching   bool
+	fetchStart time.Time
 }
 
 // maybeSnapshot takes a snapshot when SnapshotEntries slots were applied
@@ -51,7 +54,9 @@ func (n *Node) maybeSnapshot() {
 	}
 	start := n.clock.Now()
 	data, err := n.sm.Snapshot()
+	n.snapshotTimed("encode", start)
 	if err != nil {
+		n.m.snapshotFailures.WithLabelValues("encode").Inc()
 		n.log.Error().Err(err).Uint64("slot", uint64(applied)).Msg("cannot encode a snapshot; the log keeps growing until the next attempt")
 		n.snap.last = applied
 		return
@@ -63,7 +68,7 @@ func (n *Node) maybeSnapshot() {
 	if keep := paxos.Slot(n.cfg.SnapshotKeepEntries); applied > keep {
 		truncate = applied - keep
 	}
-	job := &snapshotJob{slot: applied, data: data, truncate: truncate}
+	job := &snapshotJob{slot: applied, data: data, truncate: truncate, started: start}
 	if !n.submit(walJob{snap: job}) {
 		return
 	}
@@ -84,6 +89,8 @@ func (n *Node) snapshotDurable(seq uint64) {
 	n.r.Truncate(job.truncate)
 	n.m.snapshots.Inc()
 	n.m.snapshotBytes.Set(float64(job.meta.Size))
+	n.m.snapshotSeconds.WithLabelValues("write").Observe(job.took.Seconds())
+	n.snapshotTimed("take", job.started)
 	n.log.Info().Uint64("slot", uint64(job.slot)).Uint64("bytes", job.meta.Size).
 		Uint64("log_truncated_to", uint64(job.truncate)).Dur("write_ms", job.took).Msg("snapshot taken")
 }
@@ -100,7 +107,9 @@ type snapshotFetched struct {
 // fetched from the leader, if it is still news.
 func (n *Node) installSnapshot(f snapshotFetched) {
 	n.snap.fetching = false
+	n.snapshotTimed("fetch", n.snap.fetchStart)
 	if f.err != nil {
+		n.m.snapshotFailures.WithLabelValues("fetch").Inc()
 		n.log.Warn().Err(f.err).Msg("snapshot transfer failed; it resumes when the leader offers it again")
 		return
 	}
@@ -108,8 +117,11 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 		n.log.Info().Uint64("snapshot_slot", uint64(f.meta.Slot)).Uint64("commit", uint64(commit)).Msg("fetched snapshot no longer needed")
 		return
 	}
+	start := n.clock.Now()
 	sm, err := RestoreStateMachine(n.smOptions(), f.data)
+	n.snapshotTimed("install", start)
 	if err != nil {
+		n.m.snapshotFailures.WithLabelValues("install").Inc()
 		n.log.Error().Err(err).Str("snapshot", f.meta.String()).Msg("cannot decode the leader's snapshot")
 		return
 	}

@@ -127,8 +127,9 @@ type PeerStats struct {
 	Sent, Dropped uint64
 	// Writes counts write system calls; Sent/Writes is the coalescing.
 	Writes uint64
-	// Dials counts connection attempts.
-	Dials uint64
+	// Dials counts connection attempts; Connects those that succeeded
+	// (so Connects-1 are reconnects, and Dials-Connects failed).
+	Dials, Connects uint64
 	// Connected reports whether a connection is up now.
 	Connected bool
 	// Unreachable reports whether the last dial failed, and DialError
@@ -166,6 +167,7 @@ type peer struct {
 	dropped   atomic.Uint64
 	writes    atomic.Uint64
 	dials     atomic.Uint64
+	connects  atomic.Uint64
 	log       zerolog.Logger
 
 	// dialErr is why the last dial failed, nil once one succeeds.
@@ -338,6 +340,7 @@ func (t *Transport) Stats(id paxos.NodeID) PeerStats {
 		Dropped:   p.dropped.Load(),
 		Writes:    p.writes.Load(),
 		Dials:     p.dials.Load(),
+		Connects:  p.connects.Load(),
 		Connected: p.connected.Load(),
 		Queued:    len(p.q),
 		Version:   p.version.Load(),
@@ -378,6 +381,7 @@ func (t *Transport) run(p *peer) {
 			}
 			failures = 0
 			p.setDialErr(nil)
+			p.connects.Add(1)
 			p.connected.Store(true)
 			p.log.Debug().Msg("wire: connected to peer")
 			start := time.Now()

@@ -82,6 +82,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		cfg := service.Config{
 			ID: paxos.NodeID(i), Listen: peers[paxos.NodeID(i)], Peers: peers,
 			DataDir: filepath.Join(dataDir, fmt.Sprintf("node%d", i)), Logger: log,
+			Version: version,
 		}
 		nf.apply(&cfg)
 		n, err := service.Start(cfg)

@@ -118,7 +118,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := service.Config{ID: paxos.NodeID(id), Listen: listen, Peers: peerMap, DataDir: dataDir, Logger: log, Join: service.JoinExisting}
+	cfg := service.Config{ID: paxos.NodeID(id), Listen: listen, Peers: peerMap, DataDir: dataDir, Logger: log, Join: service.JoinExisting, Version: version}
 	switch {
 	case rejoin:
 		// --rejoin wins over a --new-cluster left on the command line: it

@@ -1,0 +1,52 @@
+package service
+
+import (
+	"runtime"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paxosd/paxosd/wire"
+)
+
+// newBuildInfo is the constant paxosd_build_info series: 1, labelled with
+// what a mixed-version cluster is diagnosed by. Go's own go_build_info
+// names the module, not the release or the wire protocol, so a dashboard
+// could not tell which members still run the old binary during a rolling
+// upgrade.
+func newBuildInfo(version string) prometheus.Collector {
+	revision := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if version == "" {
+			version = bi.Main.Version
+		}
+		var rev, dirty string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+dirty"
+				}
+			}
+		}
+		if rev != "" {
+			revision = rev + dirty
+		}
+	}
+	if version == "" {
+		version = "unknown"
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "paxosd_build_info",
+		Help: "1, labelled with the release, the commit, the Go release and the wire protocol version of the running binary.",
+		ConstLabels: prometheus.Labels{
+			"version": version, "revision": revision, "goversion": runtime.Version(),
+			"wire_protocol": strconv.Itoa(int(wire.ProtocolVersion)),
+		},
+	})
+	g.Set(1)
+	return g
+}

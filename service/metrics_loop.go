@@ -1,0 +1,115 @@
+package service
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// The loop's side of the metrics an SRE alerts on. Every time here is read
+// from the node's Clock, never time.Now: in the simulation each node runs
+// on a clock of its own, read only in that node's context. (A request's
+// arrival is read in newCall, as its deadline is: on the connection's
+// goroutine in production, where the clock is the system's.)
+
+// loopMetrics is what the loop remembers between the events it measures.
+type loopMetrics struct {
+	// lastTick is when the previous tick ran (zero before the first):
+	// time without a leader is counted tick by tick.
+	lastTick time.Time
+	// heartbeats remembers, per peer, when the leader sent its recent
+	// heartbeat rounds, so the acknowledgement gives a round trip.
+	heartbeats map[paxos.NodeID]*[rttRounds]sentHeartbeat
+}
+
+// rttRounds is how many heartbeat rounds per peer are remembered. Rounds
+// go out every HeartbeatTicks, so with the defaults (30 ms) an
+// acknowledgement up to 480 ms late — past the election timeout, when the
+// peer's lateness is an election's business — still finds its round.
+const rttRounds = 16
+
+// sentHeartbeat is one heartbeat round sent to a peer.
+type sentHeartbeat struct {
+	ballot paxos.Ballot
+	round  paxos.Slot // the round number travels in Slot; 0 is no round
+	at     time.Time
+}
+
+// timeRequest returns what a call's reply does for the metrics: count the
+// request by op and result, and time it from arrival to answer. A call
+// answers more than once only if it opened a stream; only the first answer
+// is the request's (later ones are events), so only it counts. Requests
+// whose answer waits on other clients — a waiting lock acquire, a
+// campaign — or on events — a stream — are counted but not timed: their
+// time says nothing about the service.
+func (n *Node) timeRequest(q *wire.Request) func(wire.ErrCode) {
+	op := opLabel(q.Op)
+	timed := !blocking(q) && !q.Op.IsStream()
+	arrived := n.clock.Now()
+	answered := false
+	return func(code wire.ErrCode) {
+		if answered {
+			return
+		}
+		answered = true
+		n.m.requests.WithLabelValues(op, resultLabel(code)).Inc()
+		if timed {
+			n.m.requestSeconds.WithLabelValues(op).Observe(n.clock.Now().Sub(arrived).Seconds())
+		}
+	}
+}
+
+// countLeaderless adds the time since the previous tick to the time
+// without a leader, if this node knew none.
+func (n *Node) countLeaderless(now time.Time) {
+	last := n.m.loop.lastTick
+	n.m.loop.lastTick = now
+	if !last.IsZero() && n.lastLeader == 0 && now.After(last) {
+		n.m.noLeaderSeconds.Add(now.Sub(last).Seconds())
+	}
+}
+
+// heartbeatSent notes when a leader's heartbeat round leaves for a peer.
+// Heartbeats announcing a new watermark carry no round (Slot 0) and their
+// acknowledgements could not be told apart: they are not timed.
+func (n *Node) heartbeatSent(m paxos.Message) {
+	if m.Type != paxos.MsgHeartbeat || m.Slot == 0 {
+		return
+	}
+	hb := n.m.loop.heartbeats
+	if hb == nil {
+		hb = map[paxos.NodeID]*[rttRounds]sentHeartbeat{}
+		n.m.loop.heartbeats = hb
+	}
+	ring := hb[m.To]
+	if ring == nil {
+		ring = new([rttRounds]sentHeartbeat)
+		hb[m.To] = ring
+	}
+	ring[uint64(m.Slot)%rttRounds] = sentHeartbeat{ballot: m.Ballot, round: m.Slot, at: n.clock.Now()}
+}
+
+// heartbeatAcked observes the round trip of the round m acknowledges, once:
+// a duplicated acknowledgement finds the round already taken.
+func (n *Node) heartbeatAcked(m paxos.Message) {
+	if m.Type != paxos.MsgHeartbeatAck || m.Slot == 0 {
+		return
+	}
+	ring := n.m.loop.heartbeats[m.From]
+	if ring == nil {
+		return
+	}
+	sent := &ring[uint64(m.Slot)%rttRounds]
+	if sent.round != m.Slot || sent.ballot != m.Ballot {
+		return // an older round, overwritten; or another leadership's
+	}
+	n.m.peerRTT.WithLabelValues(strconv.FormatUint(uint64(m.From), 10)).Observe(n.clock.Now().Sub(sent.at).Seconds())
+	*sent = sentHeartbeat{}
+}
+
+// snapshotTimed observes a snapshot phase's duration since start.
+func (n *Node) snapshotTimed(phase string, start time.Time) {
+	n.m.snapshotSeconds.WithLabelValues(phase).Observe(n.clock.Now().Sub(start).Seconds())
+}
