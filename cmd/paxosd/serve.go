@@ -151,8 +151,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 	for _, w := range src.warnings {
 		log.Warn().Msg(w)
 	}
-	if src.file != "" || len(src.fromEnv) > 0 {
-		log.Info().Str("config", src.file).Strs("from_file", src.fromFile).Strs("from_env", src.fromEnv).Msg("settings read")
+	if len(src.from) > 0 {
+		log.Info().Str("config", src.file).Strs("from_file", src.setBy(false)).Strs("from_env", src.setBy(true)).Msg("settings read")
 	}
 	var httpLn net.Listener
 	if sf.httpAt != "" {

@@ -129,9 +129,20 @@ func layerConfig(fs *pflag.FlagSet, environ []string) (*configSources, error) {
 			return nil, fmt.Errorf("%w: $%s=%q: %v", errUsage, k, v, err)
 		}
 		src.from[name] = "$" + k
-		src.fromEnv = append(src.fromEnv, name)
 	}
 	return src, nil
+}
+
+// setBy lists, sorted, the flags whose value came from the environment
+// (env true) or from the file: for the start-up log.
+func (src *configSources) setBy(env bool) []string {
+	var out []string
+	for _, name := range sortedKeys(src.from) {
+		if name != "config" && strings.HasPrefix(src.from[name], "$") == env {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // configEntry is one key of the file, its value in the flag's string form.
@@ -163,7 +174,6 @@ func (src *configSources) fromConfigEntry(fs *pflag.FlagSet, cli map[string]bool
 		return fmt.Errorf("%w: %s: key %q: %v", errUsage, at, e.key, err)
 	}
 	src.from[e.key] = at
-	src.fromFile = append(src.fromFile, e.key)
 	return nil
 }
 
