@@ -7,7 +7,7 @@
 //	paxosd kv put KEY VALUE | get KEY | del KEY | ls PREFIX
 //	paxosd lock NAME -- COMMAND ...
 //	paxosd elect NAME --value V -- COMMAND ...
-//	paxosd session ls | lock ls
+//	paxosd session ls | session revoke ID | lock ls
 //	paxosd status
 package main
 
@@ -39,7 +39,9 @@ Usage:
   paxosd elect NAME --observe                       print every leadership change
   paxosd elect NAME --leader                        print the current leader's value
   paxosd session ls                                 the sessions: TTL, what each holds and waits for
-  paxosd status                                     each node's role, ballot, commit and applied index
+  paxosd session revoke ID                          end a session now, releasing its locks
+  paxosd status                                     every member's role, ballot, commit and applied index;
+                                                    exit 1 if one is down or none leads
   paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, failover, ...
   paxosd version
 

@@ -59,7 +59,7 @@ func TestStatusFromOneEndpoint(t *testing.T) {
 		if code != 1 || stderr != want {
 			t.Errorf("status --endpoints %v with node 3 down: exit %d, stderr %q\nwant exit 1, %q", eps, code, stderr, want)
 		}
-		if got := rows(out); len(got) != 3 || !regexp.MustCompile(`(?m)^3\s+` + regexp.QuoteMeta(c.Endpoints[2]) + `\s+unreachable\s`).MatchString(out) {
+		if got := rows(out); len(got) != 3 || !regexp.MustCompile(`(?m)^3\s+`+regexp.QuoteMeta(c.Endpoints[2])+`\s+unreachable\s`).MatchString(out) {
 			t.Errorf("status --endpoints %v with node 3 down: want 3 rows, node 3 unreachable:\n%s", eps, out)
 		}
 	}
