@@ -55,10 +55,8 @@ func envName(name string) string {
 // configSources says where the flags not given on the command line got
 // their values: for error messages and the start-up log.
 type configSources struct {
-	file     string
-	from     map[string]string // flag name -> "FILE:LINE" or "$PAXOSD_X"
-	fromEnv  []string          // flag names set from the environment, sorted
-	fromFile []string          // ... and from the file
+	file string
+	from map[string]string // flag name -> "FILE:LINE" or "$PAXOSD_X"
 	// warnings are things to log once the logger exists.
 	warnings []string
 }
@@ -79,9 +77,10 @@ func layerConfig(fs *pflag.FlagSet, environ []string) (*configSources, error) {
 
 	// The one-shot flags are refused outright rather than ignored: an
 	// operator who put PAXOSD_NEW_CLUSTER in a unit would otherwise believe
-	// it acts, and the unit would keep it for the day it does harm.
+	// it acts, and the unit would keep it for the day it does harm. (Set
+	// but empty counts as unset, as for every variable here.)
 	for _, name := range sortedKeys(oneShotFlags) {
-		if v, ok := env[envName(name)]; ok {
+		if v := env[envName(name)]; v != "" {
 			return nil, fmt.Errorf("%w: $%s=%q: --%s acts once and is not read from the environment, where every restart would see it; give --%s on the command line, once",
 				errUsage, envName(name), v, name, name)
 		}

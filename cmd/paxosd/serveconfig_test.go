@@ -22,7 +22,8 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 // TestConfigPrecedence: command line over environment over file over
-// default, flag by flag.
+// default, flag by flag; a variable set empty counts as unset (the one-shot
+// PAXOSD_NEW_CLUSTER too).
 func TestConfigPrecedence(t *testing.T) {
 	path := writeConfig(t, `# every layer sets some of these
 id: 2
@@ -32,7 +33,7 @@ log-level: debug
 data-dir: /from/file
 peers: [1=10.0.0.1:7401, 2=10.0.0.2:7401, 3=10.0.0.3:7401]
 `)
-	environ := []string{"PAXOSD_WINDOW=200", "PAXOSD_LOG_LEVEL=warn", "PAXOSD_ELECTION_TICKS=30", "PAXOSD_ID=", "HOME=/root"}
+	environ := []string{"PAXOSD_WINDOW=200", "PAXOSD_LOG_LEVEL=warn", "PAXOSD_ELECTION_TICKS=30", "PAXOSD_ID=", "PAXOSD_NEW_CLUSTER=", "HOME=/root"}
 	sf, src, err := parseServe([]string{"--config", path, "--log-level", "error"}, environ)
 	if err != nil {
 		t.Fatal(err)
