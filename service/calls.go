@@ -49,7 +49,7 @@ func (n *Node) handleCall(c *call) {
 		n.dropConn(c.conn)
 		return
 	case c.req.Op == wire.OpStatus:
-		c.reply(&wire.Response{Status: []wire.NodeStatus{n.status()}})
+		c.reply(&wire.Response{Status: n.memberStatuses()})
 		return
 	case c.req.Op == wire.OpSessionList:
 		c.reply(&wire.Response{Revision: n.sm.Revision(), Sessions: wireSessions(n.sm.Sessions())})
@@ -187,6 +187,22 @@ func (n *Node) failWaiters(code wire.ErrCode, msg string) {
 		delete(n.waiters, k)
 	}
 	n.endStreams(code, msg)
+}
+
+// memberStatuses answers OpStatus: this node's own status first (what
+// clients that read only the first entry take), then every other member
+// in id order with what this node knows of it, its id, address and whether
+// a connection to it is up, so that a client given one endpoint learns the
+// whole membership ('paxosd status').
+func (n *Node) memberStatuses() []wire.NodeStatus {
+	out := []wire.NodeStatus{n.status()}
+	for _, id := range n.cfg.members() {
+		if id == n.cfg.ID {
+			continue
+		}
+		out = append(out, wire.NodeStatus{ID: id, Addr: n.cfg.Peers[id], Connected: n.tcp != nil && n.tcp.Connected(id)})
+	}
+	return out
 }
 
 func (n *Node) status() wire.NodeStatus {

@@ -92,3 +92,7 @@ func (n *Node) unreachable() string {
 	}
 	return ""
 }
+
+// Leader returns the leader this node knows of (0: none). Safe from any
+// goroutine: paxosd serve reports it to the service manager.
+func (n *Node) Leader() paxos.NodeID { return paxos.NodeID(n.leaderID.Load()) }

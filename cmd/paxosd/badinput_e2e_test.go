@@ -74,7 +74,7 @@ func TestStatusExitStatus(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.Nodes[2].Stop()
-	if code, stderr := status(); code != 1 || !strings.Contains(stderr, "1 of 3 nodes unreachable ("+c.Endpoints[2]+")") {
+	if code, stderr := status(); code != 1 || !strings.Contains(stderr, "1 of 3 nodes unreachable (node 3 ("+c.Endpoints[2]+"))") {
 		t.Errorf("status with node 3 down: exit %d, %q", code, stderr)
 	}
 	c.Nodes[1].Stop()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -162,7 +163,11 @@ func cmdKV(args []string, stdout io.Writer) error {
 }
 
 func cmdStatus(args []string, stdout io.Writer) error {
-	fs := newFlags("status", "paxosd status [--endpoints ...]")
+	fs := newFlags("status", "paxosd status [--endpoints ...]\n\n"+
+		"Shows every member of the cluster: the endpoints' answers name all the\n"+
+		"members, so one endpoint is enough, and those not among the endpoints are\n"+
+		"asked at their --peers address. Exits 1 when a member does not answer or\n"+
+		"none leads (etcdctl endpoint health's rule), so scripts and probes can use it.")
 	var cf clientFlags
 	cf.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -174,13 +179,13 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
 	defer cancel()
 	cl := client.Unconnected(client.Config{Endpoints: cf.list(), ClusterID: cf.clusterID})
-	members := cl.Status(ctx)
+	members := cl.Members(ctx)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tBALLOT\tLEADER\tCOMMIT\tAPPLIED")
 	reachable := 0
 	for _, m := range members {
 		if m.Err != nil {
-			fmt.Fprintf(tw, "-\t%s\tunreachable\t-\t-\t-\t-\t(%v)\n", m.Endpoint, m.Err)
+			fmt.Fprintf(tw, "%s\t%s\tunreachable\t-\t-\t-\t-\t(%v)\n", memberName(m, "-"), m.Endpoint, m.Err)
 			continue
 		}
 		reachable++
@@ -195,14 +200,14 @@ func cmdStatus(args []string, stdout io.Writer) error {
 }
 
 // statusHealth is status's exit status, as etcdctl endpoint health's: an
-// error when a listed node is unreachable or no node is leading, so that
-// scripts and probes can rely on 'paxosd status'.
+// error when a member (or a listed endpoint) is unreachable or no node is
+// leading, so that scripts and probes can rely on 'paxosd status'.
 func statusHealth(members []client.MemberStatus) error {
 	var down []string
 	leaders := 0
 	for _, m := range members {
 		if m.Err != nil {
-			down = append(down, m.Endpoint)
+			down = append(down, memberName(m, ""))
 		} else if m.Status.Role == "leader" {
 			leaders++
 		}
@@ -216,6 +221,20 @@ func statusHealth(members []client.MemberStatus) error {
 		return fmt.Errorf("%d of %d nodes unreachable (%s)", len(down), len(members), strings.Join(down, ", "))
 	}
 	return nil
+}
+
+// memberName is "node 3 (HOST:PORT)", or the address alone, or unknown
+// for the ID column, when no answer said which member is there.
+func memberName(m client.MemberStatus, unknown string) string {
+	switch {
+	case m.ID == 0 && unknown != "":
+		return unknown
+	case m.ID == 0:
+		return m.Endpoint
+	case unknown != "":
+		return strconv.FormatUint(uint64(m.ID), 10)
+	}
+	return fmt.Sprintf("node %d (%s)", m.ID, m.Endpoint)
 }
 
 // kvWatch prints every change of a key (or prefix), one line each —

@@ -2,11 +2,12 @@
 // client commands that talk to a cluster.
 //
 //	paxosd serve --id 1 --listen :7401 --peers 1=a:7401,2=b:7401,3=c:7401 --data-dir /var/lib/paxosd
+//	paxosd serve --config /etc/paxosd/paxosd.yaml
 //	paxosd dev
 //	paxosd kv put KEY VALUE | get KEY | del KEY | ls PREFIX
 //	paxosd lock NAME -- COMMAND ...
 //	paxosd elect NAME --value V -- COMMAND ...
-//	paxosd session ls | lock ls
+//	paxosd session ls | session revoke ID | lock ls
 //	paxosd status
 package main
 
@@ -23,6 +24,7 @@ const usage = `paxosd — a Multi-Paxos coordination service
 
 Usage:
   paxosd serve --id N --listen HOST:PORT --peers 1=HOST:PORT,... --data-dir DIR
+  paxosd serve --config FILE                        the same from a YAML file (and $PAXOSD_* variables)
   paxosd dev [--data-dir DIR] [--base-port 7401]    a local 3-node cluster
   paxosd kv put KEY VALUE                           set a key
   paxosd kv get KEY [--serializable]                print a key's value
@@ -37,7 +39,9 @@ Usage:
   paxosd elect NAME --observe                       print every leadership change
   paxosd elect NAME --leader                        print the current leader's value
   paxosd session ls                                 the sessions: TTL, what each holds and waits for
-  paxosd status                                     each node's role, ballot, commit and applied index
+  paxosd session revoke ID                          end a session now, releasing its locks
+  paxosd status                                     every member's role, ballot, commit and applied index;
+                                                    exit 1 if one is down or none leads
   paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, failover, ...
   paxosd version
 

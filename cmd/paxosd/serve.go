@@ -74,69 +74,91 @@ func (f *nodeFlags) apply(c *service.Config) {
 	c.NoSync = f.noSync
 }
 
-func cmdServe(args []string, stderr io.Writer) error {
-	fs := newFlags("serve", "paxosd serve --id N --listen HOST:PORT --peers 1=HOST:PORT,2=...,3=... --data-dir DIR")
-	var (
-		id      uint32
-		listen  string
-		peers   string
-		dataDir string
-		httpAt  string
-		newCl   bool
-		rejoin  bool
-		nf      nodeFlags
-		lf      logFlags
-	)
-	fs.Uint32Var(&id, "id", 0, "this node's id (one of --peers)")
-	fs.StringVar(&listen, "listen", "", "address serving peers and clients (default: this node's --peers address)")
-	fs.StringVar(&peers, "peers", "", "every member as ID=HOST:PORT, comma-separated")
-	fs.StringVar(&dataDir, "data-dir", "", "directory for durable state")
-	fs.BoolVar(&newCl, "new-cluster", false, "the cluster may be new: with an empty --data-dir, form it once a quorum of members is as new as this one, or join it if it formed without this node (harmless later: ignored once the node has state)")
-	fs.BoolVar(&rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up (ignored, with a warning, once the node has state)")
-	fs.StringVar(&httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
-	nf.register(fs)
-	lf.register(fs, "info")
+// serveSynopsis is what 'paxosd serve --help' prints above the flags.
+const serveSynopsis = `paxosd serve --id N --listen HOST:PORT --peers 1=HOST:PORT,2=...,3=... --data-dir DIR
+       paxosd serve --config FILE
+
+Runs one member of a cluster. Start a new cluster with --new-cluster on
+every member (left on later, it does nothing: a member that voted and lost
+its data is refused whatever its flags); see docs/OPERATIONS.md.
+
+Every flag but --new-cluster and --rejoin may also be set
+  - in the YAML file --config (or $PAXOSD_CONFIG) names, whose keys are the
+    flag names ("data-dir: /var/lib/paxosd"; peers may be a list), and
+  - in an environment variable: PAXOSD_DATA_DIR for --data-dir, and so on.
+The command line wins over the environment, the environment over the file,
+and the file over the defaults shown below. --new-cluster and --rejoin act
+once and are read only from the command line.`
+
+// serveFlags are serve's flags.
+type serveFlags struct {
+	config  string
+	id      uint32
+	listen  string
+	peers   string
+	dataDir string
+	httpAt  string
+	newCl   bool
+	rejoin  bool
+	nf      nodeFlags
+	lf      logFlags
+	fs      *pflag.FlagSet // the set these are bound to
+}
+
+func (s *serveFlags) flagSet() *pflag.FlagSet {
+	fs := newFlags("serve", serveSynopsis)
+	s.fs = fs
+	fs.StringVar(&s.config, "config", "", "YAML file of flag settings (or $PAXOSD_CONFIG)")
+	fs.Uint32Var(&s.id, "id", 0, "this node's id (one of --peers)")
+	fs.StringVar(&s.listen, "listen", "", "address serving peers and clients (default: this node's --peers address)")
+	fs.StringVar(&s.peers, "peers", "", "every member as ID=HOST:PORT, comma-separated")
+	fs.StringVar(&s.dataDir, "data-dir", "", "directory for durable state")
+	fs.BoolVar(&s.newCl, "new-cluster", false, "the cluster may be new: with an empty --data-dir, form it once a quorum of members is as new as this one, or join it if it formed without this node (harmless later: ignored once the node has state; command line only)")
+	fs.BoolVar(&s.rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up (ignored, with a warning, once the node has state; command line only)")
+	fs.StringVar(&s.httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
+	s.nf.register(fs)
+	s.lf.register(fs, "info")
+	return fs
+}
+
+// parseServe reads serve's settings from the command line, the
+// environment and the config file.
+func parseServe(args, environ []string) (*serveFlags, *configSources, error) {
+	var s serveFlags
+	fs := s.flagSet()
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+		return nil, nil, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
 	}
-	if err := nf.check(); err != nil {
-		return err
+	src, err := layerConfig(fs, environ)
+	if err != nil {
+		return nil, nil, err
 	}
-	peerMap, err := parsePeers(peers)
+	return &s, src, nil
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	sf, src, err := parseServe(args, os.Environ())
 	if err != nil {
 		return err
 	}
-	if listen == "" {
-		listen = peerMap[paxos.NodeID(id)]
-	} else if err := checkHostPort(listen, false); err != nil {
-		return fmt.Errorf("%w: --listen: %v", errUsage, err)
-	}
-	log, err := lf.logger(stderr)
+	cfg, err := sf.nodeConfig(stderr)
 	if err != nil {
-		return err
+		return src.explain(err)
 	}
-	cfg := service.Config{ID: paxos.NodeID(id), Listen: listen, Peers: peerMap, DataDir: dataDir, Logger: log, Join: service.JoinExisting, Version: version}
-	switch {
-	case rejoin:
-		// --rejoin wins over a --new-cluster left on the command line: it
-		// is what a refused member is told to add.
-		cfg.Join = service.JoinRejoin
-	case newCl:
-		cfg.Join = service.JoinForm
+	log := cfg.Logger
+	for _, w := range src.warnings {
+		log.Warn().Msg(w)
 	}
-	nf.apply(&cfg)
-	cfg.EnsureDefaults()
-	if err := cfg.Validate(); err != nil {
-		// The command line's mistake, said without the package's prefix.
-		return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(err.Error(), service.ErrConfig.Error()+": "))
+	if len(src.from) > 0 {
+		log.Info().Str("config", src.file).Strs("from_file", src.setBy(false)).Strs("from_env", src.setBy(true)).Msg("settings read")
 	}
 	var httpLn net.Listener
-	if httpAt != "" {
-		if httpLn, err = listenHTTP(httpAt); err != nil {
-			return err
+	if sf.httpAt != "" {
+		if httpLn, err = listenHTTP(sf.httpAt); err != nil {
+			return src.explain(err)
 		}
 	}
 	n, err := service.Start(cfg)
@@ -151,16 +173,57 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	stopStatus := notifyReady(n, cfg, log)
+	var s os.Signal
 	select {
-	case s := <-sig:
-		log.Info().Uint32("node", id).Str("signal", s.String()).Msg("shutting down")
-		n.Stop()
-		return nil
+	case s = <-sig:
+		log.Info().Uint32("node", sf.id).Str("signal", s.String()).Msg("shutting down")
 	case <-n.Done():
-		err := n.Err()
-		n.Stop()
-		return err
 	}
+	stopStatus()
+	notify(log, "STOPPING=1")
+	n.Stop()
+	if s != nil {
+		return nil
+	}
+	return n.Err()
+}
+
+// nodeConfig turns the flags into the node's configuration, checking them.
+func (sf *serveFlags) nodeConfig(stderr io.Writer) (service.Config, error) {
+	if err := sf.nf.check(); err != nil {
+		return service.Config{}, err
+	}
+	peerMap, err := parsePeers(sf.peers)
+	if err != nil {
+		return service.Config{}, err
+	}
+	listen := sf.listen
+	if listen == "" {
+		listen = peerMap[paxos.NodeID(sf.id)]
+	} else if err := checkHostPort(listen, false); err != nil {
+		return service.Config{}, fmt.Errorf("%w: --listen: %v", errUsage, err)
+	}
+	log, err := sf.lf.logger(stderr)
+	if err != nil {
+		return service.Config{}, err
+	}
+	cfg := service.Config{ID: paxos.NodeID(sf.id), Listen: listen, Peers: peerMap, DataDir: sf.dataDir, Logger: log, Join: service.JoinExisting, Version: version}
+	switch {
+	case sf.rejoin:
+		// --rejoin wins over a --new-cluster left on the command line: it
+		// is what a refused member is told to add.
+		cfg.Join = service.JoinRejoin
+	case sf.newCl:
+		cfg.Join = service.JoinForm
+	}
+	sf.nf.apply(&cfg)
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		// The command line's mistake, said without the package's prefix.
+		return service.Config{}, fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(err.Error(), service.ErrConfig.Error()+": "))
+	}
+	return cfg, nil
 }
 
 // parsePeers reads "1=host:port,2=host:port".

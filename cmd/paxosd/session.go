@@ -1,18 +1,24 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/paxosd/paxosd/client"
 )
 
-// cmdSession: paxosd session ls.
+// cmdSession: paxosd session ls | revoke ID.
 func cmdSession(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "revoke" {
+		return cmdSessionRevoke(args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "ls" {
-		return fmt.Errorf("%w: session needs a subcommand: ls (see 'paxosd --help')", errUsage)
+		return fmt.Errorf("%w: session needs a subcommand: ls or revoke (see 'paxosd --help')", errUsage)
 	}
 	fs := newFlags("session ls", "paxosd session ls\n\n"+
 		"Lists the sessions, what each holds and waits for, as the contacted node's\n"+
@@ -42,6 +48,44 @@ func cmdSession(args []string, stdout io.Writer) error {
 			list(s.Locks), list(s.Waiting), list(s.Elections))
 	}
 	return tw.Flush()
+}
+
+// cmdSessionRevoke: paxosd session revoke ID.
+func cmdSessionRevoke(args []string, stdout io.Writer) error {
+	fs := newFlags("session revoke", "paxosd session revoke ID\n\n"+
+		"Ends session ID (as 'paxosd session ls' shows it) through the log, as if its\n"+
+		"owner had closed it: its locks are released at once, without lock-delay, its\n"+
+		"waits and candidacies end, a leadership it holds passes on. The owner finds\n"+
+		"out at its next keep-alive, within a third of the TTL; until then it may still\n"+
+		"act as the holder, which fencing tokens guard against.")
+	var cf clientFlags
+	cf.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: session revoke takes one session ID (see 'paxosd session ls')", errUsage)
+	}
+	id, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+	if err != nil || id == 0 {
+		return fmt.Errorf("%w: session revoke: %q is not a session ID, a number from 1 (see 'paxosd session ls')", errUsage, fs.Arg(0))
+	}
+	cl, ctx, cancel, err := cf.connect()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cl.Close()
+	s, err := cl.RevokeSession(ctx, id)
+	if errors.Is(err, client.ErrSessionExpired) {
+		return fmt.Errorf("no session %d: it expired, was closed, or never existed (see 'paxosd session ls')", id)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked session %d (TTL %s): released %s; waits ended %s; elections left %s\n",
+		s.ID, msDuration(s.TTLMs), list(s.Locks), list(s.Waiting), list(s.Elections))
+	return nil
 }
 
 // cmdLockList: paxosd lock ls [PREFIX].
