@@ -23,6 +23,9 @@ type call struct {
 	// closed marks the pseudo-call HandleClient sends when its connection
 	// ends, so the loop drops that connection's streams and waiters.
 	closed bool
+	// start is when the loop proposed it (zero for calls answered without
+	// the log): the status page's latency runs from there to the answer.
+	start time.Time
 }
 
 // callKey identifies a command across retries and connections.
@@ -70,6 +73,7 @@ func (n *Node) handleCall(c *call) {
 		return
 	}
 	key := c.key()
+	c.start = n.clock.Now()
 	switch err := n.r.Propose(c.cmd); {
 	case errors.Is(err, paxos.ErrNoLeader):
 		// An election is under way: keep the call and propose it the moment
@@ -97,6 +101,13 @@ func (n *Node) answer(key callKey, op Op, res Result) {
 			c.queued = true
 		}
 		return
+	}
+	now := n.clock.Now()
+	for _, c := range cs {
+		// A queued call's wait for a lock or a campaign is not latency.
+		if !c.queued && !c.start.IsZero() {
+			n.rates.observe(now.Sub(c.start))
+		}
 	}
 	resp := resultResponse(op, res)
 	if n.lastLeader != n.cfg.ID && n.lastLeader != 0 {

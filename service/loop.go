@@ -31,6 +31,7 @@ func (n *Node) step(m paxos.Message) {
 func (n *Node) tick(now time.Time) {
 	n.r.Tick()
 	n.ticks.tick(now)
+	n.rates.tick(now)
 	n.proposeClock(now)
 	n.rejoinFiller()
 	if n.tickCount++; n.tickCount%10 == 0 {
@@ -173,6 +174,9 @@ func (n *Node) apply(decided []paxos.Entry) {
 					continue
 				}
 				res := n.sm.ApplyCommand(e.Slot, &cmd)
+				if cmd.ClientID != 0 { // not the leader's clock or state check
+					n.rates.applied(1)
+				}
 				if cmd.Op == OpStateHash {
 					n.onStateHash(&cmd)
 				}
