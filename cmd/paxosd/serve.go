@@ -93,7 +93,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	fs.StringVar(&dataDir, "data-dir", "", "directory for durable state")
 	fs.BoolVar(&newCl, "new-cluster", false, "the cluster is new: create the state if --data-dir holds none (needed the first time only)")
 	fs.BoolVar(&rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up")
-	fs.StringVar(&httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
+	fs.StringVar(&httpAt, "http-listen", "", "address for the status page (/), /metrics, /healthz, /readyz and /debug/pprof (default: off)")
 	nf.register(fs)
 	lf.register(fs, "info")
 	if err := parse(fs, args); err != nil {
