@@ -3,9 +3,11 @@
 #
 # The fault-injection suite (chaos/) puts each paxosd node in a network
 # namespace and injects partitions, packet loss and delay with iptables in
-# those namespaces: it needs `ip` (iproute2) and `iptables`. Nothing else
-# is installed; without root (or without apt-get) the script only reports
-# what is missing, and the suite skips itself with a message saying so.
+# those namespaces: it needs `ip` (iproute2) and `iptables`. The status
+# page's browser test (cmd/paxosd/statuspage_e2e_test.go) loads the page in
+# headless Chromium: it needs `chromium`. Nothing else is installed; without
+# root (or without apt-get) the script only reports what is missing, and
+# the suite or test that needs it skips itself with a message saying so.
 set -euo pipefail
 
 # command -> Debian package that provides it
@@ -13,6 +15,7 @@ declare -A want=(
 	[ip]=iproute2
 	[iptables]=iptables
 	[iptables-legacy]=iptables
+	[chromium]=chromium
 )
 
 missing=()
@@ -28,7 +31,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-	echo "install-deps: missing packages: ${missing[*]} (not root or no apt-get: not installing; the chaos suite will skip)" >&2
+	echo "install-deps: missing packages: ${missing[*]} (not root or no apt-get: not installing; the chaos suite and the status page's browser test will skip)" >&2
 	exit 0
 fi
 
