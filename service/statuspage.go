@@ -228,6 +228,8 @@ func (n *Node) pageLocal(p *statusPage) wire.NodeStatus {
 	p.TimeUnixMs = n.clock.Now().UnixMilli()
 	p.Revision, p.ClusterClockMs = n.sm.Revision(), n.sm.Clock()
 	p.Rates = n.rates.view()
+	// Empty tables are [], not null, for the page's script.
+	p.Sessions, p.Locks, p.Elections = []pageSession{}, []pageLock{}, []pageElection{}
 
 	sessions := n.sm.Sessions()
 	p.SessionsTotal = len(sessions)
