@@ -95,7 +95,7 @@ func TestStatusPageJSON(t *testing.T) {
 			}
 		}
 		p, _ = getStatusPage(t, c.nodes[follower])
-		if ready && answered >= calls && pageShows(p, sess.ID(), lk.Name) {
+		if ready && answered >= calls && pageShows(p, sess.ID(), lk.Name, led.Election) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -158,10 +158,11 @@ func TestStatusPageJSON(t *testing.T) {
 	}
 }
 
-// pageShows: the page's applied state has caught up with the session and
-// lock the test made.
-func pageShows(p statusPage, session uint64, lock string) bool {
-	return slices.ContainsFunc(p.Locks, func(l pageLock) bool { return l.Name == lock && l.Holder == session })
+// pageShows: the page's applied state has caught up with the lock and the
+// election the test's session took, the last of its commands.
+func pageShows(p statusPage, session uint64, lock, election string) bool {
+	return slices.ContainsFunc(p.Locks, func(l pageLock) bool { return l.Name == lock && l.Holder == session }) &&
+		slices.ContainsFunc(p.Elections, func(e pageElection) bool { return e.Name == election && e.Session == session })
 }
 
 // TestStatusPageRoutes: / is the embedded page (and only / itself: other

@@ -129,8 +129,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 	node := (leader + 1) % len(c.addrs) // a follower: it must ask the others
 	base := "http://" + c.http[node] + "/"
 	// The page's figures cover whole seconds: wait for the one with the
-	// writes to close (and the follower to apply the lock).
-	waitFor(t, "the writes and the lock in /status.json", 10*time.Second, func() bool {
+	// writes to close (and the follower to apply the lock and election).
+	waitFor(t, "the writes, the lock and the election in /status.json", 10*time.Second, func() bool {
 		var s struct {
 			Throughput struct {
 				Ops float64 `json:"ops_per_sec"`
@@ -138,13 +138,16 @@ func TestStatusPageInBrowser(t *testing.T) {
 			Locks []struct {
 				Name string `json:"name"`
 			} `json:"locks"`
+			Elections []struct {
+				Name string `json:"name"`
+			} `json:"elections"`
 		}
 		resp, err := http.Get(base + "status.json")
 		if err != nil {
 			return false
 		}
 		defer resp.Body.Close()
-		return json.NewDecoder(resp.Body).Decode(&s) == nil && s.Throughput.Ops > 0 && len(s.Locks) > 0
+		return json.NewDecoder(resp.Body).Decode(&s) == nil && s.Throughput.Ops > 0 && len(s.Locks) > 0 && len(s.Elections) > 0
 	})
 
 	dir := artifactsDir(t)
