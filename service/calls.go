@@ -23,8 +23,9 @@ type call struct {
 	// closed marks the pseudo-call HandleClient sends when its connection
 	// ends, so the loop drops that connection's streams and waiters.
 	closed bool
-	// start is when the loop proposed it (zero for calls answered without
-	// the log): the status page's latency runs from there to the answer.
+	// start is when the loop took it to propose (zero for calls answered
+	// without the log): the status page's latency runs from there to the
+	// answer, a timeout included.
 	start time.Time
 }
 
@@ -158,6 +159,9 @@ func (n *Node) localRead(q *wire.Request) *wire.Response {
 // client may retry with the same sequence number, which is safe.
 func (n *Node) expireWaiters(now time.Time) {
 	n.removeWaiters(func(c *call) bool { return now.After(c.deadline) }, func(c *call) {
+		if !c.queued && !c.start.IsZero() {
+			n.rates.observe(now.Sub(c.start)) // an outage shows in the p99
+		}
 		c.reply(&wire.Response{Err: wire.ErrTimeout, ErrMsg: "request timed out waiting for the cluster to commit it"})
 	})
 }
