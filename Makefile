@@ -32,7 +32,8 @@ vet:
 	$(GO) vet $(PKGS)
 
 # The Debian packages the tests need (iptables for the fault-injection
-# suite), installed only if missing.
+# suite, chromium for the status page's browser test), installed only if
+# missing.
 deps:
 	@./scripts/install-deps.sh
 
