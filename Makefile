@@ -32,8 +32,8 @@ vet:
 	$(GO) vet $(PKGS)
 
 # The Debian packages the tests need (iptables for the fault-injection
-# suite, systemd-analyze for the unit file's check), installed only if
-# missing.
+# suite, systemd-analyze for the unit file's check, chromium for the status
+# page's browser test), installed only if missing.
 deps:
 	@./scripts/install-deps.sh
 

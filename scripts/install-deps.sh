@@ -6,9 +6,11 @@
 # those namespaces: it needs `ip` (iproute2) and `iptables`. The tests of
 # cmd/paxosd check contrib/systemd/paxosd.service with `systemd-analyze
 # verify` (package systemd; installing it starts no service in a
-# container). Nothing else is installed; without root (or without apt-get)
-# the script only reports what is missing, and the tests that need it skip
-# themselves with a message saying so.
+# container), and load the status page in headless Chromium
+# (cmd/paxosd/statuspage_e2e_test.go: package chromium). Nothing else is
+# installed; without root (or without apt-get) the script only reports what
+# is missing, and the tests that need it skip themselves with a message
+# saying so.
 set -euo pipefail
 
 # command -> Debian package that provides it
@@ -17,6 +19,7 @@ declare -A want=(
 	[iptables]=iptables
 	[iptables-legacy]=iptables
 	[systemd-analyze]=systemd
+	[chromium]=chromium
 )
 
 missing=()

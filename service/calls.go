@@ -23,6 +23,10 @@ type call struct {
 	// closed marks the pseudo-call HandleClient sends when its connection
 	// ends, so the loop drops that connection's streams and waiters.
 	closed bool
+	// start is when the loop took it to propose (zero for calls answered
+	// without the log): the status page's latency runs from there to the
+	// answer, a timeout included.
+	start time.Time
 }
 
 // callKey identifies a command across retries and connections.
@@ -70,6 +74,7 @@ func (n *Node) handleCall(c *call) {
 		return
 	}
 	key := c.key()
+	c.start = n.clock.Now()
 	switch err := n.r.Propose(c.cmd); {
 	case errors.Is(err, paxos.ErrNoLeader):
 		// An election is under way: keep the call and propose it the moment
@@ -97,6 +102,13 @@ func (n *Node) answer(key callKey, op Op, res Result) {
 			c.queued = true
 		}
 		return
+	}
+	now := n.clock.Now()
+	for _, c := range cs {
+		// A queued call's wait for a lock or a campaign is not latency.
+		if !c.queued && !c.start.IsZero() {
+			n.rates.observe(now.Sub(c.start))
+		}
 	}
 	resp := resultResponse(op, res)
 	if n.lastLeader != n.cfg.ID && n.lastLeader != 0 {
@@ -147,6 +159,9 @@ func (n *Node) localRead(q *wire.Request) *wire.Response {
 // client may retry with the same sequence number, which is safe.
 func (n *Node) expireWaiters(now time.Time) {
 	n.removeWaiters(func(c *call) bool { return now.After(c.deadline) }, func(c *call) {
+		if !c.queued && !c.start.IsZero() {
+			n.rates.observe(now.Sub(c.start)) // an outage shows in the p99
+		}
 		c.reply(&wire.Response{Err: wire.ErrTimeout, ErrMsg: "request timed out waiting for the cluster to commit it"})
 	})
 }

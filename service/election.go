@@ -233,6 +233,19 @@ func (sm *StateMachine) LeaderOf(name string) (LeaderInfo, bool) {
 	return e.info(), true
 }
 
+// Elections returns every election that ever had a candidate, sorted by
+// name, as of the applied state (a local read); those without a leader now
+// have Session 0. The Values are shared with the state machine and must
+// not be modified.
+func (sm *StateMachine) Elections() []LeaderInfo {
+	names := sortedKeys(sm.elect.m)
+	out := make([]LeaderInfo, len(names))
+	for i, name := range names {
+		out[i] = sm.elect.m[name].info()
+	}
+	return out
+}
+
 // ElectionChanges returns the changes of election name with Seq above
 // afterSeq, oldest first, as of the applied state; none (and no error) for
 // an election that never changed or when afterSeq is the latest. It

@@ -16,6 +16,10 @@ func (n *Node) Metrics() *prometheus.Registry { return n.reg }
 
 // HTTPHandler serves the node's observability endpoints:
 //
+//	/              the status page: members, leader, throughput and
+//	               latency, sessions, locks, elections (statuspage.go);
+//	               it polls /status.json
+//	/status.json   the page's data
 //	/metrics       Prometheus metrics
 //	/healthz       200 while the node's loop runs
 //	/readyz        200 while the node knows a leader and can reach it and a
@@ -53,6 +57,12 @@ func (n *Node) HTTPHandler() http.Handler {
 		}
 		w.Write([]byte("ok: follower\n"))
 	})
+	// Only "/" itself (the {$}): any other unknown path stays a 404.
+	// There is no authentication yet: once there is (the security issue),
+	// the page and its JSON must need root, since they list every
+	// session, lock holder and fencing token.
+	mux.HandleFunc("GET /{$}", serveStatusHTML)
+	mux.HandleFunc("GET /status.json", n.serveStatusJSON)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -46,6 +46,7 @@ func (n *Node) tick(now time.Time) {
 	n.r.Tick()
 	n.countLeaderless(now)
 	n.ticks.tick(now)
+	n.rates.tick(now)
 	n.proposeClock(now)
 	n.rejoinFiller()
 	if n.tickCount++; n.tickCount%10 == 0 {
@@ -196,6 +197,9 @@ func (n *Node) apply(decided []paxos.Entry) {
 					continue
 				}
 				res := n.sm.ApplyCommand(e.Slot, &cmd)
+				if cmd.ClientID != 0 { // not the leader's clock or state check
+					n.rates.applied(1)
+				}
 				if cmd.Op == OpStateHash {
 					n.onStateHash(&cmd)
 				}

@@ -66,6 +66,7 @@ type Node struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
+	page     pageFlight // status page gathers in progress (statuspage.go)
 
 	// Owned by the loop.
 	submitted      uint64 // sequence number of the last write handed to the journal
@@ -78,6 +79,7 @@ type Node struct {
 	streamsApplied paxos.Slot
 	clusterClock   leaderClock
 	ticks          tickClock
+	rates          rateRecorder // the status page's history (rates.go)
 	tickCount      int
 	started        time.Time // origin of the monotonic clock readings
 	lastLeader     paxos.NodeID

@@ -29,7 +29,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&host, "host", "127.0.0.1", "address the nodes listen on")
 	fs.IntVar(&basePort, "base-port", 7401, "node i listens on base-port+i-1")
 	fs.IntVar(&nodes, "nodes", 3, "number of nodes (3 or 5 make sense)")
-	fs.IntVar(&httpBase, "http-base-port", 8401, "node i serves /metrics, /healthz, /readyz, /debug/pprof on http-base-port+i-1 (0: off)")
+	fs.IntVar(&httpBase, "http-base-port", 8401, "node i serves its status page (/), /metrics, /healthz, /readyz, /debug/pprof on http-base-port+i-1 (0: off)")
 	nf.register(fs)
 	lf.register(fs, "warn")
 	if err := parse(fs, args); err != nil {
@@ -101,7 +101,8 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  endpoints: %s\n", eps)
 	fmt.Fprintf(stdout, "  peers:     %s\n", formatPeers(peers))
 	if httpBase != 0 {
-		fmt.Fprintf(stdout, "  metrics:   http://%s:%d/metrics (node i: port %d+i-1)\n", host, httpBase, httpBase)
+		fmt.Fprintf(stdout, "  status:    http://%s:%d/ (node i: port %d+i-1)\n", host, httpBase, httpBase)
+		fmt.Fprintf(stdout, "  metrics:   http://%s:%d/metrics\n", host, httpBase)
 	}
 	fmt.Fprintf(stdout, "try:\n  export PAXOSD_ENDPOINTS=%s\n  paxosd kv put hello world && paxosd kv get hello\n  paxosd status\nCtrl-C stops the cluster.\n", eps)
 

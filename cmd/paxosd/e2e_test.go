@@ -24,6 +24,8 @@ type cluster struct {
 	dir   string
 	addrs []string
 	procs []*exec.Cmd
+	// http, if set, holds each node's --http-listen address.
+	http []string
 }
 
 func buildBinary(t *testing.T) string {
@@ -55,12 +57,16 @@ func freePorts(t *testing.T, n int) []string {
 }
 
 func startCluster(t *testing.T) *cluster {
-	c := &cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), addrs: freePorts(t, 3)}
-	c.procs = make([]*exec.Cmd, 3)
+	return launch(&cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), addrs: freePorts(t, 3)})
+}
+
+// launch starts c's nodes, and stops them when the test ends.
+func launch(c *cluster) *cluster {
+	c.procs = make([]*exec.Cmd, len(c.addrs))
 	for i := range c.addrs {
 		c.start(i)
 	}
-	t.Cleanup(func() {
+	c.t.Cleanup(func() {
 		for i := range c.procs {
 			c.kill(i)
 		}
@@ -84,6 +90,9 @@ func (c *cluster) start(i int) {
 	}
 	cmd := exec.Command(c.bin, "serve", "--id", fmt.Sprint(i+1), "--listen", c.addrs[i], "--peers", c.peers(),
 		"--data-dir", filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)), "--log-format", "json", "--new-cluster")
+	if c.http != nil {
+		cmd.Args = append(cmd.Args, "--http-listen", c.http[i])
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)

@@ -23,8 +23,8 @@ func listenHTTP(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP serves the node's /metrics, /healthz, /readyz and
-// /debug/pprof on ln until the node stops.
+// serveHTTP serves the node's status page (/), /metrics, /healthz,
+// /readyz and /debug/pprof on ln until the node stops.
 func serveHTTP(ln net.Listener, n *service.Node, log zerolog.Logger) {
 	srv := &http.Server{Handler: n.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -115,7 +115,7 @@ func (s *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringVar(&s.dataDir, "data-dir", "", "directory for durable state")
 	fs.BoolVar(&s.newCl, "new-cluster", false, "the cluster may be new: with an empty --data-dir, form it once a quorum of members is as new as this one, or join it if it formed without this node (harmless later: ignored once the node has state; command line only)")
 	fs.BoolVar(&s.rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up (ignored, with a warning, once the node has state; command line only)")
-	fs.StringVar(&s.httpAt, "http-listen", "", "address for /metrics, /healthz, /readyz and /debug/pprof (default: off)")
+	fs.StringVar(&s.httpAt, "http-listen", "", "address for the status page (/), /metrics, /healthz, /readyz and /debug/pprof (default: off)")
 	s.nf.register(fs)
 	s.lf.register(fs, "info")
 	return fs
