@@ -65,6 +65,12 @@ const (
 	// leader's snapshot. Commit is the leader's watermark, Slot its
 	// truncation point. The node layer, not the core, moves the snapshot.
 	MsgSnapshot
+	// MsgTimeoutNow (protocol version 3) hands leadership over: the leader
+	// of Ballot has stepped down, giving up its lease, and asks the
+	// receiver to campaign at once. The receiver's Prepares then carry
+	// Transfer = Ballot, which lets the members that pledged their lease to
+	// that leader promise without waiting out the lease.
+	MsgTimeoutNow
 )
 
 var msgTypeNames = [...]string{
@@ -80,6 +86,7 @@ var msgTypeNames = [...]string{
 	MsgDecide:       "Decide",
 	MsgForward:      "Forward",
 	MsgSnapshot:     "Snapshot",
+	MsgTimeoutNow:   "TimeoutNow",
 }
 
 func (t MsgType) String() string {
@@ -90,7 +97,7 @@ func (t MsgType) String() string {
 }
 
 // Valid reports whether t is a known message type.
-func (t MsgType) Valid() bool { return t >= MsgPreVote && t <= MsgSnapshot }
+func (t MsgType) Valid() bool { return t >= MsgPreVote && t <= MsgTimeoutNow }
 
 // Message is every protocol message, one flat struct (as etcd's raftpb):
 // each type uses the fields its comment names and leaves the rest zero.
@@ -107,6 +114,9 @@ type Message struct {
 	Cmds    [][]byte
 	// More pages a Promise (see MsgPrepare and MsgPromise).
 	More bool
+	// Transfer, on a Prepare, is the ballot of the leader that handed its
+	// leadership to the sender (MsgTimeoutNow); zero otherwise.
+	Transfer Ballot
 }
 
 // String describes m on one line, stably, for logs and golden tests.
@@ -124,6 +134,9 @@ func (m Message) String() string {
 	}
 	if m.More {
 		b.WriteString(" more")
+	}
+	if !m.Transfer.IsZero() {
+		fmt.Fprintf(&b, " transfer=%s", m.Transfer)
 	}
 	if len(m.Entries) > 0 {
 		b.WriteString(" entries=[")

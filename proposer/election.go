@@ -36,7 +36,7 @@ func (p *Proposer) resendPrepares() []paxos.Message {
 		if !paging {
 			from = p.from
 		}
-		out = append(out, paxos.Message{Type: paxos.MsgPrepare, From: p.id, To: id, Ballot: p.ballot, Slot: from, More: true})
+		out = append(out, paxos.Message{Type: paxos.MsgPrepare, From: p.id, To: id, Ballot: p.ballot, Slot: from, More: true, Transfer: p.transfer})
 	}
 	return out
 }
@@ -91,6 +91,7 @@ func (p *Proposer) heartbeatRound(commit paxos.Slot) []paxos.Message {
 func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
 	p.role = PreCandidate
 	p.leader = 0
+	p.transfer = paxos.Ballot{}
 	p.electionElapsed = 0
 	p.resetElectionTimeout()
 	p.prevoteBallot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
@@ -151,7 +152,7 @@ func (p *Proposer) becomeCandidate(promised paxos.Ballot, commit paxos.Slot) []p
 	p.chosenSeen = map[paxos.Slot]paxos.Entry{}
 	p.maxReported = 0
 	p.prepareTick = p.ticks
-	return p.broadcast(paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from, More: true}, true)
+	return p.broadcast(paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from, More: true, Transfer: p.transfer}, true)
 }
 
 // OnPromise collects Phase 1 answers. A Promise may come in pages (More):
@@ -210,6 +211,7 @@ func (p *Proposer) record(m paxos.Message) {
 func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
 	p.role = Leader
 	p.leader = p.id
+	p.leaderBallot, p.transfer = p.ballot, paxos.Ballot{}
 	p.electionElapsed, p.heartbeatElapsed, p.stalledChecks = 0, 0, 0
 	p.active = map[paxos.NodeID]bool{}
 	p.hbRoundTick, p.hbAcks, p.leaseTick = map[uint64]int64{}, map[uint64]map[paxos.NodeID]bool{}, -1

@@ -86,6 +86,13 @@ type Proposer struct {
 	// cluster clock): proposed ahead of pending while it leads, dropped,
 	// never forwarded, when it stops.
 	own [][]byte
+
+	// leaderBallot is the ballot of the leader this node last heard from
+	// (its own while it leads): the leadership its lease pledge is owed
+	// to. transfer is the ballot of the leader that handed leadership to
+	// this node (transfer.go), carried by this campaign's Prepares.
+	leaderBallot paxos.Ballot
+	transfer     paxos.Ballot
 }
 
 type proposal struct {
@@ -253,6 +260,7 @@ func (p *Proposer) stepDown(b paxos.Ballot) {
 	p.hbAcks, p.hbRoundTick, p.leaseTick = nil, nil, -1
 	p.inflight, p.inflightBytes = map[paxos.Slot]proposal{}, 0
 	p.own = nil
+	p.transfer = paxos.Ballot{}
 	p.electionElapsed = 0
 	p.resetElectionTimeout()
 	// Queued commands stay queued: they go to whichever leader comes next.
@@ -283,6 +291,7 @@ func (p *Proposer) OnLeaderContact(b paxos.Ballot) {
 	}
 	if p.role == Follower {
 		p.leader = b.Node
+		p.leaderBallot = b
 		p.electionElapsed = 0
 		p.sinceLeader = 0
 	}

@@ -29,11 +29,12 @@ import (
 //     which is safe whatever it forgot.
 //   - An answer holds state without a uuid (a cluster still forming, or a
 //     member of an older version): wait for the uuid.
-//   - With --new-cluster (Config.Join = JoinForm), when a quorum counting
-//     this node answers fresh, nobody answers with state and no member is
-//     connected but silent (a paused member is not an absent one), three
-//     rounds in a row: the cluster is new. The node durably marks its store
-//     formed, and once that is on disk, votes as any member does.
+//   - With --new-cluster (Config.Join = JoinForm), when every other member
+//     answers fresh, three rounds in a row: the cluster is new. The node
+//     durably marks its store formed, and once that is on disk, votes as
+//     any member does. Every member, not a quorum: a fresh quorum can hold
+//     a wiped voter (this node) and members that never voted while the
+//     members holding the cluster's state are unreachable.
 //
 // Formation cannot deadlock while members crash: a formed node reports
 // fresh until it has voted, and a node that voted was granted a PreVote by
@@ -50,9 +51,13 @@ type bootstrapState struct {
 	active  bool // the node is gated
 	mayForm bool // --new-cluster: the node may form a new cluster
 	rounds  int  // consecutive rounds that allowed formation
-	// forming is set once the formed mark is submitted, as formSeq.
-	forming bool
-	formSeq uint64
+	// forming is set once the formed mark is submitted, as formSeq;
+	// formed once it is durable: the node then waits, still frozen, until
+	// every other member has formed too (or barrierRounds pass), so that
+	// none votes before a member that is a round behind has formed.
+	forming, formed bool
+	formSeq         uint64
+	barrier         int
 	logged  time.Time // when the gate last said what it waits for
 }
 
@@ -80,12 +85,17 @@ func (n *Node) bootstrapProbe(after time.Duration) {
 // onBootstrapAnswers decides, from one round of answers, whether the gated
 // node stops, joins, forms, or asks again.
 func (n *Node) onBootstrapAnswers(got map[paxos.NodeID]probeAnswer) {
-	if !n.boot.active || n.boot.forming || n.failed != nil {
+	if !n.boot.active || n.boot.forming && !n.boot.formed || n.failed != nil {
+		return
+	}
+	if n.boot.formed {
+		n.waitForOthersToForm(got)
 		return
 	}
 	var uuid []byte
 	var uuidFrom paxos.NodeID
 	var fresh, stateful, silent, absent []int
+	anyFormed := false
 	for _, id := range n.otherMembers() {
 		a := got[id]
 		switch {
@@ -107,6 +117,7 @@ func (n *Node) onBootstrapAnswers(got map[paxos.NodeID]probeAnswer) {
 			}
 		case a.st.Fresh:
 			fresh = append(fresh, int(id))
+			anyFormed = anyFormed || a.st.Formed
 		default:
 			stateful = append(stateful, int(id))
 		}
@@ -115,7 +126,6 @@ func (n *Node) onBootstrapAnswers(got map[paxos.NodeID]probeAnswer) {
 		n.joinExisting(uuid)
 		return
 	}
-	quorum := len(n.cfg.Peers)/2 + 1
 	var wait string
 	switch {
 	case len(stateful) > 0:
@@ -125,8 +135,11 @@ func (n *Node) onBootstrapAnswers(got map[paxos.NodeID]probeAnswer) {
 		wait = fmt.Sprintf("members %v accept connections but do not answer: waiting for them (a paused member may hold state)", silent)
 	case !n.boot.mayForm:
 		wait = "no cluster has formed yet, and this node does not form one without --new-cluster"
-	case len(fresh)+1 < quorum:
-		wait = fmt.Sprintf("waiting for a quorum (%d) of members to start; fresh: %v, not answering: %v", quorum, append(fresh, int(n.cfg.ID)), absent)
+	case len(absent) > 0:
+		// Every member, not a quorum: a quorum of fresh members can hold
+		// one whose data was wiped (this node, say) while the members that
+		// hold the cluster's state are unreachable.
+		wait = fmt.Sprintf("a new cluster forms once every member answers as new as this one; fresh: %v, not answering: %v", append(fresh, int(n.cfg.ID)), absent)
 	}
 	if wait != "" {
 		n.boot.rounds = 0
@@ -137,6 +150,11 @@ func (n *Node) onBootstrapAnswers(got map[paxos.NodeID]probeAnswer) {
 		n.bootstrapProbe(bootstrapEvery)
 		return
 	}
+	if anyFormed {
+		// Another member formed on the same evidence: join it now, while
+		// it waits for the rest to form.
+		n.boot.rounds = bootstrapRounds
+	}
 	if n.boot.rounds++; n.boot.rounds < bootstrapRounds {
 		n.bootstrapProbe(bootstrapEvery)
 		return
@@ -145,22 +163,42 @@ func (n *Node) onBootstrapAnswers(got map[paxos.NodeID]probeAnswer) {
 		return
 	}
 	n.boot.forming, n.boot.formSeq = true, n.submitted
-	ev := n.log.Info().Ints("fresh", append(fresh, int(n.cfg.ID)))
-	if len(absent) > 0 {
-		// Loud on purpose: had an absent member held data, this forms a
-		// second cluster beside it (it will be refused by uuid later).
-		ev = n.log.Warn().Ints("fresh", append(fresh, int(n.cfg.ID))).Ints("not_answering", absent)
-	}
-	ev.Msg("bootstrap: forming a new cluster: a quorum of members is fresh and none holds state")
+	n.log.Info().Ints("fresh", append(fresh, int(n.cfg.ID))).Msg("bootstrap: forming a new cluster: every member is fresh")
 }
 
-// checkBootstrap ends a formation once its mark is durable: from then on
-// the node votes, and restarts ungated.
+// checkBootstrap notes when a formation's mark is durable (the node
+// restarts ungated from then on) and waits for the others to form.
 func (n *Node) checkBootstrap() {
-	if n.boot.active && n.boot.forming && n.durable >= n.boot.formSeq {
-		n.boot.active = false
-		n.log.Info().Msg("bootstrap: formed; this node votes")
+	if n.boot.active && n.boot.forming && !n.boot.formed && n.durable >= n.boot.formSeq {
+		n.boot.formed = true
+		n.bootstrapProbe(0)
 	}
+}
+
+// barrierRounds bounds the wait of a formed node for the others to form:
+// a member that crashed meanwhile restarts ungated or forms at once when
+// it sees a formed member, so the wait is only for one that is slow.
+const barrierRounds = 10
+
+// waitForOthersToForm ends the gate once every other member has formed
+// (or holds state), or after barrierRounds rounds.
+func (n *Node) waitForOthersToForm(got map[paxos.NodeID]probeAnswer) {
+	var waiting []int
+	for _, id := range n.otherMembers() {
+		if a := got[id]; a.err != nil || a.st.Fresh && !a.st.Formed {
+			waiting = append(waiting, int(id))
+		}
+	}
+	if n.boot.barrier++; len(waiting) > 0 && n.boot.barrier < barrierRounds {
+		n.bootstrapProbe(bootstrapEvery)
+		return
+	}
+	n.boot.active = false
+	ev := n.log.Info()
+	if len(waiting) > 0 {
+		ev = n.log.Warn().Ints("not_formed", waiting)
+	}
+	ev.Msg("bootstrap: formed; this node votes")
 }
 
 // joinExisting turns a gated node that never voted into a rejoining one:

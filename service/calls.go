@@ -67,6 +67,9 @@ func (n *Node) handleCall(c *call) {
 	case c.req.Op == wire.OpCancel:
 		n.cancel(c)
 		return
+	case c.req.Op == wire.OpLeaderTransfer:
+		n.callTransfer(c)
+		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
 		return

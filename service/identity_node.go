@@ -117,6 +117,7 @@ func (n *Node) clusterUUID() []byte {
 // selfStatus adds this node's identity to its own status.
 func (n *Node) selfStatus(s *wire.NodeStatus) {
 	s.Fresh = n.fresh()
+	s.Formed = !n.boot.active || n.boot.formed
 	s.ClusterUUID = n.sm.ClusterID()
 	s.Voters = append([]uint64(nil), n.sm.Voters()...) // encoded after the loop moves on
 }

@@ -25,6 +25,7 @@ func (n *Node) step(m paxos.Message) {
 		return // frozen until it knows whether it may vote (bootstrap.go)
 	}
 	n.heardVote(m)
+	n.noteCommit(m)
 	if m.Type == paxos.MsgSnapshot {
 		n.onSnapshotOffer(m)
 		return

@@ -88,6 +88,8 @@ type Node struct {
 	rejoin         rejoinState
 	boot           bootstrapState
 	ident          identityProposer
+	peerCommit     map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
+	peerVoted      map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
 	check          stateCheck
 	failed         error
 

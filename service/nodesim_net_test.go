@@ -162,6 +162,7 @@ const (
 	faultQuickRestart
 	faultFlap     // a brief partition that heals by itself
 	faultSlowLink // one direction of one link is slow for a while
+	faultTransfer // the leader hands its leadership to a member (any: caught up or not)
 	faultKinds
 )
 
@@ -244,6 +245,23 @@ func (s *sim) fault() {
 		s.net.slow[link] = d
 		s.tracef("fault: the link %d->%d is slow (up to %s more)", sn.id, to.id, d)
 		s.at(time.Duration(100+s.rng.Intn(1500))*time.Millisecond, nil, func() { delete(s.net.slow, link) })
+	case faultTransfer:
+		l := s.leader()
+		if l == 0 {
+			break
+		}
+		ln := s.node(l)
+		to := paxos.NodeID(0)
+		if s.rng.Intn(2) == 0 {
+			to = s.nodes[s.rng.Intn(len(s.nodes))].id // may be itself, down, or rejoining
+		}
+		s.runOn(ln, ln.inc, func(n *Node) {
+			target, err := n.handOver(to)
+			s.tracef("fault: node %d hands leadership to node %d (asked %d): %v", l, target, to, err)
+			if err == nil {
+				s.stats.transfers++
+			}
+		})
 	case faultFlap:
 		s.partition()
 		gen := s.stats.partitions

@@ -230,7 +230,7 @@ type simStats struct {
 	events, delivered, dropped, duplicated                        int
 	crashes, restarts, freezes, partitions, diskStalls, diskFails int
 	lostDisks, rejoins                                            int
-	refused, gatedStarts                                          int
+	refused, gatedStarts, transfers                               int
 	elections, snapshots, installs, leaseReads                    int
 	ops, unknown, grants, leaders, watchEvents, observed, cancels int
 	slots                                                         int
@@ -252,6 +252,7 @@ func (a *simStats) add(b simStats) {
 	a.rejoins += b.rejoins
 	a.refused += b.refused
 	a.gatedStarts += b.gatedStarts
+	a.transfers += b.transfers
 	a.elections += b.elections
 	a.snapshots += b.snapshots
 	a.installs += b.installs
@@ -316,7 +317,7 @@ func TestNodeSim(t *testing.T) {
 			"crash": total.crashes, "election": total.elections, "snapshot": total.snapshots,
 			"snapshot install": total.installs, "lease read": total.leaseReads, "lock grant": total.grants,
 			"election leader": total.leaders, "watch event": total.watchEvents, "observed change": total.observed,
-			"rejoin": total.rejoins, "refused start": total.refused, "gated start": total.gatedStarts, "partition": total.partitions, "freeze": total.freezes, "disk stall": total.diskStalls,
+			"rejoin": total.rejoins, "refused start": total.refused, "gated start": total.gatedStarts, "leadership transfer": total.transfers, "partition": total.partitions, "freeze": total.freezes, "disk stall": total.diskStalls,
 			"cancel": total.cancels, "peer RTT sample": total.rttSamples, "time without a leader": total.leaderlessTicks,
 		} {
 			if n == 0 {

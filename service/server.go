@@ -133,7 +133,7 @@ func blocking(q *wire.Request) bool {
 // something the contacted node answers from its own state).
 func goesThroughLog(q *wire.Request) bool {
 	switch q.Op {
-	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel, wire.OpSnapshotRead:
+	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel, wire.OpSnapshotRead, wire.OpLeaderTransfer:
 		return false
 	case wire.OpGet, wire.OpList:
 		return !q.Serializable

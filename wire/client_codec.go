@@ -101,8 +101,15 @@ const (
 	// from the leader's snapshot uses it, chunk by chunk.
 	OpSnapshotRead
 
-	// Op 24 is reserved for the state machine's internal state hash
-	// reports: it is never valid on the wire.
+	// Ops 24, 25 and 26 are reserved for the state machine's internal
+	// commands (state hash reports, cluster uuid, voters): never valid on
+	// the wire.
+
+	// OpLeaderTransfer (version 3) asks the leader to hand its leadership
+	// to member TargetNode (0: the most caught-up member it can reach),
+	// giving up its lease first. Response: LeaderHint, the member asked to
+	// take over; ErrNotLeader (with the leader's address) from a follower.
+	OpLeaderTransfer Op = 27
 )
 
 var opNames = [...]string{
@@ -129,6 +136,7 @@ var opNames = [...]string{
 	OpWatch:            "Watch",
 	OpCancel:           "Cancel",
 	OpSnapshotRead:     "SnapshotRead",
+	OpLeaderTransfer:   "LeaderTransfer",
 }
 
 func (o Op) String() string {
@@ -141,9 +149,11 @@ func (o Op) String() string {
 // Valid reports whether o is an operation this version knows. The decoder
 // accepts unknown operations so that the server can answer ErrInvalid with
 // the request's id instead of closing the connection.
-// Ops 22 and 24, reserved for the state machine's internal commands, are
-// not valid.
-func (o Op) Valid() bool { return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock }
+// Ops 22 and 24 to 26, reserved for the state machine's internal
+// commands, are not valid.
+func (o Op) Valid() bool {
+	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o == OpLeaderTransfer
+}
 
 // IsStream reports whether o opens a stream (OpWatch, OpObserve): one
 // request answered by many responses, the last one with StreamEnd set.
@@ -304,6 +314,9 @@ type Request struct {
 	SnapSize uint64
 	SnapCRC  uint32
 	Offset   uint64
+	// TargetNode is the member an OpLeaderTransfer hands leadership to
+	// (version 3; 0: the leader chooses).
+	TargetNode paxos.NodeID
 }
 
 // KV is a key-value pair with its revisions.
@@ -352,6 +365,10 @@ type NodeStatus struct {
 	Fresh       bool
 	ClusterUUID []byte
 	Voters      []uint64
+	// Formed (version 3) says the node may vote: it formed the cluster,
+	// or holds state. A fresh node that formed waits for the others to
+	// form too before it votes (service: bootstrap).
+	Formed bool
 }
 
 // SessionInfo describes a session.
@@ -520,6 +537,7 @@ var requestFields = []field[Request]{
 	uintField("snap_size", func(q *Request) *uint64 { return &q.SnapSize }),
 	uintField("snap_crc", func(q *Request) *uint32 { return &q.SnapCRC }),
 	uintField("offset", func(q *Request) *uint64 { return &q.Offset }),
+	uintField("target_node", func(q *Request) *paxos.NodeID { return &q.TargetNode }),
 }
 
 var kvFields = []field[KV]{
@@ -547,6 +565,7 @@ var nodeStatusFields = []field[NodeStatus]{
 	boolField("fresh", func(s *NodeStatus) *bool { return &s.Fresh }),
 	binField("cluster_uuid", func(s *NodeStatus) *[]byte { return &s.ClusterUUID }),
 	uintListField("voters", func(s *NodeStatus) *[]uint64 { return &s.Voters }),
+	boolField("formed", func(s *NodeStatus) *bool { return &s.Formed }),
 }
 
 var sessionInfoFields = []field[SessionInfo]{

@@ -240,7 +240,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		int8(2), int64(9), uint16(OpPut), int32(5), uint64(6), nil, "k", "v-as-str",
 		nil, nil, nil, nil, nil, true, nil, int64(100),
 		int16(300), nil, []byte("lk"), uint8(4), true, int64(0), "fence", int32(8), uint32(70000), false, nil, 1,
-		nil, nil, nil, nil,
+		nil, nil, nil, nil, nil,
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -294,7 +294,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 	}
 	// A message with an extra element, and an entry with one.
 	body, _ = msgpack.Marshal([]any{1, int(paxos.MsgAccept), 1, 2, 7, 1, 0, 3, false,
-		[]any{[]any{4, 7, 1, 1, [][]byte{[]byte("c")}, "future"}}, nil, nil, false, "future"})
+		[]any{[]any{4, 7, 1, 1, [][]byte{[]byte("c")}, "future"}}, nil, nil, false, nil, nil, "future"})
 	m, err := DecodeMessage(body)
 	wantM := paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Ballot: paxos.Ballot{Round: 7, Node: 1}, Commit: 3,
 		Entries: []paxos.Entry{{Slot: 4, Ballot: paxos.Ballot{Round: 7, Node: 1}, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("c")}}}}}

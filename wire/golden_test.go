@@ -32,7 +32,7 @@ const (
 // Element names of each frame layout, as docs/PROTOCOL.md names them.
 var (
 	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id", "cluster_uuid"}
-	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds", "more"}
+	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds", "more", "transfer_round", "transfer_node"}
 	entryNames   = []string{"slot", "ballot_round", "ballot_node", "value_kind", "cmds"}
 )
 
@@ -80,6 +80,12 @@ var goldens = []struct {
 			{Slot: 43, Ballot: paxos.Ballot{Round: 4, Node: 3}, Value: paxos.Noop},
 		},
 	}, messageNames, false},
+	{"timeout_now.hex", "TimeoutNow (version 3): leader 1 of ballot 5.1 steps down and hands its leadership to node 2", paxos.Message{
+		Type: paxos.MsgTimeoutNow, From: 1, To: 2, Ballot: ballot5,
+	}, messageNames, false},
+	{"prepare_transfer.hex", "Prepare (version 3): node 2 campaigns for ballot 6.2, handed leadership by the leader of ballot 5.1", paxos.Message{
+		Type: paxos.MsgPrepare, From: 2, To: 3, Ballot: paxos.Ballot{Round: 6, Node: 2}, Slot: 42, More: true, Transfer: ballot5,
+	}, messageNames, false},
 	{"accept.hex", "Accept: node 1 asks node 3 to accept slots 42 (two commands) and 43 (a no-op)", paxos.Message{
 		Type: paxos.MsgAccept, From: 1, To: 3, Ballot: ballot5, Commit: 41,
 		Entries: []paxos.Entry{
@@ -97,7 +103,7 @@ var goldens = []struct {
 	{"lock_acquire_request.hex", "Request 5: session 42 waits for lock 'jobs/leader', lock-delay 10 s, client 77, seq 3", &Request{
 		ID: 5, Op: OpLockAcquire, ClientID: 77, Seq: 3, AckedBelow: 3,
 		SessionID: 42, Name: "jobs/leader", Wait: true, LockDelayMs: 10000,
-	}, frameNames(requestFields), false},
+	}, frameNames(requestFields), true},
 	{"lock_acquire_response.hex", "Response to request 5: lock 'jobs/leader' granted with fencing token 7", &Response{
 		ID: 5, Revision: 19, Token: 7,
 		Lock: LockInfo{Name: "jobs/leader", Holder: 42, Token: 7, Waiters: []uint64{43}},

@@ -10,7 +10,9 @@ import (
 // Layout of a peer message frame body (see doc.go and docs/PROTOCOL.md):
 //
 //	[1, type, from, to, ballot_round, ballot_node, slot, commit, reject,
-//	 entries, slots, cmds, more]
+//	 entries, slots, cmds, more, transfer_round, transfer_node]
+//
+// The two transfer elements (version 3) are written only when set.
 //	entry = [slot, ballot_round, ballot_node, value_kind, cmds]
 //	cmds  = [bin, ...]
 //
@@ -24,7 +26,11 @@ const (
 // EncodeMessage appends the body of a message frame carrying m to dst.
 // It does not validate m: a message from the protocol core is well formed.
 func EncodeMessage(dst []byte, m paxos.Message) []byte {
-	dst = appendArrayLen(dst, messageElems)
+	elems := messageElems
+	if !m.Transfer.IsZero() {
+		elems += 2
+	}
+	dst = appendArrayLen(dst, elems)
 	dst = appendUint(dst, uint64(FrameMessage))
 	dst = appendUint(dst, uint64(m.Type))
 	dst = appendUint(dst, uint64(m.From))
@@ -49,7 +55,12 @@ func EncodeMessage(dst []byte, m paxos.Message) []byte {
 		dst = appendUint(dst, uint64(s))
 	}
 	dst = appendCmds(dst, m.Cmds)
-	return appendBool(dst, m.More)
+	dst = appendBool(dst, m.More)
+	if elems > messageElems {
+		dst = appendUint(dst, m.Transfer.Round)
+		dst = appendUint(dst, uint64(m.Transfer.Node))
+	}
+	return dst
 }
 
 func appendCmds(dst []byte, cmds [][]byte) []byte {
@@ -116,6 +127,11 @@ func DecodeMessage(body []byte) (paxos.Message, error) {
 			m.Cmds, err = decodeCmds(&r)
 		case 12:
 			m.More, err = r.bool()
+		case 13:
+			m.Transfer.Round, err = r.uint(math.MaxUint64)
+		case 14:
+			v, err = r.uint(math.MaxUint32)
+			m.Transfer.Node = paxos.NodeID(v)
 		default:
 			err = r.skip()
 		}

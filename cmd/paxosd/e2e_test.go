@@ -71,6 +71,18 @@ func launch(c *cluster) *cluster {
 			c.kill(i)
 		}
 	})
+	// Every member votes before the test goes on: one that started late
+	// joins the cluster the others formed by the rejoin procedure, and
+	// does not count in a quorum until it has caught up.
+	waitFor(c.t, "every member to vote", 30*time.Second, func() bool {
+		for i := range c.addrs {
+			p := filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1))
+			if !logHas(p, "bootstrap: formed; this node votes") && !logHas(p, "rejoined: this node votes again") {
+				return false
+			}
+		}
+		return true
+	})
 	return c
 }
 

@@ -40,6 +40,7 @@ Usage:
   paxosd elect NAME --leader                        print the current leader's value
   paxosd session ls                                 the sessions: TTL, what each holds and waits for
   paxosd session revoke ID                          end a session now, releasing its locks
+  paxosd leader transfer [ID]                       hand the leadership to member ID (default: the most caught-up)
   paxosd status                                     every member's role, ballot, commit and applied index;
                                                     exit 1 if one is down or none leads
   paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, failover, ...
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdElect(args[1:], stdout, stderr)
 	case "session":
 		err = cmdSession(args[1:], stdout)
+	case "leader":
+		err = cmdLeader(args[1:], stdout)
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
 	case "version", "--version":

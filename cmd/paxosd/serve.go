@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -178,6 +179,16 @@ func cmdServe(args []string, stderr io.Writer) error {
 	select {
 	case s = <-sig:
 		log.Info().Uint32("node", sf.id).Str("signal", s.String()).Msg("shutting down")
+		// A leader hands its leadership over first: writes then pause for
+		// one election round instead of an election timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		start := time.Now()
+		if to, err := n.TransferLeadership(ctx, 0); err != nil {
+			log.Warn().Err(err).Msg("could not hand leadership over before stopping")
+		} else if to != 0 {
+			log.Info().Uint32("node", sf.id).Uint32("new_leader", uint32(to)).Dur("took_ms", time.Since(start)).Msg("leadership handed over")
+		}
+		cancel()
 	case <-n.Done():
 	}
 	stopStatus()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"github.com/paxosd/paxosd/wire"
 	"os"
 	"runtime"
 	"strings"
@@ -48,7 +50,7 @@ func TestVersionLine(t *testing.T) {
 	if code := run([]string{"version"}, &out, &errb); code != 0 {
 		t.Fatalf("version: exit %d, %q", code, errb.String())
 	}
-	for _, want := range []string{"paxosd " + version + " (", runtime.Version(), "wire protocol 1)"} {
+	for _, want := range []string{"paxosd " + version + " (", runtime.Version(), fmt.Sprintf("wire protocol %d)", wire.ProtocolVersion)} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("version printed %q, want %q in it", out.String(), want)
 		}

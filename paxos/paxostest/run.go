@@ -58,6 +58,15 @@ func (e *Env) randomStep() error {
 	case e.asyncDisk && x < 80:
 		return e.syncDisk(n)
 	case !e.asyncDisk && x < 88, e.asyncDisk && x < 90:
+		if e.rng.Intn(100) == 0 {
+			// A leader hands over to a random member (an error if it does
+			// not lead, or picks itself: nothing happens then).
+			to := paxos.NodeID(1 + e.rng.Intn(len(e.nodes)))
+			if err := n.r.TransferLeadership(to); err == nil {
+				e.tracef("node %d hands leadership to node %d", n.id, to)
+			}
+			return nil
+		}
 		n.r.Tick()
 	default:
 		e.propose(n)

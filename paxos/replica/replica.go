@@ -131,6 +131,19 @@ func (r *Replica) Restore(slot paxos.Slot) bool {
 // it also stops sending the messages that would make it campaign.
 func (r *Replica) StepDown() { r.observeRole(func() { r.prop.Abdicate() }) }
 
+// TransferLeadership hands this leader's leadership to member to
+// (proposer/transfer.go): the node steps down at once, giving up its lease,
+// and asks to to campaign without waiting. It fails unless this node leads.
+func (r *Replica) TransferLeadership(to paxos.NodeID) error {
+	var m paxos.Message
+	var err error
+	r.observeRole(func() { m, err = r.prop.TransferTo(to) })
+	if err == nil {
+		r.send(m)
+	}
+	return err
+}
+
 // RaisePromise makes the acceptor promise at least b (persisted by the next
 // Ready). A node rebuilt after losing its data raises its promise to the
 // highest ballot the others know, so it never accepts under a ballot it may

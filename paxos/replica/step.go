@@ -37,6 +37,8 @@ func (r *Replica) step(m paxos.Message) {
 		r.stepHeartbeatAck(m)
 	case paxos.MsgDecide:
 		r.stepDecide(m)
+	case paxos.MsgTimeoutNow:
+		r.msgs = append(r.msgs, r.prop.HandleTimeoutNow(m, r.acc.Promised(), r.learn.Commit())...)
 	case paxos.MsgForward:
 		if r.prop.Role() == proposer.Leader {
 			for _, c := range m.Cmds {
@@ -58,7 +60,7 @@ func (r *Replica) send(m paxos.Message) { r.msgs = append(r.msgs, m) }
 // the next page).
 func (r *Replica) stepPrepare(m paxos.Message) {
 	raises := r.acc.Promised().Less(m.Ballot)
-	if m.From != r.cfg.ID && raises && r.prop.InLease() {
+	if m.From != r.cfg.ID && raises && r.prop.InLease() && !r.prop.ReleasedBy(m.Transfer) {
 		return
 	}
 	reply := r.acc.Step(m, r.learn.Commit())
