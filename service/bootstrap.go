@@ -58,7 +58,7 @@ type bootstrapState struct {
 	forming, formed bool
 	formSeq         uint64
 	barrier         int
-	logged  time.Time // when the gate last said what it waits for
+	logged          time.Time // when the gate last said what it waits for
 }
 
 // probeAnswer is one member's answer to a bootstrap round.
