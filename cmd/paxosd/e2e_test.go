@@ -26,6 +26,8 @@ type cluster struct {
 	procs []*exec.Cmd
 	// http, if set, holds each node's --http-listen address.
 	http []string
+	// bins, if set, holds the binary each node runs (upgrade tests).
+	bins []string
 }
 
 func buildBinary(t *testing.T) string {

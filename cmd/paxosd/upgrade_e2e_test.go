@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRollingUpgradeFromBaseline: three processes of the upgrade baseline
+// (testdata/upgrade/BASELINE, built from this repository's history) under
+// `paxosd bench put --clients 16`; each node in turn is stopped (SIGTERM)
+// and started again on its data directory with the current build, the
+// leader last; then one node is rolled back to the baseline. No request may
+// fail; the longest write (the worst pause) is logged.
+func TestRollingUpgradeFromBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	baseline := buildBaseline(t)
+	current := buildBinary(t)
+	c := launch(&cluster{t: t, bin: baseline, dir: t.TempDir(), addrs: freePorts(t, 3)})
+	waitFor(t, "a leader", 20*time.Second, func() bool { return c.leader() >= 0 })
+
+	const load = 30 * time.Second
+	bench := exec.Command(current, "bench", "put", "--clients", "16", "--warmup", "1s", "--duration", load.String(),
+		"--keys", "10000", "--json", "--endpoints", strings.Join(c.addrs, ","))
+	var benchOut, benchErr bytes.Buffer
+	bench.Stdout, bench.Stderr = &benchOut, &benchErr
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer bench.Process.Kill()
+	time.Sleep(3 * time.Second)
+
+	// Followers first, the leader last: one election in all.
+	leader := c.leader()
+	order := []int{(leader + 1) % 3, (leader + 2) % 3, leader}
+	for _, i := range order {
+		c.replace(i, current)
+		time.Sleep(2 * time.Second)
+	}
+	if l := c.leader(); l < 0 {
+		t.Fatal("no leader after the upgrade")
+	}
+	// Roll one node back (a follower, so the rollback is the only change).
+	back := (c.leader() + 1) % 3
+	c.replace(back, baseline)
+
+	if err := bench.Wait(); err != nil {
+		t.Fatalf("bench: %v\n%s", err, benchErr.String())
+	}
+	var res struct {
+		Ops     uint64 `json:"ops"`
+		Errors  uint64 `json:"errors"`
+		Latency struct {
+			P99, Max float64
+		} `json:"latency_ms"`
+		LastError string `json:"last_error"`
+	}
+	if err := json.Unmarshal(benchOut.Bytes(), &res); err != nil {
+		t.Fatalf("bench output %q: %v", benchOut.String(), err)
+	}
+	t.Logf("rolling upgrade under load: %d puts, %d failed, p99 %.1f ms, longest put (the worst write pause) %.0f ms",
+		res.Ops, res.Errors, res.Latency.P99, res.Latency.Max)
+	if res.Errors != 0 || res.Ops == 0 {
+		c.dumpLogs()
+		t.Fatalf("%d of %d puts failed during the rolling upgrade; the last: %s", res.Errors, res.Ops, res.LastError)
+	}
+	for _, i := range []int{0, 1, 2} {
+		want := current
+		if i == back {
+			want = baseline
+		}
+		if c.bins[i] != want {
+			t.Fatalf("node %d runs %s", i+1, c.bins[i])
+		}
+	}
+}
+
+// replace stops node i with SIGTERM and starts it again on its data
+// directory with binary bin, then waits until it has caught up with the
+// leader.
+func (c *cluster) replace(i int, bin string) {
+	c.t.Helper()
+	if p := c.procs[i]; p != nil {
+		p.Process.Signal(syscall.SIGTERM)
+		p.Wait()
+		c.procs[i] = nil
+	}
+	if c.bins == nil {
+		c.bins = make([]string, len(c.addrs))
+	}
+	saved := c.bin
+	c.bin, c.bins[i] = bin, bin
+	c.start(i)
+	c.bin = saved
+	waitFor(c.t, fmt.Sprintf("node %d (%s) to catch up", i+1, filepath.Base(bin)), 30*time.Second, func() bool {
+		var lead, mine uint64
+		for _, ms := range c.statuses() {
+			if ms.Err != nil {
+				continue
+			}
+			if ms.Status.Role == "leader" {
+				lead = uint64(ms.Status.Commit)
+			}
+			if ms.Endpoint == c.addrs[i] {
+				mine = uint64(ms.Status.Applied)
+			}
+		}
+		return lead > 0 && mine+64 >= lead
+	})
+}
+
+// buildBaseline builds the upgrade baseline from the repository's history,
+// once per commit (kept in the user's cache directory).
+func buildBaseline(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../testdata/upgrade/BASELINE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := strings.TrimSpace(string(raw))
+	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not in a git checkout (%v): the baseline is built from the repository's history", err)
+	}
+	repo := strings.TrimSpace(string(root))
+	if err := exec.Command("git", "-C", repo, "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+		t.Skipf("the baseline commit %s is not in this checkout's history (a shallow clone?)", commit)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "paxosd-upgrade", commit)
+	bin := filepath.Join(dir, "paxosd")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	src := filepath.Join(dir, "src")
+	os.RemoveAll(src)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	archive := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf("git -C %q archive %s | tar -x -C %q", repo, commit, src))
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("git archive %s: %v\n%s", commit, err, out)
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-o", bin+".tmp", "./cmd/paxosd")
+	build.Dir = src
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the baseline %s: %v\n%s", commit, err, out)
+	}
+	if err := os.Rename(bin+".tmp", bin); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(src)
+	return bin
+}
