@@ -17,24 +17,11 @@ import (
 // upgrade.
 func newBuildInfo(version string) prometheus.Collector {
 	revision := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if version == "" {
-			version = bi.Main.Version
-		}
-		var rev, dirty string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "+dirty"
-				}
-			}
-		}
-		if rev != "" {
-			revision = rev + dirty
-		}
+	if rev := BuildRevision(); rev != "" {
+		revision = rev
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && version == "" {
+		version = bi.Main.Version
 	}
 	if version == "" {
 		version = "unknown"
@@ -49,4 +36,29 @@ func newBuildInfo(version string) prometheus.Collector {
 	})
 	g.Set(1)
 	return g
+}
+
+// BuildRevision returns the commit the binary was built from, as Go
+// recorded it when building inside a git checkout, with "+dirty" when the
+// tree had changes; "" when unknown (a test binary, a build outside git).
+func BuildRevision() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return ""
+	}
+	return rev + dirty
 }

@@ -237,23 +237,8 @@ func (n *Node) onProbeAnswers(got map[paxos.NodeID]wire.NodeStatus) {
 
 // askStatus asks member id for its own status.
 func (n *Node) askStatus(ctx context.Context, id paxos.NodeID) (wire.NodeStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	pc, err := n.peers.dial(ctx, id)
-	if err != nil {
-		return wire.NodeStatus{}, err
-	}
-	defer pc.Close()
-	resp, err := pc.Call(ctx, &wire.Request{ID: 1, Op: wire.OpStatus})
-	if err != nil {
-		return wire.NodeStatus{}, err
-	}
-	for _, st := range resp.Status {
-		if st.ID == id {
-			return st, nil
-		}
-	}
-	return wire.NodeStatus{}, fmt.Errorf("node %d did not report its own status", id)
+	st, _, err := n.probeStatus(ctx, id)
+	return st, err
 }
 
 // setRejoinTarget raises the promise and sets the target from the

@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
+	"strings"
 
+	"github.com/paxosd/paxosd/service"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -18,24 +19,15 @@ var version = "0.1.0-dev"
 // wire protocol version, which decides what a mixed cluster can do.
 func versionLine() string {
 	commit := "unknown commit"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		var rev, dirty string
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "+dirty"
-				}
-			}
-		}
+	if rev := service.BuildRevision(); rev != "" {
+		rev, dirty, _ := strings.Cut(rev, "+")
 		if len(rev) > 12 {
 			rev = rev[:12]
 		}
-		if rev != "" {
-			commit = "commit " + rev + dirty
+		if dirty != "" {
+			dirty = "+" + dirty
 		}
+		commit = "commit " + rev + dirty
 	}
 	return fmt.Sprintf("paxosd %s (%s, %s, wire protocol %d)", version, commit, runtime.Version(), wire.ProtocolVersion)
 }
