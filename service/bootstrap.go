@@ -279,11 +279,15 @@ func (n *Node) otherMembers() []paxos.NodeID {
 
 // fresh reports whether this node has never voted and holds no state:
 // what a bootstrap probe of another node needs to hear, stated positively.
+// A node rebuilding with --rejoin is fresh too while its (raised) promise
+// is still zero: every member it asked was fresh, so no state exists to
+// protect, and it must not keep a new cluster from forming (a --rejoin
+// left in a unit file when a cluster is deployed anew).
 func (n *Node) fresh() bool {
 	if n.boot.active {
 		return true
 	}
 	st := n.r.Status()
-	return !n.rejoin.active && st.Promised.IsZero() && st.Commit == 0 && st.MaxSlot == 0 &&
+	return st.Promised.IsZero() && st.Commit == 0 && st.MaxSlot == 0 &&
 		n.sm.Applied() == 0 && n.sm.ClusterID() == nil
 }

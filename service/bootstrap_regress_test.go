@@ -85,3 +85,28 @@ func TestRegressBootstrapWipedVoterAndFormedNonVoterDoNotForm(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A new cluster whose third member starts with --rejoin (left in its unit
+// file, or added to a --new-cluster one: --rejoin wins): the rejoining
+// member told the others it held state, so they never formed and it never
+// caught up.
+func TestRegressBootstrapRejoinDoesNotBlockFormation(t *testing.T) {
+	s := rgSim(t, 9, nil)
+	for _, sn := range s.nodes {
+		s.stop(sn)
+		sn.fs = vfs.NewStrictMem()
+		sn.join, sn.started, sn.wiped = JoinForm, false, false
+	}
+	s.nodes[2].join = JoinRejoin
+	for _, sn := range s.nodes {
+		s.restart(sn)
+	}
+	rgRunUntil(t, s, 60*time.Second, "every member voting", func() bool {
+		for _, sn := range s.nodes {
+			if !sn.up() || sn.n.boot.active || sn.n.rejoin.active {
+				return false
+			}
+		}
+		return s.leader() != 0
+	})
+}
