@@ -264,12 +264,15 @@ func (n *Node) noticeLeaderChange() {
 		n.m.elections.Inc()
 		n.clusterClock.start(n.clock.Now().Sub(n.started), n.sm.Clock())
 		n.log.Info().Str("ballot", st.Ballot.String()).Uint64("commit", uint64(st.Commit)).Msg("became leader")
+		n.handedTo = 0
 		if n.obs != nil {
 			n.obs.led(st.Ballot)
 		}
 	} else if st.Role != proposer.Leader {
 		n.clusterClock.active = false
-		if n.lastRole == proposer.Leader && st.Leader == 0 {
+		if n.lastRole == proposer.Leader && st.Leader == 0 && n.handedTo != 0 {
+			n.log.Info().Str("ballot", st.Ballot.String()).Uint32("to", uint32(n.handedTo)).Msg("stepped down as leader: leadership handed over")
+		} else if n.lastRole == proposer.Leader && st.Leader == 0 {
 			// Not deposed by a higher ballot: the check-quorum (or the
 			// stalled-commit check) gave up. Worth a warning: writes stop
 			// until a quorum elects a leader again.

@@ -90,6 +90,7 @@ type Node struct {
 	ident          identityProposer
 	peerCommit     map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
 	peerVoted      map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
+	handedTo       paxos.NodeID                // the member this leader last handed its leadership to
 	check          stateCheck
 	failed         error
 

@@ -98,6 +98,7 @@ func (n *Node) handOver(to paxos.NodeID) (paxos.NodeID, error) {
 	if err := n.r.TransferLeadership(target); err != nil {
 		return 0, err
 	}
+	n.handedTo = target // for the step-down's log line
 	n.log.Info().Uint32("to", uint32(target)).Uint64("commit", uint64(n.r.Status().Commit)).
 		Uint64("target_commit", uint64(n.peerCommit[target])).Msg("handing leadership over; lease given up")
 	return target, nil
