@@ -45,7 +45,7 @@ func TestLeaderTransfer(t *testing.T) {
 	p.Wait()
 	c.procs[to] = nil
 	logPath := filepath.Join(c.dir, fmt.Sprintf("node%d.log", to+1))
-	if !logHas(logPath, "leadership handed over") {
+	if !logHas(logPath, `"message":"leadership handed over"`) {
 		c.dumpLogs()
 		t.Fatalf("the leader stopped by SIGTERM did not hand its leadership over; its log has no such line")
 	}
