@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 import (
 	"encoding/binary"
@@ -359,8 +359,8 @@ func (sm *StateMachine) validate(c *Command) error {
 		}
 		return nil
 	case OpClusterID:
-		if len(c.Value) != clusterIDBytes {
-			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), clusterIDBytes)
+		if len(c.Value) != ClusterIDBytes {
+			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), ClusterIDBytes)
 		}
 		fallthrough
 	case OpClock, OpStateHash, OpVoter:

@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ import (
 // cluster's identity (identity.go); a state without one is still written
 // as version 1, so members of an older version read every snapshot taken
 // before the cluster's id exists — and the id is proposed only once every
-// member speaks a version that knows it (bootstrap.go). Every struct of the
+// member speaks a version that knows it (service/bootstrap.go). Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -54,7 +54,7 @@ var ErrBadSnapshot = errors.New("service: bad state machine snapshot")
 // numbers of every sentinel errors.Is matches (ErrTooLarge comes with
 // ErrInvalid). The numbers are part of the snapshot format: never reuse or
 // renumber one; a new sentinel takes a new number. (The wire error codes of
-// responses.go cannot serve: they are one code per error and map
+// service/responses.go cannot serve: they are one code per error and map
 // ErrStaleRequest and ErrInvalid to the same code.)
 var snapshotErrors = [...]error{
 	1:  ErrNotFound,
@@ -68,6 +68,20 @@ var snapshotErrors = [...]error{
 	9:  ErrFenced,
 	10: ErrNotElectionLeader,
 	11: ErrCompacted,
+}
+
+// SnapshotSentinels returns the sentinel errors that a stored Result's
+// error keeps across a snapshot: after a restore, errors.Is matches the same
+// of these as before (and the message is the same). An error that wraps
+// none keeps only its message.
+func SnapshotSentinels() []error {
+	var out []error
+	for _, s := range snapshotErrors {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // SnapshotState is the replicated state as a snapshot holds it (format
@@ -661,8 +675,9 @@ func checkMsgpackShape(data []byte) error {
 func (st *SnapshotState) restore(opts SMOptions) (*StateMachine, error) {
 	// The value limit only decides what later commands may carry, and
 	// every replica restores with the same one (it is no node's setting:
-	// see valueBytesLimit), so a snapshot taken under an older limit
-	// restores under the current one. Every other option shapes the state.
+	// see valueBytesLimit in service/snapshotter.go), so a snapshot taken
+	// under an older limit restores under the current one. Every other
+	// option shapes the state.
 	want, got := snapOptions(&opts), st.Options
 	got.ValueBytesMax = want.ValueBytesMax
 	if got != want {

@@ -289,4 +289,4 @@
 // state check, statecheck.go: it changes nothing); 6, 10, 14, 19, 20, 21
 // and 23 are wire-only operations served from local state, which the state
 // machine refuses.
-package service
+package statemachine
