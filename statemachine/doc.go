@@ -1,21 +1,14 @@
-// Package service is the part of paxosd that gives the replicated log its
-// meaning: the replicated state machine (a key-value store with duplicate
-// detection, a cluster clock, sessions, locks with fencing tokens and
-// leader elections), the node's event loop that drives the protocol core,
-// and the client RPC server.
+// Package statemachine is paxosd's replicated state machine: a key-value
+// store with duplicate detection, a cluster clock, sessions, locks with
+// fencing tokens and leader elections, together with the log format of its
+// commands (Command, EncodeCommand, DecodeCommand) and its snapshot format
+// (Snapshot, RestoreStateMachine). It is deterministic and does no I/O; the
+// node (package service) drives it, applying every chosen slot in order.
 //
-// # The node
-//
-// A Node's loop is a set of handlers (loop.go) that one goroutine at a time
-// calls with one input each — a peer's message, a client call, writes
-// reported durable, a tick, a background job's result — and that reach the
-// world only through narrow edges (edges.go): a journal that makes writes
-// durable in order and reports later how far it got, a transport, a clock,
-// client connections, a peer dialer and background work. Node.run drives
-// them in production over Pebble, TCP and the system clock; the seeded
-// node simulation (nodesim_*_test.go) drives the same handlers over fakes.
-// What may leave before the write is durable is decided by the protocol
-// core (paxos.Ready.AfterPersist), not here.
+// Its error sentinels keep the "service: " prefix they had when the state
+// machine lived in package service: a Result's error message is part of the
+// replicated state (Hash covers it, snapshots carry it), so it must not
+// change.
 //
 // # The state machine
 //
@@ -286,7 +279,7 @@
 // 2 get, 3 delete, 4 cas, 5 list, 7 session open, 8 keep-alive, 9 close,
 // 11 lock acquire, 12 release, 13 check, 15 campaign, 16 proclaim,
 // 17 resign, 18 leader, 22 clock, 24 state hash (a member's report for the
-// state check, statecheck.go: it changes nothing); 6, 10, 14, 19, 20, 21
+// state check, service/statecheck.go: it changes nothing); 6, 10, 14, 19, 20, 21
 // and 23 are wire-only operations served from local state, which the state
 // machine refuses.
 package statemachine
