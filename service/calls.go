@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -95,7 +96,7 @@ func (n *Node) handleCall(c *call) {
 
 // answer replies to every call waiting for key with res, unless res says
 // the command is now queued in the state machine (its answer comes later).
-func (n *Node) answer(key callKey, op Op, res Result) {
+func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) {
 	cs := n.waiters[key]
 	if len(cs) == 0 {
 		return

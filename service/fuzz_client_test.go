@@ -19,6 +19,7 @@ import (
 
 	"github.com/paxosd/paxosd/internal/fuzzcorpus"
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -278,7 +279,7 @@ func TestFuzzCorpus(t *testing.T) {
 		"frame-truncated":                   {false, put[:len(put)-3]},
 		"request-undecodable":               {false, wire.AppendFrame(nil, []byte{0x93, 0x02, 0xa1, 'x'})},
 		"request-unknown-op":                {false, frame(&wire.Request{ID: 9, Op: 99, ClientID: 1, Seq: 1})},
-		"request-clock-op":                  {false, frame(&wire.Request{ID: 9, Op: wire.Op(OpClock), ClientID: 1, Seq: 1})},
+		"request-clock-op":                  {false, frame(&wire.Request{ID: 9, Op: wire.Op(statemachine.OpClock), ClientID: 1, Seq: 1})},
 		"request-no-client-id":              {false, frame(&wire.Request{ID: 9, Op: wire.OpPut, Key: "k"})},
 		"request-empty-key":                 {false, frame(&wire.Request{ID: 9, Op: wire.OpPut, ClientID: 1, Seq: 1})},
 		"request-key-too-long":              {false, frame(&wire.Request{ID: 9, Op: wire.OpPut, ClientID: 1, Seq: 1, Key: strings.Repeat("k", 4097)})},
@@ -301,22 +302,19 @@ func TestFuzzCorpus(t *testing.T) {
 	}
 	fuzzcorpus.Sync(t, "FuzzClientHandler", handler)
 
-	// The command decoder: what the node proposes for the golden
-	// requests, and the sample commands.
+	// The command decoder (package statemachine's FuzzDecodeCommand): what
+	// the node proposes for the golden requests.
 	commands := map[string][]any{}
 	for _, name := range []string{"put_request", "lock_acquire_request"} {
 		q, err := wire.DecodeRequest(goldenFrame(t, name)[4:])
 		if err != nil {
 			t.Fatal(err)
 		}
-		commands["golden-"+name] = []any{EncodeCommand(commandOf(q))}
+		commands["golden-"+name] = []any{statemachine.EncodeCommand(commandOf(q))}
 	}
-	for i, c := range sampleCommands {
-		if b := EncodeCommand(&c); len(b) < 4096 {
-			commands[fmt.Sprintf("sample-%02d-%s", i, strings.ToLower(c.Op.String()))] = []any{b}
-		}
-	}
-	fuzzcorpus.Sync(t, "FuzzDecodeCommand", commands)
+	// The sample commands are synced by package statemachine's own
+	// TestFuzzCorpus, into the same directory.
+	fuzzcorpus.SyncDir(t, filepath.Join("..", "statemachine", "testdata", "fuzz", "FuzzDecodeCommand"), commands)
 }
 
 // sessionScript opens a session, takes a lock, waits for it again under a

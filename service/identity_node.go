@@ -6,11 +6,12 @@ import (
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
 // identityProposer is the leader's side of the cluster identity
-// (identity.go): it proposes the cluster's uuid when the state has none,
+// (statemachine/identity.go): it proposes the cluster's uuid when the state has none,
 // and an OpVoter for each member whose Promise or Accepted it received
 // that the state does not list yet. Both are leader-only commands
 // (ProposeOwn): if this node is deposed first they are dropped, and the
@@ -50,12 +51,12 @@ func (n *Node) proposeIdentity() {
 		n.ident.ballot, n.ident.voters, n.ident.uuid = st.Ballot, map[paxos.NodeID]bool{}, false
 	}
 	if n.sm.ClusterID() == nil && !n.ident.uuid && n.allMembersSpeak(2) {
-		id := make([]byte, clusterIDBytes)
+		id := make([]byte, statemachine.ClusterIDBytes)
 		if _, err := io.ReadFull(n.entropy, id); err != nil {
 			n.log.Error().Err(err).Msg("cannot draw a cluster uuid")
 			return
 		}
-		n.ident.uuid = n.r.ProposeOwn(EncodeCommand(&Command{Op: OpClusterID, Value: id})) == nil
+		n.ident.uuid = n.r.ProposeOwn(statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpClusterID, Value: id})) == nil
 	}
 	if n.sm.ClusterID() == nil {
 		// Voters matter only once there is a uuid to refuse by, and they
@@ -68,7 +69,7 @@ func (n *Node) proposeIdentity() {
 	n.ident.heard[n.cfg.ID] = true // a leader promised and accepted itself
 	for _, id := range n.cfg.members() {
 		if n.ident.heard[id] && !n.ident.voters[id] && !n.sm.IsVoter(uint64(id)) {
-			if n.r.ProposeOwn(EncodeCommand(&Command{Op: OpVoter, Reporter: uint64(id)})) == nil {
+			if n.r.ProposeOwn(statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpVoter, Reporter: uint64(id)})) == nil {
 				n.ident.voters[id] = true
 			}
 		}

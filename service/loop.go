@@ -7,6 +7,7 @@ import (
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -192,7 +193,7 @@ func (n *Node) apply(decided []paxos.Entry) {
 			n.sm.ApplyValue(e.Slot, e.Value) // a no-op still advances Applied
 		} else {
 			for _, raw := range e.Value.Cmds {
-				cmd, err := DecodeCommand(raw)
+				cmd, err := statemachine.DecodeCommand(raw)
 				if err != nil {
 					n.sm.Apply(e.Slot, raw) // rejected the same way on every replica
 					continue
@@ -201,7 +202,7 @@ func (n *Node) apply(decided []paxos.Entry) {
 				if cmd.ClientID != 0 { // not the leader's clock or state check
 					n.rates.applied(1)
 				}
-				if cmd.Op == OpStateHash {
+				if cmd.Op == statemachine.OpStateHash {
 					n.onStateHash(&cmd)
 				}
 				n.answer(callKey{cmd.ClientID, cmd.Seq}, cmd.Op, res)
@@ -230,7 +231,7 @@ func (n *Node) proposeClock(now time.Time) {
 	if t, ok := n.clusterClock.next(now.Sub(n.started), n.sm.Clock(), needed); ok {
 		// Only this leader's measurement justifies the time: if it is
 		// deposed first, the command is dropped, not forwarded.
-		_ = n.r.ProposeOwn(EncodeCommand(&Command{Op: OpClock, Now: t}))
+		_ = n.r.ProposeOwn(statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpClock, Now: t}))
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/paxos/replica"
 	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wal"
 	"github.com/paxosd/paxosd/wire"
 )
@@ -34,7 +35,7 @@ type Node struct {
 	log   zerolog.Logger
 	store *wal.Store
 	r     *replica.Replica
-	sm    *StateMachine
+	sm    *statemachine.StateMachine
 
 	// The edges.
 	journal   journal
@@ -102,9 +103,9 @@ type Node struct {
 // nodeObserver watches a node's loop from the outside (the simulation).
 type nodeObserver interface {
 	// applied: slot e was applied; sm is the state after it.
-	applied(e paxos.Entry, sm *StateMachine)
+	applied(e paxos.Entry, sm *statemachine.StateMachine)
 	// installed: the state machine was replaced by a snapshot's.
-	installed(sm *StateMachine)
+	installed(sm *statemachine.StateMachine)
 	// led: the node started leading under ballot b.
 	led(b paxos.Ballot)
 	// snapshotted: the node encoded its state as of slot into data.

@@ -14,6 +14,7 @@ import (
 	"github.com/paxosd/paxosd/internal/linearize"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/statemachine"
 )
 
 // simChecker holds what the checkers know of a run: the first replica to
@@ -41,9 +42,9 @@ type simChecker struct {
 	lastTerm  uint64
 	// The global histories watches and observers must match: KV events by
 	// revision, election "e"'s changes by number.
-	kvEvents map[uint64]KVEvent
+	kvEvents map[uint64]statemachine.KVEvent
 	lastRev  uint64
-	changes  map[uint64]LeaderChange
+	changes  map[uint64]statemachine.LeaderChange
 	lastSeq  uint64
 	// Client histories.
 	kv        []porcupine.Operation
@@ -69,7 +70,7 @@ func newSimChecker(s *sim) *simChecker {
 		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{},
 		snaps: map[paxos.Slot]uint64{}, leaders: map[paxos.Ballot][2]int{},
 		holder: map[string]uint64{}, lastToken: map[string]uint64{},
-		kvEvents: map[uint64]KVEvent{}, changes: map[uint64]LeaderChange{}, holds: map[string][]simHold{},
+		kvEvents: map[uint64]statemachine.KVEvent{}, changes: map[uint64]statemachine.LeaderChange{}, holds: map[string][]simHold{},
 		writes: map[string]map[string]bool{},
 	}
 }
@@ -90,20 +91,16 @@ func (c *simChecker) observer(sn *simNode) nodeObserver {
 
 // histories returns the oldest revision and election change sm's
 // histories hold.
-func histories(sm *StateMachine) (oldestRev, oldestSeq uint64) {
-	oldestRev = sm.OldestRevision()
-	if e := sm.elect.m[simElection]; e != nil && e.history.r.len() > 0 {
-		oldestSeq = e.history.r.at(0).Seq
-	}
-	return oldestRev, oldestSeq
+func histories(sm *statemachine.StateMachine) (oldestRev, oldestSeq uint64) {
+	return sm.OldestRevision(), sm.OldestElectionSeq(simElection)
 }
 
 // checkNewEvents checks the KV events and election changes sm holds after
 // the ones the observer has checked against the run's histories.
-func (o *simObserver) checkNewEvents(sm *StateMachine) {
+func (o *simObserver) checkNewEvents(sm *statemachine.StateMachine) {
 	c := o.c
 	evs, err := sm.KVEvents(o.lastRev+1, "", true, 0)
-	if err != nil && !errors.Is(err, ErrCompacted) {
+	if err != nil && !errors.Is(err, statemachine.ErrCompacted) {
 		c.s.failf("node %d: reading its KV history: %v", o.sn.id, err)
 	}
 	for _, ev := range evs {
@@ -115,7 +112,7 @@ func (o *simObserver) checkNewEvents(sm *StateMachine) {
 	}
 	o.lastRev = max(o.lastRev, sm.Revision())
 	chs, err := sm.ElectionChanges(simElection, o.lastSeq)
-	if err != nil && !errors.Is(err, ErrCompacted) && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, statemachine.ErrCompacted) && !errors.Is(err, statemachine.ErrNotFound) {
 		c.s.failf("node %d: reading its election history: %v", o.sn.id, err)
 	}
 	for _, ch := range chs {
@@ -128,16 +125,16 @@ func (o *simObserver) checkNewEvents(sm *StateMachine) {
 	}
 }
 
-func sameEvent(a, b KVEvent) bool {
+func sameEvent(a, b statemachine.KVEvent) bool {
 	return a.Revision == b.Revision && a.Type == b.Type && sameKV(a.KV, b.KV) && sameKV(a.PrevKV, b.PrevKV)
 }
 
-func sameKV(a, b KV) bool {
+func sameKV(a, b statemachine.KV) bool {
 	return a.Key == b.Key && string(a.Value) == string(b.Value) && a.CreateRevision == b.CreateRevision &&
 		a.ModRevision == b.ModRevision && a.Version == b.Version
 }
 
-func sameChange(a, b LeaderChange) bool {
+func sameChange(a, b statemachine.LeaderChange) bool {
 	return a.Seq == b.Seq && a.Session == b.Session && a.Term == b.Term && string(a.Value) == string(b.Value) && a.Revision == b.Revision
 }
 
@@ -156,7 +153,7 @@ func valueDigest(v paxos.Value) uint64 {
 // applied checks slot e against every other replica: one value per slot,
 // the same state after it, the same histories; the first replica to apply
 // it also checks what it means (checkSemantics).
-func (o *simObserver) applied(e paxos.Entry, sm *StateMachine) {
+func (o *simObserver) applied(e paxos.Entry, sm *statemachine.StateMachine) {
 	c := o.c
 	d := valueDigest(e.Value)
 	h := sm.Hash()
@@ -186,7 +183,7 @@ func (o *simObserver) applied(e paxos.Entry, sm *StateMachine) {
 
 // installed checks a state machine replaced by a snapshot: it must be the
 // state every replica had after the snapshot's slot.
-func (o *simObserver) installed(sm *StateMachine) {
+func (o *simObserver) installed(sm *statemachine.StateMachine) {
 	o.c.s.stats.installs++
 	o.c.checkRestored(o, sm, "installed from a snapshot")
 }
@@ -194,7 +191,7 @@ func (o *simObserver) installed(sm *StateMachine) {
 // checkRestored checks a state machine restored from a snapshot (and the
 // log after it): its state is the one every replica had after its slot,
 // and every event its histories hold is the one the run's histories hold.
-func (c *simChecker) checkRestored(o *simObserver, sm *StateMachine, how string) {
+func (c *simChecker) checkRestored(o *simObserver, sm *statemachine.StateMachine, how string) {
 	slot := sm.Applied()
 	if c.s.opts.tamper != nil {
 		c.s.opts.tamper(sm)
@@ -295,7 +292,7 @@ func (c *simChecker) lostDisk(sn *simNode) { sn.durablePromise = paxos.Ballot{} 
 // grant's, the election led by a live session with a term above every
 // earlier one; and it extends the histories watches and observers are
 // checked against.
-func (c *simChecker) checkSemantics(slot paxos.Slot, sm *StateMachine) {
+func (c *simChecker) checkSemantics(slot paxos.Slot, sm *statemachine.StateMachine) {
 	alive := map[uint64]bool{}
 	for _, s := range sm.Sessions() {
 		alive[s.ID] = true
@@ -342,7 +339,7 @@ func (c *simChecker) checkSemantics(slot paxos.Slot, sm *StateMachine) {
 			c.kvEvents[ev.Revision] = ev
 			c.lastRev = ev.Revision
 		}
-	} else if errors.Is(err, ErrCompacted) {
+	} else if errors.Is(err, statemachine.ErrCompacted) {
 		c.s.failf("slot %d: the KV history dropped revisions %d.. before the checker saw them", slot, c.lastRev+1)
 	}
 	if chs, err := sm.ElectionChanges(simElection, c.lastSeq); err == nil {

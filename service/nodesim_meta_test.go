@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 )
 
 // The same seed gives the same run, event for event: a failure replays
@@ -96,7 +97,7 @@ func TestNodeSimCatchesSlowClientClocks(t *testing.T) {
 // handed out again.
 func TestNodeSimCatchesDamagedRestores(t *testing.T) {
 	opts := defaultSimOptions()
-	opts.tamper = func(sm *StateMachine) { sm.fence = 0 }
+	opts.tamper = func(sm *statemachine.StateMachine) { sm.TamperFence(0) }
 	seed, err := simFailures(t, 20, opts)
 	if err == nil {
 		t.Fatal("20 seeds with damaged restores found nothing")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paxosd/paxosd/statemachine"
 )
 
 // The node simulation runs whole nodes — the real loop, state machine,
@@ -56,7 +58,7 @@ type simOptions struct {
 	// damages every state machine a node restores or installs from a
 	// snapshot (tests of the checkers).
 	mutate func(*simParams)
-	tamper func(*StateMachine)
+	tamper func(*statemachine.StateMachine)
 	// scripted runs no random faults and no clients: a test drives the
 	// run with runFor and the sim's methods (crash, restart, cut, ...).
 	scripted bool

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wal"
 )
 
@@ -16,19 +17,19 @@ const replayChunkBytes = 4 << 20
 
 // loadSnapshot returns the state machine as of the stored snapshot, or an
 // empty one if there is none.
-func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger, clock Clock) (*StateMachine, error) {
+func loadSnapshot(store *wal.Store, opts statemachine.SMOptions, log zerolog.Logger, clock Clock) (*statemachine.StateMachine, error) {
 	start := clock.Now()
 	meta, data, err := store.LoadSnapshot()
 	if errors.Is(err, wal.ErrNoSnapshot) {
 		if t := store.Truncated(); t > 0 {
 			return nil, fmt.Errorf("service: the log is truncated up to slot %d but the data directory holds no snapshot: it is damaged; restore it from a backup or remove it and rejoin (--rejoin)", t)
 		}
-		return NewStateMachine(opts), nil
+		return statemachine.NewStateMachine(opts), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("service: loading the snapshot: %w", err)
 	}
-	sm, err := RestoreStateMachine(opts, data)
+	sm, err := statemachine.RestoreStateMachine(opts, data)
 	if err != nil {
 		return nil, fmt.Errorf("service: decoding the snapshot %s: %w", meta, err)
 	}
@@ -43,7 +44,7 @@ func loadSnapshot(store *wal.Store, opts SMOptions, log zerolog.Logger, clock Cl
 // or 0) up to commit with the chosen log in the WAL, reading it a chunk at
 // a time so memory stays bounded whatever the length of the log, and
 // logging progress when it takes a while.
-func replay(store *wal.Store, sm *StateMachine, commit paxos.Slot, log zerolog.Logger, clock Clock) error {
+func replay(store *wal.Store, sm *statemachine.StateMachine, commit paxos.Slot, log zerolog.Logger, clock Clock) error {
 	start := clock.Now()
 	lastLog := start
 	from := sm.Applied()

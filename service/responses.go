@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -13,21 +14,21 @@ var errorCodes = []struct {
 	err  error
 	code wire.ErrCode
 }{
-	{ErrNotFound, wire.ErrNotFound},
-	{ErrTooLarge, wire.ErrTooLarge},
-	{ErrSessionExpired, wire.ErrSessionExpired},
-	{ErrLockHeld, wire.ErrLockHeld},
-	{ErrNotHeld, wire.ErrNotHeld},
-	{ErrCanceled, wire.ErrCanceled},
-	{ErrFenced, wire.ErrFenced},
-	{ErrNotElectionLeader, wire.ErrNotElectionLeader},
-	{ErrCompacted, wire.ErrCompacted},
-	{ErrInvalid, wire.ErrInvalid},
-	{ErrStaleRequest, wire.ErrInvalid},
+	{statemachine.ErrNotFound, wire.ErrNotFound},
+	{statemachine.ErrTooLarge, wire.ErrTooLarge},
+	{statemachine.ErrSessionExpired, wire.ErrSessionExpired},
+	{statemachine.ErrLockHeld, wire.ErrLockHeld},
+	{statemachine.ErrNotHeld, wire.ErrNotHeld},
+	{statemachine.ErrCanceled, wire.ErrCanceled},
+	{statemachine.ErrFenced, wire.ErrFenced},
+	{statemachine.ErrNotElectionLeader, wire.ErrNotElectionLeader},
+	{statemachine.ErrCompacted, wire.ErrCompacted},
+	{statemachine.ErrInvalid, wire.ErrInvalid},
+	{statemachine.ErrStaleRequest, wire.ErrInvalid},
 }
 
 // resultResponse translates a state machine result into a wire response.
-func resultResponse(op Op, r Result) *wire.Response {
+func resultResponse(op statemachine.Op, r statemachine.Result) *wire.Response {
 	resp := &wire.Response{
 		Revision:  r.Revision,
 		Found:     r.Found,
@@ -43,7 +44,7 @@ func resultResponse(op Op, r Result) *wire.Response {
 		resp.KVs = append(resp.KVs, wireKV(kv))
 	}
 	if r.Err == nil {
-		if op == OpCAS && !r.Succeeded {
+		if op == statemachine.OpCAS && !r.Succeeded {
 			resp.Err, resp.ErrMsg = wire.ErrCASFailed, "compare failed: the key's value or revision differs"
 		}
 		return resp
@@ -59,15 +60,15 @@ func resultResponse(op Op, r Result) *wire.Response {
 	return resp
 }
 
-func wireKV(kv KV) wire.KV {
+func wireKV(kv statemachine.KV) wire.KV {
 	return wire.KV{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
 }
 
-func wireSession(s SessionInfo) wire.SessionInfo {
+func wireSession(s statemachine.SessionInfo) wire.SessionInfo {
 	return wire.SessionInfo{ID: s.ID, TTLMs: s.TTLMs, RemainingMs: s.RemainingMs, Locks: s.Locks, Waiting: s.Waiting, Elections: s.Elections}
 }
 
-func wireSessions(ss []SessionInfo) []wire.SessionInfo {
+func wireSessions(ss []statemachine.SessionInfo) []wire.SessionInfo {
 	out := make([]wire.SessionInfo, len(ss))
 	for i, s := range ss {
 		out[i] = wireSession(s)
@@ -75,11 +76,11 @@ func wireSessions(ss []SessionInfo) []wire.SessionInfo {
 	return out
 }
 
-func wireLock(l LockInfo) wire.LockInfo {
+func wireLock(l statemachine.LockInfo) wire.LockInfo {
 	return wire.LockInfo{Name: l.Name, Holder: l.Holder, Token: l.Token, Waiters: l.Waiters, DelayUntilMs: l.DelayUntil}
 }
 
-func wireLocks(ls []LockInfo) []wire.LockInfo {
+func wireLocks(ls []statemachine.LockInfo) []wire.LockInfo {
 	out := make([]wire.LockInfo, len(ls))
 	for i, l := range ls {
 		out[i] = wireLock(l)
@@ -87,15 +88,15 @@ func wireLocks(ls []LockInfo) []wire.LockInfo {
 	return out
 }
 
-func wireLeader(l LeaderInfo) wire.LeaderInfo {
+func wireLeader(l statemachine.LeaderInfo) wire.LeaderInfo {
 	return wire.LeaderInfo{Election: l.Name, Session: l.Session, Value: l.Value, Term: l.Term, Seq: l.Seq, Revision: l.Revision}
 }
 
-func wireChange(election string, c LeaderChange) wire.LeaderInfo {
+func wireChange(election string, c statemachine.LeaderChange) wire.LeaderInfo {
 	return wire.LeaderInfo{Election: election, Session: c.Session, Value: c.Value, Term: c.Term, Seq: c.Seq, Revision: c.Revision}
 }
 
-func wireEvents(evs []KVEvent) []wire.WatchEvent {
+func wireEvents(evs []statemachine.KVEvent) []wire.WatchEvent {
 	out := make([]wire.WatchEvent, len(evs))
 	for i, e := range evs {
 		out[i] = wire.WatchEvent{Type: wire.EventType(e.Type), KV: wireKV(e.KV), PrevKV: wireKV(e.PrevKV)}

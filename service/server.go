@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -69,7 +70,7 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 	}
 	cl := &call{conn: conn, req: q, reply: reply, deadline: n.deadline(q)}
 	if goesThroughLog(q) {
-		cl.cmd = EncodeCommand(commandOf(q))
+		cl.cmd = statemachine.EncodeCommand(commandOf(q))
 	}
 	return cl, nil
 }
@@ -185,14 +186,14 @@ const defaultKeyBytesMax = 4096
 
 // opClockWire is the internal clock command's number: only a leader
 // proposes it; a client that sends it is refused.
-const opClockWire = wire.Op(OpClock)
+const opClockWire = wire.Op(statemachine.OpClock)
 
-func commandOf(q *wire.Request) *Command {
-	return &Command{
+func commandOf(q *wire.Request) *statemachine.Command {
+	return &statemachine.Command{
 		ClientID:        q.ClientID,
 		Seq:             q.Seq,
 		AckedBelow:      q.AckedBelow,
-		Op:              Op(q.Op),
+		Op:              statemachine.Op(q.Op),
 		Key:             q.Key,
 		Value:           q.Value,
 		Prefix:          q.Prefix,

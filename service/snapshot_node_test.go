@@ -11,6 +11,7 @@ import (
 
 	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -75,7 +76,7 @@ func TestLaggingNodeCatchesUpBySnapshot(t *testing.T) {
 	}
 	for i := 283; i < 300; i++ {
 		key := fmt.Sprintf("k%d", i%17)
-		kv, ok := onLoop(n, func() KV { kv, _ := n.sm.Get(key); return kv }), true
+		kv, ok := onLoop(n, func() statemachine.KV { kv, _ := n.sm.Get(key); return kv }), true
 		if !ok || string(kv.Value) != fmt.Sprint(i) {
 			t.Fatalf("node %d: %s = %q, want %q", lagging, key, kv.Value, fmt.Sprint(i))
 		}
@@ -95,7 +96,7 @@ func TestLaggingNodeCatchesUpBySnapshot(t *testing.T) {
 	n = c.nodes[lagging]
 	deadline = time.Now().Add(20 * time.Second)
 	for {
-		kv, _ := onLoop(n, func() KV { kv, _ := n.sm.Get("after"); return kv }), 0
+		kv, _ := onLoop(n, func() statemachine.KV { kv, _ := n.sm.Get("after"); return kv }), 0
 		if string(kv.Value) == "49" {
 			break
 		}
@@ -211,7 +212,7 @@ func TestDivergedReplicaIsNoticed(t *testing.T) {
 		t.Fatal(err)
 	}
 	n3 := c.nodes[3]
-	onLoop(n3, func() bool { n3.sm.kv.put("a", []byte("corrupt")); return true })
+	onLoop(n3, func() bool { n3.sm.TamperPut("a", []byte("corrupt")); return true })
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
 		if _, err := cl.Put(ctx, fmt.Sprintf("k%d", i%5), []byte("v")); err != nil {

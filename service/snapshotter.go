@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wal"
 )
 
@@ -118,7 +119,7 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 		return
 	}
 	start := n.clock.Now()
-	sm, err := RestoreStateMachine(n.smOptions(), f.data)
+	sm, err := statemachine.RestoreStateMachine(n.smOptions(), f.data)
 	n.snapshotTimed("install", start)
 	if err != nil {
 		n.m.snapshotFailures.WithLabelValues("install").Inc()
@@ -154,20 +155,12 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 func (n *Node) answerSkipped() {
 	for _, k := range n.waitingKeys(nil) {
 		cs := n.waiters[k]
-		if res, ok := n.sm.dedupResult(k.client, k.seq); ok {
-			n.answer(k, Op(cs[0].req.Op), res)
+		if res, ok := n.sm.StoredResult(k.client, k.seq); ok {
+			n.answer(k, statemachine.Op(cs[0].req.Op), res)
 		} else if !cs[0].queued {
 			_ = n.r.Propose(cs[0].cmd)
 		}
 	}
-}
-
-// dedupResult returns the remembered result of client's command seq.
-func (sm *StateMachine) dedupResult(client, seq uint64) (Result, bool) {
-	if e := sm.dedup.clients[client]; e != nil {
-		return e.result(seq)
-	}
-	return Result{}, false
 }
 
 // valueBytesLimit is the state machine's own bound on a value. What a
@@ -179,6 +172,8 @@ const valueBytesLimit = 64 << 20
 
 // smOptions are the state machine options every node uses: the same
 // everywhere, whatever the node's Config.
-func smOptions(Config) SMOptions { return SMOptions{ValueBytesMax: valueBytesLimit} }
+func smOptions(Config) statemachine.SMOptions {
+	return statemachine.SMOptions{ValueBytesMax: valueBytesLimit}
+}
 
-func (n *Node) smOptions() SMOptions { return smOptions(n.cfg) }
+func (n *Node) smOptions() statemachine.SMOptions { return smOptions(n.cfg) }

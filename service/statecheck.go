@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -75,7 +76,7 @@ func (n *Node) reportState(slot paxos.Slot) {
 	if n.cfg.StateCheckSlots <= 0 || slot%paxos.Slot(n.cfg.StateCheckSlots) != 0 || n.check.diverged != 0 {
 		return
 	}
-	cmd := EncodeCommand(&Command{Op: OpStateHash, HashSlot: uint64(slot), StateHash: n.sm.Hash(),
+	cmd := statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpStateHash, HashSlot: uint64(slot), StateHash: n.sm.Hash(),
 		Reporter: uint64(n.cfg.ID), Source: uint64(n.check.source)})
 	_ = n.r.Propose(cmd) // no leader known: this report is lost, the next one goes
 }
@@ -85,7 +86,7 @@ func (n *Node) reportState(slot paxos.Slot) {
 func (n *Node) stateInstalled(from paxos.NodeID) { n.check.source = from }
 
 // onStateHash takes a report from the log and judges its check slot.
-func (n *Node) onStateHash(c *Command) {
+func (n *Node) onStateHash(c *statemachine.Command) {
 	slot, from := paxos.Slot(c.HashSlot), paxos.NodeID(c.Reporter)
 	if _, member := n.cfg.Peers[from]; !member || slot == 0 {
 		return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -55,7 +56,7 @@ func scLeader(t *testing.T, s *sim) *simNode {
 // scPut proposes a put on l's loop and lets it settle (a slot each).
 func scPut(s *sim, l *simNode, key, value string) {
 	s.stats.ops++
-	cmd := EncodeCommand(&Command{Op: OpPut, Key: key, Value: []byte(value), ClientID: 0x9001, Seq: uint64(s.stats.ops)})
+	cmd := statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpPut, Key: key, Value: []byte(value), ClientID: 0x9001, Seq: uint64(s.stats.ops)})
 	s.runOn(l, l.inc, func(n *Node) { _ = n.r.Propose(cmd) })
 	scRun(s, 5*time.Millisecond)
 }
@@ -85,10 +86,10 @@ func TestDivergedVerdictSurvivesRestart(t *testing.T) {
 	damaged := false
 	for _, e := range es {
 		for i, raw := range e.Value.Cmds {
-			if c, err := DecodeCommand(raw); err == nil && c.Op == OpPut && c.Key == "victim" {
+			if c, err := statemachine.DecodeCommand(raw); err == nil && c.Op == statemachine.OpPut && c.Key == "victim" {
 				c.Value = []byte("evil")
 				cmds := append([][]byte(nil), e.Value.Cmds...)
-				cmds[i] = EncodeCommand(&c)
+				cmds[i] = statemachine.EncodeCommand(&c)
 				e.Value = paxos.Value{Kind: paxos.ValueBatch, Cmds: cmds}
 				if err := f.store.Save(paxos.Persist{Entries: []paxos.Entry{e}}); err != nil {
 					t.Fatal(err)
@@ -150,7 +151,7 @@ func TestCopiedStateDoesNotOutvoteHealthyMember(t *testing.T) {
 	scUntil(t, s, time.Second, "all caught up", func() bool {
 		return healthy.n.sm.Applied() == l.n.sm.Applied() && lost.n.sm.Applied() == l.n.sm.Applied()
 	})
-	s.runOn(l, l.inc, func(n *Node) { n.sm.kv.put("evil", []byte("x")) }) // a bug, a bit flip
+	s.runOn(l, l.inc, func(n *Node) { n.sm.TamperPut("evil", []byte("x")) }) // a bug, a bit flip
 	for i := 0; i < 12; i++ {
 		scPut(s, l, "k", "v")
 	}
@@ -190,7 +191,7 @@ func TestDivergedLeaderStandsAside(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		scPut(s, l, "k", "v")
 	}
-	s.runOn(l, l.inc, func(n *Node) { n.sm.kv.put("evil", []byte("x")) })
+	s.runOn(l, l.inc, func(n *Node) { n.sm.TamperPut("evil", []byte("x")) })
 	scUntil(t, s, 5*time.Second, "the leader flagged", func() bool {
 		if l.n.diverged.Load() {
 			return true

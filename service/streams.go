@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -144,8 +145,8 @@ func (n *Node) pushStream(s *stream) bool {
 }
 
 func (n *Node) endStream(s *stream, err error) {
-	resp := resultResponse(0, Result{Err: err, Revision: n.sm.Revision()})
-	if errors.Is(err, ErrCompacted) && s.c.req.Op == wire.OpWatch {
+	resp := resultResponse(0, statemachine.Result{Err: err, Revision: n.sm.Revision()})
+	if errors.Is(err, statemachine.ErrCompacted) && s.c.req.Op == wire.OpWatch {
 		resp.CompactRevision = n.sm.OldestRevision()
 	}
 	resp.StreamEnd = true

@@ -72,7 +72,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		case bytes.HasPrefix(key, snapChunkPrefix), bytes.HasPrefix(key, stageChunkPref):
 			// Snapshot chunks are opaque here: their CRC is checked when
-			// the snapshot is read, and its decoder is fuzzed by service's
+			// the snapshot is read, and its decoder is fuzzed by statemachine's
 			// FuzzRestoreStateMachine.
 		default: // everything else under the entry prefix is read as an entry
 			e, err := decodeEntry(key, value)

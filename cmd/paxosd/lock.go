@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paxosd/paxosd/client"
-	"github.com/paxosd/paxosd/service"
+	"github.com/paxosd/paxosd/statemachine"
 )
 
 // sessionFlags are the flags paxosd lock and paxosd elect share.
@@ -134,7 +134,7 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 	if *lockDelay < 0 || *waitTimeout < 0 {
 		return fmt.Errorf("%w: --lock-delay and --wait-timeout cannot be negative", errUsage)
 	}
-	if maxDelay := service.LockDelayMaxMs * time.Millisecond; *lockDelay > maxDelay {
+	if maxDelay := statemachine.LockDelayMaxMs * time.Millisecond; *lockDelay > maxDelay {
 		return fmt.Errorf("%w: --lock-delay %s is longer than the longest allowed, %s", errUsage, *lockDelay, maxDelay)
 	}
 

@@ -57,7 +57,15 @@ func Encode(args ...any) []byte {
 // function's arguments.
 func Sync(t testing.TB, target string, seeds map[string][]any) {
 	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", target)
+	SyncDir(t, filepath.Join("testdata", "fuzz", target), seeds)
+}
+
+// SyncDir is Sync for the corpus directory dir: for seeds of another
+// package's fuzz target that only this package can build (the target's
+// package holds the corpus, testdata/fuzz/<Target> there). Several tests may
+// sync seeds into one directory, each its own names.
+func SyncDir(t testing.TB, dir string, seeds map[string][]any) {
+	t.Helper()
 	names := make([]string, 0, len(seeds))
 	for name := range seeds {
 		names = append(names, name)

@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 import (
 	"bytes"
@@ -46,7 +46,7 @@ const (
 	OpClock Op = 22 // internal: advance the cluster clock to Now (ms)
 
 	// OpStateHash is internal: member Reporter's state after slot
-	// HashSlot hashed to StateHash (see statecheck.go). It changes
+	// HashSlot hashed to StateHash (see service/statecheck.go). It changes
 	// nothing; the nodes compare the reports.
 	OpStateHash Op = 24
 

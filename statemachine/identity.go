@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 import (
 	"fmt"
@@ -23,8 +23,8 @@ import (
 // them as unknown, with no effect), must not be convicted by the state
 // check for lacking them.
 
-// clusterIDBytes is the length of a cluster id.
-const clusterIDBytes = 16
+// ClusterIDBytes is the length of a cluster id (OpClusterID's Value).
+const ClusterIDBytes = 16
 
 // clusterIdentity is the cluster's id and the members that ever voted.
 type clusterIdentity struct {
@@ -52,8 +52,8 @@ func (ci *clusterIdentity) apply(c *Command) {
 
 // restore checks and takes a snapshot's identity.
 func (ci *clusterIdentity) restore(id []byte, voters []uint64) error {
-	if len(id) != 0 && len(id) != clusterIDBytes {
-		return fmt.Errorf("cluster id of %d bytes, want %d", len(id), clusterIDBytes)
+	if len(id) != 0 && len(id) != ClusterIDBytes {
+		return fmt.Errorf("cluster id of %d bytes, want %d", len(id), ClusterIDBytes)
 	}
 	for i, v := range voters {
 		if v == 0 || (i > 0 && v <= voters[i-1]) {

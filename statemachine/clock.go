@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 // advanceClock applies an OpClock: the cluster clock moves to now if that
 // is later (it never goes back); the sessions opened or kept alive since

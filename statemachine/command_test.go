@@ -1,13 +1,16 @@
-package service
+package statemachine
 
 import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/paxosd/paxosd/internal/fuzzcorpus"
 )
 
 // normalized returns c as DecodeCommand returns it: empty byte slices nil.
@@ -230,4 +233,18 @@ func FuzzDecodeCommand(f *testing.F) {
 		checkCoordInvariants(t, h.sm)
 		h.sm.TakeAnswers()
 	})
+}
+
+// TestFuzzCorpus checks the sample commands' seeds in the corpus of
+// FuzzDecodeCommand under testdata/fuzz; UPDATE_FUZZ_CORPUS=1 regenerates
+// them. (Package service's TestFuzzCorpus adds the commands the node
+// proposes for the golden wire requests.)
+func TestFuzzCorpus(t *testing.T) {
+	commands := map[string][]any{}
+	for i, c := range sampleCommands {
+		if b := EncodeCommand(&c); len(b) < 4096 {
+			commands[fmt.Sprintf("sample-%02d-%s", i, strings.ToLower(c.Op.String()))] = []any{b}
+		}
+	}
+	fuzzcorpus.Sync(t, "FuzzDecodeCommand", commands)
 }

@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 import (
 	"container/heap"
@@ -89,6 +89,18 @@ func (e *clientEntry) result(seq uint64) (Result, bool) {
 		return Result{}, false
 	}
 	return e.results[i].res, true
+}
+
+// StoredResult returns the result the duplicate-detection table keeps for
+// client's command seq, if it keeps one: what a retry of that command would
+// be answered. The node uses it to answer the calls whose commands an
+// installed snapshot skipped. The Result shares bytes with the state
+// machine; the caller must not modify them.
+func (sm *StateMachine) StoredResult(client, seq uint64) (Result, bool) {
+	if e := sm.dedup.clients[client]; e != nil {
+		return e.result(seq)
+	}
+	return Result{}, false
 }
 
 // store records the result of command seq (>= floor, not yet stored). When

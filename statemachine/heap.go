@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 // heapItem is an element of an indexedHeap: it orders itself against
 // another and remembers its position, so it can be fixed or removed in

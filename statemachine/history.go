@@ -1,4 +1,4 @@
-package service
+package statemachine
 
 import (
 	"fmt"
@@ -106,6 +106,18 @@ func (sm *StateMachine) KVEvents(fromRevision uint64, key string, prefix bool, m
 // OldestRevision returns the oldest revision a watch can start from
 // without ErrCompacted: the history holds every change from it on.
 func (sm *StateMachine) OldestRevision() uint64 { return sm.kvHist.dropped + 1 }
+
+// OldestElectionSeq returns the number of the oldest change election name's
+// history still holds: ElectionChanges answers from it on without
+// ErrCompacted. It is 0 for an election that was never held.
+func (sm *StateMachine) OldestElectionSeq(name string) uint64 {
+	if e := sm.elect.m[name]; e != nil {
+		if first, ok := e.history.first(); ok {
+			return first.Seq
+		}
+	}
+	return 0
+}
 
 // changeRing is an election's bounded history of changes.
 type changeRing struct{ r ring[LeaderChange] }
