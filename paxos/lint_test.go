@@ -13,8 +13,10 @@ import (
 
 // coreDirs are the packages that must stay pure state machines (STYLE.md
 // principles 1, 3 and 13): no clock, network, disk, locks or global
-// randomness. Time arrives as ticks and randomness through Config.Rand.
-var coreDirs = []string{"paxos", "acceptor", "proposer", "learner", "paxos/replica"}
+// randomness. Time arrives as ticks and randomness through Config.Rand;
+// the replicated state machine gets its time from the cluster clock
+// commands in the log, and must give every replica the same result.
+var coreDirs = []string{"paxos", "acceptor", "proposer", "learner", "paxos/replica", "statemachine"}
 
 // forbiddenImports are refused, along with every package below them
 // ("net" also forbids "net/http"; "math/rand" also "math/rand/v2").
