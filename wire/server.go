@@ -188,7 +188,7 @@ func (s *server) serveConn(conn net.Conn) {
 		return
 	}
 	if hello.NodeID != 0 {
-		s.servePeer(conn, fr, hello.NodeID)
+		s.servePeer(conn, fr, hello)
 		return
 	}
 	c := &ClientConn{
@@ -241,7 +241,8 @@ func (s *server) acceptHello(conn net.Conn, fr *FrameReader) (Hello, error) {
 // servePeer reads messages from an authenticated peer until the connection
 // breaks. Peers only send on the connections they dial; nothing is written
 // back.
-func (s *server) servePeer(conn net.Conn, fr *FrameReader, peer paxos.NodeID) {
+func (s *server) servePeer(conn net.Conn, fr *FrameReader, hello Hello) {
+	peer := hello.NodeID
 	for {
 		body, err := fr.ReadFrame()
 		if err != nil {
@@ -255,6 +256,12 @@ func (s *server) servePeer(conn net.Conn, fr *FrameReader, peer paxos.NodeID) {
 		m, err := DecodeMessage(body)
 		if err == nil {
 			err = s.checkPeerMessage(peer, m)
+		}
+		if err == nil && len(hello.ClusterUUID) > 0 && s.cfg.ClusterUUID != nil {
+			// The check of the hello is not outlived: a peer of another
+			// formation that connected before this node learned its uuid
+			// is cut off once it has.
+			err = checkClusterUUID(s.cfg.ClusterUUID(), hello.ClusterUUID)
 		}
 		if err != nil {
 			s.refuse(conn, peer, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,4 +90,72 @@ func TestPeerHelloChecksClusterUUID(t *testing.T) {
 		t.Fatalf("client refused by a node that knows its uuid: %v", err)
 	}
 	conn.Close()
+}
+
+// TestUUIDCheckIsNotOutlived: a peer of another formation connected while
+// this node did not know its uuid yet is cut off once it does; and a node
+// that learns its uuid redials (Rehandshake), so the listener checks it.
+func TestUUIDCheckIsNotOutlived(t *testing.T) {
+	var known atomic.Pointer[[]byte]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	h, slog := &echoHandler{msgs: make(chan paxos.Message, 1000)}, &syncBuffer{}
+	go Serve(ln, ServerConfig{Self: 2, ClusterID: "test", Logger: zerolog.New(slog), ClusterUUID: func() []byte {
+		if p := known.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}}, h)
+	theirs := []byte("BBBBBBBBBBBBBBBB")
+	tr, err := NewTransport(TransportConfig{
+		Self: 1, ClusterID: "test", Peers: map[paxos.NodeID]string{2: ln.Addr().String()}, ClusterUUID: func() []byte { return theirs },
+		BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	tr.Send(heartbeat(1))
+	recvMsg(t, h.msgs) // accepted: the listener knew no uuid yet
+	ours := []byte("AAAAAAAAAAAAAAAA")
+	known.Store(&ours)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(slog.String(), "another formation"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer of another formation was not cut off once the uuid was known:\n%s", slog.String())
+		}
+		tr.Send(heartbeat(2))
+	}
+
+	// The other way: a dialer that learns its uuid redials and is checked.
+	var mine atomic.Pointer[[]byte]
+	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln2.Close()
+	h2, slog2 := &echoHandler{msgs: make(chan paxos.Message, 1000)}, &syncBuffer{}
+	go Serve(ln2, ServerConfig{Self: 2, ClusterID: "test", Logger: zerolog.New(slog2), ClusterUUID: func() []byte { return ours }}, h2)
+	tr2, err := NewTransport(TransportConfig{
+		Self: 1, ClusterID: "test", Peers: map[paxos.NodeID]string{2: ln2.Addr().String()}, ClusterUUID: func() []byte {
+			if p := mine.Load(); p != nil {
+				return *p
+			}
+			return nil
+		},
+		BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr2.Close()
+	tr2.Send(heartbeat(1))
+	recvMsg(t, h2.msgs)
+	mine.Store(&theirs)
+	tr2.Rehandshake()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(slog2.String(), "another formation"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the redial was not refused:\n%s", slog2.String())
+		}
+		tr2.Send(heartbeat(2))
+	}
 }
