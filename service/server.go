@@ -61,6 +61,9 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 		resp.ID = id
 		counted(resp.Err)
 		first, err := conn.Cork(resp)
+		if errors.Is(err, wire.ErrFrameTooLarge) {
+			first, err = conn.Cork(tooLargeAnswer(id, err))
+		}
 		switch {
 		case err != nil:
 			n.answerFailed(conn, err)
@@ -82,9 +85,21 @@ func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
 	// a snapshot chunk between members), it says nothing of the service's
 	// latency.
 	n.m.requests.WithLabelValues(opLabel(q.Op), resultLabel(resp.Err)).Inc()
-	if err := conn.TrySend(resp); err != nil {
+	err := conn.TrySend(resp)
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		err = conn.TrySend(tooLargeAnswer(resp.ID, err))
+	}
+	if err != nil {
 		n.answerFailed(conn, err)
 	}
+}
+
+// tooLargeAnswer replaces an answer that does not fit in a frame: the
+// client is told why, rather than left waiting for an answer that never
+// comes.
+func tooLargeAnswer(id uint64, err error) *wire.Response {
+	return &wire.Response{ID: id, Err: wire.ErrTooLarge,
+		ErrMsg: fmt.Sprintf("the answer does not fit in a frame (%v): ask for fewer keys (list with a limit) or smaller values", err)}
 }
 
 // answerFailed handles an answer that could not be sent. A full queue
