@@ -73,16 +73,17 @@ func (n *Node) transferTarget(to paxos.NodeID) (paxos.NodeID, error) {
 	return best, nil
 }
 
-// canTakeOver reports whether member id is connected and speaks a version
-// that knows MsgTimeoutNow (an older one would close the connection on
-// it). A node without a versioned transport (the simulation) runs one
-// version throughout.
+// canTakeOver reports whether member id is reachable (its last dial
+// succeeded: a connection being redialed still counts, the TimeoutNow
+// waits in its queue) and speaks a version that knows MsgTimeoutNow (an
+// older one would close the connection on it). A node without a
+// versioned transport (the simulation) runs one version throughout.
 func (n *Node) canTakeOver(id paxos.NodeID) bool {
 	if n.tcp == nil {
 		return true
 	}
 	st := n.tcp.Stats(id)
-	return st.Connected && st.Version >= 3
+	return !st.Unreachable && st.Version >= 3
 }
 
 // handOver hands this leader's leadership to member to (0: the most

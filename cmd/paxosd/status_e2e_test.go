@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -52,15 +53,23 @@ func TestStatusFromOneEndpoint(t *testing.T) {
 		t.Errorf("%d leaders shown, want 1:\n%s", leaders, out)
 	}
 
-	c.Nodes[2].Stop()
-	for _, eps := range [][]string{{c.Endpoints[0]}, {c.Endpoints[2], c.Endpoints[1]}} {
+	// A follower stops (a stopped leader would add "no leader" until the
+	// others elect one).
+	down := 2
+	if got[down][2] == "leader" {
+		down = 1
+	}
+	c.Nodes[down].Stop()
+	others := []string{c.Endpoints[0], c.Endpoints[1], c.Endpoints[2]}
+	others = append(others[:down], others[down+1:]...)
+	for _, eps := range [][]string{{others[0]}, {c.Endpoints[down], others[1]}} {
 		code, out, stderr := status(eps...)
-		want := "paxosd: error: 1 of 3 nodes unreachable (node 3 (" + c.Endpoints[2] + "))\n"
+		want := fmt.Sprintf("paxosd: error: 1 of 3 nodes unreachable (node %d (%s))\n", down+1, c.Endpoints[down])
 		if code != 1 || stderr != want {
-			t.Errorf("status --endpoints %v with node 3 down: exit %d, stderr %q\nwant exit 1, %q", eps, code, stderr, want)
+			t.Errorf("status --endpoints %v with node %d down: exit %d, stderr %q\nwant exit 1, %q", eps, down+1, code, stderr, want)
 		}
-		if got := rows(out); len(got) != 3 || !regexp.MustCompile(`(?m)^3\s+`+regexp.QuoteMeta(c.Endpoints[2])+`\s+unreachable\s`).MatchString(out) {
-			t.Errorf("status --endpoints %v with node 3 down: want 3 rows, node 3 unreachable:\n%s", eps, out)
+		if got := rows(out); len(got) != 3 || !regexp.MustCompile(fmt.Sprintf(`(?m)^%d\s+`, down+1)+regexp.QuoteMeta(c.Endpoints[down])+`\s+unreachable\s`).MatchString(out) {
+			t.Errorf("status --endpoints %v with node %d down: want 3 rows, node %d unreachable:\n%s", eps, down+1, down+1, out)
 		}
 	}
 }
