@@ -104,10 +104,6 @@ func (n *Node) noteIdentity() {
 	cp := append([]byte(nil), id...)
 	n.uuid.Store(&cp)
 	n.log.Info().Str("cluster_uuid", fmt.Sprintf("%x", id)).Msg("cluster uuid known")
-	if n.tcp != nil {
-		// Connections made before were checked without it.
-		n.tcp.Rehandshake()
-	}
 }
 
 // clusterUUID returns the uuid for the hellos (nil until known); safe to

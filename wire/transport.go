@@ -547,26 +547,6 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 	return err
 }
 
-// Rehandshake closes every peer connection, so that each is dialed again
-// with a fresh hello: a node calls it once it learns its cluster's uuid,
-// so the check of the uuid in the hello is not outlived by connections
-// made before. The messages in flight on them are lost (Paxos tolerates
-// that).
-func (t *Transport) Rehandshake() {
-	for _, p := range t.peers {
-		p.gate.mu.Lock()
-		if p.direct != nil {
-			p.directErr = errRehandshake
-			p.direct.conn.Close()
-			p.direct = nil
-		}
-		p.gate.mu.Unlock()
-	}
-}
-
-// errRehandshake is why Rehandshake closed a connection.
-var errRehandshake = errors.New("closed to handshake again with the cluster's uuid")
-
 // clusterUUID returns the uuid to send in a hello, nil if not known.
 func (t *Transport) clusterUUID() []byte {
 	if t.cfg.ClusterUUID == nil {
