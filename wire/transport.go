@@ -497,6 +497,11 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 	defer func() {
 		p.gate.mu.Lock()
 		p.direct = nil
+		// The rest of a frame a direct write began belongs to this
+		// connection: written first on the next one, it would put the
+		// listener in the middle of a frame, and it would take whatever
+		// followed as that frame's body.
+		p.gate.pending = nil
 		p.gate.mu.Unlock()
 		stop()
 		conn.Close()
