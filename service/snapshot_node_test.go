@@ -227,7 +227,15 @@ func TestDivergedReplicaIsNoticed(t *testing.T) {
 	}
 	for _, id := range []paxos.NodeID{1, 2} {
 		n := c.nodes[id]
-		if got := onLoop(n, func() float64 { return counterValue(n.m.stateMismatches) }); got < 1 {
+		// Node 3 may hear of the mismatch before the others have applied
+		// its report: wait for each (bounded by the deadline).
+		var got float64
+		for got < 1 && time.Now().Before(deadline) {
+			if got = onLoop(n, func() float64 { return counterValue(n.m.stateMismatches) }); got < 1 {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if got < 1 {
 			t.Errorf("node %d counted %v mismatches", id, got)
 		}
 		if onLoop(n, func() bool { return n.check.diverged != 0 }) {
