@@ -1,6 +1,7 @@
 package service
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,32 @@ import (
 // The adversarial review of the bootstrap (issue 11, bug 1) found these;
 // both chose two values for slot 1 when a quorum of fresh members was
 // enough to form a cluster. Formation now needs every member fresh.
+
+// rgFormGated restarts every node of s on an empty disk with --new-cluster
+// (those in rejoining with --rejoin): a first start through the bootstrap
+// gate.
+func rgFormGated(s *sim, rejoining ...*simNode) {
+	for _, sn := range s.nodes {
+		s.stop(sn)
+		sn.fs = vfs.NewStrictMem()
+		sn.join, sn.started, sn.wiped = JoinForm, false, false
+		if slices.Contains(rejoining, sn) {
+			sn.join = JoinRejoin
+		}
+	}
+	for _, sn := range s.nodes {
+		s.restart(sn)
+	}
+}
+
+// rgWipe stops sn and loses its disk; it comes back with the --new-cluster
+// left in its unit file.
+func rgWipe(s *sim, sn *simNode) {
+	s.stop(sn)
+	sn.fs = vfs.NewStrictMem()
+	sn.join, sn.wiped = JoinForm, true
+	s.check.lostDisk(sn)
+}
 
 // Node 3 never voted (a late first start); node 2 loses its disk and comes
 // back with the --new-cluster left in its unit file while node 1, which
@@ -26,10 +53,7 @@ func TestRegressBootstrapWipedVoterAndNeverVotedDoNotForm(t *testing.T) {
 	if err := s.runFor(2 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	s.stop(n2)
-	n2.fs = vfs.NewStrictMem()
-	n2.join, n2.wiped = JoinForm, true
-	s.check.lostDisk(n2)
+	rgWipe(s, n2)
 	s.stop(n1)
 	s.restart(n2)
 	s.restart(n3)
@@ -50,14 +74,7 @@ func TestRegressBootstrapWipedVoterAndNeverVotedDoNotForm(t *testing.T) {
 // down. Node 3, formed but fresh, and node 2 must not form a second cluster.
 func TestRegressBootstrapWipedVoterAndFormedNonVoterDoNotForm(t *testing.T) {
 	s := rgSim(t, 9, nil)
-	for _, sn := range s.nodes {
-		s.stop(sn)
-		sn.fs = vfs.NewStrictMem()
-		sn.join, sn.started, sn.wiped = JoinForm, false, false
-	}
-	for _, sn := range s.nodes {
-		s.restart(sn)
-	}
+	rgFormGated(s)
 	n1, n2, n3 := s.nodes[0], s.nodes[1], s.nodes[2]
 	rgRunUntil(t, s, 10*time.Second, "node 3 formed", func() bool { return !n3.n.boot.active })
 	for _, o := range []*simNode{n1, n2} {
@@ -70,10 +87,7 @@ func TestRegressBootstrapWipedVoterAndFormedNonVoterDoNotForm(t *testing.T) {
 	if !n3.n.fresh() {
 		t.Fatal("setup: node 3 voted although cut off")
 	}
-	s.stop(n2)
-	n2.fs = vfs.NewStrictMem()
-	n2.join, n2.wiped = JoinForm, true
-	s.check.lostDisk(n2)
+	rgWipe(s, n2)
 	s.stop(n1)
 	s.net.cut = map[[2]paxos.NodeID]bool{}
 	s.restart(n2)
@@ -92,15 +106,7 @@ func TestRegressBootstrapWipedVoterAndFormedNonVoterDoNotForm(t *testing.T) {
 // caught up.
 func TestRegressBootstrapRejoinDoesNotBlockFormation(t *testing.T) {
 	s := rgSim(t, 9, nil)
-	for _, sn := range s.nodes {
-		s.stop(sn)
-		sn.fs = vfs.NewStrictMem()
-		sn.join, sn.started, sn.wiped = JoinForm, false, false
-	}
-	s.nodes[2].join = JoinRejoin
-	for _, sn := range s.nodes {
-		s.restart(sn)
-	}
+	rgFormGated(s, s.nodes[2])
 	rgRunUntil(t, s, 60*time.Second, "every member voting", func() bool {
 		for _, sn := range s.nodes {
 			if !sn.up() || sn.n.boot.active || sn.n.rejoin.active {
