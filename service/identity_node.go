@@ -17,9 +17,6 @@ import (
 // (ProposeOwn): if this node is deposed first they are dropped, and the
 // next leader proposes again what is still missing.
 type identityProposer struct {
-	// heard are the members whose Promise or Accepted this node received
-	// (itself included while it leads).
-	heard map[paxos.NodeID]bool
 	// ballot is the leadership the proposals below were made under;
 	// voters the OpVoters and uuid whether an OpClusterID was proposed.
 	ballot paxos.Ballot
@@ -27,17 +24,6 @@ type identityProposer struct {
 	uuid   bool
 	// known is set once the node told its transport the uuid.
 	known bool
-}
-
-// heardVote notes a vote received from a member.
-func (n *Node) heardVote(m paxos.Message) {
-	if m.Type != paxos.MsgPromise && m.Type != paxos.MsgAccepted {
-		return
-	}
-	if n.ident.heard == nil {
-		n.ident.heard = map[paxos.NodeID]bool{}
-	}
-	n.ident.heard[m.From] = true
 }
 
 // proposeIdentity proposes what the replicated identity lacks, while this
@@ -63,12 +49,11 @@ func (n *Node) proposeIdentity() {
 		// are new commands an older member cannot apply either.
 		return
 	}
-	if n.ident.heard == nil {
-		n.ident.heard = map[paxos.NodeID]bool{}
-	}
-	n.ident.heard[n.cfg.ID] = true // a leader promised and accepted itself
 	for _, id := range n.cfg.members() {
-		if n.ident.heard[id] && !n.ident.voters[id] && !n.sm.IsVoter(uint64(id)) {
+		// A member voted if this node received its Promise or Accepted
+		// (peerVoted, transfer.go); a leader promised and accepted itself.
+		_, voted := n.peerVoted[id]
+		if (voted || id == n.cfg.ID) && !n.ident.voters[id] && !n.sm.IsVoter(uint64(id)) {
 			if n.r.ProposeOwn(statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpVoter, Reporter: uint64(id)})) == nil {
 				n.ident.voters[id] = true
 			}

@@ -25,7 +25,6 @@ func (n *Node) step(m paxos.Message) {
 	if n.boot.active {
 		return // frozen until it knows whether it may vote (bootstrap.go)
 	}
-	n.heardVote(m)
 	n.noteCommit(m)
 	if m.Type == paxos.MsgSnapshot {
 		n.onSnapshotOffer(m)

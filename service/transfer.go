@@ -20,7 +20,9 @@ import (
 var errNotLeading = errors.New("this node does not lead")
 
 // noteCommit records a peer's watermark from the messages that carry it,
-// for choosing the most caught-up member to hand leadership to.
+// for choosing the most caught-up member to hand leadership to, and when
+// it last voted (a Promise or Accepted): what the leader records as the
+// cluster's voters (identity_node.go) and prefers to hand over to.
 func (n *Node) noteCommit(m paxos.Message) {
 	switch m.Type {
 	case paxos.MsgHeartbeatAck, paxos.MsgAccepted, paxos.MsgPromise:
