@@ -16,9 +16,9 @@ func (sm *StateMachine) Hash() uint64 {
 	h := hasher{h: fnv.New64a()}
 	h.u64(uint64(sm.applied))
 	h.u64(sm.kv.rev)
-	h.u64(uint64(sm.kv.index.n))
-	sm.kv.index.ascend("", func(key string) bool {
-		h.kv(sm.kv.m[key])
+	h.u64(uint64(sm.kv.len()))
+	sm.kv.ascendFrom("", func(kv KV) bool {
+		h.kv(kv)
 		return true
 	})
 	ids := sm.dedup.sortedIDs()

@@ -70,7 +70,7 @@ func TestClusterIdentity(t *testing.T) {
 		st2 := *st
 		st2.Identity = SnapIdentity{ClusterID: idA, Voters: []uint64{1, 3}}
 		damage(&st2.Identity)
-		b, err := encodeSnapshot(2, &st2)
+		b, err := encodeState(2, &st2)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,114 +3,52 @@ package statemachine
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
-	"strings"
 	"testing"
 )
 
-// checkIndex verifies keyIndex's invariants and that it holds exactly want
-// (sorted).
-func checkIndex(t *testing.T, x *keyIndex, want []string) {
+// checkTree verifies that s holds exactly want, in key order.
+func checkTree(t *testing.T, s *kvStore, want []string) {
 	t.Helper()
-	var all []string
-	for i, c := range x.chunks {
-		if len(c) == 0 || len(c) > chunkKeysMax {
-			t.Fatalf("chunk %d has %d keys", i, len(c))
-		}
-		all = append(all, c...)
-	}
-	for i := 1; i < len(all); i++ {
-		if all[i-1] >= all[i] {
-			t.Fatalf("keys out of order or repeated at %d: %q, %q", i, all[i-1], all[i])
-		}
-	}
-	if x.n != len(all) || !slices.Equal(all, want) {
-		t.Fatalf("index holds %d keys (n=%d), want %d", len(all), x.n, len(want))
+	var got []string
+	s.ascendFrom("", func(kv KV) bool { got = append(got, kv.Key); return true })
+	if s.len() != len(want) || !slices.Equal(got, want) {
+		t.Fatalf("tree holds %d keys %q, want %d %q", s.len(), got, len(want), want)
 	}
 }
 
-// TestKeyIndex compares the chunked index with a flat sorted slice under
-// random inserts, removes and scans, with enough keys to split and merge
-// chunks many times.
-func TestKeyIndex(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 7))
-	var x keyIndex
-	var ref []string
-	key := func() string { return fmt.Sprintf("%c/%d", 'a'+rng.IntN(4), rng.IntN(3000)) }
-	for round := 0; round < 4; round++ {
-		// Grow, then shrink, so chunks split and then merge or vanish.
-		grow := round%2 == 0
-		for i := 0; i < 6000; i++ {
-			k := key()
-			j, found := slices.BinarySearch(ref, k)
-			insert := !found && (grow && rng.IntN(4) != 0 || !grow && rng.IntN(4) == 0)
-			remove := found && (!grow && rng.IntN(4) != 0 || grow && rng.IntN(4) == 0)
-			switch {
-			case insert:
-				x.insert(k)
-				ref = slices.Insert(ref, j, k)
-			case remove:
-				x.remove(k)
-				ref = slices.Delete(ref, j, j+1)
-			}
-			if i%500 == 0 {
-				checkIndex(t, &x, ref)
-			}
-			// Scan from a random point: the index and the reference
-			// agree on the next few keys.
-			from := key()[:1+rng.IntN(3)]
-			j, _ = slices.BinarySearch(ref, from)
-			var got []string
-			x.ascend(from, func(k string) bool {
-				got = append(got, k)
-				return len(got) < 5
-			})
-			if want := ref[j:min(j+5, len(ref))]; !slices.Equal(got, want) {
-				t.Fatalf("ascend(%q) = %q, want %q", from, got, want)
-			}
-		}
-		checkIndex(t, &x, ref)
-		if grow && len(x.chunks) < 4 {
-			t.Fatalf("only %d chunks after growing to %d keys: splits untested", len(x.chunks), len(ref))
+// TestKVCloneIsolated: a clone (the point-in-time view a snapshot encodes
+// off the loop) keeps its keys, values and revisions while the live store
+// goes on with puts and deletes, and the live store sees none of the
+// clone's.
+func TestKVCloneIsolated(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	live := newKVStore()
+	for i := 0; i < 5000; i++ {
+		live.put(fmt.Sprintf("k%05d", rng.IntN(3000)), []byte{byte(i)})
+	}
+	frozen := live.clone()
+	var want []KV
+	frozen.ascendFrom("", func(kv KV) bool { want = append(want, kv); return true })
+	wantRev := frozen.rev
+	for i := 0; i < 5000; i++ {
+		k := fmt.Sprintf("k%05d", rng.IntN(4000))
+		if rng.IntN(3) == 0 {
+			live.del(k)
+		} else {
+			live.put(k, []byte{byte(i), 1})
 		}
 	}
-	// Remove everything.
-	for _, k := range slices.Clone(ref) {
-		x.remove(k)
+	var got []KV
+	frozen.ascendFrom("", func(kv KV) bool { got = append(got, kv); return true })
+	if frozen.rev != wantRev || !reflect.DeepEqual(got, want) {
+		t.Fatalf("the clone changed with the live store: %d keys at rev %d, was %d at rev %d", len(got), frozen.rev, len(want), wantRev)
 	}
-	checkIndex(t, &x, nil)
-	if len(x.chunks) != 0 {
-		t.Fatalf("%d chunks left in an empty index", len(x.chunks))
+	frozen.put("zzz", []byte("x"))
+	if _, ok := live.get("zzz"); ok {
+		t.Fatal("a put to the clone reached the live store")
 	}
-}
-
-// TestKeyIndexFragmentation: deleting most keys leaves few chunks behind.
-func TestKeyIndexFragmentation(t *testing.T) {
-	var x keyIndex
-	const n = 20000
-	for i := 0; i < n; i++ {
-		x.insert(fmt.Sprintf("%08d", i))
-	}
-	for i := 0; i < n; i++ {
-		if i%50 != 0 {
-			x.remove(fmt.Sprintf("%08d", i))
-		}
-	}
-	// Without merging, the ~80 chunks of the full index would all remain.
-	if x.n != n/50 || len(x.chunks) > 2*x.n/(chunkKeysMax/4)+2 {
-		t.Fatalf("%d keys in %d chunks after deletes", x.n, len(x.chunks))
-	}
-}
-
-func TestKeyIndexRemoveMissingPanics(t *testing.T) {
-	var x keyIndex
-	x.insert("a")
-	defer func() {
-		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "out of sync") {
-			t.Fatalf("recover() = %v, want an out-of-sync panic", r)
-		}
-	}()
-	x.remove("b")
 }
 
 func TestLocalReads(t *testing.T) {

@@ -128,8 +128,8 @@ func TestAgainstModel(t *testing.T) {
 				t.Fatalf("seed %d command %d %s:\n got  %s\n want %s", seed, i, c.String(), describeResult(got), describeResult(want))
 			}
 		}
-		if h.sm.kv.index.n != len(m.kvs) || len(h.sm.kv.m) != len(m.kvs) {
-			t.Fatalf("seed %d: %d keys (index %d), model %d", seed, len(h.sm.kv.m), h.sm.kv.index.n, len(m.kvs))
+		if h.sm.kv.len() != len(m.kvs) {
+			t.Fatalf("seed %d: %d keys, model %d", seed, h.sm.kv.len(), len(m.kvs))
 		}
 		for k, want := range m.kvs {
 			if got, ok := h.sm.Get(k); !ok || !kvEqual(got, want) {

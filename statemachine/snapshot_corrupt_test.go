@@ -95,7 +95,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc := func(version uint64, st *SnapshotState) []byte {
-		b, err := encodeSnapshot(version, st)
+		b, err := encodeState(version, st)
 		if err != nil {
 			t.Fatal(err)
 		}

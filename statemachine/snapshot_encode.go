@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+
+	"github.com/paxosd/paxosd/paxos"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -11,17 +14,42 @@ import (
 // Snapshot encodes the whole replicated state as of Applied() (see
 // SnapshotState for what it holds), deterministically: state machines in
 // the same state give the same bytes. RestoreStateMachine rebuilds it.
-//
-// Take it between values: after ApplyValue (or the last command of a
-// value), never halfway through a value's commands, since the snapshot
-// stands for slot Applied() as a whole. The late answers of the commands
-// applied so far must have been taken (TakeAnswers): they are not part of
-// the replicated state, and a snapshot with untaken answers would lose them
-// for the clients waiting; Snapshot returns an error rather than do so.
-//
-// The state machine is only read; the bytes share nothing with it. It walks
-// the whole state: it is not for hot paths.
+// It is View and WriteTo into memory: the node streams a View instead.
 func (sm *StateMachine) Snapshot() ([]byte, error) {
+	v, err := sm.View()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := v.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// SnapshotView is the replicated state as of one applied slot, frozen: the
+// state machine goes on applying while the view is encoded elsewhere.
+// Taking it costs O(1) for the key-value store, whatever its size (a
+// copy-on-write clone of the tree), and a copy of the rest (the duplicate
+// table, sessions, locks, elections and the newest watch history), which
+// are bounded and small beside the keys.
+//
+// A view is read-only and safe to use from another goroutine than the
+// state machine's.
+type SnapshotView struct {
+	version uint64
+	st      *SnapshotState // KVs nil: they stream from kv
+	kv      kvStore
+}
+
+// View freezes the state for a snapshot. Take it between values: after
+// ApplyValue (or the last command of a value), never halfway through a
+// value's commands, since the snapshot stands for slot Applied() as a
+// whole. The late answers of the commands applied so far must have been
+// taken (TakeAnswers): they are not part of the replicated state, and a
+// snapshot with untaken answers would lose them for the clients waiting;
+// View returns an error rather than do so.
+func (sm *StateMachine) View() (*SnapshotView, error) {
 	if len(sm.answers) > 0 {
 		return nil, fmt.Errorf("service: snapshot at slot %d with %d late answers not taken (call TakeAnswers first)", sm.applied, len(sm.answers))
 	}
@@ -29,45 +57,113 @@ func (sm *StateMachine) Snapshot() ([]byte, error) {
 	if sm.ident.empty() {
 		version = 1
 	}
-	data, err := encodeSnapshot(version, sm.snapshotState())
-	if err != nil {
-		return nil, fmt.Errorf("service: encoding the snapshot: %w", err)
-	}
-	return data, nil
+	return &SnapshotView{version: version, st: sm.snapshotState(false), kv: sm.kv.clone()}, nil
 }
 
-// encodeSnapshot encodes the envelope, with version, and st.
-func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
+// Applied is the slot the view stands for.
+func (v *SnapshotView) Applied() paxos.Slot { return paxos.Slot(v.st.Applied) }
+
+// Keys is the number of keys in the view.
+func (v *SnapshotView) Keys() int { return v.kv.len() }
+
+// WriteTo encodes the view to w, deterministically, streaming: it holds no
+// more than one key's encoding at a time beyond what w buffers. The bytes
+// are those of the snapshot format (SnapshotState) and share nothing with
+// the state machine.
+func (v *SnapshotView) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	if err := encodeSnapshot(cw, v.version, v.st, v.kv.len(), func(yield func(*SnapKV) error) error {
+		var err error
+		v.kv.ascendFrom("", func(kv KV) bool {
+			skv := snapKV(kv)
+			err = yield(&skv)
+			return err == nil
+		})
+		return err
+	}); err != nil {
+		return cw.n, fmt.Errorf("service: encoding the snapshot: %w", err)
+	}
+	return cw.n, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// snapshotStateFields is the number of fields of SnapshotState on the wire
+// (it is encoded as an array; Identity is not one of them).
+const snapshotStateFields = 14
+
+// encodeSnapshot encodes the envelope, with version, and st, whose KVs
+// (nkv of them) eachKV yields in key order instead of st.KVs. The bytes
+// are exactly those of msgpack's encoding of the envelope with st.KVs
+// holding them: SnapshotState is an array, so its fields are written one
+// by one in their order.
+func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eachKV func(yield func(*SnapKV) error) error) error {
+	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
 	elems := 3
 	if version >= 2 {
 		elems = 4
 	}
 	if err := enc.EncodeArrayLen(elems); err != nil {
-		return nil, err
+		return err
 	}
 	if err := enc.EncodeString(snapshotMagic); err != nil {
-		return nil, err
+		return err
 	}
 	if err := enc.EncodeUint(version); err != nil {
-		return nil, err
+		return err
 	}
-	if err := enc.Encode(st); err != nil {
-		return nil, err
+	if err := enc.EncodeArrayLen(snapshotStateFields); err != nil {
+		return err
+	}
+	if err := encodeAll(enc, &st.Options, st.Applied, st.Revision, st.Clock, st.Fence); err != nil {
+		return err
+	}
+	if err := enc.EncodeArrayLen(nkv); err != nil {
+		return err
+	}
+	written := 0
+	if err := eachKV(func(kv *SnapKV) error {
+		written++
+		return enc.Encode(kv)
+	}); err != nil {
+		return err
+	}
+	if written != nkv {
+		return fmt.Errorf("%d keys announced, %d written", nkv, written)
+	}
+	if err := encodeAll(enc, st.Clients, st.LastSession, st.Sessions, st.Renewed, st.Locks, st.Elections,
+		st.KVHistoryDropped, st.KVHistory); err != nil {
+		return err
 	}
 	if elems == 4 {
-		if err := enc.Encode(&st.Identity); err != nil {
-			return nil, err
-		}
+		return enc.Encode(&st.Identity)
 	}
-	return buf.Bytes(), nil
+	return nil
 }
 
-// snapshotState copies the state into its snapshot form. Byte slices are
-// shared, not copied.
-func (sm *StateMachine) snapshotState() *SnapshotState {
+func encodeAll(enc *msgpack.Encoder, vs ...any) error {
+	for _, v := range vs {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotState copies the state into its snapshot form, the keys only if
+// withKVs. Byte slices are shared, not copied.
+func (sm *StateMachine) snapshotState(withKVs bool) *SnapshotState {
 	st := &SnapshotState{
 		Identity: SnapIdentity{ClusterID: sm.ident.id, Voters: sm.ident.voters},
 		Options:  snapOptions(&sm.opts),
@@ -77,11 +173,13 @@ func (sm *StateMachine) snapshotState() *SnapshotState {
 		Fence:    sm.fence,
 	}
 
-	st.KVs = make([]SnapKV, 0, len(sm.kv.m))
-	sm.kv.index.ascend("", func(key string) bool {
-		st.KVs = append(st.KVs, snapKV(sm.kv.m[key]))
-		return true
-	})
+	if withKVs {
+		st.KVs = make([]SnapKV, 0, sm.kv.len())
+		sm.kv.ascendFrom("", func(kv KV) bool {
+			st.KVs = append(st.KVs, snapKV(kv))
+			return true
+		})
+	}
 
 	ids := sm.dedup.sortedIDs()
 	st.Clients = make([]SnapClient, len(ids))
@@ -204,4 +302,19 @@ func snapResult(r *Result) SnapResult {
 		sr.Err = se
 	}
 	return sr
+}
+
+// encodeState encodes st, keys included, as a snapshot of the given
+// format version.
+func encodeState(version uint64, st *SnapshotState) ([]byte, error) {
+	var buf bytes.Buffer
+	err := encodeSnapshot(&buf, version, st, len(st.KVs), func(yield func(*SnapKV) error) error {
+		for i := range st.KVs {
+			if err := yield(&st.KVs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return buf.Bytes(), err
 }

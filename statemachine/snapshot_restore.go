@@ -1,10 +1,12 @@
 package statemachine
 
 import (
+	"bufio"
 	"bytes"
 	"container/heap"
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -23,8 +25,8 @@ func (e *restoredError) Error() string   { return e.msg }
 func (e *restoredError) Unwrap() []error { return e.errs }
 
 // RestoreStateMachine rebuilds the state machine a Snapshot encoded, with
-// its derived structures (key index, heaps, per-session sets). opts must be
-// the options of the state machine that took it (the same after
+// its derived structures (heaps, per-session sets). opts must be the
+// options of the state machine that took it (the same after
 // EnsureDefaults): they decide what every replica rejects and evicts, so a
 // replica restored under others would diverge from its peers.
 //
@@ -33,30 +35,65 @@ func (e *restoredError) Unwrap() []error { return e.errs }
 // tables, broken invariants) give an error wrapping ErrBadSnapshot. Invalid
 // opts give ErrInvalid. The state machine keeps no reference to data.
 func RestoreStateMachine(opts SMOptions, data []byte) (*StateMachine, error) {
+	return RestoreFrom(opts, func() (io.Reader, error) { return bytes.NewReader(data), nil }, int64(len(data)))
+}
+
+// RestoreFrom is RestoreStateMachine reading the size bytes of a snapshot
+// from a stream instead of memory: the node restores a snapshot of any
+// size without holding its bytes. open is called twice, for two passes:
+// the first checks the encoding's shape (that no declared length exceeds
+// the bytes left, so hostile input cannot make it allocate much), the
+// second builds the state machine key by key.
+func RestoreFrom(opts SMOptions, open func() (io.Reader, error), size int64) (*StateMachine, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	st, err := decodeSnapshotState(data)
+	r, err := open()
 	if err != nil {
 		return nil, err
 	}
-	return st.restore(opts)
+	if err := checkMsgpackShape(bufio.NewReaderSize(r, 64<<10), size); err != nil {
+		return nil, badSnapshot("%v", err)
+	}
+	if r, err = open(); err != nil {
+		return nil, err
+	}
+	kv := newKVStore()
+	var last string
+	st, err := decodeSnapshot(bufio.NewReaderSize(r, 64<<10), func(st *SnapshotState, i int, skv SnapKV) error {
+		kv.rev = st.Revision
+		if err := kv.restoreOne(i, last, skv); err != nil {
+			return err
+		}
+		last = skv.Key
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st.restore(opts, &kv)
 }
 
 func badSnapshot(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrBadSnapshot}, args...)...)
 }
 
-// decodeSnapshotState decodes a snapshot's envelope and state, without
-// checking the state's consistency.
+// decodeSnapshotState decodes a snapshot's envelope and state, keys
+// included, without checking the state's consistency.
 func decodeSnapshotState(data []byte) (*SnapshotState, error) {
-	// The decoder sizes slices by the lengths the input declares; checking
-	// them first keeps every allocation proportional to len(data).
-	if err := checkMsgpackShape(data); err != nil {
+	if err := checkMsgpackShape(bufio.NewReader(bytes.NewReader(data)), int64(len(data))); err != nil {
 		return nil, badSnapshot("%v", err)
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(data))
+	return decodeSnapshot(bytes.NewReader(data), nil)
+}
+
+// decodeSnapshot decodes a snapshot's envelope and state from r, which
+// checkMsgpackShape passed. The keys go to onKV one by one, in order, if
+// it is set (the state's fields before them are decoded by then), and to
+// st.KVs if not.
+func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) error) (*SnapshotState, error) {
+	dec := msgpack.NewDecoder(r)
 	dec.DisallowUnknownFields(true)
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n != 3 && n != 4 {
@@ -76,7 +113,32 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 		return nil, badSnapshot("format version %d with %d elements, want %d", v, n, want)
 	}
 	st := new(SnapshotState)
-	if err := dec.Decode(st); err != nil {
+	if n, err := dec.DecodeArrayLen(); err != nil || n != snapshotStateFields {
+		return nil, badSnapshot("decoding version %d: state of %d fields, want %d (%v)", v, n, snapshotStateFields, err)
+	}
+	if err := decodeAll(dec, &st.Options, &st.Applied, &st.Revision, &st.Clock, &st.Fence); err != nil {
+		return nil, badSnapshot("decoding version %d: %v", v, err)
+	}
+	nkv, err := dec.DecodeArrayLen()
+	if err != nil || nkv < 0 {
+		return nil, badSnapshot("decoding version %d: keys: %d (%v)", v, nkv, err)
+	}
+	for i := 0; i < nkv; i++ {
+		var skv SnapKV
+		if err := dec.Decode(&skv); err != nil {
+			return nil, badSnapshot("decoding version %d: key %d: %v", v, i, err)
+		}
+		if onKV == nil {
+			st.KVs = append(st.KVs, skv)
+		} else if err := onKV(st, i, skv); err != nil {
+			return nil, err
+		}
+	}
+	if onKV == nil && st.KVs == nil {
+		st.KVs = []SnapKV{}
+	}
+	if err := decodeAll(dec, &st.Clients, &st.LastSession, &st.Sessions, &st.Renewed, &st.Locks, &st.Elections,
+		&st.KVHistoryDropped, &st.KVHistory); err != nil {
 		return nil, badSnapshot("decoding version %d: %v", v, err)
 	}
 	if v >= 2 {
@@ -87,45 +149,62 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 	return st, nil
 }
 
-// checkMsgpackShape checks that data is exactly one MessagePack value whose
-// every declared length fits in the bytes that follow it: an array or map
-// header cannot declare more elements than bytes remain, so a short hostile
-// input cannot make the decoder allocate much. Extension types (which the
-// format never uses) are refused. It does not recurse.
-func checkMsgpackShape(data []byte) error {
-	pos := 0
-	pending := 1 // values still to read
+func decodeAll(dec *msgpack.Decoder, vs ...any) error {
+	for _, v := range vs {
+		if err := dec.Decode(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMsgpackShape checks that the size bytes of r are exactly one
+// MessagePack value whose every declared length fits in the bytes that
+// follow it: an array or map header cannot declare more elements than
+// bytes remain, so a short hostile input cannot make the decoder allocate
+// much. Extension types (which the format never uses) are refused. It does
+// not recurse, and reads r once, front to back.
+func checkMsgpackShape(r *bufio.Reader, size int64) error {
+	pos := uint64(0)
+	total := uint64(max(size, 0))
+	pending := uint64(1) // values still to read
 	need := func(n uint64) error {
-		if n > uint64(len(data)-pos) {
-			return fmt.Errorf("truncated at byte %d: %d more bytes declared, %d left", pos, n, len(data)-pos)
+		if n > total-pos {
+			return fmt.Errorf("truncated at byte %d: %d more bytes declared, %d left", pos, n, total-pos)
 		}
 		return nil
 	}
+	var lenBuf [4]byte
 	length := func(size int) (uint64, error) {
 		if err := need(uint64(size)); err != nil {
 			return 0, err
 		}
+		if _, err := io.ReadFull(r, lenBuf[:size]); err != nil {
+			return 0, fmt.Errorf("reading at byte %d: %w", pos, err)
+		}
 		var n uint64
 		switch size {
 		case 1:
-			n = uint64(data[pos])
+			n = uint64(lenBuf[0])
 		case 2:
-			n = uint64(binary.BigEndian.Uint16(data[pos:]))
+			n = uint64(binary.BigEndian.Uint16(lenBuf[:]))
 		case 4:
-			n = uint64(binary.BigEndian.Uint32(data[pos:]))
+			n = uint64(binary.BigEndian.Uint32(lenBuf[:]))
 		}
-		pos += size
+		pos += uint64(size)
 		return n, nil
 	}
 	for pending > 0 {
-		if pos >= len(data) {
+		if pos >= total {
 			return fmt.Errorf("truncated: %d values missing at the end", pending)
 		}
-		c := data[pos]
+		c, err := r.ReadByte()
+		if err != nil {
+			return fmt.Errorf("reading at byte %d: %w", pos, err)
+		}
 		pos++
 		pending--
 		var skip, elems uint64
-		var err error
 		switch {
 		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3: // fixints, nil, bool
 		case c >= 0x80 && c <= 0x8f: // fixmap
@@ -165,21 +244,28 @@ func checkMsgpackShape(data []byte) error {
 		if err := need(skip); err != nil {
 			return err
 		}
-		pos += int(skip)
+		if _, err := r.Discard(int(skip)); err != nil {
+			return fmt.Errorf("reading at byte %d: %w", pos, err)
+		}
+		pos += skip
 		// Every pending value takes at least one byte.
-		if err := need(uint64(pending) + elems); err != nil {
+		if err := need(pending + elems); err != nil {
 			return err
 		}
-		pending += int(elems)
+		pending += elems
 	}
-	if pos != len(data) {
-		return fmt.Errorf("%d bytes after the snapshot", len(data)-pos)
+	if pos != total {
+		return fmt.Errorf("%d bytes after the snapshot", total-pos)
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return fmt.Errorf("more than the %d bytes announced (%v)", total, err)
 	}
 	return nil
 }
 
-// restore checks st and builds its state machine.
-func (st *SnapshotState) restore(opts SMOptions) (*StateMachine, error) {
+// restore checks st and builds its state machine, with kv as its keys
+// (restored and checked as they were decoded; st.KVs is not used).
+func (st *SnapshotState) restore(opts SMOptions, kv *kvStore) (*StateMachine, error) {
 	// The value limit only decides what later commands may carry, and
 	// every replica restores with the same one (it is no node's setting:
 	// see valueBytesLimit in service/snapshotter.go), so a snapshot taken
@@ -195,9 +281,8 @@ func (st *SnapshotState) restore(opts SMOptions) (*StateMachine, error) {
 	sm.kv.rev = st.Revision
 	sm.clock = st.Clock
 	sm.fence = st.Fence
-	if err := sm.restoreKV(st); err != nil {
-		return nil, err
-	}
+	sm.kv = *kv
+	sm.kv.rev = st.Revision
 	if err := sm.restoreDedup(st); err != nil {
 		return nil, err
 	}
@@ -223,28 +308,17 @@ func restoreKV(s SnapKV) KV {
 	return KV{Key: s.Key, Value: s.Value, CreateRevision: s.CreateRevision, ModRevision: s.ModRevision, Version: s.Version}
 }
 
-func (sm *StateMachine) restoreKV(st *SnapshotState) error {
-	s := &sm.kv
-	keys := make([]string, 0, len(st.KVs))
-	for i, skv := range st.KVs {
-		kv := restoreKV(skv)
-		if kv.Key == "" || i > 0 && kv.Key <= keys[i-1] {
-			return badSnapshot("key %d (%q) empty or out of order", i, kv.Key)
-		}
-		if kv.Version == 0 || kv.CreateRevision == 0 || kv.CreateRevision > kv.ModRevision || kv.ModRevision > s.rev {
-			return badSnapshot("key %q: bad revisions %+v at store revision %d", kv.Key, skv, s.rev)
-		}
-		s.m[kv.Key] = kv
-		keys = append(keys, kv.Key)
+// restoreOne adds skv, the i-th key of a snapshot, whose previous key was
+// last, to s, checked.
+func (s *kvStore) restoreOne(i int, last string, skv SnapKV) error {
+	kv := restoreKV(skv)
+	if kv.Key == "" || i > 0 && kv.Key <= last {
+		return badSnapshot("key %d (%q) empty or out of order", i, kv.Key)
 	}
-	// Chunks half full: room to grow before a split.
-	const per = chunkKeysMax / 2
-	for len(keys) > 0 {
-		n := min(per, len(keys))
-		s.index.chunks = append(s.index.chunks, keys[:n:n])
-		keys = keys[n:]
+	if kv.Version == 0 || kv.CreateRevision == 0 || kv.CreateRevision > kv.ModRevision || kv.ModRevision > s.rev {
+		return badSnapshot("key %q: bad revisions %+v at store revision %d", kv.Key, skv, s.rev)
 	}
-	s.index.n = len(s.m)
+	s.tree.ReplaceOrInsert(kv)
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package statemachine
 
 import (
+	"github.com/vmihailenco/msgpack/v5"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -257,7 +259,9 @@ func checkDerived(t testing.TB, sm *StateMachine) {
 	t.Helper()
 	checkCoordInvariants(t, sm)
 	if tt, ok := t.(*testing.T); ok {
-		checkIndex(tt, &sm.kv.index, sortedKeys(sm.kv.m))
+		var keys []string
+		sm.kv.ascendFrom("", func(kv KV) bool { keys = append(keys, kv.Key); return true })
+		checkTree(tt, &sm.kv, keys)
 	}
 	d := &sm.dedup
 	if len(d.byAge) != len(d.clients) {
@@ -351,6 +355,11 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		// encode it to the same bytes.
 		twin := NewStateMachine(opts)
 		var cur *StateMachine // the restored replica, nil before the first restore
+		// frozen is a view taken at the last snapshot point and encoded
+		// only at the next one, after 250 more commands: it must still
+		// give the bytes of its own point in time.
+		var frozen *SnapshotView
+		var frozenData []byte
 		slot := paxos.Slot(1)
 		for i := 0; i < steps; i++ {
 			cmd, c := g.next(orig)
@@ -358,6 +367,20 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			if i > 0 && g.rng.IntN(4) > 0 {
 				if i%250 == 0 {
 					data := mustSnapshot(t, orig)
+					if whole := encodeWhole(t, orig); !bytes.Equal(data, whole) {
+						t.Fatalf("seed %d step %d: the streamed encoding differs from msgpack's of the whole state", seed, i)
+					}
+					if frozen != nil {
+						var buf bytes.Buffer
+						if _, err := frozen.WriteTo(&buf); err != nil || !bytes.Equal(buf.Bytes(), frozenData) {
+							t.Fatalf("seed %d step %d: a view encoded later differs from its point in time (err %v)", seed, i, err)
+						}
+					}
+					var err error
+					if frozen, err = orig.View(); err != nil {
+						t.Fatal(err)
+					}
+					frozenData = data
 					if tw := mustSnapshot(t, twin); !bytes.Equal(data, tw) {
 						t.Fatalf("seed %d step %d: replicas in the same state give different snapshots", seed, i)
 					}
@@ -410,6 +433,28 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		cov.errs == 0 || cov.events == 0 || cov.dropped == 0 || cov.ringFull == 0 {
 		t.Fatalf("the histories missed a part of the state: %+v", cov)
 	}
+}
+
+// encodeWhole encodes sm's state as one msgpack value, keys included: the
+// encoding the streamed one (encodeSnapshot) must reproduce byte for byte.
+func encodeWhole(t *testing.T, sm *StateMachine) []byte {
+	t.Helper()
+	st := sm.snapshotState(true)
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	version := uint64(SnapshotFormatVersion)
+	if sm.ident.empty() {
+		version = 1
+	}
+	env := []any{snapshotMagic, version, st}
+	if version >= 2 {
+		env = append(env, &st.Identity)
+	}
+	if err := enc.Encode(env); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // TestSnapshotErrors: every sentinel error a Result may wrap survives a
@@ -513,8 +558,8 @@ func TestSnapshotEmptyAndBig(t *testing.T) {
 	for i := 0; i < 8000; i++ {
 		op(a)
 	}
-	if len(a.kv.index.chunks) < 4 {
-		t.Fatalf("only %d index chunks", len(a.kv.index.chunks))
+	if a.kv.len() < 4*kvTreeDegree {
+		t.Fatalf("only %d keys: the tree has a single node", a.kv.len())
 	}
 	b := mustRestore(t, SMOptions{KVHistoryMax: 100}, mustSnapshot(t, a))
 	checkSameState(t, a, b)

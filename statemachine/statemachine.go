@@ -467,8 +467,8 @@ func (sm *StateMachine) execKV(c *Command) Result {
 	}
 	switch c.Op {
 	case OpPut:
-		prev, found := s.put(c.Key, c.Value)
-		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: s.m[c.Key], PrevKV: prev})
+		kv, prev, found := s.put(c.Key, c.Value)
+		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: kv, PrevKV: prev})
 		return Result{Revision: s.rev, Found: found, KV: prev}
 	case OpGet:
 		kv, found := s.get(c.Key)
@@ -486,8 +486,8 @@ func (sm *StateMachine) execKV(c *Command) Result {
 	case OpCAS:
 		cur, found, ok := s.casHolds(c)
 		if ok {
-			s.put(c.Key, c.Value)
-			sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: s.m[c.Key], PrevKV: cur})
+			kv, _, _ := s.put(c.Key, c.Value)
+			sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: kv, PrevKV: cur})
 		}
 		return Result{Revision: s.rev, Found: found, KV: cur, Succeeded: ok}
 	case OpList:

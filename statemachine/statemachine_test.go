@@ -361,7 +361,7 @@ func TestInvalid(t *testing.T) {
 				t.Fatalf("%x: got %s, want ErrInvalid", b, describeResult(r))
 			}
 		}
-		if sm.Revision() != 0 || len(sm.dedup.clients) != 0 || sm.kv.index.n != 0 {
+		if sm.Revision() != 0 || len(sm.dedup.clients) != 0 || sm.kv.len() != 0 {
 			t.Fatalf("undecodable commands changed the state")
 		}
 	})
@@ -552,8 +552,8 @@ func TestHashCoversState(t *testing.T) {
 	}
 	ref := base().sm.Hash()
 	for name, change := range map[string]func(h *smHarness){
-		"value":        func(h *smHarness) { h.sm.kv.m["a"] = mkKV("a", "2", 1, 1, 1) },
-		"version":      func(h *smHarness) { h.sm.kv.m["a"] = mkKV("a", "1", 1, 1, 2) },
+		"value":        func(h *smHarness) { h.sm.kv.tree.ReplaceOrInsert(mkKV("a", "2", 1, 1, 1)) },
+		"version":      func(h *smHarness) { h.sm.kv.tree.ReplaceOrInsert(mkKV("a", "1", 1, 1, 2)) },
 		"revision":     func(h *smHarness) { h.sm.kv.rev++ },
 		"applied":      func(h *smHarness) { h.sm.applied++ },
 		"client floor": func(h *smHarness) { h.sm.dedup.clients[1].floor++ },
