@@ -108,8 +108,8 @@ type nodeObserver interface {
 	installed(sm *statemachine.StateMachine)
 	// led: the node started leading under ballot b.
 	led(b paxos.Ballot)
-	// snapshotted: the node encoded its state as of slot into data.
-	snapshotted(slot paxos.Slot, data []byte)
+	// snapshotted: the node wrote its state as of slot, meta, to its store.
+	snapshotted(slot paxos.Slot, meta wal.SnapshotMeta)
 }
 
 // nodeEdges are what newNode builds a node over, besides its Config.

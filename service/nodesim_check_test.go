@@ -15,6 +15,7 @@ import (
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
 	"github.com/paxosd/paxosd/statemachine"
+	"github.com/paxosd/paxosd/wal"
 )
 
 // simChecker holds what the checkers know of a run: the first replica to
@@ -28,8 +29,8 @@ type simChecker struct {
 	// one against kvEvents and changes. How far back a replica's history
 	// reaches may differ: a snapshot carries only the newest events.)
 	chosen, hashes map[paxos.Slot]uint64
-	// snaps: per slot, the digest of a snapshot taken there.
-	snaps   map[paxos.Slot]uint64
+	// snaps: per slot, the size and CRC of a snapshot taken there.
+	snaps   map[paxos.Slot]wal.SnapshotMeta
 	maxSlot paxos.Slot
 	// leaders: who led each ballot (node and incarnation).
 	leaders map[paxos.Ballot][2]int
@@ -68,7 +69,7 @@ type simHold struct {
 func newSimChecker(s *sim) *simChecker {
 	return &simChecker{
 		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{},
-		snaps: map[paxos.Slot]uint64{}, leaders: map[paxos.Ballot][2]int{},
+		snaps: map[paxos.Slot]wal.SnapshotMeta{}, leaders: map[paxos.Ballot][2]int{},
 		holder: map[string]uint64{}, lastToken: map[string]uint64{},
 		kvEvents: map[uint64]statemachine.KVEvent{}, changes: map[uint64]statemachine.LeaderChange{}, holds: map[string][]simHold{},
 		writes: map[string]map[string]bool{},
@@ -253,16 +254,16 @@ func (c *simChecker) checkLeases(sn *simNode, b paxos.Ballot) {
 }
 
 // snapshotted checks that replicas snapshotting the same slot encode the
-// same bytes.
-func (o *simObserver) snapshotted(slot paxos.Slot, data []byte) {
+// same bytes (the same size and CRC). The view was frozen at slot and
+// encoded later, while the node went on applying: a view that saw later
+// writes would differ from another replica's.
+func (o *simObserver) snapshotted(slot paxos.Slot, meta wal.SnapshotMeta) {
 	c := o.c
 	c.s.stats.snapshots++
-	h := fnv.New64a()
-	h.Write(data)
-	if want, ok := c.snaps[slot]; ok && want != h.Sum64() {
-		c.s.failf("node %d's snapshot at slot %d differs from another replica's", o.sn.id, slot)
+	if want, ok := c.snaps[slot]; ok && want != meta {
+		c.s.failf("node %d's snapshot at slot %d (%s) differs from another replica's (%s)", o.sn.id, slot, meta, want)
 	}
-	c.snaps[slot] = h.Sum64()
+	c.snaps[slot] = meta
 }
 
 // started checks a node that (re)started: its state machine, loaded from

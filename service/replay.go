@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,7 +20,7 @@ const replayChunkBytes = 4 << 20
 // empty one if there is none.
 func loadSnapshot(store *wal.Store, opts statemachine.SMOptions, log zerolog.Logger, clock Clock) (*statemachine.StateMachine, error) {
 	start := clock.Now()
-	meta, data, err := store.LoadSnapshot()
+	meta, err := store.Snapshot()
 	if errors.Is(err, wal.ErrNoSnapshot) {
 		if t := store.Truncated(); t > 0 {
 			return nil, fmt.Errorf("service: the log is truncated up to slot %d but the data directory holds no snapshot: it is damaged; restore it from a backup or remove it and rejoin (--rejoin)", t)
@@ -29,7 +30,7 @@ func loadSnapshot(store *wal.Store, opts statemachine.SMOptions, log zerolog.Log
 	if err != nil {
 		return nil, fmt.Errorf("service: loading the snapshot: %w", err)
 	}
-	sm, err := statemachine.RestoreStateMachine(opts, data)
+	sm, err := restoreStored(store.OpenSnapshot, meta, opts)
 	if err != nil {
 		return nil, fmt.Errorf("service: decoding the snapshot %s: %w", meta, err)
 	}
@@ -38,6 +39,25 @@ func loadSnapshot(store *wal.Store, opts statemachine.SMOptions, log zerolog.Log
 	}
 	log.Info().Str("snapshot", meta.String()).Dur("took_ms", clock.Now().Sub(start)).Msg("state machine loaded from the snapshot")
 	return sm, nil
+}
+
+// restoreStored decodes the snapshot meta names as open streams it from
+// the store (the stored or the staged one), never holding it whole.
+func restoreStored(open func(wal.SnapshotMeta) (*wal.SnapshotReader, error), meta wal.SnapshotMeta, opts statemachine.SMOptions) (*statemachine.StateMachine, error) {
+	var readers []*wal.SnapshotReader
+	defer func() {
+		for _, r := range readers {
+			_ = r.Close()
+		}
+	}()
+	return statemachine.RestoreFrom(opts, func() (io.Reader, error) {
+		r, err := open(meta)
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, r)
+		return r, nil
+	}, int64(meta.Size))
 }
 
 // replay brings the state machine from its applied slot (the snapshot's,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wal"
 	"github.com/paxosd/paxosd/wire"
 )
@@ -31,19 +32,32 @@ func (n *Node) onSnapshotOffer(m paxos.Message) {
 		Uint64("leader_log_starts_after", uint64(m.Slot)).Msg("behind the leader's log: fetching its snapshot")
 	from := m.From
 	n.bg.run(0, func(ctx context.Context) func() {
-		meta, data, err := n.fetchSnapshot(ctx, from)
-		return func() { n.installSnapshot(snapshotFetched{from: from, meta: meta, data: data, err: err}) }
+		meta, err := n.fetchSnapshot(ctx, from)
+		var sm *statemachine.StateMachine
+		if err == nil {
+			start := n.clock.Now()
+			sm, err = restoreStored(n.store.OpenStaged, meta, n.smOptions())
+			n.m.snapshotSeconds.WithLabelValues("install").Observe(n.clock.Now().Sub(start).Seconds())
+			if err != nil {
+				n.m.snapshotFailures.WithLabelValues("install").Inc()
+				err = fmt.Errorf("cannot decode the snapshot %s of node %d: %w", meta, from, err)
+			} else if sm.Applied() != meta.Slot {
+				err = fmt.Errorf("the snapshot %s of node %d holds the state as of slot %d", meta, from, sm.Applied())
+			}
+		}
+		return func() { n.installSnapshot(snapshotFetched{from: from, meta: meta, sm: sm, err: err}) }
 	})
 }
 
 // fetchSnapshot copies the snapshot of node from into this node's staging
 // area, chunk by chunk, each chunk durable before the next is asked for,
 // so a transfer cut by a crash or a dropped connection resumes where it
-// stopped. It returns the whole snapshot, checked. It runs off the loop.
-func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.SnapshotMeta, []byte, error) {
+// stopped. It returns the meta of the snapshot staged in full (its bytes
+// are checked as they are decoded). It runs off the loop.
+func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.SnapshotMeta, error) {
 	pc, err := n.peers.dial(ctx, from)
 	if err != nil {
-		return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: %w", from, err)
+		return wal.SnapshotMeta{}, fmt.Errorf("snapshot from node %d: %w", from, err)
 	}
 	defer pc.Close()
 	var reqID uint64
@@ -57,10 +71,10 @@ func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.Snapsh
 	for attempt := 0; attempt < snapshotFetchRestarts; attempt++ {
 		resp, err := read(wal.SnapshotMeta{}, 0)
 		if err != nil {
-			return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: %w", from, err)
+			return wal.SnapshotMeta{}, fmt.Errorf("snapshot from node %d: %w", from, err)
 		}
 		if resp.Err != wire.ErrNone {
-			return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: %s: %s", from, resp.Err, resp.ErrMsg)
+			return wal.SnapshotMeta{}, fmt.Errorf("snapshot from node %d: %s: %s", from, resp.Err, resp.ErrMsg)
 		}
 		meta := wal.SnapshotMeta{Slot: resp.SnapSlot, Size: resp.SnapSize, CRC: resp.SnapCRC}
 		offset := uint64(0)
@@ -68,20 +82,20 @@ func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.Snapsh
 			offset = received
 			n.log.Info().Str("snapshot", meta.String()).Uint64("received", received).Msg("resuming the snapshot transfer")
 		} else if err := n.store.StageSnapshot(meta, 0, resp.Data); err != nil {
-			return meta, nil, err
+			return meta, err
 		} else {
 			offset = uint64(len(resp.Data))
 		}
 		gone, err := n.copySnapshot(meta, offset, read)
 		if err != nil {
-			return meta, nil, fmt.Errorf("snapshot from node %d: %w", from, err)
+			return meta, fmt.Errorf("snapshot from node %d: %w", from, err)
 		}
 		if gone {
 			continue // the leader took a newer one: start over with it
 		}
-		return n.store.StagedData()
+		return meta, nil
 	}
-	return wal.SnapshotMeta{}, nil, fmt.Errorf("snapshot from node %d: replaced %d times during the transfer", from, snapshotFetchRestarts)
+	return wal.SnapshotMeta{}, fmt.Errorf("snapshot from node %d: replaced %d times during the transfer", from, snapshotFetchRestarts)
 }
 
 // copySnapshot reads meta from offset to its end into the staging area. It

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -9,33 +10,43 @@ import (
 )
 
 // Snapshots keep the data directory bounded. Every Config.SnapshotEntries
-// applied slots the loop encodes the state machine and hands it to the WAL
-// writer, in order with the Persists: one synced batch stores it and
-// deletes the log below it (but for SnapshotKeepEntries slots). Once that
-// batch is durable the replica is told (Replica.Truncate), and from then on
-// sends a follower that lacks the deleted slots a MsgSnapshot; the follower
-// fetches the snapshot (snapfetch.go) and installs it here.
+// applied slots the loop freezes the state machine (a SnapshotView: O(1)
+// for the keys, a copy of the small tables) and a background job streams
+// it into the store under a generation of its own, chunk by chunk, while
+// the loop goes on applying: the loop never encodes a snapshot, and no
+// snapshot is ever whole in memory. Back on the loop, the finished
+// snapshot is handed to the WAL writer, in order with the Persists: one
+// synced batch makes it the stored one and deletes the log below it (but
+// for SnapshotKeepEntries slots). Once that batch is durable the replica
+// is told (Replica.Truncate), and from then on sends a follower that lacks
+// the deleted slots a MsgSnapshot; the follower fetches the snapshot
+// (snapfetch.go), decodes it off the loop as it streams from its store,
+// and installs it here.
 
-// snapshotJob is a snapshot for the WAL writer to store.
+// snapshotJob is a snapshot for the WAL writer to commit.
 type snapshotJob struct {
 	slot     paxos.Slot
-	data     []byte
+	w        *wal.SnapshotWriter // finished: the snapshot's chunks are stored
 	truncate paxos.Slot
-	meta     wal.SnapshotMeta // set once stored
 	took     time.Duration
-	started  time.Time // when the loop began encoding it (the node's clock)
+	started  time.Time // when the loop froze the state (the node's clock)
+	// stale is set by the WAL writer when a newer snapshot was installed
+	// meanwhile: this one was discarded and the log not truncated.
+	stale bool
 }
 
-// installJob is a snapshot from the leader for the WAL writer to install.
+// installJob is a fetched snapshot, staged in full and decoded, for the
+// WAL writer to install.
 type installJob struct {
 	meta wal.SnapshotMeta
-	data []byte
 }
 
 // snapshotState is the loop's bookkeeping of snapshots.
 type snapshotState struct {
 	// last is the slot of the newest snapshot taken or installed.
 	last paxos.Slot
+	// building is set while a background job encodes a view.
+	building bool
 	// inFlight is the snapshot job submitted as seq, not yet durable.
 	inFlight *snapshotJob
 	seq      uint64
@@ -45,36 +56,71 @@ type snapshotState struct {
 	fetchStart time.Time
 }
 
-// maybeSnapshot takes a snapshot when SnapshotEntries slots were applied
-// since the last one. The encoding runs on the loop (the state machine is
-// the loop's); the write runs on the WAL writer.
+// maybeSnapshot starts a snapshot when SnapshotEntries slots were applied
+// since the last one and none is under way.
 func (n *Node) maybeSnapshot() {
 	applied := n.sm.Applied()
-	if n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) {
+	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) {
 		return
 	}
 	start := n.clock.Now()
-	data, err := n.sm.Snapshot()
-	n.snapshotTimed("encode", start)
+	view, err := n.sm.View()
+	n.snapshotTimed("view", start)
 	if err != nil {
 		n.m.snapshotFailures.WithLabelValues("encode").Inc()
-		n.log.Error().Err(err).Uint64("slot", uint64(applied)).Msg("cannot encode a snapshot; the log keeps growing until the next attempt")
+		n.log.Error().Err(err).Uint64("slot", uint64(applied)).Msg("cannot take a snapshot; the log keeps growing until the next attempt")
 		n.snap.last = applied
 		return
 	}
+	n.snap.building = true
+	store := n.store
+	n.bg.run(0, func(ctx context.Context) func() {
+		encodeStart := n.clock.Now()
+		w, err := store.CreateSnapshot(applied)
+		if err == nil {
+			if _, err = view.WriteTo(w); err == nil {
+				_, err = w.Finish()
+			}
+			if err != nil {
+				w.Abort()
+			}
+		}
+		took := n.clock.Now().Sub(encodeStart)
+		return func() { n.snapshotWritten(view, w, err, start, took) }
+	})
+}
+
+// snapshotWritten takes a snapshot that a background job has written (or
+// failed to) back on the loop, and submits its commit.
+func (n *Node) snapshotWritten(view *statemachine.SnapshotView, w *wal.SnapshotWriter, err error, start time.Time, took time.Duration) {
+	n.snap.building = false
+	slot := view.Applied()
+	n.m.snapshotSeconds.WithLabelValues("encode").Observe(took.Seconds())
+	if err != nil {
+		n.m.snapshotFailures.WithLabelValues("encode").Inc()
+		n.log.Error().Err(err).Uint64("slot", uint64(slot)).Msg("cannot write a snapshot; the log keeps growing until the next attempt")
+		n.snap.last = max(n.snap.last, slot)
+		return
+	}
+	if slot <= n.snap.last { // a snapshot from the leader was installed meanwhile
+		w.Abort()
+		return
+	}
+	meta := w.Meta()
 	if n.obs != nil {
-		n.obs.snapshotted(applied, data)
+		n.obs.snapshotted(slot, meta)
 	}
 	var truncate paxos.Slot
-	if keep := paxos.Slot(n.cfg.SnapshotKeepEntries); applied > keep {
-		truncate = applied - keep
+	if keep := paxos.Slot(n.cfg.SnapshotKeepEntries); slot > keep {
+		truncate = slot - keep
 	}
-	job := &snapshotJob{slot: applied, data: data, truncate: truncate, started: start}
+	job := &snapshotJob{slot: slot, w: w, truncate: truncate, started: start}
 	if !n.submit(walJob{snap: job}) {
 		return
 	}
 	n.snap.inFlight, n.snap.seq = job, n.submitted
-	n.log.Debug().Uint64("slot", uint64(applied)).Int("bytes", len(data)).Dur("encode_ms", n.clock.Now().Sub(start)).Msg("snapshot submitted")
+	n.log.Debug().Uint64("slot", uint64(slot)).Uint64("bytes", meta.Size).Int("keys", view.Keys()).
+		Dur("encode_ms", took).Msg("snapshot written, commit submitted")
 }
 
 // snapshotDurable finishes the snapshot in flight once its write is
@@ -86,21 +132,26 @@ func (n *Node) snapshotDurable(seq uint64) {
 		return
 	}
 	n.snap.inFlight = nil
+	if job.stale {
+		return
+	}
 	n.snap.last = max(n.snap.last, job.slot)
 	n.r.Truncate(job.truncate)
 	n.m.snapshots.Inc()
-	n.m.snapshotBytes.Set(float64(job.meta.Size))
+	meta := job.w.Meta()
+	n.m.snapshotBytes.Set(float64(meta.Size))
 	n.m.snapshotSeconds.WithLabelValues("write").Observe(job.took.Seconds())
 	n.snapshotTimed("take", job.started)
-	n.log.Info().Uint64("slot", uint64(job.slot)).Uint64("bytes", job.meta.Size).
+	n.log.Info().Uint64("slot", uint64(job.slot)).Uint64("bytes", meta.Size).
 		Uint64("log_truncated_to", uint64(job.truncate)).Dur("write_ms", job.took).Msg("snapshot taken")
 }
 
-// snapshotFetched is a fetch's outcome, sent to the loop.
+// snapshotFetched is a fetch's outcome, sent to the loop: the snapshot
+// staged in full and the state machine decoded from it.
 type snapshotFetched struct {
 	from paxos.NodeID // the member the snapshot came from
 	meta wal.SnapshotMeta
-	data []byte
+	sm   *statemachine.StateMachine
 	err  error
 }
 
@@ -118,18 +169,11 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 		n.log.Info().Uint64("snapshot_slot", uint64(f.meta.Slot)).Uint64("commit", uint64(commit)).Msg("fetched snapshot no longer needed")
 		return
 	}
-	start := n.clock.Now()
-	sm, err := statemachine.RestoreStateMachine(n.smOptions(), f.data)
-	n.snapshotTimed("install", start)
-	if err != nil {
-		n.m.snapshotFailures.WithLabelValues("install").Inc()
-		n.log.Error().Err(err).Str("snapshot", f.meta.String()).Msg("cannot decode the leader's snapshot")
-		return
-	}
+	sm := f.sm
 	// The install is queued behind every write submitted so far, and every
 	// later write (and every Promise or Accepted held for durability)
 	// waits behind it, so the replica may move on at once.
-	if !n.submit(walJob{install: &installJob{meta: f.meta, data: f.data}}) {
+	if !n.submit(walJob{install: &installJob{meta: f.meta}}) {
 		return
 	}
 	n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, f.meta.Slot})

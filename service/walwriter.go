@@ -76,15 +76,19 @@ func (j walJob) run(store *wal.Store, clock Clock) error {
 	case j.formed:
 		return store.SetFormed()
 	case j.install != nil:
-		return store.InstallSnapshot(j.install.meta, j.install.data)
+		return store.InstallSnapshot(j.install.meta)
 	case j.rejoin != nil && j.rejoin.set:
 		return store.SetRejoin(j.rejoin.target)
 	case j.rejoin != nil:
 		return store.ClearRejoin()
 	}
 	start := clock.Now()
-	meta, err := store.SaveSnapshot(j.snap.slot, j.snap.data, j.snap.truncate)
-	j.snap.meta, j.snap.took = meta, clock.Now().Sub(start)
+	err := store.CommitSnapshot(j.snap.w, j.snap.truncate)
+	j.snap.took = clock.Now().Sub(start)
+	if errors.Is(err, wal.ErrSnapshotStale) {
+		j.snap.stale = true // a newer one was installed meanwhile: no harm
+		return nil
+	}
 	return err
 }
 

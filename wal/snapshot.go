@@ -11,31 +11,48 @@ import (
 )
 
 // A snapshot is the node's state machine encoded as of one slot, opaque to
-// this package. The store keeps one, in chunks, next to the log:
+// this package. The store keeps one, in chunks, next to the log, and at
+// most one being received from the leader (staged):
 //
-//	"a/truncated"      ver | slot uvarint: entries at or below it are deleted
-//	"s/meta"           ver | slot | size | crc32c   (uvarints)
-//	"s/c/" idx (8B BE) ver | bytes of chunk idx (snapshotChunkBytes each)
-//	"t/meta"           ver | slot | size | crc32c | received   (staging)
-//	"t/c/" off (8B BE) ver | bytes received at offset off       (staging)
+//	"a/truncated"          ver | slot uvarint: entries at or below it are deleted
+//	"s/meta"               2 | slot | size | crc32c | gen          (uvarints)
+//	"t/meta"               2 | slot | size | crc32c | received | gen   (staging)
+//	"g/" gen off (8B BE)   ver | the snapshot's bytes from offset off
 //
-// Taking a snapshot and truncating the log below it is one synced batch, as
-// is installing a snapshot received from the leader, so a crash leaves
-// either the old snapshot and log or the new ones. A snapshot being
-// received is staged under "t/" chunk by chunk, each chunk synced, so a
-// transfer interrupted by a crash resumes where it stopped.
+// A snapshot's chunks live under a generation of their own, so a snapshot
+// is written (SnapshotWriter, without syncs, off the node's loop) or
+// received (StageSnapshot, each chunk synced so a transfer cut by a crash
+// resumes) beside the current one and becomes current by one small synced
+// batch that points "s/meta" at its generation, deletes the previous
+// generation and truncates the log: no byte of a snapshot is ever held in
+// memory whole or copied from one place to another. A crash leaves either
+// the old snapshot and log or the new ones; chunks of a generation that
+// neither meta names are garbage of a write cut by a crash, deleted at Open.
+//
+// Stores written before generations (version 1 metas: "s/meta" 1 | slot |
+// size | crc with chunks "s/c/" idx, and "t/meta" 1 | ... with chunks
+// "t/c/" off) are read as they are; a staged version 1 transfer is dropped
+// at Open (it starts over), and the next snapshot replaces the old layout.
+// A build from before generations refuses a version 2 "s/meta" as an
+// unknown format version.
 
-// snapshotChunkBytes is the size of the stored chunks (the last is shorter).
+// snapshotChunkBytes is the size of the chunks a SnapshotWriter stores (the
+// last is shorter).
 const snapshotChunkBytes = 1 << 20
+
+// snapMetaVersion is the format of the snapshot metas this build writes.
+const snapMetaVersion byte = 2
 
 var (
 	keyTruncated    = []byte("a/truncated")
 	keySnapMeta     = []byte("s/meta")
-	snapChunkPrefix = []byte("s/c/")
+	snapChunkPrefix = []byte("s/c/") // version 1 chunks, by index
 	snapChunkEnd    = []byte("s/c0")
 	keyStageMeta    = []byte("t/meta")
-	stageChunkPref  = []byte("t/c/")
+	stageChunkPref  = []byte("t/c/") // version 1 staged chunks, by offset
 	stageChunkEnd   = []byte("t/c0")
+	genChunkPrefix  = []byte("g/")
+	genChunkEnd     = []byte("g0")
 )
 
 var (
@@ -47,6 +64,10 @@ var (
 	ErrSnapshotGone = errors.New("wal: snapshot replaced by a newer one")
 	// ErrNoSnapshot: the store holds no snapshot.
 	ErrNoSnapshot = errors.New("wal: no snapshot")
+	// ErrSnapshotStale: a snapshot written for a slot at or below the
+	// stored snapshot's (one installed from the leader meanwhile); it was
+	// discarded.
+	ErrSnapshotStale = errors.New("wal: a snapshot as new is already stored")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -66,44 +87,110 @@ func (m SnapshotMeta) String() string {
 	return fmt.Sprintf("slot %d (%d bytes, crc %08x)", m.Slot, m.Size, m.CRC)
 }
 
+// storedSnap is a snapshot meta as stored: where its chunks are (gen, or
+// the version 1 layout) and, staged, how much of it was received.
+type storedSnap struct {
+	meta     SnapshotMeta
+	gen      uint64
+	legacy   bool // version 1: chunks under "s/c/" or "t/c/"
+	received uint64
+}
+
+func genKey(gen, off uint64) []byte {
+	k := make([]byte, 0, len(genChunkPrefix)+16)
+	k = append(k, genChunkPrefix...)
+	k = binary.BigEndian.AppendUint64(k, gen)
+	return binary.BigEndian.AppendUint64(k, off)
+}
+
+// genBounds are the keys of gen's chunks: [lo, hi).
+func genBounds(gen uint64) (lo, hi []byte) {
+	lo = binary.BigEndian.AppendUint64(append([]byte(nil), genChunkPrefix...), gen)
+	hi = binary.BigEndian.AppendUint64(append([]byte(nil), genChunkPrefix...), gen+1)
+	return lo, hi
+}
+
+// deleteChunks adds to b the deletion of the chunks of st.
+func deleteChunks(b *pebble.Batch, st storedSnap, staging bool) {
+	switch {
+	case st.meta.Slot == 0:
+	case st.legacy && staging:
+		_ = b.DeleteRange(stageChunkPref, stageChunkEnd, nil)
+	case st.legacy:
+		_ = b.DeleteRange(snapChunkPrefix, snapChunkEnd, nil)
+	default:
+		lo, hi := genBounds(st.gen)
+		_ = b.DeleteRange(lo, hi, nil)
+	}
+}
+
 // SaveSnapshot stores data, the state machine as of slot, replacing the
-// previous snapshot, and deletes the log entries at or below truncate, all
-// in one synced batch. slot must be at or below the durable watermark (the
-// caller applied only chosen, durable slots), and truncate at or below
-// slot. Entries returns ErrTruncated for the deleted slots from before the
-// batch commits, so a reader never mistakes them for absent.
+// previous snapshot, and deletes the log entries at or below truncate: a
+// SnapshotWriter given all of data at once, then CommitSnapshot.
 func (s *Store) SaveSnapshot(slot paxos.Slot, data []byte, truncate paxos.Slot) (SnapshotMeta, error) {
-	unlock, err := s.lockForWrite()
+	w, err := s.CreateSnapshot(slot)
 	if err != nil {
 		return SnapshotMeta{}, err
 	}
-	defer unlock()
-	if slot == 0 || slot > s.commit || truncate > slot {
-		return SnapshotMeta{}, fmt.Errorf("wal: snapshot at slot %d truncating to %d with the watermark at %d: a snapshot covers only chosen slots", slot, truncate, s.commit)
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return SnapshotMeta{}, err
 	}
-	meta := SnapshotMeta{Slot: slot, Size: uint64(len(data)), CRC: Checksum(data)}
-	b := s.db.NewBatchWithSize(len(data) + 1024)
+	meta, err := w.Finish()
+	if err != nil {
+		w.Abort()
+		return SnapshotMeta{}, err
+	}
+	if err := s.CommitSnapshot(w, truncate); err != nil {
+		return SnapshotMeta{}, err
+	}
+	return meta, nil
+}
+
+// CommitSnapshot makes the snapshot w wrote (and finished) the stored one
+// and deletes the log entries at or below truncate, in one synced batch;
+// it deletes the previous snapshot's chunks. w's slot must be at or below
+// the durable watermark (the caller applied only chosen, durable slots),
+// and truncate at or below it. A snapshot no newer than the stored one (a
+// snapshot installed meanwhile) is discarded with ErrSnapshotStale. Entries
+// returns ErrTruncated for the deleted slots from before the batch
+// commits, so a reader never mistakes them for absent.
+func (s *Store) CommitSnapshot(w *SnapshotWriter, truncate paxos.Slot) error {
+	unlock, err := s.lockForWrite()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	slot := w.meta.Slot
+	if !w.finished {
+		return fmt.Errorf("wal: snapshot at slot %d committed before it was finished", slot)
+	}
+	if slot == 0 || slot > s.commit || truncate > slot {
+		return fmt.Errorf("wal: snapshot at slot %d truncating to %d with the watermark at %d: a snapshot covers only chosen slots", slot, truncate, s.commit)
+	}
+	cur, err := readSnapMeta(s.db)
+	if err != nil && !errors.Is(err, ErrNoSnapshot) {
+		return err
+	}
+	b := s.db.NewBatch()
 	defer b.Close()
-	writeSnapshot(b, meta, data)
+	if cur.meta.Slot >= slot {
+		lo, hi := genBounds(w.gen)
+		_ = b.DeleteRange(lo, hi, nil)
+		_ = b.Commit(pebble.NoSync)
+		return fmt.Errorf("%w: snapshot at slot %d, stored %s", ErrSnapshotStale, slot, cur.meta)
+	}
+	deleteChunks(b, cur, false)
+	_ = b.Set(keySnapMeta, appendSnapMeta(nil, storedSnap{meta: w.meta, gen: w.gen}, false), nil)
 	if uint64(truncate) > s.truncated.Load() {
 		_ = b.DeleteRange(entryPrefix, entryKey(truncate+1), nil)
 		_ = b.Set(keyTruncated, appendSlotValue(nil, truncate), nil)
 		s.truncated.Store(uint64(truncate)) // before the deletion is visible
 	}
 	if err := b.Commit(s.wo); err != nil {
-		return SnapshotMeta{}, fmt.Errorf("wal: save snapshot: %w", err)
+		return fmt.Errorf("wal: save snapshot: %w", err)
 	}
-	return meta, nil
-}
-
-// writeSnapshot adds to b the replacement of the stored snapshot by data.
-func writeSnapshot(b *pebble.Batch, meta SnapshotMeta, data []byte) {
-	_ = b.DeleteRange(snapChunkPrefix, snapChunkEnd, nil)
-	for i := 0; i*snapshotChunkBytes < len(data) || i == 0; i++ {
-		chunk := data[i*snapshotChunkBytes : min(len(data), (i+1)*snapshotChunkBytes)]
-		_ = b.Set(indexedKey(snapChunkPrefix, uint64(i)), append([]byte{formatVersion}, chunk...), nil)
-	}
-	_ = b.Set(keySnapMeta, appendSnapMeta(nil, meta, 0, false), nil)
+	return nil
 }
 
 // Snapshot returns the stored snapshot's meta, or ErrNoSnapshot.
@@ -113,68 +200,40 @@ func (s *Store) Snapshot() (SnapshotMeta, error) {
 	if s.closed {
 		return SnapshotMeta{}, ErrClosed
 	}
-	return readSnapMeta(s.db)
+	st, err := readSnapMeta(s.db)
+	return st.meta, err
 }
 
 // ReadSnapshot returns up to max bytes of the snapshot meta names, from
 // offset on (fewer only at the end). It fails with ErrSnapshotGone if the
 // store holds another snapshot by now.
 func (s *Store) ReadSnapshot(meta SnapshotMeta, offset uint64, max int) ([]byte, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	snap := s.db.NewSnapshot()
-	defer snap.Close()
-	cur, err := readSnapMeta(snap)
-	if errors.Is(err, ErrNoSnapshot) || (err == nil && cur != meta) {
-		return nil, fmt.Errorf("%w: asked for %s", ErrSnapshotGone, meta)
-	}
+	r, err := s.OpenSnapshot(meta)
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	if offset > meta.Size {
 		return nil, fmt.Errorf("wal: snapshot offset %d beyond its %d bytes", offset, meta.Size)
 	}
-	end := min(meta.Size, offset+uint64(max))
-	out := make([]byte, 0, end-offset)
-	for off := offset; off < end; {
-		idx := off / snapshotChunkBytes
-		raw, ok, err := get(snap, indexedKey(snapChunkPrefix, idx))
-		if err != nil {
-			return nil, err
-		}
-		if !ok || len(raw) < 1 || raw[0] != formatVersion {
-			return nil, corruptf("snapshot chunk", "chunk %d of %s missing or malformed", idx, meta)
-		}
-		chunk := raw[1:]
-		in := off - idx*snapshotChunkBytes
-		if in >= uint64(len(chunk)) {
-			return nil, corruptf("snapshot chunk", "chunk %d of %s is short", idx, meta)
-		}
-		n := min(uint64(len(chunk))-in, end-off)
-		out = append(out, chunk[in:in+n]...)
-		off += n
+	if err := r.seek(offset); err != nil {
+		return nil, err
 	}
-	return out, nil
+	out := make([]byte, min(meta.Size-offset, uint64(max)))
+	n, err := r.readFull(out)
+	return out[:n], err
 }
 
 // LoadSnapshot returns the stored snapshot in full, checked against its
-// CRC, or ErrNoSnapshot.
+// CRC, or ErrNoSnapshot. It is for tests and tools: the node streams the
+// snapshot with OpenSnapshot instead.
 func (s *Store) LoadSnapshot() (SnapshotMeta, []byte, error) {
 	meta, err := s.Snapshot()
 	if err != nil {
 		return SnapshotMeta{}, nil, err
 	}
-	data, err := s.ReadSnapshot(meta, 0, int(meta.Size))
-	if err != nil {
-		return SnapshotMeta{}, nil, err
-	}
-	if Checksum(data) != meta.CRC {
-		return SnapshotMeta{}, nil, corruptf("snapshot", "%s does not match its checksum", meta)
-	}
-	return meta, data, nil
+	data, err := readAllSnapshot(s.OpenSnapshot(meta))
+	return meta, data, err
 }
 
 // Truncated returns the highest slot deleted from the log (0: none).
@@ -190,23 +249,24 @@ func (s *Store) StageSnapshot(meta SnapshotMeta, offset uint64, chunk []byte) er
 		return err
 	}
 	defer unlock()
-	staged, received, err := readStageMeta(s.db)
+	staged, err := readStageMeta(s.db)
 	if err != nil {
 		return err
 	}
 	b := s.db.NewBatchWithSize(len(chunk) + 256)
 	defer b.Close()
-	if staged != meta {
-		_ = b.DeleteRange(stageChunkPref, stageChunkEnd, nil)
-		received = 0
+	if staged.meta != meta || staged.legacy {
+		deleteChunks(b, staged, true)
+		staged = storedSnap{meta: meta, gen: s.nextGen.Add(1)}
 	}
-	if offset != received || offset+uint64(len(chunk)) > meta.Size {
-		return fmt.Errorf("wal: snapshot chunk at %d+%d does not continue the %d bytes staged of %s", offset, len(chunk), received, meta)
+	if offset != staged.received || offset+uint64(len(chunk)) > meta.Size {
+		return fmt.Errorf("wal: snapshot chunk at %d+%d does not continue the %d bytes staged of %s", offset, len(chunk), staged.received, meta)
 	}
 	if len(chunk) > 0 {
-		_ = b.Set(indexedKey(stageChunkPref, offset), append([]byte{formatVersion}, chunk...), nil)
+		_ = b.Set(genKey(staged.gen, offset), append([]byte{formatVersion}, chunk...), nil)
 	}
-	_ = b.Set(keyStageMeta, appendSnapMeta(nil, meta, offset+uint64(len(chunk)), true), nil)
+	staged.received = offset + uint64(len(chunk))
+	_ = b.Set(keyStageMeta, appendSnapMeta(nil, staged, true), nil)
 	if err := b.Commit(s.wo); err != nil {
 		return fmt.Errorf("wal: stage snapshot: %w", err)
 	}
@@ -221,53 +281,21 @@ func (s *Store) Staged() (SnapshotMeta, uint64, error) {
 	if s.closed {
 		return SnapshotMeta{}, 0, ErrClosed
 	}
-	return readStageMeta(s.db)
+	st, err := readStageMeta(s.db)
+	if st.legacy {
+		return SnapshotMeta{}, 0, err // dropped at the next Open; never resumed
+	}
+	return st.meta, st.received, err
 }
 
-// StagedData returns the fully staged snapshot, checked against its CRC.
-func (s *Store) StagedData() (SnapshotMeta, []byte, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return SnapshotMeta{}, nil, ErrClosed
-	}
-	snap := s.db.NewSnapshot()
-	defer snap.Close()
-	meta, received, err := readStageMeta(snap)
-	if err != nil {
-		return SnapshotMeta{}, nil, err
-	}
-	if meta.Slot == 0 || received != meta.Size {
-		return SnapshotMeta{}, nil, fmt.Errorf("wal: staged snapshot %s incomplete: %d bytes received", meta, received)
-	}
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: stageChunkPref, UpperBound: stageChunkEnd})
-	if err != nil {
-		return SnapshotMeta{}, nil, readErr(err)
-	}
-	data := make([]byte, 0, meta.Size)
-	for valid := it.First(); valid; valid = it.Next() {
-		v := it.Value()
-		if len(v) < 1 || v[0] != formatVersion || binary.BigEndian.Uint64(it.Key()[len(stageChunkPref):]) != uint64(len(data)) {
-			_ = it.Close()
-			return SnapshotMeta{}, nil, corruptf("staged snapshot", "chunk at %d malformed", len(data))
-		}
-		data = append(data, v[1:]...)
-	}
-	if err := firstErr(it.Error(), it.Close()); err != nil {
-		return SnapshotMeta{}, nil, readErr(err)
-	}
-	if uint64(len(data)) != meta.Size || Checksum(data) != meta.CRC {
-		return SnapshotMeta{}, nil, corruptf("staged snapshot", "%s does not match its checksum", meta)
-	}
-	return meta, data, nil
-}
-
-// InstallSnapshot makes data (the snapshot meta names, received from the
-// leader) this node's snapshot: in one synced batch it replaces the stored
-// snapshot, deletes every log entry at or below meta.Slot, moves the
-// watermark there and clears the staging area. meta.Slot must be above the
-// durable watermark: a snapshot that is no news is refused.
-func (s *Store) InstallSnapshot(meta SnapshotMeta, data []byte) error {
+// InstallSnapshot makes the staged snapshot meta names (received in full
+// from the leader) this node's snapshot: in one synced batch it points the
+// stored snapshot at the staged chunks, deletes the previous snapshot and
+// every log entry at or below meta.Slot, and moves the watermark there.
+// meta.Slot must be above the durable watermark: a snapshot that is no
+// news is refused. The caller checked the bytes (OpenStaged verifies the
+// CRC as it reads).
+func (s *Store) InstallSnapshot(meta SnapshotMeta) error {
 	unlock, err := s.lockForWrite()
 	if err != nil {
 		return err
@@ -276,17 +304,25 @@ func (s *Store) InstallSnapshot(meta SnapshotMeta, data []byte) error {
 	if meta.Slot <= s.commit {
 		return fmt.Errorf("wal: snapshot at slot %d is not above the watermark %d", meta.Slot, s.commit)
 	}
-	if uint64(len(data)) != meta.Size || Checksum(data) != meta.CRC {
-		return fmt.Errorf("wal: snapshot bytes do not match %s", meta)
+	staged, err := readStageMeta(s.db)
+	if err != nil {
+		return err
 	}
-	b := s.db.NewBatchWithSize(len(data) + 1024)
+	if staged.meta != meta || staged.legacy || staged.received != meta.Size {
+		return fmt.Errorf("wal: snapshot %s is not staged in full (staged: %s, %d bytes)", meta, staged.meta, staged.received)
+	}
+	cur, err := readSnapMeta(s.db)
+	if err != nil && !errors.Is(err, ErrNoSnapshot) {
+		return err
+	}
+	b := s.db.NewBatch()
 	defer b.Close()
-	writeSnapshot(b, meta, data)
+	deleteChunks(b, cur, false)
+	_ = b.Set(keySnapMeta, appendSnapMeta(nil, storedSnap{meta: meta, gen: staged.gen}, false), nil)
+	_ = b.Delete(keyStageMeta, nil)
 	_ = b.DeleteRange(entryPrefix, entryKey(meta.Slot+1), nil)
 	_ = b.Set(keyTruncated, appendSlotValue(nil, meta.Slot), nil)
 	_ = b.Set(keyCommit, appendSlotValue(nil, meta.Slot), nil)
-	_ = b.DeleteRange(stageChunkPref, stageChunkEnd, nil)
-	_ = b.Delete(keyStageMeta, nil)
 	s.truncated.Store(uint64(meta.Slot))
 	if err := b.Commit(s.wo); err != nil {
 		return fmt.Errorf("wal: install snapshot: %w", err)
@@ -312,52 +348,57 @@ func indexedKey(prefix []byte, n uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), n)
 }
 
-func appendSnapMeta(dst []byte, m SnapshotMeta, received uint64, staging bool) []byte {
-	dst = append(dst, formatVersion)
-	dst = binary.AppendUvarint(dst, uint64(m.Slot))
-	dst = binary.AppendUvarint(dst, m.Size)
-	dst = binary.AppendUvarint(dst, uint64(m.CRC))
+func appendSnapMeta(dst []byte, st storedSnap, staging bool) []byte {
+	dst = append(dst, snapMetaVersion)
+	dst = binary.AppendUvarint(dst, uint64(st.meta.Slot))
+	dst = binary.AppendUvarint(dst, st.meta.Size)
+	dst = binary.AppendUvarint(dst, uint64(st.meta.CRC))
 	if staging {
-		dst = binary.AppendUvarint(dst, received)
+		dst = binary.AppendUvarint(dst, st.received)
 	}
-	return dst
+	return binary.AppendUvarint(dst, st.gen)
 }
 
-func decodeSnapMeta(what string, b []byte, staging bool) (SnapshotMeta, uint64, error) {
-	d := decoder{what: what, b: b}
-	d.version()
-	m := SnapshotMeta{Slot: paxos.Slot(d.uvarint()), Size: d.uvarint()}
+// decodeSnapMeta decodes a stored meta of either version.
+func decodeSnapMeta(what string, b []byte, staging bool) (storedSnap, error) {
+	if len(b) == 0 || b[0] != formatVersion && b[0] != snapMetaVersion {
+		return storedSnap{}, corruptf(what, "unknown format version (want %d or %d)", formatVersion, snapMetaVersion)
+	}
+	legacy := b[0] == formatVersion
+	d := decoder{what: what, b: b[1:]}
+	st := storedSnap{meta: SnapshotMeta{Slot: paxos.Slot(d.uvarint()), Size: d.uvarint()}, legacy: legacy}
 	crc := d.uvarint()
-	var received uint64
 	if staging {
-		received = d.uvarint()
+		st.received = d.uvarint()
+	}
+	if !legacy {
+		st.gen = d.uvarint()
 	}
 	if err := d.finish(); err != nil {
-		return SnapshotMeta{}, 0, err
+		return storedSnap{}, err
 	}
-	if crc > 1<<32-1 || received > m.Size || m.Slot == 0 {
-		return SnapshotMeta{}, 0, corruptf(what, "slot %d crc %d received %d of %d", m.Slot, crc, received, m.Size)
+	if crc > 1<<32-1 || st.received > st.meta.Size || st.meta.Slot == 0 {
+		return storedSnap{}, corruptf(what, "slot %d crc %d received %d of %d", st.meta.Slot, crc, st.received, st.meta.Size)
 	}
-	m.CRC = uint32(crc)
-	return m, received, nil
+	st.meta.CRC = uint32(crc)
+	return st, nil
 }
 
-func readSnapMeta(r pebble.Reader) (SnapshotMeta, error) {
+func readSnapMeta(r pebble.Reader) (storedSnap, error) {
 	raw, ok, err := get(r, keySnapMeta)
 	if err != nil {
-		return SnapshotMeta{}, err
+		return storedSnap{}, err
 	}
 	if !ok {
-		return SnapshotMeta{}, ErrNoSnapshot
+		return storedSnap{}, ErrNoSnapshot
 	}
-	m, _, err := decodeSnapMeta("snapshot meta", raw, false)
-	return m, err
+	return decodeSnapMeta("snapshot meta", raw, false)
 }
 
-func readStageMeta(r pebble.Reader) (SnapshotMeta, uint64, error) {
+func readStageMeta(r pebble.Reader) (storedSnap, error) {
 	raw, ok, err := get(r, keyStageMeta)
 	if err != nil || !ok {
-		return SnapshotMeta{}, 0, err
+		return storedSnap{}, err
 	}
 	return decodeSnapMeta("staged snapshot meta", raw, true)
 }

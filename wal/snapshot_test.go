@@ -129,17 +129,18 @@ func TestStagedSnapshotResumesAndInstalls(t *testing.T) {
 	if err != nil || got != meta || received != 1000 {
 		t.Fatalf("Staged after restart = %s, %d, %v; want %s, 1000", got, received, err, meta)
 	}
-	if _, _, err := s.StagedData(); err == nil {
-		t.Fatal("StagedData of an incomplete snapshot succeeded")
+	if _, err := s.OpenStaged(meta); err == nil {
+		t.Fatal("OpenStaged of an incomplete snapshot succeeded")
 	}
 	if err := s.StageSnapshot(meta, 1000, data[1000:]); err != nil {
 		t.Fatal(err)
 	}
-	m, staged, err := s.StagedData()
+	m, _, _ := s.Staged()
+	staged, err := readAllSnapshot(s.OpenStaged(meta))
 	if err != nil || m != meta || !bytes.Equal(staged, data) {
 		t.Fatalf("StagedData = %s, %d bytes, %v", m, len(staged), err)
 	}
-	if err := s.InstallSnapshot(meta, staged); err != nil {
+	if err := s.InstallSnapshot(meta); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.LoadTail()
@@ -152,7 +153,7 @@ func TestStagedSnapshotResumesAndInstalls(t *testing.T) {
 	if m, _, _ := s.Staged(); m.Slot != 0 {
 		t.Fatalf("staging not cleared: %s", m)
 	}
-	if err := s.InstallSnapshot(meta, staged); err == nil {
+	if err := s.InstallSnapshot(meta); err == nil {
 		t.Fatal("a snapshot at the watermark was installed twice")
 	}
 	// Staging a different snapshot discards the old partial one.
@@ -163,8 +164,9 @@ func TestStagedSnapshotResumesAndInstalls(t *testing.T) {
 	if err := s.StageSnapshot(SnapshotMeta{Slot: 80, Size: 2, CRC: Checksum([]byte("xy"))}, 0, []byte("xy")); err != nil {
 		t.Fatal(err)
 	}
-	if m, d, err := s.StagedData(); err != nil || m.Slot != 80 || string(d) != "xy" {
-		t.Fatalf("StagedData = %s %q %v, want slot 80 \"xy\"", m, d, err)
+	m80 := SnapshotMeta{Slot: 80, Size: 2, CRC: Checksum([]byte("xy"))}
+	if d, err := readAllSnapshot(s.OpenStaged(m80)); err != nil || string(d) != "xy" {
+		t.Fatalf("staged = %q %v, want \"xy\"", d, err)
 	}
 }
 

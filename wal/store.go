@@ -60,6 +60,9 @@ type Store struct {
 	// before the deletion commits, and Entries checks it after reading, so
 	// a reader that raced a truncation gets ErrTruncated, not a hole.
 	truncated atomic.Uint64
+	// nextGen is the last snapshot chunk generation handed out
+	// (snapshot_stream.go).
+	nextGen atomic.Uint64
 }
 
 // Open opens the store in dir, creating dir and a fresh store (recording id)
@@ -132,8 +135,10 @@ func (s *Store) init() error {
 		return err
 	}
 	s.truncated.Store(uint64(t))
-	s.commit, err = readCommit(s.db)
-	return err
+	if s.commit, err = readCommit(s.db); err != nil {
+		return err
+	}
+	return s.cleanSnapshots()
 }
 
 // create records the identity in a store that has none. The identity is the
