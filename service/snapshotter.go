@@ -51,9 +51,11 @@ type snapshotState struct {
 	inFlight *snapshotJob
 	seq      uint64
 	// fetching is set while a fetch of the leader's snapshot runs, which
-	// began at fetchStart.
+	// began at fetchStart, and until its install, submitted as
+	// installSeq (0: none), is durable.
 	fetching   bool
 	fetchStart time.Time
+	installSeq uint64
 }
 
 // maybeSnapshot starts a snapshot when SnapshotEntries slots were applied
@@ -127,6 +129,9 @@ func (n *Node) snapshotWritten(view *statemachine.SnapshotView, w *wal.SnapshotW
 // durable (seq is the newest durable write): the log below it is gone, so
 // the replica must stop offering it.
 func (n *Node) snapshotDurable(seq uint64) {
+	if n.snap.installSeq != 0 && seq >= n.snap.installSeq {
+		n.snap.fetching, n.snap.installSeq = false, 0
+	}
 	job := n.snap.inFlight
 	if job == nil || seq < n.snap.seq {
 		return
@@ -177,6 +182,10 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 		return
 	}
 	n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, f.meta.Slot})
+	// The install reads the staging area when the WAL writer gets to it:
+	// no other fetch may stage over it before then (snapshotDurable ends
+	// the fetch).
+	n.snap.fetching, n.snap.installSeq = true, n.submitted
 	n.sm = sm
 	if n.obs != nil {
 		n.obs.installed(sm)

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -76,8 +77,34 @@ func (n *Node) reportState(slot paxos.Slot) {
 	if n.cfg.StateCheckSlots <= 0 || slot%paxos.Slot(n.cfg.StateCheckSlots) != 0 || n.check.diverged != 0 {
 		return
 	}
-	cmd := statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpStateHash, HashSlot: uint64(slot), StateHash: n.sm.Hash(),
-		Reporter: uint64(n.cfg.ID), Source: uint64(n.check.source)})
+	source := n.check.source
+	view, err := n.sm.View()
+	if err != nil { // answers not taken: cannot happen between values
+		n.log.Error().Err(err).Uint64("slot", uint64(slot)).Msg("state check skipped")
+		return
+	}
+	// Hashing a million keys takes a second: it runs off the loop, on the
+	// frozen view, and the report goes out when it is done.
+	opts := n.smOptions()
+	n.bg.run(0, func(context.Context) func() {
+		hash, err := view.Hash(opts)
+		return func() {
+			if err != nil {
+				n.log.Error().Err(err).Uint64("slot", uint64(slot)).Msg("cannot hash the state for the state check")
+				return
+			}
+			n.proposeStateHash(slot, hash, source)
+		}
+	})
+}
+
+// proposeStateHash proposes this node's report for a check slot.
+func (n *Node) proposeStateHash(slot paxos.Slot, hash uint64, source paxos.NodeID) {
+	if n.check.diverged != 0 {
+		return
+	}
+	cmd := statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpStateHash, HashSlot: uint64(slot), StateHash: hash,
+		Reporter: uint64(n.cfg.ID), Source: uint64(source)})
 	_ = n.r.Propose(cmd) // no leader known: this report is lost, the next one goes
 }
 

@@ -318,3 +318,17 @@ func encodeState(version uint64, st *SnapshotState) ([]byte, error) {
 	})
 	return buf.Bytes(), err
 }
+
+// Hash returns the Hash of the state the view froze, computed off the
+// state machine (a replica hashes a million keys without stopping): the
+// view's tables are restored into a state machine of their own, sharing
+// the frozen keys, and hashed. opts are the state machine's.
+func (v *SnapshotView) Hash(opts SMOptions) (uint64, error) {
+	opts.EnsureDefaults()
+	kv := v.kv.clone()
+	sm, err := v.st.restore(opts, &kv)
+	if err != nil {
+		return 0, err
+	}
+	return sm.Hash(), nil
+}

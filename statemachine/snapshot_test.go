@@ -380,6 +380,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 					if frozen, err = orig.View(); err != nil {
 						t.Fatal(err)
 					}
+					if h, err := frozen.Hash(opts); err != nil || h != orig.Hash() {
+						t.Fatalf("seed %d step %d: the view's hash %x (%v), the state machine's %x", seed, i, h, err, orig.Hash())
+					}
 					frozenData = data
 					if tw := mustSnapshot(t, twin); !bytes.Equal(data, tw) {
 						t.Fatalf("seed %d step %d: replicas in the same state give different snapshots", seed, i)

@@ -38,6 +38,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	if err := nf.check(); err != nil {
 		return err
 	}
+	tuneGC()
 	if nodes < 1 || nodes > 9 {
 		return fmt.Errorf("%w: --nodes must be between 1 and 9", errUsage)
 	}

@@ -149,6 +149,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return src.explain(err)
 	}
+	tuneGC()
 	log := cfg.Logger
 	for _, w := range src.warnings {
 		log.Warn().Msg(w)
