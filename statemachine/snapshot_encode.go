@@ -135,7 +135,7 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 	written := 0
 	if err := eachKV(func(kv *SnapKV) error {
 		written++
-		return enc.Encode(kv)
+		return encodeSnapKV(enc, kv)
 	}); err != nil {
 		return err
 	}
@@ -150,6 +150,28 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		return enc.Encode(&st.Identity)
 	}
 	return nil
+}
+
+// encodeSnapKV writes kv as msgpack's reflection would (an array of its
+// five fields; a nil value as nil), without reflection: a snapshot of a
+// million keys spends most of its time here.
+func encodeSnapKV(enc *msgpack.Encoder, kv *SnapKV) error {
+	if err := enc.EncodeArrayLen(5); err != nil {
+		return err
+	}
+	if err := enc.EncodeString(kv.Key); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(kv.Value); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(kv.CreateRevision); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(kv.ModRevision); err != nil {
+		return err
+	}
+	return enc.EncodeUint(kv.Version)
 }
 
 func encodeAll(enc *msgpack.Encoder, vs ...any) error {

@@ -124,8 +124,8 @@ func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) 
 		return nil, badSnapshot("decoding version %d: keys: %d (%v)", v, nkv, err)
 	}
 	for i := 0; i < nkv; i++ {
-		var skv SnapKV
-		if err := dec.Decode(&skv); err != nil {
+		skv, err := decodeSnapKV(dec)
+		if err != nil {
 			return nil, badSnapshot("decoding version %d: key %d: %v", v, i, err)
 		}
 		if onKV == nil {
@@ -147,6 +147,32 @@ func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) 
 		}
 	}
 	return st, nil
+}
+
+// decodeSnapKV reads what encodeSnapKV wrote, without reflection, and
+// accepts what msgpack's reflection accepts for a SnapKV (any integer
+// encoding, nil for the value).
+func decodeSnapKV(dec *msgpack.Decoder) (SnapKV, error) {
+	var kv SnapKV
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return kv, err
+	}
+	if n != 5 {
+		return kv, fmt.Errorf("a key of %d fields, want 5", n)
+	}
+	if kv.Key, err = dec.DecodeString(); err != nil {
+		return kv, err
+	}
+	if kv.Value, err = dec.DecodeBytes(); err != nil {
+		return kv, err
+	}
+	for _, f := range []*uint64{&kv.CreateRevision, &kv.ModRevision, &kv.Version} {
+		if *f, err = dec.DecodeUint64(); err != nil {
+			return kv, err
+		}
+	}
+	return kv, nil
 }
 
 func decodeAll(dec *msgpack.Decoder, vs ...any) error {
