@@ -1,10 +1,13 @@
-package main
-
-// bench.go is 'paxosd bench': the command line, and the runner that drives
-// a workload's clients and measures each operation. The workloads are in
-// bench_workloads.go, the histogram in bench_hist.go, the output in
-// bench_report.go, the failover test in bench_failover.go and the machine
-// measurements (fsync, rtt) in bench_machine.go.
+// Package bench is 'paxosd bench', the load generator: the load workloads
+// (put, get, lock, lock-contended, campaign, and the standard suite of
+// them), the failover test, the machine floors (fsync, rtt) and the scale
+// run. cmd/paxosd hands it the arguments after "bench" (Command); its flag
+// helpers are internal/cli's.
+//
+// bench.go is the command line, and the runner that drives a workload's
+// clients and measures each operation. The workloads are in workloads.go,
+// the histogram in hist.go, the output in report.go, the failover test in
+// failover.go and the machine measurements (fsync, rtt) in machine.go.
 //
 // Measurement. The run is --warmup then --duration. An operation counts
 // (ops, errors, latency) when it COMPLETES inside the --duration window, so
@@ -15,6 +18,7 @@ package main
 // is free, and the latency is measured from the SCHEDULED start: when the
 // cluster falls behind, the time an operation spent waiting for a free
 // client counts, so a stall is not hidden (no coordinated omission).
+package bench
 
 import (
 	"context"
@@ -35,6 +39,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 const benchUsage = `Usage: paxosd bench WORKLOAD [flags]
@@ -67,9 +72,12 @@ var benchLoads = map[string]func() benchWorkload{
 
 const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, failover, fsync or rtt"
 
-func cmdBench(args []string, stdout, stderr io.Writer) error {
+// Command runs 'paxosd bench' with args, the arguments after "bench". A
+// mistake in them is an error wrapping cli.ErrUsage; --help returns
+// pflag.ErrHelp.
+func Command(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: bench needs a workload: %s (see 'paxosd bench --help')", errUsage, benchWorkloadNames)
+		return fmt.Errorf("%w: bench needs a workload: %s (see 'paxosd bench --help')", cli.ErrUsage, benchWorkloadNames)
 	}
 	switch w := args[0]; w {
 	case "-h", "--help", "help":
@@ -85,10 +93,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdBenchRTT(args[1:], stdout)
 	default:
 		if strings.HasPrefix(w, "-") {
-			return fmt.Errorf("%w: bench: the workload comes first: paxosd bench WORKLOAD [flags], WORKLOAD one of %s", errUsage, benchWorkloadNames)
+			return fmt.Errorf("%w: bench: the workload comes first: paxosd bench WORKLOAD [flags], WORKLOAD one of %s", cli.ErrUsage, benchWorkloadNames)
 		}
 		if benchLoads[w] == nil {
-			return fmt.Errorf("%w: bench: unknown workload %q: want %s", errUsage, w, benchWorkloadNames)
+			return fmt.Errorf("%w: bench: unknown workload %q: want %s", cli.ErrUsage, w, benchWorkloadNames)
 		}
 		return cmdBenchLoad(w, args[1:], stdout, stderr)
 	}
@@ -106,7 +114,7 @@ type benchFlags struct {
 	sessionTTL time.Duration
 	json       bool
 	cpuProfile string
-	cf         clientFlags
+	cf         cli.ClientFlags
 }
 
 // benchValueSizeMax bounds --value-size (the client's frame limit is 16 MiB).
@@ -131,7 +139,7 @@ func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
 	fs.DurationVar(&f.sessionTTL, "session-ttl", 10*time.Second, "TTL of the clients' sessions (lock, lock-contended, campaign)")
 	fs.BoolVar(&f.json, "json", false, "print "+jsonHow+" instead of the table")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (not the cluster) to this file")
-	f.cf.register(fs)
+	f.cf.Register(fs)
 	fs.Lookup("timeout").Usage = "give up on connecting, and on one operation, after this long"
 }
 
@@ -156,7 +164,7 @@ func (f *benchFlags) startProfile() (stop func(), err error) {
 
 func (f *benchFlags) validate(workload string) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: bench %s: %s", errUsage, workload, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: bench %s: %s", cli.ErrUsage, workload, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case f.clients < 1:
@@ -179,23 +187,23 @@ func (f *benchFlags) validate(workload string) error {
 		return bad("--rate %v schedules no operation in --duration %s", f.rate, f.duration)
 	case f.sessionTTL < client.TTLMin || f.sessionTTL > client.TTLMax:
 		return bad("--session-ttl must be between %s and %s, got %s", client.TTLMin, client.TTLMax, f.sessionTTL)
-	case f.cf.timeout <= 0:
-		return bad("--timeout must be positive, got %s", f.cf.timeout)
-	case len(f.cf.list()) == 0:
+	case f.cf.Timeout <= 0:
+		return bad("--timeout must be positive, got %s", f.cf.Timeout)
+	case len(f.cf.List()) == 0:
 		return bad("--endpoints lists no endpoint")
 	}
 	return nil
 }
 
 func cmdBenchLoad(workload string, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench "+workload, "paxosd bench "+workload+" [flags]")
+	fs := cli.NewFlags("bench "+workload, "paxosd bench "+workload+" [flags]")
 	var f benchFlags
 	f.register(fs, false)
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: bench %s takes no arguments, got %q", errUsage, workload, fs.Args())
+		return fmt.Errorf("%w: bench %s takes no arguments, got %q", cli.ErrUsage, workload, fs.Args())
 	}
 	if err := f.validate(workload); err != nil {
 		return err
@@ -230,16 +238,16 @@ var benchSuite = []struct {
 }
 
 func cmdBenchSuite(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench suite", "paxosd bench suite [flags]\n\n"+
+	fs := cli.NewFlags("bench suite", "paxosd bench suite [flags]\n\n"+
 		"Runs put 1/16/64/256 clients, get 64, lock 1/16/64 and lock-contended 16,\n"+
 		"one after the other, and prints one table.")
 	var f benchFlags
 	f.register(fs, true)
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: bench suite takes no arguments, got %q", errUsage, fs.Args())
+		return fmt.Errorf("%w: bench suite takes no arguments, got %q", cli.ErrUsage, fs.Args())
 	}
 	f.clients = 2
 	if err := f.validate("suite"); err != nil {
@@ -339,11 +347,11 @@ func runBench(ctx context.Context, workload string, f *benchFlags, live *liveLin
 	}()
 	// Setup may open hundreds of sessions or write thousands of keys: it
 	// gets more time than one operation.
-	sctx, cancel := context.WithTimeout(ctx, max(f.cf.timeout, 30*time.Second))
+	sctx, cancel := context.WithTimeout(ctx, max(f.cf.Timeout, 30*time.Second))
 	err := r.wl.setup(sctx, r)
 	cancel()
 	defer func() {
-		tctx, cancel := context.WithTimeout(context.Background(), max(f.cf.timeout, 10*time.Second))
+		tctx, cancel := context.WithTimeout(context.Background(), max(f.cf.Timeout, 10*time.Second))
 		r.wl.teardown(tctx)
 		cancel()
 	}()
@@ -395,13 +403,13 @@ func benchRunID() string {
 // spreads its connections; the client library then moves each connection
 // to the leader (a follower's answers name it) and on past a failed node.
 func (r *benchRunner) connect(ctx context.Context) error {
-	eps := r.f.cf.list()
+	eps := r.f.cf.List()
 	n := min(r.f.conns, r.f.clients)
 	for j := 0; j < n; j++ {
 		shift := j % len(eps)
 		rotated := append(append([]string{}, eps[shift:]...), eps[:shift]...)
-		cctx, cancel := context.WithTimeout(ctx, r.f.cf.timeout)
-		c, err := client.NewWithConfig(cctx, client.Config{Endpoints: rotated, ClusterID: r.f.cf.clusterID})
+		cctx, cancel := context.WithTimeout(ctx, r.f.cf.Timeout)
+		c, err := client.NewWithConfig(cctx, client.Config{Endpoints: rotated, ClusterID: r.f.cf.ClusterID})
 		cancel()
 		if err != nil {
 			for _, c := range r.pool {
@@ -453,7 +461,7 @@ func (r *benchRunner) loop(ctx context.Context, i int) {
 		} else if !started.Before(r.end) {
 			return
 		}
-		octx, cancel := context.WithTimeout(ctx, r.f.cf.timeout)
+		octx, cancel := context.WithTimeout(ctx, r.f.cf.Timeout)
 		err := r.wl.op(octx, i)
 		cancel()
 		finished := time.Now()

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"math"
 	"text/tabwriter"
 	"time"
+
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 // benchResult is one run's outcome, as the table row and the JSON object
@@ -103,7 +105,7 @@ type liveLine struct {
 	last int // length of the last line, to blank what is left of it
 }
 
-func newLiveLine(w io.Writer) *liveLine { return &liveLine{w: w, on: isTerminal(w)} }
+func newLiveLine(w io.Writer) *liveLine { return &liveLine{w: w, on: cli.IsTerminal(w)} }
 
 func (l *liveLine) show(format string, args ...any) {
 	if !l.on {
