@@ -200,6 +200,16 @@ func TestBenchWorkloads(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "P99.9") {
 		t.Errorf("table:\n%s", out.String())
 	}
+	// --interval: a line per interval (the last one partial), then the table.
+	out.Reset()
+	if err := Command([]string{"put", "--endpoints", eps, "--duration", "2500ms", "--warmup", "0s", "--clients", "2", "--interval", "1s"}, &out, &errb); err != nil {
+		t.Fatalf("bench put --interval: %v: %s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 6 || !strings.Contains(lines[0], "OPS/S") || !strings.HasPrefix(strings.TrimSpace(lines[1]), "0:01 ") ||
+		!strings.HasPrefix(strings.TrimSpace(lines[3]), "0:03 ") || !strings.Contains(lines[4], "WORKLOAD") {
+		t.Errorf("intervals and table:\n%s", out.String())
+	}
 }
 
 // TestBenchMachine: fsync and rtt run and report.
