@@ -6,6 +6,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -40,6 +42,10 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "failover", "--kill-cmd", "kill {id}"}, "go together"},
 		{[]string{"bench", "failover", "--kill-cmd", "kill", "--start-cmd", "start {id}"}, "with {id} or {addr}"},
 		{[]string{"bench", "failover", "--kill-cmd", "k {id}", "--start-cmd", "s {id}", "--endpoints", "a:1"}, "every node"},
+		{[]string{"bench", "put", "--interval", "10ms"}, "--interval must be 0 (off) or at least 1s"},
+		{[]string{"bench", "scale", "--keys", "0"}, "--keys must be at least 1"},
+		{[]string{"bench", "scale", "--clients", "64,0"}, "--clients must be at least 1"},
+		{[]string{"bench", "scale", "--interval", "0s"}, "--interval must be at least 1s"},
 		{[]string{"bench", "fsync", "--count", "0"}, "--count must be at least 1"},
 		{[]string{"bench", "rtt", "--size", "0"}, "--size must be between"},
 	} {
@@ -86,6 +92,34 @@ func TestBenchFailover(t *testing.T) {
 	for _, r := range res.PerRound {
 		if !r.Resumed || r.Killed == 0 {
 			t.Errorf("round %+v", r)
+		}
+	}
+}
+
+// TestBenchScale runs the scale run small: its own 3 processes, 300 keys,
+// two put runs of 2 s with a line a second, a follower restarted.
+func TestBenchScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds paxosd and runs three processes")
+	}
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "scale")
+	var out, errb bytes.Buffer
+	args := []string{"bench", "scale", "--paxosd", bin, "--dir", dir, "--keys", "300", "--preload-clients", "16",
+		"--clients", "2,4", "--duration", "2s", "--interval", "1s", "--warmup", "0s", "--clean"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("paxosd %s: exit %d: %s\n%s", strings.Join(args, " "), code, errb.String(), out.String())
+	}
+	s := out.String()
+	for _, re := range []string{
+		`preload: 300 keys in `,
+		`(?m)^ +AT +OPS/S .*RSS MB \(node 1/2/3\) +DATA MB \(node 1/2/3\) +CPU ms/put$`,
+		`(?m)^ +0:02 +\d+ +[\d.]+ .* \d+/\d+/\d+ +\d+/\d+/\d+ +[\d.]+$`,
+		`(?m)^ +put +4 +`,
+		`restart: node [12] serving again after [\d.]+ s`,
+	} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("output does not match %s:\n%s", re, s)
 		}
 	}
 }

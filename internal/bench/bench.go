@@ -4,10 +4,12 @@
 // run. cmd/paxosd hands it the arguments after "bench" (Command); its flag
 // helpers are internal/cli's.
 //
-// bench.go is the command line, and the runner that drives a workload's
-// clients and measures each operation. The workloads are in workloads.go,
-// the histogram in hist.go, the output in report.go, the failover test in
-// failover.go and the machine measurements (fsync, rtt) in machine.go.
+// bench.go is the command line. The runner that drives a workload's
+// clients and measures each operation is in runner.go, the workloads in
+// workloads.go, the histogram in hist.go, the output in
+// report.go, the failover test in failover.go, the scale run in scale.go,
+// the serve processes both start in nodes.go and the machine measurements
+// (fsync, rtt) in machine.go.
 //
 // Measurement. The run is --warmup then --duration. An operation counts
 // (ops, errors, latency) when it COMPLETES inside the --duration window, so
@@ -51,6 +53,9 @@ Load workloads (a table at the end, or one JSON object with --json):
 
 Other measurements:
   failover         SIGKILL the leader --rounds times while a writer puts; how long writes stop
+  scale            its own 3-node cluster on disk: preload --keys, put at each --clients for
+                   --duration with a line per --interval (node RSS, data size, CPU per put),
+                   then restart a follower (make bench-scale)
   fsync            this machine's write+fdatasync latency (the floor of every commit)
   rtt              this machine's loopback TCP round trip
 
@@ -66,7 +71,7 @@ var benchLoads = map[string]func() benchWorkload{
 	"campaign":       func() benchWorkload { return &campaignWorkload{} },
 }
 
-const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, failover, fsync or rtt"
+const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, failover, scale, fsync or rtt"
 
 // Command runs 'paxosd bench' with args, the arguments after "bench". A
 // mistake in them is an error wrapping cli.ErrUsage; --help returns
@@ -83,6 +88,8 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		return cmdBenchSuite(args[1:], stdout, stderr)
 	case "failover":
 		return cmdBenchFailover(args[1:], stdout, stderr)
+	case "scale":
+		return cmdBenchScale(args[1:], stdout, stderr)
 	case "fsync":
 		return cmdBenchFsync(args[1:], stdout)
 	case "rtt":

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -228,5 +231,49 @@ func TestBenchMachine(t *testing.T) {
 				t.Errorf("paxosd bench %s: line %q (%v)", strings.Join(args, " "), line, err)
 			}
 		}
+	}
+}
+
+// TestScaleStats: the /proc readers and the data directory's size.
+func TestScaleStats(t *testing.T) {
+	stat := "4242 (paxosd serve (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 150 0 0 20 0 12 0 100 0 0"
+	if got := parseStatCPU(stat); got != 4.0 {
+		t.Errorf("parseStatCPU = %v, want 4 (250+150 ticks)", got)
+	}
+	if got := parseStatCPU("garbage"); got != -1 {
+		t.Errorf("parseStatCPU(garbage) = %v, want -1", got)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]int{"x": 1000, "a/y": 24} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := dirSize(dir); got != 1024 {
+		t.Errorf("dirSize = %d, want 1024", got)
+	}
+	if runtime.GOOS == "linux" {
+		if rss, cpu := procRSS(os.Getpid()), procCPU(os.Getpid()); rss <= 0 || cpu < 0 {
+			t.Errorf("own process: RSS %d, CPU %v", rss, cpu)
+		}
+	}
+	// --dir: an earlier run's files are removed, anything else refused.
+	for _, name := range []string{"node1", "node2.log", "node3.pid"} {
+		if err := os.WriteFile(filepath.Join(dir, "a", name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prepareScaleDir(filepath.Join(dir, "a")); err == nil {
+		t.Error("prepareScaleDir removed a directory holding a stranger (y)")
+	}
+	os.Remove(filepath.Join(dir, "a", "y"))
+	if err := prepareScaleDir(filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "a")); len(entries) != 0 {
+		t.Errorf("prepareScaleDir left %d entries", len(entries))
 	}
 }

@@ -116,7 +116,7 @@ func cmdBenchFailover(args []string, stdout, stderr io.Writer) error {
 		eps = f.cf.List()
 		target = &shellTarget{killTmpl: f.killCmd, startTmpl: f.startCmd, eps: eps, stderr: stderr}
 	} else {
-		nodes, err := startBenchNodes(&f)
+		nodes, err := startBenchNodes(f.binary, f.dataDir, f.serveFlags)
 		if err != nil {
 			return err
 		}

@@ -20,8 +20,11 @@ import (
 	"github.com/paxosd/paxosd/paxos"
 )
 
-// benchNodes is the cluster bench failover runs itself: node i+1 is
-// procs[i], listening on addrs[i].
+// benchNodes is the cluster bench failover and bench scale run
+// themselves: node i+1 is procs[i], listening on addrs[i], its data in
+// dir/node<i+1>, its log in dir/node<i+1>.log and its pid in
+// dir/node<i+1>.pid (for a script's cleanup, should this process die
+// without stopping them).
 type benchNodes struct {
 	bin, dir  string
 	removeDir bool
@@ -30,8 +33,11 @@ type benchNodes struct {
 	procs     []*exec.Cmd
 }
 
-func startBenchNodes(f *failoverFlags) (*benchNodes, error) {
-	n := &benchNodes{bin: f.binary, dir: f.dataDir, extra: strings.Fields(f.serveFlags)}
+// startBenchNodes starts three nodes of bin (default: this binary) with
+// their data under dir (default: a temporary directory, removed by
+// stopAll), each with the extra serveFlags.
+func startBenchNodes(bin, dir, serveFlags string) (*benchNodes, error) {
+	n := &benchNodes{bin: bin, dir: dir, extra: strings.Fields(serveFlags)}
 	if n.bin == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -95,14 +101,55 @@ func (n *benchNodes) start(i int) error {
 	}
 	defer logf.Close() // the child has its own descriptor
 	args := []string{"serve", "--id", strconv.Itoa(i + 1), "--listen", n.addrs[i], "--peers", strings.Join(peers, ","),
-		"--data-dir", filepath.Join(n.dir, fmt.Sprintf("node%d", i+1)), "--log-level", "warn", "--new-cluster"}
+		"--data-dir", n.dataDir(i), "--log-level", "warn", "--new-cluster"}
 	cmd := exec.Command(n.bin, append(args, n.extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting node %d (%s): %w", i+1, n.bin, err)
 	}
 	n.procs[i] = cmd
-	return nil
+	return os.WriteFile(n.pidFile(i), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
+}
+
+func (n *benchNodes) pidFile(i int) string {
+	return filepath.Join(n.dir, fmt.Sprintf("node%d.pid", i+1))
+}
+
+// dataDir is node i+1's --data-dir.
+func (n *benchNodes) dataDir(i int) string {
+	return filepath.Join(n.dir, fmt.Sprintf("node%d", i+1))
+}
+
+// pid is node i+1's process id (0 when it is not running).
+func (n *benchNodes) pid(i int) int {
+	if n.procs[i] == nil {
+		return 0
+	}
+	return n.procs[i].Process.Pid
+}
+
+// stop sends node i+1 SIGTERM and waits for it to exit (SIGKILL after
+// grace), returning how long it took.
+func (n *benchNodes) stop(i int, grace time.Duration) (time.Duration, error) {
+	p := n.procs[i]
+	if p == nil {
+		return 0, fmt.Errorf("node %d is not running", i+1)
+	}
+	t0 := time.Now()
+	if err := p.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, err
+	}
+	done := make(chan struct{})
+	go func() { _ = p.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = p.Process.Kill()
+		<-done
+	}
+	n.procs[i] = nil
+	os.Remove(n.pidFile(i))
+	return time.Since(t0), nil
 }
 
 func (n *benchNodes) index(id paxos.NodeID) (int, error) {
@@ -127,6 +174,7 @@ func (n *benchNodes) kill(_ context.Context, id paxos.NodeID) error {
 	}
 	_ = p.Wait()
 	n.procs[i] = nil
+	os.Remove(n.pidFile(i))
 	return nil
 }
 
@@ -149,17 +197,8 @@ func (n *benchNodes) stopAll() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = p.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = p.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = p.Process.Kill()
-				<-done
-			}
+			_, _ = n.stop(i, 5*time.Second)
 		}()
-		n.procs[i] = nil
 	}
 	wg.Wait()
 	if n.removeDir {
