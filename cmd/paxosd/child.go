@@ -57,6 +57,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 // terminationSignals are the signals paxosd lock/elect catch: before the
@@ -97,7 +99,7 @@ func startChild(argv, env []string, stdout, stderr io.Writer) (*child, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	group := !isTerminal(os.Stdin)
+	group := !cli.IsTerminal(os.Stdin)
 	cmd.SysProcAttr = childSysProcAttr(group)
 	c := &child{cmd: cmd, group: group, done: make(chan struct{})}
 	started := make(chan error, 1)

@@ -10,55 +10,16 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/cli"
 )
-
-const defaultEndpoints = "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
-
-// clientFlags are the flags every client command shares.
-type clientFlags struct {
-	endpoints string
-	clusterID string
-	timeout   time.Duration
-}
-
-func (c *clientFlags) register(fs *pflag.FlagSet) {
-	def := os.Getenv("PAXOSD_ENDPOINTS")
-	if def == "" {
-		def = defaultEndpoints
-	}
-	fs.StringVar(&c.endpoints, "endpoints", def, "cluster nodes, comma-separated (or $PAXOSD_ENDPOINTS)")
-	fs.StringVar(&c.clusterID, "cluster-id", "paxosd", "cluster name")
-	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "give up after this long")
-}
-
-func (c *clientFlags) list() []string {
-	var out []string
-	for _, e := range strings.Split(c.endpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (c *clientFlags) connect() (*client.Client, context.Context, context.CancelFunc, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	cl, err := client.NewWithConfig(ctx, client.Config{Endpoints: c.list(), ClusterID: c.clusterID})
-	if err != nil {
-		cancel()
-		return nil, nil, nil, err
-	}
-	return cl, ctx, cancel, nil
-}
 
 // kvFlags are the flags of the kv subcommands.
 type kvFlags struct {
-	cf           clientFlags
+	cf           cli.ClientFlags
 	serializable bool
 	limit        int
 	keysOnly     bool
@@ -67,8 +28,8 @@ type kvFlags struct {
 }
 
 func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
-	fs := newFlags(name, "paxosd "+name+" ...")
-	f.cf.register(fs)
+	fs := cli.NewFlags(name, "paxosd "+name+" ...")
+	f.cf.Register(fs)
 	fs.BoolVar(&f.serializable, "serializable", false, "get/ls: answer from the contacted node's own state without asking the leader (fast, may be stale)")
 	fs.IntVar(&f.limit, "limit", 0, "ls: at most this many keys (0 = all)")
 	fs.BoolVar(&f.keysOnly, "keys-only", false, "ls: print keys without values")
@@ -93,21 +54,21 @@ func cmdKV(args []string, stdout io.Writer) error {
 		return nil
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, ls or watch (see 'paxosd kv --help')", errUsage)
+		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, ls or watch (see 'paxosd kv --help')", cli.ErrUsage)
 	}
 	sub := args[0]
 	var kf kvFlags
 	fs := kf.flagSet("kv " + sub)
-	if err := parse(fs, args[1:]); err != nil {
+	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	want := map[string]int{"put": 2, "get": 1, "del": 1, "ls": -1, "watch": 1}
 	n, ok := want[sub]
 	if !ok {
-		return fmt.Errorf("%w: unknown kv subcommand %q: want put, get, del, ls or watch", errUsage, sub)
+		return fmt.Errorf("%w: unknown kv subcommand %q: want put, get, del, ls or watch", cli.ErrUsage, sub)
 	}
 	if (n >= 0 && fs.NArg() != n) || (n < 0 && fs.NArg() > 1) {
-		return fmt.Errorf("%w: %s", errUsage, map[string]string{
+		return fmt.Errorf("%w: %s", cli.ErrUsage, map[string]string{
 			"put": "kv put takes KEY VALUE", "get": "kv get takes KEY", "del": "kv del takes KEY", "ls": "kv ls takes at most a PREFIX",
 			"watch": "kv watch takes KEY (with --prefix, a prefix)",
 		}[sub])
@@ -119,7 +80,7 @@ func cmdKV(args []string, stdout io.Writer) error {
 	if sub == "watch" {
 		return kvWatch(kf.cf, fs.Arg(0), kf.prefix, kf.fromRev, stdout)
 	}
-	cl, ctx, cancel, err := kf.cf.connect()
+	cl, ctx, cancel, err := kf.cf.Connect()
 	if err != nil {
 		return err
 	}
@@ -163,22 +124,22 @@ func cmdKV(args []string, stdout io.Writer) error {
 }
 
 func cmdStatus(args []string, stdout io.Writer) error {
-	fs := newFlags("status", "paxosd status [--endpoints ...]\n\n"+
+	fs := cli.NewFlags("status", "paxosd status [--endpoints ...]\n\n"+
 		"Shows every member of the cluster: the endpoints' answers name all the\n"+
 		"members, so one endpoint is enough, and those not among the endpoints are\n"+
 		"asked at their --peers address. Exits 1 when a member does not answer or\n"+
 		"none leads (etcdctl endpoint health's rule), so scripts and probes can use it.")
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args); err != nil {
+	var cf cli.ClientFlags
+	cf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: status takes no arguments", errUsage)
+		return fmt.Errorf("%w: status takes no arguments", cli.ErrUsage)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cf.Timeout)
 	defer cancel()
-	cl := client.Unconnected(client.Config{Endpoints: cf.list(), ClusterID: cf.clusterID})
+	cl := client.Unconnected(client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
 	members := cl.Members(ctx)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tBALLOT\tLEADER\tCOMMIT\tAPPLIED")
@@ -194,7 +155,7 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	}
 	tw.Flush()
 	if reachable == 0 {
-		return fmt.Errorf("%w: no endpoint answered (%s)", client.ErrUnavailable, cf.endpoints)
+		return fmt.Errorf("%w: no endpoint answered (%s)", client.ErrUnavailable, cf.Endpoints)
 	}
 	return statusHealth(members)
 }
@@ -239,8 +200,8 @@ func memberName(m client.MemberStatus, unknown string) string {
 
 // kvWatch prints every change of a key (or prefix), one line each —
 // "REVISION PUT KEY VALUE" or "REVISION DELETE KEY" — until interrupted.
-func kvWatch(cf clientFlags, key string, prefix bool, rev uint64, stdout io.Writer) error {
-	cl, _, cancelConnect, err := cf.connect()
+func kvWatch(cf cli.ClientFlags, key string, prefix bool, rev uint64, stdout io.Writer) error {
+	cl, _, cancelConnect, err := cf.Connect()
 	if err != nil {
 		return err
 	}

@@ -10,12 +10,13 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/service"
 )
 
 func cmdDev(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("dev", "paxosd dev [--data-dir DIR] [--base-port 7401] [--nodes 3]")
+	fs := cli.NewFlags("dev", "paxosd dev [--data-dir DIR] [--base-port 7401] [--nodes 3]")
 	var (
 		dataDir  string
 		host     string
@@ -32,7 +33,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&httpBase, "http-base-port", 8401, "node i serves its status page (/), /metrics, /healthz, /readyz, /debug/pprof on http-base-port+i-1 (0: off)")
 	nf.register(fs)
 	lf.register(fs, "warn")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := nf.check(); err != nil {
@@ -40,7 +41,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	}
 	tuneGC()
 	if nodes < 1 || nodes > 9 {
-		return fmt.Errorf("%w: --nodes must be between 1 and 9", errUsage)
+		return fmt.Errorf("%w: --nodes must be between 1 and 9", cli.ErrUsage)
 	}
 	if dataDir == "" {
 		d, err := os.MkdirTemp("", "paxosd-dev-")

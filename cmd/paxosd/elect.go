@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 func cmdElect(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("elect", "paxosd elect NAME --value V [--ttl 10s] [-- COMMAND ARGS...]\n"+
+	fs := cli.NewFlags("elect", "paxosd elect NAME --value V [--ttl 10s] [-- COMMAND ARGS...]\n"+
 		"       paxosd elect NAME --observe [--after-seq N]\n"+
 		"       paxosd elect NAME --leader\n\n"+
 		"Campaigns in election NAME (first come, first served) and, once elected, runs\n"+
@@ -22,7 +23,7 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 		"interrupted. Exit status 3: the session was lost (COMMAND was stopped; another\n"+
 		"candidate may lead).")
 	var (
-		cf clientFlags
+		cf cli.ClientFlags
 		sf sessionFlags
 	)
 	value := fs.String("value", "", "what this candidate publishes as leader (its address, its name...)")
@@ -30,8 +31,8 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 	observe := fs.Bool("observe", false, "print every leadership change, one line each, until interrupted")
 	afterSeq := fs.Uint64("after-seq", 0, "--observe: resume after this change number (0 = start with the current leader)")
 	leader := fs.Bool("leader", false, "print the current leader's value")
-	cf.register(fs)
-	if err := parse(fs, args); err != nil {
+	cf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	name, argv, err := nameAndCommand(fs, "elect")
@@ -40,19 +41,19 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case *observe && *leader:
-		return fmt.Errorf("%w: elect: --observe and --leader do not go together", errUsage)
+		return fmt.Errorf("%w: elect: --observe and --leader do not go together", cli.ErrUsage)
 	case (*observe || *leader) && len(argv) > 0:
-		return fmt.Errorf("%w: elect: --observe and --leader take no COMMAND", errUsage)
+		return fmt.Errorf("%w: elect: --observe and --leader take no COMMAND", cli.ErrUsage)
 	case (*observe || *leader) && fs.Changed("value"):
-		return fmt.Errorf("%w: elect: --value is for campaigning, not with --observe or --leader", errUsage)
+		return fmt.Errorf("%w: elect: --value is for campaigning, not with --observe or --leader", cli.ErrUsage)
 	case fs.Changed("after-seq") && !*observe:
-		return fmt.Errorf("%w: elect: --after-seq goes with --observe", errUsage)
+		return fmt.Errorf("%w: elect: --after-seq goes with --observe", cli.ErrUsage)
 	case *observe:
 		return electObserve(&cf, name, *afterSeq, stdout)
 	case *leader:
 		return electLeader(&cf, name, stdout)
 	case !fs.Changed("value"):
-		return fmt.Errorf("%w: elect: --value is required to campaign (or use --observe or --leader)", errUsage)
+		return fmt.Errorf("%w: elect: --value is required to campaign (or use --observe or --leader)", cli.ErrUsage)
 	}
 	if err := sf.validate(); err != nil {
 		return err
@@ -96,7 +97,7 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 		"PAXOSD_ELECTION_TERM="+strconv.FormatUint(l.Term, 10),
 		"PAXOSD_ELECTION_VALUE="+*value,
 		"PAXOSD_SESSION_ID="+strconv.FormatUint(s.ID(), 10),
-		"PAXOSD_ENDPOINTS="+strings.Join(cf.list(), ","),
+		"PAXOSD_ENDPOINTS="+strings.Join(cf.List(), ","),
 	)
 	return runHolding(argv, env, s, &cf, sf.killGrace, sigs, stdout, stderr,
 		fmt.Sprintf("leadership of %s (term %d)", name, l.Term))
@@ -104,8 +105,8 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 
 // resign steps down and closes the session (which would withdraw the
 // leadership by itself; the explicit resign says what is meant).
-func resign(s *client.Session, name string, cf *clientFlags, stderr io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+func resign(s *client.Session, name string, cf *cli.ClientFlags, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), cf.Timeout)
 	err := s.Resign(ctx, name)
 	cancel()
 	if err != nil && !errors.Is(err, client.ErrSessionExpired) {
@@ -115,11 +116,11 @@ func resign(s *client.Session, name string, cf *clientFlags, stderr io.Writer) {
 }
 
 // electObserve prints the election's changes until interrupted.
-func electObserve(cf *clientFlags, name string, afterSeq uint64, stdout io.Writer) error {
+func electObserve(cf *cli.ClientFlags, name string, afterSeq uint64, stdout io.Writer) error {
 	ctx, _, stop := signalContext()
 	defer stop()
-	cctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.list(), ClusterID: cf.clusterID})
+	cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
+	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -162,8 +163,8 @@ func formatLeader(l client.Leader) string {
 }
 
 // electLeader prints the current leader's value.
-func electLeader(cf *clientFlags, name string, stdout io.Writer) error {
-	cl, ctx, cancel, err := cf.connect()
+func electLeader(cf *cli.ClientFlags, name string, stdout io.Writer) error {
+	cl, ctx, cancel, err := cf.Connect()
 	if err != nil {
 		return err
 	}

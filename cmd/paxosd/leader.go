@@ -7,22 +7,23 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
 )
 
 // cmdLeader: paxosd leader transfer [ID].
 func cmdLeader(args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "transfer" {
-		return fmt.Errorf("%w: leader needs a subcommand: transfer (see 'paxosd --help')", errUsage)
+		return fmt.Errorf("%w: leader needs a subcommand: transfer (see 'paxosd --help')", cli.ErrUsage)
 	}
-	fs := newFlags("leader transfer", "paxosd leader transfer [ID]\n\n"+
+	fs := cli.NewFlags("leader transfer", "paxosd leader transfer [ID]\n\n"+
 		"Asks the leader to hand its leadership to member ID (default: the most\n"+
 		"caught-up member it can reach). The leader steps down at once, giving up its\n"+
 		"lease, and the member campaigns without waiting for an election timeout:\n"+
 		"writes pause for one election round. Waits until the member leads.")
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args[1:]); err != nil {
+	var cf cli.ClientFlags
+	cf.Register(fs)
+	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	var to paxos.NodeID
@@ -31,13 +32,13 @@ func cmdLeader(args []string, stdout io.Writer) error {
 	case 1:
 		id, err := strconv.ParseUint(fs.Arg(0), 10, 32)
 		if err != nil || id == 0 {
-			return fmt.Errorf("%w: leader transfer: %q is not a node id (a positive number)", errUsage, fs.Arg(0))
+			return fmt.Errorf("%w: leader transfer: %q is not a node id (a positive number)", cli.ErrUsage, fs.Arg(0))
 		}
 		to = paxos.NodeID(id)
 	default:
-		return fmt.Errorf("%w: leader transfer takes at most one node id", errUsage)
+		return fmt.Errorf("%w: leader transfer takes at most one node id", cli.ErrUsage)
 	}
-	cl, ctx, cancel, err := cf.connect()
+	cl, ctx, cancel, err := cf.Connect()
 	if err != nil {
 		return err
 	}

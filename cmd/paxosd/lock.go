@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/statemachine"
 )
 
@@ -30,10 +31,10 @@ func (f *sessionFlags) register(fs *pflag.FlagSet) {
 
 func (f *sessionFlags) validate() error {
 	if f.ttl < client.TTLMin || f.ttl > client.TTLMax {
-		return fmt.Errorf("%w: --ttl %s is outside [%s, %s]", errUsage, f.ttl, client.TTLMin, client.TTLMax)
+		return fmt.Errorf("%w: --ttl %s is outside [%s, %s]", cli.ErrUsage, f.ttl, client.TTLMin, client.TTLMax)
 	}
 	if f.killGrace <= 0 {
-		return fmt.Errorf("%w: --kill-grace must be positive, got %s", errUsage, f.killGrace)
+		return fmt.Errorf("%w: --kill-grace must be positive, got %s", cli.ErrUsage, f.killGrace)
 	}
 	return nil
 }
@@ -45,16 +46,16 @@ func nameAndCommand(fs *pflag.FlagSet, cmd string) (string, []string, error) {
 	if dash := fs.ArgsLenAtDash(); dash >= 0 {
 		args, argv = args[:dash], args[dash:]
 		if len(argv) == 0 {
-			return "", nil, fmt.Errorf("%w: %s: nothing after --: give a COMMAND, or leave out --", errUsage, cmd)
+			return "", nil, fmt.Errorf("%w: %s: nothing after --: give a COMMAND, or leave out --", cli.ErrUsage, cmd)
 		}
 	}
 	switch {
 	case len(args) == 0:
-		return "", nil, fmt.Errorf("%w: %s needs a NAME (see 'paxosd %s --help')", errUsage, cmd, cmd)
+		return "", nil, fmt.Errorf("%w: %s needs a NAME (see 'paxosd %s --help')", cli.ErrUsage, cmd, cmd)
 	case len(args) > 1:
-		return "", nil, fmt.Errorf("%w: %s takes one NAME, got %q; put the COMMAND after --", errUsage, cmd, args)
+		return "", nil, fmt.Errorf("%w: %s takes one NAME, got %q; put the COMMAND after --", cli.ErrUsage, cmd, args)
 	case args[0] == "":
-		return "", nil, fmt.Errorf("%w: %s: NAME is empty", errUsage, cmd)
+		return "", nil, fmt.Errorf("%w: %s: NAME is empty", cli.ErrUsage, cmd)
 	}
 	return args[0], argv, nil
 }
@@ -70,10 +71,10 @@ func signalContext() (ctx context.Context, sigs chan os.Signal, stop func()) {
 }
 
 // openSession connects and opens a session, both within --timeout.
-func openSession(ctx context.Context, cf *clientFlags, ttl time.Duration) (*client.Client, *client.Session, error) {
-	cctx, cancel := context.WithTimeout(ctx, cf.timeout)
+func openSession(ctx context.Context, cf *cli.ClientFlags, ttl time.Duration) (*client.Client, *client.Session, error) {
+	cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
 	defer cancel()
-	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.list(), ClusterID: cf.clusterID})
+	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -88,8 +89,8 @@ func openSession(ctx context.Context, cf *clientFlags, ttl time.Duration) (*clie
 // closeSession ends the session, which releases its locks and withdraws
 // its candidacies at once. If the cluster cannot be told, they are freed
 // when the session's TTL runs out; that is worth a warning, not a failure.
-func closeSession(s *client.Session, cf *clientFlags, stderr io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+func closeSession(s *client.Session, cf *cli.ClientFlags, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), cf.Timeout)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		fmt.Fprintf(stderr, "paxosd: warning: closing session %d: %v (the cluster frees what it holds when its TTL of %s runs out)\n", s.ID(), err, s.TTL())
@@ -106,22 +107,22 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "ls" && !containsDash(args) {
 		return cmdLockList(args[1:], stdout)
 	}
-	fs := newFlags("lock", "paxosd lock NAME [--ttl 10s] [--lock-delay 0] [--wait=true] [-- COMMAND ARGS...]\n"+
+	fs := cli.NewFlags("lock", "paxosd lock NAME [--ttl 10s] [--lock-delay 0] [--wait=true] [-- COMMAND ARGS...]\n"+
 		"       paxosd lock ls [PREFIX]\n\n"+
 		"Takes lock NAME and runs COMMAND while holding it, with the fencing token in\n"+
 		"$PAXOSD_LOCK_TOKEN; releases the lock when COMMAND exits and exits with its status.\n"+
 		"Without COMMAND, prints the token and holds the lock until interrupted.\n"+
 		"Exit status 3: the session was lost (COMMAND was stopped; the lock may be another's).")
 	var (
-		cf clientFlags
+		cf cli.ClientFlags
 		sf sessionFlags
 	)
 	sf.register(fs)
 	lockDelay := fs.Duration("lock-delay", 0, "if this session expires while holding the lock, keep the lock free this long (the old holder may still be running)")
 	wait := fs.Bool("wait", true, "wait in line for a held lock; with --wait=false fail at once (exit 1)")
 	waitTimeout := fs.Duration("wait-timeout", 0, "give up waiting for the lock after this long (0 = wait until interrupted)")
-	cf.register(fs)
-	if err := parse(fs, args); err != nil {
+	cf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	name, argv, err := nameAndCommand(fs, "lock")
@@ -132,10 +133,10 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *lockDelay < 0 || *waitTimeout < 0 {
-		return fmt.Errorf("%w: --lock-delay and --wait-timeout cannot be negative", errUsage)
+		return fmt.Errorf("%w: --lock-delay and --wait-timeout cannot be negative", cli.ErrUsage)
 	}
 	if maxDelay := statemachine.LockDelayMaxMs * time.Millisecond; *lockDelay > maxDelay {
-		return fmt.Errorf("%w: --lock-delay %s is longer than the longest allowed, %s", errUsage, *lockDelay, maxDelay)
+		return fmt.Errorf("%w: --lock-delay %s is longer than the longest allowed, %s", cli.ErrUsage, *lockDelay, maxDelay)
 	}
 
 	ctx, sigs, stop := signalContext()
@@ -166,7 +167,7 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 			err = fmt.Errorf("lock %s not acquired within %s", name, *waitTimeout)
 		}
 	} else {
-		tctx, cancel := context.WithTimeout(ctx, cf.timeout)
+		tctx, cancel := context.WithTimeout(ctx, cf.Timeout)
 		l, err = s.TryLock(tctx, name, opts...)
 		cancel()
 	}
@@ -201,7 +202,7 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 		"PAXOSD_LOCK_NAME="+name,
 		"PAXOSD_LOCK_TOKEN="+strconv.FormatUint(l.Token, 10),
 		"PAXOSD_SESSION_ID="+strconv.FormatUint(s.ID(), 10),
-		"PAXOSD_ENDPOINTS="+strings.Join(cf.list(), ","),
+		"PAXOSD_ENDPOINTS="+strings.Join(cf.List(), ","),
 	)
 	return runHolding(argv, env, s, &cf, sf.killGrace, sigs, stdout, stderr,
 		fmt.Sprintf("lock %s (token %d)", name, l.Token))
@@ -210,7 +211,7 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 // runHolding runs COMMAND while the session holds what (a lock or a
 // leadership), then closes the session, which releases it. The error
 // carries COMMAND's exit status, or exitLost if the session was lost.
-func runHolding(argv, env []string, s *client.Session, cf *clientFlags, grace time.Duration, sigs <-chan os.Signal, stdout, stderr io.Writer, what string) error {
+func runHolding(argv, env []string, s *client.Session, cf *cli.ClientFlags, grace time.Duration, sigs <-chan os.Signal, stdout, stderr io.Writer, what string) error {
 	c, err := startChild(argv, env, stdout, stderr)
 	if err != nil {
 		closeSession(s, cf, stderr)

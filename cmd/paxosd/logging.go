@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
+
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 // consoleTimeFormat is the console log's timestamp.
@@ -28,27 +28,19 @@ func (l *logFlags) register(fs *pflag.FlagSet, level string) {
 func (l *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(l.level)
 	if err != nil || l.level == "" {
-		return zerolog.Logger{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, l.level)
+		return zerolog.Logger{}, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", cli.ErrUsage, l.level)
 	}
 	switch l.format {
 	case "json":
 	case "console":
 		// The date too: a node runs for months, and its log is read
 		// days later.
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: consoleTimeFormat, NoColor: !isTerminal(w)}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: consoleTimeFormat, NoColor: !cli.IsTerminal(w)}
 	default:
-		return zerolog.Logger{}, fmt.Errorf("%w: --log-format %q: want console or json", errUsage, l.format)
+		return zerolog.Logger{}, fmt.Errorf("%w: --log-format %q: want console or json", cli.ErrUsage, l.format)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	// Duration fields are milliseconds, and their names end in _ms.
 	zerolog.DurationFieldUnit = time.Millisecond
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
-}
-
-// isTerminal reports whether w is a terminal. A character device is not
-// enough: /dev/null is one, and it is what systemd and 'docker run' without
-// -t give a daemon as stdin.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

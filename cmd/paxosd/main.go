@@ -18,6 +18,9 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+
+	"github.com/paxosd/paxosd/internal/bench"
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 const usage = `paxosd — a Multi-Paxos coordination service
@@ -51,9 +54,6 @@ Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
 Run 'paxosd COMMAND --help' for a command's flags.
 `
 
-// errUsage marks a mistake in the command line: exit status 2.
-var errUsage = errors.New("usage")
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -83,13 +83,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "leader":
 		err = cmdLeader(args[1:], stdout)
 	case "bench":
-		err = cmdBench(args[1:], stdout, stderr)
+		err = bench.Command(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = fmt.Errorf("%w: unknown command %q (see 'paxosd --help')", errUsage, args[0])
+		err = fmt.Errorf("%w: unknown command %q (see 'paxosd --help')", cli.ErrUsage, args[0])
 	}
 	switch {
 	case err == nil:
@@ -103,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "paxosd: error:", exit.msg)
 		}
 		return exit.code
-	case errors.Is(err, errUsage):
+	case errors.Is(err, cli.ErrUsage):
 		fmt.Fprintln(stderr, "paxosd:", trimUsage(err))
 		return 2
 	default:
@@ -119,26 +119,4 @@ func trimUsage(err error) string {
 		return s[len(p):]
 	}
 	return s
-}
-
-// newFlags returns a flag set that reports errors instead of exiting.
-func newFlags(name, synopsis string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
-	}
-	return fs
-}
-
-// parse parses args, turning flag errors into usage errors.
-func parse(fs *pflag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err // pflag has already printed fs.Usage
-		}
-		return fmt.Errorf("%w: %s: %v (see 'paxosd %s --help')", errUsage, fs.Name(), err, fs.Name())
-	}
-	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/service"
 )
@@ -53,10 +54,10 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 // without a word.
 func (f *nodeFlags) check() error {
 	if f.snapEntries <= 0 {
-		return fmt.Errorf("%w: --snapshot-entries must be at least 1 (got %d)", errUsage, f.snapEntries)
+		return fmt.Errorf("%w: --snapshot-entries must be at least 1 (got %d)", cli.ErrUsage, f.snapEntries)
 	}
 	if f.snapKeep < 0 {
-		return fmt.Errorf("%w: --snapshot-keep-entries must not be negative (got %d)", errUsage, f.snapKeep)
+		return fmt.Errorf("%w: --snapshot-keep-entries must not be negative (got %d)", cli.ErrUsage, f.snapKeep)
 	}
 	return nil
 }
@@ -107,7 +108,7 @@ type serveFlags struct {
 }
 
 func (s *serveFlags) flagSet() *pflag.FlagSet {
-	fs := newFlags("serve", serveSynopsis)
+	fs := cli.NewFlags("serve", serveSynopsis)
 	s.fs = fs
 	fs.StringVar(&s.config, "config", "", "YAML file of flag settings (or $PAXOSD_CONFIG)")
 	fs.Uint32Var(&s.id, "id", 0, "this node's id (one of --peers)")
@@ -127,11 +128,11 @@ func (s *serveFlags) flagSet() *pflag.FlagSet {
 func parseServe(args, environ []string) (*serveFlags, *configSources, error) {
 	var s serveFlags
 	fs := s.flagSet()
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+		return nil, nil, fmt.Errorf("%w: serve takes no arguments, got %q", cli.ErrUsage, fs.Args())
 	}
 	src, err := layerConfig(fs, environ)
 	if err != nil {
@@ -214,7 +215,7 @@ func (sf *serveFlags) nodeConfig(stderr io.Writer) (service.Config, error) {
 	if listen == "" {
 		listen = peerMap[paxos.NodeID(sf.id)]
 	} else if err := checkHostPort(listen, false); err != nil {
-		return service.Config{}, fmt.Errorf("%w: --listen: %v", errUsage, err)
+		return service.Config{}, fmt.Errorf("%w: --listen: %v", cli.ErrUsage, err)
 	}
 	log, err := sf.lf.logger(stderr)
 	if err != nil {
@@ -233,7 +234,7 @@ func (sf *serveFlags) nodeConfig(stderr io.Writer) (service.Config, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		// The command line's mistake, said without the package's prefix.
-		return service.Config{}, fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(err.Error(), service.ErrConfig.Error()+": "))
+		return service.Config{}, fmt.Errorf("%w: %s", cli.ErrUsage, strings.TrimPrefix(err.Error(), service.ErrConfig.Error()+": "))
 	}
 	return cfg, nil
 }
@@ -241,20 +242,20 @@ func (sf *serveFlags) nodeConfig(stderr io.Writer) (service.Config, error) {
 // parsePeers reads "1=host:port,2=host:port".
 func parsePeers(s string) (map[paxos.NodeID]string, error) {
 	if s == "" {
-		return nil, fmt.Errorf("%w: --peers is required, e.g. --peers 1=10.0.0.1:7401,2=10.0.0.2:7401,3=10.0.0.3:7401", errUsage)
+		return nil, fmt.Errorf("%w: --peers is required, e.g. --peers 1=10.0.0.1:7401,2=10.0.0.2:7401,3=10.0.0.3:7401", cli.ErrUsage)
 	}
 	out := map[paxos.NodeID]string{}
 	for _, part := range strings.Split(s, ",") {
 		idStr, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
 		id, err := strconv.ParseUint(idStr, 10, 32)
 		if !ok || err != nil || id == 0 {
-			return nil, fmt.Errorf("%w: --peers entry %q: want ID=HOST:PORT with a positive ID", errUsage, part)
+			return nil, fmt.Errorf("%w: --peers entry %q: want ID=HOST:PORT with a positive ID", cli.ErrUsage, part)
 		}
 		if err := checkHostPort(addr, true); err != nil {
-			return nil, fmt.Errorf("%w: --peers entry %q: %v; want ID=HOST:PORT", errUsage, part, err)
+			return nil, fmt.Errorf("%w: --peers entry %q: %v; want ID=HOST:PORT", cli.ErrUsage, part, err)
 		}
 		if _, dup := out[paxos.NodeID(id)]; dup {
-			return nil, fmt.Errorf("%w: --peers lists node %d twice", errUsage, id)
+			return nil, fmt.Errorf("%w: --peers lists node %d twice", cli.ErrUsage, id)
 		}
 		out[paxos.NodeID(id)] = addr
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 // Configuration like a daemon: every lasting serve flag can also come from
@@ -72,8 +74,8 @@ func layerConfig(fs *pflag.FlagSet, environ []string) (*configSources, error) {
 		}
 	}
 	src := &configSources{from: map[string]string{}}
-	cli := map[string]bool{}
-	fs.Visit(func(f *pflag.Flag) { cli[f.Name] = true })
+	onCLI := map[string]bool{}
+	fs.Visit(func(f *pflag.Flag) { onCLI[f.Name] = true })
 
 	// The one-shot flags are refused outright rather than ignored: an
 	// operator who put PAXOSD_NEW_CLUSTER in a unit would otherwise believe
@@ -82,12 +84,12 @@ func layerConfig(fs *pflag.FlagSet, environ []string) (*configSources, error) {
 	for _, name := range sortedKeys(oneShotFlags) {
 		if v := env[envName(name)]; v != "" {
 			return nil, fmt.Errorf("%w: $%s=%q: --%s acts once and is not read from the environment, where every restart would see it; give --%s on the command line, once",
-				errUsage, envName(name), v, name, name)
+				cli.ErrUsage, envName(name), v, name, name)
 		}
 	}
 
 	src.file = fs.Lookup("config").Value.String()
-	if !cli["config"] && env[envName("config")] != "" {
+	if !onCLI["config"] && env[envName("config")] != "" {
 		src.file = env[envName("config")]
 		src.from["config"] = "$" + envName("config")
 	}
@@ -97,7 +99,7 @@ func layerConfig(fs *pflag.FlagSet, environ []string) (*configSources, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			if err := src.fromConfigEntry(fs, cli, e); err != nil {
+			if err := src.fromConfigEntry(fs, onCLI, e); err != nil {
 				return nil, err
 			}
 		}
@@ -121,11 +123,11 @@ func layerConfig(fs *pflag.FlagSet, environ []string) (*configSources, error) {
 			continue
 		case v == "":
 			continue // Environment=PAXOSD_X= in a unit: unset, as in a shell
-		case cli[name]:
+		case onCLI[name]:
 			continue // the command line wins
 		}
 		if err := setFlag(fs, f, v); err != nil {
-			return nil, fmt.Errorf("%w: $%s=%q: %v", errUsage, k, v, err)
+			return nil, fmt.Errorf("%w: $%s=%q: %v", cli.ErrUsage, k, v, err)
 		}
 		src.from[name] = "$" + k
 	}
@@ -152,25 +154,25 @@ type configEntry struct {
 
 // fromConfigEntry sets one flag from the file, unless the command line
 // set it (the environment, applied later, overrides what this sets).
-func (src *configSources) fromConfigEntry(fs *pflag.FlagSet, cli map[string]bool, e configEntry) error {
+func (src *configSources) fromConfigEntry(fs *pflag.FlagSet, onCLI map[string]bool, e configEntry) error {
 	at := fmt.Sprintf("%s:%d", src.file, e.line)
 	f := fs.Lookup(e.key)
 	switch {
 	case oneShotFlags[e.key]:
 		return fmt.Errorf("%w: %s: key %q: --%s acts once and is not read from a file, where every restart would see it; give --%s on the command line, once",
-			errUsage, at, e.key, e.key, e.key)
+			cli.ErrUsage, at, e.key, e.key, e.key)
 	case e.key == "config":
-		return fmt.Errorf("%w: %s: key %q: a config file cannot name another", errUsage, at, e.key)
+		return fmt.Errorf("%w: %s: key %q: a config file cannot name another", cli.ErrUsage, at, e.key)
 	case f == nil:
 		if hint := suggest(fs, e.key, strconv.Quote); hint != "" {
-			return fmt.Errorf("%w: %s: unknown key %q (%s)", errUsage, at, e.key, hint)
+			return fmt.Errorf("%w: %s: unknown key %q (%s)", cli.ErrUsage, at, e.key, hint)
 		}
-		return fmt.Errorf("%w: %s: unknown key %q (the keys are serve's flag names; see 'paxosd serve --help')", errUsage, at, e.key)
-	case cli[e.key]:
+		return fmt.Errorf("%w: %s: unknown key %q (the keys are serve's flag names; see 'paxosd serve --help')", cli.ErrUsage, at, e.key)
+	case onCLI[e.key]:
 		return nil
 	}
 	if err := setFlag(fs, f, e.value); err != nil {
-		return fmt.Errorf("%w: %s: key %q: %v", errUsage, at, e.key, err)
+		return fmt.Errorf("%w: %s: key %q: %v", cli.ErrUsage, at, e.key, err)
 	}
 	src.from[e.key] = at
 	return nil
@@ -181,7 +183,7 @@ func (src *configSources) fromConfigEntry(fs *pflag.FlagSet, cli map[string]bool
 func readConfigFile(path string) ([]configEntry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --config: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: --config: %v", cli.ErrUsage, err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
@@ -190,7 +192,7 @@ func readConfigFile(path string) ([]configEntry, error) {
 		if !strings.HasPrefix(msg, ":") {
 			msg = ": " + msg
 		}
-		return nil, fmt.Errorf("%w: %s%s", errUsage, path, msg)
+		return nil, fmt.Errorf("%w: %s%s", cli.ErrUsage, path, msg)
 	}
 	if doc.Kind == 0 {
 		return nil, nil // empty, or only comments
@@ -200,7 +202,7 @@ func readConfigFile(path string) ([]configEntry, error) {
 		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%w: %s:%d: want a mapping of serve's flag names to values, such as \"data-dir: /var/lib/paxosd\"", errUsage, path, root.Line)
+		return nil, fmt.Errorf("%w: %s:%d: want a mapping of serve's flag names to values, such as \"data-dir: /var/lib/paxosd\"", cli.ErrUsage, path, root.Line)
 	}
 	var out []configEntry
 	seen := map[string]int{}
@@ -208,15 +210,15 @@ func readConfigFile(path string) ([]configEntry, error) {
 		k, v := root.Content[i], resolveAlias(root.Content[i+1])
 		at := fmt.Sprintf("%s:%d", path, k.Line)
 		if k.Kind != yaml.ScalarNode {
-			return nil, fmt.Errorf("%w: %s: a key must be a flag name", errUsage, at)
+			return nil, fmt.Errorf("%w: %s: a key must be a flag name", cli.ErrUsage, at)
 		}
 		if first, dup := seen[k.Value]; dup {
-			return nil, fmt.Errorf("%w: %s: key %q is given twice (first on line %d)", errUsage, at, k.Value, first)
+			return nil, fmt.Errorf("%w: %s: key %q is given twice (first on line %d)", cli.ErrUsage, at, k.Value, first)
 		}
 		seen[k.Value] = k.Line
 		value, err := scalarOrList(k.Value, v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: key %q: %v", errUsage, at, k.Value, err)
+			return nil, fmt.Errorf("%w: %s: key %q: %v", cli.ErrUsage, at, k.Value, err)
 		}
 		out = append(out, configEntry{key: k.Value, value: value, line: k.Line})
 	}

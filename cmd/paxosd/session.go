@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 // cmdSession: paxosd session ls | revoke ID.
@@ -18,20 +19,20 @@ func cmdSession(args []string, stdout io.Writer) error {
 		return cmdSessionRevoke(args[1:], stdout)
 	}
 	if len(args) == 0 || args[0] != "ls" {
-		return fmt.Errorf("%w: session needs a subcommand: ls or revoke (see 'paxosd --help')", errUsage)
+		return fmt.Errorf("%w: session needs a subcommand: ls or revoke (see 'paxosd --help')", cli.ErrUsage)
 	}
-	fs := newFlags("session ls", "paxosd session ls\n\n"+
+	fs := cli.NewFlags("session ls", "paxosd session ls\n\n"+
 		"Lists the sessions, what each holds and waits for, as the contacted node's\n"+
 		"applied state has them (it may lag the leader by a moment).")
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args[1:]); err != nil {
+	var cf cli.ClientFlags
+	cf.Register(fs)
+	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: session ls takes no arguments", errUsage)
+		return fmt.Errorf("%w: session ls takes no arguments", cli.ErrUsage)
 	}
-	cl, ctx, cancel, err := cf.connect()
+	cl, ctx, cancel, err := cf.Connect()
 	if err != nil {
 		return err
 	}
@@ -52,25 +53,25 @@ func cmdSession(args []string, stdout io.Writer) error {
 
 // cmdSessionRevoke: paxosd session revoke ID.
 func cmdSessionRevoke(args []string, stdout io.Writer) error {
-	fs := newFlags("session revoke", "paxosd session revoke ID\n\n"+
+	fs := cli.NewFlags("session revoke", "paxosd session revoke ID\n\n"+
 		"Ends session ID (as 'paxosd session ls' shows it) through the log, as if its\n"+
 		"owner had closed it: its locks are released at once, without lock-delay, its\n"+
 		"waits and candidacies end, a leadership it holds passes on. The owner finds\n"+
 		"out at its next keep-alive, within a third of the TTL; until then it may still\n"+
 		"act as the holder, which fencing tokens guard against.")
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args); err != nil {
+	var cf cli.ClientFlags
+	cf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: session revoke takes one session ID (see 'paxosd session ls')", errUsage)
+		return fmt.Errorf("%w: session revoke takes one session ID (see 'paxosd session ls')", cli.ErrUsage)
 	}
 	id, err := strconv.ParseUint(fs.Arg(0), 10, 64)
 	if err != nil || id == 0 {
-		return fmt.Errorf("%w: session revoke: %q is not a session ID, a number from 1 (see 'paxosd session ls')", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: session revoke: %q is not a session ID, a number from 1 (see 'paxosd session ls')", cli.ErrUsage, fs.Arg(0))
 	}
-	cl, ctx, cancel, err := cf.connect()
+	cl, ctx, cancel, err := cf.Connect()
 	if err != nil {
 		return err
 	}
@@ -90,21 +91,21 @@ func cmdSessionRevoke(args []string, stdout io.Writer) error {
 
 // cmdLockList: paxosd lock ls [PREFIX].
 func cmdLockList(args []string, stdout io.Writer) error {
-	fs := newFlags("lock ls", "paxosd lock ls [PREFIX]\n\n"+
+	fs := cli.NewFlags("lock ls", "paxosd lock ls [PREFIX]\n\n"+
 		"Lists the locks that are held or waited for (whose name starts with PREFIX):\n"+
 		"the holding session and its fencing token, the waiting sessions in line order,\n"+
 		"and a lock-delay that keeps a lock free after its holder's session expired.\n"+
 		"Answered from the contacted node's applied state.")
-	var cf clientFlags
-	cf.register(fs)
-	if err := parse(fs, args); err != nil {
+	var cf cli.ClientFlags
+	cf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
-		return fmt.Errorf("%w: lock ls takes at most a PREFIX", errUsage)
+		return fmt.Errorf("%w: lock ls takes at most a PREFIX", cli.ErrUsage)
 	}
 	prefix := fs.Arg(0)
-	cl, ctx, cancel, err := cf.connect()
+	cl, ctx, cancel, err := cf.Connect()
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/wire"
 	"os"
 	"runtime"
@@ -21,7 +22,7 @@ func TestDevNullIsNotATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if isTerminal(f) {
+	if cli.IsTerminal(f) {
 		t.Fatalf("%s taken for a terminal", os.DevNull)
 	}
 }

@@ -1,10 +1,13 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -132,52 +135,6 @@ func TestBenchOutage(t *testing.T) {
 	}
 }
 
-// TestBenchUsageErrors: bad flags are usage errors (exit 2, one line),
-// found before anything connects.
-func TestBenchUsageErrors(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"bench"}, "bench needs a workload"},
-		{[]string{"bench", "nope"}, `unknown workload "nope"`},
-		{[]string{"bench", "--clients", "4", "put"}, "the workload comes first"},
-		{[]string{"bench", "put", "extra"}, "takes no arguments"},
-		{[]string{"bench", "put", "--bogus"}, "unknown flag: --bogus"},
-		{[]string{"bench", "put", "--clients", "0"}, "--clients must be at least 1"},
-		{[]string{"bench", "put", "--conns", "0"}, "--conns must be at least 1"},
-		{[]string{"bench", "put", "--duration", "0s"}, "--duration must be positive"},
-		{[]string{"bench", "put", "--warmup", "-1s"}, "--warmup must not be negative"},
-		{[]string{"bench", "put", "--value-size", "-1"}, "--value-size must be between"},
-		{[]string{"bench", "put", "--keys", "0"}, "--keys must be at least 1"},
-		{[]string{"bench", "put", "--rate", "-5"}, "--rate must be"},
-		{[]string{"bench", "put", "--rate", "NaN"}, "--rate must be"},
-		{[]string{"bench", "put", "--rate", "0.01", "--duration", "1s"}, "schedules no operation"},
-		{[]string{"bench", "put", "--endpoints", " , "}, "--endpoints lists no endpoint"},
-		{[]string{"bench", "lock", "--session-ttl", "10ms"}, "--session-ttl must be between"},
-		{[]string{"bench", "lock-contended", "--clients", "1"}, "--clients must be at least 2"},
-		{[]string{"bench", "suite", "--clients", "4"}, "unknown flag: --clients"},
-		{[]string{"bench", "failover", "--rounds", "0"}, "--rounds must be at least 1"},
-		{[]string{"bench", "failover", "--endpoints", "a:1,b:2,c:3"}, "--endpoints needs --kill-cmd and --start-cmd"},
-		{[]string{"bench", "failover", "--kill-cmd", "kill {id}"}, "go together"},
-		{[]string{"bench", "failover", "--kill-cmd", "kill", "--start-cmd", "start {id}"}, "with {id} or {addr}"},
-		{[]string{"bench", "failover", "--kill-cmd", "k {id}", "--start-cmd", "s {id}", "--endpoints", "a:1"}, "every node"},
-		{[]string{"bench", "fsync", "--count", "0"}, "--count must be at least 1"},
-		{[]string{"bench", "rtt", "--size", "0"}, "--size must be between"},
-	} {
-		var out, errb bytes.Buffer
-		code := run(tc.args, &out, &errb)
-		msg := errb.String()
-		if code != 2 || !strings.Contains(msg, tc.want) || strings.Count(msg, "\n") != 1 {
-			t.Errorf("paxosd %s: exit %d, stderr %q; want exit 2 and one line with %q", strings.Join(tc.args, " "), code, msg, tc.want)
-		}
-	}
-	var out, errb bytes.Buffer
-	if code := run([]string{"bench", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "lock-contended") {
-		t.Errorf("paxosd bench --help: exit %d, stdout %q", code, out.String())
-	}
-}
-
 // benchTestCluster runs three in-process nodes (no fsync) and returns
 // their endpoints.
 func benchTestCluster(t *testing.T) string {
@@ -205,10 +162,10 @@ func TestBenchWorkloads(t *testing.T) {
 		{"campaign", []string{"--clients", "2"}},
 	} {
 		t.Run(tc.workload, func(t *testing.T) {
-			args := append([]string{"bench", tc.workload, "--endpoints", eps, "--duration", "1s", "--warmup", "200ms", "--json", "--timeout", "10s"}, tc.extra...)
+			args := append([]string{tc.workload, "--endpoints", eps, "--duration", "1s", "--warmup", "200ms", "--json", "--timeout", "10s"}, tc.extra...)
 			var out, errb bytes.Buffer
-			if code := run(args, &out, &errb); code != 0 {
-				t.Fatalf("paxosd %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+			if err := Command(args, &out, &errb); err != nil {
+				t.Fatalf("paxosd bench %s: %v: %s", strings.Join(args, " "), err, errb.String())
 			}
 			var res struct {
 				Workload  string             `json:"workload"`
@@ -240,54 +197,83 @@ func TestBenchWorkloads(t *testing.T) {
 	}
 	// The table form.
 	var out, errb bytes.Buffer
-	if code := run([]string{"bench", "put", "--endpoints", eps, "--duration", "300ms", "--warmup", "0s", "--clients", "2"}, &out, &errb); code != 0 {
-		t.Fatalf("bench put: exit %d: %s", code, errb.String())
+	if err := Command([]string{"put", "--endpoints", eps, "--duration", "300ms", "--warmup", "0s", "--clients", "2"}, &out, &errb); err != nil {
+		t.Fatalf("bench put: %v: %s", err, errb.String())
 	}
 	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "P99.9") {
 		t.Errorf("table:\n%s", out.String())
+	}
+	// --interval: a line per interval (the last one partial), then the table.
+	out.Reset()
+	if err := Command([]string{"put", "--endpoints", eps, "--duration", "2500ms", "--warmup", "0s", "--clients", "2", "--interval", "1s"}, &out, &errb); err != nil {
+		t.Fatalf("bench put --interval: %v: %s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 6 || !strings.Contains(lines[0], "OPS/S") || !strings.HasPrefix(strings.TrimSpace(lines[1]), "0:01 ") ||
+		!strings.HasPrefix(strings.TrimSpace(lines[3]), "0:03 ") || !strings.Contains(lines[4], "WORKLOAD") {
+		t.Errorf("intervals and table:\n%s", out.String())
 	}
 }
 
 // TestBenchMachine: fsync and rtt run and report.
 func TestBenchMachine(t *testing.T) {
 	for _, args := range [][]string{
-		{"bench", "fsync", "--dir", t.TempDir(), "--count", "5", "--json"},
-		{"bench", "rtt", "--count", "50", "--json"},
+		{"fsync", "--dir", t.TempDir(), "--count", "5", "--json"},
+		{"rtt", "--count", "50", "--json"},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(args, &out, &errb); code != 0 {
-			t.Fatalf("paxosd %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+		if err := Command(args, &out, &errb); err != nil {
+			t.Fatalf("paxosd bench %s: %v: %s", strings.Join(args, " "), err, errb.String())
 		}
 		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			var f benchFloor
 			if err := json.Unmarshal([]byte(line), &f); err != nil || f.Ops == 0 {
-				t.Errorf("paxosd %s: line %q (%v)", strings.Join(args, " "), line, err)
+				t.Errorf("paxosd bench %s: line %q (%v)", strings.Join(args, " "), line, err)
 			}
 		}
 	}
 }
 
-// TestBenchFailover kills the leader of its own 3-process cluster twice.
-func TestBenchFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds paxosd and runs three processes")
+// TestScaleStats: the /proc readers and the data directory's size.
+func TestScaleStats(t *testing.T) {
+	stat := "4242 (paxosd serve (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 150 0 0 20 0 12 0 100 0 0"
+	if got := parseStatCPU(stat); got != 4.0 {
+		t.Errorf("parseStatCPU = %v, want 4 (250+150 ticks)", got)
 	}
-	bin := buildBinary(t)
-	var out, errb bytes.Buffer
-	args := []string{"bench", "failover", "--rounds", "2", "--settle", "300ms", "--paxosd", bin, "--json"}
-	if code := run(args, &out, &errb); code != 0 {
-		t.Fatalf("paxosd %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+	if got := parseStatCPU("garbage"); got != -1 {
+		t.Errorf("parseStatCPU(garbage) = %v, want -1", got)
 	}
-	var res failoverResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if len(res.PerRound) != 2 || res.Ops == 0 || res.Unavailable.Max <= 0 {
-		t.Errorf("report %s", out.String())
-	}
-	for _, r := range res.PerRound {
-		if !r.Resumed || r.Killed == 0 {
-			t.Errorf("round %+v", r)
+	for name, n := range map[string]int{"x": 1000, "a/y": 24} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
 		}
+	}
+	if got := dirSize(dir); got != 1024 {
+		t.Errorf("dirSize = %d, want 1024", got)
+	}
+	if runtime.GOOS == "linux" {
+		if rss, cpu := procRSS(os.Getpid()), procCPU(os.Getpid()); rss <= 0 || cpu < 0 {
+			t.Errorf("own process: RSS %d, CPU %v", rss, cpu)
+		}
+	}
+	// --dir: an earlier run's files are removed, anything else refused.
+	for _, name := range []string{"node1", "node2.log", "node3.pid"} {
+		if err := os.WriteFile(filepath.Join(dir, "a", name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prepareScaleDir(filepath.Join(dir, "a")); err == nil {
+		t.Error("prepareScaleDir removed a directory holding a stranger (y)")
+	}
+	os.Remove(filepath.Join(dir, "a", "y"))
+	if err := prepareScaleDir(filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "a")); len(entries) != 0 {
+		t.Errorf("prepareScaleDir left %d entries", len(entries))
 	}
 }

@@ -1,6 +1,6 @@
-package main
+package bench
 
-// bench_failover.go is 'paxosd bench failover': kill -9 the leader, again
+// failover.go is 'paxosd bench failover': kill -9 the leader, again
 // and again, while a writer puts continuously, and report for how long
 // writes stopped each time.
 //
@@ -26,11 +26,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,6 +38,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
 )
 
@@ -55,7 +53,7 @@ type failoverFlags struct {
 	dataDir      string
 	binary       string
 	json         bool
-	cf           clientFlags
+	cf           cli.ClientFlags
 }
 
 // failoverResult is the JSON report.
@@ -86,7 +84,7 @@ type failoverRound struct {
 }
 
 func cmdBenchFailover(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench failover", "paxosd bench failover [--rounds 10] [--endpoints ... --kill-cmd 'CMD {id}' --start-cmd 'CMD {id}']\n\n"+
+	fs := cli.NewFlags("bench failover", "paxosd bench failover [--rounds 10] [--endpoints ... --kill-cmd 'CMD {id}' --start-cmd 'CMD {id}']\n\n"+
 		"Kills the leader with SIGKILL --rounds times, restarting it between rounds, while\n"+
 		"a writer puts continuously, and reports how long writes were unavailable each\n"+
 		"time. By default it runs its own 3-node cluster of 'paxosd serve' processes.")
@@ -101,9 +99,9 @@ func cmdBenchFailover(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.dataDir, "data-dir", "", "own cluster: directory for the nodes' data and logs (default: a temporary one, removed at the end)")
 	fs.StringVar(&f.binary, "paxosd", "", "own cluster: the paxosd binary to run (default: this one)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object instead of the table")
-	f.cf.register(fs)
+	f.cf.Register(fs)
 	fs.Lookup("timeout").Usage = "give up on one status query or health check step after this long"
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := f.validate(fs.NArg(), fs.Changed("endpoints")); err != nil {
@@ -115,10 +113,10 @@ func cmdBenchFailover(args []string, stdout, stderr io.Writer) error {
 	var target failoverTarget
 	var eps []string
 	if f.killCmd != "" {
-		eps = f.cf.list()
+		eps = f.cf.List()
 		target = &shellTarget{killTmpl: f.killCmd, startTmpl: f.startCmd, eps: eps, stderr: stderr}
 	} else {
-		nodes, err := startBenchNodes(&f)
+		nodes, err := startBenchNodes(f.binary, f.dataDir, f.serveFlags)
 		if err != nil {
 			return err
 		}
@@ -159,7 +157,7 @@ func cmdBenchFailover(args []string, stdout, stderr io.Writer) error {
 
 func (f *failoverFlags) validate(nargs int, endpointsGiven bool) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: bench failover: %s", errUsage, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: bench failover: %s", cli.ErrUsage, fmt.Sprintf(format, args...))
 	}
 	external := f.killCmd != "" || f.startCmd != ""
 	switch {
@@ -173,13 +171,13 @@ func (f *failoverFlags) validate(nargs int, endpointsGiven bool) error {
 		return bad("--round-timeout must be positive, got %s", f.roundTimeout)
 	case f.valueSize < 0 || f.valueSize > benchValueSizeMax:
 		return bad("--value-size must be between 0 and %d bytes, got %d", benchValueSizeMax, f.valueSize)
-	case f.cf.timeout <= 0:
-		return bad("--timeout must be positive, got %s", f.cf.timeout)
+	case f.cf.Timeout <= 0:
+		return bad("--timeout must be positive, got %s", f.cf.Timeout)
 	case external && (f.killCmd == "" || f.startCmd == ""):
 		return bad("--kill-cmd and --start-cmd go together: one kills node {id}, the other starts it again")
 	case external && !strings.Contains(f.killCmd, "{id}") && !strings.Contains(f.killCmd, "{addr}"):
 		return bad("--kill-cmd must name the node to kill with {id} or {addr}")
-	case external && len(f.cf.list()) < 3:
+	case external && len(f.cf.List()) < 3:
 		return bad("--endpoints must list every node of the cluster (3 or more) for --kill-cmd")
 	case external && (f.serveFlags != "" || f.dataDir != "" || f.binary != ""):
 		return bad("--serve-flags, --data-dir and --paxosd are for the cluster bench failover starts itself, not with --kill-cmd")
@@ -222,153 +220,6 @@ func (t *shellTarget) kill(ctx context.Context, id paxos.NodeID) error {
 
 func (t *shellTarget) restart(ctx context.Context, id paxos.NodeID) error {
 	return t.run(ctx, t.startTmpl, id)
-}
-
-// benchNodes is the cluster bench failover runs itself: node i+1 is
-// procs[i], listening on addrs[i].
-type benchNodes struct {
-	bin, dir  string
-	removeDir bool
-	addrs     []string
-	extra     []string
-	procs     []*exec.Cmd
-}
-
-func startBenchNodes(f *failoverFlags) (*benchNodes, error) {
-	n := &benchNodes{bin: f.binary, dir: f.dataDir, extra: strings.Fields(f.serveFlags)}
-	if n.bin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("finding the paxosd binary to run: %w", err)
-		}
-		n.bin = exe
-	}
-	if n.dir == "" {
-		d, err := os.MkdirTemp("", "paxosd-failover-")
-		if err != nil {
-			return nil, err
-		}
-		n.dir, n.removeDir = d, true
-	} else if err := os.MkdirAll(n.dir, 0o755); err != nil {
-		return nil, err
-	}
-	addrs, err := benchFreeAddrs(3)
-	if err != nil {
-		return nil, err
-	}
-	n.addrs = addrs
-	n.procs = make([]*exec.Cmd, len(addrs))
-	for i := range addrs {
-		if err := n.start(i); err != nil {
-			n.stopAll()
-			return nil, err
-		}
-	}
-	return n, nil
-}
-
-// benchFreeAddrs returns loopback addresses with ports that were free a
-// moment ago.
-func benchFreeAddrs(k int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var out []string
-	for i := 0; i < k; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	return out, nil
-}
-
-func (n *benchNodes) start(i int) error {
-	peers := make([]string, len(n.addrs))
-	for j, a := range n.addrs {
-		peers[j] = fmt.Sprintf("%d=%s", j+1, a)
-	}
-	logf, err := os.OpenFile(filepath.Join(n.dir, fmt.Sprintf("node%d.log", i+1)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close() // the child has its own descriptor
-	args := []string{"serve", "--id", strconv.Itoa(i + 1), "--listen", n.addrs[i], "--peers", strings.Join(peers, ","),
-		"--data-dir", filepath.Join(n.dir, fmt.Sprintf("node%d", i+1)), "--log-level", "warn", "--new-cluster"}
-	cmd := exec.Command(n.bin, append(args, n.extra...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting node %d (%s): %w", i+1, n.bin, err)
-	}
-	n.procs[i] = cmd
-	return nil
-}
-
-func (n *benchNodes) index(id paxos.NodeID) (int, error) {
-	i := int(id) - 1
-	if i < 0 || i >= len(n.procs) {
-		return 0, fmt.Errorf("no node %d in the bench cluster", id)
-	}
-	return i, nil
-}
-
-func (n *benchNodes) kill(_ context.Context, id paxos.NodeID) error {
-	i, err := n.index(id)
-	if err != nil {
-		return err
-	}
-	p := n.procs[i]
-	if p == nil {
-		return fmt.Errorf("node %d is not running", id)
-	}
-	if err := p.Process.Signal(syscall.SIGKILL); err != nil {
-		return err
-	}
-	_ = p.Wait()
-	n.procs[i] = nil
-	return nil
-}
-
-func (n *benchNodes) restart(_ context.Context, id paxos.NodeID) error {
-	i, err := n.index(id)
-	if err != nil {
-		return err
-	}
-	return n.start(i)
-}
-
-// stopAll stops every node (SIGTERM, then SIGKILL after a while) and
-// removes a temporary data directory.
-func (n *benchNodes) stopAll() {
-	var wg sync.WaitGroup
-	for i, p := range n.procs {
-		if p == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = p.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = p.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				_ = p.Process.Kill()
-				<-done
-			}
-		}()
-		n.procs[i] = nil
-	}
-	wg.Wait()
-	if n.removeDir {
-		os.RemoveAll(n.dir)
-	}
 }
 
 // failoverWriter puts continuously and remembers when each put was
@@ -436,11 +287,11 @@ const failoverResumeAcks = 20
 func runFailover(ctx context.Context, f *failoverFlags, eps []string, target failoverTarget, live *liveLine) (*failoverResult, error) {
 	defer live.clear()
 	live.show("failover: waiting for the cluster to elect a leader")
-	if _, err := waitClusterHealthy(ctx, eps, f.cf.clusterID, max(f.roundTimeout, f.cf.timeout)); err != nil {
+	if _, err := waitClusterHealthy(ctx, eps, f.cf.ClusterID, max(f.roundTimeout, f.cf.Timeout)); err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, f.cf.timeout)
-	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: eps, ClusterID: f.cf.clusterID})
+	cctx, cancel := context.WithTimeout(ctx, f.cf.Timeout)
+	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: eps, ClusterID: f.cf.ClusterID})
 	cancel()
 	if err != nil {
 		return nil, err
@@ -459,7 +310,7 @@ func runFailover(ctx context.Context, f *failoverFlags, eps []string, target fai
 	res := &failoverResult{Workload: "failover", Rounds: f.rounds}
 	for round := 1; round <= f.rounds; round++ {
 		live.show("failover round %d/%d: waiting until every node is up and caught up", round, f.rounds)
-		leader, err := waitClusterHealthy(ctx, eps, f.cf.clusterID, max(f.roundTimeout, f.cf.timeout))
+		leader, err := waitClusterHealthy(ctx, eps, f.cf.ClusterID, max(f.roundTimeout, f.cf.Timeout))
 		if err != nil {
 			return nil, fmt.Errorf("round %d: %w", round, err)
 		}
@@ -473,7 +324,7 @@ func runFailover(ctx context.Context, f *failoverFlags, eps []string, target fai
 			}
 		}
 		// The leader may have changed while we settled: ask again.
-		if l, err := findLeader(ctx, eps, f.cf.clusterID, f.cf.timeout); err == nil {
+		if l, err := findLeader(ctx, eps, f.cf.ClusterID, f.cf.Timeout); err == nil {
 			leader = l
 		}
 		live.show("failover round %d/%d: killed node %d, waiting for writes to resume", round, f.rounds, leader)

@@ -1,6 +1,6 @@
-package main
+package bench
 
-// bench_machine.go measures the two floors every commit stands on:
+// machine.go measures the two floors every commit stands on:
 //
 //   - 'paxosd bench fsync': a leader's commit needs its own durable write and
 //     a follower's (in parallel), so one write+fdatasync is the least a put
@@ -23,6 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wal"
 )
@@ -70,23 +71,23 @@ func writeFloors(w io.Writer, asJSON bool, floors []*benchFloor) error {
 }
 
 func cmdBenchFsync(args []string, stdout io.Writer) error {
-	fs := newFlags("bench fsync", "paxosd bench fsync [--dir DIR] [--count N] [--size BYTES]\n\n"+
+	fs := cli.NewFlags("bench fsync", "paxosd bench fsync [--dir DIR] [--count N] [--size BYTES]\n\n"+
 		"Measures write+fdatasync on DIR's disk (put --dir on the disk of the nodes'\n"+
 		"--data-dir), and the same through paxosd's WAL (Pebble, one synced batch).")
 	dir := fs.String("dir", os.TempDir(), "directory on the disk to measure (a temporary file and store are made in it, then removed)")
 	count := fs.Int("count", 1000, "synced writes per measurement")
 	size := fs.Int("size", 4096, "bytes per raw write")
 	asJSON := fs.Bool("json", false, "print one JSON object per measurement")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() > 0:
-		return fmt.Errorf("%w: bench fsync takes no arguments, got %q", errUsage, fs.Args())
+		return fmt.Errorf("%w: bench fsync takes no arguments, got %q", cli.ErrUsage, fs.Args())
 	case *count < 1:
-		return fmt.Errorf("%w: bench fsync: --count must be at least 1, got %d", errUsage, *count)
+		return fmt.Errorf("%w: bench fsync: --count must be at least 1, got %d", cli.ErrUsage, *count)
 	case *size < 1 || *size > 64<<20:
-		return fmt.Errorf("%w: bench fsync: --size must be between 1 and %d bytes, got %d", errUsage, 64<<20, *size)
+		return fmt.Errorf("%w: bench fsync: --size must be between 1 and %d bytes, got %d", cli.ErrUsage, 64<<20, *size)
 	}
 	tmp, err := os.MkdirTemp(*dir, "paxosd-fsync-")
 	if err != nil {
@@ -170,22 +171,22 @@ func benchWALSync(dir string, count int) (*benchFloor, error) {
 }
 
 func cmdBenchRTT(args []string, stdout io.Writer) error {
-	fs := newFlags("bench rtt", "paxosd bench rtt [--count N] [--size BYTES]\n\n"+
+	fs := cli.NewFlags("bench rtt", "paxosd bench rtt [--count N] [--size BYTES]\n\n"+
 		"Measures the loopback TCP round trip: a message to an echo server on\n"+
 		"127.0.0.1 and back, one at a time.")
 	count := fs.Int("count", 20000, "round trips")
 	size := fs.Int("size", 64, "bytes per message")
 	asJSON := fs.Bool("json", false, "print a JSON object")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() > 0:
-		return fmt.Errorf("%w: bench rtt takes no arguments, got %q", errUsage, fs.Args())
+		return fmt.Errorf("%w: bench rtt takes no arguments, got %q", cli.ErrUsage, fs.Args())
 	case *count < 1:
-		return fmt.Errorf("%w: bench rtt: --count must be at least 1, got %d", errUsage, *count)
+		return fmt.Errorf("%w: bench rtt: --count must be at least 1, got %d", cli.ErrUsage, *count)
 	case *size < 1 || *size > 1<<20:
-		return fmt.Errorf("%w: bench rtt: --size must be between 1 and %d bytes, got %d", errUsage, 1<<20, *size)
+		return fmt.Errorf("%w: bench rtt: --size must be between 1 and %d bytes, got %d", cli.ErrUsage, 1<<20, *size)
 	}
 	res, err := benchLoopbackRTT(*count, *size)
 	if err != nil {

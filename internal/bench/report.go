@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"math"
 	"text/tabwriter"
 	"time"
+
+	"github.com/paxosd/paxosd/internal/cli"
 )
 
 // benchResult is one run's outcome, as the table row and the JSON object
@@ -86,6 +88,51 @@ func writeBenchTable(w io.Writer, results []*benchResult) error {
 	return tw.Flush()
 }
 
+// intervalResult is one --interval line as JSON.
+type intervalResult struct {
+	Interval  int          `json:"interval"`
+	FromS     float64      `json:"from_s"`
+	ToS       float64      `json:"to_s"`
+	Ops       uint64       `json:"ops"`
+	Errors    uint64       `json:"errors"`
+	OpsPerSec float64      `json:"ops_per_sec"`
+	Latency   benchLatency `json:"latency_ms"`
+}
+
+func (s intervalStats) opsPerSec() float64 {
+	return math.Round(float64(s.Hist.Count())/(s.To-s.From).Seconds()*10) / 10
+}
+
+// intervalPrinter prints each --interval to w as a line of a table (the
+// header before the first), or as one JSON object.
+func intervalPrinter(w io.Writer, asJSON bool) func(intervalStats) {
+	return func(s intervalStats) {
+		if asJSON {
+			_ = writeBenchJSON(w, intervalResult{
+				Interval: s.N + 1, FromS: s.From.Seconds(), ToS: s.To.Seconds(), Ops: s.Hist.Count(), Errors: s.Errors,
+				OpsPerSec: s.opsPerSec(), Latency: latencyOf(s.Hist),
+			})
+			return
+		}
+		if s.N == 0 {
+			fmt.Fprintf(w, "%9s %9s %8s %8s %8s %9s %9s %7s\n", "AT", "OPS", "OPS/S", "P50 ms", "P99 ms", "P99.9 ms", "MAX ms", "ERRORS")
+		}
+		l := latencyOf(s.Hist)
+		fmt.Fprintf(w, "%9s %9d %8.0f %8.2f %8.2f %9.2f %9.2f %7d\n",
+			clock(s.To), s.Hist.Count(), s.opsPerSec(), l.P50, l.P99, l.P999, l.Max, s.Errors)
+	}
+}
+
+// clock formats an elapsed time as m:ss (h:mm:ss from an hour on).
+func clock(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, sec := int(d/time.Hour), int(d%time.Hour/time.Minute), int(d%time.Minute/time.Second)
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, sec)
+	}
+	return fmt.Sprintf("%d:%02d", m, sec)
+}
+
 // writeBenchJSON prints one JSON object per line.
 func writeBenchJSON(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
@@ -103,7 +150,7 @@ type liveLine struct {
 	last int // length of the last line, to blank what is left of it
 }
 
-func newLiveLine(w io.Writer) *liveLine { return &liveLine{w: w, on: isTerminal(w)} }
+func newLiveLine(w io.Writer) *liveLine { return &liveLine{w: w, on: cli.IsTerminal(w)} }
 
 func (l *liveLine) show(format string, args ...any) {
 	if !l.on {

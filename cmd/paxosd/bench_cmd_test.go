@@ -1,0 +1,125 @@
+package main
+
+// The command line of 'paxosd bench' (internal/bench): its usage errors
+// exit 2 with one line, and the failover test runs the built binary.
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestBenchUsageErrors: bad flags are usage errors (exit 2, one line),
+// found before anything connects.
+func TestBenchUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench"}, "bench needs a workload"},
+		{[]string{"bench", "nope"}, `unknown workload "nope"`},
+		{[]string{"bench", "--clients", "4", "put"}, "the workload comes first"},
+		{[]string{"bench", "put", "extra"}, "takes no arguments"},
+		{[]string{"bench", "put", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"bench", "put", "--clients", "0"}, "--clients must be at least 1"},
+		{[]string{"bench", "put", "--conns", "0"}, "--conns must be at least 1"},
+		{[]string{"bench", "put", "--duration", "0s"}, "--duration must be positive"},
+		{[]string{"bench", "put", "--warmup", "-1s"}, "--warmup must not be negative"},
+		{[]string{"bench", "put", "--value-size", "-1"}, "--value-size must be between"},
+		{[]string{"bench", "put", "--keys", "0"}, "--keys must be at least 1"},
+		{[]string{"bench", "put", "--rate", "-5"}, "--rate must be"},
+		{[]string{"bench", "put", "--rate", "NaN"}, "--rate must be"},
+		{[]string{"bench", "put", "--rate", "0.01", "--duration", "1s"}, "schedules no operation"},
+		{[]string{"bench", "put", "--endpoints", " , "}, "--endpoints lists no endpoint"},
+		{[]string{"bench", "lock", "--session-ttl", "10ms"}, "--session-ttl must be between"},
+		{[]string{"bench", "lock-contended", "--clients", "1"}, "--clients must be at least 2"},
+		{[]string{"bench", "suite", "--clients", "4"}, "unknown flag: --clients"},
+		{[]string{"bench", "failover", "--rounds", "0"}, "--rounds must be at least 1"},
+		{[]string{"bench", "failover", "--endpoints", "a:1,b:2,c:3"}, "--endpoints needs --kill-cmd and --start-cmd"},
+		{[]string{"bench", "failover", "--kill-cmd", "kill {id}"}, "go together"},
+		{[]string{"bench", "failover", "--kill-cmd", "kill", "--start-cmd", "start {id}"}, "with {id} or {addr}"},
+		{[]string{"bench", "failover", "--kill-cmd", "k {id}", "--start-cmd", "s {id}", "--endpoints", "a:1"}, "every node"},
+		{[]string{"bench", "put", "--interval", "10ms"}, "--interval must be 0 (off) or at least 1s"},
+		{[]string{"bench", "scale", "--keys", "0"}, "--keys must be at least 1"},
+		{[]string{"bench", "scale", "--clients", "64,0"}, "--clients must be at least 1"},
+		{[]string{"bench", "scale", "--interval", "0s"}, "--interval must be at least 1s"},
+		{[]string{"bench", "fsync", "--count", "0"}, "--count must be at least 1"},
+		{[]string{"bench", "rtt", "--size", "0"}, "--size must be between"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		msg := errb.String()
+		if code != 2 || !strings.Contains(msg, tc.want) || strings.Count(msg, "\n") != 1 {
+			t.Errorf("paxosd %s: exit %d, stderr %q; want exit 2 and one line with %q", strings.Join(tc.args, " "), code, msg, tc.want)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"bench", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "lock-contended") {
+		t.Errorf("paxosd bench --help: exit %d, stdout %q", code, out.String())
+	}
+}
+
+// TestBenchFailover kills the leader of its own 3-process cluster twice.
+func TestBenchFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds paxosd and runs three processes")
+	}
+	bin := buildBinary(t)
+	var out, errb bytes.Buffer
+	args := []string{"bench", "failover", "--rounds", "2", "--settle", "300ms", "--paxosd", bin, "--json"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("paxosd %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+	}
+	var res struct {
+		Ops         uint64 `json:"ops"`
+		Unavailable struct {
+			Max float64 `json:"max"`
+		} `json:"unavailable_ms"`
+		PerRound []struct {
+			Killed  uint32 `json:"killed"`
+			Resumed bool   `json:"resumed"`
+		} `json:"per_round"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	}
+	if len(res.PerRound) != 2 || res.Ops == 0 || res.Unavailable.Max <= 0 {
+		t.Errorf("report %s", out.String())
+	}
+	for _, r := range res.PerRound {
+		if !r.Resumed || r.Killed == 0 {
+			t.Errorf("round %+v", r)
+		}
+	}
+}
+
+// TestBenchScale runs the scale run small: its own 3 processes, 300 keys,
+// two put runs of 2 s with a line a second, a follower restarted.
+func TestBenchScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds paxosd and runs three processes")
+	}
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "scale")
+	var out, errb bytes.Buffer
+	args := []string{"bench", "scale", "--paxosd", bin, "--dir", dir, "--keys", "300", "--preload-clients", "16",
+		"--clients", "2,4", "--duration", "2s", "--interval", "1s", "--warmup", "0s", "--clean"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("paxosd %s: exit %d: %s\n%s", strings.Join(args, " "), code, errb.String(), out.String())
+	}
+	s := out.String()
+	for _, re := range []string{
+		`preload: 300 keys in `,
+		`(?m)^ +AT +OPS/S .*RSS MB \(node 1/2/3\) +DATA MB \(node 1/2/3\) +CPU ms/put$`,
+		`(?m)^ +0:02 +\d+ +[\d.]+ .* \d+/\d+/\d+ +\d+/\d+/\d+ +[\d.]+$`,
+		`(?m)^ +put +4 +`,
+		`restart: node [12] serving again after [\d.]+ s`,
+	} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("output does not match %s:\n%s", re, s)
+		}
+	}
+}
