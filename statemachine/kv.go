@@ -99,6 +99,14 @@ func (s *kvStore) list(prefix string, limit int) (kvs []KV, more bool) {
 	return kvs, more
 }
 
+// ascendFrom calls fn with every KV whose key is >= start, in key order,
+// until fn returns false. Paged listings (list.go) seek with it, so a page
+// deep into a large store costs O(log n) to find, not a scan from the
+// first key.
+func (s *kvStore) ascendFrom(start string, fn func(KV) bool) {
+	s.index.ascend(start, func(key string) bool { return fn(s.m[key]) })
+}
+
 // keyIndex is a sorted set of strings kept as a list of sorted chunks (a
 // B+tree of height two). Inserting or removing a key moves at most
 // chunkKeysMax keys plus, on a split or merge, one entry of the chunk list,
