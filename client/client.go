@@ -218,6 +218,11 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
+		if err == nil && cn.mux.Version() < versionNeeded(q) {
+			// Checked before sending: the node would not refuse it, but
+			// misread it (page.go).
+			return nil, errVersion(cn, q)
+		}
 		if err == nil {
 			var resp *wire.Response
 			resp, err = c.attempt(ctx, cn, q)

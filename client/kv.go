@@ -119,23 +119,3 @@ func (c *Client) CompareAndSet(ctx context.Context, key string, value []byte, co
 	}
 	return resp.Succeeded, kvOf(resp.KV), nil
 }
-
-// List returns the keys starting with prefix, sorted; limit 0 means all.
-func (c *Client) List(ctx context.Context, prefix string, limit int, opts ...ReadOption) ([]KV, error) {
-	q := &wire.Request{Op: wire.OpList, Prefix: prefix, Limit: uint32(limit)}
-	for _, o := range opts {
-		o(q)
-	}
-	resp, err := c.do(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	if err := responseError(resp); err != nil {
-		return nil, err
-	}
-	out := make([]KV, len(resp.KVs))
-	for i, kv := range resp.KVs {
-		out[i] = kvOf(kv)
-	}
-	return out, nil
-}

@@ -13,7 +13,7 @@ import (
 // careless writer could break every other client's List or Watch.
 func checkUTF8(q *wire.Request) *wire.Response {
 	for _, f := range [...]struct{ what, s string }{
-		{"key", q.Key}, {"prefix", q.Prefix}, {"name", q.Name}, {"fence name", q.FenceName},
+		{"key", q.Key}, {"prefix", q.Prefix}, {"name", q.Name}, {"fence name", q.FenceName}, {"start key", q.StartKey},
 	} {
 		if !utf8.ValidString(f.s) {
 			return &wire.Response{Err: wire.ErrInvalid, ErrMsg: f.what + " is not valid UTF-8"}

@@ -71,6 +71,9 @@ func (n *Node) handleCall(c *call) {
 	case c.req.Op == wire.OpLeaderTransfer:
 		n.callTransfer(c)
 		return
+	case n.pinnedHere(c.req):
+		c.reply(n.listRead(c.req))
+		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
 		return
@@ -115,17 +118,24 @@ func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) 
 		}
 	}
 	resp := resultResponse(op, res)
-	if n.lastLeader != n.cfg.ID && n.lastLeader != 0 {
-		// Tell the client where the leader is: answering there saves the
-		// forwarding hop (the client library moves its requests over).
-		resp.LeaderHint, resp.LeaderAddr = n.lastLeader, n.cfg.Peers[n.lastLeader]
-	}
 	for i, c := range cs {
-		if i > 0 {
+		r := resp
+		switch {
+		case op == statemachine.OpList && paged(c.req):
+			// The log carried only a barrier (see commandOf): the page is
+			// read now, with the state exactly as the command found it.
+			r = n.listRead(c.req)
+		case i > 0:
 			cp := *resp
-			resp = &cp
+			r = &cp
 		}
-		c.reply(resp)
+		if n.lastLeader != n.cfg.ID && n.lastLeader != 0 {
+			// Tell the client where the leader is: answering there saves
+			// the forwarding hop (the client library moves its requests
+			// over).
+			r.LeaderHint, r.LeaderAddr = n.lastLeader, n.cfg.Peers[n.lastLeader]
+		}
+		c.reply(r)
 	}
 	delete(n.waiters, key)
 }
@@ -143,8 +153,8 @@ func (n *Node) notLeader(err error) *wire.Response {
 }
 
 func (n *Node) localRead(q *wire.Request) *wire.Response {
-	resp := &wire.Response{Revision: n.sm.Revision()}
 	if q.Op == wire.OpGet {
+		resp := &wire.Response{Revision: n.sm.Revision()}
 		kv, ok := n.sm.Get(q.Key)
 		if !ok {
 			resp.Err, resp.ErrMsg = wire.ErrNotFound, "key not found: "+q.Key
@@ -153,10 +163,7 @@ func (n *Node) localRead(q *wire.Request) *wire.Response {
 		resp.Found, resp.KV = true, wireKV(kv)
 		return resp
 	}
-	for _, kv := range n.sm.List(q.Prefix, int(q.Limit)) {
-		resp.KVs = append(resp.KVs, wireKV(kv))
-	}
-	return resp
+	return n.listRead(q)
 }
 
 // expireWaiters answers requests whose deadline passed with a timeout; the

@@ -292,6 +292,15 @@ func TestFuzzCorpus(t *testing.T) {
 		"request-watch-all-then-cancel":     {false, cat(frame(&wire.Request{ID: 1, Op: wire.OpWatch, WatchPrefix: true}), frame(&wire.Request{ID: 2, Op: wire.OpCancel, CancelID: 1}))},
 		"request-observe-then-close":        {false, frame(&wire.Request{ID: 1, Op: wire.OpObserve, Name: "e"})},
 		"session-lock-wait-campaign-cancel": {false, sessionScript(frame)},
+		"list-pages": {false, cat(frame(&wire.Request{ID: 1, Op: wire.OpPut, ClientID: 5, Seq: 1, Key: "a", Value: []byte("1")}),
+			frame(&wire.Request{ID: 2, Op: wire.OpPut, ClientID: 5, Seq: 2, Key: "b", Value: []byte("2")}),
+			frame(&wire.Request{ID: 3, Op: wire.OpList, ClientID: 5, Seq: 3, PageBytes: 1}),
+			frame(&wire.Request{ID: 4, Op: wire.OpList, ClientID: 5, Seq: 4, PageBytes: 1, StartKey: "a\x00", Revision: 1}),
+			frame(&wire.Request{ID: 5, Op: wire.OpList, Serializable: true, PageBytes: 1 << 20, StartKey: "b", Revision: 2}))},
+		"list-page-future-revision":     {false, frame(&wire.Request{ID: 9, Op: wire.OpList, ClientID: 1, Seq: 1, PageBytes: 100, Revision: 1 << 40})},
+		"list-page-serializable-future": {false, frame(&wire.Request{ID: 9, Op: wire.OpList, Serializable: true, PageBytes: 100, Revision: 7})},
+		"list-start-key-too-long":       {false, frame(&wire.Request{ID: 9, Op: wire.OpList, ClientID: 1, Seq: 1, PageBytes: 100, StartKey: strings.Repeat("k", 4098)})},
+		"list-start-key-not-utf8":       {false, frame(&wire.Request{ID: 9, Op: wire.OpList, ClientID: 1, Seq: 1, PageBytes: 100, StartKey: "k\xff"})},
 	}
 	for op := wire.OpPut; op < 255; op++ { // every op; 22 is reserved
 		if !op.Valid() {
@@ -305,7 +314,7 @@ func TestFuzzCorpus(t *testing.T) {
 	// The command decoder (package statemachine's FuzzDecodeCommand): what
 	// the node proposes for the golden requests.
 	commands := map[string][]any{}
-	for _, name := range []string{"put_request", "lock_acquire_request"} {
+	for _, name := range []string{"put_request", "lock_acquire_request", "list_page_request"} {
 		q, err := wire.DecodeRequest(goldenFrame(t, name)[4:])
 		if err != nil {
 			t.Fatal(err)

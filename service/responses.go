@@ -43,6 +43,9 @@ func resultResponse(op statemachine.Op, r statemachine.Result) *wire.Response {
 	for _, kv := range r.KVs {
 		resp.KVs = append(resp.KVs, wireKV(kv))
 	}
+	if r.More && len(r.KVs) > 0 { // a List cut short by its limit
+		resp.More, resp.NextKey = true, r.KVs[len(r.KVs)-1].Key+"\x00"
+	}
 	if r.Err == nil {
 		if op == statemachine.OpCAS && !r.Succeeded {
 			resp.Err, resp.ErrMsg = wire.ErrCASFailed, "compare failed: the key's value or revision differs"

@@ -99,7 +99,7 @@ func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
 // comes.
 func tooLargeAnswer(id uint64, err error) *wire.Response {
 	return &wire.Response{ID: id, Err: wire.ErrTooLarge,
-		ErrMsg: fmt.Sprintf("the answer does not fit in a frame (%v): ask for fewer keys (list with a limit) or smaller values", err)}
+		ErrMsg: fmt.Sprintf("the answer does not fit in a frame (%v): ask for fewer keys (a paged list, or a limit) or smaller values", err)}
 }
 
 // answerFailed handles an answer that could not be sent. A full queue
@@ -190,6 +190,11 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 		}
 		return &wire.Response{Err: wire.ErrTooLarge, ErrMsg: fmt.Sprintf("%s is %d bytes; the limit is %d", what, n, defaultKeyBytesMax)}
 	}
+	// A page's start key is a key, or a key with "\x00" appended (the
+	// previous page's next key).
+	if len(q.StartKey) > defaultKeyBytesMax+1 {
+		return &wire.Response{Err: wire.ErrTooLarge, ErrMsg: fmt.Sprintf("start key is %d bytes; the limit is %d", len(q.StartKey), defaultKeyBytesMax+1)}
+	}
 	if len(q.Value) > n.cfg.ValueBytesMax || len(q.PrevValue) > n.cfg.ValueBytesMax {
 		return &wire.Response{Err: wire.ErrTooLarge, ErrMsg: fmt.Sprintf("value is %d bytes; the limit is %d (--value-bytes-max)", max(len(q.Value), len(q.PrevValue)), n.cfg.ValueBytesMax)}
 	}
@@ -204,6 +209,19 @@ const defaultKeyBytesMax = 4096
 const opClockWire = wire.Op(statemachine.OpClock)
 
 func commandOf(q *wire.Request) *statemachine.Command {
+	c := commandFields(q)
+	if paged(q) {
+		// A linearizable page goes through the log as the List command of
+		// version 3, so a mixed cluster applies it alike; but only as a
+		// barrier: the node reads the page itself once the command is
+		// applied (Node.answer), so no replica builds a listing nobody
+		// reads. One key keeps the barrier cheap.
+		c.Limit = 1
+	}
+	return c
+}
+
+func commandFields(q *wire.Request) *statemachine.Command {
 	return &statemachine.Command{
 		ClientID:        q.ClientID,
 		Seq:             q.Seq,

@@ -29,7 +29,8 @@ const (
 	// Err is ErrCASFailed and Found/KV hold the current pair.
 	OpCAS
 	// OpList lists keys starting with Prefix, in key order, at most Limit
-	// of them (0 = no limit). Response: KVs, Revision.
+	// of them (0 = no limit). Response: KVs, Revision, More, NextKey. With
+	// PageBytes (version 4) it reads one page of a paged listing.
 	OpList
 	// OpStatus reports the cluster as this node sees it. Response: Status.
 	OpStatus
@@ -317,6 +318,18 @@ type Request struct {
 	// TargetNode is the member an OpLeaderTransfer hands leadership to
 	// (version 3; 0: the leader chooses).
 	TargetNode paxos.NodeID
+	// StartKey, Revision and PageBytes (version 4) make an OpList a paged
+	// listing: PageBytes != 0 asks for one page of about that many bytes
+	// (the server may cap it lower; at least one key), from StartKey
+	// (inclusive; "" = the prefix's first key), read at store Revision (0
+	// = now). The answer's More and NextKey say where the next page
+	// starts; every page passes the first page's Revision back. A server
+	// of version 3 ignores the three and answers the whole listing from
+	// the prefix's first key, so a client sends them only on a connection
+	// that negotiated version 4 (ServerConn.Version).
+	StartKey  string
+	Revision  uint64
+	PageBytes uint32
 }
 
 // KV is a key-value pair with its revisions.
@@ -503,6 +516,12 @@ type Response struct {
 	SnapSize uint64
 	SnapCRC  uint32
 	Data     []byte
+	// More (version 4) says an OpList answer stopped before the end of
+	// the listing (its limit, or a paged listing's byte bound); NextKey is
+	// then the StartKey of the next page: the last key with "\x00"
+	// appended.
+	More    bool
+	NextKey string
 }
 
 var requestFields = []field[Request]{
@@ -538,6 +557,9 @@ var requestFields = []field[Request]{
 	uintField("snap_crc", func(q *Request) *uint32 { return &q.SnapCRC }),
 	uintField("offset", func(q *Request) *uint64 { return &q.Offset }),
 	uintField("target_node", func(q *Request) *paxos.NodeID { return &q.TargetNode }),
+	strField("start_key", func(q *Request) *string { return &q.StartKey }),
+	uintField("revision", func(q *Request) *uint64 { return &q.Revision }),
+	uintField("page_bytes", func(q *Request) *uint32 { return &q.PageBytes }),
 }
 
 var kvFields = []field[KV]{
@@ -626,6 +648,8 @@ var responseFields = []field[Response]{
 	uintField("snap_size", func(s *Response) *uint64 { return &s.SnapSize }),
 	uintField("snap_crc", func(s *Response) *uint32 { return &s.SnapCRC }),
 	binField("data", func(s *Response) *[]byte { return &s.Data }),
+	boolField("more", func(s *Response) *bool { return &s.More }),
+	strField("next_key", func(s *Response) *string { return &s.NextKey }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

@@ -377,6 +377,11 @@ func DialClient(ctx context.Context, addr, clusterID string, frameBytesMax int) 
 // ServerID returns the node id the server gave in its hello.
 func (c *ServerConn) ServerID() paxos.NodeID { return c.server.NodeID }
 
+// Version returns the protocol version the connection negotiated: what
+// the server understands of this client's requests (see
+// docs/PROTOCOL.md, "Versions and mixed clusters").
+func (c *ServerConn) Version() uint32 { return c.server.Version }
+
 // Send queues q to be written. It is safe for concurrent use and coalesces
 // writes; it blocks while the queue is full, and returns ErrFrameTooLarge
 // (sending nothing) when q does not fit in a frame.

@@ -241,6 +241,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		nil, nil, nil, nil, nil, true, nil, int64(100),
 		int16(300), nil, []byte("lk"), uint8(4), true, int64(0), "fence", int32(8), uint32(70000), false, nil, 1,
 		nil, nil, nil, nil, nil,
+		nil, nil, nil, // version 4: start_key, revision, page_bytes
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -265,7 +266,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		[]any{[]any{"m"}},
 		[]any{"el", 7, "val", 2, 5, 9, nil},
 		[]any{[]any{2, []any{"k", nil, 1, 9, 1}, nil, "future"}},
-		3, true, nil, nil, nil, nil, "future",
+		3, true, nil, nil, nil, nil, false, nil, "future",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -117,6 +117,15 @@ var goldens = []struct {
 				PrevKV: KV{Key: "config/b", Value: []byte("x"), CreateRevision: 20, ModRevision: 20, Version: 1}},
 		},
 	}, frameNames(responseFields), false},
+	{"list_page_request.hex", "Request 12 (version 4): the second page of a paged list of 'jobs/' at revision 40, at most 1 MiB", &Request{
+		ID: 12, Op: OpList, ClientID: 77, Seq: 9, AckedBelow: 9, Prefix: "jobs/",
+		StartKey: "jobs/b\x00", Revision: 40, PageBytes: 1 << 20,
+	}, frameNames(requestFields), false},
+	{"list_page_response.hex", "Response to request 12: jobs/c as of revision 40; more follow from jobs/c\\x00", &Response{
+		ID: 12, Revision: 40,
+		KVs:  []KV{{Key: "jobs/c", Value: []byte("3"), CreateRevision: 31, ModRevision: 38, Version: 2}},
+		More: true, NextKey: "jobs/c\x00",
+	}, frameNames(responseFields), false},
 	{"observe_response.hex", "Response on observe stream 11: change 4 of election 'db', session 42 leads in term 3", &Response{
 		ID: 11, Revision: 30,
 		Leader: LeaderInfo{Election: "db", Session: 42, Value: []byte("10.0.0.5:5432"), Term: 3, Seq: 4, Revision: 30},
@@ -283,7 +292,7 @@ func render(p []byte) string {
 			}
 			return "b'" + string(v) + "'"
 		case string:
-			return "'" + v + "'"
+			return "'" + escapeControls(v) + "'"
 		case []any:
 			var parts []string
 			for _, e := range v {
@@ -294,6 +303,24 @@ func render(p []byte) string {
 		return fmt.Sprint(v)
 	}
 	return show(v)
+}
+
+// escapeControls writes control characters the way Python's repr does
+// ('jobs/b\x00', a paged list's next key), so no golden file holds a raw
+// NUL.
+func escapeControls(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unicode.IsControl(r):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
 }
 
 // describe names enumerated values.

@@ -237,6 +237,9 @@ func (m *Mux) Err() error {
 // ServerID returns the node id of the server at the other end.
 func (m *Mux) ServerID() paxos.NodeID { return m.c.ServerID() }
 
+// Version returns the protocol version the connection negotiated.
+func (m *Mux) Version() uint32 { return m.c.Version() }
+
 // Close closes the connection; pending calls and streams fail.
 func (m *Mux) Close() error {
 	err := m.c.Close()
