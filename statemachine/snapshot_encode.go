@@ -25,8 +25,14 @@ func (sm *StateMachine) Snapshot() ([]byte, error) {
 	if len(sm.answers) > 0 {
 		return nil, fmt.Errorf("service: snapshot at slot %d with %d late answers not taken (call TakeAnswers first)", sm.applied, len(sm.answers))
 	}
+	// The oldest version that holds the state, so that members of an
+	// older build read the snapshots of a cluster that uses nothing new.
 	version := uint64(SnapshotFormatVersion)
-	if sm.ident.empty() {
+	switch {
+	case sm.quota.set:
+	case !sm.ident.empty():
+		version = 2
+	default:
 		version = 1
 	}
 	data, err := encodeSnapshot(version, sm.snapshotState())
@@ -41,9 +47,12 @@ func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
-	elems := 3
+	elems := 3 // version 1; version 2 adds the identity, 3 the quota
 	if version >= 2 {
-		elems = 4
+		elems++
+	}
+	if version >= 3 {
+		elems++
 	}
 	if err := enc.EncodeArrayLen(elems); err != nil {
 		return nil, err
@@ -57,8 +66,13 @@ func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
 	if err := enc.Encode(st); err != nil {
 		return nil, err
 	}
-	if elems == 4 {
+	if version >= 2 {
 		if err := enc.Encode(&st.Identity); err != nil {
+			return nil, err
+		}
+	}
+	if version >= 3 {
+		if err := enc.Encode(&st.Quota); err != nil {
 			return nil, err
 		}
 	}
@@ -70,6 +84,7 @@ func encodeSnapshot(version uint64, st *SnapshotState) ([]byte, error) {
 func (sm *StateMachine) snapshotState() *SnapshotState {
 	st := &SnapshotState{
 		Identity: SnapIdentity{ClusterID: sm.ident.id, Voters: sm.ident.voters},
+		Quota:    SnapQuota{Limit: sm.quota.limit},
 		Options:  snapOptions(&sm.opts),
 		Applied:  uint64(sm.applied),
 		Revision: sm.kv.rev,

@@ -59,7 +59,7 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields(true)
 	n, err := dec.DecodeArrayLen()
-	if err != nil || n != 3 && n != 4 {
+	if err != nil || n < 3 || n > 5 {
 		return nil, badSnapshot("not a state machine snapshot (no envelope)")
 	}
 	if magic, err := dec.DecodeString(); err != nil || magic != snapshotMagic {
@@ -72,7 +72,7 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 	if v < 1 || v > SnapshotFormatVersion {
 		return nil, badSnapshot("format version %d, this build reads versions 1 to %d", v, SnapshotFormatVersion)
 	}
-	if want := 2 + min(v, 2); uint64(n) != want {
+	if want := 2 + v; uint64(n) != want {
 		return nil, badSnapshot("format version %d with %d elements, want %d", v, n, want)
 	}
 	st := new(SnapshotState)
@@ -82,6 +82,14 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 	if v >= 2 {
 		if err := dec.Decode(&st.Identity); err != nil {
 			return nil, badSnapshot("decoding version %d identity: %v", v, err)
+		}
+	}
+	if v >= 3 {
+		if err := dec.Decode(&st.Quota); err != nil {
+			return nil, badSnapshot("decoding version %d quota: %v", v, err)
+		}
+		if st.Quota.Limit == 0 {
+			return nil, badSnapshot("version %d without a quota", v)
 		}
 	}
 	return st, nil
@@ -216,6 +224,7 @@ func (st *SnapshotState) restore(opts SMOptions) (*StateMachine, error) {
 	if err := sm.ident.restore(st.Identity.ClusterID, st.Identity.Voters); err != nil {
 		return nil, badSnapshot("%v", err)
 	}
+	sm.restoreQuota(st.Quota.Limit, st.KVs)
 	return sm, nil
 }
 
