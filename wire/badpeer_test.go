@@ -42,7 +42,7 @@ func TestDialingAnotherProtocolVersion(t *testing.T) {
 	}{
 		{"a listener choosing version 99",
 			string(AppendFrame(nil, EncodeHello(nil, Hello{Version: 99, ClusterID: "test", NodeID: 2}))),
-			"wire: bad hello: listener chose version 99, we speak up to 3"},
+			"wire: bad hello: listener chose version 99, we speak up to 4"},
 		{"a listener that is not paxosd", "HTTP/1.1 400 Bad Request\r\n\r\n",
 			"wire: not a paxosd node: it answered in HTTP (a node's --http-listen port serves metrics; clients and peers use its --listen address)"},
 		{"a silent listener, like an HTTP server waiting for a request line", "",

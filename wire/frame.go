@@ -10,7 +10,7 @@ import (
 
 const (
 	// ProtocolVersion is the highest protocol version this package speaks.
-	ProtocolVersion = 3
+	ProtocolVersion = 4
 	// Magic opens every hello; it tells a paxosd peer from anything else
 	// that connects to the port.
 	Magic = "paxosd"
