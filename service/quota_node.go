@@ -57,12 +57,17 @@ func (n *Node) refuseQuotaSet(c *call) bool {
 	if id == 0 {
 		return false
 	}
-	msg := fmt.Sprintf("quota set needs every member at protocol %d or newer; upgrade node %d first", quotaProtocol, id)
-	if v == 0 {
-		msg = fmt.Sprintf("quota set needs every member at protocol %d or newer; node %d is not connected to the leader yet", quotaProtocol, id)
-	}
-	c.reply(&wire.Response{Err: wire.ErrInvalid, ErrMsg: msg})
+	c.reply(&wire.Response{Err: wire.ErrInvalid, ErrMsg: quotaGateMessage(id, v)})
 	return true
+}
+
+// quotaGateMessage is the refusal of a quota set while member id
+// negotiated protocol version v (0: it has not connected).
+func quotaGateMessage(id paxos.NodeID, v uint32) string {
+	if v == 0 {
+		return fmt.Sprintf("quota set needs every member at protocol %d or newer; node %d is not connected to the leader yet", quotaProtocol, id)
+	}
+	return fmt.Sprintf("quota set needs every member at protocol %d or newer; upgrade node %d first", quotaProtocol, id)
 }
 
 // memberBelow returns the first other member (in id order) whose last
