@@ -9,8 +9,8 @@ import (
 // Hash returns a digest of the whole replicated state: applied slot, store
 // revision, every key with its value and revisions, the
 // duplicate-detection table with its stored results, the clock, the fence
-// counter, sessions, locks and elections (not the derived histories), and
-// the space quota once one is set.
+// counter, sessions, locks and elections (not the derived histories, not
+// the cluster identity, not the space quota: see quota.go).
 // Replicas that applied the same commands have the same Hash. It walks
 // everything: for tests and checks, not for hot paths.
 func (sm *StateMachine) Hash() uint64 {
@@ -40,11 +40,6 @@ func (sm *StateMachine) Hash() uint64 {
 	sm.sessions.hash(&h)
 	sm.locks.hash(&h)
 	sm.elect.hash(&h)
-	// Only a set quota: the state of a cluster that never set one hashes
-	// as on a member of an older version, which has none.
-	if sm.quota.set {
-		h.u64(sm.quota.limit)
-	}
 	return h.h.Sum64()
 }
 

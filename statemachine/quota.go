@@ -18,8 +18,12 @@ import (
 //
 // Usage is derived from the keys: kept up to date by the put and delete
 // hooks below and recomputed on restore, never stored in a snapshot. The
-// limit is part of Hash and of the snapshot only once set, so the state
-// of a cluster that never set one hashes and encodes as before.
+// limit is in the snapshot only once set, so the state of a cluster that
+// never set one encodes as before. Like the cluster identity it is not
+// part of Hash: a member rolled back to an older version lacks it, and
+// must not be convicted by the state check for a setting that has decided
+// nothing yet; a put that one replica refused and another applied differs
+// in the keys and the stored results, which Hash covers.
 
 // DefaultQuotaBytes is the quota a leader proposes (OpQuotaDefault) for a
 // cluster that has none, unless its node is configured otherwise.
