@@ -205,7 +205,7 @@ func (c *Client) sequence(q *wire.Request) (done func()) {
 // another endpoint whenever the current one fails, is unreachable, or has
 // no leader. Retries keep q's client id and sequence number.
 func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error) {
-	if q.Op != wire.OpStatus && q.Op != wire.OpSessionList && q.Op != wire.OpLockList {
+	if q.Op != wire.OpStatus && q.Op != wire.OpSessionList && q.Op != wire.OpLockList && q.Op != wire.OpQuotaGet {
 		defer c.sequence(q)()
 	}
 	backoff := 5 * time.Millisecond

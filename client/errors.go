@@ -27,6 +27,9 @@ var (
 	ErrCanceled          = errors.New("canceled")
 	ErrNotElectionLeader = errors.New("not the election's leader")
 	ErrCompacted         = errors.New("history compacted")
+	// ErrQuotaExceeded: the write would exceed the cluster's space quota
+	// (see SetQuota); nothing was written. Deletes still work.
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )
 
 // Error is an error answered by the server.
@@ -73,6 +76,8 @@ func (e *Error) Is(target error) bool {
 		return target == ErrNotElectionLeader
 	case wire.ErrCompacted:
 		return target == ErrCompacted
+	case wire.ErrQuotaExceeded:
+		return target == ErrQuotaExceeded
 	}
 	return false
 }

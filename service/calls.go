@@ -74,6 +74,11 @@ func (n *Node) handleCall(c *call) {
 	case n.pinnedHere(c.req):
 		c.reply(n.listRead(c.req))
 		return
+	case c.req.Op == wire.OpQuotaGet:
+		c.reply(n.quotaResponse())
+		return
+	case c.req.Op == wire.OpQuotaSet && n.refuseQuotaSet(c):
+		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
 		return

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 )
 
 // Config configures a Node. Zero fields take the default their comment
@@ -73,6 +74,12 @@ type Config struct {
 	// node a registry of its own (Node.Metrics), with the Go runtime's,
 	// the process's and the build's metrics besides.
 	Metrics *prometheus.Registry
+	// DefaultQuotaBytes is the space quota this node proposes, when it
+	// leads a cluster that has none and whose members all speak protocol
+	// 4 (quota_node.go). The first such proposal applied wins on every
+	// replica, so a node's setting matters only if it is first. Default
+	// statemachine.DefaultQuotaBytes (8 GiB); 'paxosd dev' uses 1 GiB.
+	DefaultQuotaBytes uint64
 	// Version is the release paxosd_build_info reports. Default: the main
 	// module's version in the binary's build info ("(devel)" for a build
 	// from a checkout).
@@ -159,6 +166,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.SnapshotKeepEntries == 0 {
 		c.SnapshotKeepEntries = min(c.SnapshotEntries, 5000)
+	}
+	if c.DefaultQuotaBytes == 0 {
+		c.DefaultQuotaBytes = statemachine.DefaultQuotaBytes
 	}
 }
 

@@ -54,6 +54,7 @@ func (n *Node) tick(now time.Time) {
 		n.expireWaiters(now)
 		n.sampleMetrics()
 		n.proposeIdentity()
+		n.proposeQuota()
 	}
 }
 

@@ -89,6 +89,7 @@ type Node struct {
 	rejoin         rejoinState
 	boot           bootstrapState
 	ident          identityProposer
+	quota          quotaProposer
 	peerCommit     map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
 	peerVoted      map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
 	handedTo       paxos.NodeID                // the member this leader last handed its leadership to

@@ -23,6 +23,7 @@ var errorCodes = []struct {
 	{statemachine.ErrFenced, wire.ErrFenced},
 	{statemachine.ErrNotElectionLeader, wire.ErrNotElectionLeader},
 	{statemachine.ErrCompacted, wire.ErrCompacted},
+	{statemachine.ErrQuotaExceeded, wire.ErrQuotaExceeded},
 	{statemachine.ErrInvalid, wire.ErrInvalid},
 	{statemachine.ErrStaleRequest, wire.ErrInvalid},
 }

@@ -149,7 +149,8 @@ func blocking(q *wire.Request) bool {
 // something the contacted node answers from its own state).
 func goesThroughLog(q *wire.Request) bool {
 	switch q.Op {
-	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel, wire.OpSnapshotRead, wire.OpLeaderTransfer:
+	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel, wire.OpSnapshotRead, wire.OpLeaderTransfer,
+		wire.OpQuotaGet:
 		return false
 	case wire.OpGet, wire.OpList:
 		return !q.Serializable
@@ -170,6 +171,10 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 		return invalid("client id and sequence number must be set (non-zero)")
 	}
 	switch q.Op {
+	case wire.OpQuotaSet:
+		if q.QuotaBytes == 0 {
+			return invalid("a quota of 0 bytes: give the bytes the keys and values may hold, e.g. 8GiB")
+		}
 	case wire.OpPut, wire.OpGet, wire.OpDelete, wire.OpCAS, wire.OpWatch:
 		if q.Key == "" && !(q.Op == wire.OpWatch && q.WatchPrefix) {
 			return invalid("key must not be empty")
@@ -243,5 +248,6 @@ func commandFields(q *wire.Request) *statemachine.Command {
 		LockDelayMs:     q.LockDelayMs,
 		FenceName:       q.FenceName,
 		FenceToken:      q.FenceToken,
+		Quota:           q.QuotaBytes,
 	}
 }

@@ -18,8 +18,9 @@ import (
 //
 // Some numbers are wire-only operations that are served from a node's local
 // state and never enter the log (6 status, 10 session list, 14 lock list,
-// 19 observe, 20 watch, 21 cancel); the state machine refuses them with
-// ErrInvalid. OpClock, OpStateHash, OpClusterID and OpVoter are internal:
+// 19 observe, 20 watch, 21 cancel, 23 snapshot read, 27 leader transfer,
+// 29 quota get); the state machine refuses them with ErrInvalid. OpClock,
+// OpStateHash, OpClusterID, OpVoter and OpQuotaDefault are internal:
 // only nodes propose them, and the node refuses them from clients.
 type Op uint8
 
@@ -57,6 +58,16 @@ const (
 	// OpVoter is internal: member Reporter has promised or accepted, so
 	// it must never vote again with an empty data directory.
 	OpVoter Op = 26
+
+	// OpQuotaSet sets the space quota (quota.go) to Quota bytes; from the
+	// first OpQuotaSet or OpQuotaDefault applied on, every replica
+	// enforces it. (27 is the wire-only leader transfer.)
+	OpQuotaSet Op = 28
+	// OpQuotaDefault is internal: the default quota (Quota bytes),
+	// proposed by a leader once every member speaks a version that knows
+	// quotas; it applies only while no quota is set, so it never undoes a
+	// client's OpQuotaSet. (29, quota get, is wire-only.)
+	OpQuotaDefault Op = 30
 )
 
 var opNames = [...]string{
@@ -66,6 +77,7 @@ var opNames = [...]string{
 	OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
 	OpClock: "clock", OpStateHash: "state-hash",
 	OpClusterID: "cluster-id", OpVoter: "voter",
+	OpQuotaSet: "quota-set", OpQuotaDefault: "quota-default",
 }
 
 func (o Op) String() string {
@@ -152,6 +164,9 @@ type Command struct {
 	StateHash uint64
 	Reporter  uint64
 	Source    uint64
+	// Quota is the space quota in bytes an OpQuotaSet or OpQuotaDefault
+	// sets.
+	Quota uint64
 }
 
 func (c *Command) String() string {
@@ -181,6 +196,8 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" id=%x", c.Value)
 	case OpVoter:
 		s += fmt.Sprintf(" node %d", c.Reporter)
+	case OpQuotaSet, OpQuotaDefault:
+		s += fmt.Sprintf(" quota=%dB", c.Quota)
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}
@@ -225,6 +242,7 @@ const (
 	fieldStateHash
 	fieldReporter
 	fieldSource
+	fieldQuota
 	fieldCount
 )
 
@@ -232,6 +250,8 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case c.Quota != 0:
+		return fieldQuota + 1
 	case c.Source != 0:
 		return fieldSource + 1
 	case c.Reporter != 0:
@@ -361,6 +381,8 @@ func EncodeCommand(c *Command) []byte {
 			must(enc.EncodeUint(c.Reporter))
 		case fieldSource:
 			must(enc.EncodeUint(c.Source))
+		case fieldQuota:
+			must(enc.EncodeUint(c.Quota))
 		}
 	}
 	return buf.Bytes()
@@ -467,6 +489,8 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, c *Command) error {
 			c.Reporter, err = decodeUint(d, math.MaxUint32)
 		case fieldSource:
 			c.Source, err = decodeUint(d, math.MaxUint32)
+		case fieldQuota:
+			c.Quota, err = decodeUint(d, math.MaxUint64)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

@@ -55,6 +55,8 @@ var sampleCommands = []Command{
 	{ClientID: 1, Seq: 9, Op: OpPut, Key: "k", Value: []byte("v"), FenceName: "lock/a", FenceToken: 7},
 	{Op: OpDelete, Key: "k", FenceName: "lock/a"},
 	{Op: OpCAS, Key: "k", HasPrevRevision: true, FenceToken: 3}, // invalid, but encodes
+	{ClientID: 5, Seq: 9, Op: OpQuotaSet, Quota: 64 << 10},
+	{Op: OpQuotaDefault, Quota: DefaultQuotaBytes},
 }
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -94,6 +96,8 @@ func TestCommandGolden(t *testing.T) {
 		{Command{Op: OpClock, Now: 1000}, "dc001100000016a0c0c0c0a000" + "0000a000c200cd03e8"},
 		{Command{Op: OpPut, Key: "k", FenceName: "l", FenceToken: 9},
 			"dc001300000001a16bc0c0c0a000" + "0000a000c20000a16c09"},
+		{Command{Op: OpQuotaSet, Quota: 64 << 10},
+			"dc00180000001ca0c0c0c0a000" + "0000a000c20000a000" + "00000000ce00010000"},
 	}
 	for _, tt := range tests {
 		if got := hex.EncodeToString(EncodeCommand(&tt.cmd)); got != tt.hex {
@@ -165,6 +169,7 @@ func TestOpString(t *testing.T) {
 		10: "op(10)", OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check", 14: "op(14)",
 		OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
 		19: "op(19)", 20: "op(20)", 21: "op(21)", OpClock: "clock", 23: "op(23)", 255: "op(255)",
+		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default",
 	} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)

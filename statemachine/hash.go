@@ -9,7 +9,8 @@ import (
 // Hash returns a digest of the whole replicated state: applied slot, store
 // revision, every key with its value and revisions, the
 // duplicate-detection table with its stored results, the clock, the fence
-// counter, sessions, locks and elections (not the derived histories).
+// counter, sessions, locks and elections (not the derived histories, not
+// the cluster identity, not the space quota: see quota.go).
 // Replicas that applied the same commands have the same Hash. It walks
 // everything: for tests and checks, not for hot paths.
 func (sm *StateMachine) Hash() uint64 {

@@ -8,13 +8,16 @@ import "errors"
 //
 //	version 1: [ "paxosd/statemachine", 1, SnapshotState ]
 //	version 2: [ "paxosd/statemachine", 2, SnapshotState, SnapIdentity ]
+//	version 3: [ "paxosd/statemachine", 3, SnapshotState, SnapIdentity, SnapQuota ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
 // version selects the layout of the elements after it. Version 2 adds the
 // cluster's identity (identity.go); a state without one is still written
 // as version 1, so members of an older version read every snapshot taken
 // before the cluster's id exists — and the id is proposed only once every
-// member speaks a version that knows it (service/bootstrap.go). Every struct of the
+// member speaks a version that knows it (service/bootstrap.go). Version 3
+// adds the space quota (quota.go) and is written only once one is set, which
+// a leader proposes only once every member reads version 3. Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -27,9 +30,9 @@ import "errors"
 // the snapshot transport checks integrity.
 
 // SnapshotFormatVersion is the newest version of the encoding: Snapshot
-// writes it, or version 1 for a state without a cluster identity, and
-// RestoreStateMachine reads both.
-const SnapshotFormatVersion = 2
+// writes it once a quota is set, else version 2, or version 1 for a state
+// without a cluster identity either; RestoreStateMachine reads all three.
+const SnapshotFormatVersion = 3
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -58,6 +61,7 @@ var snapshotErrors = [...]error{
 	9:  ErrFenced,
 	10: ErrNotElectionLeader,
 	11: ErrCompacted,
+	12: ErrQuotaExceeded,
 }
 
 // SnapshotSentinels returns the sentinel errors that a stored Result's
@@ -131,6 +135,17 @@ type SnapshotState struct {
 	// Identity is the envelope's fourth element (version 2), not part of
 	// this array.
 	Identity SnapIdentity `msgpack:"-"`
+	// Quota is the envelope's fifth element (version 3).
+	Quota SnapQuota `msgpack:"-"`
+}
+
+// SnapQuota is the space quota in bytes (version 3, never 0: a state
+// without a quota is written as an older version). The usage is not kept:
+// the restore recomputes it from the keys.
+type SnapQuota struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Limit uint64
 }
 
 // SnapIdentity is the cluster's id (empty: none yet) and the members that

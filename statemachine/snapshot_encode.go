@@ -53,8 +53,14 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 	if len(sm.answers) > 0 {
 		return nil, fmt.Errorf("service: snapshot at slot %d with %d late answers not taken (call TakeAnswers first)", sm.applied, len(sm.answers))
 	}
+	// The oldest version that holds the state, so that members of an
+	// older build read the snapshots of a cluster that uses nothing new.
 	version := uint64(SnapshotFormatVersion)
-	if sm.ident.empty() {
+	switch {
+	case sm.quota.set:
+	case !sm.ident.empty():
+		version = 2
+	default:
 		version = 1
 	}
 	return &SnapshotView{version: version, st: sm.snapshotState(false), kv: sm.kv.clone()}, nil
@@ -110,9 +116,12 @@ const snapshotStateFields = 14
 func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eachKV func(yield func(*SnapKV) error) error) error {
 	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
-	elems := 3
+	elems := 3 // version 1; version 2 adds the identity, 3 the quota
 	if version >= 2 {
-		elems = 4
+		elems++
+	}
+	if version >= 3 {
+		elems++
 	}
 	if err := enc.EncodeArrayLen(elems); err != nil {
 		return err
@@ -146,8 +155,13 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		st.KVHistoryDropped, st.KVHistory); err != nil {
 		return err
 	}
-	if elems == 4 {
-		return enc.Encode(&st.Identity)
+	if version >= 2 {
+		if err := enc.Encode(&st.Identity); err != nil {
+			return err
+		}
+	}
+	if version >= 3 {
+		return enc.Encode(&st.Quota)
 	}
 	return nil
 }
@@ -188,6 +202,7 @@ func encodeAll(enc *msgpack.Encoder, vs ...any) error {
 func (sm *StateMachine) snapshotState(withKVs bool) *SnapshotState {
 	st := &SnapshotState{
 		Identity: SnapIdentity{ClusterID: sm.ident.id, Voters: sm.ident.voters},
+		Quota:    SnapQuota{Limit: sm.quota.limit},
 		Options:  snapOptions(&sm.opts),
 		Applied:  uint64(sm.applied),
 		Revision: sm.kv.rev,

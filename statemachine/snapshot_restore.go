@@ -96,7 +96,7 @@ func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) 
 	dec := msgpack.NewDecoder(r)
 	dec.DisallowUnknownFields(true)
 	n, err := dec.DecodeArrayLen()
-	if err != nil || n != 3 && n != 4 {
+	if err != nil || n < 3 || n > 5 {
 		return nil, badSnapshot("not a state machine snapshot (no envelope)")
 	}
 	if magic, err := dec.DecodeString(); err != nil || magic != snapshotMagic {
@@ -109,7 +109,7 @@ func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) 
 	if v < 1 || v > SnapshotFormatVersion {
 		return nil, badSnapshot("format version %d, this build reads versions 1 to %d", v, SnapshotFormatVersion)
 	}
-	if want := 2 + min(v, 2); uint64(n) != want {
+	if want := 2 + v; uint64(n) != want {
 		return nil, badSnapshot("format version %d with %d elements, want %d", v, n, want)
 	}
 	st := new(SnapshotState)
@@ -144,6 +144,14 @@ func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) 
 	if v >= 2 {
 		if err := dec.Decode(&st.Identity); err != nil {
 			return nil, badSnapshot("decoding version %d identity: %v", v, err)
+		}
+	}
+	if v >= 3 {
+		if err := dec.Decode(&st.Quota); err != nil {
+			return nil, badSnapshot("decoding version %d quota: %v", v, err)
+		}
+		if st.Quota.Limit == 0 {
+			return nil, badSnapshot("version %d without a quota", v)
 		}
 	}
 	return st, nil
@@ -327,6 +335,7 @@ func (st *SnapshotState) restore(opts SMOptions, kv *kvStore) (*StateMachine, er
 	if err := sm.ident.restore(st.Identity.ClusterID, st.Identity.Voters); err != nil {
 		return nil, badSnapshot("%v", err)
 	}
+	sm.restoreQuota(st.Quota.Limit)
 	return sm, nil
 }
 

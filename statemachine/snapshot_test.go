@@ -446,13 +446,17 @@ func encodeWhole(t *testing.T, sm *StateMachine) []byte {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
-	version := uint64(SnapshotFormatVersion)
-	if sm.ident.empty() {
-		version = 1
+	v, err := sm.View()
+	if err != nil {
+		t.Fatal(err)
 	}
+	version := v.version
 	env := []any{snapshotMagic, version, st}
 	if version >= 2 {
 		env = append(env, &st.Identity)
+	}
+	if version >= 3 {
+		env = append(env, &st.Quota)
 	}
 	if err := enc.Encode(env); err != nil {
 		t.Fatal(err)

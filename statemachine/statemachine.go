@@ -181,6 +181,8 @@ type StateMachine struct {
 	// ident is the cluster's id and the members that ever voted
 	// (identity.go): not part of Hash.
 	ident clusterIdentity
+	// quota is the space quota and the bytes of the live keys (quota.go).
+	quota spaceQuota
 
 	// kvHist holds the recent KV changes for watches: derived from the
 	// commands, deterministic, but not part of Hash.
@@ -355,6 +357,8 @@ func (sm *StateMachine) validate(c *Command) error {
 			return fmt.Errorf("%w: %w: value is %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(c.Value), sm.opts.ValueBytesMax)
 		}
 		return nil
+	case OpQuotaSet, OpQuotaDefault:
+		return validateQuota(c)
 	case OpClusterID:
 		if len(c.Value) != ClusterIDBytes {
 			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), ClusterIDBytes)
@@ -453,6 +457,8 @@ func (sm *StateMachine) exec(c *Command) Result {
 	case OpClusterID, OpVoter:
 		sm.ident.apply(c)
 		return Result{Revision: sm.kv.rev}
+	case OpQuotaSet, OpQuotaDefault:
+		return sm.execQuota(c)
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }
@@ -467,7 +473,12 @@ func (sm *StateMachine) execKV(c *Command) Result {
 	}
 	switch c.Op {
 	case OpPut:
+		cur, found := s.get(c.Key)
+		if err := sm.quotaCheck(c.Key, c.Value, cur, found); err != nil {
+			return Result{Err: err, Revision: s.rev}
+		}
 		kv, prev, found := s.put(c.Key, c.Value)
+		sm.quotaPut(c.Key, c.Value, prev, found)
 		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: kv, PrevKV: prev})
 		return Result{Revision: s.rev, Found: found, KV: prev}
 	case OpGet:
@@ -481,12 +492,19 @@ func (sm *StateMachine) execKV(c *Command) Result {
 		if !found {
 			return Result{Err: errKeyNotFound(c.Key), Revision: s.rev}
 		}
+		sm.quotaDel(prev)
 		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventDelete, KV: KV{Key: prev.Key, ModRevision: s.rev}, PrevKV: prev})
 		return Result{Revision: s.rev, Found: true, KV: prev}
 	case OpCAS:
 		cur, found, ok := s.casHolds(c)
 		if ok {
+			// Only a cas whose comparison holds would write, so only
+			// it can exceed the quota; a failed comparison stays one.
+			if err := sm.quotaCheck(c.Key, c.Value, cur, found); err != nil {
+				return Result{Err: err, Revision: s.rev, Found: found, KV: cur}
+			}
 			kv, _, _ := s.put(c.Key, c.Value)
+			sm.quotaPut(c.Key, c.Value, cur, found)
 			sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: kv, PrevKV: cur})
 		}
 		return Result{Revision: s.rev, Found: found, KV: cur, Succeeded: ok}

@@ -111,6 +111,17 @@ const (
 	// giving up its lease first. Response: LeaderHint, the member asked to
 	// take over; ErrNotLeader (with the leader's address) from a follower.
 	OpLeaderTransfer Op = 27
+
+	// OpQuotaSet (version 4) sets the cluster's space quota to QuotaBytes,
+	// through the log. A leader refuses it with ErrInvalid until every
+	// member speaks version 4. Response: Revision.
+	OpQuotaSet Op = 28
+	// OpQuotaGet (version 4) reads the space quota from the contacted
+	// node's state. Response: QuotaUsed, QuotaBytes, QuotaSet.
+	OpQuotaGet Op = 29
+
+	// Op 30 is reserved for the state machine's internal default-quota
+	// command: never valid on the wire.
 )
 
 var opNames = [...]string{
@@ -138,6 +149,8 @@ var opNames = [...]string{
 	OpCancel:           "Cancel",
 	OpSnapshotRead:     "SnapshotRead",
 	OpLeaderTransfer:   "LeaderTransfer",
+	OpQuotaSet:         "QuotaSet",
+	OpQuotaGet:         "QuotaGet",
 }
 
 func (o Op) String() string {
@@ -150,10 +163,10 @@ func (o Op) String() string {
 // Valid reports whether o is an operation this version knows. The decoder
 // accepts unknown operations so that the server can answer ErrInvalid with
 // the request's id instead of closing the connection.
-// Ops 22 and 24 to 26, reserved for the state machine's internal
+// Ops 22, 24 to 26 and 30, reserved for the state machine's internal
 // commands, are not valid.
 func (o Op) Valid() bool {
-	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o == OpLeaderTransfer
+	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet
 }
 
 // IsStream reports whether o opens a stream (OpWatch, OpObserve): one
@@ -215,6 +228,10 @@ const (
 	// proclaims in (or neither leads nor campaigns in the one it resigns
 	// from).
 	ErrNotElectionLeader
+	// ErrQuotaExceeded (version 4): the write would grow the keys' bytes
+	// beyond the cluster's space quota; nothing was written. Deletes and
+	// writes that do not grow still succeed.
+	ErrQuotaExceeded
 )
 
 var errCodeNames = [...]string{
@@ -235,6 +252,7 @@ var errCodeNames = [...]string{
 	ErrFenced:            "Fenced",
 	ErrCompacted:         "Compacted",
 	ErrNotElectionLeader: "NotElectionLeader",
+	ErrQuotaExceeded:     "QuotaExceeded",
 }
 
 func (c ErrCode) String() string {
@@ -330,6 +348,8 @@ type Request struct {
 	StartKey  string
 	Revision  uint64
 	PageBytes uint32
+	// QuotaBytes is the space quota an OpQuotaSet sets (version 4).
+	QuotaBytes uint64
 }
 
 // KV is a key-value pair with its revisions.
@@ -522,6 +542,13 @@ type Response struct {
 	// appended.
 	More    bool
 	NextKey string
+	// QuotaUsed and QuotaBytes answer an OpQuotaGet (version 4): the
+	// bytes of the live keys and values, and the quota; QuotaSet says
+	// whether the cluster has applied a quota (only then is it enforced;
+	// until then QuotaBytes is the default the node would propose).
+	QuotaUsed  uint64
+	QuotaBytes uint64
+	QuotaSet   bool
 }
 
 var requestFields = []field[Request]{
@@ -560,6 +587,7 @@ var requestFields = []field[Request]{
 	strField("start_key", func(q *Request) *string { return &q.StartKey }),
 	uintField("revision", func(q *Request) *uint64 { return &q.Revision }),
 	uintField("page_bytes", func(q *Request) *uint32 { return &q.PageBytes }),
+	uintField("quota_bytes", func(q *Request) *uint64 { return &q.QuotaBytes }),
 }
 
 var kvFields = []field[KV]{
@@ -650,6 +678,9 @@ var responseFields = []field[Response]{
 	binField("data", func(s *Response) *[]byte { return &s.Data }),
 	boolField("more", func(s *Response) *bool { return &s.More }),
 	strField("next_key", func(s *Response) *string { return &s.NextKey }),
+	uintField("quota_used", func(s *Response) *uint64 { return &s.QuotaUsed }),
+	uintField("quota_bytes", func(s *Response) *uint64 { return &s.QuotaBytes }),
+	boolField("quota_set", func(s *Response) *bool { return &s.QuotaSet }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

@@ -242,6 +242,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		int16(300), nil, []byte("lk"), uint8(4), true, int64(0), "fence", int32(8), uint32(70000), false, nil, 1,
 		nil, nil, nil, nil, nil,
 		nil, nil, nil, // version 4: start_key, revision, page_bytes
+		nil, // version 4: quota_bytes
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -266,7 +267,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		[]any{[]any{"m"}},
 		[]any{"el", 7, "val", 2, 5, 9, nil},
 		[]any{[]any{2, []any{"k", nil, 1, 9, 1}, nil, "future"}},
-		3, true, nil, nil, nil, nil, false, nil, "future",
+		3, true, nil, nil, nil, nil, false, nil, nil, nil, nil, "future",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -461,21 +462,24 @@ func TestNumbering(t *testing.T) {
 			t.Errorf("%s: IsStream %v", o, o.IsStream())
 		}
 	}
-	for _, o := range []Op{0, 22, 24, 255} { // 22: the internal clock command
+	if OpLeaderTransfer != 27 || OpQuotaSet != 28 || OpQuotaGet != 29 || !OpQuotaSet.Valid() || !OpQuotaGet.Valid() {
+		t.Errorf("quota ops %d %d", OpQuotaSet, OpQuotaGet)
+	}
+	for _, o := range []Op{0, 22, 24, 25, 26, 30, 255} { // 22: the internal clock command; 30 the default quota
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}
 	}
 	codes := []ErrCode{ErrNone, ErrNotLeader, ErrNotFound, ErrCASFailed, ErrInvalid, ErrTooLarge, ErrTimeout,
 		ErrUnavailable, ErrInternal, ErrSessionExpired, ErrLockHeld, ErrNotHeld, ErrCanceled, ErrFenced,
-		ErrCompacted, ErrNotElectionLeader}
+		ErrCompacted, ErrNotElectionLeader, ErrQuotaExceeded}
 	for i, c := range codes {
 		if int(c) != i || strings.HasPrefix(c.String(), "ErrCode(") {
 			t.Errorf("error %d: %d %q", i, c, c)
 		}
 	}
-	if ErrCode(16).String() != "ErrCode(16)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
-		t.Errorf("unknown values: %s %s", ErrCode(16), EventType(3))
+	if ErrCode(17).String() != "ErrCode(17)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
+		t.Errorf("unknown values: %s %s", ErrCode(17), EventType(3))
 	}
 	blocking := map[*Request]bool{
 		{Op: OpLockAcquire, Wait: true}: true, {Op: OpLockAcquire}: false,

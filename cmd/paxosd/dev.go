@@ -85,6 +85,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			ID: paxos.NodeID(i), Listen: peers[paxos.NodeID(i)], Peers: peers,
 			DataDir: filepath.Join(dataDir, fmt.Sprintf("node%d", i)), Logger: log,
 			Version: version,
+			// A laptop's disk: the first leader proposes this as the
+			// cluster's quota (replicated, so every node agrees).
+			DefaultQuotaBytes: 1 << 30,
 		}
 		nf.apply(&cfg)
 		n, err := service.Start(cfg)

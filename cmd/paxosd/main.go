@@ -44,6 +44,8 @@ Usage:
   paxosd session ls                                 the sessions: TTL, what each holds and waits for
   paxosd session revoke ID                          end a session now, releasing its locks
   paxosd leader transfer [ID]                       hand the leadership to member ID (default: the most caught-up)
+  paxosd quota [get]                                the space quota and its usage
+  paxosd quota set BYTES                            set the space quota (e.g. 8GiB, 512MiB, 1G)
   paxosd status                                     every member's role, ballot, commit and applied index;
                                                     exit 1 if one is down or none leads
   paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, failover, ...
@@ -82,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSession(args[1:], stdout)
 	case "leader":
 		err = cmdLeader(args[1:], stdout)
+	case "quota":
+		err = cmdQuota(args[1:], stdout)
 	case "bench":
 		err = bench.Command(args[1:], stdout, stderr)
 	case "version", "--version":

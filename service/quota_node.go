@@ -1,0 +1,98 @@
+package service
+
+import (
+	"fmt"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/statemachine"
+	"github.com/paxosd/paxosd/wire"
+)
+
+// quotaProtocol is the protocol version that knows the space quota
+// (statemachine/quota.go). A member of an older version neither applies
+// the quota commands nor enforces a quota, so no quota command enters the
+// log before every member speaks it: were one applied, the new members
+// would refuse puts the old ones apply, and the replicas would diverge.
+const quotaProtocol = 4
+
+// quotaProposer is the leader's side of the default quota: once every
+// member speaks quotaProtocol, a leader whose state has no quota proposes
+// the configured default (OpQuotaDefault, which applies only while none is
+// set, so it never undoes a client's quota set). Like the cluster uuid it
+// is a leader-only command: dropped if this node is deposed first, and
+// proposed again by the next leader.
+type quotaProposer struct {
+	ballot   paxos.Ballot // the leadership the proposal was made under
+	proposed bool
+}
+
+// proposeQuota proposes the default quota while this node leads, has
+// applied everything chosen, and the state has none.
+func (n *Node) proposeQuota() {
+	st := n.r.Status()
+	if st.Role != proposer.Leader || uint64(n.sm.Applied()) < uint64(st.Commit) {
+		return
+	}
+	if st.Ballot != n.quota.ballot {
+		n.quota = quotaProposer{ballot: st.Ballot}
+	}
+	if n.sm.Quota().Set || n.quota.proposed || !n.allMembersSpeak(quotaProtocol) {
+		return
+	}
+	cmd := &statemachine.Command{Op: statemachine.OpQuotaDefault, Quota: n.cfg.DefaultQuotaBytes}
+	n.quota.proposed = n.r.ProposeOwn(statemachine.EncodeCommand(cmd)) == nil
+}
+
+// refuseQuotaSet answers an OpQuotaSet that this node must not propose,
+// and reports whether it did: a follower sends the client to the leader
+// (which alone knows what every member negotiated with it), and a leader
+// refuses while a member speaks an older protocol.
+func (n *Node) refuseQuotaSet(c *call) bool {
+	if n.r.Status().Role != proposer.Leader {
+		c.reply(n.notLeader(nil))
+		return true
+	}
+	id, v := n.memberBelow(quotaProtocol)
+	if id == 0 {
+		return false
+	}
+	c.reply(&wire.Response{Err: wire.ErrInvalid, ErrMsg: quotaGateMessage(id, v)})
+	return true
+}
+
+// quotaGateMessage is the refusal of a quota set while member id
+// negotiated protocol version v (0: it has not connected).
+func quotaGateMessage(id paxos.NodeID, v uint32) string {
+	if v == 0 {
+		return fmt.Sprintf("quota set needs every member at protocol %d or newer; node %d is not connected to the leader yet", quotaProtocol, id)
+	}
+	return fmt.Sprintf("quota set needs every member at protocol %d or newer; upgrade node %d first", quotaProtocol, id)
+}
+
+// memberBelow returns the first other member (in id order) whose last
+// connection negotiated a protocol version below v, and that version; 0
+// if there is none.
+func (n *Node) memberBelow(v uint32) (paxos.NodeID, uint32) {
+	if n.peerVersion == nil {
+		return 0, 0
+	}
+	for _, id := range n.otherMembers() {
+		if pv := n.peerVersion(id); pv < v {
+			return id, pv
+		}
+	}
+	return 0, 0
+}
+
+// quotaResponse answers an OpQuotaGet from this node's applied state.
+// Until the cluster applied a quota, it reports the default this node
+// would propose, marked as not set.
+func (n *Node) quotaResponse() *wire.Response {
+	q := n.sm.Quota()
+	limit := q.Limit
+	if !q.Set {
+		limit = n.cfg.DefaultQuotaBytes
+	}
+	return &wire.Response{Revision: n.sm.Revision(), QuotaUsed: q.Used, QuotaBytes: limit, QuotaSet: q.Set}
+}
