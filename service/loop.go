@@ -67,6 +67,7 @@ func (n *Node) afterInputs() {
 	n.noticeLeaderChange()
 	n.pushStreams()
 	n.maybeSnapshot()
+	n.liveBytes.Store(n.sm.Quota().Used)
 	n.checkRejoin()
 	n.checkBootstrap()
 	n.noteIdentity()
@@ -189,6 +190,9 @@ func (n *Node) apply(decided []paxos.Entry) {
 		n.m.slotsApplied.Inc()
 		n.m.batchCmds.Observe(float64(len(e.Value.Cmds)))
 		n.m.cmdsApplied.Add(float64(len(e.Value.Cmds)))
+		for _, c := range e.Value.Cmds {
+			n.snap.logBytes += uint64(len(c))
+		}
 		if e.Value.Kind != paxos.ValueBatch {
 			n.sm.ApplyValue(e.Slot, e.Value) // a no-op still advances Applied
 		} else {

@@ -49,8 +49,11 @@ type Node struct {
 	leading  atomic.Bool // for /readyz, read outside the loop
 	led      atomic.Bool // some leader is known
 	leaderID atomic.Uint32
-	diverged atomic.Bool            // the state check found this node's state wrong
-	uuid     atomic.Pointer[[]byte] // the cluster's uuid, for the hellos
+	diverged atomic.Bool // the state check found this node's state wrong
+	// liveBytes is the key and value bytes of the applied state (the
+	// quota's usage), for the process's memory limit, read outside the loop.
+	liveBytes atomic.Uint64
+	uuid      atomic.Pointer[[]byte] // the cluster's uuid, for the hellos
 
 	// entropy draws the cluster's uuid; peerVersion (nil in the
 	// simulation) is the protocol version a member's connection negotiated.
@@ -199,6 +202,10 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		return nil, err
 	}
 	snapSlot := sm.Applied()
+	var snapSize uint64
+	if meta, err := e.store.Snapshot(); err == nil {
+		snapSize = meta.Size
+	}
 	if err := replay(e.store, sm, st.Commit, log, e.clock); err != nil {
 		return nil, err
 	}
@@ -238,7 +245,7 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		rejoin:    e.rejoin,
 		boot:      e.boot,
 		entropy:   e.entropy,
-		snap:      snapshotState{last: snapSlot},
+		snap:      snapshotState{last: snapSlot, size: snapSize},
 		waiters:   map[callKey][]*call{},
 		streams:   newStreamSet(),
 		started:   e.clock.Now(),
@@ -292,6 +299,10 @@ type heldMessage struct {
 
 // Addr returns the address the node listens on.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// LiveBytes returns the bytes of the keys and values of the state this node
+// applied: what its memory must scale with. Safe from any goroutine.
+func (n *Node) LiveBytes() uint64 { return n.liveBytes.Load() }
 
 // Stop shuts the node down and closes its data directory. It may be called
 // more than once, and concurrently: every call returns once it is done.

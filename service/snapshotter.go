@@ -23,6 +23,10 @@ import (
 // (snapfetch.go), decodes it off the loop as it streams from its store,
 // and installs it here.
 
+// snapshotLargeBytes is the snapshot size from which a node waits for half
+// a snapshot's worth of log before taking the next (maybeSnapshot).
+const snapshotLargeBytes = 32 << 20
+
 // snapshotJob is a snapshot for the WAL writer to commit.
 type snapshotJob struct {
 	slot     paxos.Slot
@@ -47,6 +51,10 @@ type snapshotState struct {
 	last paxos.Slot
 	// building is set while a background job encodes a view.
 	building bool
+	// size is the newest snapshot's size in bytes, logBytes the bytes of
+	// the values applied since the last view was taken: a snapshot waits
+	// until the log it lets go of is worth half of one (maybeSnapshot).
+	size, logBytes uint64
 	// inFlight is the snapshot job submitted as seq, not yet durable.
 	inFlight *snapshotJob
 	seq      uint64
@@ -59,12 +67,26 @@ type snapshotState struct {
 }
 
 // maybeSnapshot starts a snapshot when SnapshotEntries slots were applied
-// since the last one and none is under way.
+// since the last one, none is under way, and, once snapshots are large
+// (snapshotLargeBytes), the values applied since add up to half the last
+// snapshot's size.
+//
+// The second condition keeps snapshots of a large state from costing more
+// than the log they replace: with a million keys a snapshot is 290 MB
+// while 10,000 slots of puts are 30 MB, and writing (and compacting) the
+// whole state every 10,000 slots would take most of the disk's and the
+// CPU's time. Waiting for half a snapshot's worth of log bounds what
+// snapshots write to twice what the log writes, and the data directory to
+// about a snapshot and a half plus the one being written. A small state
+// snapshots by the slot count alone: it costs little, and a follower
+// behind catches up from a short log.
 func (n *Node) maybeSnapshot() {
 	applied := n.sm.Applied()
-	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) {
+	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) ||
+		n.snap.size >= snapshotLargeBytes && n.snap.logBytes < n.snap.size/2 {
 		return
 	}
+	n.snap.logBytes = 0
 	start := n.clock.Now()
 	view, err := n.sm.View()
 	n.snapshotTimed("view", start)
@@ -144,6 +166,7 @@ func (n *Node) snapshotDurable(seq uint64) {
 	n.r.Truncate(job.truncate)
 	n.m.snapshots.Inc()
 	meta := job.w.Meta()
+	n.snap.size = meta.Size
 	n.m.snapshotBytes.Set(float64(meta.Size))
 	n.m.snapshotSeconds.WithLabelValues("write").Observe(job.took.Seconds())
 	n.snapshotTimed("take", job.started)
@@ -192,6 +215,7 @@ func (n *Node) installSnapshot(f snapshotFetched) {
 	}
 	n.r.Restore(f.meta.Slot)
 	n.snap.last = max(n.snap.last, f.meta.Slot)
+	n.snap.size, n.snap.logBytes = f.meta.Size, 0
 	n.stateInstalled(f.from)
 	n.answerSkipped()
 	n.m.snapshotInstalls.Inc()

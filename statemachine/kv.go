@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/google/btree"
+	"github.com/tidwall/btree"
 )
 
 // KV is a key with its value and revision bookkeeping, as in etcd.
@@ -20,7 +20,8 @@ type KV struct {
 }
 
 // kvStore is the key-value part of the state: a copy-on-write B-tree of
-// the pairs in key order, for point lookups and prefix scans alike.
+// the pairs in key order (tidwall/btree), for point lookups and prefix
+// scans alike.
 //
 // The tree, not a map, because a snapshot needs a point-in-time view of a
 // million keys without stopping the node: clone shares every node with the
@@ -40,11 +41,15 @@ const kvTreeDegree = 32
 
 func kvLess(a, b KV) bool { return a.Key < b.Key }
 
-func newKVStore() kvStore { return kvStore{tree: btree.NewG(kvTreeDegree, kvLess)} }
+// newKVStore returns an empty store. The tree takes no locks: the state
+// machine is one goroutine's, and a clone is another tree.
+func newKVStore() kvStore {
+	return kvStore{tree: btree.NewBTreeGOptions(kvLess, btree.Options{Degree: kvTreeDegree, NoLocks: true})}
+}
 
 // clone returns a copy of s that shares the tree's nodes copy-on-write:
 // later writes to either leave the other as it was.
-func (s *kvStore) clone() kvStore { return kvStore{rev: s.rev, tree: s.tree.Clone()} }
+func (s *kvStore) clone() kvStore { return kvStore{rev: s.rev, tree: s.tree.Copy()} }
 
 // len returns the number of keys.
 func (s *kvStore) len() int { return s.tree.Len() }
@@ -64,7 +69,7 @@ func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
 	}
-	s.tree.ReplaceOrInsert(kv)
+	s.tree.Set(kv)
 	return kv, prev, existed
 }
 
@@ -81,7 +86,7 @@ func (s *kvStore) del(key string) (KV, bool) {
 // ascendFrom calls fn for every pair whose key is >= start, in key order,
 // until fn returns false.
 func (s *kvStore) ascendFrom(start string, fn func(KV) bool) {
-	s.tree.AscendGreaterOrEqual(KV{Key: start}, fn)
+	s.tree.Ascend(KV{Key: start}, fn)
 }
 
 // casHolds reports whether c's conditions hold for the current state of

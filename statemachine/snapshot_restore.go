@@ -353,7 +353,10 @@ func (s *kvStore) restoreOne(i int, last string, skv SnapKV) error {
 	if kv.Version == 0 || kv.CreateRevision == 0 || kv.CreateRevision > kv.ModRevision || kv.ModRevision > s.rev {
 		return badSnapshot("key %q: bad revisions %+v at store revision %d", kv.Key, skv, s.rev)
 	}
-	s.tree.ReplaceOrInsert(kv)
+	// Load appends in key order filling every node, where inserting
+	// sorted keys one by one would leave each node split half full: a
+	// restored tree is a third smaller.
+	s.tree.Load(kv)
 	return nil
 }
 

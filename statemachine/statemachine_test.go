@@ -552,8 +552,8 @@ func TestHashCoversState(t *testing.T) {
 	}
 	ref := base().sm.Hash()
 	for name, change := range map[string]func(h *smHarness){
-		"value":        func(h *smHarness) { h.sm.kv.tree.ReplaceOrInsert(mkKV("a", "2", 1, 1, 1)) },
-		"version":      func(h *smHarness) { h.sm.kv.tree.ReplaceOrInsert(mkKV("a", "1", 1, 1, 2)) },
+		"value":        func(h *smHarness) { h.sm.kv.tree.Set(mkKV("a", "2", 1, 1, 1)) },
+		"version":      func(h *smHarness) { h.sm.kv.tree.Set(mkKV("a", "1", 1, 1, 2)) },
 		"revision":     func(h *smHarness) { h.sm.kv.rev++ },
 		"applied":      func(h *smHarness) { h.sm.applied++ },
 		"client floor": func(h *smHarness) { h.sm.dedup.clients[1].floor++ },

@@ -39,7 +39,6 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	if err := nf.check(); err != nil {
 		return err
 	}
-	tuneGC()
 	if nodes < 1 || nodes > 9 {
 		return fmt.Errorf("%w: --nodes must be between 1 and 9", cli.ErrUsage)
 	}
@@ -100,6 +99,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			serveHTTP(httpLns[i-1], n, log)
 		}
 	}
+	stopMemory := make(chan struct{})
+	defer close(stopMemory)
+	followMemory(stopMemory, running...)
 	eps := strings.Join(endpoints, ",")
 	fmt.Fprintf(stdout, "paxosd dev: %d nodes running (cluster %q)\n", nodes, nf.clusterID)
 	fmt.Fprintf(stdout, "  data:      %s\n", dataDir)

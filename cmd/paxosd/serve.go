@@ -150,7 +150,6 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return src.explain(err)
 	}
-	tuneGC()
 	log := cfg.Logger
 	for _, w := range src.warnings {
 		log.Warn().Msg(w)
@@ -174,6 +173,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if httpLn != nil {
 		serveHTTP(httpLn, n, log)
 	}
+	stopMemory := make(chan struct{})
+	defer close(stopMemory)
+	followMemory(stopMemory, n)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	stopStatus := notifyReady(n, cfg, log)
