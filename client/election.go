@@ -10,24 +10,16 @@ import (
 	"github.com/paxosd/paxosd/wire"
 )
 
-// Leader is an election's leader at one point of its history.
-type Leader struct {
-	Election string
-	// Session leads (0 when the change is "no leader").
-	Session uint64
-	Value   []byte
-	// Term is the leadership's fencing token: it grows with every new
-	// leader (a proclaim keeps it).
-	Term uint64
-	// Seq numbers the election's changes 1, 2, 3, ... with no gaps.
-	Seq uint64
-	// Revision is the store revision at the change.
-	Revision uint64
-}
-
-func leaderOf(l wire.LeaderInfo) Leader {
-	return Leader{Election: l.Election, Session: l.Session, Value: l.Value, Term: l.Term, Seq: l.Seq, Revision: l.Revision}
-}
+// Leader is an election's leader at one point of its history: Election;
+// Session, the leading session (0 when the change is "no leader"); Value,
+// what it proclaimed; Term, the leadership's fencing token (it grows with
+// every new leader, a proclaim keeps it); Seq, numbering the election's
+// changes 1, 2, 3, ... with no gaps; Revision, the store revision at the
+// change.
+//
+// It is the wire protocol's type (an alias, not a copy), handed to the
+// caller as it was decoded.
+type Leader = wire.LeaderInfo
 
 // Campaign makes the session a candidate in election and blocks until it
 // leads, ctx ends, or the session is lost; candidates are served first
@@ -39,7 +31,7 @@ func (s *Session) Campaign(ctx context.Context, election string, value []byte) (
 		s.leaveQueue(wire.OpResign, election)
 		return Leader{}, electionError(err, election)
 	}
-	return leaderOf(resp.Leader), nil
+	return resp.Leader, nil
 }
 
 // Proclaim changes the value the session publishes as leader.
@@ -67,7 +59,7 @@ func (c *Client) Leader(ctx context.Context, election string) (Leader, error) {
 	if err := responseError(resp); err != nil {
 		return Leader{}, err
 	}
-	return leaderOf(resp.Leader), nil
+	return resp.Leader, nil
 }
 
 func electionError(err error, election string) error {
@@ -94,7 +86,7 @@ func (c *Client) Observe(ctx context.Context, election string, afterSeq uint64) 
 		final = c.stream(ctx, func() *wire.Request {
 			return &wire.Request{Op: wire.OpObserve, Name: election, AfterSeq: afterSeq}
 		}, func(resp *wire.Response) bool {
-			l := leaderOf(resp.Leader)
+			l := resp.Leader
 			afterSeq = l.Seq
 			select {
 			case out <- l:

@@ -45,41 +45,30 @@ func (e *Error) Error() string {
 	return e.Msg
 }
 
-// Is maps the server's code to the sentinel errors above.
+// codeErrors maps the server's error codes to the sentinel errors above:
+// the one table from wire codes to client errors. A code without a
+// sentinel (ErrCASFailed, an unknown one) matches none.
+var codeErrors = [...]error{
+	wire.ErrNotFound:          ErrNotFound,
+	wire.ErrInvalid:           ErrInvalid,
+	wire.ErrTooLarge:          ErrTooLarge,
+	wire.ErrTimeout:           ErrTimeout,
+	wire.ErrUnavailable:       ErrUnavailable,
+	wire.ErrNotLeader:         ErrNotLeader,
+	wire.ErrInternal:          ErrInternal,
+	wire.ErrSessionExpired:    ErrSessionExpired,
+	wire.ErrLockHeld:          ErrLockHeld,
+	wire.ErrNotHeld:           ErrNotHeld,
+	wire.ErrFenced:            ErrFenced,
+	wire.ErrCanceled:          ErrCanceled,
+	wire.ErrNotElectionLeader: ErrNotElectionLeader,
+	wire.ErrCompacted:         ErrCompacted,
+	wire.ErrQuotaExceeded:     ErrQuotaExceeded,
+}
+
+// Is maps the server's code to the sentinel errors above (codeErrors).
 func (e *Error) Is(target error) bool {
-	switch e.Code {
-	case wire.ErrNotFound:
-		return target == ErrNotFound
-	case wire.ErrInvalid:
-		return target == ErrInvalid
-	case wire.ErrTooLarge:
-		return target == ErrTooLarge
-	case wire.ErrTimeout:
-		return target == ErrTimeout
-	case wire.ErrUnavailable:
-		return target == ErrUnavailable
-	case wire.ErrNotLeader:
-		return target == ErrNotLeader
-	case wire.ErrInternal:
-		return target == ErrInternal
-	case wire.ErrSessionExpired:
-		return target == ErrSessionExpired
-	case wire.ErrLockHeld:
-		return target == ErrLockHeld
-	case wire.ErrNotHeld:
-		return target == ErrNotHeld
-	case wire.ErrFenced:
-		return target == ErrFenced
-	case wire.ErrCanceled:
-		return target == ErrCanceled
-	case wire.ErrNotElectionLeader:
-		return target == ErrNotElectionLeader
-	case wire.ErrCompacted:
-		return target == ErrCompacted
-	case wire.ErrQuotaExceeded:
-		return target == ErrQuotaExceeded
-	}
-	return false
+	return int(e.Code) < len(codeErrors) && codeErrors[e.Code] != nil && codeErrors[e.Code] == target
 }
 
 func responseError(r *wire.Response) error {

@@ -7,19 +7,13 @@ import (
 	"github.com/paxosd/paxosd/wire"
 )
 
-// KV is a key with its value and revisions.
-type KV struct {
-	Key   string
-	Value []byte
-	// CreateRevision is the store revision that created the key,
-	// ModRevision the one that last changed it; Version counts the puts
-	// since the key was created.
-	CreateRevision, ModRevision, Version uint64
-}
-
-func kvOf(w wire.KV) KV {
-	return KV{Key: w.Key, Value: w.Value, CreateRevision: w.CreateRevision, ModRevision: w.ModRevision, Version: w.Version}
-}
+// KV is a key with its value and revisions: CreateRevision is the store
+// revision that created the key, ModRevision the one that last changed it;
+// Version counts the puts since the key was created.
+//
+// It is the wire protocol's type (an alias, not a copy): a response's pair
+// is handed to the caller as it was decoded, with no conversion.
+type KV = wire.KV
 
 // ReadOption changes how Get and List read.
 type ReadOption func(*wire.Request)
@@ -71,7 +65,7 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, e
 	if err := responseError(resp); err != nil {
 		return KV{}, err
 	}
-	return kvOf(resp.KV), nil
+	return resp.KV, nil
 }
 
 // Delete removes key and reports whether it existed.
@@ -112,10 +106,10 @@ func (c *Client) CompareAndSet(ctx context.Context, key string, value []byte, co
 		return false, KV{}, err
 	}
 	if resp.Err == wire.ErrCASFailed {
-		return false, kvOf(resp.KV), nil
+		return false, resp.KV, nil
 	}
 	if err := responseError(resp); err != nil {
 		return false, KV{}, err
 	}
-	return resp.Succeeded, kvOf(resp.KV), nil
+	return resp.Succeeded, resp.KV, nil
 }

@@ -70,9 +70,7 @@ func (c *Client) ListPage(ctx context.Context, prefix, start string, revision ui
 		return Page{}, err
 	}
 	p := Page{Revision: resp.Revision, More: resp.More, Next: resp.NextKey, KVs: make([]KV, len(resp.KVs))}
-	for i, kv := range resp.KVs {
-		p.KVs[i] = kvOf(kv)
-	}
+	copy(p.KVs, resp.KVs)
 	if p.More && p.Next == "" {
 		return Page{}, fmt.Errorf("%w: a page with more keys after it but no next key", ErrInternal)
 	}
@@ -152,9 +150,7 @@ func (c *Client) listWhole(ctx context.Context, prefix string, limit int, opts [
 		return nil, err
 	}
 	out := make([]KV, len(resp.KVs))
-	for i, kv := range resp.KVs {
-		out[i] = kvOf(kv)
-	}
+	copy(out, resp.KVs)
 	return out, nil
 }
 

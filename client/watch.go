@@ -58,7 +58,7 @@ func (c *Client) Watch(ctx context.Context, key string, opts ...WatchOption) (<-
 			}
 			evs := make([]Event, len(resp.Events))
 			for i, e := range resp.Events {
-				evs[i] = Event{Type: EventType(e.Type), KV: kvOf(e.KV)}
+				evs[i] = Event{Type: EventType(e.Type), KV: e.KV}
 				next = e.KV.ModRevision + 1
 			}
 			if len(evs) == 0 {

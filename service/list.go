@@ -56,12 +56,5 @@ func (n *Node) listRead(q *wire.Request) *wire.Response {
 		}
 		return resp
 	}
-	resp := &wire.Response{Revision: page.Revision, More: page.More, NextKey: page.Next}
-	if len(page.KVs) > 0 {
-		resp.KVs = make([]wire.KV, len(page.KVs))
-		for i, kv := range page.KVs {
-			resp.KVs[i] = wireKV(kv)
-		}
-	}
-	return resp
+	return &wire.Response{Revision: page.Revision, More: page.More, NextKey: page.Next, KVs: wireKVs(page.KVs)}
 }

@@ -8,8 +8,19 @@ import (
 	"github.com/paxosd/paxosd/wire"
 )
 
+// This file is the one place where the state machine's types become the
+// wire protocol's. Both packages define a KV, a LeaderInfo, a SessionInfo, a
+// LockInfo, an Op and their errors because neither may import the other
+// (statemachine is pure and deterministic; wire knows only the protocol), so
+// each pair has exactly one conversion here, statemachine → wire: a
+// function for the structs, errorCodes for the errors. (The other way, a
+// request becomes a command in commandFields, server.go; the Op numbers are
+// the same in both packages, TestOpNumbers, so a conversion is a cast.)
+// Clients use the wire types themselves (client.KV = wire.KV).
+
 // errorCodes maps the state machine's errors to wire error codes, most
-// specific first (ErrTooLarge also matches ErrInvalid).
+// specific first (ErrTooLarge also matches ErrInvalid): the one table from
+// state machine sentinels to wire codes.
 var errorCodes = []struct {
 	err  error
 	code wire.ErrCode
@@ -40,9 +51,7 @@ func resultResponse(op statemachine.Op, r statemachine.Result) *wire.Response {
 		Held:      r.Held,
 		Lock:      wireLock(r.Lock),
 		Leader:    wireLeader(r.Leader),
-	}
-	for _, kv := range r.KVs {
-		resp.KVs = append(resp.KVs, wireKV(kv))
+		KVs:       wireKVs(r.KVs),
 	}
 	if r.More && len(r.KVs) > 0 { // a List cut short by its limit
 		resp.More, resp.NextKey = true, r.KVs[len(r.KVs)-1].Key+"\x00"
@@ -66,6 +75,18 @@ func resultResponse(op statemachine.Op, r statemachine.Result) *wire.Response {
 
 func wireKV(kv statemachine.KV) wire.KV {
 	return wire.KV{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
+}
+
+// wireKVs converts a listing; none is nil.
+func wireKVs(kvs []statemachine.KV) []wire.KV {
+	if len(kvs) == 0 {
+		return nil
+	}
+	out := make([]wire.KV, len(kvs))
+	for i, kv := range kvs {
+		out[i] = wireKV(kv)
+	}
+	return out
 }
 
 func wireSession(s statemachine.SessionInfo) wire.SessionInfo {

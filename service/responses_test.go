@@ -5,10 +5,36 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/paxosd/paxosd/statemachine"
+	"github.com/paxosd/paxosd/wire"
 )
+
+// TestOpNumbers: statemachine.Op and wire.Op number the operations alike,
+// so service converts one to the other with a cast: every command the log
+// carries is either the wire op of the same name or internal (unknown to
+// the wire).
+func TestOpNumbers(t *testing.T) {
+	internal := []statemachine.Op{statemachine.OpClock, statemachine.OpStateHash, statemachine.OpClusterID,
+		statemachine.OpVoter, statemachine.OpQuotaDefault}
+	for n := 1; n < 256; n++ {
+		sm, w := statemachine.Op(n), wire.Op(n)
+		if strings.HasPrefix(sm.String(), "op(") {
+			continue // not a command
+		}
+		if slices.Contains(internal, sm) {
+			if w.Valid() {
+				t.Errorf("internal op %d (%v) is wire op %v", n, sm, w)
+			}
+			continue
+		}
+		if got, want := strings.ToLower(w.String()), strings.ReplaceAll(sm.String(), "-", ""); !w.Valid() || got != want {
+			t.Errorf("op %d: state machine %v, wire %v", n, sm, w)
+		}
+	}
+}
 
 // sameSentinels is an error as a snapshot restores it (statemachine's
 // restoredError): the original's message, wrapping the snapshot sentinels
