@@ -73,7 +73,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			if err != nil || st2 != st {
 				t.Fatalf("snapshot meta %+v re-decodes to %+v, %v", st, st2, err)
 			}
-		case bytes.HasPrefix(key, snapChunkPrefix), bytes.HasPrefix(key, stageChunkPref), bytes.HasPrefix(key, genChunkPrefix):
+		case bytes.HasPrefix(key, snapChunkPrefix), bytes.HasPrefix(key, stageChunkPref):
 			// Snapshot chunks are opaque here: their CRC is checked when
 			// the snapshot is read, and its decoder is fuzzed by statemachine's
 			// FuzzRestoreStateMachine.

@@ -6,23 +6,23 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"slices"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/paxosd/paxosd/paxos"
 )
 
-// SnapshotWriter streams a snapshot into the store, a chunk at a time,
-// under a generation of its own: the stored snapshot stays as it was until
-// CommitSnapshot. Its writes are not synced (the commit's sync makes them
-// durable, Pebble's log being one sequence), and it may run on any
-// goroutine, concurrently with the store's other writes. A writer that is
-// not committed must be aborted, or its chunks stay until the next Open.
+// SnapshotWriter streams a snapshot into a file of the store, of a
+// generation of its own: the stored snapshot stays as it was until
+// CommitSnapshot. It may run on any goroutine, concurrently with the
+// store's other writes. A writer that is not committed must be aborted, or
+// its file stays until the next Open.
 type SnapshotWriter struct {
 	s        *Store
 	gen      uint64
-	meta     SnapshotMeta // Size and CRC grow as chunks are written
-	buf      []byte       // formatVersion, then the bytes not yet stored
+	f        vfs.File
+	meta     SnapshotMeta // Size and CRC grow as bytes are written
+	buf      []byte       // bytes not yet written to f
 	finished bool
 	err      error
 }
@@ -37,11 +37,15 @@ func (s *Store) CreateSnapshot(slot paxos.Slot) (*SnapshotWriter, error) {
 	if slot == 0 {
 		return nil, fmt.Errorf("wal: snapshot at slot 0")
 	}
-	return &SnapshotWriter{s: s, gen: s.nextGen.Add(1), meta: SnapshotMeta{Slot: slot},
-		buf: append(make([]byte, 0, 1+snapshotChunkBytes), formatVersion)}, nil
+	gen := s.nextGen.Add(1)
+	f, err := s.fs.Create(s.snapPath(gen))
+	if err != nil {
+		return nil, fmt.Errorf("wal: create snapshot: %w", err)
+	}
+	return &SnapshotWriter{s: s, gen: gen, f: f, meta: SnapshotMeta{Slot: slot}, buf: make([]byte, 0, snapshotChunkBytes)}, nil
 }
 
-// Write adds p to the snapshot, storing every full chunk.
+// Write adds p to the snapshot.
 func (w *SnapshotWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
@@ -51,11 +55,11 @@ func (w *SnapshotWriter) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		take := min(len(p), 1+snapshotChunkBytes-len(w.buf))
+		take := min(len(p), cap(w.buf)-len(w.buf))
 		w.buf = append(w.buf, p[:take]...)
 		p = p[take:]
-		if len(w.buf) == 1+snapshotChunkBytes {
-			if w.err = w.store(); w.err != nil {
+		if len(w.buf) == cap(w.buf) {
+			if w.err = w.flush(); w.err != nil {
 				return n - len(p), w.err
 			}
 		}
@@ -63,31 +67,37 @@ func (w *SnapshotWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// store writes the buffered bytes as the chunk at the snapshot's end.
-func (w *SnapshotWriter) store() error {
-	chunk := w.buf[1:]
-	if len(chunk) == 0 {
+// flush writes the buffered bytes to the file.
+func (w *SnapshotWriter) flush() error {
+	if len(w.buf) == 0 {
 		return nil
 	}
-	w.s.mu.RLock()
-	defer w.s.mu.RUnlock()
-	if w.s.closed {
-		return ErrClosed
+	w.meta.CRC = crc32.Update(w.meta.CRC, castagnoli, w.buf)
+	w.meta.Size += uint64(len(w.buf))
+	// vfs.File.Write may modify what it is given: it gets the buffer
+	// after the CRC has been taken.
+	if _, err := w.f.Write(w.buf); err != nil {
+		return fmt.Errorf("wal: write snapshot: %w", err)
 	}
-	if err := w.s.db.Set(genKey(w.gen, w.meta.Size), w.buf, pebble.NoSync); err != nil {
-		return fmt.Errorf("wal: write snapshot chunk: %w", err)
-	}
-	w.meta.CRC = crc32.Update(w.meta.CRC, castagnoli, chunk)
-	w.meta.Size += uint64(len(chunk))
-	w.buf = w.buf[:1]
+	w.buf = w.buf[:0]
 	return nil
 }
 
-// Finish stores the last bytes and returns the snapshot's meta. The
-// snapshot is not the store's until CommitSnapshot.
+// Finish writes the last bytes, syncs the file and its directory entry,
+// and returns the snapshot's meta. The snapshot is not the store's until
+// CommitSnapshot.
 func (w *SnapshotWriter) Finish() (SnapshotMeta, error) {
 	if w.err == nil && !w.finished {
-		w.err = w.store()
+		w.err = w.flush()
+		if w.err == nil {
+			w.err = w.f.Sync()
+		}
+		if err := w.f.Close(); w.err == nil {
+			w.err = err
+		}
+		if w.err == nil {
+			w.err = syncDir(w.s.fs, w.s.fs.PathDir(w.s.snapPath(w.gen)))
+		}
 		w.finished = w.err == nil
 	}
 	return w.meta, w.err
@@ -96,9 +106,12 @@ func (w *SnapshotWriter) Finish() (SnapshotMeta, error) {
 // Meta returns the meta of a finished snapshot.
 func (w *SnapshotWriter) Meta() SnapshotMeta { return w.meta }
 
-// Abort deletes what w stored. It is a no-op once committed (the committed
-// generation is the store's) or after Close.
+// Abort deletes what w wrote. It is a no-op once committed (the file is
+// the store's then).
 func (w *SnapshotWriter) Abort() {
+	if !w.finished {
+		_ = w.f.Close()
+	}
 	w.s.mu.RLock()
 	defer w.s.mu.RUnlock()
 	if w.s.closed {
@@ -107,24 +120,25 @@ func (w *SnapshotWriter) Abort() {
 	if cur, err := readSnapMeta(w.s.db); err == nil && !cur.legacy && cur.gen == w.gen {
 		return
 	}
-	lo, hi := genBounds(w.gen)
-	_ = w.s.db.DeleteRange(lo, hi, pebble.NoSync)
+	w.s.removeFile(w.s.snapPath(w.gen))
 	w.err = errors.New("wal: snapshot aborted")
 }
 
-// SnapshotReader reads one stored or staged snapshot front to back, from a
-// point-in-time view of the store: a snapshot replaced meanwhile reads to
-// its end all the same. At the end it checks the bytes against the meta's
-// size and CRC, and returns ErrCorrupt instead of io.EOF if they differ.
+// SnapshotReader reads one stored or staged snapshot front to back: its
+// file, held open (a snapshot replaced meanwhile reads to its end all the
+// same), or the version 1 chunks through a point-in-time view of Pebble.
+// At the end it checks the bytes against the meta's size and CRC, and
+// returns ErrCorrupt instead of io.EOF if they differ.
 type SnapshotReader struct {
-	snap *pebble.Snapshot
-	it   *pebble.Iterator
-	st   storedSnap
-	pre  []byte // chunk key prefix (gen chunks) or nil (version 1 index chunks)
-	off  uint64 // bytes read
-	cur  []byte // the rest of the current chunk
-	crc  uint32
-	crcd bool // crc covers every byte from 0 (no seek)
+	st  storedSnap
+	f   vfs.File         // a snapshot file
+	v1  *pebble.Snapshot // or version 1 chunks
+	it  *pebble.Iterator
+	off uint64 // bytes read
+	cur []byte // version 1: the rest of the current chunk
+	crc uint32
+	// crcd: crc covers every byte from 0 (no seek).
+	crcd bool
 	err  error
 }
 
@@ -160,67 +174,55 @@ func (s *Store) openSnapshot(meta SnapshotMeta, staged bool) (*SnapshotReader, e
 			err = fmt.Errorf("%w: asked for %s", ErrSnapshotGone, meta)
 		}
 	}
+	r := &SnapshotReader{st: st, crcd: true}
+	switch {
+	case err != nil:
+	case st.legacy:
+		r.v1 = snap
+		if r.it, err = snap.NewIter(&pebble.IterOptions{LowerBound: snapChunkPrefix, UpperBound: snapChunkEnd}); err != nil {
+			err = readErr(err)
+			break
+		}
+		return r, r.seek(0)
+	default:
+		if r.f, err = s.fs.Open(s.snapPath(st.gen)); err != nil {
+			err = corruptf("snapshot", "%s: its file: %v", meta, err)
+		}
+	}
+	_ = snap.Close()
 	if err != nil {
-		_ = snap.Close()
 		return nil, err
 	}
-	r := &SnapshotReader{snap: snap, st: st, crcd: true}
-	lo, hi := snapChunkPrefix, snapChunkEnd
-	if !st.legacy {
-		lo, hi = genBounds(st.gen)
-		r.pre = lo
-	}
-	if r.it, err = snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi}); err != nil {
-		_ = snap.Close()
-		return nil, readErr(err)
-	}
-	return r, r.seek(0)
+	return r, nil
 }
 
-// seek positions r at offset: the chunk holding it is found by key.
+// seek positions r at offset.
 func (r *SnapshotReader) seek(offset uint64) error {
 	r.crcd = r.crcd && offset == 0
 	r.off, r.cur = offset, nil
-	if offset == r.st.meta.Size {
+	if r.f != nil || offset == r.st.meta.Size {
 		return nil
 	}
-	var key []byte
-	var ok bool
-	if r.pre == nil {
-		ok = r.it.SeekGE(indexedKey(snapChunkPrefix, offset/snapshotChunkBytes))
-	} else {
-		ok = r.it.SeekLT(binary.BigEndian.AppendUint64(slices.Clone(r.pre), offset+1))
-	}
-	if ok {
-		key = r.it.Key()
-	}
-	start, err := r.chunkStart(key)
-	if err != nil {
+	ok := r.it.SeekGE(indexedKey(snapChunkPrefix, offset/snapshotChunkBytes))
+	if err := r.chunk(ok, offset/snapshotChunkBytes); err != nil {
 		return err
 	}
-	if offset < start || offset-start >= uint64(len(r.cur)) {
-		return corruptf("snapshot chunk", "no chunk of %s holds offset %d", r.st.meta, offset)
-	}
-	r.cur = r.cur[offset-start:]
+	r.cur = r.cur[offset%snapshotChunkBytes:]
 	return nil
 }
 
-// chunkStart checks the chunk at key (nil: none) and returns the offset it
-// starts at, with r.cur its bytes.
-func (r *SnapshotReader) chunkStart(key []byte) (uint64, error) {
-	if key == nil {
-		return 0, firstErr(readErr(r.it.Error()), corruptf("snapshot chunk", "%s: chunk missing at offset %d", r.st.meta, r.off))
+// chunk checks that the iterator (valid: ok) is at version 1 chunk idx
+// and makes its bytes r.cur.
+func (r *SnapshotReader) chunk(ok bool, idx uint64) error {
+	if !ok {
+		return firstErr(readErr(r.it.Error()), corruptf("snapshot chunk", "%s: chunk %d missing", r.st.meta, idx))
 	}
-	v := r.it.Value()
-	if len(v) < 2 || v[0] != formatVersion {
-		return 0, corruptf("snapshot chunk", "%s: malformed chunk at offset %d", r.st.meta, r.off)
+	k, v := r.it.Key(), r.it.Value()
+	if binary.BigEndian.Uint64(k[len(k)-8:]) != idx || len(v) < 2 || v[0] != formatVersion {
+		return corruptf("snapshot chunk", "%s: chunk %d missing or malformed", r.st.meta, idx)
 	}
 	r.cur = v[1:]
-	idx := binary.BigEndian.Uint64(key[len(key)-8:])
-	if r.pre == nil {
-		return idx * snapshotChunkBytes, nil
-	}
-	return idx, nil
+	return nil
 }
 
 // Read reads the snapshot's next bytes.
@@ -235,22 +237,25 @@ func (r *SnapshotReader) Read(p []byte) (int, error) {
 		}
 		return 0, r.err
 	}
-	if len(r.cur) == 0 {
-		var key []byte
-		if r.it.Next() {
-			key = r.it.Key()
+	p = p[:min(uint64(len(p)), r.st.meta.Size-r.off)]
+	var n int
+	if r.f != nil {
+		var err error
+		n, err = r.f.ReadAt(p, int64(r.off))
+		if n < len(p) {
+			r.err = corruptf("snapshot", "%s: its file ends at %d (%v)", r.st.meta, r.off+uint64(n), err)
+			return 0, r.err
 		}
-		start, err := r.chunkStart(key)
-		if err == nil && start != r.off {
-			err = corruptf("snapshot chunk", "%s: chunk at %d where %d was expected", r.st.meta, start, r.off)
+	} else {
+		if len(r.cur) == 0 {
+			if err := r.chunk(r.it.Next(), r.off/snapshotChunkBytes); err != nil {
+				r.err = err
+				return 0, err
+			}
 		}
-		if err != nil {
-			r.err = err
-			return 0, err
-		}
+		n = copy(p, r.cur)
+		r.cur = r.cur[n:]
 	}
-	n := copy(p, r.cur[:min(uint64(len(r.cur)), r.st.meta.Size-r.off)])
-	r.cur = r.cur[n:]
 	r.crc = crc32.Update(r.crc, castagnoli, p[:n])
 	r.off += uint64(n)
 	return n, nil
@@ -265,9 +270,12 @@ func (r *SnapshotReader) readFull(p []byte) (int, error) {
 	return n, err
 }
 
-// Close releases the reader's view of the store.
+// Close releases the reader's file or view of the store.
 func (r *SnapshotReader) Close() error {
-	return firstErr(r.it.Close(), r.snap.Close())
+	if r.f != nil {
+		return r.f.Close()
+	}
+	return firstErr(r.it.Close(), r.v1.Close())
 }
 
 // readAllSnapshot reads a whole snapshot from an OpenSnapshot result.
@@ -290,10 +298,15 @@ func readAllSnapshot(r *SnapshotReader, err error) ([]byte, error) {
 	}
 }
 
-// cleanSnapshots, at Open, deletes the chunks no meta names (of snapshot
-// writes and transfers cut by a crash) and a version 1 staged transfer,
-// and sets the next generation above every one in use.
+// cleanSnapshots, at Open, creates the directory of the snapshot files,
+// deletes the files no meta names (of snapshot writes and transfers cut by
+// a crash) and a version 1 staged transfer, and sets the next generation
+// above every one in use.
 func (s *Store) cleanSnapshots() error {
+	dir := s.fs.PathJoin(s.dir, snapDirName)
+	if err := ensureDir(s.fs, dir); err != nil {
+		return err
+	}
 	cur, err := readSnapMeta(s.db)
 	if err != nil && !errors.Is(err, ErrNoSnapshot) {
 		return err
@@ -302,32 +315,36 @@ func (s *Store) cleanSnapshots() error {
 	if err != nil {
 		return err
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
 	if staged.legacy {
-		deleteChunks(b, staged, true)
+		b := s.db.NewBatch()
+		defer b.Close()
+		s.dropBytes(b, staged, true)
 		_ = b.Delete(keyStageMeta, nil)
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return fmt.Errorf("wal: drop a version 1 staged snapshot: %w", err)
+		}
 		staged = storedSnap{}
 	}
-	var keep []uint64
+	keep := map[uint64]bool{}
 	for _, st := range []storedSnap{cur, staged} {
 		if st.meta.Slot != 0 && !st.legacy {
-			keep = append(keep, st.gen)
+			keep[st.gen] = true
+			s.nextGen.Store(max(s.nextGen.Load(), st.gen))
 		}
 	}
-	slices.Sort(keep)
-	from := genChunkPrefix
-	for _, gen := range keep {
-		lo, hi := genBounds(gen)
-		_ = b.DeleteRange(from, lo, nil)
-		from = hi
+	names, err := s.fs.List(dir)
+	if err != nil {
+		return fmt.Errorf("wal: list %s: %w", dir, err)
 	}
-	_ = b.DeleteRange(from, genChunkEnd, nil)
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("wal: delete unused snapshot chunks: %w", err)
-	}
-	if len(keep) > 0 {
-		s.nextGen.Store(keep[len(keep)-1])
+	for _, name := range names {
+		var gen uint64
+		if _, err := fmt.Sscanf(name, "%016x.snap", &gen); err != nil {
+			continue // not ours
+		}
+		s.nextGen.Store(max(s.nextGen.Load(), gen))
+		if !keep[gen] {
+			s.removeFile(s.fs.PathJoin(dir, name))
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 	"github.com/paxosd/paxosd/paxos"
 )
 
@@ -35,6 +36,7 @@ func (id Identity) validate() error {
 // Store is the durable state of one acceptor. See the package comment for
 // the durability contract and the caller's obligations.
 type Store struct {
+	fs    vfs.FS
 	dir   string
 	id    Identity
 	isNew bool
@@ -97,7 +99,7 @@ func Open(dir string, id Identity, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, openError(dir, err) // in use, damaged, or the cause (openerr.go)
 	}
-	s := &Store{dir: dir, id: id, db: db, wo: pebble.Sync}
+	s := &Store{fs: opts.FS, dir: dir, id: id, db: db, wo: pebble.Sync}
 	if opts.NoSync {
 		s.wo = pebble.NoSync
 	}
@@ -118,7 +120,10 @@ func (s *Store) init() error {
 		return err
 	}
 	if !ok {
-		return s.create()
+		if err := s.create(); err != nil {
+			return err
+		}
+		return s.cleanSnapshots() // creates the snapshot directory
 	}
 	stored, err := decodeIdentityValue(raw)
 	if err != nil {
