@@ -252,28 +252,36 @@ func (o *scaleOutage) phase(s intervalStats) string {
 }
 
 // phaseLabel names what node id went through in [from, to): normal
-// before down (a second's slack: the outage starts with the measured
-// window), down until up, catching up until caught, then caught up. A zero
-// time has not happened (yet).
+// before down, down until up, catching up until caught, then caught up; a
+// zero time has not happened (yet). Normal and down count only if they
+// take more than a second of the interval: the outage starts with the
+// measured window and ends with an interval, a few milliseconds off.
 func phaseLabel(id int, from, to, down, up, caught time.Time) string {
-	var names []string
-	overlaps := func(a, b time.Time) bool { // [a, b), b zero: open
-		return !a.IsZero() && a.Before(to) && (b.IsZero() || b.After(from))
+	// overlap is how much of [from, to) [a, b) takes; a zero a is the
+	// start of time, a zero b the end.
+	overlap := func(a, b time.Time) time.Duration {
+		if a.IsZero() || a.Before(from) {
+			a = from
+		}
+		if b.IsZero() || b.After(to) {
+			b = to
+		}
+		return max(b.Sub(a), 0)
 	}
-	if down.IsZero() || !down.Before(to) {
-		return "normal"
-	}
-	if down.Sub(from) > time.Second {
+	var names, node []string
+	if down.IsZero() || overlap(time.Time{}, down) > time.Second {
 		names = append(names, "normal")
 	}
-	var node []string
-	if overlaps(down, up) {
+	if down.IsZero() {
+		return "normal"
+	}
+	if overlap(down, up) > time.Second {
 		node = append(node, "down")
 	}
-	if overlaps(up, caught) {
+	if !up.IsZero() && overlap(up, caught) > 0 {
 		node = append(node, "catching up")
 	}
-	if overlaps(caught, time.Time{}) {
+	if !caught.IsZero() && overlap(caught, time.Time{}) > 0 {
 		node = append(node, "caught up")
 	}
 	if len(node) > 0 {
