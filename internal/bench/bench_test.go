@@ -300,6 +300,9 @@ func TestScaleOutagePhases(t *testing.T) {
 		{60, 75, at(0), at(60.05), at(65), "node 2 catching up > caught up"},
 		{60, 75, at(0), at(60.05), at(60.5), "node 2 catching up > caught up"},
 		{0, 15, at(0), at(0.5), zero, "node 2 catching up"},
+		{0, 1, at(0.003), zero, zero, "node 2 down"},
+		{1, 2, at(0.003), at(2.004), zero, "node 2 down"},
+		{2, 3, at(0.003), at(2.004), at(2.5), "node 2 catching up > caught up"},
 		{75, 90, at(0), at(60), at(70), "node 2 caught up"},
 	} {
 		if got := phaseLabel(2, at(tc.from), at(tc.to), tc.down, tc.up, tc.caught); got != tc.want {

@@ -254,8 +254,9 @@ func (o *scaleOutage) phase(s intervalStats) string {
 // phaseLabel names what node id went through in [from, to): normal
 // before down, down until up, catching up until caught, then caught up; a
 // zero time has not happened (yet). Normal and down count only if they
-// take more than a second of the interval: the outage starts with the
-// measured window and ends with an interval, a few milliseconds off.
+// take more than a second (a tenth of a shorter interval) of it: the
+// outage starts with the measured window and ends with an interval, a few
+// milliseconds off.
 func phaseLabel(id int, from, to, down, up, caught time.Time) string {
 	// overlap is how much of [from, to) [a, b) takes; a zero a is the
 	// start of time, a zero b the end.
@@ -268,14 +269,15 @@ func phaseLabel(id int, from, to, down, up, caught time.Time) string {
 		}
 		return max(b.Sub(a), 0)
 	}
+	slack := min(time.Second, to.Sub(from)/10)
 	var names, node []string
-	if down.IsZero() || overlap(time.Time{}, down) > time.Second {
+	if down.IsZero() || overlap(time.Time{}, down) > slack {
 		names = append(names, "normal")
 	}
 	if down.IsZero() {
 		return "normal"
 	}
-	if overlap(down, up) > time.Second {
+	if overlap(down, up) > slack {
 		node = append(node, "down")
 	}
 	if !up.IsZero() && overlap(up, caught) > 0 {
