@@ -86,17 +86,23 @@ bench: build
 # scale'): three 'paxosd serve' processes with their data in DIR, KEYS keys
 # of VALUE bytes preloaded, then puts over them at each of CLIENTS for
 # DURATION, a line per INTERVAL (ops/s, p50/p99/p99.9/max, each node's RSS
-# and data size, CPU per put), then a follower restarted: how long until it
-# serves again. About 25 minutes with the defaults. DIR is left for
-# inspection unless CLEAN=1. See docs/BENCHMARKS.md.
+# and data size, CPU per put); with OUTAGE (e.g. 5m, less than DURATION) one
+# more put run at the first CLIENTS count with a follower down for its first
+# OUTAGE, then rejoining under load (SERVE_FLAGS: flags for every 'paxosd
+# serve', e.g. --snapshot-entries 2000); then a follower restarted: how
+# long until it serves again; each node's peak RSS against 2 x live + 150
+# MiB. About 25 minutes with the defaults. DIR is left for inspection
+# unless CLEAN=1. See docs/BENCHMARKS.md.
 KEYS     ?= 1000000
 VALUE    ?= 256
 CLIENTS  ?= 64 256
 DURATION ?= 10m
 INTERVAL ?= 1m
+OUTAGE   ?= 0
 DIR      ?= /var/tmp/paxosd-bench-scale
 bench-scale: build
-	KEYS='$(KEYS)' VALUE='$(VALUE)' CLIENTS='$(CLIENTS)' DURATION='$(DURATION)' INTERVAL='$(INTERVAL)' DIR='$(DIR)' CLEAN='$(CLEAN)' \
+	KEYS='$(KEYS)' VALUE='$(VALUE)' CLIENTS='$(CLIENTS)' DURATION='$(DURATION)' INTERVAL='$(INTERVAL)' OUTAGE='$(OUTAGE)' \
+		SERVE_FLAGS='$(SERVE_FLAGS)' SCALE_ARGS='$(SCALE_ARGS)' DIR='$(DIR)' CLEAN='$(CLEAN)' \
 		./scripts/bench-scale.sh ./$(BIN)
 
 # Ten minutes of puts with a small snapshot interval: data directories stay

@@ -4,9 +4,11 @@
 # processes on loopback with their data in DIR (fsync on), preloads KEYS
 # keys of VALUE bytes, runs puts over them at each CLIENTS count for
 # DURATION with a table line per INTERVAL (ops/s, p50, p99, p99.9, slowest,
-# each node's RSS and data size, the members' CPU time per put), then
-# restarts a follower and prints how long until it serves again. See
-# docs/BENCHMARKS.md, "Scale benchmark".
+# each node's RSS and data size, the members' CPU time per put); with OUTAGE,
+# one more put run at the first CLIENTS count with a follower down for its
+# first OUTAGE, then rejoining under load; then restarts a follower and
+# prints how long until it serves again, and each node's peak RSS against
+# 2 x live data + 150 MiB. See docs/BENCHMARKS.md, "Scale benchmark".
 #
 # Usage: scripts/bench-scale.sh [PAXOSD_BINARY]      (default bin/paxosd)
 #
@@ -19,8 +21,13 @@
 #   DIR         the nodes' data, logs and pid files (default
 #               /var/tmp/paxosd-bench-scale: on the disk, where /tmp may be
 #               a tmpfs); left for inspection unless CLEAN=1
+#   OUTAGE      e.g. 5m: one more put run at the first CLIENTS count, a
+#               follower stopped (SIGTERM) as it starts and restarted OUTAGE
+#               later; must be shorter than DURATION (default: none)
+#   SERVE_FLAGS flags for every 'paxosd serve', e.g. "--snapshot-entries 2000"
 #   CLEAN=1     remove DIR at the end
 #   SCALE_ARGS  more flags for 'paxosd bench scale', e.g. "--warmup 30s"
+#               (split at spaces: no quoting inside)
 set -eu
 
 bin=${1:-bin/paxosd}
@@ -30,6 +37,7 @@ clients=$(echo "${CLIENTS:-64 256}" | tr -s ' ,' ',' | sed 's/^,//; s/,$//')
 duration=${DURATION:-10m}
 interval=${INTERVAL:-1m}
 dir=${DIR:-/var/tmp/paxosd-bench-scale}
+outage=${OUTAGE:-0}
 
 [ -x "$bin" ] || { echo "bench-scale.sh: $bin is not an executable (run 'make build')" >&2; exit 1; }
 mkdir -p "$dir"
@@ -65,7 +73,8 @@ clean=
 [ "${CLEAN:-}" = 1 ] && clean=--clean
 # shellcheck disable=SC2086
 "$bin" bench scale --dir "$dir" --keys "$keys" --value-size "$value" --clients "$clients" \
-	--duration "$duration" --interval "$interval" $clean ${SCALE_ARGS:-} &
+	--duration "$duration" --interval "$interval" --outage "$outage" --serve-flags "${SERVE_FLAGS:-}" \
+	$clean ${SCALE_ARGS:-} &
 pid=$!
 status=0
 wait "$pid" || status=$?

@@ -46,6 +46,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "scale", "--keys", "0"}, "--keys must be at least 1"},
 		{[]string{"bench", "scale", "--clients", "64,0"}, "--clients must be at least 1"},
 		{[]string{"bench", "scale", "--interval", "0s"}, "--interval must be at least 1s"},
+		{[]string{"bench", "scale", "--duration", "3m", "--outage", "3m"}, "--outage 3m0s must be shorter than --duration 3m0s"},
+		{[]string{"bench", "scale", "--outage", "-1s"}, "--outage must not be negative"},
 		{[]string{"bench", "fsync", "--count", "0"}, "--count must be at least 1"},
 		{[]string{"bench", "rtt", "--size", "0"}, "--size must be between"},
 	} {
@@ -117,6 +119,43 @@ func TestBenchScale(t *testing.T) {
 		`(?m)^ +0:02 +\d+ +[\d.]+ .* \d+/\d+/\d+ +\d+/\d+/\d+ +[\d.]+$`,
 		`(?m)^ +put +4 +`,
 		`restart: node [12] serving again after [\d.]+ s`,
+	} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("output does not match %s:\n%s", re, s)
+		}
+	}
+}
+
+// TestBenchScaleOutage runs the outage run small: a follower down for the
+// first 2 s of a 5 s run with a snapshot every 50 slots, so that it
+// rejoins by a snapshot transfer.
+func TestBenchScaleOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds paxosd and runs three processes")
+	}
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "scale")
+	var out, errb bytes.Buffer
+	args := []string{"bench", "scale", "--paxosd", bin, "--dir", dir, "--keys", "300", "--preload-clients", "16",
+		"--clients", "4", "--duration", "5s", "--interval", "1s", "--warmup", "0s", "--outage", "2s", "--restart=false",
+		"--serve-flags", "--snapshot-entries 50 --snapshot-keep-entries 10", "--clean"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("paxosd %s: exit %d: %s\n%s", strings.Join(args, " "), code, errb.String(), out.String())
+	}
+	s := out.String()
+	for _, re := range []string{
+		`(?m)^ +AT +OPS/S .*CPU ms/put +%NORMAL +PHASE$`,
+		`(?m)^ +0:01 +\d+ .* +\d+% +node [12] down$`,
+		`(?m) node [12] (.* > )?caught up$`,
+		`outage: node [12] stopped \(SIGTERM`,
+		`outage: node [12] caught up at `,
+		`throughput before the outage: +\d+ ops/s`,
+		`throughput during the catch-up: +\d+ ops/s`,
+		`restart to caught up: +[\d.]+ s`,
+		`node [12] peak RSS after restart: +\d+ MB until caught up, \d+ MB until the run's end; bound 2 x live \+ 150 MiB = 150 MB: ok`,
+		`rejoined by snapshot: yes`,
+		`(?m)^ +put\+outage +4 +`,
+		`(?m)^ +[123] +\d+ +150  ok$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(s) {
 			t.Errorf("output does not match %s:\n%s", re, s)

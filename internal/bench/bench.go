@@ -122,6 +122,9 @@ type benchFlags struct {
 	// runID, when set, names the run's keys instead of a random id (bench
 	// scale writes over the keys it preloaded).
 	runID string
+	// onStart, if set, is called once the run's clock is set (r.start,
+	// r.end), before the clients start (bench scale's outage).
+	onStart func(r *benchRunner)
 }
 
 // benchValueSizeMax bounds --value-size (the client's frame limit is 16 MiB).

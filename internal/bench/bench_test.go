@@ -277,3 +277,49 @@ func TestScaleStats(t *testing.T) {
 		t.Errorf("prepareScaleDir left %d entries", len(entries))
 	}
 }
+
+// TestScaleOutagePhases: the outage run's phase column, the median of its
+// intervals and the live data its RSS bound counts.
+func TestScaleOutagePhases(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var zero time.Time
+	for _, tc := range []struct {
+		from, to         float64
+		down, up, caught time.Time
+		want             string
+	}{
+		{0, 15, zero, zero, zero, "normal"},
+		{0, 15, at(0.01), zero, zero, "node 2 down"},
+		{0, 15, at(20), zero, zero, "normal"},
+		{0, 15, at(5), zero, zero, "normal > node 2 down"},
+		{45, 60, at(0), at(60), zero, "node 2 down"},
+		{60, 75, at(0), at(60), zero, "node 2 catching up"},
+		{60, 75, at(0), at(60), at(70), "node 2 catching up > caught up"},
+		{45, 60, at(0), at(50), at(55), "node 2 down > catching up > caught up"},
+		{60, 75, at(0), at(60.05), at(65), "node 2 catching up > caught up"},
+		{60, 75, at(0), at(60.05), at(60.5), "node 2 catching up > caught up"},
+		{0, 15, at(0), at(0.5), zero, "node 2 catching up"},
+		{0, 1, at(0.003), zero, zero, "node 2 down"},
+		{1, 2, at(0.003), at(2.004), zero, "node 2 down"},
+		{2, 3, at(0.003), at(2.004), at(2.5), "node 2 catching up > caught up"},
+		{75, 90, at(0), at(60), at(70), "node 2 caught up"},
+	} {
+		if got := phaseLabel(2, at(tc.from), at(tc.to), tc.down, tc.up, tc.caught); got != tc.want {
+			t.Errorf("phaseLabel [%v, %v) down %v up %v caught %v = %q, want %q", tc.from, tc.to, tc.down, tc.up, tc.caught, got, tc.want)
+		}
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median = %v", m)
+	}
+	// bench/scale/key/0..9: 17 bytes each, 10..99: 18.
+	if got, want := scaleLiveBytes(100, 10), int64(10*(17+10)+90*(18+10)); got != want {
+		t.Errorf("scaleLiveBytes = %d, want %d", got, want)
+	}
+	if got := scaleRSSBound(1 << 20); got != 152<<20 {
+		t.Errorf("scaleRSSBound = %d", got)
+	}
+}

@@ -30,7 +30,12 @@ type benchNodes struct {
 	removeDir bool
 	addrs     []string
 	extra     []string
-	procs     []*exec.Cmd
+	// beforeStop, if set, is called with i before node i+1 is stopped or
+	// killed (bench scale reads its peak RSS then).
+	beforeStop func(i int)
+
+	mu    sync.Mutex // procs: bench scale's samplers read them meanwhile
+	procs []*exec.Cmd
 }
 
 // startBenchNodes starts three nodes of bin (default: this binary) with
@@ -95,7 +100,7 @@ func (n *benchNodes) start(i int) error {
 	for j, a := range n.addrs {
 		peers[j] = fmt.Sprintf("%d=%s", j+1, a)
 	}
-	logf, err := os.OpenFile(filepath.Join(n.dir, fmt.Sprintf("node%d.log", i+1)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(n.logFile(i), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
@@ -107,12 +112,17 @@ func (n *benchNodes) start(i int) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting node %d (%s): %w", i+1, n.bin, err)
 	}
-	n.procs[i] = cmd
+	n.setProc(i, cmd)
 	return os.WriteFile(n.pidFile(i), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
 }
 
 func (n *benchNodes) pidFile(i int) string {
 	return filepath.Join(n.dir, fmt.Sprintf("node%d.pid", i+1))
+}
+
+// logFile is node i+1's log: each start appends to it.
+func (n *benchNodes) logFile(i int) string {
+	return filepath.Join(n.dir, fmt.Sprintf("node%d.log", i+1))
 }
 
 // dataDir is node i+1's --data-dir.
@@ -122,18 +132,35 @@ func (n *benchNodes) dataDir(i int) string {
 
 // pid is node i+1's process id (0 when it is not running).
 func (n *benchNodes) pid(i int) int {
-	if n.procs[i] == nil {
-		return 0
+	if p := n.proc(i); p != nil {
+		return p.Process.Pid
 	}
-	return n.procs[i].Process.Pid
+	return 0
 }
+
+func (n *benchNodes) proc(i int) *exec.Cmd {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.procs[i]
+}
+
+func (n *benchNodes) setProc(i int, p *exec.Cmd) {
+	n.mu.Lock()
+	n.procs[i] = p
+	n.mu.Unlock()
+}
+
+func (n *benchNodes) count() int { return len(n.procs) }
 
 // stop sends node i+1 SIGTERM and waits for it to exit (SIGKILL after
 // grace), returning how long it took.
 func (n *benchNodes) stop(i int, grace time.Duration) (time.Duration, error) {
-	p := n.procs[i]
+	p := n.proc(i)
 	if p == nil {
 		return 0, fmt.Errorf("node %d is not running", i+1)
+	}
+	if n.beforeStop != nil {
+		n.beforeStop(i)
 	}
 	t0 := time.Now()
 	if err := p.Process.Signal(syscall.SIGTERM); err != nil {
@@ -147,7 +174,7 @@ func (n *benchNodes) stop(i int, grace time.Duration) (time.Duration, error) {
 		_ = p.Process.Kill()
 		<-done
 	}
-	n.procs[i] = nil
+	n.setProc(i, nil)
 	os.Remove(n.pidFile(i))
 	return time.Since(t0), nil
 }
@@ -165,15 +192,18 @@ func (n *benchNodes) kill(_ context.Context, id paxos.NodeID) error {
 	if err != nil {
 		return err
 	}
-	p := n.procs[i]
+	p := n.proc(i)
 	if p == nil {
 		return fmt.Errorf("node %d is not running", id)
+	}
+	if n.beforeStop != nil {
+		n.beforeStop(i)
 	}
 	if err := p.Process.Signal(syscall.SIGKILL); err != nil {
 		return err
 	}
 	_ = p.Wait()
-	n.procs[i] = nil
+	n.setProc(i, nil)
 	os.Remove(n.pidFile(i))
 	return nil
 }
@@ -190,8 +220,8 @@ func (n *benchNodes) restart(_ context.Context, id paxos.NodeID) error {
 // removes a temporary data directory.
 func (n *benchNodes) stopAll() {
 	var wg sync.WaitGroup
-	for i, p := range n.procs {
-		if p == nil {
+	for i := range n.procs {
+		if n.proc(i) == nil {
 			continue
 		}
 		wg.Add(1)

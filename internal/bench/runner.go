@@ -109,6 +109,9 @@ func runBench(ctx context.Context, workload string, f *benchFlags, live *liveLin
 	r.begin = time.Now()
 	r.start = r.begin.Add(f.warmup)
 	r.end = r.start.Add(f.duration)
+	if f.onStart != nil {
+		f.onStart(r)
+	}
 	var wg sync.WaitGroup
 	for i := range r.workers {
 		wg.Add(1)
@@ -231,6 +234,16 @@ func (r *benchRunner) loop(ctx context.Context, i int) {
 		w.mu.Unlock()
 		w.ops.Add(1)
 	}
+}
+
+// completed returns the operations that succeeded so far, the warmup's
+// included.
+func (r *benchRunner) completed() uint64 {
+	var all uint64
+	for _, w := range r.workers {
+		all += w.all.Load()
+	}
+	return all
 }
 
 // merged returns every client's latencies together, and the totals.

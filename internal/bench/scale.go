@@ -12,11 +12,17 @@ package bench
 //     latency percentiles, and what the members cost: each node's RSS
 //     (VmRSS), each data directory's size, and the members' CPU time (user
 //     + system, all three together) per operation.
-//  4. Stop a follower with SIGTERM, start it again with the same command
+//  4. With --outage D, one more put run at the first --clients count: a
+//     follower is stopped as it starts, kept down for D while the puts go
+//     on, started again, and watched until it has caught up, most likely
+//     by a snapshot transfer (scale_outage.go).
+//  5. Stop a follower with SIGTERM, start it again with the same command
 //     line, and measure how long until it has applied what the leader had
 //     committed and answers a linearizable get itself.
 //
-// The data directory is left for inspection unless --clean.
+// Each node's peak RSS (VmHWM) over the whole bench is printed at the end
+// against 2 x live data + 150 MiB. The data directory is left for
+// inspection unless --clean.
 
 import (
 	"context"
@@ -49,6 +55,7 @@ type scaleFlags struct {
 	dir            string
 	binary         string
 	serveFlags     string
+	outage         time.Duration
 	restart        bool
 	restartTimeout time.Duration
 	clean          bool
@@ -65,7 +72,10 @@ func cmdBenchScale(args []string, stdout, stderr io.Writer) error {
 		"--dir, preloads --keys keys, runs puts over them at each --clients count for\n"+
 		"--duration with a line per --interval (ops/s, latencies, each node's RSS and\n"+
 		"data size, the members' CPU time per put), then restarts a follower and\n"+
-		"reports how long until it serves linearizable reads again.")
+		"reports how long until it serves linearizable reads again. With --outage D,\n"+
+		"one more put run at the first --clients count takes a follower down for the\n"+
+		"first D of it and then watches it rejoin (by a snapshot transfer, if the\n"+
+		"leader's log moved on more than --snapshot-entries meanwhile).")
 	var f scaleFlags
 	fs.IntVar(&f.keys, "keys", 1_000_000, "keys to preload, and that the puts then overwrite at random")
 	fs.IntVar(&f.valueSize, "value-size", 256, "bytes per value")
@@ -78,6 +88,7 @@ func cmdBenchScale(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.dir, "dir", "/var/tmp/paxosd-bench-scale", "directory for the nodes' data, logs and pid files: absent, empty, or left by an earlier run (whose files are removed)")
 	fs.StringVar(&f.binary, "paxosd", "", "the paxosd binary to run (default: this one)")
 	fs.StringVar(&f.serveFlags, "serve-flags", "", "extra flags for every 'paxosd serve'")
+	fs.DurationVar(&f.outage, "outage", 0, "one more put run at the first --clients count with a follower down for this long from its start, then restarted (0: none; less than --duration)")
 	fs.BoolVar(&f.restart, "restart", true, "at the end, restart a follower and measure how long until it serves again")
 	fs.DurationVar(&f.restartTimeout, "restart-timeout", 10*time.Minute, "give up on the restarted follower after this long")
 	fs.BoolVar(&f.clean, "clean", false, "remove --dir at the end (default: leave it for inspection)")
@@ -118,6 +129,10 @@ func (f *scaleFlags) validate(nargs int) error {
 		return bad("--dir must name a directory")
 	case f.timeout <= 0 || f.restartTimeout <= 0:
 		return bad("--timeout and --restart-timeout must be positive")
+	case f.outage < 0:
+		return bad("--outage must not be negative, got %s", f.outage)
+	case f.outage > 0 && f.outage >= f.duration:
+		return bad("--outage %s must be shorter than --duration %s: the follower is restarted %s into the run, and the run must go on while it catches up", f.outage, f.duration, f.outage)
 	}
 	for _, c := range f.clients {
 		if c < 1 {
@@ -164,11 +179,18 @@ func runScale(ctx context.Context, f *scaleFlags, stdout, stderr io.Writer) erro
 	if fsName == "tmpfs" || fsName == "ramfs" {
 		fmt.Fprintf(stderr, "paxosd bench scale: warning: %s is on %s: fsync costs nothing there; use --dir on a real disk\n", f.dir, fsName)
 	}
-	nodes, err := startBenchNodes(f.binary, f.dir, f.serveFlags)
+	serveFlags := f.serveFlags
+	if f.outage > 0 {
+		// The rejoining node logs its snapshot install at info.
+		serveFlags = strings.TrimSpace("--log-level info " + serveFlags)
+	}
+	nodes, err := startBenchNodes(f.binary, f.dir, serveFlags)
 	if err != nil {
 		return err
 	}
+	peaks := startPeakRSS(nodes)
 	defer func() {
+		peaks.finish()
 		nodes.stopAll()
 		if f.clean {
 			os.RemoveAll(f.dir)
@@ -179,6 +201,9 @@ func runScale(ctx context.Context, f *scaleFlags, stdout, stderr io.Writer) erro
 	cf := cli.ClientFlags{Endpoints: strings.Join(nodes.addrs, ","), ClusterID: "paxosd", Timeout: f.timeout}
 	fmt.Fprintf(stdout, "bench scale: 3 nodes at %s, data in %s (%s), %d keys of %d bytes, put runs at %v clients of %s each\n",
 		cf.Endpoints, f.dir, fsName, f.keys, f.valueSize, f.clients, f.duration)
+	if f.outage > 0 {
+		fmt.Fprintf(stdout, "bench scale: then a put run at %d clients with a follower down for its first %s\n", f.clients[0], f.outage)
+	}
 	if _, err := waitClusterHealthy(ctx, nodes.addrs, cf.ClusterID, time.Minute); err != nil {
 		return err
 	}
@@ -186,7 +211,8 @@ func runScale(ctx context.Context, f *scaleFlags, stdout, stderr io.Writer) erro
 		return fmt.Errorf("preload: %w", err)
 	}
 	var results []*benchResult
-	for _, clients := range f.clients {
+	normal := 0.0 // the median interval ops/s at f.clients[0], without an outage
+	for n, clients := range f.clients {
 		bf := benchFlags{
 			clients: clients, conns: f.conns, duration: f.duration, warmup: f.warmup, valueSize: f.valueSize,
 			keys: f.keys, interval: f.interval, cf: cf, runID: scaleRunID, sessionTTL: 10 * time.Second,
@@ -199,15 +225,30 @@ func runScale(ctx context.Context, f *scaleFlags, stdout, stderr io.Writer) erro
 		}
 		noteErrors(stderr, res)
 		results = append(results, res)
+		if n == 0 {
+			normal = median(mon.rates)
+		}
+	}
+	var outageErr error
+	if f.outage > 0 {
+		res, err := scaleOutageRun(ctx, f, nodes, &cf, f.clients[0], normal, stdout, stderr)
+		if res == nil {
+			return err
+		}
+		noteErrors(stderr, res)
+		results = append(results, res)
+		outageErr = err
 	}
 	fmt.Fprintln(stdout)
 	if err := writeBenchTable(stdout, results); err != nil {
 		return err
 	}
-	if !f.restart {
-		return nil
+	var err2 error
+	if f.restart && outageErr == nil {
+		err2 = scaleRestart(ctx, f, nodes, &cf, stdout)
 	}
-	return scaleRestart(ctx, f, nodes, &cf, stdout)
+	writePeakTable(stdout, f.keys, f.valueSize, peaks.finish())
+	return errors.Join(outageErr, err2)
 }
 
 // scalePreload puts every key once, f.preloadClients at a time.
