@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/paxosd/paxosd/paxos"
 
@@ -201,7 +202,9 @@ func encodeAll(enc *msgpack.Encoder, vs ...any) error {
 // withKVs. Byte slices are shared, not copied.
 func (sm *StateMachine) snapshotState(withKVs bool) *SnapshotState {
 	st := &SnapshotState{
-		Identity: SnapIdentity{ClusterID: sm.ident.id, Voters: sm.ident.voters},
+		// Copied: a view is encoded while the state machine goes on, and
+		// an OpVoter inserts into the voters in place.
+		Identity: SnapIdentity{ClusterID: slices.Clone(sm.ident.id), Voters: slices.Clone(sm.ident.voters)},
 		Quota:    SnapQuota{Limit: sm.quota.limit},
 		Options:  snapOptions(&sm.opts),
 		Applied:  uint64(sm.applied),
