@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/paxos/replica"
 	"github.com/paxosd/paxosd/proposer"
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
@@ -26,11 +27,19 @@ type identityProposer struct {
 	known bool
 }
 
+// leaderCaughtUp returns the replica's status and whether this node leads
+// and has applied everything chosen: when a leader may propose the
+// commands only a leader proposes, from a state that is the cluster's.
+func (n *Node) leaderCaughtUp() (replica.Status, bool) {
+	st := n.r.Status()
+	return st, st.Role == proposer.Leader && uint64(n.sm.Applied()) >= uint64(st.Commit)
+}
+
 // proposeIdentity proposes what the replicated identity lacks, while this
 // node leads and has applied everything chosen.
 func (n *Node) proposeIdentity() {
-	st := n.r.Status()
-	if st.Role != proposer.Leader || uint64(n.sm.Applied()) < uint64(st.Commit) {
+	st, ok := n.leaderCaughtUp()
+	if !ok {
 		return
 	}
 	if st.Ballot != n.ident.ballot {

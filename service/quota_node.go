@@ -30,8 +30,8 @@ type quotaProposer struct {
 // proposeQuota proposes the default quota while this node leads, has
 // applied everything chosen, and the state has none.
 func (n *Node) proposeQuota() {
-	st := n.r.Status()
-	if st.Role != proposer.Leader || uint64(n.sm.Applied()) < uint64(st.Commit) {
+	st, ok := n.leaderCaughtUp()
+	if !ok {
 		return
 	}
 	if st.Ballot != n.quota.ballot {

@@ -147,7 +147,8 @@ type quietPebble struct{}
 func (quietPebble) Infof(string, ...any)              {}
 func (quietPebble) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 
-// copyDir copies the files of src (a flat Pebble directory) to a new dst.
+// copyDir copies src (a data directory: Pebble's files and snap/) to a new
+// dst.
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -158,6 +159,10 @@ func copyDir(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
+		if e.IsDir() { // snap/: the snapshot files
+			copyDir(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(src, e.Name()))
 		if err != nil {
 			t.Fatal(err)
