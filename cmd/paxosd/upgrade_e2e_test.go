@@ -133,13 +133,13 @@ func (c *cluster) rollback(i int, bin string) (refused string) {
 	c.bin, c.bins[i] = bin, bin
 	c.start(i)
 	c.bin = saved
-	exited := make(chan error, 1)
-	proc := c.procs[i]
-	go func() { exited <- proc.Wait() }()
+	pid := c.procs[i].Process.Pid
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
+		// Reaped here if it exited, without Cmd.Wait: the cluster's
+		// cleanup waits for a node that runs, and two Waits would race.
+		var ws syscall.WaitStatus
+		if got, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); got == pid {
 			c.procs[i] = nil
 			b, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)))
 			for _, l := range strings.Split(string(b), "\n") {
@@ -148,9 +148,9 @@ func (c *cluster) rollback(i int, bin string) (refused string) {
 				}
 			}
 			c.dumpLogs()
-			c.t.Fatalf("the baseline exited (%v) on node %d's data directory without naming a format version", err, i+1)
-		case <-time.After(200 * time.Millisecond):
+			c.t.Fatalf("the baseline exited (%v) on node %d's data directory without naming a format version", ws, i+1)
 		}
+		time.Sleep(200 * time.Millisecond)
 		if c.caughtUp(i) {
 			return ""
 		}
