@@ -64,7 +64,7 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 	default:
 		version = 1
 	}
-	return &SnapshotView{version: version, st: sm.snapshotState(false), kv: sm.kv.clone()}, nil
+	return &SnapshotView{version: version, st: sm.snapshotState(), kv: sm.kv.clone()}, nil
 }
 
 // Applied is the slot the view stands for.
@@ -198,9 +198,10 @@ func encodeAll(enc *msgpack.Encoder, vs ...any) error {
 	return nil
 }
 
-// snapshotState copies the state into its snapshot form, the keys only if
-// withKVs. Byte slices are shared, not copied.
-func (sm *StateMachine) snapshotState(withKVs bool) *SnapshotState {
+// snapshotState copies the state but for the keys (a view streams those
+// from its copy of the tree) into its snapshot form. Byte slices that
+// nothing changes in place are shared, not copied.
+func (sm *StateMachine) snapshotState() *SnapshotState {
 	st := &SnapshotState{
 		// Copied: a view is encoded while the state machine goes on, and
 		// an OpVoter inserts into the voters in place.
@@ -211,14 +212,6 @@ func (sm *StateMachine) snapshotState(withKVs bool) *SnapshotState {
 		Revision: sm.kv.rev,
 		Clock:    sm.clock,
 		Fence:    sm.fence,
-	}
-
-	if withKVs {
-		st.KVs = make([]SnapKV, 0, sm.kv.len())
-		sm.kv.ascendFrom("", func(kv KV) bool {
-			st.KVs = append(st.KVs, snapKV(kv))
-			return true
-		})
 	}
 
 	ids := sm.dedup.sortedIDs()

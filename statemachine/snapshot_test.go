@@ -442,7 +442,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // encoding the streamed one (encodeSnapshot) must reproduce byte for byte.
 func encodeWhole(t *testing.T, sm *StateMachine) []byte {
 	t.Helper()
-	st := sm.snapshotState(true)
+	st := sm.snapshotState()
+	st.KVs = make([]SnapKV, 0, sm.kv.len())
+	sm.kv.ascendFrom("", func(kv KV) bool {
+		st.KVs = append(st.KVs, snapKV(kv))
+		return true
+	})
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
