@@ -226,3 +226,23 @@ func TestDivergedLeaderStandsAside(t *testing.T) {
 		t.Errorf("the rebuilt node %d holds the diverged leader's wrong state", lost.id)
 	}
 }
+
+// A state check costs time in proportion to the state: the stride between
+// checks grows with it, in powers of two, and a small state is checked at
+// every interval.
+func TestStateCheckStride(t *testing.T) {
+	for _, tc := range []struct {
+		used, want uint64
+	}{
+		{0, 1},
+		{stateCheckStrideBytes, 1},
+		{stateCheckStrideBytes + 1, 2},
+		{3 * stateCheckStrideBytes, 4},
+		{1_000_000 * (11 + 256), 8}, // a million 11-byte keys of 256-byte values: 7.96 strides
+		{8 << 30, 256},
+	} {
+		if got := checkStride(tc.used); got != tc.want {
+			t.Errorf("checkStride(%d) = %d, want %d", tc.used, got, tc.want)
+		}
+	}
+}

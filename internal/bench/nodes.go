@@ -107,7 +107,11 @@ func (n *benchNodes) start(i int) error {
 	defer logf.Close() // the child has its own descriptor
 	args := []string{"serve", "--id", strconv.Itoa(i + 1), "--listen", n.addrs[i], "--peers", strings.Join(peers, ","),
 		"--data-dir", n.dataDir(i), "--log-level", "warn", "--new-cluster"}
-	cmd := exec.Command(n.bin, append(args, n.extra...)...)
+	for _, a := range n.extra {
+		// "{id}" in an extra flag is the node's id: --http-listen 127.0.0.1:707{id}
+		args = append(args, strings.ReplaceAll(a, "{id}", strconv.Itoa(i+1)))
+	}
+	cmd := exec.Command(n.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting node %d (%s): %w", i+1, n.bin, err)

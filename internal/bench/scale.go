@@ -87,7 +87,7 @@ func cmdBenchScale(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.preloadClients, "preload-clients", 256, "concurrent puts of the preload")
 	fs.StringVar(&f.dir, "dir", "/var/tmp/paxosd-bench-scale", "directory for the nodes' data, logs and pid files: absent, empty, or left by an earlier run (whose files are removed)")
 	fs.StringVar(&f.binary, "paxosd", "", "the paxosd binary to run (default: this one)")
-	fs.StringVar(&f.serveFlags, "serve-flags", "", "extra flags for every 'paxosd serve'")
+	fs.StringVar(&f.serveFlags, "serve-flags", "", "extra flags for every 'paxosd serve' ({id} in them: the node's id, e.g. --http-listen 127.0.0.1:707{id})")
 	fs.DurationVar(&f.outage, "outage", 0, "one more put run at the first --clients count with a follower down for this long from its start, then restarted (0: none; less than --duration)")
 	fs.BoolVar(&f.restart, "restart", true, "at the end, restart a follower and measure how long until it serves again")
 	fs.DurationVar(&f.restartTimeout, "restart-timeout", 10*time.Minute, "give up on the restarted follower after this long")
