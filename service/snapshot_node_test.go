@@ -56,9 +56,16 @@ func TestLaggingNodeCatchesUpBySnapshot(t *testing.T) {
 		}
 	}
 	ln := c.nodes[leader]
-	truncated := onLoop(ln, func() paxos.Slot { return ln.r.Status().Truncated })
-	if truncated < 250 {
-		t.Fatalf("the leader's log is truncated only to %d after 300 slots with snapshots every 20", truncated)
+	// Snapshots are written in the background: the last ones may still be
+	// on their way to disk when the puts return.
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		truncated := onLoop(ln, func() paxos.Slot { return ln.r.Status().Truncated })
+		if truncated >= 250 {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the leader's log is truncated only to %d 10 s after 300 slots with snapshots every 20", truncated)
+		}
 	}
 	c.start(lagging)
 	n := c.nodes[lagging]
