@@ -56,6 +56,8 @@ Other measurements:
   scale            its own 3-node cluster on disk: preload --keys, put at each --clients for
                    --duration with a line per --interval (node RSS, data size, CPU per put),
                    then restart a follower (make bench-scale)
+  preload          put every key bench/scale/key/0..--keys once, against a running cluster
+                   (then 'bench put --run-id scale' overwrites them; make bench-etcd)
   fsync            this machine's write+fdatasync latency (the floor of every commit)
   rtt              this machine's loopback TCP round trip
 
@@ -71,7 +73,7 @@ var benchLoads = map[string]func() benchWorkload{
 	"campaign":       func() benchWorkload { return &campaignWorkload{} },
 }
 
-const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, failover, scale, fsync or rtt"
+const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, failover, scale, preload, fsync or rtt"
 
 // Command runs 'paxosd bench' with args, the arguments after "bench". A
 // mistake in them is an error wrapping cli.ErrUsage; --help returns
@@ -90,6 +92,8 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		return cmdBenchFailover(args[1:], stdout, stderr)
 	case "scale":
 		return cmdBenchScale(args[1:], stdout, stderr)
+	case "preload":
+		return cmdBenchPreload(args[1:], stdout)
 	case "fsync":
 		return cmdBenchFsync(args[1:], stdout)
 	case "rtt":
@@ -145,6 +149,7 @@ func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
 	fs.IntVar(&f.keys, "keys", 1000, "distinct keys (put, get)")
 	if !suite {
 		fs.Float64Var(&f.rate, "rate", 0, "open loop: operations per second in total, latency measured from each one's scheduled start (0 = closed loop)")
+		fs.StringVar(&f.runID, "run-id", "", "name the keys bench/RUN-ID/key/N (default: a new random id per run); 'scale' overwrites what 'bench preload' and 'bench scale' wrote")
 		fs.DurationVar(&f.interval, "interval", 0, "also print one line per interval of the run (its ops/s and latencies), e.g. 1m; with --json one object per interval (0 = off)")
 	}
 	fs.DurationVar(&f.sessionTTL, "session-ttl", 10*time.Second, "TTL of the clients' sessions (lock, lock-contended, campaign)")
