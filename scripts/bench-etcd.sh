@@ -113,7 +113,8 @@ case $etcd_version in
 *) echo "$me: warning: etcd is version '${etcd_version:-unknown}', not 3.4: the comparison is with that" >&2 ;;
 esac
 
-# The load generator for etcd: its own module (tools/etcdload/go.mod), so
+# The load generator for etcd: its own module (tools/etcdload/go.mod, which
+# borrows only internal/latency from this one through a replace), so
 # the paxosd module does not depend on etcd's client.
 echo "$me: building $etcdload"
 (cd "$root/tools/etcdload" && ${GO:-go} build -o "$etcdload" .) || die "building tools/etcdload failed"

@@ -15,7 +15,7 @@
 // value of random bytes to a random one of --keys keys, closed loop, for
 // --warmup and then --duration; an operation counts when it completes
 // inside the measured window, and its latency is the Put call's own time.
-// The percentiles come from a copy of paxosd's histogram (hist.go). The
+// The percentiles come from paxosd's own histogram (internal/latency). The
 // result is one JSON object on stdout, in the shape of 'paxosd bench put
 // --json', so that the script reads both sides with one parser.
 //
@@ -28,8 +28,10 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+
 	"flag"
 	"fmt"
+	"github.com/paxosd/paxosd/internal/latency"
 	"io"
 	"math"
 	mrand "math/rand/v2"
@@ -285,20 +287,20 @@ func preload(ctx context.Context, c *config, pool []*clientv3.Client, stderr io.
 // result has the fields of 'paxosd bench put --json' (internal/bench's
 // benchResult) that a put run fills, and the server's version.
 type result struct {
-	Workload      string  `json:"workload"`
-	Clients       int     `json:"clients"`
-	Conns         int     `json:"conns"`
-	DurationS     float64 `json:"duration_s"`
-	ValueSize     int     `json:"value_size"`
-	Ops           uint64  `json:"ops"`
-	Errors        uint64  `json:"errors"`
-	OpsPerSec     float64 `json:"ops_per_sec"`
-	Latency       latency `json:"latency_ms"`
-	LastError     string  `json:"last_error,omitempty"`
-	ServerVersion string  `json:"server_version,omitempty"`
+	Workload      string    `json:"workload"`
+	Clients       int       `json:"clients"`
+	Conns         int       `json:"conns"`
+	DurationS     float64   `json:"duration_s"`
+	ValueSize     int       `json:"value_size"`
+	Ops           uint64    `json:"ops"`
+	Errors        uint64    `json:"errors"`
+	OpsPerSec     float64   `json:"ops_per_sec"`
+	Latency       latencyMs `json:"latency_ms"`
+	LastError     string    `json:"last_error,omitempty"`
+	ServerVersion string    `json:"server_version,omitempty"`
 }
 
-type latency struct {
+type latencyMs struct {
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
 	P99  float64 `json:"p99"`
@@ -310,7 +312,7 @@ type latency struct {
 // until the run is over.
 type worker struct {
 	ops, errs uint64
-	h         hist
+	h         latency.Hist
 	lastErr   error
 }
 
@@ -360,7 +362,7 @@ func load(ctx context.Context, c *config, pool []*clientv3.Client) (*result, err
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("interrupted: %w", err)
 	}
-	var h hist
+	var h latency.Hist
 	res := &result{Workload: "put", Clients: c.clients, Conns: len(pool), DurationS: c.duration.Seconds(), ValueSize: c.valueSize}
 	for i := range workers {
 		w := &workers[i]
@@ -372,7 +374,7 @@ func load(ctx context.Context, c *config, pool []*clientv3.Client) (*result, err
 		}
 	}
 	res.OpsPerSec = round(float64(res.Ops)/c.duration.Seconds(), 1)
-	res.Latency = latency{P50: ms(h.Quantile(0.5)), P90: ms(h.Quantile(0.9)), P99: ms(h.Quantile(0.99)),
+	res.Latency = latencyMs{P50: ms(h.Quantile(0.5)), P90: ms(h.Quantile(0.9)), P99: ms(h.Quantile(0.99)),
 		P999: ms(h.Quantile(0.999)), Max: ms(h.Max())}
 	return res, nil
 }

@@ -1,8 +1,7 @@
-package main
-
-// hist.go is a copy of internal/bench/hist.go (another module cannot import
-// an internal package): the same buckets and the same nearest-rank rule, so
-// that etcdload's percentiles and 'paxosd bench put's are computed alike.
+// Package latency holds the histogram the load generators record their
+// operations' latencies in: paxosd bench, and tools/etcdload (which measures
+// etcd the same way for the side-by-side runs).
+package latency
 
 import (
 	"math"
@@ -10,7 +9,7 @@ import (
 	"time"
 )
 
-// hist is a log-linear histogram of durations (HdrHistogram's layout,
+// Hist is a log-linear histogram of durations (HdrHistogram's layout,
 // much simplified): values below 2^histSubBits nanoseconds each have their
 // own bucket; above that, every power of two is split into histHalf equal
 // buckets. A bucket's width is then at most 1/64 of its lower bound, and
@@ -18,7 +17,7 @@ import (
 // within 1/128 (0.8%) of the exact one. Max and min are exact.
 //
 // The zero value is an empty histogram. Not safe for concurrent use.
-type hist struct {
+type Hist struct {
 	counts   [histBuckets]uint64
 	n        uint64
 	sumNanos float64
@@ -53,7 +52,7 @@ func histBounds(i int) (lo, hi uint64) {
 }
 
 // Record adds one duration (negative ones count as zero).
-func (h *hist) Record(d time.Duration) {
+func (h *Hist) Record(d time.Duration) {
 	v := max(int64(d), 0)
 	h.counts[histIndex(uint64(v))]++
 	if h.n == 0 || v < h.min {
@@ -67,7 +66,7 @@ func (h *hist) Record(d time.Duration) {
 }
 
 // Merge adds o's values to h.
-func (h *hist) Merge(o *hist) {
+func (h *Hist) Merge(o *Hist) {
 	if o.n == 0 {
 		return
 	}
@@ -85,13 +84,13 @@ func (h *hist) Merge(o *hist) {
 }
 
 // Count is the number of values recorded.
-func (h *hist) Count() uint64 { return h.n }
+func (h *Hist) Count() uint64 { return h.n }
 
 // Max is the largest value recorded (0 if none).
-func (h *hist) Max() time.Duration { return time.Duration(h.max) }
+func (h *Hist) Max() time.Duration { return time.Duration(h.max) }
 
 // Mean is the average value (0 if none).
-func (h *hist) Mean() time.Duration {
+func (h *Hist) Mean() time.Duration {
 	if h.n == 0 {
 		return 0
 	}
@@ -101,7 +100,7 @@ func (h *hist) Mean() time.Duration {
 // Quantile returns the q-quantile (0 < q <= 1) by the nearest-rank rule:
 // the value with rank ceil(q*n) in sorted order, to within the bucket's
 // precision. Quantile(1) is the exact maximum; 0 if nothing was recorded.
-func (h *hist) Quantile(q float64) time.Duration {
+func (h *Hist) Quantile(q float64) time.Duration {
 	if h.n == 0 {
 		return 0
 	}
