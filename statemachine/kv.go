@@ -31,6 +31,12 @@ type KV struct {
 type kvStore struct {
 	rev  uint64 // store revision: the number of changes ever made
 	tree *btree.BTreeG[KV]
+	// hint is the path of the last key looked up. A put looks its key up
+	// up to three times (the quota check, the previous pair, the write):
+	// with the path remembered, the second and third compare one key per
+	// level instead of searching each node of a tree of a million keys.
+	// A clone starts without one: it is the tree's, not the state's.
+	hint btree.PathHint
 }
 
 // kvTreeDegree is the B-tree's degree: nodes hold up to 2*degree-1 pairs.
@@ -55,13 +61,13 @@ func (s *kvStore) clone() kvStore { return kvStore{rev: s.rev, tree: s.tree.Copy
 func (s *kvStore) len() int { return s.tree.Len() }
 
 func (s *kvStore) get(key string) (KV, bool) {
-	return s.tree.Get(KV{Key: key})
+	return s.tree.GetHint(KV{Key: key}, &s.hint)
 }
 
 // put sets key to value and returns the new KV and the previous one, if
 // any.
 func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
-	prev, existed = s.tree.Get(KV{Key: key})
+	prev, existed = s.tree.GetHint(KV{Key: key}, &s.hint)
 	s.rev++
 	kv = KV{Key: key, Value: value, CreateRevision: s.rev, ModRevision: s.rev, Version: 1}
 	if existed {
@@ -69,13 +75,13 @@ func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
 	}
-	s.tree.Set(kv)
+	s.tree.SetHint(kv, &s.hint)
 	return kv, prev, existed
 }
 
 // del removes key and returns it; it changes nothing if key is absent.
 func (s *kvStore) del(key string) (KV, bool) {
-	prev, ok := s.tree.Delete(KV{Key: key})
+	prev, ok := s.tree.DeleteHint(KV{Key: key}, &s.hint)
 	if !ok {
 		return KV{}, false
 	}

@@ -83,3 +83,28 @@ func BenchmarkSnapshotAtScale(b *testing.B) {
 		runtime.KeepAlive(restored)
 	}
 }
+
+// BenchmarkApplyPutAtScale measures decode+apply of a put overwriting a
+// random one of 1,000,000 keys (the bench-scale workload), where each
+// lookup walks a tree too large for the caches:
+//
+//	go test ./statemachine -run '^$' -bench ApplyPutAtScale
+func BenchmarkApplyPutAtScale(b *testing.B) {
+	const keys = 1_000_000
+	sm := NewStateMachine(SMOptions{})
+	value := bytes.Repeat([]byte{'v'}, 256)
+	for i := 0; i < keys; i++ {
+		c := putCmd(fmt.Sprintf("key/%012d", i), "")
+		c.Value = bytes.Clone(value)
+		sm.ApplyCommand(paxos.Slot(i+1), &c)
+	}
+	cmds := make([][]byte, 4096)
+	for i := range cmds {
+		cmds[i] = EncodeCommand(&Command{Op: OpPut, Key: fmt.Sprintf("key/%012d", (i*7919+i*i*104729)%keys), Value: value})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sm.Apply(paxos.Slot(keys+i+1), cmds[i%len(cmds)])
+	}
+}
