@@ -73,6 +73,10 @@ type Command struct {
 	// Quota is the space quota in bytes an OpQuotaSet or OpQuotaDefault
 	// sets.
 	Quota uint64
+	// Level is the cluster level an OpLevel raises the state's to
+	// (level.go). A field of its own rather than a reused one: appending
+	// costs nothing to the commands that leave it at zero.
+	Level uint64
 }
 
 func (c *Command) String() string {
@@ -104,6 +108,8 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" node %d", c.Reporter)
 	case OpQuotaSet, OpQuotaDefault:
 		s += fmt.Sprintf(" quota=%dB", c.Quota)
+	case OpLevel:
+		s += fmt.Sprintf(" level=%d", c.Level)
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}
@@ -149,6 +155,7 @@ const (
 	fieldReporter
 	fieldSource
 	fieldQuota
+	fieldLevel
 	fieldCount
 )
 
@@ -156,6 +163,8 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case c.Level != 0:
+		return fieldLevel + 1
 	case c.Quota != 0:
 		return fieldQuota + 1
 	case c.Source != 0:
@@ -289,6 +298,8 @@ func EncodeCommand(c *Command) []byte {
 			must(enc.EncodeUint(c.Source))
 		case fieldQuota:
 			must(enc.EncodeUint(c.Quota))
+		case fieldLevel:
+			must(enc.EncodeUint(c.Level))
 		}
 	}
 	return buf.Bytes()
@@ -397,6 +408,8 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, c *Command) error {
 			c.Source, err = decodeUint(d, math.MaxUint32)
 		case fieldQuota:
 			c.Quota, err = decodeUint(d, math.MaxUint64)
+		case fieldLevel:
+			c.Level, err = decodeUint(d, math.MaxUint64)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

@@ -10,8 +10,9 @@ import "strconv"
 // state and never enter the log (6 status, 10 session list, 14 lock list,
 // 19 observe, 20 watch, 21 cancel, 23 snapshot read, 27 leader transfer,
 // 29 quota get); the state machine refuses them with ErrInvalid. OpClock,
-// OpStateHash, OpClusterID, OpVoter and OpQuotaDefault are internal:
-// only nodes propose them, and the node refuses them from clients.
+// OpStateHash, OpClusterID, OpVoter, OpQuotaDefault and OpLevel are
+// internal: only nodes propose them, and the node refuses them from
+// clients.
 type Op uint8
 
 const (
@@ -58,6 +59,11 @@ const (
 	// quotas; it applies only while no quota is set, so it never undoes a
 	// client's OpQuotaSet. (29, quota get, is wire-only.)
 	OpQuotaDefault Op = 30
+
+	// OpLevel is internal: raise the cluster level (level.go) to Level,
+	// proposed by a leader once every member speaks a protocol that
+	// knows that level. It never lowers the level.
+	OpLevel Op = 31
 )
 
 var opNames = [...]string{
@@ -68,6 +74,7 @@ var opNames = [...]string{
 	OpClock: "clock", OpStateHash: "state-hash",
 	OpClusterID: "cluster-id", OpVoter: "voter",
 	OpQuotaSet: "quota-set", OpQuotaDefault: "quota-default",
+	OpLevel: "level",
 }
 
 func (o Op) String() string {
