@@ -47,7 +47,7 @@ func (n *Node) proposeOnce(p *ownProposal, protocol uint32, needed bool, cmd *st
 func (n *Node) proposeLevel() {
 	if lvl := n.sm.Level(); lvl != n.levelLogged {
 		n.levelLogged = lvl
-		n.log.Info().Uint64("level", lvl).
+		n.log.Info().Uint64("cluster_level", lvl).
 			Msgf("cluster level %d: every member must run protocol %d or newer from now on (no rollback to an older build)", lvl, lvl)
 	}
 	const top = statemachine.LevelMax
