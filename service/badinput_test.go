@@ -129,6 +129,7 @@ func TestBadRequestsOnTheWire(t *testing.T) {
 	}{
 		{"unknown op", wire.Request{Op: 99, ClientID: 1, Seq: 1}, wire.ErrInvalid, "unknown operation 99"},
 		{"the internal clock op", wire.Request{Op: wire.Op(statemachine.OpClock), ClientID: 1, Seq: 1}, wire.ErrInvalid, "unknown operation 22"},
+		{"the internal level op", wire.Request{Op: wire.Op(statemachine.OpLevel), ClientID: 1, Seq: 1}, wire.ErrInvalid, "unknown operation 31"},
 		{"put without client id", wire.Request{Op: wire.OpPut, Key: "k"}, wire.ErrInvalid,
 			"client id and sequence number must be set (non-zero)"},
 		{"session TTL 0", wire.Request{Op: wire.OpSessionOpen, ClientID: 1, Seq: 1}, wire.ErrInvalid,

@@ -19,6 +19,9 @@
 //
 // The node proposes the state machine's internal commands itself: the
 // leader's clock (OpClock, nodeclock.go), the state check's reports
-// (OpStateHash, statecheck.go) and the cluster's identity (OpClusterID and
-// OpVoter, identity_node.go). It refuses them from clients.
+// (OpStateHash, statecheck.go), the cluster's identity (OpClusterID and
+// OpVoter, identity_node.go), the default quota (OpQuotaDefault,
+// quota_node.go) and the cluster level (OpLevel, level_node.go). It
+// refuses them from clients: their numbers are not wire operations
+// (wire.Op.Valid), so validate answers "unknown operation".
 package service

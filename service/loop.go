@@ -55,6 +55,7 @@ func (n *Node) tick(now time.Time) {
 		n.sampleMetrics()
 		n.proposeIdentity()
 		n.proposeQuota()
+		n.proposeLevel()
 	}
 }
 

@@ -92,7 +92,9 @@ type Node struct {
 	rejoin         rejoinState
 	boot           bootstrapState
 	ident          identityProposer
-	quota          quotaProposer
+	quota          ownProposal                 // the default quota (quota_node.go)
+	level          ownProposal                 // the cluster level (level_node.go)
+	levelLogged    uint64                      // the cluster level last logged
 	peerCommit     map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
 	peerVoted      map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
 	handedTo       paxos.NodeID                // the member this leader last handed its leadership to

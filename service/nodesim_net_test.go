@@ -12,6 +12,7 @@ import (
 	"github.com/paxosd/paxosd/internal/linearize"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -516,7 +517,9 @@ func (s *sim) probe() {
 
 // converged reports whether the liveness phase is done: every node up and
 // voting, every client finished, and every replica has applied the same
-// slots to the same state.
+// slots to the same state, at the cluster level this build implements (a
+// leader raises it by itself: every simulated member speaks this build's
+// protocol).
 func (s *sim) converged() bool {
 	if !s.check.probeDone() {
 		return false
@@ -533,7 +536,7 @@ func (s *sim) converged() bool {
 			return false
 		}
 		a := sn.n.sm.Applied()
-		if a != sn.n.r.Status().Commit || a < s.check.maxSlot {
+		if a != sn.n.r.Status().Commit || a < s.check.maxSlot || sn.n.sm.Level() != statemachine.LevelMax {
 			return false
 		}
 		if i == 0 {
@@ -554,8 +557,8 @@ func (s *sim) progress() string {
 			continue
 		}
 		st := sn.n.r.Status()
-		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s promised %s leader %d commit %d applied %d rejoining %v",
-			sn.id, st.Role, st.Ballot, st.Promised, st.Leader, st.Commit, sn.n.sm.Applied(), sn.n.rejoin.active))
+		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s promised %s leader %d commit %d applied %d level %d rejoining %v",
+			sn.id, st.Role, st.Ballot, st.Promised, st.Leader, st.Commit, sn.n.sm.Applied(), sn.n.sm.Level(), sn.n.rejoin.active))
 	}
 	for _, c := range s.clients {
 		if !c.idle() {

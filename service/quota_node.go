@@ -16,32 +16,18 @@ import (
 // would refuse puts the old ones apply, and the replicas would diverge.
 const quotaProtocol = 4
 
-// quotaProposer is the leader's side of the default quota: once every
+// proposeQuota is the leader's side of the default quota: once every
 // member speaks quotaProtocol, a leader whose state has no quota proposes
 // the configured default (OpQuotaDefault, which applies only while none is
-// set, so it never undoes a client's quota set). Like the cluster uuid it
-// is a leader-only command: dropped if this node is deposed first, and
-// proposed again by the next leader.
-type quotaProposer struct {
-	ballot   paxos.Ballot // the leadership the proposal was made under
-	proposed bool
-}
-
-// proposeQuota proposes the default quota while this node leads, has
-// applied everything chosen, and the state has none.
+// set, so it never undoes a client's quota set), once per leadership
+// (ownProposal, level_node.go).
+//
+// The quota predates the cluster level (level_node.go), which gates the
+// behaviour changes after it; it keeps its own command, which clusters
+// of protocol 4 already apply.
 func (n *Node) proposeQuota() {
-	st, ok := n.leaderCaughtUp()
-	if !ok {
-		return
-	}
-	if st.Ballot != n.quota.ballot {
-		n.quota = quotaProposer{ballot: st.Ballot}
-	}
-	if n.sm.Quota().Set || n.quota.proposed || !n.allMembersSpeak(quotaProtocol) {
-		return
-	}
-	cmd := &statemachine.Command{Op: statemachine.OpQuotaDefault, Quota: n.cfg.DefaultQuotaBytes}
-	n.quota.proposed = n.r.ProposeOwn(statemachine.EncodeCommand(cmd)) == nil
+	n.proposeOnce(&n.quota, quotaProtocol, !n.sm.Quota().Set,
+		&statemachine.Command{Op: statemachine.OpQuotaDefault, Quota: n.cfg.DefaultQuotaBytes})
 }
 
 // refuseQuotaSet answers an OpQuotaSet that this node must not propose,

@@ -18,7 +18,7 @@ import (
 // the wire).
 func TestOpNumbers(t *testing.T) {
 	internal := []statemachine.Op{statemachine.OpClock, statemachine.OpStateHash, statemachine.OpClusterID,
-		statemachine.OpVoter, statemachine.OpQuotaDefault}
+		statemachine.OpVoter, statemachine.OpQuotaDefault, statemachine.OpLevel}
 	for n := 1; n < 256; n++ {
 		sm, w := statemachine.Op(n), wire.Op(n)
 		if strings.HasPrefix(sm.String(), "op(") {

@@ -57,6 +57,8 @@ var sampleCommands = []Command{
 	{Op: OpCAS, Key: "k", HasPrevRevision: true, FenceToken: 3}, // invalid, but encodes
 	{ClientID: 5, Seq: 9, Op: OpQuotaSet, Quota: 64 << 10},
 	{Op: OpQuotaDefault, Quota: DefaultQuotaBytes},
+	{Op: OpLevel, Level: LevelMax},
+	{ClientID: 5, Seq: 10, Op: OpLevel, Level: math.MaxUint64}, // invalid, but encodes
 }
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -98,6 +100,9 @@ func TestCommandGolden(t *testing.T) {
 			"dc001300000001a16bc0c0c0a000" + "0000a000c20000a16c09"},
 		{Command{Op: OpQuotaSet, Quota: 64 << 10},
 			"dc00180000001ca0c0c0c0a000" + "0000a000c20000a000" + "00000000ce00010000"},
+		// The level (protocol 5) is the field after Quota.
+		{Command{Op: OpLevel, Level: 5},
+			"dc00190000001fa0c0c0c0a000" + "0000a000c20000a000" + "0000000000" + "05"},
 	}
 	for _, tt := range tests {
 		if got := hex.EncodeToString(EncodeCommand(&tt.cmd)); got != tt.hex {
@@ -116,6 +121,8 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{"map", "80"},
 		{"truncated array", "93"},
 		{"too many fields", "dc0014" + strings.Repeat("00", 20)},
+		{"a field after Level", "dc001a0000001fa0c0c0c0a000" + "0000a000c20000a000" + "0000000000" + "05" + "00"},
+		{"negative level", "dc00190000001fa0c0c0c0a000" + "0000a000c20000a000" + "0000000000" + "ff"},
 		{"int wait", "9f0000000ba0c0c0c0a000" + "0000a000" + "01"},
 		{"nil wait", "9f0000000ba0c0c0c0a000" + "0000a000" + "c0"},
 		{"bin name", "9d0000000ba0c0c0c0a000" + "0000c4016c"},
@@ -169,7 +176,7 @@ func TestOpString(t *testing.T) {
 		10: "op(10)", OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check", 14: "op(14)",
 		OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
 		19: "op(19)", 20: "op(20)", 21: "op(21)", OpClock: "clock", 23: "op(23)", 255: "op(255)",
-		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default",
+		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default", OpLevel: "level", 32: "op(32)",
 	} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
@@ -236,6 +243,19 @@ func FuzzDecodeCommand(f *testing.F) {
 		checkCoordInvariants(t, h.sm)
 		h.do(clockCmd(h.sm.Clock() + 1500))
 		checkCoordInvariants(t, h.sm)
+		h.sm.TakeAnswers()
+		// And at LevelDedupBytes under a bound of a few results, so that
+		// the command meets the byte bound too.
+		h = newSMHarness(t, SMOptions{DedupBytesMax: 4 * dedupResultOverhead})
+		h.do(Command{Op: OpLevel, Level: LevelDedupBytes})
+		for _, c := range fuzzSetup {
+			h.do(c)
+		}
+		h.sm.Apply(h.slot, b)
+		h.sm.Apply(h.slot, b)
+		h.do(clockCmd(h.sm.Clock() + 1500))
+		checkCoordInvariants(t, h.sm)
+		checkDedupBytes(t, h.sm)
 		h.sm.TakeAnswers()
 	})
 }

@@ -13,12 +13,22 @@ import (
 //
 // Invariants: clients and byAge hold the same entries; len(clients) <=
 // clientsMax; byAge is a min-heap on (lastSlot, id) and every entry's
-// heapIndex is its position in it.
+// heapIndex is its position in it; bytes is the sum of the entries' bytes.
+//
+// Every change to an entry's results goes through the table's methods
+// (store, resolve, raiseFloor, trim, remove), which keep the byte counts.
 type dedupTable struct {
 	clients    map[uint64]*clientEntry
 	byAge      clientHeap
 	clientsMax int
 	resultsMax int
+	// bytesMax bounds bytes from LevelDedupBytes on (dedup_bytes.go).
+	bytesMax uint64
+	// bytes is resultBytes summed over every stored result. Derived, at
+	// every level: kept by the methods below, recomputed on restore, never
+	// in a snapshot, so that the bound starts from the right count at the
+	// slot that raises the level.
+	bytes uint64
 }
 
 // clientEntry is what the state machine remembers about one client.
@@ -36,8 +46,10 @@ type clientEntry struct {
 	// decreases.
 	floor uint64
 	// lastSlot is the slot of the client's last command, for eviction.
-	lastSlot  paxos.Slot
-	results   []seqResult
+	lastSlot paxos.Slot
+	results  []seqResult
+	// bytes is resultBytes summed over results.
+	bytes     uint64
 	heapIndex int
 }
 
@@ -46,8 +58,9 @@ type seqResult struct {
 	res Result
 }
 
-func newDedupTable(clientsMax, resultsMax int) dedupTable {
-	return dedupTable{clients: make(map[uint64]*clientEntry), clientsMax: clientsMax, resultsMax: resultsMax}
+func newDedupTable(opts *SMOptions) dedupTable {
+	return dedupTable{clients: make(map[uint64]*clientEntry), clientsMax: opts.ClientsMax,
+		resultsMax: opts.ResultsPerClientMax, bytesMax: uint64(opts.DedupBytesMax)}
 }
 
 // touch records activity of client id at slot and returns its entry,
@@ -63,8 +76,7 @@ func (t *dedupTable) touch(id uint64, slot paxos.Slot, create bool) *clientEntry
 		return nil
 	}
 	for len(t.clients) >= t.clientsMax {
-		old := heap.Pop(&t.byAge).(*clientEntry)
-		delete(t.clients, old.id)
+		t.remove(t.byAge[0])
 	}
 	e := &clientEntry{id: id, lastSlot: slot}
 	t.clients[id] = e
@@ -72,14 +84,31 @@ func (t *dedupTable) touch(id uint64, slot paxos.Slot, create bool) *clientEntry
 	return e
 }
 
-// raiseFloor forgets the results of commands with Seq below floor.
-func (e *clientEntry) raiseFloor(floor uint64) {
+// remove forgets client e entirely, Pending results included.
+func (t *dedupTable) remove(e *clientEntry) {
+	heap.Remove(&t.byAge, e.heapIndex)
+	delete(t.clients, e.id)
+	t.bytes -= e.bytes
+}
+
+// raiseFloor forgets the results of e's commands with Seq below floor.
+func (t *dedupTable) raiseFloor(e *clientEntry, floor uint64) {
 	if floor <= e.floor {
 		return
 	}
 	e.floor = floor
 	i, _ := slices.BinarySearchFunc(e.results, floor, cmpSeq)
-	e.results = slices.Delete(e.results, 0, i)
+	t.forget(e, 0, i)
+}
+
+// forget deletes e.results[i:j], keeping the byte counts.
+func (t *dedupTable) forget(e *clientEntry, i, j int) {
+	for k := i; k < j; k++ {
+		n := resultBytes(&e.results[k].res)
+		e.bytes -= n
+		t.bytes -= n
+	}
+	e.results = slices.Delete(e.results, i, j)
 }
 
 // result returns the stored result of command seq.
@@ -103,46 +132,52 @@ func (sm *StateMachine) StoredResult(client, seq uint64) (Result, bool) {
 	return Result{}, false
 }
 
-// store records the result of command seq (>= floor, not yet stored). When
-// the client has more than max results outstanding, the oldest that is not
-// Pending is forgotten and the floor raised past it: a retry of it then gets
-// ErrStaleRequest rather than being applied twice.
-func (e *clientEntry) store(seq uint64, res Result, max int) {
+// store records the result of e's command seq (>= floor, not yet
+// stored). When the client has more than resultsMax results outstanding,
+// the oldest that is not Pending is forgotten and the floor raised past it:
+// a retry of it then gets ErrStaleRequest rather than being applied twice.
+func (t *dedupTable) store(e *clientEntry, seq uint64, res Result) {
 	i, _ := slices.BinarySearchFunc(e.results, seq, cmpSeq)
 	e.results = slices.Insert(e.results, i, seqResult{seq: seq, res: res})
-	e.trim(max)
+	n := resultBytes(&res)
+	e.bytes += n
+	t.bytes += n
+	t.trim(e)
 }
 
-// resolve replaces the Pending result of command seq, if it is still
-// stored, by its final answer, which makes it subject to the bound again.
-func (e *clientEntry) resolve(seq uint64, res Result, max int) {
+// resolve replaces the Pending result of e's command seq, if it is still
+// stored, by its final answer, which makes it subject to the bounds again.
+func (t *dedupTable) resolve(e *clientEntry, seq uint64, res Result) {
 	i, ok := slices.BinarySearchFunc(e.results, seq, cmpSeq)
 	if !ok || !e.results[i].res.Pending {
 		return
 	}
+	old, n := resultBytes(&e.results[i].res), resultBytes(&res)
+	e.bytes = e.bytes - old + n
+	t.bytes = t.bytes - old + n
 	e.results[i].res = res
-	e.trim(max)
+	t.trim(e)
 }
 
-// trim forgets the oldest results that are not Pending until at most max
-// remain (or only Pending ones are left to forget). Pending results older
-// than a forgotten one stay, below the raised floor.
-func (e *clientEntry) trim(max int) {
-	for len(e.results) > max {
-		i := slices.IndexFunc(e.results, func(r seqResult) bool { return !r.res.Pending })
-		if i < 0 {
-			return
-		}
-		e.floor = max64(e.floor, e.results[i].seq+1)
-		e.results = slices.Delete(e.results, i, i+1)
+// trim forgets e's oldest results that are not Pending until at most
+// resultsMax remain (or only Pending ones are left to forget).
+func (t *dedupTable) trim(e *clientEntry) {
+	for len(e.results) > t.resultsMax && t.dropOldest(e) {
 	}
 }
 
-func max64(a, b uint64) uint64 {
-	if a > b {
-		return a
+// dropOldest forgets e's oldest result that is not Pending and raises the
+// floor past it, so that a retry of it gets ErrStaleRequest rather than
+// being applied twice; false if every result is Pending. Pending results
+// older than the forgotten one stay, below the raised floor.
+func (t *dedupTable) dropOldest(e *clientEntry) bool {
+	i := slices.IndexFunc(e.results, func(r seqResult) bool { return !r.res.Pending })
+	if i < 0 {
+		return false
 	}
-	return b
+	e.floor = max(e.floor, e.results[i].seq+1)
+	t.forget(e, i, i+1)
+	return true
 }
 
 func cmpSeq(r seqResult, seq uint64) int {

@@ -249,7 +249,8 @@
 //     and count as activity of a client already in the table, but do not
 //     add one.
 //   - ClientID 0 turns duplicate detection off: the command is always
-//     applied. OpClock always has ClientID 0.
+//     applied. OpClock and the other internal commands (OpLevel...) always
+//     have ClientID 0.
 //   - The table holds at most SMOptions.ClientsMax clients. A new client
 //     beyond that evicts the one whose last command came in the oldest slot,
 //     the smaller ClientID first among equals, so every replica evicts the
@@ -257,7 +258,35 @@
 //     included: a retry of one of its earlier commands is applied again (a
 //     retried acquire of a session that already waits or holds is
 //     harmless: it keeps one queue entry, or returns the current token).
+//   - From cluster level LevelDedupBytes on (see The cluster level), the
+//     stored results also hold at most SMOptions.DedupBytesMax bytes,
+//     counted per result as a fixed overhead (dedupResultOverhead, 384)
+//     plus the keys and values of KV and KVs and the other parts a client
+//     sizes (an election's name and value, a lock's name and waiters, a
+//     session's lists of names). After every valid command, while over:
+//     the least recently active client other than the command's own is
+//     evicted, in the order above and as entirely; then, if the command's
+//     own client alone is over, its oldest results that are not Pending
+//     are forgotten and its floor raised past them, so that their retries
+//     get ErrStaleRequest and are never applied twice. Pending results are
+//     never forgotten for room. The count is derived from the stored
+//     results (recomputed on restore, never in a snapshot), so it is the
+//     same on every replica. Below that level the bound decides nothing:
+//     the table behaves as in builds without it, as the older members of a
+//     mixed cluster do.
 //   - Invalid commands never touch the table.
+//
+// # The cluster level
+//
+// Level() is the replicated switch for behaviour changes (level.go), like
+// etcd's cluster version: 0 at first, raised (never lowered) by the
+// internal OpLevel{Level}, which a leader proposes once every member speaks
+// a protocol version at least that level, so every replica changes
+// behaviour at the same slot. Levels are numbered after the protocol
+// version that brought them: LevelDedupBytes (5, the duplicate table
+// bounded by bytes) is the first; LevelMax is the highest this build
+// implements, and an OpLevel above it is refused. The level is in Hash and
+// in snapshots (format 4) only once above 0.
 //
 // # Command encoding
 //
@@ -270,7 +299,8 @@
 //	  Prefix str, Limit uint,
 //	  SessionID uint, TTLMs uint, Name str, Token uint, Wait bool,
 //	  LockDelayMs uint, Now uint, FenceName str, FenceToken uint,
-//	  HashSlot uint, StateHash uint, Reporter uint, Source uint ]
+//	  HashSlot uint, StateHash uint, Reporter uint, Source uint,
+//	  Quota uint, Level uint ]
 //
 // nil in PrevValue or PrevRevision means "no such condition". Commands
 // written before the coordination fields existed decode unchanged. The
@@ -279,7 +309,8 @@
 // 2 get, 3 delete, 4 cas, 5 list, 7 session open, 8 keep-alive, 9 close,
 // 11 lock acquire, 12 release, 13 check, 15 campaign, 16 proclaim,
 // 17 resign, 18 leader, 22 clock, 24 state hash (a member's report for the
-// state check, service/statecheck.go: it changes nothing); 6, 10, 14, 19, 20, 21
-// and 23 are wire-only operations served from local state, which the state
-// machine refuses.
+// state check, service/statecheck.go: it changes nothing), 25 cluster id,
+// 26 voter, 28 quota set, 30 quota default, 31 level; 6, 10, 14, 19, 20,
+// 21, 23, 27 and 29 are wire-only operations served from local state,
+// which the state machine refuses.
 package statemachine

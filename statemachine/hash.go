@@ -9,8 +9,9 @@ import (
 // Hash returns a digest of the whole replicated state: applied slot, store
 // revision, every key with its value and revisions, the
 // duplicate-detection table with its stored results, the clock, the fence
-// counter, sessions, locks and elections (not the derived histories, not
-// the cluster identity, not the space quota: see quota.go).
+// counter, sessions, locks and elections, and the cluster level once above
+// 0 (not the derived histories, not the cluster identity, not the space
+// quota: see quota.go and level.go).
 // Replicas that applied the same commands have the same Hash. It walks
 // everything: for tests and checks, not for hot paths.
 func (sm *StateMachine) Hash() uint64 {
@@ -40,6 +41,11 @@ func (sm *StateMachine) Hash() uint64 {
 	sm.sessions.hash(&h)
 	sm.locks.hash(&h)
 	sm.elect.hash(&h)
+	if sm.level > 0 {
+		// Only then: a state at level 0 hashes as in builds without
+		// levels, so members of a mixed cluster agree.
+		h.u64(sm.level)
+	}
 	return h.h.Sum64()
 }
 

@@ -4,11 +4,12 @@ import "errors"
 
 // Snapshot format.
 //
-// A snapshot is one MessagePack array of three or four elements:
+// A snapshot is one MessagePack array of three to six elements:
 //
 //	version 1: [ "paxosd/statemachine", 1, SnapshotState ]
 //	version 2: [ "paxosd/statemachine", 2, SnapshotState, SnapIdentity ]
 //	version 3: [ "paxosd/statemachine", 3, SnapshotState, SnapIdentity, SnapQuota ]
+//	version 4: [ "paxosd/statemachine", 4, SnapshotState, SnapIdentity, SnapQuota, SnapLevel ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
 // version selects the layout of the elements after it. Version 2 adds the
@@ -17,7 +18,10 @@ import "errors"
 // before the cluster's id exists — and the id is proposed only once every
 // member speaks a version that knows it (service/bootstrap.go). Version 3
 // adds the space quota (quota.go) and is written only once one is set, which
-// a leader proposes only once every member reads version 3. Every struct of the
+// a leader proposes only once every member reads version 3. Version 4 adds
+// the cluster level (level.go) and is written only once it is above 0,
+// which a leader raises only once every member reads version 4; in it the
+// quota may be 0 (none set). Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -30,9 +34,10 @@ import "errors"
 // the snapshot transport checks integrity.
 
 // SnapshotFormatVersion is the newest version of the encoding: Snapshot
-// writes it once a quota is set, else version 2, or version 1 for a state
-// without a cluster identity either; RestoreStateMachine reads all three.
-const SnapshotFormatVersion = 3
+// writes it once the cluster level is above 0, else version 3 once a quota
+// is set, else version 2, or version 1 for a state without a cluster
+// identity either; RestoreStateMachine reads all four.
+const SnapshotFormatVersion = 4
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -137,11 +142,27 @@ type SnapshotState struct {
 	Identity SnapIdentity `msgpack:"-"`
 	// Quota is the envelope's fifth element (version 3).
 	Quota SnapQuota `msgpack:"-"`
+	// Level is the envelope's sixth element (version 4).
+	Level SnapLevel `msgpack:"-"`
+}
+
+// SnapLevel is the cluster level (version 4, never 0: a state at level 0
+// is written as an older version) and the options that only a level
+// brought into effect, which the restore checks like SnapOptions: before
+// the level they decided nothing, so older versions need not carry them.
+// The bytes the duplicate table counts are not kept: the restore
+// recomputes them from the stored results.
+type SnapLevel struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Level         uint64
+	DedupBytesMax int64
 }
 
 // SnapQuota is the space quota in bytes (version 3, never 0: a state
-// without a quota is written as an older version). The usage is not kept:
-// the restore recomputes it from the keys.
+// without a quota is written as an older version; version 4 may hold 0,
+// none set). The usage is not kept: the restore recomputes it from the
+// keys.
 type SnapQuota struct {
 	_msgpack struct{} `msgpack:",as_array"`
 

@@ -58,7 +58,9 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 	// older build read the snapshots of a cluster that uses nothing new.
 	version := uint64(SnapshotFormatVersion)
 	switch {
+	case sm.level > 0:
 	case sm.quota.set:
+		version = 3
 	case !sm.ident.empty():
 		version = 2
 	default:
@@ -117,12 +119,11 @@ const snapshotStateFields = 14
 func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eachKV func(yield func(*SnapKV) error) error) error {
 	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
-	elems := 3 // version 1; version 2 adds the identity, 3 the quota
-	if version >= 2 {
-		elems++
-	}
-	if version >= 3 {
-		elems++
+	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level
+	for _, since := range []uint64{2, 3, 4} {
+		if version >= since {
+			elems++
+		}
 	}
 	if err := enc.EncodeArrayLen(elems); err != nil {
 		return err
@@ -162,7 +163,12 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		}
 	}
 	if version >= 3 {
-		return enc.Encode(&st.Quota)
+		if err := enc.Encode(&st.Quota); err != nil {
+			return err
+		}
+	}
+	if version >= 4 {
+		return enc.Encode(&st.Level)
 	}
 	return nil
 }
@@ -207,6 +213,7 @@ func (sm *StateMachine) snapshotState() *SnapshotState {
 		// an OpVoter inserts into the voters in place.
 		Identity: SnapIdentity{ClusterID: slices.Clone(sm.ident.id), Voters: slices.Clone(sm.ident.voters)},
 		Quota:    SnapQuota{Limit: sm.quota.limit},
+		Level:    SnapLevel{Level: sm.level, DedupBytesMax: int64(sm.opts.DedupBytesMax)},
 		Options:  snapOptions(&sm.opts),
 		Applied:  uint64(sm.applied),
 		Revision: sm.kv.rev,

@@ -288,6 +288,7 @@ func checkDerived(t testing.TB, sm *StateMachine) {
 	if bytes != sm.kvHist.bytes {
 		t.Fatalf("KV history counts %d bytes, holds %d", sm.kvHist.bytes, bytes)
 	}
+	checkDedupBytes(t, sm)
 }
 
 // snapCoverage counts what the states snapshotted held, so the test knows
@@ -502,7 +503,7 @@ func TestSnapshotErrors(t *testing.T) {
 	for i, err := range want {
 		// Store the errors as results of client 1.
 		e := sm.dedup.touch(1, 0, true)
-		e.store(uint64(i+1), Result{Err: err, Revision: 7}, 1000)
+		sm.dedup.store(e, uint64(i+1), Result{Err: err, Revision: 7})
 	}
 	r := mustRestore(t, SMOptions{}, mustSnapshot(t, sm))
 	for i, err := range want {

@@ -120,6 +120,11 @@ type SMOptions struct {
 	// ElectionHistoryMax bounds the leadership changes kept per election
 	// for observers. Default 1024.
 	ElectionHistoryMax int
+	// DedupBytesMax bounds the bytes of the results the duplicate-detection
+	// table keeps (see dedup_bytes.go for how they are counted), once the
+	// cluster level is LevelDedupBytes or more; below it, it decides
+	// nothing. Default 64 MiB.
+	DedupBytesMax int
 }
 
 // EnsureDefaults fills the zero fields of o with their defaults.
@@ -145,12 +150,15 @@ func (o *SMOptions) EnsureDefaults() {
 	if o.ElectionHistoryMax == 0 {
 		o.ElectionHistoryMax = 1024
 	}
+	if o.DedupBytesMax == 0 {
+		o.DedupBytesMax = 64 << 20
+	}
 }
 
 // Validate reports options that EnsureDefaults cannot fix.
 func (o *SMOptions) Validate() error {
 	if o.KeyBytesMax < 0 || o.ValueBytesMax < 0 || o.ClientsMax < 0 || o.ResultsPerClientMax < 0 ||
-		o.KVHistoryMax < 0 || o.KVHistoryBytesMax < 0 || o.ElectionHistoryMax < 0 {
+		o.KVHistoryMax < 0 || o.KVHistoryBytesMax < 0 || o.ElectionHistoryMax < 0 || o.DedupBytesMax < 0 {
 		return fmt.Errorf("%w: negative state machine limit in %+v", ErrInvalid, *o)
 	}
 	return nil
@@ -183,6 +191,9 @@ type StateMachine struct {
 	ident clusterIdentity
 	// quota is the space quota and the bytes of the live keys (quota.go).
 	quota spaceQuota
+	// level is the cluster level (level.go): which behaviours of newer
+	// builds are on. It never decreases.
+	level uint64
 
 	// kvHist holds the recent KV changes for watches: derived from the
 	// commands, deterministic, but not part of Hash.
@@ -202,7 +213,7 @@ func NewStateMachine(opts SMOptions) *StateMachine {
 	return &StateMachine{
 		opts:     opts,
 		kv:       newKVStore(),
-		dedup:    newDedupTable(opts.ClientsMax, opts.ResultsPerClientMax),
+		dedup:    newDedupTable(&opts),
 		sessions: newSessionTable(),
 		locks:    newLockTable(),
 		elect:    newElectionTable(),
@@ -287,35 +298,50 @@ func (sm *StateMachine) advance(slot paxos.Slot) {
 }
 
 // apply runs a decoded command through validation, duplicate detection and
-// execution.
+// execution, then, from LevelDedupBytes on, bounds the duplicate table's
+// bytes (dedup_bytes.go): after the command, since late answers it
+// produced may have grown stored results of any client.
 func (sm *StateMachine) apply(slot paxos.Slot, c *Command) Result {
 	if err := sm.validate(c); err != nil {
 		return Result{Err: err, Revision: sm.kv.rev}
 	}
+	r, own := sm.applyValid(slot, c)
+	if sm.level >= LevelDedupBytes {
+		sm.dedup.boundBytes(own)
+	}
+	return r
+}
+
+// applyValid runs a valid command through duplicate detection and
+// execution, and returns its result and its client's entry (nil if it has
+// none in the table).
+func (sm *StateMachine) applyValid(slot paxos.Slot, c *Command) (Result, *clientEntry) {
+	t := &sm.dedup
 	if c.ClientID == 0 {
-		return sm.exec(c)
+		return sm.exec(c), nil
 	}
 	if !c.Op.mutating() {
 		// Reads are never stored nor refused: running one again is
 		// harmless. They still count as activity and carry AckedBelow.
-		if e := sm.dedup.touch(c.ClientID, slot, false); e != nil {
-			e.raiseFloor(c.AckedBelow)
+		e := t.touch(c.ClientID, slot, false)
+		if e != nil {
+			t.raiseFloor(e, c.AckedBelow)
 		}
-		return sm.exec(c)
+		return sm.exec(c), e
 	}
-	e := sm.dedup.touch(c.ClientID, slot, true)
-	e.raiseFloor(c.AckedBelow) // AckedBelow <= Seq: c's own result survives
+	e := t.touch(c.ClientID, slot, true)
+	t.raiseFloor(e, c.AckedBelow) // AckedBelow <= Seq: c's own result survives
 	// A stored result is looked up before the floor: the result of a
 	// waiting command may sit below the floor (see clientEntry).
 	if r, ok := e.result(c.Seq); ok {
-		return r
+		return r, e
 	}
 	if c.Seq < e.floor {
-		return Result{Err: ErrStaleRequest, Revision: sm.kv.rev}
+		return Result{Err: ErrStaleRequest, Revision: sm.kv.rev}, e
 	}
 	r := sm.exec(c)
-	e.store(c.Seq, r, sm.opts.ResultsPerClientMax)
-	return r
+	t.store(e, c.Seq, r)
+	return r, e
 }
 
 func (sm *StateMachine) validate(c *Command) error {
@@ -359,6 +385,8 @@ func (sm *StateMachine) validate(c *Command) error {
 		return nil
 	case OpQuotaSet, OpQuotaDefault:
 		return validateQuota(c)
+	case OpLevel:
+		return validateLevel(c)
 	case OpClusterID:
 		if len(c.Value) != ClusterIDBytes {
 			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), ClusterIDBytes)
@@ -459,6 +487,8 @@ func (sm *StateMachine) exec(c *Command) Result {
 		return Result{Revision: sm.kv.rev}
 	case OpQuotaSet, OpQuotaDefault:
 		return sm.execQuota(c)
+	case OpLevel:
+		return sm.execLevel(c)
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }
@@ -526,7 +556,7 @@ func (sm *StateMachine) answer(client, seq uint64, r Result) {
 		return
 	}
 	if e := sm.dedup.clients[client]; e != nil {
-		e.resolve(seq, r, sm.opts.ResultsPerClientMax)
+		sm.dedup.resolve(e, seq, r)
 	}
 }
 

@@ -394,13 +394,13 @@ func TestOptions(t *testing.T) {
 	var o SMOptions
 	o.EnsureDefaults()
 	if o != (SMOptions{KeyBytesMax: 4096, ValueBytesMax: 1 << 20, ClientsMax: 100000, ResultsPerClientMax: 1024,
-		KVHistoryMax: 16384, KVHistoryBytesMax: 16 << 20, ElectionHistoryMax: 1024}) {
+		KVHistoryMax: 16384, KVHistoryBytesMax: 16 << 20, ElectionHistoryMax: 1024, DedupBytesMax: 64 << 20}) {
 		t.Fatalf("defaults %+v", o)
 	}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []SMOptions{{ClientsMax: -1}, {KVHistoryMax: -1}, {KVHistoryBytesMax: -1}, {ElectionHistoryMax: -1}} {
+	for _, bad := range []SMOptions{{ClientsMax: -1}, {KVHistoryMax: -1}, {KVHistoryBytesMax: -1}, {ElectionHistoryMax: -1}, {DedupBytesMax: -1}} {
 		if err := bad.Validate(); err == nil {
 			t.Fatalf("%+v accepted", bad)
 		}
@@ -584,6 +584,7 @@ func TestHashCoversState(t *testing.T) {
 		"election seq":      func(h *smHarness) { h.sm.elect.m["e"].seq++ },
 		"candidate value":   func(h *smHarness) { h.sm.elect.m["e"].candidates[0].value = []byte("z") },
 		"candidate client":  func(h *smHarness) { h.sm.elect.m["e"].candidates[0].client++ },
+		"cluster level":     func(h *smHarness) { h.sm.level = LevelDedupBytes },
 	} {
 		h := base()
 		change(h)

@@ -121,7 +121,8 @@ const (
 	OpQuotaGet Op = 29
 
 	// Op 30 is reserved for the state machine's internal default-quota
-	// command: never valid on the wire.
+	// command, and op 31 for its internal cluster level command (version
+	// 5): never valid on the wire.
 )
 
 var opNames = [...]string{
@@ -163,7 +164,7 @@ func (o Op) String() string {
 // Valid reports whether o is an operation this version knows. The decoder
 // accepts unknown operations so that the server can answer ErrInvalid with
 // the request's id instead of closing the connection.
-// Ops 22, 24 to 26 and 30, reserved for the state machine's internal
+// Ops 22, 24 to 26, 30 and 31, reserved for the state machine's internal
 // commands, are not valid.
 func (o Op) Valid() bool {
 	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet

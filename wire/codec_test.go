@@ -465,7 +465,7 @@ func TestNumbering(t *testing.T) {
 	if OpLeaderTransfer != 27 || OpQuotaSet != 28 || OpQuotaGet != 29 || !OpQuotaSet.Valid() || !OpQuotaGet.Valid() {
 		t.Errorf("quota ops %d %d", OpQuotaSet, OpQuotaGet)
 	}
-	for _, o := range []Op{0, 22, 24, 25, 26, 30, 255} { // 22: the internal clock command; 30 the default quota
+	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}

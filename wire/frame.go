@@ -10,7 +10,10 @@ import (
 
 const (
 	// ProtocolVersion is the highest protocol version this package speaks.
-	ProtocolVersion = 4
+	// Version 5 adds nothing to the wire itself: it tells the leader that
+	// the member's state machine knows cluster level 5 (the internal log
+	// command 31, docs/PROTOCOL.md).
+	ProtocolVersion = 5
 	// Magic opens every hello; it tells a paxosd peer from anything else
 	// that connects to the port.
 	Magic = "paxosd"

@@ -1,0 +1,68 @@
+package statemachine
+
+import "fmt"
+
+// The cluster level (etcd's cluster version): the replicated switch that
+// turns on the behaviours of newer builds.
+//
+// The state machine's behaviour may only change at the same slot on every
+// replica, or replicas diverge: a member of an older build applies a
+// command as it always did, so a newer member must do the same until every
+// member can do otherwise. The level is that switch, one for every such
+// change. It starts at 0 (the behaviour of every build before levels
+// existed) and only rises, by OpLevel{Level}, which a leader proposes once
+// every member's connection negotiated a protocol version at least that
+// level (service/level_node.go): levels are numbered after the protocol
+// version that brought them, so the first is 5. From the slot of that
+// OpLevel on, every replica behaves as the level says; a feature reads
+// sm.level >= LevelDedupBytes, never a build's own version.
+//
+// The level is replicated state: in Hash (only when above 0, so that the
+// state of a cluster that never raised it hashes as before) and in
+// snapshots (format 4, written only once it is above 0, so that members of
+// older builds read every snapshot of a cluster that has not raised it).
+// Unlike the quota it is in Hash on purpose: a member rolled back to a
+// build that cannot apply OpLevel no longer behaves as the others, and the
+// state check should say so at once rather than when the first behaviour
+// differs.
+
+// Levels, each the protocol version that introduced it.
+const (
+	// LevelDedupBytes bounds the duplicate-detection table by the bytes
+	// of its stored results (SMOptions.DedupBytesMax, dedup_bytes.go), not
+	// only by clients and results per client.
+	LevelDedupBytes = 5
+
+	// LevelMax is the highest level this build implements: what its
+	// leader proposes, and the highest OpLevel it applies.
+	LevelMax = LevelDedupBytes
+)
+
+// Level returns the cluster level: 0 until an OpLevel is applied, then the
+// highest level applied.
+func (sm *StateMachine) Level() uint64 { return sm.level }
+
+// execLevel runs a valid OpLevel: the level becomes max(level, c.Level).
+// Raising it may tighten a bound at once (the duplicate table's bytes);
+// apply enforces it after every command.
+func (sm *StateMachine) execLevel(c *Command) Result {
+	sm.level = max(sm.level, c.Level)
+	return Result{Revision: sm.kv.rev}
+}
+
+func validateLevel(c *Command) error {
+	if c.ClientID != 0 {
+		return fmt.Errorf("%w: %s command from client %d: only nodes propose it, with client id 0", ErrInvalid, c.Op, c.ClientID)
+	}
+	if c.Level == 0 {
+		return fmt.Errorf("%w: cluster level 0: a level command raises the level, to 1 or more", ErrInvalid)
+	}
+	if c.Level > LevelMax {
+		// A newer build's level, which this build cannot behave as.
+		// Refused, so that this member's Hash differs from the newer
+		// members' and the state check flags it, rather than claim a
+		// behaviour it does not have.
+		return fmt.Errorf("%w: cluster level %d is above %d, the highest this build implements: upgrade this member", ErrInvalid, c.Level, LevelMax)
+	}
+	return nil
+}
