@@ -288,6 +288,8 @@ func (n *Node) fresh() bool {
 		return true
 	}
 	st := n.r.Status()
+	// A node installing a snapshot (install.go) is getting the state of a
+	// cluster that exists: not fresh.
 	return st.Promised.IsZero() && st.Commit == 0 && st.MaxSlot == 0 &&
-		n.sm.Applied() == 0 && n.sm.ClusterID() == nil
+		!n.installing() && n.sm.Applied() == 0 && n.sm.ClusterID() == nil
 }

@@ -56,6 +56,8 @@ func (n *Node) handleCall(c *call) {
 	case c.req.Op == wire.OpStatus:
 		c.reply(&wire.Response{Status: n.memberStatuses()})
 		return
+	case n.refuseWhileInstalling(c):
+		return
 	case c.req.Op == wire.OpSessionList:
 		c.reply(&wire.Response{Revision: n.sm.Revision(), Sessions: wireSessions(n.sm.Sessions())})
 		return
@@ -245,7 +247,7 @@ func (n *Node) status() wire.NodeStatus {
 		Ballot:      st.Ballot,
 		Leader:      st.Leader,
 		Commit:      st.Commit,
-		Applied:     n.sm.Applied(),
+		Applied:     n.appliedSlot(),
 		Connected:   true,
 		Promised:    st.Promised,
 		AcceptedMax: max(st.MaxSlot, st.Commit),

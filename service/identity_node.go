@@ -32,7 +32,7 @@ type identityProposer struct {
 // commands only a leader proposes, from a state that is the cluster's.
 func (n *Node) leaderCaughtUp() (replica.Status, bool) {
 	st := n.r.Status()
-	return st, st.Role == proposer.Leader && uint64(n.sm.Applied()) >= uint64(st.Commit)
+	return st, st.Role == proposer.Leader && !n.installing() && uint64(n.sm.Applied()) >= uint64(st.Commit)
 }
 
 // proposeIdentity proposes what the replicated identity lacks, while this
@@ -90,7 +90,7 @@ func (n *Node) allMembersSpeak(v uint32) bool {
 // noteIdentity tells the transport the cluster's uuid once the state has
 // one, for the peer hellos, and says so once.
 func (n *Node) noteIdentity() {
-	id := n.sm.ClusterID()
+	id, _ := n.identity()
 	if id == nil || n.ident.known {
 		return
 	}
@@ -113,6 +113,7 @@ func (n *Node) clusterUUID() []byte {
 func (n *Node) selfStatus(s *wire.NodeStatus) {
 	s.Fresh = n.fresh()
 	s.Formed = !n.boot.active || n.boot.formed
-	s.ClusterUUID = n.sm.ClusterID()
-	s.Voters = append([]uint64(nil), n.sm.Voters()...) // encoded after the loop moves on
+	id, voters := n.identity()
+	s.ClusterUUID = id
+	s.Voters = append([]uint64(nil), voters...) // encoded after the loop moves on
 }

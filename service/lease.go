@@ -49,7 +49,7 @@ func (tc *tickClock) at(k int64) (time.Time, bool) {
 // that differ by less than 10%.
 func (n *Node) leaseUntil() time.Time {
 	st := n.r.Status()
-	if st.Role != proposer.Leader || !st.ReadReady || st.LeaseTick < 0 || n.sm.Applied() < st.Commit {
+	if st.Role != proposer.Leader || !st.ReadReady || st.LeaseTick < 0 || n.installing() || n.sm.Applied() < st.Commit {
 		return time.Time{}
 	}
 	sent, ok := n.ticks.at(st.LeaseTick)

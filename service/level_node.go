@@ -45,6 +45,9 @@ func (n *Node) proposeOnce(p *ownProposal, protocol uint32, needed bool, cmd *st
 // level; and logs the level whenever it changes (every node does, so an
 // operator sees on each when an older build can no longer rejoin).
 func (n *Node) proposeLevel() {
+	if n.installing() {
+		return // not caught up (install.go); the level is logged once the state is in place
+	}
 	if lvl := n.sm.Level(); lvl != n.levelLogged {
 		n.levelLogged = lvl
 		n.log.Info().Uint64("cluster_level", lvl).

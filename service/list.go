@@ -21,7 +21,7 @@ func paged(q *wire.Request) bool { return q.Op == wire.OpList && q.PageBytes != 
 // the node answers it from its own state at once: neither the log nor a
 // lease would make the answer any more current.
 func (n *Node) pinnedHere(q *wire.Request) bool {
-	return paged(q) && q.Revision != 0 && q.Revision <= n.sm.Revision()
+	return paged(q) && q.Revision != 0 && !n.installing() && q.Revision <= n.sm.Revision()
 }
 
 // pageBytes is the byte bound of q's page: the client's (what its frame

@@ -68,7 +68,9 @@ func (n *Node) afterInputs() {
 	n.noticeLeaderChange()
 	n.pushStreams()
 	n.maybeSnapshot()
-	n.liveBytes.Store(n.sm.Quota().Used)
+	if !n.installing() {
+		n.liveBytes.Store(n.sm.Quota().Used)
+	}
 	n.checkRejoin()
 	n.checkBootstrap()
 	n.noteIdentity()
@@ -76,16 +78,20 @@ func (n *Node) afterInputs() {
 }
 
 // fail stops the node for good: it cannot make its writes durable, so it
-// must neither vote nor acknowledge anything more. Every waiting client is
-// told. The driver stops calling the handlers.
+// must neither vote nor acknowledge anything more (or it has no state to
+// run on: errInstallFailed, install.go). Every waiting client is told. The
+// driver stops calling the handlers.
 func (n *Node) fail(err error) {
 	if n.failed != nil {
 		return
 	}
 	n.failed = err
-	if errors.Is(err, errRefusedStart) {
+	switch {
+	case errors.Is(err, errRefusedStart):
 		n.log.Error().Msg(err.Error())
-	} else {
+	case errors.Is(err, errInstallFailed):
+		n.log.Error().Err(err).Msg("the node stops: it cannot run without a state")
+	default:
 		n.log.Error().Err(err).Msg("cannot persist: the node stops rather than acknowledge what it could not make durable")
 	}
 	n.failWaiters(wire.ErrUnavailable, "node failed: "+err.Error())
@@ -185,8 +191,13 @@ func (n *Node) release(seq uint64) {
 }
 
 // apply runs chosen commands through the state machine and answers the
-// clients waiting for them.
+// clients waiting for them. While the node installs a snapshot they wait
+// for the new state (holdDecided).
 func (n *Node) apply(decided []paxos.Entry) {
+	if n.installing() {
+		n.holdDecided(decided)
+		return
+	}
 	for _, e := range decided {
 		n.m.slotsApplied.Inc()
 		n.m.batchCmds.Observe(float64(len(e.Value.Cmds)))
@@ -229,6 +240,9 @@ func (n *Node) apply(decided []paxos.Entry) {
 // proposeClock advances the replicated cluster clock while this node leads
 // and something depends on it (see leaderClock).
 func (n *Node) proposeClock(now time.Time) {
+	if n.installing() {
+		return // not caught up either
+	}
 	needed := n.sm.SessionCount() > 0 || n.sm.LockCount() > 0
 	if needed && uint64(n.sm.Applied()) < uint64(n.r.Status().Commit) {
 		return // not caught up: the applied clock may be behind
@@ -268,7 +282,7 @@ func (n *Node) noticeLeaderChange() {
 	}
 	if st.Role == proposer.Leader && n.lastRole != proposer.Leader {
 		n.m.elections.Inc()
-		n.clusterClock.start(n.clock.Now().Sub(n.started), n.sm.Clock())
+		n.clusterClock.start(n.clock.Now().Sub(n.started), n.stateClock())
 		n.log.Info().Str("ballot", st.Ballot.String()).Uint64("commit", uint64(st.Commit)).Msg("became leader")
 		n.handedTo = 0
 		if n.obs != nil {

@@ -125,7 +125,7 @@ func (n *Node) sampleMetrics() {
 	st := n.r.Status()
 	n.m.inFlight.Set(float64(st.InFlight))
 	n.m.commitIndex.Set(float64(st.Commit))
-	applied := n.sm.Applied()
+	applied := n.appliedSlot()
 	n.m.appliedIndex.Set(float64(applied))
 	// A follower's own watermark trails the leader's by the Accepts in
 	// flight; the leader's announced one is what clients wait on.
@@ -135,6 +135,9 @@ func (n *Node) sampleMetrics() {
 		n.m.applyLag.Set(float64(leaderCommit - applied))
 	} else {
 		n.m.applyLag.Set(0)
+	}
+	if n.installing() {
+		return // the gauges of the state keep the dropped state's figures
 	}
 	n.m.sessions.Set(float64(n.sm.SessionCount()))
 	held, waiting := 0, 0

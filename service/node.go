@@ -29,7 +29,8 @@ const drainMax = 4096
 // the edges it reaches the world through (edges.go). One goroutine at a
 // time runs its loop handlers (loop.go), and only they touch the replica
 // and the state machine: Node.run in production, the simulation's driver
-// in tests.
+// in tests. The state machine is nil while the node installs a snapshot
+// (install.go): every use of it checks installing first.
 type Node struct {
 	cfg   Config
 	log   zerolog.Logger
@@ -89,6 +90,7 @@ type Node struct {
 	lastLeader     paxos.NodeID
 	lastRole       proposer.Role
 	snap           snapshotState
+	install        *installState // a fetched snapshot on its way in (install.go)
 	rejoin         rejoinState
 	boot           bootstrapState
 	ident          identityProposer
@@ -110,6 +112,9 @@ type Node struct {
 type nodeObserver interface {
 	// applied: slot e was applied; sm is the state after it.
 	applied(e paxos.Entry, sm *statemachine.StateMachine)
+	// installing: the state machine was dropped to install a snapshot
+	// of slot (Node.sm is nil until installed).
+	installing(slot paxos.Slot)
 	// installed: the state machine was replaced by a snapshot's.
 	installed(sm *statemachine.StateMachine)
 	// led: the node started leading under ballot b.

@@ -182,6 +182,10 @@ func (o *simObserver) applied(e paxos.Entry, sm *statemachine.StateMachine) {
 	o.checkNewEvents(sm)
 }
 
+// installing counts a node that dropped its state machine to install a
+// snapshot.
+func (o *simObserver) installing(paxos.Slot) { o.c.s.stats.installing++ }
+
 // installed checks a state machine replaced by a snapshot: it must be the
 // state every replica had after the snapshot's slot.
 func (o *simObserver) installed(sm *statemachine.StateMachine) {

@@ -204,6 +204,9 @@ func (l *simLink) send(q *wire.Request, timeout time.Duration, want *simNode, on
 			n.replyNow(conn, dq, resp)
 			return
 		}
+		if n.installing() {
+			s.stats.installCalls++
+		}
 		n.handleCall(cl)
 	})
 	if timeout > 0 {

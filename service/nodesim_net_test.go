@@ -35,7 +35,7 @@ func newSim(seed int64, opts simOptions) *sim {
 	rng := rand.New(rand.NewSource(seed))
 	s := &sim{seed: seed, opts: opts, rng: rng, epoch: time.Unix(1_800_000_000, 0),
 		net: simNet{cut: map[[2]paxos.NodeID]bool{}, slow: map[[2]paxos.NodeID]time.Duration{}}}
-	s.p = drawParams(rng, opts)
+	s.p = drawParams(rng, seed, opts)
 	s.check = newSimChecker(s)
 	for i := 1; i <= s.p.nodes; i++ {
 		s.nodes = append(s.nodes, &simNode{s: s, id: paxos.NodeID(i), fs: vfs.NewStrictMem(), rate: s.drawRate()})
@@ -535,6 +535,9 @@ func (s *sim) converged() bool {
 		if !sn.up() || sn.isFrozen() || sn.n.rejoin.active {
 			return false
 		}
+		if sn.n.installing() {
+			return false
+		}
 		a := sn.n.sm.Applied()
 		if a != sn.n.r.Status().Commit || a < s.check.maxSlot || sn.n.sm.Level() != statemachine.LevelMax {
 			return false
@@ -557,8 +560,12 @@ func (s *sim) progress() string {
 			continue
 		}
 		st := sn.n.r.Status()
-		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s promised %s leader %d commit %d applied %d level %d rejoining %v",
-			sn.id, st.Role, st.Ballot, st.Promised, st.Leader, st.Commit, sn.n.sm.Applied(), sn.n.sm.Level(), sn.n.rejoin.active))
+		level := uint64(0) // unknown while it installs a snapshot
+		if !sn.n.installing() {
+			level = sn.n.sm.Level()
+		}
+		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s promised %s leader %d commit %d applied %d level %d rejoining %v installing %v",
+			sn.id, st.Role, st.Ballot, st.Promised, st.Leader, st.Commit, sn.n.appliedSlot(), level, sn.n.rejoin.active, sn.n.installing()))
 	}
 	for _, c := range s.clients {
 		if !c.idle() {

@@ -49,9 +49,15 @@ type simParams struct {
 	slowAfterGrant float64
 	clients        int
 	rpcFail        float64 // a snapshot or status request fails midway
+	// slowWork: a background job's result comes back up to this much
+	// later than the network alone would bring it (a snapshot's encoding,
+	// a state hash, a fetched snapshot's check and decode take seconds
+	// with a large state): a node installing a snapshot stays without a
+	// state machine that long, and clients call it meanwhile.
+	slowWork time.Duration
 }
 
-func drawParams(rng *rand.Rand, opts simOptions) simParams {
+func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
 	p := simParams{
 		nodes:          3 + 2*rng.Intn(2),
 		tick:           10 * time.Millisecond,
@@ -95,6 +101,11 @@ func drawParams(rng *rand.Rand, opts simOptions) simParams {
 	}
 	p.crashLeader = []float64{0, 0, 0.1, 0.3}[rng.Intn(4)]
 	p.slowAfterGrant = []float64{0, 0, 0.2, 0.5}[rng.Intn(4)]
+	if !opts.scripted {
+		// From a stream of its own: a seed that draws none runs as it did
+		// before slowWork existed.
+		p.slowWork = []time.Duration{0, 0, 250 * time.Millisecond, time.Second}[rand.New(rand.NewSource(seed^0x5109)).Intn(4)]
+	}
 	if opts.mutate != nil {
 		opts.mutate(&p)
 	}
@@ -489,7 +500,11 @@ func (b simBackground) run(after time.Duration, work func(ctx context.Context) f
 	s, sn, inc := b.s, b.sn, b.inc
 	s.onNode(sn, inc, after+s.latency(), func() string { return fmt.Sprintf("node %d: background work", sn.id) }, func(*Node) {
 		then := work(context.Background())
-		s.onNode(sn, inc, s.latency(), func() string { return fmt.Sprintf("node %d: background work done", sn.id) }, func(*Node) { then() })
+		d := s.latency()
+		if s.p.slowWork > 0 {
+			d += time.Duration(s.rng.Int63n(int64(s.p.slowWork)))
+		}
+		s.onNode(sn, inc, d, func() string { return fmt.Sprintf("node %d: background work done", sn.id) }, func(*Node) { then() })
 	})
 }
 

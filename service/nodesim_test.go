@@ -234,6 +234,7 @@ type simStats struct {
 	lostDisks, rejoins                                            int
 	refused, gatedStarts, transfers                               int
 	elections, snapshots, installs, leaseReads                    int
+	installing, installCalls                                      int
 	ops, unknown, grants, leaders, watchEvents, observed, cancels int
 	slots                                                         int
 	rttSamples, leaderlessTicks                                   int
@@ -258,6 +259,8 @@ func (a *simStats) add(b simStats) {
 	a.elections += b.elections
 	a.snapshots += b.snapshots
 	a.installs += b.installs
+	a.installing += b.installing
+	a.installCalls += b.installCalls
 	a.leaseReads += b.leaseReads
 	a.ops += b.ops
 	a.unknown += b.unknown
@@ -317,7 +320,7 @@ func TestNodeSim(t *testing.T) {
 	if len(seeds) >= 20 {
 		for what, n := range map[string]int{
 			"crash": total.crashes, "election": total.elections, "snapshot": total.snapshots,
-			"snapshot install": total.installs, "lease read": total.leaseReads, "lock grant": total.grants,
+			"snapshot install": total.installs, "client call while a node installs a snapshot": total.installCalls, "lease read": total.leaseReads, "lock grant": total.grants,
 			"election leader": total.leaders, "watch event": total.watchEvents, "observed change": total.observed,
 			"rejoin": total.rejoins, "refused start": total.refused, "gated start": total.gatedStarts, "leadership transfer": total.transfers, "partition": total.partitions, "freeze": total.freezes, "disk stall": total.diskStalls,
 			"cancel": total.cancels, "peer RTT sample": total.rttSamples, "time without a leader": total.leaderlessTicks,

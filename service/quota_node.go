@@ -26,6 +26,9 @@ const quotaProtocol = 4
 // behaviour changes after it; it keeps its own command, which clusters
 // of protocol 4 already apply.
 func (n *Node) proposeQuota() {
+	if n.installing() {
+		return // not caught up (install.go)
+	}
 	n.proposeOnce(&n.quota, quotaProtocol, !n.sm.Quota().Set,
 		&statemachine.Command{Op: statemachine.OpQuotaDefault, Quota: n.cfg.DefaultQuotaBytes})
 }

@@ -44,20 +44,59 @@ func loadSnapshot(store *wal.Store, opts statemachine.SMOptions, log zerolog.Log
 // restoreStored decodes the snapshot meta names as open streams it from
 // the store (the stored or the staged one), never holding it whole.
 func restoreStored(open func(wal.SnapshotMeta) (*wal.SnapshotReader, error), meta wal.SnapshotMeta, opts statemachine.SMOptions) (*statemachine.StateMachine, error) {
+	var sm *statemachine.StateMachine
+	err := readStored(open, meta, func(o func() (io.Reader, error)) (err error) {
+		sm, err = statemachine.RestoreFrom(opts, o, int64(meta.Size))
+		return err
+	})
+	return sm, err
+}
+
+// checkStored checks the snapshot meta names as restoreStored would decode
+// it, but keeping none of its keys (statemachine.CheckSnapshot): what a
+// node does before it lets go of the state the snapshot replaces.
+func checkStored(open func(wal.SnapshotMeta) (*wal.SnapshotReader, error), meta wal.SnapshotMeta, opts statemachine.SMOptions) (statemachine.SnapshotInfo, error) {
+	var info statemachine.SnapshotInfo
+	err := readStored(open, meta, func(o func() (io.Reader, error)) (err error) {
+		info, err = statemachine.CheckSnapshot(opts, o, int64(meta.Size))
+		return err
+	})
+	if err == nil && info.Applied != meta.Slot {
+		err = fmt.Errorf("the snapshot %s holds the state as of slot %d", meta, info.Applied)
+	}
+	return info, err
+}
+
+// readStored hands decode an opener of the snapshot meta names. The
+// decoder's first pass reads every byte, so the reader checks them
+// against the snapshot's CRC; its second pass may stop short of the last
+// bytes (they are buffered ahead), so every reader is read to its end
+// afterwards: bytes that changed on the disk between the passes are an
+// error too, not a state quietly different from the one checked.
+func readStored(open func(wal.SnapshotMeta) (*wal.SnapshotReader, error), meta wal.SnapshotMeta, decode func(func() (io.Reader, error)) error) error {
 	var readers []*wal.SnapshotReader
 	defer func() {
 		for _, r := range readers {
 			_ = r.Close()
 		}
 	}()
-	return statemachine.RestoreFrom(opts, func() (io.Reader, error) {
+	err := decode(func() (io.Reader, error) {
 		r, err := open(meta)
 		if err != nil {
 			return nil, err
 		}
 		readers = append(readers, r)
 		return r, nil
-	}, int64(meta.Size))
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range readers {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return fmt.Errorf("service: reading the snapshot %s: %w", meta, err)
+		}
+	}
+	return nil
 }
 
 // replay brings the state machine from its applied slot (the snapshot's,

@@ -33,19 +33,16 @@ func (n *Node) onSnapshotOffer(m paxos.Message) {
 	from := m.From
 	n.bg.run(0, func(ctx context.Context) func() {
 		meta, err := n.fetchSnapshot(ctx, from)
-		var sm *statemachine.StateMachine
+		var info statemachine.SnapshotInfo
 		if err == nil {
-			start := n.clock.Now()
-			sm, err = restoreStored(n.store.OpenStaged, meta, n.smOptions())
-			n.m.snapshotSeconds.WithLabelValues("install").Observe(n.clock.Now().Sub(start).Seconds())
-			if err != nil {
+			// Checked in full before the node drops anything for it
+			// (install.go).
+			if info, err = checkStored(n.store.OpenStaged, meta, n.smOptions()); err != nil {
 				n.m.snapshotFailures.WithLabelValues("install").Inc()
-				err = fmt.Errorf("cannot decode the snapshot %s of node %d: %w", meta, from, err)
-			} else if sm.Applied() != meta.Slot {
-				err = fmt.Errorf("the snapshot %s of node %d holds the state as of slot %d", meta, from, sm.Applied())
+				err = fmt.Errorf("the snapshot %s of node %d is damaged: %w", meta, from, err)
 			}
 		}
-		return func() { n.installSnapshot(snapshotFetched{from: from, meta: meta, sm: sm, err: err}) }
+		return func() { n.snapshotStaged(from, meta, info, err) }
 	})
 }
 

@@ -20,8 +20,8 @@ import (
 // for SnapshotKeepEntries slots). Once that batch is durable the replica
 // is told (Replica.Truncate), and from then on sends a follower that lacks
 // the deleted slots a MsgSnapshot; the follower fetches the snapshot
-// (snapfetch.go), decodes it off the loop as it streams from its store,
-// and installs it here.
+// (snapfetch.go), checks it, drops its own state, decodes the snapshot off
+// the loop as it streams from its store, and installs it (install.go).
 
 // snapshotLargeBytes is the snapshot size from which a node waits for half
 // a snapshot's worth of log before taking the next (maybeSnapshot).
@@ -40,7 +40,7 @@ type snapshotJob struct {
 }
 
 // installJob is a fetched snapshot, staged in full and decoded, for the
-// WAL writer to install.
+// WAL writer to install (install.go).
 type installJob struct {
 	meta wal.SnapshotMeta
 }
@@ -81,6 +81,9 @@ type snapshotState struct {
 // snapshots by the slot count alone: it costs little, and a follower
 // behind catches up from a short log.
 func (n *Node) maybeSnapshot() {
+	if n.install != nil {
+		return // it would delay (or, once the state is dropped, miss) the install (install.go)
+	}
 	applied := n.sm.Applied()
 	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) ||
 		n.snap.size >= snapshotLargeBytes && n.snap.logBytes < n.snap.size/2 {
@@ -118,6 +121,7 @@ func (n *Node) maybeSnapshot() {
 // failed to) back on the loop, and submits its commit.
 func (n *Node) snapshotWritten(view *statemachine.SnapshotView, w *wal.SnapshotWriter, err error, start time.Time, took time.Duration) {
 	n.snap.building = false
+	defer n.beginInstall() // an install may have waited for the view to go
 	slot := view.Applied()
 	n.m.snapshotSeconds.WithLabelValues("encode").Observe(took.Seconds())
 	if err != nil {
@@ -172,54 +176,6 @@ func (n *Node) snapshotDurable(seq uint64) {
 	n.snapshotTimed("take", job.started)
 	n.log.Info().Uint64("slot", uint64(job.slot)).Uint64("bytes", meta.Size).
 		Uint64("log_truncated_to", uint64(job.truncate)).Dur("write_ms", job.took).Msg("snapshot taken")
-}
-
-// snapshotFetched is a fetch's outcome, sent to the loop: the snapshot
-// staged in full and the state machine decoded from it.
-type snapshotFetched struct {
-	from paxos.NodeID // the member the snapshot came from
-	meta wal.SnapshotMeta
-	sm   *statemachine.StateMachine
-	err  error
-}
-
-// installSnapshot replaces the state machine and the log with a snapshot
-// fetched from the leader, if it is still news.
-func (n *Node) installSnapshot(f snapshotFetched) {
-	n.snap.fetching = false
-	n.snapshotTimed("fetch", n.snap.fetchStart)
-	if f.err != nil {
-		n.m.snapshotFailures.WithLabelValues("fetch").Inc()
-		n.log.Warn().Err(f.err).Msg("snapshot transfer failed; it resumes when the leader offers it again")
-		return
-	}
-	if commit := n.r.Status().Commit; f.meta.Slot <= commit {
-		n.log.Info().Uint64("snapshot_slot", uint64(f.meta.Slot)).Uint64("commit", uint64(commit)).Msg("fetched snapshot no longer needed")
-		return
-	}
-	sm := f.sm
-	// The install is queued behind every write submitted so far, and every
-	// later write (and every Promise or Accepted held for durability)
-	// waits behind it, so the replica may move on at once.
-	if !n.submit(walJob{install: &installJob{meta: f.meta}}) {
-		return
-	}
-	n.jobCommits = append(n.jobCommits, jobCommit{n.submitted, f.meta.Slot})
-	// The install reads the staging area when the WAL writer gets to it:
-	// no other fetch may stage over it before then (snapshotDurable ends
-	// the fetch).
-	n.snap.fetching, n.snap.installSeq = true, n.submitted
-	n.sm = sm
-	if n.obs != nil {
-		n.obs.installed(sm)
-	}
-	n.r.Restore(f.meta.Slot)
-	n.snap.last = max(n.snap.last, f.meta.Slot)
-	n.snap.size, n.snap.logBytes = f.meta.Size, 0
-	n.stateInstalled(f.from)
-	n.answerSkipped()
-	n.m.snapshotInstalls.Inc()
-	n.log.Info().Uint64("slot", uint64(f.meta.Slot)).Uint64("bytes", f.meta.Size).Msg("installed the leader's snapshot")
 }
 
 // answerSkipped settles the calls waiting for commands in the slots an

@@ -51,6 +51,9 @@ type stateCheck struct {
 	// diverged is the check slot at which this node found that its own
 	// state differs from the cluster's (0: it has not).
 	diverged paxos.Slot
+	// hashing counts the hashes under way off the loop: each holds a view
+	// of the state, which a snapshot install waits for (install.go).
+	hashing int
 }
 
 // stateReport is one member's report for a check slot.
@@ -115,6 +118,11 @@ func (n *Node) reportState(slot paxos.Slot) {
 	if n.check.diverged != 0 || !n.isCheckSlot(slot) {
 		return
 	}
+	if n.install != nil {
+		// A snapshot install waits for the views of the state to go
+		// (install.go): this report is skipped, as best effort allows.
+		return
+	}
 	source := n.check.source
 	view, err := n.sm.View()
 	if err != nil { // answers not taken: cannot happen between values
@@ -124,9 +132,12 @@ func (n *Node) reportState(slot paxos.Slot) {
 	// Hashing a million keys takes a second: it runs off the loop, on the
 	// frozen view, and the report goes out when it is done.
 	opts := n.smOptions()
+	n.check.hashing++
 	n.bg.run(0, func(context.Context) func() {
 		hash, err := view.Hash(opts)
 		return func() {
+			n.check.hashing--
+			defer n.beginInstall() // an install may have waited for the view to go
 			if err != nil {
 				n.log.Error().Err(err).Uint64("slot", uint64(slot)).Msg("cannot hash the state for the state check")
 				return

@@ -226,10 +226,16 @@ func (n *Node) pageLocal(p *statusPage) wire.NodeStatus {
 	self := n.status()
 	p.Node, p.Leader, p.LeaderAddr = self.ID, self.Leader, n.cfg.Peers[self.Leader]
 	p.TimeUnixMs = n.clock.Now().UnixMilli()
-	p.Revision, p.ClusterClockMs = n.sm.Revision(), n.sm.Clock()
 	p.Rates = n.rates.view()
 	// Empty tables are [], not null, for the page's script.
 	p.Sessions, p.Locks, p.Elections = []pageSession{}, []pageLock{}, []pageElection{}
+	if n.installing() {
+		// No state to list (install.go): the dropped state's figures, and
+		// empty tables until the snapshot's state is in place.
+		p.Revision, p.ClusterClockMs = n.install.revision, n.install.clock
+		return self
+	}
+	p.Revision, p.ClusterClockMs = n.sm.Revision(), n.sm.Clock()
 
 	sessions := n.sm.Sessions()
 	p.SessionsTotal = len(sessions)

@@ -103,7 +103,7 @@ func (n *Node) openStream(c *call) {
 
 // pushStreams sends every stream what was applied since its last push.
 func (n *Node) pushStreams() {
-	if n.sm.Applied() == n.streamsApplied {
+	if n.installing() || n.sm.Applied() == n.streamsApplied {
 		return
 	}
 	n.streamsApplied = n.sm.Applied()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -62,10 +63,17 @@ func TestSnapshotCorrupt(t *testing.T) {
 	r := mustRestore(t, opts, data)
 	checkSameState(t, sm, r)
 
+	if info, err := checkBytes(opts, data); err != nil || info != (SnapshotInfo{Applied: r.Applied(), Keys: len(r.List("", 0)), LiveBytes: r.Quota().Used}) {
+		t.Fatalf("CheckSnapshot of a sound snapshot: %+v, %v; the state: applied %d, %d keys, %d bytes",
+			info, err, r.Applied(), len(r.List("", 0)), r.Quota().Used)
+	}
 	bad := func(what string, b []byte) {
 		t.Helper()
 		if _, err := RestoreStateMachine(opts, b); !errors.Is(err, ErrBadSnapshot) {
 			t.Fatalf("%s: %v, want ErrBadSnapshot", what, err)
+		}
+		if _, err := checkBytes(opts, b); !errors.Is(err, ErrBadSnapshot) {
+			t.Fatalf("%s: CheckSnapshot: %v, want ErrBadSnapshot", what, err)
 		}
 	}
 	for n := 0; n < len(data); n++ {
@@ -200,6 +208,9 @@ func TestSnapshotCorrupt(t *testing.T) {
 			b := slices.Clone(data)
 			b[i] ^= x
 			sm, err := RestoreStateMachine(opts, b)
+			if _, cerr := checkBytes(opts, b); (cerr == nil) != (err == nil) {
+				t.Fatalf("flip %#x at %d: CheckSnapshot says %v, RestoreStateMachine %v", x, i, cerr, err)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrBadSnapshot) {
 					t.Fatalf("flip %#x at %d: %v", x, i, err)
@@ -298,6 +309,11 @@ func exerciseRestored(sm *StateMachine) {
 // FuzzRestoreStateMachine: no input panics RestoreStateMachine; an input it
 // accepts gives a sound state machine whose snapshot restores to the same
 // bytes, and that goes on applying commands without panicking.
+// checkBytes runs CheckSnapshot over data in memory.
+func checkBytes(opts SMOptions, data []byte) (SnapshotInfo, error) {
+	return CheckSnapshot(opts, func() (io.Reader, error) { return bytes.NewReader(data), nil }, int64(len(data)))
+}
+
 func FuzzRestoreStateMachine(f *testing.F) {
 	rich := richSnapshotSM(f)
 	opts := rich.opts
@@ -314,6 +330,9 @@ func FuzzRestoreStateMachine(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sm, err := RestoreStateMachine(opts, b)
+		if _, cerr := checkBytes(opts, b); (cerr == nil) != (err == nil) {
+			t.Fatalf("CheckSnapshot says %v, RestoreStateMachine %v", cerr, err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadSnapshot) {
 				t.Fatalf("error without ErrBadSnapshot: %v", err)

@@ -44,34 +44,76 @@ func RestoreStateMachine(opts SMOptions, data []byte) (*StateMachine, error) {
 // the bytes left, so hostile input cannot make it allocate much), the
 // second builds the state machine key by key.
 func RestoreFrom(opts SMOptions, open func() (io.Reader, error), size int64) (*StateMachine, error) {
+	sm, _, err := restoreStream(opts, open, size, true)
+	return sm, err
+}
+
+// SnapshotInfo is what CheckSnapshot found in a snapshot.
+type SnapshotInfo struct {
+	// Applied is the slot the state is as of.
+	Applied paxos.Slot
+	// Keys and LiveBytes count its keys and their len(key)+len(value)
+	// (the quota's usage once restored).
+	Keys      int
+	LiveBytes uint64
+}
+
+// CheckSnapshot reads a snapshot as RestoreFrom does, both passes, and
+// makes every check RestoreFrom makes, but keeps none of the keys: it
+// needs the memory of the small tables (clients, sessions, locks,
+// elections, the watch history), not of the state. What it accepts,
+// RestoreFrom restores, short of the bytes changing in between or memory
+// running out: a node checks a snapshot with it before it lets go of the
+// state the snapshot replaces.
+func CheckSnapshot(opts SMOptions, open func() (io.Reader, error), size int64) (SnapshotInfo, error) {
+	_, info, err := restoreStream(opts, open, size, false)
+	return info, err
+}
+
+// restoreStream is RestoreFrom, and with keep false CheckSnapshot (the
+// state machine it returns then holds no keys).
+func restoreStream(opts SMOptions, open func() (io.Reader, error), size int64, keep bool) (*StateMachine, SnapshotInfo, error) {
+	var info SnapshotInfo
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	r, err := open()
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	if err := checkMsgpackShape(bufio.NewReaderSize(r, 64<<10), size); err != nil {
-		return nil, badSnapshot("%v", err)
+		return nil, info, badSnapshot("%v", err)
 	}
 	if r, err = open(); err != nil {
-		return nil, err
+		return nil, info, err
 	}
 	kv := newKVStore()
 	var last string
 	st, err := decodeSnapshot(bufio.NewReaderSize(r, 64<<10), func(st *SnapshotState, i int, skv SnapKV) error {
 		kv.rev = st.Revision
-		if err := kv.restoreOne(i, last, skv); err != nil {
+		if err := kv.checkOne(i, last, skv); err != nil {
 			return err
 		}
+		if keep {
+			// Keys come in order: Load appends at the tree's end
+			// without a search from the root.
+			kv.tree.Load(restoreKV(skv))
+		}
 		last = skv.Key
+		info.Keys++
+		info.LiveBytes += kvBytes(skv.Key, skv.Value)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, info, err
 	}
-	return st.restore(opts, &kv)
+	sm, err := st.restore(opts, &kv)
+	if err != nil {
+		return nil, info, err
+	}
+	info.Applied = sm.Applied()
+	return sm, info, nil
 }
 
 func badSnapshot(format string, args ...any) error {
@@ -250,19 +292,15 @@ func restoreKV(s SnapKV) KV {
 	return KV{Key: s.Key, Value: s.Value, CreateRevision: s.CreateRevision, ModRevision: s.ModRevision, Version: s.Version}
 }
 
-// restoreOne adds skv, the i-th key of a snapshot, whose previous key was
-// last, to s, checked.
-func (s *kvStore) restoreOne(i int, last string, skv SnapKV) error {
-	kv := restoreKV(skv)
-	if kv.Key == "" || i > 0 && kv.Key <= last {
-		return badSnapshot("key %d (%q) empty or out of order", i, kv.Key)
+// checkOne checks skv, the i-th key of a snapshot, whose previous key was
+// last, against s's revision.
+func (s *kvStore) checkOne(i int, last string, skv SnapKV) error {
+	if skv.Key == "" || i > 0 && skv.Key <= last {
+		return badSnapshot("key %d (%q) empty or out of order", i, skv.Key)
 	}
-	if kv.Version == 0 || kv.CreateRevision == 0 || kv.CreateRevision > kv.ModRevision || kv.ModRevision > s.rev {
-		return badSnapshot("key %q: bad revisions %+v at store revision %d", kv.Key, skv, s.rev)
+	if skv.Version == 0 || skv.CreateRevision == 0 || skv.CreateRevision > skv.ModRevision || skv.ModRevision > s.rev {
+		return badSnapshot("key %q: bad revisions %+v at store revision %d", skv.Key, skv, s.rev)
 	}
-	// Keys come in order: Load appends at the tree's end without a
-	// search from the root.
-	s.tree.Load(kv)
 	return nil
 }
 
