@@ -97,7 +97,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		// 1ms to 131s: a small state encodes in a millisecond, a
 		// multi-GiB transfer takes minutes.
 		snapshotSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paxosd_snapshot_duration_seconds",
-			Help:    "Snapshot work by phase: encode (on the loop), write (to the WAL), take (encode to durable), fetch (from the leader), install (decode on the loop).",
+			Help:    "Snapshot work by phase: encode (on the loop), write (to the WAL), take (encode to durable), fetch (from the leader, and checked), install (decode off the loop, the node without a state meanwhile).",
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 18)}, []string{"phase"}),
 		snapshotFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_snapshot_failures_total",
 			Help: "Snapshots that failed, by phase: encode, fetch, install."}, []string{"phase"}),

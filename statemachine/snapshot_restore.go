@@ -90,7 +90,14 @@ func restoreStream(opts SMOptions, open func() (io.Reader, error), size int64, k
 	}
 	kv := newKVStore()
 	var last string
-	st, err := decodeSnapshot(bufio.NewReaderSize(r, 64<<10), func(st *SnapshotState, i int, skv SnapKV) error {
+	// Checking, nothing keeps a value: they are read into one buffer, so
+	// the pass makes next to no garbage while the state it is to replace
+	// is still in memory.
+	var values *[]byte
+	if !keep {
+		values = new([]byte)
+	}
+	st, err := decodeSnapshot(bufio.NewReaderSize(r, 64<<10), values, func(st *SnapshotState, i int, skv SnapKV) error {
 		kv.rev = st.Revision
 		if err := kv.checkOne(i, last, skv); err != nil {
 			return err
@@ -126,14 +133,15 @@ func decodeSnapshotState(data []byte) (*SnapshotState, error) {
 	if err := checkMsgpackShape(bufio.NewReader(bytes.NewReader(data)), int64(len(data))); err != nil {
 		return nil, badSnapshot("%v", err)
 	}
-	return decodeSnapshot(bytes.NewReader(data), nil)
+	return decodeSnapshot(bytes.NewReader(data), nil, nil)
 }
 
 // decodeSnapshot decodes a snapshot's envelope and state from r, which
 // checkMsgpackShape passed. The keys go to onKV one by one, in order, if
 // it is set (the state's fields before them are decoded by then), and to
-// st.KVs if not.
-func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) error) (*SnapshotState, error) {
+// st.KVs if not. With values set, every key's value is read into
+// *values, reused: valid only during its onKV call.
+func decodeSnapshot(r io.Reader, values *[]byte, onKV func(st *SnapshotState, i int, kv SnapKV) error) (*SnapshotState, error) {
 	dec := msgpack.NewDecoder(r)
 	dec.DisallowUnknownFields(true)
 	n, err := dec.DecodeArrayLen()
@@ -165,7 +173,7 @@ func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) 
 		return nil, badSnapshot("decoding version %d: keys: %d (%v)", v, nkv, err)
 	}
 	for i := 0; i < nkv; i++ {
-		skv, err := decodeSnapKV(dec)
+		skv, err := decodeSnapKV(dec, values)
 		if err != nil {
 			return nil, badSnapshot("decoding version %d: key %d: %v", v, i, err)
 		}
@@ -208,8 +216,9 @@ func decodeSnapshot(r io.Reader, onKV func(st *SnapshotState, i int, kv SnapKV) 
 
 // decodeSnapKV reads what encodeSnapKV wrote, without reflection, and
 // accepts what msgpack's reflection accepts for a SnapKV (any integer
-// encoding, nil for the value).
-func decodeSnapKV(dec *msgpack.Decoder) (SnapKV, error) {
+// encoding, nil for the value). With values set, the value is read into
+// *values (grown as needed) instead of a new slice.
+func decodeSnapKV(dec *msgpack.Decoder, values *[]byte) (SnapKV, error) {
 	var kv SnapKV
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
@@ -221,7 +230,12 @@ func decodeSnapKV(dec *msgpack.Decoder) (SnapKV, error) {
 	if kv.Key, err = dec.DecodeString(); err != nil {
 		return kv, err
 	}
-	if kv.Value, err = dec.DecodeBytes(); err != nil {
+	if values == nil {
+		kv.Value, err = dec.DecodeBytes()
+	} else {
+		kv.Value, err = decodeBytesInto(dec, values)
+	}
+	if err != nil {
 		return kv, err
 	}
 	for _, f := range []*uint64{&kv.CreateRevision, &kv.ModRevision, &kv.Version} {
@@ -230,6 +244,20 @@ func decodeSnapKV(dec *msgpack.Decoder) (SnapKV, error) {
 		}
 	}
 	return kv, nil
+}
+
+// decodeBytesInto is dec.DecodeBytes reading into *buf: the same input
+// accepted, nil for a nil value.
+func decodeBytesInto(dec *msgpack.Decoder, buf *[]byte) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	return b, dec.ReadFull(b)
 }
 
 func decodeAll(dec *msgpack.Decoder, vs ...any) error {
