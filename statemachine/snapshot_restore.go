@@ -48,28 +48,6 @@ func RestoreFrom(opts SMOptions, open func() (io.Reader, error), size int64) (*S
 	return sm, err
 }
 
-// SnapshotInfo is what CheckSnapshot found in a snapshot.
-type SnapshotInfo struct {
-	// Applied is the slot the state is as of.
-	Applied paxos.Slot
-	// Keys and LiveBytes count its keys and their len(key)+len(value)
-	// (the quota's usage once restored).
-	Keys      int
-	LiveBytes uint64
-}
-
-// CheckSnapshot reads a snapshot as RestoreFrom does, both passes, and
-// makes every check RestoreFrom makes, but keeps none of the keys: it
-// needs the memory of the small tables (clients, sessions, locks,
-// elections, the watch history), not of the state. What it accepts,
-// RestoreFrom restores, short of the bytes changing in between or memory
-// running out: a node checks a snapshot with it before it lets go of the
-// state the snapshot replaces.
-func CheckSnapshot(opts SMOptions, open func() (io.Reader, error), size int64) (SnapshotInfo, error) {
-	_, info, err := restoreStream(opts, open, size, false)
-	return info, err
-}
-
 // restoreStream is RestoreFrom, and with keep false CheckSnapshot (the
 // state machine it returns then holds no keys).
 func restoreStream(opts SMOptions, open func() (io.Reader, error), size int64, keep bool) (*StateMachine, SnapshotInfo, error) {
@@ -244,20 +222,6 @@ func decodeSnapKV(dec *msgpack.Decoder, values *[]byte) (SnapKV, error) {
 		}
 	}
 	return kv, nil
-}
-
-// decodeBytesInto is dec.DecodeBytes reading into *buf: the same input
-// accepted, nil for a nil value.
-func decodeBytesInto(dec *msgpack.Decoder, buf *[]byte) ([]byte, error) {
-	n, err := dec.DecodeBytesLen()
-	if err != nil || n < 0 {
-		return nil, err
-	}
-	if cap(*buf) < n {
-		*buf = make([]byte, n)
-	}
-	b := (*buf)[:n]
-	return b, dec.ReadFull(b)
 }
 
 func decodeAll(dec *msgpack.Decoder, vs ...any) error {
