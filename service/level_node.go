@@ -50,6 +50,7 @@ func (n *Node) proposeLevel() {
 	}
 	if lvl := n.sm.Level(); lvl != n.levelLogged {
 		n.levelLogged = lvl
+		n.m.clusterLevel.Set(float64(lvl))
 		n.log.Info().Uint64("cluster_level", lvl).
 			Msgf("cluster level %d: every member must run protocol %d or newer from now on (no rollback to an older build)", lvl, lvl)
 	}

@@ -27,6 +27,7 @@ type metrics struct {
 
 	stateMismatches prometheus.Counter
 	stateDiverged   prometheus.Gauge
+	clusterLevel    prometheus.Gauge
 
 	snapshots        prometheus.Counter
 	snapshotBytes    prometheus.Gauge
@@ -74,6 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 		stateMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_state_mismatches_total", Help: "State hash reports (see the state check) that differ from a quorum's: a member whose state diverged."}),
 		stateDiverged:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_state_diverged", Help: "1 once this node found its own state differs from a quorum's: it answers no client until rebuilt."}),
+		clusterLevel:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_cluster_level", Help: "The cluster level this node applied (0 until every member spoke protocol 5); from 5 on, no older build may rejoin."}),
 
 		snapshots:        prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshots_total", Help: "Snapshots this node took (the log below each was deleted)."}),
 		snapshotBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_snapshot_bytes", Help: "Size of the newest snapshot taken."}),
@@ -104,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.commitIndex,
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads,
-		m.stateMismatches, m.stateDiverged, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
+		m.stateMismatches, m.stateDiverged, m.clusterLevel, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
 		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures} {
 		f(c)
 	}

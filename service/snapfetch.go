@@ -40,6 +40,11 @@ func (n *Node) onSnapshotOffer(m paxos.Message) {
 			if info, err = checkStored(n.store.OpenStaged, meta, n.smOptions()); err != nil {
 				n.m.snapshotFailures.WithLabelValues("install").Inc()
 				err = fmt.Errorf("the snapshot %s of node %d is damaged: %w", meta, from, err)
+				// Resumed, the same bytes would fail again at every
+				// offer: the next fetch starts from the first byte.
+				if derr := n.store.DiscardStaged(meta); derr != nil {
+					err = fmt.Errorf("%w (and discarding it failed: %v)", err, derr)
+				}
 			}
 		}
 		return func() { n.snapshotStaged(from, meta, info, err) }

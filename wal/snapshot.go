@@ -312,6 +312,32 @@ func (s *Store) Staged() (SnapshotMeta, uint64, error) {
 	return st.meta, st.received, err
 }
 
+// DiscardStaged forgets the staged snapshot meta names, and deletes its
+// bytes, so that the next transfer of it starts from the first byte: a
+// staged snapshot that fails its checks would otherwise be resumed, and
+// fail again, at every offer. It does nothing if another one (or none) is
+// staged.
+func (s *Store) DiscardStaged(meta SnapshotMeta) error {
+	unlock, err := s.lockForWrite()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	staged, err := readStageMeta(s.db)
+	if err != nil || staged.meta != meta {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	old := s.dropBytes(b, staged, true)
+	_ = b.Delete(keyStageMeta, nil)
+	if err := b.Commit(s.wo); err != nil {
+		return fmt.Errorf("wal: discard staged snapshot: %w", err)
+	}
+	s.removeFile(old)
+	return nil
+}
+
 // InstallSnapshot makes the staged snapshot meta names (received in full
 // from the leader) this node's snapshot: in one synced batch it points the
 // stored snapshot at the staged file, deletes the previous snapshot and

@@ -170,6 +170,49 @@ func TestStagedSnapshotResumesAndInstalls(t *testing.T) {
 	}
 }
 
+// A staged snapshot that failed its checks is discarded, so the next
+// transfer starts from the first byte instead of resuming the bad one;
+// discarding another meta than the staged one changes nothing.
+func TestDiscardStagedStartsOver(t *testing.T) {
+	fs := vfs.NewMem()
+	s := openMem(t, fs)
+	defer s.Close()
+	data := randomBytes(2000, 4)
+	meta := SnapshotMeta{Slot: 50, Size: uint64(len(data)), CRC: Checksum(data)}
+	if err := s.StageSnapshot(meta, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DiscardStaged(SnapshotMeta{Slot: 49, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, received, err := s.Staged(); err != nil || got != meta || received != 2000 {
+		t.Fatalf("Staged after discarding another = %s, %d, %v; want %s, 2000", got, received, err, meta)
+	}
+	files := func() int {
+		names, err := fs.List(s.fs.PathJoin(s.dir, snapDirName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(names)
+	}
+	before := files()
+	if err := s.DiscardStaged(meta); err != nil {
+		t.Fatal(err)
+	}
+	if got, received, err := s.Staged(); err != nil || got.Slot != 0 || received != 0 {
+		t.Fatalf("Staged after discard = %s, %d, %v; want none", got, received, err)
+	}
+	if after := files(); after != before-1 {
+		t.Fatalf("snapshot files: %d before the discard, %d after; want one fewer", before, after)
+	}
+	if err := s.StageSnapshot(meta, 1000, data[1000:]); err == nil {
+		t.Fatal("a discarded snapshot was resumed in the middle")
+	}
+	if err := s.StageSnapshot(meta, 0, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A store that must exist is not created: the directory stays empty.
 func TestMustExistRefusesMissingStore(t *testing.T) {
 	fs := vfs.NewMem()
