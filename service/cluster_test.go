@@ -36,6 +36,18 @@ func startTestCluster(t *testing.T) *testCluster { return startTunedCluster(t, n
 
 func startTunedCluster(t *testing.T, tune func(*Config)) *testCluster {
 	t.Helper()
+	c := newTestCluster(t, tune)
+	for id := range c.peers {
+		c.start(id)
+	}
+	return c
+}
+
+// newTestCluster reserves three loopback addresses and starts no node:
+// the caller starts those it wants (start); every started node is stopped
+// when the test ends.
+func newTestCluster(t *testing.T, tune func(*Config)) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, dir: t.TempDir(), peers: map[paxos.NodeID]string{}, nodes: map[paxos.NodeID]*Node{}, tune: tune}
 	for id := paxos.NodeID(1); id <= 3; id++ {
 		ln, err := wire.Listen("127.0.0.1:0")
@@ -44,9 +56,6 @@ func startTunedCluster(t *testing.T, tune func(*Config)) *testCluster {
 		}
 		c.peers[id] = ln.Addr().String()
 		ln.Close()
-	}
-	for id := range c.peers {
-		c.start(id)
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {

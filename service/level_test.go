@@ -18,20 +18,7 @@ import (
 // reaches the level. A client's OpLevel is refused as an unknown operation
 // and changes nothing.
 func TestClusterLevel(t *testing.T) {
-	c := &testCluster{t: t, dir: t.TempDir(), peers: map[paxos.NodeID]string{}, nodes: map[paxos.NodeID]*Node{}}
-	for id := paxos.NodeID(1); id <= 3; id++ {
-		ln, err := wire.Listen("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.peers[id] = ln.Addr().String()
-		ln.Close()
-	}
-	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.Stop()
-		}
-	})
+	c := newTestCluster(t, nil)
 	c.start(1)
 	c.start(2)
 	c.waitLeader()
