@@ -319,7 +319,8 @@ func TestFuzzCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		commands["golden-"+name] = []any{statemachine.EncodeCommand(commandOf(q))}
+		c := commandOf(q)
+		commands["golden-"+name] = []any{statemachine.EncodeCommand(&c)}
 	}
 	// The sample commands are synced by package statemachine's own
 	// TestFuzzCorpus, into the same directory.

@@ -54,7 +54,11 @@ type Node struct {
 	// liveBytes is the key and value bytes of the applied state (the
 	// quota's usage), for the process's memory limit, read outside the loop.
 	liveBytes atomic.Uint64
-	uuid      atomic.Pointer[[]byte] // the cluster's uuid, for the hellos
+	// chunksServed counts the chunks of this node's snapshot read by
+	// members fetching it (readSnapshot, off the loop): the loop holds its
+	// next snapshot back while they do (snapshotter.go, servingSnapshot).
+	chunksServed atomic.Uint64
+	uuid         atomic.Pointer[[]byte] // the cluster's uuid, for the hellos
 
 	// entropy draws the cluster's uuid; peerVersion (nil in the
 	// simulation) is the protocol version a member's connection negotiated.

@@ -162,5 +162,6 @@ func (n *Node) readSnapshot(q *wire.Request) *wire.Response {
 		return &wire.Response{Err: wire.ErrInternal, ErrMsg: err.Error()}
 	}
 	n.m.snapshotSent.Add(float64(len(data)))
+	n.chunksServed.Add(1)
 	return &wire.Response{SnapSlot: meta.Slot, SnapSize: meta.Size, SnapCRC: meta.CRC, Data: data}
 }

@@ -282,3 +282,54 @@ func TestDivergedReplicaIsNoticed(t *testing.T) {
 		t.Fatalf("the healthy majority stopped serving: %v", err)
 	}
 }
+
+// A node whose snapshot a member is fetching holds its next snapshot back
+// (servingSnapshot), so the member finds the log after the snapshot's slot
+// once it has installed it, but only up to twice the log it would let
+// grow otherwise.
+func TestSnapshotHeldWhileServed(t *testing.T) {
+	c := startSnapCluster(t, 20, 5)
+	leader := c.waitLeader()
+	ln := c.nodes[leader]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := client.New(ctx, c.endpoints()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	put := func(count int) {
+		for i := 0; i < count; i++ { // one slot each
+			if _, err := cl.Put(ctx, fmt.Sprintf("k%d", i%7), []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// settled returns the newest snapshot's slot once none is under way.
+	settled := func() (last, applied paxos.Slot) {
+		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
+			busy := false
+			last = onLoop(ln, func() paxos.Slot {
+				busy = ln.snap.building || ln.snap.inFlight != nil
+				applied = ln.sm.Applied()
+				return ln.snap.last
+			})
+			if !busy {
+				return last, applied
+			}
+		}
+		t.Fatal("a snapshot stayed under way for 10 s")
+		return 0, 0
+	}
+	put(45)
+	before, _ := settled()
+	onLoop(ln, func() bool { ln.chunksServed.Add(1); return true }) // a member read a chunk
+	put(25)
+	if last, applied := settled(); last != before {
+		t.Fatalf("snapshot taken at slot %d while a member fetched the one at %d (applied %d, every 20 slots)", last, before, applied)
+	}
+	put(20)
+	if last, applied := settled(); last == before || applied-before < 40 {
+		t.Fatalf("snapshot at %d with %d slots applied: held for more than twice --snapshot-entries", last, applied)
+	}
+}

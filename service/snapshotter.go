@@ -64,12 +64,46 @@ type snapshotState struct {
 	fetching   bool
 	fetchStart time.Time
 	installSeq uint64
+	// servedAt is when the loop last saw a member read a chunk of this
+	// node's snapshot, served the count of chunks read then
+	// (servingSnapshot).
+	servedAt time.Time
+	served   uint64
+}
+
+// snapshotServeGrace is how long after a member last read a chunk of this
+// node's snapshot the node holds its next snapshot back (servingSnapshot):
+// the member still checks and decodes what it fetched (a few seconds at a
+// million keys, more for larger values), then catches up from the log
+// after the snapshot's slot, which the next snapshot would delete.
+const snapshotServeGrace = 60 * time.Second
+
+// servingSnapshot reports whether a member read a chunk of this node's
+// snapshot in the last snapshotServeGrace.
+//
+// A node that takes its next snapshot while a member fetches the current
+// one deletes both what the member is reading (the fetch starts over with
+// the new one) and the log after the old one's slot, beyond the
+// SnapshotKeepEntries it keeps; the member, once it has installed the old
+// one, then lacks the log after it and must fetch and install a whole
+// snapshot again. Under load a million keys' transfer and decode outlast
+// those 5,000 slots: a follower down for 5 minutes installed twice in a
+// row (make bench-scale). So the next snapshot waits for the transfer and
+// the grace after it, up to twice the log it would otherwise let grow
+// (maybeSnapshot): a member that fetches forever cannot keep the log from
+// being truncated, and the data directory stays within its bound.
+func (n *Node) servingSnapshot() bool {
+	if c := n.chunksServed.Load(); c != n.snap.served {
+		n.snap.served, n.snap.servedAt = c, n.clock.Now()
+	}
+	return !n.snap.servedAt.IsZero() && n.clock.Now().Sub(n.snap.servedAt) < snapshotServeGrace
 }
 
 // maybeSnapshot starts a snapshot when SnapshotEntries slots were applied
 // since the last one, none is under way, and, once snapshots are large
 // (snapshotLargeBytes), the values applied since add up to half the last
-// snapshot's size.
+// snapshot's size; while a member fetches this node's snapshot, twice
+// both (servingSnapshot).
 //
 // The second condition keeps snapshots of a large state from costing more
 // than the log they replace: with a million keys a snapshot is 290 MB
@@ -85,8 +119,13 @@ func (n *Node) maybeSnapshot() {
 		return // it would delay (or, once the state is dropped, miss) the install (install.go)
 	}
 	applied := n.sm.Applied()
-	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(n.cfg.SnapshotEntries) ||
-		n.snap.size >= snapshotLargeBytes && n.snap.logBytes < n.snap.size/2 {
+	// A member fetching this node's snapshot doubles the log to wait for.
+	wait := uint64(1)
+	if n.servingSnapshot() {
+		wait = 2
+	}
+	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(wait*uint64(n.cfg.SnapshotEntries)) ||
+		n.snap.size >= snapshotLargeBytes && n.snap.logBytes < wait*n.snap.size/2 {
 		return
 	}
 	n.snap.logBytes = 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -472,7 +473,12 @@ func decodeString(d *msgpack.Decoder, r *bytes.Reader) (string, error) {
 		return "", fmt.Errorf("want string, got code %#x", code)
 	}
 	b, err := readRaw(d, r)
-	return string(b), err
+	if len(b) == 0 {
+		return "", err
+	}
+	// b is a copy of the input that nothing else holds: the string takes
+	// it over rather than copying it once more.
+	return unsafe.String(&b[0], len(b)), err
 }
 
 // decodeBytes decodes nil (absent: nil, false) or a bin (present: its

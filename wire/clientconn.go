@@ -90,7 +90,10 @@ func (c *frameConn) send(encode func([]byte) []byte) error {
 	if err != nil {
 		return err
 	}
-	if sent, err := c.sendDirect(f); sent {
+	if sent, kept, err := c.sendDirect(f); sent {
+		if !kept {
+			putFrameBuf(f)
+		}
 		return err
 	}
 	c.gate.queued.Add(1)
@@ -108,16 +111,18 @@ func (c *frameConn) send(encode func([]byte) []byte) error {
 
 // sendDirect writes frame f to the connection itself if nothing is queued
 // and no write is under way, without blocking; what the socket does not
-// take now is left to the writer goroutine (see writeGate). It reports whether it took f; if so, err is the connection's
-// failure.
-func (c *frameConn) sendDirect(f []byte) (sent bool, err error) {
+// take now is left to the writer goroutine (see writeGate). It reports
+// whether it took f; if so, err is the connection's failure, and kept
+// whether the writer holds on to the rest of f (else the caller may reuse
+// f).
+func (c *frameConn) sendDirect(f []byte) (sent, kept bool, err error) {
 	if c.direct == nil || len(f) > writeBufferBytes || !c.gate.tryLock() {
-		return false, nil
+		return false, false, nil
 	}
 	defer c.gate.mu.Unlock()
 	select {
 	case <-c.stop: // closing: the queue path reports it
-		return false, nil
+		return false, false, nil
 	default:
 	}
 	n, err := c.direct.tryWrite(f)
@@ -126,7 +131,7 @@ func (c *frameConn) sendDirect(f []byte) (sent bool, err error) {
 	}
 	if err != nil {
 		c.kill() // a failed write breaks the stream, as in the writer
-		return true, fmt.Errorf("%w: %w", ErrClosed, err)
+		return true, false, fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	if n < len(f) {
 		c.gate.partials.Add(1)
@@ -137,10 +142,11 @@ func (c *frameConn) sendDirect(f []byte) (sent bool, err error) {
 		default: // the queue filled up meanwhile: give up the stream
 			c.gate.queued.Add(-1)
 			c.kill()
-			return true, ErrClosed
+			return true, true, ErrClosed
 		}
+		return true, true, nil
 	}
-	return true, nil
+	return true, false, nil
 }
 
 // frame checks the connection is open and frames the body encode appends.
@@ -152,8 +158,9 @@ func (c *frameConn) frame(encode func([]byte) []byte) ([]byte, error) {
 		return nil, ErrClosed
 	default:
 	}
-	f := appendFramed(nil, encode)
+	f := appendFramed(getFrameBuf(), encode)
 	if n := len(f) - frameHeaderBytes; n > c.frameMax {
+		putFrameBuf(f)
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.frameMax)
 	}
 	return f, nil
@@ -174,8 +181,16 @@ func (c *frameConn) trySend(encode func([]byte) []byte) error {
 
 // trySendFrame writes frame f directly, or queues it; ErrQueueFull when the
 // queue is full.
+//
+// f is the caller's to reuse unless the connection kept it (queued it, or
+// holds the part the socket did not take): trySendFrame returns the frames
+// it did not keep to the pool of frame buffers (getFrameBuf), and the
+// caller must not touch f afterwards.
 func (c *frameConn) trySendFrame(f []byte) error {
-	if sent, err := c.sendDirect(f); sent {
+	if sent, kept, err := c.sendDirect(f); sent {
+		if !kept {
+			putFrameBuf(f)
+		}
 		return err
 	}
 	c.gate.queued.Add(1)
@@ -184,6 +199,7 @@ func (c *frameConn) trySendFrame(f []byte) error {
 		return nil
 	default:
 		c.gate.queued.Add(-1)
+		putFrameBuf(f)
 		return ErrQueueFull
 	}
 }
@@ -290,6 +306,9 @@ func (c *ClientConn) Cork(s *Response) (first bool, err error) {
 	default:
 	}
 	before := len(c.cork)
+	if c.cork == nil {
+		c.cork = getFrameBuf()
+	}
 	c.cork = appendFramed(c.cork, func(b []byte) []byte { return EncodeResponse(b, s) })
 	if n := len(c.cork) - before - frameHeaderBytes; n > c.fc.frameMax {
 		c.cork = c.cork[:before]

@@ -79,10 +79,15 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			httpLns = append(httpLns, ln)
 		}
 	}
+	var dirs []string
+	for i := 1; i <= nodes; i++ {
+		dirs = append(dirs, filepath.Join(dataDir, fmt.Sprintf("node%d", i)))
+	}
+	limitMemoryForLoad(dirs...)
 	for i := 1; i <= nodes; i++ {
 		cfg := service.Config{
 			ID: paxos.NodeID(i), Listen: peers[paxos.NodeID(i)], Peers: peers,
-			DataDir: filepath.Join(dataDir, fmt.Sprintf("node%d", i)), Logger: log,
+			DataDir: dirs[i-1], Logger: log,
 			Version: version,
 			// A laptop's disk: the first leader proposes this as the
 			// cluster's quota (replicated, so every node agrees).

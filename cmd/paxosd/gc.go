@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/service"
+	"github.com/paxosd/paxosd/wal"
 )
 
 // A node keeps its whole key space in memory, so its heap scales with the
@@ -36,6 +37,34 @@ const (
 	memoryEvery = 2 * time.Second
 )
 
+// limitMemoryForLoad sets the process's soft memory limit, before its
+// nodes start, to the bound of the states their data directories hold
+// (estimated from their snapshot files). Without it a node decoding its
+// snapshot at start runs under Go's default, no limit and GOGC=100, and its
+// heap grows to about twice the state while it decodes: a node of a
+// million 1 KiB values peaked at 2.36 GB against its 2.15 GB bound on every
+// restart. followMemory takes over once the nodes run. It does nothing if
+// the operator set GOMEMLIMIT.
+func limitMemoryForLoad(dataDirs ...string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	var stored uint64
+	for _, dir := range dataDirs {
+		stored += wal.SnapshotFilesBytes(dir)
+	}
+	if stored == 0 {
+		return // a new or small node: the collector's own pacing is fine
+	}
+	debug.SetMemoryLimit(memoryLimit(stored))
+}
+
+// memoryLimit is the soft memory limit for nodes holding live bytes of
+// keys and values.
+func memoryLimit(live uint64) int64 {
+	return int64(min(uint64(memoryBase-memoryMargin)+memoryPerLiveByte*live, math.MaxInt64))
+}
+
 // followMemory keeps the process's soft memory limit at the bound of the
 // data the nodes hold, until stop is closed. It does nothing if the
 // operator set GOMEMLIMIT.
@@ -44,11 +73,11 @@ func followMemory(stop <-chan struct{}, nodes ...*service.Node) {
 		return
 	}
 	set := func() {
-		limit := uint64(memoryBase - memoryMargin)
+		var live uint64
 		for _, n := range nodes {
-			limit += memoryPerLiveByte * n.LiveBytes()
+			live += n.LiveBytes()
 		}
-		debug.SetMemoryLimit(int64(min(limit, math.MaxInt64)))
+		debug.SetMemoryLimit(memoryLimit(live))
 	}
 	set()
 	go func() {

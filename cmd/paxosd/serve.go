@@ -163,6 +163,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 			return src.explain(err)
 		}
 	}
+	limitMemoryForLoad(cfg.DataDir)
 	n, err := service.Start(cfg)
 	if err != nil {
 		if httpLn != nil {
