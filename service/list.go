@@ -54,7 +54,7 @@ func (n *Node) listRead(q *wire.Request) *wire.Response {
 		if resp.Err == wire.ErrCompacted {
 			resp.CompactRevision = n.sm.OldestListRevision()
 		}
-		return resp
+		return &resp
 	}
 	return &wire.Response{Revision: page.Revision, More: page.More, NextKey: page.Next, KVs: wireKVs(page.KVs)}
 }

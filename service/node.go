@@ -83,7 +83,8 @@ type Node struct {
 	held           []heldMessage
 	jobCommits     []jobCommit // watermarks in writes not yet known durable
 	waiters        map[callKey][]*call
-	corked         []clientConn // answered in this iteration (uncork)
+	corked         []clientConn  // answered in this iteration (uncork)
+	answerScratch  wire.Response // the answer Node.answer builds and reuses
 	streams        streamSet
 	streamsApplied paxos.Slot
 	clusterClock   leaderClock

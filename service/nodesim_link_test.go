@@ -35,7 +35,8 @@ func (c *simConn) Cork(resp *wire.Response) (bool, error) {
 	if c.closed {
 		return false, wire.ErrClosed
 	}
-	c.corked = append(c.corked, resp)
+	cp := *resp // a node reuses resp once Cork returns, as a real connection encodes it at once
+	c.corked = append(c.corked, &cp)
 	return len(c.corked) == 1, nil
 }
 

@@ -40,8 +40,8 @@ var errorCodes = []struct {
 }
 
 // resultResponse translates a state machine result into a wire response.
-func resultResponse(op statemachine.Op, r statemachine.Result) *wire.Response {
-	resp := &wire.Response{
+func resultResponse(op statemachine.Op, r statemachine.Result) wire.Response {
+	resp := wire.Response{
 		Revision:  r.Revision,
 		Found:     r.Found,
 		KV:        wireKV(r.KV),

@@ -150,7 +150,7 @@ func (n *Node) endStream(s *stream, err error) {
 		resp.CompactRevision = n.sm.OldestRevision()
 	}
 	resp.StreamEnd = true
-	s.c.reply(resp)
+	s.c.reply(&resp)
 }
 
 // cancel ends the stream or stops waiting for the blocking call named by
