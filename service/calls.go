@@ -16,10 +16,15 @@ type call struct {
 	req      *wire.Request
 	cmd      []byte // the encoded Command, for requests that go through the log
 	deadline time.Time
-	// reply sends the answer. It must not keep resp once it returns: the
-	// loop builds the answers of applied commands in one Response it
-	// reuses (Node.answer); the client connection encodes it at once.
-	reply func(*wire.Response)
+	// node answers through conn (Node.corkAnswer), counting and timing
+	// the request from arrived (countAnswer; answered: the first answer
+	// was counted); onReply, if set, takes the answers instead (a test's
+	// call). Neither may keep resp once it returns: the loop builds the
+	// answers of applied commands in one Response it reuses (Node.answer).
+	node     *Node
+	arrived  time.Time
+	answered bool
+	onReply  func(*wire.Response)
 	// queued: the state machine answered Pending (a lock or campaign
 	// wait); the answer comes from a later command, so the call is not
 	// re-proposed when the leader changes.
@@ -31,6 +36,34 @@ type call struct {
 	// without the log): the status page's latency runs from there to the
 	// answer, a timeout included.
 	start time.Time
+}
+
+// reply sends the call its answer (or, for a stream, its next one). It
+// runs on the loop.
+func (c *call) reply(resp *wire.Response) {
+	if c.onReply != nil {
+		c.onReply(resp)
+		return
+	}
+	c.node.corkAnswer(c, resp)
+}
+
+// corkAnswer adds resp to the answers for c's connection that the loop
+// sends at the end of its iteration (uncork): one write for many answers,
+// and never a wait for a slow client (see answerFailed).
+func (n *Node) corkAnswer(c *call, resp *wire.Response) {
+	resp.ID = c.req.ID
+	n.countAnswer(c, resp.Err)
+	first, err := c.conn.Cork(resp)
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		first, err = c.conn.Cork(tooLargeAnswer(resp.ID, err))
+	}
+	switch {
+	case err != nil:
+		n.answerFailed(c.conn, err)
+	case first:
+		n.corked = append(n.corked, c.conn)
+	}
 }
 
 // callKey identifies a command across retries and connections.

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wire"
 )
@@ -37,28 +39,57 @@ type sentHeartbeat struct {
 	at     time.Time
 }
 
-// timeRequest returns what a call's reply does for the metrics: count the
+// countAnswer does what a call's answer does for the metrics: count the
 // request by op and result, and time it from arrival to answer. A call
 // answers more than once only if it opened a stream; only the first answer
 // is the request's (later ones are events), so only it counts. Requests
 // whose answer waits on other clients — a waiting lock acquire, a
 // campaign — or on events — a stream — are counted but not timed: their
-// time says nothing about the service.
-func (n *Node) timeRequest(q *wire.Request) func(wire.ErrCode) {
-	op := opLabel(q.Op)
-	timed := !blocking(q) && !q.Op.IsStream()
-	arrived := n.clock.Now()
-	answered := false
-	return func(code wire.ErrCode) {
-		if answered {
-			return
-		}
-		answered = true
-		n.m.requests.WithLabelValues(op, resultLabel(code)).Inc()
-		if timed {
-			n.m.requestSeconds.WithLabelValues(op).Observe(n.clock.Now().Sub(arrived).Seconds())
-		}
+// time says nothing about the service. It runs on the loop.
+func (n *Node) countAnswer(c *call, code wire.ErrCode) {
+	if c.answered {
+		return
 	}
+	c.answered = true
+	q := c.req
+	n.requestCounter(q.Op, code).Inc()
+	if !blocking(q) && !q.Op.IsStream() {
+		n.requestTimer(q.Op).Observe(n.clock.Now().Sub(c.arrived).Seconds())
+	}
+}
+
+// requestCounter and requestTimer return the metrics of an op (and a
+// result), looked up by label once and then kept: a label lookup hashes
+// and allocates, on the path of every request. Loop only.
+func (n *Node) requestCounter(op wire.Op, code wire.ErrCode) prometheus.Counter {
+	k := requestLabels{op, code}
+	m, ok := n.requestCounters[k]
+	if !ok {
+		if n.requestCounters == nil {
+			n.requestCounters = map[requestLabels]prometheus.Counter{}
+		}
+		m = n.m.requests.WithLabelValues(opLabel(op), resultLabel(code))
+		n.requestCounters[k] = m
+	}
+	return m
+}
+
+func (n *Node) requestTimer(op wire.Op) prometheus.Observer {
+	m, ok := n.requestTimers[op]
+	if !ok {
+		if n.requestTimers == nil {
+			n.requestTimers = map[wire.Op]prometheus.Observer{}
+		}
+		m = n.m.requestSeconds.WithLabelValues(opLabel(op))
+		n.requestTimers[op] = m
+	}
+	return m
+}
+
+// requestLabels are a request counter's labels.
+type requestLabels struct {
+	op   wire.Op
+	code wire.ErrCode
 }
 
 // countLeaderless adds the time since the previous tick to the time

@@ -74,11 +74,15 @@ func TestMetricsHeartbeatRTT(t *testing.T) {
 // requests whose answer waits on other clients are counted but not timed.
 func TestMetricsRequestCountedOnce(t *testing.T) {
 	n, clk := metricsNode()
-	put := n.timeRequest(&wire.Request{Op: wire.OpPut})
-	watch := n.timeRequest(&wire.Request{Op: wire.OpWatch})
-	wait := n.timeRequest(&wire.Request{Op: wire.OpLockAcquire, Wait: true})
-	try := n.timeRequest(&wire.Request{Op: wire.OpLockAcquire})
-	bad := n.timeRequest(&wire.Request{Op: 200})
+	counter := func(q *wire.Request) func(wire.ErrCode) {
+		c := &call{req: q, node: n, arrived: clk.now}
+		return func(code wire.ErrCode) { n.countAnswer(c, code) }
+	}
+	put := counter(&wire.Request{Op: wire.OpPut})
+	watch := counter(&wire.Request{Op: wire.OpWatch})
+	wait := counter(&wire.Request{Op: wire.OpLockAcquire, Wait: true})
+	try := counter(&wire.Request{Op: wire.OpLockAcquire})
+	bad := counter(&wire.Request{Op: 200})
 	clk.now = clk.now.Add(2 * time.Millisecond)
 	put(wire.ErrNone)
 	try(wire.ErrLockHeld)

@@ -78,35 +78,38 @@ type Node struct {
 	page     pageFlight // status page gathers in progress (statuspage.go)
 
 	// Owned by the loop.
-	submitted      uint64 // sequence number of the last write handed to the journal
-	durable        uint64 // ... and of the last one known durable
-	held           []heldMessage
-	jobCommits     []jobCommit // watermarks in writes not yet known durable
-	waiters        map[callKey][]*call
-	corked         []clientConn  // answered in this iteration (uncork)
-	answerScratch  wire.Response // the answer Node.answer builds and reuses
-	streams        streamSet
-	streamsApplied paxos.Slot
-	clusterClock   leaderClock
-	ticks          tickClock
-	rates          rateRecorder // the status page's history (rates.go)
-	tickCount      int
-	started        time.Time // origin of the monotonic clock readings
-	lastLeader     paxos.NodeID
-	lastRole       proposer.Role
-	snap           snapshotState
-	install        *installState // a fetched snapshot on its way in (install.go)
-	rejoin         rejoinState
-	boot           bootstrapState
-	ident          identityProposer
-	quota          ownProposal                 // the default quota (quota_node.go)
-	level          ownProposal                 // the cluster level (level_node.go)
-	levelLogged    uint64                      // the cluster level last logged
-	peerCommit     map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
-	peerVoted      map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
-	handedTo       paxos.NodeID                // the member this leader last handed its leadership to
-	check          stateCheck
-	failed         error
+	submitted     uint64 // sequence number of the last write handed to the journal
+	durable       uint64 // ... and of the last one known durable
+	held          []heldMessage
+	jobCommits    []jobCommit // watermarks in writes not yet known durable
+	waiters       map[callKey][]*call
+	corked        []clientConn  // answered in this iteration (uncork)
+	answerScratch wire.Response // the answer Node.answer builds and reuses
+	// The request metrics by label, looked up once (requestCounter).
+	requestCounters map[requestLabels]prometheus.Counter
+	requestTimers   map[wire.Op]prometheus.Observer
+	streams         streamSet
+	streamsApplied  paxos.Slot
+	clusterClock    leaderClock
+	ticks           tickClock
+	rates           rateRecorder // the status page's history (rates.go)
+	tickCount       int
+	started         time.Time // origin of the monotonic clock readings
+	lastLeader      paxos.NodeID
+	lastRole        proposer.Role
+	snap            snapshotState
+	install         *installState // a fetched snapshot on its way in (install.go)
+	rejoin          rejoinState
+	boot            bootstrapState
+	ident           identityProposer
+	quota           ownProposal                 // the default quota (quota_node.go)
+	level           ownProposal                 // the cluster level (level_node.go)
+	levelLogged     uint64                      // the cluster level last logged
+	peerCommit      map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
+	peerVoted       map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
+	handedTo        paxos.NodeID                // the member this leader last handed its leadership to
+	check           stateCheck
+	failed          error
 
 	// obs, when set, is told what the loop did: the simulation's
 	// checkers. Production leaves it nil.

@@ -160,7 +160,7 @@ func rjStaleLeaseScenario(t *testing.T, seed int64, offTicks int, loseDisk bool)
 	var resp *wire.Response
 	q := &wire.Request{Op: wire.OpGet, Key: "x", ClientID: 0x9003, Seq: 1}
 	s.runOn(l, l.inc, func(n *Node) {
-		n.handleCall(&call{req: q, reply: func(r *wire.Response) { cp := *r; resp = &cp }, deadline: n.clock.Now().Add(time.Second)})
+		n.handleCall(&call{req: q, onReply: func(r *wire.Response) { cp := *r; resp = &cp }, deadline: n.clock.Now().Add(time.Second)})
 	})
 	if resp == nil || string(resp.KV.Value) != "old" {
 		return "", false

@@ -53,25 +53,7 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 	if q.Op == wire.OpSnapshotRead {
 		return nil, n.readSnapshot(q) // from the store, off the loop
 	}
-	id, counted := q.ID, n.timeRequest(q)
-	// The loop corks its answers: it uncorks every connection it answered
-	// on at the end of each iteration (one write for many answers), and
-	// never waits for a slow client (see answerFailed).
-	reply := func(resp *wire.Response) {
-		resp.ID = id
-		counted(resp.Err)
-		first, err := conn.Cork(resp)
-		if errors.Is(err, wire.ErrFrameTooLarge) {
-			first, err = conn.Cork(tooLargeAnswer(id, err))
-		}
-		switch {
-		case err != nil:
-			n.answerFailed(conn, err)
-		case first:
-			n.corked = append(n.corked, conn)
-		}
-	}
-	cl := &call{conn: conn, req: q, reply: reply, deadline: n.deadline(q)}
+	cl := &call{conn: conn, req: q, node: n, arrived: n.clock.Now(), deadline: n.deadline(q)}
 	if goesThroughLog(q) {
 		c := commandOf(q)
 		cl.cmd = statemachine.EncodeCommand(&c)

@@ -25,7 +25,7 @@ func startSnapCluster(t *testing.T, every, keep int) *testCluster {
 func onLoop[T any](n *Node, f func() T) T {
 	ch := make(chan T, 1)
 	done := make(chan struct{})
-	n.calls <- &call{req: &wire.Request{Op: wire.OpStatus}, reply: func(*wire.Response) { ch <- f(); close(done) }}
+	n.calls <- &call{req: &wire.Request{Op: wire.OpStatus}, onReply: func(*wire.Response) { ch <- f(); close(done) }}
 	<-done
 	return <-ch
 }
