@@ -191,6 +191,9 @@ func encodeWhole(t *testing.T, sm *StateMachine) []byte {
 	if version >= 3 {
 		env = append(env, &st.Quota)
 	}
+	if version >= 4 {
+		env = append(env, &st.Level)
+	}
 	if err := enc.Encode(env); err != nil {
 		t.Fatal(err)
 	}
