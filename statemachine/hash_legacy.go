@@ -6,10 +6,14 @@ import (
 	"hash/fnv"
 )
 
-// The legacy hash: a second serialization of the state, field by field
-// into fnv-64a, kept by hand beside the snapshot encoding. Members of
-// older builds compute exactly this and compare it in the state check, so
-// its value must never change (TestLevelZeroAsBefore pins it).
+// The legacy hash: the agreement hash of every state below
+// LevelHashEncoding (hash.go). It is a second serialization of the state,
+// field by field into fnv-64a, kept by hand beside the snapshot encoding.
+// Members of older builds compute exactly this, so a cluster below level 6
+// compares it in the state check and its value must never change
+// (TestLevelZeroAsBefore pins it). Nothing new goes in here: state added
+// from level 6 on is covered by the snapshot encoding. It can go once no
+// supported build runs a cluster below level 6.
 
 // legacyHash digests applied slot, store revision, every key with its
 // value and revisions, the duplicate-detection table with its stored

@@ -60,8 +60,8 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 // snapshotVersion is the format version a snapshot of the state is
 // written in: the oldest that holds the state, so that members of an
 // older build read the snapshots of a cluster that uses nothing new. It
-// depends on the state alone, so replicas in the same state write the
-// same version.
+// depends on the state alone, so replicas in the same state write (and,
+// from LevelHashEncoding on, hash) the same version.
 func (sm *StateMachine) snapshotVersion() uint64 {
 	switch {
 	case sm.level > 0:
@@ -223,7 +223,8 @@ func (sm *StateMachine) snapshotState() *SnapshotState {
 	return st
 }
 
-// snapshotTables is snapshotState without the KV history.
+// snapshotTables is snapshotState without the KV history, which the
+// encoding hash leaves out (hash.go) and need not copy.
 func (sm *StateMachine) snapshotTables() *SnapshotState {
 	st := &SnapshotState{
 		// Copied: a view is encoded while the state machine goes on, and
@@ -379,16 +380,23 @@ func encodeState(version uint64, st *SnapshotState) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// Hash returns the Hash of the state the view froze, computed off the
-// state machine (a replica hashes a million keys without stopping): the
-// view's tables are restored into a state machine of their own, sharing
-// the frozen keys, and hashed. opts are the state machine's.
+// Hash returns the agreement hash (hash.go) of the state the view froze,
+// computed off the state machine (a replica hashes a million keys without
+// stopping), of the kind the view's own level says: the level is
+// replicated, so every replica hashes its state at a given slot the same
+// way. From LevelHashEncoding on it streams the view's encoding into the
+// hash; below, the view's tables are restored into a state machine of
+// their own, sharing the frozen keys, for the legacy hash. opts are the
+// state machine's.
 func (v *SnapshotView) Hash(opts SMOptions) (uint64, error) {
+	if v.st.Level.Level >= LevelHashEncoding {
+		return encodingHash(v.version, v.st, &v.kv)
+	}
 	opts.EnsureDefaults()
 	kv := v.kv.clone()
 	sm, err := v.st.restore(opts, &kv)
 	if err != nil {
 		return 0, err
 	}
-	return sm.Hash(), nil
+	return sm.legacyHash(), nil
 }
