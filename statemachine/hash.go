@@ -84,9 +84,11 @@ import (
 // every change confined to 64 consecutive bits, and others but for 2^-64.
 
 // hashBufferBytes is the buffer between the encoder and the CRC: large
-// enough that crc64's per-write cost (it compares its table to find the
-// fast path) vanishes, small enough to allocate per hash.
-const hashBufferBytes = 32 << 10
+// enough that crc64's per-write cost (it compares its 2 KiB table to find
+// the fast path) is a few percent at most, small enough to allocate per
+// hash (the node simulation hashes every replica's state after every slot;
+// a 32 KiB buffer, allocated and zeroed each time, was most of that cost).
+const hashBufferBytes = 8 << 10
 
 // crcTable is hash/crc64's precomputed ECMA table (the one with the fast
 // path).

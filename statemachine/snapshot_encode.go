@@ -163,7 +163,10 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 	if written != nkv {
 		return fmt.Errorf("%d keys announced, %d written", nkv, written)
 	}
-	if err := encodeAll(enc, st.Clients, st.LastSession, st.Sessions, st.Renewed, st.Locks, st.Elections,
+	if err := encodeSnapClients(enc, st.Clients); err != nil {
+		return err
+	}
+	if err := encodeAll(enc, st.LastSession, st.Sessions, st.Renewed, st.Locks, st.Elections,
 		st.KVHistoryDropped, st.KVHistory); err != nil {
 		return err
 	}
