@@ -75,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 		stateMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_state_mismatches_total", Help: "State hash reports (see the state check) that differ from a quorum's: a member whose state diverged."}),
 		stateDiverged:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_state_diverged", Help: "1 once this node found its own state differs from a quorum's: it answers no client until rebuilt."}),
-		clusterLevel:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_cluster_level", Help: "The cluster level this node applied (0 until every member spoke protocol 5); from 5 on, no older build may rejoin."}),
+		clusterLevel:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_cluster_level", Help: "The cluster level this node applied (0 until every member spoke the protocol version of the leader's highest level); it only rises, and no build below it may rejoin."}),
 
 		snapshots:        prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_snapshots_total", Help: "Snapshots this node took (the log below each was deleted)."}),
 		snapshotBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_snapshot_bytes", Help: "Size of the newest snapshot taken."}),

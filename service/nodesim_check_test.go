@@ -29,6 +29,8 @@ type simChecker struct {
 	// one against kvEvents and changes. How far back a replica's history
 	// reaches may differ: a snapshot carries only the newest events.)
 	chosen, hashes map[paxos.Slot]uint64
+	// levels: per slot, the cluster level of the state after it.
+	levels map[paxos.Slot]uint64
 	// snaps: per slot, the size and CRC of a snapshot taken there.
 	snaps   map[paxos.Slot]wal.SnapshotMeta
 	maxSlot paxos.Slot
@@ -68,7 +70,7 @@ type simHold struct {
 
 func newSimChecker(s *sim) *simChecker {
 	return &simChecker{
-		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{},
+		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{}, levels: map[paxos.Slot]uint64{},
 		snaps: map[paxos.Slot]wal.SnapshotMeta{}, leaders: map[paxos.Ballot][2]int{},
 		holder: map[string]uint64{}, lastToken: map[string]uint64{},
 		kvEvents: map[uint64]statemachine.KVEvent{}, changes: map[uint64]statemachine.LeaderChange{}, holds: map[string][]simHold{},
@@ -175,11 +177,43 @@ func (o *simObserver) applied(e paxos.Entry, sm *statemachine.StateMachine) {
 		c.s.failf("node %d applied slot %d first, but the highest slot applied anywhere is %d", o.sn.id, e.Slot, c.maxSlot)
 		return
 	}
-	c.chosen[e.Slot], c.hashes[e.Slot] = d, h
+	c.chosen[e.Slot], c.hashes[e.Slot], c.levels[e.Slot] = d, h, sm.Level()
 	c.maxSlot = max(c.maxSlot, e.Slot)
 	c.s.stats.slots++
+	c.checkReports(e)
 	c.checkSemantics(e.Slot, sm)
 	o.checkNewEvents(sm)
+}
+
+// checkReports checks the state check's reports in slot e (statecheck.go)
+// against the checkers' own hashes: a member's report for a check slot is
+// the hash of the state every replica had after it, computed off the loop
+// on a view (SnapshotView.Hash), of the kind the state's level says — the
+// legacy hash below statemachine.LevelHashEncoding, the snapshot
+// encoding's from it on — so a healthy member never reports another.
+func (c *simChecker) checkReports(e paxos.Entry) {
+	if e.Value.Kind != paxos.ValueBatch {
+		return
+	}
+	for _, raw := range e.Value.Cmds {
+		cmd, err := statemachine.DecodeCommand(raw)
+		if err != nil || cmd.Op != statemachine.OpStateHash {
+			continue
+		}
+		slot := paxos.Slot(cmd.HashSlot)
+		want, ok := c.hashes[slot]
+		if !ok {
+			continue
+		}
+		c.s.stats.stateReports++
+		if c.levels[slot] >= statemachine.LevelHashEncoding {
+			c.s.stats.encodingReports++
+		}
+		if cmd.StateHash != want {
+			c.s.failf("node %d reported hash %016x for check slot %d (level %d), the state after that slot hashes to %016x",
+				cmd.Reporter, cmd.StateHash, slot, c.levels[slot], want)
+		}
+	}
 }
 
 // installing counts a node that dropped its state machine to install a

@@ -237,6 +237,7 @@ type simStats struct {
 	installing, installCalls                                      int
 	ops, unknown, grants, leaders, watchEvents, observed, cancels int
 	slots                                                         int
+	stateReports, encodingReports                                 int
 	rttSamples, leaderlessTicks                                   int
 }
 
@@ -270,6 +271,8 @@ func (a *simStats) add(b simStats) {
 	a.observed += b.observed
 	a.cancels += b.cancels
 	a.slots += b.slots
+	a.stateReports += b.stateReports
+	a.encodingReports += b.encodingReports
 	a.rttSamples += b.rttSamples
 	a.leaderlessTicks += b.leaderlessTicks
 }
@@ -324,6 +327,7 @@ func TestNodeSim(t *testing.T) {
 			"election leader": total.leaders, "watch event": total.watchEvents, "observed change": total.observed,
 			"rejoin": total.rejoins, "refused start": total.refused, "gated start": total.gatedStarts, "leadership transfer": total.transfers, "partition": total.partitions, "freeze": total.freezes, "disk stall": total.diskStalls,
 			"cancel": total.cancels, "peer RTT sample": total.rttSamples, "time without a leader": total.leaderlessTicks,
+			"state check report at the level of the encoding hash": total.encodingReports,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

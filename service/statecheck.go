@@ -38,6 +38,18 @@ import (
 // dies is lost, and a node that installed a snapshot past a check slot has
 // no hash for it. A check slot without a quorum of equal independent
 // reports decides nothing.
+//
+// The hash is the state machine's agreement hash (statemachine/hash.go),
+// whose kind the cluster level decides: the legacy hash below
+// statemachine.LevelHashEncoding, the snapshot encoding's from it on. The
+// reports need no level of their own: each is the hash of the state as of
+// its check slot (reportState checks that its view is that state), the
+// level is part of that state, and the same on every replica at that slot
+// — so at the slot that raises the level, and at every other, all the
+// reports of a check slot are of one kind and a healthy member is never
+// convicted for hashing the other way. A member that could not apply the
+// level command (an older build) keeps the old kind and is convicted: it
+// no longer behaves as the others.
 
 // stateCheck is the loop's bookkeeping of the state check.
 type stateCheck struct {
@@ -127,6 +139,15 @@ func (n *Node) reportState(slot paxos.Slot) {
 	view, err := n.sm.View()
 	if err != nil { // answers not taken: cannot happen between values
 		n.log.Error().Err(err).Uint64("slot", uint64(slot)).Msg("state check skipped")
+		return
+	}
+	if view.Applied() != slot {
+		// The report names slot, so it must hash the state as of slot,
+		// at the level every replica had there (see above): a hash of a
+		// later state could be of the other kind, across a level change,
+		// and convict a healthy member. (apply calls this right after
+		// slot, so it cannot happen.)
+		n.log.Error().Uint64("slot", uint64(slot)).Uint64("applied", uint64(view.Applied())).Msg("state check skipped: the state is not the check slot's")
 		return
 	}
 	// Hashing a million keys takes a second: it runs off the loop, on the

@@ -17,7 +17,8 @@
 // (a decoded one) or ApplyValue (a whole paxos.Value). Every replica applies
 // the same commands in the same order, so every replica must end in the
 // same state and return the same Results and the same late Answers; Hash
-// digests the state so that tests can check this.
+// digests the state so that the node's state check (and tests) can check
+// this (hash.go says what it covers at each cluster level).
 //
 // # Determinism rules
 //
@@ -196,7 +197,9 @@
 // # Histories
 //
 // Two bounded histories serve streams. They are derived from the commands
-// — deterministic, but not part of Hash and not replicated state:
+// — deterministic, but not replicated state. The KV history is not part of
+// Hash (a snapshot carries only its newest part); the elections' kept
+// changes are, from LevelHashEncoding on (hash.go):
 //
 //   - KV events for watches: every put, delete and successful cas appends a
 //     KVEvent (for a delete, KV holds the key and the revision of the
@@ -284,7 +287,8 @@
 // a protocol version at least that level, so every replica changes
 // behaviour at the same slot. Levels are numbered after the protocol
 // version that brought them: LevelDedupBytes (5, the duplicate table
-// bounded by bytes) is the first; LevelMax is the highest this build
+// bounded by bytes) is the first, LevelHashEncoding (6, Hash computed from
+// the snapshot encoding) the second; LevelMax is the highest this build
 // implements, and an OpLevel above it is refused. The level is in Hash and
 // in snapshots (format 4) only once above 0.
 //

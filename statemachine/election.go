@@ -263,23 +263,3 @@ func (sm *StateMachine) ElectionChanges(name string, afterSeq uint64) ([]LeaderC
 	}
 	return e.history.from(int(afterSeq + 1 - first.Seq)), nil
 }
-
-func (t *electionTable) hash(h *hasher) {
-	names := sortedKeys(t.m)
-	h.u64(uint64(len(names)))
-	for _, name := range names {
-		e := t.m[name]
-		h.str(e.name)
-		h.u64(e.leader)
-		h.bytes(e.value)
-		h.u64(e.term)
-		h.u64(e.seq)
-		h.u64(uint64(len(e.candidates)))
-		for _, c := range e.candidates {
-			h.u64(c.session)
-			h.bytes(c.value)
-			h.u64(c.client)
-			h.u64(c.seq)
-		}
-	}
-}

@@ -18,10 +18,11 @@ import (
 //     if it is listed it has forgotten votes, and it is refused with a line
 //     pointing at --rejoin, whatever flags it was given.
 //
-// Neither decides the result of any command, and neither is part of Hash: a
-// member of an older version, which cannot apply these commands (it refuses
-// them as unknown, with no effect), must not be convicted by the state
-// check for lacking them.
+// Neither decides the result of any command, and neither is part of Hash,
+// at any level (hash.go): a member of an older version, which cannot apply
+// these commands (it refuses them as unknown, with no effect), must not be
+// convicted by the state check for lacking them, nor later, once upgraded,
+// for having lacked them.
 
 // ClusterIDBytes is the length of a cluster id (OpClusterID's Value).
 const ClusterIDBytes = 16

@@ -17,10 +17,12 @@ import "fmt"
 // OpLevel on, every replica behaves as the level says; a feature reads
 // sm.level >= LevelDedupBytes, never a build's own version.
 //
-// The level is replicated state: in Hash (only when above 0, so that the
-// state of a cluster that never raised it hashes as before) and in
-// snapshots (format 4, written only once it is above 0, so that members of
-// older builds read every snapshot of a cluster that has not raised it).
+// The level is replicated state: in Hash (in the legacy hash only when
+// above 0, so that the state of a cluster that never raised it hashes as
+// before) and in snapshots (format 4, written only once it is above 0, so
+// that members of older builds read every snapshot of a cluster that has
+// not raised it). From LevelHashEncoding on it also decides how Hash is
+// computed (hash.go).
 // Unlike the quota it is in Hash on purpose: a member rolled back to a
 // build that cannot apply OpLevel no longer behaves as the others, and the
 // state check should say so at once rather than when the first behaviour
@@ -33,9 +35,16 @@ const (
 	// only by clients and results per client.
 	LevelDedupBytes = 5
 
+	// LevelHashEncoding computes the agreement hash (Hash, what members
+	// report in the state check) from the snapshot encoding of the state
+	// instead of the hand-kept legacy serialization (hash.go). Nothing
+	// else changes: the switch needs a level only because members that
+	// compute different hashes of the same state would convict each other.
+	LevelHashEncoding = 6
+
 	// LevelMax is the highest level this build implements: what its
 	// leader proposes, and the highest OpLevel it applies.
-	LevelMax = LevelDedupBytes
+	LevelMax = LevelHashEncoding
 )
 
 // Level returns the cluster level: 0 until an OpLevel is applied, then the

@@ -274,23 +274,3 @@ func (sm *StateMachine) Lock(name string) (LockInfo, bool) {
 // LockCount returns the number of locks held, waited for or in a
 // lock-delay.
 func (sm *StateMachine) LockCount() int { return len(sm.locks.m) }
-
-func (t *lockTable) hash(h *hasher) {
-	names := sortedKeys(t.m)
-	h.u64(uint64(len(names)))
-	for _, name := range names {
-		l := t.m[name]
-		h.str(l.name)
-		h.u64(l.holder)
-		h.u64(l.token)
-		h.u64(l.holderDelay)
-		h.u64(l.delayUntil)
-		h.u64(uint64(len(l.waiters)))
-		for _, w := range l.waiters {
-			h.u64(w.session)
-			h.u64(w.client)
-			h.u64(w.seq)
-			h.u64(w.delay)
-		}
-	}
-}

@@ -20,7 +20,7 @@ import (
 // hooks below and recomputed on restore, never stored in a snapshot. The
 // limit is in the snapshot only once set, so the state of a cluster that
 // never set one encodes as before. Like the cluster identity it is not
-// part of Hash: a member rolled back to an older version lacks it, and
+// part of Hash, at any level (hash.go): a member rolled back to an older version lacks it, and
 // must not be convicted by the state check for a setting that has decided
 // nothing yet; a put that one replica refused and another applied differs
 // in the keys and the stored results, which Hash covers.

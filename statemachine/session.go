@@ -248,23 +248,6 @@ func (sm *StateMachine) Session(id uint64) (SessionInfo, bool) {
 // SessionCount returns the number of open sessions.
 func (sm *StateMachine) SessionCount() int { return len(sm.sessions.m) }
 
-func (t *sessionTable) hash(h *hasher) {
-	h.u64(t.last)
-	h.u64s(t.renewed)
-	ids := sortedKeys(t.m)
-	h.u64(uint64(len(ids)))
-	for _, id := range ids {
-		s := t.m[id]
-		h.u64(s.id)
-		h.u64(s.ttl)
-		h.u64(s.deadline)
-		h.bool(s.renew)
-		h.strs(sortedKeys(s.locks))
-		h.strs(sortedKeys(s.waits))
-		h.strs(sortedKeys(s.elections))
-	}
-}
-
 // sessionHeap orders sessions by deadline, then id.
 type sessionHeap = indexedHeap[*session]
 

@@ -54,19 +54,25 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 	if len(sm.answers) > 0 {
 		return nil, fmt.Errorf("service: snapshot at slot %d with %d late answers not taken (call TakeAnswers first)", sm.applied, len(sm.answers))
 	}
-	// The oldest version that holds the state, so that members of an
-	// older build read the snapshots of a cluster that uses nothing new.
-	version := uint64(SnapshotFormatVersion)
+	return &SnapshotView{version: sm.snapshotVersion(), st: sm.snapshotState(), kv: sm.kv.clone()}, nil
+}
+
+// snapshotVersion is the format version a snapshot of the state is
+// written in: the oldest that holds the state, so that members of an
+// older build read the snapshots of a cluster that uses nothing new. It
+// depends on the state alone, so replicas in the same state write (and,
+// from LevelHashEncoding on, hash) the same version.
+func (sm *StateMachine) snapshotVersion() uint64 {
 	switch {
 	case sm.level > 0:
+		return SnapshotFormatVersion
 	case sm.quota.set:
-		version = 3
+		return 3
 	case !sm.ident.empty():
-		version = 2
+		return 2
 	default:
-		version = 1
+		return 1
 	}
-	return &SnapshotView{version: version, st: sm.snapshotState(), kv: sm.kv.clone()}, nil
 }
 
 // Applied is the slot the view stands for.
@@ -81,18 +87,22 @@ func (v *SnapshotView) Keys() int { return v.kv.len() }
 // the state machine.
 func (v *SnapshotView) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
-	if err := encodeSnapshot(cw, v.version, v.st, v.kv.len(), func(yield func(*SnapKV) error) error {
-		var err error
-		v.kv.ascendFrom("", func(kv KV) bool {
-			skv := snapKV(kv)
-			err = yield(&skv)
-			return err == nil
-		})
-		return err
-	}); err != nil {
+	if err := encodeSnapshot(cw, v.version, v.st, v.kv.len(), v.kv.eachSnapKV); err != nil {
 		return cw.n, fmt.Errorf("service: encoding the snapshot: %w", err)
 	}
 	return cw.n, nil
+}
+
+// eachSnapKV yields the keys in key order as a snapshot holds them, until
+// yield fails.
+func (s *kvStore) eachSnapKV(yield func(*SnapKV) error) error {
+	var err error
+	s.ascendFrom("", func(kv KV) bool {
+		skv := snapKV(kv)
+		err = yield(&skv)
+		return err == nil
+	})
+	return err
 }
 
 // countingWriter counts the bytes written through it.
@@ -153,7 +163,10 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 	if written != nkv {
 		return fmt.Errorf("%d keys announced, %d written", nkv, written)
 	}
-	if err := encodeAll(enc, st.Clients, st.LastSession, st.Sessions, st.Renewed, st.Locks, st.Elections,
+	if err := encodeSnapClients(enc, st.Clients); err != nil {
+		return err
+	}
+	if err := encodeAll(enc, st.LastSession, st.Sessions, st.Renewed, st.Locks, st.Elections,
 		st.KVHistoryDropped, st.KVHistory); err != nil {
 		return err
 	}
@@ -208,6 +221,14 @@ func encodeAll(enc *msgpack.Encoder, vs ...any) error {
 // from its copy of the tree) into its snapshot form. Byte slices that
 // nothing changes in place are shared, not copied.
 func (sm *StateMachine) snapshotState() *SnapshotState {
+	st := sm.snapshotTables()
+	sm.snapshotKVHistory(st)
+	return st
+}
+
+// snapshotTables is snapshotState without the KV history, which the
+// encoding hash leaves out (hash.go) and need not copy.
+func (sm *StateMachine) snapshotTables() *SnapshotState {
 	st := &SnapshotState{
 		// Copied: a view is encoded while the state machine goes on, and
 		// an OpVoter inserts into the voters in place.
@@ -268,7 +289,11 @@ func (sm *StateMachine) snapshotState() *SnapshotState {
 		}
 		st.Elections[i] = se
 	}
+	return st
+}
 
+// snapshotKVHistory copies the newest of the KV history into st.
+func (sm *StateMachine) snapshotKVHistory(st *SnapshotState) {
 	// Only the newest of the watch history goes in: it can be 16 MiB, and a
 	// snapshot is written every --snapshot-entries slots and sent whole to
 	// lagging nodes. A watch resuming from further back on a node restored
@@ -293,7 +318,6 @@ func (sm *StateMachine) snapshotState() *SnapshotState {
 		ev := h.events.at(first + i)
 		st.KVHistory[i] = SnapKVEvent{Revision: ev.Revision, Type: uint8(ev.Type), KV: snapKV(ev.KV), PrevKV: snapKV(ev.PrevKV)}
 	}
-	return st
 }
 
 // The most of the KV watch history a snapshot carries.
@@ -359,16 +383,23 @@ func encodeState(version uint64, st *SnapshotState) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// Hash returns the Hash of the state the view froze, computed off the
-// state machine (a replica hashes a million keys without stopping): the
-// view's tables are restored into a state machine of their own, sharing
-// the frozen keys, and hashed. opts are the state machine's.
+// Hash returns the agreement hash (hash.go) of the state the view froze,
+// computed off the state machine (a replica hashes a million keys without
+// stopping), of the kind the view's own level says: the level is
+// replicated, so every replica hashes its state at a given slot the same
+// way. From LevelHashEncoding on it streams the view's encoding into the
+// hash; below, the view's tables are restored into a state machine of
+// their own, sharing the frozen keys, for the legacy hash. opts are the
+// state machine's.
 func (v *SnapshotView) Hash(opts SMOptions) (uint64, error) {
+	if v.st.Level.Level >= LevelHashEncoding {
+		return encodingHash(v.version, v.st, &v.kv)
+	}
 	opts.EnsureDefaults()
 	kv := v.kv.clone()
 	sm, err := v.st.restore(opts, &kv)
 	if err != nil {
 		return 0, err
 	}
-	return sm.Hash(), nil
+	return sm.legacyHash(), nil
 }

@@ -11,10 +11,11 @@ import (
 
 const (
 	// ProtocolVersion is the highest protocol version this package speaks.
-	// Version 5 adds nothing to the wire itself: it tells the leader that
-	// the member's state machine knows cluster level 5 (the internal log
-	// command 31, docs/PROTOCOL.md).
-	ProtocolVersion = 5
+	// Versions 5 and 6 add nothing to the wire itself: each tells the
+	// leader that the member's state machine knows the cluster level of the
+	// same number (5: the internal log command 31; 6: the state hash
+	// computed from the snapshot encoding; docs/PROTOCOL.md).
+	ProtocolVersion = 6
 	// Magic opens every hello; it tells a paxosd peer from anything else
 	// that connects to the port.
 	Magic = "paxosd"
