@@ -84,6 +84,13 @@ type Config struct {
 	// module's version in the binary's build info ("(devel)" for a build
 	// from a checkout).
 	Version string
+	// StateLoaded, if set, is told the key and value bytes of the state
+	// the node decoded from its stored snapshot, before it replays the log
+	// after it: replaying overwrites values, and the process sizes its
+	// memory limit by the state so that the garbage does not grow the heap
+	// past its bound meanwhile (cmd/paxosd/gc.go). Node.LiveBytes follows
+	// the state once the node runs.
+	StateLoaded func(liveBytes uint64)
 }
 
 // JoinMode says how a node treats a data directory without state.

@@ -221,6 +221,9 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 	if meta, err := e.store.Snapshot(); err == nil {
 		snapSize = meta.Size
 	}
+	if cfg.StateLoaded != nil {
+		cfg.StateLoaded(sm.Quota().Used)
+	}
 	if err := replay(e.store, sm, st.Commit, log, e.clock); err != nil {
 		return nil, err
 	}

@@ -164,6 +164,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 	}
 	limitMemoryForLoad(cfg.DataDir)
+	cfg.StateLoaded = limitMemoryForReplay
 	n, err := service.Start(cfg)
 	if err != nil {
 		if httpLn != nil {
