@@ -82,6 +82,19 @@ func (c *testCluster) start(id paxos.NodeID) {
 	c.nodes[id] = n
 }
 
+// client returns a client of the cluster and a context of the given
+// length for its calls, both closed when the test ends.
+func (c *testCluster) client(timeout time.Duration) (context.Context, *client.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	c.t.Cleanup(cancel)
+	cl, err := client.New(ctx, c.endpoints()...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return ctx, cl
+}
+
 func (c *testCluster) endpoints() []string {
 	var out []string
 	for id := paxos.NodeID(1); id <= 3; id++ {

@@ -9,7 +9,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
@@ -38,13 +37,7 @@ func TestLaggingNodeCatchesUpBySnapshot(t *testing.T) {
 	c := startSnapCluster(t, 20, 5)
 	leader := c.waitLeader()
 	lagging := leader%3 + 1
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := client.New(ctx, c.endpoints()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	ctx, cl := c.client(60 * time.Second)
 	if _, err := cl.Put(ctx, "before", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -245,13 +238,7 @@ func TestValueLimitIsTheSameOnEveryReplica(t *testing.T) {
 func TestDivergedReplicaIsNoticed(t *testing.T) {
 	c := startTunedCluster(t, func(cfg *Config) { cfg.StateCheckSlots = 8 })
 	c.waitLeader()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := client.New(ctx, c.endpoints()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	ctx, cl := c.client(60 * time.Second)
 	if _, err := cl.Put(ctx, "a", []byte("1")); err != nil {
 		t.Fatal(err)
 	}
@@ -312,13 +299,7 @@ func TestSnapshotHeldWhileServed(t *testing.T) {
 	c := startSnapCluster(t, 20, 5)
 	leader := c.waitLeader()
 	ln := c.nodes[leader]
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl, err := client.New(ctx, c.endpoints()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	ctx, cl := c.client(60 * time.Second)
 	put := func(count int) {
 		for i := 0; i < count; i++ { // one slot each
 			if _, err := cl.Put(ctx, fmt.Sprintf("k%d", i%7), []byte("v")); err != nil {

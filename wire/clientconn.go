@@ -182,10 +182,10 @@ func (c *frameConn) trySend(encode func([]byte) []byte) error {
 // trySendFrame writes frame f directly, or queues it; ErrQueueFull when the
 // queue is full.
 //
-// f is the caller's to reuse unless the connection kept it (queued it, or
-// holds the part the socket did not take): trySendFrame returns the frames
-// it did not keep to the pool of frame buffers (getFrameBuf), and the
-// caller must not touch f afterwards.
+// It takes f over: a frame the connection does not keep (the socket took
+// it whole, or it was refused) goes back to the pool of frame buffers
+// (getFrameBuf); one it keeps (queued, or its unwritten rest pending) is
+// the writer's. Either way the caller must not touch f afterwards.
 func (c *frameConn) trySendFrame(f []byte) error {
 	if sent, kept, err := c.sendDirect(f); sent {
 		if !kept {
