@@ -171,29 +171,24 @@ func encodeSnapResult(enc *msgpack.Encoder, r *SnapResult) error {
 }
 
 func encodeStrings(enc *msgpack.Encoder, ss []string) error {
-	if ss == nil {
-		return enc.EncodeNil()
-	}
-	if err := enc.EncodeArrayLen(len(ss)); err != nil {
-		return err
-	}
-	for _, s := range ss {
-		if err := enc.EncodeString(s); err != nil {
-			return err
-		}
-	}
-	return nil
+	return encodeList(enc, ss, enc.EncodeString)
 }
 
 func encodeUints(enc *msgpack.Encoder, us []uint64) error {
-	if us == nil {
+	return encodeList(enc, us, enc.EncodeUint)
+}
+
+// encodeList writes xs as reflection would: nil as nil, else an array of
+// its elements, each written by put.
+func encodeList[T any](enc *msgpack.Encoder, xs []T, put func(T) error) error {
+	if xs == nil {
 		return enc.EncodeNil()
 	}
-	if err := enc.EncodeArrayLen(len(us)); err != nil {
+	if err := enc.EncodeArrayLen(len(xs)); err != nil {
 		return err
 	}
-	for _, u := range us {
-		if err := enc.EncodeUint(u); err != nil {
+	for _, x := range xs {
+		if err := put(x); err != nil {
 			return err
 		}
 	}
