@@ -14,10 +14,14 @@ const (
 	EventDelete EventType = 2
 )
 
-// Event is one change of a watched key, at KV.ModRevision.
+// Event is one change of a watched key, at KV.ModRevision. PrevKV is the
+// pair before the change, as the server sends it (docs/PROTOCOL.md,
+// watch_event): an empty Key means the key did not exist (a put that
+// created it), or a server that does not say.
 type Event struct {
-	Type EventType
-	KV   KV
+	Type   EventType
+	KV     KV
+	PrevKV KV
 }
 
 // WatchOption changes what Watch watches.
@@ -58,7 +62,7 @@ func (c *Client) Watch(ctx context.Context, key string, opts ...WatchOption) (<-
 			}
 			evs := make([]Event, len(resp.Events))
 			for i, e := range resp.Events {
-				evs[i] = Event{Type: EventType(e.Type), KV: e.KV}
+				evs[i] = Event{Type: EventType(e.Type), KV: e.KV, PrevKV: e.PrevKV}
 				next = e.KV.ModRevision + 1
 			}
 			if len(evs) == 0 {
