@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,38 +17,81 @@ import (
 
 	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/internal/cli"
+	"github.com/paxosd/paxosd/statemachine"
+	"github.com/paxosd/paxosd/wire"
 )
 
 // kvFlags are the flags of the kv subcommands.
 type kvFlags struct {
 	cf           cli.ClientFlags
+	out          output
 	serializable bool
 	limit        int
+	from         string
 	keysOnly     bool
+	countOnly    bool
 	prefix       bool
 	fromRev      uint64
+	prevKV       bool
 }
 
 func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
 	fs := cli.NewFlags(name, "paxosd "+name+" ...")
 	f.cf.Register(fs)
+	f.out.register(fs)
 	fs.BoolVar(&f.serializable, "serializable", false, "get/ls: answer from the contacted node's own state without asking the leader (fast, may be stale)")
 	fs.IntVar(&f.limit, "limit", 0, "ls: at most this many keys (0 = all)")
+	fs.StringVar(&f.from, "from", "", "ls: start after this key (the last one a --limit listing printed)")
 	fs.BoolVar(&f.keysOnly, "keys-only", false, "ls: print keys without values")
+	fs.BoolVar(&f.countOnly, "count-only", false, "ls: print how many keys there are, not the keys")
 	fs.BoolVar(&f.prefix, "prefix", false, "watch: watch every key starting with KEY")
 	fs.Uint64Var(&f.fromRev, "rev", 0, "watch: replay the changes since this revision first (0: from now)")
+	fs.BoolVar(&f.prevKV, "prev-kv", false, "watch: print each change's previous value too")
 	return fs
 }
 
-// kvSynopsis is what 'paxosd kv --help' prints above the flags.
-const kvSynopsis = `paxosd kv put KEY VALUE                  set a key
-       paxosd kv get KEY [--serializable]       print a key's value
-       paxosd kv del KEY                        delete a key
-       paxosd kv ls [PREFIX] [--limit N] [--keys-only]
-                                                list keys (and values) by prefix
-       paxosd kv watch KEY [--prefix] [--rev N] print every change of a key or prefix`
+// kvFlagUse names the subcommands each subcommand-specific flag is for;
+// given to another one, it is a usage error rather than ignored.
+var kvFlagUse = map[string][]string{
+	"serializable": {"get", "ls"},
+	"limit":        {"ls"}, "from": {"ls"}, "keys-only": {"ls"}, "count-only": {"ls"},
+	"prefix": {"watch"}, "rev": {"watch"}, "prev-kv": {"watch"},
+}
 
-func cmdKV(args []string, stdout io.Writer) error {
+// check refuses flags that are not sub's, and those that do not go
+// together.
+func (f *kvFlags) check(fs *pflag.FlagSet, sub string) error {
+	var err error
+	fs.Visit(func(fl *pflag.Flag) {
+		if subs, ok := kvFlagUse[fl.Name]; ok && err == nil && !slices.Contains(subs, sub) {
+			err = fmt.Errorf("%w: kv %s: --%s is for kv %s", cli.ErrUsage, sub, fl.Name, strings.Join(subs, " and kv "))
+		}
+	})
+	switch {
+	case err != nil:
+		return err
+	case f.limit < 0:
+		return fmt.Errorf("%w: kv ls: --limit %d is negative (0 lists every key)", cli.ErrUsage, f.limit)
+	case f.countOnly && f.keysOnly:
+		return fmt.Errorf("%w: kv ls: --count-only and --keys-only do not go together", cli.ErrUsage)
+	case f.countOnly && f.limit > 0:
+		return fmt.Errorf("%w: kv ls: --count-only counts every key; it does not go with --limit", cli.ErrUsage)
+	}
+	return nil
+}
+
+// kvSynopsis is what 'paxosd kv --help' prints above the flags.
+const kvSynopsis = `paxosd kv put KEY VALUE                  set a key (VALUE "-": read it from stdin)
+       paxosd kv get KEY [--serializable]       print a key's value (-w json: with its revisions)
+       paxosd kv del KEY                        delete a key
+       paxosd kv ls [PREFIX] [--from KEY] [--limit N] [--keys-only | --count-only]
+                                                list keys (and values) by prefix
+       paxosd kv watch KEY [--prefix] [--rev N] [--prev-kv]
+                                                print every change of a key or prefix
+
+Every kv command takes -w json (docs/CLI.md).`
+
+func cmdKV(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		var kf kvFlags
 		fs := kf.flagSet("kv")
@@ -57,9 +102,9 @@ func cmdKV(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, ls or watch (see 'paxosd kv --help')", cli.ErrUsage)
 	}
 	sub := args[0]
-	var kf kvFlags
+	kf := kvFlags{out: output{w: stdout}}
 	fs := kf.flagSet("kv " + sub)
-	if err := cli.Parse(fs, args[1:]); err != nil {
+	if err := parseOutput(fs, args[1:], &kf.out); err != nil {
 		return err
 	}
 	want := map[string]int{"put": 2, "get": 1, "del": 1, "ls": -1, "watch": 1}
@@ -69,16 +114,28 @@ func cmdKV(args []string, stdout io.Writer) error {
 	}
 	if (n >= 0 && fs.NArg() != n) || (n < 0 && fs.NArg() > 1) {
 		return fmt.Errorf("%w: %s", cli.ErrUsage, map[string]string{
-			"put": "kv put takes KEY VALUE", "get": "kv get takes KEY", "del": "kv del takes KEY", "ls": "kv ls takes at most a PREFIX",
+			"put": "kv put takes KEY VALUE (VALUE \"-\": read it from stdin)", "get": "kv get takes KEY", "del": "kv del takes KEY", "ls": "kv ls takes at most a PREFIX",
 			"watch": "kv watch takes KEY (with --prefix, a prefix)",
 		}[sub])
+	}
+	if err := kf.check(fs, sub); err != nil {
+		return err
 	}
 	var readOpts []client.ReadOption
 	if kf.serializable {
 		readOpts = append(readOpts, client.Serializable())
 	}
 	if sub == "watch" {
-		return kvWatch(kf.cf, fs.Arg(0), kf.prefix, kf.fromRev, stdout)
+		return kvWatch(&kf, fs.Arg(0))
+	}
+	var value []byte
+	if sub == "put" {
+		// Before connecting: reading stdin does not eat into --timeout.
+		v, err := putValue(fs.Arg(1), stdin)
+		if err != nil {
+			return err
+		}
+		value = v
 	}
 	cl, ctx, cancel, err := kf.cf.Connect()
 	if err != nil {
@@ -86,16 +143,24 @@ func cmdKV(args []string, stdout io.Writer) error {
 	}
 	defer cancel()
 	defer cl.Close()
+	o := &kf.out
 	switch sub {
 	case "put":
-		if _, err := cl.Put(ctx, fs.Arg(0), []byte(fs.Arg(1))); err != nil {
+		rev, err := cl.Put(ctx, fs.Arg(0), value)
+		if err != nil {
 			return err
+		}
+		if o.json() {
+			return o.print(kvPutJSON{Key: fs.Arg(0), Revision: rev})
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "get":
 		kv, err := cl.Get(ctx, fs.Arg(0), readOpts...)
 		if err != nil {
 			return err
+		}
+		if o.json() {
+			return o.print(newKV(kv, true))
 		}
 		fmt.Fprintf(stdout, "%s\n", kv.Value)
 	case "del":
@@ -106,32 +171,138 @@ func cmdKV(args []string, stdout io.Writer) error {
 		if !existed {
 			return fmt.Errorf("%w: %s", client.ErrNotFound, fs.Arg(0))
 		}
+		if o.json() {
+			return o.print(kvDelJSON{Key: fs.Arg(0), Deleted: 1})
+		}
 		fmt.Fprintln(stdout, "OK")
 	case "ls":
-		kvs, err := cl.List(ctx, fs.Arg(0), kf.limit, readOpts...)
-		if err != nil {
-			return err
+		return kvList(ctx, cl, fs.Arg(0), &kf, readOpts)
+	}
+	return nil
+}
+
+// putValue is kv put's VALUE: the argument, or with "-" all of stdin (its
+// bytes as they are, a trailing newline included), at most what one
+// request can carry.
+func putValue(arg string, stdin io.Reader) ([]byte, error) {
+	if arg != "-" {
+		return []byte(arg), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, wire.DefaultFrameBytesMax+1))
+	if err != nil {
+		return nil, fmt.Errorf("kv put: reading the value from stdin: %w", err)
+	}
+	if len(b) > wire.DefaultFrameBytesMax {
+		return nil, fmt.Errorf("kv put: the value on stdin is over %s, more than a request carries", statemachine.FormatBytes(wire.DefaultFrameBytesMax))
+	}
+	return b, nil
+}
+
+// listing is what kv ls read: the keys (unless only counted), how many,
+// the store revision of the read (0: a node older than protocol 4, which
+// does not say), and whether keys remain after the last one.
+type listing struct {
+	kvs      []client.KV
+	count    int
+	revision uint64
+	more     bool
+}
+
+// kvList prints the keys starting with prefix, after --from, at most
+// --limit of them: keys and values, keys, or their number.
+func kvList(ctx context.Context, cl *client.Client, prefix string, kf *kvFlags, opts []client.ReadOption) error {
+	l, err := listKeys(ctx, cl, prefix, kf.from, kf.limit, !kf.countOnly, opts)
+	if err != nil {
+		return err
+	}
+	o := &kf.out
+	switch {
+	case kf.countOnly && o.json():
+		return o.print(kvCountJSON{Count: l.count, Revision: l.revision})
+	case kf.countOnly:
+		fmt.Fprintln(o.w, l.count)
+	case o.json():
+		out := kvListJSON{KVs: make([]kvJSON, len(l.kvs)), Count: l.count, Revision: l.revision, More: l.more}
+		for i, kv := range l.kvs {
+			out.KVs[i] = newKV(kv, !kf.keysOnly)
 		}
-		for _, kv := range kvs {
+		return o.print(out)
+	default:
+		for _, kv := range l.kvs {
 			if kf.keysOnly {
-				fmt.Fprintln(stdout, kv.Key)
+				fmt.Fprintln(o.w, kv.Key)
 			} else {
-				fmt.Fprintf(stdout, "%s\t%s\n", kv.Key, kv.Value)
+				fmt.Fprintf(o.w, "%s\t%s\n", kv.Key, kv.Value)
 			}
 		}
 	}
 	return nil
 }
 
+// listKeys reads the keys starting with prefix that come after the key
+// after ("" = from the first), at most limit (0 = all), page by page at
+// one revision, keeping them if keep (else only counting). A listing that
+// outlives the history of its revision starts over, as client.List does.
+// A node older than protocol 4 pages nothing: without after, it is asked
+// for the whole listing at once.
+func listKeys(ctx context.Context, cl *client.Client, prefix, after string, limit int, keep bool, opts []client.ReadOption) (listing, error) {
+	for restarts := 0; ; restarts++ {
+		l, err := listPaged(ctx, cl, prefix, after, limit, keep, opts)
+		switch {
+		case errors.Is(err, client.ErrCompacted) && restarts < 3:
+			continue // written faster than we read: start over at a newer revision
+		case errors.Is(err, client.ErrUnsupported) && after == "":
+			kvs, err := cl.List(ctx, prefix, limit, opts...)
+			l = listing{count: len(kvs)}
+			if keep {
+				l.kvs = kvs
+			}
+			return l, err
+		case errors.Is(err, client.ErrUnsupported):
+			return listing{}, fmt.Errorf("kv ls --from: %w", err)
+		}
+		return l, err
+	}
+}
+
+func listPaged(ctx context.Context, cl *client.Client, prefix, after string, limit int, keep bool, opts []client.ReadOption) (listing, error) {
+	var l listing
+	start := ""
+	if after != "" {
+		start = after + "\x00" // the first key after it
+	}
+	for {
+		pageLimit := 0
+		if limit > 0 {
+			pageLimit = limit - l.count
+		}
+		p, err := cl.ListPage(ctx, prefix, start, l.revision, pageLimit, opts...)
+		if err != nil {
+			return listing{}, err
+		}
+		l.count += len(p.KVs)
+		l.revision, l.more = p.Revision, p.More
+		if keep {
+			l.kvs = append(l.kvs, p.KVs...)
+		}
+		if !p.More || limit > 0 && l.count >= limit {
+			return l, nil
+		}
+		start = p.Next
+	}
+}
+
 func cmdStatus(args []string, stdout io.Writer) error {
-	fs := cli.NewFlags("status", "paxosd status [--endpoints ...]\n\n"+
+	fs := cli.NewFlags("status", "paxosd status [--endpoints ...] [-w json]\n\n"+
 		"Shows every member of the cluster: the endpoints' answers name all the\n"+
 		"members, so one endpoint is enough, and those not among the endpoints are\n"+
 		"asked at their --peers address. Exits 1 when a member does not answer or\n"+
 		"none leads (etcdctl endpoint health's rule), so scripts and probes can use it.")
 	var cf cli.ClientFlags
 	cf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args, &o); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -141,20 +312,28 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	defer cancel()
 	cl := client.Unconnected(client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
 	members := cl.Members(ctx)
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tBALLOT\tLEADER\tCOMMIT\tAPPLIED")
-	reachable := 0
-	for _, m := range members {
-		if m.Err != nil {
-			fmt.Fprintf(tw, "%s\t%s\tunreachable\t-\t-\t-\t-\t(%v)\n", memberName(m, "-"), m.Endpoint, m.Err)
-			continue
+	if o.json() {
+		out := statusJSON{Members: make([]memberJSON, len(members))}
+		for i, m := range members {
+			out.Members[i] = newMember(m)
 		}
-		reachable++
-		s := m.Status
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\n", s.ID, m.Endpoint, s.Role, s.Ballot, s.Leader, s.Commit, s.Applied)
+		if err := o.print(out); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tBALLOT\tLEADER\tCOMMIT\tAPPLIED")
+		for _, m := range members {
+			if m.Err != nil {
+				fmt.Fprintf(tw, "%s\t%s\tunreachable\t-\t-\t-\t-\t(%v)\n", memberName(m, "-"), m.Endpoint, m.Err)
+				continue
+			}
+			s := m.Status
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\n", s.ID, m.Endpoint, s.Role, s.Ballot, s.Leader, s.Commit, s.Applied)
+		}
+		tw.Flush()
 	}
-	tw.Flush()
-	if reachable == 0 {
+	if !slices.ContainsFunc(members, func(m client.MemberStatus) bool { return m.Err == nil }) {
 		return fmt.Errorf("%w: no endpoint answered (%s)", client.ErrUnavailable, cf.Endpoints)
 	}
 	return statusHealth(members)
@@ -198,10 +377,12 @@ func memberName(m client.MemberStatus, unknown string) string {
 	return fmt.Sprintf("node %d (%s)", m.ID, m.Endpoint)
 }
 
-// kvWatch prints every change of a key (or prefix), one line each —
-// "REVISION PUT KEY VALUE" or "REVISION DELETE KEY" — until interrupted.
-func kvWatch(cf cli.ClientFlags, key string, prefix bool, rev uint64, stdout io.Writer) error {
-	cl, _, cancelConnect, err := cf.Connect()
+// kvWatch prints every change of a key (or prefix) until interrupted: one
+// line each, "REVISION PUT KEY VALUE" or "REVISION DELETE KEY", with
+// --prev-kv followed by " (was PREVIOUS)" or, for a key the put created,
+// " (new)"; or with -w json one object per change.
+func kvWatch(kf *kvFlags, key string) error {
+	cl, _, cancelConnect, err := kf.cf.Connect()
 	if err != nil {
 		return err
 	}
@@ -210,24 +391,45 @@ func kvWatch(cf cli.ClientFlags, key string, prefix bool, rev uint64, stdout io.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := []client.WatchOption{}
-	if prefix {
+	if kf.prefix {
 		opts = append(opts, client.WithPrefix())
 	}
-	if rev > 0 {
-		opts = append(opts, client.WithRevision(rev))
+	if kf.fromRev > 0 {
+		opts = append(opts, client.WithRevision(kf.fromRev))
 	}
+	o := &kf.out
 	events, errf := cl.Watch(ctx, key, opts...)
 	for evs := range events {
 		for _, e := range evs {
-			if e.Type == client.EventDelete {
-				fmt.Fprintf(stdout, "%d DELETE %s\n", e.KV.ModRevision, e.KV.Key)
-			} else {
-				fmt.Fprintf(stdout, "%d PUT %s %s\n", e.KV.ModRevision, e.KV.Key, e.KV.Value)
+			if o.json() {
+				if err := o.print(newEvent(e, kf.prevKV)); err != nil {
+					return err
+				}
+				continue
 			}
+			line := fmt.Sprintf("%d PUT %s %s", e.KV.ModRevision, e.KV.Key, e.KV.Value)
+			if e.Type == client.EventDelete {
+				line = fmt.Sprintf("%d DELETE %s", e.KV.ModRevision, e.KV.Key)
+			}
+			if kf.prevKV {
+				line += prevSuffix(e)
+			}
+			fmt.Fprintln(o.w, line)
 		}
 	}
 	if err := errf(); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+// prevSuffix is what --prev-kv adds to a change's line.
+func prevSuffix(e client.Event) string {
+	switch {
+	case e.PrevKV.Key != "":
+		return fmt.Sprintf(" (was %s)", e.PrevKV.Value)
+	case e.Type == client.EventPut:
+		return " (new)"
+	}
+	return "" // a delete always has a previous pair, unless the server does not say
 }

@@ -15,8 +15,8 @@ import (
 
 func cmdElect(args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("elect", "paxosd elect NAME --value V [--ttl 10s] [-- COMMAND ARGS...]\n"+
-		"       paxosd elect NAME --observe [--after-seq N]\n"+
-		"       paxosd elect NAME --leader\n\n"+
+		"       paxosd elect NAME --observe [--after-seq N] [-w json]\n"+
+		"       paxosd elect NAME --leader [-w json]\n\n"+
 		"Campaigns in election NAME (first come, first served) and, once elected, runs\n"+
 		"COMMAND with the term in $PAXOSD_ELECTION_TERM; resigns when COMMAND exits and\n"+
 		"exits with its status. Without COMMAND, prints \"elected term N\" and leads until\n"+
@@ -32,7 +32,9 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 	afterSeq := fs.Uint64("after-seq", 0, "--observe: resume after this change number (0 = start with the current leader)")
 	leader := fs.Bool("leader", false, "print the current leader's value")
 	cf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args, &o); err != nil {
 		return err
 	}
 	name, argv, err := nameAndCommand(fs, "elect")
@@ -49,9 +51,9 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 	case fs.Changed("after-seq") && !*observe:
 		return fmt.Errorf("%w: elect: --after-seq goes with --observe", cli.ErrUsage)
 	case *observe:
-		return electObserve(&cf, name, *afterSeq, stdout)
+		return electObserve(&cf, name, *afterSeq, &o)
 	case *leader:
-		return electLeader(&cf, name, stdout)
+		return electLeader(&cf, name, &o)
 	case !fs.Changed("value"):
 		return fmt.Errorf("%w: elect: --value is required to campaign (or use --observe or --leader)", cli.ErrUsage)
 	}
@@ -83,7 +85,11 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 	}
 
 	if len(argv) == 0 {
-		fmt.Fprintf(stdout, "elected term %d\n", l.Term)
+		if o.json() {
+			o.print(newLeader(l))
+		} else {
+			fmt.Fprintf(stdout, "elected term %d\n", l.Term)
+		}
 		select {
 		case <-sigs:
 			resign(s, name, &cf, stderr)
@@ -116,7 +122,7 @@ func resign(s *client.Session, name string, cf *cli.ClientFlags, stderr io.Write
 }
 
 // electObserve prints the election's changes until interrupted.
-func electObserve(cf *cli.ClientFlags, name string, afterSeq uint64, stdout io.Writer) error {
+func electObserve(cf *cli.ClientFlags, name string, afterSeq uint64, o *output) error {
 	ctx, _, stop := signalContext()
 	defer stop()
 	cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
@@ -133,7 +139,11 @@ func electObserve(cf *cli.ClientFlags, name string, afterSeq uint64, stdout io.W
 	for {
 		changes, errf := cl.Observe(ctx, name, last)
 		for l := range changes {
-			fmt.Fprintln(stdout, formatLeader(l))
+			if o.json() {
+				o.print(newLeader(l))
+			} else {
+				fmt.Fprintln(o.w, formatLeader(l))
+			}
 			last = l.Seq
 		}
 		err := errf()
@@ -163,7 +173,7 @@ func formatLeader(l client.Leader) string {
 }
 
 // electLeader prints the current leader's value.
-func electLeader(cf *cli.ClientFlags, name string, stdout io.Writer) error {
+func electLeader(cf *cli.ClientFlags, name string, o *output) error {
 	cl, ctx, cancel, err := cf.Connect()
 	if err != nil {
 		return err
@@ -174,6 +184,9 @@ func electLeader(cf *cli.ClientFlags, name string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s\n", l.Value)
+	if o.json() {
+		return o.print(newLeader(l))
+	}
+	fmt.Fprintf(o.w, "%s\n", l.Value)
 	return nil
 }

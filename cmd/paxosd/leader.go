@@ -16,14 +16,16 @@ func cmdLeader(args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "transfer" {
 		return fmt.Errorf("%w: leader needs a subcommand: transfer (see 'paxosd --help')", cli.ErrUsage)
 	}
-	fs := cli.NewFlags("leader transfer", "paxosd leader transfer [ID]\n\n"+
+	fs := cli.NewFlags("leader transfer", "paxosd leader transfer [ID] [-w json]\n\n"+
 		"Asks the leader to hand its leadership to member ID (default: the most\n"+
 		"caught-up member it can reach). The leader steps down at once, giving up its\n"+
 		"lease, and the member campaigns without waiting for an election timeout:\n"+
 		"writes pause for one election round. Waits until the member leads.")
 	var cf cli.ClientFlags
 	cf.Register(fs)
-	if err := cli.Parse(fs, args[1:]); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args[1:], &o); err != nil {
 		return err
 	}
 	var to paxos.NodeID
@@ -52,6 +54,9 @@ func cmdLeader(args []string, stdout io.Writer) error {
 	for {
 		for _, ms := range cl.Members(ctx) {
 			if ms.Err == nil && ms.Status.ID == target && ms.Status.Role == "leader" {
+				if o.json() {
+					return o.print(transferJSON{Leader: target, HandoverMs: time.Since(start).Milliseconds()})
+				}
 				fmt.Fprintf(stdout, "node %d leads (handed over in %s)\n", target, time.Since(start).Round(time.Millisecond))
 				return nil
 			}

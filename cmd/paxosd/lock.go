@@ -108,10 +108,11 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 		return cmdLockList(args[1:], stdout)
 	}
 	fs := cli.NewFlags("lock", "paxosd lock NAME [--ttl 10s] [--lock-delay 0] [--wait=true] [-- COMMAND ARGS...]\n"+
-		"       paxosd lock ls [PREFIX]\n\n"+
+		"       paxosd lock ls [PREFIX] [-w json]\n\n"+
 		"Takes lock NAME and runs COMMAND while holding it, with the fencing token in\n"+
 		"$PAXOSD_LOCK_TOKEN; releases the lock when COMMAND exits and exits with its status.\n"+
-		"Without COMMAND, prints the token and holds the lock until interrupted.\n"+
+		"Without COMMAND, prints the token (-w json: {\"name\", \"token\", \"session\"}) and\n"+
+		"holds the lock until interrupted.\n"+
 		"Exit status 3: the session was lost (COMMAND was stopped; the lock may be another's).")
 	var (
 		cf cli.ClientFlags
@@ -122,7 +123,9 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 	wait := fs.Bool("wait", true, "wait in line for a held lock; with --wait=false fail at once (exit 1)")
 	waitTimeout := fs.Duration("wait-timeout", 0, "give up waiting for the lock after this long (0 = wait until interrupted)")
 	cf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args, &o); err != nil {
 		return err
 	}
 	name, argv, err := nameAndCommand(fs, "lock")
@@ -188,7 +191,11 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 
 	if len(argv) == 0 {
 		// Hold until interrupted.
-		fmt.Fprintln(stdout, l.Token)
+		if o.json() {
+			o.print(lockHeldJSON{Name: name, Token: l.Token, Session: s.ID()})
+		} else {
+			fmt.Fprintln(stdout, l.Token)
+		}
 		select {
 		case <-sigs:
 			closeSession(s, &cf, stderr)

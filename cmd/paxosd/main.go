@@ -29,11 +29,11 @@ Usage:
   paxosd serve --id N --listen HOST:PORT --peers 1=HOST:PORT,... --data-dir DIR
   paxosd serve --config FILE                        the same from a YAML file (and $PAXOSD_* variables)
   paxosd dev [--data-dir DIR] [--base-port 7401]    a local 3-node cluster
-  paxosd kv put KEY VALUE                           set a key
-  paxosd kv get KEY [--serializable]                print a key's value
+  paxosd kv put KEY VALUE                           set a key (VALUE "-": read it from stdin)
+  paxosd kv get KEY [--serializable]                print a key's value (-w json: and its revisions)
   paxosd kv del KEY                                 delete a key
-  paxosd kv ls [PREFIX]                             list keys (and values) by prefix
-  paxosd kv watch KEY [--prefix] [--rev N]          print every change of a key or prefix
+  paxosd kv ls [PREFIX] [--from KEY] [--limit N]    list keys (and values) by prefix (--count-only: how many)
+  paxosd kv watch KEY [--prefix] [--rev N]          print every change of a key or prefix (--prev-kv: and the value before)
   paxosd lock NAME [--ttl 10s] -- COMMAND ARGS...    run COMMAND holding lock NAME (token in $PAXOSD_LOCK_TOKEN)
   paxosd lock NAME [--wait=false]                   take lock NAME, print its token, hold it until interrupted
   paxosd lock ls [PREFIX]                           the locks: holder, fencing token, waiters
@@ -53,6 +53,9 @@ Usage:
 
 Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
 (default 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403, what 'paxosd dev' starts).
+Those that print data take -w json (--write-out json): one JSON object, one per
+line for kv watch and elect --observe, and errors as {"error": "..."} on stderr
+(docs/CLI.md).
 Run 'paxosd COMMAND --help' for a command's flags.
 `
 
@@ -60,7 +63,14 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs a command with the process's stdin.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runStdin(args, os.Stdin, stdout, stderr)
+}
+
+// runStdin runs the command args and returns its exit status. An error
+// is one line on stderr, or with -w json an {"error": ...} object.
+func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -73,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "dev":
 		err = cmdDev(args[1:], stdout, stderr)
 	case "kv":
-		err = cmdKV(args[1:], stdout)
+		err = cmdKV(args[1:], stdin, stdout)
 	case "status":
 		err = cmdStatus(args[1:], stdout)
 	case "lock":
@@ -89,12 +99,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = bench.Command(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, versionLine())
+		err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		err = fmt.Errorf("%w: unknown command %q (see 'paxosd --help')", cli.ErrUsage, args[0])
 	}
+	asJSON := writesOut[args[0]] && jsonRequested(args[1:])
 	switch {
 	case err == nil:
 		return 0
@@ -104,16 +115,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// A command's own exit status (paxosd lock/elect pass on their
 		// COMMAND's), with its message if it has one.
 		if exit.msg != "" {
-			fmt.Fprintln(stderr, "paxosd: error:", exit.msg)
+			printError(stderr, asJSON, "paxosd: error: ", exit.msg)
 		}
 		return exit.code
 	case errors.Is(err, cli.ErrUsage):
-		fmt.Fprintln(stderr, "paxosd:", trimUsage(err))
+		printError(stderr, asJSON, "paxosd: ", trimUsage(err))
 		return 2
 	default:
-		fmt.Fprintln(stderr, "paxosd: error:", err)
+		printError(stderr, asJSON, "paxosd: error: ", err.Error())
 		return 1
 	}
+}
+
+// writesOut are the commands that take -w.
+var writesOut = map[string]bool{
+	"kv": true, "status": true, "lock": true, "elect": true, "session": true,
+	"leader": true, "quota": true, "version": true,
 }
 
 func trimUsage(err error) string {

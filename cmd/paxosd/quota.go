@@ -12,7 +12,7 @@ import (
 )
 
 // quotaSynopsis is what 'paxosd quota --help' prints above the flags.
-const quotaSynopsis = `paxosd quota [get]          print the space quota and its usage
+const quotaSynopsis = `paxosd quota [get] [-w json] print the space quota and its usage
        paxosd quota set BYTES      set the space quota: 8GiB, 512MiB, 1G, 1000000
 
 The quota bounds the bytes of the live keys and values (key length plus
@@ -32,7 +32,9 @@ func cmdQuota(args []string, stdout io.Writer) error {
 	fs := cli.NewFlags("quota", quotaSynopsis)
 	var cf cli.ClientFlags
 	cf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args, &o); err != nil {
 		return err
 	}
 	var limit uint64
@@ -58,12 +60,18 @@ func cmdQuota(args []string, stdout io.Writer) error {
 		if err := cl.SetQuota(ctx, limit); err != nil {
 			return err
 		}
+		if o.json() {
+			return o.print(quotaJSON{QuotaBytes: limit})
+		}
 		fmt.Fprintf(stdout, "quota set to %s\n", statemachine.FormatBytes(limit))
 		return nil
 	}
 	q, err := cl.Quota(ctx)
 	if err != nil {
 		return err
+	}
+	if o.json() {
+		return o.print(quotaJSON{UsedBytes: &q.Used, QuotaBytes: q.Limit, Set: &q.Set})
 	}
 	line := fmt.Sprintf("used %s of %s (%d%%)", statemachine.FormatBytes(q.Used), statemachine.FormatBytes(q.Limit), percent(q.Used, q.Limit))
 	if !q.Set {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/internal/cli"
+	"github.com/paxosd/paxosd/wire"
 )
 
 // cmdSession: paxosd session ls | revoke ID.
@@ -21,12 +23,14 @@ func cmdSession(args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "ls" {
 		return fmt.Errorf("%w: session needs a subcommand: ls or revoke (see 'paxosd --help')", cli.ErrUsage)
 	}
-	fs := cli.NewFlags("session ls", "paxosd session ls\n\n"+
+	fs := cli.NewFlags("session ls", "paxosd session ls [-w json]\n\n"+
 		"Lists the sessions, what each holds and waits for, as the contacted node's\n"+
 		"applied state has them (it may lag the leader by a moment).")
 	var cf cli.ClientFlags
 	cf.Register(fs)
-	if err := cli.Parse(fs, args[1:]); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args[1:], &o); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -42,6 +46,13 @@ func cmdSession(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.json() {
+		out := sessionsJSON{Sessions: make([]sessionJSON, len(sessions))}
+		for i, s := range sessions {
+			out.Sessions[i] = newSession(s)
+		}
+		return o.print(out)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SESSION\tTTL\tREMAINING\tHOLDS\tWAITS FOR\tELECTIONS")
 	for _, s := range sessions {
@@ -53,7 +64,7 @@ func cmdSession(args []string, stdout io.Writer) error {
 
 // cmdSessionRevoke: paxosd session revoke ID.
 func cmdSessionRevoke(args []string, stdout io.Writer) error {
-	fs := cli.NewFlags("session revoke", "paxosd session revoke ID\n\n"+
+	fs := cli.NewFlags("session revoke", "paxosd session revoke ID [-w json]\n\n"+
 		"Ends session ID (as 'paxosd session ls' shows it) through the log, as if its\n"+
 		"owner had closed it: its locks are released at once, without lock-delay, its\n"+
 		"waits and candidacies end, a leadership it holds passes on. The owner finds\n"+
@@ -61,7 +72,9 @@ func cmdSessionRevoke(args []string, stdout io.Writer) error {
 		"act as the holder, which fencing tokens guard against.")
 	var cf cli.ClientFlags
 	cf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args, &o); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -84,6 +97,9 @@ func cmdSessionRevoke(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.json() {
+		return o.print(newSession(s))
+	}
 	fmt.Fprintf(stdout, "revoked session %d (TTL %s): released %s; waits ended %s; elections left %s\n",
 		s.ID, msDuration(s.TTLMs), list(s.Locks), list(s.Waiting), list(s.Elections))
 	return nil
@@ -91,14 +107,16 @@ func cmdSessionRevoke(args []string, stdout io.Writer) error {
 
 // cmdLockList: paxosd lock ls [PREFIX].
 func cmdLockList(args []string, stdout io.Writer) error {
-	fs := cli.NewFlags("lock ls", "paxosd lock ls [PREFIX]\n\n"+
+	fs := cli.NewFlags("lock ls", "paxosd lock ls [PREFIX] [-w json]\n\n"+
 		"Lists the locks that are held or waited for (whose name starts with PREFIX):\n"+
 		"the holding session and its fencing token, the waiting sessions in line order,\n"+
 		"and a lock-delay that keeps a lock free after its holder's session expired.\n"+
 		"Answered from the contacted node's applied state.")
 	var cf cli.ClientFlags
 	cf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args, &o); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
@@ -115,12 +133,17 @@ func cmdLockList(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	locks = slices.DeleteFunc(locks, func(l wire.LockInfo) bool { return !strings.HasPrefix(l.Name, prefix) })
+	if o.json() {
+		out := locksJSON{Locks: make([]lockJSON, len(locks))}
+		for i, l := range locks {
+			out.Locks[i] = newLock(l)
+		}
+		return o.print(out)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LOCK\tHOLDER\tTOKEN\tWAITERS\tLOCK-DELAY")
 	for _, l := range locks {
-		if !strings.HasPrefix(l.Name, prefix) {
-			continue
-		}
 		holder, token := "-", "-"
 		if l.Holder != 0 {
 			holder, token = strconv.FormatUint(l.Holder, 10), strconv.FormatUint(l.Token, 10)

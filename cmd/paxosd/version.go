@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"strings"
 
+	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/service"
 	"github.com/paxosd/paxosd/wire"
 )
@@ -13,12 +15,31 @@ import (
 // "-X main.version=...". The commit comes from the build info.
 var version = "0.1.0-dev"
 
-// versionLine is what 'paxosd version' prints: the release, the commit the
-// binary was built from (Go records it when building inside a git
-// checkout; "+dirty" when the tree had changes), the Go release and the
-// wire protocol version, which decides what a mixed cluster can do.
-func versionLine() string {
-	commit := "unknown commit"
+// cmdVersion: paxosd version [-w json].
+func cmdVersion(args []string, stdout io.Writer) error {
+	fs := cli.NewFlags("version", "paxosd version [-w json]")
+	o := output{w: stdout}
+	o.register(fs)
+	if err := parseOutput(fs, args, &o); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: version takes no arguments", cli.ErrUsage)
+	}
+	v := versionInfo()
+	if o.json() {
+		return o.print(v)
+	}
+	fmt.Fprintln(stdout, versionLine(v))
+	return nil
+}
+
+// versionInfo is the release, the commit the binary was built from (Go
+// records it when building inside a git checkout; "+dirty" when the tree
+// had changes; "" unknown), the Go release and the wire protocol version,
+// which decides what a mixed cluster can do.
+func versionInfo() versionJSON {
+	commit := ""
 	if rev := service.BuildRevision(); rev != "" {
 		rev, dirty, _ := strings.Cut(rev, "+")
 		if len(rev) > 12 {
@@ -27,7 +48,16 @@ func versionLine() string {
 		if dirty != "" {
 			dirty = "+" + dirty
 		}
-		commit = "commit " + rev + dirty
+		commit = rev + dirty
 	}
-	return fmt.Sprintf("paxosd %s (%s, %s, wire protocol %d)", version, commit, runtime.Version(), wire.ProtocolVersion)
+	return versionJSON{Version: version, Commit: commit, Go: runtime.Version(), WireProtocol: wire.ProtocolVersion}
+}
+
+// versionLine is what 'paxosd version' prints.
+func versionLine(v versionJSON) string {
+	commit := "unknown commit"
+	if v.Commit != "" {
+		commit = "commit " + v.Commit
+	}
+	return fmt.Sprintf("paxosd %s (%s, %s, wire protocol %d)", v.Version, commit, v.Go, v.WireProtocol)
 }
