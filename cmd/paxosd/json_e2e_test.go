@@ -12,7 +12,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -575,3 +578,46 @@ func TestWatchObserveLockJSON(t *testing.T) {
 }
 
 func uintStr(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestCLIDocExamples: every JSON line docs/CLI.md shows parses, and its
+// field names, nested ones too, are snake_case, as the rule it states.
+func TestCLIDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/CLI.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	var check func(where string, v any)
+	check = func(where string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if !snake.MatchString(k) {
+					t.Errorf("%s: field %q is not snake_case", where, k)
+				}
+				check(where, x)
+			}
+		case []any:
+			for _, x := range v {
+				check(where, x)
+			}
+		}
+	}
+	n := 0
+	for i, line := range strings.Split(string(doc), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		n++
+		var v any
+		where := fmt.Sprintf("docs/CLI.md:%d", i+1)
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Errorf("%s: %v: %s", where, err, line)
+			continue
+		}
+		check(where, v)
+	}
+	if n < 15 {
+		t.Errorf("docs/CLI.md shows %d JSON lines; want one for each command at least", n)
+	}
+}
