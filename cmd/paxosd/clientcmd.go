@@ -33,6 +33,9 @@ type kvFlags struct {
 	prefix       bool
 	fromRev      uint64
 	prevKV       bool
+	ifValue      string
+	ifModRev     uint64
+	ifAbsent     bool
 }
 
 func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
@@ -47,6 +50,9 @@ func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
 	fs.BoolVar(&f.prefix, "prefix", false, "watch: watch every key starting with KEY")
 	fs.Uint64Var(&f.fromRev, "rev", 0, "watch: replay the changes since this revision first (0: from now)")
 	fs.BoolVar(&f.prevKV, "prev-kv", false, "watch: print each change's previous value too")
+	fs.StringVar(&f.ifValue, "if-value", "", "cas: write only if the key holds this value")
+	fs.Uint64Var(&f.ifModRev, "if-mod-rev", 0, "cas: write only if the key was last changed at this revision")
+	fs.BoolVar(&f.ifAbsent, "if-absent", false, "cas: write only if the key does not exist")
 	return fs
 }
 
@@ -56,6 +62,7 @@ var kvFlagUse = map[string][]string{
 	"serializable": {"get", "ls"},
 	"limit":        {"ls"}, "from": {"ls"}, "keys-only": {"ls"}, "count-only": {"ls"},
 	"prefix": {"watch"}, "rev": {"watch"}, "prev-kv": {"watch"},
+	"if-value": {"cas"}, "if-mod-rev": {"cas"}, "if-absent": {"cas"},
 }
 
 // check refuses flags that are not sub's, and those that do not go
@@ -77,13 +84,28 @@ func (f *kvFlags) check(fs *pflag.FlagSet, sub string) error {
 	case f.countOnly && f.limit > 0:
 		return fmt.Errorf("%w: kv ls: --count-only counts every key; it does not go with --limit", cli.ErrUsage)
 	}
+	if conds := countTrue(fs.Changed("if-value"), fs.Changed("if-mod-rev"), fs.Changed("if-absent")); sub == "cas" && conds != 1 {
+		return fmt.Errorf("%w: kv cas takes one condition: --if-value, --if-mod-rev or --if-absent (%d given)", cli.ErrUsage, conds)
+	}
 	return nil
+}
+
+func countTrue(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // kvSynopsis is what 'paxosd kv --help' prints above the flags.
 const kvSynopsis = `paxosd kv put KEY VALUE                  set a key (VALUE "-": read it from stdin)
        paxosd kv get KEY [--serializable]       print a key's value (-w json: with its revisions)
        paxosd kv del KEY                        delete a key
+       paxosd kv cas KEY VALUE (--if-value OLD | --if-mod-rev N | --if-absent)
+                                                set a key if the condition holds (exit 1 if not)
        paxosd kv ls [PREFIX] [--from KEY] [--limit N] [--keys-only | --count-only]
                                                 list keys (and values) by prefix
        paxosd kv watch KEY [--prefix] [--rev N] [--prev-kv]
@@ -99,7 +121,7 @@ func cmdKV(args []string, stdin io.Reader, stdout io.Writer) error {
 		return nil
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, ls or watch (see 'paxosd kv --help')", cli.ErrUsage)
+		return fmt.Errorf("%w: kv needs a subcommand: put, get, del, cas, ls or watch (see 'paxosd kv --help')", cli.ErrUsage)
 	}
 	sub := args[0]
 	kf := kvFlags{out: output{w: stdout}}
@@ -107,14 +129,15 @@ func cmdKV(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err := parseOutput(fs, args[1:], &kf.out); err != nil {
 		return err
 	}
-	want := map[string]int{"put": 2, "get": 1, "del": 1, "ls": -1, "watch": 1}
+	want := map[string]int{"put": 2, "get": 1, "del": 1, "cas": 2, "ls": -1, "watch": 1}
 	n, ok := want[sub]
 	if !ok {
-		return fmt.Errorf("%w: unknown kv subcommand %q: want put, get, del, ls or watch", cli.ErrUsage, sub)
+		return fmt.Errorf("%w: unknown kv subcommand %q: want put, get, del, cas, ls or watch", cli.ErrUsage, sub)
 	}
 	if (n >= 0 && fs.NArg() != n) || (n < 0 && fs.NArg() > 1) {
 		return fmt.Errorf("%w: %s", cli.ErrUsage, map[string]string{
 			"put": "kv put takes KEY VALUE (VALUE \"-\": read it from stdin)", "get": "kv get takes KEY", "del": "kv del takes KEY", "ls": "kv ls takes at most a PREFIX",
+			"cas":   "kv cas takes KEY VALUE (VALUE \"-\": read it from stdin) and a condition",
 			"watch": "kv watch takes KEY (with --prefix, a prefix)",
 		}[sub])
 	}
@@ -129,7 +152,7 @@ func cmdKV(args []string, stdin io.Reader, stdout io.Writer) error {
 		return kvWatch(&kf, fs.Arg(0))
 	}
 	var value []byte
-	if sub == "put" {
+	if sub == "put" || sub == "cas" {
 		// Before connecting: reading stdin does not eat into --timeout.
 		v, err := putValue(fs.Arg(1), stdin)
 		if err != nil {
@@ -175,9 +198,48 @@ func cmdKV(args []string, stdin io.Reader, stdout io.Writer) error {
 			return o.print(kvDelJSON{Key: fs.Arg(0), Deleted: 1})
 		}
 		fmt.Fprintln(stdout, "OK")
+	case "cas":
+		return kvCAS(ctx, cl, fs.Arg(0), value, &kf, fs)
 	case "ls":
 		return kvList(ctx, cl, fs.Arg(0), &kf, readOpts)
 	}
+	return nil
+}
+
+// kvCAS sets key to value if the condition of the flags holds. If it does
+// not, that is an error (exit 1) saying where the key is now, so that
+// 'if paxosd kv cas ...' works in a script.
+func kvCAS(ctx context.Context, cl *client.Client, key string, value []byte, kf *kvFlags, fs *pflag.FlagSet) error {
+	var cond client.Condition
+	switch {
+	case fs.Changed("if-value"):
+		cond = client.IfValue([]byte(kf.ifValue))
+	case fs.Changed("if-mod-rev"):
+		cond = client.IfModRevision(kf.ifModRev)
+	default:
+		cond = client.IfAbsent()
+	}
+	ok, kv, err := cl.CompareAndSet(ctx, key, value, cond)
+	switch {
+	case err != nil:
+		return err
+	case !ok && kv.Key == "":
+		return fmt.Errorf("compare failed: %s does not exist; nothing written", key)
+	case !ok && fs.Changed("if-value"):
+		return fmt.Errorf("compare failed: %s holds another value (mod revision %d); nothing written", key, kv.ModRevision)
+	case !ok && fs.Changed("if-mod-rev") && kf.ifModRev != 0:
+		return fmt.Errorf("compare failed: %s is at mod revision %d, not %d; nothing written", key, kv.ModRevision, kf.ifModRev)
+	case !ok:
+		return fmt.Errorf("compare failed: %s exists (mod revision %d); nothing written", key, kv.ModRevision)
+	case kf.out.json():
+		out := kvCASJSON{Key: key, Succeeded: true}
+		if kv.Key != "" {
+			prev := newKV(kv, true)
+			out.PrevKV = &prev
+		}
+		return kf.out.print(out)
+	}
+	fmt.Fprintln(kf.out.w, "OK")
 	return nil
 }
 

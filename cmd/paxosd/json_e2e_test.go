@@ -621,3 +621,57 @@ func TestCLIDocExamples(t *testing.T) {
 		t.Errorf("docs/CLI.md shows %d JSON lines; want one for each command at least", n)
 	}
 }
+
+// TestKVCAS: kv cas writes only when its one condition holds; a failed
+// comparison is exit 1 with a line (or the error object) saying where the
+// key is; -w json shows the pair it replaced.
+func TestKVCAS(t *testing.T) {
+	eps := servicetest.Start(t, 1).Endpoints[0]
+	first := decodeObj(t, "cas", cliOK(t, eps, nil, "kv", "cas", "k", "v1", "--if-absent", "-w", "json"))
+	if first.str(t, "key") != "k" || first["succeeded"] != true || first.has("prev_kv") {
+		t.Errorf("kv cas --if-absent of a new key -w json = %v, want succeeded, no prev_kv", first)
+	}
+	rev1 := decodeObj(t, "get", cliOK(t, eps, nil, "kv", "get", "k", "-w", "json")).num(t, "mod_revision")
+	second := decodeObj(t, "cas", cliOK(t, eps, nil, "kv", "cas", "k", "v2", "--if-mod-rev", uintStr(rev1), "-w", "json"))
+	if second["succeeded"] != true || second.sub(t, "prev_kv").str(t, "value") != "v1" || second.sub(t, "prev_kv").num(t, "mod_revision") != rev1 {
+		t.Errorf("kv cas --if-mod-rev %d -w json = %v, want prev_kv v1 at %d", rev1, second, rev1)
+	}
+	rev2 := decodeObj(t, "get", cliOK(t, eps, nil, "kv", "get", "k", "-w", "json")).num(t, "mod_revision")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"k", "x", "--if-absent"}, "paxosd: error: compare failed: k exists (mod revision " + uintStr(rev2) + "); nothing written"},
+		{[]string{"k", "x", "--if-mod-rev", uintStr(rev1)}, "paxosd: error: compare failed: k is at mod revision " + uintStr(rev2) + ", not " + uintStr(rev1) + "; nothing written"},
+		{[]string{"k", "x", "--if-value", "v1"}, "paxosd: error: compare failed: k holds another value (mod revision " + uintStr(rev2) + "); nothing written"},
+		{[]string{"missing", "x", "--if-value", "v1"}, "paxosd: error: compare failed: missing does not exist; nothing written"},
+		{[]string{"k", "x"}, "paxosd: kv cas takes one condition: --if-value, --if-mod-rev or --if-absent (0 given)"},
+		{[]string{"k", "x", "--if-absent", "--if-value", "v2"}, "paxosd: kv cas takes one condition: --if-value, --if-mod-rev or --if-absent (2 given)"},
+		{[]string{"k"}, `paxosd: kv cas takes KEY VALUE (VALUE "-": read it from stdin) and a condition`},
+	} {
+		code, out, errOut := cliIn(t, eps, nil, append([]string{"kv", "cas"}, tc.args...)...)
+		wantCode := 1
+		if !strings.HasPrefix(tc.want, "paxosd: error:") {
+			wantCode = 2
+		}
+		if code != wantCode || out != "" || errOut != tc.want+"\n" {
+			t.Errorf("kv cas %s: exit %d, stdout %q, stderr %q\nwant exit %d, %q", strings.Join(tc.args, " "), code, out, errOut, wantCode, tc.want)
+		}
+	}
+	if got := cliOK(t, eps, nil, "kv", "get", "k"); got != "v2\n" {
+		t.Errorf("after the failed comparisons k = %q, want v2 unchanged", got)
+	}
+	code, _, errOut := cliIn(t, eps, nil, "kv", "cas", "k", "x", "--if-value", "v1", "-w", "json")
+	if code != 1 || !strings.HasPrefix(decodeObj(t, "cas error", errOut).str(t, "error"), "compare failed: k holds another value") {
+		t.Errorf("a failed kv cas -w json: exit %d, stderr %q; want exit 1, the error object", code, errOut)
+	}
+	if out := cliOK(t, eps, []byte{0x80}, "kv", "cas", "k", "-", "--if-value", "v2"); out != "OK\n" {
+		t.Errorf("kv cas k - --if-value v2 = %q, want OK", out)
+	}
+	if got := decodeObj(t, "get", cliOK(t, eps, nil, "kv", "get", "k", "-w", "json")); got.str(t, "value_base64") != "gA==" || got.num(t, "version") != 3 {
+		t.Errorf("after kv cas from stdin: %v, want value_base64 gA== (0x80), version 3", got)
+	}
+	if code, _, errOut := cliIn(t, eps, nil, "kv", "put", "k", "v", "--if-absent"); code != 2 || errOut != "paxosd: kv put: --if-absent is for kv cas\n" {
+		t.Errorf("kv put --if-absent: exit %d, %q", code, errOut)
+	}
+}

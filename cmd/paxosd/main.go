@@ -32,6 +32,7 @@ Usage:
   paxosd kv put KEY VALUE                           set a key (VALUE "-": read it from stdin)
   paxosd kv get KEY [--serializable]                print a key's value (-w json: and its revisions)
   paxosd kv del KEY                                 delete a key
+  paxosd kv cas KEY VALUE --if-value OLD            set a key if it holds OLD (or --if-mod-rev N, --if-absent)
   paxosd kv ls [PREFIX] [--from KEY] [--limit N]    list keys (and values) by prefix (--count-only: how many)
   paxosd kv watch KEY [--prefix] [--rev N]          print every change of a key or prefix (--prev-kv: and the value before)
   paxosd lock NAME [--ttl 10s] -- COMMAND ARGS...    run COMMAND holding lock NAME (token in $PAXOSD_LOCK_TOKEN)

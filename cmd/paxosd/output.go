@@ -166,6 +166,14 @@ type kvDelJSON struct {
 	Deleted int    `json:"deleted"`
 }
 
+// kvCASJSON is a successful kv cas's answer: the pair it replaced (left
+// out when the key did not exist). A failed comparison is an error.
+type kvCASJSON struct {
+	Key       string  `json:"key"`
+	Succeeded bool    `json:"succeeded"`
+	PrevKV    *kvJSON `json:"prev_kv,omitempty"`
+}
+
 // kvListJSON is kv ls's answer: the keys (with --keys-only, without
 // their values), how many, the store revision they were read at (left out
 // by a node older than protocol 4), and whether keys remain after the
