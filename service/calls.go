@@ -53,10 +53,18 @@ func (c *call) reply(resp *wire.Response) {
 // and never a wait for a slow client (see answerFailed).
 func (n *Node) corkAnswer(c *call, resp *wire.Response) {
 	resp.ID = c.req.ID
+	endsStream(c.req, resp)
 	n.countAnswer(c, resp.Err)
 	first, err := c.conn.Cork(resp)
 	if errors.Is(err, wire.ErrFrameTooLarge) {
-		first, err = c.conn.Cork(tooLargeAnswer(resp.ID, err))
+		tl := tooLargeAnswer(resp.ID, err)
+		if c.req.Op.IsStream() {
+			// A push too large for a frame ends its stream: the client
+			// cannot resume past what it never got.
+			tl.StreamEnd = true
+			n.streams.remove(streamKey{c.conn, c.req.ID})
+		}
+		first, err = c.conn.Cork(tl)
 	}
 	switch {
 	case err != nil:
