@@ -36,7 +36,14 @@ type call struct {
 	// without the log): the status page's latency runs from there to the
 	// answer, a timeout included.
 	start time.Time
+	// version is the protocol version of the client's connection (0 when
+	// unknown: answered as an old client is).
+	version uint32
 }
+
+// speaks reports whether the call's client speaks protocol version v: it
+// gets the answers docs/PROTOCOL.md gives from that version on.
+func (c *call) speaks(v uint32) bool { return c.version >= v }
 
 // reply sends the call its answer (or, for a stream, its next one). It
 // runs on the loop.
@@ -131,6 +138,9 @@ func (n *Node) handleCall(c *call) {
 	case (c.req.Op == wire.OpGet || c.req.Op == wire.OpList) && n.leaseRead(c):
 		return
 	}
+	if n.refuseWithoutQuorum(c) {
+		return
+	}
 	key := c.key()
 	c.start = n.clock.Now()
 	switch err := n.r.Propose(c.cmd); {
@@ -191,6 +201,14 @@ func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) 
 			// over).
 			r.LeaderHint, r.LeaderAddr = n.lastLeader, n.cfg.Peers[n.lastLeader]
 		}
+		if op == statemachine.OpDelete && r.Err == wire.ErrNotFound && c.speaks(wire.VersionClientAnswers) {
+			// Deleting a missing key succeeds, found false, as in etcd;
+			// an older client was told NotFound. A copy: resp is shared
+			// with the other calls.
+			cp := *r
+			cp.Err, cp.ErrMsg = wire.ErrNone, ""
+			r = &cp
+		}
 		c.reply(r)
 	}
 	delete(n.waiters, key)
@@ -225,6 +243,7 @@ func (n *Node) localRead(q *wire.Request) *wire.Response {
 // expireWaiters answers requests whose deadline passed with a timeout; the
 // client may retry with the same sequence number, which is safe.
 func (n *Node) expireWaiters(now time.Time) {
+	n.failWithoutQuorum(now) // quorum.go
 	n.removeWaiters(func(c *call) bool { return now.After(c.deadline) }, func(c *call) {
 		if !c.queued && !c.start.IsZero() {
 			n.rates.observe(now.Sub(c.start)) // an outage shows in the p99

@@ -54,6 +54,9 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 		return nil, n.readSnapshot(q) // from the store, off the loop
 	}
 	cl := &call{conn: conn, req: q, node: n, arrived: n.clock.Now(), deadline: n.deadline(q)}
+	if conn != nil {
+		cl.version = conn.Version()
+	}
 	if goesThroughLog(q) {
 		c := commandOf(q)
 		cl.cmd = statemachine.EncodeCommand(&c)

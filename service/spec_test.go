@@ -2,12 +2,14 @@ package service
 
 import (
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -124,5 +126,99 @@ func TestSpecRefusedStreamEnds(t *testing.T) {
 	}
 	if resp, err := rc.tryRecv(300 * time.Millisecond); err == nil {
 		t.Fatalf("a response after the refusals: %+v", resp)
+	}
+}
+
+// TestSpecDeleteMissingKey: from protocol 7 deleting a missing key
+// succeeds with found false (as etcd's delete of nothing); a version-6
+// client still gets err NotFound, as it always did.
+func TestSpecDeleteMissingKey(t *testing.T) {
+	fn := startSmallNode(t, zerolog.Nop())
+	v7 := dialSpec(t, fn.addr, 0, "paxosd", wire.VersionClientAnswers)
+	v6 := dialSpec(t, fn.addr, 0, "paxosd", wire.VersionClientAnswers-1)
+	if v7.version != wire.VersionClientAnswers || v6.version != wire.VersionClientAnswers-1 {
+		t.Fatalf("negotiated versions %d and %d", v7.version, v6.version)
+	}
+	put := v7.call(&wire.Request{ID: 1, Op: wire.OpPut, ClientID: 71, Seq: 1, AckedBelow: 1, Key: "k", Value: []byte("v")})
+	if put.Err != wire.ErrNone {
+		t.Fatalf("put: %+v", put)
+	}
+	del := v7.call(&wire.Request{ID: 2, Op: wire.OpDelete, ClientID: 71, Seq: 2, AckedBelow: 2, Key: "k"})
+	if del.Err != wire.ErrNone || !del.Found || string(del.KV.Value) != "v" || del.Revision != put.Revision+1 {
+		t.Fatalf("delete of k: %+v", del)
+	}
+	missing := v7.call(&wire.Request{ID: 3, Op: wire.OpDelete, ClientID: 71, Seq: 3, AckedBelow: 3, Key: "k"})
+	if missing.Err != wire.ErrNone || missing.Found || missing.Revision != del.Revision {
+		t.Fatalf("version 7, delete of a missing key: %s %q found %v revision %d; want success, found false, revision %d",
+			missing.Err, missing.ErrMsg, missing.Found, missing.Revision, del.Revision)
+	}
+	// A retry is answered from the remembered answer, the same way.
+	again := v7.call(&wire.Request{ID: 4, Op: wire.OpDelete, ClientID: 71, Seq: 3, AckedBelow: 3, Key: "k"})
+	if again.Err != wire.ErrNone || again.Found {
+		t.Fatalf("retry: %+v", again)
+	}
+	old := v6.call(&wire.Request{ID: 1, Op: wire.OpDelete, ClientID: 61, Seq: 1, AckedBelow: 1, Key: "k"})
+	if old.Err != wire.ErrNotFound || old.Revision != del.Revision {
+		t.Fatalf("version 6, delete of a missing key: %+v; want err NotFound", old)
+	}
+}
+
+// TestSpecUnavailableWithoutQuorum: a node that has known no leader for a
+// while answers a version-7 client err Unavailable, both the request it
+// had waiting and a new one, at once; a retry with the same sequence
+// number once the quorum is back applies it. A version-6 client still
+// gets a Timeout.
+func TestSpecUnavailableWithoutQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := startTestCluster(t)
+	c.waitLeader()
+	ctx, cl := c.client(20 * time.Second)
+	if _, err := cl.Put(ctx, "warm", []byte("up")); err != nil {
+		t.Fatal(err)
+	}
+	const survivor = 1
+	v7 := dialSpec(t, c.peers[survivor], 0, "paxosd", wire.VersionClientAnswers)
+	v6 := dialSpec(t, c.peers[survivor], 0, "paxosd", wire.VersionClientAnswers-1)
+	for _, id := range []paxos.NodeID{2, 3} {
+		c.nodes[id].Stop()
+		delete(c.nodes, id)
+	}
+	// Waiting when the quorum goes: no timeout of its own, so without an
+	// Unavailable it would wait for the node's default (10 s).
+	start := time.Now()
+	v7.send(&wire.Request{ID: 1, Op: wire.OpPut, ClientID: 77, Seq: 1, AckedBelow: 1, Key: "k", Value: []byte("v")})
+	resp := v7.recv(8 * time.Second)
+	if resp.ID != 1 || resp.Err != wire.ErrUnavailable || !strings.Contains(resp.ErrMsg, "not known to have applied") {
+		t.Fatalf("waiting put after %v: %+v; want err Unavailable", time.Since(start), resp)
+	}
+	// A new request is refused at once.
+	start = time.Now()
+	resp = v7.call(&wire.Request{ID: 2, Op: wire.OpGet, ClientID: 77, Seq: 2, AckedBelow: 1, Key: "k"})
+	if resp.Err != wire.ErrUnavailable || time.Since(start) > time.Second {
+		t.Fatalf("new get after %v: %+v; want err Unavailable at once", time.Since(start), resp)
+	}
+	// An older client keeps its Timeout.
+	resp = v6.call(&wire.Request{ID: 1, Op: wire.OpPut, ClientID: 66, Seq: 1, AckedBelow: 1, Key: "k6", Value: []byte("v"), TimeoutMs: 500})
+	if resp.Err != wire.ErrTimeout {
+		t.Fatalf("version 6 put without a quorum: %+v; want err Timeout", resp)
+	}
+	// Back to a quorum: the retry of seq 1 applies once (or returns its
+	// answer, had it committed).
+	c.start(2)
+	deadline := time.Now().Add(15 * time.Second)
+	for id := uint64(3); ; id++ {
+		resp = v7.call(&wire.Request{ID: id, Op: wire.OpPut, ClientID: 77, Seq: 1, AckedBelow: 1, Key: "k", Value: []byte("v")})
+		if resp.Err == wire.ErrNone {
+			break
+		}
+		if resp.Err != wire.ErrUnavailable && resp.Err != wire.ErrTimeout || time.Now().After(deadline) {
+			t.Fatalf("retry with the quorum back: %+v", resp)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if kv, err := cl.Get(ctx, "k"); err != nil || kv.Version != 1 {
+		t.Fatalf("k after the retry: %+v, %v; want version 1 (applied once)", kv, err)
 	}
 }
