@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -222,6 +223,7 @@ func (n *Node) notLeader(err error) *wire.Response {
 	if l := n.r.Status().Leader; l != 0 {
 		resp.LeaderHint = l
 		resp.LeaderAddr = n.cfg.Peers[l]
+		resp.ErrMsg = fmt.Sprintf("node %d is not the leader: node %d is (%s)", n.cfg.ID, l, resp.LeaderAddr)
 	}
 	return resp
 }

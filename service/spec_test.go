@@ -222,3 +222,148 @@ func TestSpecUnavailableWithoutQuorum(t *testing.T) {
 		t.Fatalf("k after the retry: %+v, %v; want version 1 (applied once)", kv, err)
 	}
 }
+
+// TestSpecClientIDRequired: every request through the log, a
+// linearizable read too, needs a client id and a sequence number (err
+// Invalid without); the others need none. A read's sequence number is not
+// remembered: sent again, the read runs again.
+func TestSpecClientIDRequired(t *testing.T) {
+	fn := startSmallNode(t, zerolog.Nop())
+	rc := dialSpec(t, fn.addr, 0, "paxosd", wire.ProtocolVersion)
+	for i, q := range []*wire.Request{
+		{Op: wire.OpPut, Key: "k", Value: []byte("v")},
+		{Op: wire.OpGet, Key: "k"},
+		{Op: wire.OpList, Prefix: "k"},
+		{Op: wire.OpSessionOpen, TTLMs: 5000},
+		{Op: wire.OpGet, Key: "k", ClientID: 5}, // seq 0
+	} {
+		q.ID = uint64(i + 1)
+		if resp := rc.call(q); resp.Err != wire.ErrInvalid || !strings.Contains(resp.ErrMsg, "client id and sequence number must be set") {
+			t.Errorf("%s without client id or seq: %s %q; want err Invalid", q.Op, resp.Err, resp.ErrMsg)
+		}
+	}
+	for i, q := range []*wire.Request{
+		{Op: wire.OpGet, Key: "k", Serializable: true},
+		{Op: wire.OpList, Serializable: true},
+		{Op: wire.OpStatus},
+		{Op: wire.OpSessionList},
+		{Op: wire.OpLockList},
+		{Op: wire.OpQuotaGet},
+	} {
+		q.ID = uint64(i + 10)
+		if resp := rc.call(q); resp.Err != wire.ErrNone && resp.Err != wire.ErrNotFound {
+			t.Errorf("%s without client id: %s %q; want an answer", q.Op, resp.Err, resp.ErrMsg)
+		}
+	}
+	get := &wire.Request{ID: 20, Op: wire.OpGet, Key: "k", ClientID: 9, Seq: 2, AckedBelow: 1}
+	for i, v := range []string{"1", "2"} {
+		put := rc.call(&wire.Request{ID: 21 + uint64(i), Op: wire.OpPut, Key: "k", Value: []byte(v), ClientID: 9, Seq: 3 + uint64(i), AckedBelow: 1})
+		if put.Err != wire.ErrNone {
+			t.Fatalf("put: %+v", put)
+		}
+		if resp := rc.call(get); resp.Err != wire.ErrNone || string(resp.KV.Value) != v {
+			t.Fatalf("get with seq 2, sent again after put %s: %+v; want the value now", v, resp)
+		}
+	}
+}
+
+// TestSpecWatchAcknowledgement: a watch's first response is its
+// acknowledgement, without events, whose revision is the one the watch
+// starts after (from_revision - 1; with from_revision 0 the store's); an
+// observe has none.
+func TestSpecWatchAcknowledgement(t *testing.T) {
+	fn := startSmallNode(t, zerolog.Nop())
+	rc := dialSpec(t, fn.addr, 0, "paxosd", wire.ProtocolVersion)
+	put := rc.call(&wire.Request{ID: 1, Op: wire.OpPut, Key: "w", Value: []byte("1"), ClientID: 9, Seq: 1, AckedBelow: 1})
+	for _, c := range []struct{ from, want uint64 }{{0, put.Revision}, {put.Revision, put.Revision - 1}, {put.Revision + 100, put.Revision + 99}} {
+		id := 10 + c.from
+		ack := rc.call(&wire.Request{ID: id, Op: wire.OpWatch, Key: "w", FromRevision: c.from})
+		if ack.Err != wire.ErrNone || len(ack.Events) != 0 || ack.StreamEnd || ack.Revision != c.want {
+			t.Fatalf("watch from %d: first response %+v; want an acknowledgement of revision %d", c.from, ack, c.want)
+		}
+		if c.from == put.Revision {
+			if ev := rc.recv(5 * time.Second); ev.ID != id || len(ev.Events) != 1 || ev.Events[0].KV.ModRevision != put.Revision {
+				t.Fatalf("watch from %d: %+v; want the put", c.from, ev)
+			}
+		}
+		rc.send(&wire.Request{ID: 100 + id, Op: wire.OpCancel, CancelID: id})
+		if end := rc.recv(5 * time.Second); end.ID != id || !end.StreamEnd || end.Err != wire.ErrCanceled {
+			t.Fatalf("cancel: %+v", end)
+		}
+		rc.recv(5 * time.Second) // the Cancel's own answer
+	}
+	rc.send(&wire.Request{ID: 50, Op: wire.OpObserve, Name: "nobody-campaigned"})
+	if resp, err := rc.tryRecv(300 * time.Millisecond); err == nil {
+		t.Fatalf("observe of an election without changes: %+v; want no response", resp)
+	}
+}
+
+// TestSpecStatusPerMember: Status answers one entry per member: the
+// contacted node's own status first, then each other member, in id order,
+// with its id, address and whether the node is connected to it (a leader
+// is, to every member it reaches).
+func TestSpecStatusPerMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := startTestCluster(t)
+	leader := c.waitLeader()
+	rc := dialSpec(t, c.peers[leader], 0, "paxosd", wire.ProtocolVersion)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := rc.call(&wire.Request{ID: 1, Op: wire.OpStatus})
+		st := resp.Status
+		if len(st) != 3 || st[0].ID != leader || st[0].Role != "leader" || st[0].Addr != c.peers[leader] {
+			t.Fatalf("status: %+v; want the leader's own status first, then the two other members", st)
+		}
+		prev, connected := paxos.NodeID(0), true
+		for _, m := range st[1:] {
+			if m.ID == leader || m.ID <= prev || m.Addr != c.peers[m.ID] || m.Role != "" {
+				t.Fatalf("status: %+v; want the other members in id order, with only id, addr and connected", st)
+			}
+			prev, connected = m.ID, connected && m.Connected
+		}
+		if connected {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status: %+v; want the other members connected to the leader", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSpecFollowerForwards: a follower serves a write by forwarding it to
+// the leader, and its answer names the leader (leader_hint, leader_addr)
+// though it succeeded; err NotLeader comes only from an op that needs the
+// leader itself (LeaderTransfer, QuotaSet), with the leader named too.
+func TestSpecFollowerForwards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := startTestCluster(t)
+	leader := c.waitLeader()
+	follower := leader%3 + 1
+	rc := dialSpec(t, c.peers[follower], 0, "paxosd", wire.ProtocolVersion)
+	deadline := time.Now().Add(10 * time.Second)
+	for seq := uint64(1); ; seq++ {
+		resp := rc.call(&wire.Request{ID: seq, Op: wire.OpPut, Key: "k", Value: []byte("v"), ClientID: 5, Seq: seq, AckedBelow: seq})
+		if resp.Err != wire.ErrNone {
+			t.Fatalf("put at follower %d: %+v", follower, resp)
+		}
+		if resp.LeaderHint == leader && resp.LeaderAddr == c.peers[leader] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("put at follower %d: %+v; want leader_hint %d", follower, resp, leader)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i, q := range []*wire.Request{{Op: wire.OpLeaderTransfer}, {Op: wire.OpQuotaSet, QuotaBytes: 1 << 30, ClientID: 5, Seq: 100, AckedBelow: 100}} {
+		q.ID = 1000 + uint64(i)
+		resp := rc.call(q)
+		if resp.Err != wire.ErrNotLeader || resp.LeaderHint != leader || resp.LeaderAddr != c.peers[leader] || !strings.Contains(resp.ErrMsg, "is not the leader") {
+			t.Fatalf("%s at follower %d: %+v; want err NotLeader naming leader %d", q.Op, follower, resp, leader)
+		}
+	}
+}
