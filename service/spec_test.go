@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -365,5 +366,36 @@ func TestSpecFollowerForwards(t *testing.T) {
 		if resp.Err != wire.ErrNotLeader || resp.LeaderHint != leader || resp.LeaderAddr != c.peers[leader] || !strings.Contains(resp.ErrMsg, "is not the leader") {
 			t.Fatalf("%s at follower %d: %+v; want err NotLeader naming leader %d", q.Op, follower, resp, leader)
 		}
+	}
+}
+
+// TestSpecStreamTooLargeEnds: a watch push that does not fit in a frame is
+// replaced by err TooLarge, which ends the stream (stream_end), and
+// nothing follows it.
+func TestSpecStreamTooLargeEnds(t *testing.T) {
+	fn := startSmallNode(t, zerolog.Nop())
+	rc := dialSpec(t, fn.addr, 0, "paxosd", wire.ProtocolVersion)
+	value := make([]byte, fuzzValueBytesMax-100)
+	for i := range 100 {
+		seq := uint64(i + 1)
+		if resp := rc.call(&wire.Request{ID: seq, Op: wire.OpPut, Key: fmt.Sprintf("big/%03d", i), Value: value, ClientID: 3, Seq: seq, AckedBelow: seq}); resp.Err != wire.ErrNone {
+			t.Fatalf("put %d: %+v", i, resp)
+		}
+	}
+	const id = 1000
+	ack := rc.call(&wire.Request{ID: id, Op: wire.OpWatch, Key: "big/", WatchPrefix: true, FromRevision: 1})
+	if ack.Err != wire.ErrNone || ack.StreamEnd {
+		t.Fatalf("acknowledgement: %+v", ack)
+	}
+	end := rc.recv(5 * time.Second)
+	if end.ID != id || end.Err != wire.ErrTooLarge || !end.StreamEnd {
+		t.Fatalf("a push of 100 KB on 64 KiB frames: %s %q stream_end %v; want err TooLarge with stream_end", end.Err, end.ErrMsg, end.StreamEnd)
+	}
+	rc.send(&wire.Request{ID: 2000, Op: wire.OpPut, Key: "big/last", Value: value, ClientID: 3, Seq: 200, AckedBelow: 200})
+	if resp := rc.recv(5 * time.Second); resp.ID != 2000 {
+		t.Fatalf("after the stream ended: %+v; want only the put's answer", resp)
+	}
+	if resp, err := rc.tryRecv(300 * time.Millisecond); err == nil {
+		t.Fatalf("a response after the stream ended: %+v", resp)
 	}
 }

@@ -147,6 +147,9 @@ func (n *Node) pushStream(s *stream) bool {
 		for _, ch := range changes {
 			s.afterSeq = ch.Seq
 			s.c.reply(&wire.Response{Revision: n.sm.Revision(), Leader: wireChange(q.Name, ch)})
+			if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+				return false // the push did not fit in a frame: corkAnswer ended it
+			}
 		}
 	}
 	return true
