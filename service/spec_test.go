@@ -399,3 +399,49 @@ func TestSpecStreamTooLargeEnds(t *testing.T) {
 		t.Fatalf("a response after the stream ended: %+v", resp)
 	}
 }
+
+// TestSpecCompactedStreamEndsOnce: an observe of changes no longer kept
+// ends at once with err Compacted and stream_end, and only once: the
+// election's next change sends nothing more on its id.
+func TestSpecCompactedStreamEndsOnce(t *testing.T) {
+	fn := startSmallNode(t, zerolog.Nop())
+	rc := dialSpec(t, fn.addr, 0, "paxosd", wire.ProtocolVersion)
+	seq := uint64(0)
+	op := func(q *wire.Request) *wire.Response {
+		seq++
+		q.ID, q.ClientID, q.Seq, q.AckedBelow = seq, 4, seq, seq
+		return rc.call(q)
+	}
+	open := op(&wire.Request{Op: wire.OpSessionOpen, TTLMs: 60000})
+	if open.Err != wire.ErrNone {
+		t.Fatalf("session: %+v", open)
+	}
+	sid := open.Session.ID
+	if resp := op(&wire.Request{Op: wire.OpCampaign, Name: "e", SessionID: sid}); resp.Err != wire.ErrNone {
+		t.Fatalf("campaign: %+v", resp)
+	}
+	// More changes than an election keeps (1024), sent a hundred at a time.
+	for sent := 0; sent < 1100; sent += 100 {
+		first := seq + 1
+		for i := range 100 {
+			seq++
+			rc.send(&wire.Request{ID: seq, Op: wire.OpProclaim, Name: "e", SessionID: sid, Value: []byte{byte(i)}, ClientID: 4, Seq: seq, AckedBelow: first})
+		}
+		for range 100 {
+			if resp := rc.recv(10 * time.Second); resp.Err != wire.ErrNone {
+				t.Fatalf("proclaim: %+v", resp)
+			}
+		}
+	}
+	const id = 1 << 20
+	end := rc.call(&wire.Request{ID: id, Op: wire.OpObserve, Name: "e", AfterSeq: 1})
+	if end.Err != wire.ErrCompacted || !end.StreamEnd {
+		t.Fatalf("observe after change 1: %+v; want err Compacted with stream_end", end)
+	}
+	if resp := op(&wire.Request{Op: wire.OpProclaim, Name: "e", SessionID: sid, Value: []byte("last")}); resp.Err != wire.ErrNone {
+		t.Fatalf("last proclaim: %+v (a second end of stream %d before it?)", resp, id)
+	}
+	if resp, err := rc.tryRecv(300 * time.Millisecond); err == nil {
+		t.Fatalf("a response after the stream ended: %+v", resp)
+	}
+}
