@@ -68,13 +68,16 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, e
 	return resp.KV, nil
 }
 
-// Delete removes key and reports whether it existed.
+// Delete removes key and reports whether it existed; a missing key is no
+// error.
 func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (bool, error) {
 	resp, err := c.do(ctx, applyWrite(&wire.Request{Op: wire.OpDelete, Key: key}, opts))
 	if err != nil {
 		return false, err
 	}
 	if resp.Err == wire.ErrNotFound {
+		// A node answers so a client of protocol 6 or older; from 7 on,
+		// success with Found false (wire.VersionClientAnswers).
 		return false, nil
 	}
 	return resp.Found, responseError(resp)

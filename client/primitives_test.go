@@ -258,3 +258,20 @@ func TestFailoverKeepsSession(t *testing.T) {
 		t.Fatalf("after failover, CheckToken = %v, %v; want the lock still held", held, err)
 	}
 }
+
+// TestDeleteMissingKey: deleting a key that is not there is no error
+// (protocol 7: the node answers success with found false).
+func TestDeleteMissingKey(t *testing.T) {
+	eps := startCluster(t)
+	ctx := ctxT(t)
+	c := newClient(t, eps)
+	if _, err := c.Put(ctx, "d", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		found, err := c.Delete(ctx, "d")
+		if err != nil || found != want {
+			t.Fatalf("delete %d: found %v, %v; want %v, nil", i+1, found, err, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -36,7 +37,14 @@ type call struct {
 	// without the log): the status page's latency runs from there to the
 	// answer, a timeout included.
 	start time.Time
+	// version is the protocol version of the client's connection (0 when
+	// unknown: answered as an old client is).
+	version uint32
 }
+
+// speaks reports whether the call's client speaks protocol version v: it
+// gets the answers docs/PROTOCOL.md gives from that version on.
+func (c *call) speaks(v uint32) bool { return c.version >= v }
 
 // reply sends the call its answer (or, for a stream, its next one). It
 // runs on the loop.
@@ -53,10 +61,18 @@ func (c *call) reply(resp *wire.Response) {
 // and never a wait for a slow client (see answerFailed).
 func (n *Node) corkAnswer(c *call, resp *wire.Response) {
 	resp.ID = c.req.ID
+	endsStream(c.req, resp)
 	n.countAnswer(c, resp.Err)
 	first, err := c.conn.Cork(resp)
 	if errors.Is(err, wire.ErrFrameTooLarge) {
-		first, err = c.conn.Cork(tooLargeAnswer(resp.ID, err))
+		tl := tooLargeAnswer(resp.ID, err)
+		if c.req.Op.IsStream() {
+			// A push too large for a frame ends its stream: the client
+			// cannot resume past what it never got.
+			tl.StreamEnd = true
+			n.streams.remove(streamKey{c.conn, c.req.ID})
+		}
+		first, err = c.conn.Cork(tl)
 	}
 	switch {
 	case err != nil:
@@ -123,6 +139,9 @@ func (n *Node) handleCall(c *call) {
 	case (c.req.Op == wire.OpGet || c.req.Op == wire.OpList) && n.leaseRead(c):
 		return
 	}
+	if n.refuseWithoutQuorum(c) {
+		return
+	}
 	key := c.key()
 	c.start = n.clock.Now()
 	switch err := n.r.Propose(c.cmd); {
@@ -183,6 +202,14 @@ func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) 
 			// over).
 			r.LeaderHint, r.LeaderAddr = n.lastLeader, n.cfg.Peers[n.lastLeader]
 		}
+		if op == statemachine.OpDelete && r.Err == wire.ErrNotFound && c.speaks(wire.VersionClientAnswers) {
+			// Deleting a missing key succeeds, found false, as in etcd;
+			// an older client was told NotFound. A copy: resp is shared
+			// with the other calls.
+			cp := *r
+			cp.Err, cp.ErrMsg = wire.ErrNone, ""
+			r = &cp
+		}
 		c.reply(r)
 	}
 	delete(n.waiters, key)
@@ -196,6 +223,7 @@ func (n *Node) notLeader(err error) *wire.Response {
 	if l := n.r.Status().Leader; l != 0 {
 		resp.LeaderHint = l
 		resp.LeaderAddr = n.cfg.Peers[l]
+		resp.ErrMsg = fmt.Sprintf("node %d is not the leader: node %d is (%s)", n.cfg.ID, l, resp.LeaderAddr)
 	}
 	return resp
 }
@@ -217,6 +245,7 @@ func (n *Node) localRead(q *wire.Request) *wire.Response {
 // expireWaiters answers requests whose deadline passed with a timeout; the
 // client may retry with the same sequence number, which is safe.
 func (n *Node) expireWaiters(now time.Time) {
+	n.failWithoutQuorum(now) // quorum.go
 	n.removeWaiters(func(c *call) bool { return now.After(c.deadline) }, func(c *call) {
 		if !c.queued && !c.start.IsZero() {
 			n.rates.observe(now.Sub(c.start)) // an outage shows in the p99

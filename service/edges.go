@@ -46,13 +46,16 @@ type Clock interface {
 
 // clientConn is what the loop needs of a client connection
 // (wire.ClientConn in production): answers corked during a loop iteration
-// and written once at its end, answers sent at once, and closing.
+// and written once at its end, answers sent at once, and closing; and the
+// protocol version its hello negotiated, which decides some answers
+// (wire.VersionClientAnswers).
 type clientConn interface {
 	Cork(resp *wire.Response) (first bool, err error)
 	Uncork() error
 	TrySend(resp *wire.Response) error
 	Close() error
 	RemoteAddr() net.Addr
+	Version() uint32
 }
 
 // peerDialer opens a client connection to another member, for the requests

@@ -38,6 +38,7 @@ func (n *Node) step(m paxos.Message) {
 func (n *Node) tick(now time.Time) {
 	if n.boot.active {
 		// Frozen: no election timer, no proposals (bootstrap.go).
+		n.trackLeader(now)
 		if n.tickCount++; n.tickCount%10 == 0 {
 			n.expireWaiters(now)
 			n.sampleMetrics()
@@ -46,6 +47,7 @@ func (n *Node) tick(now time.Time) {
 	}
 	n.r.Tick()
 	n.countLeaderless(now)
+	n.trackLeader(now)
 	n.ticks.tick(now)
 	n.rates.tick(now)
 	n.proposeClock(now)

@@ -97,6 +97,7 @@ type Node struct {
 	started         time.Time // origin of the monotonic clock readings
 	lastLeader      paxos.NodeID
 	lastRole        proposer.Role
+	noLeaderSince   time.Time // when this node last lost sight of a leader; zero while it knows one (quorum.go)
 	snap            snapshotState
 	install         *installState // a fetched snapshot on its way in (install.go)
 	rejoin          rejoinState

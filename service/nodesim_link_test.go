@@ -64,6 +64,15 @@ func (c *simConn) Close() error {
 
 func (c *simConn) RemoteAddr() net.Addr { return c.name }
 
+// Version: the clients of odd index speak protocol 6, so the simulation
+// runs the answers of both sides of wire.VersionClientAnswers.
+func (c *simConn) Version() uint32 {
+	if c.l.c.idx%2 == 1 {
+		return wire.VersionClientAnswers - 1
+	}
+	return wire.ProtocolVersion
+}
+
 // deliver carries one answer back to the client.
 func (c *simConn) deliver(resp *wire.Response) {
 	s := c.l.c.s

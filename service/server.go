@@ -54,6 +54,9 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 		return nil, n.readSnapshot(q) // from the store, off the loop
 	}
 	cl := &call{conn: conn, req: q, node: n, arrived: n.clock.Now(), deadline: n.deadline(q)}
+	if conn != nil {
+		cl.version = conn.Version()
+	}
 	if goesThroughLog(q) {
 		c := commandOf(q)
 		cl.cmd = statemachine.EncodeCommand(&c)
@@ -61,9 +64,11 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 	return cl, nil
 }
 
-// replyNow answers q on conn from the caller's goroutine.
+// replyNow answers q on conn from the caller's goroutine. Its answers are
+// refusals or single answers: a stream refused here ends with it.
 func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
 	resp.ID = q.ID
+	endsStream(q, resp)
 	// Counted, not timed: answered at once without the loop (refused, or
 	// a snapshot chunk between members), it says nothing of the service's
 	// latency.
@@ -74,6 +79,16 @@ func (n *Node) replyNow(conn clientConn, q *wire.Request, resp *wire.Response) {
 	}
 	if err != nil {
 		n.answerFailed(conn, err)
+	}
+}
+
+// endsStream marks an error answer to a stream request as the stream's
+// last (docs/PROTOCOL.md, "Streams": every response but the last has err
+// 0): a watch refused before it opened, or ended by an error, gets its
+// stream_end, so the client frees its id rather than wait for ever.
+func endsStream(q *wire.Request, resp *wire.Response) {
+	if resp.Err != wire.ErrNone && q.Op.IsStream() {
+		resp.StreamEnd = true
 	}
 }
 

@@ -92,13 +92,18 @@ func (n *Node) openStream(c *call) {
 			}
 		}
 	}
-	n.streams.add(streamKey{c.conn, q.ID}, s)
+	k := streamKey{c.conn, q.ID}
+	n.streams.add(k, s)
 	if q.Op == wire.OpWatch {
 		// "Created": tells the client the revision the watch starts after,
 		// so if it must reconnect it resumes from there, not from "now".
 		c.reply(&wire.Response{Revision: s.nextRev - 1})
 	}
-	n.pushStream(s)
+	if !n.pushStream(s) {
+		// Ended at once (compacted): its stream_end is sent, and the
+		// next push must not send another.
+		n.streams.remove(k)
+	}
 }
 
 // pushStreams sends every stream what was applied since its last push.
@@ -126,6 +131,9 @@ func (n *Node) pushStream(s *stream) bool {
 			}
 			s.nextRev = evs[len(evs)-1].Revision + 1
 			s.c.reply(&wire.Response{Revision: n.sm.Revision(), Events: wireEvents(evs)})
+			if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+				return false // the push did not fit in a frame: corkAnswer ended it
+			}
 			if len(evs) < eventsPerPush {
 				return true
 			}
@@ -139,6 +147,9 @@ func (n *Node) pushStream(s *stream) bool {
 		for _, ch := range changes {
 			s.afterSeq = ch.Seq
 			s.c.reply(&wire.Response{Revision: n.sm.Revision(), Leader: wireChange(q.Name, ch)})
+			if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+				return false // the push did not fit in a frame: corkAnswer ended it
+			}
 		}
 	}
 	return true

@@ -236,6 +236,8 @@ func (c *frameConn) kill() error {
 type ClientConn struct {
 	fc  *frameConn
 	log zerolog.Logger
+	// version is the protocol version the hello negotiated.
+	version uint32
 	// cork gathers the frames Cork adds until Uncork; both belong to one
 	// goroutine (the node loop).
 	cork []byte
@@ -343,6 +345,11 @@ func (c *ClientConn) Done() <-chan struct{} { return c.fc.dead }
 
 // RemoteAddr returns the client's address.
 func (c *ClientConn) RemoteAddr() net.Addr { return c.fc.conn.RemoteAddr() }
+
+// Version returns the protocol version the connection negotiated,
+// min(the client's, ProtocolVersion): what the client understands of the
+// answers (docs/PROTOCOL.md, "Versions and mixed clusters").
+func (c *ClientConn) Version() uint32 { return c.version }
 
 // ServerConn is a client's connection to a paxosd node, returned by
 // DialClient. Most clients wrap it in a Mux.

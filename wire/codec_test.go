@@ -520,3 +520,31 @@ func TestDecodeMalformedNested(t *testing.T) {
 		t.Errorf("string cancel_id: %v, want ErrMalformed", err)
 	}
 }
+
+// TestShortHello: a hello that stops after its version (or its cluster id)
+// is complete, its missing trailing fields zero (docs/PROTOCOL.md §1), as
+// a client written from the spec sends it; without a version it is not.
+func TestShortHello(t *testing.T) {
+	for _, c := range []struct {
+		elems []any
+		want  Hello
+	}{
+		{[]any{0, "paxosd", 6}, Hello{Version: 6}},
+		{[]any{0, "paxosd", 6, "prod"}, Hello{Version: 6, ClusterID: "prod"}},
+		{[]any{0, "paxosd", 6, nil, nil}, Hello{Version: 6}},
+	} {
+		body, err := msgpack.Marshal(c.elems)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := DecodeHello(body); err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("DecodeHello(%v) = %+v, %v; want %+v", c.elems, got, err, c.want)
+		}
+	}
+	for _, elems := range [][]any{{0, "paxosd"}, {0}, {}} {
+		body, _ := msgpack.Marshal(elems)
+		if _, err := DecodeHello(body); !errors.Is(err, ErrBadHello) {
+			t.Errorf("DecodeHello(%v) = %v, want ErrBadHello", elems, err)
+		}
+	}
+}

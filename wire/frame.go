@@ -14,8 +14,17 @@ const (
 	// Versions 5 and 6 add nothing to the wire itself: each tells the
 	// leader that the member's state machine knows the cluster level of the
 	// same number (5: the internal log command 31; 6: the state hash
-	// computed from the snapshot encoding; docs/PROTOCOL.md).
-	ProtocolVersion = 6
+	// computed from the snapshot encoding; docs/PROTOCOL.md). Version 7
+	// adds nothing to the wire either: it changes how a node answers a
+	// client that speaks it (VersionClientAnswers).
+	ProtocolVersion = 7
+	// VersionClientAnswers is the first version whose clients get the
+	// answers docs/PROTOCOL.md gives since version 7: err Unavailable when
+	// the node has known no quorum for a while (rather than a Timeout, or
+	// no answer to a blocking call), and a Delete of a missing key answered
+	// with success and found false (rather than err NotFound). An older
+	// client gets the older answers.
+	VersionClientAnswers = 7
 	// Magic opens every hello; it tells a paxosd peer from anything else
 	// that connects to the port.
 	Magic = "paxosd"

@@ -54,7 +54,10 @@ func EncodeHello(dst []byte, h Hello) []byte {
 
 // DecodeHello decodes a hello frame body. It checks the frame type, the
 // magic and that the version is at least 1; the caller checks the rest.
-// Elements after cluster_uuid are ignored.
+// Elements after cluster_uuid are ignored; missing trailing ones read as
+// zero, as in every frame (docs/PROTOCOL.md §1): [0, "paxosd", 7] is a
+// client's hello to the default cluster. The version cannot be left out,
+// since 0 is no version.
 func DecodeHello(body []byte) (Hello, error) {
 	var h Hello
 	r := reader{b: body}
@@ -62,8 +65,8 @@ func DecodeHello(body []byte) (Hello, error) {
 	if err != nil {
 		return h, fmt.Errorf("%w: %w", ErrBadHello, err)
 	}
-	if n < 5 {
-		return h, fmt.Errorf("%w: %d elements, want at least 5", ErrBadHello, n)
+	if n < 3 {
+		return h, fmt.Errorf("%w: %d elements, want at least 3 (frame type, magic, version)", ErrBadHello, n)
 	}
 	if t, err := r.uint(0xff); err != nil || FrameType(t) != FrameHello {
 		return h, fmt.Errorf("%w: not a hello frame (not a paxosd client or node?)", ErrBadHello)
@@ -80,14 +83,18 @@ func DecodeHello(body []byte) (Hello, error) {
 		return h, fmt.Errorf("%w: version 0", ErrBadHello)
 	}
 	h.Version = uint32(v)
-	if h.ClusterID, err = r.str(); err != nil {
-		return h, fmt.Errorf("%w: cluster id: %w", ErrBadHello, err)
+	if n > 3 {
+		if h.ClusterID, err = r.str(); err != nil {
+			return h, fmt.Errorf("%w: cluster id: %w", ErrBadHello, err)
+		}
 	}
-	id, err := r.uint(1<<32 - 1)
-	if err != nil {
-		return h, fmt.Errorf("%w: node id: %w", ErrBadHello, err)
+	if n > 4 {
+		id, err := r.uint(1<<32 - 1)
+		if err != nil {
+			return h, fmt.Errorf("%w: node id: %w", ErrBadHello, err)
+		}
+		h.NodeID = paxos.NodeID(id)
 	}
-	h.NodeID = paxos.NodeID(id)
 	if n > 5 {
 		if h.ClusterUUID, err = r.raw(); err != nil {
 			return h, fmt.Errorf("%w: cluster uuid: %w", ErrBadHello, err)

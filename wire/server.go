@@ -192,8 +192,9 @@ func (s *server) serveConn(conn net.Conn) {
 		return
 	}
 	c := &ClientConn{
-		fc:  newFrameConn(conn, fr, s.cfg.FrameBytesMax, s.cfg.ConnQueueMax, s.cfg.WriteTimeout, true),
-		log: s.cfg.Logger.With().Str("remote", conn.RemoteAddr().String()).Logger(),
+		fc:      newFrameConn(conn, fr, s.cfg.FrameBytesMax, s.cfg.ConnQueueMax, s.cfg.WriteTimeout, true),
+		log:     s.cfg.Logger.With().Str("remote", conn.RemoteAddr().String()).Logger(),
+		version: min(hello.Version, ProtocolVersion),
 	}
 	s.h.HandleClient(c)
 	c.Close()
