@@ -65,13 +65,15 @@ func (s *kvStore) get(key string) (KV, bool) {
 }
 
 // put sets key to value and returns the new KV and the previous one, if
-// any.
+// any. The tree keeps key and value as they are given, the previous key's
+// string too: a decoded command's key and value share one allocation
+// (joinKeyValue), and keeping the previous key would keep the previous
+// value's bytes alive with it.
 func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 	prev, existed = s.tree.GetHint(KV{Key: key}, &s.hint)
 	s.rev++
 	kv = KV{Key: key, Value: value, CreateRevision: s.rev, ModRevision: s.rev, Version: 1}
 	if existed {
-		kv.Key = prev.Key // keep the string the tree holds
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
 	}

@@ -97,8 +97,9 @@ func (v *SnapshotView) WriteTo(w io.Writer) (int64, error) {
 // yield fails.
 func (s *kvStore) eachSnapKV(yield func(*SnapKV) error) error {
 	var err error
+	var skv SnapKV // one for all: yield does not keep it
 	s.ascendFrom("", func(kv KV) bool {
-		skv := snapKV(kv)
+		skv = snapKV(kv)
 		err = yield(&skv)
 		return err == nil
 	})
