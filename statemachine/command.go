@@ -424,32 +424,6 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, in []byte, c *Command) er
 	return nil
 }
 
-// joinKeyValue copies a command's key and value into one allocation, the
-// key's bytes first. A put's pair goes into the key-value store as it is,
-// so the store holds one object a key instead of two: at a million keys,
-// a million objects fewer for the collector to mark at every cycle, which
-// was a fifth of a leader's CPU (docs/DESIGN.md, "State at scale"). An
-// empty key is "" and an empty value nil, as decodeString and decodeBytes
-// return them; the value's capacity is its length, so an append to it
-// cannot reach past it.
-func joinKeyValue(key, value []byte) (string, []byte) {
-	if len(key)+len(value) == 0 {
-		return "", nil
-	}
-	buf := make([]byte, len(key)+len(value))
-	copy(buf, key)
-	copy(buf[len(key):], value)
-	var k string
-	if len(key) > 0 {
-		k = unsafe.String(&buf[0], len(key))
-	}
-	var v []byte
-	if len(value) > 0 {
-		v = buf[len(key):len(buf):len(buf)]
-	}
-	return k, v
-}
-
 // decodeUint accepts only unsigned msgpack integers (a negative number is
 // an error rather than a huge uint64) not above max.
 func decodeUint(d *msgpack.Decoder, max uint64) (uint64, error) {
