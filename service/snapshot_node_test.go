@@ -335,3 +335,22 @@ func TestSnapshotHeldWhileServed(t *testing.T) {
 		t.Fatalf("snapshot at %d with %d slots applied: held for more than twice --snapshot-entries", last, applied)
 	}
 }
+
+// TestCatchingUp pins when a node counts as catching up, which doubles the
+// log it lets grow before a snapshot (maybeSnapshot).
+func TestCatchingUp(t *testing.T) {
+	for _, tc := range []struct {
+		applied, leaderCommit paxos.Slot
+		want                  bool
+	}{
+		{100, 0, false},    // no leader heard from
+		{100, 105, false},  // following, a few slots behind
+		{100, 1100, false}, // catchUpSlots behind
+		{100, 1101, true},  // further
+		{5000, 900000, true},
+	} {
+		if got := catchingUp(tc.applied, tc.leaderCommit); got != tc.want {
+			t.Errorf("catchingUp(applied %d, leader's commit %d) = %v, want %v", tc.applied, tc.leaderCommit, got, tc.want)
+		}
+	}
+}

@@ -99,11 +99,32 @@ func (n *Node) servingSnapshot() bool {
 	return !n.snap.servedAt.IsZero() && n.clock.Now().Sub(n.snap.servedAt) < snapshotServeGrace
 }
 
+// catchUpSlots is how far behind the leader's commit a node applies when
+// it is catching up (after a restart, an outage or an install) rather
+// than following: a following member applies within a few slots of it.
+const catchUpSlots = 1000
+
+// catchingUp reports whether a node that applied up to applied is catching
+// up with a leader that announced leaderCommit.
+//
+// A snapshot taken while a node catches up holds its view for as long as
+// the encoding takes, and catching up applies as fast as the node can, so
+// the encoding gets little CPU and lasts: a follower rejoining after an
+// outage took its first snapshot 20 s into its catch-up, and every key
+// written meanwhile kept its old value alive in the view and copied its
+// tree node, 170 MB over its memory bound at a million keys (make
+// bench-scale). The catch-up applies the log it would let go of soon
+// enough: such a node waits for twice the log (maybeSnapshot), and takes
+// the snapshot once it follows again.
+func catchingUp(applied, leaderCommit paxos.Slot) bool {
+	return leaderCommit > applied+catchUpSlots
+}
+
 // maybeSnapshot starts a snapshot when SnapshotEntries slots were applied
 // since the last one, none is under way, and, once snapshots are large
 // (snapshotLargeBytes), the values applied since add up to half the last
-// snapshot's size; while a member fetches this node's snapshot, twice
-// both (servingSnapshot).
+// snapshot's size; while a member fetches this node's snapshot
+// (servingSnapshot) or this node catches up (catchingUp), twice both.
 //
 // The second condition keeps snapshots of a large state from costing more
 // than the log they replace: with a million keys a snapshot is 290 MB
@@ -119,9 +140,10 @@ func (n *Node) maybeSnapshot() {
 		return // it would delay (or, once the state is dropped, miss) the install (install.go)
 	}
 	applied := n.sm.Applied()
-	// A member fetching this node's snapshot doubles the log to wait for.
+	// A member fetching this node's snapshot, or this node catching up,
+	// doubles the log to wait for.
 	wait := uint64(1)
-	if n.servingSnapshot() {
+	if n.servingSnapshot() || catchingUp(applied, n.r.Status().LeaderCommit) {
 		wait = 2
 	}
 	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(wait*uint64(n.cfg.SnapshotEntries)) ||
