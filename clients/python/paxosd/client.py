@@ -70,6 +70,7 @@ class Client:
         self._conns = {}          # addr -> Connection
         self._current = None      # the address requests go to
         self._leader_addr = None  # the leader's address, from leader_hint
+        self._unreachable = {}    # leader address -> when a dial to it failed
         self._next_ep = random.randrange(len(self.endpoints))
         self._closed = False
 
@@ -150,6 +151,7 @@ class Client:
                 failures.append("%s: %s" % (addr, e))
                 if addr == lead:
                     self._leader_addr = None
+                    self._unreachable[addr] = time.monotonic()
                 continue
             self._current = addr
             return c
@@ -165,7 +167,12 @@ class Client:
     def _note_leader(self, conn, resp):
         # A follower's answer to a request it forwarded names the leader:
         # move later requests there, saving the forwarding hop.
+        # (Not an address this client failed to reach lately: the leader
+        # may name itself by an address only its peers can dial.)
         if resp.leader_hint and resp.leader_addr and resp.leader_hint != conn.node_id:
+            failed = self._unreachable.get(resp.leader_addr)
+            if failed is not None and time.monotonic() - failed < 30:
+                return
             self._leader_addr = resp.leader_addr
             if self._current == conn.addr:
                 self._current = None

@@ -16,20 +16,23 @@ class _ResumingStream:
 
     def __init__(self, client):
         self.client = client
-        self._stream = None
+        self._stream = None   # None: to be (re)opened
         self._buf = []
-        self._closed = False
-        self._open()
+        self._ended = False   # the stream is over (stream_end, or cancelled)
+        if not self._open(time.monotonic() + client.timeout):
+            raise errors.NoEndpointError("cannot open the stream: no endpoint answered")
 
-    def _open(self):
+    def _open(self, deadline):
+        """Open the stream from the current position; False if deadline
+        (None: never) passed first."""
         delay = 0.05
         while True:
             try:
                 self._stream = self.client.stream(self.OP, **self._fields())
-                return
+                return True
             except errors.UnavailableError:
-                if self._closed:
-                    raise
+                if self._ended or (deadline is not None and time.monotonic() + delay > deadline):
+                    return False
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -43,41 +46,43 @@ class _ResumingStream:
         return item
 
     def next(self, timeout=None):
-        """The next item, or None when timeout seconds pass first (or the
-        stream was cancelled). Raises CompactedError (and other errors)
-        that end the stream."""
+        """The next item, or None when timeout seconds pass first or the
+        stream has ended (cancelled). Raises the error that ended it
+        otherwise (CompactedError: the history to resume from is gone). A
+        lost connection is not an end: the stream is opened again, on any
+        endpoint, from where it was."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._buf:
-            if self._closed and self._stream is None:
+            if self._ended and self._stream is None:
+                return None
+            if self._stream is None and not self._open(deadline):
                 return None
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 resp = self._stream.get(left)
             except errors.ConnectionLostError:
-                if self._closed:
-                    self._stream = None
-                    return None
-                self._open()  # resume elsewhere from the last position
+                self._stream = None  # resume elsewhere from the last position
                 continue
             if resp is None:
                 return None
             if resp.stream_end:
                 self._stream = None
-                self._closed = True
+                self._ended = True
                 if resp.err == wire.ERR_CANCELED:
-                    return None
+                    break
                 if resp.err:
                     raise errors.from_response(resp)
             self._take(resp)
-            if self._closed:
-                break
         return self._buf.pop(0) if self._buf else None
 
     def cancel(self):
-        """Stop the stream (Cancel on its connection)."""
-        self._closed = True
+        """Stop the stream (Cancel on its connection); next() then returns
+        what was already delivered, then None."""
+        self._ended = True
         if self._stream is not None:
             self._stream.cancel()
+            if self._stream.conn.closed:
+                self._stream = None
 
     close = cancel
 
@@ -111,10 +116,11 @@ class Watch(_ResumingStream):
         while not self._acked and self._stream is not None:
             resp = self._stream.get(self.client.timeout)
             if resp is None:
+                self.cancel()
                 raise errors.TimeoutError("watch %r: no acknowledgement" % key)
             if resp.stream_end:
                 self._stream = None
-                self._closed = True
+                self._ended = True
                 raise errors.from_response(resp)
             self._take(resp)
 

@@ -39,8 +39,10 @@ class ClusterTest(unittest.TestCase):
         """Run the paxosd CLI against the cluster: (exit status, stdout, stderr)."""
         if not BIN:
             self.skipTest("PAXOSD_BIN not set")
-        p = subprocess.run([BIN] + list(args) + ["--endpoints", ",".join(ENDPOINTS)],
-                           input=stdin, capture_output=True, timeout=timeout)
+        args = list(args)
+        at = args.index("--") if "--" in args else len(args)  # flags before a COMMAND
+        args[at:at] = ["--endpoints", ",".join(ENDPOINTS)]
+        p = subprocess.run([BIN] + args, input=stdin, capture_output=True, timeout=timeout)
         if check and p.returncode != 0:
             self.fail("paxosd %s: exit %d: %s" % (" ".join(args), p.returncode, p.stderr.decode()))
         return p.returncode, p.stdout.decode(), p.stderr.decode()
@@ -86,6 +88,24 @@ class Basics(ClusterTest):
         p = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertRegex(p.stdout.decode(), r"^greeting b'hello' revision \d+\n$")
+
+    def test_short_hello(self):
+        # A client's hello may stop after the version (PROTOCOL.md §2).
+        import socket
+        from paxosd.conn import split_addr
+        sock = socket.create_connection(split_addr(ENDPOINTS[0]), timeout=10)
+        f = sock.makefile("rb")
+        try:
+            sock.sendall(wire.encode_frame(wire.Hello(magic="paxosd", version=7), fields=2))
+            _, h = wire.decode_body(wire.read_frame(f.read), wire.FRAME_HELLO)
+            self.assertEqual((h.magic, h.version, h.cluster_id), ("paxosd", 7, "paxosd"))
+            self.assertNotEqual(h.node_id, 0)
+            sock.sendall(wire.encode_frame(wire.Request(id=1, op=wire.OP_STATUS)))
+            _, r = wire.decode_body(wire.read_frame(f.read), wire.FRAME_RESPONSE)
+            self.assertEqual((r.id, r.err, r.status[0].id), (1, 0, h.node_id))
+        finally:
+            f.close()
+            sock.close()
 
     def test_wrong_cluster(self):
         c = paxosd.Client(ENDPOINTS, cluster="not-this-one", timeout=2)
@@ -198,9 +218,9 @@ class KV(ClusterTest):
 
 class Sessions(ClusterTest):
     def test_keepalive_keeps_it(self):
-        s = self.session(ttl=1.0)
+        s = self.session(ttl=1.5)
         self.assertGreater(s.id, 0)
-        time.sleep(2.5)  # two and a half TTLs: only the keep-alives keep it
+        time.sleep(3.5)  # more than two TTLs: only the keep-alives keep it
         self.assertTrue(s.alive, s.lost_reason)
         ids = [x.id for x in self.c.session_list()]
         self.assertIn(s.id, ids)
