@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,9 @@ import (
 // watches, status, and interoperation both ways with this CLI (a lock held
 // from Python blocks 'paxosd lock --wait=false', fencing tokens keep
 // growing across the two, keys put by one are read by the other, a Python
-// watch sees a CLI put). It skips only when no python3 can import msgpack
+// watch sees a CLI put); then, killing nodes, a put and a watch carried
+// over a leader's death, and err Unavailable from a node left without a
+// quorum. It skips only when no python3 can import msgpack
 // (scripts/install-deps.sh installs Debian's python3-msgpack).
 func TestPythonClient(t *testing.T) {
 	if testing.Short() {
@@ -39,7 +42,14 @@ func TestPythonClient(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, "-m", "unittest", "-v", "tests.test_cluster")
 	cmd.Dir = filepath.Join("..", "..", "clients", "python")
-	cmd.Env = append(os.Environ(), "PAXOSD_ENDPOINTS="+strings.Join(c.addrs, ","), "PAXOSD_BIN="+c.bin)
+	// PAXOSD_PIDS lets the last tests kill nodes (-9): a failover under
+	// the client, then a node left without a quorum.
+	var pids []string
+	for i, p := range c.procs {
+		pids = append(pids, fmt.Sprintf("%s=%d", c.addrs[i], p.Process.Pid))
+	}
+	cmd.Env = append(os.Environ(), "PAXOSD_ENDPOINTS="+strings.Join(c.addrs, ","), "PAXOSD_BIN="+c.bin,
+		"PAXOSD_PIDS="+strings.Join(pids, ","))
 	out, err := cmd.CombinedOutput()
 	t.Logf("python -m unittest tests.test_cluster:\n%s", out)
 	if err != nil {

@@ -450,5 +450,57 @@ class CLIInterop(ClusterTest):
         self.assertGreater(s.lock(name, wait=False).token, held_token)
 
 
+PIDS = dict(kv.rsplit("=", 1) for kv in os.environ.get("PAXOSD_PIDS", "").split(",") if "=" in kv)
+
+
+@unittest.skipUnless(ENDPOINTS and PIDS, "PAXOSD_PIDS not set: cannot kill nodes")
+class ZFailover(ClusterTest):
+    """Last (the name sorts last): it kills nodes of the cluster."""
+
+    def test_failover_then_no_quorum(self):
+        status = self.c.cluster_status()
+        leader = [a for a, m in status.items() if isinstance(m, paxosd.NodeStatus) and m.role == "leader"][0]
+        others = [e for e in ENDPOINTS if e != leader]
+        c = paxosd.Client([leader] + others, timeout=20)
+        self.addCleanup(c.close)
+        c._next_ep = 0
+        p = unique("failover") + "/"
+        c.put(p + "1", b"before")
+        self.assertEqual(c.connection().addr, leader)
+        w = c.watch(p, prefix=True)
+        os.kill(int(PIDS[leader]), signal.SIGKILL)
+        # The put's connection breaks: sent again, same client_id/seq, to
+        # the survivors, which elect a new leader and apply it once.
+        t0 = time.time()
+        r = c.put(p + "2", b"after")
+        self.assertNotEqual(c.connection().addr, leader)
+        kv = c.get(p + "2")
+        self.assertEqual((kv.value, kv.version, kv.mod_revision), (b"after", 1, r.revision))
+        # The watch resumes on a survivor from where it was.
+        e = w.next(15)
+        self.assertIsNotNone(e, "the watch did not resume")
+        self.assertEqual((e.kv.key, e.kv.value), (p + "2", b"after"))
+        w.cancel()
+        failover = time.time() - t0
+        # One survivor more killed: the last node has no quorum and
+        # answers Unavailable (protocol 7) rather than let the call hang.
+        second = c.connection().addr
+        last = [e for e in others if e != second][0]
+        os.kill(int(PIDS[second]), signal.SIGKILL)
+        t0 = time.time()
+        with self.assertRaises(paxosd.UnavailableError):
+            c.put(p + "3", b"no quorum", timeout=5)
+        self.assertLess(time.time() - t0, 7)
+        lone = paxosd.Client([last], timeout=2)
+        self.addCleanup(lone.close)
+        with self.assertRaises(paxosd.UnavailableError) as cm:
+            lone.call(wire.OP_PUT, key=p + "4", value=b"x")
+        self.assertIn("no quorum", str(cm.exception))
+        # Served from its own state meanwhile: a serializable read, status.
+        self.assertEqual(lone.get(p + "2", serializable=True).value, b"after")
+        self.assertTrue(lone.status())
+        print("failover took %.1fs" % failover)
+
+
 if __name__ == "__main__":
     unittest.main()
