@@ -231,12 +231,19 @@ class Sessions(ClusterTest):
 
     def test_expires_without_keepalive(self):
         s = self.c.session(1.0, keepalive=False)
-        lk = s.lock(unique("exp"))
+        name = unique("exp")
+        lk = s.lock(name, lock_delay=30)
         time.sleep(2.5)
         self.assertFalse(s.alive)
         self.assertFalse(lk.check())
         with self.assertRaises(paxosd.SessionExpiredError):
             s.keepalive()
+        # It expired holding a lock with a lock-delay: free, but granted to
+        # nobody for a while.
+        with self.assertRaises(paxosd.LockHeldError) as cm:
+            self.session().lock(name, wait=False)
+        self.assertEqual(cm.exception.lock.holder, 0)
+        self.assertGreater(cm.exception.lock.delay_until_ms, 0)
 
 
 class Locks(ClusterTest):
