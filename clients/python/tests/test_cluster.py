@@ -89,6 +89,22 @@ class Basics(ClusterTest):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertRegex(p.stdout.decode(), r"^greeting b'hello' revision \d+\n$")
 
+    def test_readme_lock_example(self):
+        # The ten-line lock-with-fencing example of clients/python/README.md.
+        import re
+        import sys
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "..", "README.md")) as f:
+            m = re.search(r"```python\n(.*?)```", f.read(), re.S)
+        code = m.group(1)
+        self.assertLessEqual(len([l for l in code.splitlines() if l.strip() and not l.strip().startswith("#")]), 10)
+        script = code.replace('["10.0.0.1:7401", "10.0.0.2:7401", "10.0.0.3:7401"]', repr(ENDPOINTS))
+        p = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30,
+                           env=dict(os.environ, PYTHONPATH=os.path.join(here, "..")))
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertRegex(p.stdout.decode(), r"^holding with token \d+\n$")
+        self.assertEqual(self.c.get("jobs/owner").value, b"me")
+
     def test_short_hello(self):
         # A client's hello may stop after the version (PROTOCOL.md §2).
         import socket
