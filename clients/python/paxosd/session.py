@@ -49,7 +49,7 @@ class Session:
         has ended (and marks it lost)."""
         sent = time.monotonic()
         try:
-            r = self.client.call(wire.OP_SESSION_KEEPALIVE, timeout=max(self.ttl / 3, 0.5), session_id=self.id)
+            r = self.client.call(wire.OP_SESSION_KEEPALIVE, timeout=max(self.ttl / 3, 1.0), session_id=self.id)
         except errors.SessionExpiredError as e:
             self._mark_lost("expired: %s" % e)
             raise

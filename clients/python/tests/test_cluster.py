@@ -234,9 +234,9 @@ class KV(ClusterTest):
 
 class Sessions(ClusterTest):
     def test_keepalive_keeps_it(self):
-        s = self.session(ttl=1.5)
+        s = self.session(ttl=2.0)
         self.assertGreater(s.id, 0)
-        time.sleep(3.5)  # more than two TTLs: only the keep-alives keep it
+        time.sleep(4.5)  # more than two TTLs: only the keep-alives keep it
         self.assertTrue(s.alive, s.lost_reason)
         ids = [x.id for x in self.c.session_list()]
         self.assertIn(s.id, ids)
@@ -249,8 +249,11 @@ class Sessions(ClusterTest):
         s = self.c.session(1.0, keepalive=False)
         name = unique("exp")
         lk = s.lock(name, lock_delay=30)
-        time.sleep(2.5)
-        self.assertFalse(s.alive)
+        time.sleep(1.2)
+        self.assertFalse(s.alive)  # the client's own count of the TTL
+        deadline = time.time() + 10  # the cluster's clock, soon after
+        while lk.check() and time.time() < deadline:
+            time.sleep(0.1)
         self.assertFalse(lk.check())
         with self.assertRaises(paxosd.SessionExpiredError):
             s.keepalive()
@@ -513,7 +516,7 @@ class ZFailover(ClusterTest):
         t0 = time.time()
         with self.assertRaises(paxosd.UnavailableError):
             c.put(p + "3", b"no quorum", timeout=5)
-        self.assertLess(time.time() - t0, 7)
+        self.assertLess(time.time() - t0, 10)
         lone = paxosd.Client([last], timeout=2)
         self.addCleanup(lone.close)
         with self.assertRaises(paxosd.UnavailableError) as cm:
