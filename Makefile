@@ -33,7 +33,8 @@ vet:
 
 # The Debian packages the tests need (iptables for the fault-injection
 # suite, systemd-analyze for the unit file's check, chromium for the status
-# page's browser test), installed only if missing.
+# page's browser test, python3-msgpack for the Python client's tests),
+# installed only if missing.
 deps:
 	@./scripts/install-deps.sh
 

@@ -7,8 +7,10 @@
 # cmd/paxosd check contrib/systemd/paxosd.service with `systemd-analyze
 # verify` (package systemd; installing it starts no service in a
 # container), and load the status page in headless Chromium
-# (cmd/paxosd/statuspage_e2e_test.go: package chromium). Nothing else is
-# installed; without root (or without apt-get) the script only reports what
+# (cmd/paxosd/statuspage_e2e_test.go: package chromium). The Python client
+# (clients/python) needs msgpack for Debian's python3 (package
+# python3-msgpack, which brings python3): its tests run in wire/ and
+# cmd/paxosd/python_e2e_test.go. Nothing else is installed; without root (or without apt-get) the script only reports what
 # is missing, and the tests that need it skip themselves with a message
 # saying so.
 set -euo pipefail
@@ -29,6 +31,12 @@ for cmd in "${!want[@]}"; do
 		case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
 	fi
 done
+
+# Python modules, for Debian's own python3 (a python3 earlier on PATH, a
+# pyenv one say, does not see Debian's packages; the tests look for either).
+if ! /usr/bin/python3 -c 'import msgpack' >/dev/null 2>&1; then
+	missing+=(python3-msgpack)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

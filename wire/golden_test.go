@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -130,6 +131,30 @@ var goldens = []struct {
 		ID: 11, Revision: 30,
 		Leader: LeaderInfo{Election: "db", Session: 42, Value: []byte("10.0.0.5:5432"), Term: 3, Seq: 4, Revision: 30},
 	}, frameNames(responseFields), false},
+	{"watch_request.hex", "Request 9: watch every key starting with 'config/' from revision 21 (no client id: a watch is not through the log)", &Request{
+		ID: 9, Op: OpWatch, Key: "config/", WatchPrefix: true, FromRevision: 21,
+	}, frameNames(requestFields), false},
+	{"cas_failed_response.hex", "Response to request 14: CAS on config/mode failed, the key holds 'green' at mod revision 9", &Response{
+		ID: 14, Err: ErrCASFailed, ErrMsg: "compare failed", Revision: 12, Found: true,
+		KV: KV{Key: "config/mode", Value: []byte("green"), CreateRevision: 7, ModRevision: 9, Version: 2},
+	}, frameNames(responseFields), false},
+	{"lock_held_response.hex", "Response to request 6: try-lock of 'jobs/leader' refused, session 42 holds it with token 7", &Response{
+		ID: 6, Err: ErrLockHeld, ErrMsg: "lock held", Revision: 19,
+		Lock: LockInfo{Name: "jobs/leader", Holder: 42, Token: 7, Waiters: []uint64{43}},
+	}, frameNames(responseFields), false},
+	{"session_response.hex", "Response to request 3: session 42 kept alive, TTL 10 s, holding jobs/leader and leading db", &Response{
+		ID: 3, Revision: 25, LeaderHint: 1, LeaderAddr: "10.0.0.1:7401",
+		Session: SessionInfo{ID: 42, TTLMs: 10000, RemainingMs: 10000, Locks: []string{"jobs/leader"}, Elections: []string{"db"}},
+	}, frameNames(responseFields), false},
+	{"status_response.hex", "Response to request 4: node 2's status, a follower of leader 1; node 1 connected, node 3 not", &Response{
+		ID: 4, Status: []NodeStatus{
+			{ID: 2, Addr: "10.0.0.2:7401", Role: "follower", Ballot: paxos.Ballot{Round: 5, Node: 1}, Leader: 1, Commit: 41, Applied: 40,
+				Connected: true, Promised: paxos.Ballot{Round: 5, Node: 1}, AcceptedMax: 42, WindowSlots: 64, Formed: true,
+				ClusterUUID: []byte{0x3f, 0x6c, 0x1e, 0x95, 0x2b, 0xd4, 0x47, 0x0a, 0x8e, 0x51, 0xc7, 0x09, 0x6d, 0xb2, 0x34, 0xf8}, Voters: []uint64{1, 2, 3}},
+			{ID: 1, Addr: "10.0.0.1:7401", Connected: true},
+			{ID: 3, Addr: "10.0.0.3:7401"},
+		},
+	}, frameNames(responseFields), false},
 }
 
 func encodeAny(v any) []byte {
@@ -215,6 +240,168 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGoldenJSON keeps a JSON description beside each golden frame
+// (testdata/wire/NAME.json): the frame's fields by name, as the Go side
+// encodes the value today (so a legacy frame's appended fields are listed,
+// at zero). Other clients' tests (clients/python) decode the .hex files and
+// compare with it. Bin is {"hex": "..."}, str a JSON string; a field
+// missing from "fields" is zero. -update rewrites the files.
+func TestGoldenJSON(t *testing.T) {
+	for _, g := range goldens {
+		t.Run(g.file, func(t *testing.T) {
+			want, err := goldenJSON(g.title, g.value, g.legacy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(goldenDir, strings.TrimSuffix(g.file, ".hex")+".json")
+			if updating() {
+				if err := os.WriteFile(path, want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./wire -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s is not the description of %s:\n%s\nwant\n%s\n(run go test ./wire -update)", path, g.file, got, want)
+			}
+		})
+	}
+	// Every golden frame has its description, and no description is left
+	// without its frame.
+	paths, _ := filepath.Glob(filepath.Join(goldenDir, "*.json"))
+	for _, p := range paths {
+		if _, err := os.Stat(strings.TrimSuffix(p, ".json") + ".hex"); err != nil {
+			t.Errorf("%s describes no golden frame: %v", p, err)
+		}
+	}
+}
+
+// shape names the elements of a msgpack array layout, and the layouts of
+// the fields that hold a nested array (rec) or a list of them (list).
+type shape struct {
+	names     []string
+	rec, list map[string]*shape
+}
+
+var (
+	kvShape          = &shape{names: fieldNames(kvFields)}
+	goldenHelloShape = &shape{names: helloNames}
+	messageShape     = &shape{names: messageNames, list: map[string]*shape{"entries": {names: entryNames}}}
+	requestShape     = &shape{names: frameNames(requestFields)}
+	sessionShape     = &shape{names: fieldNames(sessionInfoFields)}
+	lockShape        = &shape{names: fieldNames(lockInfoFields)}
+	responseShape    = &shape{
+		names: frameNames(responseFields),
+		rec: map[string]*shape{
+			"kv": kvShape, "session": sessionShape, "lock": lockShape,
+			"leader": {names: fieldNames(leaderInfoFields)},
+		},
+		list: map[string]*shape{
+			"kvs": kvShape, "status": {names: fieldNames(nodeStatusFields)}, "sessions": sessionShape, "locks": lockShape,
+			"events": {names: fieldNames(watchEventFields), rec: map[string]*shape{"kv": kvShape, "prev_kv": kvShape}},
+		},
+	}
+)
+
+// orderedObj is a JSON object whose keys keep their order.
+type orderedObj struct {
+	keys []string
+	vals []any
+}
+
+func (o *orderedObj) add(k string, v any) { o.keys = append(o.keys, k); o.vals = append(o.vals, v) }
+
+func (o *orderedObj) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, err := json.Marshal(o.vals[i])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(vb)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// describeElems names the elements of a generically decoded msgpack array.
+func describeElems(elems []any, s *shape) *orderedObj {
+	o := &orderedObj{}
+	for i, e := range elems {
+		name := fmt.Sprint(i)
+		if i < len(s.names) {
+			name = s.names[i]
+		}
+		switch {
+		case s.rec[name] != nil:
+			sub, _ := e.([]any)
+			o.add(name, describeElems(sub, s.rec[name]))
+		case s.list[name] != nil:
+			list, _ := e.([]any)
+			items := []any{}
+			for _, it := range list {
+				sub, _ := it.([]any)
+				items = append(items, describeElems(sub, s.list[name]))
+			}
+			o.add(name, items)
+		default:
+			o.add(name, describeScalar(e))
+		}
+	}
+	return o
+}
+
+func describeScalar(v any) any {
+	switch v := v.(type) {
+	case []byte:
+		return map[string]string{"hex": hex.EncodeToString(v)}
+	case []any:
+		items := []any{}
+		for _, e := range v {
+			items = append(items, describeScalar(e))
+		}
+		return items
+	}
+	return v
+}
+
+// goldenJSON describes value's frame, as encoded today.
+func goldenJSON(title string, value any, legacy bool) ([]byte, error) {
+	var v any
+	if err := msgpack.Unmarshal(encodeAny(value), &v); err != nil {
+		return nil, err
+	}
+	elems, _ := v.([]any)
+	var s *shape
+	var frame string
+	switch value.(type) {
+	case Hello:
+		s, frame = goldenHelloShape, "Hello"
+	case paxos.Message:
+		s, frame = messageShape, "Message"
+	case *Request:
+		s, frame = requestShape, "Request"
+	case *Response:
+		s, frame = responseShape, "Response"
+	}
+	o := &orderedObj{}
+	o.add("title", title)
+	o.add("frame", frame)
+	o.add("legacy", legacy)
+	o.add("fields", describeElems(elems, s))
+	b, err := json.MarshalIndent(o, "", "  ")
+	return append(b, '\n'), err
 }
 
 // arrayElems returns the elements of the msgpack array body, without its

@@ -328,6 +328,5 @@ func TestDefaultClusterID(t *testing.T) {
 
 var (
 	_ Handler = (*echoHandler)(nil)
-	_ Handler = (*kvHandler)(nil)
 	_ Handler = (*countingHandler)(nil)
 )

@@ -1,0 +1,37 @@
+"""A Python client for paxosd, written from docs/PROTOCOL.md (protocol
+version 7). Needs only msgpack (Debian: python3-msgpack).
+
+    import paxosd
+    with paxosd.Client(["127.0.0.1:7401", "127.0.0.1:7402"]) as c:
+        c.put("greeting", b"hello")
+        print(c.get("greeting").value)
+"""
+
+from . import wire
+from .client import CasResult, Client, DeleteResult, ListResult, PutResult
+from .election import Election, Observer
+from .errors import (CanceledError, CASFailedError, ClientClosedError, ClusterMismatchError,
+                     CompactedError, ConnectionLostError, FencedError, InternalError, InvalidError,
+                     LockHeldError, NoEndpointError, NotElectionLeaderError, NotFoundError,
+                     NotHeldError, NotLeaderError, PaxosdError, ProtocolError, QuotaExceededError,
+                     SessionExpiredError, SessionLostError, TimeoutError, TooLargeError,
+                     UnavailableError)
+from .session import Lock, Session
+from .watch import Watch
+from .wire import (EVENT_DELETE, EVENT_PUT, KV, LeaderInfo, LockInfo, NodeStatus, SessionInfo,
+                   WatchEvent)
+
+PROTOCOL_VERSION = wire.PROTOCOL_VERSION
+
+__all__ = [
+    "Client", "Session", "Lock", "Election", "Observer", "Watch",
+    "PutResult", "DeleteResult", "CasResult", "ListResult",
+    "KV", "LeaderInfo", "LockInfo", "NodeStatus", "SessionInfo", "WatchEvent",
+    "EVENT_PUT", "EVENT_DELETE", "PROTOCOL_VERSION",
+    "PaxosdError", "NotLeaderError", "NotFoundError", "CASFailedError", "InvalidError",
+    "TooLargeError", "TimeoutError", "UnavailableError", "InternalError",
+    "SessionExpiredError", "LockHeldError", "NotHeldError", "CanceledError", "FencedError",
+    "CompactedError", "NotElectionLeaderError", "QuotaExceededError", "NoEndpointError",
+    "ConnectionLostError", "ClusterMismatchError", "SessionLostError", "ClientClosedError",
+    "ProtocolError",
+]

@@ -1,0 +1,434 @@
+"""The paxosd client: endpoints, retries with the same (client_id, seq),
+leader following, and the KV operations. Sessions, locks, elections and
+watches are in their own modules and built on Client.call / Client.stream.
+"""
+
+import os
+import random
+import threading
+import time
+from collections import namedtuple
+
+from . import errors, wire
+from .conn import Connection
+
+PutResult = namedtuple("PutResult", "revision prev_kv")
+PutResult.__doc__ = "A put's revision, and the pair it replaced (None if the key was new)."
+DeleteResult = namedtuple("DeleteResult", "found revision prev_kv")
+DeleteResult.__doc__ = "found: the key existed (prev_kv is what was deleted); revision: the delete's, or the store's if nothing was deleted."
+CasResult = namedtuple("CasResult", "succeeded revision kv")
+CasResult.__doc__ = ("succeeded: written; revision: the write's (else the store's); kv: the pair "
+                     "before the write, or on failure the current pair (None: the key does not exist).")
+ListResult = namedtuple("ListResult", "kvs revision more")
+ListResult.__doc__ = "The pairs in key order, the revision they were read at, whether keys remain (after limit)."
+
+# Retry pacing after Timeout, Unavailable or a lost connection.
+_BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
+# How long past a request's timeout_ms the client waits for the node's own
+# Timeout answer before giving up on the connection's answer.
+_GRACE = 2.0
+
+
+def _fence_fields(fence):
+    """fence: a Lock (with .name and .token) or a (name, token) pair."""
+    if fence is None:
+        return {}
+    if isinstance(fence, tuple):
+        name, token = fence
+    else:
+        name, token = fence.name, fence.token
+    return {"fence_name": name, "fence_token": token}
+
+
+def _kv_or_none(found, kv):
+    return kv if found else None
+
+
+class Client:
+    """A connection to a paxosd cluster through any of its endpoints.
+
+    endpoints: "host:port" strings (a list, or one comma-separated string).
+    cluster: the cluster id ("" = the default). timeout: the default deadline
+    of a call, in seconds, retries included. Thread-safe.
+    """
+
+    def __init__(self, endpoints, cluster="", timeout=10.0, dial_timeout=3.0):
+        if isinstance(endpoints, str):
+            endpoints = [e.strip() for e in endpoints.split(",") if e.strip()]
+        if not endpoints:
+            raise ValueError("no endpoints")
+        self.endpoints = list(endpoints)
+        self.cluster = cluster
+        self.timeout = timeout
+        self.dial_timeout = dial_timeout
+        # A random non-zero 64-bit id per client: with seq it names an
+        # operation across retries and connections.
+        self.client_id = int.from_bytes(os.urandom(8), "big") or 1
+        self._lock = threading.Lock()
+        self._next_seq = 1
+        self._outstanding = set()
+        self._conns = {}          # addr -> Connection
+        self._current = None      # the address requests go to
+        self._leader_addr = None  # the leader's address, from leader_hint
+        self._unreachable = {}    # leader address -> when a dial to it failed
+        self._next_ep = random.randrange(len(self.endpoints))
+        self._closed = False
+
+    # --- connections -------------------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        with self._lock:
+            self._closed = True
+            conns, self._conns = list(self._conns.values()), {}
+        for c in conns:
+            c.close()
+
+    @property
+    def node_id(self):
+        """The node id of the node requests go to now (0 if none yet)."""
+        c = self._conns.get(self._current) if self._current else None
+        return c.node_id if c else 0
+
+    @property
+    def version(self):
+        """The protocol version negotiated with the current node."""
+        return self.connection().version
+
+    def _dial(self, addr):
+        with self._lock:
+            if self._closed:
+                raise errors.ClientClosedError("client closed")
+            c = self._conns.get(addr)
+            if c is not None and not c.closed:
+                return c
+        c = Connection(addr, self.cluster, self.dial_timeout)
+        with self._lock:
+            old = self._conns.get(addr)
+            if self._closed or (old is not None and not old.closed):
+                c.close()
+                if self._closed:
+                    raise errors.ClientClosedError("client closed")
+                return old
+            self._conns[addr] = c
+        return c
+
+    def connection(self, avoid=None):
+        """The connection requests go to: the leader's when a hint named
+        it, else the current endpoint's, else the next endpoint that
+        answers a hello. avoid: an address to skip (it just failed)."""
+        cur = self._current
+        if cur and cur != avoid:
+            c = self._conns.get(cur)
+            if c is not None and not c.closed:
+                return c
+        tried, failures = set(), []
+        lead = self._leader_addr
+        candidates = []
+        if lead and lead != avoid:
+            candidates.append(lead)
+        n = len(self.endpoints)
+        with self._lock:
+            start = self._next_ep
+            self._next_ep = (self._next_ep + 1) % n
+        candidates += [self.endpoints[(start + i) % n] for i in range(n)]
+        if avoid:
+            candidates.append(avoid)  # last resort
+        for addr in candidates:
+            if addr in tried:
+                continue
+            tried.add(addr)
+            try:
+                c = self._dial(addr)
+            except errors.ClusterMismatchError:
+                raise
+            except (OSError, errors.ProtocolError) as e:
+                failures.append("%s: %s" % (addr, e))
+                if addr == lead:
+                    self._leader_addr = None
+                    self._unreachable[addr] = time.monotonic()
+                continue
+            self._current = addr
+            return c
+        raise errors.NoEndpointError("no endpoint answered: " + "; ".join(failures))
+
+    def _drop(self, conn):
+        """Stop sending to conn (it failed, or its node cannot serve)."""
+        if self._current == conn.addr:
+            self._current = None
+        if self._leader_addr == conn.addr:
+            self._leader_addr = None
+
+    def _note_leader(self, conn, resp):
+        # A follower's answer to a request it forwarded names the leader:
+        # move later requests there, saving the forwarding hop.
+        # (Not an address this client failed to reach lately: the leader
+        # may name itself by an address only its peers can dial.)
+        if resp.leader_hint and resp.leader_addr and resp.leader_hint != conn.node_id:
+            failed = self._unreachable.get(resp.leader_addr)
+            if failed is not None and time.monotonic() - failed < 30:
+                return
+            self._leader_addr = resp.leader_addr
+            if self._current == conn.addr:
+                self._current = None
+
+    # --- sequence numbers --------------------------------------------------
+
+    def _new_seq(self):
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            self._outstanding.add(seq)
+            return seq
+
+    def _done_seq(self, seq):
+        with self._lock:
+            self._outstanding.discard(seq)
+
+    def _acked_below(self):
+        # Every seq below the lowest still outstanding has been answered.
+        with self._lock:
+            return min(self._outstanding) if self._outstanding else self._next_seq
+
+    # --- the one request path ----------------------------------------------
+
+    def call(self, op, timeout=None, blocking=False, raise_error=True, **fields):
+        """Send one request and return its Response.
+
+        A request through the log gets a new seq; on Timeout, Unavailable
+        or a lost connection it is sent again with the same client_id and
+        seq (to another member for Unavailable and lost connections) until
+        it is answered or `timeout` seconds (default: the client's) pass.
+        A blocking call (LockAcquire with wait, Campaign) with timeout None
+        waits for ever, sending itself again after each such failure: the
+        session keeps its place in the queue.
+
+        With raise_error, an error answer raises its PaxosdError; else the
+        Response is returned as it is.
+        """
+        serializable = fields.get("serializable", False)
+        seq = self._new_seq() if wire.through_log(op, serializable) else 0
+        if timeout is None and not blocking:
+            timeout = self.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = _BACKOFF_MIN
+        last = None
+        avoid = None
+        try:
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    if isinstance(last, errors.PaxosdError) and last.code is not None:
+                        raise last
+                    raise errors.TimeoutError("%s: no answer within %.1fs (last: %s)"
+                                              % (wire.OP_NAMES.get(op, op), timeout, last))
+                try:
+                    conn = self.connection(avoid)
+                except errors.NoEndpointError as e:
+                    last = e
+                    if deadline is not None and time.monotonic() + backoff > deadline:
+                        raise
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX)
+                    continue
+                avoid = None
+                req = wire.Request(op=op, client_id=self.client_id if seq else 0, seq=seq,
+                                   acked_below=self._acked_below() if seq else 0, **fields)
+                if remaining is not None:
+                    req.timeout_ms = max(1, min(int(remaining * 1000), 0xFFFFFFFF))
+                try:
+                    resp = conn.call(req, None if remaining is None else remaining + _GRACE)
+                except errors.ConnectionLostError as e:
+                    # Unknown outcome: send it again elsewhere, same seq.
+                    last, avoid = e, conn.addr
+                    self._drop(conn)
+                    continue
+                if resp is None:  # not even the node's Timeout came back
+                    last = errors.TimeoutError("no answer from %s" % conn.addr)
+                    self._drop(conn)
+                    continue
+                if resp.err == wire.ERR_NOT_LEADER:
+                    last = errors.from_response(resp)
+                    if resp.leader_addr and resp.leader_addr != conn.addr:
+                        self._leader_addr = resp.leader_addr
+                        self._current = None
+                    else:
+                        avoid = conn.addr
+                        self._drop(conn)
+                        time.sleep(backoff)
+                        backoff = min(backoff * 2, _BACKOFF_MAX)
+                    continue
+                if resp.err in (wire.ERR_TIMEOUT, wire.ERR_UNAVAILABLE):
+                    # May have applied (Timeout) or not known to have
+                    # (Unavailable): the same seq again learns the outcome
+                    # and applies it at most once.
+                    last = errors.from_response(resp)
+                    if resp.err == wire.ERR_UNAVAILABLE:
+                        avoid = conn.addr
+                        self._drop(conn)
+                    if deadline is not None and time.monotonic() + backoff >= deadline:
+                        raise last
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, _BACKOFF_MAX)
+                    continue
+                self._note_leader(conn, resp)
+                if resp.err and raise_error:
+                    raise errors.from_response(resp)
+                return resp
+        finally:
+            if seq:
+                self._done_seq(seq)
+
+    def stream(self, op, **fields):
+        """Open a stream (Watch, Observe) on the current connection; see
+        watch.Watch and election.Observer for the resuming iterators."""
+        conn = self.connection()
+        return conn.open_stream(wire.Request(op=op, **fields))
+
+    # --- KV -----------------------------------------------------------------
+
+    def put(self, key, value, fence=None, timeout=None):
+        """Set key to value (bytes, or str as UTF-8). fence: a Lock (or a
+        (name, token) pair) the write is applied under, else FencedError."""
+        r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **_fence_fields(fence))
+        return PutResult(r.revision, _kv_or_none(r.found, r.kv))
+
+    def get(self, key, serializable=False, timeout=None):
+        """The KV of key, or None if it does not exist. serializable: from
+        the contacted node's state (fast, possibly stale)."""
+        r = self.call(wire.OP_GET, timeout=timeout, raise_error=False, key=key, serializable=serializable)
+        if r.err == wire.ERR_NOT_FOUND:
+            return None
+        if r.err:
+            raise errors.from_response(r)
+        return r.kv
+
+    def delete(self, key, fence=None, timeout=None):
+        """Delete key. A missing key is no error: found is False."""
+        r = self.call(wire.OP_DELETE, timeout=timeout, raise_error=False, key=key, **_fence_fields(fence))
+        if r.err == wire.ERR_NOT_FOUND:  # a server speaking version 6 or older
+            return DeleteResult(False, r.revision, None)
+        if r.err:
+            raise errors.from_response(r)
+        return DeleteResult(r.found, r.revision, _kv_or_none(r.found, r.kv))
+
+    def cas(self, key, value, prev_value=None, prev_revision=None, fence=None, timeout=None):
+        """Write value only if key holds prev_value and/or its mod revision
+        is prev_revision (0: the key must not exist). At least one
+        condition. A failed compare is not an exception: succeeded False,
+        kv the current pair."""
+        if prev_value is None and prev_revision is None:
+            raise ValueError("cas needs prev_value or prev_revision")
+        fields = dict(key=key, value=value, **_fence_fields(fence))
+        if prev_value is not None:
+            fields.update(prev_value=prev_value, has_prev_value=True)
+        if prev_revision is not None:
+            fields.update(prev_revision=prev_revision, has_prev_revision=True)
+        r = self.call(wire.OP_CAS, timeout=timeout, raise_error=False, **fields)
+        if r.err == wire.ERR_CAS_FAILED:
+            return CasResult(False, r.revision, _kv_or_none(r.found, r.kv))
+        if r.err:
+            raise errors.from_response(r)
+        return CasResult(True, r.revision, _kv_or_none(r.found, r.kv))
+
+    def list_page(self, prefix="", start_key="", revision=0, limit=0, page_bytes=1 << 20,
+                  serializable=False, timeout=None):
+        """One page of a paged listing (protocol version 4+): the raw
+        Response, with kvs, revision, more and next_key."""
+        return self.call(wire.OP_LIST, timeout=timeout, prefix=prefix, start_key=start_key,
+                         revision=revision, limit=limit, page_bytes=page_bytes,
+                         serializable=serializable)
+
+    def list(self, prefix="", limit=0, serializable=False, page_bytes=1 << 20, timeout=None):
+        """The keys starting with prefix, in key order, at most limit (0:
+        all), read page by page at one revision (the first page's): one
+        consistent listing however long. A listing that the watch history
+        no longer covers (err Compacted) starts again."""
+        if self.connection().version < 4:  # no paging before version 4
+            r = self.call(wire.OP_LIST, timeout=timeout, prefix=prefix, limit=limit, serializable=serializable)
+            return ListResult(r.kvs, r.revision, r.more)
+        return self._list_paged(prefix, limit, serializable, page_bytes, timeout)
+
+    def _list_paged(self, prefix, limit, serializable, page_bytes, timeout):
+        for _ in range(5):
+            kvs, revision, start = [], 0, ""
+            try:
+                while True:
+                    left = limit - len(kvs) if limit else 0
+                    r = self.list_page(prefix, start, revision, left, page_bytes, serializable, timeout)
+                    kvs += r.kvs
+                    revision = revision or r.revision
+                    if not r.more:
+                        return ListResult(kvs, revision, False)
+                    if limit and len(kvs) >= limit:
+                        return ListResult(kvs, revision, True)
+                    start = r.next_key
+            except errors.CompactedError:
+                continue
+        raise errors.CompactedError("listing of %r outran the history five times" % prefix)
+
+    # --- status --------------------------------------------------------------
+
+    def status(self, endpoint=None, timeout=None):
+        """The status list of one node (default: the current one): its own
+        entry first, then the other members with only id, addr, connected."""
+        if endpoint is None:
+            return self.call(wire.OP_STATUS, timeout=timeout).status
+        c = Connection(endpoint, self.cluster, self.dial_timeout)
+        try:
+            r = c.call(wire.Request(op=wire.OP_STATUS), timeout or self.timeout)
+            if r is None:
+                raise errors.TimeoutError("no status from %s" % endpoint)
+            if r.err:
+                raise errors.from_response(r)
+            return r.status
+        finally:
+            c.close()
+
+    def cluster_status(self, timeout=None):
+        """Each member's own status, asked of each at its addr: a dict
+        {addr: NodeStatus or the exception it failed with}."""
+        first = self.status(timeout=timeout)
+        out = {}
+        for m in first:
+            if m.role:  # the answering node's own entry
+                out[m.addr] = m
+                continue
+            try:
+                out[m.addr] = self.status(endpoint=m.addr, timeout=timeout)[0]
+            except (OSError, errors.PaxosdError) as e:
+                out[m.addr] = e
+        return out
+
+    # --- sessions, locks, elections, watches (other modules) -------------
+
+    def session(self, ttl=10.0, keepalive=True):
+        """Open a session of ttl seconds (1 s to 1 h), kept alive by a
+        background thread. See session.Session."""
+        from .session import Session
+        return Session(self, ttl, keepalive)
+
+    def election(self, name):
+        from .election import Election
+        return Election(self, name)
+
+    def watch(self, key, prefix=False, from_revision=0):
+        """Watch key (prefix: every key starting with key) from
+        from_revision (0: changes after now). See watch.Watch."""
+        from .watch import Watch
+        return Watch(self, key, prefix, from_revision)
+
+    def lock_list(self, prefix="", limit=0, timeout=None):
+        return self.call(wire.OP_LOCK_LIST, timeout=timeout, prefix=prefix, limit=limit).locks
+
+    def session_list(self, limit=0, timeout=None):
+        return self.call(wire.OP_SESSION_LIST, timeout=timeout, limit=limit).sessions
+
+    def lock_check(self, name, token, timeout=None):
+        """Whether token is the current holder's of lock name (linearizable)."""
+        return self.call(wire.OP_LOCK_CHECK, timeout=timeout, name=name, token=token).held
