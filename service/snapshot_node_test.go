@@ -354,3 +354,33 @@ func TestCatchingUp(t *testing.T) {
 		}
 	}
 }
+
+// TestStateCheckOneViewAtATime checks that a node does not start a
+// state-check hash while one is running: each holds a view of the state,
+// and views held together while the node applies keep every overwritten
+// value and copied tree node alive (reportState).
+func TestStateCheckOneViewAtATime(t *testing.T) {
+	c := startSnapCluster(t, 1000, 500)
+	leader := c.waitLeader()
+	ln := c.nodes[leader]
+	ctx, cl := c.client(10 * time.Second)
+	if _, err := cl.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	hashing := onLoop(ln, func() int {
+		saved := ln.cfg.StateCheckSlots
+		defer func() { ln.cfg.StateCheckSlots = saved }()
+		ln.cfg.StateCheckSlots = 1 // every slot is a check slot
+		slot := ln.sm.Applied()
+		if !ln.isCheckSlot(slot) {
+			t.Errorf("slot %d is not a check slot with a check every slot", slot)
+		}
+		ln.check.hashing++ // a hash under way
+		defer func() { ln.check.hashing-- }()
+		ln.reportState(slot)
+		return ln.check.hashing
+	})
+	if hashing != 1 {
+		t.Fatalf("%d state-check hashes under way after a report while one ran, want 1", hashing)
+	}
+}
