@@ -393,6 +393,9 @@ func TestTxnHistoryBounds(t *testing.T) {
 	if err != nil || eventList(evs) != "put e, put f" || h.sm.OldestRevision() != 3 {
 		t.Fatalf("after rev 4: %s (%v), oldest %d", eventList(evs), err, h.sm.OldestRevision())
 	}
+	if n := h.sm.kvHist.events.len(); n != 2 {
+		t.Fatalf("the history holds %d events, want 2: part of revision 2 was kept", n)
+	}
 	if _, err := h.sm.KVEvents(2, "", true, 0); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("a watch from the dropped txn: %v", err)
 	}
@@ -453,14 +456,15 @@ func TestTxnEncodingBounds(t *testing.T) {
 // replica applies the slot's commands in the same order, so the token
 // compare sees the lock as the order says — held if the transaction comes
 // first (it writes, and the expiry then releases the lock), free if the
-// expiry comes first (it does not write). Never a write by a holder whose
-// session had ended.
+// expiry comes first (it does not write), though the lock's record, in
+// its lock-delay, still holds the expired grant's token. Never a write by
+// a holder whose session had ended.
 func TestTxnSameSlotAsExpiry(t *testing.T) {
 	for _, txnFirst := range []bool{true, false} {
 		h := txnHarness(t, SMOptions{})
 		h.do(openCmd(1000))
 		h.do(clockCmd(0))
-		tok := h.do(cs(1, 1, acquireCmd("l", 1, false, 0))).Token
+		tok := h.do(cs(1, 1, acquireCmd("l", 1, false, 500))).Token
 		txn := cs(2, 1, txnCmd([]Compare{cmpNum(CompareToken, "l", CompareEqual, tok)},
 			[]TxnOp{tPut("a", "1"), tPut("b", "1")}, []TxnOp{tGet("a")}))
 		batch := []Command{txn, clockCmd(1000)}
@@ -480,8 +484,8 @@ func TestTxnSameSlotAsExpiry(t *testing.T) {
 		if r.Err != nil || r.Succeeded != txnFirst || wrote != txnFirst {
 			t.Errorf("txn first %v: succeeded %v, wrote %v (%v)", txnFirst, r.Succeeded, wrote, r.Err)
 		}
-		if l, _ := h.sm.Lock("l"); l.Holder != 0 {
-			t.Errorf("txn first %v: the expired session still holds the lock: %+v", txnFirst, l)
+		if l, ok := h.sm.Lock("l"); !ok || l.Holder != 0 || l.DelayUntil == 0 {
+			t.Errorf("txn first %v: want the lock free in its lock-delay: %+v", txnFirst, l)
 		}
 	}
 }
