@@ -20,6 +20,13 @@ func (s *schedule) finalChecks() {
 			s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, l)
 		}
 	}
+	if bad, err := CheckBank(ctx, s.probe, bankAccounts); err != nil {
+		s.st.Anomaly("schedule %d seed %d: final read of the bank accounts: %v", s.idx, s.seed, err)
+	} else {
+		for _, b := range bad {
+			s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, b)
+		}
+	}
 	for _, a := range s.locks.Check("lock " + lockName) {
 		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, a)
 	}

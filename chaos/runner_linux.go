@@ -54,6 +54,10 @@ const (
 	rejoinLimit = 30 * time.Second
 	lockName    = "chaos-lock"
 	electName   = "chaos-election"
+	// The bank: transfers in transactions under a lock of its own.
+	bankWorkers  = 2
+	bankAccounts = 4
+	bankLock     = "chaos-bank-lock"
 )
 
 // schedule is the state of one running schedule.
@@ -207,6 +211,14 @@ func (s *schedule) startWorkers(ctx context.Context) (wait func(), err error) {
 		if i >= lockWorkers {
 			w.Name, w.Election, w.Tenures = electName, true, &s.leads
 		}
+		runs = append(runs, func() { w.Run(ctx) })
+	}
+	for i := 0; i < bankWorkers; i++ {
+		c, err := newClient(false)
+		if err != nil {
+			return nil, err
+		}
+		w := &BankWorker{ID: i, C: c, Lock: bankLock, Accounts: bankAccounts, TTL: s.cfg.SessionTTL, Rand: sub(), Stats: s.st}
 		runs = append(runs, func() { w.Run(ctx) })
 	}
 	if c, err = newClient(false); err != nil {

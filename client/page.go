@@ -160,13 +160,20 @@ func (c *Client) listWhole(ctx context.Context, prefix string, limit int, opts [
 // with the whole listing from its first key and no "more", which a paging
 // client would take for the last page.
 func versionNeeded(q *wire.Request) uint32 {
-	if q.Op == wire.OpList && q.PageBytes != 0 {
+	switch {
+	case q.Op == wire.OpList && q.PageBytes != 0:
 		return pagedVersion
+	case q.Op == wire.OpTxn:
+		return wire.VersionTxn
 	}
 	return 1
 }
 
 func errVersion(cn *conn, q *wire.Request) error {
-	return fmt.Errorf("%w: %s at %s: a paged list needs protocol version %d, the connection speaks %d",
-		ErrUnsupported, q.Op, cn.addr, versionNeeded(q), cn.mux.Version())
+	what := "a paged list"
+	if q.Op == wire.OpTxn {
+		what = "a transaction"
+	}
+	return fmt.Errorf("%w: %s at %s: %s needs protocol version %d, the connection speaks %d",
+		ErrUnsupported, q.Op, cn.addr, what, versionNeeded(q), cn.mux.Version())
 }

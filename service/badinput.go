@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/paxosd/paxosd/wire"
@@ -17,6 +18,21 @@ func checkUTF8(q *wire.Request) *wire.Response {
 	} {
 		if !utf8.ValidString(f.s) {
 			return &wire.Response{Err: wire.ErrInvalid, ErrMsg: f.what + " is not valid UTF-8"}
+		}
+	}
+	for i := range q.Compares {
+		if !utf8.ValidString(q.Compares[i].Key) {
+			return &wire.Response{Err: wire.ErrInvalid, ErrMsg: fmt.Sprintf("compare %d: key is not valid UTF-8", i+1)}
+		}
+	}
+	for _, b := range [...]struct {
+		name string
+		ops  []wire.TxnOp
+	}{{"then", q.ThenOps}, {"else", q.ElseOps}} {
+		for i := range b.ops {
+			if !utf8.ValidString(b.ops[i].Key) {
+				return &wire.Response{Err: wire.ErrInvalid, ErrMsg: fmt.Sprintf("%s op %d: key is not valid UTF-8", b.name, i+1)}
+			}
 		}
 	}
 	return nil

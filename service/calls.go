@@ -66,6 +66,13 @@ func (n *Node) corkAnswer(c *call, resp *wire.Response) {
 	first, err := c.conn.Cork(resp)
 	if errors.Is(err, wire.ErrFrameTooLarge) {
 		tl := tooLargeAnswer(resp.ID, err)
+		if c.req.Op == wire.OpTxn && resp.Err == wire.ErrNone {
+			// Its writes are in: say so, or the client takes TooLarge
+			// for a refusal.
+			tl.Revision, tl.Succeeded = resp.Revision, resp.Succeeded
+			tl.ErrMsg = fmt.Sprintf("the transaction was applied (revision %d, compares held: %v), but its answer does not fit in a frame (%v): read less in it (a limit on its prefix gets)",
+				resp.Revision, resp.Succeeded, err)
+		}
 		if c.req.Op.IsStream() {
 			// A push too large for a frame ends its stream: the client
 			// cannot resume past what it never got.

@@ -301,6 +301,16 @@ func TestFuzzCorpus(t *testing.T) {
 		"list-page-serializable-future": {false, frame(&wire.Request{ID: 9, Op: wire.OpList, Serializable: true, PageBytes: 100, Revision: 7})},
 		"list-start-key-too-long":       {false, frame(&wire.Request{ID: 9, Op: wire.OpList, ClientID: 1, Seq: 1, PageBytes: 100, StartKey: strings.Repeat("k", 4098)})},
 		"list-start-key-not-utf8":       {false, frame(&wire.Request{ID: 9, Op: wire.OpList, ClientID: 1, Seq: 1, PageBytes: 100, StartKey: "k\xff"})},
+		"golden-txn_request":            {false, goldenFrame(t, "txn_request")},
+		"txn-transfer-and-retry":        {false, cat(goldenFrame(t, "txn_request"), goldenFrame(t, "txn_request"))},
+		"txn-key-written-twice": {false, frame(&wire.Request{ID: 9, Op: wire.OpTxn, ClientID: 1, Seq: 1,
+			ThenOps: []wire.TxnOp{{Type: wire.TxnPut, Key: "k", Value: []byte("v")}, {Type: wire.TxnDelete, Key: "k"}}})},
+		"txn-prefix-delete-and-list": {false, frame(&wire.Request{ID: 9, Op: wire.OpTxn, ClientID: 1, Seq: 1,
+			Compares: []wire.Compare{{Target: wire.CompareExists, Result: wire.CompareEqual, Key: "k"}},
+			ThenOps:  []wire.TxnOp{{Type: wire.TxnDelete, Key: "p/", Prefix: true}, {Type: wire.TxnGet, Prefix: true, Limit: 2}},
+			ElseOps:  []wire.TxnOp{{Type: wire.TxnPut, Key: "k", Value: []byte("v")}}})},
+		"txn-bad-compare": {false, frame(&wire.Request{ID: 9, Op: wire.OpTxn, ClientID: 1, Seq: 1,
+			Compares: []wire.Compare{{Target: 9, Result: 0, Key: "k\xff"}}})},
 	}
 	for op := wire.OpPut; op < 255; op++ { // every op; 22 is reserved
 		if !op.Valid() {
@@ -314,7 +324,7 @@ func TestFuzzCorpus(t *testing.T) {
 	// The command decoder (package statemachine's FuzzDecodeCommand): what
 	// the node proposes for the golden requests.
 	commands := map[string][]any{}
-	for _, name := range []string{"put_request", "lock_acquire_request", "list_page_request"} {
+	for _, name := range []string{"put_request", "lock_acquire_request", "list_page_request", "txn_request"} {
 		q, err := wire.DecodeRequest(goldenFrame(t, name)[4:])
 		if err != nil {
 			t.Fatal(err)

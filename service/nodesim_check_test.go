@@ -45,7 +45,8 @@ type simChecker struct {
 	lastTerm  uint64
 	// The global histories watches and observers must match: KV events by
 	// revision, election "e"'s changes by number.
-	kvEvents map[uint64]statemachine.KVEvent
+	// A revision holds one event, or a transaction's, one per key written.
+	kvEvents map[uint64][]statemachine.KVEvent
 	lastRev  uint64
 	changes  map[uint64]statemachine.LeaderChange
 	lastSeq  uint64
@@ -73,7 +74,7 @@ func newSimChecker(s *sim) *simChecker {
 		s: s, chosen: map[paxos.Slot]uint64{}, hashes: map[paxos.Slot]uint64{}, levels: map[paxos.Slot]uint64{},
 		snaps: map[paxos.Slot]wal.SnapshotMeta{}, leaders: map[paxos.Ballot][2]int{},
 		holder: map[string]uint64{}, lastToken: map[string]uint64{},
-		kvEvents: map[uint64]statemachine.KVEvent{}, changes: map[uint64]statemachine.LeaderChange{}, holds: map[string][]simHold{},
+		kvEvents: map[uint64][]statemachine.KVEvent{}, changes: map[uint64]statemachine.LeaderChange{}, holds: map[string][]simHold{},
 		writes: map[string]map[string]bool{},
 	}
 }
@@ -106,12 +107,25 @@ func (o *simObserver) checkNewEvents(sm *statemachine.StateMachine) {
 	if err != nil && !errors.Is(err, statemachine.ErrCompacted) {
 		c.s.failf("node %d: reading its KV history: %v", o.sn.id, err)
 	}
-	for _, ev := range evs {
-		if want, ok := c.kvEvents[ev.Revision]; !ok || !sameEvent(want, ev) {
-			c.s.failf("node %d's KV history holds %s %q at revision %d; the first replica's %s %q", o.sn.id, ev.Type, ev.KV.Key, ev.Revision, want.Type, want.KV.Key)
+	// Whole revisions: the history never holds part of one.
+	for len(evs) > 0 {
+		rev := evs[0].Revision
+		n := 1
+		for n < len(evs) && evs[n].Revision == rev {
+			n++
+		}
+		want := c.kvEvents[rev]
+		if len(want) != n {
+			c.s.failf("node %d's KV history holds %d events at revision %d; the first replica's %d", o.sn.id, n, rev, len(want))
 			return
 		}
-		o.lastRev = ev.Revision
+		for i, ev := range evs[:n] {
+			if !sameEvent(want[i], ev) {
+				c.s.failf("node %d's KV history holds %s %q at revision %d; the first replica's %s %q", o.sn.id, ev.Type, ev.KV.Key, ev.Revision, want[i].Type, want[i].KV.Key)
+				return
+			}
+		}
+		o.lastRev, evs = rev, evs[n:]
 	}
 	o.lastRev = max(o.lastRev, sm.Revision())
 	chs, err := sm.ElectionChanges(simElection, o.lastSeq)
@@ -360,6 +374,7 @@ func (c *simChecker) checkSemantics(slot paxos.Slot, sm *statemachine.StateMachi
 			delete(c.holder, name)
 		}
 	}
+	c.checkAccounts(slot, sm)
 	if l, ok := sm.LeaderOf(simElection); ok && l.Session != 0 {
 		if !alive[l.Session] {
 			c.s.failf("slot %d: election led by session %d, which has ended", slot, l.Session)
@@ -375,7 +390,7 @@ func (c *simChecker) checkSemantics(slot paxos.Slot, sm *statemachine.StateMachi
 	}
 	if evs, err := sm.KVEvents(c.lastRev+1, "", true, 0); err == nil {
 		for _, ev := range evs {
-			c.kvEvents[ev.Revision] = ev
+			c.kvEvents[ev.Revision] = append(c.kvEvents[ev.Revision], ev)
 			c.lastRev = ev.Revision
 		}
 	} else if errors.Is(err, statemachine.ErrCompacted) {

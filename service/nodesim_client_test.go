@@ -467,6 +467,12 @@ func (ss *simSession) holdFor(name string, token uint64, done func()) {
 		// A write fenced by the token, while held.
 		c.main.do(&wire.Request{Op: wire.OpPut, Key: "f", Value: []byte(c.value()), FenceName: name, FenceToken: token}, opGiveUp, func(*wire.Response) {})
 	}
+	if name != simElection && c.version() >= wire.VersionTxn {
+		// Transfers between accounts under the token (nodesim_txn_test.go).
+		for n := 1 + s.rng.Intn(3); n > 0; n-- {
+			c.transfer(name, token)
+		}
+	}
 	if name == simElection && s.rng.Intn(2) == 0 {
 		c.main.do(&wire.Request{Op: wire.OpProclaim, SessionID: ss.id, Name: name, Value: []byte(c.value())}, opGiveUp, func(*wire.Response) {})
 	}

@@ -65,9 +65,13 @@ func (c *simConn) Close() error {
 func (c *simConn) RemoteAddr() net.Addr { return c.name }
 
 // Version: the clients of odd index speak protocol 6, so the simulation
-// runs the answers of both sides of wire.VersionClientAnswers.
-func (c *simConn) Version() uint32 {
-	if c.l.c.idx%2 == 1 {
+// runs the answers of both sides of wire.VersionClientAnswers — except
+// client 1, a lock client that moves money between accounts in
+// transactions (version 8) under its locks' fencing tokens.
+func (c *simConn) Version() uint32 { return c.l.c.version() }
+
+func (c *simClient) version() uint32 {
+	if c.idx%2 == 1 && c.idx != 1 {
 		return wire.VersionClientAnswers - 1
 	}
 	return wire.ProtocolVersion

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -40,9 +41,7 @@ func (w *simWatch) open() {
 			w.restart(r)
 			return
 		}
-		for _, ev := range r.Events {
-			w.check(ev)
-		}
+		w.checkBatch(r.Events)
 	}, func() { w.restart(nil) })
 	w.id = q.ID
 }
@@ -58,29 +57,62 @@ func (w *simWatch) restart(r *wire.Response) {
 	}
 }
 
-func (w *simWatch) check(ev wire.WatchEvent) {
+// checkBatch checks the events of one response: whole revisions (every
+// event under "k" of a transaction's revision in this one response, in
+// the transaction's order), each revision after the last reported, none
+// under "k" skipped in between.
+func (w *simWatch) checkBatch(evs []wire.WatchEvent) {
 	s := w.c.s
-	rev := ev.KV.ModRevision
-	want, ok := s.check.kvEvents[rev]
-	switch {
-	case !ok:
-		s.failf("a watch reported revision %d, which no replica applied", rev)
-		return
-	case want.KV.Key != ev.KV.Key || string(want.KV.Value) != string(ev.KV.Value) || uint8(want.Type) != uint8(ev.Type):
-		s.failf("a watch reported %s %q=%q at revision %d; the history holds %q=%q", ev.Type, ev.KV.Key, ev.KV.Value, rev, want.KV.Key, want.KV.Value)
-		return
-	case rev <= w.last:
-		s.failf("a watch reported revision %d after %d", rev, w.last)
-		return
-	}
-	for r := w.last + 1; r < rev; r++ {
-		if e, ok := s.check.kvEvents[r]; ok && strings.HasPrefix(e.KV.Key, "k") {
-			s.failf("a watch skipped revision %d (%s) between %d and %d", r, e.KV.Key, w.last, rev)
+	for len(evs) > 0 {
+		rev := evs[0].KV.ModRevision
+		n := 1
+		for n < len(evs) && evs[n].KV.ModRevision == rev {
+			n++
+		}
+		all, ok := s.check.kvEvents[rev]
+		if !ok {
+			s.failf("a watch reported revision %d, which no replica applied", rev)
 			return
 		}
+		want := watched(all)
+		if rev <= w.last {
+			s.failf("a watch reported revision %d after %d", rev, w.last)
+			return
+		}
+		if len(want) != n {
+			s.failf("a watch reported %d events of revision %d in one response; the history holds %d under \"k\"", n, rev, len(want))
+			return
+		}
+		for i, ev := range evs[:n] {
+			if want[i].KV.Key != ev.KV.Key || string(want[i].KV.Value) != string(ev.KV.Value) || uint8(want[i].Type) != uint8(ev.Type) {
+				s.failf("a watch reported %s %q=%q at revision %d; the history holds %q=%q", ev.Type, ev.KV.Key, ev.KV.Value, rev, want[i].KV.Key, want[i].KV.Value)
+				return
+			}
+		}
+		for r := w.last + 1; r < rev; r++ {
+			if e := watched(s.check.kvEvents[r]); len(e) > 0 {
+				s.failf("a watch skipped revision %d (%s) between %d and %d", r, e[0].KV.Key, w.last, rev)
+				return
+			}
+		}
+		w.last = rev
+		s.stats.watchEvents += n
+		if len(all) > 1 {
+			s.stats.txnEvents += n
+		}
+		evs = evs[n:]
 	}
-	w.last = rev
-	s.stats.watchEvents++
+}
+
+// watched returns the events under "k", what the watch reports.
+func watched(evs []statemachine.KVEvent) []statemachine.KVEvent {
+	var out []statemachine.KVEvent
+	for _, ev := range evs {
+		if strings.HasPrefix(ev.KV.Key, "k") {
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 func (w *simWatch) stop() {

@@ -239,6 +239,7 @@ type simStats struct {
 	slots                                                         int
 	stateReports, encodingReports                                 int
 	rttSamples, leaderlessTicks                                   int
+	txnTransfers, txnEvents                                       int
 }
 
 func (a *simStats) add(b simStats) {
@@ -275,6 +276,8 @@ func (a *simStats) add(b simStats) {
 	a.encodingReports += b.encodingReports
 	a.rttSamples += b.rttSamples
 	a.leaderlessTicks += b.leaderlessTicks
+	a.txnTransfers += b.txnTransfers
+	a.txnEvents += b.txnEvents
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -328,6 +331,8 @@ func TestNodeSim(t *testing.T) {
 			"rejoin": total.rejoins, "refused start": total.refused, "gated start": total.gatedStarts, "leadership transfer": total.transfers, "partition": total.partitions, "freeze": total.freezes, "disk stall": total.diskStalls,
 			"cancel": total.cancels, "peer RTT sample": total.rttSamples, "time without a leader": total.leaderlessTicks,
 			"state check report at the level of the encoding hash": total.encodingReports,
+			"transfer between accounts (a transaction)":            total.txnTransfers,
+			"watch event of a transaction's revision":              total.txnEvents,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

@@ -53,6 +53,9 @@ func resultResponse(op statemachine.Op, r statemachine.Result) wire.Response {
 		Leader:    wireLeader(r.Leader),
 		KVs:       wireKVs(r.KVs),
 	}
+	if op == statemachine.OpTxn {
+		resp.TxnResults = wireTxnResults(r.Txn)
+	}
 	if r.More && len(r.KVs) > 0 { // a List cut short by its limit
 		resp.More, resp.NextKey = true, r.KVs[len(r.KVs)-1].Key+"\x00"
 	}

@@ -36,6 +36,39 @@ func TestOpNumbers(t *testing.T) {
 	}
 }
 
+// TestTxnNumbers: the transaction's compare targets, results and
+// operation types are numbered alike in statemachine and wire, so
+// service converts them with a cast (txn.go).
+func TestTxnNumbers(t *testing.T) {
+	targets := map[statemachine.CompareTarget]wire.CompareTarget{
+		statemachine.CompareValue: wire.CompareValue, statemachine.CompareVersion: wire.CompareVersion,
+		statemachine.CompareCreate: wire.CompareCreate, statemachine.CompareMod: wire.CompareMod,
+		statemachine.CompareExists: wire.CompareExists, statemachine.CompareToken: wire.CompareToken,
+	}
+	for s, w := range targets {
+		if uint8(s) != uint8(w) {
+			t.Errorf("compare target %d is wire %d", s, w)
+		}
+	}
+	results := map[statemachine.CompareResult]wire.CompareResult{
+		statemachine.CompareEqual: wire.CompareEqual, statemachine.CompareNotEqual: wire.CompareNotEqual,
+		statemachine.CompareLess: wire.CompareLess, statemachine.CompareGreater: wire.CompareGreater,
+	}
+	for s, w := range results {
+		if uint8(s) != uint8(w) {
+			t.Errorf("compare result %d is wire %d", s, w)
+		}
+	}
+	types := map[statemachine.TxnOpType]wire.TxnOpType{
+		statemachine.TxnPut: wire.TxnPut, statemachine.TxnDelete: wire.TxnDelete, statemachine.TxnGet: wire.TxnGet,
+	}
+	for s, w := range types {
+		if uint8(s) != uint8(w) {
+			t.Errorf("txn op type %d is wire %d", s, w)
+		}
+	}
+}
+
 // sameSentinels is an error as a snapshot restores it (statemachine's
 // restoredError): the original's message, wrapping the snapshot sentinels
 // the original matches.

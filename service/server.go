@@ -173,6 +173,10 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 		if q.QuotaBytes == 0 {
 			return invalid("a quota of 0 bytes: give the bytes the keys and values may hold, e.g. 8GiB")
 		}
+	case wire.OpTxn:
+		if resp := n.validateTxn(q); resp != nil {
+			return resp
+		}
 	case wire.OpPut, wire.OpGet, wire.OpDelete, wire.OpCAS, wire.OpWatch:
 		if q.Key == "" && !(q.Op == wire.OpWatch && q.WatchPrefix) {
 			return invalid("key must not be empty")
@@ -249,5 +253,8 @@ func commandFields(q *wire.Request) statemachine.Command {
 		FenceName:       q.FenceName,
 		FenceToken:      q.FenceToken,
 		Quota:           q.QuotaBytes,
+		Compares:        txnCompares(q.Compares),
+		Then:            txnOps(q.ThenOps),
+		Else:            txnOps(q.ElseOps),
 	}
 }

@@ -76,3 +76,38 @@ func TestAnswerTooLargeForAFrame(t *testing.T) {
 		t.Fatalf("a list with a limit: %d keys, %v", len(kvs), err)
 	}
 }
+
+// TestTxnAnswerTooLarge: a transaction whose reads do not fit in a frame
+// is applied all the same (its writes are in), and its TooLarge answer
+// says so, with its revision; a retry of the same seq gets the same
+// answer and applies nothing again.
+func TestTxnAnswerTooLarge(t *testing.T) {
+	c := startTunedCluster(t, func(cfg *Config) { cfg.FrameBytesMax, cfg.ValueBytesMax, cfg.BatchBytesMax = 64<<10, 16<<10, 16<<10 })
+	c.waitLeader()
+	ctx, cl := c.client(20 * time.Second)
+	c.waitLevel(ctx, 8)
+	value := []byte(strings.Repeat("v", 8<<10))
+	for i := range 16 {
+		if _, err := cl.Put(ctx, fmt.Sprintf("big/%02d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc, err := wire.DialClient(ctx, c.peers[c.waitLeader()], "", 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := wire.NewMux(sc)
+	defer mux.Close()
+	q := &wire.Request{Op: wire.OpTxn, ClientID: 777, Seq: 1,
+		ThenOps: []wire.TxnOp{{Type: wire.TxnPut, Key: "marker", Value: []byte("1")}, {Type: wire.TxnGet, Key: "big/", Prefix: true}}}
+	for try := 0; try < 2; try++ {
+		resp, err := mux.Call(ctx, q)
+		if err != nil || resp.Err != wire.ErrTooLarge || !strings.Contains(resp.ErrMsg, "the transaction was applied") ||
+			!resp.Succeeded || resp.Revision != 17 {
+			t.Fatalf("try %d: %+v, %v; want TooLarge saying it was applied at revision 17", try, resp, err)
+		}
+	}
+	if kv, err := cl.Get(ctx, "marker"); err != nil || kv.Version != 1 || kv.ModRevision != 17 {
+		t.Fatalf("marker: %+v %v, want written once, at revision 17", kv, err)
+	}
+}

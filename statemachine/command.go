@@ -78,6 +78,11 @@ type Command struct {
 	// (level.go). A field of its own rather than a reused one: appending
 	// costs nothing to the commands that leave it at zero.
 	Level uint64
+	// Compares, Then and Else are an OpTxn's (txn.go): Then runs when
+	// every compare holds, else Else.
+	Compares []Compare
+	Then     []TxnOp
+	Else     []TxnOp
 }
 
 func (c *Command) String() string {
@@ -111,6 +116,8 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" quota=%dB", c.Quota)
 	case OpLevel:
 		s += fmt.Sprintf(" level=%d", c.Level)
+	case OpTxn:
+		s += fmt.Sprintf(" compares=%d then=%d else=%d", len(c.Compares), len(c.Then), len(c.Else))
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}
@@ -157,6 +164,9 @@ const (
 	fieldSource
 	fieldQuota
 	fieldLevel
+	fieldCompares
+	fieldThen
+	fieldElse
 	fieldCount
 )
 
@@ -164,6 +174,12 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case len(c.Else) != 0:
+		return fieldElse + 1
+	case len(c.Then) != 0:
+		return fieldThen + 1
+	case len(c.Compares) != 0:
+		return fieldCompares + 1
 	case c.Level != 0:
 		return fieldLevel + 1
 	case c.Quota != 0:
@@ -224,7 +240,8 @@ func (c *Command) fieldsUsed() int {
 // same bytes for the same command. An empty Value is encoded like a nil one.
 func EncodeCommand(c *Command) []byte {
 	var buf bytes.Buffer
-	buf.Grow(16 + len(c.Key) + len(c.Value) + len(c.PrevValue) + len(c.Prefix) + len(c.Name) + len(c.FenceName))
+	buf.Grow(16 + len(c.Key) + len(c.Value) + len(c.PrevValue) + len(c.Prefix) + len(c.Name) + len(c.FenceName) +
+		TxnBytes(c) + 8*(len(c.Compares)+len(c.Then)+len(c.Else)))
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
@@ -301,9 +318,174 @@ func EncodeCommand(c *Command) []byte {
 			must(enc.EncodeUint(c.Quota))
 		case fieldLevel:
 			must(enc.EncodeUint(c.Level))
+		case fieldCompares:
+			must(encodeCompares(enc, c.Compares))
+		case fieldThen:
+			must(encodeTxnOps(enc, c.Then))
+		case fieldElse:
+			must(encodeTxnOps(enc, c.Else))
 		}
 	}
 	return buf.Bytes()
+}
+
+// encodeCompares writes a transaction's compares: an array of
+// [Target uint, Result uint, Key str, Value bin|nil, Number uint].
+func encodeCompares(enc *msgpack.Encoder, cs []Compare) error {
+	if err := enc.EncodeArrayLen(len(cs)); err != nil {
+		return err
+	}
+	for i := range cs {
+		c := &cs[i]
+		if err := encodeArrayOf(enc, 5, uint64(c.Target), uint64(c.Result)); err != nil {
+			return err
+		}
+		if err := enc.EncodeString(c.Key); err != nil {
+			return err
+		}
+		if err := encodeOptBytes(enc, c.Value); err != nil {
+			return err
+		}
+		if err := enc.EncodeUint(c.Number); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeTxnOps writes a transaction's branch: an array of
+// [Type uint, Key str, Value bin|nil, Prefix bool, Limit uint].
+func encodeTxnOps(enc *msgpack.Encoder, ops []TxnOp) error {
+	if err := enc.EncodeArrayLen(len(ops)); err != nil {
+		return err
+	}
+	for i := range ops {
+		op := &ops[i]
+		if err := encodeArrayOf(enc, 5, uint64(op.Type)); err != nil {
+			return err
+		}
+		if err := enc.EncodeString(op.Key); err != nil {
+			return err
+		}
+		if err := encodeOptBytes(enc, op.Value); err != nil {
+			return err
+		}
+		if err := enc.EncodeBool(op.Prefix); err != nil {
+			return err
+		}
+		if err := enc.EncodeUint(uint64(op.Limit)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeOptBytes writes b, an empty one as nil (as the Value field).
+func encodeOptBytes(enc *msgpack.Encoder, b []byte) error {
+	if len(b) == 0 {
+		return enc.EncodeNil()
+	}
+	return enc.EncodeBytes(b)
+}
+
+// decodeListLen reads the header of an array of elements of at least
+// minBytes each, and checks that r holds that many bytes: a forged length
+// cannot make the decoder allocate beyond the input's size.
+func decodeListLen(d *msgpack.Decoder, r *bytes.Reader, minBytes int) (int, error) {
+	code, err := d.PeekCode()
+	if err != nil {
+		return 0, err
+	}
+	if !msgpcode.IsFixedArray(code) && code != msgpcode.Array16 && code != msgpcode.Array32 {
+		return 0, fmt.Errorf("want array, got code %#x", code)
+	}
+	n, err := d.DecodeArrayLen()
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 || n > r.Len()/minBytes {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return n, nil
+}
+
+// decodeTuple reads the header of an array of exactly n elements.
+func decodeTuple(d *msgpack.Decoder, r *bytes.Reader, n int) error {
+	m, err := decodeListLen(d, r, 1)
+	if err != nil {
+		return err
+	}
+	if m != n {
+		return fmt.Errorf("array of %d elements, want %d", m, n)
+	}
+	return nil
+}
+
+func decodeCompares(d *msgpack.Decoder, r *bytes.Reader) ([]Compare, error) {
+	n, err := decodeListLen(d, r, 6)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	cs := make([]Compare, n)
+	for i := range cs {
+		c := &cs[i]
+		if err := decodeTuple(d, r, 5); err != nil {
+			return nil, err
+		}
+		t, err := decodeUint(d, math.MaxUint8)
+		if err != nil {
+			return nil, err
+		}
+		res, err := decodeUint(d, math.MaxUint8)
+		if err != nil {
+			return nil, err
+		}
+		c.Target, c.Result = CompareTarget(t), CompareResult(res)
+		if c.Key, err = decodeString(d, r); err != nil {
+			return nil, err
+		}
+		if c.Value, _, err = decodeBytes(d, r); err != nil {
+			return nil, err
+		}
+		if c.Number, err = decodeUint(d, math.MaxUint64); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
+func decodeTxnOps(d *msgpack.Decoder, r *bytes.Reader) ([]TxnOp, error) {
+	n, err := decodeListLen(d, r, 6)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	ops := make([]TxnOp, n)
+	for i := range ops {
+		op := &ops[i]
+		if err := decodeTuple(d, r, 5); err != nil {
+			return nil, err
+		}
+		t, err := decodeUint(d, math.MaxUint8)
+		if err != nil {
+			return nil, err
+		}
+		op.Type = TxnOpType(t)
+		if op.Key, err = decodeString(d, r); err != nil {
+			return nil, err
+		}
+		if op.Value, _, err = decodeBytes(d, r); err != nil {
+			return nil, err
+		}
+		if op.Prefix, err = decodeBool(d); err != nil {
+			return nil, err
+		}
+		l, err := decodeUint(d, math.MaxUint32)
+		if err != nil {
+			return nil, err
+		}
+		op.Limit = uint32(l)
+	}
+	return ops, nil
 }
 
 func nonNil(b []byte) []byte {
@@ -415,6 +597,12 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, in []byte, c *Command) er
 			c.Quota, err = decodeUint(d, math.MaxUint64)
 		case fieldLevel:
 			c.Level, err = decodeUint(d, math.MaxUint64)
+		case fieldCompares:
+			c.Compares, err = decodeCompares(d, r)
+		case fieldThen:
+			c.Then, err = decodeTxnOps(d, r)
+		case fieldElse:
+			c.Else, err = decodeTxnOps(d, r)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

@@ -59,6 +59,13 @@ var sampleCommands = []Command{
 	{Op: OpQuotaDefault, Quota: DefaultQuotaBytes},
 	{Op: OpLevel, Level: LevelMax},
 	{ClientID: 5, Seq: 10, Op: OpLevel, Level: math.MaxUint64}, // invalid, but encodes
+	{ClientID: 7, Seq: 1, Op: OpTxn,
+		Compares: []Compare{{Target: CompareValue, Result: CompareEqual, Key: "a", Value: []byte("1")},
+			{Target: CompareToken, Result: CompareGreater, Key: "lock/a", Number: math.MaxUint64}},
+		Then: []TxnOp{{Type: TxnPut, Key: "a", Value: []byte("2")}, {Type: TxnDelete, Key: "p/", Prefix: true}},
+		Else: []TxnOp{{Type: TxnGet, Key: "a"}, {Type: TxnGet, Key: "", Prefix: true, Limit: math.MaxUint32}}},
+	{Op: OpTxn, Else: []TxnOp{{Type: TxnDelete, Key: "x"}}},
+	{Op: OpTxn, Compares: []Compare{{Target: CompareExists, Result: CompareNotEqual, Key: "e"}}},
 }
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -176,7 +183,7 @@ func TestOpString(t *testing.T) {
 		10: "op(10)", OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check", 14: "op(14)",
 		OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
 		19: "op(19)", 20: "op(20)", 21: "op(21)", OpClock: "clock", 23: "op(23)", 255: "op(255)",
-		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default", OpLevel: "level", 32: "op(32)",
+		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default", OpLevel: "level", OpTxn: "txn", 33: "op(33)",
 	} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)

@@ -54,8 +54,22 @@ func resultBytes(r *Result) uint64 {
 			n += uint64(len(name))
 		}
 	}
+	// A transaction's results (from LevelTxn on: no older result has
+	// any, so the count of every other result is as it was).
+	for i := range r.Txn {
+		o := &r.Txn[i]
+		n += dedupTxnOpOverhead + kvBytes(o.KV.Key, o.KV.Value)
+		for _, kv := range o.KVs {
+			n += kvBytes(kv.Key, kv.Value)
+		}
+	}
 	return n
 }
+
+// dedupTxnOpOverhead is what one operation's result of a stored
+// transaction result costs besides its keys and values (a TxnOpResult).
+// Part of what LevelTxn means, like dedupResultOverhead.
+const dedupTxnOpOverhead = 128
 
 // boundBytes brings the table within bytesMax after a command of client
 // own (nil: a command without a client in the table), as the package

@@ -304,7 +304,10 @@
 //	  SessionID uint, TTLMs uint, Name str, Token uint, Wait bool,
 //	  LockDelayMs uint, Now uint, FenceName str, FenceToken uint,
 //	  HashSlot uint, StateHash uint, Reporter uint, Source uint,
-//	  Quota uint, Level uint ]
+//	  Quota uint, Level uint,
+//	  Compares [[Target uint, Result uint, Key str, Value bin|nil, Number uint]...],
+//	  Then [[Type uint, Key str, Value bin|nil, Prefix bool, Limit uint]...],
+//	  Else [same as Then] ]
 //
 // nil in PrevValue or PrevRevision means "no such condition". Commands
 // written before the coordination fields existed decode unchanged. The
@@ -314,7 +317,8 @@
 // 11 lock acquire, 12 release, 13 check, 15 campaign, 16 proclaim,
 // 17 resign, 18 leader, 22 clock, 24 state hash (a member's report for the
 // state check, service/statecheck.go: it changes nothing), 25 cluster id,
-// 26 voter, 28 quota set, 30 quota default, 31 level; 6, 10, 14, 19, 20,
+// 26 voter, 28 quota set, 30 quota default, 31 level, 32 txn (from
+// cluster level 8, txn.go); 6, 10, 14, 19, 20,
 // 21, 23, 27 and 29 are wire-only operations served from local state,
 // which the state machine refuses.
 package statemachine

@@ -61,25 +61,63 @@ type kvHistory struct {
 	bytesMax int
 	// dropped is the highest revision no longer kept (0: nothing dropped).
 	dropped uint64
+	// adding: a transaction's events are being added (beginRevision).
+	adding bool
 }
 
 func newKVHistory(max, bytesMax int) kvHistory { return kvHistory{max: max, bytesMax: bytesMax} }
 
+// add appends ev, whose revision is at least the newest event's: a
+// transaction adds one event per key it wrote, all at its revision.
+//
+// Events are dropped a whole revision at a time, oldest first, so that a
+// watch never sees part of a transaction: while over the bounds, the
+// oldest revision goes, unless it is the newest, which stays — except
+// that a newest revision of several events (a transaction) that alone is
+// over the bounds is dropped whole too (a prefix delete of many keys
+// would otherwise hold them all): a watch behind it gets ErrCompacted.
+// Below LevelTxn every revision holds one event, and this is the single
+// event rule it always was: the newest event is always kept.
 func (h *kvHistory) add(ev KVEvent) {
 	h.events.push(ev)
 	h.bytes += ev.size()
-	for h.events.len() > 1 && (h.events.len() > h.max || h.bytes > h.bytesMax) {
-		old := h.events.dropFront()
-		h.bytes -= old.size()
-		h.dropped = old.Revision
+	h.bound()
+}
+
+func (h *kvHistory) bound() {
+	for h.events.len() > 0 && (h.events.len() > h.max || h.bytes > h.bytesMax) {
+		first := h.events.at(0).Revision
+		newest := h.events.at(h.events.len() - 1).Revision
+		if first == newest && (h.events.len() == 1 || h.adding) {
+			return // the newest revision stays, or is still being added
+		}
+		for h.events.len() > 0 && h.events.at(0).Revision == first {
+			old := h.events.dropFront()
+			h.bytes -= old.size()
+		}
+		h.dropped = first
 	}
+}
+
+// beginRevision and endRevision bracket the events of one transaction:
+// between them the newest revision is incomplete, and is not dropped
+// while its events come in; endRevision bounds the history with it whole.
+func (h *kvHistory) beginRevision() { h.adding = true }
+
+func (h *kvHistory) endRevision() {
+	h.adding = false
+	h.bound()
 }
 
 // KVEvents returns the KV changes with Revision >= fromRevision whose key
 // is key (prefix false) or starts with key (prefix true), oldest first, at
-// most max of them (max <= 0: all), as of the applied state. It returns
+// most max of them (max <= 0: all) — or more, to end with every matching
+// event of the last revision returned: the events of one revision (a
+// transaction's writes) are never split between two calls. As of the
+// applied state. It returns
 // ErrCompacted if some change at or after fromRevision is no longer kept
-// (see OldestRevision). When it returns fewer than max events, every
+// (see OldestRevision). When it returns fewer than max events (or max <=
+// 0), every
 // change up to Revision() was examined: a caller may resume from
 // Revision()+1. Values are shared with the state machine and must not be
 // modified.
@@ -93,11 +131,11 @@ func (sm *StateMachine) KVEvents(fromRevision uint64, key string, prefix bool, m
 	var out []KVEvent
 	for ; i < n; i++ {
 		ev := h.events.at(i)
+		if max > 0 && len(out) >= max && ev.Revision != out[len(out)-1].Revision {
+			break // full, and never in the middle of a revision
+		}
 		if ev.KV.Key == key || prefix && strings.HasPrefix(ev.KV.Key, key) {
 			out = append(out, ev)
-			if max > 0 && len(out) == max {
-				break
-			}
 		}
 	}
 	return out, nil

@@ -70,9 +70,15 @@ func (s *kvStore) get(key string) (KV, bool) {
 // (joinKeyValue), and keeping the previous key would keep the previous
 // value's bytes alive with it.
 func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
-	prev, existed = s.tree.GetHint(KV{Key: key}, &s.hint)
 	s.rev++
-	kv = KV{Key: key, Value: value, CreateRevision: s.rev, ModRevision: s.rev, Version: 1}
+	return s.putAt(key, value, s.rev)
+}
+
+// putAt is put at revision rev, which it leaves the store's revision to
+// become: a transaction's writes share one revision (txn.go).
+func (s *kvStore) putAt(key string, value []byte, rev uint64) (kv, prev KV, existed bool) {
+	prev, existed = s.tree.GetHint(KV{Key: key}, &s.hint)
+	kv = KV{Key: key, Value: value, CreateRevision: rev, ModRevision: rev, Version: 1}
 	if existed {
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
@@ -83,11 +89,19 @@ func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 
 // del removes key and returns it; it changes nothing if key is absent.
 func (s *kvStore) del(key string) (KV, bool) {
+	prev, ok := s.delAt(key)
+	if ok {
+		s.rev++
+	}
+	return prev, ok
+}
+
+// delAt is del without the revision's increment (see putAt).
+func (s *kvStore) delAt(key string) (KV, bool) {
 	prev, ok := s.tree.DeleteHint(KV{Key: key}, &s.hint)
 	if !ok {
 		return KV{}, false
 	}
-	s.rev++
 	return prev, true
 }
 

@@ -42,9 +42,18 @@ const (
 	// compute different hashes of the same state would convict each other.
 	LevelHashEncoding = 6
 
+	// LevelTxn applies transactions (OpTxn, txn.go): below it a
+	// transaction is refused as invalid, as a build without them refuses
+	// an unknown op, so a transaction proposed before every member can
+	// apply it changes nothing anywhere. From it on a revision may hold
+	// several KV events (a transaction's writes), and snapshots are
+	// written in format 5, which keeps the stored results of
+	// transactions for their retries (snapshot.go).
+	LevelTxn = 8
+
 	// LevelMax is the highest level this build implements: what its
 	// leader proposes, and the highest OpLevel it applies.
-	LevelMax = LevelHashEncoding
+	LevelMax = LevelTxn
 )
 
 // Level returns the cluster level: 0 until an OpLevel is applied, then the

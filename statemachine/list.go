@@ -119,12 +119,16 @@ func (sm *StateMachine) ListPage(q ListQuery) (ListPage, error) {
 
 // OldestListRevision returns the oldest revision a paged listing can be
 // read at: every change after it is still in the history. The history's
-// revisions are consecutive (each change bumps the revision once and is
-// recorded once), so it is the store revision less the changes kept — or
-// later, when a snapshot restored only part of the history.
+// revisions are consecutive (each revision is recorded, a put's or a
+// delete's as one event, a transaction's as one per key it wrote), so it
+// is the revision before the oldest event kept — or later, when a snapshot
+// restored only part of the history.
 func (sm *StateMachine) OldestListRevision() uint64 {
 	h := &sm.kvHist
-	return max(h.dropped, sm.kv.rev-min(sm.kv.rev, uint64(h.events.len())))
+	if h.events.len() == 0 {
+		return max(h.dropped, sm.kv.rev)
+	}
+	return max(h.dropped, h.events.at(0).Revision-1)
 }
 
 // pager gathers a page, applying the query's key and byte bounds.

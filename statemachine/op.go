@@ -64,6 +64,10 @@ const (
 	// proposed by a leader once every member speaks a protocol that
 	// knows that level. It never lowers the level.
 	OpLevel Op = 31
+
+	// OpTxn is a transaction (txn.go), from LevelTxn on: Compares, and
+	// the Then or Else operations, applied at one revision.
+	OpTxn Op = 32
 )
 
 var opNames = [...]string{
@@ -75,6 +79,7 @@ var opNames = [...]string{
 	OpClusterID: "cluster-id", OpVoter: "voter",
 	OpQuotaSet: "quota-set", OpQuotaDefault: "quota-default",
 	OpLevel: "level",
+	OpTxn:   "txn",
 }
 
 func (o Op) String() string {

@@ -10,6 +10,7 @@ import "errors"
 //	version 2: [ "paxosd/statemachine", 2, SnapshotState, SnapIdentity ]
 //	version 3: [ "paxosd/statemachine", 3, SnapshotState, SnapIdentity, SnapQuota ]
 //	version 4: [ "paxosd/statemachine", 4, SnapshotState, SnapIdentity, SnapQuota, SnapLevel ]
+//	version 5: [ "paxosd/statemachine", 5, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult] ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
 // version selects the layout of the elements after it. Version 2 adds the
@@ -21,7 +22,10 @@ import "errors"
 // a leader proposes only once every member reads version 3. Version 4 adds
 // the cluster level (level.go) and is written only once it is above 0,
 // which a leader raises only once every member reads version 4; in it the
-// quota may be 0 (none set). Every struct of the
+// quota may be 0 (none set). Version 5 adds the operations' results of the
+// transactions the duplicate table keeps (txn.go), the one part of a
+// Result that SnapResult cannot hold, and is written from LevelTxn on
+// (version 4 below it, from level 5). Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -34,10 +38,11 @@ import "errors"
 // the snapshot transport checks integrity.
 
 // SnapshotFormatVersion is the newest version of the encoding: Snapshot
-// writes it once the cluster level is above 0, else version 3 once a quota
+// writes it once the cluster level is LevelTxn or more, version 4 once it
+// is above 0, else version 3 once a quota
 // is set, else version 2, or version 1 for a state without a cluster
-// identity either; RestoreStateMachine reads all four.
-const SnapshotFormatVersion = 4
+// identity either; RestoreStateMachine reads all five.
+const SnapshotFormatVersion = 5
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -144,6 +149,33 @@ type SnapshotState struct {
 	Quota SnapQuota `msgpack:"-"`
 	// Level is the envelope's sixth element (version 4).
 	Level SnapLevel `msgpack:"-"`
+	// Txns is the envelope's seventh element (version 5): the
+	// operations' results of the stored results that are transactions',
+	// in the order of Clients and their Results.
+	Txns []SnapTxnResult `msgpack:"-"`
+}
+
+// SnapTxnResult is the operations' results of a stored transaction
+// result: that of client Client's command Seq, whose other fields
+// (Succeeded, Revision, Err) its SnapResult holds. A transaction whose
+// branch had no operation has none.
+type SnapTxnResult struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Client, Seq uint64
+	Ops         []SnapTxnOpResult
+}
+
+// SnapTxnOpResult is a TxnOpResult.
+type SnapTxnOpResult struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Type    uint8
+	Found   bool
+	KV      SnapKV
+	KVs     []SnapKV
+	More    bool
+	Deleted uint64
 }
 
 // SnapLevel is the cluster level (version 4, never 0: a state at level 0

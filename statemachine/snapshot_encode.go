@@ -64,8 +64,10 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 // from LevelHashEncoding on, hash) the same version.
 func (sm *StateMachine) snapshotVersion() uint64 {
 	switch {
-	case sm.level > 0:
+	case sm.level >= LevelTxn:
 		return SnapshotFormatVersion
+	case sm.level > 0:
+		return 4
 	case sm.quota.set:
 		return 3
 	case !sm.ident.empty():
@@ -130,8 +132,8 @@ const snapshotStateFields = 14
 func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eachKV func(yield func(*SnapKV) error) error) error {
 	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
-	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level
-	for _, since := range []uint64{2, 3, 4} {
+	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level, 5 the transactions' results
+	for _, since := range []uint64{2, 3, 4, 5} {
 		if version >= since {
 			elems++
 		}
@@ -182,9 +184,31 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		}
 	}
 	if version >= 4 {
-		return enc.Encode(&st.Level)
+		if err := enc.Encode(&st.Level); err != nil {
+			return err
+		}
+	}
+	if version >= 5 {
+		return enc.Encode(st.Txns)
 	}
 	return nil
+}
+
+// snapTxnResult is the stored result of client's transaction seq, ops.
+func snapTxnResult(client, seq uint64, ops []TxnOpResult) SnapTxnResult {
+	st := SnapTxnResult{Client: client, Seq: seq, Ops: make([]SnapTxnOpResult, len(ops))}
+	for i := range ops {
+		o := &ops[i]
+		so := SnapTxnOpResult{Type: uint8(o.Type), Found: o.Found, KV: snapKV(o.KV), More: o.More, Deleted: o.Deleted}
+		if o.KVs != nil {
+			so.KVs = make([]SnapKV, len(o.KVs))
+			for j, kv := range o.KVs {
+				so.KVs[j] = snapKV(kv)
+			}
+		}
+		st.Ops[i] = so
+	}
+	return st
 }
 
 // encodeSnapKV writes kv as msgpack's reflection would (an array of its
@@ -250,6 +274,9 @@ func (sm *StateMachine) snapshotTables() *SnapshotState {
 		c := SnapClient{ID: e.id, Floor: e.floor, LastSlot: uint64(e.lastSlot), Results: make([]SnapSeqResult, len(e.results))}
 		for j := range e.results {
 			c.Results[j] = SnapSeqResult{Seq: e.results[j].seq, Result: snapResult(&e.results[j].res)}
+			if txn := e.results[j].res.Txn; len(txn) > 0 {
+				st.Txns = append(st.Txns, snapTxnResult(e.id, e.results[j].seq, txn))
+			}
 		}
 		st.Clients[i] = c
 	}
@@ -310,6 +337,11 @@ func (sm *StateMachine) snapshotKVHistory(st *SnapshotState) {
 			break
 		}
 		first--
+	}
+	// Never part of a revision (a transaction's events): the cut moves
+	// past the rest of the revision it fell in.
+	for first > 0 && first < h.events.len() && h.events.at(first).Revision == h.events.at(first-1).Revision {
+		first++
 	}
 	if first > 0 {
 		st.KVHistoryDropped = h.events.at(first - 1).Revision

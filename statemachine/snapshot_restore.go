@@ -191,6 +191,14 @@ func decodeSnapshot(r io.Reader, values *[]byte, onKV func(st *SnapshotState, i 
 		if st.Level.Level == 0 || st.Level.Level > LevelMax {
 			return nil, badSnapshot("version %d at cluster level %d: this build implements levels 1 to %d", v, st.Level.Level, LevelMax)
 		}
+		if (v >= 5) != (st.Level.Level >= LevelTxn) {
+			return nil, badSnapshot("version %d at cluster level %d: version 5 is written from level %d on, and only then", v, st.Level.Level, LevelTxn)
+		}
+	}
+	if v >= 5 {
+		if err := dec.Decode(&st.Txns); err != nil {
+			return nil, badSnapshot("decoding version %d transactions: %v", v, err)
+		}
 	}
 	return st, nil
 }
@@ -352,6 +360,7 @@ func (sm *StateMachine) restoreDedup(st *SnapshotState) error {
 		return badSnapshot("%d clients, limit %d", len(st.Clients), t.clientsMax)
 	}
 	t.byAge = make(clientHeap, 0, len(st.Clients))
+	ti := 0 // the next of st.Txns
 	var prev uint64
 	for i, sc := range st.Clients {
 		if sc.ID == 0 || i > 0 && sc.ID <= prev {
@@ -373,6 +382,12 @@ func (sm *StateMachine) restoreDedup(st *SnapshotState) error {
 			if err != nil {
 				return badSnapshot("client %d, seq %d: %v", sc.ID, r.Seq, err)
 			}
+			if ti < len(st.Txns) && st.Txns[ti].Client == sc.ID && st.Txns[ti].Seq == r.Seq {
+				if res.Txn, err = restoreTxnOps(st.Txns[ti].Ops); err != nil {
+					return badSnapshot("client %d, seq %d: %v", sc.ID, r.Seq, err)
+				}
+				ti++
+			}
 			e.results[j] = seqResult{seq: r.Seq, res: res}
 			e.bytes += resultBytes(&res)
 		}
@@ -381,7 +396,33 @@ func (sm *StateMachine) restoreDedup(st *SnapshotState) error {
 		t.byAge = append(t.byAge, e)
 	}
 	heap.Init(&t.byAge)
+	if ti != len(st.Txns) {
+		return badSnapshot("transaction result %d (client %d, seq %d) without a stored result, or out of order",
+			ti, st.Txns[ti].Client, st.Txns[ti].Seq)
+	}
 	return nil
+}
+
+func restoreTxnOps(sops []SnapTxnOpResult) ([]TxnOpResult, error) {
+	if len(sops) == 0 {
+		return nil, fmt.Errorf("transaction result without operations")
+	}
+	ops := make([]TxnOpResult, len(sops))
+	for i, so := range sops {
+		t := TxnOpType(so.Type)
+		if t != TxnPut && t != TxnDelete && t != TxnGet {
+			return nil, fmt.Errorf("transaction result of unknown type %d", so.Type)
+		}
+		o := TxnOpResult{Type: t, Found: so.Found, KV: restoreKV(so.KV), More: so.More, Deleted: so.Deleted}
+		if so.KVs != nil {
+			o.KVs = make([]KV, len(so.KVs))
+			for j, kv := range so.KVs {
+				o.KVs[j] = restoreKV(kv)
+			}
+		}
+		ops[i] = o
+	}
+	return ops, nil
 }
 
 func restoreResult(s *SnapResult) (Result, error) {
@@ -555,7 +596,9 @@ func (sm *StateMachine) restoreKVHistory(st *SnapshotState) error {
 	prev := h.dropped
 	for _, se := range st.KVHistory {
 		ev := KVEvent{Revision: se.Revision, Type: EventType(se.Type), KV: restoreKV(se.KV), PrevKV: restoreKV(se.PrevKV)}
-		if ev.Revision <= prev || ev.Revision > sm.kv.rev || ev.Type != EventPut && ev.Type != EventDelete {
+		// A revision may hold several events (a transaction's), never
+		// one at or below the dropped revision.
+		if ev.Revision < prev || ev.Revision <= h.dropped || ev.Revision > sm.kv.rev || ev.Type != EventPut && ev.Type != EventDelete {
 			return badSnapshot("KV history event at revision %d (type %d) out of order or range", ev.Revision, se.Type)
 		}
 		prev = ev.Revision

@@ -19,12 +19,62 @@ import (
 // stale retries, acks and invalid commands, from clients 101..105) with the
 // coordination stream of coordGen (sessions, keep-alives, clock steps that
 // expire them, locks with waiters and lock-delays, campaigns, proclaims,
-// resigns, fenced writes, retries and garbage, from clients 1..4), plus the
-// odd undecodable command.
+// resigns, fenced writes, retries and garbage, from clients 1..4),
+// transactions (randomTxn, from clients 201 and 202; refused below
+// LevelTxn), plus the odd undecodable command.
 type snapGen struct {
-	rng   *rand.Rand
-	kv    *cmdGen
-	coord *coordGen
+	rng    *rand.Rand
+	kv     *cmdGen
+	coord  *coordGen
+	txnSeq uint64
+}
+
+// randomTxn returns a transaction over genKeys: compares of every kind
+// (some built from the keys' current state, so that both branches run),
+// and branches of puts, deletes, prefix deletes, gets and lists — some
+// refused (a key written twice, overlapping ranges).
+func randomTxn(r *rand.Rand, cur func(string) (KV, bool)) Command {
+	c := Command{Op: OpTxn}
+	key := func() string { return genKeys[r.IntN(len(genKeys))] }
+	for n := r.IntN(3); n > 0; n-- {
+		k := key()
+		kv, _ := cur(k)
+		cmp := Compare{Target: CompareTarget(1 + r.IntN(6)), Result: CompareResult(1 + r.IntN(4)), Key: k}
+		switch cmp.Target {
+		case CompareValue:
+			cmp.Value = kv.Value
+		case CompareVersion:
+			cmp.Number = kv.Version
+		case CompareCreate:
+			cmp.Number = kv.CreateRevision
+		case CompareMod:
+			cmp.Number = kv.ModRevision + uint64(r.IntN(2))
+		case CompareExists:
+			cmp.Number = uint64(r.IntN(2))
+		case CompareToken:
+			cmp.Key, cmp.Number = "l"+k, uint64(r.IntN(3))
+		}
+		c.Compares = append(c.Compares, cmp)
+	}
+	branch := func() []TxnOp {
+		var ops []TxnOp
+		for n := r.IntN(4); n > 0; n-- {
+			op := TxnOp{Type: TxnOpType(1 + r.IntN(3)), Key: key()}
+			switch {
+			case op.Type == TxnPut:
+				op.Value = []byte{byte('0' + r.IntN(3))}
+			case r.IntN(3) == 0:
+				op.Prefix, op.Key = true, op.Key[:1]
+				if op.Type == TxnGet {
+					op.Limit = uint32(r.IntN(3))
+				}
+			}
+			ops = append(ops, op)
+		}
+		return ops
+	}
+	c.Then, c.Else = branch(), branch()
+	return c
 }
 
 func newSnapGen(seed uint64) *snapGen {
@@ -45,6 +95,14 @@ func (g *snapGen) next(sm *StateMachine) ([]byte, Command) {
 			b[i] = byte(g.rng.Uint32())
 		}
 		return b, Command{}
+	case x < 8:
+		c := randomTxn(g.rng, sm.Get)
+		g.txnSeq++
+		c.ClientID, c.Seq = 201+uint64(g.rng.IntN(2)), g.txnSeq
+		if g.rng.IntN(8) == 0 && g.txnSeq > 1 {
+			c.Seq = g.txnSeq - 1 // a retry (of the other client's, sometimes: a new command)
+		}
+		return EncodeCommand(&c), c
 	case x < 40:
 		c := g.kv.next(sm.Get)
 		if c.ClientID != 0 {
@@ -200,6 +258,9 @@ func encodeWhole(t *testing.T, sm *StateMachine) []byte {
 	}
 	if version >= 4 {
 		env = append(env, &st.Level)
+	}
+	if version >= 5 {
+		env = append(env, st.Txns)
 	}
 	if err := enc.Encode(env); err != nil {
 		t.Fatal(err)

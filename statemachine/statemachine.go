@@ -77,7 +77,7 @@ type Result struct {
 	KV        KV
 	KVs       []KV // list: the matching keys, sorted by key
 	More      bool // list: more keys matched than Limit allowed
-	Succeeded bool // cas: the condition held and the value was written
+	Succeeded bool // cas: the condition held and the value was written; txn: the compares held
 
 	Session SessionInfo // session open and keep-alive: the session
 	Token   uint64      // lock acquire: the fencing token; campaign: the term
@@ -85,6 +85,10 @@ type Result struct {
 	Held    bool        // lock check: the token is the current holder's
 	Lock    LockInfo    // lock acquire, check, ErrLockHeld: the lock's state
 	Leader  LeaderInfo  // campaign, proclaim, resign, leader: the leader
+
+	// Txn: a transaction's results, one per operation of the branch that
+	// ran (Succeeded: the Then branch, else the Else branch).
+	Txn []TxnOpResult
 }
 
 // Answer is the late answer to a waiting command (Result.Pending), produced
@@ -387,6 +391,8 @@ func (sm *StateMachine) validate(c *Command) error {
 		return validateQuota(c)
 	case OpLevel:
 		return validateLevel(c)
+	case OpTxn:
+		return sm.validateTxn(c)
 	case OpClusterID:
 		if len(c.Value) != ClusterIDBytes {
 			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), ClusterIDBytes)
@@ -489,6 +495,8 @@ func (sm *StateMachine) exec(c *Command) Result {
 		return sm.execQuota(c)
 	case OpLevel:
 		return sm.execLevel(c)
+	case OpTxn:
+		return sm.execTxn(c)
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }

@@ -123,6 +123,14 @@ const (
 	// Op 30 is reserved for the state machine's internal default-quota
 	// command, and op 31 for its internal cluster level command (version
 	// 5): never valid on the wire.
+
+	// OpTxn (version 8) is a transaction: Compares, then ThenOps when
+	// every compare holds, else ElseOps, through the log as one command
+	// whose writes share one revision. The cluster applies it from
+	// cluster level 8 on (every member at version 8); before, it answers
+	// ErrInvalid. Response: Succeeded (the compares held), TxnResults
+	// (one per operation of the branch that ran), Revision.
+	OpTxn Op = 32
 )
 
 var opNames = [...]string{
@@ -152,6 +160,7 @@ var opNames = [...]string{
 	OpLeaderTransfer:   "LeaderTransfer",
 	OpQuotaSet:         "QuotaSet",
 	OpQuotaGet:         "QuotaGet",
+	OpTxn:              "Txn",
 }
 
 func (o Op) String() string {
@@ -167,7 +176,7 @@ func (o Op) String() string {
 // Ops 22, 24 to 26, 30 and 31, reserved for the state machine's internal
 // commands, are not valid.
 func (o Op) Valid() bool {
-	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet
+	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn
 }
 
 // IsStream reports whether o opens a stream (OpWatch, OpObserve): one
@@ -351,6 +360,87 @@ type Request struct {
 	PageBytes uint32
 	// QuotaBytes is the space quota an OpQuotaSet sets (version 4).
 	QuotaBytes uint64
+	// Compares, ThenOps and ElseOps are an OpTxn's (version 8).
+	Compares []Compare
+	ThenOps  []TxnOp
+	ElseOps  []TxnOp
+}
+
+// CompareTarget says what a Compare reads (version 8).
+type CompareTarget uint8
+
+const (
+	// CompareValue: the key's value (bytes); never holds for a missing key.
+	CompareValue CompareTarget = 1
+	// CompareVersion: the key's version (0: missing).
+	CompareVersion CompareTarget = 2
+	// CompareCreate: the key's create revision (0: missing).
+	CompareCreate CompareTarget = 3
+	// CompareMod: the key's mod revision (0: missing).
+	CompareMod CompareTarget = 4
+	// CompareExists: 1 if the key exists, 0 if not.
+	CompareExists CompareTarget = 5
+	// CompareToken: the fencing token of lock Key while it is held, 0
+	// while it is free.
+	CompareToken CompareTarget = 6
+)
+
+// CompareResult is the relation a Compare requires: what it reads
+// <relation> its operand.
+type CompareResult uint8
+
+const (
+	CompareEqual    CompareResult = 1
+	CompareNotEqual CompareResult = 2
+	CompareLess     CompareResult = 3
+	CompareGreater  CompareResult = 4
+)
+
+// Compare is one condition of an OpTxn.
+type Compare struct {
+	Target CompareTarget
+	Result CompareResult
+	// Key is the key, or the lock's name (CompareToken).
+	Key string
+	// Value is CompareValue's operand, Number every other target's.
+	Value  []byte
+	Number uint64
+}
+
+// TxnOpType is the kind of an OpTxn's operation.
+type TxnOpType uint8
+
+const (
+	// TxnPut sets Key to Value.
+	TxnPut TxnOpType = 1
+	// TxnDelete deletes Key; with Prefix, every key starting with Key.
+	TxnDelete TxnOpType = 2
+	// TxnGet reads Key; with Prefix, lists the keys starting with Key
+	// (at most Limit, 0 = all).
+	TxnGet TxnOpType = 3
+)
+
+// TxnOp is one operation of an OpTxn's branch.
+type TxnOp struct {
+	Type   TxnOpType
+	Key    string
+	Value  []byte
+	Prefix bool
+	Limit  uint32
+}
+
+// TxnResult is the result of one operation of the branch that ran.
+type TxnResult struct {
+	Type TxnOpType
+	// Found says whether KV holds a pair: a put's previous pair, a
+	// single-key delete's deleted pair, a get's pair.
+	Found bool
+	KV    KV
+	// KVs: a prefix get's pairs in key order; More: its limit cut it.
+	KVs  []KV
+	More bool
+	// Deleted counts the keys a delete removed.
+	Deleted uint64
 }
 
 // KV is a key-value pair with its revisions.
@@ -550,6 +640,9 @@ type Response struct {
 	QuotaUsed  uint64
 	QuotaBytes uint64
 	QuotaSet   bool
+	// TxnResults answer an OpTxn (version 8): one per operation of the
+	// branch that ran (Succeeded: the compares held, the then branch).
+	TxnResults []TxnResult
 }
 
 var requestFields = []field[Request]{
@@ -589,6 +682,34 @@ var requestFields = []field[Request]{
 	uintField("revision", func(q *Request) *uint64 { return &q.Revision }),
 	uintField("page_bytes", func(q *Request) *uint32 { return &q.PageBytes }),
 	uintField("quota_bytes", func(q *Request) *uint64 { return &q.QuotaBytes }),
+	listField("compares", func(q *Request) *[]Compare { return &q.Compares }, compareFields),
+	listField("then_ops", func(q *Request) *[]TxnOp { return &q.ThenOps }, txnOpFields),
+	listField("else_ops", func(q *Request) *[]TxnOp { return &q.ElseOps }, txnOpFields),
+}
+
+var compareFields = []field[Compare]{
+	uintField("target", func(c *Compare) *CompareTarget { return &c.Target }),
+	uintField("result", func(c *Compare) *CompareResult { return &c.Result }),
+	strField("key", func(c *Compare) *string { return &c.Key }),
+	binField("value", func(c *Compare) *[]byte { return &c.Value }),
+	uintField("number", func(c *Compare) *uint64 { return &c.Number }),
+}
+
+var txnOpFields = []field[TxnOp]{
+	uintField("type", func(o *TxnOp) *TxnOpType { return &o.Type }),
+	strField("key", func(o *TxnOp) *string { return &o.Key }),
+	binField("value", func(o *TxnOp) *[]byte { return &o.Value }),
+	boolField("prefix", func(o *TxnOp) *bool { return &o.Prefix }),
+	uintField("limit", func(o *TxnOp) *uint32 { return &o.Limit }),
+}
+
+var txnResultFields = []field[TxnResult]{
+	uintField("type", func(r *TxnResult) *TxnOpType { return &r.Type }),
+	boolField("found", func(r *TxnResult) *bool { return &r.Found }),
+	structField("kv", func(r *TxnResult) *KV { return &r.KV }, kvFields),
+	listField("kvs", func(r *TxnResult) *[]KV { return &r.KVs }, kvFields),
+	boolField("more", func(r *TxnResult) *bool { return &r.More }),
+	uintField("deleted", func(r *TxnResult) *uint64 { return &r.Deleted }),
 }
 
 var kvFields = []field[KV]{
@@ -682,6 +803,7 @@ var responseFields = []field[Response]{
 	uintField("quota_used", func(s *Response) *uint64 { return &s.QuotaUsed }),
 	uintField("quota_bytes", func(s *Response) *uint64 { return &s.QuotaBytes }),
 	boolField("quota_set", func(s *Response) *bool { return &s.QuotaSet }),
+	listField("txn_results", func(s *Response) *[]TxnResult { return &s.TxnResults }, txnResultFields),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

@@ -104,7 +104,26 @@ func randRequest(rng *rand.Rand) *Request {
 		SessionID: randUint(rng), TTLMs: randUint(rng), Name: randString(rng, 40), Token: randUint(rng),
 		Wait: rng.IntN(2) == 0, LockDelayMs: randUint(rng), FenceName: randString(rng, 40), FenceToken: randUint(rng),
 		FromRevision: randUint(rng), WatchPrefix: rng.IntN(2) == 0, AfterSeq: randUint(rng), CancelID: randUint(rng),
+		Compares: randCompares(rng), ThenOps: randTxnOps(rng), ElseOps: randTxnOps(rng),
 	}
+}
+
+func randCompares(rng *rand.Rand) []Compare {
+	var cs []Compare
+	for range rng.IntN(4) {
+		cs = append(cs, Compare{Target: CompareTarget(rng.IntN(8)), Result: CompareResult(rng.IntN(6)),
+			Key: randString(rng, 40), Value: randBytes(rng, 50), Number: randUint(rng)})
+	}
+	return cs
+}
+
+func randTxnOps(rng *rand.Rand) []TxnOp {
+	var ops []TxnOp
+	for range rng.IntN(4) {
+		ops = append(ops, TxnOp{Type: TxnOpType(rng.IntN(5)), Key: randString(rng, 40), Value: randBytes(rng, 50),
+			Prefix: rng.IntN(2) == 0, Limit: rng.Uint32()})
+	}
+	return ops
 }
 
 func randStrings(rng *rand.Rand, max int) []string {
@@ -158,6 +177,13 @@ func randResponse(rng *rand.Rand) *Response {
 	}
 	for range rng.IntN(20) {
 		s.KVs = append(s.KVs, randKV(rng))
+	}
+	for range rng.IntN(4) {
+		r := TxnResult{Type: TxnOpType(rng.IntN(5)), Found: rng.IntN(2) == 0, KV: randKV(rng), More: rng.IntN(2) == 0, Deleted: randUint(rng)}
+		for range rng.IntN(3) {
+			r.KVs = append(r.KVs, randKV(rng))
+		}
+		s.TxnResults = append(s.TxnResults, r)
 	}
 	for range rng.IntN(4) {
 		s.Status = append(s.Status, NodeStatus{
@@ -242,7 +268,8 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		int16(300), nil, []byte("lk"), uint8(4), true, int64(0), "fence", int32(8), uint32(70000), false, nil, 1,
 		nil, nil, nil, nil, nil,
 		nil, nil, nil, // version 4: start_key, revision, page_bytes
-		nil, // version 4: quota_bytes
+		nil,           // version 4: quota_bytes
+		nil, nil, nil, // version 8: compares, then_ops, else_ops
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -267,7 +294,9 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		[]any{[]any{"m"}},
 		[]any{"el", 7, "val", 2, 5, 9, nil},
 		[]any{[]any{2, []any{"k", nil, 1, 9, 1}, nil, "future"}},
-		3, true, nil, nil, nil, nil, false, nil, nil, nil, nil, "future",
+		3, true, nil, nil, nil, nil, false, nil, nil, nil, nil,
+		[]any{[]any{2, false, nil, nil, nil, int64(3), "future"}}, // version 8: txn_results
+		"future",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +313,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		Leader:          LeaderInfo{Election: "el", Session: 7, Value: []byte("val"), Term: 2, Seq: 5, Revision: 9},
 		Events:          []WatchEvent{{Type: EventDelete, KV: KV{Key: "k", CreateRevision: 1, ModRevision: 9, Version: 1}}},
 		CompactRevision: 3, StreamEnd: true,
+		TxnResults: []TxnResult{{Type: TxnDelete, Deleted: 3}},
 	}
 	if !reflect.DeepEqual(s, wantS) {
 		t.Fatalf("got %#v\nwant %#v", s, wantS)
@@ -465,7 +495,10 @@ func TestNumbering(t *testing.T) {
 	if OpLeaderTransfer != 27 || OpQuotaSet != 28 || OpQuotaGet != 29 || !OpQuotaSet.Valid() || !OpQuotaGet.Valid() {
 		t.Errorf("quota ops %d %d", OpQuotaSet, OpQuotaGet)
 	}
-	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
+	if OpTxn != 32 || !OpTxn.Valid() || OpTxn.String() != "Txn" {
+		t.Errorf("txn op %d %q", OpTxn, OpTxn)
+	}
+	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 33, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}

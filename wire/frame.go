@@ -16,8 +16,17 @@ const (
 	// same number (5: the internal log command 31; 6: the state hash
 	// computed from the snapshot encoding; docs/PROTOCOL.md). Version 7
 	// adds nothing to the wire either: it changes how a node answers a
-	// client that speaks it (VersionClientAnswers).
-	ProtocolVersion = 7
+	// client that speaks it (VersionClientAnswers). Version 8 adds
+	// transactions (OpTxn: the request fields compares, then_ops,
+	// else_ops and the response field txn_results) and tells the leader
+	// that the member's state machine knows cluster level 8, which
+	// applies them (VersionTxn).
+	ProtocolVersion = 8
+	// VersionTxn is the first version that has transactions: a client
+	// sends an OpTxn only on a connection that negotiated it (an older
+	// server would ignore the new fields), and the cluster applies one
+	// only from cluster level 8, raised once every member speaks it.
+	VersionTxn = 8
 	// VersionClientAnswers is the first version whose clients get the
 	// answers docs/PROTOCOL.md gives since version 7: err Unavailable when
 	// the node has known no quorum for a while (rather than a Timeout, or

@@ -155,6 +155,22 @@ var goldens = []struct {
 			{ID: 3, Addr: "10.0.0.3:7401"},
 		},
 	}, frameNames(responseFields), false},
+	{"txn_request.hex", "Request 14 (version 8): a transfer of 10 from acct/a to acct/b while lock 'acct/lock' is held with token 12 and acct/a holds 100, else read acct/a", &Request{
+		ID: 14, Op: OpTxn, ClientID: 77, Seq: 11, AckedBelow: 11,
+		Compares: []Compare{
+			{Target: CompareToken, Result: CompareEqual, Key: "acct/lock", Number: 12},
+			{Target: CompareValue, Result: CompareEqual, Key: "acct/a", Value: []byte("100")},
+		},
+		ThenOps: []TxnOp{{Type: TxnPut, Key: "acct/a", Value: []byte("90")}, {Type: TxnPut, Key: "acct/b", Value: []byte("110")}},
+		ElseOps: []TxnOp{{Type: TxnGet, Key: "acct/a"}},
+	}, frameNames(requestFields), false},
+	{"txn_response.hex", "Response to request 14: the compares held; both puts at revision 51, replacing acct/a=100 and acct/b=100", &Response{
+		ID: 14, Revision: 51, Succeeded: true,
+		TxnResults: []TxnResult{
+			{Type: TxnPut, Found: true, KV: KV{Key: "acct/a", Value: []byte("100"), CreateRevision: 3, ModRevision: 40, Version: 5}},
+			{Type: TxnPut, Found: true, KV: KV{Key: "acct/b", Value: []byte("100"), CreateRevision: 4, ModRevision: 40, Version: 5}},
+		},
+	}, frameNames(responseFields), false},
 }
 
 func encodeAny(v any) []byte {
@@ -291,10 +307,13 @@ var (
 	kvShape          = &shape{names: fieldNames(kvFields)}
 	goldenHelloShape = &shape{names: helloNames}
 	messageShape     = &shape{names: messageNames, list: map[string]*shape{"entries": {names: entryNames}}}
-	requestShape     = &shape{names: frameNames(requestFields)}
-	sessionShape     = &shape{names: fieldNames(sessionInfoFields)}
-	lockShape        = &shape{names: fieldNames(lockInfoFields)}
-	responseShape    = &shape{
+	txnOpShape       = &shape{names: fieldNames(txnOpFields)}
+	requestShape     = &shape{names: frameNames(requestFields), list: map[string]*shape{
+		"compares": {names: fieldNames(compareFields)}, "then_ops": txnOpShape, "else_ops": txnOpShape,
+	}}
+	sessionShape  = &shape{names: fieldNames(sessionInfoFields)}
+	lockShape     = &shape{names: fieldNames(lockInfoFields)}
+	responseShape = &shape{
 		names: frameNames(responseFields),
 		rec: map[string]*shape{
 			"kv": kvShape, "session": sessionShape, "lock": lockShape,
@@ -302,7 +321,8 @@ var (
 		},
 		list: map[string]*shape{
 			"kvs": kvShape, "status": {names: fieldNames(nodeStatusFields)}, "sessions": sessionShape, "locks": lockShape,
-			"events": {names: fieldNames(watchEventFields), rec: map[string]*shape{"kv": kvShape, "prev_kv": kvShape}},
+			"events":      {names: fieldNames(watchEventFields), rec: map[string]*shape{"kv": kvShape, "prev_kv": kvShape}},
+			"txn_results": {names: fieldNames(txnResultFields), rec: map[string]*shape{"kv": kvShape}, list: map[string]*shape{"kvs": kvShape}},
 		},
 	}
 )
@@ -416,7 +436,8 @@ func arrayElems(t *testing.T, body []byte) []byte {
 }
 
 // nestedList names the list elements annotate shows one entry a line.
-var nestedList = map[string]bool{"entries": true, "kvs": true, "status": true, "sessions": true, "locks": true, "events": true}
+var nestedList = map[string]bool{"entries": true, "kvs": true, "status": true, "sessions": true, "locks": true, "events": true,
+	"compares": true, "then_ops": true, "else_ops": true, "txn_results": true}
 
 // annotate renders a frame as hex, one element per line, with comments.
 func annotate(title string, frame []byte, names []string) string {
@@ -551,6 +572,9 @@ func TestProtocolDoc(t *testing.T) {
 		"lock":        fieldNames(lockInfoFields),
 		"leader":      fieldNames(leaderInfoFields),
 		"watch_event": fieldNames(watchEventFields),
+		"compare":     fieldNames(compareFields),
+		"txn_op":      fieldNames(txnOpFields),
+		"txn_result":  fieldNames(txnResultFields),
 	}
 	for name, want := range tables {
 		body, ok := between(doc, "<!-- fields:"+name+" -->", "<!-- /fields -->")

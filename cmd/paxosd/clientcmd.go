@@ -47,7 +47,7 @@ func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
 	fs.StringVar(&f.from, "from", "", "ls: start after this key (the last one a --limit listing printed)")
 	fs.BoolVar(&f.keysOnly, "keys-only", false, "ls: print keys without values")
 	fs.BoolVar(&f.countOnly, "count-only", false, "ls: print how many keys there are, not the keys")
-	fs.BoolVar(&f.prefix, "prefix", false, "watch: watch every key starting with KEY")
+	fs.BoolVar(&f.prefix, "prefix", false, "watch: watch every key starting with KEY; del: delete every key starting with KEY (one transaction) and print how many")
 	fs.Uint64Var(&f.fromRev, "rev", 0, "watch: replay the changes since this revision first (0: from now)")
 	fs.BoolVar(&f.prevKV, "prev-kv", false, "watch: print each change's previous value too")
 	fs.StringVar(&f.ifValue, "if-value", "", "cas: write only if the key holds this value")
@@ -61,7 +61,7 @@ func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
 var kvFlagUse = map[string][]string{
 	"serializable": {"get", "ls"},
 	"limit":        {"ls"}, "from": {"ls"}, "keys-only": {"ls"}, "count-only": {"ls"},
-	"prefix": {"watch"}, "rev": {"watch"}, "prev-kv": {"watch"},
+	"prefix": {"watch", "del"}, "rev": {"watch"}, "prev-kv": {"watch"},
 	"if-value": {"cas"}, "if-mod-rev": {"cas"}, "if-absent": {"cas"},
 }
 
@@ -103,7 +103,8 @@ func countTrue(bs ...bool) int {
 // kvSynopsis is what 'paxosd kv --help' prints above the flags.
 const kvSynopsis = `paxosd kv put KEY VALUE                  set a key (VALUE "-": read it from stdin)
        paxosd kv get KEY [--serializable]       print a key's value (-w json: with its revisions)
-       paxosd kv del KEY                        delete a key
+       paxosd kv del KEY [--prefix]             delete a key (--prefix: every key starting with
+                                                KEY, in one transaction; prints how many)
        paxosd kv cas KEY VALUE (--if-value OLD | --if-mod-rev N | --if-absent)
                                                 set a key if the condition holds (exit 1 if not)
        paxosd kv ls [PREFIX] [--from KEY] [--limit N] [--keys-only | --count-only]
@@ -187,6 +188,9 @@ func cmdKV(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s\n", kv.Value)
 	case "del":
+		if kf.prefix {
+			return kvDelPrefix(ctx, cl, fs.Arg(0), o)
+		}
 		existed, err := cl.Delete(ctx, fs.Arg(0))
 		if err != nil {
 			return err
@@ -203,6 +207,25 @@ func cmdKV(args []string, stdin io.Reader, stdout io.Writer) error {
 	case "ls":
 		return kvList(ctx, cl, fs.Arg(0), &kf, readOpts)
 	}
+	return nil
+}
+
+// kvDelPrefix deletes every key starting with prefix, as one transaction
+// (one revision: a watcher sees the deletes in one response), and prints
+// how many went: 0 is no error.
+func kvDelPrefix(ctx context.Context, cl *client.Client, prefix string, o *output) error {
+	if prefix == "" {
+		return fmt.Errorf("%w: kv del --prefix takes a non-empty prefix (it would delete every key)", cli.ErrUsage)
+	}
+	resp, err := cl.Txn(ctx).Then(client.OpDeletePrefix(prefix)).Commit()
+	if err != nil {
+		return err
+	}
+	n := resp.Results[0].Deleted
+	if o.json() {
+		return o.print(kvDelJSON{Key: prefix, Prefix: true, Deleted: int(n)})
+	}
+	fmt.Fprintln(o.w, n)
 	return nil
 }
 

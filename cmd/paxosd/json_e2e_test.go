@@ -341,6 +341,18 @@ func TestJSONShapes(t *testing.T) {
 			`{"id":3,"endpoint":"h:1","error":"` + client.ErrUnavailable.Error() + `"}`},
 		{newMember(client.MemberStatus{Endpoint: "h:1", Status: wire.NodeStatus{ID: 2, Role: "leader", Leader: 2, Commit: 8, Applied: 7}}),
 			`{"id":2,"endpoint":"h:1","role":"leader","ballot":{"round":0,"node":0},"leader":2,"commit":8,"applied":7}`},
+		{newTxn(&client.TxnResponse{Succeeded: true, Revision: 9, Results: []client.TxnResult{
+			{Type: wire.TxnPut, Found: true, KV: kv}, {Type: wire.TxnPut}, {Type: wire.TxnDelete, Deleted: 4},
+			{Type: wire.TxnGet, Found: true, KV: kv}, {Type: wire.TxnGet}, {Type: wire.TxnGet, KVs: []client.KV{kv}, More: true},
+		}}, []txnOpLine{{"put", "k", false}, {"put", "n", false}, {"del", "p/", true}, {"get", "k", false}, {"get", "m", false}, {"get", "", true}}),
+			`{"succeeded":true,"revision":9,"results":[` +
+				`{"op":"put","key":"k","prev_kv":{"key":"k","value":"v","create_revision":3,"mod_revision":5,"version":2}},` +
+				`{"op":"put","key":"n"},{"op":"del","key":"p/","prefix":true,"deleted":4},` +
+				`{"op":"get","key":"k","kvs":[{"key":"k","value":"v","create_revision":3,"mod_revision":5,"version":2}]},` +
+				`{"op":"get","key":"m","kvs":[]},` +
+				`{"op":"get","key":"","prefix":true,"kvs":[{"key":"k","value":"v","create_revision":3,"mod_revision":5,"version":2}],"more":true}]}`},
+		{newTxn(&client.TxnResponse{Revision: 9}, nil), `{"succeeded":false,"revision":9,"results":[]}`},
+		{kvDelJSON{Key: "p/", Prefix: true, Deleted: 3}, `{"key":"p/","prefix":true,"deleted":3}`},
 	} {
 		var b bytes.Buffer
 		if err := writeJSONLine(&b, tc.v); err != nil || b.String() != tc.want+"\n" {

@@ -31,10 +31,11 @@ Usage:
   paxosd dev [--data-dir DIR] [--base-port 7401]    a local 3-node cluster
   paxosd kv put KEY VALUE                           set a key (VALUE "-": read it from stdin)
   paxosd kv get KEY [--serializable]                print a key's value (-w json: and its revisions)
-  paxosd kv del KEY                                 delete a key
+  paxosd kv del KEY [--prefix]                      delete a key (--prefix: every key under KEY, atomically; prints how many)
   paxosd kv cas KEY VALUE --if-value OLD            set a key if it holds OLD (or --if-mod-rev N, --if-absent)
   paxosd kv ls [PREFIX] [--from KEY] [--limit N]    list keys (and values) by prefix (--count-only: how many)
   paxosd kv watch KEY [--prefix] [--rev N]          print every change of a key or prefix (--prev-kv: and the value before)
+  paxosd txn < TXN                                  a transaction: compares, then/else operations (etcdctl's format)
   paxosd lock NAME [--ttl 10s] -- COMMAND ARGS...    run COMMAND holding lock NAME (token in $PAXOSD_LOCK_TOKEN)
   paxosd lock NAME [--wait=false]                   take lock NAME, print its token, hold it until interrupted
   paxosd lock ls [PREFIX]                           the locks: holder, fencing token, waiters
@@ -97,6 +98,8 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdLeader(args[1:], stdout)
 	case "quota":
 		err = cmdQuota(args[1:], stdout)
+	case "txn":
+		err = cmdTxn(args[1:], stdin, stdout)
 	case "bench":
 		err = bench.Command(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -131,7 +134,7 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // writesOut are the commands that take -w.
 var writesOut = map[string]bool{
 	"kv": true, "status": true, "lock": true, "elect": true, "session": true,
-	"leader": true, "quota": true, "version": true,
+	"leader": true, "quota": true, "version": true, "txn": true,
 }
 
 func trimUsage(err error) string {

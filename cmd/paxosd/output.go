@@ -160,9 +160,11 @@ type kvPutJSON struct {
 }
 
 // kvDelJSON is kv del's answer: how many keys went (1; a missing key is
-// an error).
+// an error); with --prefix, prefix true and how many keys started with
+// it (0 is no error).
 type kvDelJSON struct {
 	Key     string `json:"key"`
+	Prefix  bool   `json:"prefix,omitempty"`
 	Deleted int    `json:"deleted"`
 }
 
@@ -341,4 +343,58 @@ func nonNil[T any](xs []T) []T {
 		return []T{}
 	}
 	return xs
+}
+
+// txnJSON is paxosd txn's answer: which branch ran, the revision after
+// it, and one result per operation of that branch.
+type txnJSON struct {
+	Succeeded bool            `json:"succeeded"`
+	Revision  uint64          `json:"revision"`
+	Results   []txnResultJSON `json:"results"`
+}
+
+// txnResultJSON is one operation's result: op is put, del or get (with
+// prefix true for a del or get of a prefix). A put has prev_kv, the pair
+// it replaced (left out when the key was new); a del, deleted, the keys
+// it removed; a get, kvs (none, one, or with prefix every pair listed)
+// and more, when --limit cut the listing short.
+type txnResultJSON struct {
+	Op      string    `json:"op"`
+	Key     string    `json:"key"`
+	Prefix  bool      `json:"prefix,omitempty"`
+	PrevKV  *kvJSON   `json:"prev_kv,omitempty"`
+	Deleted *uint64   `json:"deleted,omitempty"`
+	KVs     *[]kvJSON `json:"kvs,omitempty"`
+	More    bool      `json:"more,omitempty"`
+}
+
+func newTxn(resp *client.TxnResponse, ops []txnOpLine) txnJSON {
+	out := txnJSON{Succeeded: resp.Succeeded, Revision: resp.Revision, Results: make([]txnResultJSON, len(resp.Results))}
+	for i, r := range resp.Results {
+		op := ops[i]
+		j := txnResultJSON{Op: op.kind, Key: op.key, Prefix: op.prefix}
+		switch r.Type {
+		case wire.TxnPut:
+			if r.Found {
+				prev := newKV(r.KV, true)
+				j.PrevKV = &prev
+			}
+		case wire.TxnDelete:
+			n := r.Deleted
+			j.Deleted = &n
+		case wire.TxnGet:
+			kvs := r.KVs
+			if !op.prefix && r.Found {
+				kvs = []client.KV{r.KV}
+			}
+			list := make([]kvJSON, len(kvs))
+			for k, kv := range kvs {
+				list[k] = newKV(kv, true)
+			}
+			j.KVs = &list
+			j.More = r.More
+		}
+		out.Results[i] = j
+	}
+	return out
 }

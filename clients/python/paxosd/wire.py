@@ -361,6 +361,24 @@ WatchEvent = _record("WatchEvent", [
     ("type", U8), ("kv", KV), ("prev_kv", KV),
 ], "One change: type 1 put, 2 delete.")
 
+# Transactions (PROTOCOL.md, "Transactions"; protocol 8). The client has no
+# method for them yet: the layouts are here for the golden frames' test and
+# for Client.call.
+Compare = _record("Compare", [
+    ("target", U8), ("result", U8), ("key", STR), ("value", BIN),
+    ("number", U64),
+], "One compare of a transaction.")
+
+TxnOp = _record("TxnOp", [
+    ("type", U8), ("key", STR), ("value", BIN), ("prefix", BOOL),
+    ("limit", U32),
+], "One operation of a transaction's branch.")
+
+TxnResult = _record("TxnResult", [
+    ("type", U8), ("found", BOOL), ("kv", KV), ("kvs", LIST(KV)),
+    ("more", BOOL), ("deleted", U64),
+], "The result of one operation of the branch that ran.")
+
 # Frames. frame_type is element 0 of each and is not a field here.
 Hello = _record("Hello", [
     ("magic", STR), ("version", U32), ("cluster_id", STR), ("node_id", U32),
@@ -392,7 +410,8 @@ Request = _record("Request", [
     ("watch_prefix", BOOL), ("after_seq", U64), ("cancel_id", U64),
     ("snap_slot", U64), ("snap_size", U64), ("snap_crc", U32), ("offset", U64),
     ("target_node", U32), ("start_key", STR), ("revision", U64),
-    ("page_bytes", U32), ("quota_bytes", U64),
+    ("page_bytes", U32), ("quota_bytes", U64), ("compares", LIST(Compare)),
+    ("then_ops", LIST(TxnOp)), ("else_ops", LIST(TxnOp)),
 ])
 
 Response = _record("Response", [
@@ -405,7 +424,7 @@ Response = _record("Response", [
     ("compact_revision", U64), ("stream_end", BOOL), ("snap_slot", U64),
     ("snap_size", U64), ("snap_crc", U32), ("data", BIN), ("more", BOOL),
     ("next_key", STR), ("quota_used", U64), ("quota_bytes", U64),
-    ("quota_set", BOOL),
+    ("quota_set", BOOL), ("txn_results", LIST(TxnResult)),
 ])
 
 FRAME_RECORDS = {
