@@ -123,10 +123,14 @@ func resign(s *client.Session, name string, cf *cli.ClientFlags, stderr io.Write
 
 // electObserve prints the election's changes until interrupted.
 func electObserve(cf *cli.ClientFlags, name string, afterSeq uint64, o *output) error {
+	cfg, err := cf.Config()
+	if err != nil {
+		return err
+	}
 	ctx, _, stop := signalContext()
 	defer stop()
 	cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
-	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
+	cl, err := client.NewWithConfig(cctx, cfg)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -72,9 +72,13 @@ func signalContext() (ctx context.Context, sigs chan os.Signal, stop func()) {
 
 // openSession connects and opens a session, both within --timeout.
 func openSession(ctx context.Context, cf *cli.ClientFlags, ttl time.Duration) (*client.Client, *client.Session, error) {
+	cfg, err := cf.Config()
+	if err != nil {
+		return nil, nil, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
 	defer cancel()
-	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
+	cl, err := client.NewWithConfig(cctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
