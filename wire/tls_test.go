@@ -479,3 +479,47 @@ func TestNewNodeTLSErrors(t *testing.T) {
 		t.Fatalf("the good files: %v", err)
 	}
 }
+
+// TestTLSPeerCA: with --peer-trusted-ca-file, node certificates come from
+// the peer CA and client certificates from the client CA, and neither CA
+// can stand in for the other: a holder of the client CA's key cannot mint
+// a node certificate, and a peer-CA certificate without a node URI SAN is
+// not a client's.
+func TestTLSPeerCA(t *testing.T) {
+	peers := newPKI(t, "peer CA")
+	clients := newPKI(t, "client CA")
+	both := func(c *TLSConfig) { c.TrustedCAFile, c.PeerTrustedCAFile = clients.caFile, peers.caFile }
+	s := startTLSServer(t, 2, peers.nodeTLS(2, both), nil)
+	tr, log := newTLSTransport(t, 1, map[paxos.NodeID]string{2: s.addr}, peers.nodeTLS(1, both))
+	tr.Send(heartbeat(3))
+	if m := recvMsg(t, s.h.msgs); m.From != 1 {
+		t.Fatalf("got %v\n%s", m, log)
+	}
+	alice, aliceKey, _ := clients.issue("alice", devcert.Spec{CommonName: "alice", Client: true})
+	conf := clients.clientTLS(alice, aliceKey)
+	conf.RootCAs = peers.clientTLS("", "").RootCAs // the nodes' certificates are the peer CA's
+	m, err := dialTLS(s.addr, conf)
+	if err != nil {
+		t.Fatalf("a client certificate of the client CA: %v", err)
+	}
+	checkCall(t, m, "k")
+	m.Close()
+
+	forged, forgedKey, _ := clients.issue("forged", nodeSpec(3))
+	conf = clients.clientTLS(forged, forgedKey)
+	conf.RootCAs = peers.clientTLS("", "").RootCAs
+	if err := rawPeerHello(t, s.addr, conf, 3); err == nil {
+		t.Fatal("a node certificate of the client CA was taken as a peer")
+	}
+	s.log.waitLog(t, `certificate \"node-3\" (issuer \"client CA\"`)
+	s.log.waitLog(t, "refused (checked against --peer-trusted-ca-file)")
+
+	stray, strayKey, _ := peers.issue("stray", devcert.Spec{CommonName: "stray", Client: true})
+	conf = peers.clientTLS(stray, strayKey)
+	if m, err := dialTLS(s.addr, conf); err == nil {
+		m.Close()
+		t.Fatal("a client certificate of the peer CA was served")
+	}
+	s.log.waitLog(t, "refused (checked against --trusted-ca-file)")
+	noPeerMessage(t, s)
+}
