@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/paxosd/paxosd/client"
@@ -98,13 +97,12 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 			return &exitError{code: exitLost, msg: fmt.Sprintf("leadership of %s (term %d) lost: %v", name, l.Term, s.Err())}
 		}
 	}
-	env := childEnv(
-		"PAXOSD_ELECTION_NAME="+name,
-		"PAXOSD_ELECTION_TERM="+strconv.FormatUint(l.Term, 10),
-		"PAXOSD_ELECTION_VALUE="+*value,
-		"PAXOSD_SESSION_ID="+strconv.FormatUint(s.ID(), 10),
-		"PAXOSD_ENDPOINTS="+strings.Join(cf.List(), ","),
-	)
+	env := childEnv(append([]string{
+		"PAXOSD_ELECTION_NAME=" + name,
+		"PAXOSD_ELECTION_TERM=" + strconv.FormatUint(l.Term, 10),
+		"PAXOSD_ELECTION_VALUE=" + *value,
+		"PAXOSD_SESSION_ID=" + strconv.FormatUint(s.ID(), 10),
+	}, cf.Env()...)...)
 	return runHolding(argv, env, s, &cf, sf.killGrace, sigs, stdout, stderr,
 		fmt.Sprintf("leadership of %s (term %d)", name, l.Term))
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -209,12 +208,11 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	env := childEnv(
-		"PAXOSD_LOCK_NAME="+name,
-		"PAXOSD_LOCK_TOKEN="+strconv.FormatUint(l.Token, 10),
-		"PAXOSD_SESSION_ID="+strconv.FormatUint(s.ID(), 10),
-		"PAXOSD_ENDPOINTS="+strings.Join(cf.List(), ","),
-	)
+	env := childEnv(append([]string{
+		"PAXOSD_LOCK_NAME=" + name,
+		"PAXOSD_LOCK_TOKEN=" + strconv.FormatUint(l.Token, 10),
+		"PAXOSD_SESSION_ID=" + strconv.FormatUint(s.ID(), 10),
+	}, cf.Env()...)...)
 	return runHolding(argv, env, s, &cf, sf.killGrace, sigs, stdout, stderr,
 		fmt.Sprintf("lock %s (token %d)", name, l.Token))
 }

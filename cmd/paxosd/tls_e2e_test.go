@@ -86,6 +86,12 @@ func testTLSCluster(t *testing.T, bin string) {
 		t.Fatalf("kv get with $PAXOSD_CACERT, $PAXOSD_CERT, $PAXOSD_KEY: %q, %v", out, err)
 	}
 
+	// paxosd lock hands its COMMAND the TLS files with the endpoints.
+	lock := exec.Command(bin, append([]string{"lock", "tls-lock", "--endpoints", c.addrs[1], "--timeout", "15s"}, append(tlsFlags, "--", bin, "kv", "get", "greeting")...)...)
+	if out, err := lock.CombinedOutput(); err != nil || string(out) != "hello\n" {
+		t.Fatalf("paxosd kv get run by paxosd lock: %q, %v", out, err)
+	}
+
 	// Mistakes: one line each, saying what to pass.
 	for _, tc := range []struct {
 		name  string

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -115,6 +116,24 @@ func (c *ClientFlags) TLSConfig() (*tls.Config, error) {
 		conf.Certificates = []tls.Certificate{pair}
 	}
 	return conf, nil
+}
+
+// Env returns the variables that let a paxosd client command run by a
+// COMMAND (paxosd lock, paxosd elect) reach the cluster the same way:
+// PAXOSD_ENDPOINTS, and PAXOSD_CACERT, PAXOSD_CERT and PAXOSD_KEY when
+// given, as absolute paths (the COMMAND may change directory).
+func (c *ClientFlags) Env() []string {
+	env := []string{"PAXOSD_ENDPOINTS=" + strings.Join(c.List(), ",")}
+	for _, v := range []struct{ name, path string }{{"PAXOSD_CACERT", c.CACert}, {"PAXOSD_CERT", c.Cert}, {"PAXOSD_KEY", c.Key}} {
+		if v.path == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(v.path); err == nil {
+			v.path = abs
+		}
+		env = append(env, v.name+"="+v.path)
+	}
+	return env
 }
 
 // Config returns the client configuration the flags give: endpoints,

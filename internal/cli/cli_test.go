@@ -86,6 +86,11 @@ func TestClientTLSFlags(t *testing.T) {
 	if conf, err := cf.TLSConfig(); err != nil || conf == nil || len(conf.Certificates) != 1 {
 		t.Errorf("from the environment: %+v, %v", conf, err)
 	}
+	cf, _ = parse("--endpoints", "a:1,b:2", "--cacert", "ca.crt")
+	abs, _ := filepath.Abs("ca.crt")
+	if got, want := cf.Env(), []string{"PAXOSD_ENDPOINTS=a:1,b:2", "PAXOSD_CACERT=" + abs, "PAXOSD_CERT=" + cert, "PAXOSD_KEY=" + key}; !slices.Equal(got, want) {
+		t.Errorf("Env() = %q, want %q", got, want)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
