@@ -123,8 +123,8 @@ type NodeTLS struct {
 	cfg TLSConfig
 	cur atomic.Pointer[tlsMaterial]
 	// server is the tls.Config a listener uses: it hands each handshake
-	// the current material's.
-	server *tls.Config
+	// the current material's. httpServer is the same for the HTTP port.
+	server, httpServer *tls.Config
 
 	mu        sync.Mutex // serializes reloads; guards what follows
 	lastCheck time.Time
@@ -141,7 +141,10 @@ type tlsMaterial struct {
 	clientCertAuth bool
 	// revoked holds issuer DER + serial of the revoked certificates.
 	revoked map[string]bool
-	server  *tls.Config
+	// server checks incoming certificates (verifyIncoming); httpServer
+	// does too, but lets a client without one through (see
+	// HTTPServerConfig).
+	server, httpServer *tls.Config
 }
 
 // NewNodeTLS loads cfg's files and checks them: a missing or unreadable
@@ -174,8 +177,25 @@ func NewNodeTLS(cfg TLSConfig) (*NodeTLS, error) {
 			return t.material().server, nil
 		},
 	}
+	t.httpServer = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return t.material().httpServer, nil
+		},
+	}
 	return t, nil
 }
+
+// HTTPServerConfig is ServerConfig for the HTTP port: a certificate a
+// client presents is checked the same way, but a client without one gets
+// through the handshake even with ClientCertAuth, so that health probes
+// (which seldom carry a certificate) can reach /healthz and /readyz. The
+// HTTP handler must then refuse what needs a certificate
+// (NeedsClientCert).
+func (t *NodeTLS) HTTPServerConfig() *tls.Config { return t.httpServer }
+
+// ClientCertAuth reports whether clients must present a certificate.
+func (t *NodeTLS) ClientCertAuth() bool { return t.cfg.ClientCertAuth }
 
 // ServerConfig returns the tls.Config a listener (the node's port, its
 // HTTP port) serves with: the current certificate, and the checks of
@@ -340,6 +360,13 @@ func loadTLS(cfg TLSConfig, now time.Time) (*tlsMaterial, error) {
 		// against the CAs and the CRL of the moment.
 		SessionTicketsDisabled: true,
 		VerifyConnection:       m.verifyIncoming,
+	}
+	m.httpServer = m.server.Clone()
+	m.httpServer.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil // the handler decides (HTTPServerConfig)
+		}
+		return m.verifyIncoming(cs)
 	}
 	if cfg.ClientCertAuth {
 		m.server.ClientAuth = tls.RequireAnyClientCert

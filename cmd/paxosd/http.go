@@ -16,6 +16,21 @@ import (
 	"github.com/paxosd/paxosd/wire"
 )
 
+// requireClientCert refuses a request without a client certificate
+// (--client-cert-auth), except for /healthz and /readyz: health probes
+// (a load balancer's, systemd's, kubelet's) seldom carry one, and the two
+// say only whether the node serves. The handshake has already checked any
+// certificate presented (wire.NodeTLS.HTTPServerConfig).
+func requireClientCert(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+			http.Error(w, "a client certificate is required (--client-cert-auth): e.g. curl --cacert CA --cert CERT --key KEY", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // debugWriter turns the HTTP server's own log lines into debug lines.
 type debugWriter struct{ log zerolog.Logger }
 
@@ -41,7 +56,8 @@ type httpOptions struct {
 	// program's internals and cost CPU, so they are off unless asked for.
 	pprof bool
 	// tls, if set, serves HTTPS with the node's certificate; with
-	// --client-cert-auth a client certificate is required here too.
+	// --client-cert-auth a client certificate is required here too, but
+	// for /healthz and /readyz (requireClientCert).
 	tls *wire.NodeTLS
 }
 
@@ -60,7 +76,10 @@ func serveHTTP(ln net.Listener, n *service.Node, log zerolog.Logger, o httpOptio
 		h = mux
 	}
 	if o.tls != nil {
-		ln = tls.NewListener(ln, o.tls.ServerConfig())
+		ln = tls.NewListener(ln, o.tls.HTTPServerConfig())
+		if o.tls.ClientCertAuth() {
+			h = requireClientCert(h)
+		}
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		// A refused TLS handshake is the client's problem, told to it in

@@ -22,10 +22,11 @@ import (
 
 // TestTLSEndToEnd: a cluster of three serve processes with TLS and
 // --client-cert-auth serves 'paxosd kv put/get' given --cacert, --cert
-// and --key (or $PAXOSD_CACERT, $PAXOSD_CERT, $PAXOSD_KEY), and its HTTP
-// port speaks HTTPS without /debug/pprof; a plaintext client and one
-// without a certificate get the one-line errors. Then 'paxosd dev --tls'
-// prints client flags that work.
+// and --key (or $PAXOSD_CACERT, $PAXOSD_CERT, $PAXOSD_KEY, which paxosd
+// lock hands its COMMAND), and its HTTP port speaks HTTPS without
+// /debug/pprof, and to a client without a certificate only /healthz and
+// /readyz; a plaintext client and one without a certificate get the
+// one-line errors. Then 'paxosd dev --tls' prints client flags that work.
 func TestTLSEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
@@ -134,6 +135,19 @@ func testTLSCluster(t *testing.T, bin string) {
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %s, want %d", path, resp.Status, want)
+		}
+	}
+	// Without a client certificate: only the health probes.
+	anon := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 401, "/status.json": 401} {
+		resp, err := anon.Get("https://" + c.http[0] + path)
+		if err != nil {
+			t.Fatalf("GET %s without a certificate: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without a certificate: %s, want %d", path, resp.Status, want)
 		}
 	}
 	// Go's server answers plaintext HTTP on a TLS port with a 400.
