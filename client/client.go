@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,6 +27,12 @@ type Config struct {
 	AttemptTimeout time.Duration
 	// FrameBytesMax bounds a frame. Default 16 MiB.
 	FrameBytesMax int
+	// TLS, if set, connects with TLS (1.2 or later): RootCAs holds the
+	// cluster's CA, and Certificates the client's certificate if the
+	// nodes require one (paxosd serve --client-cert-auth). Without a
+	// ServerName each node's certificate is checked against the host of
+	// its endpoint. Default: plaintext.
+	TLS *tls.Config
 }
 
 // Client is a connection to a paxosd cluster. Safe for concurrent use.
@@ -112,7 +119,7 @@ func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
 	for i := 0; i < len(c.cfg.Endpoints); i++ {
 		addr := c.cfg.Endpoints[(start+i)%len(c.cfg.Endpoints)]
 		dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-		cn, err := dial(dctx, addr, c.cfg.ClusterID, c.cfg.FrameBytesMax)
+		cn, err := dial(dctx, addr, c.dialConfig())
 		cancel()
 		if reach != nil {
 			reach.dialed(addr, err)
@@ -140,7 +147,33 @@ func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
 		c.mu.Unlock()
 		return cn, nil
 	}
-	return nil, unavailable("cannot reach any endpoint (%s): %s", strings.Join(c.cfg.Endpoints, ", "), strings.Join(errs, "; "))
+	return nil, unavailable("cannot reach any endpoint (%s): %s", strings.Join(c.cfg.Endpoints, ", "), joinDialErrors(errs))
+}
+
+// joinDialErrors lists why each endpoint failed, saying once a reason
+// every endpoint gave: a TLS mistake ("pass --cacert") is the same at
+// every node, and one line should say it once.
+func joinDialErrors(errs []string) string {
+	if len(errs) > 1 {
+		reason := func(e string) string {
+			// "wire: dial ADDR: why" -> "why"
+			if rest, ok := strings.CutPrefix(e, "wire: dial "); ok {
+				if _, why, ok := strings.Cut(rest, ": "); ok {
+					return why
+				}
+			}
+			return e
+		}
+		first := reason(errs[0])
+		same := strings.HasPrefix(first, wire.ErrTLS.Error())
+		for _, e := range errs[1:] {
+			same = same && reason(e) == first
+		}
+		if same {
+			return first
+		}
+	}
+	return strings.Join(errs, "; ")
 }
 
 // abandon drops cn and makes the next connect start at the following

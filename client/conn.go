@@ -13,8 +13,8 @@ type conn struct {
 	mux  *wire.Mux
 }
 
-func dial(ctx context.Context, addr, clusterID string, frameMax int) (*conn, error) {
-	sc, err := wire.DialClient(ctx, addr, clusterID, frameMax)
+func dial(ctx context.Context, addr string, cfg wire.DialConfig) (*conn, error) {
+	sc, err := wire.DialClientConfig(ctx, addr, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -34,4 +34,9 @@ func (c *conn) broken() bool {
 	default:
 		return false
 	}
+}
+
+// dialConfig is how the client dials a node.
+func (c *Client) dialConfig() wire.DialConfig {
+	return wire.DialConfig{ClusterID: c.cfg.ClusterID, FrameBytesMax: c.cfg.FrameBytesMax, TLS: c.cfg.TLS}
 }

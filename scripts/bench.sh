@@ -53,7 +53,7 @@ for attempt in 1 2 3 4 5; do
 	eps="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
 	rm -rf "$dir/data"
 	# shellcheck disable=SC2086
-	"$bin" dev --data-dir "$dir/data" --base-port "$base" --http-base-port "$((base + 10))" ${BENCH_DEV_ARGS:-} >"$dir/dev.log" 2>&1 &
+	"$bin" dev --data-dir "$dir/data" --base-port "$base" --http-base-port "$((base + 10))" --enable-pprof ${BENCH_DEV_ARGS:-} >"$dir/dev.log" 2>&1 &
 	pid=$!
 	i=0
 	while [ $i -lt 100 ]; do

@@ -11,6 +11,7 @@ import (
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/statemachine"
+	"github.com/paxosd/paxosd/wire"
 )
 
 // Config configures a Node. Zero fields take the default their comment
@@ -27,6 +28,11 @@ type Config struct {
 	Peers map[paxos.NodeID]string
 	// DataDir holds the durable state.
 	DataDir string
+	// TLS, if set, makes every connection TLS: clients', and peers',
+	// which are mutual TLS and recognised by their certificate's node URI
+	// SAN (wire.NodeTLS; docs/SECURITY.md). A peer hello from a node not
+	// in Peers is then refused too. Default: plaintext.
+	TLS *wire.NodeTLS
 	// TickInterval is the duration of one protocol tick. Default 10ms.
 	TickInterval time.Duration
 	// HeartbeatTicks and ElectionTicks: see paxos.Config. Defaults 3 and 15

@@ -90,6 +90,9 @@ type tcpDialer struct {
 	peers         map[paxos.NodeID]string
 	clusterID     string
 	frameBytesMax int
+	// tls, if set, dials with the node's certificate and accepts only the
+	// member's.
+	tls *wire.NodeTLS
 }
 
 func (d tcpDialer) dial(ctx context.Context, id paxos.NodeID) (peerConn, error) {
@@ -97,7 +100,11 @@ func (d tcpDialer) dial(ctx context.Context, id paxos.NodeID) (peerConn, error) 
 	if !ok {
 		return nil, fmt.Errorf("node %d is not a member", id)
 	}
-	sc, err := wire.DialClient(ctx, addr, d.clusterID, d.frameBytesMax)
+	dc := wire.DialConfig{ClusterID: d.clusterID, FrameBytesMax: d.frameBytesMax}
+	if d.tls != nil {
+		dc.TLS = d.tls.PeerDialConfig(id)
+	}
+	sc, err := wire.DialClientConfig(ctx, addr, dc)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package service
 import (
 	"fmt"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -24,7 +23,9 @@ func (n *Node) Metrics() *prometheus.Registry { return n.reg }
 //	/healthz       200 while the node's loop runs
 //	/readyz        200 while the node knows a leader and can reach it and a
 //	               quorum (it can serve requests)
-//	/debug/pprof/  Go profiles
+//
+// Go's profiles (/debug/pprof/) are not here: paxosd serve adds them with
+// --enable-pprof.
 func (n *Node) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
@@ -63,11 +64,6 @@ func (n *Node) HTTPHandler() http.Handler {
 	// session, lock holder and fencing token.
 	mux.HandleFunc("GET /{$}", serveStatusHTML)
 	mux.HandleFunc("GET /status.json", n.serveStatusJSON)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

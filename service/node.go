@@ -161,7 +161,7 @@ func Start(cfg Config) (*Node, error) {
 	deferred := make(chan func(), 16)
 	n, err := newNode(cfg, nodeEdges{
 		store: store, rejoin: rejoin, boot: boot, entropy: crand.Reader, clock: systemClock{},
-		peers: tcpDialer{peers: cfg.Peers, clusterID: cfg.ClusterID, frameBytesMax: cfg.FrameBytesMax},
+		peers: tcpDialer{peers: cfg.Peers, clusterID: cfg.ClusterID, frameBytesMax: cfg.FrameBytesMax, tls: cfg.TLS},
 		bg:    goroutines{deferred: deferred, stop: stop},
 		rand:  rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
 	})
@@ -176,7 +176,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	tcp, err := wire.NewTransport(wire.TransportConfig{
 		Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, Peers: cfg.Peers,
-		FrameBytesMax: cfg.FrameBytesMax, Logger: n.log,
+		FrameBytesMax: cfg.FrameBytesMax, TLS: cfg.TLS, Logger: n.log,
 	})
 	if err != nil {
 		ln.Close()
@@ -193,8 +193,15 @@ func Start(cfg Config) (*Node, error) {
 	n.deferred, n.stop, n.done = deferred, stop, make(chan struct{})
 	n.wal = newWALWriter(store, n.m)
 	n.journal = n.wal
+	scfg := wire.ServerConfig{Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, FrameBytesMax: cfg.FrameBytesMax, TLS: cfg.TLS, Logger: n.log}
+	if cfg.TLS != nil {
+		// With TLS a peer is who its certificate says; one that is not a
+		// member has no business here either. (Plaintext keeps accepting
+		// any id, as before: it proves nothing anyway.)
+		scfg.Member = func(id paxos.NodeID) bool { _, ok := cfg.Peers[id]; return ok }
+	}
 	go func() {
-		err := wire.Serve(ln, wire.ServerConfig{Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, FrameBytesMax: cfg.FrameBytesMax, Logger: n.log}, n)
+		err := wire.Serve(ln, scfg, n)
 		if err != nil {
 			n.log.Debug().Err(err).Msg("server stopped")
 		}

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -225,7 +226,7 @@ func (c *frameConn) kill() error {
 	c.killOnce.Do(func() {
 		c.stopOnce.Do(func() { close(c.stop) })
 		close(c.abort)
-		err = c.conn.Close()
+		err = closeConn(c.conn)
 		c.deadOnce.Do(func() { close(c.dead) })
 	})
 	return err
@@ -365,6 +366,25 @@ type ServerConn struct {
 // DefaultFrameBytesMax). ctx bounds the dial and the hello exchange;
 // without a deadline in ctx they are bounded by 2 s.
 func DialClient(ctx context.Context, addr, clusterID string, frameBytesMax int) (*ServerConn, error) {
+	return DialClientConfig(ctx, addr, DialConfig{ClusterID: clusterID, FrameBytesMax: frameBytesMax})
+}
+
+// DialConfig configures DialClientConfig; the zero value is valid.
+type DialConfig struct {
+	// ClusterID names the cluster. Default (and "") DefaultClusterID.
+	ClusterID string
+	// FrameBytesMax bounds the frames accepted and sent. Default
+	// DefaultFrameBytesMax.
+	FrameBytesMax int
+	// TLS, if set, makes the connection TLS (at least 1.2). Without a
+	// ServerName the node's certificate is checked against addr's host.
+	// A TLS failure is an error wrapping ErrTLS that says what to pass.
+	TLS *tls.Config
+}
+
+// DialClientConfig is DialClient with every option.
+func DialClientConfig(ctx context.Context, addr string, cfg DialConfig) (*ServerConn, error) {
+	frameBytesMax := cfg.FrameBytesMax
 	if frameBytesMax <= 0 {
 		frameBytesMax = DefaultFrameBytesMax
 	}
@@ -375,14 +395,22 @@ func DialClient(ctx context.Context, addr, clusterID string, frameBytesMax int) 
 	var d net.Dialer
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	conn, err := d.DialContext(dctx, "tcp", addr)
+	raw, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(dctx, func() { conn.Close() })
-	h, fr, err := dialHandshake(conn, 0, clusterID, nil, 0, frameBytesMax, deadline)
+	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	conn := raw
+	if cfg.TLS != nil {
+		conn, err = startClientTLS(dctx, raw, addr, cfg.TLS, false)
+	}
+	var h Hello
+	var fr *FrameReader
+	if err == nil {
+		h, fr, err = dialHandshake(conn, 0, cfg.ClusterID, nil, 0, frameBytesMax, deadline)
+	}
 	if !stop() || err != nil {
-		conn.Close()
+		raw.Close()
 		if err == nil {
 			err = dctx.Err()
 		}

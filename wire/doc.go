@@ -50,6 +50,22 @@
 //	  | -- Request ... (client: node == 0) -->  |  Handler.HandleClient
 //	  | <------------------------- Response --  |    (any order, by id)
 //
+// # TLS
+//
+// With ServerConfig.TLS and TransportConfig.TLS (a NodeTLS: the node's
+// certificate, the CAs, a CRL, reloaded when the files change) every
+// connection is TLS 1.2 or later, and the hello exchange runs inside it
+// unchanged. A peer is recognised only by the URI SAN paxosd://node/ID of
+// a certificate the peer CA signed, which must name the node its hello
+// gives (checkPeerIdentity); a dialing node accepts a listener only if its
+// certificate names the node it meant to reach. Clients pass a *tls.Config
+// in DialConfig. A plaintext dialer to a TLS node, and a TLS dialer to a
+// plaintext one, are told apart by the first byte (0x16 opens a TLS
+// handshake, 0x00 a hello) and get an error wrapping ErrTLS that says what
+// to pass (tlsconn.go). No direct writes over TLS: a tls.Conn has no socket
+// to write to without blocking, so its frames go through the writer
+// goroutine.
+//
 // # Streams and blocking calls
 //
 // A stream request (OpWatch, OpObserve) is answered by many responses with

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -151,7 +152,8 @@ func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, uuid []by
 	fr := NewFrameReader(conn, frameBytesMax)
 	body, err := fr.readFrame(helloBytesMax)
 	if err != nil {
-		return Hello{}, nil, noHello(err, fr.hdr)
+		_, isTLS := conn.(*tls.Conn)
+		return Hello{}, nil, noHello(err, fr.hdr, isTLS, self != 0)
 	}
 	h, err := DecodeHello(body)
 	if err != nil {
@@ -181,9 +183,26 @@ func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, uuid []by
 // noHello explains why a dialed listener gave no hello; hdr holds the first
 // bytes it sent, if any. Pointing a client at a node's --http-listen port is
 // the usual cause: the HTTP server waits for a request line that never
-// comes, or answers in HTTP.
-func noHello(err error, hdr [frameHeaderBytes]byte) error {
+// comes, or answers in HTTP. Then comes TLS: a plaintext dialer to a node
+// that requires TLS gets tlsRequiredNotice; over TLS (isTLS), a node that
+// refuses our certificate says so in an alert (TLS 1.3 sends it after the
+// handshake, so it arrives here), and one that refuses our hello's node
+// id closes the connection. node: the dialer is a node, whose flags the
+// advice names.
+func noHello(err error, hdr [frameHeaderBytes]byte, isTLS, node bool) error {
+	if isTLS {
+		if e, ok := explainTLS(err, node); ok {
+			return e
+		}
+		if isConnEnd(err) {
+			return fmt.Errorf("%w: the node closed the connection after the TLS handshake, without a hello: it refused this connection (this certificate, or a hello whose node id the certificate does not name or that is not in its --peers); its log says why", ErrTLS)
+		}
+	}
 	switch {
+	case errors.Is(err, ErrFrameTooLarge) && string(hdr[:]) == tlsRequiredNotice[:frameHeaderBytes] && node:
+		return fmt.Errorf("%w: the node requires TLS and this node dials in plaintext: start it with --cert-file, --key-file and --trusted-ca-file like the others", ErrTLS)
+	case errors.Is(err, ErrFrameTooLarge) && string(hdr[:]) == tlsRequiredNotice[:frameHeaderBytes]:
+		return fmt.Errorf("%w: the node requires TLS and this connection is plaintext: pass the cluster's CA with --cacert FILE (and --cert FILE --key FILE if it asks for client certificates), or $PAXOSD_CACERT, $PAXOSD_CERT, $PAXOSD_KEY", ErrTLS)
 	case errors.Is(err, ErrFrameTooLarge) && string(hdr[:]) == "HTTP":
 		return fmt.Errorf("%w: it answered in HTTP (a node's --http-listen port serves metrics; clients and peers use its --listen address)", ErrNotPaxosd)
 	case errors.Is(err, ErrFrameTooLarge):

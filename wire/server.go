@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,15 @@ type ServerConfig struct {
 	// ClusterUUID, if set, returns the cluster's uuid (nil until known):
 	// a peer whose hello carries another one is refused. Clients send none.
 	ClusterUUID func() []byte
+	// TLS, if set, makes every connection TLS (a plaintext one is
+	// answered with a notice and closed), and a connection a peer's only
+	// if its certificate names the node its hello gives (URI SAN
+	// paxosd://node/ID, see NodeTLS). Default: plaintext, and a peer is
+	// whoever says so in its hello.
+	TLS *NodeTLS
+	// Member, if set, refuses peer hellos from nodes it does not know.
+	// Default: any node id but Self.
+	Member func(paxos.NodeID) bool
 	// Logger receives the reason every refused or broken connection was
 	// closed. Default: the zero zerolog.Logger, which discards.
 	Logger zerolog.Logger
@@ -181,6 +191,14 @@ func (s *server) refuse(conn net.Conn, node paxos.NodeID, err error) {
 // serveConn runs the hello exchange, then serves conn as a peer or a
 // client connection.
 func (s *server) serveConn(conn net.Conn) {
+	if s.cfg.TLS != nil {
+		tc, err := s.startTLS(conn)
+		if err != nil {
+			s.refuse(conn, 0, err)
+			return
+		}
+		conn = tc
+	}
 	fr := NewFrameReader(conn, s.cfg.FrameBytesMax)
 	hello, err := s.acceptHello(conn, fr)
 	if err != nil {
@@ -207,6 +225,11 @@ func (s *server) acceptHello(conn net.Conn, fr *FrameReader) (Hello, error) {
 	}
 	body, err := fr.readFrame(helloBytesMax)
 	if err != nil {
+		if errors.Is(err, ErrFrameTooLarge) && fr.hdr[0] == recordTypeHandshake && fr.hdr[1] == 3 {
+			// A TLS ClientHello: 0x16, then the version's major byte 3.
+			answerAndClose(conn, tlsNotServedNotice)
+			return Hello{}, fmt.Errorf("%w: a TLS handshake arrived, but this node does not serve TLS: start it with --cert-file, --key-file and --trusted-ca-file, or connect without TLS (no --cacert, --cert, --key)", ErrTLS)
+		}
 		return Hello{}, fmt.Errorf("reading hello: %w", err)
 	}
 	h, err := DecodeHello(body)
@@ -233,10 +256,34 @@ func (s *server) acceptHello(conn net.Conn, fr *FrameReader) (Hello, error) {
 	if h.NodeID == s.cfg.Self {
 		return h, fmt.Errorf("%w: a peer claims this node's own id %d", ErrBadHello, h.NodeID)
 	}
+	if h.NodeID != 0 {
+		// Refused without an answer: the dialer learns nothing it could
+		// use to try another id.
+		if err := s.checkPeer(conn, h.NodeID); err != nil {
+			return h, err
+		}
+	}
 	if _, err := conn.Write(out); err != nil {
 		return h, err
 	}
 	return h, conn.SetDeadline(time.Time{})
+}
+
+// checkPeer decides whether a hello saying node id makes conn a peer
+// connection: over TLS its certificate must name id, and id must be a
+// member.
+func (s *server) checkPeer(conn net.Conn, id paxos.NodeID) error {
+	if tc, ok := conn.(*tls.Conn); ok {
+		if err := checkPeerIdentity(tc.ConnectionState(), id); err != nil {
+			return err
+		}
+	} else if s.cfg.TLS != nil {
+		panic("wire: a plaintext connection on a TLS server")
+	}
+	if s.cfg.Member != nil && !s.cfg.Member(id) {
+		return fmt.Errorf("%w: node %d is not a member of this cluster (--peers)", ErrPeerIdentity, id)
+	}
+	return nil
 }
 
 // servePeer reads messages from an authenticated peer until the connection

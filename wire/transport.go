@@ -48,6 +48,10 @@ type TransportConfig struct {
 	// ClusterUUID, if set, returns the cluster's uuid (nil until known),
 	// sent in every hello: a peer that knows another one is not used.
 	ClusterUUID func() []byte
+	// TLS, if set, makes every connection mutual TLS: this node presents
+	// its certificate and accepts a peer only if its certificate names
+	// the node it dialed (PeerDialConfig). Default: plaintext.
+	TLS *NodeTLS
 	// Logger receives connection failures. Default: the zero
 	// zerolog.Logger, which discards.
 	Logger zerolog.Logger
@@ -457,18 +461,25 @@ func (t *Transport) dial(p *peer) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	raw, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	deadline, _ := ctx.Deadline()
-	h, _, err := dialHandshake(conn, t.cfg.Self, t.cfg.ClusterID, t.clusterUUID(), p.id, t.cfg.FrameBytesMax, deadline)
+	conn := raw
+	if t.cfg.TLS != nil {
+		conn, err = startClientTLS(ctx, raw, p.addr, t.cfg.TLS.PeerDialConfig(p.id), true)
+	}
+	var h Hello
+	if err == nil {
+		h, _, err = dialHandshake(conn, t.cfg.Self, t.cfg.ClusterID, t.clusterUUID(), p.id, t.cfg.FrameBytesMax, deadline)
+	}
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		conn.Close()
+		raw.Close()
 		return nil, err
 	}
 	p.version.Store(h.Version)
@@ -488,9 +499,9 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 		defer close(gone)
 		var b [1]byte
 		conn.Read(b[:])
-		conn.Close()
+		closeConn(conn)
 	}()
-	stop := context.AfterFunc(t.ctx, func() { conn.Close() })
+	stop := context.AfterFunc(t.ctx, func() { closeConn(conn) })
 	p.gate.mu.Lock()
 	p.direct = newDirectWriter(conn)
 	p.gate.mu.Unlock()
@@ -504,7 +515,7 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 		p.gate.pending = nil
 		p.gate.mu.Unlock()
 		stop()
-		conn.Close()
+		closeConn(conn)
 		<-gone
 	}()
 

@@ -393,9 +393,13 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: status takes no arguments", cli.ErrUsage)
 	}
+	cfg, err := cf.Config()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cf.Timeout)
 	defer cancel()
-	cl := client.Unconnected(client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
+	cl := client.Unconnected(cfg)
 	members := cl.Members(ctx)
 	if o.json() {
 		out := statusJSON{Members: make([]memberJSON, len(members))}

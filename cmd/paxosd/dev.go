@@ -16,13 +16,15 @@ import (
 )
 
 func cmdDev(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlags("dev", "paxosd dev [--data-dir DIR] [--base-port 7401] [--nodes 3]")
+	fs := cli.NewFlags("dev", "paxosd dev [--data-dir DIR] [--base-port 7401] [--nodes 3] [--tls]")
 	var (
 		dataDir  string
 		host     string
 		basePort int
 		nodes    int
 		httpBase int
+		withTLS  bool
+		pprof    bool
 		nf       nodeFlags
 		lf       logFlags
 	)
@@ -30,7 +32,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&host, "host", "127.0.0.1", "address the nodes listen on")
 	fs.IntVar(&basePort, "base-port", 7401, "node i listens on base-port+i-1")
 	fs.IntVar(&nodes, "nodes", 3, "number of nodes (3 or 5 make sense)")
-	fs.IntVar(&httpBase, "http-base-port", 8401, "node i serves its status page (/), /metrics, /healthz, /readyz, /debug/pprof on http-base-port+i-1 (0: off)")
+	fs.IntVar(&httpBase, "http-base-port", 8401, "node i serves its status page (/), /metrics, /healthz, /readyz on http-base-port+i-1 (0: off)")
+	fs.BoolVar(&pprof, "enable-pprof", false, "also serve Go's profiles at /debug/pprof/ on the HTTP ports")
+	fs.BoolVar(&withTLS, "tls", false, "make a throwaway CA and certificates in DATA-DIR/tls and run the cluster with TLS and client certificates required")
 	nf.register(fs)
 	lf.register(fs, "warn")
 	if err := cli.Parse(fs, args); err != nil {
@@ -83,6 +87,15 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	for i := 1; i <= nodes; i++ {
 		dirs = append(dirs, filepath.Join(dataDir, fmt.Sprintf("node%d", i)))
 	}
+	var dt *devTLS
+	if withTLS {
+		if dt, err = makeDevTLS(filepath.Join(dataDir, "tls"), nodes, []string{host}, log); err != nil {
+			for _, ln := range httpLns {
+				ln.Close()
+			}
+			return fmt.Errorf("--tls: %w", err)
+		}
+	}
 	limitMemoryForLoad(dirs...)
 	for i := 1; i <= nodes; i++ {
 		cfg := service.Config{
@@ -93,6 +106,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			// cluster's quota (replicated, so every node agrees).
 			DefaultQuotaBytes: 1 << 30,
 		}
+		if dt != nil {
+			cfg.TLS = dt.nodes[i-1]
+		}
 		nf.apply(&cfg)
 		n, err := service.Start(cfg)
 		if err != nil {
@@ -101,22 +117,38 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		}
 		running = append(running, n)
 		if httpBase != 0 {
-			serveHTTP(httpLns[i-1], n, log)
+			serveHTTP(httpLns[i-1], n, log, httpOptions{pprof: pprof, tls: cfg.TLS})
 		}
 	}
 	stopMemory := make(chan struct{})
 	defer close(stopMemory)
 	followMemory(stopMemory, running...)
 	eps := strings.Join(endpoints, ",")
-	fmt.Fprintf(stdout, "paxosd dev: %d nodes running (cluster %q)\n", nodes, nf.clusterID)
+	scheme, mode := "http", ""
+	if dt != nil {
+		scheme, mode = "https", ", TLS with client certificates"
+	}
+	fmt.Fprintf(stdout, "paxosd dev: %d nodes running (cluster %q%s)\n", nodes, nf.clusterID, mode)
 	fmt.Fprintf(stdout, "  data:      %s\n", dataDir)
 	fmt.Fprintf(stdout, "  endpoints: %s\n", eps)
 	fmt.Fprintf(stdout, "  peers:     %s\n", formatPeers(peers))
-	if httpBase != 0 {
-		fmt.Fprintf(stdout, "  status:    http://%s:%d/ (node i: port %d+i-1)\n", host, httpBase, httpBase)
-		fmt.Fprintf(stdout, "  metrics:   http://%s:%d/metrics\n", host, httpBase)
+	if dt != nil {
+		fmt.Fprintf(stdout, "  tls:       %s (CA, node and client certificates; throwaway)\n", dt.dir)
+		fmt.Fprintf(stdout, "  client:    %s\n", dt.clientFlags())
 	}
-	fmt.Fprintf(stdout, "try:\n  export PAXOSD_ENDPOINTS=%s\n  paxosd kv put hello world && paxosd kv get hello\n  paxosd status\nCtrl-C stops the cluster.\n", eps)
+	if httpBase != 0 {
+		fmt.Fprintf(stdout, "  status:    %s://%s:%d/ (node i: port %d+i-1)\n", scheme, host, httpBase, httpBase)
+		fmt.Fprintf(stdout, "  metrics:   %s://%s:%d/metrics\n", scheme, host, httpBase)
+	}
+	fmt.Fprintf(stdout, "try:\n  export PAXOSD_ENDPOINTS=%s\n", eps)
+	if dt != nil {
+		fmt.Fprintf(stdout, "  export PAXOSD_CACERT=%s PAXOSD_CERT=%s PAXOSD_KEY=%s\n", dt.caFile, dt.clientCert, dt.clientKey)
+	}
+	fmt.Fprintf(stdout, "  paxosd kv put hello world && paxosd kv get hello\n  paxosd status\n")
+	if dt != nil && httpBase != 0 {
+		fmt.Fprintf(stdout, "  curl --cacert %s --cert %s --key %s https://%s:%d/metrics\n", dt.caFile, dt.clientCert, dt.clientKey, host, httpBase)
+	}
+	fmt.Fprintf(stdout, "Ctrl-C stops the cluster.\n")
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

@@ -28,6 +28,8 @@ type cluster struct {
 	http []string
 	// bins, if set, holds the binary each node runs (upgrade tests).
 	bins []string
+	// extra, if set, gives node i's additional serve flags.
+	extra func(i int) []string
 }
 
 func buildBinary(t *testing.T) string {
@@ -112,6 +114,9 @@ func (c *cluster) start(i int) {
 		"--data-dir", filepath.Join(c.dir, fmt.Sprintf("node%d", i+1)), "--log-format", "json", "--new-cluster")
 	if c.http != nil {
 		cmd.Args = append(cmd.Args, "--http-listen", c.http[i])
+	}
+	if c.extra != nil {
+		cmd.Args = append(cmd.Args, c.extra(i)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/paxosd/paxosd/client"
@@ -98,13 +97,12 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 			return &exitError{code: exitLost, msg: fmt.Sprintf("leadership of %s (term %d) lost: %v", name, l.Term, s.Err())}
 		}
 	}
-	env := childEnv(
-		"PAXOSD_ELECTION_NAME="+name,
-		"PAXOSD_ELECTION_TERM="+strconv.FormatUint(l.Term, 10),
-		"PAXOSD_ELECTION_VALUE="+*value,
-		"PAXOSD_SESSION_ID="+strconv.FormatUint(s.ID(), 10),
-		"PAXOSD_ENDPOINTS="+strings.Join(cf.List(), ","),
-	)
+	env := childEnv(append([]string{
+		"PAXOSD_ELECTION_NAME=" + name,
+		"PAXOSD_ELECTION_TERM=" + strconv.FormatUint(l.Term, 10),
+		"PAXOSD_ELECTION_VALUE=" + *value,
+		"PAXOSD_SESSION_ID=" + strconv.FormatUint(s.ID(), 10),
+	}, cf.Env()...)...)
 	return runHolding(argv, env, s, &cf, sf.killGrace, sigs, stdout, stderr,
 		fmt.Sprintf("leadership of %s (term %d)", name, l.Term))
 }
@@ -123,10 +121,14 @@ func resign(s *client.Session, name string, cf *cli.ClientFlags, stderr io.Write
 
 // electObserve prints the election's changes until interrupted.
 func electObserve(cf *cli.ClientFlags, name string, afterSeq uint64, o *output) error {
+	cfg, err := cf.Config()
+	if err != nil {
+		return err
+	}
 	ctx, _, stop := signalContext()
 	defer stop()
 	cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
-	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
+	cl, err := client.NewWithConfig(cctx, cfg)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -72,9 +71,13 @@ func signalContext() (ctx context.Context, sigs chan os.Signal, stop func()) {
 
 // openSession connects and opens a session, both within --timeout.
 func openSession(ctx context.Context, cf *cli.ClientFlags, ttl time.Duration) (*client.Client, *client.Session, error) {
+	cfg, err := cf.Config()
+	if err != nil {
+		return nil, nil, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
 	defer cancel()
-	cl, err := client.NewWithConfig(cctx, client.Config{Endpoints: cf.List(), ClusterID: cf.ClusterID})
+	cl, err := client.NewWithConfig(cctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,12 +208,11 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	env := childEnv(
-		"PAXOSD_LOCK_NAME="+name,
-		"PAXOSD_LOCK_TOKEN="+strconv.FormatUint(l.Token, 10),
-		"PAXOSD_SESSION_ID="+strconv.FormatUint(s.ID(), 10),
-		"PAXOSD_ENDPOINTS="+strings.Join(cf.List(), ","),
-	)
+	env := childEnv(append([]string{
+		"PAXOSD_LOCK_NAME=" + name,
+		"PAXOSD_LOCK_TOKEN=" + strconv.FormatUint(l.Token, 10),
+		"PAXOSD_SESSION_ID=" + strconv.FormatUint(s.ID(), 10),
+	}, cf.Env()...)...)
 	return runHolding(argv, env, s, &cf, sf.killGrace, sigs, stdout, stderr,
 		fmt.Sprintf("lock %s (token %d)", name, l.Token))
 }

@@ -28,7 +28,7 @@ const usage = `paxosd — a Multi-Paxos coordination service
 Usage:
   paxosd serve --id N --listen HOST:PORT --peers 1=HOST:PORT,... --data-dir DIR
   paxosd serve --config FILE                        the same from a YAML file (and $PAXOSD_* variables)
-  paxosd dev [--data-dir DIR] [--base-port 7401]    a local 3-node cluster
+  paxosd dev [--data-dir DIR] [--tls]               a local 3-node cluster (--tls: with throwaway certificates)
   paxosd kv put KEY VALUE                           set a key (VALUE "-": read it from stdin)
   paxosd kv get KEY [--serializable]                print a key's value (-w json: and its revisions)
   paxosd kv del KEY [--prefix]                      delete a key (--prefix: every key under KEY, atomically; prints how many)
@@ -54,7 +54,9 @@ Usage:
   paxosd version
 
 Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
-(default 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403, what 'paxosd dev' starts).
+(default 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403, what 'paxosd dev' starts);
+for a cluster with TLS they take --cacert, --cert and --key, or $PAXOSD_CACERT,
+$PAXOSD_CERT and $PAXOSD_KEY (docs/SECURITY.md).
 Those that print data take -w json (--write-out json): one JSON object, one per
 line for kv watch and elect --observe, and errors as {"error": "..."} on stderr
 (docs/CLI.md).

@@ -100,9 +100,11 @@ type serveFlags struct {
 	peers   string
 	dataDir string
 	httpAt  string
+	pprof   bool
 	newCl   bool
 	rejoin  bool
 	nf      nodeFlags
+	tf      tlsFlags
 	lf      logFlags
 	fs      *pflag.FlagSet // the set these are bound to
 }
@@ -117,7 +119,9 @@ func (s *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringVar(&s.dataDir, "data-dir", "", "directory for durable state")
 	fs.BoolVar(&s.newCl, "new-cluster", false, "the cluster may be new: with an empty --data-dir, form it once a quorum of members is as new as this one, or join it if it formed without this node (harmless later: ignored once the node has state; command line only)")
 	fs.BoolVar(&s.rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up (ignored, with a warning, once the node has state; command line only)")
-	fs.StringVar(&s.httpAt, "http-listen", "", "address for the status page (/), /metrics, /healthz, /readyz and /debug/pprof (default: off)")
+	fs.StringVar(&s.httpAt, "http-listen", "", "address for the status page (/), /metrics, /healthz and /readyz, over TLS when TLS is on (default: off)")
+	fs.BoolVar(&s.pprof, "enable-pprof", false, "also serve Go's profiles on --http-listen at /debug/pprof/")
+	s.tf.register(fs)
 	s.nf.register(fs)
 	s.lf.register(fs, "info")
 	return fs
@@ -157,6 +161,14 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if len(src.from) > 0 {
 		log.Info().Str("config", src.file).Strs("from_file", src.setBy(false)).Strs("from_env", src.setBy(true)).Msg("settings read")
 	}
+	if cfg.TLS != nil {
+		c := cfg.TLS.Certificate()
+		log.Info().Str("cert", c.Subject.CommonName).Time("not_after", c.NotAfter).Bool("client_cert_auth", sf.tf.clientCertAuth).
+			Bool("peer_ca", sf.tf.peerTrustedCA != "").Bool("crl", sf.tf.crlFile != "").Msg("TLS on: peers and clients")
+	}
+	if sf.pprof && sf.httpAt == "" {
+		log.Warn().Msg("--enable-pprof does nothing without --http-listen")
+	}
 	var httpLn net.Listener
 	if sf.httpAt != "" {
 		if httpLn, err = listenHTTP(sf.httpAt); err != nil {
@@ -173,29 +185,47 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	if httpLn != nil {
-		serveHTTP(httpLn, n, log)
+		serveHTTP(httpLn, n, log, httpOptions{pprof: sf.pprof, tls: cfg.TLS})
 	}
 	stopMemory := make(chan struct{})
 	defer close(stopMemory)
 	followMemory(stopMemory, n)
+	if cfg.TLS != nil {
+		go cfg.TLS.Watch(stopMemory)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP re-reads the TLS files (systemctl reload); it never stops
+	// the node, TLS or not.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	stopStatus := notifyReady(n, cfg, log)
 	var s os.Signal
-	select {
-	case s = <-sig:
-		log.Info().Uint32("node", sf.id).Str("signal", s.String()).Msg("shutting down")
-		// A leader hands its leadership over first: writes then pause for
-		// one election round instead of an election timeout.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		start := time.Now()
-		if to, err := n.TransferLeadership(ctx, 0); err != nil {
-			log.Warn().Err(err).Msg("could not hand leadership over before stopping")
-		} else if to != 0 {
-			log.Info().Uint32("node", sf.id).Uint32("new_leader", uint32(to)).Dur("took_ms", time.Since(start)).Msg("leadership handed over")
+wait:
+	for {
+		select {
+		case <-hup:
+			if cfg.TLS == nil {
+				log.Info().Msg("SIGHUP: nothing to reload (TLS is off)")
+				continue
+			}
+			cfg.TLS.Reload() // it logs what it did
+		case s = <-sig:
+			log.Info().Uint32("node", sf.id).Str("signal", s.String()).Msg("shutting down")
+			// A leader hands its leadership over first: writes then pause for
+			// one election round instead of an election timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			start := time.Now()
+			if to, err := n.TransferLeadership(ctx, 0); err != nil {
+				log.Warn().Err(err).Msg("could not hand leadership over before stopping")
+			} else if to != 0 {
+				log.Info().Uint32("node", sf.id).Uint32("new_leader", uint32(to)).Dur("took_ms", time.Since(start)).Msg("leadership handed over")
+			}
+			cancel()
+			break wait
+		case <-n.Done():
+			break wait
 		}
-		cancel()
-	case <-n.Done():
 	}
 	stopStatus()
 	notify(log, "STOPPING=1")
@@ -239,6 +269,9 @@ func (sf *serveFlags) nodeConfig(stderr io.Writer) (service.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		// The command line's mistake, said without the package's prefix.
 		return service.Config{}, fmt.Errorf("%w: %s", cli.ErrUsage, strings.TrimPrefix(err.Error(), service.ErrConfig.Error()+": "))
+	}
+	if cfg.TLS, err = sf.tf.nodeTLS(cfg.ID, log); err != nil {
+		return service.Config{}, err
 	}
 	return cfg, nil
 }

@@ -47,6 +47,7 @@ const envPrefix = "PAXOSD_"
 var otherEnv = map[string]bool{
 	"PAXOSD_ENDPOINTS": true, "PAXOSD_LOCK_TOKEN": true, "PAXOSD_LOCK_NAME": true, "PAXOSD_SESSION_ID": true,
 	"PAXOSD_ELECTION_TERM": true, "PAXOSD_ELECTION_NAME": true, "PAXOSD_ELECTION_VALUE": true, "PAXOSD_BINARY": true,
+	"PAXOSD_CACERT": true, "PAXOSD_CERT": true, "PAXOSD_KEY": true,
 }
 
 // envName is the variable that sets flag name.

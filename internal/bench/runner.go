@@ -147,13 +147,18 @@ func benchRunID() string {
 // spreads its connections; the client library then moves each connection
 // to the leader (a follower's answers name it) and on past a failed node.
 func (r *benchRunner) connect(ctx context.Context) error {
-	eps := r.f.cf.List()
+	base, err := r.f.cf.Config() // with --cacert, --cert, --key: TLS
+	if err != nil {
+		return err
+	}
+	eps := base.Endpoints
 	n := min(r.f.conns, r.f.clients)
 	for j := 0; j < n; j++ {
 		shift := j % len(eps)
-		rotated := append(append([]string{}, eps[shift:]...), eps[:shift]...)
+		cfg := base
+		cfg.Endpoints = append(append([]string{}, eps[shift:]...), eps[:shift]...)
 		cctx, cancel := context.WithTimeout(ctx, r.f.cf.Timeout)
-		c, err := client.NewWithConfig(cctx, client.Config{Endpoints: rotated, ClusterID: r.f.cf.ClusterID})
+		c, err := client.NewWithConfig(cctx, cfg)
 		cancel()
 		if err != nil {
 			for _, c := range r.pool {

@@ -1,16 +1,19 @@
 // Package cli holds what paxosd's command line and its load generator
 // (internal/bench) share: flag sets that report errors instead of exiting,
 // the usage error that makes the command exit with status 2, the client
-// flags every client command takes (--endpoints, --cluster-id, --timeout),
-// and the terminal check.
+// flags every client command takes (--endpoints, --cluster-id, --timeout,
+// and TLS's --cacert, --cert, --key), and the terminal check.
 package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -53,10 +56,17 @@ type ClientFlags struct {
 	Endpoints string
 	ClusterID string
 	Timeout   time.Duration
+	// CACert, Cert and Key are the TLS files (etcdctl's flag names): the
+	// CA bundle that signs the nodes' certificates, and the client's
+	// certificate and key for nodes that require one. Any of them makes
+	// the connections TLS.
+	CACert, Cert, Key string
 }
 
 // Register adds --endpoints (default $PAXOSD_ENDPOINTS, else
-// DefaultEndpoints), --cluster-id and --timeout to fs.
+// DefaultEndpoints), --cluster-id, --timeout, and the TLS flags --cacert,
+// --cert and --key (defaults $PAXOSD_CACERT, $PAXOSD_CERT, $PAXOSD_KEY)
+// to fs.
 func (c *ClientFlags) Register(fs *pflag.FlagSet) {
 	def := os.Getenv("PAXOSD_ENDPOINTS")
 	if def == "" {
@@ -65,6 +75,75 @@ func (c *ClientFlags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Endpoints, "endpoints", def, "cluster nodes, comma-separated (or $PAXOSD_ENDPOINTS)")
 	fs.StringVar(&c.ClusterID, "cluster-id", "paxosd", "cluster name")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "give up after this long")
+	fs.StringVar(&c.CACert, "cacert", os.Getenv("PAXOSD_CACERT"), "connect with TLS, trusting the CA certificates in this PEM file (or $PAXOSD_CACERT)")
+	fs.StringVar(&c.Cert, "cert", os.Getenv("PAXOSD_CERT"), "TLS client certificate (PEM), for nodes that require one (or $PAXOSD_CERT)")
+	fs.StringVar(&c.Key, "key", os.Getenv("PAXOSD_KEY"), "private key of --cert (or $PAXOSD_KEY)")
+}
+
+// TLSConfig returns the TLS configuration the flags ask for: nil (plaintext)
+// when none of --cacert, --cert and --key is given. Without --cacert the
+// system's CAs are trusted. A file that cannot be read or parsed, a --cert
+// without --key or an expired client certificate is a usage error.
+func (c *ClientFlags) TLSConfig() (*tls.Config, error) {
+	if c.CACert == "" && c.Cert == "" && c.Key == "" {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CACert != "" {
+		b, err := os.ReadFile(c.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --cacert: %v", ErrUsage, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("%w: --cacert %s holds no PEM certificate", ErrUsage, c.CACert)
+		}
+		conf.RootCAs = pool
+	}
+	switch {
+	case c.Cert != "" && c.Key == "":
+		return nil, fmt.Errorf("%w: --cert needs --key, the certificate's private key (or $PAXOSD_KEY)", ErrUsage)
+	case c.Key != "" && c.Cert == "":
+		return nil, fmt.Errorf("%w: --key needs --cert, the client certificate (or $PAXOSD_CERT)", ErrUsage)
+	case c.Cert != "":
+		pair, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --cert %s with --key %s: %v", ErrUsage, c.Cert, c.Key, err)
+		}
+		if now := time.Now(); pair.Leaf != nil && now.After(pair.Leaf.NotAfter) {
+			return nil, fmt.Errorf("%w: --cert %s expired at %s: the nodes would refuse it", ErrUsage, c.Cert, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	return conf, nil
+}
+
+// Env returns the variables that let a paxosd client command run by a
+// COMMAND (paxosd lock, paxosd elect) reach the cluster the same way:
+// PAXOSD_ENDPOINTS, and PAXOSD_CACERT, PAXOSD_CERT and PAXOSD_KEY when
+// given, as absolute paths (the COMMAND may change directory).
+func (c *ClientFlags) Env() []string {
+	env := []string{"PAXOSD_ENDPOINTS=" + strings.Join(c.List(), ",")}
+	for _, v := range []struct{ name, path string }{{"PAXOSD_CACERT", c.CACert}, {"PAXOSD_CERT", c.Cert}, {"PAXOSD_KEY", c.Key}} {
+		if v.path == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(v.path); err == nil {
+			v.path = abs
+		}
+		env = append(env, v.name+"="+v.path)
+	}
+	return env
+}
+
+// Config returns the client configuration the flags give: endpoints,
+// cluster id and TLS.
+func (c *ClientFlags) Config() (client.Config, error) {
+	conf, err := c.TLSConfig()
+	if err != nil {
+		return client.Config{}, err
+	}
+	return client.Config{Endpoints: c.List(), ClusterID: c.ClusterID, TLS: conf}, nil
 }
 
 // List returns the endpoints, blanks dropped.
@@ -81,8 +160,12 @@ func (c *ClientFlags) List() []string {
 // Connect connects to the endpoints; ctx ends after --timeout, and cancel
 // releases it.
 func (c *ClientFlags) Connect() (*client.Client, context.Context, context.CancelFunc, error) {
+	cfg, err := c.Config()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-	cl, err := client.NewWithConfig(ctx, client.Config{Endpoints: c.List(), ClusterID: c.ClusterID})
+	cl, err := client.NewWithConfig(ctx, cfg)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err

@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"crypto/tls"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/paxosd/paxosd/internal/devcert"
 )
 
 // TestClientFlags: the endpoints list drops blanks, $PAXOSD_ENDPOINTS is
@@ -35,5 +40,70 @@ func TestClientFlags(t *testing.T) {
 	fs.Usage = func() {} // not on the test's stderr
 	if err := Parse(fs, []string{"--help"}); !errors.Is(err, pflag.ErrHelp) {
 		t.Errorf("Parse(--help) = %v, want pflag.ErrHelp", err)
+	}
+}
+
+// TestClientTLSFlags: no TLS flag is plaintext; --cacert, --cert and --key
+// (or their variables) make a TLS configuration; a half pair, an unreadable
+// file or a file without a certificate is a usage error naming the flag.
+func TestClientTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := devcert.NewCA("cli CA", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := devcert.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ca.Client("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := p.Write(dir, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(args ...string) (*ClientFlags, error) {
+		fs := NewFlags("kv get", "paxosd kv get KEY")
+		var cf ClientFlags
+		cf.Register(fs)
+		return &cf, Parse(fs, args)
+	}
+	cf, _ := parse()
+	if conf, err := cf.TLSConfig(); conf != nil || err != nil {
+		t.Errorf("no TLS flag: %v, %v", conf, err)
+	}
+	cf, _ = parse("--cacert", caFile, "--cert", cert, "--key", key)
+	conf, err := cf.TLSConfig()
+	if err != nil || conf.RootCAs == nil || len(conf.Certificates) != 1 || conf.MinVersion != tls.VersionTLS12 {
+		t.Errorf("all three flags: %+v, %v", conf, err)
+	}
+	t.Setenv("PAXOSD_CACERT", caFile)
+	t.Setenv("PAXOSD_CERT", cert)
+	t.Setenv("PAXOSD_KEY", key)
+	cf, _ = parse()
+	if conf, err := cf.TLSConfig(); err != nil || conf == nil || len(conf.Certificates) != 1 {
+		t.Errorf("from the environment: %+v, %v", conf, err)
+	}
+	cf, _ = parse("--endpoints", "a:1,b:2", "--cacert", "ca.crt")
+	abs, _ := filepath.Abs("ca.crt")
+	if got, want := cf.Env(), []string{"PAXOSD_ENDPOINTS=a:1,b:2", "PAXOSD_CACERT=" + abs, "PAXOSD_CERT=" + cert, "PAXOSD_KEY=" + key}; !slices.Equal(got, want) {
+		t.Errorf("Env() = %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--key", ""}, "--cert needs --key, the certificate's private key"},
+		{[]string{"--cert", ""}, "--key needs --cert, the client certificate"},
+		{[]string{"--cacert", filepath.Join(dir, "nope")}, "--cacert: open " + filepath.Join(dir, "nope")},
+		{[]string{"--cacert", key}, "--cacert " + key + " holds no PEM certificate"},
+		{[]string{"--key", caFile}, "--cert " + cert + " with --key " + caFile},
+	} {
+		cf, _ := parse(tc.args...)
+		if _, err := cf.TLSConfig(); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }
