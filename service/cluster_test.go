@@ -208,13 +208,7 @@ func TestLinearizableKV(t *testing.T) {
 			}
 		}(i)
 	}
-	time.Sleep(700 * time.Millisecond)
-	l := c.waitLeader()
-	c.nodes[l].Stop()
-	delete(c.nodes, l)
-	time.Sleep(900 * time.Millisecond)
-	c.start(l)
-	time.Sleep(700 * time.Millisecond)
+	c.bounceLeader()
 	close(stop)
 	wg.Wait()
 
@@ -231,4 +225,18 @@ func TestLinearizableKV(t *testing.T) {
 		t.Fatalf("history of %d operations is not linearizable (%v); visualization in %s", len(history), res, path)
 	}
 	t.Logf("%d operations, linearizable", len(history))
+}
+
+// bounceLeader lets the workload run 0.7 s, stops the leader for 0.9 s,
+// restarts it, and lets the workload run 0.7 s more: a leader change in
+// the middle of concurrent clients. It returns the node it stopped.
+func (c *testCluster) bounceLeader() paxos.NodeID {
+	time.Sleep(700 * time.Millisecond)
+	l := c.waitLeader()
+	c.nodes[l].Stop()
+	delete(c.nodes, l)
+	time.Sleep(900 * time.Millisecond)
+	c.start(l)
+	time.Sleep(700 * time.Millisecond)
+	return l
 }

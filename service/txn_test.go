@@ -298,13 +298,7 @@ func TestTxnTransfersAcrossFailover(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(700 * time.Millisecond)
-	l := c.waitLeader()
-	c.nodes[l].Stop()
-	delete(c.nodes, l)
-	time.Sleep(900 * time.Millisecond)
-	c.start(l)
-	time.Sleep(700 * time.Millisecond)
+	l := c.bounceLeader()
 	close(stop)
 	wg.Wait()
 	if applied < 20 {
