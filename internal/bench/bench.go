@@ -4,6 +4,9 @@
 // run. cmd/paxosd hands it the arguments after "bench" (Command); its flag
 // helpers are internal/cli's.
 //
+// The sessions, churn and watch benches (sessions.go, churn.go, watch.go)
+// load their own cluster or a running one (target.go).
+//
 // bench.go is the command line. The runner that drives a workload's
 // clients and measures each operation is in runner.go, the workloads in
 // workloads.go, the histogram in hist.go, the output in
@@ -51,6 +54,13 @@ Load workloads (a table at the end, or one JSON object with --json):
   campaign         each client campaigns in its own election and resigns (op = one cycle)
   suite            the standard set: put 1/16/64/256, get 64, lock 1/16/64, lock-contended 16
 
+Sessions and watches (their own 3-node cluster, or --endpoints; make bench-sessions):
+  sessions         open --sessions sessions, hold them for --hold with the client's keep-alives:
+                   opens/s, sessions lost (by the client, by the cluster), members' CPU and RSS
+  churn            --workers loop over open a session, put, close it: cycles/s and percentiles
+  watch            --watchers watchers on a prefix, a writer at --rate puts/s: delivered fraction,
+                   lag percentiles, members' CPU per delivery, the writer's latency with and without
+
 Other measurements:
   failover         SIGKILL the leader --rounds times while a writer puts; how long writes stop
   scale            its own 3-node cluster on disk: preload --keys, put at each --clients for
@@ -71,9 +81,10 @@ var benchLoads = map[string]func() benchWorkload{
 	"lock":           func() benchWorkload { return &lockWorkload{} },
 	"lock-contended": func() benchWorkload { return &contendedWorkload{} },
 	"campaign":       func() benchWorkload { return &campaignWorkload{} },
+	"churn":          func() benchWorkload { return &churnWorkload{} }, // run by 'bench churn' (churn.go)
 }
 
-const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, failover, scale, preload, fsync or rtt"
+const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, sessions, churn, watch, failover, scale, preload, fsync or rtt"
 
 // Command runs 'paxosd bench' with args, the arguments after "bench". A
 // mistake in them is an error wrapping cli.ErrUsage; --help returns
@@ -88,6 +99,12 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		return pflag.ErrHelp
 	case "suite":
 		return cmdBenchSuite(args[1:], stdout, stderr)
+	case "sessions":
+		return cmdBenchSessions(args[1:], stdout, stderr)
+	case "churn":
+		return cmdBenchChurn(args[1:], stdout, stderr)
+	case "watch":
+		return cmdBenchWatch(args[1:], stdout, stderr)
 	case "failover":
 		return cmdBenchFailover(args[1:], stdout, stderr)
 	case "scale":
