@@ -55,6 +55,7 @@ type churnResult struct {
 	// CPUMsPerCycle is the members' CPU time per completed cycle.
 	CPUMsPerCycle float64       `json:"members_cpu_ms_per_cycle,omitempty"`
 	Memory        *memoryReport `json:"members_memory,omitempty"`
+	LoadgenS      float64       `json:"loadgen_cpu_s"` // warmup included
 }
 
 func cmdBenchChurn(args []string, stdout, stderr io.Writer) error {
@@ -131,6 +132,7 @@ func cmdBenchChurn(args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
+	lg0 := loadgenCPU()
 	res, err := runBench(ctx, "churn", &f, newLiveLine(stderr), intervalPrinter(stdout, false))
 	wg.Wait()
 	if err != nil {
@@ -138,6 +140,9 @@ func cmdBenchChurn(args []string, stdout, stderr io.Writer) error {
 	}
 	noteErrors(stderr, res)
 	out := churnResult{benchResult: res, TTLS: f.sessionTTL.Seconds(), Members: spanOf(marks[0], marks[1]), Memory: target.memory()}
+	if lg := loadgenCPU(); lg >= 0 && lg0 >= 0 {
+		out.LoadgenS = round3(lg - lg0)
+	}
 	if out.Members != nil && res.Ops > 0 {
 		out.CPUMsPerCycle = round3(out.Members.Seconds / float64(res.Ops) * 1000)
 	}
@@ -153,5 +158,6 @@ func cmdBenchChurn(args []string, stdout, stderr io.Writer) error {
 	if out.Memory != nil {
 		fmt.Fprintf(stdout, "members' RSS: %s MB (peak %s MB)\n", joinMB(out.Memory.RSSMB), joinMB(out.Memory.PeakMB))
 	}
+	fmt.Fprintf(stdout, "the load generator used %.1f s of CPU (warmup included)\n", out.LoadgenS)
 	return nil
 }
