@@ -110,7 +110,7 @@ func cmdBenchChurn(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer target.stop()
+	defer target.stop(stderr)
 	f.cf, f.keys = target.cf, 1
 	if !f.json {
 		fmt.Fprintf(stdout, "bench churn: %d workers over %d connections, %s (+%s warmup), on %s\n",

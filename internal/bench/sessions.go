@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,6 +55,10 @@ type sessionsResult struct {
 	// LostByClient: sessions their client declared lost (Session.Done with
 	// an error) by the end of the hold.
 	LostByClient int `json:"lost_by_client"`
+	// LostToldExpired: of those, the ones the cluster answered "session
+	// expired" (to a keep-alive); the others ran out of time waiting for an
+	// acknowledged keep-alive.
+	LostToldExpired int `json:"lost_told_expired"`
 	// ExpiredByCluster: opened sessions the cluster's list lacks at the
 	// end of the hold (-1: the list could not be read, ListError says why).
 	ExpiredByCluster int `json:"expired_by_cluster"`
@@ -69,6 +74,9 @@ type sessionsResult struct {
 	HoldCPU  *cpuSpan      `json:"hold_members,omitempty"`
 	Memory   *memoryReport `json:"members_memory,omitempty"`
 	LoadgenS float64       `json:"loadgen_cpu_s"`
+	// LoadgenStallMs: the longest the load generator went unscheduled
+	// during the hold (beyond a 100 ms sleep): keep-alives are that late.
+	LoadgenStallMs float64 `json:"loadgen_max_stall_ms"`
 	// PerInterval is the hold, one entry per --interval.
 	PerInterval []sessionsInterval `json:"per_interval,omitempty"`
 	LastError   string             `json:"last_error,omitempty"`
@@ -127,7 +135,7 @@ func cmdBenchSessions(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer target.stop()
+	defer target.stop(stderr)
 	if !f.json {
 		fmt.Fprintf(stdout, "bench sessions: %d sessions of TTL %s over %d connections, held %s, on %s\n",
 			f.sessions, f.ttl, min(f.conns, f.sessions), f.hold, target.describe())
@@ -228,6 +236,7 @@ func runSessions(ctx context.Context, f *sessionsFlags, target *benchTarget, std
 	stopLive = liveProgress(live, func() string {
 		return fmt.Sprintf("holding %d sessions: %.0fs/%.0fs, %d lost", res.Opened, time.Since(holdStart).Seconds(), f.hold.Seconds(), lostNow())
 	})
+	stopStall := startStallWatch()
 	last := target.markCPU()
 	for next := holdStart.Add(f.interval); ; next = next.Add(f.interval) {
 		if next.After(holdEnd) {
@@ -235,6 +244,7 @@ func runSessions(ctx context.Context, f *sessionsFlags, target *benchTarget, std
 		}
 		if err := benchSleep(ctx, time.Until(next)); err != nil {
 			stopLive()
+			stopStall()
 			return nil, fmt.Errorf("interrupted: %w", err)
 		}
 		now := target.markCPU()
@@ -261,6 +271,7 @@ func runSessions(ctx context.Context, f *sessionsFlags, target *benchTarget, std
 		}
 	}
 	stopLive()
+	res.LoadgenStallMs = ms(stopStall())
 	res.HoldCPU = spanOf(m1, target.markCPU())
 	res.Memory = target.memory()
 
@@ -289,8 +300,14 @@ func runSessions(ctx context.Context, f *sessionsFlags, target *benchTarget, std
 		}
 	}
 	for _, s := range ss {
-		if s != nil && s.Err() != nil {
-			res.LostByClient++
+		if s == nil || s.Err() == nil {
+			continue
+		}
+		res.LostByClient++
+		// The client says which way it lost the session only in the
+		// message (client/session.go, keepAlive).
+		if strings.Contains(s.Err().Error(), "the cluster expired") {
+			res.LostToldExpired++
 		}
 	}
 
@@ -327,7 +344,8 @@ func writeSessionsReport(w io.Writer, r *sessionsResult) {
 	case r.ExpiredUnnoticed > 0:
 		expired += fmt.Sprintf(" (%d of them still alive to their client: the client's guarantee broken)", r.ExpiredUnnoticed)
 	}
-	fmt.Fprintf(w, "lost: %d declared lost by the client, %s expired by the cluster\n", r.LostByClient, expired)
+	fmt.Fprintf(w, "lost: %d declared lost by the client (%d told so by the cluster, %d for want of an acknowledged keep-alive), %s expired by the cluster\n",
+		r.LostByClient, r.LostToldExpired, r.LostByClient-r.LostToldExpired, expired)
 	if r.OpenCPU != nil && r.HoldCPU != nil {
 		fmt.Fprintf(w, "members' CPU: %.2f cores while opening, %.2f cores while holding (%.1f s over %.0f s)\n",
 			r.OpenCPU.Cores, r.HoldCPU.Cores, r.HoldCPU.Seconds, r.HoldS)
@@ -335,7 +353,8 @@ func writeSessionsReport(w io.Writer, r *sessionsResult) {
 	if r.Memory != nil {
 		fmt.Fprintf(w, "members' RSS at the end of the hold: %s MB (peak %s MB)\n", joinMB(r.Memory.RSSMB), joinMB(r.Memory.PeakMB))
 	}
-	fmt.Fprintf(w, "close: %d sessions, %.0f closes/s; the load generator used %.1f s of CPU\n", r.Closed, r.ClosesPerS, r.LoadgenS)
+	fmt.Fprintf(w, "close: %d sessions, %.0f closes/s\n", r.Closed, r.ClosesPerS)
+	fmt.Fprintf(w, "the load generator used %.1f s of CPU; its longest stall during the hold %.0f ms\n", r.LoadgenS, r.LoadgenStallMs)
 }
 
 // joinMB formats each member's MiB as 1/2/3 ("-" unknown).

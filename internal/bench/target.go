@@ -10,6 +10,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type targetFlags struct {
 	dir        string
 	binary     string
 	serveFlags string
+	keep       bool
 }
 
 func (t *targetFlags) register(fs *pflag.FlagSet) {
@@ -35,7 +37,8 @@ func (t *targetFlags) register(fs *pflag.FlagSet) {
 	fs.Lookup("endpoints").Usage = "load this running cluster (default: start three 'paxosd serve' processes of its own)"
 	fs.Lookup("timeout").Usage = "give up on connecting, and on one operation, after this long"
 	fs.IntSliceVar(&t.pids, "pids", nil, "with --endpoints: the members' process ids, whose CPU time and RSS the report gives (e.g. the pid of 'paxosd dev')")
-	fs.StringVar(&t.dir, "dir", "", "own cluster: make the nodes' data directory in this one (default $TMPDIR); removed at the end")
+	fs.StringVar(&t.dir, "dir", "", "own cluster: make the nodes' data directory in this one (default $TMPDIR); removed at the end unless --keep")
+	fs.BoolVar(&t.keep, "keep", false, "own cluster: leave the nodes' data and logs (node1.log, ...) at the end, and say where")
 	fs.StringVar(&t.binary, "paxosd", "", "own cluster: the paxosd binary to run (default: this one)")
 	fs.StringVar(&t.serveFlags, "serve-flags", "", "own cluster: extra flags for every 'paxosd serve'")
 }
@@ -49,8 +52,8 @@ func (t *targetFlags) validate(fs *pflag.FlagSet, bad func(string, ...any) error
 		return bad("--timeout must be positive, got %s", t.cf.Timeout)
 	case t.external && len(t.cf.List()) == 0:
 		return bad("--endpoints lists no endpoint")
-	case t.external && (t.dir != "" || t.binary != "" || t.serveFlags != ""):
-		return bad("--dir, --paxosd and --serve-flags are for the cluster the bench starts itself, not with --endpoints")
+	case t.external && (t.dir != "" || t.binary != "" || t.serveFlags != "" || t.keep):
+		return bad("--dir, --keep, --paxosd and --serve-flags are for the cluster the bench starts itself, not with --endpoints")
 	case !t.external && len(t.pids) > 0:
 		return bad("--pids goes with --endpoints: without it the bench reads the processes it starts")
 	}
@@ -84,19 +87,24 @@ func (t *targetFlags) start(ctx context.Context) (*benchTarget, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	nodes.removeDir = true
+	nodes.removeDir = !t.keep
 	b := &benchTarget{nodes: nodes, cf: cli.ClientFlags{Endpoints: strings.Join(nodes.addrs, ","), ClusterID: "paxosd", Timeout: t.cf.Timeout}}
 	if _, err := waitClusterHealthy(ctx, nodes.addrs, b.cf.ClusterID, time.Minute); err != nil {
-		b.stop()
+		b.stop(io.Discard)
 		return nil, err
 	}
 	return b, nil
 }
 
-// stop stops the bench's own cluster, if it started one.
-func (b *benchTarget) stop() {
-	if b.nodes != nil {
-		b.nodes.stopAll()
+// stop stops the bench's own cluster, if it started one; stderr is told
+// where its data and logs are, if they are kept.
+func (b *benchTarget) stop(stderr io.Writer) {
+	if b.nodes == nil {
+		return
+	}
+	b.nodes.stopAll()
+	if !b.nodes.removeDir {
+		fmt.Fprintf(stderr, "paxosd bench: the nodes' data and logs are in %s\n", b.nodes.dir)
 	}
 }
 
@@ -228,5 +236,36 @@ func dialPool(ctx context.Context, cf *cli.ClientFlags, n int) ([]*client.Client
 func closePool(pool []*client.Client) {
 	for _, c := range pool {
 		c.Close()
+	}
+}
+
+// startStallWatch measures how late this process runs: a goroutine that
+// sleeps 100 ms at a time records the longest time beyond that it waited.
+// A load generator starved of CPU (a busy machine) sends its keep-alives
+// late, and the sessions it loses then are its own doing; stop returns the
+// longest stall.
+func startStallWatch() (stop func() time.Duration) {
+	const step = 100 * time.Millisecond
+	done := make(chan struct{})
+	result := make(chan time.Duration, 1)
+	go func() {
+		var worst time.Duration
+		last := time.Now()
+		t := time.NewTicker(step)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				result <- worst
+				return
+			case now := <-t.C:
+				worst = max(worst, now.Sub(last)-step)
+				last = now
+			}
+		}
+	}()
+	return func() time.Duration {
+		close(done)
+		return <-result
 	}
 }

@@ -160,7 +160,7 @@ func cmdBenchWatch(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer target.stop()
+	defer target.stop(stderr)
 	if !f.json {
 		fmt.Fprintf(stdout, "bench watch: %d watchers over %d connections, a writer at %v puts/s for %s (baseline %s), on %s\n",
 			f.watchers, min(f.conns, f.watchers), f.rate, f.duration, f.baseline, target.describe())
