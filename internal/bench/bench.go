@@ -177,11 +177,15 @@ func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
 }
 
 // startProfile starts the --cpuprofile, if any; stop ends it.
-func (f *benchFlags) startProfile() (stop func(), err error) {
-	if f.cpuProfile == "" {
+func (f *benchFlags) startProfile() (stop func(), err error) { return startCPUProfile(f.cpuProfile) }
+
+// startCPUProfile profiles this process into path (none if ""); stop ends
+// it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
 		return func() {}, nil
 	}
-	out, err := os.Create(f.cpuProfile)
+	out, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}

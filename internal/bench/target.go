@@ -30,6 +30,7 @@ type targetFlags struct {
 	binary     string
 	serveFlags string
 	keep       bool
+	cpuProfile string
 }
 
 func (t *targetFlags) register(fs *pflag.FlagSet) {
@@ -41,6 +42,7 @@ func (t *targetFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&t.keep, "keep", false, "own cluster: leave the nodes' data and logs (node1.log, ...) at the end, and say where")
 	fs.StringVar(&t.binary, "paxosd", "", "own cluster: the paxosd binary to run (default: this one)")
 	fs.StringVar(&t.serveFlags, "serve-flags", "", "own cluster: extra flags for every 'paxosd serve'")
+	fs.StringVar(&t.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (not the cluster) to this file")
 }
 
 // validate checks the flags after parsing (fs says whether --endpoints was
@@ -70,25 +72,34 @@ type benchTarget struct {
 	cf    cli.ClientFlags
 	nodes *benchNodes // nil: a running cluster (--endpoints)
 	pids  []int       // --pids
+	// stopProfile ends the load generator's --cpuprofile.
+	stopProfile func()
 }
 
 // start starts the bench's own cluster (or takes --endpoints) and waits
-// until it has a leader every member follows.
+// until it has a leader every member follows; it starts the --cpuprofile
+// too, which stop ends.
 func (t *targetFlags) start(ctx context.Context) (*benchTarget, error) {
+	stopProfile, err := startCPUProfile(t.cpuProfile)
+	if err != nil {
+		return nil, err
+	}
 	if t.external {
-		return &benchTarget{cf: t.cf, pids: t.pids}, nil
+		return &benchTarget{cf: t.cf, pids: t.pids, stopProfile: stopProfile}, nil
 	}
 	dir, err := os.MkdirTemp(t.dir, "paxosd-bench-")
 	if err != nil {
+		stopProfile()
 		return nil, err
 	}
 	nodes, err := startBenchNodes(t.binary, dir, t.serveFlags)
 	if err != nil {
+		stopProfile()
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	nodes.removeDir = !t.keep
-	b := &benchTarget{nodes: nodes, cf: cli.ClientFlags{Endpoints: strings.Join(nodes.addrs, ","), ClusterID: "paxosd", Timeout: t.cf.Timeout}}
+	b := &benchTarget{stopProfile: stopProfile, nodes: nodes, cf: cli.ClientFlags{Endpoints: strings.Join(nodes.addrs, ","), ClusterID: "paxosd", Timeout: t.cf.Timeout}}
 	if _, err := waitClusterHealthy(ctx, nodes.addrs, b.cf.ClusterID, time.Minute); err != nil {
 		b.stop(io.Discard)
 		return nil, err
@@ -99,6 +110,7 @@ func (t *targetFlags) start(ctx context.Context) (*benchTarget, error) {
 // stop stops the bench's own cluster, if it started one; stderr is told
 // where its data and logs are, if they are kept.
 func (b *benchTarget) stop(stderr io.Writer) {
+	b.stopProfile()
 	if b.nodes == nil {
 		return
 	}
