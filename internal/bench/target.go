@@ -270,7 +270,10 @@ func startStallWatch() (stop func() time.Duration) {
 			case <-done:
 				result <- worst
 				return
-			case now := <-t.C:
+			case <-t.C:
+				// Not the tick's own time: the time it is received, late
+				// when this process did not run.
+				now := time.Now()
 				worst = max(worst, now.Sub(last)-step)
 				last = now
 			}
