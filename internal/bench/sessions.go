@@ -64,10 +64,15 @@ type sessionsResult struct {
 	ExpiredByCluster int `json:"expired_by_cluster"`
 	// ExpiredUnnoticed: of those, the ones their client still held alive
 	// after the list was read (the client's guarantee broken).
-	ExpiredUnnoticed int     `json:"expired_unnoticed"`
-	ListError        string  `json:"list_error,omitempty"`
-	Closed           int     `json:"closed"`
-	ClosesPerS       float64 `json:"closes_per_sec"`
+	ExpiredUnnoticed int    `json:"expired_unnoticed"`
+	ListError        string `json:"list_error,omitempty"`
+	Closed           int    `json:"closed"`
+	CloseErrors      int    `json:"close_errors"`
+	// LostClosing: sessions their client declared lost after the hold,
+	// before they could be closed.
+	LostClosing    int     `json:"lost_while_closing"`
+	LastCloseError string  `json:"last_close_error,omitempty"`
+	ClosesPerS     float64 `json:"closes_per_sec"`
 	// The members' CPU while opening and while holding, and their memory
 	// at the end of the hold (absent when no member process is known).
 	OpenCPU  *cpuSpan      `json:"open_members,omitempty"`
@@ -299,10 +304,12 @@ func runSessions(ctx context.Context, f *sessionsFlags, target *benchTarget, std
 			}
 		}
 	}
-	for _, s := range ss {
+	lostAtEnd := make([]bool, len(ss))
+	for i, s := range ss {
 		if s == nil || s.Err() == nil {
 			continue
 		}
+		lostAtEnd[i] = true
 		res.LostByClient++
 		// The client says which way it lost the session only in the
 		// message (client/session.go, keepAlive).
@@ -312,23 +319,33 @@ func runSessions(ctx context.Context, f *sessionsFlags, target *benchTarget, std
 	}
 
 	// Close what is left.
-	var closed atomic.Int64
+	var closed, closeErrs, lostClosing atomic.Int64
+	var closeErr atomic.Value
 	stopLive = liveProgress(live, func() string { return fmt.Sprintf("closing sessions: %d", closed.Load()) })
 	c0 := time.Now()
 	_ = benchParallel(ctx, len(ss), min(len(ss), f.parallel), func(ctx context.Context, i int) error {
 		s := ss[i]
 		if s == nil || s.Err() != nil {
+			if s != nil && !lostAtEnd[i] {
+				lostClosing.Add(1)
+			}
 			return nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, target.cf.Timeout)
 		defer cancel()
-		if s.Close(cctx) == nil {
-			closed.Add(1)
+		if err := s.Close(cctx); err != nil {
+			closeErrs.Add(1)
+			closeErr.Store(err.Error())
+			return nil
 		}
+		closed.Add(1)
 		return nil
 	})
 	stopLive()
-	res.Closed = int(closed.Load())
+	res.Closed, res.CloseErrors, res.LostClosing = int(closed.Load()), int(closeErrs.Load()), int(lostClosing.Load())
+	if e, ok := closeErr.Load().(string); ok {
+		res.LastCloseError = e
+	}
 	res.ClosesPerS = round1(float64(res.Closed) / time.Since(c0).Seconds())
 	if lg := loadgenCPU(); lg >= 0 && lg0 >= 0 {
 		res.LoadgenS = round3(lg - lg0)
@@ -353,7 +370,14 @@ func writeSessionsReport(w io.Writer, r *sessionsResult) {
 	if r.Memory != nil {
 		fmt.Fprintf(w, "members' RSS at the end of the hold: %s MB (peak %s MB)\n", joinMB(r.Memory.RSSMB), joinMB(r.Memory.PeakMB))
 	}
-	fmt.Fprintf(w, "close: %d sessions, %.0f closes/s\n", r.Closed, r.ClosesPerS)
+	fmt.Fprintf(w, "close: %d sessions, %.0f closes/s", r.Closed, r.ClosesPerS)
+	if r.LostClosing > 0 {
+		fmt.Fprintf(w, "; %d lost by the client before their close", r.LostClosing)
+	}
+	if r.CloseErrors > 0 {
+		fmt.Fprintf(w, "; %d failed, the last: %s", r.CloseErrors, r.LastCloseError)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "the load generator used %.1f s of CPU; its longest stall during the hold %.0f ms\n", r.LoadgenS, r.LoadgenStallMs)
 }
 
