@@ -1,11 +1,12 @@
 // Package bench is 'paxosd bench', the load generator: the load workloads
 // (put, get, lock, lock-contended, campaign, and the standard suite of
-// them), the failover test, the machine floors (fsync, rtt) and the scale
-// run. cmd/paxosd hands it the arguments after "bench" (Command); its flag
-// helpers are internal/cli's.
+// them), the sessions, churn and watch benches, the failover test, the
+// machine floors (fsync, rtt) and the scale run. cmd/paxosd hands it the
+// arguments after "bench" (Command); its flag helpers are internal/cli's.
 //
-// The sessions, churn and watch benches (sessions.go, churn.go, watch.go)
-// load their own cluster or a running one (target.go).
+// The sessions, churn and watch benches (sessions.go, churn.go, watch.go
+// and watch_watchers.go) load their own cluster or a running one, and read
+// what its members cost (target.go).
 //
 // bench.go is the command line. The runner that drives a workload's
 // clients and measures each operation is in runner.go, the workloads in
