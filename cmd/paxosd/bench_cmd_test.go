@@ -55,6 +55,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "sessions", "--pids", "12"}, "--pids goes with --endpoints"},
 		{[]string{"bench", "sessions", "--endpoints", "a:1", "--dir", "/tmp"}, "not with --endpoints"},
 		{[]string{"bench", "churn", "--workers", "0"}, "--workers must be at least 1"},
+		{[]string{"bench", "churn", "--cacert", "ca.pem"}, "go with --endpoints"},
 		{[]string{"bench", "churn", "--interval", "1s", "--json"}, "leave it out with --json"},
 		{[]string{"bench", "watch", "--rate", "0"}, "--rate must be"},
 		{[]string{"bench", "watch", "--value-size", "4"}, "--value-size must be between 8"},

@@ -56,6 +56,8 @@ func (t *targetFlags) validate(fs *pflag.FlagSet, bad func(string, ...any) error
 		return bad("--endpoints lists no endpoint")
 	case t.external && (t.dir != "" || t.binary != "" || t.serveFlags != "" || t.keep):
 		return bad("--dir, --keep, --paxosd and --serve-flags are for the cluster the bench starts itself, not with --endpoints")
+	case !t.external && (fs.Changed("cacert") || fs.Changed("cert") || fs.Changed("key")):
+		return bad("--cacert, --cert and --key go with --endpoints: the cluster the bench starts itself is plaintext")
 	case !t.external && len(t.pids) > 0:
 		return bad("--pids goes with --endpoints: without it the bench reads the processes it starts")
 	}
