@@ -5,7 +5,7 @@ PKGS    := ./...
 SEEDS   ?= 2000
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-sessions soak clean chaos deps
+.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-tls bench-sessions soak clean chaos deps
 
 all: build
 
@@ -124,6 +124,18 @@ bench-scale: build
 # docs/BENCHMARKS.md, "Side by side with etcd".
 bench-etcd: build
 	GO='$(GO)' ./scripts/bench-etcd.sh ./$(BIN)
+
+# Put throughput with TLS next to without (scripts/bench-etcd.sh with
+# VERSUS=tls): two clusters of three 'paxosd serve' processes, one with TLS
+# and --client-cert-auth (certificates made by openssl with
+# scripts/make-certs.sh), the same keyspace preloaded into both, interleaved
+# rounds. Its own defaults, overridden from the command line or the
+# environment: KEYS 100000, CLIENTS "1 64", DURATION 30s, ROUNDS 3, DIR
+# /var/tmp/paxosd-bench-tls. About 10 minutes. See docs/BENCHMARKS.md,
+# "TLS".
+bench-tls: build
+	VERSUS=tls KEYS="$${KEYS:-100000}" CLIENTS="$${CLIENTS:-1 64}" DURATION="$${DURATION:-30s}" \
+		DIR="$${DIR:-/var/tmp/paxosd-bench-tls}" ./scripts/bench-etcd.sh ./$(BIN)
 
 # Sessions and watches at the sizes of issue 16 ('paxosd bench sessions',
 # 'churn', 'watch'; docs/BENCHMARKS.md, "Sessions, churn and watches"):
