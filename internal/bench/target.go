@@ -102,7 +102,7 @@ func (t *targetFlags) start(ctx context.Context) (*benchTarget, error) {
 	}
 	nodes.removeDir = !t.keep
 	b := &benchTarget{stopProfile: stopProfile, nodes: nodes, cf: cli.ClientFlags{Endpoints: strings.Join(nodes.addrs, ","), ClusterID: "paxosd", Timeout: t.cf.Timeout}}
-	if _, err := waitClusterHealthy(ctx, nodes.addrs, b.cf.ClusterID, time.Minute); err != nil {
+	if _, err := waitClusterHealthy(ctx, client.Config{Endpoints: nodes.addrs, ClusterID: b.cf.ClusterID}, time.Minute); err != nil {
 		b.stop(io.Discard)
 		return nil, err
 	}
