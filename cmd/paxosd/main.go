@@ -50,7 +50,7 @@ Usage:
   paxosd quota set BYTES                            set the space quota (e.g. 8GiB, 512MiB, 1G)
   paxosd status                                     every member's role, ballot, commit and applied index;
                                                     exit 1 if one is down or none leads
-  paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, failover, ...
+  paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, sessions, watch, ...
   paxosd version
 
 Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
