@@ -392,6 +392,10 @@ func (ss *simSession) lockOp(done func()) {
 		})
 		return
 	}
+	if c.version() >= wire.VersionEphemeral && s.rng.Intn(6) == 0 {
+		ss.putEphemeral(done) // nodesim_ephemeral_test.go
+		return
+	}
 	name := simLocks[s.rng.Intn(len(simLocks))]
 	q := &wire.Request{Op: wire.OpLockAcquire, SessionID: ss.id, Name: name, Wait: s.rng.Intn(3) > 0}
 	if s.rng.Intn(4) == 0 {
