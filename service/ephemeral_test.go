@@ -140,4 +140,3 @@ func TestEphemeralBeforeLevel(t *testing.T) {
 	}
 	c.waitSameKeys(ctx)
 }
-
