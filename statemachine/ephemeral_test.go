@@ -1,7 +1,9 @@
 package statemachine
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -258,6 +260,10 @@ func TestEphemeralSnapshot(t *testing.T) {
 	v, err := h.sm.View()
 	if err != nil || v.version != 6 {
 		t.Fatalf("snapshot version %v (%v), want 6", v, err)
+	}
+	// The check of a snapshot (which reads no key into a tree) passes it.
+	if info, err := CheckSnapshot(SMOptions{}, func() (io.Reader, error) { return bytes.NewReader(data), nil }, int64(len(data))); err != nil || info.Keys != 3 {
+		t.Fatalf("CheckSnapshot: %+v, %v", info, err)
 	}
 	r := mustRestore(t, SMOptions{}, data)
 	if r.Hash() != h.sm.Hash() || r.KeySession("a") != 1 || r.KeySession("b") != 2 || r.KeySession("c") != 0 {
