@@ -34,11 +34,10 @@ func ephemeralRefusal(r *wire.Response) bool {
 }
 
 // putEphemeral puts the session's key, bound to it.
-func (ss *simSession) putEphemeral(done func()) {
+func (ss *simSession) putEphemeral() {
 	c, s := ss.c, ss.c.s
 	key := simEphemeralPrefix + strconv.FormatUint(ss.id, 10)
 	c.main.do(&wire.Request{Op: wire.OpPut, Key: key, Value: []byte(c.value()), SessionID: ss.id}, opGiveUp, func(r *wire.Response) {
-		defer done()
 		switch {
 		case r == nil || ephemeralRefusal(r) || r.Err == wire.ErrSessionExpired:
 		case r.Err != wire.ErrNone:
