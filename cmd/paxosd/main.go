@@ -43,6 +43,7 @@ Usage:
   paxosd elect NAME --value V                       campaign, print "elected term N", lead until interrupted
   paxosd elect NAME --observe                       print every leadership change
   paxosd elect NAME --leader                        print the current leader's value
+  paxosd register KEY VALUE [--ttl 10s] -- COMMAND  keep KEY=VALUE while COMMAND runs (an ephemeral key; gone a TTL after paxosd dies)
   paxosd session ls                                 the sessions: TTL, what each holds and waits for
   paxosd session revoke ID                          end a session now, releasing its locks
   paxosd leader transfer [ID]                       hand the leadership to member ID (default: the most caught-up)
@@ -94,6 +95,8 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdLock(args[1:], stdout, stderr)
 	case "elect":
 		err = cmdElect(args[1:], stdout, stderr)
+	case "register":
+		err = cmdRegister(args[1:], stdout, stderr)
 	case "session":
 		err = cmdSession(args[1:], stdout)
 	case "leader":
@@ -135,7 +138,7 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // writesOut are the commands that take -w.
 var writesOut = map[string]bool{
-	"kv": true, "status": true, "lock": true, "elect": true, "session": true,
+	"kv": true, "status": true, "lock": true, "elect": true, "session": true, "register": true,
 	"leader": true, "quota": true, "version": true, "txn": true,
 }
 
