@@ -1,7 +1,8 @@
 package bench
 
 // churn.go is 'paxosd bench churn': --workers workers, each looping over
-// open a session, put a key, close the session, as short-lived clients of
+// open a session, put a key bound to it (ephemeral), close the session
+// (which deletes the key), as short-lived clients of
 // a coordination service do (a worker that registers itself for one job).
 // One cycle is one operation of the load runner (runner.go): the report is
 // its cycles per second and the percentiles of the whole cycle, with the
@@ -34,9 +35,9 @@ func (w *churnWorkload) op(ctx context.Context, i int) error {
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
 	}
-	var opts []client.WriteOption
-	// TODO(eph): once client.WithSession is on main (branch eph), make the put ephemeral: opts = append(opts, client.WithSession(s))
-	_, perr := c.Put(ctx, w.r.nameOf("churn", i), w.r.value, opts...)
+	// The put is ephemeral: the close deletes the key again, as a service
+	// instance that registers and goes away does.
+	_, perr := c.Put(ctx, w.r.nameOf("churn", i), w.r.value, client.WithSession(s))
 	if perr != nil {
 		perr = fmt.Errorf("put: %w", perr)
 	}
