@@ -35,7 +35,8 @@ func cmdRegister(args []string, stdout, stderr io.Writer) error {
 		"\"session\"}) and keeps KEY until interrupted. If paxosd register dies (even by\n"+
 		"kill -9) COMMAND gets SIGTERM and KEY goes one --ttl later.\n"+
 		"COMMAND gets $PAXOSD_REGISTER_KEY and $PAXOSD_SESSION_ID.\n"+
-		"Exit status 3: the session was lost (KEY is gone; COMMAND was stopped).")
+		"Exit status 3: the session was lost (COMMAND was stopped; KEY goes within one\n"+
+		"--ttl, when the cluster expires the session, if it has not already).")
 	var (
 		cf cli.ClientFlags
 		sf sessionFlags
