@@ -20,8 +20,16 @@ const (
 	// transactions (OpTxn: the request fields compares, then_ops,
 	// else_ops and the response field txn_results) and tells the leader
 	// that the member's state machine knows cluster level 8, which
-	// applies them (VersionTxn).
-	ProtocolVersion = 8
+	// applies them (VersionTxn). Version 11 adds nothing to the wire
+	// either: a node sends a client that speaks it progress notifications
+	// on its idle watches (VersionWatchProgress).
+	ProtocolVersion = 11
+	// VersionWatchProgress is the first version whose clients get watch
+	// progress notifications: an empty response on an idle watch carrying
+	// the revision the watch is up to date with (docs/PROTOCOL.md,
+	// "Streams"). An older client was promised events in every response
+	// after the first, and gets none.
+	VersionWatchProgress = 11
 	// VersionTxn is the first version that has transactions: a client
 	// sends an OpTxn only on a connection that negotiated it (an older
 	// server would ignore the new fields), and the cluster applies one
