@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +51,44 @@ func TestWatchProgressCLI(t *testing.T) {
 	}
 	if got := js.next(t, 1)[0]; !strings.Contains(got, `"type":"put"`) {
 		t.Fatalf("kv watch --progress -w json: %q, want the change", got)
+	}
+}
+
+// TestCLIDocEveryCommand: docs/CLI.md's "Every command" table has a row
+// for every command 'paxosd --help' lists, so the reference cannot miss
+// a new one.
+func TestCLIDocEveryCommand(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/CLI.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	start := strings.Index(doc, "## Every command")
+	if start < 0 {
+		t.Fatal(`docs/CLI.md has no "## Every command" section`)
+	}
+	table := doc[start:]
+	table = table[:strings.Index(table[3:], "\n## ")+3]
+	n := 0
+	for _, line := range strings.Split(usage, "\n") {
+		if !strings.HasPrefix(line, "  paxosd ") {
+			continue // not a usage line
+		}
+		// The command, before the two spaces that start its description.
+		words := strings.Fields(strings.SplitN(strings.TrimSpace(line), "  ", 2)[0])
+		if len(words) < 2 || words[0] != "paxosd" {
+			continue
+		}
+		cmd := words[1]
+		if len(words) > 2 && regexp.MustCompile(`^[a-z]+$`).MatchString(words[2]) {
+			cmd += " " + words[2] // a subcommand: kv put, lock ls, leader transfer...
+		}
+		n++
+		if !strings.Contains(table, "| `"+cmd) {
+			t.Errorf("paxosd --help lists %q; docs/CLI.md's \"Every command\" table has no row for it", cmd)
+		}
+	}
+	if n < 20 {
+		t.Fatalf("found only %d commands in paxosd --help's usage", n)
 	}
 }
