@@ -240,6 +240,7 @@ type simStats struct {
 	stateReports, encodingReports                                 int
 	rttSamples, leaderlessTicks                                   int
 	txnTransfers, txnEvents                                       int
+	ephemeralPuts, ephemeralEnded                                 int
 	watchProgress                                                 int
 }
 
@@ -279,6 +280,8 @@ func (a *simStats) add(b simStats) {
 	a.leaderlessTicks += b.leaderlessTicks
 	a.txnTransfers += b.txnTransfers
 	a.txnEvents += b.txnEvents
+	a.ephemeralPuts += b.ephemeralPuts
+	a.ephemeralEnded += b.ephemeralEnded
 	a.watchProgress += b.watchProgress
 }
 
@@ -335,6 +338,8 @@ func TestNodeSim(t *testing.T) {
 			"state check report at the level of the encoding hash": total.encodingReports,
 			"transfer between accounts (a transaction)":            total.txnTransfers,
 			"watch event of a transaction's revision":              total.txnEvents,
+			"ephemeral key put":                                    total.ephemeralPuts,
+			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
 			"watch progress notification":                          total.watchProgress,
 		} {
 			if n == 0 {

@@ -13,8 +13,12 @@ import struct
 
 import msgpack
 
-# 8: transactions (OP_TXN); 11: progress notifications on idle watches.
+# 8 adds transactions (OP_TXN; their fields are in the layouts below), 9
+# gives a put's session_id a meaning (an ephemeral key), 11 sends idle
+# watches progress notifications (watch.py reads them).
 PROTOCOL_VERSION = 11
+VERSION_EPHEMERAL = 9
+VERSION_WATCH_PROGRESS = 11
 MAGIC = "paxosd"
 DEFAULT_CLUSTER = "paxosd"
 FRAME_BYTES_MAX = 16 << 20
