@@ -241,6 +241,7 @@ type simStats struct {
 	rttSamples, leaderlessTicks                                   int
 	txnTransfers, txnEvents                                       int
 	ephemeralPuts, ephemeralEnded                                 int
+	watchProgress                                                 int
 }
 
 func (a *simStats) add(b simStats) {
@@ -281,6 +282,7 @@ func (a *simStats) add(b simStats) {
 	a.txnEvents += b.txnEvents
 	a.ephemeralPuts += b.ephemeralPuts
 	a.ephemeralEnded += b.ephemeralEnded
+	a.watchProgress += b.watchProgress
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -338,6 +340,7 @@ func TestNodeSim(t *testing.T) {
 			"watch event of a transaction's revision":              total.txnEvents,
 			"ephemeral key put":                                    total.ephemeralPuts,
 			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
+			"watch progress notification":                          total.watchProgress,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

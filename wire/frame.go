@@ -21,8 +21,16 @@ const (
 	// else_ops and the response field txn_results) and tells the leader
 	// that the member's state machine knows cluster level 8, which
 	// applies them (VersionTxn). Version 9 gives OpPut's session_id a
-	// meaning, ephemeral keys (VersionEphemeral).
-	ProtocolVersion = 9
+	// meaning, ephemeral keys (VersionEphemeral). Version 11 adds nothing
+	// to the wire: a node sends a client that speaks it progress
+	// notifications on its idle watches (VersionWatchProgress).
+	ProtocolVersion = 11
+	// VersionWatchProgress is the first version whose clients get watch
+	// progress notifications: an empty response on an idle watch carrying
+	// the revision the watch is up to date with (docs/PROTOCOL.md,
+	// "Streams"). An older client was promised events in every response
+	// after the first, and gets none.
+	VersionWatchProgress = 11
 	// VersionEphemeral is the first version whose OpPut may carry a
 	// SessionID, binding the key to the session (deleted when it ends): a
 	// client sends one only on a connection that negotiated it (an older

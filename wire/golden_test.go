@@ -137,6 +137,9 @@ var goldens = []struct {
 	{"watch_request.hex", "Request 9: watch every key starting with 'config/' from revision 21 (no client id: a watch is not through the log)", &Request{
 		ID: 9, Op: OpWatch, Key: "config/", WatchPrefix: true, FromRevision: 21,
 	}, frameNames(requestFields), false},
+	{"watch_progress_response.hex", "Response on watch stream 9 (version 11): a progress notification, no events: every change under config/ up to revision 57 was sent", &Response{
+		ID: 9, Revision: 57,
+	}, frameNames(responseFields), false},
 	{"cas_failed_response.hex", "Response to request 14: CAS on config/mode failed, the key holds 'green' at mod revision 9", &Response{
 		ID: 14, Err: ErrCASFailed, ErrMsg: "compare failed", Revision: 12, Found: true,
 		KV: KV{Key: "config/mode", Value: []byte("green"), CreateRevision: 7, ModRevision: 9, Version: 2},

@@ -349,6 +349,24 @@ class Client:
             raise errors.from_response(r)
         return CasResult(True, r.revision, _kv_or_none(r.found, r.kv))
 
+    def txn(self, compares=(), then_ops=(), else_ops=(), timeout=None):
+        """A transaction (protocol 8; see txn.py for compare(), op_put()
+        and the others): when every compare holds (or there are none)
+        then_ops run, else else_ops, as one command at one revision.
+        Returns TxnResponse(succeeded, revision, results); a compare that
+        does not hold is no exception. Retried with the same seq like
+        every write, so applied once. Raises InvalidError (a malformed
+        transaction, a key written twice in a branch, or a cluster below
+        level 8), TooLargeError (over 128 compares and operations, or keys
+        and values over the value limit), QuotaExceededError."""
+        from .txn import TxnResponse
+        if self.connection().version < 8:
+            raise errors.InvalidError("transactions need protocol 8; %s speaks %d"
+                                      % (self.connection().addr, self.connection().version))
+        r = self.call(wire.OP_TXN, timeout=timeout, compares=list(compares),
+                      then_ops=list(then_ops), else_ops=list(else_ops))
+        return TxnResponse(r.succeeded, r.revision, r.txn_results)
+
     def list_page(self, prefix="", start_key="", revision=0, limit=0, page_bytes=1 << 20,
                   serializable=False, timeout=None):
         """One page of a paged listing (protocol version 4+): the raw
@@ -430,11 +448,12 @@ class Client:
         from .election import Election
         return Election(self, name)
 
-    def watch(self, key, prefix=False, from_revision=0):
+    def watch(self, key, prefix=False, from_revision=0, progress=False):
         """Watch key (prefix: every key starting with key) from
-        from_revision (0: changes after now). See watch.Watch."""
+        from_revision (0: changes after now); progress: also yield
+        WatchProgress items. See watch.Watch."""
         from .watch import Watch
-        return Watch(self, key, prefix, from_revision)
+        return Watch(self, key, prefix, from_revision, progress)
 
     def lock_list(self, prefix="", limit=0, timeout=None):
         return self.call(wire.OP_LOCK_LIST, timeout=timeout, prefix=prefix, limit=limit).locks
