@@ -170,7 +170,7 @@ func checkBallot(what string, b paxos.Ballot) error {
 // candidate sends under its own ballot, this node's for the answers to it.
 func (c *peerChecker) owner(m paxos.Message, node paxos.NodeID) error {
 	if m.Ballot.IsZero() || m.Ballot.Node != node {
-		return reject(rejectBallot, "a %s from node %d under ballot %s, which is not node %d's", m.Type, m.From, m.Ballot, node)
+		return reject(rejectBallot, "%s from node %d under ballot %s, which is not node %d's", m.Type, m.From, m.Ballot, node)
 	}
 	return nil
 }
