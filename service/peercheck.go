@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/statemachine"
@@ -307,15 +308,16 @@ func entriesRange(t paxos.MsgType) string {
 	return ""
 }
 
-// checkForward: a follower forwards the commands its clients sent and its
-// own state-check report; the commands that only a leader proposes for
-// itself (the cluster clock, identity, voters, the default quota, the
-// level: replica.ProposeOwn, never forwarded) are forged when they arrive
-// this way, and so is a state-check report in another member's name, which
-// could make the cluster think that member diverged. A command that does
-// not decode passes: the log rejects it alike on every replica (a newer
-// member's command in a mixed cluster is one), and refusing it here would
-// let a client's request cut a member's connection.
+// checkForward: a follower forwards the commands its clients sent and the
+// state-check reports of members (its own, or others' it took in as leader
+// and passes on after stepping down, with what else it had queued: so the
+// reporter need not be the sender, only a member); the commands that only
+// a leader proposes for itself (the cluster clock, identity, voters, the
+// default quota, the level: replica.ProposeOwn, dropped when it steps
+// down, never forwarded) are forged when they arrive this way. A command
+// that does not decode passes: the log rejects it alike on every replica
+// (a newer member's command in a mixed cluster is one), and refusing it
+// here would let a client's request cut a member's connection.
 func (c *peerChecker) checkForward(m paxos.Message) error {
 	for i, raw := range m.Cmds {
 		if len(raw) == 0 {
@@ -329,8 +331,8 @@ func (c *peerChecker) checkForward(m paxos.Message) error {
 		case statemachine.OpClock, statemachine.OpClusterID, statemachine.OpVoter, statemachine.OpQuotaDefault, statemachine.OpLevel:
 			return reject(rejectCommand, "forwarded command %d is the internal %s command, which only a leader proposes, for itself", i+1, cmd.Op)
 		case statemachine.OpStateHash:
-			if paxos.NodeID(cmd.Reporter) != m.From {
-				return reject(rejectCommand, "forwarded command %d is a state-check report of node %d from node %d", i+1, cmd.Reporter, m.From)
+			if cmd.Reporter > math.MaxUint32 || !c.members[paxos.NodeID(cmd.Reporter)] || cmd.HashSlot == 0 {
+				return reject(rejectCommand, "forwarded command %d is a state-check report of node %d for slot %d: reports come from members, for a slot from 1", i+1, cmd.Reporter, cmd.HashSlot)
 			}
 		}
 	}

@@ -122,8 +122,10 @@ func badPeerMessages() []badPeerCase {
 			rejectCommand, "forwarded command 2 is the internal clock command, which only a leader proposes"},
 		{"forward-level-command", forward(statemachine.Command{Op: statemachine.OpLevel, Level: 99}),
 			rejectCommand, "forwarded command 2 is the internal level command"},
-		{"forward-state-hash-of-node-2", forward(statemachine.Command{Op: statemachine.OpStateHash, HashSlot: 64, StateHash: 1, Reporter: 2}),
-			rejectCommand, "forwarded command 2 is a state-check report of node 2 from node 3"},
+		{"forward-state-hash-of-a-non-member", forward(statemachine.Command{Op: statemachine.OpStateHash, HashSlot: 64, StateHash: 1, Reporter: 9}),
+			rejectCommand, "forwarded command 2 is a state-check report of node 9 for slot 64: reports come from members"},
+		{"forward-state-hash-for-slot-0", forward(statemachine.Command{Op: statemachine.OpStateHash, StateHash: 1, Reporter: 3}),
+			rejectCommand, "forwarded command 2 is a state-check report of node 3 for slot 0"},
 		{"from-non-member", paxos.Message{Type: paxos.MsgHeartbeat, From: 4, Ballot: paxos.Ballot{Round: 4, Node: 4}},
 			rejectMember, "node 4 is not another member of this cluster"},
 	}
@@ -180,6 +182,10 @@ func TestPeerCheckPassesHonestMessages(t *testing.T) {
 		// A command that does not decode (a newer member's, say) is the
 		// log's to reject.
 		{Type: paxos.MsgForward, Cmds: [][]byte{{0xc1}, {}}},
+		// A member that led, took in another's state-check report and
+		// stepped down passes it on (the node simulation's seed 517).
+		{Type: paxos.MsgForward, Cmds: [][]byte{statemachine.EncodeCommand(&statemachine.Command{
+			Op: statemachine.OpStateHash, HashSlot: 64, StateHash: 1, Reporter: 2})}},
 	}
 	for i := range edges {
 		edges[i].From, edges[i].To = fakePeer, 1
