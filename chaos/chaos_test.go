@@ -30,6 +30,7 @@ var (
 	flagKeep      = flag.Bool("chaos.keep", false, "keep the run's directory even when there is no anomaly")
 	flagTTL       = flag.Duration("chaos.session-ttl", 3*time.Second, "TTL of the lock and election workers' sessions (1s..1h)")
 	flagCheck     = flag.Duration("chaos.check-timeout", 2*time.Minute, "how long porcupine may take per schedule before the check counts as inconclusive (an anomaly)")
+	flagTLS       = flag.String("chaos.tls", "seed", "TLS between the nodes and with every client, certificates made by openssl: on, off, or seed (the schedules with an odd seed)")
 )
 
 // TestChaos is the fault-injection suite: see the package comment and
@@ -58,8 +59,10 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("paxosd serve flags: %q (first start: %q); logs, data and failing histories under %s", serveFlags, firstFlags, dir)
 
+	tlsFiles, useTLS := resolveTLS(t, net, dir, *flagTLS)
 	cfg := Config{
 		Net: net, Bin: bin, ServeFlags: serveFlags, FirstFlags: firstFlags, Dir: dir,
+		TLS: tlsFiles, UseTLS: useTLS,
 		Duration: *flagDuration, RecoveryBound: *flagBound,
 		ElectionTimeoutMax: electionTimeoutMax(serveFlags),
 		CheckTimeout:       *flagCheck,
@@ -76,7 +79,8 @@ func TestChaos(t *testing.T) {
 		if err != nil {
 			t.Fatalf("schedule %d (seed %d): %v\n%s\nlogs in %s; replay this schedule: %s", i, sseed, err, st.Summary(), dir, replayLine(sseed, 1))
 		}
-		t.Logf("schedule %d/%d seed %d done in %s\n%s", i+1, *flagSchedules, sseed, time.Since(t0).Round(time.Second), st.Summary())
+		t.Logf("schedule %d/%d seed %d (TLS %s) done in %s\n%s", i+1, *flagSchedules, sseed, onOff(tlsFiles != nil && useTLS(sseed)),
+			time.Since(t0).Round(time.Second), st.Summary())
 		if n := len(st.Anomalies()); n > 0 {
 			t.Errorf("schedule %d (seed %d): %d anomalies; replay this schedule: %s", i, sseed, n, replayLine(sseed, 1))
 		} else if !*flagKeep {
@@ -122,12 +126,51 @@ func replayLine(seed int64, schedules int) string {
 		"-chaos.schedules", strconv.Itoa(schedules), "-chaos.duration", flagDuration.String()}
 	flag.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "chaos.serve-flags", "chaos.recovery-bound", "chaos.check-timeout", "chaos.session-ttl":
+		case "chaos.serve-flags", "chaos.recovery-bound", "chaos.check-timeout", "chaos.session-ttl", "chaos.tls":
 			args = append(args, "-"+f.Name, strconv.Quote(f.Value.String()))
 		}
 	})
 	timeout := time.Duration(schedules)*(*flagDuration+3*time.Minute) + 5*time.Minute
 	return strings.Join(append(args, "-timeout", timeout.String()), " ")
+}
+
+// resolveTLS turns -chaos.tls into the certificates (made once per run,
+// with scripts/make-certs.sh) and the choice of schedules that use them.
+// "seed" picks the schedules with an odd seed, so that the one schedule
+// 'make test' runs is a TLS one every other run, and a replay of a seed
+// runs as it ran.
+func resolveTLS(t *testing.T, net *Network, dir, mode string) (*TLSFiles, func(int64) bool) {
+	t.Helper()
+	var use func(int64) bool
+	switch mode {
+	case "off":
+		return nil, nil
+	case "on":
+		use = func(int64) bool { return true }
+	case "seed":
+		use = func(seed int64) bool { return seed%2 != 0 }
+	default:
+		t.Fatalf("-chaos.tls %q: want on, off or seed", mode)
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if mode == "on" {
+			t.Fatal("-chaos.tls on: openssl is not installed (make deps installs it)")
+		}
+		t.Log("openssl is not installed: every schedule runs without TLS (make deps installs it)")
+		return nil, nil
+	}
+	files, err := MakeTLSFiles("../scripts/make-certs.sh", filepath.Join(dir, "certs"), net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files, use
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // buildPaxosd builds the binary once per run (without the race detector:

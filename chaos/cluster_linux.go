@@ -29,6 +29,9 @@ type Cluster struct {
 	// (--new-cluster, where the binary has it: a node that restarts must
 	// find the state it had).
 	FirstFlags []string
+	// TLS, if set, makes every node serve TLS with its certificate, and
+	// is what the cluster's own status calls (Leader, StatusLine) use.
+	TLS *TLSFiles
 
 	mu      sync.Mutex
 	procs   []*proc
@@ -93,6 +96,9 @@ func (c *Cluster) Start(i int) error {
 		"--id", fmt.Sprint(i + 1), "--listen", c.Net.Addr(i), "--peers", c.peers(),
 		"--data-dir", filepath.Join(c.Dir, fmt.Sprintf("node%d", i+1))}
 	args = append(args, c.ServeFlags...)
+	if c.TLS != nil {
+		args = append(args, c.TLS.NodeFlags(i)...)
+	}
 	// --new-cluster (FirstFlags) only the first time: a restarted node
 	// must come back from the state it kept, and refuse to start if it
 	// kept none, rather than silently starting over.
@@ -245,12 +251,23 @@ func (c *Cluster) Exits() []string {
 	return out
 }
 
+// ClientConfig is a client configuration for eps: a short dial timeout (a
+// stopped or cut-off node should not hold a call long) and, on a TLS
+// cluster, the client certificate.
+func (c *Cluster) ClientConfig(eps []string) client.Config {
+	cfg := client.Config{Endpoints: eps, DialTimeout: 500 * time.Millisecond}
+	if c.TLS != nil {
+		cfg.TLS = c.TLS.Client
+	}
+	return cfg
+}
+
 // Leader returns the index of the node that says it leads, or -1. A
 // stopped or cut-off node costs a dial timeout, so the call is bounded.
 func (c *Cluster) Leader() int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	st := client.Unconnected(client.Config{Endpoints: c.Endpoints(), DialTimeout: 500 * time.Millisecond}).Status(ctx)
+	st := client.Unconnected(c.ClientConfig(c.Endpoints())).Status(ctx)
 	for i, m := range st {
 		if m.Err == nil && m.Status.Role == "leader" {
 			return i
@@ -264,7 +281,7 @@ func (c *Cluster) Leader() int {
 func (c *Cluster) StatusLine() string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	st := client.Unconnected(client.Config{Endpoints: c.Endpoints(), DialTimeout: 500 * time.Millisecond}).Status(ctx)
+	st := client.Unconnected(c.ClientConfig(c.Endpoints())).Status(ctx)
 	parts := make([]string, len(st))
 	for i, m := range st {
 		if m.Err != nil {

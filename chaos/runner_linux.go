@@ -29,7 +29,10 @@ type Config struct {
 	CheckTimeout       time.Duration // porcupine's limit
 	// SessionTTL is the TTL of the lock and election workers' sessions.
 	SessionTTL time.Duration
-	Logf       func(format string, args ...any)
+	// TLS, if set, holds the certificates for the schedules UseTLS picks.
+	TLS    *TLSFiles
+	UseTLS func(seed int64) bool
+	Logf   func(format string, args ...any)
 }
 
 // The workload's shape. The numbers keep the machine (two cores shared by
@@ -104,6 +107,9 @@ func (s *schedule) run() error {
 		s.keys = append(s.keys, fmt.Sprintf("k%d", k))
 	}
 	s.c = NewCluster(s.cfg.Net, s.cfg.Bin, s.dir, s.cfg.ServeFlags, s.cfg.FirstFlags)
+	if s.cfg.TLS != nil && s.cfg.UseTLS != nil && s.cfg.UseTLS(s.seed) {
+		s.c.TLS = s.cfg.TLS
+	}
 	defer s.c.KillAll()
 	defer func() { _ = s.cfg.Net.Heal() }()
 	for i := range s.cfg.Net.Nodes {
@@ -147,7 +153,8 @@ func (s *schedule) newClient(n int, patient bool) (*client.Client, error) {
 	eps := s.c.Endpoints()
 	k := n % len(eps)
 	eps = append(eps[k:], eps[:k]...)
-	cfg := client.Config{Endpoints: eps, AttemptTimeout: time.Second, DialTimeout: 500 * time.Millisecond}
+	cfg := s.c.ClientConfig(eps)
+	cfg.AttemptTimeout = time.Second
 	if patient {
 		cfg.AttemptTimeout = 0 // the client's default
 	}

@@ -165,14 +165,19 @@ func versionNeeded(q *wire.Request) uint32 {
 		return pagedVersion
 	case q.Op == wire.OpTxn:
 		return wire.VersionTxn
+	case q.Op == wire.OpPut && q.SessionID != 0:
+		return wire.VersionEphemeral
 	}
 	return 1
 }
 
 func errVersion(cn *conn, q *wire.Request) error {
 	what := "a paged list"
-	if q.Op == wire.OpTxn {
+	switch {
+	case q.Op == wire.OpTxn:
 		what = "a transaction"
+	case q.Op == wire.OpPut:
+		what = "a put with a session (an ephemeral key)"
 	}
 	return fmt.Errorf("%w: %s at %s: %s needs protocol version %d, the connection speaks %d",
 		ErrUnsupported, q.Op, cn.addr, what, versionNeeded(q), cn.mux.Version())

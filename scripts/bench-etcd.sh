@@ -11,6 +11,12 @@
 # with their min-max, and paxosd/etcd ratios. See docs/BENCHMARKS.md, "Side
 # by side with etcd".
 #
+# VERSUS=tls compares paxosd with itself over TLS instead (make bench-tls):
+# a second cluster of three 'paxosd serve' processes with TLS and
+# --client-cert-auth on, its certificates made with openssl by
+# scripts/make-certs.sh, the load generator given the client flags; the
+# summary then says tls/paxosd. Nothing of etcd is installed or started.
+#
 # paxosd's side is 'paxosd bench preload' and 'paxosd bench put --run-id
 # scale --json'; etcd's is tools/etcdload (etcd's Go client, its own Go
 # module), which measures as 'paxosd bench put' does and prints the same
@@ -38,6 +44,7 @@
 #   ETCD_FLAGS  more flags for every etcd member
 #   SERVE_FLAGS more flags for every 'paxosd serve'
 #   ETCDLOAD_FLAGS more flags for etcdload's runs, e.g. --leader-only
+#   VERSUS      what paxosd is compared with: etcd (the default) or tls
 #   CLEAN=1     remove DIR at the end
 set -eu
 
@@ -59,6 +66,11 @@ conns=${CONNS:-8}
 dir=${DIR:-/var/tmp/paxosd-bench-etcd}
 port=${PORT:-24100}
 quota=${ETCD_QUOTA:-8589934592}
+versus=${VERSUS:-etcd}
+case $versus in
+etcd | tls) ;;
+*) die "VERSUS=$versus: want etcd or tls" ;;
+esac
 
 for v in "KEYS=$keys" "VALUE=$value" "ROUNDS=$rounds" "CONNS=$conns" "PORT=$port" "ETCD_QUOTA=$quota"; do
 	case ${v#*=} in '' | *[!0-9]*) die "$v: want a whole number" ;; esac
@@ -94,6 +106,8 @@ settle=$(secs SETTLE "${SETTLE:-5s}")
 [ -x "$bin" ] || die "$bin is not an executable (run 'make build')"
 
 # etcd: Debian's package (3.4 in bookworm), installed only if missing.
+etcd_version=
+if [ "$versus" = etcd ]; then
 if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
 	missing=
 	command -v etcd >/dev/null 2>&1 || missing="etcd (package etcd-server)"
@@ -118,6 +132,7 @@ esac
 # the paxosd module does not depend on etcd's client.
 echo "$me: building $etcdload"
 (cd "$root/tools/etcdload" && ${GO:-go} build -o "$etcdload" .) || die "building tools/etcdload failed"
+fi
 
 # ours PID: PID runs with DIR in its command line (a member this script,
 # or an earlier run of it, started; not another process that got its pid).
@@ -132,7 +147,7 @@ dir=$(cd "$dir" && pwd)
 for f in "$dir"/* "$dir"/.[!.]*; do
 	[ -e "$f" ] || continue
 	case ${f##*/} in
-	etcd[123] | etcd[123].log | etcd[123].pid | paxosd[123] | paxosd[123].log | paxosd[123].pid | runs | results.tsv | preload-*.log) ;;
+	etcd[123] | etcd[123].log | etcd[123].pid | paxosd[123] | paxosd[123].log | paxosd[123].pid | tls[123] | tls[123].log | tls[123].pid | certs | runs | results.tsv | preload-*.log) ;;
 	*) die "DIR=$dir holds ${f##*/}, which an earlier run did not leave: give an empty or new directory" ;;
 	esac
 	case $f in
@@ -144,7 +159,7 @@ for f in "$dir"/* "$dir"/.[!.]*; do
 		;;
 	esac
 done
-rm -rf "$dir"/etcd[123] "$dir"/etcd[123].* "$dir"/paxosd[123] "$dir"/paxosd[123].* "$dir"/runs "$dir"/results.tsv "$dir"/preload-*.log
+rm -rf "$dir"/etcd[123] "$dir"/etcd[123].* "$dir"/paxosd[123] "$dir"/paxosd[123].* "$dir"/tls[123] "$dir"/tls[123].* "$dir"/certs "$dir"/runs "$dir"/results.tsv "$dir"/preload-*.log
 mkdir -p "$dir/runs"
 fstype=$(stat -f -c %T "$dir" 2>/dev/null || echo unknown)
 case $fstype in
@@ -165,7 +180,7 @@ cleanup() {
 		if [ -n "$g" ]; then kill -TERM "$g" 2>/dev/null || true; fi
 		pids=$gen_wrapper
 	fi
-	for f in "$dir"/etcd[123].pid "$dir"/paxosd[123].pid; do
+	for f in "$dir"/etcd[123].pid "$dir"/paxosd[123].pid "$dir"/tls[123].pid; do
 		[ -f "$f" ] || continue
 		p=$(cat "$f")
 		if [ -n "$p" ] && ours "$p"; then
@@ -193,37 +208,47 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Nine free loopback ports from PORT on: etcd's client and peer ports and
-# paxosd's, three each. Free means no listener in /proc/net/tcp{,6}.
+# Twelve free loopback ports from PORT on: etcd's client and peer ports,
+# paxosd's and the TLS cluster's, three each (those of the system not
+# compared stay unused). Free means no listener in /proc/net/tcp{,6}.
 listening() {
 	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
 		awk -v p="$(printf ':%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
 }
 ports=
 p=$port
-while [ "$(echo "$ports" | wc -w)" -lt 9 ]; do
-	[ "$p" -le 65535 ] || die "no 9 free ports from PORT=$port on"
+while [ "$(echo "$ports" | wc -w)" -lt 12 ]; do
+	[ "$p" -le 65535 ] || die "no 12 free ports from PORT=$port on"
 	listening "$p" || ports="$ports $p"
 	p=$((p + 1))
 done
 # nthport N: the Nth of them; etcd member i has client port i and peer port
-# 3+i, paxosd node i port 6+i.
+# 3+i, paxosd node i port 6+i, TLS node i port 9+i.
 nthport() { echo "$ports" | awk -v n="$1" '{ print $n }'; }
-etcd_eps='' pax_eps='' cluster='' peers=''
+etcd_eps='' pax_eps='' cluster='' peers='' tls_eps='' tls_peers=''
 for i in 1 2 3; do
 	etcd_eps=$etcd_eps${etcd_eps:+,}127.0.0.1:$(nthport "$i")
 	cluster=$cluster${cluster:+,}e$i=http://127.0.0.1:$(nthport $((3 + i)))
 	pax_eps=$pax_eps${pax_eps:+,}127.0.0.1:$(nthport $((6 + i)))
 	peers=$peers${peers:+,}$i=127.0.0.1:$(nthport $((6 + i)))
+	tls_eps=$tls_eps${tls_eps:+,}127.0.0.1:$(nthport $((9 + i)))
+	tls_peers=$tls_peers${tls_peers:+,}$i=127.0.0.1:$(nthport $((9 + i)))
 done
+# The TLS cluster's certificates, and the client flags that go with them.
+certs=$dir/certs
+tls_client="--cacert $certs/ca.crt --cert $certs/bench.crt --key $certs/bench.key"
+if [ "$versus" = tls ]; then
+	"$root/scripts/make-certs.sh" "$certs" "1 2 3" bench || die "making the TLS certificates failed"
+fi
 
-echo "bench-etcd: $(nproc) cores; data in $dir ($fstype); etcd $etcd_version; $("$bin" version 2>/dev/null | head -n 1)"
+echo "bench-etcd: $(nproc) cores; data in $dir ($fstype); versus ${versus}${etcd_version:+ $etcd_version}; $("$bin" version 2>/dev/null | head -n 1)"
 echo "bench-etcd: $keys keys of $value bytes; puts at clients $clients over $conns connections, $duration s each after $warmup s warmup, $rounds round(s)"
 
 # The members. etcd: its defaults (fsync on every commit, --snapshot-count
 # 100000, no auto-compaction) but for the quota; paxosd: as 'paxosd bench
 # scale' starts its nodes (internal/bench/nodes.go).
 for i in 1 2 3; do
+	[ "$versus" = etcd ] || break
 	cp=$(nthport "$i") pp=$(nthport $((3 + i)))
 	# shellcheck disable=SC2086 # ETCD_FLAGS is a list of flags
 	etcd --name "e$i" --data-dir "$dir/etcd$i" \
@@ -239,9 +264,17 @@ for i in 1 2 3; do
 	"$bin" serve --id "$i" --listen "127.0.0.1:$xp" --peers "$peers" --data-dir "$dir/paxosd$i" \
 		--log-level warn --new-cluster ${SERVE_FLAGS:-} >"$dir/paxosd$i.log" 2>&1 &
 	echo $! >"$dir/paxosd$i.pid"
+	[ "$versus" = tls ] || continue
+	xp=$(nthport $((9 + i)))
+	# shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
+	"$bin" serve --id "$i" --listen "127.0.0.1:$xp" --peers "$tls_peers" --data-dir "$dir/tls$i" \
+		--log-level warn --new-cluster --cert-file "$certs/node$i.crt" --key-file "$certs/node$i.key" \
+		--trusted-ca-file "$certs/ca.crt" --client-cert-auth ${SERVE_FLAGS:-} >"$dir/tls$i.log" 2>&1 &
+	echo $! >"$dir/tls$i.pid"
 done
-etcd_pids="$(cat "$dir/etcd1.pid") $(cat "$dir/etcd2.pid") $(cat "$dir/etcd3.pid")"
-pax_pids="$(cat "$dir/paxosd1.pid") $(cat "$dir/paxosd2.pid") $(cat "$dir/paxosd3.pid")"
+pids() { echo "$(cat "$dir/${1}1.pid") $(cat "$dir/${1}2.pid") $(cat "$dir/${1}3.pid")"; }
+pax_pids=$(pids paxosd)
+versus_pids=$(pids "$versus")
 
 # alive NAME: every member of NAME (etcd, paxosd) still runs, else its
 # log. A member that exited may linger as a zombie until this shell reaps
@@ -260,16 +293,27 @@ alive() {
 
 # Both clusters healthy: every etcd endpoint answers etcdctl's health
 # check, and 'paxosd status' sees every member and a leader.
+versus_healthy() {
+	if [ "$versus" = etcd ]; then
+		ETCDCTL_API=3 etcdctl --endpoints "$etcd_eps" --command-timeout 2s endpoint health >/dev/null 2>&1
+	else
+		# shellcheck disable=SC2086 # tls_client is a list of flags
+		"$bin" status --endpoints "$tls_eps" --timeout 2s $tls_client >/dev/null 2>&1
+	fi
+}
 t=0
-until ETCDCTL_API=3 etcdctl --endpoints "$etcd_eps" --command-timeout 2s endpoint health >/dev/null 2>&1 &&
-	"$bin" status --endpoints "$pax_eps" --timeout 2s >/dev/null 2>&1; do
-	alive etcd
+until versus_healthy && "$bin" status --endpoints "$pax_eps" --timeout 2s >/dev/null 2>&1; do
+	alive "$versus"
 	alive paxosd
 	t=$((t + 1))
-	[ "$t" -le 120 ] || die "the clusters are not healthy after 60 s: see $dir/etcd*.log and $dir/paxosd*.log"
+	[ "$t" -le 120 ] || die "the clusters are not healthy after 60 s: see $dir/$versus*.log and $dir/paxosd*.log"
 	sleep 0.5
 done
-echo "bench-etcd: etcd at $etcd_eps, paxosd at $pax_eps"
+if [ "$versus" = etcd ]; then
+	echo "bench-etcd: etcd at $etcd_eps, paxosd at $pax_eps"
+else
+	echo "bench-etcd: paxosd over TLS at $tls_eps, paxosd at $pax_eps"
+fi
 
 # The same keyspace in both: bench/scale/key/0 .. KEYS-1, a zero-filled
 # value each, 256 concurrent puts over CONNS connections.
@@ -277,12 +321,20 @@ echo "bench-etcd: preloading paxosd"
 "$bin" bench preload --endpoints "$pax_eps" --keys "$keys" --value-size "$value" --conns "$conns" 2>&1 |
 	tee "$dir/preload-paxosd.log" | sed 's/^/paxosd /'
 grep -q "^preload: $keys keys in" "$dir/preload-paxosd.log" || die "preloading paxosd failed: see $dir/preload-paxosd.log"
+if [ "$versus" = tls ]; then
+	echo "bench-etcd: preloading paxosd over TLS"
+	# shellcheck disable=SC2086 # tls_client is a list of flags
+	"$bin" bench preload --endpoints "$tls_eps" --keys "$keys" --value-size "$value" --conns "$conns" $tls_client 2>&1 |
+		tee "$dir/preload-tls.log" | sed 's/^/tls /'
+	grep -q "^preload: $keys keys in" "$dir/preload-tls.log" || die "preloading paxosd over TLS failed: see $dir/preload-tls.log"
+else
 echo "bench-etcd: preloading etcd"
 # shellcheck disable=SC2086 # ETCDLOAD_FLAGS is a list of flags
 "$etcdload" --preload --endpoints "$etcd_eps" --keys "$keys" --value-size "$value" --clients 256 --conns "$conns" \
 	${ETCDLOAD_FLAGS:-} 2>&1 | tee "$dir/preload-etcd.log" | grep -v '^{' || true
 grep -q '"workload":"preload"' "$dir/preload-etcd.log" || die "preloading etcd failed: see $dir/preload-etcd.log"
 sed -n 's/.*"seconds":\([0-9.]*\),"keys_per_sec":\([0-9.]*\).*/etcd preload: '"$keys"' keys in \1 s, \2 keys\/s/p' "$dir/preload-etcd.log"
+fi
 
 clk=$(getconf CLK_TCK)
 
@@ -322,8 +374,13 @@ run() {
 		members=$pax_pids
 		set -- "$bin" bench put --endpoints "$pax_eps" --run-id scale --keys "$keys" --value-size "$value" \
 			--clients "$c" --conns "$conns" --duration "${duration}s" --warmup "${warmup}s" --json
+	elif [ "$sys" = tls ]; then
+		members=$versus_pids
+		# shellcheck disable=SC2086 # tls_client is a list of flags
+		set -- "$bin" bench put --endpoints "$tls_eps" --run-id scale --keys "$keys" --value-size "$value" \
+			--clients "$c" --conns "$conns" --duration "${duration}s" --warmup "${warmup}s" --json $tls_client
 	else
-		members=$etcd_pids
+		members=$versus_pids
 		# shellcheck disable=SC2086 # ETCDLOAD_FLAGS is a list of flags
 		set -- "$etcdload" --endpoints "$etcd_eps" --keys "$keys" --value-size "$value" \
 			--clients "$c" --conns "$conns" --duration "${duration}s" --warmup "${warmup}s" ${ETCDLOAD_FLAGS:-}
@@ -374,9 +431,9 @@ while [ "$r" -le "$rounds" ]; do
 		# work, the machine's other load) falls on both alike.
 		if [ $((r % 2)) = 1 ]; then
 			run "$r" paxosd "$c"
-			run "$r" etcd "$c"
+			run "$r" "$versus" "$c"
 		else
-			run "$r" etcd "$c"
+			run "$r" "$versus" "$c"
 			run "$r" paxosd "$c"
 		fi
 	done
@@ -384,10 +441,10 @@ while [ "$r" -le "$rounds" ]; do
 done
 
 # The summary: per client count and system, the median over the rounds
-# and [min-max]; then paxosd/etcd of the medians.
+# and [min-max]; then paxosd/etcd (or tls/paxosd) of the medians.
 echo
 echo "summary: medians over $rounds round(s), [min-max]; CPU ms/put: the three members' user+system CPU per put; GEN: the load generator's"
-awk -F '\t' -v order="$clients" '
+awk -F '\t' -v order="$clients" -v versus="$versus" '
 function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t } }
 function med(key, col,   a, n, i) {
 	n = cnt[key]
@@ -404,17 +461,21 @@ END {
 	for (j = 1; j <= k; j++) {
 		c = cs[j]
 		for (s = 1; s <= 2; s++) {
-			sys = s == 1 ? "paxosd" : "etcd"; key = c SUBSEP sys
+			sys = s == 1 ? "paxosd" : versus; key = c SUBSEP sys
 			if (!cnt[key]) continue
 			printf "%-7s  %-6s  %-24s  %-22s  %-22s  %-22s  %s\n", c, sys, cell(key, 5, "%.0f"), cell(key, 6, "%.2f"),
 				cell(key, 7, "%.2f"), cell(key, 11, "%.3f"), cell(key, 12, "%.3f")
 		}
-		pk = c SUBSEP "paxosd"; ek = c SUBSEP "etcd"
+		# The ratio is paxosd/etcd, or tls/paxosd: the system in question
+		# over the one it is measured against.
+		pk = c SUBSEP "paxosd"; ek = c SUBSEP versus
+		if (versus == "tls") { t = pk; pk = ek; ek = t }
 		if (cnt[pk] && cnt[ek]) {
 			pt = med(pk, 5); et = med(ek, 5); pc = med(pk, 11); ec = med(ek, 11)
 			tr = et > 0 ? sprintf("%.2fx", pt / et) : "-"
 			cr = ec > 0 ? sprintf("%.2fx", pc / ec) : "-"
-			printf "%-7s  paxosd/etcd: throughput %s, CPU per put %s\n", c, tr, cr
+			p50r = med(ek, 6) > 0 ? sprintf("%.2fx", med(pk, 6) / med(ek, 6)) : "-"
+			printf "%-7s  %s: throughput %s, CPU per put %s, p50 %s\n", c, versus == "tls" ? "tls/paxosd" : "paxosd/etcd", tr, cr, p50r
 		}
 	}
 }' "$results"

@@ -10,7 +10,8 @@
 # (cmd/paxosd/statuspage_e2e_test.go: package chromium). The Python client
 # (clients/python) needs msgpack for Debian's python3 (package
 # python3-msgpack, which brings python3): its tests run in wire/ and
-# cmd/paxosd/python_e2e_test.go. Nothing else is installed; without root (or without apt-get) the script only reports what
+# cmd/paxosd/python_e2e_test.go. The TLS tests and 'make bench-tls' make
+# their certificates with openssl (scripts/make-certs.sh). Nothing else is installed; without root (or without apt-get) the script only reports what
 # is missing, and the tests that need it skip themselves with a message
 # saying so.
 set -euo pipefail
@@ -22,6 +23,7 @@ declare -A want=(
 	[iptables-legacy]=iptables
 	[systemd-analyze]=systemd
 	[chromium]=chromium
+	[openssl]=openssl
 )
 
 missing=()

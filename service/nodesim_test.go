@@ -240,6 +240,7 @@ type simStats struct {
 	stateReports, encodingReports                                 int
 	rttSamples, leaderlessTicks                                   int
 	txnTransfers, txnEvents                                       int
+	ephemeralPuts, ephemeralEnded                                 int
 }
 
 func (a *simStats) add(b simStats) {
@@ -278,6 +279,8 @@ func (a *simStats) add(b simStats) {
 	a.leaderlessTicks += b.leaderlessTicks
 	a.txnTransfers += b.txnTransfers
 	a.txnEvents += b.txnEvents
+	a.ephemeralPuts += b.ephemeralPuts
+	a.ephemeralEnded += b.ephemeralEnded
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -333,6 +336,8 @@ func TestNodeSim(t *testing.T) {
 			"state check report at the level of the encoding hash": total.encodingReports,
 			"transfer between accounts (a transaction)":            total.txnTransfers,
 			"watch event of a transaction's revision":              total.txnEvents,
+			"ephemeral key put":                                    total.ephemeralPuts,
+			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

@@ -20,8 +20,15 @@ const (
 	// transactions (OpTxn: the request fields compares, then_ops,
 	// else_ops and the response field txn_results) and tells the leader
 	// that the member's state machine knows cluster level 8, which
-	// applies them (VersionTxn).
-	ProtocolVersion = 8
+	// applies them (VersionTxn). Version 9 gives OpPut's session_id a
+	// meaning, ephemeral keys (VersionEphemeral).
+	ProtocolVersion = 9
+	// VersionEphemeral is the first version whose OpPut may carry a
+	// SessionID, binding the key to the session (deleted when it ends): a
+	// client sends one only on a connection that negotiated it (an older
+	// server would ignore the field and make the key permanent), and the
+	// cluster binds only from cluster level 9.
+	VersionEphemeral = 9
 	// VersionTxn is the first version that has transactions: a client
 	// sends an OpTxn only on a connection that negotiated it (an older
 	// server would ignore the new fields), and the cluster applies one

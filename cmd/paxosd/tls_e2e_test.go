@@ -34,6 +34,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	t.Run("cluster", func(t *testing.T) { testTLSCluster(t, bin) })
 	t.Run("dev", func(t *testing.T) { testDevTLS(t, bin) })
+	t.Run("openssl", func(t *testing.T) { testTLSOpenSSL(t, bin) })
 }
 
 func testTLSCluster(t *testing.T, bin string) {

@@ -287,7 +287,7 @@ const failoverResumeAcks = 20
 func runFailover(ctx context.Context, f *failoverFlags, eps []string, target failoverTarget, live *liveLine) (*failoverResult, error) {
 	defer live.clear()
 	live.show("failover: waiting for the cluster to elect a leader")
-	if _, err := waitClusterHealthy(ctx, eps, f.cf.ClusterID, max(f.roundTimeout, f.cf.Timeout)); err != nil {
+	if _, err := waitClusterHealthy(ctx, client.Config{Endpoints: eps, ClusterID: f.cf.ClusterID}, max(f.roundTimeout, f.cf.Timeout)); err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.cf.Timeout)
@@ -310,7 +310,7 @@ func runFailover(ctx context.Context, f *failoverFlags, eps []string, target fai
 	res := &failoverResult{Workload: "failover", Rounds: f.rounds}
 	for round := 1; round <= f.rounds; round++ {
 		live.show("failover round %d/%d: waiting until every node is up and caught up", round, f.rounds)
-		leader, err := waitClusterHealthy(ctx, eps, f.cf.ClusterID, max(f.roundTimeout, f.cf.Timeout))
+		leader, err := waitClusterHealthy(ctx, client.Config{Endpoints: eps, ClusterID: f.cf.ClusterID}, max(f.roundTimeout, f.cf.Timeout))
 		if err != nil {
 			return nil, fmt.Errorf("round %d: %w", round, err)
 		}
@@ -416,14 +416,14 @@ func findLeader(ctx context.Context, eps []string, clusterID string, timeout tim
 // waitClusterHealthy waits until every endpoint answers, all agree on one
 // leader, and every node has applied what the leader had committed when
 // they first agreed; it returns the leader.
-func waitClusterHealthy(ctx context.Context, eps []string, clusterID string, timeout time.Duration) (paxos.NodeID, error) {
+func waitClusterHealthy(ctx context.Context, cfg client.Config, timeout time.Duration) (paxos.NodeID, error) {
 	deadline := time.Now().Add(timeout)
 	var want paxos.Slot
 	wantSet := false
 	var last string
 	for {
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		members := client.Unconnected(client.Config{Endpoints: eps, ClusterID: clusterID}).Status(sctx)
+		members := client.Unconnected(cfg).Status(sctx)
 		cancel()
 		leader, commit, why := clusterAgreement(members)
 		if why == "" {

@@ -56,7 +56,11 @@ func cmdBenchPreload(args []string, stdout io.Writer) error {
 	defer stop()
 	// The cluster may have just been started: wait for a leader first, as
 	// bench scale does, rather than fail the first puts.
-	if _, err := waitClusterHealthy(ctx, cf.List(), cf.ClusterID, time.Minute); err != nil {
+	cfg, err := cf.Config() // with --cacert, --cert, --key: TLS
+	if err != nil {
+		return err
+	}
+	if _, err := waitClusterHealthy(ctx, cfg, time.Minute); err != nil {
 		return err
 	}
 	return scalePreload(ctx, &f, &cf, stdout)

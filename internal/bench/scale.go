@@ -204,7 +204,7 @@ func runScale(ctx context.Context, f *scaleFlags, stdout, stderr io.Writer) erro
 	if f.outage > 0 {
 		fmt.Fprintf(stdout, "bench scale: then a put run at %d clients with a follower down for its first %s\n", f.clients[0], f.outage)
 	}
-	if _, err := waitClusterHealthy(ctx, nodes.addrs, cf.ClusterID, time.Minute); err != nil {
+	if _, err := waitClusterHealthy(ctx, client.Config{Endpoints: nodes.addrs, ClusterID: cf.ClusterID}, time.Minute); err != nil {
 		return err
 	}
 	if err := scalePreload(ctx, f, &cf, stdout); err != nil {
@@ -253,13 +253,18 @@ func runScale(ctx context.Context, f *scaleFlags, stdout, stderr io.Writer) erro
 
 // scalePreload puts every key once, f.preloadClients at a time.
 func scalePreload(ctx context.Context, f *scaleFlags, cf *cli.ClientFlags, stdout io.Writer) error {
+	base, err := cf.Config() // with --cacert, --cert, --key: TLS
+	if err != nil {
+		return err
+	}
 	pool := make([]*client.Client, min(f.conns, f.preloadClients))
 	for j := range pool {
 		eps := cf.List()
 		shift := j % len(eps)
-		rotated := append(append([]string{}, eps[shift:]...), eps[:shift]...)
+		conf := base
+		conf.Endpoints = append(append([]string{}, eps[shift:]...), eps[:shift]...)
 		cctx, cancel := context.WithTimeout(ctx, cf.Timeout)
-		c, err := client.NewWithConfig(cctx, client.Config{Endpoints: rotated, ClusterID: cf.ClusterID})
+		c, err := client.NewWithConfig(cctx, conf)
 		cancel()
 		if err != nil {
 			return err
@@ -290,7 +295,7 @@ func scalePreload(ctx context.Context, f *scaleFlags, cf *cli.ClientFlags, stdou
 			}
 		}
 	}()
-	err := benchParallel(ctx, f.keys, min(f.keys, f.preloadClients), func(ctx context.Context, k int) error {
+	err = benchParallel(ctx, f.keys, min(f.keys, f.preloadClients), func(ctx context.Context, k int) error {
 		octx, cancel := context.WithTimeout(ctx, f.timeout)
 		defer cancel()
 		if _, err := pool[k%len(pool)].Put(octx, scaleKey(k), value); err != nil {
@@ -315,7 +320,7 @@ func scaleKey(k int) string { return fmt.Sprintf("bench/%s/key/%d", scaleRunID, 
 // until it has applied what the leader had committed and answers a
 // linearizable get itself (a client that knows only its address).
 func scaleRestart(ctx context.Context, f *scaleFlags, nodes *benchNodes, cf *cli.ClientFlags, stdout io.Writer) error {
-	leader, err := waitClusterHealthy(ctx, nodes.addrs, cf.ClusterID, time.Minute)
+	leader, err := waitClusterHealthy(ctx, client.Config{Endpoints: nodes.addrs, ClusterID: cf.ClusterID}, time.Minute)
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func (s *syncWriter) printf(format string, args ...any) { fmt.Fprintf(s, format,
 // scaleOutageRun runs the outage run at clients; normal is the median
 // ops/s of the intervals of the run at clients without an outage.
 func scaleOutageRun(ctx context.Context, f *scaleFlags, nodes *benchNodes, cf *cli.ClientFlags, clients int, normal float64, stdout, stderr io.Writer) (*benchResult, error) {
-	leader, err := waitClusterHealthy(ctx, nodes.addrs, cf.ClusterID, time.Minute)
+	leader, err := waitClusterHealthy(ctx, client.Config{Endpoints: nodes.addrs, ClusterID: cf.ClusterID}, time.Minute)
 	if err != nil {
 		return nil, err
 	}

@@ -292,10 +292,23 @@ class Client:
 
     # --- KV -----------------------------------------------------------------
 
-    def put(self, key, value, fence=None, timeout=None):
+    def put(self, key, value, fence=None, session=None, timeout=None):
         """Set key to value (bytes, or str as UTF-8). fence: a Lock (or a
-        (name, token) pair) the write is applied under, else FencedError."""
-        r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **_fence_fields(fence))
+        (name, token) pair) the write is applied under, else FencedError.
+        session: a Session (or its id) the key is bound to, an ephemeral
+        key: deleted when the session ends (protocol 9, cluster level 9;
+        ProtocolError on an older server's connection, InvalidError from a
+        cluster below level 9, SessionExpiredError if it has ended). A put
+        without a session makes the key permanent again."""
+        fields = _fence_fields(fence)
+        if session is not None:
+            sid = session if isinstance(session, int) else session.id
+            conn = self.connection()
+            if conn.version < wire.VERSION_EPHEMERAL:
+                raise errors.ProtocolError("%s speaks protocol %d: a put with a session (an ephemeral key) needs %d"
+                                           % (conn.addr, conn.version, wire.VERSION_EPHEMERAL))
+            fields["session_id"] = sid
+        r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **fields)
         return PutResult(r.revision, _kv_or_none(r.found, r.kv))
 
     def get(self, key, serializable=False, timeout=None):

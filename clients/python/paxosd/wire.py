@@ -1,4 +1,4 @@
-"""The paxosd wire protocol (docs/PROTOCOL.md), version 7: frames, msgpack
+"""The paxosd wire protocol (docs/PROTOCOL.md), version 9: frames, msgpack
 encoding, and the positional layouts of every frame and nested record.
 
 Each frame is a 4-byte big-endian length and one msgpack array whose first
@@ -13,7 +13,11 @@ import struct
 
 import msgpack
 
-PROTOCOL_VERSION = 7
+# 8 adds transactions (their fields are in the layouts below), 9 gives a
+# put's session_id a meaning (an ephemeral key): neither changes an answer
+# this client reads.
+PROTOCOL_VERSION = 9
+VERSION_EPHEMERAL = 9
 MAGIC = "paxosd"
 DEFAULT_CLUSTER = "paxosd"
 FRAME_BYTES_MAX = 16 << 20

@@ -265,6 +265,38 @@ class Sessions(ClusterTest):
         self.assertGreater(cm.exception.lock.delay_until_ms, 0)
 
 
+    def test_ephemeral_key(self):
+        """A key put with a session goes when the session is closed, and
+        when it expires; a put without one makes it permanent."""
+        prefix = unique("svc") + "/"
+        s = self.session(ttl=5.0)
+        self.c.put(prefix + "a", "addr-a", session=s)
+        self.c.put(prefix + "b", "addr-b", session=s.id)
+        self.c.put(prefix + "b", "permanent")
+        s.close()
+        self.assertIsNone(self.c.get(prefix + "a"))
+        self.assertEqual(self.c.get(prefix + "b").value, b"permanent")
+        with self.assertRaises(paxosd.SessionExpiredError):
+            self.c.put(prefix + "c", "late", session=s)
+        gone = self.c.session(1.0, keepalive=False)
+        self.c.put(prefix + "d", "addr-d", session=gone)
+        deadline = time.time() + 10
+        while self.c.get(prefix + "d") is not None and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertIsNone(self.c.get(prefix + "d"))
+
+    def test_register_cli(self):
+        """paxosd register's key exists while its COMMAND runs (which
+        reads it with the CLI, through $PAXOSD_ENDPOINTS), register exits
+        with COMMAND's status, and the key is gone then."""
+        key = unique("svc") + "/web"
+        code, _, err = self.cli("register", key, "10.0.0.7", "--", "sh", "-c",
+                                '"$0" kv get "$PAXOSD_REGISTER_KEY" | grep -qx 10.0.0.7 || exit 9; exit 4', BIN,
+                                check=False)
+        self.assertEqual(code, 4, err)
+        self.assertIsNone(self.c.get(key))
+
+
 class Locks(ClusterTest):
     def test_try_block_release_fence(self):
         name = unique("lock")
