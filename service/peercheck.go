@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/statemachine"
@@ -104,7 +105,7 @@ func (c *peerChecker) check(m paxos.Message) error {
 		return c.owner(m, c.self)
 	case paxos.MsgNack:
 		if m.Ballot.IsZero() {
-			return reject(rejectBallot, "a Nack names the ballot it was refused for, not the zero ballot")
+			return reject(rejectBallot, "a Nack carries the higher ballot its sender promised, never the zero ballot")
 		}
 		return nil
 	case paxos.MsgPrepare:
@@ -140,15 +141,24 @@ func (c *peerChecker) checkCommon(m paxos.Message) error {
 		}
 	}
 	if len(m.Entries) > 0 && m.Type != paxos.MsgPromise && m.Type != paxos.MsgAccept && m.Type != paxos.MsgDecide {
-		return reject(rejectShape, "%d entries on a %s, which carries none", len(m.Entries), m.Type)
+		return reject(rejectShape, "%s carries no entries; this one has %d", article(m.Type), len(m.Entries))
 	}
 	if len(m.Slots) > 0 && m.Type != paxos.MsgAccepted {
-		return reject(rejectShape, "%d slots on a %s, which carries none", len(m.Slots), m.Type)
+		return reject(rejectShape, "%s carries no slots; this one has %d", article(m.Type), len(m.Slots))
 	}
 	if len(m.Cmds) > 0 && m.Type != paxos.MsgForward {
-		return reject(rejectShape, "%d commands on a %s, which carries none", len(m.Cmds), m.Type)
+		return reject(rejectShape, "%s carries no commands; this one has %d", article(m.Type), len(m.Cmds))
 	}
 	return nil
+}
+
+// article names t with its indefinite article, for the error texts.
+func article(t paxos.MsgType) string {
+	name := t.String()
+	if strings.ContainsRune("AEIOU", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
 }
 
 // checkBallot: a ballot is zero, or one a proposer made with Next: a round
