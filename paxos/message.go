@@ -14,6 +14,20 @@ import (
 // fill with no-ops) an absurd range of slots.
 const SlotsAheadMax = 1 << 20
 
+// SlotMax and RoundMax bound every slot and ballot round a message may
+// name. Honest values start at 1 and grow by one (a slot per proposal, a
+// round per campaign): neither comes near 2^62 or 2^48 in any cluster's
+// life (2^48 campaigns at a thousand a second take 9,000 years). A value
+// beyond is a crafted or corrupted frame, and taking it would leave the
+// arithmetic on it (slot+1, from+SlotsAheadMax, round+1 when the next
+// leader takes over) without room: a promise of round 2^64-1 would make
+// every later ballot wrap to round 0, below it, and no member could lead
+// again.
+const (
+	SlotMax  Slot   = 1 << 62
+	RoundMax uint64 = 1 << 48
+)
+
 // MsgType names a protocol message. The names follow the paper.
 type MsgType uint8
 

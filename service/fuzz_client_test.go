@@ -320,6 +320,7 @@ func TestFuzzCorpus(t *testing.T) {
 			Key: "k", Value: []byte("v"), Name: "n", SessionID: 1, TTLMs: 10000, Wait: true, TimeoutMs: 100})}
 	}
 	fuzzcorpus.Sync(t, "FuzzClientHandler", handler)
+	fuzzcorpus.Sync(t, "FuzzPeerMessages", peerFuzzSeeds())
 
 	// The command decoder (package statemachine's FuzzDecodeCommand): what
 	// the node proposes for the golden requests.

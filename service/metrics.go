@@ -43,6 +43,7 @@ type metrics struct {
 	applyLag         prometheus.Gauge
 	snapshotSeconds  *prometheus.HistogramVec // by phase
 	snapshotFailures *prometheus.CounterVec   // by phase
+	peerRejected     *prometheus.CounterVec   // by reason (peercheck.go)
 
 	// loop is the bookkeeping behind some of the above; only the node's
 	// loop touches it.
@@ -103,11 +104,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 18)}, []string{"phase"}),
 		snapshotFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_snapshot_failures_total",
 			Help: "Snapshots that failed, by phase: encode, fetch, install."}, []string{"phase"}),
+		peerRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_peer_messages_rejected_total",
+			Help: "Messages from peer connections that no honest member sends, by reason (docs/SECURITY.md): each closed its connection."}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.commitIndex,
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads,
 		m.stateMismatches, m.stateDiverged, m.clusterLevel, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
-		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures} {
+		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures,
+		m.peerRejected} {
 		f(c)
 	}
 	// Every phase's series exists from the start, at zero: an alert on
@@ -118,6 +122,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, phase := range []string{"encode", "fetch", "install"} {
 		m.snapshotFailures.WithLabelValues(phase)
+	}
+	for _, reason := range peerRejectReasons {
+		m.peerRejected.WithLabelValues(reason)
 	}
 	return m
 }

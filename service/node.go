@@ -64,6 +64,9 @@ type Node struct {
 	// simulation) is the protocol version a member's connection negotiated.
 	entropy     io.Reader
 	peerVersion func(paxos.NodeID) uint32
+	// peerCheck vets peer messages before they reach the loop
+	// (peercheck.go); it never changes, so any goroutine may use it.
+	peerCheck *peerChecker
 
 	// Production only: what Start wires up and run reads.
 	ln       net.Listener
@@ -194,6 +197,7 @@ func Start(cfg Config) (*Node, error) {
 	n.wal = newWALWriter(store, n.m)
 	n.journal = n.wal
 	scfg := wire.ServerConfig{Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, FrameBytesMax: cfg.FrameBytesMax, TLS: cfg.TLS, Logger: n.log}
+	scfg.CheckPeerMessage = n.checkPeerMessage
 	if cfg.TLS != nil {
 		// With TLS a peer is who its certificate says; one that is not a
 		// member has no business here either. (Plaintext keeps accepting
@@ -275,6 +279,7 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		waiters:   map[callKey][]*call{},
 		streams:   newStreamSet(),
 		started:   e.clock.Now(),
+		peerCheck: newPeerChecker(cfg.ID, cfg.members()),
 	}
 	n.rejoin.durableCommit = st.Commit
 	n.noteIdentity()

@@ -139,7 +139,16 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 				return
 			}
 			s.stats.delivered++
-			s.runOn(to, to.inc, func(n *Node) { n.step(dm) })
+			s.runOn(to, to.inc, func(n *Node) {
+				// What the node's peer connections check first
+				// (peercheck.go): no honest message may fail it, or
+				// production would cut the connection carrying it.
+				if err := n.peerCheck.check(dm); err != nil {
+					s.failf("node %d would refuse an honest message and close its connection: %s: %v", n.cfg.ID, dm, err)
+					return
+				}
+				n.step(dm)
+			})
 		})
 	}
 }

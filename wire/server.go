@@ -44,6 +44,13 @@ type ServerConfig struct {
 	// Member, if set, refuses peer hellos from nodes it does not know.
 	// Default: any node id but Self.
 	Member func(paxos.NodeID) bool
+	// CheckPeerMessage, if set, vets every message from a peer before
+	// Handler.HandlePeer gets it (once the message decodes and its From
+	// and To are the connection's): an error closes the connection,
+	// logged with the peer, the message type and the error. It runs on
+	// the connection's reader goroutine, so it must be safe for
+	// concurrent use. Default: every message that decodes is handed on.
+	CheckPeerMessage func(paxos.Message) error
 	// Logger receives the reason every refused or broken connection was
 	// closed. Default: the zero zerolog.Logger, which discards.
 	Logger zerolog.Logger
@@ -314,6 +321,13 @@ func (s *server) servePeer(conn net.Conn, fr *FrameReader, hello Hello) {
 		if err != nil {
 			s.refuse(conn, peer, err)
 			return
+		}
+		if s.cfg.CheckPeerMessage != nil {
+			if err := s.cfg.CheckPeerMessage(m); err != nil {
+				s.cfg.Logger.Warn().Str("remote", conn.RemoteAddr().String()).Uint32("peer", uint32(peer)).
+					Str("type", m.Type.String()).Err(err).Msg("wire: closing connection")
+				return
+			}
 		}
 		s.h.HandlePeer(m)
 	}
