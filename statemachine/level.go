@@ -51,9 +51,15 @@ const (
 	// transactions for their retries (snapshot.go).
 	LevelTxn = 8
 
+	// LevelAuth applies the user, role and auth commands (auth.go) and
+	// records the user that opens a session (its owner); below it those
+	// commands are refused as invalid. From it on snapshots are written
+	// in format 6, which holds the auth state (snapshot.go).
+	LevelAuth = 10
+
 	// LevelMax is the highest level this build implements: what its
 	// leader proposes, and the highest OpLevel it applies.
-	LevelMax = LevelTxn
+	LevelMax = LevelAuth
 )
 
 // Level returns the cluster level: 0 until an OpLevel is applied, then the

@@ -11,6 +11,7 @@ import "errors"
 //	version 3: [ "paxosd/statemachine", 3, SnapshotState, SnapIdentity, SnapQuota ]
 //	version 4: [ "paxosd/statemachine", 4, SnapshotState, SnapIdentity, SnapQuota, SnapLevel ]
 //	version 5: [ "paxosd/statemachine", 5, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult] ]
+//	version 6: [ "paxosd/statemachine", 6, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult], SnapAuth ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
 // version selects the layout of the elements after it. Version 2 adds the
@@ -25,7 +26,9 @@ import "errors"
 // quota may be 0 (none set). Version 5 adds the operations' results of the
 // transactions the duplicate table keeps (txn.go), the one part of a
 // Result that SnapResult cannot hold, and is written from LevelTxn on
-// (version 4 below it, from level 5). Every struct of the
+// (version 4 below it, from level 5). Version 6 adds the users, roles and
+// sessions' owners (auth_snapshot.go) and is written from LevelAuth on.
+// Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -42,7 +45,7 @@ import "errors"
 // is above 0, else version 3 once a quota
 // is set, else version 2, or version 1 for a state without a cluster
 // identity either; RestoreStateMachine reads all five.
-const SnapshotFormatVersion = 5
+const SnapshotFormatVersion = 6
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -153,6 +156,9 @@ type SnapshotState struct {
 	// operations' results of the stored results that are transactions',
 	// in the order of Clients and their Results.
 	Txns []SnapTxnResult `msgpack:"-"`
+	// Auth is the envelope's eighth element (version 6): users, roles,
+	// the auth switch and the sessions' owners (auth_snapshot.go).
+	Auth SnapAuth `msgpack:"-"`
 }
 
 // SnapTxnResult is the operations' results of a stored transaction

@@ -64,8 +64,10 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 // from LevelHashEncoding on, hash) the same version.
 func (sm *StateMachine) snapshotVersion() uint64 {
 	switch {
-	case sm.level >= LevelTxn:
+	case sm.level >= LevelAuth:
 		return SnapshotFormatVersion
+	case sm.level >= LevelTxn:
+		return 5
 	case sm.level > 0:
 		return 4
 	case sm.quota.set:
@@ -133,7 +135,7 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
 	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level, 5 the transactions' results
-	for _, since := range []uint64{2, 3, 4, 5} {
+	for _, since := range []uint64{2, 3, 4, 5, 6} {
 		if version >= since {
 			elems++
 		}
@@ -189,7 +191,12 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		}
 	}
 	if version >= 5 {
-		return enc.Encode(st.Txns)
+		if err := enc.Encode(st.Txns); err != nil {
+			return err
+		}
+	}
+	if version >= 6 {
+		return enc.Encode(&st.Auth)
 	}
 	return nil
 }
@@ -289,6 +296,7 @@ func (sm *StateMachine) snapshotTables() *SnapshotState {
 		st.Sessions[i] = SnapSession{ID: s.id, TTLMs: s.ttl, Deadline: s.deadline}
 	}
 	st.Renewed = append([]uint64{}, sm.sessions.renewed...)
+	st.Auth = sm.snapAuth(sids)
 
 	names := sortedKeys(sm.locks.m)
 	st.Locks = make([]SnapLock, len(names))

@@ -262,6 +262,9 @@ func encodeWhole(t *testing.T, sm *StateMachine) []byte {
 	if version >= 5 {
 		env = append(env, st.Txns)
 	}
+	if version >= 6 {
+		env = append(env, &st.Auth)
+	}
 	if err := enc.Encode(env); err != nil {
 		t.Fatal(err)
 	}

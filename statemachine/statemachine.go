@@ -198,6 +198,9 @@ type StateMachine struct {
 	// level is the cluster level (level.go): which behaviours of newer
 	// builds are on. It never decreases.
 	level uint64
+	// auth is the users, roles and auth switch (auth.go), copied on
+	// write; nil: none yet.
+	auth *AuthState
 
 	// kvHist holds the recent KV changes for watches: derived from the
 	// commands, deterministic, but not part of Hash.
@@ -393,6 +396,9 @@ func (sm *StateMachine) validate(c *Command) error {
 		return validateLevel(c)
 	case OpTxn:
 		return sm.validateTxn(c)
+	case OpUserAdd, OpUserDelete, OpUserGrantRole, OpUserRevokeRole, OpRoleAdd, OpRoleDelete, OpRoleGrant, OpRoleRevoke,
+		OpAuthEnable, OpAuthDisable:
+		return sm.validateAuth(c)
 	case OpClusterID:
 		if len(c.Value) != ClusterIDBytes {
 			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), ClusterIDBytes)
@@ -497,6 +503,9 @@ func (sm *StateMachine) exec(c *Command) Result {
 		return sm.execLevel(c)
 	case OpTxn:
 		return sm.execTxn(c)
+	case OpUserAdd, OpUserDelete, OpUserGrantRole, OpUserRevokeRole, OpRoleAdd, OpRoleDelete, OpRoleGrant, OpRoleRevoke,
+		OpAuthEnable, OpAuthDisable:
+		return sm.execAuth(c)
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }
