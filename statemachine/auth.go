@@ -321,6 +321,37 @@ func (a *AuthState) exec(c *Command) error {
 	return nil
 }
 
+// checkOwner refuses, while auth is enabled, a command that acts on a
+// session of another user: only its owner or root may keep it alive, use
+// it or close it. The node that proposed the command checked it too, but
+// against its own applied state, which may not know a session opened a
+// moment ago elsewhere: here every replica decides alike. A session
+// without an owner (opened before auth was enabled, or by a client that
+// had not authenticated) is root's alone.
+func (sm *StateMachine) checkOwner(c *Command) error {
+	switch c.Op {
+	case OpSessionKeepAlive, OpSessionClose, OpLockAcquire, OpLockRelease, OpCampaign, OpProclaim, OpResign:
+	default:
+		return nil
+	}
+	if sm.level < LevelAuth || !sm.Auth().Enabled || c.User == RootUser {
+		return nil
+	}
+	s := sm.sessions.m[c.SessionID]
+	if s == nil || s.owner == c.User && c.User != "" {
+		return nil // a missing session is answered as such
+	}
+	owner := s.owner
+	if owner == "" {
+		owner = "nobody (it was opened without authentication)"
+	}
+	who := c.User
+	if who == "" {
+		who = "a client that did not authenticate"
+	}
+	return fmt.Errorf("%w: session %d belongs to %s, not %s", ErrPermissionDenied, c.SessionID, owner, who)
+}
+
 // SessionOwner returns the user that opened session id ("" when it was
 // opened without authentication, or does not exist).
 func (sm *StateMachine) SessionOwner(id uint64) string {

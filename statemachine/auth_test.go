@@ -163,3 +163,36 @@ func TestAuthSnapshot(t *testing.T) {
 		t.Fatal("a role grant does not change the hash")
 	}
 }
+
+// TestAuthSessionOwner: while auth is enabled only a session's owner (or
+// root) may use it; the state machine decides, so that a node that does
+// not know the session yet cannot let another user through.
+func TestAuthSessionOwner(t *testing.T) {
+	h := authHarness(t)
+	h.authOK(userAdd("root", "h"))
+	h.authOK(Command{Op: OpAuthEnable})
+	r := h.do(cs(1, 1, Command{Op: OpSessionOpen, TTLMs: 5000, User: "alice"}))
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	id := r.Session.ID
+	for _, c := range []Command{
+		{Op: OpSessionKeepAlive, SessionID: id, User: "bob"},
+		{Op: OpLockAcquire, SessionID: id, Name: "app/l", User: "bob"},
+		{Op: OpCampaign, SessionID: id, Name: "app/e", User: ""},
+		{Op: OpSessionClose, SessionID: id, User: "bob"},
+	} {
+		if r := h.do(cs(2, h.slotSeq(), c)); !errors.Is(r.Err, ErrPermissionDenied) {
+			t.Fatalf("%s by %q: %v, want ErrPermissionDenied", c.String(), c.User, r.Err)
+		}
+	}
+	if _, ok := h.sm.Session(id); !ok {
+		t.Fatal("the session was closed by another user")
+	}
+	if r := h.do(cs(1, 2, Command{Op: OpLockAcquire, SessionID: id, Name: "app/l", User: "alice"})); r.Err != nil {
+		t.Fatalf("alice locks with her session: %v", r.Err)
+	}
+	if r := h.do(cs(3, 1, Command{Op: OpSessionClose, SessionID: id, User: RootUser})); r.Err != nil {
+		t.Fatalf("root closes alice's session: %v", r.Err)
+	}
+}

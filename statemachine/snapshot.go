@@ -75,6 +75,7 @@ var snapshotErrors = [...]error{
 	10: ErrNotElectionLeader,
 	11: ErrCompacted,
 	12: ErrQuotaExceeded,
+	13: ErrPermissionDenied,
 }
 
 // SnapshotSentinels returns the sentinel errors that a stored Result's

@@ -47,6 +47,10 @@ var (
 	// ErrCompacted: a history query (KVEvents, ElectionChanges) asked for
 	// events that were already dropped from the bounded history.
 	ErrCompacted = errors.New("service: history compacted: the requested events are no longer kept")
+
+	// ErrPermissionDenied: the command acts on a session that belongs to
+	// another user (auth.go); nothing changed.
+	ErrPermissionDenied = errors.New("service: permission denied")
 )
 
 // Limits of the coordination commands, part of the state machine's
@@ -466,6 +470,9 @@ func (sm *StateMachine) validateKV(c *Command) error {
 
 // exec runs a valid command.
 func (sm *StateMachine) exec(c *Command) Result {
+	if err := sm.checkOwner(c); err != nil {
+		return Result{Err: err, Revision: sm.kv.rev}
+	}
 	switch c.Op {
 	case OpPut, OpGet, OpDelete, OpCAS, OpList:
 		return sm.execKV(c)

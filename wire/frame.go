@@ -20,8 +20,15 @@ const (
 	// transactions (OpTxn: the request fields compares, then_ops,
 	// else_ops and the response field txn_results) and tells the leader
 	// that the member's state machine knows cluster level 8, which
-	// applies them (VersionTxn).
-	ProtocolVersion = 8
+	// applies them (VersionTxn). Version 10 adds users, roles and auth
+	// (VersionAuth).
+	ProtocolVersion = 10
+	// VersionAuth is the first version with users, roles and auth: ops 33
+	// to 46, the request fields role and perm, the response fields users,
+	// roles, auth_enabled and user, error codes 17 to 19, and cluster
+	// level 10. A client sends them only on a connection that negotiated
+	// it.
+	VersionAuth = 10
 	// VersionTxn is the first version that has transactions: a client
 	// sends an OpTxn only on a connection that negotiated it (an older
 	// server would ignore the new fields), and the cluster applies one
