@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -157,11 +158,38 @@ func TestAuthCluster(t *testing.T) {
 	if len(users) != 3 || users[0].Name != "alice" || len(users[0].Roles) != 0 || !users[2].HasPassword {
 		t.Fatalf("users: %+v", users)
 	}
+	// The HTTP port: the status page needs root, /metrics stays open.
+	httpGet := func(path, user, password string) int {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", path, nil)
+		if user != "" {
+			r.SetBasicAuth(user, password)
+		}
+		c.nodes[1].HTTPHandler().ServeHTTP(w, r)
+		return w.Code
+	}
+	for _, h := range []struct {
+		path, user, password string
+		want                 int
+	}{
+		{"/status.json", "", "", 401},
+		{"/status.json", "alice", "alicepw", 401},
+		{"/status.json", "root", "wrong", 401},
+		{"/status.json", "root", "rootpw", 200},
+		{"/metrics", "", "", 200},
+		{"/healthz", "", "", 200},
+	} {
+		if got := httpGet(h.path, h.user, h.password); got != h.want {
+			t.Errorf("GET %s as %q: %d, want %d", h.path, h.user, got, h.want)
+		}
+	}
+
 	// Disabling auth lets anyone in again.
 	must(root.AuthDisable(ctx))
 	if _, err := anon.Put(ctx, "other/x", []byte("1")); err != nil {
 		t.Fatalf("put with auth disabled: %v", err)
 	}
+	waitFor(t, "node 1 to apply auth disable", func() bool { return httpGet("/status.json", "", "") == 200 })
 }
 
 // metricValue sums metric name over the cluster's running nodes.
@@ -182,4 +210,15 @@ func metricValue(t *testing.T, c *testCluster, name string) float64 {
 		}
 	}
 	return sum
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
