@@ -10,7 +10,8 @@ version 7). Needs only msgpack (Debian: python3-msgpack).
 from . import wire
 from .client import CasResult, Client, DeleteResult, ListResult, PutResult
 from .election import Election, Observer
-from .errors import (CanceledError, CASFailedError, ClientClosedError, ClusterMismatchError,
+from .errors import (AuthFailedError, AuthRequiredError, PermissionDeniedError,  # protocol 10
+                     CanceledError, CASFailedError, ClientClosedError, ClusterMismatchError,
                      CompactedError, ConnectionLostError, FencedError, InternalError, InvalidError,
                      LockHeldError, NoEndpointError, NotElectionLeaderError, NotFoundError,
                      NotHeldError, NotLeaderError, PaxosdError, ProtocolError, QuotaExceededError,
@@ -33,5 +34,5 @@ __all__ = [
     "SessionExpiredError", "LockHeldError", "NotHeldError", "CanceledError", "FencedError",
     "CompactedError", "NotElectionLeaderError", "QuotaExceededError", "NoEndpointError",
     "ConnectionLostError", "ClusterMismatchError", "SessionLostError", "ClientClosedError",
-    "ProtocolError",
+    "ProtocolError", "AuthRequiredError", "AuthFailedError", "PermissionDeniedError",
 ]
