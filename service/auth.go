@@ -339,7 +339,7 @@ func (n *Node) authConn(c *wire.ClientConn, q *wire.Request, who *identity) *wir
 			}
 			return denied(fmt.Sprintf("permission denied: %s is root's only, and %s is not root", q.Op, who.user))
 		}
-		return hashPassword(q)
+		return n.hashPassword(q)
 	case wire.OpSnapshotRead:
 		a := n.authState.Load()
 		if a == nil || !a.Enabled || who.user == statemachine.RootUser || who.node != 0 && n.isMember(who.node) || n.cfg.TLS == nil && who.user == "" {

@@ -34,10 +34,6 @@ const (
 	authSourcesMax = 10000
 )
 
-// BcryptCost is the cost of the hashes a node makes. A variable so that
-// tests may lower it; production keeps bcrypt's default.
-var BcryptCost = bcrypt.DefaultCost
-
 // bcryptSlots bounds the bcrypt work of the process.
 var bcryptSlots = make(chan struct{}, bcryptParallel)
 
@@ -175,13 +171,17 @@ func (n *Node) authenticate(remote net.Addr, q *wire.Request) (*wire.Response, s
 
 // hashPassword replaces a UserAdd's password with its bcrypt hash, on the
 // connection's goroutine: the log carries the hash, never the password.
-func hashPassword(q *wire.Request) *wire.Response {
+func (n *Node) hashPassword(q *wire.Request) *wire.Response {
 	if len(q.Value) == 0 {
 		return nil // a user without a password: a client certificate only
 	}
 	var h []byte
 	var err error
-	withBcryptSlot(func() { h, err = bcrypt.GenerateFromPassword(q.Value, BcryptCost) })
+	cost := n.cfg.BcryptCost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	withBcryptSlot(func() { h, err = bcrypt.GenerateFromPassword(q.Value, cost) })
 	if err != nil {
 		return &wire.Response{Err: wire.ErrInvalid, ErrMsg: fmt.Sprintf("cannot hash the password: %v", err)}
 	}

@@ -40,11 +40,6 @@ func rawAs(t *testing.T, ctx context.Context, addr, user, password string) *wire
 	return m
 }
 
-func lowBcryptCost(t *testing.T) {
-	old := BcryptCost
-	BcryptCost = bcrypt.MinCost
-	t.Cleanup(func() { BcryptCost = old })
-}
 
 // TestAuthCluster: a cluster with auth enabled. A user whose role grants
 // readwrite on app/ may put app/x, lock app/lock and campaign in
@@ -54,8 +49,7 @@ func lowBcryptCost(t *testing.T) {
 // counted; root manages users; a revoked role takes effect on the user's
 // next request; listings are filtered.
 func TestAuthCluster(t *testing.T) {
-	lowBcryptCost(t)
-	c := startTestCluster(t)
+	c := startTunedCluster(t, func(cfg *Config) { cfg.BcryptCost = bcrypt.MinCost })
 	c.waitLeader()
 	ctx, anon := c.client(60 * time.Second)
 	c.waitLevel(ctx, statemachine.LevelAuth)
