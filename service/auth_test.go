@@ -40,7 +40,6 @@ func rawAs(t *testing.T, ctx context.Context, addr, user, password string) *wire
 	return m
 }
 
-
 // TestAuthCluster: a cluster with auth enabled. A user whose role grants
 // readwrite on app/ may put app/x, lock app/lock and campaign in
 // app/election, but not put other/x (permission denied, nothing
