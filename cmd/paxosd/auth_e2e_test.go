@@ -2,13 +2,20 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paxosd/paxosd/internal/devcert"
 )
 
 // runAs runs the binary with stdin and the environment env added to a
@@ -157,5 +164,112 @@ func TestAuthCLI(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"message":"authentication failed"`) {
 		t.Fatal("no node logged the failed authentication")
+	}
+}
+
+// TestAuthClientCertificates: with TLS and --client-cert-auth, a client
+// certificate's CommonName is the user, without a password: root's
+// certificate manages users, alice's may write under app/ and not
+// elsewhere, a certificate naming no user is refused; on the HTTP port the
+// status page needs root's certificate while /metrics stays open.
+func TestAuthClientCertificates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	certs := t.TempDir()
+	ca, err := devcert.NewCA("auth CA", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(certs, "ca.crt")
+	if err := devcert.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var nodeFiles [3][2]string
+	for i := range nodeFiles {
+		p, err := ca.Node(uint32(i+1), "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nodeFiles[i][0], nodeFiles[i][1], err = p.Write(certs, fmt.Sprintf("node%d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userFiles := map[string][2]string{}
+	for _, u := range []string{"root", "alice", "nobody"} {
+		p, err := ca.Client(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, kf, err := p.Write(certs, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		userFiles[u] = [2]string{cf, kf}
+	}
+	ports := freePorts(t, 6)
+	c := launch(&cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), addrs: ports[:3], http: ports[3:],
+		extra: func(i int) []string {
+			return []string{"--cert-file", nodeFiles[i][0], "--key-file", nodeFiles[i][1], "--trusted-ca-file", caFile, "--client-cert-auth"}
+		}})
+	as := func(user string, args ...string) (int, string, string) {
+		f := userFiles[user]
+		return runAs(t, c.bin, "", nil, append(args, "--endpoints", strings.Join(c.addrs, ","), "--timeout", "10s",
+			"--cacert", caFile, "--cert", f[0], "--key", f[1])...)
+	}
+	waitFor(t, "user add root", 30*time.Second, func() bool {
+		code, _, _ := as("root", "user", "add", "root", "--no-password")
+		return code == 0
+	})
+	for _, args := range [][]string{
+		{"user", "add", "alice", "--no-password"},
+		{"role", "add", "app"},
+		{"role", "grant", "app", "--prefix", "app/", "--readwrite"},
+		{"user", "grant-role", "alice", "app"},
+		{"auth", "enable"},
+	} {
+		if code, out, errOut := as("root", args...); code != 0 {
+			t.Fatalf("%v: exit %d, %q %q", args, code, out, errOut)
+		}
+	}
+	if code, out, errOut := as("alice", "kv", "put", "app/x", "1"); code != 0 || out != "OK\n" {
+		t.Fatalf("alice puts app/x with her certificate: exit %d, %q %q", code, out, errOut)
+	}
+	if code, _, errOut := as("alice", "kv", "put", "other/x", "1"); code != 1 || errOut != "paxosd: error: permission denied: alice may not write \"other/x\"\n" {
+		t.Fatalf("alice puts other/x: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := as("alice", "auth", "status"); code != 0 || out != "auth enabled; you are alice\n" {
+		t.Fatalf("alice's auth status: exit %d, %q", code, out)
+	}
+	if code, _, errOut := as("nobody", "kv", "get", "app/x"); code != 1 || !strings.Contains(errOut, `permission denied: user "nobody" does not exist`) {
+		t.Fatalf("a certificate naming no user: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := as("alice", "user", "list"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice lists users: exit %d, %q", code, errOut)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	get := func(user, path string) int {
+		t.Helper()
+		pair, err := tls.LoadX509KeyPair(userFiles[user][0], userFiles[user][1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}}}
+		resp, err := hc.Get("https://" + c.http[0] + path)
+		if err != nil {
+			t.Fatalf("GET %s as %s: %v", path, user, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, "node 1 to apply auth enable", 5*time.Second, func() bool { return get("alice", "/status.json") == 401 })
+	if got := get("root", "/status.json"); got != 200 {
+		t.Errorf("GET /status.json with root's certificate: %d", got)
+	}
+	if got := get("alice", "/metrics"); got != 200 {
+		t.Errorf("GET /metrics with alice's certificate: %d", got)
 	}
 }
