@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -213,5 +214,43 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAuthLimiter: a source may fail authFailuresFree times; then it waits
+// 1 s, and each further failure doubles the wait up to a minute; success
+// forgets it; other sources are not affected.
+func TestAuthLimiter(t *testing.T) {
+	var l authLimiter
+	now := time.Unix(1000, 0)
+	for i := 0; i < authFailuresFree-1; i++ {
+		l.failed("10.0.0.1", now)
+		if w := l.check("10.0.0.1", now); w != 0 {
+			t.Fatalf("after %d failures: wait %s", i+1, w)
+		}
+	}
+	l.failed("10.0.0.1", now)
+	if w := l.check("10.0.0.1", now); w != time.Second {
+		t.Fatalf("after %d failures: wait %s, want 1s", authFailuresFree, w)
+	}
+	if w := l.check("10.0.0.2", now); w != 0 {
+		t.Fatalf("another source waits %s", w)
+	}
+	for i := 0; i < 20; i++ {
+		l.failed("10.0.0.1", now)
+	}
+	if w := l.check("10.0.0.1", now); w != authBackoffMax {
+		t.Fatalf("after many failures: wait %s, want %s", w, authBackoffMax)
+	}
+	if w := l.check("10.0.0.1", now.Add(authBackoffMax)); w != 0 {
+		t.Fatalf("after the wait: %s", w)
+	}
+	l.succeeded("10.0.0.1")
+	l.failed("10.0.0.1", now)
+	if w := l.check("10.0.0.1", now); w != 0 {
+		t.Fatalf("a success did not forget the failures: wait %s", w)
+	}
+	if got := sourceOf(&net.TCPAddr{IP: net.ParseIP("10.0.0.9"), Port: 5555}); got != "10.0.0.9" {
+		t.Fatalf("sourceOf: %q", got)
 	}
 }
