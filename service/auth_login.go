@@ -49,9 +49,29 @@ func bcryptCompare(hash, password []byte) (err error) {
 	return err
 }
 
-// dummyHash is checked against when the user does not exist, so that a
-// wrong name costs the same time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("paxosd: no such user"), bcrypt.MinCost)
+// dummyHash returns the hash checked against when the user does not
+// exist, so that a wrong name costs the same time as a wrong password: of
+// the node's cost, made at the first use (not at start: every paxosd
+// command links this package).
+func (n *Node) dummyHash() []byte {
+	n.dummy.once.Do(func() {
+		n.dummy.hash, _ = bcrypt.GenerateFromPassword([]byte("paxosd: no such user"), n.bcryptCost())
+	})
+	return n.dummy.hash
+}
+
+// dummyHashOnce holds Node.dummyHash's hash.
+type dummyHashOnce struct {
+	once sync.Once
+	hash []byte
+}
+
+func (n *Node) bcryptCost() int {
+	if n.cfg.BcryptCost != 0 {
+		return n.cfg.BcryptCost
+	}
+	return bcrypt.DefaultCost
+}
 
 // authLimiter counts failed authentications per source address.
 type authLimiter struct {
@@ -155,7 +175,7 @@ func (n *Node) authenticate(remote net.Addr, q *wire.Request) (*wire.Response, s
 	if len(hash) == 0 {
 		// No such user, or one without a password: the same work as a
 		// wrong password, so that the time does not tell which.
-		bcryptCompare(dummyHash, q.Value)
+		bcryptCompare(n.dummyHash(), q.Value)
 		if ok {
 			return fail("the user has no password (client certificate only)")
 		}
@@ -177,11 +197,7 @@ func (n *Node) hashPassword(q *wire.Request) *wire.Response {
 	}
 	var h []byte
 	var err error
-	cost := n.cfg.BcryptCost
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
-	}
-	withBcryptSlot(func() { h, err = bcrypt.GenerateFromPassword(q.Value, cost) })
+	withBcryptSlot(func() { h, err = bcrypt.GenerateFromPassword(q.Value, n.bcryptCost()) })
 	if err != nil {
 		return &wire.Response{Err: wire.ErrInvalid, ErrMsg: fmt.Sprintf("cannot hash the password: %v", err)}
 	}
@@ -210,7 +226,7 @@ func (n *Node) checkBasicAuth(remote string, user, password string) bool {
 	}
 	ok := subtle.ConstantTimeCompare([]byte(user), []byte(statemachine.RootUser)) == 1 && len(hash) > 0
 	if !ok {
-		hash = dummyHash
+		hash = n.dummyHash()
 	}
 	if err := bcryptCompare(hash, []byte(password)); err != nil || !ok {
 		n.limiter.failed(src, now)

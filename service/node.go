@@ -65,6 +65,7 @@ type Node struct {
 	authState atomic.Pointer[statemachine.AuthState]
 	authLevel atomic.Uint64
 	limiter   authLimiter
+	dummy     dummyHashOnce
 
 	// entropy draws the cluster's uuid; peerVersion (nil in the
 	// simulation) is the protocol version a member's connection negotiated.
