@@ -33,6 +33,13 @@ type Config struct {
 	// ServerName each node's certificate is checked against the host of
 	// its endpoint. Default: plaintext.
 	TLS *tls.Config
+	// User and Password, if User is set, authenticate every connection
+	// as that user (a cluster with auth enabled; docs/SECURITY.md). With
+	// a client certificate instead, its CommonName is the user: leave
+	// User empty. A refused password fails New (and later calls) with
+	// ErrAuthFailed at once, without trying other endpoints.
+	User     string
+	Password string
 }
 
 // Client is a connection to a paxosd cluster. Safe for concurrent use.
@@ -119,10 +126,14 @@ func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
 	for i := 0; i < len(c.cfg.Endpoints); i++ {
 		addr := c.cfg.Endpoints[(start+i)%len(c.cfg.Endpoints)]
 		dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-		cn, err := dial(dctx, addr, c.dialConfig())
+		cn, err := dial(dctx, addr, c.dialConfig(), c.creds())
 		cancel()
 		if reach != nil {
 			reach.dialed(addr, err)
+		}
+		var ae errAuth
+		if errors.As(err, &ae) {
+			return nil, ae.err
 		}
 		if err != nil {
 			errs = append(errs, err.Error())

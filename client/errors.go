@@ -30,6 +30,14 @@ var (
 	// ErrQuotaExceeded: the write would exceed the cluster's space quota
 	// (see SetQuota); nothing was written. Deletes still work.
 	ErrQuotaExceeded = errors.New("quota exceeded")
+	// ErrAuthRequired: auth is enabled and the client gave no
+	// credentials (Config.User, or a client certificate).
+	ErrAuthRequired = errors.New("authentication required")
+	// ErrAuthFailed: the node refused Config.User's password (or the
+	// source made too many failed attempts).
+	ErrAuthFailed = errors.New("authentication failed")
+	// ErrPermissionDenied: the user may not do this; nothing changed.
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // Error is an error answered by the server.
@@ -64,6 +72,9 @@ var codeErrors = [...]error{
 	wire.ErrNotElectionLeader: ErrNotElectionLeader,
 	wire.ErrCompacted:         ErrCompacted,
 	wire.ErrQuotaExceeded:     ErrQuotaExceeded,
+	wire.ErrAuthRequired:      ErrAuthRequired,
+	wire.ErrAuthFailed:        ErrAuthFailed,
+	wire.ErrPermissionDenied:  ErrPermissionDenied,
 }
 
 // Is maps the server's code to the sentinel errors above (codeErrors).

@@ -113,7 +113,7 @@ func (c *Client) memberStatus(ctx context.Context, addr string) probeResult {
 	ms := probeResult{MemberStatus: MemberStatus{Endpoint: addr}}
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	cn, err := dial(dctx, addr, c.dialConfig())
+	cn, err := dial(dctx, addr, c.dialConfig(), c.creds())
 	if err != nil {
 		ms.Err = err
 		return ms

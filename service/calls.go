@@ -40,6 +40,8 @@ type call struct {
 	// version is the protocol version of the client's connection (0 when
 	// unknown: answered as an old client is).
 	version uint32
+	// who is the connection's user (auth.go).
+	who identity
 }
 
 // speaks reports whether the call's client speaks protocol version v: it
@@ -112,16 +114,25 @@ func (n *Node) handleCall(c *call) {
 	case c.closed:
 		n.dropConn(c.conn)
 		return
+	case n.refuseUnauthorized(c):
+		return
 	case c.req.Op == wire.OpStatus:
 		c.reply(&wire.Response{Status: n.memberStatuses()})
 		return
 	case n.refuseWhileInstalling(c):
 		return
+	case authLocal(c.req.Op):
+		c.reply(n.authAnswer(c))
+		return
 	case c.req.Op == wire.OpSessionList:
-		c.reply(&wire.Response{Revision: n.sm.Revision(), Sessions: wireSessions(n.sm.Sessions())})
+		resp := &wire.Response{Revision: n.sm.Revision(), Sessions: wireSessions(n.sm.Sessions())}
+		n.filterForUser(c, resp)
+		c.reply(resp)
 		return
 	case c.req.Op == wire.OpLockList:
-		c.reply(&wire.Response{Revision: n.sm.Revision(), Locks: wireLocks(n.sm.Locks())})
+		resp := &wire.Response{Revision: n.sm.Revision(), Locks: wireLocks(n.sm.Locks())}
+		n.filterForUser(c, resp)
+		c.reply(resp)
 		return
 	case c.req.Op == wire.OpWatch || c.req.Op == wire.OpObserve:
 		n.openStream(c)

@@ -51,6 +51,9 @@ type Config struct {
 	// RequestTimeout bounds how long a request waits for its answer when
 	// the client gives no deadline. Default 10s.
 	RequestTimeout time.Duration
+	// BcryptCost is the cost of the password hashes this node makes
+	// (auth_login.go). Default bcrypt's (10); tests lower it.
+	BcryptCost int
 	// SnapshotEntries: the node snapshots its state machine every this
 	// many applied slots and deletes the log below the snapshot (keeping
 	// SnapshotKeepEntries slots), so the data directory stays bounded.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/paxosd/paxosd/internal/fuzzcorpus"
 	"github.com/paxosd/paxosd/paxos"
@@ -92,7 +93,7 @@ func startSmallNode(tb testing.TB, log zerolog.Logger) *fuzzNode {
 		ID: 1, Listen: addr, Peers: map[paxos.NodeID]string{1: addr}, NoSync: true,
 		DataDir:       tb.TempDir(),
 		ValueBytesMax: fuzzValueBytesMax, FrameBytesMax: fuzzFrameBytesMax, BatchBytesMax: fuzzFrameBytesMax / 4,
-		Logger: log,
+		Logger: log, BcryptCost: bcrypt.MinCost,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -110,18 +111,48 @@ func startSmallNode(tb testing.TB, log zerolog.Logger) *fuzzNode {
 	}
 	fn.probe = wire.NewMux(conn)
 	tb.Cleanup(func() { fn.probe.Close() })
-	// A one-node cluster elects itself within a few hundred milliseconds.
+	// A one-node cluster elects itself within a few hundred milliseconds,
+	// and raises its level at once.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := fn.put()
-		if err == nil {
-			return fn
+		if err == nil && n.authLevel.Load() >= statemachine.LevelAuth {
+			break
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("the fuzz node does not answer: %v", err)
+			tb.Fatalf("the fuzz node does not answer at level %d: %v", statemachine.LevelAuth, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The probe is root's, so that an input that enables auth (users and
+	// roles are ops like any other) does not lock it out.
+	if err := fn.call(&wire.Request{Op: wire.OpUserAdd, Name: "root", Value: []byte(fuzzRootPassword)}); err != nil {
+		tb.Fatalf("adding root: %v", err)
+	}
+	if err := fn.call(&wire.Request{Op: wire.OpAuthenticate, Name: "root", Value: []byte(fuzzRootPassword)}); err != nil {
+		tb.Fatalf("authenticating the probe: %v", err)
+	}
+	return fn
+}
+
+// fuzzRootPassword is root's on the fuzz node.
+const fuzzRootPassword = "fuzz-root"
+
+// call sends q on the probe connection (with the probe's client id and
+// the next seq) and fails unless it succeeds.
+func (fn *fuzzNode) call(q *wire.Request) error {
+	fn.seq++
+	q.ClientID, q.Seq, q.AckedBelow = fn.client, fn.seq, fn.seq
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := fn.probe.Call(ctx, q)
+	if err != nil {
+		return err
+	}
+	if resp.Err != wire.ErrNone {
+		return fmt.Errorf("%s: %s", resp.Err, resp.ErrMsg)
+	}
+	return nil
 }
 
 // put writes a key through the log on the probe connection.

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
+	"github.com/paxosd/paxosd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -59,12 +61,44 @@ func (n *Node) HTTPHandler() http.Handler {
 		w.Write([]byte("ok: follower\n"))
 	})
 	// Only "/" itself (the {$}): any other unknown path stays a 404.
-	// There is no authentication yet: once there is (the security issue),
-	// the page and its JSON must need root, since they list every
-	// session, lock holder and fencing token.
+	// With auth enabled the page and its JSON need root (RequireRoot),
+	// since they list every session, lock holder and fencing token.
 	mux.HandleFunc("GET /{$}", serveStatusHTML)
 	mux.HandleFunc("GET /status.json", n.serveStatusJSON)
-	return mux
+	return n.RequireRoot(mux)
+}
+
+// openPaths are what the HTTP port serves to anyone, auth or not: they
+// show no data of the users (counts and health only), and scrapers and
+// health probes seldom carry credentials.
+var openPaths = map[string]bool{"/metrics": true, "/healthz": true, "/readyz": true}
+
+// RequireRoot wraps h so that, while the cluster's auth is enabled, every
+// path but /metrics, /healthz and /readyz (the status page, its JSON,
+// /debug/pprof) needs root: a client certificate whose CommonName is root
+// (verified by the TLS handshake), or root's password in HTTP basic auth.
+// Failed passwords count in paxosd_auth_failures_total and the limiter of
+// the client port.
+func (n *Node) RequireRoot(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := n.authState.Load(); a == nil || !a.Enabled || openPaths[r.URL.Path] {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			leaf := r.TLS.PeerCertificates[0]
+			if _, isNode, err := wire.CertNode(leaf); err == nil && !isNode && leaf.Subject.CommonName == statemachine.RootUser {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		if user, password, ok := r.BasicAuth(); ok && n.checkBasicAuth(r.RemoteAddr, user, password) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="paxosd", charset="UTF-8"`)
+		http.Error(w, "auth is enabled: this page needs root (curl -u root, or a client certificate whose CommonName is root)", http.StatusUnauthorized)
+	})
 }
 
 // unreachable says why this node cannot take part although it knows a

@@ -173,6 +173,7 @@ func (n *Node) installDecoded(sm *statemachine.StateMachine, err error) {
 	n.install = nil
 	n.sm = sm
 	n.liveBytes.Store(sm.Quota().Used)
+	n.publishAuth()
 	if n.obs != nil {
 		n.obs.installed(sm)
 	}

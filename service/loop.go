@@ -73,6 +73,7 @@ func (n *Node) afterInputs() {
 	n.maybeSnapshot()
 	if !n.installing() {
 		n.liveBytes.Store(n.sm.Quota().Used)
+		n.publishAuth()
 	}
 	n.checkRejoin()
 	n.checkBootstrap()

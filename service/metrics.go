@@ -44,6 +44,7 @@ type metrics struct {
 	snapshotSeconds  *prometheus.HistogramVec // by phase
 	snapshotFailures *prometheus.CounterVec   // by phase
 	peerRejected     *prometheus.CounterVec   // by reason (peercheck.go)
+	authFailures     prometheus.Counter
 
 	// loop is the bookkeeping behind some of the above; only the node's
 	// loop touches it.
@@ -73,6 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		locksHeld:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_locks_held", Help: "Locks held."}),
 		locksWaiting:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_lock_waiters", Help: "Sessions waiting for locks."}),
 		leaseReads:    prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_lease_reads_total", Help: "Linearizable reads the leader answered under its lease, without the log."}),
+		authFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_auth_failures_total", Help: "Failed authentications (client and HTTP), refusals of a source that failed too often included."}),
 
 		stateMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_state_mismatches_total", Help: "State hash reports (see the state check) that differ from a quorum's: a member whose state diverged."}),
 		stateDiverged:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_state_diverged", Help: "1 once this node found its own state differs from a quorum's: it answers no client until rebuilt."}),
@@ -108,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Messages from peer connections that no honest member sends, by reason (docs/SECURITY.md): each closed its connection."}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.commitIndex,
-		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads,
+		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads, m.authFailures,
 		m.stateMismatches, m.stateDiverged, m.clusterLevel, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
 		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures,
 		m.peerRejected} {

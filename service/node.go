@@ -59,6 +59,13 @@ type Node struct {
 	// next snapshot back while they do (snapshotter.go, servingSnapshot).
 	chunksServed atomic.Uint64
 	uuid         atomic.Pointer[[]byte] // the cluster's uuid, for the hellos
+	// authState is the auth state the loop last applied, and authLevel
+	// the cluster level with it, for the connections' goroutines
+	// (auth_login.go); limiter counts their failed attempts.
+	authState atomic.Pointer[statemachine.AuthState]
+	authLevel atomic.Uint64
+	limiter   authLimiter
+	dummy     dummyHashOnce
 
 	// entropy draws the cluster's uuid; peerVersion (nil in the
 	// simulation) is the protocol version a member's connection negotiated.
@@ -282,6 +289,7 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		peerCheck: newPeerChecker(cfg.ID, cfg.members()),
 	}
 	n.rejoin.durableCommit = st.Commit
+	n.publishAuth()
 	n.noteIdentity()
 	n.log.Info().Uint64("commit", uint64(st.Commit)).Int("log_entries", len(st.Entries)).Msg("node started")
 	if slot, diverged, err := e.store.Diverged(); err != nil {

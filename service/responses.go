@@ -35,6 +35,7 @@ var errorCodes = []struct {
 	{statemachine.ErrNotElectionLeader, wire.ErrNotElectionLeader},
 	{statemachine.ErrCompacted, wire.ErrCompacted},
 	{statemachine.ErrQuotaExceeded, wire.ErrQuotaExceeded},
+	{statemachine.ErrPermissionDenied, wire.ErrPermissionDenied},
 	{statemachine.ErrInvalid, wire.ErrInvalid},
 	{statemachine.ErrStaleRequest, wire.ErrInvalid},
 }

@@ -20,12 +20,17 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 		case <-n.stop:
 		}
 	}()
+	who := identity{user: c.CertUser(), node: c.CertNode()}
 	for {
 		q, err := c.Recv()
 		if err != nil {
 			return
 		}
-		cl, resp := n.newCall(c, q)
+		if resp := n.authConn(c, q, &who); resp != nil {
+			n.replyNow(c, q, resp)
+			continue
+		}
+		cl, resp := n.newCallAs(c, q, who)
 		if resp != nil {
 			n.replyNow(c, q, resp)
 			continue
@@ -44,6 +49,11 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 // a snapshot chunk read from the store), the answer to send at once. It
 // may run on any goroutine.
 func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response) {
+	return n.newCallAs(conn, q, identity{})
+}
+
+// newCallAs is newCall for a connection that acts as who.
+func (n *Node) newCallAs(conn clientConn, q *wire.Request, who identity) (*call, *wire.Response) {
 	if resp := n.validate(q); resp != nil {
 		return nil, resp
 	}
@@ -53,12 +63,18 @@ func (n *Node) newCall(conn clientConn, q *wire.Request) (*call, *wire.Response)
 	if q.Op == wire.OpSnapshotRead {
 		return nil, n.readSnapshot(q) // from the store, off the loop
 	}
-	cl := &call{conn: conn, req: q, node: n, arrived: n.clock.Now(), deadline: n.deadline(q)}
+	cl := &call{conn: conn, req: q, node: n, arrived: n.clock.Now(), deadline: n.deadline(q), who: who}
 	if conn != nil {
 		cl.version = conn.Version()
 	}
 	if goesThroughLog(q) {
 		c := commandOf(q)
+		if u := who.commandUser(); u != "" && sessionOp(q) && n.authLevel.Load() >= statemachine.LevelAuth {
+			// The session's owner, and the user the state machine checks
+			// against it (statemachine/auth.go); only from the level on,
+			// where every member decodes the field.
+			c.User = u
+		}
 		cl.cmd = statemachine.EncodeCommand(&c)
 	}
 	return cl, nil
@@ -148,7 +164,7 @@ func blocking(q *wire.Request) bool {
 func goesThroughLog(q *wire.Request) bool {
 	switch q.Op {
 	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel, wire.OpSnapshotRead, wire.OpLeaderTransfer,
-		wire.OpQuotaGet:
+		wire.OpQuotaGet, wire.OpUserList, wire.OpRoleList, wire.OpAuthStatus, wire.OpAuthenticate:
 		return false
 	case wire.OpGet, wire.OpList:
 		return !q.Serializable
@@ -167,6 +183,9 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 	}
 	if goesThroughLog(q) && (q.ClientID == 0 || q.Seq == 0) {
 		return invalid("client id and sequence number must be set (non-zero)")
+	}
+	if resp := validateAuthRequest(q); resp != nil {
+		return resp
 	}
 	switch q.Op {
 	case wire.OpQuotaSet:
@@ -256,5 +275,7 @@ func commandFields(q *wire.Request) statemachine.Command {
 		Compares:        txnCompares(q.Compares),
 		Then:            txnOps(q.ThenOps),
 		Else:            txnOps(q.ElseOps),
+		Role:            q.Role,
+		Perm:            statemachine.Perm(q.Perm),
 	}
 }

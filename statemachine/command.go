@@ -83,6 +83,13 @@ type Command struct {
 	Compares []Compare
 	Then     []TxnOp
 	Else     []TxnOp
+	// User is, on a session open, the authenticated user of the client
+	// that opens it (the session's owner, from LevelAuth on): set by the
+	// node, never taken from the client. Role and Perm are the user and
+	// role commands' (auth.go).
+	User string
+	Role string
+	Perm Perm
 }
 
 func (c *Command) String() string {
@@ -118,6 +125,13 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" level=%d", c.Level)
 	case OpTxn:
 		s += fmt.Sprintf(" compares=%d then=%d else=%d", len(c.Compares), len(c.Then), len(c.Else))
+	case OpUserAdd, OpUserDelete, OpRoleAdd, OpRoleDelete:
+		s += fmt.Sprintf(" name=%q", c.Name) // never the hash
+	case OpUserGrantRole, OpUserRevokeRole:
+		s += fmt.Sprintf(" user=%q role=%q", c.Name, c.Role)
+	case OpRoleGrant, OpRoleRevoke:
+		s += fmt.Sprintf(" role=%q prefix=%q perm=%s", c.Name, c.Prefix, c.Perm)
+	case OpAuthEnable, OpAuthDisable:
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}
@@ -167,6 +181,9 @@ const (
 	fieldCompares
 	fieldThen
 	fieldElse
+	fieldUser
+	fieldRole
+	fieldPerm
 	fieldCount
 )
 
@@ -174,6 +191,12 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case c.Perm != 0:
+		return fieldPerm + 1
+	case c.Role != "":
+		return fieldRole + 1
+	case c.User != "":
+		return fieldUser + 1
 	case len(c.Else) != 0:
 		return fieldElse + 1
 	case len(c.Then) != 0:
@@ -324,6 +347,12 @@ func EncodeCommand(c *Command) []byte {
 			must(encodeTxnOps(enc, c.Then))
 		case fieldElse:
 			must(encodeTxnOps(enc, c.Else))
+		case fieldUser:
+			must(enc.EncodeString(c.User))
+		case fieldRole:
+			must(enc.EncodeString(c.Role))
+		case fieldPerm:
+			must(enc.EncodeUint(uint64(c.Perm)))
 		}
 	}
 	return buf.Bytes()
@@ -603,6 +632,14 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, in []byte, c *Command) er
 			c.Then, err = decodeTxnOps(d, r)
 		case fieldElse:
 			c.Else, err = decodeTxnOps(d, r)
+		case fieldUser:
+			c.User, err = decodeString(d, r)
+		case fieldRole:
+			c.Role, err = decodeString(d, r)
+		case fieldPerm:
+			var p uint64
+			p, err = decodeUint(d, math.MaxUint8)
+			c.Perm = Perm(p)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

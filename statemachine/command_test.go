@@ -183,7 +183,7 @@ func TestOpString(t *testing.T) {
 		10: "op(10)", OpLockAcquire: "lock-acquire", OpLockRelease: "lock-release", OpLockCheck: "lock-check", 14: "op(14)",
 		OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
 		19: "op(19)", 20: "op(20)", 21: "op(21)", OpClock: "clock", 23: "op(23)", 255: "op(255)",
-		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default", OpLevel: "level", OpTxn: "txn", 33: "op(33)",
+		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default", OpLevel: "level", OpTxn: "txn", OpUserAdd: "user-add", OpAuthDisable: "auth-disable", 43: "op(43)",
 	} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)

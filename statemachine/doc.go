@@ -309,7 +309,8 @@
 //	  Quota uint, Level uint,
 //	  Compares [[Target uint, Result uint, Key str, Value bin|nil, Number uint]...],
 //	  Then [[Type uint, Key str, Value bin|nil, Prefix bool, Limit uint]...],
-//	  Else [same as Then] ]
+//	  Else [same as Then],
+//	  User str, Role str, Perm uint ]
 //
 // nil in PrevValue or PrevRevision means "no such condition". Commands
 // written before the coordination fields existed decode unchanged. The
@@ -320,7 +321,9 @@
 // 17 resign, 18 leader, 22 clock, 24 state hash (a member's report for the
 // state check, service/statecheck.go: it changes nothing), 25 cluster id,
 // 26 voter, 28 quota set, 30 quota default, 31 level, 32 txn (from
-// cluster level 8, txn.go); 6, 10, 14, 19, 20,
-// 21, 23, 27 and 29 are wire-only operations served from local state,
-// which the state machine refuses.
+// cluster level 8, txn.go), 33-42 the user, role and auth commands (from
+// cluster level 10, auth.go: Value is a bcrypt hash, never a password;
+// User, on a session command, the user the node authenticated); 6, 10,
+// 14, 19, 20, 21, 23, 27, 29 and 43-46 are wire-only operations served
+// from local state, which the state machine refuses.
 package statemachine

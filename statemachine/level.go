@@ -59,9 +59,16 @@ const (
 	// Snapshots are written in format 6, which carries the bindings.
 	LevelEphemeral = 9
 
+	// LevelAuth applies the user, role and auth commands (auth.go) and
+	// records the user that opens a session (its owner); below it those
+	// commands are refused as invalid. From it on snapshots are written
+	// in format 7, which adds the auth state and the sessions' owners to
+	// format 6 (snapshot.go).
+	LevelAuth = 10
+
 	// LevelMax is the highest level this build implements: what its
 	// leader proposes, and the highest OpLevel it applies.
-	LevelMax = LevelEphemeral
+	LevelMax = LevelAuth
 )
 
 // Level returns the cluster level: 0 until an OpLevel is applied, then the

@@ -68,6 +68,21 @@ const (
 	// OpTxn is a transaction (txn.go), from LevelTxn on: Compares, and
 	// the Then or Else operations, applied at one revision.
 	OpTxn Op = 32
+
+	// Users, roles and auth (auth.go), from LevelAuth on. The node
+	// proposes a user's bcrypt hash in Value, never its password.
+	OpUserAdd        Op = 33 // add user Name with password hash Value
+	OpUserDelete     Op = 34 // delete user Name
+	OpUserGrantRole  Op = 35 // give user Name role Role
+	OpUserRevokeRole Op = 36 // take role Role from user Name
+	OpRoleAdd        Op = 37 // add role Name
+	OpRoleDelete     Op = 38 // delete role Name (and take it from every user)
+	OpRoleGrant      Op = 39 // role Name may do Perm under Prefix
+	OpRoleRevoke     Op = 40 // role Name loses its permission on Prefix
+	OpAuthEnable     Op = 41 // check every request from now on (needs user root)
+	OpAuthDisable    Op = 42 // stop checking
+	// 43 user list, 44 role list, 45 auth status and 46 authenticate are
+	// wire-only: a node answers them from its own state.
 )
 
 var opNames = [...]string{
@@ -80,6 +95,10 @@ var opNames = [...]string{
 	OpQuotaSet: "quota-set", OpQuotaDefault: "quota-default",
 	OpLevel: "level",
 	OpTxn:   "txn",
+
+	OpUserAdd: "user-add", OpUserDelete: "user-delete", OpUserGrantRole: "user-grant-role", OpUserRevokeRole: "user-revoke-role",
+	OpRoleAdd: "role-add", OpRoleDelete: "role-delete", OpRoleGrant: "role-grant", OpRoleRevoke: "role-revoke",
+	OpAuthEnable: "auth-enable", OpAuthDisable: "auth-disable",
 }
 
 func (o Op) String() string {

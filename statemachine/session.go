@@ -40,6 +40,10 @@ type session struct {
 	id       uint64
 	ttl      uint64 // ms
 	deadline uint64 // cluster ms
+	// owner is the user that opened it (from LevelAuth on, when its
+	// client had authenticated; "" otherwise): only that user or root may
+	// use it (service/auth.go).
+	owner string
 	// ending is set while the session's holdings are being released, so
 	// that nothing is granted to it meanwhile.
 	ending    bool
@@ -105,6 +109,9 @@ func (sm *StateMachine) sessionOpen(c *Command) Result {
 	s := &session{
 		id: t.last, ttl: c.TTLMs, deadline: sm.clock + c.TTLMs,
 		locks: map[string]struct{}{}, waits: map[string]struct{}{}, elections: map[string]struct{}{},
+	}
+	if sm.level >= LevelAuth {
+		s.owner = c.User
 	}
 	t.m[s.id] = s
 	heap.Push(&t.byDeadline, s)

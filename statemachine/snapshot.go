@@ -12,6 +12,7 @@ import "errors"
 //	version 4: [ "paxosd/statemachine", 4, SnapshotState, SnapIdentity, SnapQuota, SnapLevel ]
 //	version 5: [ "paxosd/statemachine", 5, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult] ]
 //	version 6: [ "paxosd/statemachine", 6, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult], [SnapBinding] ]
+//	version 7: [ "paxosd/statemachine", 7, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult], [SnapBinding], SnapAuth ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
 // version selects the layout of the elements after it. Version 2 adds the
@@ -28,7 +29,8 @@ import "errors"
 // Result that SnapResult cannot hold, and is written from LevelTxn on
 // (version 4 below it, from level 5). Version 6 adds the ephemeral keys'
 // bindings to their sessions (ephemeral.go) and is written from
-// LevelEphemeral on. Every struct of the
+// LevelEphemeral on; version 7 adds the users, roles and sessions' owners
+// (auth_snapshot.go) and is written from LevelAuth on. Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -41,12 +43,13 @@ import "errors"
 // the snapshot transport checks integrity.
 
 // SnapshotFormatVersion is the newest version of the encoding: Snapshot
-// writes it once the cluster level is LevelEphemeral or more, version 5
+// writes it once the cluster level is LevelAuth or more, version 6 once
+// it is LevelEphemeral or more, version 5
 // once it is LevelTxn or more, version 4 once it
 // is above 0, else version 3 once a quota
 // is set, else version 2, or version 1 for a state without a cluster
-// identity either; RestoreStateMachine reads all six.
-const SnapshotFormatVersion = 6
+// identity either; RestoreStateMachine reads all seven.
+const SnapshotFormatVersion = 7
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -76,6 +79,7 @@ var snapshotErrors = [...]error{
 	10: ErrNotElectionLeader,
 	11: ErrCompacted,
 	12: ErrQuotaExceeded,
+	13: ErrPermissionDenied,
 }
 
 // SnapshotSentinels returns the sentinel errors that a stored Result's
@@ -160,6 +164,9 @@ type SnapshotState struct {
 	// Bindings is the envelope's eighth element (version 6): the
 	// ephemeral keys' sessions, in increasing key order.
 	Bindings []SnapBinding `msgpack:"-"`
+	// Auth is the envelope's ninth element (version 7): users, roles,
+	// the auth switch and the sessions' owners (auth_snapshot.go).
+	Auth SnapAuth `msgpack:"-"`
 
 	// keysUnread: the keys were checked but not kept (CheckSnapshot), so
 	// the restore cannot look a bound key up.

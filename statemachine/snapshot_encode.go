@@ -64,8 +64,10 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 // from LevelHashEncoding on, hash) the same version.
 func (sm *StateMachine) snapshotVersion() uint64 {
 	switch {
-	case sm.level >= LevelEphemeral:
+	case sm.level >= LevelAuth:
 		return SnapshotFormatVersion
+	case sm.level >= LevelEphemeral:
+		return 6
 	case sm.level >= LevelTxn:
 		return 5
 	case sm.level > 0:
@@ -134,8 +136,8 @@ const snapshotStateFields = 14
 func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eachKV func(yield func(*SnapKV) error) error) error {
 	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
-	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level, 5 the transactions' results, 6 the bindings
-	for _, since := range []uint64{2, 3, 4, 5, 6} {
+	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level, 5 the transactions' results, 6 the bindings, 7 the auth state
+	for _, since := range []uint64{2, 3, 4, 5, 6, 7} {
 		if version >= since {
 			elems++
 		}
@@ -196,7 +198,12 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		}
 	}
 	if version >= 6 {
-		return enc.Encode(st.Bindings)
+		if err := enc.Encode(st.Bindings); err != nil {
+			return err
+		}
+	}
+	if version >= 7 {
+		return enc.Encode(&st.Auth)
 	}
 	return nil
 }
@@ -297,6 +304,7 @@ func (sm *StateMachine) snapshotTables() *SnapshotState {
 		st.Sessions[i] = SnapSession{ID: s.id, TTLMs: s.ttl, Deadline: s.deadline}
 	}
 	st.Renewed = append([]uint64{}, sm.sessions.renewed...)
+	st.Auth = sm.snapAuth(sids)
 
 	names := sortedKeys(sm.locks.m)
 	st.Locks = make([]SnapLock, len(names))

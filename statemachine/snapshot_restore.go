@@ -209,6 +209,14 @@ func decodeSnapshot(r io.Reader, values *[]byte, onKV func(st *SnapshotState, i 
 			return nil, badSnapshot("decoding version %d key bindings: %v", v, err)
 		}
 	}
+	if v >= 4 && (v >= 7) != (st.Level.Level >= LevelAuth) {
+		return nil, badSnapshot("version %d at cluster level %d: version 7 is written from level %d on, and only then", v, st.Level.Level, LevelAuth)
+	}
+	if v >= 7 {
+		if err := dec.Decode(&st.Auth); err != nil {
+			return nil, badSnapshot("decoding version %d auth: %v", v, err)
+		}
+	}
 	return st, nil
 }
 
@@ -345,6 +353,9 @@ func (st *SnapshotState) restore(opts SMOptions, kv *kvStore) (*StateMachine, er
 	sm.restoreQuota(st.Quota.Limit)
 	sm.level = st.Level.Level
 	if err := sm.restoreBindings(st); err != nil {
+		return nil, err
+	}
+	if err := sm.restoreAuth(st); err != nil {
 		return nil, err
 	}
 	return sm, nil

@@ -270,6 +270,9 @@ func encodeWhole(t *testing.T, sm *StateMachine) []byte {
 	if version >= 6 {
 		env = append(env, st.Bindings)
 	}
+	if version >= 7 {
+		env = append(env, &st.Auth)
+	}
 	if err := enc.Encode(env); err != nil {
 		t.Fatal(err)
 	}

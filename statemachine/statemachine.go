@@ -47,6 +47,10 @@ var (
 	// ErrCompacted: a history query (KVEvents, ElectionChanges) asked for
 	// events that were already dropped from the bounded history.
 	ErrCompacted = errors.New("service: history compacted: the requested events are no longer kept")
+
+	// ErrPermissionDenied: the command acts on a session that belongs to
+	// another user (auth.go); nothing changed.
+	ErrPermissionDenied = errors.New("service: permission denied")
 )
 
 // Limits of the coordination commands, part of the state machine's
@@ -200,6 +204,9 @@ type StateMachine struct {
 	level uint64
 	// bound binds ephemeral keys to their sessions (ephemeral.go).
 	bound bindings
+	// auth is the users, roles and auth switch (auth.go), copied on
+	// write; nil: none yet.
+	auth *AuthState
 
 	// kvHist holds the recent KV changes for watches: derived from the
 	// commands, deterministic, but not part of Hash.
@@ -396,6 +403,9 @@ func (sm *StateMachine) validate(c *Command) error {
 		return validateLevel(c)
 	case OpTxn:
 		return sm.validateTxn(c)
+	case OpUserAdd, OpUserDelete, OpUserGrantRole, OpUserRevokeRole, OpRoleAdd, OpRoleDelete, OpRoleGrant, OpRoleRevoke,
+		OpAuthEnable, OpAuthDisable:
+		return sm.validateAuth(c)
 	case OpClusterID:
 		if len(c.Value) != ClusterIDBytes {
 			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), ClusterIDBytes)
@@ -463,6 +473,9 @@ func (sm *StateMachine) validateKV(c *Command) error {
 
 // exec runs a valid command.
 func (sm *StateMachine) exec(c *Command) Result {
+	if err := sm.checkOwner(c); err != nil {
+		return Result{Err: err, Revision: sm.kv.rev}
+	}
 	switch c.Op {
 	case OpPut, OpGet, OpDelete, OpCAS, OpList:
 		return sm.execKV(c)
@@ -500,6 +513,9 @@ func (sm *StateMachine) exec(c *Command) Result {
 		return sm.execLevel(c)
 	case OpTxn:
 		return sm.execTxn(c)
+	case OpUserAdd, OpUserDelete, OpUserGrantRole, OpUserRevokeRole, OpRoleAdd, OpRoleDelete, OpRoleGrant, OpRoleRevoke,
+		OpAuthEnable, OpAuthDisable:
+		return sm.execAuth(c)
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }

@@ -131,6 +131,45 @@ const (
 	// ErrInvalid. Response: Succeeded (the compares held), TxnResults
 	// (one per operation of the branch that ran), Revision.
 	OpTxn Op = 32
+
+	// Users, roles and auth (version 10; docs/PROTOCOL.md "Users, roles
+	// and auth"). Ops 33 to 42 go through the log (the node hashes a
+	// UserAdd's password and proposes the hash), from cluster level 10
+	// on, and only root may send them while auth is enabled.
+
+	// OpUserAdd adds user Name with password Value (empty: no password,
+	// a client certificate only).
+	OpUserAdd Op = 33
+	// OpUserDelete deletes user Name.
+	OpUserDelete Op = 34
+	// OpUserGrantRole gives user Name role Role.
+	OpUserGrantRole Op = 35
+	// OpUserRevokeRole takes role Role from user Name.
+	OpUserRevokeRole Op = 36
+	// OpRoleAdd adds role Name.
+	OpRoleAdd Op = 37
+	// OpRoleDelete deletes role Name, taking it from every user.
+	OpRoleDelete Op = 38
+	// OpRoleGrant lets role Name do Perm on the keys, locks and elections
+	// whose name starts with Prefix.
+	OpRoleGrant Op = 39
+	// OpRoleRevoke takes role Name's permission on Prefix away.
+	OpRoleRevoke Op = 40
+	// OpAuthEnable turns checking on (refused until user root exists).
+	OpAuthEnable Op = 41
+	// OpAuthDisable turns checking off.
+	OpAuthDisable Op = 42
+	// OpUserList lists the users. Response: Users.
+	OpUserList Op = 43
+	// OpRoleList lists the roles. Response: Roles.
+	OpRoleList Op = 44
+	// OpAuthStatus reports whether auth is enabled, and the connection's
+	// user. Response: AuthEnabled, User.
+	OpAuthStatus Op = 45
+	// OpAuthenticate authenticates the connection as user Name with
+	// password Value; every later request on it is that user's. Response:
+	// User; ErrAuthFailed.
+	OpAuthenticate Op = 46
 )
 
 var opNames = [...]string{
@@ -161,6 +200,20 @@ var opNames = [...]string{
 	OpQuotaSet:         "QuotaSet",
 	OpQuotaGet:         "QuotaGet",
 	OpTxn:              "Txn",
+	OpUserAdd:          "UserAdd",
+	OpUserDelete:       "UserDelete",
+	OpUserGrantRole:    "UserGrantRole",
+	OpUserRevokeRole:   "UserRevokeRole",
+	OpRoleAdd:          "RoleAdd",
+	OpRoleDelete:       "RoleDelete",
+	OpRoleGrant:        "RoleGrant",
+	OpRoleRevoke:       "RoleRevoke",
+	OpAuthEnable:       "AuthEnable",
+	OpAuthDisable:      "AuthDisable",
+	OpUserList:         "UserList",
+	OpRoleList:         "RoleList",
+	OpAuthStatus:       "AuthStatus",
+	OpAuthenticate:     "Authenticate",
 }
 
 func (o Op) String() string {
@@ -176,8 +229,13 @@ func (o Op) String() string {
 // Ops 22, 24 to 26, 30 and 31, reserved for the state machine's internal
 // commands, are not valid.
 func (o Op) Valid() bool {
-	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn
+	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn ||
+		o >= OpUserAdd && o <= OpAuthenticate
 }
+
+// IsAuthAdmin reports whether o manages users, roles or auth (ops 33 to
+// 45): root's alone while auth is enabled.
+func (o Op) IsAuthAdmin() bool { return o >= OpUserAdd && o <= OpAuthStatus }
 
 // IsStream reports whether o opens a stream (OpWatch, OpObserve): one
 // request answered by many responses, the last one with StreamEnd set.
@@ -242,6 +300,15 @@ const (
 	// beyond the cluster's space quota; nothing was written. Deletes and
 	// writes that do not grow still succeed.
 	ErrQuotaExceeded
+	// ErrAuthRequired (version 10): auth is enabled and the connection
+	// has not authenticated.
+	ErrAuthRequired
+	// ErrAuthFailed (version 10): an OpAuthenticate's user or password is
+	// wrong, or its source made too many failed attempts.
+	ErrAuthFailed
+	// ErrPermissionDenied (version 10): the connection's user may not do
+	// this; nothing changed.
+	ErrPermissionDenied
 )
 
 var errCodeNames = [...]string{
@@ -263,6 +330,9 @@ var errCodeNames = [...]string{
 	ErrCompacted:         "Compacted",
 	ErrNotElectionLeader: "NotElectionLeader",
 	ErrQuotaExceeded:     "QuotaExceeded",
+	ErrAuthRequired:      "AuthRequired",
+	ErrAuthFailed:        "AuthFailed",
+	ErrPermissionDenied:  "PermissionDenied",
 }
 
 func (c ErrCode) String() string {
@@ -364,6 +434,53 @@ type Request struct {
 	Compares []Compare
 	ThenOps  []TxnOp
 	ElseOps  []TxnOp
+	// Role and Perm (version 10): the role of an OpUserGrantRole or
+	// OpUserRevokeRole, the permission of an OpRoleGrant.
+	Role string
+	Perm Perm
+}
+
+// Perm is what a role may do under a prefix (version 10).
+type Perm uint8
+
+const (
+	PermRead      Perm = 1
+	PermWrite     Perm = 2
+	PermReadWrite Perm = 3
+)
+
+func (p Perm) String() string {
+	switch p {
+	case PermRead:
+		return "read"
+	case PermWrite:
+		return "write"
+	case PermReadWrite:
+		return "readwrite"
+	}
+	return fmt.Sprintf("Perm(%d)", uint8(p))
+}
+
+// UserInfo describes a user (version 10): never its password or hash.
+type UserInfo struct {
+	Name  string
+	Roles []string
+	// HasPassword: it can authenticate with a password (else only with a
+	// client certificate).
+	HasPassword bool
+}
+
+// RoleInfo describes a role (version 10).
+type RoleInfo struct {
+	Name  string
+	Perms []RolePerm
+}
+
+// RolePerm is one permission of a role: Perm on the keys, locks and
+// elections whose name starts with Prefix.
+type RolePerm struct {
+	Prefix string
+	Perm   Perm
 }
 
 // CompareTarget says what a Compare reads (version 8).
@@ -643,6 +760,13 @@ type Response struct {
 	// TxnResults answer an OpTxn (version 8): one per operation of the
 	// branch that ran (Succeeded: the compares held, the then branch).
 	TxnResults []TxnResult
+	// Users, Roles (version 10) answer OpUserList and OpRoleList;
+	// AuthEnabled and User answer OpAuthStatus (User also
+	// OpAuthenticate): the user the connection acts as ("" = none).
+	Users       []UserInfo
+	Roles       []RoleInfo
+	AuthEnabled bool
+	User        string
 }
 
 var requestFields = []field[Request]{
@@ -685,6 +809,24 @@ var requestFields = []field[Request]{
 	listField("compares", func(q *Request) *[]Compare { return &q.Compares }, compareFields),
 	listField("then_ops", func(q *Request) *[]TxnOp { return &q.ThenOps }, txnOpFields),
 	listField("else_ops", func(q *Request) *[]TxnOp { return &q.ElseOps }, txnOpFields),
+	strField("role", func(q *Request) *string { return &q.Role }),
+	uintField("perm", func(q *Request) *Perm { return &q.Perm }),
+}
+
+var userInfoFields = []field[UserInfo]{
+	strField("name", func(u *UserInfo) *string { return &u.Name }),
+	strListField("roles", func(u *UserInfo) *[]string { return &u.Roles }),
+	boolField("has_password", func(u *UserInfo) *bool { return &u.HasPassword }),
+}
+
+var rolePermFields = []field[RolePerm]{
+	strField("prefix", func(p *RolePerm) *string { return &p.Prefix }),
+	uintField("perm", func(p *RolePerm) *Perm { return &p.Perm }),
+}
+
+var roleInfoFields = []field[RoleInfo]{
+	strField("name", func(r *RoleInfo) *string { return &r.Name }),
+	listField("perms", func(r *RoleInfo) *[]RolePerm { return &r.Perms }, rolePermFields),
 }
 
 var compareFields = []field[Compare]{
@@ -804,6 +946,10 @@ var responseFields = []field[Response]{
 	uintField("quota_bytes", func(s *Response) *uint64 { return &s.QuotaBytes }),
 	boolField("quota_set", func(s *Response) *bool { return &s.QuotaSet }),
 	listField("txn_results", func(s *Response) *[]TxnResult { return &s.TxnResults }, txnResultFields),
+	listField("users", func(s *Response) *[]UserInfo { return &s.Users }, userInfoFields),
+	listField("roles", func(s *Response) *[]RoleInfo { return &s.Roles }, roleInfoFields),
+	boolField("auth_enabled", func(s *Response) *bool { return &s.AuthEnabled }),
+	strField("user", func(s *Response) *string { return &s.User }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

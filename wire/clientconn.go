@@ -242,7 +242,22 @@ type ClientConn struct {
 	// cork gathers the frames Cork adds until Uncork; both belong to one
 	// goroutine (the node loop).
 	cork []byte
+	// certUser and certNode: who the connection's verified client
+	// certificate says it is (certIdentity).
+	certUser string
+	certNode paxos.NodeID
 }
+
+// CertUser returns the user the connection's client certificate names:
+// its CommonName, when it presented a certificate the node verified that
+// names no node ("" otherwise, and on a plaintext connection).
+func (c *ClientConn) CertUser() string { return c.certUser }
+
+// CertNode returns the member whose node certificate (URI SAN
+// paxosd://node/ID, checked against the peer CA) the connection
+// presented, or 0: a member fetching a snapshot or probing the status
+// connects as a client.
+func (c *ClientConn) CertNode() paxos.NodeID { return c.certNode }
 
 // Recv reads the next request. It must not be called concurrently with
 // itself. It returns io.EOF when the client has closed the connection and

@@ -270,6 +270,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		nil, nil, nil, // version 4: start_key, revision, page_bytes
 		nil,           // version 4: quota_bytes
 		nil, nil, nil, // version 8: compares, then_ops, else_ops
+		nil, nil, // version 10: role, perm
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -296,6 +297,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		[]any{[]any{2, []any{"k", nil, 1, 9, 1}, nil, "future"}},
 		3, true, nil, nil, nil, nil, false, nil, nil, nil, nil,
 		[]any{[]any{2, false, nil, nil, nil, int64(3), "future"}}, // version 8: txn_results
+		nil, nil, nil, nil, // version 10: users, roles, auth_enabled, user
 		"future",
 	})
 	if err != nil {
@@ -498,21 +500,29 @@ func TestNumbering(t *testing.T) {
 	if OpTxn != 32 || !OpTxn.Valid() || OpTxn.String() != "Txn" {
 		t.Errorf("txn op %d %q", OpTxn, OpTxn)
 	}
-	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 33, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
+	for o := OpUserAdd; o <= OpAuthenticate; o++ {
+		if !o.Valid() || strings.HasPrefix(o.String(), "Op(") || o.IsAuthAdmin() != (o != OpAuthenticate) {
+			t.Errorf("auth op %d: %q valid=%v", o, o, o.Valid())
+		}
+	}
+	if OpUserAdd != 33 || OpAuthenticate != 46 {
+		t.Errorf("auth ops %d..%d", OpUserAdd, OpAuthenticate)
+	}
+	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 47, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}
 	}
 	codes := []ErrCode{ErrNone, ErrNotLeader, ErrNotFound, ErrCASFailed, ErrInvalid, ErrTooLarge, ErrTimeout,
 		ErrUnavailable, ErrInternal, ErrSessionExpired, ErrLockHeld, ErrNotHeld, ErrCanceled, ErrFenced,
-		ErrCompacted, ErrNotElectionLeader, ErrQuotaExceeded}
+		ErrCompacted, ErrNotElectionLeader, ErrQuotaExceeded, ErrAuthRequired, ErrAuthFailed, ErrPermissionDenied}
 	for i, c := range codes {
 		if int(c) != i || strings.HasPrefix(c.String(), "ErrCode(") {
 			t.Errorf("error %d: %d %q", i, c, c)
 		}
 	}
-	if ErrCode(17).String() != "ErrCode(17)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
-		t.Errorf("unknown values: %s %s", ErrCode(17), EventType(3))
+	if ErrCode(20).String() != "ErrCode(20)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
+		t.Errorf("unknown values: %s %s", ErrCode(20), EventType(3))
 	}
 	blocking := map[*Request]bool{
 		{Op: OpLockAcquire, Wait: true}: true, {Op: OpLockAcquire}: false,

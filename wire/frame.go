@@ -21,9 +21,10 @@ const (
 	// else_ops and the response field txn_results) and tells the leader
 	// that the member's state machine knows cluster level 8, which
 	// applies them (VersionTxn). Version 9 gives OpPut's session_id a
-	// meaning, ephemeral keys (VersionEphemeral). Version 11 adds nothing
-	// to the wire: a node sends a client that speaks it progress
-	// notifications on its idle watches (VersionWatchProgress).
+	// meaning, ephemeral keys (VersionEphemeral). Version 10 adds users,
+	// roles and auth (VersionAuth). Version 11 adds nothing to the wire: a
+	// node sends a client that speaks it progress notifications on its
+	// idle watches (VersionWatchProgress).
 	ProtocolVersion = 11
 	// VersionWatchProgress is the first version whose clients get watch
 	// progress notifications: an empty response on an idle watch carrying
@@ -31,6 +32,12 @@ const (
 	// "Streams"). An older client was promised events in every response
 	// after the first, and gets none.
 	VersionWatchProgress = 11
+	// VersionAuth is the first version with users, roles and auth: ops 33
+	// to 46, the request fields role and perm, the response fields users,
+	// roles, auth_enabled and user, error codes 17 to 19, and cluster
+	// level 10. A client sends them only on a connection that negotiated
+	// it.
+	VersionAuth = 10
 	// VersionEphemeral is the first version whose OpPut may carry a
 	// SessionID, binding the key to the session (deleted when it ends): a
 	// client sends one only on a connection that negotiated it (an older

@@ -177,6 +177,13 @@ var goldens = []struct {
 			{Type: TxnPut, Found: true, KV: KV{Key: "acct/b", Value: []byte("100"), CreateRevision: 4, ModRevision: 40, Version: 5}},
 		},
 	}, frameNames(responseFields), false},
+	{"authenticate_request.hex", "Request 1 (version 10): authenticate the connection as alice, password s3cret", &Request{
+		ID: 1, Op: OpAuthenticate, Name: "alice", Value: []byte("s3cret"),
+	}, frameNames(requestFields), false},
+	{"role_list_response.hex", "Response to a RoleList (version 10): role app may read and write under app/, and read under pub/", &Response{
+		ID: 9, Revision: 12,
+		Roles: []RoleInfo{{Name: "app", Perms: []RolePerm{{Prefix: "app/", Perm: PermReadWrite}, {Prefix: "pub/", Perm: PermRead}}}},
+	}, frameNames(responseFields), false},
 }
 
 func encodeAny(v any) []byte {
@@ -329,6 +336,8 @@ var (
 			"kvs": kvShape, "status": {names: fieldNames(nodeStatusFields)}, "sessions": sessionShape, "locks": lockShape,
 			"events":      {names: fieldNames(watchEventFields), rec: map[string]*shape{"kv": kvShape, "prev_kv": kvShape}},
 			"txn_results": {names: fieldNames(txnResultFields), rec: map[string]*shape{"kv": kvShape}, list: map[string]*shape{"kvs": kvShape}},
+			"users":       {names: fieldNames(userInfoFields)},
+			"roles":       {names: fieldNames(roleInfoFields), list: map[string]*shape{"perms": {names: fieldNames(rolePermFields)}}},
 		},
 	}
 )
@@ -443,7 +452,7 @@ func arrayElems(t *testing.T, body []byte) []byte {
 
 // nestedList names the list elements annotate shows one entry a line.
 var nestedList = map[string]bool{"entries": true, "kvs": true, "status": true, "sessions": true, "locks": true, "events": true,
-	"compares": true, "then_ops": true, "else_ops": true, "txn_results": true}
+	"compares": true, "then_ops": true, "else_ops": true, "txn_results": true, "users": true, "roles": true}
 
 // annotate renders a frame as hex, one element per line, with comments.
 func annotate(title string, frame []byte, names []string) string {
@@ -581,6 +590,9 @@ func TestProtocolDoc(t *testing.T) {
 		"compare":     fieldNames(compareFields),
 		"txn_op":      fieldNames(txnOpFields),
 		"txn_result":  fieldNames(txnResultFields),
+		"user":        fieldNames(userInfoFields),
+		"role":        fieldNames(roleInfoFields),
+		"role_perm":   fieldNames(rolePermFields),
 	}
 	for name, want := range tables {
 		body, ok := between(doc, "<!-- fields:"+name+" -->", "<!-- /fields -->")

@@ -221,6 +221,9 @@ func (s *server) serveConn(conn net.Conn) {
 		log:     s.cfg.Logger.With().Str("remote", conn.RemoteAddr().String()).Logger(),
 		version: min(hello.Version, ProtocolVersion),
 	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		c.certUser, c.certNode = certIdentity(tc.ConnectionState())
+	}
 	s.h.HandleClient(c)
 	c.Close()
 }

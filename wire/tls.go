@@ -578,3 +578,20 @@ func checkPeerIdentity(cs tls.ConnectionState, id paxos.NodeID) error {
 	}
 	return nil
 }
+
+// certIdentity returns who a client connection's certificate, verified by
+// verifyIncoming, says it is: a node certificate's node (never a user: a
+// CommonName never names a node, nor a node certificate a user), or any
+// other certificate's CommonName as a user.
+func certIdentity(cs tls.ConnectionState) (user string, node paxos.NodeID) {
+	if len(cs.PeerCertificates) == 0 {
+		return "", 0
+	}
+	leaf := cs.PeerCertificates[0]
+	if id, ok, err := CertNode(leaf); err == nil && ok {
+		return "", id
+	} else if err != nil {
+		return "", 0
+	}
+	return leaf.Subject.CommonName, 0
+}

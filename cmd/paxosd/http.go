@@ -73,7 +73,7 @@ func serveHTTP(ln net.Listener, n *service.Node, log zerolog.Logger, o httpOptio
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		h = mux
+		h = n.RequireRoot(mux) // with auth enabled, profiles are root's too
 	}
 	if o.tls != nil {
 		ln = tls.NewListener(ln, o.tls.HTTPServerConfig())

@@ -49,6 +49,10 @@ Usage:
   paxosd leader transfer [ID]                       hand the leadership to member ID (default: the most caught-up)
   paxosd quota [get]                                the space quota and its usage
   paxosd quota set BYTES                            set the space quota (e.g. 8GiB, 512MiB, 1G)
+  paxosd user add NAME [--password-stdin]           add a user (also: user list, delete, grant-role, revoke-role)
+  paxosd role add NAME                              add a role (also: role list, delete, revoke)
+  paxosd role grant NAME --prefix P --readwrite     let a role read and write under P (or --read, --write)
+  paxosd auth enable|disable|status                 check every request against the users' roles
   paxosd status                                     every member's role, ballot, commit and applied index;
                                                     exit 1 if one is down or none leads
   paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, sessions, watch, ...
@@ -57,7 +61,9 @@ Usage:
 Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
 (default 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403, what 'paxosd dev' starts);
 for a cluster with TLS they take --cacert, --cert and --key, or $PAXOSD_CACERT,
-$PAXOSD_CERT and $PAXOSD_KEY (docs/SECURITY.md).
+$PAXOSD_CERT and $PAXOSD_KEY (docs/SECURITY.md); with auth enabled,
+--user NAME[:PASSWORD] or $PAXOSD_USER and $PAXOSD_PASSWORD (or a client
+certificate whose CommonName is the user).
 Those that print data take -w json (--write-out json): one JSON object, one per
 line for kv watch and elect --observe, and errors as {"error": "..."} on stderr
 (docs/CLI.md).
@@ -105,6 +111,12 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdQuota(args[1:], stdout)
 	case "txn":
 		err = cmdTxn(args[1:], stdin, stdout)
+	case "user":
+		err = cmdUser(args[1:], stdin, stdout)
+	case "role":
+		err = cmdRole(args[1:], stdout)
+	case "auth":
+		err = cmdAuth(args[1:], stdout)
 	case "bench":
 		err = bench.Command(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -140,6 +152,7 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var writesOut = map[string]bool{
 	"kv": true, "status": true, "lock": true, "elect": true, "session": true, "register": true,
 	"leader": true, "quota": true, "version": true, "txn": true,
+	"user": true, "role": true, "auth": true,
 }
 
 func trimUsage(err error) string {

@@ -404,3 +404,57 @@ func newTxn(resp *client.TxnResponse, ops []txnOpLine) txnJSON {
 	}
 	return out
 }
+
+// userJSON is a user in 'paxosd user list -w json'.
+type userJSON struct {
+	Name        string   `json:"name"`
+	Roles       []string `json:"roles"`
+	HasPassword bool     `json:"has_password"`
+}
+
+func usersJSON(us []client.User) any {
+	out := make([]userJSON, len(us))
+	for i, u := range us {
+		out[i] = userJSON{Name: u.Name, Roles: nonNilStrings(u.Roles), HasPassword: u.HasPassword}
+	}
+	return struct {
+		Users []userJSON `json:"users"`
+	}{out}
+}
+
+// roleJSON is a role in 'paxosd role list -w json'.
+type roleJSON struct {
+	Name  string     `json:"name"`
+	Perms []permJSON `json:"permissions"`
+}
+
+type permJSON struct {
+	Prefix string `json:"prefix"`
+	Perm   string `json:"permission"` // read, write, readwrite
+}
+
+func rolesJSON(rs []client.Role) any {
+	out := make([]roleJSON, len(rs))
+	for i, r := range rs {
+		out[i] = roleJSON{Name: r.Name, Perms: make([]permJSON, len(r.Perms))}
+		for j, g := range r.Perms {
+			out[i].Perms[j] = permJSON{Prefix: g.Prefix, Perm: g.Perm.String()}
+		}
+	}
+	return struct {
+		Roles []roleJSON `json:"roles"`
+	}{out}
+}
+
+// authStatusJSON is 'paxosd auth status -w json'.
+type authStatusJSON struct {
+	Enabled bool   `json:"enabled"`
+	User    string `json:"user"`
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -61,6 +61,13 @@ type ClientFlags struct {
 	// certificate and key for nodes that require one. Any of them makes
 	// the connections TLS.
 	CACert, Cert, Key string
+	// User is --user NAME[:PASSWORD] (default $PAXOSD_USER); the password
+	// comes after the first ':', else from $PAXOSD_PASSWORD, else from a
+	// prompt when stdin is a terminal (Credentials).
+	User string
+	// resolved caches what Credentials found, so that it prompts once.
+	resolved       bool
+	user, password string
 }
 
 // Register adds --endpoints (default $PAXOSD_ENDPOINTS, else
@@ -78,6 +85,57 @@ func (c *ClientFlags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.CACert, "cacert", os.Getenv("PAXOSD_CACERT"), "connect with TLS, trusting the CA certificates in this PEM file (or $PAXOSD_CACERT)")
 	fs.StringVar(&c.Cert, "cert", os.Getenv("PAXOSD_CERT"), "TLS client certificate (PEM), for nodes that require one (or $PAXOSD_CERT)")
 	fs.StringVar(&c.Key, "key", os.Getenv("PAXOSD_KEY"), "private key of --cert (or $PAXOSD_KEY)")
+	fs.StringVar(&c.User, "user", os.Getenv("PAXOSD_USER"), "authenticate as NAME[:PASSWORD] (or $PAXOSD_USER and $PAXOSD_PASSWORD; prompted for on a terminal when missing)")
+}
+
+// PromptPassword reads a password from the terminal without echoing it,
+// after printing prompt on stderr. A variable so that tests replace it.
+var PromptPassword = func(prompt string) (string, bool) {
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return "", false
+	}
+	fmt.Fprint(os.Stderr, prompt)
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+// Credentials returns the user and password the flags give ("" for both
+// without --user or $PAXOSD_USER). Without a password in --user or
+// $PAXOSD_PASSWORD it prompts on a terminal; elsewhere that is a usage
+// error, since a script would otherwise hang or send an empty password.
+func (c *ClientFlags) Credentials() (user, password string, err error) {
+	if c.resolved {
+		return c.user, c.password, nil
+	}
+	user, password, err = c.credentials()
+	if err == nil {
+		c.resolved, c.user, c.password = true, user, password
+	}
+	return user, password, err
+}
+
+func (c *ClientFlags) credentials() (user, password string, err error) {
+	if c.User == "" {
+		return "", "", nil
+	}
+	user, password, ok := strings.Cut(c.User, ":")
+	if user == "" {
+		return "", "", fmt.Errorf("%w: --user %q: want NAME or NAME:PASSWORD", ErrUsage, c.User)
+	}
+	if ok {
+		return user, password, nil
+	}
+	if p, set := os.LookupEnv("PAXOSD_PASSWORD"); set {
+		return user, p, nil
+	}
+	if p, ok := PromptPassword("Password for " + user + ": "); ok {
+		return user, p, nil
+	}
+	return "", "", fmt.Errorf("%w: no password for --user %s: pass --user %s:PASSWORD or $PAXOSD_PASSWORD, or run on a terminal to be asked", ErrUsage, user, user)
 }
 
 // TLSConfig returns the TLS configuration the flags ask for: nil (plaintext)
@@ -124,6 +182,9 @@ func (c *ClientFlags) TLSConfig() (*tls.Config, error) {
 // given, as absolute paths (the COMMAND may change directory).
 func (c *ClientFlags) Env() []string {
 	env := []string{"PAXOSD_ENDPOINTS=" + strings.Join(c.List(), ",")}
+	if user, password, err := c.Credentials(); err == nil && user != "" {
+		env = append(env, "PAXOSD_USER="+user, "PAXOSD_PASSWORD="+password)
+	}
 	for _, v := range []struct{ name, path string }{{"PAXOSD_CACERT", c.CACert}, {"PAXOSD_CERT", c.Cert}, {"PAXOSD_KEY", c.Key}} {
 		if v.path == "" {
 			continue
@@ -143,7 +204,11 @@ func (c *ClientFlags) Config() (client.Config, error) {
 	if err != nil {
 		return client.Config{}, err
 	}
-	return client.Config{Endpoints: c.List(), ClusterID: c.ClusterID, TLS: conf}, nil
+	user, password, err := c.Credentials()
+	if err != nil {
+		return client.Config{}, err
+	}
+	return client.Config{Endpoints: c.List(), ClusterID: c.ClusterID, TLS: conf, User: user, Password: password}, nil
 }
 
 // List returns the endpoints, blanks dropped.

@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/tls"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -105,5 +106,64 @@ func TestClientTLSFlags(t *testing.T) {
 		if _, err := cf.TLSConfig(); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestCredentials: --user NAME:PASSWORD splits at the first ':'; a bare
+// NAME takes $PAXOSD_PASSWORD, else the terminal's prompt, else it is a
+// usage error (a script must not hang nor send an empty password); the
+// prompt is asked once however often the credentials are read.
+func TestCredentials(t *testing.T) {
+	prompts := 0
+	old := PromptPassword
+	t.Cleanup(func() { PromptPassword = old })
+	terminal := false
+	PromptPassword = func(string) (string, bool) {
+		prompts++
+		return "typed", terminal
+	}
+	t.Setenv("PAXOSD_PASSWORD", "")
+	os.Unsetenv("PAXOSD_PASSWORD")
+	for _, tc := range []struct {
+		flag, env   string
+		setEnv      bool
+		tty         bool
+		user, pw    string
+		errContains string
+	}{
+		{flag: ""},
+		{flag: "alice:s3:cret", user: "alice", pw: "s3:cret"},
+		{flag: "alice:", user: "alice", pw: ""},
+		{flag: "alice", env: "fromenv", setEnv: true, user: "alice", pw: "fromenv"},
+		{flag: "alice", tty: true, user: "alice", pw: "typed"},
+		{flag: "alice", errContains: "no password for --user alice"},
+		{flag: ":pw", errContains: "want NAME or NAME:PASSWORD"},
+	} {
+		if tc.setEnv {
+			t.Setenv("PAXOSD_PASSWORD", tc.env)
+		} else {
+			os.Unsetenv("PAXOSD_PASSWORD")
+		}
+		terminal = tc.tty
+		c := ClientFlags{User: tc.flag}
+		user, pw, err := c.Credentials()
+		if tc.errContains != "" {
+			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.errContains) {
+				t.Errorf("--user %q: %v, want a usage error saying %q", tc.flag, err, tc.errContains)
+			}
+			continue
+		}
+		if err != nil || user != tc.user || pw != tc.pw {
+			t.Errorf("--user %q: %q %q %v, want %q %q", tc.flag, user, pw, err, tc.user, tc.pw)
+		}
+	}
+	prompts = 0
+	terminal = true
+	c := ClientFlags{User: "bob"}
+	c.Credentials()
+	c.Config()
+	c.Env()
+	if prompts != 1 {
+		t.Errorf("prompted %d times, want once", prompts)
 	}
 }

@@ -10,7 +10,8 @@ version 11). Needs only msgpack (Debian: python3-msgpack).
 from . import wire
 from .client import CasResult, Client, DeleteResult, ListResult, PutResult
 from .election import Election, Observer
-from .errors import (CanceledError, CASFailedError, ClientClosedError, ClusterMismatchError,
+from .errors import (AuthFailedError, AuthRequiredError, PermissionDeniedError,  # protocol 10
+                     CanceledError, CASFailedError, ClientClosedError, ClusterMismatchError,
                      CompactedError, ConnectionLostError, FencedError, InternalError, InvalidError,
                      LockHeldError, NoEndpointError, NotElectionLeaderError, NotFoundError,
                      NotHeldError, NotLeaderError, PaxosdError, ProtocolError, QuotaExceededError,
@@ -38,4 +39,5 @@ __all__ = [
     "ProtocolError",
     "TxnResponse", "compare", "value", "version", "create_revision", "mod_revision", "exists",
     "lock_token", "op_put", "op_delete", "op_get", "WatchProgress",
+    "AuthRequiredError", "AuthFailedError", "PermissionDeniedError",
 ]

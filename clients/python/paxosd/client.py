@@ -52,7 +52,7 @@ class Client:
     of a call, in seconds, retries included. Thread-safe.
     """
 
-    def __init__(self, endpoints, cluster="", timeout=10.0, dial_timeout=3.0):
+    def __init__(self, endpoints, cluster="", timeout=10.0, dial_timeout=3.0, user=None, password=""):
         if isinstance(endpoints, str):
             endpoints = [e.strip() for e in endpoints.split(",") if e.strip()]
         if not endpoints:
@@ -61,6 +61,9 @@ class Client:
         self.cluster = cluster
         self.timeout = timeout
         self.dial_timeout = dial_timeout
+        # user, password: every connection authenticates as user (a
+        # cluster with auth enabled; protocol 10).
+        self._credentials = (user, password) if user else None
         # A random non-zero 64-bit id per client: with seq it names an
         # operation across retries and connections.
         self.client_id = int.from_bytes(os.urandom(8), "big") or 1
@@ -107,7 +110,7 @@ class Client:
             c = self._conns.get(addr)
             if c is not None and not c.closed:
                 return c
-        c = Connection(addr, self.cluster, self.dial_timeout)
+        c = Connection(addr, self.cluster, self.dial_timeout, credentials=self._credentials)
         with self._lock:
             old = self._conns.get(addr)
             if self._closed or (old is not None and not old.closed):
@@ -468,6 +471,39 @@ class Client:
         WatchProgress items. See watch.Watch."""
         from .watch import Watch
         return Watch(self, key, prefix, from_revision, progress)
+
+    # --- users, roles and auth (protocol 10) ------------------------------
+
+    def user_add(self, name, password, timeout=None):
+        """Add user name (root's alone while auth is enabled)."""
+        self.call(wire.OP_USER_ADD, timeout=timeout, name=name, value=password)
+
+    def user_delete(self, name, timeout=None):
+        self.call(wire.OP_USER_DELETE, timeout=timeout, name=name)
+
+    def user_grant_role(self, user, role, timeout=None):
+        self.call(wire.OP_USER_GRANT_ROLE, timeout=timeout, name=user, role=role)
+
+    def user_revoke_role(self, user, role, timeout=None):
+        self.call(wire.OP_USER_REVOKE_ROLE, timeout=timeout, name=user, role=role)
+
+    def role_add(self, name, timeout=None):
+        self.call(wire.OP_ROLE_ADD, timeout=timeout, name=name)
+
+    def role_grant(self, name, prefix, perm=wire.PERM_READWRITE, timeout=None):
+        """Let role name do perm (wire.PERM_*) under prefix."""
+        self.call(wire.OP_ROLE_GRANT, timeout=timeout, name=name, prefix=prefix, perm=perm)
+
+    def auth_enable(self, timeout=None):
+        self.call(wire.OP_AUTH_ENABLE, timeout=timeout)
+
+    def auth_disable(self, timeout=None):
+        self.call(wire.OP_AUTH_DISABLE, timeout=timeout)
+
+    def auth_status(self, timeout=None):
+        """(enabled, the user this client's connection is)."""
+        r = self.call(wire.OP_AUTH_STATUS, timeout=timeout)
+        return r.auth_enabled, r.user
 
     def lock_list(self, prefix="", limit=0, timeout=None):
         return self.call(wire.OP_LOCK_LIST, timeout=timeout, prefix=prefix, limit=limit).locks

@@ -84,7 +84,7 @@ class Stream:
 class Connection:
     """A client connection to addr, after a successful hello."""
 
-    def __init__(self, addr, cluster="", dial_timeout=3.0, frame_max=wire.FRAME_BYTES_MAX):
+    def __init__(self, addr, cluster="", dial_timeout=3.0, frame_max=wire.FRAME_BYTES_MAX, credentials=None):
         self.addr = addr
         self.frame_max = frame_max
         self.closed = False
@@ -98,7 +98,7 @@ class Connection:
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._rfile = self.sock.makefile("rb")
-            self._hello(cluster)
+            self._hello(cluster, credentials is not None)
         except BaseException:
             if hasattr(self, "_rfile"):
                 self._rfile.close()
@@ -107,6 +107,25 @@ class Connection:
         self.sock.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, name="paxosd-conn " + addr, daemon=True)
         self._reader.start()
+        if credentials is not None:
+            try:
+                self._authenticate(credentials, dial_timeout)
+            except BaseException:
+                self.close()
+                raise
+
+    def _authenticate(self, credentials, wait):
+        """Make this connection the user's, once (PROTOCOL.md, "Users, roles
+        and auth"): every request on it is then that user's."""
+        if self.version < wire.AUTH_VERSION:
+            raise errors.InvalidError("%s speaks protocol %d, which has no users (%d or newer does)"
+                                      % (self.addr, self.version, wire.AUTH_VERSION))
+        user, password = credentials
+        resp = self.call(wire.Request(op=wire.OP_AUTHENTICATE, name=user, value=password), wait)
+        if resp is None:
+            raise errors.TimeoutError("%s: no answer to authenticate" % self.addr)
+        if resp.err:
+            raise errors.from_response(resp)
 
     def _readexact(self, n):
         b = self._rfile.read(n)
@@ -114,18 +133,21 @@ class Connection:
             raise ConnectionError("connection closed by %s" % self.addr)
         return b
 
-    def _hello(self, cluster):
+    def _hello(self, cluster, auth=False):
         # A client's hello: node_id 0 makes it a client connection; it
-        # never sends cluster_uuid.
+        # never sends cluster_uuid. It speaks PROTOCOL_VERSION, which has
+        # users (AUTH_VERSION) and more; a node of an older version answers
+        # with its own, and _authenticate refuses one without users.
+        version = wire.PROTOCOL_VERSION
         self.sock.sendall(wire.encode_frame(wire.Hello(
-            magic=wire.MAGIC, version=wire.PROTOCOL_VERSION, cluster_id=cluster, node_id=0), fields=4))
+            magic=wire.MAGIC, version=version, cluster_id=cluster, node_id=0), fields=4))
         body = wire.read_frame(self._readexact, 4096)
         _, h = wire.decode_body(body, wire.FRAME_HELLO)
         if h.magic != wire.MAGIC:
             raise errors.ProtocolError("%s: bad magic %r" % (self.addr, h.magic))
-        if h.version == 0 or h.version > wire.PROTOCOL_VERSION:
+        if h.version == 0 or h.version > version:
             raise errors.ProtocolError("%s: answered protocol version %d (this client speaks 1..%d)"
-                                       % (self.addr, h.version, wire.PROTOCOL_VERSION))
+                                       % (self.addr, h.version, version))
         if wire.norm_cluster(h.cluster_id) != wire.norm_cluster(cluster):
             raise errors.ClusterMismatchError("%s is a node of cluster %r, not %r"
                                               % (self.addr, wire.norm_cluster(h.cluster_id), wire.norm_cluster(cluster)))

@@ -113,6 +113,21 @@ class QuotaExceededError(PaxosdError):
     code = wire.ERR_QUOTA_EXCEEDED
 
 
+class AuthRequiredError(PaxosdError):
+    """17: auth is enabled and the client gave no credentials (Client(user=...))."""
+    code = wire.ERR_AUTH_REQUIRED
+
+
+class AuthFailedError(PaxosdError):
+    """18: the node refused the user name or password."""
+    code = wire.ERR_AUTH_FAILED
+
+
+class PermissionDeniedError(PaxosdError):
+    """19: the user may not do this; nothing changed."""
+    code = wire.ERR_PERMISSION_DENIED
+
+
 class NoEndpointError(UnavailableError):
     """No endpoint could be reached (connect or hello failed on each)."""
     code = None
@@ -143,7 +158,8 @@ _BY_CODE = {cls.code: cls for cls in [
     NotLeaderError, NotFoundError, CASFailedError, InvalidError, TooLargeError,
     TimeoutError, UnavailableError, InternalError, SessionExpiredError,
     LockHeldError, NotHeldError, CanceledError, FencedError, CompactedError,
-    NotElectionLeaderError, QuotaExceededError,
+    NotElectionLeaderError, QuotaExceededError, AuthRequiredError, AuthFailedError,
+    PermissionDeniedError,
 ]}
 
 

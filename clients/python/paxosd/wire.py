@@ -54,6 +54,26 @@ OP_QUOTA_SET = 28
 OP_QUOTA_GET = 29
 OP_TXN = 32
 
+# Users, roles and auth (PROTOCOL.md, "Users, roles and auth"; protocol
+# 10). A client with credentials says version AUTH_VERSION in its hello
+# and authenticates each connection with OP_AUTHENTICATE (conn.py).
+AUTH_VERSION = 10
+OP_USER_ADD = 33
+OP_USER_DELETE = 34
+OP_USER_GRANT_ROLE = 35
+OP_USER_REVOKE_ROLE = 36
+OP_ROLE_ADD = 37
+OP_ROLE_DELETE = 38
+OP_ROLE_GRANT = 39
+OP_ROLE_REVOKE = 40
+OP_AUTH_ENABLE = 41
+OP_AUTH_DISABLE = 42
+OP_USER_LIST = 43
+OP_ROLE_LIST = 44
+OP_AUTH_STATUS = 45
+OP_AUTHENTICATE = 46
+PERM_READ, PERM_WRITE, PERM_READWRITE = 1, 2, 3
+
 OP_NAMES = {
     1: "Put", 2: "Get", 3: "Delete", 4: "CAS", 5: "List", 6: "Status",
     7: "SessionOpen", 8: "SessionKeepAlive", 9: "SessionClose",
@@ -62,13 +82,19 @@ OP_NAMES = {
     17: "Resign", 18: "Leader", 19: "Observe", 20: "Watch", 21: "Cancel",
     23: "SnapshotRead", 27: "LeaderTransfer", 28: "QuotaSet", 29: "QuotaGet",
     32: "Txn",
+    33: "UserAdd", 34: "UserDelete", 35: "UserGrantRole", 36: "UserRevokeRole",
+    37: "RoleAdd", 38: "RoleDelete", 39: "RoleGrant", 40: "RoleRevoke",
+    41: "AuthEnable", 42: "AuthDisable", 43: "UserList", 44: "RoleList",
+    45: "AuthStatus", 46: "Authenticate",
 }
 
 # The ops that go through the replicated log and so need a non-zero
 # client_id and seq (PROTOCOL.md §4): Put, Get, Delete, CAS, List (Get and
 # List only when not serializable), 7-18 but SessionList and LockList, and
-# QuotaSet and Txn. The others are served by the contacted node alone.
-_LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28, 32])
+# QuotaSet, Txn and the user, role and auth commands. The others are
+# served by the contacted node alone.
+_LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28, 32,
+                      33, 34, 35, 36, 37, 38, 39, 40, 41, 42])  # 33-42: protocol 10
 
 
 def through_log(op, serializable=False):
@@ -96,13 +122,16 @@ ERR_FENCED = 13
 ERR_COMPACTED = 14
 ERR_NOT_ELECTION_LEADER = 15
 ERR_QUOTA_EXCEEDED = 16
+ERR_AUTH_REQUIRED = 17      # protocol 10
+ERR_AUTH_FAILED = 18        # protocol 10
+ERR_PERMISSION_DENIED = 19  # protocol 10
 
 ERR_NAMES = {
     0: "None", 1: "NotLeader", 2: "NotFound", 3: "CASFailed", 4: "Invalid",
     5: "TooLarge", 6: "Timeout", 7: "Unavailable", 8: "Internal",
     9: "SessionExpired", 10: "LockHeld", 11: "NotHeld", 12: "Canceled",
     13: "Fenced", 14: "Compacted", 15: "NotElectionLeader",
-    16: "QuotaExceeded",
+    16: "QuotaExceeded", 17: "AuthRequired", 18: "AuthFailed", 19: "PermissionDenied",
 }
 
 EVENT_PUT, EVENT_DELETE = 1, 2
@@ -390,6 +419,19 @@ TxnResult = _record("TxnResult", [
     ("more", BOOL), ("deleted", U64),
 ], "The result of one operation of the branch that ran.")
 
+# Users and roles (protocol 10).
+User = _record("User", [
+    ("name", STR), ("roles", LIST(STR)), ("has_password", BOOL),
+], "A user and its roles (never its password).")
+
+RolePerm = _record("RolePerm", [
+    ("prefix", STR), ("perm", U8),
+], "One permission of a role: perm 1 read, 2 write, 3 readwrite on prefix.")
+
+Role = _record("Role", [
+    ("name", STR), ("perms", LIST(RolePerm)),
+], "A role and its permissions, by prefix.")
+
 # Frames. frame_type is element 0 of each and is not a field here.
 Hello = _record("Hello", [
     ("magic", STR), ("version", U32), ("cluster_id", STR), ("node_id", U32),
@@ -423,6 +465,7 @@ Request = _record("Request", [
     ("target_node", U32), ("start_key", STR), ("revision", U64),
     ("page_bytes", U32), ("quota_bytes", U64), ("compares", LIST(Compare)),
     ("then_ops", LIST(TxnOp)), ("else_ops", LIST(TxnOp)),
+    ("role", STR), ("perm", U8),  # protocol 10
 ])
 
 Response = _record("Response", [
@@ -436,6 +479,8 @@ Response = _record("Response", [
     ("snap_size", U64), ("snap_crc", U32), ("data", BIN), ("more", BOOL),
     ("next_key", STR), ("quota_used", U64), ("quota_bytes", U64),
     ("quota_set", BOOL), ("txn_results", LIST(TxnResult)),
+    ("users", LIST(User)), ("roles", LIST(Role)), ("auth_enabled", BOOL),  # protocol 10
+    ("user", STR),
 ])
 
 FRAME_RECORDS = {

@@ -673,3 +673,42 @@ class ZFailover(ClusterTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Auth(ClusterTest):
+    """Users and roles (protocol 10): a client with credentials may write
+    under its role's prefix and nowhere else; without credentials it is
+    refused. Auth is disabled again at the end, for the other tests."""
+
+    def test_credentials(self):
+        user = unique("py")
+        deadline = time.monotonic() + 30
+        while True:  # the cluster level rises to 10 once every member speaks it
+            try:
+                self.c.user_add("root", "rootpw")
+                break
+            except paxosd.InvalidError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        root = paxosd.Client(ENDPOINTS, timeout=15, user="root", password="rootpw")
+        self.addCleanup(root.close)
+        self.c.user_add(user, "pw")
+        self.c.role_add(user + "-role")
+        self.c.role_grant(user + "-role", "py-app/", wire.PERM_READWRITE)
+        self.c.user_grant_role(user, user + "-role")
+        self.c.auth_enable()
+        self.addCleanup(lambda: (root.auth_disable(), root.user_delete(user), root.user_delete("root")))
+
+        with self.assertRaises(paxosd.AuthRequiredError):
+            paxosd.Client(ENDPOINTS, timeout=5).put("py-app/x", b"1")
+        with self.assertRaises(paxosd.AuthFailedError):
+            paxosd.Client(ENDPOINTS, timeout=5, user=user, password="wrong").put("py-app/x", b"1")
+        c = paxosd.Client(ENDPOINTS, timeout=15, user=user, password="pw")
+        self.addCleanup(c.close)
+        self.assertEqual(c.auth_status(), (True, user))
+        c.put("py-app/x", b"1")
+        with self.assertRaises(paxosd.PermissionDeniedError) as cm:
+            c.put("py-other/x", b"1")
+        self.assertEqual(str(cm.exception), 'permission denied: %s may not write "py-other/x"' % user)
+        self.assertIsNone(root.get("py-other/x"))  # nothing written
