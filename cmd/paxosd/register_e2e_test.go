@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/paxosd/paxosd/statemachine"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +54,7 @@ func TestRegisterEphemeralKey(t *testing.T) {
 		t.Skip("multi-process test")
 	}
 	c := startCluster(t)
-	c.waitLevel(9)
+	c.waitLevel(statemachine.LevelMax) // ephemeral keys need 9; the leader raises it straight to the highest
 	eps := strings.Join(c.addrs, ",")
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
