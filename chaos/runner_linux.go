@@ -125,6 +125,11 @@ func (s *schedule) run() error {
 	if d, _ := s.probeWrite(startupLimit); d > startupLimit {
 		return fmt.Errorf("cluster accepted no write within %s of starting (logs in %s)", d, s.dir)
 	}
+	if s.c.TLS != nil {
+		if err := s.enableAuth(startupLimit); err != nil {
+			return fmt.Errorf("enabling auth: %w (logs in %s)", err, s.dir)
+		}
+	}
 
 	ctx, stop := context.WithCancel(context.Background())
 	wait, err := s.startWorkers(ctx)
