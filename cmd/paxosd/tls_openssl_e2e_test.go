@@ -41,7 +41,8 @@ func makeCerts(t *testing.T, caName, nodes, clients string) string {
 // certificate whose CommonName is node-2 saying it is node 2 in a peer
 // hello, and node 3's own valid certificate saying node 2. Each gets its
 // line (on the client's stderr, or in the node's log for would-be peers),
-// and a real client's puts all succeed throughout.
+// and a real client's puts all succeed throughout. The Python client
+// speaks TLS to the same cluster, and is refused as the CLI is.
 func testTLSOpenSSL(t *testing.T, bin string) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl is not installed (scripts/install-deps.sh installs it as root)")
@@ -139,6 +140,23 @@ func testTLSOpenSSL(t *testing.T, bin string) {
 			t.Errorf("%s: the peer hello was answered", tc.name)
 		}
 		waitFor(t, "node 1 to log: "+tc.log, 5*time.Second, func() bool { return strings.Contains(node1Log(), jsonEscapeLine(tc.log)) })
+	}
+
+	// The Python client over TLS (clients/python/tests/test_tls.py), if a
+	// python3 with msgpack is here.
+	for _, python := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(python, "-c", "import msgpack").Run() != nil {
+			continue
+		}
+		cmd := exec.Command(python, "-m", "unittest", "-v", "tests.test_tls")
+		cmd.Dir = filepath.Join("..", "..", "clients", "python")
+		cmd.Env = append(os.Environ(), "PAXOSD_ENDPOINTS="+strings.Join(c.addrs, ","), "PAXOSD_CACERT="+f(certs, "ca.crt"),
+			"PAXOSD_CERT="+f(certs, "alice.crt"), "PAXOSD_KEY="+f(certs, "alice.key"), "PAXOSD_OTHER_CA_DIR="+other)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Ran 2 tests") || strings.Contains(string(out), "skipped") {
+			t.Errorf("python -m unittest tests.test_tls: %v\n%s", err, out)
+		}
+		break
 	}
 
 	// What mallory tried wrote nothing; alice's puts all went through.

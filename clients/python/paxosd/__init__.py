@@ -18,6 +18,7 @@ from .errors import (AuthFailedError, AuthRequiredError, PermissionDeniedError, 
                      SessionExpiredError, SessionLostError, TimeoutError, TooLargeError,
                      UnavailableError)
 from .session import Lock, Session
+from .tls import tls_context
 from .txn import (TxnResponse, compare, create_revision, exists, lock_token, mod_revision,
                   op_delete, op_get, op_put, value, version)
 from .watch import Watch, WatchProgress
@@ -39,5 +40,5 @@ __all__ = [
     "ProtocolError",
     "TxnResponse", "compare", "value", "version", "create_revision", "mod_revision", "exists",
     "lock_token", "op_put", "op_delete", "op_get", "WatchProgress",
-    "AuthRequiredError", "AuthFailedError", "PermissionDeniedError",
+    "AuthRequiredError", "AuthFailedError", "PermissionDeniedError", "tls_context",
 ]

@@ -49,10 +49,13 @@ class Client:
 
     endpoints: "host:port" strings (a list, or one comma-separated string).
     cluster: the cluster id ("" = the default). timeout: the default deadline
-    of a call, in seconds, retries included. Thread-safe.
+    of a call, in seconds, retries included. user, password: authenticate
+    every connection (a cluster with auth enabled). tls: an ssl.SSLContext
+    from tls_context(cacert, cert, key) for a cluster with TLS on.
+    Thread-safe.
     """
 
-    def __init__(self, endpoints, cluster="", timeout=10.0, dial_timeout=3.0, user=None, password=""):
+    def __init__(self, endpoints, cluster="", timeout=10.0, dial_timeout=3.0, user=None, password="", tls=None):
         if isinstance(endpoints, str):
             endpoints = [e.strip() for e in endpoints.split(",") if e.strip()]
         if not endpoints:
@@ -64,6 +67,9 @@ class Client:
         # user, password: every connection authenticates as user (a
         # cluster with auth enabled; protocol 10).
         self._credentials = (user, password) if user else None
+        # tls: an ssl.SSLContext (paxosd.tls_context) for a cluster with
+        # TLS on; None: plaintext.
+        self._tls = tls
         # A random non-zero 64-bit id per client: with seq it names an
         # operation across retries and connections.
         self.client_id = int.from_bytes(os.urandom(8), "big") or 1
@@ -110,7 +116,7 @@ class Client:
             c = self._conns.get(addr)
             if c is not None and not c.closed:
                 return c
-        c = Connection(addr, self.cluster, self.dial_timeout, credentials=self._credentials)
+        c = Connection(addr, self.cluster, self.dial_timeout, credentials=self._credentials, tls=self._tls)
         with self._lock:
             old = self._conns.get(addr)
             if self._closed or (old is not None and not old.closed):
@@ -427,7 +433,7 @@ class Client:
         entry first, then the other members with only id, addr, connected."""
         if endpoint is None:
             return self.call(wire.OP_STATUS, timeout=timeout).status
-        c = Connection(endpoint, self.cluster, self.dial_timeout)
+        c = Connection(endpoint, self.cluster, self.dial_timeout, credentials=self._credentials, tls=self._tls)
         try:
             r = c.call(wire.Request(op=wire.OP_STATUS), timeout or self.timeout)
             if r is None:

@@ -84,7 +84,7 @@ class Stream:
 class Connection:
     """A client connection to addr, after a successful hello."""
 
-    def __init__(self, addr, cluster="", dial_timeout=3.0, frame_max=wire.FRAME_BYTES_MAX, credentials=None):
+    def __init__(self, addr, cluster="", dial_timeout=3.0, frame_max=wire.FRAME_BYTES_MAX, credentials=None, tls=None):
         self.addr = addr
         self.frame_max = frame_max
         self.closed = False
@@ -95,6 +95,15 @@ class Connection:
         self._wlock = threading.Lock()
         host, port = split_addr(addr)
         self.sock = socket.create_connection((host, port), timeout=dial_timeout)
+        if tls is not None:
+            # tls: an ssl.SSLContext (tls.tls_context); the node's
+            # certificate must name host. A handshake failure is an OSError
+            # (ssl.SSLError), which the client treats as an unreachable node.
+            try:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=host)
+            except BaseException:
+                self.sock.close()
+                raise
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._rfile = self.sock.makefile("rb")
