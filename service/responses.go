@@ -56,6 +56,7 @@ func resultResponse(op statemachine.Op, r statemachine.Result) wire.Response {
 	if op == statemachine.OpTxn {
 		resp.TxnResults = wireTxnResults(r.Txn)
 	}
+	resp.ExpiredSessions = r.Expired // a keep-alive batch's
 	if r.More && len(r.KVs) > 0 { // a List cut short by its limit
 		resp.More, resp.NextKey = true, r.KVs[len(r.KVs)-1].Key+"\x00"
 	}

@@ -177,6 +177,10 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 		if resp := n.validateTxn(q); resp != nil {
 			return resp
 		}
+	case wire.OpSessionKeepAliveBatch:
+		if resp := validateKeepAliveBatch(q); resp != nil {
+			return resp
+		}
 	case wire.OpPut, wire.OpGet, wire.OpDelete, wire.OpCAS, wire.OpWatch:
 		if q.Key == "" && !(q.Op == wire.OpWatch && q.WatchPrefix) {
 			return invalid("key must not be empty")
@@ -256,5 +260,6 @@ func commandFields(q *wire.Request) statemachine.Command {
 		Compares:        txnCompares(q.Compares),
 		Then:            txnOps(q.ThenOps),
 		Else:            txnOps(q.ElseOps),
+		SessionIDs:      q.SessionIDs,
 	}
 }

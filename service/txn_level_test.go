@@ -40,7 +40,7 @@ func TestTxnAcrossLevelChange(t *testing.T) {
 	speak = wire.ProtocolVersion
 	rgRunUntil(t, s, 2*time.Second, "every node at level 8", func() bool {
 		for _, sn := range s.nodes {
-			if sn.n.sm.Level() != statemachine.LevelTxn {
+			if sn.n.sm.Level() < statemachine.LevelTxn {
 				return false
 			}
 		}

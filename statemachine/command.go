@@ -83,6 +83,9 @@ type Command struct {
 	Compares []Compare
 	Then     []TxnOp
 	Else     []TxnOp
+	// SessionIDs are the sessions an OpSessionKeepAliveBatch renews
+	// (keepalive_batch.go).
+	SessionIDs []uint64
 }
 
 func (c *Command) String() string {
@@ -118,6 +121,8 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" level=%d", c.Level)
 	case OpTxn:
 		s += fmt.Sprintf(" compares=%d then=%d else=%d", len(c.Compares), len(c.Then), len(c.Else))
+	case OpSessionKeepAliveBatch:
+		s += fmt.Sprintf(" sessions=%d", len(c.SessionIDs))
 	default:
 		s += fmt.Sprintf(" key=%q", c.Key)
 	}
@@ -167,6 +172,7 @@ const (
 	fieldCompares
 	fieldThen
 	fieldElse
+	fieldSessionIDs // keep-alive batches
 	fieldCount
 )
 
@@ -174,6 +180,8 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case len(c.SessionIDs) != 0:
+		return fieldSessionIDs + 1
 	case len(c.Else) != 0:
 		return fieldElse + 1
 	case len(c.Then) != 0:
@@ -241,7 +249,7 @@ func (c *Command) fieldsUsed() int {
 func EncodeCommand(c *Command) []byte {
 	var buf bytes.Buffer
 	buf.Grow(16 + len(c.Key) + len(c.Value) + len(c.PrevValue) + len(c.Prefix) + len(c.Name) + len(c.FenceName) +
-		TxnBytes(c) + 8*(len(c.Compares)+len(c.Then)+len(c.Else)))
+		TxnBytes(c) + 8*(len(c.Compares)+len(c.Then)+len(c.Else)+len(c.SessionIDs)))
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
@@ -324,6 +332,8 @@ func EncodeCommand(c *Command) []byte {
 			must(encodeTxnOps(enc, c.Then))
 		case fieldElse:
 			must(encodeTxnOps(enc, c.Else))
+		case fieldSessionIDs:
+			must(encodeIDList(enc, c.SessionIDs))
 		}
 	}
 	return buf.Bytes()
@@ -603,6 +613,8 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, in []byte, c *Command) er
 			c.Then, err = decodeTxnOps(d, r)
 		case fieldElse:
 			c.Else, err = decodeTxnOps(d, r)
+		case fieldSessionIDs:
+			c.SessionIDs, err = decodeIDList(d, r)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

@@ -68,6 +68,11 @@ const (
 	// OpTxn is a transaction (txn.go), from LevelTxn on: Compares, and
 	// the Then or Else operations, applied at one revision.
 	OpTxn Op = 32
+
+	// OpSessionKeepAliveBatch renews every session of SessionIDs
+	// (keepalive_batch.go), from LevelKeepAliveBatch on. (33 to 46 belong
+	// to other features.)
+	OpSessionKeepAliveBatch Op = 47
 )
 
 var opNames = [...]string{
@@ -80,6 +85,8 @@ var opNames = [...]string{
 	OpQuotaSet: "quota-set", OpQuotaDefault: "quota-default",
 	OpLevel: "level",
 	OpTxn:   "txn",
+
+	OpSessionKeepAliveBatch: "session-keepalive-batch",
 }
 
 func (o Op) String() string {
@@ -98,6 +105,12 @@ func (o Op) valid() bool { return int(o) < len(opNames) && opNames[o] != "" }
 func (o Op) mutating() bool {
 	switch o {
 	case OpGet, OpList, OpLockCheck, OpLeader, OpStateHash:
+		return false
+	case OpSessionKeepAliveBatch:
+		// Mutating, but never stored: applying a batch again only renews
+		// its sessions again (harmless: the client counts from the send
+		// time of the attempt it saw acknowledged), while storing its
+		// result would keep up to 4096 ids per answer in the table.
 		return false
 	}
 	return true

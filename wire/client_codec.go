@@ -131,7 +131,21 @@ const (
 	// ErrInvalid. Response: Succeeded (the compares held), TxnResults
 	// (one per operation of the branch that ran), Revision.
 	OpTxn Op = 32
+
+	// (Ops 33 to 46 belong to other features.)
+
+	// OpSessionKeepAliveBatch (version 12) restarts the TTL of every
+	// session in SessionIDs (at most KeepAliveBatchMax), as one command
+	// through the log. The cluster applies it from cluster level 12 on;
+	// before, it answers ErrInvalid. Response: ExpiredSessions, the ids
+	// of the batch that no longer exist; every other one was renewed.
+	OpSessionKeepAliveBatch Op = 47
 )
+
+// KeepAliveBatchMax bounds the session ids of one
+// OpSessionKeepAliveBatch: 4096 ids are at most 36 KiB in a frame and in
+// a log command.
+const KeepAliveBatchMax = 4096
 
 var opNames = [...]string{
 	OpPut:    "Put",
@@ -161,6 +175,8 @@ var opNames = [...]string{
 	OpQuotaSet:         "QuotaSet",
 	OpQuotaGet:         "QuotaGet",
 	OpTxn:              "Txn",
+
+	OpSessionKeepAliveBatch: "SessionKeepAliveBatch",
 }
 
 func (o Op) String() string {
@@ -176,7 +192,8 @@ func (o Op) String() string {
 // Ops 22, 24 to 26, 30 and 31, reserved for the state machine's internal
 // commands, are not valid.
 func (o Op) Valid() bool {
-	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn
+	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn ||
+		o == OpSessionKeepAliveBatch
 }
 
 // IsStream reports whether o opens a stream (OpWatch, OpObserve): one
@@ -364,6 +381,9 @@ type Request struct {
 	Compares []Compare
 	ThenOps  []TxnOp
 	ElseOps  []TxnOp
+	// SessionIDs are the sessions an OpSessionKeepAliveBatch renews
+	// (version 12).
+	SessionIDs []uint64
 }
 
 // CompareTarget says what a Compare reads (version 8).
@@ -643,6 +663,10 @@ type Response struct {
 	// TxnResults answer an OpTxn (version 8): one per operation of the
 	// branch that ran (Succeeded: the compares held, the then branch).
 	TxnResults []TxnResult
+	// ExpiredSessions answers an OpSessionKeepAliveBatch (version 12): the
+	// ids of the batch that no longer exist, in the batch's order; every
+	// other id was renewed.
+	ExpiredSessions []uint64
 }
 
 var requestFields = []field[Request]{
@@ -685,6 +709,8 @@ var requestFields = []field[Request]{
 	listField("compares", func(q *Request) *[]Compare { return &q.Compares }, compareFields),
 	listField("then_ops", func(q *Request) *[]TxnOp { return &q.ThenOps }, txnOpFields),
 	listField("else_ops", func(q *Request) *[]TxnOp { return &q.ElseOps }, txnOpFields),
+	// version 12 (keep-alive batches)
+	uintListField("session_ids", func(q *Request) *[]uint64 { return &q.SessionIDs }),
 }
 
 var compareFields = []field[Compare]{
@@ -804,6 +830,8 @@ var responseFields = []field[Response]{
 	uintField("quota_bytes", func(s *Response) *uint64 { return &s.QuotaBytes }),
 	boolField("quota_set", func(s *Response) *bool { return &s.QuotaSet }),
 	listField("txn_results", func(s *Response) *[]TxnResult { return &s.TxnResults }, txnResultFields),
+	// version 12 (keep-alive batches)
+	uintListField("expired_sessions", func(s *Response) *[]uint64 { return &s.ExpiredSessions }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

@@ -20,8 +20,15 @@ const (
 	// transactions (OpTxn: the request fields compares, then_ops,
 	// else_ops and the response field txn_results) and tells the leader
 	// that the member's state machine knows cluster level 8, which
-	// applies them (VersionTxn).
-	ProtocolVersion = 8
+	// applies them (VersionTxn). Version 12 adds keep-alive batches
+	// (VersionKeepAliveBatch).
+	ProtocolVersion = 12
+	// VersionKeepAliveBatch is the first version that has
+	// OpSessionKeepAliveBatch (the request field session_ids, the response
+	// field expired_sessions): a client sends one only on a connection
+	// that negotiated it, and the cluster applies one only from cluster
+	// level 12, raised once every member speaks it.
+	VersionKeepAliveBatch = 12
 	// VersionTxn is the first version that has transactions: a client
 	// sends an OpTxn only on a connection that negotiated it (an older
 	// server would ignore the new fields), and the cluster applies one

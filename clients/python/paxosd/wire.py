@@ -47,6 +47,11 @@ OP_SNAPSHOT_READ = 23
 OP_LEADER_TRANSFER = 27
 OP_QUOTA_SET = 28
 OP_QUOTA_GET = 29
+# (version 12) renews every session of session_ids in one command; the
+# answer's expired_sessions lists the ids that no longer exist. At most
+# KEEPALIVE_BATCH_MAX ids.
+OP_SESSION_KEEPALIVE_BATCH = 47
+KEEPALIVE_BATCH_MAX = 4096
 
 OP_NAMES = {
     1: "Put", 2: "Get", 3: "Delete", 4: "CAS", 5: "List", 6: "Status",
@@ -55,13 +60,14 @@ OP_NAMES = {
     13: "LockCheck", 14: "LockList", 15: "Campaign", 16: "Proclaim",
     17: "Resign", 18: "Leader", 19: "Observe", 20: "Watch", 21: "Cancel",
     23: "SnapshotRead", 27: "LeaderTransfer", 28: "QuotaSet", 29: "QuotaGet",
+    47: "SessionKeepAliveBatch",
 }
 
 # The ops that go through the replicated log and so need a non-zero
 # client_id and seq (PROTOCOL.md §4): Put, Get, Delete, CAS, List (Get and
 # List only when not serializable), 7-18 but SessionList and LockList, and
 # QuotaSet. The others are served by the contacted node alone.
-_LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28])
+_LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28, 47])
 
 
 def through_log(op, serializable=False):
@@ -412,6 +418,7 @@ Request = _record("Request", [
     ("target_node", U32), ("start_key", STR), ("revision", U64),
     ("page_bytes", U32), ("quota_bytes", U64), ("compares", LIST(Compare)),
     ("then_ops", LIST(TxnOp)), ("else_ops", LIST(TxnOp)),
+    ("session_ids", LIST(U64)),
 ])
 
 Response = _record("Response", [
@@ -425,6 +432,7 @@ Response = _record("Response", [
     ("snap_size", U64), ("snap_crc", U32), ("data", BIN), ("more", BOOL),
     ("next_key", STR), ("quota_used", U64), ("quota_bytes", U64),
     ("quota_set", BOOL), ("txn_results", LIST(TxnResult)),
+    ("expired_sessions", LIST(U64)),
 ])
 
 FRAME_RECORDS = {
