@@ -165,6 +165,8 @@ func versionNeeded(q *wire.Request) uint32 {
 		return pagedVersion
 	case q.Op == wire.OpTxn:
 		return wire.VersionTxn
+	case q.Op == wire.OpSessionKeepAliveBatch:
+		return wire.VersionKeepAliveBatch
 	}
 	return 1
 }
@@ -173,6 +175,9 @@ func errVersion(cn *conn, q *wire.Request) error {
 	what := "a paged list"
 	if q.Op == wire.OpTxn {
 		what = "a transaction"
+	}
+	if q.Op == wire.OpSessionKeepAliveBatch {
+		what = "a keep-alive batch"
 	}
 	return fmt.Errorf("%w: %s at %s: %s needs protocol version %d, the connection speaks %d",
 		ErrUnsupported, q.Op, cn.addr, what, versionNeeded(q), cn.mux.Version())
