@@ -78,7 +78,7 @@ type kaState struct {
 const (
 	// batchRetry: after a server refused a batch, keep-alives go one per
 	// session this long before a batch is tried again.
-	batchRetry = time.Minute
+	batchRetry = 10 * time.Second
 	// singleGroup: in the fallback, one goroutine sends this many single
 	// keep-alives one after another, so the goroutines in flight are a
 	// fraction of the sessions.
