@@ -240,6 +240,7 @@ type simStats struct {
 	stateReports, encodingReports                                 int
 	rttSamples, leaderlessTicks                                   int
 	txnTransfers, txnEvents                                       int
+	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
 }
 
 func (a *simStats) add(b simStats) {
@@ -278,6 +279,10 @@ func (a *simStats) add(b simStats) {
 	a.leaderlessTicks += b.leaderlessTicks
 	a.txnTransfers += b.txnTransfers
 	a.txnEvents += b.txnEvents
+	a.kaBatches += b.kaBatches
+	a.kaBatchSeveral += b.kaBatchSeveral
+	a.kaSingles += b.kaSingles
+	a.kaRefused += b.kaRefused
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -333,6 +338,8 @@ func TestNodeSim(t *testing.T) {
 			"state check report at the level of the encoding hash": total.encodingReports,
 			"transfer between accounts (a transaction)":            total.txnTransfers,
 			"watch event of a transaction's revision":              total.txnEvents,
+			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
+			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))
