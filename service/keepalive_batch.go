@@ -14,7 +14,7 @@ import (
 // The state machine refuses a batch below level 12 by itself (as an older
 // build refuses the unknown op), so nothing diverges; the node refuses it
 // earlier, before it costs a slot, while the level it has applied is
-// below 12 — the level only rises, so a batch it lets through meets
+// below 12 (unless it is installing a snapshot and has no state to ask) — the level only rises, so a batch it lets through meets
 // level 12 or above on every replica — and on a connection that
 // negotiated an older protocol. The client falls back to one
 // OpSessionKeepAlive per session when answered so.
@@ -25,12 +25,16 @@ func (n *Node) refuseKeepAliveBatch(c *call) bool {
 	if c.req.Op != wire.OpSessionKeepAliveBatch {
 		return false
 	}
+	// While the node installs a snapshot it has no state to read the
+	// level from: the batch goes on to the log, where every replica's
+	// state machine refuses it below level 12 all the same.
+	installing := n.installing()
 	var msg string
 	switch {
 	case c.version != 0 && !c.speaks(wire.VersionKeepAliveBatch):
 		msg = fmt.Sprintf("a keep-alive batch needs protocol %d; this connection negotiated %d: send one session keep-alive per session",
 			wire.VersionKeepAliveBatch, c.version)
-	case n.sm.Level() < statemachine.LevelKeepAliveBatch:
+	case !installing && n.sm.Level() < statemachine.LevelKeepAliveBatch:
 		msg = fmt.Sprintf("keep-alive batches need cluster level %d; the cluster is at level %d until every member runs protocol %d or newer: send one session keep-alive per session",
 			statemachine.LevelKeepAliveBatch, n.sm.Level(), wire.VersionKeepAliveBatch)
 	default:
