@@ -77,7 +77,9 @@
 // OpSessionOpen{TTLMs} opens a session with a new id (from a counter
 // starting at 1; ids are never reused); the TTL must be
 // SessionTTLMinMs..SessionTTLMaxMs (1 s to 1 h). OpSessionKeepAlive renews
-// it. OpSessionClose ends it. Keep-alive or close of a session that does not
+// it; OpSessionKeepAliveBatch (from LevelKeepAliveBatch) renews each live
+// session of its SessionIDs the same way and reports the others in
+// Result.Expired. OpSessionClose ends it. Keep-alive or close of a session that does not
 // exist (expired, closed, never opened) is ErrSessionExpired. Results carry
 // a SessionInfo with the time left (RemainingMs) on the cluster clock.
 //
@@ -307,7 +309,8 @@
 //	  Quota uint, Level uint,
 //	  Compares [[Target uint, Result uint, Key str, Value bin|nil, Number uint]...],
 //	  Then [[Type uint, Key str, Value bin|nil, Prefix bool, Limit uint]...],
-//	  Else [same as Then] ]
+//	  Else [same as Then],
+//	  SessionIDs [uint...] ]
 //
 // nil in PrevValue or PrevRevision means "no such condition". Commands
 // written before the coordination fields existed decode unchanged. The
@@ -318,7 +321,8 @@
 // 17 resign, 18 leader, 22 clock, 24 state hash (a member's report for the
 // state check, service/statecheck.go: it changes nothing), 25 cluster id,
 // 26 voter, 28 quota set, 30 quota default, 31 level, 32 txn (from
-// cluster level 8, txn.go); 6, 10, 14, 19, 20,
+// cluster level 8, txn.go), 47 keep-alive batch (from cluster level 12,
+// keepalive_batch.go); 6, 10, 14, 19, 20,
 // 21, 23, 27 and 29 are wire-only operations served from local state,
 // which the state machine refuses.
 package statemachine
