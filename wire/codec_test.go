@@ -270,6 +270,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		nil, nil, nil, // version 4: start_key, revision, page_bytes
 		nil,           // version 4: quota_bytes
 		nil, nil, nil, // version 8: compares, then_ops, else_ops
+		nil, // version 12: session_ids
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -296,6 +297,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		[]any{[]any{2, []any{"k", nil, 1, 9, 1}, nil, "future"}},
 		3, true, nil, nil, nil, nil, false, nil, nil, nil, nil,
 		[]any{[]any{2, false, nil, nil, nil, int64(3), "future"}}, // version 8: txn_results
+		[]any{int8(4), uint64(9)},                                 // version 12: expired_sessions
 		"future",
 	})
 	if err != nil {
@@ -313,7 +315,8 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		Leader:          LeaderInfo{Election: "el", Session: 7, Value: []byte("val"), Term: 2, Seq: 5, Revision: 9},
 		Events:          []WatchEvent{{Type: EventDelete, KV: KV{Key: "k", CreateRevision: 1, ModRevision: 9, Version: 1}}},
 		CompactRevision: 3, StreamEnd: true,
-		TxnResults: []TxnResult{{Type: TxnDelete, Deleted: 3}},
+		TxnResults:      []TxnResult{{Type: TxnDelete, Deleted: 3}},
+		ExpiredSessions: []uint64{4, 9},
 	}
 	if !reflect.DeepEqual(s, wantS) {
 		t.Fatalf("got %#v\nwant %#v", s, wantS)
