@@ -5,7 +5,7 @@ PKGS    := ./...
 SEEDS   ?= 2000
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-tls soak clean chaos deps
+.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-tls bench-sessions soak clean chaos deps
 
 all: build
 
@@ -77,9 +77,10 @@ fuzz:
 	done
 
 # The load generator against a fresh local cluster: put 1/16/64/256 clients,
-# get 64, lock 1/16/64, lock-contended 16, ~10 s each, one table
-# (scripts/bench.sh; BENCH_DURATION, BENCH_MACHINE=1, BENCH_FAILOVER=1;
-# see docs/BENCHMARKS.md).
+# get 64, lock 1/16/64, lock-contended 16, ~10 s each, one table; then
+# small runs of the sessions, churn and watch benches (scripts/bench.sh;
+# BENCH_DURATION, BENCH_MACHINE=1, BENCH_FAILOVER=1, BENCH_SESSIONS=0; see
+# docs/BENCHMARKS.md).
 bench: build
 	./scripts/bench.sh ./$(BIN)
 
@@ -135,6 +136,27 @@ bench-etcd: build
 bench-tls: build
 	VERSUS=tls KEYS="$${KEYS:-100000}" CLIENTS="$${CLIENTS:-1 64}" DURATION="$${DURATION:-30s}" \
 		DIR="$${DIR:-/var/tmp/paxosd-bench-tls}" ./scripts/bench-etcd.sh ./$(BIN)
+
+# Sessions and watches at the sizes of issue 16 ('paxosd bench sessions',
+# 'churn', 'watch'; docs/BENCHMARKS.md, "Sessions, churn and watches"):
+# SESSIONS sessions (default 100000) of a 10 s TTL held for HOLD (default
+# 10m); churn (open a session, put, close it) with 64 workers for a
+# minute; 10,000 watchers on one prefix with a writer at 20 puts/s, then
+# 1,000 watchers with 200 puts/s, a minute each after a 30 s baseline of
+# the writer alone. Each bench starts its own three 'paxosd serve'
+# processes, their data under SESSIONS_DIR (default $TMPDIR), removed at
+# the end. About 17 minutes with the defaults.
+SESSIONS     ?= 100000
+HOLD         ?= 10m
+SESSIONS_DIR ?=
+bench-sessions: build
+	./$(BIN) bench sessions --sessions $(SESSIONS) --ttl 10s --hold $(HOLD) --conns 64 --interval 1m $(if $(SESSIONS_DIR),--dir $(SESSIONS_DIR))
+	@echo
+	./$(BIN) bench churn --workers 64 --duration 60s --warmup 5s $(if $(SESSIONS_DIR),--dir $(SESSIONS_DIR))
+	@echo
+	./$(BIN) bench watch --watchers 10000 --rate 20 --duration 60s --baseline 30s --conns 64 $(if $(SESSIONS_DIR),--dir $(SESSIONS_DIR))
+	@echo
+	./$(BIN) bench watch --watchers 1000 --rate 200 --duration 60s --baseline 30s --conns 64 $(if $(SESSIONS_DIR),--dir $(SESSIONS_DIR))
 
 # Ten minutes of puts with a small snapshot interval: data directories stay
 # bounded, and a node stopped meanwhile rejoins by snapshot

@@ -32,6 +32,27 @@ func Fenced(lock string, token uint64) WriteOption {
 	return func(q *wire.Request) { q.FenceName, q.FenceToken = lock, token }
 }
 
+// WithSession makes a Put's key ephemeral: bound to session s, it is
+// deleted when s ends (closed, revoked, or expired one TTL after its
+// keep-alives stopped), like a key on an etcd lease. A later Put without
+// it makes the key permanent again; a Put with another session moves it
+// to that session. It needs protocol 9 and a cluster at level 9
+// (ErrUnsupported on a connection to an older server, ErrInvalid from a
+// cluster not yet at level 9), and applies to Put only: Delete and
+// CompareAndSet refuse it (a set that writes makes the key permanent).
+func WithSession(s *Session) WriteOption {
+	return func(q *wire.Request) { q.SessionID = s.ID() }
+}
+
+// sessionOnPutOnly refuses WithSession on a write other than Put, which
+// the server would ignore.
+func sessionOnPutOnly(q *wire.Request) error {
+	if q.SessionID != 0 {
+		return fmt.Errorf("%w: WithSession applies to Put only, not %s", ErrInvalid, q.Op)
+	}
+	return nil
+}
+
 func applyWrite(q *wire.Request, opts []WriteOption) *wire.Request {
 	for _, o := range opts {
 		o(q)
@@ -71,7 +92,11 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, e
 // Delete removes key and reports whether it existed; a missing key is no
 // error.
 func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (bool, error) {
-	resp, err := c.do(ctx, applyWrite(&wire.Request{Op: wire.OpDelete, Key: key}, opts))
+	q := applyWrite(&wire.Request{Op: wire.OpDelete, Key: key}, opts)
+	if err := sessionOnPutOnly(q); err != nil {
+		return false, err
+	}
+	resp, err := c.do(ctx, q)
 	if err != nil {
 		return false, err
 	}
@@ -103,6 +128,9 @@ func IfAbsent() Condition { return IfModRevision(0) }
 // and the key as it was before.
 func (c *Client) CompareAndSet(ctx context.Context, key string, value []byte, cond Condition, opts ...WriteOption) (bool, KV, error) {
 	q := applyWrite(&wire.Request{Op: wire.OpCAS, Key: key, Value: value}, opts)
+	if err := sessionOnPutOnly(q); err != nil {
+		return false, KV{}, err
+	}
 	cond(q)
 	resp, err := c.do(ctx, q)
 	if err != nil {

@@ -165,6 +165,8 @@ func versionNeeded(q *wire.Request) uint32 {
 		return pagedVersion
 	case q.Op == wire.OpTxn:
 		return wire.VersionTxn
+	case q.Op == wire.OpPut && q.SessionID != 0:
+		return wire.VersionEphemeral
 	case q.Op == wire.OpSessionKeepAliveBatch:
 		return wire.VersionKeepAliveBatch
 	}
@@ -173,10 +175,12 @@ func versionNeeded(q *wire.Request) uint32 {
 
 func errVersion(cn *conn, q *wire.Request) error {
 	what := "a paged list"
-	if q.Op == wire.OpTxn {
+	switch {
+	case q.Op == wire.OpTxn:
 		what = "a transaction"
-	}
-	if q.Op == wire.OpSessionKeepAliveBatch {
+	case q.Op == wire.OpPut:
+		what = "a put with a session (an ephemeral key)"
+	case q.Op == wire.OpSessionKeepAliveBatch:
 		what = "a keep-alive batch"
 	}
 	return fmt.Errorf("%w: %s at %s: %s needs protocol version %d, the connection speaks %d",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/wire"
@@ -102,12 +103,45 @@ func TestListAgainstVersion3(t *testing.T) {
 	}
 }
 
+// TestEphemeralPutAgainstVersion8: a node of protocol 8 would ignore a
+// put's session and keep the key for ever. The client never sends it one:
+// Put with WithSession fails with ErrUnsupported naming version 9, while
+// a plain Put goes through; Delete and CompareAndSet refuse WithSession.
+func TestEphemeralPutAgainstVersion8(t *testing.T) {
+	srv := startOldServer(t, 8)
+	c := newClient(t, []string{srv.addr})
+	ctx := ctxT(t)
+	s, err := c.NewSession(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if _, err := c.Put(ctx, "k", []byte("v"), client.WithSession(s)); !errors.Is(err, client.ErrUnsupported) || !strings.Contains(err.Error(), "version 9") {
+		t.Fatalf("Put WithSession to a version-8 node: %v, want ErrUnsupported", err)
+	}
+	if _, err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("plain Put: %v", err)
+	}
+	if _, err := c.Delete(ctx, "k", client.WithSession(s)); !errors.Is(err, client.ErrInvalid) {
+		t.Fatalf("Delete WithSession: %v, want ErrInvalid", err)
+	}
+	if _, _, err := c.CompareAndSet(ctx, "k", []byte("w"), client.IfAbsent(), client.WithSession(s)); !errors.Is(err, client.ErrInvalid) {
+		t.Fatalf("CompareAndSet WithSession: %v, want ErrInvalid", err)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.puts) != 1 || srv.puts[0].SessionID != 0 {
+		t.Fatalf("the version-8 node got puts %+v, want the plain one only", srv.puts)
+	}
+}
+
 // oldServer speaks protocol version `version` to a client: it answers
 // every List with its three keys, and everything else with Invalid.
 type oldServer struct {
 	addr  string
 	mu    sync.Mutex
 	lists []*wire.Request
+	puts  []*wire.Request
 }
 
 func startOldServer(t *testing.T, version uint32) *oldServer {
@@ -149,14 +183,21 @@ func (s *oldServer) serve(conn net.Conn, version uint32) {
 			return
 		}
 		resp := &wire.Response{ID: q.ID, Revision: 3}
-		if q.Op == wire.OpList {
+		switch q.Op {
+		case wire.OpSessionOpen, wire.OpSessionKeepAlive, wire.OpSessionClose:
+			resp.Session = wire.SessionInfo{ID: 5, TTLMs: 10000}
+		case wire.OpPut:
+			s.mu.Lock()
+			s.puts = append(s.puts, q)
+			s.mu.Unlock()
+		case wire.OpList:
 			s.mu.Lock()
 			s.lists = append(s.lists, q)
 			s.mu.Unlock()
 			for _, k := range []string{"a", "b", "c"} {
 				resp.KVs = append(resp.KVs, wire.KV{Key: k, Value: []byte(k), CreateRevision: 1, ModRevision: 1, Version: 1})
 			}
-		} else {
+		default:
 			resp.Err, resp.ErrMsg = wire.ErrInvalid, "not in this test"
 		}
 		if _, err := conn.Write(wire.AppendFrame(nil, wire.EncodeResponse(nil, resp))); err != nil {

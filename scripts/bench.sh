@@ -3,7 +3,9 @@
 # with a temporary data directory and ports of its own), wait until it has
 # a leader, run the standard set ('paxosd bench suite': put 1/16/64/256
 # clients, get 64, lock 1/16/64, lock-contended 16), print one table, and
-# stop the cluster.
+# stop the cluster. Then the sessions, churn and watch benches, small, each
+# on three 'paxosd serve' processes of its own (make bench-sessions runs
+# them at full size).
 #
 # Usage: scripts/bench.sh [PAXOSD_BINARY]      (default bin/paxosd)
 #
@@ -16,6 +18,7 @@
 #                    or /tmp); put it on the disk you mean to measure
 #   BENCH_MACHINE=1  also measure this machine's fdatasync and loopback RTT
 #   BENCH_FAILOVER=1 also run 'paxosd bench failover' (its own 3 processes)
+#   BENCH_SESSIONS=0 skip the sessions, churn and watch benches (about 40 s)
 set -eu
 
 bin=${1:-bin/paxosd}
@@ -80,6 +83,16 @@ echo "bench.sh: cluster at $eps (data in $dir on $fstype); each run ${duration} 
 # shellcheck disable=SC2086
 "$bin" bench suite --endpoints "$eps" --duration "$duration" --warmup "$warmup" ${BENCH_ARGS:-}
 stop_cluster
+
+if [ "${BENCH_SESSIONS:-1}" != 0 ]; then
+	# A hold of one TTL: each session is kept alive three times.
+	echo
+	"$bin" bench sessions --sessions 2000 --ttl 10s --hold 10s --interval 5s --dir "$dir"
+	echo
+	"$bin" bench churn --workers 64 --duration 5s --warmup 1s --dir "$dir"
+	echo
+	"$bin" bench watch --watchers 200 --rate 50 --duration 5s --baseline 5s --dir "$dir"
+fi
 
 if [ "${BENCH_MACHINE:-}" = 1 ]; then
 	echo

@@ -140,6 +140,8 @@ func (n *Node) handleCall(c *call) {
 		return
 	case c.req.Op == wire.OpQuotaSet && n.refuseQuotaSet(c):
 		return
+	case n.refuseEphemeralPut(c):
+		return
 	case n.refuseKeepAliveBatch(c):
 		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):

@@ -64,6 +64,12 @@ type Config struct {
 	// hashes of their states (statecheck.go); negative: never. Default
 	// 10000.
 	StateCheckSlots int
+	// WatchProgressInterval: a watch that has had no response for this
+	// long gets a progress notification, an empty response carrying the
+	// revision it is up to date with (docs/PROTOCOL.md, "Streams"), so its
+	// client resumes from there after a reconnect. Checked every 10 ticks.
+	// Negative: never. Default 10s.
+	WatchProgressInterval time.Duration
 	// Join says what to do when DataDir holds no state (see JoinMode).
 	// Default JoinCreate.
 	Join JoinMode
@@ -182,6 +188,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.DefaultQuotaBytes == 0 {
 		c.DefaultQuotaBytes = statemachine.DefaultQuotaBytes
+	}
+	if c.WatchProgressInterval == 0 {
+		c.WatchProgressInterval = 10 * time.Second
 	}
 }
 

@@ -55,6 +55,7 @@ func (n *Node) tick(now time.Time) {
 	if n.tickCount++; n.tickCount%10 == 0 {
 		n.expireWaiters(now)
 		n.sampleMetrics()
+		n.notifyProgress()
 		n.proposeIdentity()
 		n.proposeQuota()
 		n.proposeLevel()

@@ -43,6 +43,9 @@ type simChecker struct {
 	lastToken map[string]uint64
 	leader    uint64
 	lastTerm  uint64
+	// ephemeral: the ephemeral keys present, and their sessions
+	// (nodesim_ephemeral_test.go).
+	ephemeral map[string]uint64
 	// The global histories watches and observers must match: KV events by
 	// revision, election "e"'s changes by number.
 	// A revision holds one event, or a transaction's, one per key written.
@@ -379,6 +382,7 @@ func (c *simChecker) checkSemantics(slot paxos.Slot, sm *statemachine.StateMachi
 		}
 	}
 	c.checkAccounts(slot, sm)
+	c.checkEphemeral(slot, sm, alive)
 	if l, ok := sm.LeaderOf(simElection); ok && l.Session != 0 {
 		if !alive[l.Session] {
 			c.s.failf("slot %d: election led by session %d, which has ended", slot, l.Session)

@@ -376,6 +376,11 @@ func (ss *simSession) lockOp(done func()) {
 		})
 		return
 	}
+	if c.version() >= wire.VersionEphemeral && s.rng.Intn(6) == 0 {
+		// Alongside the lock op, not instead: the lock ops keep their
+		// density (nodesim_ephemeral_test.go).
+		ss.putEphemeral()
+	}
 	name := simLocks[s.rng.Intn(len(simLocks))]
 	q := &wire.Request{Op: wire.OpLockAcquire, SessionID: ss.id, Name: name, Wait: s.rng.Intn(3) > 0}
 	if s.rng.Intn(4) == 0 {

@@ -67,11 +67,13 @@ func (c *simConn) RemoteAddr() net.Addr { return c.name }
 // Version: the clients of odd index speak protocol 6, so the simulation
 // runs the answers of both sides of wire.VersionClientAnswers — except
 // client 1, a lock client that moves money between accounts in
-// transactions (version 8) under its locks' fencing tokens.
+// transactions (version 8) under its locks' fencing tokens, and in odd
+// seeds the watch clients, whose watches then get progress
+// notifications (version 11).
 func (c *simConn) Version() uint32 { return c.l.c.version() }
 
 func (c *simClient) version() uint32 {
-	if c.idx%2 == 1 && c.idx != 1 {
+	if c.idx%2 == 1 && c.idx != 1 && !(c.role == roleWatch && c.s.seed%2 == 1) {
 		return wire.VersionClientAnswers - 1
 	}
 	return wire.ProtocolVersion

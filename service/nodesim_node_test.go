@@ -206,7 +206,10 @@ func (s *sim) config(sn *simNode) Config {
 		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout,
 		SnapshotEntries: s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),
 		StateCheckSlots: 16,
-		Join:            sn.join, Logger: log,
+		// Progress notifications often enough for a run to see many, on
+		// lagging followers and restarted nodes too.
+		WatchProgressInterval: 300 * time.Millisecond,
+		Join:                  sn.join, Logger: log,
 	}
 }
 

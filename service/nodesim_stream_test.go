@@ -32,7 +32,6 @@ func (w *simWatch) open() {
 	first := true
 	c.obs.send(q, 0, nil, func(r *wire.Response) {
 		if first {
-			first = false
 			if r.Err == wire.ErrNone && !w.started {
 				w.started, w.last = true, r.Revision // created: events after this revision follow
 			}
@@ -41,6 +40,11 @@ func (w *simWatch) open() {
 			w.restart(r)
 			return
 		}
+		if !first && len(r.Events) == 0 && w.started {
+			w.checkProgress(r.Revision)
+			return
+		}
+		first = false
 		w.checkBatch(r.Events)
 	}, func() { w.restart(nil) })
 	w.id = q.ID
@@ -102,6 +106,33 @@ func (w *simWatch) checkBatch(evs []wire.WatchEvent) {
 		}
 		evs = evs[n:]
 	}
+}
+
+// checkProgress checks a progress notification (protocol 11): the node
+// says every change under "k" up to rev was sent, so rev must be a
+// revision some replica applied, and no change under "k" after the last
+// one reported may be at or below it; the watch resumes after it.
+func (w *simWatch) checkProgress(rev uint64) {
+	s := w.c.s
+	switch {
+	case w.c.version() < wire.VersionWatchProgress:
+		s.failf("a watch of a protocol %d client got a progress notification (revision %d)", w.c.version(), rev)
+		return
+	case rev < w.last:
+		s.failf("a watch got progress to revision %d after reporting %d", rev, w.last)
+		return
+	case rev > s.check.lastRev:
+		s.failf("a watch got progress to revision %d, which no replica applied (the highest is %d)", rev, s.check.lastRev)
+		return
+	}
+	for r := w.last + 1; r <= rev; r++ {
+		if e := watched(s.check.kvEvents[r]); len(e) > 0 {
+			s.failf("a watch got progress to revision %d but never revision %d (%s) after %d", rev, r, e[0].KV.Key, w.last)
+			return
+		}
+	}
+	w.last = rev
+	s.stats.watchProgress++
 }
 
 // watched returns the events under "k", what the watch reports.

@@ -240,6 +240,8 @@ type simStats struct {
 	stateReports, encodingReports                                 int
 	rttSamples, leaderlessTicks                                   int
 	txnTransfers, txnEvents                                       int
+	ephemeralPuts, ephemeralEnded                                 int
+	watchProgress                                                 int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
 }
 
@@ -279,6 +281,9 @@ func (a *simStats) add(b simStats) {
 	a.leaderlessTicks += b.leaderlessTicks
 	a.txnTransfers += b.txnTransfers
 	a.txnEvents += b.txnEvents
+	a.ephemeralPuts += b.ephemeralPuts
+	a.ephemeralEnded += b.ephemeralEnded
+	a.watchProgress += b.watchProgress
 	a.kaBatches += b.kaBatches
 	a.kaBatchSeveral += b.kaBatchSeveral
 	a.kaSingles += b.kaSingles
@@ -338,6 +343,9 @@ func TestNodeSim(t *testing.T) {
 			"state check report at the level of the encoding hash": total.encodingReports,
 			"transfer between accounts (a transaction)":            total.txnTransfers,
 			"watch event of a transaction's revision":              total.txnEvents,
+			"ephemeral key put":                                    total.ephemeralPuts,
+			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
+			"watch progress notification":                          total.watchProgress,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 		} {

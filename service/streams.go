@@ -15,8 +15,15 @@ const eventsPerPush = 256
 type stream struct {
 	c *call
 	// watch: the next revision to send; observe: the last change sent.
+	// Invariant (watch), outside a push: every change below nextRev that
+	// matches the watch was sent, so nextRev-1 is the revision a progress
+	// notification reports.
 	nextRev  uint64
 	afterSeq uint64
+	// sentTick is the node's tickCount when the stream last got a
+	// response: a watch idle for the progress interval gets a progress
+	// notification (notifyProgress).
+	sentTick int
 }
 
 type streamKey struct {
@@ -97,7 +104,7 @@ func (n *Node) openStream(c *call) {
 	if q.Op == wire.OpWatch {
 		// "Created": tells the client the revision the watch starts after,
 		// so if it must reconnect it resumes from there, not from "now".
-		c.reply(&wire.Response{Revision: s.nextRev - 1})
+		n.sendStream(s, &wire.Response{Revision: s.nextRev - 1})
 	}
 	if !n.pushStream(s) {
 		// Ended at once (compacted): its stream_end is sent, and the
@@ -126,15 +133,21 @@ func (n *Node) pushStream(s *stream) bool {
 				n.endStream(s, err)
 				return false
 			}
-			if len(evs) == 0 {
-				return true
-			}
-			s.nextRev = evs[len(evs)-1].Revision + 1
-			s.c.reply(&wire.Response{Revision: n.sm.Revision(), Events: wireEvents(evs)})
-			if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
-				return false // the push did not fit in a frame: corkAnswer ended it
+			if len(evs) > 0 {
+				s.nextRev = evs[len(evs)-1].Revision + 1
+				n.sendStream(s, &wire.Response{Revision: n.sm.Revision(), Events: wireEvents(evs)})
+				if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+					return false // the push did not fit in a frame: corkAnswer ended it
+				}
 			}
 			if len(evs) < eventsPerPush {
+				// Every change up to the store's revision was examined
+				// (KVEvents): the watch is up to date there, whatever
+				// its key. Moving nextRev past the changes of other keys
+				// keeps the next push from scanning them again, and an
+				// idle watch from ending Compacted when the history
+				// drops them.
+				s.nextRev = max(s.nextRev, n.sm.Revision()+1)
 				return true
 			}
 		}
@@ -146,13 +159,40 @@ func (n *Node) pushStream(s *stream) bool {
 		}
 		for _, ch := range changes {
 			s.afterSeq = ch.Seq
-			s.c.reply(&wire.Response{Revision: n.sm.Revision(), Leader: wireChange(q.Name, ch)})
+			n.sendStream(s, &wire.Response{Revision: n.sm.Revision(), Leader: wireChange(q.Name, ch)})
 			if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
 				return false // the push did not fit in a frame: corkAnswer ended it
 			}
 		}
 	}
 	return true
+}
+
+// sendStream sends s its next response.
+func (n *Node) sendStream(s *stream, resp *wire.Response) {
+	s.sentTick = n.tickCount
+	s.c.reply(resp)
+}
+
+// notifyProgress sends every watch that has had no response for the
+// progress interval a progress notification (docs/PROTOCOL.md, "Streams"):
+// an empty response whose revision is the watch's position, nextRev-1,
+// up to which every matching change was sent. It is this node's own
+// position (its applied state, not the leader's), so a client that
+// resumes after it misses nothing. Only clients that negotiated
+// wire.VersionWatchProgress get them: an older one was promised events in
+// every response after the first.
+func (n *Node) notifyProgress() {
+	if n.cfg.WatchProgressInterval <= 0 || n.installing() || n.sm.Applied() != n.streamsApplied {
+		return // off; or a push is due first, which moves the positions
+	}
+	idle := int(max(1, (n.cfg.WatchProgressInterval+n.cfg.TickInterval-1)/n.cfg.TickInterval))
+	n.streams.each(func(_ streamKey, s *stream) bool {
+		if s.c.req.Op == wire.OpWatch && s.c.speaks(wire.VersionWatchProgress) && n.tickCount-s.sentTick >= idle {
+			n.sendStream(s, &wire.Response{Revision: s.nextRev - 1})
+		}
+		return true
+	})
 }
 
 func (n *Node) endStream(s *stream, err error) {

@@ -103,7 +103,9 @@
 // expiry with the lock-delay their acquire asked for; after a close at
 // once), its waiting lock acquires (answered ErrSessionExpired), its
 // elections (as leader it resigns; as candidate it leaves, its campaign
-// answered ErrSessionExpired). A lock or a leadership is never handed to a
+// answered ErrSessionExpired), and last (from LevelEphemeral on) the keys
+// bound to it by puts with its SessionID, deleted at one new revision
+// (ephemeral.go). A lock or a leadership is never handed to a
 // session that the same clock command is expiring: such a waiter is
 // answered ErrSessionExpired and skipped.
 //

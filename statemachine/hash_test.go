@@ -17,7 +17,7 @@ import (
 
 // hashLevels are the levels whose hashes differ in kind: the legacy hash
 // (levels 0 and 5 only differ by the level in it) and the encoding hash.
-var hashLevels = []uint64{0, LevelHashEncoding}
+var hashLevels = []uint64{0, LevelHashEncoding, LevelEphemeral}
 
 // atLevel applies OpLevel{level} to h (nothing for level 0).
 func atLevel(h *smHarness, level uint64) {
@@ -88,6 +88,9 @@ func TestHashCoversState(t *testing.T) {
 				r := &h.sm.elect.m["e"].history.r
 				r.buf[r.start].Revision++
 			}
+		}
+		if level >= LevelEphemeral {
+			changes["key binding"] = func(h *smHarness) { h.sm.bound.bind("a", 1) }
 		}
 		for name, change := range changes {
 			h := base()

@@ -51,6 +51,14 @@ const (
 	// transactions for their retries (snapshot.go).
 	LevelTxn = 8
 
+	// LevelEphemeral binds keys to sessions (ephemeral.go): from it on a
+	// put with a SessionID binds its key to that session, and the key is
+	// deleted when the session ends. Below it a put applies as every
+	// older build applies it, ignoring its SessionID (the node refuses
+	// such a put before it reaches the log: service/ephemeral.go).
+	// Snapshots are written in format 6, which carries the bindings.
+	LevelEphemeral = 9
+
 	// LevelKeepAliveBatch applies keep-alive batches
 	// (OpSessionKeepAliveBatch, keepalive_batch.go): below it a batch is
 	// refused as invalid, as a build without them refuses an unknown op,

@@ -165,7 +165,8 @@ func (sm *StateMachine) sessionClose(c *Command) Result {
 // it holds, each kind in name order: its locks (with their lock-delay if it
 // expired), its waiting lock acquires (answered ErrSessionExpired), its
 // elections (a leader resigns, a candidacy is withdrawn and answered
-// ErrSessionExpired).
+// ErrSessionExpired), and last its ephemeral keys, deleted at one new
+// revision (ephemeral.go).
 func (sm *StateMachine) endSession(s *session, expired bool) {
 	s.ending = true
 	for _, name := range sortedKeys(s.locks) {
@@ -188,6 +189,7 @@ func (sm *StateMachine) endSession(s *session, expired bool) {
 		delete(s.elections, name)
 		sm.answer(cd.client, cd.seq, Result{Err: sessionEndedErr(s.id, expired, "election "+quote(name)), Revision: sm.kv.rev})
 	}
+	sm.deleteSessionKeys(s)
 	t := &sm.sessions
 	if s.heapIndex >= 0 {
 		heap.Remove(&t.byDeadline, s.heapIndex)

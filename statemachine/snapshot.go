@@ -11,6 +11,7 @@ import "errors"
 //	version 3: [ "paxosd/statemachine", 3, SnapshotState, SnapIdentity, SnapQuota ]
 //	version 4: [ "paxosd/statemachine", 4, SnapshotState, SnapIdentity, SnapQuota, SnapLevel ]
 //	version 5: [ "paxosd/statemachine", 5, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult] ]
+//	version 6: [ "paxosd/statemachine", 6, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult], [SnapBinding] ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
 // version selects the layout of the elements after it. Version 2 adds the
@@ -25,7 +26,9 @@ import "errors"
 // quota may be 0 (none set). Version 5 adds the operations' results of the
 // transactions the duplicate table keeps (txn.go), the one part of a
 // Result that SnapResult cannot hold, and is written from LevelTxn on
-// (version 4 below it, from level 5). Every struct of the
+// (version 4 below it, from level 5). Version 6 adds the ephemeral keys'
+// bindings to their sessions (ephemeral.go) and is written from
+// LevelEphemeral on. Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -38,11 +41,12 @@ import "errors"
 // the snapshot transport checks integrity.
 
 // SnapshotFormatVersion is the newest version of the encoding: Snapshot
-// writes it once the cluster level is LevelTxn or more, version 4 once it
+// writes it once the cluster level is LevelEphemeral or more, version 5
+// once it is LevelTxn or more, version 4 once it
 // is above 0, else version 3 once a quota
 // is set, else version 2, or version 1 for a state without a cluster
-// identity either; RestoreStateMachine reads all five.
-const SnapshotFormatVersion = 5
+// identity either; RestoreStateMachine reads all six.
+const SnapshotFormatVersion = 6
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -153,6 +157,21 @@ type SnapshotState struct {
 	// operations' results of the stored results that are transactions',
 	// in the order of Clients and their Results.
 	Txns []SnapTxnResult `msgpack:"-"`
+	// Bindings is the envelope's eighth element (version 6): the
+	// ephemeral keys' sessions, in increasing key order.
+	Bindings []SnapBinding `msgpack:"-"`
+
+	// keysUnread: the keys were checked but not kept (CheckSnapshot), so
+	// the restore cannot look a bound key up.
+	keysUnread bool
+}
+
+// SnapBinding binds ephemeral key Key to session Session (ephemeral.go).
+type SnapBinding struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Key     string
+	Session uint64
 }
 
 // SnapTxnResult is the operations' results of a stored transaction

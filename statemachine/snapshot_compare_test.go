@@ -250,7 +250,7 @@ func checkDerived(t testing.TB, sm *StateMachine) {
 // snapCoverage counts what the states snapshotted held, so the test knows
 // it covered the hard parts.
 type snapCoverage struct {
-	waiters, delays, candidates, renewed, pending, errs, sentinels2, events, dropped, ringFull int
+	waiters, delays, candidates, renewed, pending, errs, sentinels2, events, dropped, ringFull, bindings int
 }
 
 func (c *snapCoverage) add(sm *StateMachine) {
@@ -267,6 +267,7 @@ func (c *snapCoverage) add(sm *StateMachine) {
 		}
 	}
 	c.renewed += len(sm.sessions.renewed)
+	c.bindings += len(sm.bound.byKey)
 	for _, e := range sm.dedup.clients {
 		for _, r := range e.results {
 			if r.res.Pending {

@@ -64,8 +64,10 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 // from LevelHashEncoding on, hash) the same version.
 func (sm *StateMachine) snapshotVersion() uint64 {
 	switch {
-	case sm.level >= LevelTxn:
+	case sm.level >= LevelEphemeral:
 		return SnapshotFormatVersion
+	case sm.level >= LevelTxn:
+		return 5
 	case sm.level > 0:
 		return 4
 	case sm.quota.set:
@@ -132,8 +134,8 @@ const snapshotStateFields = 14
 func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eachKV func(yield func(*SnapKV) error) error) error {
 	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
-	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level, 5 the transactions' results
-	for _, since := range []uint64{2, 3, 4, 5} {
+	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level, 5 the transactions' results, 6 the bindings
+	for _, since := range []uint64{2, 3, 4, 5, 6} {
 		if version >= since {
 			elems++
 		}
@@ -189,7 +191,12 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		}
 	}
 	if version >= 5 {
-		return enc.Encode(st.Txns)
+		if err := enc.Encode(st.Txns); err != nil {
+			return err
+		}
+	}
+	if version >= 6 {
+		return enc.Encode(st.Bindings)
 	}
 	return nil
 }
@@ -265,6 +272,7 @@ func (sm *StateMachine) snapshotTables() *SnapshotState {
 		Revision: sm.kv.rev,
 		Clock:    sm.clock,
 		Fence:    sm.fence,
+		Bindings: sm.snapshotBindings(),
 	}
 
 	ids := sm.dedup.sortedIDs()

@@ -95,6 +95,7 @@ func restoreStream(opts SMOptions, open func() (io.Reader, error), size int64, k
 	if err != nil {
 		return nil, info, err
 	}
+	st.keysUnread = !keep
 	sm, err := st.restore(opts, &kv)
 	if err != nil {
 		return nil, info, err
@@ -198,6 +199,14 @@ func decodeSnapshot(r io.Reader, values *[]byte, onKV func(st *SnapshotState, i 
 	if v >= 5 {
 		if err := dec.Decode(&st.Txns); err != nil {
 			return nil, badSnapshot("decoding version %d transactions: %v", v, err)
+		}
+	}
+	if v >= 4 && (v >= 6) != (st.Level.Level >= LevelEphemeral) {
+		return nil, badSnapshot("version %d at cluster level %d: version 6 is written from level %d on, and only then", v, st.Level.Level, LevelEphemeral)
+	}
+	if v >= 6 {
+		if err := dec.Decode(&st.Bindings); err != nil {
+			return nil, badSnapshot("decoding version %d key bindings: %v", v, err)
 		}
 	}
 	return st, nil
@@ -335,6 +344,9 @@ func (st *SnapshotState) restore(opts SMOptions, kv *kvStore) (*StateMachine, er
 	}
 	sm.restoreQuota(st.Quota.Limit)
 	sm.level = st.Level.Level
+	if err := sm.restoreBindings(st); err != nil {
+		return nil, err
+	}
 	return sm, nil
 }
 

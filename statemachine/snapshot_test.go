@@ -108,6 +108,11 @@ func (g *snapGen) next(sm *StateMachine) ([]byte, Command) {
 		if c.ClientID != 0 {
 			c.ClientID += 100
 		}
+		if ss := sm.Sessions(); c.Op == OpPut && len(ss) > 0 && g.rng.IntN(2) == 0 {
+			// An ephemeral key (at LevelEphemeral), bound to an open
+			// session or, now and then, to one that has ended.
+			c.SessionID = ss[g.rng.IntN(len(ss))].ID + uint64(g.rng.IntN(2))
+		}
 		return EncodeCommand(&c), c
 	default:
 		c := g.coord.next()
@@ -226,7 +231,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	t.Logf("%d snapshots restored; they held %+v", snapshots, cov)
 	if cov.waiters == 0 || cov.delays == 0 || cov.candidates == 0 || cov.renewed == 0 || cov.pending == 0 ||
-		cov.errs == 0 || cov.events == 0 || cov.dropped == 0 || cov.ringFull == 0 {
+		cov.errs == 0 || cov.events == 0 || cov.dropped == 0 || cov.ringFull == 0 || cov.bindings == 0 {
 		t.Fatalf("the histories missed a part of the state: %+v", cov)
 	}
 }
@@ -261,6 +266,9 @@ func encodeWhole(t *testing.T, sm *StateMachine) []byte {
 	}
 	if version >= 5 {
 		env = append(env, st.Txns)
+	}
+	if version >= 6 {
+		env = append(env, st.Bindings)
 	}
 	if err := enc.Encode(env); err != nil {
 		t.Fatal(err)

@@ -202,6 +202,8 @@ type StateMachine struct {
 	// level is the cluster level (level.go): which behaviours of newer
 	// builds are on. It never decreases.
 	level uint64
+	// bound binds ephemeral keys to their sessions (ephemeral.go).
+	bound bindings
 
 	// kvHist holds the recent KV changes for watches: derived from the
 	// commands, deterministic, but not part of Hash.
@@ -225,6 +227,7 @@ func NewStateMachine(opts SMOptions) *StateMachine {
 		sessions: newSessionTable(),
 		locks:    newLockTable(),
 		elect:    newElectionTable(),
+		bound:    newBindings(),
 		kvHist:   newKVHistory(opts.KVHistoryMax, opts.KVHistoryBytesMax),
 	}
 }
@@ -519,12 +522,21 @@ func (sm *StateMachine) execKV(c *Command) Result {
 	}
 	switch c.Op {
 	case OpPut:
+		sid, err := sm.putSession(c)
+		if err != nil {
+			return Result{Err: err, Revision: s.rev}
+		}
 		cur, found := s.get(c.Key)
 		if err := sm.quotaCheck(c.Key, c.Value, cur, found); err != nil {
 			return Result{Err: err, Revision: s.rev}
 		}
 		kv, prev, found := s.put(c.Key, c.Value)
 		sm.quotaPut(c.Key, c.Value, prev, found)
+		if sid != 0 {
+			sm.bound.bind(c.Key, sid)
+		} else {
+			sm.bound.unbind(c.Key)
+		}
 		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: kv, PrevKV: prev})
 		return Result{Revision: s.rev, Found: found, KV: prev}
 	case OpGet:
@@ -539,6 +551,7 @@ func (sm *StateMachine) execKV(c *Command) Result {
 			return Result{Err: errKeyNotFound(c.Key), Revision: s.rev}
 		}
 		sm.quotaDel(prev)
+		sm.bound.unbind(c.Key)
 		sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventDelete, KV: KV{Key: prev.Key, ModRevision: s.rev}, PrevKV: prev})
 		return Result{Revision: s.rev, Found: true, KV: prev}
 	case OpCAS:
@@ -551,6 +564,7 @@ func (sm *StateMachine) execKV(c *Command) Result {
 			}
 			kv, _, _ := s.put(c.Key, c.Value)
 			sm.quotaPut(c.Key, c.Value, cur, found)
+			sm.bound.unbind(c.Key) // a cas carries no session: the key is permanent
 			sm.kvHist.add(KVEvent{Revision: s.rev, Type: EventPut, KV: kv, PrevKV: cur})
 		}
 		return Result{Revision: s.rev, Found: found, KV: cur, Succeeded: ok}

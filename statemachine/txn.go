@@ -298,6 +298,7 @@ func (sm *StateMachine) execTxn(c *Command) Result {
 		case op.Type == TxnPut:
 			kv, prev, found := s.putAt(op.Key, op.Value, rev)
 			sm.quotaPut(op.Key, op.Value, prev, found)
+			sm.bound.unbind(op.Key) // a transaction's put carries no session (ephemeral.go)
 			sm.kvHist.add(KVEvent{Revision: rev, Type: EventPut, KV: kv, PrevKV: prev})
 			r.Found, r.KV = found, prev
 			wrote = true
@@ -337,6 +338,7 @@ func (sm *StateMachine) execTxn(c *Command) Result {
 // txnDeleted accounts for a key a transaction deleted at rev.
 func (sm *StateMachine) txnDeleted(prev KV, rev uint64) {
 	sm.quotaDel(prev)
+	sm.bound.unbind(prev.Key)
 	sm.kvHist.add(KVEvent{Revision: rev, Type: EventDelete, KV: KV{Key: prev.Key, ModRevision: rev}, PrevKV: prev})
 }
 

@@ -20,8 +20,11 @@ const (
 	// transactions (OpTxn: the request fields compares, then_ops,
 	// else_ops and the response field txn_results) and tells the leader
 	// that the member's state machine knows cluster level 8, which
-	// applies them (VersionTxn). Version 12 adds keep-alive batches
-	// (VersionKeepAliveBatch).
+	// applies them (VersionTxn). Version 9 gives OpPut's session_id a
+	// meaning, ephemeral keys (VersionEphemeral). Version 11 adds nothing
+	// to the wire: a node sends a client that speaks it progress
+	// notifications on its idle watches (VersionWatchProgress). Version 12
+	// adds keep-alive batches (VersionKeepAliveBatch).
 	ProtocolVersion = 12
 	// VersionKeepAliveBatch is the first version that has
 	// OpSessionKeepAliveBatch (the request field session_ids, the response
@@ -29,6 +32,18 @@ const (
 	// that negotiated it, and the cluster applies one only from cluster
 	// level 12, raised once every member speaks it.
 	VersionKeepAliveBatch = 12
+	// VersionWatchProgress is the first version whose clients get watch
+	// progress notifications: an empty response on an idle watch carrying
+	// the revision the watch is up to date with (docs/PROTOCOL.md,
+	// "Streams"). An older client was promised events in every response
+	// after the first, and gets none.
+	VersionWatchProgress = 11
+	// VersionEphemeral is the first version whose OpPut may carry a
+	// SessionID, binding the key to the session (deleted when it ends): a
+	// client sends one only on a connection that negotiated it (an older
+	// server would ignore the field and make the key permanent), and the
+	// cluster binds only from cluster level 9.
+	VersionEphemeral = 9
 	// VersionTxn is the first version that has transactions: a client
 	// sends an OpTxn only on a connection that negotiated it (an older
 	// server would ignore the new fields), and the cluster applies one

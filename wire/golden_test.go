@@ -97,6 +97,9 @@ var goldens = []struct {
 	{"put_request.hex", "Request 1: put greeting=hello, client 77, seq 1", &Request{
 		ID: 1, Op: OpPut, ClientID: 77, Seq: 1, Key: "greeting", Value: []byte("hello"), TimeoutMs: 5000,
 	}, frameNames(requestFields), true},
+	{"put_session_request.hex", "Request 15 (version 9): put services/web-1=10.0.0.7:8080 bound to session 42 (an ephemeral key), client 77, seq 12", &Request{
+		ID: 15, Op: OpPut, ClientID: 77, Seq: 12, AckedBelow: 12, Key: "services/web-1", Value: []byte("10.0.0.7:8080"), SessionID: 42,
+	}, frameNames(requestFields), false},
 	{"get_response.hex", "Response to request 2, a get of greeting", &Response{
 		ID: 2, Revision: 8, Found: true,
 		KV: KV{Key: "greeting", Value: []byte("hello"), CreateRevision: 7, ModRevision: 8, Version: 2},
@@ -134,6 +137,9 @@ var goldens = []struct {
 	{"watch_request.hex", "Request 9: watch every key starting with 'config/' from revision 21 (no client id: a watch is not through the log)", &Request{
 		ID: 9, Op: OpWatch, Key: "config/", WatchPrefix: true, FromRevision: 21,
 	}, frameNames(requestFields), false},
+	{"watch_progress_response.hex", "Response on watch stream 9 (version 11): a progress notification, no events: every change under config/ up to revision 57 was sent", &Response{
+		ID: 9, Revision: 57,
+	}, frameNames(responseFields), false},
 	{"cas_failed_response.hex", "Response to request 14: CAS on config/mode failed, the key holds 'green' at mod revision 9", &Response{
 		ID: 14, Err: ErrCASFailed, ErrMsg: "compare failed", Revision: 12, Found: true,
 		KV: KV{Key: "config/mode", Value: []byte("green"), CreateRevision: 7, ModRevision: 9, Version: 2},

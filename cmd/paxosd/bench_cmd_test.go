@@ -50,6 +50,16 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "scale", "--outage", "-1s"}, "--outage must not be negative"},
 		{[]string{"bench", "fsync", "--count", "0"}, "--count must be at least 1"},
 		{[]string{"bench", "rtt", "--size", "0"}, "--size must be between"},
+		{[]string{"bench", "sessions", "--sessions", "0"}, "--sessions must be at least 1"},
+		{[]string{"bench", "sessions", "--ttl", "100ms"}, "--ttl must be between"},
+		{[]string{"bench", "sessions", "--pids", "12"}, "--pids goes with --endpoints"},
+		{[]string{"bench", "sessions", "--endpoints", "a:1", "--dir", "/tmp"}, "not with --endpoints"},
+		{[]string{"bench", "churn", "--workers", "0"}, "--workers must be at least 1"},
+		{[]string{"bench", "churn", "--cacert", "ca.pem"}, "go with --endpoints"},
+		{[]string{"bench", "churn", "--interval", "1s", "--json"}, "leave it out with --json"},
+		{[]string{"bench", "watch", "--rate", "0"}, "--rate must be"},
+		{[]string{"bench", "watch", "--value-size", "4"}, "--value-size must be between 8"},
+		{[]string{"bench", "watch", "--rate", "0.1", "--duration", "1s"}, "schedules no put"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)
@@ -161,4 +171,84 @@ func TestBenchScaleOutage(t *testing.T) {
 			t.Errorf("output does not match %s:\n%s", re, s)
 		}
 	}
+}
+
+// TestBenchSessionsChurnWatch runs the sessions, churn and watch benches
+// tiny, each on its own 3 processes, and checks their JSON reports: no
+// session lost, every churn cycle done, every event delivered in order.
+func TestBenchSessionsChurnWatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds paxosd and runs three processes per bench")
+	}
+	bin := buildBinary(t)
+	runJSON := func(t *testing.T, v any, args ...string) string {
+		t.Helper()
+		args = append(args, "--paxosd", bin, "--dir", t.TempDir(), "--json")
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("paxosd %s: exit %d: %s\n%s", strings.Join(args, " "), code, errb.String(), out.String())
+		}
+		if err := json.Unmarshal(out.Bytes(), v); err != nil {
+			t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	type cpu struct {
+		Seconds float64 `json:"cpu_s"`
+		Cores   float64 `json:"cpu_cores"`
+	}
+	type memory struct {
+		RSS []float64 `json:"rss_mb"`
+	}
+	t.Run("sessions", func(t *testing.T) {
+		var res struct {
+			Opened, Closed   int
+			OpensPerSec      float64              `json:"opens_per_sec"`
+			LostByClient     int                  `json:"lost_by_client"`
+			ExpiredByCluster int                  `json:"expired_by_cluster"`
+			ExpiredUnnoticed int                  `json:"expired_unnoticed"`
+			HoldMembers      *cpu                 `json:"hold_members"`
+			Memory           *memory              `json:"members_memory"`
+			PerInterval      []struct{ Live int } `json:"per_interval"`
+		}
+		out := runJSON(t, &res, "bench", "sessions", "--sessions", "200", "--conns", "8", "--hold", "2s", "--interval", "1s")
+		if res.Opened != 200 || res.Closed != 200 || res.OpensPerSec <= 0 || res.LostByClient != 0 || res.ExpiredByCluster != 0 ||
+			res.ExpiredUnnoticed != 0 || res.HoldMembers == nil || res.Memory == nil || len(res.Memory.RSS) != 3 || res.Memory.RSS[0] <= 0 ||
+			len(res.PerInterval) != 2 || res.PerInterval[1].Live != 200 {
+			t.Errorf("report %s", out)
+		}
+	})
+	t.Run("churn", func(t *testing.T) {
+		var res struct {
+			Ops, Errors uint64
+			Latency     struct{ P50, P99, Max float64 } `json:"latency_ms"`
+			Members     *cpu                            `json:"members"`
+			CPUPerCycle float64                         `json:"members_cpu_ms_per_cycle"`
+		}
+		out := runJSON(t, &res, "bench", "churn", "--workers", "8", "--duration", "1500ms", "--warmup", "300ms")
+		if res.Ops == 0 || res.Errors != 0 || res.Latency.P50 <= 0 || res.Latency.P99 < res.Latency.P50 || res.Members == nil || res.CPUPerCycle <= 0 {
+			t.Errorf("report %s", out)
+		}
+	})
+	t.Run("watch", func(t *testing.T) {
+		type writer struct {
+			Puts, Errors uint64
+			Latency      struct{ P99 float64 } `json:"latency_ms"`
+		}
+		var res struct {
+			Puts, Expected, Delivered, Duplicates uint64
+			OutOfOrder                            uint64                     `json:"out_of_order"`
+			Fraction                              float64                    `json:"delivered_fraction"`
+			Lag                                   struct{ P50, P99 float64 } `json:"lag_ms"`
+			Baseline                              *writer                    `json:"writer_baseline"`
+			Writer                                writer
+			CPUPerDelivery                        float64 `json:"members_cpu_us_per_delivery"`
+		}
+		out := runJSON(t, &res, "bench", "watch", "--watchers", "20", "--conns", "4", "--rate", "20", "--duration", "2s", "--baseline", "1s")
+		if res.Puts < 30 || res.Writer.Errors != 0 || res.Expected != 20*res.Puts || res.Delivered != res.Expected || res.Fraction != 1 ||
+			res.Duplicates != 0 || res.OutOfOrder != 0 || res.Lag.P50 <= 0 || res.Lag.P99 < res.Lag.P50 ||
+			res.Baseline == nil || res.Baseline.Puts < 15 || res.Writer.Latency.P99 <= 0 || res.CPUPerDelivery <= 0 {
+			t.Errorf("report %s", out)
+		}
+	})
 }

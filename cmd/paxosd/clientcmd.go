@@ -33,6 +33,7 @@ type kvFlags struct {
 	prefix       bool
 	fromRev      uint64
 	prevKV       bool
+	progress     bool
 	ifValue      string
 	ifModRev     uint64
 	ifAbsent     bool
@@ -50,6 +51,7 @@ func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
 	fs.BoolVar(&f.prefix, "prefix", false, "watch: watch every key starting with KEY; del: delete every key starting with KEY (one transaction) and print how many")
 	fs.Uint64Var(&f.fromRev, "rev", 0, "watch: replay the changes since this revision first (0: from now)")
 	fs.BoolVar(&f.prevKV, "prev-kv", false, "watch: print each change's previous value too")
+	fs.BoolVar(&f.progress, "progress", false, "watch: also print the revision the watch is up to date with, where it starts and whenever the node reports progress on an idle watch (N PROGRESS; -w json: {\"progress_revision\": N})")
 	fs.StringVar(&f.ifValue, "if-value", "", "cas: write only if the key holds this value")
 	fs.Uint64Var(&f.ifModRev, "if-mod-rev", 0, "cas: write only if the key was last changed at this revision")
 	fs.BoolVar(&f.ifAbsent, "if-absent", false, "cas: write only if the key does not exist")
@@ -61,7 +63,7 @@ func (f *kvFlags) flagSet(name string) *pflag.FlagSet {
 var kvFlagUse = map[string][]string{
 	"serializable": {"get", "ls"},
 	"limit":        {"ls"}, "from": {"ls"}, "keys-only": {"ls"}, "count-only": {"ls"},
-	"prefix": {"watch", "del"}, "rev": {"watch"}, "prev-kv": {"watch"},
+	"prefix": {"watch", "del"}, "rev": {"watch"}, "prev-kv": {"watch"}, "progress": {"watch"},
 	"if-value": {"cas"}, "if-mod-rev": {"cas"}, "if-absent": {"cas"},
 }
 
@@ -109,7 +111,7 @@ const kvSynopsis = `paxosd kv put KEY VALUE                  set a key (VALUE "-
                                                 set a key if the condition holds (exit 1 if not)
        paxosd kv ls [PREFIX] [--from KEY] [--limit N] [--keys-only | --count-only]
                                                 list keys (and values) by prefix
-       paxosd kv watch KEY [--prefix] [--rev N] [--prev-kv]
+       paxosd kv watch KEY [--prefix] [--rev N] [--prev-kv] [--progress]
                                                 print every change of a key or prefix
 
 Every kv command takes -w json (docs/CLI.md).`
@@ -487,9 +489,22 @@ func kvWatch(kf *kvFlags, key string) error {
 		opts = append(opts, client.WithRevision(kf.fromRev))
 	}
 	o := &kf.out
-	events, errf := cl.Watch(ctx, key, opts...)
-	for evs := range events {
-		for _, e := range evs {
+	resps, errf := cl.WatchResponses(ctx, key, opts...)
+	for r := range resps {
+		if r.IsProgressNotify() {
+			if !kf.progress {
+				continue
+			}
+			if o.json() {
+				if err := o.print(progressJSON{ProgressRevision: r.Revision}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(o.w, "%d PROGRESS\n", r.Revision)
+			}
+			continue
+		}
+		for _, e := range r.Events {
 			if o.json() {
 				if err := o.print(newEvent(e, kf.prevKV)); err != nil {
 					return err

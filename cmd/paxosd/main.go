@@ -43,6 +43,7 @@ Usage:
   paxosd elect NAME --value V                       campaign, print "elected term N", lead until interrupted
   paxosd elect NAME --observe                       print every leadership change
   paxosd elect NAME --leader                        print the current leader's value
+  paxosd register KEY VALUE [--ttl 10s] -- COMMAND  keep KEY=VALUE while COMMAND runs (an ephemeral key; gone a TTL after paxosd dies)
   paxosd session ls                                 the sessions: TTL, what each holds and waits for
   paxosd session revoke ID                          end a session now, releasing its locks
   paxosd leader transfer [ID]                       hand the leadership to member ID (default: the most caught-up)
@@ -50,7 +51,7 @@ Usage:
   paxosd quota set BYTES                            set the space quota (e.g. 8GiB, 512MiB, 1G)
   paxosd status                                     every member's role, ballot, commit and applied index;
                                                     exit 1 if one is down or none leads
-  paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, failover, ...
+  paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, sessions, watch, ...
   paxosd version
 
 Client commands find the cluster with --endpoints or $PAXOSD_ENDPOINTS
@@ -94,6 +95,8 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdLock(args[1:], stdout, stderr)
 	case "elect":
 		err = cmdElect(args[1:], stdout, stderr)
+	case "register":
+		err = cmdRegister(args[1:], stdout, stderr)
 	case "session":
 		err = cmdSession(args[1:], stdout)
 	case "leader":
@@ -135,7 +138,7 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // writesOut are the commands that take -w.
 var writesOut = map[string]bool{
-	"kv": true, "status": true, "lock": true, "elect": true, "session": true,
+	"kv": true, "status": true, "lock": true, "elect": true, "session": true, "register": true,
 	"leader": true, "quota": true, "version": true, "txn": true,
 }
 

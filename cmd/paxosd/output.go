@@ -216,6 +216,12 @@ func newEvent(e client.Event, prevKV bool) eventJSON {
 	return out
 }
 
+// progressJSON is kv watch --progress's line for a progress notification:
+// every change of the watched keys up to the revision was printed.
+type progressJSON struct {
+	ProgressRevision uint64 `json:"progress_revision"`
+}
+
 // leaderJSON is an election's state after one change (elect --leader,
 // --observe, and an elected campaign): session 0 is "no leader".
 type leaderJSON struct {

@@ -35,7 +35,10 @@ func TestPythonClient(t *testing.T) {
 	if python == "" {
 		t.Skip("python3 with msgpack not installed (make deps installs Debian's python3-msgpack)")
 	}
-	c := startCluster(t)
+	// Progress notifications every 300 ms, so the watch progress test
+	// does not wait the default 10 s.
+	c := launch(&cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), addrs: freePorts(t, 3),
+		extra: func(int) []string { return []string{"--watch-progress-interval", "300ms"} }})
 	waitFor(t, "a leader", 20*time.Second, func() bool { return c.leader() >= 0 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -49,7 +52,7 @@ func TestPythonClient(t *testing.T) {
 		pids = append(pids, fmt.Sprintf("%s=%d", c.addrs[i], p.Process.Pid))
 	}
 	cmd.Env = append(os.Environ(), "PAXOSD_ENDPOINTS="+strings.Join(c.addrs, ","), "PAXOSD_BIN="+c.bin,
-		"PAXOSD_PIDS="+strings.Join(pids, ","))
+		"PAXOSD_PIDS="+strings.Join(pids, ","), "PAXOSD_WATCH_PROGRESS=0.3")
 	out, err := cmd.CombinedOutput()
 	t.Logf("python -m unittest tests.test_cluster:\n%s", out)
 	if err != nil {

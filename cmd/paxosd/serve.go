@@ -34,6 +34,7 @@ type nodeFlags struct {
 	snapEntries    int
 	snapKeep       int
 	noSync         bool
+	watchProgress  time.Duration
 }
 
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
@@ -47,6 +48,7 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.frameBytesMax, "frame-bytes-max", 16<<20, "largest wire frame accepted")
 	fs.IntVar(&f.snapEntries, "snapshot-entries", 10000, "snapshot the state machine every N applied slots and delete the log below it")
 	fs.IntVar(&f.snapKeep, "snapshot-keep-entries", 0, "slots of log kept below a snapshot for followers slightly behind (default min(--snapshot-entries, 5000))")
+	fs.DurationVar(&f.watchProgress, "watch-progress-interval", 10*time.Second, "send a watch that has had no change for this long the revision it is up to date with, so its client resumes from there (0: never)")
 	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (loses acknowledged writes on power failure; testing only)")
 }
 
@@ -55,6 +57,9 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 func (f *nodeFlags) check() error {
 	if f.snapEntries <= 0 {
 		return fmt.Errorf("%w: --snapshot-entries must be at least 1 (got %d)", cli.ErrUsage, f.snapEntries)
+	}
+	if f.watchProgress < 0 {
+		return fmt.Errorf("%w: --watch-progress-interval must not be negative (got %v; 0 turns progress notifications off)", cli.ErrUsage, f.watchProgress)
 	}
 	if f.snapKeep < 0 {
 		return fmt.Errorf("%w: --snapshot-keep-entries must not be negative (got %d)", cli.ErrUsage, f.snapKeep)
@@ -74,6 +79,10 @@ func (f *nodeFlags) apply(c *service.Config) {
 	c.SnapshotEntries = f.snapEntries
 	c.SnapshotKeepEntries = f.snapKeep
 	c.NoSync = f.noSync
+	c.WatchProgressInterval = f.watchProgress
+	if f.watchProgress == 0 {
+		c.WatchProgressInterval = -1 // off; the Config's zero is the default
+	}
 }
 
 // serveSynopsis is what 'paxosd serve --help' prints above the flags.

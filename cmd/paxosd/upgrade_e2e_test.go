@@ -60,7 +60,7 @@ func TestRollingUpgradeFromBaseline(t *testing.T) {
 	// Roll one node back (a follower, so the rollback is the only change).
 	// Once every member speaks this build's protocol the leader sets the
 	// default quota (snapshot format 3) and raises the cluster level to
-	// LevelMax (snapshot format 5 at level 8), and this build's stores keep snapshots
+	// LevelMax (snapshot format 6 at level 9), and this build's stores keep snapshots
 	// in generations: the baseline cannot read any of them, and must say so
 	// rather than run on state it misreads. If it finds only the log, it
 	// runs, refusing the level command as unknown: its state then differs

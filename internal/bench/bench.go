@@ -1,8 +1,12 @@
 // Package bench is 'paxosd bench', the load generator: the load workloads
 // (put, get, lock, lock-contended, campaign, and the standard suite of
-// them), the failover test, the machine floors (fsync, rtt) and the scale
-// run. cmd/paxosd hands it the arguments after "bench" (Command); its flag
-// helpers are internal/cli's.
+// them), the sessions, churn and watch benches, the failover test, the
+// machine floors (fsync, rtt) and the scale run. cmd/paxosd hands it the
+// arguments after "bench" (Command); its flag helpers are internal/cli's.
+//
+// The sessions, churn and watch benches (sessions.go, churn.go, watch.go
+// and watch_watchers.go) load their own cluster or a running one, and read
+// what its members cost (target.go).
 //
 // bench.go is the command line. The runner that drives a workload's
 // clients and measures each operation is in runner.go, the workloads in
@@ -51,6 +55,13 @@ Load workloads (a table at the end, or one JSON object with --json):
   campaign         each client campaigns in its own election and resigns (op = one cycle)
   suite            the standard set: put 1/16/64/256, get 64, lock 1/16/64, lock-contended 16
 
+Sessions and watches (their own 3-node cluster, or --endpoints; make bench-sessions):
+  sessions         open --sessions sessions, hold them for --hold with the client's keep-alives:
+                   opens/s, sessions lost (by the client, by the cluster), members' CPU and RSS
+  churn            --workers loop over open a session, put, close it: cycles/s and percentiles
+  watch            --watchers watchers on a prefix, a writer at --rate puts/s: delivered fraction,
+                   lag percentiles, members' CPU per delivery, the writer's latency with and without
+
 Other measurements:
   failover         SIGKILL the leader --rounds times while a writer puts; how long writes stop
   scale            its own 3-node cluster on disk: preload --keys, put at each --clients for
@@ -71,9 +82,10 @@ var benchLoads = map[string]func() benchWorkload{
 	"lock":           func() benchWorkload { return &lockWorkload{} },
 	"lock-contended": func() benchWorkload { return &contendedWorkload{} },
 	"campaign":       func() benchWorkload { return &campaignWorkload{} },
+	"churn":          func() benchWorkload { return &churnWorkload{} }, // run by 'bench churn' (churn.go)
 }
 
-const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, failover, scale, preload, fsync or rtt"
+const benchWorkloadNames = "put, get, lock, lock-contended, campaign, suite, sessions, churn, watch, failover, scale, preload, fsync or rtt"
 
 // Command runs 'paxosd bench' with args, the arguments after "bench". A
 // mistake in them is an error wrapping cli.ErrUsage; --help returns
@@ -88,6 +100,12 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		return pflag.ErrHelp
 	case "suite":
 		return cmdBenchSuite(args[1:], stdout, stderr)
+	case "sessions":
+		return cmdBenchSessions(args[1:], stdout, stderr)
+	case "churn":
+		return cmdBenchChurn(args[1:], stdout, stderr)
+	case "watch":
+		return cmdBenchWatch(args[1:], stdout, stderr)
 	case "failover":
 		return cmdBenchFailover(args[1:], stdout, stderr)
 	case "scale":
@@ -160,11 +178,15 @@ func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
 }
 
 // startProfile starts the --cpuprofile, if any; stop ends it.
-func (f *benchFlags) startProfile() (stop func(), err error) {
-	if f.cpuProfile == "" {
+func (f *benchFlags) startProfile() (stop func(), err error) { return startCPUProfile(f.cpuProfile) }
+
+// startCPUProfile profiles this process into path (none if ""); stop ends
+// it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
 		return func() {}, nil
 	}
-	out, err := os.Create(f.cpuProfile)
+	out, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}

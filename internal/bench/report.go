@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -147,7 +148,8 @@ func writeBenchJSON(w io.Writer, v any) error {
 type liveLine struct {
 	w    io.Writer
 	on   bool
-	last int // length of the last line, to blank what is left of it
+	mu   sync.Mutex // a progress goroutine shows while the bench prints
+	last int        // length of the last line, to blank what is left of it
 }
 
 func newLiveLine(w io.Writer) *liveLine { return &liveLine{w: w, on: cli.IsTerminal(w)} }
@@ -156,6 +158,8 @@ func (l *liveLine) show(format string, args ...any) {
 	if !l.on {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	s := fmt.Sprintf(format, args...)
 	pad := max(l.last-len(s), 0)
 	fmt.Fprintf(l.w, "\r%s%*s", s, pad, "")
@@ -164,7 +168,12 @@ func (l *liveLine) show(format string, args ...any) {
 
 // clear blanks the line so that what is printed next starts clean.
 func (l *liveLine) clear() {
-	if !l.on || l.last == 0 {
+	if !l.on {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == 0 {
 		return
 	}
 	fmt.Fprintf(l.w, "\r%*s\r", l.last, "")

@@ -142,34 +142,12 @@ func benchRunID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// connect opens the --conns connections (at most one per client).
-// Connection j dials endpoint j first, round-robin, as etcd's benchmark
-// spreads its connections; the client library then moves each connection
-// to the leader (a follower's answers name it) and on past a failed node.
+// connect opens the --conns connections (at most one per client), spread
+// over the endpoints (dialPool).
 func (r *benchRunner) connect(ctx context.Context) error {
-	base, err := r.f.cf.Config() // with --cacert, --cert, --key: TLS
-	if err != nil {
-		return err
-	}
-	eps := base.Endpoints
-	n := min(r.f.conns, r.f.clients)
-	for j := 0; j < n; j++ {
-		shift := j % len(eps)
-		cfg := base
-		cfg.Endpoints = append(append([]string{}, eps[shift:]...), eps[:shift]...)
-		cctx, cancel := context.WithTimeout(ctx, r.f.cf.Timeout)
-		c, err := client.NewWithConfig(cctx, cfg)
-		cancel()
-		if err != nil {
-			for _, c := range r.pool {
-				c.Close()
-			}
-			r.pool = nil
-			return err
-		}
-		r.pool = append(r.pool, c)
-	}
-	return nil
+	pool, err := dialPool(ctx, &r.f.cf, min(r.f.conns, r.f.clients))
+	r.pool = pool
+	return err
 }
 
 // findLeaderEndpoint returns the index of the endpoint whose node says it

@@ -27,6 +27,13 @@ type Cluster struct {
 // ends (those still running). Their logs go to stderr at error level.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartTuned(t, n, nil)
+}
+
+// StartTuned is Start with tune, if not nil, changing each node's Config
+// before it starts (a shorter WatchProgressInterval, say).
+func StartTuned(t testing.TB, n int, tune func(*service.Config)) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	peers := map[paxos.NodeID]string{}
 	for id := paxos.NodeID(1); id <= paxos.NodeID(n); id++ {
@@ -39,11 +46,15 @@ func Start(t testing.TB, n int) *Cluster {
 	}
 	c := &Cluster{}
 	for id := paxos.NodeID(1); id <= paxos.NodeID(n); id++ {
-		node, err := service.Start(service.Config{
+		cfg := service.Config{
 			ID: id, Listen: peers[id], Peers: peers, NoSync: true,
 			DataDir: filepath.Join(dir, fmt.Sprint(id)),
 			Logger:  zerolog.New(os.Stderr).Level(zerolog.ErrorLevel),
-		})
+		}
+		if tune != nil {
+			tune(&cfg)
+		}
+		node, err := service.Start(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

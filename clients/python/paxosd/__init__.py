@@ -1,5 +1,5 @@
 """A Python client for paxosd, written from docs/PROTOCOL.md (protocol
-version 7). Needs only msgpack (Debian: python3-msgpack).
+version 11). Needs only msgpack (Debian: python3-msgpack).
 
     import paxosd
     with paxosd.Client(["127.0.0.1:7401", "127.0.0.1:7402"]) as c:
@@ -17,7 +17,9 @@ from .errors import (CanceledError, CASFailedError, ClientClosedError, ClusterMi
                      SessionExpiredError, SessionLostError, TimeoutError, TooLargeError,
                      UnavailableError)
 from .session import Lock, Session
-from .watch import Watch
+from .txn import (TxnResponse, compare, create_revision, exists, lock_token, mod_revision,
+                  op_delete, op_get, op_put, value, version)
+from .watch import Watch, WatchProgress
 from .wire import (EVENT_DELETE, EVENT_PUT, KV, LeaderInfo, LockInfo, NodeStatus, SessionInfo,
                    WatchEvent)
 
@@ -34,4 +36,6 @@ __all__ = [
     "CompactedError", "NotElectionLeaderError", "QuotaExceededError", "NoEndpointError",
     "ConnectionLostError", "ClusterMismatchError", "SessionLostError", "ClientClosedError",
     "ProtocolError",
+    "TxnResponse", "compare", "value", "version", "create_revision", "mod_revision", "exists",
+    "lock_token", "op_put", "op_delete", "op_get", "WatchProgress",
 ]

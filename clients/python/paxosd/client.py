@@ -292,11 +292,45 @@ class Client:
 
     # --- KV -----------------------------------------------------------------
 
-    def put(self, key, value, fence=None, timeout=None):
+    def put(self, key, value, fence=None, session=None, timeout=None):
         """Set key to value (bytes, or str as UTF-8). fence: a Lock (or a
-        (name, token) pair) the write is applied under, else FencedError."""
-        r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **_fence_fields(fence))
+        (name, token) pair) the write is applied under, else FencedError.
+        session: a Session (or its id) the key is bound to, an ephemeral
+        key: deleted when the session ends (protocol 9, cluster level 9;
+        ProtocolError on an older server's connection, InvalidError from a
+        cluster below level 9, SessionExpiredError if it has ended). A put
+        without a session makes the key permanent again."""
+        fields = _fence_fields(fence)
+        if session is not None:
+            sid = session if isinstance(session, int) else session.id
+            conn = self.connection()
+            if conn.version < wire.VERSION_EPHEMERAL:
+                raise errors.ProtocolError("%s speaks protocol %d: a put with a session (an ephemeral key) needs %d"
+                                           % (conn.addr, conn.version, wire.VERSION_EPHEMERAL))
+            fields["session_id"] = sid
+        r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **fields)
         return PutResult(r.revision, _kv_or_none(r.found, r.kv))
+
+    def keepalive_sessions(self, session_ids, timeout=None):
+        """Renew every session of session_ids (Sessions or ids) with keep-alive
+        batches (protocol 12, cluster level 12; up to KEEPALIVE_BATCH_MAX
+        ids a request) and return the ids that no longer exist; every other
+        one was renewed. A Session's own thread keeps it alive with single
+        keep-alives: this is for a program that renews many sessions itself
+        (Session(..., keepalive=False)), counting each TTL from before the
+        call. ProtocolError on an older server's connection, InvalidError
+        from a cluster below level 12."""
+        ids = [s if isinstance(s, int) else s.id for s in session_ids]
+        conn = self.connection()
+        if conn.version < wire.VERSION_KEEPALIVE_BATCH:
+            raise errors.ProtocolError("%s speaks protocol %d: a keep-alive batch needs %d"
+                                       % (conn.addr, conn.version, wire.VERSION_KEEPALIVE_BATCH))
+        expired = []
+        for i in range(0, len(ids), wire.KEEPALIVE_BATCH_MAX):
+            r = self.call(wire.OP_SESSION_KEEPALIVE_BATCH, timeout=timeout,
+                          session_ids=ids[i:i + wire.KEEPALIVE_BATCH_MAX])
+            expired.extend(r.expired_sessions)
+        return expired
 
     def get(self, key, serializable=False, timeout=None):
         """The KV of key, or None if it does not exist. serializable: from
@@ -335,6 +369,24 @@ class Client:
         if r.err:
             raise errors.from_response(r)
         return CasResult(True, r.revision, _kv_or_none(r.found, r.kv))
+
+    def txn(self, compares=(), then_ops=(), else_ops=(), timeout=None):
+        """A transaction (protocol 8; see txn.py for compare(), op_put()
+        and the others): when every compare holds (or there are none)
+        then_ops run, else else_ops, as one command at one revision.
+        Returns TxnResponse(succeeded, revision, results); a compare that
+        does not hold is no exception. Retried with the same seq like
+        every write, so applied once. Raises InvalidError (a malformed
+        transaction, a key written twice in a branch, or a cluster below
+        level 8), TooLargeError (over 128 compares and operations, or keys
+        and values over the value limit), QuotaExceededError."""
+        from .txn import TxnResponse
+        if self.connection().version < 8:
+            raise errors.InvalidError("transactions need protocol 8; %s speaks %d"
+                                      % (self.connection().addr, self.connection().version))
+        r = self.call(wire.OP_TXN, timeout=timeout, compares=list(compares),
+                      then_ops=list(then_ops), else_ops=list(else_ops))
+        return TxnResponse(r.succeeded, r.revision, r.txn_results)
 
     def list_page(self, prefix="", start_key="", revision=0, limit=0, page_bytes=1 << 20,
                   serializable=False, timeout=None):
@@ -417,11 +469,12 @@ class Client:
         from .election import Election
         return Election(self, name)
 
-    def watch(self, key, prefix=False, from_revision=0):
+    def watch(self, key, prefix=False, from_revision=0, progress=False):
         """Watch key (prefix: every key starting with key) from
-        from_revision (0: changes after now). See watch.Watch."""
+        from_revision (0: changes after now); progress: also yield
+        WatchProgress items. See watch.Watch."""
         from .watch import Watch
-        return Watch(self, key, prefix, from_revision)
+        return Watch(self, key, prefix, from_revision, progress)
 
     def lock_list(self, prefix="", limit=0, timeout=None):
         return self.call(wire.OP_LOCK_LIST, timeout=timeout, prefix=prefix, limit=limit).locks

@@ -3,8 +3,13 @@ resumes on another endpoint, from the revision after the last it
 reported, when its connection breaks."""
 
 import time
+from collections import namedtuple
 
 from . import errors, wire
+
+WatchProgress = namedtuple("WatchProgress", "revision")
+WatchProgress.__doc__ = ("A watch's position moved without a change of its keys (Watch with "
+                         "progress=True): every matching change up to revision was delivered.")
 
 
 class _ResumingStream:
@@ -99,14 +104,21 @@ class Watch(_ResumingStream):
     the change's revision; prev_kv the pair before it, key "" if none).
 
     start_revision: the revision the watch starts after, from the server's
-    acknowledgement; revision: the last event's revision (the watch
-    resumes after it)."""
+    acknowledgement; revision: the watch's position, the last event's
+    revision or a later one from a progress notification (protocol 11: a
+    node tells an idle watch how far it is up to date, past the changes of
+    other keys); every matching change up to it was delivered, and the
+    watch resumes after it. With progress=True the iteration also yields
+    a WatchProgress(revision) whenever the position moves without an
+    event (first where a watch "from now" starts): a program that stores
+    it resumes later with from_revision=revision + 1."""
 
     OP = wire.OP_WATCH
 
-    def __init__(self, client, key, prefix=False, from_revision=0):
+    def __init__(self, client, key, prefix=False, from_revision=0, progress=False):
         self.key, self.prefix = key, prefix
         self.from_revision = from_revision
+        self.progress = progress
         self.start_revision = None
         self.revision = from_revision - 1 if from_revision else None
         self._acked = False
@@ -138,6 +150,16 @@ class Watch(_ResumingStream):
                 self.start_revision = resp.revision
             if self.revision is None:
                 self.revision = resp.revision
+                if self.progress:
+                    self._buf.append(WatchProgress(resp.revision))
+            return
+        if not resp.events and not resp.stream_end and not resp.err:
+            # A progress notification (protocol 11).
+            if resp.revision > self.revision:
+                self.revision = resp.revision
+                if self.progress:
+                    self._buf.append(WatchProgress(resp.revision))
+            return
         for ev in resp.events:
             self.revision = ev.kv.mod_revision
             self._buf.append(ev)

@@ -1,4 +1,4 @@
-"""The paxosd wire protocol (docs/PROTOCOL.md), version 7: frames, msgpack
+"""The paxosd wire protocol (docs/PROTOCOL.md), version 11: frames, msgpack
 encoding, and the positional layouts of every frame and nested record.
 
 Each frame is a 4-byte big-endian length and one msgpack array whose first
@@ -13,7 +13,14 @@ import struct
 
 import msgpack
 
-PROTOCOL_VERSION = 7
+# 8 adds transactions (OP_TXN; their fields are in the layouts below), 9
+# gives a put's session_id a meaning (an ephemeral key), 11 sends idle
+# watches progress notifications (watch.py reads them), 12 adds keep-alive
+# batches (OP_SESSION_KEEPALIVE_BATCH, Client.keepalive_sessions).
+PROTOCOL_VERSION = 12
+VERSION_EPHEMERAL = 9
+VERSION_WATCH_PROGRESS = 11
+VERSION_KEEPALIVE_BATCH = 12
 MAGIC = "paxosd"
 DEFAULT_CLUSTER = "paxosd"
 FRAME_BYTES_MAX = 16 << 20
@@ -47,6 +54,7 @@ OP_SNAPSHOT_READ = 23
 OP_LEADER_TRANSFER = 27
 OP_QUOTA_SET = 28
 OP_QUOTA_GET = 29
+OP_TXN = 32
 # (version 12) renews every session of session_ids in one command; the
 # answer's expired_sessions lists the ids that no longer exist. At most
 # KEEPALIVE_BATCH_MAX ids.
@@ -60,14 +68,15 @@ OP_NAMES = {
     13: "LockCheck", 14: "LockList", 15: "Campaign", 16: "Proclaim",
     17: "Resign", 18: "Leader", 19: "Observe", 20: "Watch", 21: "Cancel",
     23: "SnapshotRead", 27: "LeaderTransfer", 28: "QuotaSet", 29: "QuotaGet",
+    32: "Txn",
     47: "SessionKeepAliveBatch",
 }
 
 # The ops that go through the replicated log and so need a non-zero
 # client_id and seq (PROTOCOL.md §4): Put, Get, Delete, CAS, List (Get and
 # List only when not serializable), 7-18 but SessionList and LockList, and
-# QuotaSet. The others are served by the contacted node alone.
-_LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28, 47])
+# QuotaSet, Txn and SessionKeepAliveBatch. The others are served by the contacted node alone.
+_LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28, 32, 47])
 
 
 def through_log(op, serializable=False):
@@ -367,9 +376,13 @@ WatchEvent = _record("WatchEvent", [
     ("type", U8), ("kv", KV), ("prev_kv", KV),
 ], "One change: type 1 put, 2 delete.")
 
-# Transactions (PROTOCOL.md, "Transactions"; protocol 8). The client has no
-# method for them yet: the layouts are here for the golden frames' test and
-# for Client.call.
+# Transactions (PROTOCOL.md, "Transactions"; protocol 8): Client.txn, with
+# the helpers of txn.py building these records.
+# compare.target: what is read; compare.result: the relation required.
+CMP_VALUE, CMP_VERSION, CMP_CREATE, CMP_MOD, CMP_EXISTS, CMP_TOKEN = 1, 2, 3, 4, 5, 6
+CMP_EQUAL, CMP_NOT_EQUAL, CMP_LESS, CMP_GREATER = 1, 2, 3, 4
+# txn_op.type and txn_result.type.
+TXN_PUT, TXN_DELETE, TXN_GET = 1, 2, 3
 Compare = _record("Compare", [
     ("target", U8), ("result", U8), ("key", STR), ("value", BIN),
     ("number", U64),

@@ -18,6 +18,8 @@ from paxosd import wire
 
 ENDPOINTS = [e for e in os.environ.get("PAXOSD_ENDPOINTS", "").split(",") if e]
 BIN = os.environ.get("PAXOSD_BIN", "")
+# The cluster's --watch-progress-interval in seconds (default 10 s).
+PROGRESS_INTERVAL = float(os.environ.get("PAXOSD_WATCH_PROGRESS", "10"))
 
 
 def unique(prefix):
@@ -265,6 +267,60 @@ class Sessions(ClusterTest):
         self.assertGreater(cm.exception.lock.delay_until_ms, 0)
 
 
+    def test_keepalive_batch(self):
+        """One keep-alive batch renews live sessions and names the ended
+        ones; sessions kept alive only by batches outlive their TTL."""
+        a = self.c.session(1.0, keepalive=False)
+        b = self.c.session(1.0, keepalive=False)
+        self.addCleanup(a.close)
+        b.close()
+        deadline = time.time() + 10  # a new cluster raises its level at once
+        while True:
+            try:
+                expired = self.c.keepalive_sessions([a, b.id])
+                break
+            except paxosd.InvalidError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.assertEqual(expired, [b.id])
+        for _ in range(8):  # 2.4 s: more than two TTLs
+            time.sleep(0.3)
+            self.assertEqual(self.c.keepalive_sessions([a]), [])
+        self.assertIn(a.id, [x.id for x in self.c.session_list()])
+
+    def test_ephemeral_key(self):
+        """A key put with a session goes when the session is closed, and
+        when it expires; a put without one makes it permanent."""
+        prefix = unique("svc") + "/"
+        s = self.session(ttl=5.0)
+        self.c.put(prefix + "a", "addr-a", session=s)
+        self.c.put(prefix + "b", "addr-b", session=s.id)
+        self.c.put(prefix + "b", "permanent")
+        s.close()
+        self.assertIsNone(self.c.get(prefix + "a"))
+        self.assertEqual(self.c.get(prefix + "b").value, b"permanent")
+        with self.assertRaises(paxosd.SessionExpiredError):
+            self.c.put(prefix + "c", "late", session=s)
+        gone = self.c.session(1.0, keepalive=False)
+        self.c.put(prefix + "d", "addr-d", session=gone)
+        deadline = time.time() + 10
+        while self.c.get(prefix + "d") is not None and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertIsNone(self.c.get(prefix + "d"))
+
+    def test_register_cli(self):
+        """paxosd register's key exists while its COMMAND runs (which
+        reads it with the CLI, through $PAXOSD_ENDPOINTS), register exits
+        with COMMAND's status, and the key is gone then."""
+        key = unique("svc") + "/web"
+        code, _, err = self.cli("register", key, "10.0.0.7", "--", "sh", "-c",
+                                '"$0" kv get "$PAXOSD_REGISTER_KEY" | grep -qx 10.0.0.7 || exit 9; exit 4', BIN,
+                                check=False)
+        self.assertEqual(code, 4, err)
+        self.assertIsNone(self.c.get(key))
+
+
 class Locks(ClusterTest):
     def test_try_block_release_fence(self):
         name = unique("lock")
@@ -405,9 +461,118 @@ class Watches(ClusterTest):
         self.assertEqual([w.next(10).kv.key for _ in range(2)], [p + "2", p + "3"])
         w.cancel()
 
+    def test_watch_progress(self):
+        # An idle watch learns, from the node's progress notifications
+        # (protocol 11), that it is up to date past writes to other keys;
+        # a watch resumed from there misses and repeats nothing.
+        wait = 3 * PROGRESS_INTERVAL + 5
+        p = unique("wprog") + "/"
+        w = self.c.watch(p, prefix=True, progress=True)
+        start = w.next(10)
+        self.assertEqual(start, paxosd.WatchProgress(w.start_revision))
+        r1 = self.c.put(p + "a", b"1").revision
+        self.assertEqual(w.next(10).kv.mod_revision, r1)
+        last = 0
+        for i in range(3):
+            last = self.c.put(unique("elsewhere"), b"x").revision
+        while True:
+            item = w.next(wait)
+            self.assertIsInstance(item, paxosd.WatchProgress)
+            self.assertLessEqual(item.revision, last)
+            if item.revision == last:
+                break
+        self.assertEqual(w.revision, last)
+        w.cancel()
+        r2 = self.c.put(p + "b", b"2").revision
+        w2 = self.c.watch(p, prefix=True, from_revision=last + 1)
+        e = w2.next(10)
+        self.assertEqual((e.kv.key, e.kv.mod_revision), (p + "b", r2))
+        self.assertIsNone(w2.next(0.5))  # nothing repeated, nor progress items without progress=True
+        w2.cancel()
+
     def test_watch_refused(self):
         with self.assertRaises(paxosd.InvalidError):
             self.c.watch("")  # an empty key: refused with stream_end
+
+
+class Txn(ClusterTest):
+    def fund(self, a, b):
+        for k in (a, b):
+            self.c.put(k, b"100")
+
+    def test_transfer_under_fencing_token(self):
+        a, b, lock = unique("acct-a"), unique("acct-b"), unique("acct-lock")
+        self.fund(a, b)
+        s = self.session()
+        lk = s.lock(lock)
+        r = self.c.txn([paxosd.compare(paxosd.lock_token(lock), "=", lk.token),
+                        paxosd.compare(paxosd.value(a), "=", b"100")],
+                       then_ops=[paxosd.op_put(a, b"90"), paxosd.op_put(b, b"110")],
+                       else_ops=[paxosd.op_get(a)])
+        self.assertTrue(r.succeeded)
+        self.assertEqual([(x.type, x.found, x.kv.value) for x in r.results],
+                         [(wire.TXN_PUT, True, b"100"), (wire.TXN_PUT, True, b"100")])
+        ka, kb = self.c.get(a), self.c.get(b)
+        self.assertEqual((ka.value, kb.value), (b"90", b"110"))
+        self.assertEqual((ka.mod_revision, kb.mod_revision), (r.revision, r.revision))  # one revision
+        # The lock changes hands: the old token no longer holds, and the
+        # else branch (a read) runs, writing nothing.
+        lk.release()
+        s2 = self.session()
+        lk2 = s2.lock(lock)
+        self.assertGreater(lk2.token, lk.token)
+        r = self.c.txn([paxosd.compare(paxosd.lock_token(lock), "=", lk.token)],
+                       then_ops=[paxosd.op_put(a, b"0"), paxosd.op_put(b, b"200")],
+                       else_ops=[paxosd.op_get(a), paxosd.op_get(b)])
+        self.assertFalse(r.succeeded)
+        self.assertEqual([x.kv.value for x in r.results], [b"90", b"110"])
+        self.assertEqual(self.c.get(a).value, b"90")
+        # The other compares and operations.
+        r = self.c.txn([paxosd.compare(paxosd.exists(a), "=", True),
+                        paxosd.compare(paxosd.version(a), ">", 1),
+                        paxosd.compare(paxosd.create_revision(a), "<", ka.mod_revision),
+                        paxosd.compare(paxosd.mod_revision(a), "=", ka.mod_revision)],
+                       then_ops=[paxosd.op_delete(b), paxosd.op_get(a[:6], prefix=True, limit=1)])
+        self.assertTrue(r.succeeded)
+        self.assertEqual(r.results[0].deleted, 1)
+        self.assertEqual((len(r.results[1].kvs), r.results[1].kvs[0].key[:6]), (1, a[:6]))
+        self.assertIsNone(self.c.get(b))
+
+    def test_refusals(self):
+        k = unique("txn-twice")
+        with self.assertRaises(paxosd.InvalidError):  # a key written twice in a branch
+            self.c.txn(then_ops=[paxosd.op_put(k, b"1"), paxosd.op_delete(k)])
+        with self.assertRaises(paxosd.TooLargeError):  # over 128 compares and operations
+            self.c.txn(then_ops=[paxosd.op_get(k) for _ in range(129)])
+        with self.assertRaises(ValueError):
+            paxosd.compare(paxosd.version(k), ">=", 1)
+        with self.assertRaises(TypeError):
+            paxosd.compare(paxosd.value(k), "=", 1)
+        self.assertIsNone(self.c.get(k))
+
+    def test_interop_with_cli_txn(self):
+        a, b, lock = unique("cli-acct-a"), unique("cli-acct-b"), unique("cli-acct-lock")
+        self.fund(a, b)
+        s = self.session()
+        lk = s.lock(lock)
+        # The CLI's transaction under the token of a lock Python holds.
+        stdin = ('token("%s") = "%d"\nvalue("%s") = "100"\n\nput %s 70\nput %s 130\n\nget %s\n'
+                 % (lock, lk.token, a, a, b, a)).encode()
+        _, out, _ = self.cli("txn", "-w", "json", stdin=stdin)
+        got = json.loads(out)
+        self.assertTrue(got["succeeded"], got)
+        self.assertEqual((self.c.get(a).value, self.c.get(b).value), (b"70", b"130"))
+        self.assertEqual(self.c.get(a).mod_revision, got["revision"])
+        # Python's transaction, read by the CLI; a stale token: FAILURE.
+        r = self.c.txn([paxosd.compare(paxosd.value(a), "=", "70")],
+                       then_ops=[paxosd.op_put(a, "60"), paxosd.op_put(b, "140")])
+        self.assertTrue(r.succeeded)
+        _, out, _ = self.cli("kv", "get", b, "-w", "json")
+        self.assertEqual((json.loads(out)["value"], json.loads(out)["mod_revision"]), ("140", r.revision))
+        stdin = ('token("%s") = "%d"\n\nput %s 0\n' % (lock, lk.token + 1000, a)).encode()
+        status, out, _ = self.cli("txn", stdin=stdin)
+        self.assertEqual((status, out.splitlines()[0]), (0, "FAILURE"))
+        self.assertEqual(self.c.get(a).value, b"60")
 
 
 class CLIInterop(ClusterTest):
