@@ -123,8 +123,8 @@ func (c *simClient) idle() bool {
 }
 
 func (c *simClient) describe() string {
-	return fmt.Sprintf("client %d (role %d): busy %v, calls %d/%d/%d, session %+v", c.idx, c.role, c.busy,
-		len(c.main.calls), len(c.side.calls), len(c.obs.calls), c.sess)
+	return fmt.Sprintf("client %d (role %d): busy %v, calls %d/%d/%d, session %+v, spares idle %v", c.idx, c.role, c.busy,
+		len(c.main.calls), len(c.side.calls), len(c.obs.calls), c.sess, c.sparesIdle())
 }
 
 // next starts the client's next operation, after a pause to think.

@@ -231,6 +231,10 @@ func (c *simClient) openSpares() {
 	c.spares = append(c.spares, ss)
 	ss.open(func() {
 		ss.opening = false
+		if c.windDown {
+			c.closeSpares() // opened after the wind-down closed the others
+			return
+		}
 		c.s.at(time.Duration(50+c.s.rng.Intn(500))*time.Millisecond, nil, c.openSpares)
 	})
 }
