@@ -177,6 +177,12 @@ func TestInstallRefusesLocalReadsAndWaitsForLogOnes(t *testing.T) {
 	// A keep-alive batch too: the node has no level to gate it on, the
 	// log does.
 	batch := r.call(t, "batch", 0x7105, f, &wire.Request{Op: wire.OpSessionKeepAliveBatch, SessionIDs: []uint64{77}, ClientID: 0x7105, Seq: 1}, 0)
+	// A put with a session (an ephemeral key) is refused as retryable: below
+	// level 9 the log would make its key permanent, and the node has no
+	// level to check.
+	if eph := *r.call(t, "eph", 0x7106, f, &wire.Request{Op: wire.OpPut, Key: "e", Value: []byte("v"), SessionID: 77, ClientID: 0x7106, Seq: 1}, 20*time.Millisecond); len(eph) != 1 || eph[0].Err != wire.ErrUnavailable || !strings.Contains(eph[0].ErrMsg, "installing a snapshot") {
+		t.Fatalf("a put with a session while installing: %+v, want one Unavailable answer saying the node installs a snapshot", eph)
+	}
 	if err := s.runFor(200 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +197,9 @@ func TestInstallRefusesLocalReadsAndWaitsForLogOnes(t *testing.T) {
 	if f.n.installing() || f.n.sm == nil || f.n.sm.Applied() < r.applied {
 		t.Fatalf("after the decode: installing %v, state machine %v", f.n.installing(), f.n.sm)
 	}
-	rgRunUntil(t, s, 2*time.Second, "the waiting get and put answered", func() bool { return len(*get) == 1 && len(*put) == 1 && len(*batch) == 1 })
+	rgRunUntil(t, s, 2*time.Second, "the waiting get and put answered", func() bool {
+		return len(*get) == 1 && len(*put) == 1 && len(*batch) == 1
+	})
 	if b := (*batch)[0]; b.Err != wire.ErrNone || len(b.ExpiredSessions) != 1 || b.ExpiredSessions[0] != 77 {
 		t.Fatalf("after the install: keep-alive batch %s %q, expired %v; want session 77 reported expired", b.Err, b.ErrMsg, b.ExpiredSessions)
 	}
