@@ -32,7 +32,7 @@ func TestPythonClientCodec(t *testing.T) {
 	if python == "" {
 		t.Skip("python3 with msgpack not installed (make deps installs Debian's python3-msgpack)")
 	}
-	cmd := exec.Command(python, "-m", "unittest", "-v", "tests.test_golden", "tests.test_retry")
+	cmd := exec.Command(python, "-m", "unittest", "-v", "tests.test_golden", "tests.test_retry", "tests.test_ephemeral_retry")
 	cmd.Dir = filepath.Join("..", "clients", "python")
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.Contains(string(out), "skipped") {

@@ -197,7 +197,8 @@ class Client:
 
     # --- the one request path ----------------------------------------------
 
-    def call(self, op, timeout=None, blocking=False, raise_error=True, **fields):
+    def call(self, op, timeout=None, blocking=False, raise_error=True, min_version=0, min_version_error=None,
+             **fields):
         """Send one request and return its Response.
 
         A request through the log gets a new seq; on Timeout, Unavailable
@@ -210,6 +211,12 @@ class Client:
 
         With raise_error, an error answer raises its PaxosdError; else the
         Response is returned as it is.
+
+        min_version: the request must only reach a node whose connection
+        negotiated at least that protocol version (an older node would
+        ignore the fields that need it: a put's session_id); checked on
+        every attempt, since a retry may go to another node. On an older
+        connection min_version_error(conn) is raised.
         """
         serializable = fields.get("serializable", False)
         seq = self._new_seq() if wire.through_log(op, serializable) else 0
@@ -237,6 +244,8 @@ class Client:
                     backoff = min(backoff * 2, _BACKOFF_MAX)
                     continue
                 avoid = None
+                if conn.version < min_version:
+                    raise min_version_error(conn)
                 req = wire.Request(op=op, client_id=self.client_id if seq else 0, seq=seq,
                                    acked_below=self._acked_below() if seq else 0, **fields)
                 if remaining is not None:
@@ -302,12 +311,17 @@ class Client:
         without a session makes the key permanent again."""
         fields = _fence_fields(fence)
         if session is not None:
-            sid = session if isinstance(session, int) else session.id
-            conn = self.connection()
-            if conn.version < wire.VERSION_EPHEMERAL:
-                raise errors.ProtocolError("%s speaks protocol %d: a put with a session (an ephemeral key) needs %d"
-                                           % (conn.addr, conn.version, wire.VERSION_EPHEMERAL))
+            sid = session.id if hasattr(session, "id") else session
+            if isinstance(sid, bool) or not isinstance(sid, int) or sid <= 0:
+                raise errors.InvalidError("put: session must be a Session or a session id above 0, not %r" % (session,))
             fields["session_id"] = sid
+            # Checked on every attempt: a retry may reach a node of an
+            # older protocol, which would ignore session_id and write a
+            # permanent key.
+            fields["min_version"] = wire.VERSION_EPHEMERAL
+            fields["min_version_error"] = lambda conn: errors.ProtocolError(
+                "%s speaks protocol %d: a put with a session (an ephemeral key) needs %d"
+                % (conn.addr, conn.version, wire.VERSION_EPHEMERAL))
         r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **fields)
         return PutResult(r.revision, _kv_or_none(r.found, r.kv))
 
