@@ -53,6 +53,11 @@ type Client struct {
 	nextSeq     uint64
 	outstanding map[uint64]struct{}
 	closed      bool
+
+	// ka renews every session of the client (keepalive.go), made by
+	// keepAliver on first use.
+	kaOnce sync.Once
+	ka     *keepAliver
 }
 
 // New connects to the cluster at endpoints. It fails if none answers

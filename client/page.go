@@ -167,6 +167,8 @@ func versionNeeded(q *wire.Request) uint32 {
 		return wire.VersionTxn
 	case q.Op == wire.OpPut && q.SessionID != 0:
 		return wire.VersionEphemeral
+	case q.Op == wire.OpSessionKeepAliveBatch:
+		return wire.VersionKeepAliveBatch
 	}
 	return 1
 }
@@ -178,6 +180,8 @@ func errVersion(cn *conn, q *wire.Request) error {
 		what = "a transaction"
 	case q.Op == wire.OpPut:
 		what = "a put with a session (an ephemeral key)"
+	case q.Op == wire.OpSessionKeepAliveBatch:
+		what = "a keep-alive batch"
 	}
 	return fmt.Errorf("%w: %s at %s: %s needs protocol version %d, the connection speaks %d",
 		ErrUnsupported, q.Op, cn.addr, what, versionNeeded(q), cn.mux.Version())

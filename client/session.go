@@ -12,22 +12,24 @@ import (
 // Session is a lease the cluster keeps while the client keeps it alive.
 // Locks and election candidacies belong to a session and end with it.
 //
-// The session keeps itself alive in the background (a keep-alive every
-// TTL/3). It counts its own TTL on this process's monotonic clock from the
-// moment it SENT the last keep-alive the cluster acknowledged, and declares
-// itself lost once that runs out (with a margin for clock-rate differences,
-// see margin) — never later than the cluster can expire it, since the
-// cluster's clock only counts time its leaders saw pass. Done is closed when the session is lost or closed.
+// The session is kept alive in the background (a renewal every TTL/3,
+// sent with the client's other sessions in one request: keepalive.go). It
+// counts its own TTL on this process's monotonic clock from the moment it
+// SENT the last renewal the cluster acknowledged, and declares itself lost
+// once that runs out (with a margin for clock-rate differences, see
+// margin) — never later than the cluster can expire it, since the
+// cluster's clock only counts time its leaders saw pass. Done is closed
+// when the session is lost or closed.
 type Session struct {
 	c   *Client
 	id  uint64
 	ttl time.Duration
 
-	mu       sync.Mutex
-	lastSent time.Time // when the last acknowledged keep-alive was sent
-	err      error     // why the session ended
-	done     chan struct{}
-	stop     context.CancelFunc
+	mu   sync.Mutex
+	err  error // why the session ended
+	done chan struct{}
+
+	ka kaState // the keepAliver's, guarded by its mu
 }
 
 // TTLMin and TTLMax bound a session's TTL.
@@ -49,9 +51,8 @@ func (c *Client) NewSession(ctx context.Context, ttl time.Duration) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	kctx, stop := context.WithCancel(context.Background())
-	s := &Session{c: c, id: resp.Session.ID, ttl: ttl, lastSent: sent, done: make(chan struct{}), stop: stop}
-	go s.keepAlive(kctx)
+	s := &Session{c: c, id: resp.Session.ID, ttl: ttl, done: make(chan struct{})}
+	c.keepAliver().add(s, sent)
 	return s, nil
 }
 
@@ -85,46 +86,10 @@ func (s *Session) margin() time.Duration { return SessionMargin(s.ttl) }
 // the last acknowledged keep-alive was sent (see Session).
 func SessionMargin(ttl time.Duration) time.Duration { return ttl / 9 }
 
-func (s *Session) keepAlive(ctx context.Context) {
-	interval := s.ttl / 3
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
-	for {
-		s.mu.Lock()
-		deadline := s.lastSent.Add(s.ttl - s.margin())
-		s.mu.Unlock()
-		wait := min(interval, time.Until(deadline))
-		timer.Reset(max(wait, 0))
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		if !time.Now().Before(deadline) {
-			s.end(fmt.Errorf("%w: no keep-alive acknowledged for %s", ErrSessionExpired, s.ttl-s.margin()))
-			return
-		}
-		sent := time.Now()
-		actx, cancel := context.WithDeadline(ctx, deadline)
-		resp, err := s.c.do(actx, &wire.Request{Op: wire.OpSessionKeepAlive, SessionID: s.id})
-		cancel()
-		if err == nil {
-			if err = responseError(resp); err == nil {
-				s.mu.Lock()
-				s.lastSent = sent
-				s.mu.Unlock()
-				continue
-			}
-			if resp.Err == wire.ErrSessionExpired {
-				s.end(fmt.Errorf("%w: the cluster expired session %d", ErrSessionExpired, s.id))
-				return
-			}
-		}
-		// Other failures: try again until the deadline passes.
-	}
-}
-
+// end ends the session (lost with err, or closed with nil): it is no
+// longer renewed, and Done is closed.
 func (s *Session) end(err error) {
+	s.c.keepAliver().forget(s)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
@@ -134,13 +99,12 @@ func (s *Session) end(err error) {
 	}
 	s.err = err
 	close(s.done)
-	s.stop()
 }
 
 // Close ends the session: its locks are released and its candidacies
 // withdrawn at once (no lock-delay).
 func (s *Session) Close(ctx context.Context) error {
-	s.stop()
+	s.c.keepAliver().forget(s)
 	resp, err := s.c.do(ctx, &wire.Request{Op: wire.OpSessionClose, SessionID: s.id})
 	if err == nil {
 		err = responseError(resp)

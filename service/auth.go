@@ -54,6 +54,8 @@ func sessionOp(q *wire.Request) bool {
 		return true
 	case wire.OpPut:
 		return q.SessionID != 0
+	case wire.OpSessionKeepAliveBatch:
+		return true
 	}
 	return false
 }
@@ -131,6 +133,13 @@ func (n *Node) authorizeOp(a *statemachine.AuthState, user string, q *wire.Reque
 		return nil // answers are filtered to what the user may read (filterForUser)
 	case wire.OpSessionKeepAlive, wire.OpSessionClose:
 		return n.ownSession(user, q.SessionID)
+	case wire.OpSessionKeepAliveBatch:
+		for _, id := range q.SessionIDs {
+			if r := n.ownSession(user, id); r != nil {
+				return r
+			}
+		}
+		return nil
 	case wire.OpLockAcquire, wire.OpLockRelease, wire.OpCampaign, wire.OpProclaim, wire.OpResign:
 		if r := need(q.Name, statemachine.PermWrite); r != nil {
 			return r

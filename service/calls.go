@@ -153,6 +153,8 @@ func (n *Node) handleCall(c *call) {
 		return
 	case n.refuseEphemeralPut(c):
 		return
+	case n.refuseKeepAliveBatch(c):
+		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
 		return

@@ -29,6 +29,12 @@ func (n *Node) refuseEphemeralPut(c *call) bool {
 	case c.version != 0 && !c.speaks(wire.VersionEphemeral):
 		msg = fmt.Sprintf("a put with a session (an ephemeral key) needs protocol %d; this connection negotiated %d: upgrade the client",
 			wire.VersionEphemeral, c.version)
+	case n.installing():
+		// No state to read the level from (it was dropped for the
+		// snapshot's), and below level 9 the log would make the key
+		// permanent: the client retries, here or elsewhere.
+		c.reply(&wire.Response{Err: wire.ErrUnavailable, ErrMsg: n.installingMessage()})
+		return true
 	case n.sm.Level() < statemachine.LevelEphemeral:
 		msg = fmt.Sprintf("a put with a session (an ephemeral key) needs cluster level %d; the cluster is at level %d until every member runs protocol %d or newer",
 			statemachine.LevelEphemeral, n.sm.Level(), wire.VersionEphemeral)

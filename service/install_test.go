@@ -174,11 +174,20 @@ func TestInstallRefusesLocalReadsAndWaitsForLogOnes(t *testing.T) {
 	// Through the log: a linearizable get and a put wait for the new state.
 	get := r.call(t, "get", 0x7102, f, &wire.Request{Op: wire.OpGet, Key: "k4", ClientID: 0x7102, Seq: 1}, 0)
 	put := r.call(t, "put", 0x7103, f, &wire.Request{Op: wire.OpPut, Key: "k9", Value: []byte("late"), ClientID: 0x7103, Seq: 1}, 0)
+	// A keep-alive batch too: the node has no level to gate it on, the
+	// log does.
+	batch := r.call(t, "batch", 0x7105, f, &wire.Request{Op: wire.OpSessionKeepAliveBatch, SessionIDs: []uint64{77}, ClientID: 0x7105, Seq: 1}, 0)
+	// A put with a session (an ephemeral key) is refused as retryable: below
+	// level 9 the log would make its key permanent, and the node has no
+	// level to check.
+	if eph := *r.call(t, "eph", 0x7106, f, &wire.Request{Op: wire.OpPut, Key: "e", Value: []byte("v"), SessionID: 77, ClientID: 0x7106, Seq: 1}, 20*time.Millisecond); len(eph) != 1 || eph[0].Err != wire.ErrUnavailable || !strings.Contains(eph[0].ErrMsg, "installing a snapshot") {
+		t.Fatalf("a put with a session while installing: %+v, want one Unavailable answer saying the node installs a snapshot", eph)
+	}
 	if err := s.runFor(200 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if len(*get) != 0 || len(*put) != 0 || !f.n.installing() {
-		t.Fatalf("answered from no state: get %+v, put %+v", *get, *put)
+	if len(*get) != 0 || len(*put) != 0 || len(*batch) != 0 || !f.n.installing() {
+		t.Fatalf("answered from no state: get %+v, put %+v, keep-alive batch %+v", *get, *put, *batch)
 	}
 	if meta, err := f.store.Snapshot(); err != nil || meta != r.stored {
 		t.Fatalf("f's stored snapshot changed before the install's write: %s, %v (was %s)", meta, err, r.stored)
@@ -188,7 +197,12 @@ func TestInstallRefusesLocalReadsAndWaitsForLogOnes(t *testing.T) {
 	if f.n.installing() || f.n.sm == nil || f.n.sm.Applied() < r.applied {
 		t.Fatalf("after the decode: installing %v, state machine %v", f.n.installing(), f.n.sm)
 	}
-	rgRunUntil(t, s, 2*time.Second, "the waiting get and put answered", func() bool { return len(*get) == 1 && len(*put) == 1 })
+	rgRunUntil(t, s, 2*time.Second, "the waiting get and put answered", func() bool {
+		return len(*get) == 1 && len(*put) == 1 && len(*batch) == 1
+	})
+	if b := (*batch)[0]; b.Err != wire.ErrNone || len(b.ExpiredSessions) != 1 || b.ExpiredSessions[0] != 77 {
+		t.Fatalf("after the install: keep-alive batch %s %q, expired %v; want session 77 reported expired", b.Err, b.ErrMsg, b.ExpiredSessions)
+	}
 	if g, p := (*get)[0], (*put)[0]; g.Err != wire.ErrNone || string(g.KV.Value) != "59" || p.Err != wire.ErrNone {
 		t.Fatalf("after the install: get k4 = %s %q, put %s; want 59 and a put", g.Err, g.KV.Value, p.Err)
 	}

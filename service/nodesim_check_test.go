@@ -60,6 +60,9 @@ type simChecker struct {
 	healedAt  time.Duration
 	probeOK   bool
 	porcupine time.Duration
+	// owned: the sessions clients opened and know of, by id, until the
+	// state no longer holds them (checkOwned).
+	owned map[uint64]*simSession
 }
 
 // simHold is a client's own view of holding a lock or an election: from
@@ -78,7 +81,7 @@ func newSimChecker(s *sim) *simChecker {
 		snaps: map[paxos.Slot]wal.SnapshotMeta{}, leaders: map[paxos.Ballot][2]int{},
 		holder: map[string]uint64{}, lastToken: map[string]uint64{},
 		kvEvents: map[uint64][]statemachine.KVEvent{}, changes: map[uint64]statemachine.LeaderChange{}, holds: map[string][]simHold{},
-		writes: map[string]map[string]bool{},
+		writes: map[string]map[string]bool{}, owned: map[uint64]*simSession{},
 	}
 }
 
@@ -356,6 +359,7 @@ func (c *simChecker) checkSemantics(slot paxos.Slot, sm *statemachine.StateMachi
 			c.s.failf("slot %d: session %d has %d ms left of a %d ms TTL", slot, s.ID, s.RemainingMs, s.TTLMs)
 		}
 	}
+	c.checkOwned(slot, alive)
 	held := map[string]bool{}
 	for _, l := range sm.Locks() {
 		if l.Holder == 0 {

@@ -40,7 +40,7 @@ type simClient struct {
 	role int
 	rate float64 // its clock runs rate times as fast as real time
 	main *simLink
-	side *simLink // the session's keep-alives
+	side *simLink // the sessions' keep-alives (and the spares' opens and closes)
 	obs  *simLink // the watch role's observe stream
 	// windDown: start nothing new; done: wound down completely.
 	windDown, done bool
@@ -50,6 +50,12 @@ type simClient struct {
 	sess           *simSession
 	watch          *simWatch
 	observe        *simObserve
+	// ka renews every session of the client; spares are the sessions a
+	// lock or election client holds beside sess, up to wantSpares
+	// (nodesim_keepalive_test.go).
+	ka         *simKeepAliver
+	spares     []*simSession
+	wantSpares int
 }
 
 func newSimClient(s *sim, idx int) *simClient {
@@ -61,6 +67,7 @@ func newSimClient(s *sim, idx int) *simClient {
 	c.main = newSimLink(c, "main", cid|1)
 	c.side = newSimLink(c, "side", cid|2)
 	c.obs = newSimLink(c, "obs", cid|3)
+	c.ka = newSimKeepAliver(c)
 	return c
 }
 
@@ -72,6 +79,10 @@ func (c *simClient) real(l time.Duration) time.Duration { return time.Duration(f
 
 func (c *simClient) begin() {
 	c.s.at(time.Duration(c.s.rng.Intn(200))*time.Millisecond, nil, c.next)
+	if c.role == roleLock || c.role == roleElect {
+		c.wantSpares = c.s.rng.Intn(simSpares + 1)
+		c.s.at(time.Duration(c.s.rng.Intn(300))*time.Millisecond, nil, c.openSpares)
+	}
 	if c.role == roleWatch {
 		c.watch = &simWatch{c: c}
 		c.observe = &simObserve{c: c}
@@ -83,6 +94,7 @@ func (c *simClient) begin() {
 func (c *simClient) healed() {
 	c.s.at(simWindDown, nil, func() {
 		c.windDown = true
+		c.closeSpares()
 		if c.watch != nil {
 			c.watch.stop()
 			c.observe.stop()
@@ -107,12 +119,12 @@ func (c *simClient) nodeStopped(sn *simNode) {
 // under way.
 func (c *simClient) idle() bool {
 	return c.windDown && !c.busy && !c.main.busy() && !c.side.busy() && !c.obs.busy() &&
-		(c.sess == nil || c.sess.ended) && (c.watch == nil || c.watch.stopped)
+		(c.sess == nil || c.sess.ended) && (c.watch == nil || c.watch.stopped) && c.sparesIdle()
 }
 
 func (c *simClient) describe() string {
-	return fmt.Sprintf("client %d (role %d): busy %v, calls %d/%d/%d, session %+v", c.idx, c.role, c.busy,
-		len(c.main.calls), len(c.side.calls), len(c.obs.calls), c.sess)
+	return fmt.Sprintf("client %d (role %d): busy %v, calls %d/%d/%d, session %+v, spares idle %v", c.idx, c.role, c.busy,
+		len(c.main.calls), len(c.side.calls), len(c.obs.calls), c.sess, c.sparesIdle())
 }
 
 // next starts the client's next operation, after a pause to think.
@@ -253,9 +265,10 @@ func (c *simClient) kvOp(done func()) {
 }
 
 // simSession is a client's session, kept alive like the Go client keeps
-// one: a keep-alive every TTL/3 on its own clock, and declared lost once
-// TTL less the client library's margin has passed on that clock since the
-// last acknowledged keep-alive was sent.
+// one (simKeepAliver): renewed every TTL/3 on its client's clock, with the
+// client's other sessions, and declared lost once TTL less the client
+// library's margin has passed on that clock since the last acknowledged
+// renewal was sent.
 type simSession struct {
 	c  *simClient
 	id uint64
@@ -270,6 +283,11 @@ type simSession struct {
 	hold    *simHold
 	holding string
 	waitID  uint64
+	// due: when the next renewal is due (the client's clock); inFlight: a
+	// keep-alive carrying it is under way; opening: its open is.
+	due      time.Duration
+	inFlight bool
+	opening  bool
 }
 
 func newSimSession(c *simClient) *simSession {
@@ -295,27 +313,14 @@ func (ss *simSession) open(done func()) {
 			ss.ended = true
 			return
 		}
-		ss.watchDeadline()
-		s.at(ss.c.real(ss.ttl/3), nil, ss.keepAlive)
-	})
-}
-
-// watchDeadline declares the session lost when its deadline passes
-// without a later acknowledged keep-alive.
-func (ss *simSession) watchDeadline() {
-	s := ss.c.s
-	at := ss.deadline()
-	s.at(at-s.now, nil, func() {
-		if ss.ended || ss.deadline() > s.now {
-			return
-		}
-		ss.lost("deadline passed")
+		c.ka.add(ss)
 	})
 }
 
 // lost ends the session by the client's own reckoning: what it held, it
 // holds no more.
 func (ss *simSession) lost(why string) {
+	ss.c.ka.drop(ss)
 	if ss.ended {
 		return
 	}
@@ -325,27 +330,6 @@ func (ss *simSession) lost(why string) {
 	if ss.waitID != 0 {
 		ss.c.main.cancel(ss.waitID)
 	}
-}
-
-func (ss *simSession) keepAlive() {
-	c, s := ss.c, ss.c.s
-	if ss.ended || ss.closing {
-		return
-	}
-	sent := c.local(s.now)
-	c.side.do(&wire.Request{Op: wire.OpSessionKeepAlive, SessionID: ss.id}, max(ss.deadline()-s.now, time.Millisecond), func(r *wire.Response) {
-		switch {
-		case ss.ended:
-			return
-		case r != nil && r.Err == wire.ErrNone:
-			ss.lastSent = max(ss.lastSent, sent)
-			ss.watchDeadline()
-		case r != nil && r.Err == wire.ErrSessionExpired:
-			ss.lost("the cluster expired it")
-			return
-		}
-		s.at(c.real(ss.ttl/3), nil, ss.keepAlive)
-	})
 }
 
 // startHold begins holding name with token (the grant just arrived).

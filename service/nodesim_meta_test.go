@@ -77,7 +77,9 @@ func TestLeaseCheckCatchesClocksBeyondTheBound(t *testing.T) {
 
 // And a client whose clock runs at half speed keeps its session (and the
 // lock it holds) long after the cluster expired it and granted the lock to
-// another: some seed shows two clients holding a lock at once.
+// another: some seed shows two clients holding a lock at once — or, first,
+// the cluster ending a session its client still counts as alive
+// (simChecker.checkOwned).
 func TestNodeSimCatchesSlowClientClocks(t *testing.T) {
 	opts := defaultSimOptions()
 	opts.clientRate = 0.5
@@ -85,8 +87,8 @@ func TestNodeSimCatchesSlowClientClocks(t *testing.T) {
 	if err == nil {
 		t.Fatal("40 seeds with clients' clocks at half speed found nothing")
 	}
-	if !strings.Contains(err.Error(), "held by client") {
-		t.Fatalf("seed %d failed, but not as two holders at once: %v", seed, err)
+	if !strings.Contains(err.Error(), "held by client") && !strings.Contains(err.Error(), "by its own reckoning") {
+		t.Fatalf("seed %d failed, but neither as two holders at once nor as a session ended early: %v", seed, err)
 	}
 	t.Logf("seed %d: %v", seed, err)
 }

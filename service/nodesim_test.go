@@ -242,6 +242,7 @@ type simStats struct {
 	txnTransfers, txnEvents                                       int
 	ephemeralPuts, ephemeralEnded                                 int
 	watchProgress                                                 int
+	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
 }
 
 func (a *simStats) add(b simStats) {
@@ -283,6 +284,10 @@ func (a *simStats) add(b simStats) {
 	a.ephemeralPuts += b.ephemeralPuts
 	a.ephemeralEnded += b.ephemeralEnded
 	a.watchProgress += b.watchProgress
+	a.kaBatches += b.kaBatches
+	a.kaBatchSeveral += b.kaBatchSeveral
+	a.kaSingles += b.kaSingles
+	a.kaRefused += b.kaRefused
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -341,6 +346,8 @@ func TestNodeSim(t *testing.T) {
 			"ephemeral key put":                                    total.ephemeralPuts,
 			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
 			"watch progress notification":                          total.watchProgress,
+			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
+			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

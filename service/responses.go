@@ -57,6 +57,8 @@ func resultResponse(op statemachine.Op, r statemachine.Result) wire.Response {
 	if op == statemachine.OpTxn {
 		resp.TxnResults = wireTxnResults(r.Txn)
 	}
+	// A keep-alive batch's ids that no longer exist.
+	resp.ExpiredSessions = r.Expired
 	if r.More && len(r.KVs) > 0 { // a List cut short by its limit
 		resp.More, resp.NextKey = true, r.KVs[len(r.KVs)-1].Key+"\x00"
 	}

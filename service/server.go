@@ -196,6 +196,10 @@ func (n *Node) validate(q *wire.Request) *wire.Response {
 		if resp := n.validateTxn(q); resp != nil {
 			return resp
 		}
+	case wire.OpSessionKeepAliveBatch:
+		if resp := validateKeepAliveBatch(q); resp != nil {
+			return resp
+		}
 	case wire.OpPut, wire.OpGet, wire.OpDelete, wire.OpCAS, wire.OpWatch:
 		if q.Key == "" && !(q.Op == wire.OpWatch && q.WatchPrefix) {
 			return invalid("key must not be empty")
@@ -277,5 +281,6 @@ func commandFields(q *wire.Request) statemachine.Command {
 		Else:            txnOps(q.ElseOps),
 		Role:            q.Role,
 		Perm:            statemachine.Perm(q.Perm),
+		SessionIDs:      q.SessionIDs,
 	}
 }

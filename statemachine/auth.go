@@ -336,13 +336,29 @@ func (sm *StateMachine) checkOwner(c *Command) error {
 			return nil
 		}
 		// An ephemeral key's put uses its session (ephemeral.go).
+	case OpSessionKeepAliveBatch:
 	default:
 		return nil
 	}
 	if sm.level < LevelAuth || !sm.Auth().Enabled || c.User == RootUser {
 		return nil
 	}
-	s := sm.sessions.m[c.SessionID]
+	if c.Op == OpSessionKeepAliveBatch {
+		// Every id of the batch must be the user's: one that is not
+		// refuses the whole batch, which renews nothing.
+		for _, id := range c.SessionIDs {
+			if err := sm.checkSessionOwner(c, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return sm.checkSessionOwner(c, c.SessionID)
+}
+
+// checkSessionOwner is checkOwner's test of one session id.
+func (sm *StateMachine) checkSessionOwner(c *Command, id uint64) error {
+	s := sm.sessions.m[id]
 	if s == nil || s.owner == c.User && c.User != "" {
 		return nil // a missing session is answered as such
 	}
@@ -354,7 +370,7 @@ func (sm *StateMachine) checkOwner(c *Command) error {
 	if who == "" {
 		who = "a client that did not authenticate"
 	}
-	return fmt.Errorf("%w: session %d belongs to %s, not %s", ErrPermissionDenied, c.SessionID, owner, who)
+	return fmt.Errorf("%w: session %d belongs to %s, not %s", ErrPermissionDenied, id, owner, who)
 }
 
 // SessionOwner returns the user that opened session id ("" when it was

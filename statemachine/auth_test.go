@@ -9,7 +9,7 @@ import (
 // authHarness is a state machine at LevelAuth.
 func authHarness(t testing.TB) *smHarness {
 	h := newSMHarness(t, SMOptions{})
-	atLevel(h, LevelAuth)
+	atLevel(h, LevelMax) // every behaviour auth checks: ephemeral keys, keep-alive batches
 	return h
 }
 
@@ -182,6 +182,7 @@ func TestAuthSessionOwner(t *testing.T) {
 		{Op: OpCampaign, SessionID: id, Name: "app/e", User: ""},
 		{Op: OpSessionClose, SessionID: id, User: "bob"},
 		{Op: OpPut, Key: "app/x", Value: []byte("v"), SessionID: id, User: "bob"}, // an ephemeral key on it
+		{Op: OpSessionKeepAliveBatch, SessionIDs: []uint64{id}, User: "bob"},
 	} {
 		if r := h.do(cs(2, h.slotSeq(), c)); !errors.Is(r.Err, ErrPermissionDenied) {
 			t.Fatalf("%s by %q: %v, want ErrPermissionDenied", c.String(), c.User, r.Err)

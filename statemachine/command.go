@@ -90,6 +90,9 @@ type Command struct {
 	User string
 	Role string
 	Perm Perm
+	// SessionIDs are the sessions an OpSessionKeepAliveBatch renews
+	// (keepalive_batch.go).
+	SessionIDs []uint64
 }
 
 func (c *Command) String() string {
@@ -125,6 +128,8 @@ func (c *Command) String() string {
 		s += fmt.Sprintf(" level=%d", c.Level)
 	case OpTxn:
 		s += fmt.Sprintf(" compares=%d then=%d else=%d", len(c.Compares), len(c.Then), len(c.Else))
+	case OpSessionKeepAliveBatch:
+		s += fmt.Sprintf(" sessions=%d", len(c.SessionIDs))
 	case OpUserAdd, OpUserDelete, OpRoleAdd, OpRoleDelete:
 		s += fmt.Sprintf(" name=%q", c.Name) // never the hash
 	case OpUserGrantRole, OpUserRevokeRole:
@@ -184,6 +189,7 @@ const (
 	fieldUser
 	fieldRole
 	fieldPerm
+	fieldSessionIDs // keep-alive batches
 	fieldCount
 )
 
@@ -191,6 +197,8 @@ const (
 // hold their zero value are left out.
 func (c *Command) fieldsUsed() int {
 	switch {
+	case len(c.SessionIDs) != 0:
+		return fieldSessionIDs + 1
 	case c.Perm != 0:
 		return fieldPerm + 1
 	case c.Role != "":
@@ -264,7 +272,7 @@ func (c *Command) fieldsUsed() int {
 func EncodeCommand(c *Command) []byte {
 	var buf bytes.Buffer
 	buf.Grow(16 + len(c.Key) + len(c.Value) + len(c.PrevValue) + len(c.Prefix) + len(c.Name) + len(c.FenceName) +
-		TxnBytes(c) + 8*(len(c.Compares)+len(c.Then)+len(c.Else)))
+		TxnBytes(c) + 8*(len(c.Compares)+len(c.Then)+len(c.Else)+len(c.SessionIDs)))
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
@@ -353,6 +361,8 @@ func EncodeCommand(c *Command) []byte {
 			must(enc.EncodeString(c.Role))
 		case fieldPerm:
 			must(enc.EncodeUint(uint64(c.Perm)))
+		case fieldSessionIDs:
+			must(encodeIDList(enc, c.SessionIDs))
 		}
 	}
 	return buf.Bytes()
@@ -640,6 +650,8 @@ func decodeFields(d *msgpack.Decoder, r *bytes.Reader, in []byte, c *Command) er
 			var p uint64
 			p, err = decodeUint(d, math.MaxUint8)
 			c.Perm = Perm(p)
+		case fieldSessionIDs:
+			c.SessionIDs, err = decodeIDList(d, r)
 		}
 		if err != nil {
 			return fmt.Errorf("field %d: %w", f, err)

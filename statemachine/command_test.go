@@ -66,6 +66,7 @@ var sampleCommands = []Command{
 		Else: []TxnOp{{Type: TxnGet, Key: "a"}, {Type: TxnGet, Key: "", Prefix: true, Limit: math.MaxUint32}}},
 	{Op: OpTxn, Else: []TxnOp{{Type: TxnDelete, Key: "x"}}},
 	{Op: OpTxn, Compares: []Compare{{Target: CompareExists, Result: CompareNotEqual, Key: "e"}}},
+	{ClientID: 5, Seq: 11, AckedBelow: 11, Op: OpSessionKeepAliveBatch, SessionIDs: []uint64{1, math.MaxUint64, 3}},
 }
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -110,6 +111,9 @@ func TestCommandGolden(t *testing.T) {
 		// The level (protocol 5) is the field after Quota.
 		{Command{Op: OpLevel, Level: 5},
 			"dc00190000001fa0c0c0c0a000" + "0000a000c20000a000" + "0000000000" + "05"},
+		// A keep-alive batch's ids (protocol 12) come after Else.
+		{Command{Op: OpSessionKeepAliveBatch, SessionIDs: []uint64{3, 300}},
+			"dc00200000002fa0c0c0c0a000" + "0000a000c20000a000" + "0000000000" + "00909090" + "a0a000" + "9203cd012c"},
 	}
 	for _, tt := range tests {
 		if got := hex.EncodeToString(EncodeCommand(&tt.cmd)); got != tt.hex {
@@ -184,6 +188,7 @@ func TestOpString(t *testing.T) {
 		OpCampaign: "campaign", OpProclaim: "proclaim", OpResign: "resign", OpLeader: "leader",
 		19: "op(19)", 20: "op(20)", 21: "op(21)", OpClock: "clock", 23: "op(23)", 255: "op(255)",
 		OpQuotaSet: "quota-set", 29: "op(29)", OpQuotaDefault: "quota-default", OpLevel: "level", OpTxn: "txn", OpUserAdd: "user-add", OpAuthDisable: "auth-disable", 43: "op(43)",
+		OpSessionKeepAliveBatch: "session-keepalive-batch",
 	} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)

@@ -77,7 +77,9 @@
 // OpSessionOpen{TTLMs} opens a session with a new id (from a counter
 // starting at 1; ids are never reused); the TTL must be
 // SessionTTLMinMs..SessionTTLMaxMs (1 s to 1 h). OpSessionKeepAlive renews
-// it. OpSessionClose ends it. Keep-alive or close of a session that does not
+// it; OpSessionKeepAliveBatch (from LevelKeepAliveBatch) renews each live
+// session of its SessionIDs the same way and reports the others in
+// Result.Expired. OpSessionClose ends it. Keep-alive or close of a session that does not
 // exist (expired, closed, never opened) is ErrSessionExpired. Results carry
 // a SessionInfo with the time left (RemainingMs) on the cluster clock.
 //
@@ -310,7 +312,7 @@
 //	  Compares [[Target uint, Result uint, Key str, Value bin|nil, Number uint]...],
 //	  Then [[Type uint, Key str, Value bin|nil, Prefix bool, Limit uint]...],
 //	  Else [same as Then],
-//	  User str, Role str, Perm uint ]
+//	  User str, Role str, Perm uint, SessionIDs [uint...] ]
 //
 // nil in PrevValue or PrevRevision means "no such condition". Commands
 // written before the coordination fields existed decode unchanged. The
@@ -323,7 +325,8 @@
 // 26 voter, 28 quota set, 30 quota default, 31 level, 32 txn (from
 // cluster level 8, txn.go), 33-42 the user, role and auth commands (from
 // cluster level 10, auth.go: Value is a bcrypt hash, never a password;
-// User, on a session command, the user the node authenticated); 6, 10,
+// User, on a session command, the user the node authenticated), 47
+// keep-alive batch (from cluster level 12, keepalive_batch.go); 6, 10,
 // 14, 19, 20, 21, 23, 27, 29 and 43-46 are wire-only operations served
 // from local state, which the state machine refuses.
 package statemachine

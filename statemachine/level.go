@@ -66,9 +66,17 @@ const (
 	// format 6 (snapshot.go).
 	LevelAuth = 10
 
+	// LevelKeepAliveBatch applies keep-alive batches
+	// (OpSessionKeepAliveBatch, keepalive_batch.go): below it a batch is
+	// refused as invalid, as a build without them refuses an unknown op,
+	// so one proposed before every member can apply it renews nothing
+	// anywhere. Nothing else changes: no new state, no new snapshot
+	// format.
+	LevelKeepAliveBatch = 12
+
 	// LevelMax is the highest level this build implements: what its
 	// leader proposes, and the highest OpLevel it applies.
-	LevelMax = LevelAuth
+	LevelMax = LevelKeepAliveBatch
 )
 
 // Level returns the cluster level: 0 until an OpLevel is applied, then the

@@ -83,6 +83,10 @@ const (
 	OpAuthDisable    Op = 42 // stop checking
 	// 43 user list, 44 role list, 45 auth status and 46 authenticate are
 	// wire-only: a node answers them from its own state.
+
+	// OpSessionKeepAliveBatch renews every session of SessionIDs
+	// (keepalive_batch.go), from LevelKeepAliveBatch on.
+	OpSessionKeepAliveBatch Op = 47
 )
 
 var opNames = [...]string{
@@ -99,6 +103,7 @@ var opNames = [...]string{
 	OpUserAdd: "user-add", OpUserDelete: "user-delete", OpUserGrantRole: "user-grant-role", OpUserRevokeRole: "user-revoke-role",
 	OpRoleAdd: "role-add", OpRoleDelete: "role-delete", OpRoleGrant: "role-grant", OpRoleRevoke: "role-revoke",
 	OpAuthEnable: "auth-enable", OpAuthDisable: "auth-disable",
+	OpSessionKeepAliveBatch: "session-keepalive-batch",
 }
 
 func (o Op) String() string {
@@ -117,6 +122,12 @@ func (o Op) valid() bool { return int(o) < len(opNames) && opNames[o] != "" }
 func (o Op) mutating() bool {
 	switch o {
 	case OpGet, OpList, OpLockCheck, OpLeader, OpStateHash:
+		return false
+	case OpSessionKeepAliveBatch:
+		// Mutating, but never stored: applying a batch again only renews
+		// its sessions again (harmless: the client counts from the send
+		// time of the attempt it saw acknowledged), while storing its
+		// result would keep up to 4096 ids per answer in the table.
 		return false
 	}
 	return true

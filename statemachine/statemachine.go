@@ -93,6 +93,10 @@ type Result struct {
 	// Txn: a transaction's results, one per operation of the branch that
 	// ran (Succeeded: the Then branch, else the Else branch).
 	Txn []TxnOpResult
+
+	// Expired: a keep-alive batch's ids that name no live session (in the
+	// batch's order); every other id was renewed.
+	Expired []uint64
 }
 
 // Answer is the late answer to a waiting command (Result.Pending), produced
@@ -406,6 +410,8 @@ func (sm *StateMachine) validate(c *Command) error {
 	case OpUserAdd, OpUserDelete, OpUserGrantRole, OpUserRevokeRole, OpRoleAdd, OpRoleDelete, OpRoleGrant, OpRoleRevoke,
 		OpAuthEnable, OpAuthDisable:
 		return sm.validateAuth(c)
+	case OpSessionKeepAliveBatch:
+		return sm.validateKeepAliveBatch(c)
 	case OpClusterID:
 		if len(c.Value) != ClusterIDBytes {
 			return fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(c.Value), ClusterIDBytes)
@@ -516,6 +522,8 @@ func (sm *StateMachine) exec(c *Command) Result {
 	case OpUserAdd, OpUserDelete, OpUserGrantRole, OpUserRevokeRole, OpRoleAdd, OpRoleDelete, OpRoleGrant, OpRoleRevoke,
 		OpAuthEnable, OpAuthDisable:
 		return sm.execAuth(c)
+	case OpSessionKeepAliveBatch:
+		return sm.sessionKeepAliveBatch(c)
 	}
 	panic(fmt.Sprintf("service: exec of unvalidated op %d", c.Op))
 }

@@ -170,7 +170,19 @@ const (
 	// password Value; every later request on it is that user's. Response:
 	// User; ErrAuthFailed.
 	OpAuthenticate Op = 46
+
+	// OpSessionKeepAliveBatch (version 12) restarts the TTL of every
+	// session in SessionIDs (at most KeepAliveBatchMax), as one command
+	// through the log. The cluster applies it from cluster level 12 on;
+	// before, it answers ErrInvalid. Response: ExpiredSessions, the ids
+	// of the batch that no longer exist; every other one was renewed.
+	OpSessionKeepAliveBatch Op = 47
 )
+
+// KeepAliveBatchMax bounds the session ids of one
+// OpSessionKeepAliveBatch: 4096 ids are at most 36 KiB in a frame and in
+// a log command.
+const KeepAliveBatchMax = 4096
 
 var opNames = [...]string{
 	OpPut:    "Put",
@@ -214,6 +226,8 @@ var opNames = [...]string{
 	OpRoleList:         "RoleList",
 	OpAuthStatus:       "AuthStatus",
 	OpAuthenticate:     "Authenticate",
+
+	OpSessionKeepAliveBatch: "SessionKeepAliveBatch",
 }
 
 func (o Op) String() string {
@@ -230,7 +244,7 @@ func (o Op) String() string {
 // commands, are not valid.
 func (o Op) Valid() bool {
 	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn ||
-		o >= OpUserAdd && o <= OpAuthenticate
+		o >= OpUserAdd && o <= OpAuthenticate || o == OpSessionKeepAliveBatch
 }
 
 // IsAuthAdmin reports whether o manages users, roles or auth (ops 33 to
@@ -438,6 +452,9 @@ type Request struct {
 	// OpUserRevokeRole, the permission of an OpRoleGrant.
 	Role string
 	Perm Perm
+	// SessionIDs are the sessions an OpSessionKeepAliveBatch renews
+	// (version 12).
+	SessionIDs []uint64
 }
 
 // Perm is what a role may do under a prefix (version 10).
@@ -767,6 +784,10 @@ type Response struct {
 	Roles       []RoleInfo
 	AuthEnabled bool
 	User        string
+	// ExpiredSessions answers an OpSessionKeepAliveBatch (version 12): the
+	// ids of the batch that no longer exist, in the batch's order; every
+	// other id was renewed.
+	ExpiredSessions []uint64
 }
 
 var requestFields = []field[Request]{
@@ -811,6 +832,8 @@ var requestFields = []field[Request]{
 	listField("else_ops", func(q *Request) *[]TxnOp { return &q.ElseOps }, txnOpFields),
 	strField("role", func(q *Request) *string { return &q.Role }),
 	uintField("perm", func(q *Request) *Perm { return &q.Perm }),
+	// version 12 (keep-alive batches)
+	uintListField("session_ids", func(q *Request) *[]uint64 { return &q.SessionIDs }),
 }
 
 var userInfoFields = []field[UserInfo]{
@@ -950,6 +973,8 @@ var responseFields = []field[Response]{
 	listField("roles", func(s *Response) *[]RoleInfo { return &s.Roles }, roleInfoFields),
 	boolField("auth_enabled", func(s *Response) *bool { return &s.AuthEnabled }),
 	strField("user", func(s *Response) *string { return &s.User }),
+	// version 12 (keep-alive batches)
+	uintListField("expired_sessions", func(s *Response) *[]uint64 { return &s.ExpiredSessions }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

@@ -271,6 +271,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		nil,           // version 4: quota_bytes
 		nil, nil, nil, // version 8: compares, then_ops, else_ops
 		nil, nil, // version 10: role, perm
+		nil, // version 12: session_ids
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -298,6 +299,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		3, true, nil, nil, nil, nil, false, nil, nil, nil, nil,
 		[]any{[]any{2, false, nil, nil, nil, int64(3), "future"}}, // version 8: txn_results
 		nil, nil, nil, nil, // version 10: users, roles, auth_enabled, user
+		[]any{int8(4), uint64(9)},                                 // version 12: expired_sessions
 		"future",
 	})
 	if err != nil {
@@ -315,7 +317,8 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		Leader:          LeaderInfo{Election: "el", Session: 7, Value: []byte("val"), Term: 2, Seq: 5, Revision: 9},
 		Events:          []WatchEvent{{Type: EventDelete, KV: KV{Key: "k", CreateRevision: 1, ModRevision: 9, Version: 1}}},
 		CompactRevision: 3, StreamEnd: true,
-		TxnResults: []TxnResult{{Type: TxnDelete, Deleted: 3}},
+		TxnResults:      []TxnResult{{Type: TxnDelete, Deleted: 3}},
+		ExpiredSessions: []uint64{4, 9},
 	}
 	if !reflect.DeepEqual(s, wantS) {
 		t.Fatalf("got %#v\nwant %#v", s, wantS)
@@ -508,7 +511,10 @@ func TestNumbering(t *testing.T) {
 	if OpUserAdd != 33 || OpAuthenticate != 46 {
 		t.Errorf("auth ops %d..%d", OpUserAdd, OpAuthenticate)
 	}
-	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 47, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
+	if OpSessionKeepAliveBatch != 47 || !OpSessionKeepAliveBatch.Valid() || OpSessionKeepAliveBatch.IsAuthAdmin() {
+		t.Errorf("keep-alive batch op %d %q", OpSessionKeepAliveBatch, OpSessionKeepAliveBatch)
+	}
+	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 48, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}

@@ -24,8 +24,15 @@ const (
 	// meaning, ephemeral keys (VersionEphemeral). Version 10 adds users,
 	// roles and auth (VersionAuth). Version 11 adds nothing to the wire: a
 	// node sends a client that speaks it progress notifications on its
-	// idle watches (VersionWatchProgress).
-	ProtocolVersion = 11
+	// idle watches (VersionWatchProgress). Version 12 adds keep-alive
+	// batches (VersionKeepAliveBatch).
+	ProtocolVersion = 12
+	// VersionKeepAliveBatch is the first version that has
+	// OpSessionKeepAliveBatch (the request field session_ids, the response
+	// field expired_sessions): a client sends one only on a connection
+	// that negotiated it, and the cluster applies one only from cluster
+	// level 12, raised once every member speaks it.
+	VersionKeepAliveBatch = 12
 	// VersionWatchProgress is the first version whose clients get watch
 	// progress notifications: an empty response on an idle watch carrying
 	// the revision the watch is up to date with (docs/PROTOCOL.md,

@@ -184,6 +184,12 @@ var goldens = []struct {
 		ID: 9, Revision: 12,
 		Roles: []RoleInfo{{Name: "app", Perms: []RolePerm{{Prefix: "app/", Perm: PermReadWrite}, {Prefix: "pub/", Perm: PermRead}}}},
 	}, frameNames(responseFields), false},
+	{"keepalive_batch_request.hex", "Request 15 (version 12): renew sessions 42, 43 and 57 in one keep-alive batch, client 77, seq 12", &Request{
+		ID: 15, Op: OpSessionKeepAliveBatch, ClientID: 77, Seq: 12, AckedBelow: 12, SessionIDs: []uint64{42, 43, 57},
+	}, frameNames(requestFields), false},
+	{"keepalive_batch_response.hex", "Response to request 15: sessions 42 and 57 renewed; 43 no longer exists", &Response{
+		ID: 15, Revision: 60, ExpiredSessions: []uint64{43},
+	}, frameNames(responseFields), false},
 }
 
 func encodeAny(v any) []byte {

@@ -22,7 +22,7 @@ import (
 // refuses the data directory naming the format it does not know, and is
 // rolled forward again, or (no snapshot reached its store yet) runs on the
 // log, which by then raised the cluster level to this build's highest
-// (statemachine.LevelMax, 9): a rollback the docs forbid, which the state
+// (statemachine.LevelMax, 12): a rollback the docs forbid, which the state
 // check catches at its next check slot (the baseline cannot apply the
 // level command: its state lacks the level and it hashes the old way, so
 // its hash differs). No request may fail; the longest write (the worst

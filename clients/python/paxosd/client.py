@@ -334,6 +334,27 @@ class Client:
         r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **fields)
         return PutResult(r.revision, _kv_or_none(r.found, r.kv))
 
+    def keepalive_sessions(self, session_ids, timeout=None):
+        """Renew every session of session_ids (Sessions or ids) with keep-alive
+        batches (protocol 12, cluster level 12; up to KEEPALIVE_BATCH_MAX
+        ids a request) and return the ids that no longer exist; every other
+        one was renewed. A Session's own thread keeps it alive with single
+        keep-alives: this is for a program that renews many sessions itself
+        (Session(..., keepalive=False)), counting each TTL from before the
+        call. ProtocolError on an older server's connection, InvalidError
+        from a cluster below level 12."""
+        ids = [s if isinstance(s, int) else s.id for s in session_ids]
+        conn = self.connection()
+        if conn.version < wire.VERSION_KEEPALIVE_BATCH:
+            raise errors.ProtocolError("%s speaks protocol %d: a keep-alive batch needs %d"
+                                       % (conn.addr, conn.version, wire.VERSION_KEEPALIVE_BATCH))
+        expired = []
+        for i in range(0, len(ids), wire.KEEPALIVE_BATCH_MAX):
+            r = self.call(wire.OP_SESSION_KEEPALIVE_BATCH, timeout=timeout,
+                          session_ids=ids[i:i + wire.KEEPALIVE_BATCH_MAX])
+            expired.extend(r.expired_sessions)
+        return expired
+
     def get(self, key, serializable=False, timeout=None):
         """The KV of key, or None if it does not exist. serializable: from
         the contacted node's state (fast, possibly stale)."""

@@ -15,10 +15,12 @@ import msgpack
 
 # 8 adds transactions (OP_TXN; their fields are in the layouts below), 9
 # gives a put's session_id a meaning (an ephemeral key), 11 sends idle
-# watches progress notifications (watch.py reads them).
-PROTOCOL_VERSION = 11
+# watches progress notifications (watch.py reads them), 12 adds keep-alive
+# batches (OP_SESSION_KEEPALIVE_BATCH, Client.keepalive_sessions).
+PROTOCOL_VERSION = 12
 VERSION_EPHEMERAL = 9
 VERSION_WATCH_PROGRESS = 11
+VERSION_KEEPALIVE_BATCH = 12
 MAGIC = "paxosd"
 DEFAULT_CLUSTER = "paxosd"
 FRAME_BYTES_MAX = 16 << 20
@@ -53,6 +55,11 @@ OP_LEADER_TRANSFER = 27
 OP_QUOTA_SET = 28
 OP_QUOTA_GET = 29
 OP_TXN = 32
+# (version 12) renews every session of session_ids in one command; the
+# answer's expired_sessions lists the ids that no longer exist. At most
+# KEEPALIVE_BATCH_MAX ids.
+OP_SESSION_KEEPALIVE_BATCH = 47
+KEEPALIVE_BATCH_MAX = 4096
 
 # Users, roles and auth (PROTOCOL.md, "Users, roles and auth"; protocol
 # 10). A client with credentials says version AUTH_VERSION in its hello
@@ -86,15 +93,17 @@ OP_NAMES = {
     37: "RoleAdd", 38: "RoleDelete", 39: "RoleGrant", 40: "RoleRevoke",
     41: "AuthEnable", 42: "AuthDisable", 43: "UserList", 44: "RoleList",
     45: "AuthStatus", 46: "Authenticate",
+    47: "SessionKeepAliveBatch",
 }
 
 # The ops that go through the replicated log and so need a non-zero
 # client_id and seq (PROTOCOL.md §4): Put, Get, Delete, CAS, List (Get and
 # List only when not serializable), 7-18 but SessionList and LockList, and
-# QuotaSet, Txn and the user, role and auth commands. The others are
-# served by the contacted node alone.
+# QuotaSet, Txn, the user, role and auth commands, and
+# SessionKeepAliveBatch. The others are served by the contacted node alone.
 _LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28, 32,
-                      33, 34, 35, 36, 37, 38, 39, 40, 41, 42])  # 33-42: protocol 10
+                      33, 34, 35, 36, 37, 38, 39, 40, 41, 42,  # 33-42: protocol 10
+                      47])  # protocol 12
 
 
 def through_log(op, serializable=False):
@@ -466,6 +475,7 @@ Request = _record("Request", [
     ("page_bytes", U32), ("quota_bytes", U64), ("compares", LIST(Compare)),
     ("then_ops", LIST(TxnOp)), ("else_ops", LIST(TxnOp)),
     ("role", STR), ("perm", U8),  # protocol 10
+    ("session_ids", LIST(U64)),  # protocol 12
 ])
 
 Response = _record("Response", [
@@ -481,6 +491,7 @@ Response = _record("Response", [
     ("quota_set", BOOL), ("txn_results", LIST(TxnResult)),
     ("users", LIST(User)), ("roles", LIST(Role)), ("auth_enabled", BOOL),  # protocol 10
     ("user", STR),
+    ("expired_sessions", LIST(U64)),  # protocol 12
 ])
 
 FRAME_RECORDS = {

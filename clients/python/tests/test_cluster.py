@@ -267,6 +267,28 @@ class Sessions(ClusterTest):
         self.assertGreater(cm.exception.lock.delay_until_ms, 0)
 
 
+    def test_keepalive_batch(self):
+        """One keep-alive batch renews live sessions and names the ended
+        ones; sessions kept alive only by batches outlive their TTL."""
+        a = self.c.session(1.0, keepalive=False)
+        b = self.c.session(1.0, keepalive=False)
+        self.addCleanup(a.close)
+        b.close()
+        deadline = time.time() + 10  # a new cluster raises its level at once
+        while True:
+            try:
+                expired = self.c.keepalive_sessions([a, b.id])
+                break
+            except paxosd.InvalidError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.assertEqual(expired, [b.id])
+        for _ in range(8):  # 2.4 s: more than two TTLs
+            time.sleep(0.3)
+            self.assertEqual(self.c.keepalive_sessions([a]), [])
+        self.assertIn(a.id, [x.id for x in self.c.session_list()])
+
     def test_ephemeral_key(self):
         """A key put with a session goes when the session is closed, and
         when it expires; a put without one makes it permanent."""

@@ -89,6 +89,16 @@ class GoldenFrames(unittest.TestCase):
                 n = len(wire.unpack_body(body)) - 1
                 self.assertEqual(wire.encode_body(record, n).hex(), body.hex(), "%s: re-encoded" % path)
 
+    def test_keepalive_batch(self):
+        # Version 12: the batch's ids and the answer's expired ids.
+        with open(os.path.join(GOLDEN_DIR, "keepalive_batch_request.hex")) as f:
+            _, q = wire.decode_body(wire.split_frame(parse_hex(f.read())))
+        self.assertEqual((q.op, q.session_ids), (wire.OP_SESSION_KEEPALIVE_BATCH, [42, 43, 57]))
+        self.assertTrue(wire.through_log(q.op))
+        with open(os.path.join(GOLDEN_DIR, "keepalive_batch_response.hex")) as f:
+            _, r = wire.decode_body(wire.split_frame(parse_hex(f.read())))
+        self.assertEqual((r.id, r.expired_sessions), (15, [43]))
+
 
 class Codec(unittest.TestCase):
     def test_missing_fields_are_zero_and_extra_ignored(self):
