@@ -39,7 +39,8 @@ func makeCerts(t *testing.T, caName, nodes, clients string) string {
 // plaintext client, a client that does not trust the cluster's CA, one
 // without a certificate, one whose certificate another CA signed, a client
 // certificate whose CommonName is node-2 saying it is node 2 in a peer
-// hello, and node 3's own valid certificate saying node 2. Each gets its
+// hello, node 3's own valid certificate saying node 2, a node certificate
+// that expired and one that names another host. Each gets its
 // line (on the client's stderr, or in the node's log for would-be peers),
 // and a real client's puts all succeed throughout. The Python client
 // speaks TLS to the same cluster, and is refused as the CLI is.
@@ -140,6 +141,55 @@ func testTLSOpenSSL(t *testing.T, bin string) {
 			t.Errorf("%s: the peer hello was answered", tc.name)
 		}
 		waitFor(t, "node 1 to log: "+tc.log, 5*time.Second, func() bool { return strings.Contains(node1Log(), jsonEscapeLine(tc.log)) })
+	}
+
+	// A node certificate that expired, and one that names another host:
+	// a node of its own each (same CA). The expired one does not start,
+	// saying why; a client of the other is told the host is wrong.
+	for _, tc := range []struct{ name, env, want string }{
+		{"expired", "DAYS=-1", "the certificate expired at"},
+		{"far", "HOSTS=DNS:far.example", "wire: TLS: wrong host: x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs"},
+	} {
+		dir := t.TempDir()
+		for _, name := range []string{"ca.crt", "ca.key"} {
+			b, err := os.ReadFile(f(certs, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f(dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mk := exec.Command("../../scripts/make-certs.sh", dir, "1", "")
+		mk.Env = append(os.Environ(), tc.env)
+		if out, err := mk.CombinedOutput(); err != nil {
+			t.Fatalf("make-certs.sh %s: %v\n%s", tc.env, err, out)
+		}
+		addr := freePorts(t, 1)[0]
+		var stderr bytes.Buffer
+		node := exec.Command(bin, "serve", "--id", "1", "--listen", addr, "--peers", "1="+addr, "--data-dir", t.TempDir(), "--new-cluster",
+			"--cert-file", f(dir, "node1.crt"), "--key-file", f(dir, "node1.key"), "--trusted-ca-file", f(certs, "ca.crt"), "--client-cert-auth")
+		node.Stderr = &stderr
+		if tc.name == "expired" {
+			if err := node.Run(); err == nil || !strings.Contains(stderr.String(), tc.want) || strings.Count(stderr.String(), "\n") != 1 {
+				t.Errorf("serve with an expired certificate: %v, stderr %q, want one line with %q", err, stderr.String(), tc.want)
+			}
+			continue
+		}
+		if err := node.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		waitFor(t, "the far node's answer", 10*time.Second, func() bool {
+			out, _ = exec.Command(bin, "kv", "get", "x", "--endpoints", addr, "--timeout", "2s", "--cacert", f(certs, "ca.crt"),
+				"--cert", f(certs, "alice.crt"), "--key", f(certs, "alice.key")).CombinedOutput()
+			return !strings.Contains(string(out), "connection refused")
+		})
+		node.Process.Kill()
+		node.Wait()
+		if !strings.Contains(string(out), tc.want) || strings.Count(string(out), "\n") != 1 {
+			t.Errorf("a client of a node whose certificate names another host: %q, want one line with %q", out, tc.want)
+		}
 	}
 
 	// The Python client over TLS (clients/python/tests/test_tls.py), if a
