@@ -299,7 +299,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		3, true, nil, nil, nil, nil, false, nil, nil, nil, nil,
 		[]any{[]any{2, false, nil, nil, nil, int64(3), "future"}}, // version 8: txn_results
 		nil, nil, nil, nil, // version 10: users, roles, auth_enabled, user
-		[]any{int8(4), uint64(9)},                                 // version 12: expired_sessions
+		[]any{int8(4), uint64(9)}, // version 12: expired_sessions
 		"future",
 	})
 	if err != nil {
