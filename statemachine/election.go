@@ -122,7 +122,7 @@ func (sm *StateMachine) campaign(c *Command) Result {
 		}
 	} else {
 		e.candidates = append(e.candidates, candidate{session: s.id, value: c.Value, client: c.ClientID, seq: c.Seq})
-		s.elections[e.name] = struct{}{}
+		add(&s.elections, e.name)
 	}
 	return Result{Revision: sm.kv.rev, Pending: true, Leader: e.info()}
 }
@@ -131,7 +131,7 @@ func (sm *StateMachine) campaign(c *Command) Result {
 func (sm *StateMachine) lead(e *election, s *session, value []byte) {
 	sm.fence++
 	e.leader, e.value, e.term = s.id, value, sm.fence
-	s.elections[e.name] = struct{}{}
+	add(&s.elections, e.name)
 	sm.recordChange(e)
 }
 

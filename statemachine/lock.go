@@ -118,7 +118,7 @@ func (sm *StateMachine) lockAcquire(c *Command) Result {
 		}
 	} else {
 		l.waiters = append(l.waiters, lockWaiter{session: s.id, client: c.ClientID, seq: c.Seq, delay: c.LockDelayMs})
-		s.waits[l.name] = struct{}{}
+		add(&s.waits, l.name)
 	}
 	return Result{Revision: sm.kv.rev, Pending: true, Lock: l.info()}
 }
@@ -137,7 +137,7 @@ func lockHeldErr(l *lock, clock uint64) error {
 func (sm *StateMachine) grant(l *lock, s *session, delay uint64) uint64 {
 	sm.fence++
 	l.holder, l.token, l.holderDelay = s.id, sm.fence, delay
-	s.locks[l.name] = struct{}{}
+	add(&s.locks, l.name)
 	return sm.fence
 }
 

@@ -493,7 +493,6 @@ func (sm *StateMachine) restoreSessions(st *SnapshotState) error {
 		}
 		s := &session{
 			id: ss.ID, ttl: ss.TTLMs, deadline: ss.Deadline, heapIndex: len(t.byDeadline),
-			locks: map[string]struct{}{}, waits: map[string]struct{}{}, elections: map[string]struct{}{},
 		}
 		t.m[s.id] = s
 		t.byDeadline = append(t.byDeadline, s)
@@ -533,7 +532,7 @@ func (sm *StateMachine) restoreLocks(st *SnapshotState) error {
 			if s == nil {
 				return badSnapshot("lock %q: holder session %d does not exist", l.name, l.holder)
 			}
-			s.locks[l.name] = struct{}{}
+			add(&s.locks, l.name)
 		}
 		if len(sl.Waiters) > 0 {
 			l.waiters = make([]lockWaiter, len(sl.Waiters))
@@ -546,7 +545,7 @@ func (sm *StateMachine) restoreLocks(st *SnapshotState) error {
 			if _, dup := s.waits[l.name]; dup {
 				return badSnapshot("lock %q: session %d waits twice", l.name, w.Session)
 			}
-			s.waits[l.name] = struct{}{}
+			add(&s.waits, l.name)
 			l.waiters[j] = lockWaiter{session: w.Session, client: w.Client, seq: w.Seq, delay: w.Delay}
 		}
 		if l.delayUntil != 0 {
@@ -572,7 +571,7 @@ func (sm *StateMachine) restoreElections(st *SnapshotState) error {
 			if s == nil || e.term == 0 || e.term > sm.fence {
 				return badSnapshot("election %q: leader session %d (term %d, fence counter %d) does not exist", e.name, e.leader, e.term, sm.fence)
 			}
-			s.elections[e.name] = struct{}{}
+			add(&s.elections, e.name)
 		}
 		if len(se.Candidates) > 0 {
 			e.candidates = make([]candidate, len(se.Candidates))
@@ -585,7 +584,7 @@ func (sm *StateMachine) restoreElections(st *SnapshotState) error {
 			if _, dup := s.elections[e.name]; dup {
 				return badSnapshot("election %q: session %d campaigns twice", e.name, c.Session)
 			}
-			s.elections[e.name] = struct{}{}
+			add(&s.elections, e.name)
 			e.candidates[j] = candidate{session: c.Session, value: c.Value, client: c.Client, seq: c.Seq}
 		}
 		n := len(se.History)
