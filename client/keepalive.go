@@ -267,6 +267,12 @@ func (k *keepAliver) renewBatch(ss []*Session) {
 		k.mu.Unlock()
 		k.dispatch(ss, true)
 		return
+	case err == nil && resp.Err == wire.ErrPermissionDenied:
+		// One session of the batch is not this user's (opened before
+		// auth was enabled, say): the node refuses the whole batch. Each
+		// on its own, the others renew and only that one fails.
+		k.dispatch(ss, true)
+		return
 	default:
 		k.failed(ss)
 	}

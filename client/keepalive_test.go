@@ -31,6 +31,9 @@ type fakeCluster struct {
 	hang chan struct{}
 	// fail: requests fail (the cluster unreachable) while set.
 	fail bool
+	// denied: sessions of another user: a batch holding one, or a
+	// keep-alive of one, is refused PermissionDenied.
+	denied map[uint64]bool
 }
 
 func newFakeCluster() *fakeCluster {
@@ -58,6 +61,11 @@ func (f *fakeCluster) send(ctx context.Context, q *wire.Request) (*wire.Response
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		for _, id := range q.SessionIDs {
+			if f.denied[id] {
+				return &wire.Response{Err: wire.ErrPermissionDenied, ErrMsg: "session belongs to another user"}, nil
+			}
+		}
 		f.sizes = append(f.sizes, len(q.SessionIDs))
 		resp := &wire.Response{}
 		for _, id := range q.SessionIDs {
@@ -72,6 +80,9 @@ func (f *fakeCluster) send(ctx context.Context, q *wire.Request) (*wire.Response
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.singles++
+		if f.denied[q.SessionID] {
+			return &wire.Response{Err: wire.ErrPermissionDenied}, nil
+		}
 		if f.expired[q.SessionID] {
 			return &wire.Response{Err: wire.ErrSessionExpired}, nil
 		}
@@ -309,6 +320,31 @@ func TestKeepAliverFallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeepAliverDeniedSession: a batch is refused whole when one of its
+// sessions is another user's (one opened before auth was enabled); the
+// others must not pay for it: they are renewed one by one, and only that
+// session is lost. (Found by a review of the keep-alive batches: the
+// batch was retried whole until every session in it was lost.)
+func TestKeepAliverDeniedSession(t *testing.T) {
+	f := newFakeCluster()
+	h := newKAHarness(f)
+	var ss []*Session
+	for i := 0; i < 20; i++ {
+		ss = append(ss, h.open(900*time.Millisecond))
+	}
+	defer h.closeAll(ss)
+	f.mu.Lock()
+	f.denied = map[uint64]bool{ss[0].ID(): true}
+	f.mu.Unlock()
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case <-ss[0].Done():
+	default:
+		t.Error("the denied session is still alive after more than its TTL")
+	}
+	alive(t, ss[1:])
 }
 
 // TestKeepAliverMemory measures what a session costs the client: its

@@ -254,7 +254,7 @@ func commandOf(q *wire.Request) statemachine.Command {
 }
 
 func commandFields(q *wire.Request) statemachine.Command {
-	return statemachine.Command{
+	c := statemachine.Command{
 		ClientID:        q.ClientID,
 		Seq:             q.Seq,
 		AckedBelow:      q.AckedBelow,
@@ -283,4 +283,24 @@ func commandFields(q *wire.Request) statemachine.Command {
 		Perm:            statemachine.Perm(q.Perm),
 		SessionIDs:      q.SessionIDs,
 	}
+	// A field appended for one op goes into the log only with that op. A
+	// member of an older build refuses to decode a command with more
+	// fields than it knows, so a stray field a client set on another op
+	// (a put carrying session_ids) would be applied by the newer members
+	// and refused by the older ones of a rolling upgrade: their states
+	// would part. Leaving it out changes nothing, since no other op reads
+	// it.
+	if q.Op != wire.OpTxn {
+		c.Compares, c.Then, c.Else = nil, nil, nil
+	}
+	if q.Op != wire.OpUserGrantRole && q.Op != wire.OpUserRevokeRole {
+		c.Role = ""
+	}
+	if q.Op != wire.OpRoleGrant {
+		c.Perm = 0
+	}
+	if q.Op != wire.OpSessionKeepAliveBatch {
+		c.SessionIDs = nil
+	}
+	return c
 }
