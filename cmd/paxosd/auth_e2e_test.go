@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/paxosd/paxosd/internal/devcert"
 )
 
 // runAs runs the binary with stdin and the environment env added to a
@@ -176,42 +173,10 @@ func TestAuthClientCertificates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	certs := t.TempDir()
-	ca, err := devcert.NewCA("auth CA", time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(certs, "ca.crt")
-	if err := devcert.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var nodeFiles [3][2]string
-	for i := range nodeFiles {
-		p, err := ca.Node(uint32(i+1), "127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if nodeFiles[i][0], nodeFiles[i][1], err = p.Write(certs, fmt.Sprintf("node%d", i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	userFiles := map[string][2]string{}
-	for _, u := range []string{"root", "alice", "nobody"} {
-		p, err := ca.Client(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, kf, err := p.Write(certs, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		userFiles[u] = [2]string{cf, kf}
-	}
+	pki := newTestPKI(t, "auth CA", "root", "alice", "nobody")
+	ca, caFile, userFiles := pki.ca, pki.caFile, pki.users
 	ports := freePorts(t, 6)
-	c := launch(&cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), addrs: ports[:3], http: ports[3:],
-		extra: func(i int) []string {
-			return []string{"--cert-file", nodeFiles[i][0], "--key-file", nodeFiles[i][1], "--trusted-ca-file", caFile, "--client-cert-auth"}
-		}})
+	c := launch(&cluster{t: t, bin: buildBinary(t), dir: t.TempDir(), addrs: ports[:3], http: ports[3:], extra: pki.serveFlags})
 	as := func(user string, args ...string) (int, string, string) {
 		f := userFiles[user]
 		return runAs(t, c.bin, "", nil, append(args, "--endpoints", strings.Join(c.addrs, ","), "--timeout", "10s",

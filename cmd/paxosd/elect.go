@@ -62,11 +62,8 @@ func cmdElect(args []string, stdout, stderr io.Writer) error {
 
 	ctx, sigs, stop := signalContext()
 	defer stop()
-	cl, s, err := openSession(ctx, &cf, sf.ttl)
+	cl, s, err := openSession(ctx, &cf, sf.ttl, "election "+name)
 	if err != nil {
-		if ctx.Err() != nil {
-			return interrupted("election " + name)
-		}
 		return err
 	}
 	defer cl.Close()

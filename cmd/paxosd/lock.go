@@ -69,8 +69,17 @@ func signalContext() (ctx context.Context, sigs chan os.Signal, stop func()) {
 	return ctx, sigs, func() { cancel(); signal.Stop(sigs) }
 }
 
-// openSession connects and opens a session, both within --timeout.
-func openSession(ctx context.Context, cf *cli.ClientFlags, ttl time.Duration) (*client.Client, *client.Session, error) {
+// openSession connects and opens a session, both within --timeout; if
+// ctx ends first (a signal), the error is interrupted(what).
+func openSession(ctx context.Context, cf *cli.ClientFlags, ttl time.Duration, what string) (*client.Client, *client.Session, error) {
+	cl, s, err := connectSession(ctx, cf, ttl)
+	if err != nil && ctx.Err() != nil {
+		return nil, nil, interrupted(what)
+	}
+	return cl, s, err
+}
+
+func connectSession(ctx context.Context, cf *cli.ClientFlags, ttl time.Duration) (*client.Client, *client.Session, error) {
 	cfg, err := cf.Config()
 	if err != nil {
 		return nil, nil, err
@@ -147,11 +156,8 @@ func cmdLock(args []string, stdout, stderr io.Writer) error {
 
 	ctx, sigs, stop := signalContext()
 	defer stop()
-	cl, s, err := openSession(ctx, &cf, sf.ttl)
+	cl, s, err := openSession(ctx, &cf, sf.ttl, "lock "+name)
 	if err != nil {
-		if ctx.Err() != nil {
-			return interrupted("lock " + name)
-		}
 		return err
 	}
 	defer cl.Close()

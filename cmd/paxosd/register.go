@@ -58,11 +58,8 @@ func cmdRegister(args []string, stdout, stderr io.Writer) error {
 
 	ctx, sigs, stop := signalContext()
 	defer stop()
-	cl, s, err := openSession(ctx, &cf, sf.ttl)
+	cl, s, err := openSession(ctx, &cf, sf.ttl, "registering "+key)
 	if err != nil {
-		if ctx.Err() != nil {
-			return interrupted("registering " + key)
-		}
 		return err
 	}
 	defer cl.Close()

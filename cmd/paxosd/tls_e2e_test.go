@@ -37,39 +37,61 @@ func TestTLSEndToEnd(t *testing.T) {
 	t.Run("openssl", func(t *testing.T) { testTLSOpenSSL(t, bin) })
 }
 
-func testTLSCluster(t *testing.T, bin string) {
-	certs := t.TempDir()
-	ca, err := devcert.NewCA("e2e CA", time.Now().Add(time.Hour))
+// testPKI is a CA made by devcert, the certificates of nodes 1 to 3 (for
+// 127.0.0.1) and client certificates, as files in a temporary directory.
+type testPKI struct {
+	ca     *devcert.CA
+	caFile string
+	nodes  [3][2]string         // node i+1's certificate and key files
+	users  map[string][2]string // a client certificate's files, by CommonName
+}
+
+func newTestPKI(t *testing.T, caName string, users ...string) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := devcert.NewCA(caName, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := filepath.Join(certs, "ca.crt")
-	if err := devcert.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+	p := &testPKI{ca: ca, caFile: filepath.Join(dir, "ca.crt"), users: map[string][2]string{}}
+	if err := devcert.WriteFile(p.caFile, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var nodeFiles [3][2]string
-	for i := range nodeFiles {
-		p, err := ca.Node(uint32(i+1), "127.0.0.1")
+	for i := range p.nodes {
+		pair, err := ca.Node(uint32(i+1), "127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if nodeFiles[i][0], nodeFiles[i][1], err = p.Write(certs, fmt.Sprintf("node%d", i+1)); err != nil {
+		if p.nodes[i][0], p.nodes[i][1], err = pair.Write(dir, fmt.Sprintf("node%d", i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	user, err := ca.Client("e2e-user")
-	if err != nil {
-		t.Fatal(err)
+	for _, u := range users {
+		pair, err := ca.Client(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, kf, err := pair.Write(dir, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.users[u] = [2]string{cf, kf}
 	}
-	clientCert, clientKey, err := user.Write(certs, "client")
-	if err != nil {
-		t.Fatal(err)
-	}
+	return p
+}
+
+// serveFlags are node i's (0-based) flags for TLS with client
+// certificates required.
+func (p *testPKI) serveFlags(i int) []string {
+	return []string{"--cert-file", p.nodes[i][0], "--key-file", p.nodes[i][1], "--trusted-ca-file", p.caFile, "--client-cert-auth"}
+}
+
+func testTLSCluster(t *testing.T, bin string) {
+	pki := newTestPKI(t, "e2e CA", "e2e-user")
+	ca, caFile := pki.ca, pki.caFile
+	clientCert, clientKey := pki.users["e2e-user"][0], pki.users["e2e-user"][1]
 	ports := freePorts(t, 6)
-	c := launch(&cluster{t: t, bin: bin, dir: t.TempDir(), addrs: ports[:3], http: ports[3:],
-		extra: func(i int) []string {
-			return []string{"--cert-file", nodeFiles[i][0], "--key-file", nodeFiles[i][1], "--trusted-ca-file", caFile, "--client-cert-auth"}
-		}})
+	c := launch(&cluster{t: t, bin: bin, dir: t.TempDir(), addrs: ports[:3], http: ports[3:], extra: pki.serveFlags})
 	tlsFlags := []string{"--cacert", caFile, "--cert", clientCert, "--key", clientKey}
 	if _, err := c.cli(c.addrs, append([]string{"kv", "put", "greeting", "hello"}, tlsFlags...)...); err != nil {
 		t.Fatal(err)
