@@ -113,4 +113,3 @@ func (sm *StateMachine) StartNewCluster(clusterID []byte, bump uint64) (NewClust
 	rep.Revision, rep.Fence = sm.kv.rev, sm.fence
 	return rep, nil
 }
-
