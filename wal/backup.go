@@ -33,11 +33,11 @@ import (
 // the final name, and never a half-written one.
 
 const (
-	backupMagic        = "paxosd backup\n"
-	backupVersion byte = 1
-	backupHeaderBytes  = len(backupMagic) + 2
-	backupTrailerBytes = 8 + 8 + 4 + 4
-	backupTrailerMagic = "PXBK"
+	backupMagic             = "paxosd backup\n"
+	backupVersion      byte = 1
+	backupHeaderBytes       = len(backupMagic) + 2
+	backupTrailerBytes      = 8 + 8 + 4 + 4
+	backupTrailerMagic      = "PXBK"
 )
 
 // ErrBadBackup: a file that is not a paxosd backup, or one that is
