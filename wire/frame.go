@@ -25,8 +25,15 @@ const (
 	// roles and auth (VersionAuth). Version 11 adds nothing to the wire: a
 	// node sends a client that speaks it progress notifications on its
 	// idle watches (VersionWatchProgress). Version 12 adds keep-alive
-	// batches (VersionKeepAliveBatch).
-	ProtocolVersion = 12
+	// batches (VersionKeepAliveBatch). Version 14 adds snapshot saves
+	// (VersionSnapshotSave).
+	ProtocolVersion = 14
+	// VersionSnapshotSave is the first version that has OpSnapshotSave: a
+	// client sends one only on a connection that negotiated it (an older
+	// node answers an unknown op). Nothing new enters the log or the
+	// state: the save's barrier is a List command every version applies,
+	// so it needs no cluster level.
+	VersionSnapshotSave = 14
 	// VersionKeepAliveBatch is the first version that has
 	// OpSessionKeepAliveBatch (the request field session_ids, the response
 	// field expired_sessions): a client sends one only on a connection
