@@ -110,7 +110,12 @@ func (n *Node) streamSave(c *call, view *statemachine.SnapshotView) {
 	} else if conn != nil {
 		send = conn.TrySend // the simulation's connections never block
 	} else {
-		send = func(r *wire.Response) error { cp := *r; cp.Data = append([]byte(nil), r.Data...); c.onReply(&cp); return nil } // a test's call
+		send = func(r *wire.Response) error {
+			cp := *r
+			cp.Data = append([]byte(nil), r.Data...)
+			c.onReply(&cp)
+			return nil
+		} // a test's call
 	}
 	if conn != nil {
 		addr = conn.RemoteAddr().String()
