@@ -12,6 +12,7 @@ import (
 	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wal"
+	"github.com/paxosd/paxosd/wire"
 )
 
 // saveBackup saves the cluster's snapshot to a backup file at path, as
@@ -132,5 +133,60 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	}
 	if err := werr(); !errors.Is(err, client.ErrCompacted) {
 		t.Errorf("a watch resumed at the old revision: %v, want ErrCompacted", err)
+	}
+}
+
+// TestSnapshotSaveCancel: a Cancel of a save that is streaming stops it:
+// the stream ends with err Canceled before the whole snapshot was sent.
+// A client that does not read holds the node's encoder back (blocking
+// sends), so the cancel arrives while most of the snapshot is unsent.
+func TestSnapshotSaveCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := startTestCluster(t)
+	c.waitLeader()
+	ctx, cl := c.client(60 * time.Second)
+	big := bytes.Repeat([]byte("x"), 60<<10)
+	for i := range 400 { // 24 MB: far more than the socket buffers hold
+		if _, err := cl.Put(ctx, fmt.Sprintf("big/%03d", i), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc, err := wire.DialClientConfig(ctx, c.peers[c.waitLeader()], wire.DialConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if err := sc.Send(&wire.Request{ID: 7, Op: wire.OpSnapshotSave, ClientID: 99, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := sc.Recv()
+	if err != nil || first.Err != wire.ErrNone || first.SnapSlot == 0 {
+		t.Fatalf("first response %+v, %v", first, err)
+	}
+	time.Sleep(200 * time.Millisecond) // the encoder fills the buffers and waits
+	if err := sc.Send(&wire.Request{ID: 8, Op: wire.OpCancel, CancelID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	for {
+		r, err := sc.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID != 7 {
+			continue
+		}
+		got += uint64(len(r.Data))
+		if r.StreamEnd {
+			if r.Err != wire.ErrCanceled {
+				t.Fatalf("the save's last response: err %v %q, want Canceled", r.Err, r.ErrMsg)
+			}
+			break
+		}
+	}
+	if got >= 24<<20 {
+		t.Errorf("%d bytes arrived before the cancel took: all of it", got)
 	}
 }

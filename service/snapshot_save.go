@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync/atomic"
 	"time"
 
 	"github.com/paxosd/paxosd/statemachine"
@@ -51,6 +53,19 @@ const saveStallTimeout = 2 * time.Minute
 type saveState struct {
 	ready   []*call // barrier applied, view to take at the end of the apply
 	running int
+	// canceled flags the running saves by stream: an OpCancel sets one,
+	// and its encoder stops at the next chunk.
+	canceled map[streamKey]*atomic.Bool
+}
+
+// errSaveCanceled ends a save its client cancelled.
+var errSaveCanceled = errors.New("snapshot save cancelled")
+
+// cancelSave stops the running save of stream k, if there is one.
+func (n *Node) cancelSave(k streamKey) {
+	if f := n.saves.canceled[k]; f != nil {
+		f.Store(true)
+	}
 }
 
 // saveBarrier is the command an OpSnapshotSave puts in the log: a List
@@ -122,8 +137,13 @@ func (n *Node) streamSave(c *call, view *statemachine.SnapshotView) {
 	}
 	start := n.clock.Now()
 	n.countAnswer(c, wire.ErrNone)
+	key, canceled := streamKey{conn, id}, new(atomic.Bool)
+	if n.saves.canceled == nil {
+		n.saves.canceled = map[streamKey]*atomic.Bool{}
+	}
+	n.saves.canceled[key] = canceled
 	n.bg.run(0, func(ctx context.Context) func() {
-		w := &saveWriter{ctx: ctx, id: id, buf: make([]byte, 0, saveChunkBytes), send: send}
+		w := &saveWriter{ctx: ctx, id: id, buf: make([]byte, 0, saveChunkBytes), send: send, canceled: canceled}
 		if _, ok := conn.(blockingSender); ok {
 			// A client that stops reading must not pin the view for ever.
 			stall := time.AfterFunc(saveStallTimeout, func() { _ = conn.Close() })
@@ -137,14 +157,18 @@ func (n *Node) streamSave(c *call, view *statemachine.SnapshotView) {
 				err = w.flush()
 			}
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			err = send(&wire.Response{ID: id, StreamEnd: true, SnapSlot: view.Applied(), Revision: view.Revision(), SnapSize: w.size, SnapCRC: w.crc})
-		} else {
+		case errors.Is(err, errSaveCanceled):
+			_ = send(&wire.Response{ID: id, StreamEnd: true, Err: wire.ErrCanceled, ErrMsg: "snapshot save cancelled"})
+		default:
 			_ = send(&wire.Response{ID: id, StreamEnd: true, Err: wire.ErrInternal, ErrMsg: fmt.Sprintf("saving the snapshot: %v", err)})
 		}
 		took := n.clock.Now().Sub(start)
 		return func() {
 			n.saves.running--
+			delete(n.saves.canceled, key)
 			if err != nil {
 				log.Warn().Err(err).Str("client", addr).Uint64("slot", uint64(view.Applied())).Msg("snapshot save for a backup failed")
 				return
@@ -163,6 +187,8 @@ type saveWriter struct {
 	buf  []byte
 	send func(*wire.Response) error
 	sent func() // after each chunk (the stall watchdog), if set
+	// canceled is set by an OpCancel of the stream (cancelSave).
+	canceled *atomic.Bool
 	size uint64
 	crc  uint32
 }
@@ -192,6 +218,9 @@ func (w *saveWriter) flush() error {
 	}
 	if err := w.ctx.Err(); err != nil {
 		return fmt.Errorf("node stopping: %w", err)
+	}
+	if w.canceled.Load() {
+		return errSaveCanceled
 	}
 	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
 	w.size += uint64(len(w.buf))
