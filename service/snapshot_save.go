@@ -189,8 +189,8 @@ type saveWriter struct {
 	sent func() // after each chunk (the stall watchdog), if set
 	// canceled is set by an OpCancel of the stream (cancelSave).
 	canceled *atomic.Bool
-	size uint64
-	crc  uint32
+	size     uint64
+	crc      uint32
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
