@@ -243,6 +243,7 @@ type simStats struct {
 	ephemeralPuts, ephemeralEnded                                 int
 	watchProgress                                                 int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
+	saves                                                         int
 }
 
 func (a *simStats) add(b simStats) {
@@ -288,6 +289,7 @@ func (a *simStats) add(b simStats) {
 	a.kaBatchSeveral += b.kaBatchSeveral
 	a.kaSingles += b.kaSingles
 	a.kaRefused += b.kaRefused
+	a.saves += b.saves
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -348,6 +350,7 @@ func TestNodeSim(t *testing.T) {
 			"watch progress notification":                          total.watchProgress,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
+			"snapshot save (checked)":                              total.saves,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))
