@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync/atomic"
-	"time"
 
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
@@ -36,18 +35,15 @@ import (
 //
 // The view pins the tree pages that writes replace meanwhile, as a
 // periodic snapshot's does for as long as it encodes; a client that stops
-// reading for saveStallTimeout has its connection closed, and at most
-// savesMax saves run on a node at once.
+// reading has its connection closed by the connection's write timeout (5 s,
+// as every client connection), which ends the save, and at most savesMax
+// saves run on a node at once.
 
 // saveChunkBytes is the most snapshot bytes one response carries.
 const saveChunkBytes = 1 << 20
 
 // savesMax bounds the saves a node runs at once: each holds a view.
 const savesMax = 2
-
-// saveStallTimeout is how long a chunk may wait for a client that does
-// not read before its connection is closed and the save given up.
-const saveStallTimeout = 2 * time.Minute
 
 // saveState is the loop's bookkeeping of saves.
 type saveState struct {
@@ -144,12 +140,6 @@ func (n *Node) streamSave(c *call, view *statemachine.SnapshotView) {
 	n.saves.canceled[key] = canceled
 	n.bg.run(0, func(ctx context.Context) func() {
 		w := &saveWriter{ctx: ctx, id: id, buf: make([]byte, 0, saveChunkBytes), send: send, canceled: canceled}
-		if _, ok := conn.(blockingSender); ok {
-			// A client that stops reading must not pin the view for ever.
-			stall := time.AfterFunc(saveStallTimeout, func() { _ = conn.Close() })
-			defer stall.Stop()
-			w.sent = func() { stall.Reset(saveStallTimeout) }
-		}
 		head := &wire.Response{ID: id, SnapSlot: view.Applied(), Revision: view.Revision()}
 		err := send(head)
 		if err == nil {
@@ -186,7 +176,6 @@ type saveWriter struct {
 	id   uint64
 	buf  []byte
 	send func(*wire.Response) error
-	sent func() // after each chunk (the stall watchdog), if set
 	// canceled is set by an OpCancel of the stream (cancelSave).
 	canceled *atomic.Bool
 	size     uint64
@@ -226,9 +215,6 @@ func (w *saveWriter) flush() error {
 	w.size += uint64(len(w.buf))
 	if err := w.send(&wire.Response{ID: w.id, Data: w.buf}); err != nil {
 		return err
-	}
-	if w.sent != nil {
-		w.sent()
 	}
 	w.buf = w.buf[:0]
 	return nil
