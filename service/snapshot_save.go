@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync/atomic"
+	"time"
 
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
@@ -27,11 +28,14 @@ import (
 //     needs), the node freezes its state: statemachine.View, O(1) for the
 //     keys, as the periodic snapshots do (snapshotter.go).
 //  3. Off the loop, the view is encoded straight into the stream in
-//     saveChunkBytes chunks with blocking sends: a client that reads
+//     saveChunkBytes chunks, each sent once fewer than saveQueuedMax
+//     responses wait on the connection (waitForRoom): a client that reads
 //     slowly holds the encoder back through TCP (the Go client reads the
-//     stream on a connection of its own), so neither end ever holds the
-//     snapshot whole. The first response carries the slot and revision,
-//     the last the size and CRC-32C of the bytes sent.
+//     stream on a connection of its own), so neither end ever holds more
+//     than a few chunks. The connection's own bound, 1024 responses, is a
+//     count: left to it, a slow client would have the node queue a GiB.
+//     The first response carries the slot and revision, the last the size
+//     and CRC-32C of the bytes sent.
 //
 // The view pins the tree pages that writes replace meanwhile, as a
 // periodic snapshot's does for as long as it encodes; a client that stops
@@ -104,11 +108,46 @@ func (n *Node) startSaves() {
 	}
 }
 
-// blockingSender is a connection that can wait for room in its queue
-// (wire.ClientConn): a save's chunks are sent off the loop, and wait for
-// the client rather than overflow it.
-type blockingSender interface {
+// pacedConn is a connection a save can pace itself on (wire.ClientConn):
+// its chunks are sent off the loop, each once fewer than saveQueuedMax
+// responses wait to be written, so the encoder waits for the client and
+// no more than a few chunks are in memory.
+type pacedConn interface {
 	Send(*wire.Response) error
+	Queued() int
+	Done() <-chan struct{}
+}
+
+// saveQueuedMax is how many responses may wait on the connection before a
+// save sends its next chunk: enough to keep the socket busy while the
+// encoder checks again (saveWait), few enough to bound the memory.
+const saveQueuedMax = 4
+
+// saveWaitMax bounds the pause between two looks at a full queue: a few
+// milliseconds, far less than the socket takes to drain 4 MiB.
+const saveWaitMax = 5 * time.Millisecond
+
+// waitForRoom waits until c has room for the next chunk, the save is
+// cancelled, the connection ends, or ctx does.
+func waitForRoom(ctx context.Context, c pacedConn, canceled *atomic.Bool) error {
+	wait := 100 * time.Microsecond
+	for c.Queued() >= saveQueuedMax {
+		if canceled.Load() {
+			return errSaveCanceled
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("node stopping: %w", ctx.Err())
+		case <-c.Done():
+			t.Stop()
+			return wire.ErrClosed
+		case <-t.C:
+		}
+		wait = min(2*wait, saveWaitMax)
+	}
+	return nil
 }
 
 // streamSave encodes view into c's stream, off the loop.
@@ -116,8 +155,9 @@ func (n *Node) streamSave(c *call, view *statemachine.SnapshotView) {
 	id, conn, log := c.req.ID, c.conn, n.log
 	var send func(*wire.Response) error
 	addr := "test"
-	if bs, ok := conn.(blockingSender); ok {
-		send = bs.Send
+	pc, paced := conn.(pacedConn)
+	if paced {
+		send = pc.Send
 	} else if conn != nil {
 		send = conn.TrySend // the simulation's connections never block
 	} else {
@@ -140,6 +180,9 @@ func (n *Node) streamSave(c *call, view *statemachine.SnapshotView) {
 	n.saves.canceled[key] = canceled
 	n.bg.run(0, func(ctx context.Context) func() {
 		w := &saveWriter{ctx: ctx, id: id, buf: make([]byte, 0, saveChunkBytes), send: send, canceled: canceled}
+		if paced {
+			w.wait = func() error { return waitForRoom(ctx, pc, canceled) }
+		}
 		head := &wire.Response{ID: id, SnapSlot: view.Applied(), Revision: view.Revision()}
 		err := send(head)
 		if err == nil {
@@ -178,8 +221,10 @@ type saveWriter struct {
 	send func(*wire.Response) error
 	// canceled is set by an OpCancel of the stream (cancelSave).
 	canceled *atomic.Bool
-	size     uint64
-	crc      uint32
+	// wait, if set, waits for room on the connection (waitForRoom).
+	wait func() error
+	size uint64
+	crc  uint32
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -210,6 +255,11 @@ func (w *saveWriter) flush() error {
 	}
 	if w.canceled.Load() {
 		return errSaveCanceled
+	}
+	if w.wait != nil {
+		if err := w.wait(); err != nil {
+			return err
+		}
 	}
 	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
 	w.size += uint64(len(w.buf))

@@ -348,6 +348,12 @@ func (c *ClientConn) Uncork() error {
 	return c.fc.trySendFrame(f)
 }
 
+// Queued returns how many responses wait to be written to the socket. A
+// sender that streams much (a snapshot save) paces itself on it, so that
+// only a few of its frames are in memory at a time: the queue's bound is a
+// count of frames, not of bytes, and Send blocks only once it is full.
+func (c *ClientConn) Queued() int { return int(c.fc.gate.queued.Load()) }
+
 // Close writes out the responses already queued, then closes the
 // connection; Recv and Send fail from then on. The server closes the
 // connection itself when HandleClient returns.
