@@ -214,6 +214,10 @@ func snapshotRestore(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  ended %d sessions: released %d locks, dropped %d lock waiters, %d election leaders, %d candidates; deleted %d ephemeral keys\n",
 		r.Sessions, r.Locks, r.Waiters, r.Leaders, r.Candidates, r.EphemeralKeys)
 	fmt.Fprintf(stdout, "  state hash %016x (the same on every member restored with the same flags)\n", res.Hash)
-	fmt.Fprintf(stdout, "start it with: paxosd serve --id %d --listen %s --peers %s --data-dir %s\n", id, pm[paxos.NodeID(id)], formatPeers(pm), dataDir)
+	named := ""
+	if clusterID != "paxosd" {
+		named = " --cluster-id " + clusterID
+	}
+	fmt.Fprintf(stdout, "start it with: paxosd serve --id %d --listen %s --peers %s --data-dir %s%s\n", id, pm[paxos.NodeID(id)], formatPeers(pm), dataDir, named)
 	return nil
 }
