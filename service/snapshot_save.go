@@ -120,7 +120,7 @@ type pacedConn interface {
 
 // saveQueuedMax is how many responses may wait on the connection before a
 // save sends its next chunk: enough to keep the socket busy while the
-// encoder checks again (saveWait), few enough to bound the memory.
+// encoder looks again (waitForRoom), few enough to bound the memory.
 const saveQueuedMax = 4
 
 // saveWaitMax bounds the pause between two looks at a full queue: a few
