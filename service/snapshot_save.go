@@ -41,7 +41,10 @@ import (
 // periodic snapshot's does for as long as it encodes; a client that stops
 // reading has its connection closed by the connection's write timeout (5 s,
 // as every client connection), which ends the save, and at most savesMax
-// saves run on a node at once.
+// saves run on a node at once. An install (install.go) does not wait for
+// a save as it waits for a periodic snapshot's encoding: a client that
+// reads slowly must not hold a lagging node back; meanwhile the pages the
+// view holds stay in memory beside the new state, until the save ends.
 
 // saveChunkBytes is the most snapshot bytes one response carries.
 const saveChunkBytes = 1 << 20
