@@ -33,6 +33,14 @@ func startRestored(c *cluster, i int) {
 	c.procs[i] = cmd
 }
 
+// tail is the end of a log, for a failure's message.
+func tail(b []byte) string {
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
 // offline runs a command that talks to no cluster (snapshot status and
 // restore).
 func offline(t *testing.T, bin string, args ...string) (string, error) {
@@ -249,17 +257,28 @@ func TestSnapshotSaveRestoreProcesses(t *testing.T) {
 		t.Errorf("an old watcher resuming at revision %d: %v, want Compacted", maxOldRev+1, err)
 	}
 
-	// An old member pointed at a new one: each refuses the other. Old
-	// node 3 restarts with new node 1's address as its node 1.
-	old.kill(2)
-	mixed := &cluster{t: t, bin: old.bin, dir: old.dir, addrs: []string{nw.addrs[0], old.addrs[1], old.addrs[2]}, procs: make([]*exec.Cmd, 3)}
-	mixed.extra = nil
+	// An old member pointed at new ones: each refuses the other. The old
+	// cluster stops; old node 3 restarts alone, with new nodes 1 and 2's
+	// addresses as its nodes 1 and 2, so it dials them (its PreVotes).
+	for i := range old.procs {
+		old.kill(i)
+	}
+	mixed := &cluster{t: t, bin: old.bin, dir: old.dir, addrs: []string{nw.addrs[0], nw.addrs[1], old.addrs[2]}, procs: make([]*exec.Cmd, 3)}
 	startRestored(mixed, 2) // node 3's own data dir: state, no --new-cluster needed
 	t.Cleanup(func() { mixed.kill(2) })
-	waitFor(t, "the new member to refuse the old one", 20*time.Second, func() bool {
-		b, _ := os.ReadFile(filepath.Join(nw.dir, "node1.log"))
+	refused := func(path string) bool {
+		b, _ := os.ReadFile(path)
 		return bytes.Contains(b, []byte("another formation"))
-	})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !refused(filepath.Join(nw.dir, "node1.log")) || !refused(filepath.Join(old.dir, "node3.log")) {
+		if time.Now().After(deadline) {
+			b1, _ := os.ReadFile(filepath.Join(nw.dir, "node1.log"))
+			b3, _ := os.ReadFile(filepath.Join(old.dir, "node3.log"))
+			t.Fatalf("no refusal (\"another formation\") in new node 1's log and old node 3's after 20 s:\nnew node 1:\n%s\nold node 3:\n%s", tail(b1), tail(b3))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if _, err := ncl.Put(ctx, "k/still", []byte("serving")); err != nil {
 		t.Fatalf("the restored cluster after the old member knocked: %v", err)
 	}
