@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync/atomic"
+	"time"
 
 	"github.com/paxosd/paxosd/wire"
 )
@@ -31,6 +33,11 @@ type SavedSnapshot struct {
 type SnapshotProgress struct {
 	Bytes, Slot, Revision uint64
 }
+
+// saveIdleTimeout bounds the wait for the next response of a save that
+// has started: a node streams a chunk every few milliseconds, so a silent
+// one is stuck (frozen, or cut off without the connection noticing).
+const saveIdleTimeout = 30 * time.Second
 
 // errNoData marks a save that failed before any byte reached w: it may
 // be tried at another endpoint.
@@ -115,6 +122,13 @@ func (c *Client) saveFrom(ctx context.Context, addr string, q *wire.Request, w i
 	}
 	req := *q
 	req.ID = 2
+	// The barrier through the log is bounded as any request's attempt
+	// (the node answers Timeout), and then each response by
+	// saveIdleTimeout: a silent node's connection is closed.
+	req.TimeoutMs = uint32(c.cfg.AttemptTimeout / time.Millisecond)
+	var silent atomic.Bool
+	idle := time.AfterFunc(c.cfg.AttemptTimeout+time.Second, func() { silent.Store(true); _ = sc.Close() })
+	defer idle.Stop()
 	if err := sc.Send(&req); err != nil {
 		return SavedSnapshot{}, errNoData{err}
 	}
@@ -123,9 +137,15 @@ func (c *Client) saveFrom(ctx context.Context, addr string, q *wire.Request, w i
 	wrote := false
 	for {
 		resp, err := sc.Recv()
+		if err == nil {
+			idle.Reset(saveIdleTimeout)
+		}
 		if err != nil {
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				err = ctx.Err()
+			case silent.Load():
+				err = fmt.Errorf("%w: node at %s sent nothing for too long: %v", ErrTimeout, addr, err)
 			}
 			if !wrote {
 				return saved, errNoData{err}

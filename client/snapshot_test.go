@@ -3,7 +3,9 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"hash/crc32"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +124,23 @@ func TestSnapshotSaveChecks(t *testing.T) {
 	}
 	if _, _, err := saveWith(t, busy); err == nil || !strings.Contains(err.Error(), "already saving") {
 		t.Errorf("only a busy node: %v", err)
+	}
+}
+
+// TestSnapshotSaveSilentNode: a node that never answers the save is given
+// up after the attempt timeout (and a second), not waited for for ever.
+func TestSnapshotSaveSilentNode(t *testing.T) {
+	silent := startSaveNode(t, func() []*wire.Response { return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := client.NewWithConfig(ctx, client.Config{Endpoints: []string{silent}, AttemptTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	start := time.Now()
+	_, err = cl.SnapshotSave(ctx, io.Discard, nil)
+	if !errors.Is(err, client.ErrTimeout) || time.Since(start) > 5*time.Second {
+		t.Fatalf("a silent node: %v after %s, want ErrTimeout after about 1.2 s", err, time.Since(start))
 	}
 }
