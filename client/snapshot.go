@@ -56,7 +56,10 @@ func (e errNoData) Unwrap() error { return e.err }
 // The bytes' size and CRC-32C are checked against the node's; a mismatch
 // is an error. Once bytes were written to w a failure is not retried
 // (the caller starts over with a new w); before, the next endpoint is
-// tried. With auth on only root may save a snapshot (ErrPermissionDenied).
+// tried. A node that does not start the stream within the attempt timeout
+// (Config.AttemptTimeout, and a second), or then sends nothing for 30 s,
+// is given up (ErrTimeout). With auth on only root may save a snapshot
+// (ErrPermissionDenied).
 func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, progress func(SnapshotProgress)) (SavedSnapshot, error) {
 	q := &wire.Request{Op: wire.OpSnapshotSave}
 	defer c.sequence(q)()
