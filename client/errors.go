@@ -38,6 +38,11 @@ var (
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrPermissionDenied: the user may not do this; nothing changed.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrSlowWatcher: a node ended a watch its client read too slowly.
+	// Watch and the election observers resume such a stream by
+	// themselves; the sentinel is for code that reads streams from a
+	// wire.Mux.
+	ErrSlowWatcher = errors.New("slow watcher")
 )
 
 // Error is an error answered by the server.
@@ -75,6 +80,7 @@ var codeErrors = [...]error{
 	wire.ErrAuthRequired:      ErrAuthRequired,
 	wire.ErrAuthFailed:        ErrAuthFailed,
 	wire.ErrPermissionDenied:  ErrPermissionDenied,
+	wire.ErrSlowWatcher:       ErrSlowWatcher,
 }
 
 // Is maps the server's code to the sentinel errors above (codeErrors).

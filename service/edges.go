@@ -56,6 +56,9 @@ type clientConn interface {
 	Close() error
 	RemoteAddr() net.Addr
 	Version() uint32
+	// Backlog is the bytes of answers corked or sent and not yet read by
+	// the client, as far as the node can tell (wire.ClientConn.Backlog).
+	Backlog() int64
 }
 
 // peerDialer opens a client connection to another member, for the requests

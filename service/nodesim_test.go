@@ -241,7 +241,7 @@ type simStats struct {
 	rttSamples, leaderlessTicks                                   int
 	txnTransfers, txnEvents                                       int
 	ephemeralPuts, ephemeralEnded                                 int
-	watchProgress                                                 int
+	watchProgress, watchSlowEnds                                  int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
 }
 
@@ -284,6 +284,7 @@ func (a *simStats) add(b simStats) {
 	a.ephemeralPuts += b.ephemeralPuts
 	a.ephemeralEnded += b.ephemeralEnded
 	a.watchProgress += b.watchProgress
+	a.watchSlowEnds += b.watchSlowEnds
 	a.kaBatches += b.kaBatches
 	a.kaBatchSeveral += b.kaBatchSeveral
 	a.kaSingles += b.kaSingles
@@ -346,6 +347,7 @@ func TestNodeSim(t *testing.T) {
 			"ephemeral key put":                                    total.ephemeralPuts,
 			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
 			"watch progress notification":                          total.watchProgress,
+			"watch ended as a slow watcher (and resumed)":          total.watchSlowEnds,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 		} {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"time"
 
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
@@ -24,6 +25,10 @@ type stream struct {
 	// response: a watch idle for the progress interval gets a progress
 	// notification (notifyProgress).
 	sentTick int
+	// heldSince: since when the watch has had events it was not sent,
+	// its connection's backlog over the bound (watch_slow.go); zero when
+	// not held.
+	heldSince time.Time
 }
 
 type streamKey struct {
@@ -113,12 +118,15 @@ func (n *Node) openStream(c *call) {
 	}
 }
 
-// pushStreams sends every stream what was applied since its last push.
+// pushStreams sends every stream what was applied since its last push;
+// and, once a tick, tries again the watches held back (watch_slow.go).
 func (n *Node) pushStreams() {
-	if n.installing() || n.sm.Applied() == n.streamsApplied {
+	retry := n.streamsHeld && n.tickCount != n.streamsTriedTick
+	if n.installing() || (n.sm.Applied() == n.streamsApplied && !retry) {
 		return
 	}
 	n.streamsApplied = n.sm.Applied()
+	n.streamsHeld, n.streamsTriedTick = false, n.tickCount
 	n.streams.each(func(_ streamKey, s *stream) bool { return n.pushStream(s) })
 }
 
@@ -134,6 +142,9 @@ func (n *Node) pushStream(s *stream) bool {
 				return false
 			}
 			if len(evs) > 0 {
+				if held, ended := n.hold(s); held {
+					return !ended
+				}
 				s.nextRev = evs[len(evs)-1].Revision + 1
 				n.sendStream(s, &wire.Response{Revision: n.sm.Revision(), Events: wireEvents(evs)})
 				if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
@@ -188,7 +199,7 @@ func (n *Node) notifyProgress() {
 	}
 	idle := int(max(1, (n.cfg.WatchProgressInterval+n.cfg.TickInterval-1)/n.cfg.TickInterval))
 	n.streams.each(func(_ streamKey, s *stream) bool {
-		if s.c.req.Op == wire.OpWatch && s.c.speaks(wire.VersionWatchProgress) && n.tickCount-s.sentTick >= idle {
+		if s.c.req.Op == wire.OpWatch && s.c.speaks(wire.VersionWatchProgress) && n.tickCount-s.sentTick >= idle && s.heldSince.IsZero() {
 			n.sendStream(s, &wire.Response{Revision: s.nextRev - 1})
 		}
 		return true

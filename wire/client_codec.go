@@ -325,6 +325,13 @@ const (
 	ErrPermissionDenied
 )
 
+// ErrSlowWatcher (version 15): the node ended the watch because its
+// client read the watch's responses too slowly (the connection's unread
+// responses stayed above the node's bound); nothing was lost: the
+// response's revision is the watch's position, and the client resumes
+// after it (another connection or member may serve it faster).
+const ErrSlowWatcher ErrCode = 21
+
 var errCodeNames = [...]string{
 	ErrNone:           "None",
 	ErrNotLeader:      "NotLeader",
@@ -347,10 +354,11 @@ var errCodeNames = [...]string{
 	ErrAuthRequired:      "AuthRequired",
 	ErrAuthFailed:        "AuthFailed",
 	ErrPermissionDenied:  "PermissionDenied",
+	ErrSlowWatcher:       "SlowWatcher",
 }
 
 func (c ErrCode) String() string {
-	if int(c) < len(errCodeNames) {
+	if int(c) < len(errCodeNames) && errCodeNames[c] != "" {
 		return errCodeNames[c]
 	}
 	return fmt.Sprintf("ErrCode(%d)", uint8(c))

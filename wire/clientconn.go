@@ -51,6 +51,11 @@ type frameConn struct {
 	dead     chan struct{}
 	deadOnce sync.Once
 	writes   atomic.Uint64
+	// backlog counts the bytes of the frames handed to the writer and not
+	// yet written (queued, or the unwritten rest of a direct write, of
+	// which partial holds the size until the writer's wake-up takes it):
+	// what a client that reads slowly costs the server's memory.
+	backlog, partial atomic.Int64
 }
 
 // direct lets senders write to conn themselves (see frameConn).
@@ -71,6 +76,12 @@ func newFrameConn(conn net.Conn, fr *FrameReader, frameMax, queueMax int, writeT
 	bw := bufio.NewWriterSize(deadlineWriter{conn: conn, timeout: writeTimeout, writes: &c.writes}, writeBufferBytes)
 	go func() {
 		err := writeLoop(bw, c.q, c.stop, c.abort, &c.gate, func(bw *bufio.Writer, f []byte) error {
+			if f == nil {
+				// A direct write's wake-up: the gate wrote its rest.
+				c.backlog.Add(-c.partial.Swap(0))
+				return nil
+			}
+			c.backlog.Add(-int64(len(f))) // bw holds at most its 64 KiB
 			_, err := bw.Write(f)
 			return err
 		})
@@ -98,14 +109,17 @@ func (c *frameConn) send(encode func([]byte) []byte) error {
 		return err
 	}
 	c.gate.queued.Add(1)
+	c.backlog.Add(int64(len(f)))
 	select {
 	case c.q <- f:
 		return nil
 	case <-c.stop:
+		c.backlog.Add(-int64(len(f)))
 		c.gate.queued.Add(-1)
 		return ErrClosed
 	case <-c.writerDone:
 		c.gate.queued.Add(-1)
+		c.backlog.Add(-int64(len(f)))
 		return c.closedErr()
 	}
 }
@@ -138,10 +152,13 @@ func (c *frameConn) sendDirect(f []byte) (sent, kept bool, err error) {
 		c.gate.partials.Add(1)
 		c.gate.pending = f[n:]
 		c.gate.queued.Add(1)
+		c.partial.Store(int64(len(f) - n))
+		c.backlog.Add(int64(len(f) - n))
 		select {
 		case c.q <- nil: // wakes the writer, which writes pending first
 		default: // the queue filled up meanwhile: give up the stream
 			c.gate.queued.Add(-1)
+			c.backlog.Add(-c.partial.Swap(0))
 			c.kill()
 			return true, true, ErrClosed
 		}
@@ -195,11 +212,13 @@ func (c *frameConn) trySendFrame(f []byte) error {
 		return err
 	}
 	c.gate.queued.Add(1)
+	c.backlog.Add(int64(len(f)))
 	select {
 	case c.q <- f:
 		return nil
 	default:
 		c.gate.queued.Add(-1)
+		c.backlog.Add(-int64(len(f)))
 		putFrameBuf(f)
 		return ErrQueueFull
 	}
@@ -347,6 +366,12 @@ func (c *ClientConn) Uncork() error {
 	c.cork = nil // f may stay with the writer
 	return c.fc.trySendFrame(f)
 }
+
+// Backlog is the bytes of responses this connection holds: corked, or
+// handed to its writer and not yet written to the socket. A server that
+// pushes streams stops pushing more while its client reads too slowly to
+// keep it small (a watch resumes from its revision; nothing is dropped).
+func (c *ClientConn) Backlog() int64 { return int64(len(c.cork)) + c.fc.backlog.Load() }
 
 // Close writes out the responses already queued, then closes the
 // connection; Recv and Send fail from then on. The server closes the
