@@ -51,6 +51,8 @@ type Clock interface {
 // (wire.VersionClientAnswers).
 type clientConn interface {
 	Cork(resp *wire.Response) (first bool, err error)
+	// CorkShared corks sh's response with the id id.
+	CorkShared(id uint64, sh *wire.SharedResponse) (first bool, err error)
 	Uncork() error
 	TrySend(resp *wire.Response) error
 	Close() error

@@ -45,6 +45,12 @@ func (c *simConn) Cork(resp *wire.Response) (bool, error) {
 	return len(c.corked) == 1, nil
 }
 
+func (c *simConn) CorkShared(id uint64, sh *wire.SharedResponse) (bool, error) {
+	r := sh.Response
+	r.ID = id
+	return c.Cork(&r)
+}
+
 func (c *simConn) Uncork() error {
 	batch := c.corked
 	c.corked = nil

@@ -2,11 +2,13 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -397,6 +399,14 @@ func (c *ClientConn) Version() uint32 { return c.version }
 type ServerConn struct {
 	fc     *frameConn
 	server Hello
+	// last is the previous response if it carried events, and lastBody
+	// its encoding (the id at [lastStart:lastEnd]): a node sends every
+	// watcher of a prefix the same push (SharedResponse), which Recv then
+	// decodes once per run of them. The copies share their events, which
+	// callers must treat as read-only.
+	last               *Response
+	lastBody           []byte
+	lastStart, lastEnd int
 }
 
 // DialClient connects to the paxosd node at addr (host:port) as a client of
@@ -496,12 +506,44 @@ func (c *ServerConn) Recv() (*Response, error) {
 		c.fc.kill()
 		return nil, err
 	}
+	id, start, end, ok := responseIDSpan(body)
+	if ok && c.last != nil && bytes.Equal(body[:start], c.lastBody[:c.lastStart]) && bytes.Equal(body[end:], c.lastBody[c.lastEnd:]) {
+		// The push the previous response was, for another stream
+		// (SharedResponse): decoded once.
+		r := *c.last
+		r.ID = id
+		return &r, nil
+	}
 	s, err := DecodeResponse(body)
 	if err != nil {
 		c.fc.kill()
 		return nil, err
 	}
+	c.last = nil
+	if ok && len(s.Events) > 0 {
+		cp := *s // what a later copy is made from, whatever the caller does with s
+		c.last = &cp
+		c.lastBody = append(c.lastBody[:0], body...)
+		c.lastStart, c.lastEnd = start, end
+	}
 	return s, nil
+}
+
+// responseIDSpan finds the id of an encoded response: body[start:end].
+func responseIDSpan(body []byte) (id uint64, start, end int, ok bool) {
+	r := reader{b: body}
+	if _, err := r.arrayLen(); err != nil {
+		return 0, 0, 0, false
+	}
+	if err := expectFrameType(&r, FrameResponse); err != nil {
+		return 0, 0, 0, false
+	}
+	start = r.off
+	id, err := r.uint(math.MaxUint64)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return id, start, r.off, true
 }
 
 // Close closes the connection at once; requests still queued are dropped
