@@ -38,6 +38,11 @@ var (
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrPermissionDenied: the user may not do this; nothing changed.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrBusy: an overloaded node shed the request (protocol 13). The
+	// client waits the node's retry-after and sends it again by itself;
+	// a call returns ErrBusy only when its context ends first (the error
+	// then also matches the context's error).
+	ErrBusy = errors.New("busy")
 )
 
 // Error is an error answered by the server.
@@ -75,6 +80,7 @@ var codeErrors = [...]error{
 	wire.ErrAuthRequired:      ErrAuthRequired,
 	wire.ErrAuthFailed:        ErrAuthFailed,
 	wire.ErrPermissionDenied:  ErrPermissionDenied,
+	wire.ErrBusy:              ErrBusy,
 }
 
 // Is maps the server's code to the sentinel errors above (codeErrors).
@@ -88,6 +94,19 @@ func responseError(r *wire.Response) error {
 	}
 	return &Error{Code: r.Err, Msg: r.ErrMsg}
 }
+
+// busyError is the error of a call whose context ended while the node it
+// asked was busy: ErrBusy with the node's words, and the context's error.
+type busyError struct {
+	resp   *Error
+	ctxErr error
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("%s (gave up: %v)", e.resp.Msg, e.ctxErr)
+}
+
+func (e *busyError) Unwrap() []error { return []error{e.resp, e.ctxErr} }
 
 func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))
