@@ -28,7 +28,9 @@ var (
 	ErrNotElectionLeader = errors.New("not the election's leader")
 	ErrCompacted         = errors.New("history compacted")
 	// ErrQuotaExceeded: the write would exceed the cluster's space quota
-	// (see SetQuota); nothing was written. Deletes still work.
+	// (see SetQuota); nothing was written. Deletes still work. Also
+	// NewSession's error past the node's limit of sessions per client
+	// (protocol 13, "too many sessions"): close sessions first.
 	ErrQuotaExceeded = errors.New("quota exceeded")
 	// ErrAuthRequired: auth is enabled and the client gave no
 	// credentials (Config.User, or a client certificate).

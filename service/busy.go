@@ -111,11 +111,13 @@ func (n *Node) backlogBytes() int { return max(n.busy.waiting, n.r.QueuedBytes()
 func (n *Node) wait(c *call) {
 	c.weight = len(c.cmd)
 	n.busy.waiting += c.weight
+	n.openingWait(c)
 }
 
 // unwait takes c out of the backlog (it was answered, queued in the state
 // machine, or given up); drained says its command was applied.
 func (n *Node) unwait(c *call, drained bool) {
+	n.openingDone(c)
 	if c.weight == 0 {
 		return
 	}

@@ -43,8 +43,11 @@ type call struct {
 	// who is the connection's user (auth.go).
 	who identity
 	// weight is the bytes this call adds to the node's backlog while it
-	// waits for its command (busy.go); 0 once it no longer does.
-	weight int
+	// waits for its command (busy.go); 0 once it no longer does. opening:
+	// a SessionOpen counted against its client's limit meanwhile
+	// (session_limit.go).
+	weight  int
+	opening bool
 }
 
 // speaks reports whether the call's client speaks protocol version v: it
@@ -158,6 +161,8 @@ func (n *Node) handleCall(c *call) {
 		return
 	case n.refuseKeepAliveBatch(c):
 		return
+	case n.refuseSessionOpen(c):
+		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
 		return
@@ -203,6 +208,7 @@ func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) 
 		}
 		return
 	}
+	n.noteSessionAnswer(key.client, op, &res, cs[0].req.SessionID)
 	now := n.clock.Now()
 	for _, c := range cs {
 		n.unwait(c, true)

@@ -53,6 +53,11 @@ type Config struct {
 	// priority, writes first and keep-alives last (busy.go). Default
 	// DefaultBacklogBytesMax (8 MiB).
 	BacklogBytesMax int
+	// SessionsPerClientMax bounds the sessions one client id may have
+	// open through this node (session_limit.go); a SessionOpen past it is
+	// refused with err QuotaExceeded. Negative: no limit. Default
+	// DefaultSessionsPerClientMax (10,000).
+	SessionsPerClientMax int
 	// RequestTimeout bounds how long a request waits for its answer when
 	// the client gives no deadline. Default 10s.
 	RequestTimeout time.Duration
@@ -187,6 +192,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.BacklogBytesMax == 0 {
 		c.BacklogBytesMax = DefaultBacklogBytesMax
+	}
+	if c.SessionsPerClientMax == 0 {
+		c.SessionsPerClientMax = DefaultSessionsPerClientMax
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000

@@ -244,6 +244,7 @@ type simStats struct {
 	watchProgress                                                 int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
 	busy                                                          int // answers Busy (busy.go), retried after their wait
+	sessionLimit                                                  int // opens refused at the client's session limit
 }
 
 func (a *simStats) add(b simStats) {
@@ -290,6 +291,7 @@ func (a *simStats) add(b simStats) {
 	a.kaSingles += b.kaSingles
 	a.kaRefused += b.kaRefused
 	a.busy += b.busy
+	a.sessionLimit += b.sessionLimit
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -349,6 +351,7 @@ func TestNodeSim(t *testing.T) {
 			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
 			"watch progress notification":                          total.watchProgress,
 			"request shed by a busy node, retried after its wait":  total.busy,
+			"session open refused at the client's session limit":   total.sessionLimit,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 		} {
