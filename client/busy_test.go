@@ -53,6 +53,13 @@ func (s *busyServer) serve(conn net.Conn) {
 	if _, err := conn.Write(wire.AppendFrame(nil, wire.EncodeHello(nil, hello))); err != nil {
 		return
 	}
+	var wmu sync.Mutex
+	write := func(resp *wire.Response) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_, err := conn.Write(wire.AppendFrame(nil, wire.EncodeResponse(nil, resp)))
+		return err
+	}
 	for {
 		body, err := fr.ReadFrame()
 		if err != nil {
@@ -63,6 +70,15 @@ func (s *busyServer) serve(conn net.Conn) {
 			return
 		}
 		resp := &wire.Response{ID: q.ID, Revision: 7}
+		if q.Op == wire.OpPut && q.Key == "slow" {
+			// Answered late, and never busy: the older request that is
+			// still out while a newer one waits out its busy answer.
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				write(resp)
+			}()
+			continue
+		}
 		if q.Op == wire.OpPut {
 			s.mu.Lock()
 			s.puts = append(s.puts, q)
@@ -74,7 +90,7 @@ func (s *busyServer) serve(conn net.Conn) {
 		} else {
 			resp.Err, resp.ErrMsg = wire.ErrInvalid, "not in this test"
 		}
-		if _, err := conn.Write(wire.AppendFrame(nil, wire.EncodeResponse(nil, resp))); err != nil {
+		if err := write(resp); err != nil {
 			return
 		}
 	}
@@ -101,6 +117,39 @@ func TestBusyRetriedAfterRetryAfter(t *testing.T) {
 		if d := s.at[i].Sub(s.at[i-1]); d < 150*time.Millisecond || d > 150*time.Millisecond*3/2+100*time.Millisecond {
 			t.Fatalf("retry %d came %v after the Busy answer, want 150 ms plus at most half again", i, d)
 		}
+	}
+}
+
+// TestBusyRetryRefreshesAckedBelow: a put answered Busy while an older
+// put of the same client is still out is sent again, once that one has
+// its answer, with acked_below up to date: its own seq, which makes it the
+// client's oldest request, which a busy node admits a little further.
+func TestBusyRetryRefreshesAckedBelow(t *testing.T) {
+	s := startBusyServer(t, 1, 150)
+	c := newClient(t, []string{s.addr})
+	slow := make(chan error, 1)
+	go func() {
+		_, err := c.Put(ctxT(t), "slow", []byte("v"))
+		slow <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // "slow" takes the first seq
+	if _, err := c.Put(ctxT(t), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.puts) != 2 {
+		t.Fatalf("%d puts of k reached the node, want 2", len(s.puts))
+	}
+	first, retry := s.puts[0], s.puts[1]
+	if first.AckedBelow >= first.Seq {
+		t.Fatalf("the first attempt: seq %d acked_below %d; the slow put (older) was still out", first.Seq, first.AckedBelow)
+	}
+	if retry.Seq != first.Seq || retry.AckedBelow != retry.Seq {
+		t.Fatalf("the retry: seq %d acked_below %d, want seq %d acked_below %d (the slow put answered meanwhile)", retry.Seq, retry.AckedBelow, first.Seq, first.Seq)
 	}
 }
 

@@ -237,18 +237,22 @@ func (c *Client) sequence(q *wire.Request) (done func()) {
 	c.nextSeq++
 	seq := c.nextSeq
 	c.outstanding[seq] = struct{}{}
-	acked := seq
-	for s := range c.outstanding {
-		if s < acked {
-			acked = s
-		}
-	}
-	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, acked
+	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, c.ackedBelowLocked()
 	return func() {
 		c.mu.Lock()
 		delete(c.outstanding, seq)
 		c.mu.Unlock()
 	}
+}
+
+// ackedBelow is the lowest sequence number still waiting for its final
+// answer: every one below it has its answer. c.mu must be held.
+func (c *Client) ackedBelowLocked() uint64 {
+	acked := c.nextSeq + 1
+	for s := range c.outstanding {
+		acked = min(acked, s)
+	}
+	return acked
 }
 
 // do sends q until it gets an answer that is not "try again", moving to
@@ -298,6 +302,15 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 					select {
 					case <-time.After(busyWait(resp.RetryAfterMs)):
 					case <-ctx.Done():
+					}
+					if q.Seq != 0 {
+						// Answers that came meanwhile may make q the
+						// oldest request waiting: the node admits that one
+						// a little further (service/busy.go), so it is
+						// not starved by this client's newer ones.
+						c.mu.Lock()
+						q.AckedBelow = c.ackedBelowLocked()
+						c.mu.Unlock()
 					}
 					continue
 				case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:

@@ -75,6 +75,9 @@ const (
 	// once, a leader change for instance).
 	busyRetryMin = 10 * time.Millisecond
 	busyRetryMax = 2 * time.Second
+	// busyRetryUnknown is the retry-after before the node has measured
+	// its drain rate under load (the first 100 ms of its first overload).
+	busyRetryUnknown = 100 * time.Millisecond
 	// busyRateEvery is how often the drain rate is sampled.
 	busyRateEvery = 100 * time.Millisecond
 )
@@ -90,17 +93,26 @@ type backlog struct {
 	drained int
 	since   time.Time
 	rate    float64
+	// loaded: a request was shed since since.
+	loaded bool
 }
 
-// backlogShare is the share of the backlog bound p may fill.
-func (n *Node) backlogShare(p priority) int {
+// backlogShare is the share of the backlog bound a request of priority p
+// may fill, in eighths: writes 4, lock operations 6, keep-alives all 8.
+// A client's oldest request (oldest) gets one eighth more, below the next
+// priority's share: see shed.
+func (n *Node) backlogShare(p priority, oldest bool) int {
+	eighths := 8
 	switch p {
 	case prioWrite:
-		return n.cfg.BacklogBytesMax / 2
+		eighths = 4
 	case prioLock:
-		return n.cfg.BacklogBytesMax / 4 * 3
+		eighths = 6
 	}
-	return n.cfg.BacklogBytesMax
+	if oldest && p != prioKeepAlive {
+		eighths++
+	}
+	return n.cfg.BacklogBytesMax / 8 * eighths
 }
 
 // backlogBytes is the node's backlog: its own waiting commands, or the
@@ -129,9 +141,12 @@ func (n *Node) unwait(c *call, drained bool) {
 }
 
 // sampleDrain updates the drain rate from the node's clock (every
-// busyRateEvery, from tick). Only while there is a backlog: an idle node
-// keeps the last rate it measured under load rather than learn that
-// nothing drains when nothing waits.
+// busyRateEvery, from tick). Only from a period of load (something was
+// shed, or the backlog reached a quarter of the bound): what drains
+// through a node that is not loaded is what arrives, not what it can do,
+// and a rate learned from a few keep-alives would answer the first
+// requests shed seconds of retry-after. An unloaded node keeps the last
+// rate it measured under load.
 func (n *Node) sampleDrain(now time.Time) {
 	b := &n.busy
 	if b.since.IsZero() {
@@ -142,7 +157,7 @@ func (n *Node) sampleDrain(now time.Time) {
 	if elapsed < busyRateEvery {
 		return
 	}
-	if b.drained > 0 || b.waiting > 0 {
+	if b.loaded || n.backlogBytes() >= n.cfg.BacklogBytesMax/4 {
 		r := float64(b.drained) / elapsed.Seconds()
 		if b.rate == 0 {
 			b.rate = r
@@ -150,17 +165,27 @@ func (n *Node) sampleDrain(now time.Time) {
 			b.rate = (b.rate + r) / 2
 		}
 	}
-	b.drained, b.since = 0, now
+	b.drained, b.since, b.loaded = 0, now, false
 	n.m.backlogBytes.Set(float64(n.backlogBytes()))
 }
 
 // shed refuses c when the backlog leaves its priority no room, answering
 // it Busy (or Unavailable for a client older than wire.VersionBusy). A
 // node with nothing waiting takes any one command, however large.
+//
+// A client's oldest unanswered request (Seq == AckedBelow: the client has
+// every answer below it) is admitted an eighth further than its later
+// ones. A client with many requests in flight hands the room each answer
+// frees to its next new request at once, while the one it was refused
+// waits out its retry-after: without the margin that request could be
+// refused again and again until the state machine, holding more than its
+// bound of the client's newer answers, forgets past it, and its retry is
+// refused as stale. With it, the oldest request gets in on its next try.
 func (n *Node) shed(c *call) bool {
 	p := priorityOf(c.req.Op)
 	b := n.backlogBytes()
-	over := b + len(c.cmd) - n.backlogShare(p)
+	oldest := c.req.Seq != 0 && c.req.Seq <= c.req.AckedBelow
+	over := b + len(c.cmd) - n.backlogShare(p, oldest)
 	if b == 0 || over <= 0 {
 		return false
 	}
@@ -172,7 +197,8 @@ func (n *Node) shed(c *call) bool {
 // it; over is how many bytes the backlog must drain before it would be.
 func (n *Node) refuseBusy(c *call, p priority, over int) {
 	n.m.shed.WithLabelValues(p.String()).Inc()
-	after := busyRetryMax
+	n.busy.loaded = true
+	after := busyRetryUnknown
 	if n.busy.rate > 0 {
 		after = time.Duration(float64(over) / n.busy.rate * float64(time.Second))
 	}

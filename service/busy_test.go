@@ -237,3 +237,115 @@ func TestBusyKeepsSessionsUnderOverload(t *testing.T) {
 	t.Logf("puts: %d ok, %d busy; lock checks: %d ok, %d busy; drain rate %.0f bytes/s",
 		puts.count(wire.ErrNone), busy, checks.count(wire.ErrNone), checks.count(wire.ErrBusy), n.busy.rate)
 }
+
+// pipeClient is a client with many requests in flight, as a Go client
+// shared by goroutines: each answer sends the next new request at once,
+// and a Busy answer sends the same request again (same seq, acked_below
+// brought up to date) after its retry-after and some jitter.
+type pipeClient struct {
+	s         *sim
+	l         *simNode
+	id, next  uint64
+	first     map[uint64]time.Duration // outstanding seq -> first sent
+	end       time.Duration            // no new request after it
+	maxWait   time.Duration            // longest first send to success
+	ok, busy  int
+	value     []byte
+	failed    *wire.Response
+	oldestHit int // Busy answers to the client's oldest request
+}
+
+func (p *pipeClient) ackedBelow() uint64 {
+	low := p.next + 1
+	for seq := range p.first {
+		low = min(low, seq)
+	}
+	return low
+}
+
+func (p *pipeClient) start() {
+	p.next++
+	p.first[p.next] = p.s.now
+	p.send(p.next)
+}
+
+func (p *pipeClient) send(seq uint64) {
+	s := p.s
+	q := &wire.Request{Op: wire.OpPut, Key: fmt.Sprintf("p%d", seq%8), Value: p.value, ClientID: p.id, Seq: seq, AckedBelow: p.ackedBelow()}
+	s.runOn(p.l, p.l.inc, func(n *Node) {
+		cl, resp := n.newCall(nil, q)
+		if resp != nil {
+			p.failed = resp
+			return
+		}
+		cl.version = wire.ProtocolVersion
+		cl.onReply = func(r *wire.Response) {
+			cp := *r
+			oldest := q.Seq <= q.AckedBelow
+			s.at(0, nil, func() { p.answered(seq, &cp, oldest) })
+		}
+		n.handleCall(cl)
+	})
+}
+
+func (p *pipeClient) answered(seq uint64, r *wire.Response, oldest bool) {
+	s := p.s
+	switch r.Err {
+	case wire.ErrBusy:
+		p.busy++
+		if oldest {
+			p.oldestHit++
+		}
+		wait := time.Duration(r.RetryAfterMs) * time.Millisecond
+		wait += time.Duration(s.rng.Int63n(int64(wait)/2 + 1))
+		s.at(wait, nil, func() { p.send(seq) })
+	case wire.ErrNone:
+		p.ok++
+		p.maxWait = max(p.maxWait, s.now-p.first[seq])
+		delete(p.first, seq)
+		if s.now < p.end {
+			p.start()
+		}
+	default:
+		if p.failed == nil {
+			p.failed = r
+		}
+	}
+}
+
+// TestBusyOldestNotStarved: a client with 16 writes in flight at a node
+// that sheds them. Each answer frees room that the client's next new
+// request takes at once, while a request refused waits out its
+// retry-after: without a margin for the client's oldest request (the one
+// whose seq is its acked_below) that request could be refused on every
+// try while the newer ones go through, until the state machine forgot
+// past it and its retry were refused as stale. With the margin it gets in
+// on its next try: no write waits long, however unlucky.
+func TestBusyOldestNotStarved(t *testing.T) {
+	s := rgSim(t, 304, func(p *simParams) {
+		p.backlogBytes = 16 << 10
+		p.syncMin, p.syncMax = 20*time.Millisecond, 30*time.Millisecond
+		p.window, p.batchBytes = 4, 2<<10
+		p.requestTimeout = 20 * time.Second
+	})
+	l := rgLeader(t, s)
+	p := &pipeClient{s: s, l: l, id: 0x919e, first: map[uint64]time.Duration{}, end: s.now + 4*time.Second,
+		value: []byte(strings.Repeat("v", 1000))}
+	for i := 0; i < 16; i++ {
+		p.start()
+	}
+	rgRunUntil(t, s, 10*time.Second, "every write answered", func() bool { return len(p.first) == 0 || p.failed != nil })
+	if p.failed != nil {
+		t.Fatalf("a write: %s %s", p.failed.Err, p.failed.ErrMsg)
+	}
+	t.Logf("%d writes, %d busy answers (%d to the client's oldest request); longest wait %v", p.ok, p.busy, p.oldestHit, p.maxWait)
+	if p.busy == 0 {
+		t.Fatal("nothing was shed: the test does not overload the node")
+	}
+	if p.oldestHit != 0 {
+		t.Fatalf("the client's oldest request was refused %d times", p.oldestHit)
+	}
+	if p.maxWait > time.Second {
+		t.Fatalf("a write waited %v from its first send to its answer: starved by the client's newer writes", p.maxWait)
+	}
+}
