@@ -165,7 +165,7 @@ func TestBusyShedsByPriority(t *testing.T) {
 }
 
 // TestBusyKeepsSessionsUnderOverload: a leader whose disk takes 20–30 ms a
-// sync and whose window holds 4 slots of 2 KiB drains some 300 KiB of
+// sync and whose window holds 4 slots of 2 KiB drains some 150 KB of
 // commands a second; writers send it 2 MB a second for 4 s, and lock
 // checks besides, while a session of TTL 1 s is renewed every 250 ms. The
 // node sheds writes (answered Busy, with a retry-after, counted) and keeps
