@@ -243,6 +243,8 @@ type simStats struct {
 	ephemeralPuts, ephemeralEnded                                 int
 	watchProgress                                                 int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
+	busy                                                          int // answers Busy (busy.go), retried after their wait
+	sessionLimit                                                  int // opens refused at the client's session limit
 }
 
 func (a *simStats) add(b simStats) {
@@ -288,6 +290,8 @@ func (a *simStats) add(b simStats) {
 	a.kaBatchSeveral += b.kaBatchSeveral
 	a.kaSingles += b.kaSingles
 	a.kaRefused += b.kaRefused
+	a.busy += b.busy
+	a.sessionLimit += b.sessionLimit
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -346,6 +350,8 @@ func TestNodeSim(t *testing.T) {
 			"ephemeral key put":                                    total.ephemeralPuts,
 			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
 			"watch progress notification":                          total.watchProgress,
+			"request shed by a busy node, retried after its wait":  total.busy,
+			"session open refused at the client's session limit":   total.sessionLimit,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 		} {

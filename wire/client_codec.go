@@ -323,6 +323,11 @@ const (
 	// ErrPermissionDenied (version 10): the connection's user may not do
 	// this; nothing changed.
 	ErrPermissionDenied
+	// ErrBusy (version 13): the node is overloaded and shed the request
+	// before proposing it; RetryAfterMs says when to send it again (with
+	// the same ClientID and Seq). Only a client that negotiated version
+	// 13 gets it: an older one is answered ErrUnavailable instead.
+	ErrBusy
 )
 
 var errCodeNames = [...]string{
@@ -347,6 +352,7 @@ var errCodeNames = [...]string{
 	ErrAuthRequired:      "AuthRequired",
 	ErrAuthFailed:        "AuthFailed",
 	ErrPermissionDenied:  "PermissionDenied",
+	ErrBusy:              "Busy",
 }
 
 func (c ErrCode) String() string {
@@ -788,6 +794,9 @@ type Response struct {
 	// ids of the batch that no longer exist, in the batch's order; every
 	// other id was renewed.
 	ExpiredSessions []uint64
+	// RetryAfterMs, with ErrBusy (version 13): how long the client should
+	// wait before sending the request again, from the node's backlog.
+	RetryAfterMs uint64
 }
 
 var requestFields = []field[Request]{
@@ -975,6 +984,8 @@ var responseFields = []field[Response]{
 	strField("user", func(s *Response) *string { return &s.User }),
 	// version 12 (keep-alive batches)
 	uintListField("expired_sessions", func(s *Response) *[]uint64 { return &s.ExpiredSessions }),
+	// version 13 (back-pressure)
+	uintField("retry_after_ms", func(s *Response) *uint64 { return &s.RetryAfterMs }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.
