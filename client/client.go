@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -276,18 +277,22 @@ func (c *Client) sequence(q *wire.Request) (done func()) {
 	c.nextSeq++
 	seq := c.nextSeq
 	c.outstanding[seq] = struct{}{}
-	acked := seq
-	for s := range c.outstanding {
-		if s < acked {
-			acked = s
-		}
-	}
-	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, acked
+	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, c.ackedBelowLocked()
 	return func() {
 		c.mu.Lock()
 		delete(c.outstanding, seq)
 		c.mu.Unlock()
 	}
+}
+
+// ackedBelow is the lowest sequence number still waiting for its final
+// answer: every one below it has its answer. c.mu must be held.
+func (c *Client) ackedBelowLocked() uint64 {
+	acked := c.nextSeq + 1
+	for s := range c.outstanding {
+		acked = min(acked, s)
+	}
+	return acked
 }
 
 // do sends q until it gets an answer that is not "try again", moving to
@@ -299,8 +304,12 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 	}
 	backoff := 5 * time.Millisecond
 	reach := newReachLog(c.cfg.Endpoints)
+	var busy *wire.Response // the last answer, while it is Busy
 	for {
 		if err := ctx.Err(); err != nil {
+			if busy != nil {
+				return nil, &busyError{resp: &Error{Code: busy.Err, Msg: busy.ErrMsg}, ctxErr: err}
+			}
 			return nil, reach.timeout(err)
 		}
 		cn, err := c.connect(ctx, reach)
@@ -320,8 +329,30 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 				// would only end in a timeout that hides the reason.
 				return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
 			}
+			busy = nil
 			if err == nil {
 				switch resp.Err {
+				case wire.ErrBusy:
+					// Shed before it was proposed. The node (the leader,
+					// usually) is what is overloaded: another would
+					// forward to it, so the same one is asked again once
+					// the wait it asked for is over.
+					busy = resp
+					reach.answered(cn.addr, resp, nil, c.cfg.AttemptTimeout)
+					select {
+					case <-time.After(busyWait(resp.RetryAfterMs)):
+					case <-ctx.Done():
+					}
+					if q.Seq != 0 {
+						// Answers that came meanwhile may make q the
+						// oldest request waiting: the node admits that one
+						// a little further (service/busy.go), so it is
+						// not starved by this client's newer ones.
+						c.mu.Lock()
+						q.AckedBelow = c.ackedBelowLocked()
+						c.mu.Unlock()
+					}
+					continue
 				case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:
 					reach.answered(cn.addr, resp, nil, c.cfg.AttemptTimeout)
 					err = responseError(resp)
@@ -345,6 +376,20 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 			backoff *= 2
 		}
 	}
+}
+
+// busyWaitMax bounds the wait a Busy answer asks for (a node asks at most
+// 2 s); busyJitter is the share added at random, so that the clients a
+// node shed together do not all come back together.
+const (
+	busyWaitMax = 5 * time.Second
+	busyJitter  = 0.5
+)
+
+// busyWait is how long to wait after a Busy answer asking for ms.
+func busyWait(ms uint64) time.Duration {
+	d := min(time.Duration(max(ms, 1))*time.Millisecond, busyWaitMax)
+	return d + time.Duration(mrand.Float64()*busyJitter*float64(d))
 }
 
 // attempt makes one try at one node. A blocking call (a lock wait, a

@@ -48,6 +48,16 @@ type Config struct {
 	ValueBytesMax int
 	// FrameBytesMax bounds a wire frame. Default 16 MiB.
 	FrameBytesMax int
+	// BacklogBytesMax bounds the bytes of client commands this node holds
+	// waiting for the log; past shares of it the node sheds requests by
+	// priority, writes first and keep-alives last (busy.go). Default
+	// DefaultBacklogBytesMax (8 MiB).
+	BacklogBytesMax int
+	// SessionsPerClientMax bounds the sessions one client id may have
+	// open through this node (session_limit.go); a SessionOpen past it is
+	// refused with err QuotaExceeded. Negative: no limit. Default
+	// DefaultSessionsPerClientMax (10,000).
+	SessionsPerClientMax int
 	// RequestTimeout bounds how long a request waits for its answer when
 	// the client gives no deadline. Default 10s.
 	RequestTimeout time.Duration
@@ -190,6 +200,12 @@ func (c *Config) EnsureDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
+	if c.BacklogBytesMax == 0 {
+		c.BacklogBytesMax = DefaultBacklogBytesMax
+	}
+	if c.SessionsPerClientMax == 0 {
+		c.SessionsPerClientMax = DefaultSessionsPerClientMax
+	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000
 	}
@@ -235,6 +251,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WatchBacklogBytes < 0 || c.WatchSlowAfter < 0 {
 		return fmt.Errorf("%w: --watch-backlog-bytes and --watch-slow-after must be positive", ErrConfig)
+	}
+	if c.BacklogBytesMax < 0 {
+		return fmt.Errorf("%w: --backlog-bytes-max must be positive (got %d)", ErrConfig, c.BacklogBytesMax)
 	}
 	if c.ValueBytesMax > valueBytesLimit {
 		return fmt.Errorf("%w: --value-bytes-max %d is over the largest value the state machine takes (%d)", ErrConfig, c.ValueBytesMax, valueBytesLimit)

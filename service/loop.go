@@ -50,6 +50,7 @@ func (n *Node) tick(now time.Time) {
 	n.trackLeader(now)
 	n.ticks.tick(now)
 	n.rates.tick(now)
+	n.sampleDrain(now)
 	n.proposeClock(now)
 	n.rejoinFiller()
 	if n.tickCount++; n.tickCount%10 == 0 {

@@ -48,6 +48,8 @@ type metrics struct {
 	streamsOpen      prometheus.Gauge
 	watchesHeld      prometheus.Counter // watch_slow.go
 	watchesEndedSlow prometheus.Counter
+	shed             *prometheus.CounterVec // by priority (busy.go)
+	backlogBytes     prometheus.Gauge
 
 	// loop is the bookkeeping behind some of the above; only the node's
 	// loop touches it.
@@ -115,6 +117,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Times a watch was held at its revision because its client left too many answers unread (WatchBacklogBytes); it resumes from the history."}),
 		watchesEndedSlow: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_watches_ended_slow_total",
 			Help: "Watches ended with err SlowWatcher after being held too long; their clients resume them from their revision."}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_requests_shed_total",
+			Help: "Client requests an overloaded node refused before proposing them (err Busy, or Unavailable to clients below protocol 13), by priority: write (shed first), lock, keepalive (shed last)."}, []string{"priority"}),
+		backlogBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_backlog_bytes", Help: "Bytes of client commands waiting for the log (the larger of this node's waiting calls and its proposal queue with the values in flight), sampled every 100 ms; past shares of --backlog-bytes-max the node sheds requests."}),
 		peerRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_peer_messages_rejected_total",
 			Help: "Messages from peer connections that no honest member sends, by reason (docs/SECURITY.md): each closed its connection."}, []string{"reason"}),
 	}
@@ -122,7 +127,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads, m.authFailures,
 		m.stateMismatches, m.stateDiverged, m.clusterLevel, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
 		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures,
-		m.peerRejected, m.streamsOpen, m.watchesHeld, m.watchesEndedSlow} {
+		m.peerRejected, m.shed, m.backlogBytes, m.streamsOpen, m.watchesHeld, m.watchesEndedSlow} {
 		f(c)
 	}
 	// Every phase's series exists from the start, at zero: an alert on
@@ -133,6 +138,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, phase := range []string{"encode", "fetch", "install"} {
 		m.snapshotFailures.WithLabelValues(phase)
+	}
+	for _, p := range priorityLabels {
+		m.shed.WithLabelValues(p)
 	}
 	for _, reason := range peerRejectReasons {
 		m.peerRejected.WithLabelValues(reason)

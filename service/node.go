@@ -93,6 +93,8 @@ type Node struct {
 	held          []heldMessage
 	jobCommits    []jobCommit // watermarks in writes not yet known durable
 	waiters       map[callKey][]*call
+	busy          backlog       // the bytes waiting for the log (busy.go)
+	sessCounts    sessionCounts // sessions opened through this node, by client (session_limit.go)
 	corked        []clientConn  // answered in this iteration (uncork)
 	answerScratch wire.Response // the answer Node.answer builds and reuses
 	// The request metrics by label, looked up once (requestCounter).

@@ -291,10 +291,11 @@ func (l *simLink) cancel(id uint64) {
 }
 
 // retryable reports whether an answer leaves the operation unsettled: the
-// node could not serve it, so it may be retried elsewhere.
+// node could not serve it, so it may be retried (elsewhere, or after the
+// wait a Busy answer asks for).
 func retryable(r *wire.Response) bool {
 	switch r.Err {
-	case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:
+	case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout, wire.ErrBusy:
 		return true
 	}
 	return false
@@ -326,6 +327,19 @@ func (l *simLink) do(q *wire.Request, giveUp time.Duration, done func(*wire.Resp
 		l.send(&cq, min(time.Second, deadline-s.now), want, func(r *wire.Response) {
 			if !retryable(r) {
 				finish(r)
+				return
+			}
+			if r.Err == wire.ErrBusy {
+				// The same node, after the wait it asked for and some
+				// jitter, as the Go client does.
+				s.stats.busy++
+				wait := time.Duration(r.RetryAfterMs) * time.Millisecond
+				wait += time.Duration(s.rng.Int63n(int64(wait)/2 + 1))
+				var same *simNode
+				if l.conn != nil {
+					same = l.conn.node
+				}
+				s.at(wait, nil, func() { attempt(same) })
 				return
 			}
 			var next *simNode
