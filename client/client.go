@@ -48,12 +48,18 @@ type Client struct {
 	cfg Config
 	id  uint64
 
-	mu          sync.Mutex
-	conn        *conn
-	next        int // index of the endpoint to try next
-	nextSeq     uint64
-	outstanding map[uint64]struct{}
-	closed      bool
+	mu sync.Mutex
+	// calls is the connection for requests, moved to the leader once a
+	// node names it (preferLeader); streams is the one for watches and
+	// observers, which any member serves from its own state: it stays
+	// where it is, started at a random member other than the leader, so
+	// that many clients' watches spread over the members instead of
+	// leaving the leader to send every event to every watcher.
+	calls, streams connSlot
+	leader         string // the leader's address, as a node last named it
+	nextSeq        uint64
+	outstanding    map[uint64]struct{}
+	closed         bool
 
 	// ka renews every session of the client (keepalive.go), made by
 	// keepAliver on first use.
@@ -79,6 +85,8 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.AttemptTimeout = 3 * time.Second
 	}
 	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}}
+	c.streams.next = int(c.id % uint64(len(cfg.Endpoints)))
+	c.streams.forStreams = true
 	if _, err := c.connect(ctx, nil); err != nil {
 		return nil, err
 	}
@@ -106,27 +114,55 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	if c.conn != nil {
-		c.conn.close()
-		c.conn = nil
+	for _, sl := range []*connSlot{&c.calls, &c.streams} {
+		if sl.conn != nil {
+			sl.conn.close()
+			sl.conn = nil
+		}
 	}
 	return nil
 }
 
-// connect returns a live connection, dialing endpoints in turn, starting
-// with the one after the last that failed.
+// connSlot is one of a client's connections (Client.calls, Client.streams)
+// and where to dial it next.
+type connSlot struct {
+	conn *conn
+	next int // index of the endpoint to try next
+	// forStreams: a new connection avoids the leader when another
+	// endpoint answers.
+	forStreams bool
+}
+
+// connect returns a live connection for calls, dialing endpoints in turn,
+// starting with the one after the last that failed.
 func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
+	return c.connectSlot(ctx, &c.calls, reach)
+}
+
+// connectStreams returns a live connection for streams.
+func (c *Client) connectStreams(ctx context.Context) (*conn, error) {
+	return c.connectSlot(ctx, &c.streams, nil)
+}
+
+func (c *Client) connectSlot(ctx context.Context, sl *connSlot, reach *reachLog) (*conn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if c.conn != nil && !c.conn.broken() {
-		cn := c.conn
+	if sl.conn != nil && !sl.conn.broken() {
+		cn := sl.conn
 		c.mu.Unlock()
 		return cn, nil
 	}
-	start := c.next
+	start := sl.next
+	if n := len(c.cfg.Endpoints); sl.forStreams && n > 1 {
+		// The leader (the calls' connection moves there) has enough to
+		// do: tried last.
+		if e := c.cfg.Endpoints[start%n]; e == c.leader || (c.calls.conn != nil && e == c.calls.conn.addr) {
+			start = (start + 1) % n
+		}
+	}
 	c.mu.Unlock()
 	var errs []string
 	for i := 0; i < len(c.cfg.Endpoints); i++ {
@@ -154,12 +190,12 @@ func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
 			cn.close()
 			return nil, ErrClosed
 		}
-		if c.conn != nil && !c.conn.broken() {
+		if sl.conn != nil && !sl.conn.broken() {
 			cn.close() // another call connected meanwhile
-			cn = c.conn
+			cn = sl.conn
 		} else {
-			c.conn = cn
-			c.next = (start + i) % len(c.cfg.Endpoints)
+			sl.conn = cn
+			sl.next = (start + i) % len(c.cfg.Endpoints)
 		}
 		c.mu.Unlock()
 		return cn, nil
@@ -198,12 +234,15 @@ func joinDialErrors(errs []string) string {
 func (c *Client) abandon(cn *conn, prefer string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn == cn {
-		c.conn = nil
-		c.next = (c.next + 1) % len(c.cfg.Endpoints)
+	for _, sl := range []*connSlot{&c.calls, &c.streams} {
+		if sl.conn != cn {
+			continue
+		}
+		sl.conn = nil
+		sl.next = (sl.next + 1) % len(c.cfg.Endpoints)
 		for i, e := range c.cfg.Endpoints {
 			if e == prefer {
-				c.next = i
+				sl.next = i
 			}
 		}
 	}
@@ -217,12 +256,13 @@ func (c *Client) abandon(cn *conn, prefer string) {
 func (c *Client) preferLeader(cn *conn, addr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != cn {
+	c.leader = addr
+	if c.calls.conn != cn {
 		return
 	}
 	for i, e := range c.cfg.Endpoints {
 		if e == addr {
-			c.conn, c.next = nil, i
+			c.calls.conn, c.calls.next = nil, i
 			time.AfterFunc(2*c.cfg.AttemptTimeout, cn.close)
 			return
 		}

@@ -45,6 +45,11 @@ var (
 	// a call returns ErrBusy only when its context ends first (the error
 	// then also matches the context's error).
 	ErrBusy = errors.New("busy")
+	// ErrSlowWatcher: a node ended a watch its client read too slowly.
+	// Watch and the election observers resume such a stream by
+	// themselves; the sentinel is for code that reads streams from a
+	// wire.Mux.
+	ErrSlowWatcher = errors.New("slow watcher")
 )
 
 // Error is an error answered by the server.
@@ -83,6 +88,7 @@ var codeErrors = [...]error{
 	wire.ErrAuthFailed:        ErrAuthFailed,
 	wire.ErrPermissionDenied:  ErrPermissionDenied,
 	wire.ErrBusy:              ErrBusy,
+	wire.ErrSlowWatcher:       ErrSlowWatcher,
 }
 
 // Is maps the server's code to the sentinel errors above (codeErrors).

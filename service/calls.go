@@ -97,6 +97,29 @@ func (n *Node) corkAnswer(c *call, resp *wire.Response) {
 	}
 }
 
+// corkShared is corkAnswer for a response many streams get alike (a
+// watch push), encoded once (wire.SharedResponse).
+func (n *Node) corkShared(c *call, sh *wire.SharedResponse) {
+	if c.onReply != nil {
+		r := sh.Response
+		c.reply(&r)
+		return
+	}
+	first, err := c.conn.CorkShared(c.req.ID, sh)
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		r := sh.Response
+		n.corkAnswer(c, &r) // which ends the stream, saying why
+		return
+	}
+	n.countAnswer(c, wire.ErrNone)
+	switch {
+	case err != nil:
+		n.answerFailed(c.conn, err)
+	case first:
+		n.corked = append(n.corked, c.conn)
+	}
+}
+
 // callKey identifies a command across retries and connections.
 type callKey struct{ client, seq uint64 }
 

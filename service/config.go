@@ -83,6 +83,16 @@ type Config struct {
 	// client resumes from there after a reconnect. Checked every 10 ticks.
 	// Negative: never. Default 10s.
 	WatchProgressInterval time.Duration
+	// WatchBacklogBytes bounds what a client connection may hold of
+	// responses the client has not read yet before the node stops
+	// pushing watch events on it: each held watch waits at its revision,
+	// reading from the history when the client catches up, so a slow
+	// client costs no more memory than this. Default 4 MiB.
+	WatchBacklogBytes int64
+	// WatchSlowAfter: a watch held that long is ended with err
+	// SlowWatcher, its revision saying where to resume (watch_slow.go).
+	// Default 10s.
+	WatchSlowAfter time.Duration
 	// Join says what to do when DataDir holds no state (see JoinMode).
 	// Default JoinCreate.
 	Join JoinMode
@@ -211,6 +221,12 @@ func (c *Config) EnsureDefaults() {
 	if c.WatchProgressInterval == 0 {
 		c.WatchProgressInterval = 10 * time.Second
 	}
+	if c.WatchBacklogBytes == 0 {
+		c.WatchBacklogBytes = 4 << 20
+	}
+	if c.WatchSlowAfter == 0 {
+		c.WatchSlowAfter = 10 * time.Second
+	}
 }
 
 // Validate reports the first problem with c.
@@ -232,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotEntries < 0 || c.SnapshotKeepEntries < 0 {
 		return fmt.Errorf("%w: --snapshot-entries and --snapshot-keep-entries must be positive", ErrConfig)
+	}
+	if c.WatchBacklogBytes < 0 || c.WatchSlowAfter < 0 {
+		return fmt.Errorf("%w: --watch-backlog-bytes and --watch-slow-after must be positive", ErrConfig)
 	}
 	if c.BacklogBytesMax < 0 {
 		return fmt.Errorf("%w: --backlog-bytes-max must be positive (got %d)", ErrConfig, c.BacklogBytesMax)

@@ -328,6 +328,13 @@ const (
 	// the same ClientID and Seq). Only a client that negotiated version
 	// 13 gets it: an older one is answered ErrUnavailable instead.
 	ErrBusy
+	// ErrSlowWatcher (version 15): the node ended the watch because its
+	// client read the watch's responses too slowly (the connection's
+	// unread responses stayed above the node's bound); nothing was lost:
+	// the response's revision is the watch's position, and the client
+	// resumes after it (another connection or member may serve it
+	// faster). An older client is told ErrUnavailable instead.
+	ErrSlowWatcher
 )
 
 var errCodeNames = [...]string{
@@ -353,10 +360,11 @@ var errCodeNames = [...]string{
 	ErrAuthFailed:        "AuthFailed",
 	ErrPermissionDenied:  "PermissionDenied",
 	ErrBusy:              "Busy",
+	ErrSlowWatcher:       "SlowWatcher",
 }
 
 func (c ErrCode) String() string {
-	if int(c) < len(errCodeNames) {
+	if int(c) < len(errCodeNames) && errCodeNames[c] != "" {
 		return errCodeNames[c]
 	}
 	return fmt.Sprintf("ErrCode(%d)", uint8(c))

@@ -524,14 +524,14 @@ func TestNumbering(t *testing.T) {
 	codes := []ErrCode{ErrNone, ErrNotLeader, ErrNotFound, ErrCASFailed, ErrInvalid, ErrTooLarge, ErrTimeout,
 		ErrUnavailable, ErrInternal, ErrSessionExpired, ErrLockHeld, ErrNotHeld, ErrCanceled, ErrFenced,
 		ErrCompacted, ErrNotElectionLeader, ErrQuotaExceeded, ErrAuthRequired, ErrAuthFailed, ErrPermissionDenied,
-		ErrBusy}
+		ErrBusy, ErrSlowWatcher}
 	for i, c := range codes {
 		if int(c) != i || strings.HasPrefix(c.String(), "ErrCode(") {
 			t.Errorf("error %d: %d %q", i, c, c)
 		}
 	}
-	if ErrCode(21).String() != "ErrCode(21)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
-		t.Errorf("unknown values: %s %s", ErrCode(21), EventType(3))
+	if ErrCode(22).String() != "ErrCode(22)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
+		t.Errorf("unknown values: %s %s", ErrCode(22), EventType(3))
 	}
 	blocking := map[*Request]bool{
 		{Op: OpLockAcquire, Wait: true}: true, {Op: OpLockAcquire}: false,

@@ -37,6 +37,8 @@ type nodeFlags struct {
 	snapKeep       int
 	noSync         bool
 	watchProgress  time.Duration
+	watchBacklog   int
+	watchSlowAfter time.Duration
 }
 
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
@@ -53,6 +55,8 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.snapEntries, "snapshot-entries", 10000, "snapshot the state machine every N applied slots and delete the log below it")
 	fs.IntVar(&f.snapKeep, "snapshot-keep-entries", 0, "slots of log kept below a snapshot for followers slightly behind (default min(--snapshot-entries, 5000))")
 	fs.DurationVar(&f.watchProgress, "watch-progress-interval", 10*time.Second, "send a watch that has had no change for this long the revision it is up to date with, so its client resumes from there (0: never)")
+	fs.IntVar(&f.watchBacklog, "watch-backlog-bytes", 4<<20, "stop sending watch events on a client connection holding this many bytes of unread answers (each watch waits at its revision)")
+	fs.DurationVar(&f.watchSlowAfter, "watch-slow-after", 10*time.Second, "end a watch held that long by --watch-backlog-bytes with err SlowWatcher (its client resumes it)")
 	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (loses acknowledged writes on power failure; testing only)")
 }
 
@@ -64,6 +68,12 @@ func (f *nodeFlags) check() error {
 	}
 	if f.watchProgress < 0 {
 		return fmt.Errorf("%w: --watch-progress-interval must not be negative (got %v; 0 turns progress notifications off)", cli.ErrUsage, f.watchProgress)
+	}
+	if f.watchBacklog < 64<<10 {
+		return fmt.Errorf("%w: --watch-backlog-bytes must be at least 65536 (got %d): below that a watch would be held for every push", cli.ErrUsage, f.watchBacklog)
+	}
+	if f.watchSlowAfter <= 0 {
+		return fmt.Errorf("%w: --watch-slow-after must be positive (got %v)", cli.ErrUsage, f.watchSlowAfter)
 	}
 	if f.sessionsMax < 0 {
 		return fmt.Errorf("%w: --sessions-per-client-max must not be negative (got %d; 0 turns the limit off)", cli.ErrUsage, f.sessionsMax)
@@ -94,6 +104,8 @@ func (f *nodeFlags) apply(c *service.Config) {
 	c.SnapshotEntries = f.snapEntries
 	c.SnapshotKeepEntries = f.snapKeep
 	c.NoSync = f.noSync
+	c.WatchBacklogBytes = int64(f.watchBacklog)
+	c.WatchSlowAfter = f.watchSlowAfter
 	c.WatchProgressInterval = f.watchProgress
 	if f.watchProgress == 0 {
 		c.WatchProgressInterval = -1 // off; the Config's zero is the default

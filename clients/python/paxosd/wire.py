@@ -137,6 +137,7 @@ ERR_AUTH_REQUIRED = 17      # protocol 10
 ERR_AUTH_FAILED = 18        # protocol 10
 ERR_PERMISSION_DENIED = 19  # protocol 10
 ERR_BUSY = 20               # protocol 13: shed by an overloaded node; retry after retry_after_ms
+ERR_SLOW_WATCHER = 21       # protocol 15
 
 ERR_NAMES = {
     0: "None", 1: "NotLeader", 2: "NotFound", 3: "CASFailed", 4: "Invalid",
@@ -144,7 +145,7 @@ ERR_NAMES = {
     9: "SessionExpired", 10: "LockHeld", 11: "NotHeld", 12: "Canceled",
     13: "Fenced", 14: "Compacted", 15: "NotElectionLeader",
     16: "QuotaExceeded", 17: "AuthRequired", 18: "AuthFailed", 19: "PermissionDenied",
-    20: "Busy",
+    20: "Busy", 21: "SlowWatcher",
 }
 
 EVENT_PUT, EVENT_DELETE = 1, 2
