@@ -81,8 +81,8 @@ func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, progress func(Sn
 func (c *Client) saveEndpoints() []string {
 	c.mu.Lock()
 	first := ""
-	if c.conn != nil && !c.conn.broken() {
-		first = c.conn.addr
+	if cn := c.calls.conn; cn != nil && !cn.broken() {
+		first = cn.addr
 	}
 	c.mu.Unlock()
 	out := []string{}

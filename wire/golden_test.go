@@ -190,6 +190,9 @@ var goldens = []struct {
 	{"keepalive_batch_response.hex", "Response to request 15: sessions 42 and 57 renewed; 43 no longer exists", &Response{
 		ID: 15, Revision: 60, ExpiredSessions: []uint64{43},
 	}, frameNames(responseFields), false},
+	{"busy_response.hex", "Response to request 16 (version 13): the node is overloaded and shed the request; retry after 120 ms", &Response{
+		ID: 16, Err: ErrBusy, ErrMsg: "busy: retry after 120 ms", RetryAfterMs: 120,
+	}, frameNames(responseFields), false},
 	{"snapshot_save_request.hex", "Request 16 (version 14): stream a snapshot taken at a linearizable point, client 77, seq 13", &Request{
 		ID: 16, Op: OpSnapshotSave, ClientID: 77, Seq: 13, AckedBelow: 13,
 	}, frameNames(requestFields), false},
