@@ -158,10 +158,16 @@ func TestKeepAliverBatches(t *testing.T) {
 		}
 		total += size
 	}
+	// Every session is renewed in every round (a batch leaves none out),
+	// however late a loaded machine runs the rounds: the counts differ by
+	// at most one (a round under way when the test looks), and at least
+	// two rounds ran (2.6 s is over five TTL/3).
+	least, most := len(f.renewed[ss[0].id]), 0
 	for _, s := range ss {
-		if len(f.renewed[s.id]) < 4 {
-			t.Fatalf("session %d renewed %d times in 2.6 s with a TTL of %s", s.id, len(f.renewed[s.id]), ttl)
-		}
+		least, most = min(least, len(f.renewed[s.id])), max(most, len(f.renewed[s.id]))
+	}
+	if least < 2 || most-least > 1 {
+		t.Fatalf("sessions renewed between %d and %d times in 2.6 s with a TTL of %s: want every one in every round, at least 2", least, most, ttl)
 	}
 	// Each round takes ceil(10000/4096) = 3 requests; the first round or
 	// two may take more, until the sessions fall into step.

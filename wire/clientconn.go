@@ -337,6 +337,11 @@ func (c *ClientConn) TrySend(s *Response) error {
 // when s does not fit in a frame, and with ErrClosed once the connection is
 // closed.
 func (c *ClientConn) Cork(s *Response) (first bool, err error) {
+	return c.corkFrame(func(b []byte) []byte { return EncodeResponse(b, s) })
+}
+
+// corkFrame adds the frame of the body encode appends to the cork.
+func (c *ClientConn) corkFrame(encode func([]byte) []byte) (first bool, err error) {
 	select {
 	case <-c.fc.writerDone:
 		return false, c.fc.closedErr()
@@ -348,7 +353,7 @@ func (c *ClientConn) Cork(s *Response) (first bool, err error) {
 	if c.cork == nil {
 		c.cork = getFrameBuf()
 	}
-	c.cork = appendFramed(c.cork, func(b []byte) []byte { return EncodeResponse(b, s) })
+	c.cork = appendFramed(c.cork, encode)
 	if n := len(c.cork) - before - frameHeaderBytes; n > c.fc.frameMax {
 		c.cork = c.cork[:before]
 		return false, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, c.fc.frameMax)
