@@ -63,16 +63,24 @@ func (e errNoData) Unwrap() error { return e.err }
 func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, progress func(SnapshotProgress)) (SavedSnapshot, error) {
 	q := &wire.Request{Op: wire.OpSnapshotSave}
 	defer c.sequence(q)()
-	var errs []error
-	for _, addr := range c.saveEndpoints() {
-		saved, err := c.saveFrom(ctx, addr, q, w, progress)
-		var nd errNoData
-		if err == nil || !errors.As(err, &nd) || ctx.Err() != nil || errors.Is(err, ErrPermissionDenied) || errors.Is(err, ErrAuthFailed) {
-			return saved, err
+	for {
+		var errs []error
+		busy := false
+		for _, addr := range c.saveEndpoints() {
+			saved, err := c.saveFrom(ctx, addr, q, w, progress)
+			var nd errNoData
+			if err == nil || !errors.As(err, &nd) || ctx.Err() != nil || errors.Is(err, ErrPermissionDenied) || errors.Is(err, ErrAuthFailed) {
+				return saved, err
+			}
+			busy = busy || errors.Is(err, ErrBusy)
+			errs = append(errs, fmt.Errorf("%s: %w", addr, nd.err))
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, nd.err))
+		if !busy {
+			return SavedSnapshot{}, fmt.Errorf("snapshot save: no endpoint could take it: %w", errors.Join(errs...))
+		}
+		// An overloaded cluster shed the save's barrier (saveFrom waited
+		// its retry-after): go round again, until ctx ends.
 	}
-	return SavedSnapshot{}, fmt.Errorf("snapshot save: no endpoint could take it: %w", errors.Join(errs...))
 }
 
 // saveEndpoints lists the endpoints to try: the one the client is
@@ -164,6 +172,12 @@ func (c *Client) saveFrom(ctx context.Context, addr string, q *wire.Request, w i
 			case wrote:
 				return saved, fmt.Errorf("snapshot save from %s failed after %d bytes: %w", addr, saved.Size, err)
 			case resp.Err == wire.ErrNotLeader || resp.Err == wire.ErrUnavailable || resp.Err == wire.ErrTimeout:
+				return saved, errNoData{err}
+			case resp.Err == wire.ErrBusy:
+				select {
+				case <-time.After(busyWait(resp.RetryAfterMs)):
+				case <-ctx.Done():
+				}
 				return saved, errNoData{err}
 			}
 			return saved, err

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,5 +143,22 @@ func TestSnapshotSaveSilentNode(t *testing.T) {
 	_, err = cl.SnapshotSave(ctx, io.Discard, nil)
 	if !errors.Is(err, client.ErrTimeout) || time.Since(start) > 5*time.Second {
 		t.Fatalf("a silent node: %v after %s, want ErrTimeout after about 1.2 s", err, time.Since(start))
+	}
+}
+
+// TestSnapshotSaveRetriesBusy: an overloaded node sheds the save's barrier
+// (err Busy, protocol 13): the save waits the retry-after and asks again,
+// rather than failing the backup.
+func TestSnapshotSaveRetriesBusy(t *testing.T) {
+	var calls atomic.Int32
+	ep := startSaveNode(t, func() []*wire.Response {
+		if calls.Add(1) <= 2 {
+			return []*wire.Response{{StreamEnd: true, Err: wire.ErrBusy, ErrMsg: "busy: retry after 30 ms", RetryAfterMs: 30}}
+		}
+		return good()
+	})
+	saved, data, err := saveWith(t, ep)
+	if err != nil || len(data) != 24 || saved.Slot != 9 || calls.Load() != 3 {
+		t.Fatalf("after two Busy answers: %+v, %d bytes, %v (%d asks); want the save at the third", saved, len(data), err, calls.Load())
 	}
 }

@@ -61,8 +61,10 @@ func (sv *simSaver) run() {
 				s.failf("snapshot save: error %s without stream_end", r.Err)
 			}
 			switch r.Err {
-			case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout, wire.ErrInternal:
-				// Internal: the connection broke under it.
+			case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout, wire.ErrInternal, wire.ErrBusy:
+				// Internal: the connection broke under it; Busy: an
+				// overloaded node shed its barrier (the saver tries again
+				// later).
 			default:
 				s.failf("snapshot save: unexpected %s: %s", r.Err, r.ErrMsg)
 			}
