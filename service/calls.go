@@ -247,6 +247,10 @@ func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) 
 	*resp = resultResponse(op, res)
 	defer func() { *resp = wire.Response{} }() // holds no value until the next
 	for i, c := range cs {
+		if c.req.Op == wire.OpSnapshotSave {
+			n.saveReady(c, resp) // the barrier passed: the save starts between values
+			continue
+		}
 		r := resp
 		switch {
 		case op == statemachine.OpList && paged(c.req):

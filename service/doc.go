@@ -24,4 +24,12 @@
 // quota_node.go) and the cluster level (OpLevel, level_node.go). It
 // refuses them from clients: their numbers are not wire operations
 // (wire.Op.Valid), so validate answers "unknown operation".
+//
+// # Backups
+//
+// A snapshot save (wire.OpSnapshotSave, snapshot_save.go) streams a view of
+// the state taken after a barrier through the log; CheckBackup and
+// RestoreBackup (backup.go) read the backup file back and write a new
+// cluster's data directory from it (statemachine.StartNewCluster says what
+// a restore keeps). docs/BACKUP.md is the operator's guide.
 package service

@@ -202,6 +202,7 @@ func (n *Node) installDecoded(sm *statemachine.StateMachine, err error) {
 	n.stateInstalled(in.from)
 	n.apply(in.later)
 	n.answerSkipped()
+	n.startSaves()
 	n.m.snapshotInstalls.Inc()
 	n.log.Info().Uint64("slot", uint64(in.meta.Slot)).Uint64("bytes", in.meta.Size).Int("later_slots", len(in.later)).
 		Dur("decode_ms", n.clock.Now().Sub(in.start)).Msg("installed the leader's snapshot")

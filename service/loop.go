@@ -244,6 +244,7 @@ func (n *Node) apply(decided []paxos.Entry) {
 		}
 		n.reportState(e.Slot)
 	}
+	n.startSaves() // between values: a view stands for whole slots
 }
 
 // proposeClock advances the replicated cluster clock while this node leads

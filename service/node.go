@@ -97,6 +97,7 @@ type Node struct {
 	sessCounts    sessionCounts // sessions opened through this node, by client (session_limit.go)
 	corked        []clientConn  // answered in this iteration (uncork)
 	answerScratch wire.Response // the answer Node.answer builds and reuses
+	saves         saveState     // snapshot saves for backups (snapshot_save.go)
 	// The request metrics by label, looked up once (requestCounter).
 	requestCounters map[requestLabels]prometheus.Counter
 	requestTimers   map[wire.Op]prometheus.Observer

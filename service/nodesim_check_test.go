@@ -63,6 +63,9 @@ type simChecker struct {
 	// owned: the sessions clients opened and know of, by id, until the
 	// state no longer holds them (checkOwned).
 	owned map[uint64]*simSession
+	// ackedRev: the highest revision of a write acknowledged to a client
+	// so far (nodesim_save_test.go).
+	ackedRev uint64
 }
 
 // simHold is a client's own view of holding a lock or an election: from

@@ -56,6 +56,8 @@ type simClient struct {
 	ka         *simKeepAliver
 	spares     []*simSession
 	wantSpares int
+	// saver saves snapshots, the watch role's (nodesim_save_test.go).
+	saver *simSaver
 }
 
 func newSimClient(s *sim, idx int) *simClient {
@@ -68,6 +70,7 @@ func newSimClient(s *sim, idx int) *simClient {
 	c.side = newSimLink(c, "side", cid|2)
 	c.obs = newSimLink(c, "obs", cid|3)
 	c.ka = newSimKeepAliver(c)
+	c.saver = newSimSaver(c, cid|4)
 	return c
 }
 
@@ -88,6 +91,7 @@ func (c *simClient) begin() {
 		c.observe = &simObserve{c: c}
 		c.s.at(time.Duration(c.s.rng.Intn(300))*time.Millisecond, nil, c.watch.open)
 		c.s.at(time.Duration(c.s.rng.Intn(300))*time.Millisecond, nil, c.observe.open)
+		c.saver.schedule()
 	}
 }
 
@@ -110,7 +114,7 @@ func (c *simClient) healed() {
 
 // nodeStopped breaks the connections to a node that stopped.
 func (c *simClient) nodeStopped(sn *simNode) {
-	for _, l := range []*simLink{c.main, c.side, c.obs} {
+	for _, l := range []*simLink{c.main, c.side, c.obs, c.saver.l} {
 		l.broken(sn)
 	}
 }
@@ -118,7 +122,7 @@ func (c *simClient) nodeStopped(sn *simNode) {
 // idle reports whether the client has wound down and nothing of it is
 // under way.
 func (c *simClient) idle() bool {
-	return c.windDown && !c.busy && !c.main.busy() && !c.side.busy() && !c.obs.busy() &&
+	return c.windDown && !c.busy && !c.main.busy() && !c.side.busy() && !c.obs.busy() && !c.saver.l.busy() &&
 		(c.sess == nil || c.sess.ended) && (c.watch == nil || c.watch.stopped) && c.sparesIdle()
 }
 
@@ -260,6 +264,9 @@ func (c *simClient) kvOp(done func()) {
 			c.seen[key] = ""
 		}
 		s.stats.ops++
+		if r != nil && r.Err == wire.ErrNone && in.Op != "get" {
+			s.check.ackedRev = max(s.check.ackedRev, r.Revision) // a save sent from now on holds it
+		}
 		s.check.kvOp(c.idx, in, call, s.now, out)
 	})
 }

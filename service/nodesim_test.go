@@ -243,6 +243,7 @@ type simStats struct {
 	ephemeralPuts, ephemeralEnded                                 int
 	watchProgress, watchSlowEnds                                  int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
+	saves                                                         int
 	busy                                                          int // answers Busy (busy.go), retried after their wait
 	sessionLimit                                                  int // opens refused at the client's session limit
 }
@@ -291,6 +292,7 @@ func (a *simStats) add(b simStats) {
 	a.kaBatchSeveral += b.kaBatchSeveral
 	a.kaSingles += b.kaSingles
 	a.kaRefused += b.kaRefused
+	a.saves += b.saves
 	a.busy += b.busy
 	a.sessionLimit += b.sessionLimit
 }
@@ -356,6 +358,7 @@ func TestNodeSim(t *testing.T) {
 			"session open refused at the client's session limit":   total.sessionLimit,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
+			"snapshot save (checked)":                              total.saves,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

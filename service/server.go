@@ -241,6 +241,9 @@ const opClockWire = wire.Op(statemachine.OpClock)
 // commandOf returns q's command, by value: it is encoded at once, and a
 // pointer would put one more allocation on every write's path.
 func commandOf(q *wire.Request) statemachine.Command {
+	if q.Op == wire.OpSnapshotSave {
+		return saveBarrier(q) // snapshot_save.go
+	}
 	c := commandFields(q)
 	if paged(q) {
 		// A linearizable page goes through the log as the List command of

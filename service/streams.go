@@ -267,6 +267,7 @@ func (n *Node) cancel(c *call) {
 		n.streams.remove(k)
 		s.c.reply(&wire.Response{StreamEnd: true, Err: wire.ErrCanceled, ErrMsg: "stream cancelled"})
 	}
+	n.cancelSave(k) // snapshot_save.go
 	n.removeWaiters(func(w *call) bool { return w.conn == c.conn && w.req.ID == c.req.CancelID }, func(w *call) {
 		w.reply(&wire.Response{Err: wire.ErrCanceled, ErrMsg: "request cancelled"})
 	})

@@ -215,6 +215,12 @@
 //   - Each election keeps its latest SMOptions.ElectionHistoryMax changes;
 //     ElectionChanges returns ErrCompacted if change afterSeq+1 was dropped.
 //
+// A restored backup starts a new cluster from a snapshot
+// (StartNewCluster, newcluster.go): every session ends, revisions, tokens,
+// terms, session ids and change numbers continue a bump above the old
+// ones, and both histories start compacted at the new numbers, so a watch
+// or an observe resumed from the old cluster gets ErrCompacted.
+//
 // # Local queries
 //
 // The node reads applied state directly (no log, not linearizable) for

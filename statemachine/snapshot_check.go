@@ -20,6 +20,15 @@ type SnapshotInfo struct {
 	// (the quota's usage once restored).
 	Keys      int
 	LiveBytes uint64
+	// Revision is the store revision, Fence the last fencing token (or
+	// election term) handed out, ClusterID the cluster's id (nil: none
+	// yet), Level the cluster level; Sessions, Locks and Elections count
+	// the open sessions and the lock and election records (paxosd
+	// snapshot status prints them).
+	Revision, Fence            uint64
+	ClusterID                  []byte
+	Level                      uint64
+	Sessions, Locks, Elections int
 }
 
 // CheckSnapshot reads a snapshot as RestoreFrom does, both passes, and

@@ -63,7 +63,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 	r := mustRestore(t, opts, data)
 	checkSameState(t, sm, r)
 
-	if info, err := checkBytes(opts, data); err != nil || info != (SnapshotInfo{Applied: r.Applied(), Keys: len(r.List("", 0)), LiveBytes: r.Quota().Used}) {
+	if info, err := checkBytes(opts, data); err != nil || info.Applied != r.Applied() || info.Keys != len(r.List("", 0)) || info.LiveBytes != r.Quota().Used || info.Revision != r.Revision() {
 		t.Fatalf("CheckSnapshot of a sound snapshot: %+v, %v; the state: applied %d, %d keys, %d bytes",
 			info, err, r.Applied(), len(r.List("", 0)), r.Quota().Used)
 	}

@@ -452,3 +452,6 @@ func (v *SnapshotView) Hash(opts SMOptions) (uint64, error) {
 	}
 	return sm.legacyHash(), nil
 }
+
+// Revision is the store revision of the view.
+func (v *SnapshotView) Revision() uint64 { return v.st.Revision }

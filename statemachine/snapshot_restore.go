@@ -101,6 +101,8 @@ func restoreStream(opts SMOptions, open func() (io.Reader, error), size int64, k
 		return nil, info, err
 	}
 	info.Applied = sm.Applied()
+	info.Revision, info.Fence, info.ClusterID, info.Level = sm.kv.rev, sm.fence, sm.ident.id, sm.level
+	info.Sessions, info.Locks, info.Elections = len(sm.sessions.m), len(sm.locks.m), len(sm.elect.m)
 	return sm, info, nil
 }
 

@@ -177,6 +177,17 @@ const (
 	// before, it answers ErrInvalid. Response: ExpiredSessions, the ids
 	// of the batch that no longer exist; every other one was renewed.
 	OpSessionKeepAliveBatch Op = 47
+
+	// OpSnapshotSave (version 14) is a stream: the contacted node takes a
+	// snapshot of its state at a linearizable point (a barrier through
+	// the log, with ClientID and Seq: the state holds every write
+	// acknowledged before the request) and streams it. The first
+	// response carries SnapSlot and Revision (the state's slot and store
+	// revision), every later one a chunk of the snapshot in Data, the
+	// last (StreamEnd) SnapSlot, Revision, SnapSize and SnapCRC (CRC-32C of
+	// the bytes sent). Root only while auth is enabled. paxosd snapshot
+	// save writes it to a backup file.
+	OpSnapshotSave Op = 48
 )
 
 // KeepAliveBatchMax bounds the session ids of one
@@ -228,6 +239,7 @@ var opNames = [...]string{
 	OpAuthenticate:     "Authenticate",
 
 	OpSessionKeepAliveBatch: "SessionKeepAliveBatch",
+	OpSnapshotSave:          "SnapshotSave",
 }
 
 func (o Op) String() string {
@@ -244,16 +256,17 @@ func (o Op) String() string {
 // commands, are not valid.
 func (o Op) Valid() bool {
 	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn ||
-		o >= OpUserAdd && o <= OpAuthenticate || o == OpSessionKeepAliveBatch
+		o >= OpUserAdd && o <= OpAuthenticate || o == OpSessionKeepAliveBatch || o == OpSnapshotSave
 }
 
 // IsAuthAdmin reports whether o manages users, roles or auth (ops 33 to
 // 45): root's alone while auth is enabled.
 func (o Op) IsAuthAdmin() bool { return o >= OpUserAdd && o <= OpAuthStatus }
 
-// IsStream reports whether o opens a stream (OpWatch, OpObserve): one
-// request answered by many responses, the last one with StreamEnd set.
-func (o Op) IsStream() bool { return o == OpWatch || o == OpObserve }
+// IsStream reports whether o opens a stream (OpWatch, OpObserve,
+// OpSnapshotSave): one request answered by many responses, the last one
+// with StreamEnd set.
+func (o Op) IsStream() bool { return o == OpWatch || o == OpObserve || o == OpSnapshotSave }
 
 // Blocking reports whether q is a blocking call: an ordinary request whose
 // single answer may come much later (OpLockAcquire with Wait,

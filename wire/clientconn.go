@@ -374,6 +374,12 @@ func (c *ClientConn) Uncork() error {
 	return c.fc.trySendFrame(f)
 }
 
+// Queued returns how many responses wait to be written to the socket. A
+// sender that streams much (a snapshot save) paces itself on it, so that
+// only a few of its frames are in memory at a time: the queue's bound is a
+// count of frames, not of bytes, and Send blocks only once it is full.
+func (c *ClientConn) Queued() int { return int(c.fc.gate.queued.Load()) }
+
 // Backlog is the bytes of responses this connection holds: corked, or
 // handed to its writer and not yet written to the socket. A server that
 // pushes streams stops pushing more while its client reads too slowly to

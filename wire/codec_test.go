@@ -516,7 +516,10 @@ func TestNumbering(t *testing.T) {
 	if OpSessionKeepAliveBatch != 47 || !OpSessionKeepAliveBatch.Valid() || OpSessionKeepAliveBatch.IsAuthAdmin() {
 		t.Errorf("keep-alive batch op %d %q", OpSessionKeepAliveBatch, OpSessionKeepAliveBatch)
 	}
-	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 48, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
+	if OpSnapshotSave != 48 || !OpSnapshotSave.Valid() || !OpSnapshotSave.IsStream() || OpSnapshotSave.IsAuthAdmin() {
+		t.Errorf("snapshot save op %d %q", OpSnapshotSave, OpSnapshotSave)
+	}
+	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 49, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}

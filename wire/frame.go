@@ -26,14 +26,20 @@ const (
 	// node sends a client that speaks it progress notifications on its
 	// idle watches (VersionWatchProgress). Version 12 adds keep-alive
 	// batches (VersionKeepAliveBatch). Version 13 adds back-pressure
-	// (VersionBusy). Version 15 adds the error code SlowWatcher
-	// (VersionSlowWatcher).
+	// (VersionBusy). Version 14 adds snapshot saves (VersionSnapshotSave).
+	// Version 15 adds the error code SlowWatcher (VersionSlowWatcher).
 	ProtocolVersion = 15
 	// VersionSlowWatcher is the first version whose clients get err
 	// SlowWatcher when a node ends a watch they read too slowly (its
 	// revision says where to resume); an older client is told Unavailable,
 	// which it resumes from too.
 	VersionSlowWatcher = 15
+	// VersionSnapshotSave is the first version that has OpSnapshotSave: a
+	// client sends one only on a connection that negotiated it (an older
+	// node answers an unknown op). Nothing new enters the log or the
+	// state: the save's barrier is a List command every version applies,
+	// so it needs no cluster level.
+	VersionSnapshotSave = 14
 	// VersionBusy is the first version with ErrBusy and the response field
 	// retry_after_ms: an overloaded node answers a client that negotiated
 	// it "busy: retry after N ms"; an older client gets what older nodes

@@ -193,6 +193,12 @@ var goldens = []struct {
 	{"busy_response.hex", "Response to request 16 (version 13): the node is overloaded and shed the request; retry after 120 ms", &Response{
 		ID: 16, Err: ErrBusy, ErrMsg: "busy: retry after 120 ms", RetryAfterMs: 120,
 	}, frameNames(responseFields), false},
+	{"snapshot_save_request.hex", "Request 16 (version 14): stream a snapshot taken at a linearizable point, client 77, seq 13", &Request{
+		ID: 16, Op: OpSnapshotSave, ClientID: 77, Seq: 13, AckedBelow: 13,
+	}, frameNames(requestFields), false},
+	{"snapshot_save_end_response.hex", "The last response of request 16's stream: the snapshot of slot 900 (store revision 750) was 1,048,600 bytes, CRC-32C 0x1c2d3e4f", &Response{
+		ID: 16, StreamEnd: true, SnapSlot: 900, Revision: 750, SnapSize: 1048600, SnapCRC: 0x1c2d3e4f,
+	}, frameNames(responseFields), false},
 }
 
 func encodeAny(v any) []byte {

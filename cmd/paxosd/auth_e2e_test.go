@@ -123,6 +123,17 @@ func TestAuthCLI(t *testing.T) {
 	if code, _, errOut := alice("user", "list"); code != 1 || !strings.Contains(errOut, "permission denied") {
 		t.Fatalf("alice lists users: exit %d, %q", code, errOut)
 	}
+	// A backup holds every key, whoever may read them: root's only.
+	backup := filepath.Join(t.TempDir(), "backup.snap")
+	if code, _, errOut := alice("snapshot", "save", backup); code != 1 || !strings.Contains(errOut, "permission denied: SnapshotSave is root's only, and alice is not root") {
+		t.Fatalf("alice saves a snapshot: exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(backup); !os.IsNotExist(err) {
+		t.Fatalf("a refused save left %s (%v)", backup, err)
+	}
+	if out := ok("root saves a snapshot")(root("snapshot", "save", backup)); !strings.HasPrefix(out, "saved "+backup) {
+		t.Fatalf("root's snapshot save printed %q", out)
+	}
 	if code, _, errOut := runAs(t, bin, "", []string{"PAXOSD_USER=alice:wrong"}, with([]string{"kv", "get", "app/x"})...); code != 1 ||
 		errOut != "paxosd: error: authentication failed: wrong user name or password\n" {
 		t.Fatalf("a wrong password: exit %d, %q", code, errOut)

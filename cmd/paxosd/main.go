@@ -53,6 +53,10 @@ Usage:
   paxosd role add NAME                              add a role (also: role list, delete, revoke)
   paxosd role grant NAME --prefix P --readwrite     let a role read and write under P (or --read, --write)
   paxosd auth enable|disable|status                 check every request against the users' roles
+  paxosd snapshot save FILE                         save a backup: a snapshot taken now, checked, written atomically
+  paxosd snapshot status FILE                       check a backup; print its slot, revision, keys, size, checksum
+  paxosd snapshot restore FILE --data-dir DIR --id ID --peers 1=HOST:PORT,...
+                                                    a data dir from which 'paxosd serve' starts a NEW cluster
   paxosd status                                     every member's role, ballot, commit and applied index;
                                                     exit 1 if one is down or none leads
   paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, sessions, watch, ...
@@ -117,6 +121,8 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdRole(args[1:], stdout)
 	case "auth":
 		err = cmdAuth(args[1:], stdout)
+	case "snapshot":
+		err = cmdSnapshot(args[1:], stdout, stderr)
 	case "bench":
 		err = bench.Command(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -152,7 +158,7 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var writesOut = map[string]bool{
 	"kv": true, "status": true, "lock": true, "elect": true, "session": true, "register": true,
 	"leader": true, "quota": true, "version": true, "txn": true,
-	"user": true, "role": true, "auth": true,
+	"user": true, "role": true, "auth": true, "snapshot": true,
 }
 
 func trimUsage(err error) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/paxosd/paxosd/client"
 	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/service"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -457,4 +458,62 @@ func nonNilStrings(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// snapshotInfoJSON is what a backup holds (paxosd snapshot save and
+// status).
+type snapshotInfoJSON struct {
+	Slot        uint64 `json:"slot"`
+	Revision    uint64 `json:"revision"`
+	Keys        int    `json:"keys"`
+	SizeBytes   uint64 `json:"size_bytes"`
+	FileBytes   int64  `json:"file_bytes"`
+	CRC32C      string `json:"crc32c"`
+	ClusterUUID string `json:"cluster_uuid"`
+	Level       uint64 `json:"level"`
+	Fence       uint64 `json:"fence"`
+	Sessions    int    `json:"sessions"`
+	Locks       int    `json:"locks"`
+	Elections   int    `json:"elections"`
+}
+
+func snapshotJSON(i service.BackupInfo) snapshotInfoJSON {
+	return snapshotInfoJSON{
+		Slot: uint64(i.Slot), Revision: i.Revision, Keys: i.Keys, SizeBytes: i.Size, FileBytes: i.FileBytes,
+		CRC32C: fmt.Sprintf("%08x", i.CRC), ClusterUUID: fmt.Sprintf("%x", i.ClusterID), Level: i.Level, Fence: i.Fence,
+		Sessions: i.Sessions, Locks: i.Locks, Elections: i.Elections,
+	}
+}
+
+// snapshotSaveJSON: paxosd snapshot save -w json.
+type snapshotSaveJSON struct {
+	File string `json:"file"`
+	snapshotInfoJSON
+	Endpoint string `json:"endpoint"`
+	TookMs   uint64 `json:"took_ms"`
+}
+
+// snapshotStatusJSON: paxosd snapshot status -w json.
+type snapshotStatusJSON struct {
+	File string `json:"file"`
+	snapshotInfoJSON
+}
+
+// snapshotRestoreJSON: paxosd snapshot restore -w json.
+type snapshotRestoreJSON struct {
+	File                 string `json:"file"`
+	DataDir              string `json:"data_dir"`
+	ID                   uint32 `json:"id"`
+	ClusterUUID          string `json:"cluster_uuid"`
+	Slot                 uint64 `json:"slot"`
+	Keys                 int    `json:"keys"`
+	Revision             uint64 `json:"revision"`
+	Fence                uint64 `json:"fence"`
+	StateHash            string `json:"state_hash"`
+	SessionsEnded        int    `json:"sessions_ended"`
+	LocksReleased        int    `json:"locks_released"`
+	WaitersDropped       int    `json:"waiters_dropped"`
+	LeadersDropped       int    `json:"leaders_dropped"`
+	CandidatesDropped    int    `json:"candidates_dropped"`
+	EphemeralKeysDeleted int    `json:"ephemeral_keys_deleted"`
 }

@@ -62,6 +62,10 @@ OP_TXN = 32
 # KEEPALIVE_BATCH_MAX ids.
 OP_SESSION_KEEPALIVE_BATCH = 47
 KEEPALIVE_BATCH_MAX = 4096
+# (version 14) a stream: a snapshot taken at a linearizable point, in
+# chunks (paxosd snapshot save; docs/BACKUP.md). This client does not send
+# it; it is named so that its tables cover every op.
+OP_SNAPSHOT_SAVE = 48
 
 # Users, roles and auth (PROTOCOL.md, "Users, roles and auth"; protocol
 # 10). A client with credentials says version AUTH_VERSION in its hello
@@ -96,16 +100,19 @@ OP_NAMES = {
     41: "AuthEnable", 42: "AuthDisable", 43: "UserList", 44: "RoleList",
     45: "AuthStatus", 46: "Authenticate",
     47: "SessionKeepAliveBatch",
+    48: "SnapshotSave",
 }
 
 # The ops that go through the replicated log and so need a non-zero
 # client_id and seq (PROTOCOL.md §4): Put, Get, Delete, CAS, List (Get and
 # List only when not serializable), 7-18 but SessionList and LockList, and
 # QuotaSet, Txn, the user, role and auth commands, and
-# SessionKeepAliveBatch. The others are served by the contacted node alone.
+# SessionKeepAliveBatch, and SnapshotSave (its barrier). The others are
+# served by the contacted node alone.
 _LOG_OPS = frozenset([1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 18, 28, 32,
                       33, 34, 35, 36, 37, 38, 39, 40, 41, 42,  # 33-42: protocol 10
-                      47])  # protocol 12
+                      47,  # protocol 12
+                      48])  # protocol 14
 
 
 def through_log(op, serializable=False):
