@@ -99,6 +99,10 @@ type locksRun struct {
 	w   *LockHolders
 	rep *LocksReport
 	cpu *cpuMeter
+	// quick writes the failover probes: a short attempt timeout, so that
+	// the time to the first write measures the cluster's failover more
+	// than the probe's patience with a node that cannot answer.
+	quick *client.Client
 
 	base      map[string]Grant
 	ids       []uint64
@@ -148,6 +152,15 @@ func (r *locksRun) run() error {
 		return fmt.Errorf("cluster accepted no write within %s of starting (logs in %s)", d, s.dir)
 	}
 	r.cpu = newCPUMeter(s.c)
+	qcfg := s.c.ClientConfig(s.c.Endpoints())
+	qcfg.AttemptTimeout = quickAttempt
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 5*time.Second)
+	r.quick, err = client.NewWithConfig(ctx0, qcfg)
+	cancel0()
+	if err != nil {
+		return err
+	}
+	defer r.quick.Close()
 	self0, t0 := procCPU(os.Getpid()), time.Now()
 
 	// The clients: the default attempt timeout (3 s), as a program would
@@ -221,13 +234,19 @@ func (r *locksRun) run() error {
 	r.finalChecks()
 	stopWaiters()
 	r.w.Wait()
-	for _, g := range r.w.GrantedWaiters() {
-		r.rep.ChangedHands++
-		s.st.Anomaly("%s", g)
+	var granted []string
+	for name, g := range r.w.GrantedWaiters() {
+		r.mu.Lock()
+		if !r.reported[name] {
+			r.reported[name] = true
+			r.rep.ChangedHands++
+		}
+		r.mu.Unlock()
+		granted = append(granted, g...)
 	}
-	for _, e := range r.w.WaitErrors() {
-		s.st.Anomaly("%s", e)
-	}
+	slices.Sort(granted)
+	r.someAnomalies(granted, "waits ended with the lock")
+	r.someAnomalies(r.w.WaitErrors(), "waits ended otherwise")
 	r.rep.LostByClient = r.w.Lost()
 	r.rep.LoadgenCores = (procCPU(os.Getpid()) - self0) / time.Since(t0).Seconds()
 	return nil
@@ -342,7 +361,20 @@ func (r *locksRun) monitor(ctx context.Context) {
 	}
 }
 
-// noteChange records a lock that changed hands, once per lock.
+// someAnomalies records the first 10 of list in full, and how many there
+// were in all.
+func (r *locksRun) someAnomalies(list []string, what string) {
+	for i, a := range list {
+		if i == 10 {
+			r.st.Anomaly("... %d %s in all", len(list), what)
+			break
+		}
+		r.st.Anomaly("%s", a)
+	}
+}
+
+// noteChange records a lock that changed hands, once per lock (the first
+// 20 as anomalies of their own, then one line for the rest).
 func (r *locksRun) noteChange(d LockDiff, when string) bool {
 	if !d.ChangedHands() {
 		return false
@@ -354,7 +386,12 @@ func (r *locksRun) noteChange(d LockDiff, when string) bool {
 	}
 	r.reported[d.Name] = true
 	r.rep.ChangedHands++
-	r.st.Anomaly("%s (%s, at %s)", d, when, time.Now().Format("15:04:05.000"))
+	switch {
+	case r.rep.ChangedHands <= 20:
+		r.st.Anomaly("%s (%s, at %s)", d, when, time.Now().Format("15:04:05.000"))
+	case r.rep.ChangedHands == 21:
+		r.st.Anomaly("more locks changed hands: see the report's count")
+	}
 	return true
 }
 
@@ -464,12 +501,16 @@ func (r *locksRun) apply(inj *Injector, f Fault) (Applied, error) {
 	}, nil
 }
 
+// quickAttempt is the failover probe's attempt timeout: a write takes a
+// few ms, an election a few hundred.
+const quickAttempt = 200 * time.Millisecond
+
 // firstWrite writes until a write gets through or ctx ends, and returns
 // how long after start the first one did (-1: none did).
 func (r *locksRun) firstWrite(ctx context.Context, start time.Time) time.Duration {
 	for n := 0; ctx.Err() == nil; n++ {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := r.probe.Put(wctx, "chaos/failover", []byte(fmt.Sprint(n)))
+		_, err := r.quick.Put(wctx, "chaos/failover", []byte(fmt.Sprint(n)))
 		cancel()
 		if err == nil {
 			return time.Since(start)

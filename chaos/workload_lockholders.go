@@ -38,8 +38,9 @@ type LockHolders struct {
 
 	mu   sync.Mutex
 	lost map[int]LostSession // by session index
-	// grantedWaiters are waits that ended with the lock: a change of hands.
-	grantedWaiters []string
+	// grantedWaiters are waits that ended with the lock (a change of
+	// hands): what happened, by lock name.
+	grantedWaiters map[string][]string
 	// waitErrors are waits that ended otherwise, before the run's end.
 	waitErrors []string
 	waiting    sync.WaitGroup
@@ -153,7 +154,10 @@ func (w *LockHolders) StartWaiters(ctx context.Context) {
 				defer w.mu.Unlock()
 				switch {
 				case err == nil:
-					w.grantedWaiters = append(w.grantedWaiters, fmt.Sprintf("lock %s changed hands: its waiter session %d (index %d) was granted it with token %d, while session %d held it with token %d",
+					if w.grantedWaiters == nil {
+						w.grantedWaiters = map[string][]string{}
+					}
+					w.grantedWaiters[name] = append(w.grantedWaiters[name], fmt.Sprintf("lock %s changed hands: its waiter session %d (index %d) was granted it with token %d, while session %d held it with token %d",
 						name, w.sessions[i].ID(), i, l.Token, w.sessions[j].ID(), w.shared[j]))
 				case ctx.Err() == nil:
 					w.waitErrors = append(w.waitErrors, fmt.Sprintf("the wait of session %d (index %d) for lock %s ended: %v", w.sessions[i].ID(), i, name, err))
@@ -219,11 +223,16 @@ func (w *LockHolders) Lost() int {
 	return len(w.lost)
 }
 
-// GrantedWaiters and WaitErrors are what the waits that ended said.
-func (w *LockHolders) GrantedWaiters() []string {
+// GrantedWaiters and WaitErrors are what the waits that ended said: the
+// grants by lock name, the errors in the order they came.
+func (w *LockHolders) GrantedWaiters() map[string][]string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]string(nil), w.grantedWaiters...)
+	out := make(map[string][]string, len(w.grantedWaiters))
+	for k, v := range w.grantedWaiters {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
 }
 
 // WaitErrors: see GrantedWaiters.
