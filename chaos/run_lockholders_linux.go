@@ -432,7 +432,10 @@ func (r *locksRun) injectFaults() error {
 			return fmt.Errorf("fault %d (%s): %w", i, f, err)
 		}
 		fr.What = a.What
-		s.cfg.Logf("lock holders: fault %d: %s for %s", i, a.What, f.Hold)
+		if f.Target == TheLeader && f.Kind != Mixed {
+			fr.What += " (the leader)"
+		}
+		s.cfg.Logf("lock holders: fault %d: %s for %s", i, fr.What, f.Hold)
 		first := make(chan time.Duration, 1)
 		pctx, stopProbe := context.WithCancel(context.Background())
 		go func() { first <- r.firstWrite(pctx, faultStart) }()
