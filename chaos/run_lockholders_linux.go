@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paxosd/paxosd/client"
@@ -41,6 +42,9 @@ type FaultReport struct {
 	FailoverDuring     bool // the first write got through before the heal
 	LeaderBefore       int  // 0-based, -1 unknown
 	LeaderAfter        int
+	// Lost is how many sessions their client declared lost from this
+	// fault's start to the next one's.
+	Lost int
 	// MinRemaining is the least TTL left that the cluster's list showed
 	// for any of the sessions between this fault's start and the next
 	// one's, -1 if no list was read.
@@ -79,9 +83,9 @@ func (r *LocksReport) String() string {
 		if f.FailoverDuring {
 			during = "during the fault"
 		}
-		fmt.Fprintf(&b, "  fault %d: %s for %s: first write %s after its start (%s), %s after the heal; leader node %d -> node %d; least TTL left %s\n",
+		fmt.Fprintf(&b, "  fault %d: %s for %s: first write %s after its start (%s), %s after the heal; leader node %d -> node %d; least TTL left %s; %d sessions lost\n",
 			i, f.What, f.Hold.Round(time.Millisecond), f.Failover.Round(time.Millisecond), during,
-			f.Recovery.Round(time.Millisecond), f.LeaderBefore+1, f.LeaderAfter+1, f.MinRemaining)
+			f.Recovery.Round(time.Millisecond), f.LeaderBefore+1, f.LeaderAfter+1, f.MinRemaining, f.Lost)
 	}
 	fmt.Fprintf(&b, "sessions lost: %d declared lost by the client, %d expired by the cluster; locks changed hands: %d, released: %d; least TTL left seen: %s",
 		r.LostByClient, r.ExpiredByCluster, r.ChangedHands, r.Released, r.MinRemaining)
@@ -110,6 +114,10 @@ type locksRun struct {
 	mu        sync.Mutex
 	reported  map[string]bool // locks already reported changed
 	minRemain time.Duration   // since the last fault started
+	lostSeen  int             // sessions declared lost, as scanLost saw them
+	// listing: the monitor reads the lists (not during the quiet hold,
+	// whose CPU figure is the keep-alives' alone).
+	listing atomic.Bool
 }
 
 // RunLocks runs one lock-holders schedule: a fresh cluster, the sessions
@@ -212,6 +220,7 @@ func (r *locksRun) run() error {
 	r.rep.HoldCores = (r.cpu.sample() - cpuHold) / time.Since(holdFrom).Seconds()
 	s.cfg.Logf("lock holders: held %s without faults: members' CPU %.2f cores", r.lc.QuietHold, r.rep.HoldCores)
 
+	r.listing.Store(true)
 	faultFrom, cpuFaults := time.Now(), r.cpu.sample()
 	err = r.injectFaults()
 	if err == nil {
@@ -331,7 +340,7 @@ func (r *locksRun) monitor(ctx context.Context) {
 		case <-tick.C:
 		}
 		r.scanLost()
-		if time.Since(lastList) < r.lc.ListEvery {
+		if !r.listing.Load() || time.Since(lastList) < r.lc.ListEvery {
 			continue
 		}
 		lastList = time.Now()
@@ -399,9 +408,15 @@ func (r *locksRun) noteChange(d LockDiff, when string) bool {
 // 20 in full, then a count).
 func (r *locksRun) scanLost() {
 	for _, l := range r.w.ScanLost() {
-		if n := r.w.Lost(); n <= 20 {
-			r.st.Anomaly("session %d (index %d) declared lost by its client at %s: %v", l.ID, l.Index, l.At.Format("15:04:05.000"), l.Err)
-		} else if n == 21 {
+		r.mu.Lock()
+		r.lostSeen++
+		n := r.lostSeen
+		r.mu.Unlock()
+		switch {
+		case n <= 20:
+			r.st.Anomaly("session %d (index %d, connection %d) declared lost by its client at %s: %v",
+				l.ID, l.Index, l.Index%r.lc.Conns, l.At.Format("15:04:05.000"), l.Err)
+		case n == 21:
 			r.st.Anomaly("more sessions declared lost by their clients: see the report's count")
 		}
 	}
@@ -424,6 +439,7 @@ func (r *locksRun) injectFaults() error {
 		r.minRemain = -1
 		r.mu.Unlock()
 		fr := FaultReport{Hold: f.Hold, LeaderBefore: s.c.Leader()}
+		lost0 := r.w.Lost()
 		r.cpu.sample() // the CPU of a node about to be killed
 		s.st.Fault(string(f.Kind))
 		faultStart := time.Now()
@@ -465,6 +481,7 @@ func (r *locksRun) injectFaults() error {
 		}
 		time.Sleep(f.Quiet)
 		fr.LeaderAfter = s.c.Leader()
+		fr.Lost = r.w.Lost() - lost0
 		r.mu.Lock()
 		fr.MinRemaining = r.minRemain
 		r.mu.Unlock()
