@@ -40,6 +40,10 @@ type FaultReport struct {
 	// from the heal to the first write after it.
 	Failover, Recovery time.Duration
 	FailoverDuring     bool // the first write got through before the heal
+	// Elected is the time from the fault's start until a node other than
+	// the leader before it said it leads (-1: none did before the first
+	// write after the heal; the leader stayed, or came back).
+	Elected time.Duration
 	LeaderBefore       int  // 0-based, -1 unknown
 	LeaderAfter        int
 	// Lost is how many sessions their client declared lost from this
@@ -83,8 +87,12 @@ func (r *LocksReport) String() string {
 		if f.FailoverDuring {
 			during = "during the fault"
 		}
-		fmt.Fprintf(&b, "  fault %d: %s for %s: first write %s after its start (%s), %s after the heal; leader node %d -> node %d; least TTL left %s; %d sessions lost\n",
-			i, f.What, f.Hold.Round(time.Millisecond), f.Failover.Round(time.Millisecond), during,
+		elected := "no new leader"
+		if f.Elected >= 0 {
+			elected = "a new leader after " + f.Elected.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "  fault %d: %s for %s: %s, first write %s after its start (%s), %s after the heal; leader node %d -> node %d; least TTL left %s; %d sessions lost\n",
+			i, f.What, f.Hold.Round(time.Millisecond), elected, f.Failover.Round(time.Millisecond), during,
 			f.Recovery.Round(time.Millisecond), f.LeaderBefore+1, f.LeaderAfter+1, f.MinRemaining, f.Lost)
 	}
 	fmt.Fprintf(&b, "sessions lost: %d declared lost by the client, %d expired by the cluster; locks changed hands: %d, released: %d; least TTL left seen: %s",
@@ -448,13 +456,14 @@ func (r *locksRun) injectFaults() error {
 			return fmt.Errorf("fault %d (%s): %w", i, f, err)
 		}
 		fr.What = a.What
-		if f.Target == TheLeader && f.Kind != Mixed {
+		if f.Kind != Mixed && (f.Target == TheLeader || f.Node == fr.LeaderBefore) {
 			fr.What += " (the leader)"
 		}
-		s.cfg.Logf("lock holders: fault %d: %s for %s", i, fr.What, f.Hold)
-		first := make(chan time.Duration, 1)
+		s.cfg.Logf("lock holders: fault %d at %s (the nodes' log time): %s for %s", i, faultStart.UTC().Format("15:04:05.000"), fr.What, f.Hold)
+		first, elected := make(chan time.Duration, 1), make(chan time.Duration, 1)
 		pctx, stopProbe := context.WithCancel(context.Background())
 		go func() { first <- r.firstWrite(pctx, faultStart) }()
+		go func() { elected <- r.newLeader(pctx, faultStart, fr.LeaderBefore) }()
 		time.Sleep(f.Hold)
 		if i == 1 && r.lc.Revoke > 0 {
 			r.revoke()
@@ -474,7 +483,7 @@ func (r *locksRun) injectFaults() error {
 			s.st.Anomaly("the first write after fault %d (%s) healed took %s, over the %s bound", i, a.What, d.Round(time.Millisecond), s.cfg.RecoveryBound)
 		}
 		stopProbe()
-		fr.Failover = <-first
+		fr.Failover, fr.Elected = <-first, <-elected
 		fr.FailoverDuring = fr.Failover >= 0 && faultStart.Add(fr.Failover).Before(healed)
 		if fr.Failover < 0 {
 			fr.Failover = healed.Sub(faultStart) + d
@@ -538,6 +547,28 @@ func (r *locksRun) firstWrite(ctx context.Context, start time.Time) time.Duratio
 		select {
 		case <-ctx.Done():
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return -1
+}
+
+// newLeader asks every node for its role until one other than before
+// says it leads, and returns how long after start that was (-1: none did
+// before ctx ended).
+func (r *locksRun) newLeader(ctx context.Context, start time.Time, before int) time.Duration {
+	unc := client.Unconnected(r.c.ClientConfig(r.c.Endpoints()))
+	for ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		st := unc.Status(sctx)
+		cancel()
+		for i, m := range st {
+			if i != before && m.Err == nil && m.Status.Role == "leader" {
+				return time.Since(start)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	return -1
