@@ -43,9 +43,9 @@ type FaultReport struct {
 	// Elected is the time from the fault's start until a node other than
 	// the leader before it said it leads (-1: none did before the first
 	// write after the heal; the leader stayed, or came back).
-	Elected time.Duration
-	LeaderBefore       int  // 0-based, -1 unknown
-	LeaderAfter        int
+	Elected      time.Duration
+	LeaderBefore int // 0-based, -1 unknown
+	LeaderAfter  int
 	// Lost is how many sessions their client declared lost from this
 	// fault's start to the next one's.
 	Lost int
