@@ -46,17 +46,21 @@ func (r *locksRun) injectFaults() error {
 		s.cfg.Logf("lock holders: fault %d at %s (the nodes' log time): %s for %s", i, faultStart.UTC().Format("15:04:05.000"), fr.What, f.Hold)
 		first, elected := make(chan time.Duration, 1), make(chan time.Duration, 1)
 		pctx, stopProbe := context.WithCancel(context.Background())
+		lctx, stopLeader := context.WithCancel(context.Background())
 		go func() { first <- r.firstWrite(pctx, faultStart) }()
-		go func() { elected <- r.newLeader(pctx, faultStart, fr.LeaderBefore) }()
+		go func() { elected <- r.newLeader(lctx, faultStart, fr.LeaderBefore) }()
 		time.Sleep(f.Hold)
 		if i == 1 && r.lc.Revoke > 0 {
 			r.revoke()
 		}
+		healStart := time.Now()
 		if err := a.Heal(); err != nil {
 			stopProbe()
+			stopLeader()
 			return fmt.Errorf("healing fault %d (%s): %w", i, f, err)
 		}
 		healed := time.Now()
+		fr.HealTook = healed.Sub(healStart)
 		d, _ := s.probeWrite(probeLimit)
 		fr.Recovery = d
 		s.st.Recovery(string(f.Kind), d)
@@ -67,12 +71,14 @@ func (r *locksRun) injectFaults() error {
 			s.st.Anomaly("the first write after fault %d (%s) healed took %s, over the %s bound", i, a.What, d.Round(time.Millisecond), s.cfg.RecoveryBound)
 		}
 		stopProbe()
-		fr.Failover, fr.Elected = <-first, <-elected
-		fr.FailoverDuring = fr.Failover >= 0 && faultStart.Add(fr.Failover).Before(healed)
+		fr.Failover = <-first
+		fr.FailoverDuring = fr.Failover >= 0 && faultStart.Add(fr.Failover).Before(healStart)
 		if fr.Failover < 0 {
 			fr.Failover = healed.Sub(faultStart) + d
 		}
 		time.Sleep(f.Quiet)
+		stopLeader()
+		fr.Elected = <-elected
 		fr.LeaderAfter = s.c.Leader()
 		fr.Lost = r.w.Lost() - lost0
 		r.mu.Lock()

@@ -43,7 +43,10 @@ type FaultReport struct {
 	// Elected is the time from the fault's start until a node other than
 	// the leader before it said it leads (-1: none did before the first
 	// write after the heal; the leader stayed, or came back).
-	Elected      time.Duration
+	Elected time.Duration
+	// HealTook is how long healing took (iptables, the restart of a
+	// killed node): the fault lasts Hold + HealTook.
+	HealTook     time.Duration
 	LeaderBefore int // 0-based, -1 unknown
 	LeaderAfter  int
 	// Lost is how many sessions their client declared lost from this
@@ -91,8 +94,12 @@ func (r *LocksReport) String() string {
 		if f.Elected >= 0 {
 			elected = "a new leader after " + f.Elected.Round(time.Millisecond).String()
 		}
+		hold := f.Hold.Round(time.Millisecond).String()
+		if f.HealTook > 100*time.Millisecond {
+			hold += fmt.Sprintf(" (+ %s to heal)", f.HealTook.Round(time.Millisecond))
+		}
 		fmt.Fprintf(&b, "  fault %d: %s for %s: %s, first write %s after its start (%s), %s after the heal; leader node %d -> node %d; least TTL left %s; %d sessions lost\n",
-			i, f.What, f.Hold.Round(time.Millisecond), elected, f.Failover.Round(time.Millisecond), during,
+			i, f.What, hold, elected, f.Failover.Round(time.Millisecond), during,
 			f.Recovery.Round(time.Millisecond), f.LeaderBefore+1, f.LeaderAfter+1, f.MinRemaining, f.Lost)
 	}
 	fmt.Fprintf(&b, "sessions lost: %d declared lost by the client, %d expired by the cluster; locks changed hands: %d, released: %d; least TTL left seen: %s",
