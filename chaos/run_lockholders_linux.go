@@ -100,14 +100,23 @@ func (r *LocksReport) String() string {
 		}
 		fmt.Fprintf(&b, "  fault %d: %s for %s: %s, first write %s after its start (%s), %s after the heal; leader node %d -> node %d; least TTL left %s; %d sessions lost\n",
 			i, f.What, hold, elected, f.Failover.Round(time.Millisecond), during,
-			f.Recovery.Round(time.Millisecond), f.LeaderBefore+1, f.LeaderAfter+1, f.MinRemaining, f.Lost)
+			f.Recovery.Round(time.Millisecond), f.LeaderBefore+1, f.LeaderAfter+1, ttlLeft(f.MinRemaining), f.Lost)
 	}
 	fmt.Fprintf(&b, "sessions lost: %d declared lost by the client, %d expired by the cluster; locks changed hands: %d, released: %d; least TTL left seen: %s",
-		r.LostByClient, r.ExpiredByCluster, r.ChangedHands, r.Released, r.MinRemaining)
+		r.LostByClient, r.ExpiredByCluster, r.ChangedHands, r.Released, ttlLeft(r.MinRemaining))
 	if r.Revoked > 0 {
 		fmt.Fprintf(&b, " (%d sessions revoked on purpose)", r.Revoked)
 	}
 	return b.String()
+}
+
+// ttlLeft formats a least TTL left: "none listed" when no list showed
+// any of the sessions (all lost, or no list read).
+func ttlLeft(d time.Duration) string {
+	if d < 0 {
+		return "none listed"
+	}
+	return d.String()
 }
 
 // locksRun is one lock-holders schedule. It borrows the fault suite's
