@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -47,12 +48,18 @@ type Client struct {
 	cfg Config
 	id  uint64
 
-	mu          sync.Mutex
-	conn        *conn
-	next        int // index of the endpoint to try next
-	nextSeq     uint64
-	outstanding map[uint64]struct{}
-	closed      bool
+	mu sync.Mutex
+	// calls is the connection for requests, moved to the leader once a
+	// node names it (preferLeader); streams is the one for watches and
+	// observers, which any member serves from its own state: it stays
+	// where it is, started at a random member other than the leader, so
+	// that many clients' watches spread over the members instead of
+	// leaving the leader to send every event to every watcher.
+	calls, streams connSlot
+	leader         string // the leader's address, as a node last named it
+	nextSeq        uint64
+	outstanding    map[uint64]struct{}
+	closed         bool
 
 	// ka renews every session of the client (keepalive.go), made by
 	// keepAliver on first use.
@@ -78,6 +85,8 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.AttemptTimeout = 3 * time.Second
 	}
 	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}}
+	c.streams.next = int(c.id % uint64(len(cfg.Endpoints)))
+	c.streams.forStreams = true
 	if _, err := c.connect(ctx, nil); err != nil {
 		return nil, err
 	}
@@ -105,27 +114,55 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	if c.conn != nil {
-		c.conn.close()
-		c.conn = nil
+	for _, sl := range []*connSlot{&c.calls, &c.streams} {
+		if sl.conn != nil {
+			sl.conn.close()
+			sl.conn = nil
+		}
 	}
 	return nil
 }
 
-// connect returns a live connection, dialing endpoints in turn, starting
-// with the one after the last that failed.
+// connSlot is one of a client's connections (Client.calls, Client.streams)
+// and where to dial it next.
+type connSlot struct {
+	conn *conn
+	next int // index of the endpoint to try next
+	// forStreams: a new connection avoids the leader when another
+	// endpoint answers.
+	forStreams bool
+}
+
+// connect returns a live connection for calls, dialing endpoints in turn,
+// starting with the one after the last that failed.
 func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
+	return c.connectSlot(ctx, &c.calls, reach)
+}
+
+// connectStreams returns a live connection for streams.
+func (c *Client) connectStreams(ctx context.Context) (*conn, error) {
+	return c.connectSlot(ctx, &c.streams, nil)
+}
+
+func (c *Client) connectSlot(ctx context.Context, sl *connSlot, reach *reachLog) (*conn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if c.conn != nil && !c.conn.broken() {
-		cn := c.conn
+	if sl.conn != nil && !sl.conn.broken() {
+		cn := sl.conn
 		c.mu.Unlock()
 		return cn, nil
 	}
-	start := c.next
+	start := sl.next
+	if n := len(c.cfg.Endpoints); sl.forStreams && n > 1 {
+		// The leader (the calls' connection moves there) has enough to
+		// do: tried last.
+		if e := c.cfg.Endpoints[start%n]; e == c.leader || (c.calls.conn != nil && e == c.calls.conn.addr) {
+			start = (start + 1) % n
+		}
+	}
 	c.mu.Unlock()
 	var errs []string
 	for i := 0; i < len(c.cfg.Endpoints); i++ {
@@ -153,12 +190,12 @@ func (c *Client) connect(ctx context.Context, reach *reachLog) (*conn, error) {
 			cn.close()
 			return nil, ErrClosed
 		}
-		if c.conn != nil && !c.conn.broken() {
+		if sl.conn != nil && !sl.conn.broken() {
 			cn.close() // another call connected meanwhile
-			cn = c.conn
+			cn = sl.conn
 		} else {
-			c.conn = cn
-			c.next = (start + i) % len(c.cfg.Endpoints)
+			sl.conn = cn
+			sl.next = (start + i) % len(c.cfg.Endpoints)
 		}
 		c.mu.Unlock()
 		return cn, nil
@@ -197,12 +234,15 @@ func joinDialErrors(errs []string) string {
 func (c *Client) abandon(cn *conn, prefer string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn == cn {
-		c.conn = nil
-		c.next = (c.next + 1) % len(c.cfg.Endpoints)
+	for _, sl := range []*connSlot{&c.calls, &c.streams} {
+		if sl.conn != cn {
+			continue
+		}
+		sl.conn = nil
+		sl.next = (sl.next + 1) % len(c.cfg.Endpoints)
 		for i, e := range c.cfg.Endpoints {
 			if e == prefer {
-				c.next = i
+				sl.next = i
 			}
 		}
 	}
@@ -216,12 +256,13 @@ func (c *Client) abandon(cn *conn, prefer string) {
 func (c *Client) preferLeader(cn *conn, addr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != cn {
+	c.leader = addr
+	if c.calls.conn != cn {
 		return
 	}
 	for i, e := range c.cfg.Endpoints {
 		if e == addr {
-			c.conn, c.next = nil, i
+			c.calls.conn, c.calls.next = nil, i
 			time.AfterFunc(2*c.cfg.AttemptTimeout, cn.close)
 			return
 		}
@@ -236,18 +277,22 @@ func (c *Client) sequence(q *wire.Request) (done func()) {
 	c.nextSeq++
 	seq := c.nextSeq
 	c.outstanding[seq] = struct{}{}
-	acked := seq
-	for s := range c.outstanding {
-		if s < acked {
-			acked = s
-		}
-	}
-	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, acked
+	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, c.ackedBelowLocked()
 	return func() {
 		c.mu.Lock()
 		delete(c.outstanding, seq)
 		c.mu.Unlock()
 	}
+}
+
+// ackedBelow is the lowest sequence number still waiting for its final
+// answer: every one below it has its answer. c.mu must be held.
+func (c *Client) ackedBelowLocked() uint64 {
+	acked := c.nextSeq + 1
+	for s := range c.outstanding {
+		acked = min(acked, s)
+	}
+	return acked
 }
 
 // do sends q until it gets an answer that is not "try again", moving to
@@ -259,8 +304,12 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 	}
 	backoff := 5 * time.Millisecond
 	reach := newReachLog(c.cfg.Endpoints)
+	var busy *wire.Response // the last answer, while it is Busy
 	for {
 		if err := ctx.Err(); err != nil {
+			if busy != nil {
+				return nil, &busyError{resp: &Error{Code: busy.Err, Msg: busy.ErrMsg}, ctxErr: err}
+			}
 			return nil, reach.timeout(err)
 		}
 		cn, err := c.connect(ctx, reach)
@@ -280,8 +329,30 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 				// would only end in a timeout that hides the reason.
 				return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
 			}
+			busy = nil
 			if err == nil {
 				switch resp.Err {
+				case wire.ErrBusy:
+					// Shed before it was proposed. The node (the leader,
+					// usually) is what is overloaded: another would
+					// forward to it, so the same one is asked again once
+					// the wait it asked for is over.
+					busy = resp
+					reach.answered(cn.addr, resp, nil, c.cfg.AttemptTimeout)
+					select {
+					case <-time.After(busyWait(resp.RetryAfterMs)):
+					case <-ctx.Done():
+					}
+					if q.Seq != 0 {
+						// Answers that came meanwhile may make q the
+						// oldest request waiting: the node admits that one
+						// a little further (service/busy.go), so it is
+						// not starved by this client's newer ones.
+						c.mu.Lock()
+						q.AckedBelow = c.ackedBelowLocked()
+						c.mu.Unlock()
+					}
+					continue
 				case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:
 					reach.answered(cn.addr, resp, nil, c.cfg.AttemptTimeout)
 					err = responseError(resp)
@@ -305,6 +376,20 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 			backoff *= 2
 		}
 	}
+}
+
+// busyWaitMax bounds the wait a Busy answer asks for (a node asks at most
+// 2 s); busyJitter is the share added at random, so that the clients a
+// node shed together do not all come back together.
+const (
+	busyWaitMax = 5 * time.Second
+	busyJitter  = 0.5
+)
+
+// busyWait is how long to wait after a Busy answer asking for ms.
+func busyWait(ms uint64) time.Duration {
+	d := min(time.Duration(max(ms, 1))*time.Millisecond, busyWaitMax)
+	return d + time.Duration(mrand.Float64()*busyJitter*float64(d))
 }
 
 // attempt makes one try at one node. A blocking call (a lock wait, a

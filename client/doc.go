@@ -12,7 +12,10 @@
 // retries, so a write retried after a timeout or a dead node is applied
 // once. The client talks to one endpoint at a time (any node serves any
 // request, forwarding to the leader); when that node dies or stops
-// answering it moves to the next at once rather than waiting.
+// answering it moves to the next at once rather than waiting. A node too
+// busy to take a request (protocol 13) says when to send it again: the
+// client waits that long, with jitter, and retries; a call returns
+// ErrBusy only if its context ends first.
 //
 // One Client multiplexes many concurrent calls over one connection and is
 // safe for concurrent use.

@@ -109,7 +109,7 @@ func (c *Client) stream(ctx context.Context, mk func() *wire.Request, deliver fu
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		cn, err := c.connect(ctx, nil)
+		cn, err := c.connectStreams(ctx)
 		if errors.Is(err, ErrClosed) {
 			return err
 		}
@@ -125,8 +125,10 @@ func (c *Client) stream(ctx context.Context, mk func() *wire.Request, deliver fu
 				if resp.Err != wire.ErrNone {
 					st.Close()
 					switch resp.Err {
-					case wire.ErrUnavailable, wire.ErrNotLeader, wire.ErrTimeout:
-						err = responseError(resp) // the node is going away: resume elsewhere
+					case wire.ErrUnavailable, wire.ErrNotLeader, wire.ErrTimeout, wire.ErrSlowWatcher:
+						// The node is going away, or found this stream
+						// too slow: resume elsewhere.
+						err = responseError(resp)
 					default:
 						return responseError(resp)
 					}

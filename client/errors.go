@@ -28,7 +28,9 @@ var (
 	ErrNotElectionLeader = errors.New("not the election's leader")
 	ErrCompacted         = errors.New("history compacted")
 	// ErrQuotaExceeded: the write would exceed the cluster's space quota
-	// (see SetQuota); nothing was written. Deletes still work.
+	// (see SetQuota); nothing was written. Deletes still work. Also
+	// NewSession's error past the node's limit of sessions per client
+	// (protocol 13, "too many sessions"): close sessions first.
 	ErrQuotaExceeded = errors.New("quota exceeded")
 	// ErrAuthRequired: auth is enabled and the client gave no
 	// credentials (Config.User, or a client certificate).
@@ -38,6 +40,16 @@ var (
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrPermissionDenied: the user may not do this; nothing changed.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrBusy: an overloaded node shed the request (protocol 13). The
+	// client waits the node's retry-after and sends it again by itself;
+	// a call returns ErrBusy only when its context ends first (the error
+	// then also matches the context's error).
+	ErrBusy = errors.New("busy")
+	// ErrSlowWatcher: a node ended a watch its client read too slowly.
+	// Watch and the election observers resume such a stream by
+	// themselves; the sentinel is for code that reads streams from a
+	// wire.Mux.
+	ErrSlowWatcher = errors.New("slow watcher")
 )
 
 // Error is an error answered by the server.
@@ -75,6 +87,8 @@ var codeErrors = [...]error{
 	wire.ErrAuthRequired:      ErrAuthRequired,
 	wire.ErrAuthFailed:        ErrAuthFailed,
 	wire.ErrPermissionDenied:  ErrPermissionDenied,
+	wire.ErrBusy:              ErrBusy,
+	wire.ErrSlowWatcher:       ErrSlowWatcher,
 }
 
 // Is maps the server's code to the sentinel errors above (codeErrors).
@@ -88,6 +102,19 @@ func responseError(r *wire.Response) error {
 	}
 	return &Error{Code: r.Err, Msg: r.ErrMsg}
 }
+
+// busyError is the error of a call whose context ended while the node it
+// asked was busy: ErrBusy with the node's words, and the context's error.
+type busyError struct {
+	resp   *Error
+	ctxErr error
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("%s (gave up: %v)", e.resp.Msg, e.ctxErr)
+}
+
+func (e *busyError) Unwrap() []error { return []error{e.resp, e.ctxErr} }
 
 func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))

@@ -17,7 +17,9 @@ const (
 // Event is one change of a watched key, at KV.ModRevision. PrevKV is the
 // pair before the change, as the server sends it (docs/PROTOCOL.md,
 // watch_event): an empty Key means the key did not exist (a put that
-// created it), or a server that does not say.
+// created it), or a server that does not say. The values' bytes may be
+// shared with the same event delivered to the client's other watches:
+// copy them before changing them.
 type Event struct {
 	Type   EventType
 	KV     KV

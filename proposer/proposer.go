@@ -146,6 +146,11 @@ func (p *Proposer) Pending() int { return len(p.pending) + len(p.own) }
 // InflightBytes returns the bytes proposed and not yet chosen.
 func (p *Proposer) InflightBytes() int { return p.inflightBytes }
 
+// QueuedBytes returns the bytes of the commands waiting for a slot (or to
+// be forwarded) and of the values in flight: the work this node has taken
+// on and not yet seen chosen.
+func (p *Proposer) QueuedBytes() int { return p.pendingBytes + p.inflightBytes }
+
 // addInflight records that value is in flight at slot.
 func (p *Proposer) addInflight(slot paxos.Slot, value paxos.Value) {
 	p.inflight[slot] = proposal{value: value, tick: p.ticks}

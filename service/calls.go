@@ -42,6 +42,12 @@ type call struct {
 	version uint32
 	// who is the connection's user (auth.go).
 	who identity
+	// weight is the bytes this call adds to the node's backlog while it
+	// waits for its command (busy.go); 0 once it no longer does. opening:
+	// a SessionOpen counted against its client's limit meanwhile
+	// (session_limit.go).
+	weight  int
+	opening bool
 }
 
 // speaks reports whether the call's client speaks protocol version v: it
@@ -83,6 +89,29 @@ func (n *Node) corkAnswer(c *call, resp *wire.Response) {
 		}
 		first, err = c.conn.Cork(tl)
 	}
+	switch {
+	case err != nil:
+		n.answerFailed(c.conn, err)
+	case first:
+		n.corked = append(n.corked, c.conn)
+	}
+}
+
+// corkShared is corkAnswer for a response many streams get alike (a
+// watch push), encoded once (wire.SharedResponse).
+func (n *Node) corkShared(c *call, sh *wire.SharedResponse) {
+	if c.onReply != nil {
+		r := sh.Response
+		c.reply(&r)
+		return
+	}
+	first, err := c.conn.CorkShared(c.req.ID, sh)
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		r := sh.Response
+		n.corkAnswer(c, &r) // which ends the stream, saying why
+		return
+	}
+	n.countAnswer(c, wire.ErrNone)
 	switch {
 	case err != nil:
 		n.answerFailed(c.conn, err)
@@ -155,13 +184,15 @@ func (n *Node) handleCall(c *call) {
 		return
 	case n.refuseKeepAliveBatch(c):
 		return
+	case n.refuseSessionOpen(c):
+		return
 	case c.req.Serializable && (c.req.Op == wire.OpGet || c.req.Op == wire.OpList):
 		c.reply(n.localRead(c.req))
 		return
 	case (c.req.Op == wire.OpGet || c.req.Op == wire.OpList) && n.leaseRead(c):
 		return
 	}
-	if n.refuseWithoutQuorum(c) {
+	if n.refuseWithoutQuorum(c) || n.shed(c) {
 		return
 	}
 	key := c.key()
@@ -172,6 +203,10 @@ func (n *Node) handleCall(c *call) {
 		// a leader appears (noticeLeaderChange), rather than send the
 		// client into a retry loop that would only add its backoff to the
 		// failover time.
+	case errors.Is(err, paxos.ErrBusy):
+		// The replica's own bound on its queue (by count or bytes).
+		n.refuseBusy(c, priorityOf(c.req.Op), len(c.cmd))
+		return
 	case err != nil:
 		c.reply(n.notLeader(err))
 		return
@@ -179,6 +214,7 @@ func (n *Node) handleCall(c *call) {
 		n.m.proposals.Inc()
 	}
 	n.waiters[key] = append(n.waiters[key], c)
+	n.wait(c)
 }
 
 // answer replies to every call waiting for key with res, unless res says
@@ -191,11 +227,14 @@ func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) 
 	if res.Pending {
 		for _, c := range cs {
 			c.queued = true
+			n.unwait(c, true)
 		}
 		return
 	}
+	n.noteSessionAnswer(key.client, op, &res, cs[0].req.SessionID)
 	now := n.clock.Now()
 	for _, c := range cs {
+		n.unwait(c, true)
 		// A queued call's wait for a lock or a campaign is not latency.
 		if !c.queued && !c.start.IsZero() {
 			n.rates.observe(now.Sub(c.start))
@@ -295,6 +334,9 @@ func (n *Node) removeWaiters(match func(*call) bool, then func(*call)) {
 			n.waiters[k] = kept
 		}
 	}
+	for _, c := range removed {
+		n.unwait(c, false)
+	}
 	if then == nil {
 		return
 	}
@@ -307,6 +349,7 @@ func (n *Node) removeWaiters(match func(*call) bool, then func(*call)) {
 func (n *Node) failWaiters(code wire.ErrCode, msg string) {
 	for _, k := range n.waitingKeys(nil) {
 		for _, c := range n.waiters[k] {
+			n.unwait(c, false)
 			c.reply(&wire.Response{Err: code, ErrMsg: msg})
 		}
 		delete(n.waiters, k)

@@ -48,6 +48,16 @@ type Config struct {
 	ValueBytesMax int
 	// FrameBytesMax bounds a wire frame. Default 16 MiB.
 	FrameBytesMax int
+	// BacklogBytesMax bounds the bytes of client commands this node holds
+	// waiting for the log; past shares of it the node sheds requests by
+	// priority, writes first and keep-alives last (busy.go). Default
+	// DefaultBacklogBytesMax (8 MiB).
+	BacklogBytesMax int
+	// SessionsPerClientMax bounds the sessions one client id may have
+	// open through this node (session_limit.go); a SessionOpen past it is
+	// refused with err QuotaExceeded. Negative: no limit. Default
+	// DefaultSessionsPerClientMax (10,000).
+	SessionsPerClientMax int
 	// RequestTimeout bounds how long a request waits for its answer when
 	// the client gives no deadline. Default 10s.
 	RequestTimeout time.Duration
@@ -73,6 +83,16 @@ type Config struct {
 	// client resumes from there after a reconnect. Checked every 10 ticks.
 	// Negative: never. Default 10s.
 	WatchProgressInterval time.Duration
+	// WatchBacklogBytes bounds what a client connection may hold of
+	// responses the client has not read yet before the node stops
+	// pushing watch events on it: each held watch waits at its revision,
+	// reading from the history when the client catches up, so a slow
+	// client costs no more memory than this. Default 4 MiB.
+	WatchBacklogBytes int64
+	// WatchSlowAfter: a watch held that long is ended with err
+	// SlowWatcher, its revision saying where to resume (watch_slow.go).
+	// Default 10s.
+	WatchSlowAfter time.Duration
 	// Join says what to do when DataDir holds no state (see JoinMode).
 	// Default JoinCreate.
 	Join JoinMode
@@ -180,6 +200,12 @@ func (c *Config) EnsureDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
+	if c.BacklogBytesMax == 0 {
+		c.BacklogBytesMax = DefaultBacklogBytesMax
+	}
+	if c.SessionsPerClientMax == 0 {
+		c.SessionsPerClientMax = DefaultSessionsPerClientMax
+	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000
 	}
@@ -194,6 +220,12 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.WatchProgressInterval == 0 {
 		c.WatchProgressInterval = 10 * time.Second
+	}
+	if c.WatchBacklogBytes == 0 {
+		c.WatchBacklogBytes = 4 << 20
+	}
+	if c.WatchSlowAfter == 0 {
+		c.WatchSlowAfter = 10 * time.Second
 	}
 }
 
@@ -216,6 +248,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotEntries < 0 || c.SnapshotKeepEntries < 0 {
 		return fmt.Errorf("%w: --snapshot-entries and --snapshot-keep-entries must be positive", ErrConfig)
+	}
+	if c.WatchBacklogBytes < 0 || c.WatchSlowAfter < 0 {
+		return fmt.Errorf("%w: --watch-backlog-bytes and --watch-slow-after must be positive", ErrConfig)
+	}
+	if c.BacklogBytesMax < 0 {
+		return fmt.Errorf("%w: --backlog-bytes-max must be positive (got %d)", ErrConfig, c.BacklogBytesMax)
 	}
 	if c.ValueBytesMax > valueBytesLimit {
 		return fmt.Errorf("%w: --value-bytes-max %d is over the largest value the state machine takes (%d)", ErrConfig, c.ValueBytesMax, valueBytesLimit)

@@ -51,11 +51,16 @@ type Clock interface {
 // (wire.VersionClientAnswers).
 type clientConn interface {
 	Cork(resp *wire.Response) (first bool, err error)
+	// CorkShared corks sh's response with the id id.
+	CorkShared(id uint64, sh *wire.SharedResponse) (first bool, err error)
 	Uncork() error
 	TrySend(resp *wire.Response) error
 	Close() error
 	RemoteAddr() net.Addr
 	Version() uint32
+	// Backlog is the bytes of answers corked or sent and not yet read by
+	// the client, as far as the node can tell (wire.ClientConn.Backlog).
+	Backlog() int64
 }
 
 // peerDialer opens a client connection to another member, for the requests

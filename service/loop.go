@@ -50,6 +50,7 @@ func (n *Node) tick(now time.Time) {
 	n.trackLeader(now)
 	n.ticks.tick(now)
 	n.rates.tick(now)
+	n.sampleDrain(now)
 	n.proposeClock(now)
 	n.rejoinFiller()
 	if n.tickCount++; n.tickCount%10 == 0 {
@@ -69,15 +70,19 @@ func (n *Node) afterInputs() {
 	}
 	n.processReady()
 	n.noticeLeaderChange()
-	n.pushStreams()
 	n.maybeSnapshot()
 	if !n.installing() {
 		n.liveBytes.Store(n.sm.Quota().Used)
-		n.publishAuth()
+		n.publishAuth() // before the answers: a client told "user added" may authenticate at once
 	}
 	n.checkRejoin()
 	n.checkBootstrap()
 	n.noteIdentity()
+	// The answers before the streams: a put's answer must not wait while
+	// every watch is sent the put's event (thousands of them on a busy
+	// node).
+	n.uncork()
+	n.pushStreams()
 	n.uncork()
 }
 

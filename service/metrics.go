@@ -45,6 +45,11 @@ type metrics struct {
 	snapshotFailures *prometheus.CounterVec   // by phase
 	peerRejected     *prometheus.CounterVec   // by reason (peercheck.go)
 	authFailures     prometheus.Counter
+	streamsOpen      prometheus.Gauge
+	watchesHeld      prometheus.Counter // watch_slow.go
+	watchesEndedSlow prometheus.Counter
+	shed             *prometheus.CounterVec // by priority (busy.go)
+	backlogBytes     prometheus.Gauge
 
 	// loop is the bookkeeping behind some of the above; only the node's
 	// loop touches it.
@@ -106,6 +111,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 18)}, []string{"phase"}),
 		snapshotFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_snapshot_failures_total",
 			Help: "Snapshots that failed, by phase: encode, fetch, install."}, []string{"phase"}),
+		streamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_streams",
+			Help: "Open watches and election observers on this node (clients spread them over the members)."}),
+		watchesHeld: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_watches_held_total",
+			Help: "Times a watch was held at its revision because its client left too many answers unread (WatchBacklogBytes); it resumes from the history."}),
+		watchesEndedSlow: prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_watches_ended_slow_total",
+			Help: "Watches ended with err SlowWatcher after being held too long; their clients resume them from their revision."}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_requests_shed_total",
+			Help: "Client requests an overloaded node refused before proposing them (err Busy, or Unavailable to clients below protocol 13), by priority: write (shed first), lock, keepalive (shed last)."}, []string{"priority"}),
+		backlogBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_backlog_bytes", Help: "Bytes of client commands waiting for the log (the larger of this node's waiting calls and its proposal queue with the values in flight), sampled every 100 ms; past shares of --backlog-bytes-max the node sheds requests."}),
 		peerRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_peer_messages_rejected_total",
 			Help: "Messages from peer connections that no honest member sends, by reason (docs/SECURITY.md): each closed its connection."}, []string{"reason"}),
 	}
@@ -113,7 +127,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads, m.authFailures,
 		m.stateMismatches, m.stateDiverged, m.clusterLevel, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
 		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures,
-		m.peerRejected} {
+		m.peerRejected, m.shed, m.backlogBytes, m.streamsOpen, m.watchesHeld, m.watchesEndedSlow} {
 		f(c)
 	}
 	// Every phase's series exists from the start, at zero: an alert on
@@ -125,6 +139,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, phase := range []string{"encode", "fetch", "install"} {
 		m.snapshotFailures.WithLabelValues(phase)
 	}
+	for _, p := range priorityLabels {
+		m.shed.WithLabelValues(p)
+	}
 	for _, reason := range peerRejectReasons {
 		m.peerRejected.WithLabelValues(reason)
 	}
@@ -135,6 +152,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (n *Node) sampleMetrics() {
 	st := n.r.Status()
 	n.m.inFlight.Set(float64(st.InFlight))
+	n.m.streamsOpen.Set(float64(len(n.streams.byKey)))
 	n.m.commitIndex.Set(float64(st.Commit))
 	applied := n.appliedSlot()
 	n.m.appliedIndex.Set(float64(applied))

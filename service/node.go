@@ -93,6 +93,8 @@ type Node struct {
 	held          []heldMessage
 	jobCommits    []jobCommit // watermarks in writes not yet known durable
 	waiters       map[callKey][]*call
+	busy          backlog       // the bytes waiting for the log (busy.go)
+	sessCounts    sessionCounts // sessions opened through this node, by client (session_limit.go)
 	corked        []clientConn  // answered in this iteration (uncork)
 	answerScratch wire.Response // the answer Node.answer builds and reuses
 	// The request metrics by label, looked up once (requestCounter).
@@ -100,27 +102,35 @@ type Node struct {
 	requestTimers   map[wire.Op]prometheus.Observer
 	streams         streamSet
 	streamsApplied  paxos.Slot
-	clusterClock    leaderClock
-	ticks           tickClock
-	rates           rateRecorder // the status page's history (rates.go)
-	tickCount       int
-	started         time.Time // origin of the monotonic clock readings
-	lastLeader      paxos.NodeID
-	lastRole        proposer.Role
-	noLeaderSince   time.Time // when this node last lost sight of a leader; zero while it knows one (quorum.go)
-	snap            snapshotState
-	install         *installState // a fetched snapshot on its way in (install.go)
-	rejoin          rejoinState
-	boot            bootstrapState
-	ident           identityProposer
-	quota           ownProposal                 // the default quota (quota_node.go)
-	level           ownProposal                 // the cluster level (level_node.go)
-	levelLogged     uint64                      // the cluster level last logged
-	peerCommit      map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
-	peerVoted       map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
-	handedTo        paxos.NodeID                // the member this leader last handed its leadership to
-	check           stateCheck
-	failed          error
+	// streamsHeld: some watch was held back (watch_slow.go) at the push
+	// of tick streamsTriedTick; pushStreams tries again at the next.
+	streamsHeld      bool
+	streamsTriedTick int
+	// pushChunks: the history reads of this push, shared by the watches
+	// at the same position (kvChunk), valid at pushChunksApplied.
+	pushChunks        map[pushChunkKey]*pushChunk
+	pushChunksApplied paxos.Slot
+	clusterClock      leaderClock
+	ticks             tickClock
+	rates             rateRecorder // the status page's history (rates.go)
+	tickCount         int
+	started           time.Time // origin of the monotonic clock readings
+	lastLeader        paxos.NodeID
+	lastRole          proposer.Role
+	noLeaderSince     time.Time // when this node last lost sight of a leader; zero while it knows one (quorum.go)
+	snap              snapshotState
+	install           *installState // a fetched snapshot on its way in (install.go)
+	rejoin            rejoinState
+	boot              bootstrapState
+	ident             identityProposer
+	quota             ownProposal                 // the default quota (quota_node.go)
+	level             ownProposal                 // the cluster level (level_node.go)
+	levelLogged       uint64                      // the cluster level last logged
+	peerCommit        map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
+	peerVoted         map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
+	handedTo          paxos.NodeID                // the member this leader last handed its leadership to
+	check             stateCheck
+	failed            error
 
 	// obs, when set, is told what the loop did: the simulation's
 	// checkers. Production leaves it nil.

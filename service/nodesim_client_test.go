@@ -304,6 +304,9 @@ func (ss *simSession) open(done func()) {
 	sent := c.local(s.now)
 	c.main.do(&wire.Request{Op: wire.OpSessionOpen, TTLMs: uint64(ss.ttl / time.Millisecond)}, opGiveUp, func(r *wire.Response) {
 		defer done()
+		if r != nil && r.Err == wire.ErrQuotaExceeded {
+			s.stats.sessionLimit++ // the client's limit (session_limit.go)
+		}
 		if r == nil || r.Err != wire.ErrNone {
 			ss.ended = true
 			return

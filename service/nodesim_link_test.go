@@ -21,6 +21,11 @@ type simConn struct {
 	// up and down are when the last request and the last answer arrive:
 	// a connection is a byte stream, so neither overtakes the one before.
 	up, down time.Duration
+	// readRate, when not 0, is how many bytes a second the client reads
+	// (a slow watcher, simParams.slowReaders); unread counts the bytes
+	// of answers sent and not read yet: the node's Backlog.
+	readRate float64
+	unread   int64
 }
 
 // fifo returns the delay after which something sent now on a stream
@@ -38,6 +43,12 @@ func (c *simConn) Cork(resp *wire.Response) (bool, error) {
 	cp := *resp // a node reuses resp once Cork returns, as a real connection encodes it at once
 	c.corked = append(c.corked, &cp)
 	return len(c.corked) == 1, nil
+}
+
+func (c *simConn) CorkShared(id uint64, sh *wire.SharedResponse) (bool, error) {
+	r := sh.Response
+	r.ID = id
+	return c.Cork(&r)
 }
 
 func (c *simConn) Uncork() error {
@@ -64,6 +75,14 @@ func (c *simConn) Close() error {
 
 func (c *simConn) RemoteAddr() net.Addr { return c.name }
 
+func (c *simConn) Backlog() int64 {
+	n := c.unread
+	for _, r := range c.corked {
+		n += int64(len(wire.EncodeResponse(nil, r)))
+	}
+	return n
+}
+
 // Version: the clients of odd index speak protocol 6, so the simulation
 // runs the answers of both sides of wire.VersionClientAnswers — except
 // client 1, a lock client that moves money between accounts in
@@ -83,7 +102,14 @@ func (c *simClient) version() uint32 {
 func (c *simConn) deliver(resp *wire.Response) {
 	s := c.l.c.s
 	body := wire.EncodeResponse(nil, resp)
-	s.at(s.fifo(&c.down), nil, func() {
+	delay := s.fifo(&c.down)
+	if c.readRate > 0 {
+		c.down += time.Duration(float64(len(body)) / c.readRate * float64(time.Second))
+		delay = c.down - s.now
+	}
+	c.unread += int64(len(body))
+	s.at(delay, nil, func() {
+		c.unread -= int64(len(body))
 		if c.closed || c.l.conn != c {
 			return
 		}
@@ -151,6 +177,9 @@ func (l *simLink) connect(want *simNode) bool {
 	}
 	l.reqID++
 	l.conn = &simConn{l: l, node: want, inc: want.inc, name: simAddr(fmt.Sprintf("client%d/%s#%d", l.c.idx, l.name, l.reqID))}
+	if l.c.role == roleWatch && l == l.c.obs {
+		l.conn.readRate = s.p.slowReaders
+	}
 	return true
 }
 
@@ -262,10 +291,11 @@ func (l *simLink) cancel(id uint64) {
 }
 
 // retryable reports whether an answer leaves the operation unsettled: the
-// node could not serve it, so it may be retried elsewhere.
+// node could not serve it, so it may be retried (elsewhere, or after the
+// wait a Busy answer asks for).
 func retryable(r *wire.Response) bool {
 	switch r.Err {
-	case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:
+	case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout, wire.ErrBusy:
 		return true
 	}
 	return false
@@ -297,6 +327,19 @@ func (l *simLink) do(q *wire.Request, giveUp time.Duration, done func(*wire.Resp
 		l.send(&cq, min(time.Second, deadline-s.now), want, func(r *wire.Response) {
 			if !retryable(r) {
 				finish(r)
+				return
+			}
+			if r.Err == wire.ErrBusy {
+				// The same node, after the wait it asked for and some
+				// jitter, as the Go client does.
+				s.stats.busy++
+				wait := time.Duration(r.RetryAfterMs) * time.Millisecond
+				wait += time.Duration(s.rng.Int63n(int64(wait)/2 + 1))
+				var same *simNode
+				if l.conn != nil {
+					same = l.conn.node
+				}
+				s.at(wait, nil, func() { attempt(same) })
 				return
 			}
 			var next *simNode

@@ -26,6 +26,8 @@ type simParams struct {
 	frameBytes, valueBytes        int
 	snapshotEntries, snapshotKeep int
 	requestTimeout                time.Duration
+	backlogBytes                  int // Config.BacklogBytesMax (0: the default)
+	sessionsPerClient             int // Config.SessionsPerClientMax (0: the default)
 	// The network: a message takes latencyMin..latencyMax, or with
 	// slowRate up to slowMax; dropRate and dupRate lose and repeat it.
 	latencyMin, latencyMax, slowMax time.Duration
@@ -55,6 +57,12 @@ type simParams struct {
 	// with a large state): a node installing a snapshot stays without a
 	// state machine that long, and clients call it meanwhile.
 	slowWork time.Duration
+	// slowReaders, when not 0, is how many bytes a second the watch
+	// clients read, against a node bound of watchBacklog bytes unread
+	// (Config.WatchBacklogBytes; 0: the default): their watches are held
+	// and ended as slow watchers, and resume.
+	slowReaders  float64
+	watchBacklog int64
 }
 
 func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
@@ -105,6 +113,18 @@ func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
 		// From a stream of its own: a seed that draws none runs as it did
 		// before slowWork existed.
 		p.slowWork = []time.Duration{0, 0, 250 * time.Millisecond, time.Second}[rand.New(rand.NewSource(seed^0x5109)).Intn(4)]
+		// Likewise: one seed in four has watch clients that read
+		// slowly, against a small bound.
+		if r := rand.New(rand.NewSource(seed ^ 0x51d3)); r.Intn(4) == 0 {
+			p.slowReaders = float64(1000 + r.Intn(4000))
+			p.watchBacklog = int64(256 + r.Intn(2048))
+		}
+		// A backlog bound small enough that the clients' own load is
+		// shed now and then (busy.go), from a stream of its own too.
+		p.backlogBytes = []int{0, 0, 0, 1 << 10, 4 << 10}[rand.New(rand.NewSource(seed^0xb059)).Intn(5)]
+		// A per-client session limit the lock and election clients reach
+		// with their spare sessions (session_limit.go).
+		p.sessionsPerClient = []int{0, 0, 0, 2}[rand.New(rand.NewSource(seed^0x5e55)).Intn(4)]
 	}
 	if opts.mutate != nil {
 		opts.mutate(&p)
@@ -203,12 +223,15 @@ func (s *sim) config(sn *simNode) Config {
 		ID: sn.id, ClusterID: "sim", Listen: peers[sn.id], Peers: peers, DataDir: "/data", FS: sn.fs, MemTableBytes: 64 << 10,
 		TickInterval: s.p.tick, HeartbeatTicks: s.p.heartbeatTicks, ElectionTicks: s.p.electionTicks,
 		WindowSlots: s.p.window, BatchBytesMax: s.p.batchBytes, ValueBytesMax: s.p.valueBytes,
-		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout,
-		SnapshotEntries: s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),
+		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout, BacklogBytesMax: s.p.backlogBytes,
+		SessionsPerClientMax: s.p.sessionsPerClient,
+		SnapshotEntries:      s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),
 		StateCheckSlots: 16,
 		// Progress notifications often enough for a run to see many, on
 		// lagging followers and restarted nodes too.
 		WatchProgressInterval: 300 * time.Millisecond,
+		WatchBacklogBytes:     s.p.watchBacklog,
+		WatchSlowAfter:        time.Second,
 		Join:                  sn.join, Logger: log,
 	}
 }

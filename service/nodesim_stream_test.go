@@ -37,6 +37,15 @@ func (w *simWatch) open() {
 			}
 		}
 		if r.StreamEnd {
+			if r.Err == wire.ErrSlowWatcher && w.started {
+				// Its revision is the watch's position: every change
+				// under "k" up to it was sent, and has arrived (the
+				// end comes after them on the connection).
+				if !w.checkPosition(r.Revision, "ended as a slow watcher at") {
+					return
+				}
+				s.stats.watchSlowEnds++
+			}
 			w.restart(r)
 			return
 		}
@@ -114,25 +123,36 @@ func (w *simWatch) checkBatch(evs []wire.WatchEvent) {
 // one reported may be at or below it; the watch resumes after it.
 func (w *simWatch) checkProgress(rev uint64) {
 	s := w.c.s
-	switch {
-	case w.c.version() < wire.VersionWatchProgress:
+	if w.c.version() < wire.VersionWatchProgress {
 		s.failf("a watch of a protocol %d client got a progress notification (revision %d)", w.c.version(), rev)
 		return
+	}
+	if w.checkPosition(rev, "got progress to") {
+		s.stats.watchProgress++
+	}
+}
+
+// checkPosition checks a position the node reported (how is how, for the
+// failure): no change under "k" after the last one reported may be at or
+// below it; the watch resumes after it.
+func (w *simWatch) checkPosition(rev uint64, how string) bool {
+	s := w.c.s
+	switch {
 	case rev < w.last:
-		s.failf("a watch got progress to revision %d after reporting %d", rev, w.last)
-		return
+		s.failf("a watch %s revision %d after reporting %d", how, rev, w.last)
+		return false
 	case rev > s.check.lastRev:
-		s.failf("a watch got progress to revision %d, which no replica applied (the highest is %d)", rev, s.check.lastRev)
-		return
+		s.failf("a watch %s revision %d, which no replica applied (the highest is %d)", how, rev, s.check.lastRev)
+		return false
 	}
 	for r := w.last + 1; r <= rev; r++ {
 		if e := watched(s.check.kvEvents[r]); len(e) > 0 {
-			s.failf("a watch got progress to revision %d but never revision %d (%s) after %d", rev, r, e[0].KV.Key, w.last)
-			return
+			s.failf("a watch %s revision %d but never got revision %d (%s) after %d", how, rev, r, e[0].KV.Key, w.last)
+			return false
 		}
 	}
 	w.last = rev
-	s.stats.watchProgress++
+	return true
 }
 
 // watched returns the events under "k", what the watch reports.

@@ -241,8 +241,10 @@ type simStats struct {
 	rttSamples, leaderlessTicks                                   int
 	txnTransfers, txnEvents                                       int
 	ephemeralPuts, ephemeralEnded                                 int
-	watchProgress                                                 int
+	watchProgress, watchSlowEnds                                  int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
+	busy                                                          int // answers Busy (busy.go), retried after their wait
+	sessionLimit                                                  int // opens refused at the client's session limit
 }
 
 func (a *simStats) add(b simStats) {
@@ -284,10 +286,13 @@ func (a *simStats) add(b simStats) {
 	a.ephemeralPuts += b.ephemeralPuts
 	a.ephemeralEnded += b.ephemeralEnded
 	a.watchProgress += b.watchProgress
+	a.watchSlowEnds += b.watchSlowEnds
 	a.kaBatches += b.kaBatches
 	a.kaBatchSeveral += b.kaBatchSeveral
 	a.kaSingles += b.kaSingles
 	a.kaRefused += b.kaRefused
+	a.busy += b.busy
+	a.sessionLimit += b.sessionLimit
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -346,6 +351,9 @@ func TestNodeSim(t *testing.T) {
 			"ephemeral key put":                                    total.ephemeralPuts,
 			"ephemeral key deleted by its session's end":           total.ephemeralEnded,
 			"watch progress notification":                          total.watchProgress,
+			"watch ended as a slow watcher (and resumed)":          total.watchSlowEnds,
+			"request shed by a busy node, retried after its wait":  total.busy,
+			"session open refused at the client's session limit":   total.sessionLimit,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 		} {

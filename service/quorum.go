@@ -70,12 +70,25 @@ func (n *Node) refuseWithoutQuorum(c *call) bool {
 // failWithoutQuorum answers Unavailable every waiting call whose client
 // speaks wire.VersionClientAnswers, once the node has known no leader for
 // a while. A lock wait or campaign so answered keeps its place in the
-// queue (cluster state): the client sends it again to go on waiting.
+// queue (cluster state): the client sends it again to go on waiting. Its
+// streams end too: a member cut off from the others would otherwise keep
+// its watchers (which a client spreads over the members) silently behind
+// for as long as the partition lasts; they resume at a member that has a
+// leader.
 func (n *Node) failWithoutQuorum(now time.Time) {
 	if !n.quorumLost(now) {
 		return
 	}
 	n.removeWaiters(func(c *call) bool { return c.speaks(wire.VersionClientAnswers) }, func(c *call) {
 		c.reply(n.unavailableAnswer(now))
+	})
+	n.streams.each(func(_ streamKey, s *stream) bool {
+		if !s.c.speaks(wire.VersionClientAnswers) {
+			return true
+		}
+		resp := n.unavailableAnswer(now)
+		resp.StreamEnd = true
+		s.c.reply(resp)
+		return false
 	})
 }

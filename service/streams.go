@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"time"
 
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
@@ -24,6 +25,10 @@ type stream struct {
 	// response: a watch idle for the progress interval gets a progress
 	// notification (notifyProgress).
 	sentTick int
+	// heldSince: since when the watch has had events it was not sent,
+	// its connection's backlog over the bound (watch_slow.go); zero when
+	// not held.
+	heldSince time.Time
 }
 
 type streamKey struct {
@@ -113,13 +118,54 @@ func (n *Node) openStream(c *call) {
 	}
 }
 
-// pushStreams sends every stream what was applied since its last push.
+// pushStreams sends every stream what was applied since its last push;
+// and, once a tick, tries again the watches held back (watch_slow.go).
 func (n *Node) pushStreams() {
-	if n.installing() || n.sm.Applied() == n.streamsApplied {
+	retry := n.streamsHeld && n.tickCount != n.streamsTriedTick
+	if n.installing() || (n.sm.Applied() == n.streamsApplied && !retry) {
 		return
 	}
 	n.streamsApplied = n.sm.Applied()
+	n.streamsHeld, n.streamsTriedTick = false, n.tickCount
 	n.streams.each(func(_ streamKey, s *stream) bool { return n.pushStream(s) })
+	clear(n.pushChunks) // the events are the watchers' now: hold on to none
+}
+
+// pushChunk is one read of the history for a push, and its response: the
+// watchers of the same key or prefix at the same position (typically all
+// of a prefix's) share it, read once and encoded once.
+type pushChunk struct {
+	evs    []statemachine.KVEvent
+	err    error
+	shared *wire.SharedResponse // made at the first send
+}
+
+type pushChunkKey struct {
+	key    string
+	prefix bool
+	from   uint64
+}
+
+// kvChunk returns the events of q's watch from revision from on, at most
+// eventsPerPush; the same chunk for every watch that asks the same until
+// the node applies more (which would make a short chunk wrongly say "up
+// to date").
+func (n *Node) kvChunk(q *wire.Request, from uint64) *pushChunk {
+	if n.pushChunks == nil || n.pushChunksApplied != n.sm.Applied() {
+		if n.pushChunks == nil {
+			n.pushChunks = map[pushChunkKey]*pushChunk{}
+		}
+		clear(n.pushChunks)
+		n.pushChunksApplied = n.sm.Applied()
+	}
+	k := pushChunkKey{q.Key, q.WatchPrefix, from}
+	ch, ok := n.pushChunks[k]
+	if !ok {
+		evs, err := n.sm.KVEvents(from, q.Key, q.WatchPrefix, eventsPerPush)
+		ch = &pushChunk{evs: evs, err: err}
+		n.pushChunks[k] = ch
+	}
+	return ch
 }
 
 // pushStream sends s its pending events; false ends the stream.
@@ -128,19 +174,26 @@ func (n *Node) pushStream(s *stream) bool {
 	switch q.Op {
 	case wire.OpWatch:
 		for {
-			evs, err := n.sm.KVEvents(s.nextRev, q.Key, q.WatchPrefix, eventsPerPush)
-			if err != nil {
-				n.endStream(s, err)
+			ch := n.kvChunk(q, s.nextRev)
+			if ch.err != nil {
+				n.endStream(s, ch.err)
 				return false
 			}
-			if len(evs) > 0 {
-				s.nextRev = evs[len(evs)-1].Revision + 1
-				n.sendStream(s, &wire.Response{Revision: n.sm.Revision(), Events: wireEvents(evs)})
+			if len(ch.evs) > 0 {
+				if held, ended := n.hold(s); held {
+					return !ended
+				}
+				s.nextRev = ch.evs[len(ch.evs)-1].Revision + 1
+				if ch.shared == nil {
+					ch.shared = wire.NewSharedResponse(&wire.Response{Revision: n.sm.Revision(), Events: wireEvents(ch.evs)})
+				}
+				s.sentTick = n.tickCount
+				n.corkShared(s.c, ch.shared)
 				if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
 					return false // the push did not fit in a frame: corkAnswer ended it
 				}
 			}
-			if len(evs) < eventsPerPush {
+			if len(ch.evs) < eventsPerPush {
 				// Every change up to the store's revision was examined
 				// (KVEvents): the watch is up to date there, whatever
 				// its key. Moving nextRev past the changes of other keys
@@ -188,7 +241,7 @@ func (n *Node) notifyProgress() {
 	}
 	idle := int(max(1, (n.cfg.WatchProgressInterval+n.cfg.TickInterval-1)/n.cfg.TickInterval))
 	n.streams.each(func(_ streamKey, s *stream) bool {
-		if s.c.req.Op == wire.OpWatch && s.c.speaks(wire.VersionWatchProgress) && n.tickCount-s.sentTick >= idle {
+		if s.c.req.Op == wire.OpWatch && s.c.speaks(wire.VersionWatchProgress) && n.tickCount-s.sentTick >= idle && s.heldSince.IsZero() {
 			n.sendStream(s, &wire.Response{Revision: s.nextRev - 1})
 		}
 		return true

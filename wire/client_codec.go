@@ -323,6 +323,18 @@ const (
 	// ErrPermissionDenied (version 10): the connection's user may not do
 	// this; nothing changed.
 	ErrPermissionDenied
+	// ErrBusy (version 13): the node is overloaded and shed the request
+	// before proposing it; RetryAfterMs says when to send it again (with
+	// the same ClientID and Seq). Only a client that negotiated version
+	// 13 gets it: an older one is answered ErrUnavailable instead.
+	ErrBusy
+	// ErrSlowWatcher (version 15): the node ended the watch because its
+	// client read the watch's responses too slowly (the connection's
+	// unread responses stayed above the node's bound); nothing was lost:
+	// the response's revision is the watch's position, and the client
+	// resumes after it (another connection or member may serve it
+	// faster). An older client is told ErrUnavailable instead.
+	ErrSlowWatcher
 )
 
 var errCodeNames = [...]string{
@@ -347,10 +359,12 @@ var errCodeNames = [...]string{
 	ErrAuthRequired:      "AuthRequired",
 	ErrAuthFailed:        "AuthFailed",
 	ErrPermissionDenied:  "PermissionDenied",
+	ErrBusy:              "Busy",
+	ErrSlowWatcher:       "SlowWatcher",
 }
 
 func (c ErrCode) String() string {
-	if int(c) < len(errCodeNames) {
+	if int(c) < len(errCodeNames) && errCodeNames[c] != "" {
 		return errCodeNames[c]
 	}
 	return fmt.Sprintf("ErrCode(%d)", uint8(c))
@@ -788,6 +802,9 @@ type Response struct {
 	// ids of the batch that no longer exist, in the batch's order; every
 	// other id was renewed.
 	ExpiredSessions []uint64
+	// RetryAfterMs, with ErrBusy (version 13): how long the client should
+	// wait before sending the request again, from the node's backlog.
+	RetryAfterMs uint64
 }
 
 var requestFields = []field[Request]{
@@ -975,6 +992,8 @@ var responseFields = []field[Response]{
 	strField("user", func(s *Response) *string { return &s.User }),
 	// version 12 (keep-alive batches)
 	uintListField("expired_sessions", func(s *Response) *[]uint64 { return &s.ExpiredSessions }),
+	// version 13 (back-pressure)
+	uintField("retry_after_ms", func(s *Response) *uint64 { return &s.RetryAfterMs }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

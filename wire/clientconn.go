@@ -2,11 +2,13 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -51,6 +53,11 @@ type frameConn struct {
 	dead     chan struct{}
 	deadOnce sync.Once
 	writes   atomic.Uint64
+	// backlog counts the bytes of the frames handed to the writer and not
+	// yet written (queued, or the unwritten rest of a direct write, of
+	// which partial holds the size until the writer's wake-up takes it):
+	// what a client that reads slowly costs the server's memory.
+	backlog, partial atomic.Int64
 }
 
 // direct lets senders write to conn themselves (see frameConn).
@@ -71,6 +78,12 @@ func newFrameConn(conn net.Conn, fr *FrameReader, frameMax, queueMax int, writeT
 	bw := bufio.NewWriterSize(deadlineWriter{conn: conn, timeout: writeTimeout, writes: &c.writes}, writeBufferBytes)
 	go func() {
 		err := writeLoop(bw, c.q, c.stop, c.abort, &c.gate, func(bw *bufio.Writer, f []byte) error {
+			if f == nil {
+				// A direct write's wake-up: the gate wrote its rest.
+				c.backlog.Add(-c.partial.Swap(0))
+				return nil
+			}
+			c.backlog.Add(-int64(len(f))) // bw holds at most its 64 KiB
 			_, err := bw.Write(f)
 			return err
 		})
@@ -98,14 +111,17 @@ func (c *frameConn) send(encode func([]byte) []byte) error {
 		return err
 	}
 	c.gate.queued.Add(1)
+	c.backlog.Add(int64(len(f)))
 	select {
 	case c.q <- f:
 		return nil
 	case <-c.stop:
+		c.backlog.Add(-int64(len(f)))
 		c.gate.queued.Add(-1)
 		return ErrClosed
 	case <-c.writerDone:
 		c.gate.queued.Add(-1)
+		c.backlog.Add(-int64(len(f)))
 		return c.closedErr()
 	}
 }
@@ -138,10 +154,13 @@ func (c *frameConn) sendDirect(f []byte) (sent, kept bool, err error) {
 		c.gate.partials.Add(1)
 		c.gate.pending = f[n:]
 		c.gate.queued.Add(1)
+		c.partial.Store(int64(len(f) - n))
+		c.backlog.Add(int64(len(f) - n))
 		select {
 		case c.q <- nil: // wakes the writer, which writes pending first
 		default: // the queue filled up meanwhile: give up the stream
 			c.gate.queued.Add(-1)
+			c.backlog.Add(-c.partial.Swap(0))
 			c.kill()
 			return true, true, ErrClosed
 		}
@@ -195,11 +214,13 @@ func (c *frameConn) trySendFrame(f []byte) error {
 		return err
 	}
 	c.gate.queued.Add(1)
+	c.backlog.Add(int64(len(f)))
 	select {
 	case c.q <- f:
 		return nil
 	default:
 		c.gate.queued.Add(-1)
+		c.backlog.Add(-int64(len(f)))
 		putFrameBuf(f)
 		return ErrQueueFull
 	}
@@ -348,6 +369,12 @@ func (c *ClientConn) Uncork() error {
 	return c.fc.trySendFrame(f)
 }
 
+// Backlog is the bytes of responses this connection holds: corked, or
+// handed to its writer and not yet written to the socket. A server that
+// pushes streams stops pushing more while its client reads too slowly to
+// keep it small (a watch resumes from its revision; nothing is dropped).
+func (c *ClientConn) Backlog() int64 { return int64(len(c.cork)) + c.fc.backlog.Load() }
+
 // Close writes out the responses already queued, then closes the
 // connection; Recv and Send fail from then on. The server closes the
 // connection itself when HandleClient returns.
@@ -372,6 +399,14 @@ func (c *ClientConn) Version() uint32 { return c.version }
 type ServerConn struct {
 	fc     *frameConn
 	server Hello
+	// last is the previous response if it carried events, and lastBody
+	// its encoding (the id at [lastStart:lastEnd]): a node sends every
+	// watcher of a prefix the same push (SharedResponse), which Recv then
+	// decodes once per run of them. The copies share their events, which
+	// callers must treat as read-only.
+	last               *Response
+	lastBody           []byte
+	lastStart, lastEnd int
 }
 
 // DialClient connects to the paxosd node at addr (host:port) as a client of
@@ -471,12 +506,44 @@ func (c *ServerConn) Recv() (*Response, error) {
 		c.fc.kill()
 		return nil, err
 	}
+	id, start, end, ok := responseIDSpan(body)
+	if ok && c.last != nil && bytes.Equal(body[:start], c.lastBody[:c.lastStart]) && bytes.Equal(body[end:], c.lastBody[c.lastEnd:]) {
+		// The push the previous response was, for another stream
+		// (SharedResponse): decoded once.
+		r := *c.last
+		r.ID = id
+		return &r, nil
+	}
 	s, err := DecodeResponse(body)
 	if err != nil {
 		c.fc.kill()
 		return nil, err
 	}
+	c.last = nil
+	if ok && len(s.Events) > 0 {
+		cp := *s // what a later copy is made from, whatever the caller does with s
+		c.last = &cp
+		c.lastBody = append(c.lastBody[:0], body...)
+		c.lastStart, c.lastEnd = start, end
+	}
 	return s, nil
+}
+
+// responseIDSpan finds the id of an encoded response: body[start:end].
+func responseIDSpan(body []byte) (id uint64, start, end int, ok bool) {
+	r := reader{b: body}
+	if _, err := r.arrayLen(); err != nil {
+		return 0, 0, 0, false
+	}
+	if err := expectFrameType(&r, FrameResponse); err != nil {
+		return 0, 0, 0, false
+	}
+	start = r.off
+	id, err := r.uint(math.MaxUint64)
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return id, start, r.off, true
 }
 
 // Close closes the connection at once; requests still queued are dropped

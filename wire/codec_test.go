@@ -300,6 +300,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		[]any{[]any{2, false, nil, nil, nil, int64(3), "future"}}, // version 8: txn_results
 		nil, nil, nil, nil, // version 10: users, roles, auth_enabled, user
 		[]any{int8(4), uint64(9)}, // version 12: expired_sessions
+		int16(250),                // version 13: retry_after_ms
 		"future",
 	})
 	if err != nil {
@@ -319,6 +320,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		CompactRevision: 3, StreamEnd: true,
 		TxnResults:      []TxnResult{{Type: TxnDelete, Deleted: 3}},
 		ExpiredSessions: []uint64{4, 9},
+		RetryAfterMs:    250,
 	}
 	if !reflect.DeepEqual(s, wantS) {
 		t.Fatalf("got %#v\nwant %#v", s, wantS)
@@ -521,14 +523,15 @@ func TestNumbering(t *testing.T) {
 	}
 	codes := []ErrCode{ErrNone, ErrNotLeader, ErrNotFound, ErrCASFailed, ErrInvalid, ErrTooLarge, ErrTimeout,
 		ErrUnavailable, ErrInternal, ErrSessionExpired, ErrLockHeld, ErrNotHeld, ErrCanceled, ErrFenced,
-		ErrCompacted, ErrNotElectionLeader, ErrQuotaExceeded, ErrAuthRequired, ErrAuthFailed, ErrPermissionDenied}
+		ErrCompacted, ErrNotElectionLeader, ErrQuotaExceeded, ErrAuthRequired, ErrAuthFailed, ErrPermissionDenied,
+		ErrBusy, ErrSlowWatcher}
 	for i, c := range codes {
 		if int(c) != i || strings.HasPrefix(c.String(), "ErrCode(") {
 			t.Errorf("error %d: %d %q", i, c, c)
 		}
 	}
-	if ErrCode(20).String() != "ErrCode(20)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
-		t.Errorf("unknown values: %s %s", ErrCode(20), EventType(3))
+	if ErrCode(22).String() != "ErrCode(22)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
+		t.Errorf("unknown values: %s %s", ErrCode(22), EventType(3))
 	}
 	blocking := map[*Request]bool{
 		{Op: OpLockAcquire, Wait: true}: true, {Op: OpLockAcquire}: false,

@@ -25,8 +25,20 @@ const (
 	// roles and auth (VersionAuth). Version 11 adds nothing to the wire: a
 	// node sends a client that speaks it progress notifications on its
 	// idle watches (VersionWatchProgress). Version 12 adds keep-alive
-	// batches (VersionKeepAliveBatch).
-	ProtocolVersion = 12
+	// batches (VersionKeepAliveBatch). Version 13 adds back-pressure
+	// (VersionBusy). Version 15 adds the error code SlowWatcher
+	// (VersionSlowWatcher).
+	ProtocolVersion = 15
+	// VersionSlowWatcher is the first version whose clients get err
+	// SlowWatcher when a node ends a watch they read too slowly (its
+	// revision says where to resume); an older client is told Unavailable,
+	// which it resumes from too.
+	VersionSlowWatcher = 15
+	// VersionBusy is the first version with ErrBusy and the response field
+	// retry_after_ms: an overloaded node answers a client that negotiated
+	// it "busy: retry after N ms"; an older client gets what older nodes
+	// said, ErrUnavailable (retry later).
+	VersionBusy = 13
 	// VersionKeepAliveBatch is the first version that has
 	// OpSessionKeepAliveBatch (the request field session_ids, the response
 	// field expired_sessions): a client sends one only on a connection

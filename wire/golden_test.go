@@ -190,6 +190,9 @@ var goldens = []struct {
 	{"keepalive_batch_response.hex", "Response to request 15: sessions 42 and 57 renewed; 43 no longer exists", &Response{
 		ID: 15, Revision: 60, ExpiredSessions: []uint64{43},
 	}, frameNames(responseFields), false},
+	{"busy_response.hex", "Response to request 16 (version 13): the node is overloaded and shed the request; retry after 120 ms", &Response{
+		ID: 16, Err: ErrBusy, ErrMsg: "busy: retry after 120 ms", RetryAfterMs: 120,
+	}, frameNames(responseFields), false},
 }
 
 func encodeAny(v any) []byte {

@@ -281,6 +281,9 @@ func (s *Stream) ID() uint64 { return s.id }
 // failure and then the error: ErrStreamOverflow, or one wrapping
 // ErrClosed when the connection died. After Close, Recv returns
 // ErrStreamClosed, and after the end of the stream's ctx, ctx.Err().
+// A response's events may be shared with other streams' responses (a
+// push every watcher of a prefix gets alike is decoded once): treat them
+// as read-only.
 func (s *Stream) Recv() (*Response, error) {
 	for {
 		s.mu.Lock()

@@ -243,11 +243,12 @@ func TestBenchSessionsChurnWatch(t *testing.T) {
 			Baseline                              *writer                    `json:"writer_baseline"`
 			Writer                                writer
 			CPUPerDelivery                        float64 `json:"members_cpu_us_per_delivery"`
+			WriterProcess                         bool    `json:"writer_process"`
 		}
 		out := runJSON(t, &res, "bench", "watch", "--watchers", "20", "--conns", "4", "--rate", "20", "--duration", "2s", "--baseline", "1s")
 		if res.Puts < 30 || res.Writer.Errors != 0 || res.Expected != 20*res.Puts || res.Delivered != res.Expected || res.Fraction != 1 ||
 			res.Duplicates != 0 || res.OutOfOrder != 0 || res.Lag.P50 <= 0 || res.Lag.P99 < res.Lag.P50 ||
-			res.Baseline == nil || res.Baseline.Puts < 15 || res.Writer.Latency.P99 <= 0 || res.CPUPerDelivery <= 0 {
+			res.Baseline == nil || res.Baseline.Puts < 15 || res.Writer.Latency.P99 <= 0 || res.CPUPerDelivery <= 0 || !res.WriterProcess {
 			t.Errorf("report %s", out)
 		}
 	})

@@ -31,10 +31,14 @@ type nodeFlags struct {
 	batchBytesMax  int
 	valueBytesMax  int
 	frameBytesMax  int
+	backlogBytes   int
+	sessionsMax    int
 	snapEntries    int
 	snapKeep       int
 	noSync         bool
 	watchProgress  time.Duration
+	watchBacklog   int
+	watchSlowAfter time.Duration
 }
 
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
@@ -46,9 +50,13 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.batchBytesMax, "batch-bytes-max", 1<<20, "bytes of commands batched into one slot")
 	fs.IntVar(&f.valueBytesMax, "value-bytes-max", 1<<20, "largest value this node accepts from clients (set it alike on every node; at most 64 MiB)")
 	fs.IntVar(&f.frameBytesMax, "frame-bytes-max", 16<<20, "largest wire frame accepted")
+	fs.IntVar(&f.sessionsMax, "sessions-per-client-max", service.DefaultSessionsPerClientMax, "sessions one client (client id) may have open through this node; a session open past it is refused, quota exceeded: too many sessions (0: no limit)")
+	fs.IntVar(&f.backlogBytes, "backlog-bytes-max", service.DefaultBacklogBytesMax, "bytes of client commands waiting for the log before the node sheds requests: writes past half, lock and election ops past three quarters, keep-alives past all of it (answered busy: retry after N ms)")
 	fs.IntVar(&f.snapEntries, "snapshot-entries", 10000, "snapshot the state machine every N applied slots and delete the log below it")
 	fs.IntVar(&f.snapKeep, "snapshot-keep-entries", 0, "slots of log kept below a snapshot for followers slightly behind (default min(--snapshot-entries, 5000))")
 	fs.DurationVar(&f.watchProgress, "watch-progress-interval", 10*time.Second, "send a watch that has had no change for this long the revision it is up to date with, so its client resumes from there (0: never)")
+	fs.IntVar(&f.watchBacklog, "watch-backlog-bytes", 4<<20, "stop sending watch events on a client connection holding this many bytes of unread answers (each watch waits at its revision)")
+	fs.DurationVar(&f.watchSlowAfter, "watch-slow-after", 10*time.Second, "end a watch held that long by --watch-backlog-bytes with err SlowWatcher (its client resumes it)")
 	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (loses acknowledged writes on power failure; testing only)")
 }
 
@@ -60,6 +68,18 @@ func (f *nodeFlags) check() error {
 	}
 	if f.watchProgress < 0 {
 		return fmt.Errorf("%w: --watch-progress-interval must not be negative (got %v; 0 turns progress notifications off)", cli.ErrUsage, f.watchProgress)
+	}
+	if f.watchBacklog < 64<<10 {
+		return fmt.Errorf("%w: --watch-backlog-bytes must be at least 65536 (got %d): below that a watch would be held for every push", cli.ErrUsage, f.watchBacklog)
+	}
+	if f.watchSlowAfter <= 0 {
+		return fmt.Errorf("%w: --watch-slow-after must be positive (got %v)", cli.ErrUsage, f.watchSlowAfter)
+	}
+	if f.sessionsMax < 0 {
+		return fmt.Errorf("%w: --sessions-per-client-max must not be negative (got %d; 0 turns the limit off)", cli.ErrUsage, f.sessionsMax)
+	}
+	if f.backlogBytes <= 0 {
+		return fmt.Errorf("%w: --backlog-bytes-max must be at least 1 (got %d)", cli.ErrUsage, f.backlogBytes)
 	}
 	if f.snapKeep < 0 {
 		return fmt.Errorf("%w: --snapshot-keep-entries must not be negative (got %d)", cli.ErrUsage, f.snapKeep)
@@ -76,9 +96,16 @@ func (f *nodeFlags) apply(c *service.Config) {
 	c.BatchBytesMax = f.batchBytesMax
 	c.ValueBytesMax = f.valueBytesMax
 	c.FrameBytesMax = f.frameBytesMax
+	c.BacklogBytesMax = f.backlogBytes
+	c.SessionsPerClientMax = f.sessionsMax
+	if f.sessionsMax == 0 {
+		c.SessionsPerClientMax = -1 // no limit; the Config's zero is the default
+	}
 	c.SnapshotEntries = f.snapEntries
 	c.SnapshotKeepEntries = f.snapKeep
 	c.NoSync = f.noSync
+	c.WatchBacklogBytes = int64(f.watchBacklog)
+	c.WatchSlowAfter = f.watchSlowAfter
 	c.WatchProgressInterval = f.watchProgress
 	if f.watchProgress == 0 {
 		c.WatchProgressInterval = -1 // off; the Config's zero is the default

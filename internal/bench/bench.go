@@ -106,6 +106,8 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		return cmdBenchChurn(args[1:], stdout, stderr)
 	case "watch":
 		return cmdBenchWatch(args[1:], stdout, stderr)
+	case "watch-writer": // bench watch's own child, not listed
+		return cmdBenchWatchWriter(args[1:], stdout, stderr)
 	case "failover":
 		return cmdBenchFailover(args[1:], stdout, stderr)
 	case "scale":

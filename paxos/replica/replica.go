@@ -161,6 +161,11 @@ func (r *Replica) RaisePromise(b paxos.Ballot) {
 // otherwise.
 func (r *Replica) Propose(cmd []byte) error { return r.prop.Propose(cmd) }
 
+// QueuedBytes returns the bytes of the commands queued for a slot (or to be
+// forwarded) and of the values in flight (see proposer.QueuedBytes): what
+// an overloaded leader's backlog is made of.
+func (r *Replica) QueuedBytes() int { return r.prop.QueuedBytes() }
+
 // ProposeOwn queues a command that only this node's leadership justifies
 // (see proposer.ProposeOwn): it is dropped, never forwarded, if the node
 // stops leading first. It fails with paxos.ErrNoLeader unless this node

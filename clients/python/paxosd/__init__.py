@@ -1,5 +1,5 @@
 """A Python client for paxosd, written from docs/PROTOCOL.md (protocol
-version 11). Needs only msgpack (Debian: python3-msgpack).
+version 13). Needs only msgpack (Debian: python3-msgpack).
 
     import paxosd
     with paxosd.Client(["127.0.0.1:7401", "127.0.0.1:7402"]) as c:
@@ -11,6 +11,7 @@ from . import wire
 from .client import CasResult, Client, DeleteResult, ListResult, PutResult
 from .election import Election, Observer
 from .errors import (AuthFailedError, AuthRequiredError, PermissionDeniedError,  # protocol 10
+                     BusyError,  # protocol 13
                      CanceledError, CASFailedError, ClientClosedError, ClusterMismatchError,
                      CompactedError, ConnectionLostError, FencedError, InternalError, InvalidError,
                      LockHeldError, NoEndpointError, NotElectionLeaderError, NotFoundError,
@@ -41,4 +42,5 @@ __all__ = [
     "TxnResponse", "compare", "value", "version", "create_revision", "mod_revision", "exists",
     "lock_token", "op_put", "op_delete", "op_get", "WatchProgress",
     "AuthRequiredError", "AuthFailedError", "PermissionDeniedError", "tls_context",
+    "BusyError",
 ]

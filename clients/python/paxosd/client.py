@@ -24,6 +24,18 @@ ListResult.__doc__ = "The pairs in key order, the revision they were read at, wh
 
 # Retry pacing after Timeout, Unavailable or a lost connection.
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
+# The longest wait a Busy answer's retry_after_ms gets (a node says at most
+# 2 s), and the jitter added to it (up to half again), so the clients a
+# node shed together do not all come back together.
+_BUSY_WAIT_MAX = 5.0
+_BUSY_JITTER = 0.5
+
+
+def _busy_wait(retry_after_ms):
+    """How long to wait after a Busy answer: retry_after_ms, bounded,
+    plus jitter."""
+    wait = min(max(retry_after_ms, 1) / 1000.0, _BUSY_WAIT_MAX)
+    return wait * (1 + random.random() * _BUSY_JITTER)
 # How long past a request's timeout_ms the client waits for the node's own
 # Timeout answer before giving up on the connection's answer.
 _GRACE = 2.0
@@ -214,6 +226,9 @@ class Client:
         or a lost connection it is sent again with the same client_id and
         seq (to another member for Unavailable and lost connections) until
         it is answered or `timeout` seconds (default: the client's) pass.
+        On Busy (protocol 13) it waits the answer's retry_after_ms, with
+        jitter, and sends it again, same seq; BusyError is raised if the
+        deadline would pass first.
         A blocking call (LockAcquire with wait, Campaign) with timeout None
         waits for ever, sending itself again after each such failure: the
         session keeps its place in the queue.
@@ -280,6 +295,16 @@ class Client:
                         self._drop(conn)
                         time.sleep(backoff)
                         backoff = min(backoff * 2, _BACKOFF_MAX)
+                    continue
+                if resp.err == wire.ERR_BUSY:
+                    # Shed before it was proposed: the node asks for a
+                    # pause, not another member (the leader is what is
+                    # overloaded). Same seq again after it.
+                    last = errors.from_response(resp)
+                    wait = _busy_wait(resp.retry_after_ms)
+                    if deadline is not None and time.monotonic() + wait >= deadline:
+                        raise last
+                    time.sleep(wait)
                     continue
                 if resp.err in (wire.ERR_TIMEOUT, wire.ERR_UNAVAILABLE):
                     # May have applied (Timeout) or not known to have

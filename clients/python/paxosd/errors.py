@@ -128,6 +128,18 @@ class PermissionDeniedError(PaxosdError):
     code = wire.ERR_PERMISSION_DENIED
 
 
+class BusyError(PaxosdError):
+    """20 (protocol 13): an overloaded node shed the request before
+    proposing it; retry_after_ms says when to send it again. The client
+    waits and retries by itself (same seq): it raises this only when its
+    deadline comes first."""
+    code = wire.ERR_BUSY
+
+    @property
+    def retry_after_ms(self):
+        return self.response.retry_after_ms if self.response is not None else 0
+
+
 class NoEndpointError(UnavailableError):
     """No endpoint could be reached (connect or hello failed on each)."""
     code = None
@@ -159,7 +171,7 @@ _BY_CODE = {cls.code: cls for cls in [
     TimeoutError, UnavailableError, InternalError, SessionExpiredError,
     LockHeldError, NotHeldError, CanceledError, FencedError, CompactedError,
     NotElectionLeaderError, QuotaExceededError, AuthRequiredError, AuthFailedError,
-    PermissionDeniedError,
+    PermissionDeniedError, BusyError,
 ]}
 
 

@@ -12,6 +12,12 @@ WatchProgress.__doc__ = ("A watch's position moved without a change of its keys 
                          "progress=True): every matching change up to revision was delivered.")
 
 
+# Stream ends to resume from: Unavailable, NotLeader, Timeout (the node
+# cannot serve it now) and SlowWatcher (protocol 15; an older client is
+# told Unavailable).
+_RESUME = (wire.ERR_UNAVAILABLE, wire.ERR_NOT_LEADER, wire.ERR_TIMEOUT, wire.ERR_SLOW_WATCHER)
+
+
 class _ResumingStream:
     """A stream opened again from where it was after a lost connection.
     Subclasses set OP, _fields() (the request's fields to resume from the
@@ -71,6 +77,13 @@ class _ResumingStream:
             if resp is None:
                 return None
             if resp.stream_end:
+                if resp.err in _RESUME:
+                    # The node is going away (or has no quorum), or found
+                    # this stream too slow: resume from the position,
+                    # elsewhere.
+                    self.client._drop(self._stream.conn)
+                    self._stream = None
+                    continue
                 self._stream = None
                 self._ended = True
                 if resp.err == wire.ERR_CANCELED:

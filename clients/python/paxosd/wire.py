@@ -1,4 +1,4 @@
-"""The paxosd wire protocol (docs/PROTOCOL.md), version 11: frames, msgpack
+"""The paxosd wire protocol (docs/PROTOCOL.md), version 13: frames, msgpack
 encoding, and the positional layouts of every frame and nested record.
 
 Each frame is a 4-byte big-endian length and one msgpack array whose first
@@ -16,11 +16,13 @@ import msgpack
 # 8 adds transactions (OP_TXN; their fields are in the layouts below), 9
 # gives a put's session_id a meaning (an ephemeral key), 11 sends idle
 # watches progress notifications (watch.py reads them), 12 adds keep-alive
-# batches (OP_SESSION_KEEPALIVE_BATCH, Client.keepalive_sessions).
-PROTOCOL_VERSION = 12
+# batches (OP_SESSION_KEEPALIVE_BATCH, Client.keepalive_sessions), 13 adds
+# back-pressure (ERR_BUSY with retry_after_ms, which Client.call waits).
+PROTOCOL_VERSION = 13
 VERSION_EPHEMERAL = 9
 VERSION_WATCH_PROGRESS = 11
 VERSION_KEEPALIVE_BATCH = 12
+VERSION_BUSY = 13
 MAGIC = "paxosd"
 DEFAULT_CLUSTER = "paxosd"
 FRAME_BYTES_MAX = 16 << 20
@@ -134,6 +136,8 @@ ERR_QUOTA_EXCEEDED = 16
 ERR_AUTH_REQUIRED = 17      # protocol 10
 ERR_AUTH_FAILED = 18        # protocol 10
 ERR_PERMISSION_DENIED = 19  # protocol 10
+ERR_BUSY = 20               # protocol 13: shed by an overloaded node; retry after retry_after_ms
+ERR_SLOW_WATCHER = 21       # protocol 15
 
 ERR_NAMES = {
     0: "None", 1: "NotLeader", 2: "NotFound", 3: "CASFailed", 4: "Invalid",
@@ -141,6 +145,7 @@ ERR_NAMES = {
     9: "SessionExpired", 10: "LockHeld", 11: "NotHeld", 12: "Canceled",
     13: "Fenced", 14: "Compacted", 15: "NotElectionLeader",
     16: "QuotaExceeded", 17: "AuthRequired", 18: "AuthFailed", 19: "PermissionDenied",
+    20: "Busy", 21: "SlowWatcher",
 }
 
 EVENT_PUT, EVENT_DELETE = 1, 2
@@ -492,6 +497,7 @@ Response = _record("Response", [
     ("users", LIST(User)), ("roles", LIST(Role)), ("auth_enabled", BOOL),  # protocol 10
     ("user", STR),
     ("expired_sessions", LIST(U64)),  # protocol 12
+    ("retry_after_ms", U64),  # protocol 13
 ])
 
 FRAME_RECORDS = {

@@ -99,6 +99,16 @@ class GoldenFrames(unittest.TestCase):
             _, r = wire.decode_body(wire.split_frame(parse_hex(f.read())))
         self.assertEqual((r.id, r.expired_sessions), (15, [43]))
 
+    def test_busy(self):
+        # Version 13: an overloaded node's refusal, and the wait it asks for.
+        from paxosd import errors
+        with open(os.path.join(GOLDEN_DIR, "busy_response.hex")) as f:
+            _, r = wire.decode_body(wire.split_frame(parse_hex(f.read())))
+        self.assertEqual((r.id, r.err, r.err_msg, r.retry_after_ms), (16, wire.ERR_BUSY, "busy: retry after 120 ms", 120))
+        e = errors.from_response(r)
+        self.assertIsInstance(e, errors.BusyError)
+        self.assertEqual((str(e), e.retry_after_ms), ("busy: retry after 120 ms", 120))
+
 
 class Codec(unittest.TestCase):
     def test_missing_fields_are_zero_and_extra_ignored(self):

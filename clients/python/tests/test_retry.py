@@ -4,6 +4,7 @@ connection; NotLeader and leader hints followed; errors mapped."""
 
 import socket
 import threading
+import time
 import unittest
 
 import paxosd
@@ -139,6 +140,42 @@ class Retries(unittest.TestCase):
         c = self.client(a, timeout=0.5)
         with self.assertRaises(paxosd.UnavailableError):
             c.put("k", b"v")
+        self.assertGreater(len(a.requests), 1)
+        self.assertEqual(len({(q.client_id, q.seq) for q in a.requests}), 1)
+
+    def test_busy_waits_and_retries_same_seq(self):
+        # Protocol 13: Busy is retried at the same node, same seq, after
+        # retry_after_ms (with jitter: at most half again).
+        calls = []
+
+        def h(n, q):
+            calls.append((time.monotonic(), q))
+            if len(calls) <= 2:
+                return wire.Response(err=wire.ERR_BUSY, err_msg="busy: retry after 200 ms", retry_after_ms=200)
+            return ok(n, q)
+
+        a = self.node(1, h, version=13)
+        b = self.node(2, ok, version=13)
+        c = self.client(a, b)
+        self.assertEqual(c.put("k", b"v").revision, 10)
+        self.assertEqual(len(calls), 3)
+        self.assertEqual(len(b.requests), 0, "a busy node is waited for, not left")
+        self.assertEqual(len({(q.client_id, q.seq) for _, q in calls}), 1)
+        for (t0, _), (t1, _) in zip(calls, calls[1:]):
+            self.assertGreaterEqual(t1 - t0, 0.2)
+            self.assertLess(t1 - t0, 1.0)  # 0.3 s at most, and a loaded machine's delay
+
+    def test_busy_deadline(self):
+        # A deadline that comes before the node would take the request:
+        # BusyError, carrying the node's retry_after_ms.
+        a = self.node(1, lambda n, q: wire.Response(err=wire.ERR_BUSY, err_msg="busy: retry after 300 ms", retry_after_ms=300), version=13)
+        c = self.client(a, timeout=1.0)
+        t0 = time.monotonic()
+        with self.assertRaises(paxosd.BusyError) as cm:
+            c.put("k", b"v")
+        self.assertLess(time.monotonic() - t0, 1.1)
+        self.assertEqual(cm.exception.retry_after_ms, 300)
+        self.assertEqual(str(cm.exception), "busy: retry after 300 ms")
         self.assertGreater(len(a.requests), 1)
         self.assertEqual(len({(q.client_id, q.seq) for q in a.requests}), 1)
 
