@@ -5,7 +5,7 @@ PKGS    := ./...
 SEEDS   ?= 2000
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-tls bench-sessions soak clean chaos deps
+.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-tls bench-sessions soak clean chaos chaos-locks deps
 
 all: build
 
@@ -47,6 +47,16 @@ CHAOS_DURATION  ?= 60s
 CHAOS_SEED      ?= 0
 chaos: deps
 	$(GO) test -race -count=1 -timeout 120m ./chaos -run 'TestChaos$$' -v -chaos.schedules $(CHAOS_SCHEDULES) -chaos.duration $(CHAOS_DURATION) -chaos.seed $(CHAOS_SEED) $(CHAOS_FLAGS)
+
+# The lock-holders schedule (docs/CHAOS.md, "Lock holders"): LOCKS_SESSIONS
+# sessions (TTL 10 s), each holding a lock of its own, kept alive by the Go
+# client through kills of the leader and partitions for CHAOS_DURATION;
+# not one may be lost, no lock may change hands. LOCKS_RUNS schedules
+# (seed, seed+1, ...), about 2 minutes each; CHAOS_SEED=N replays one.
+LOCKS_SESSIONS ?= 20000
+LOCKS_RUNS     ?= 1
+chaos-locks: deps
+	$(GO) test -race -count=1 -timeout 60m ./chaos -run 'TestChaosLocks$$' -v -chaos.locks -chaos.locks-sessions $(LOCKS_SESSIONS) -chaos.locks-runs $(LOCKS_RUNS) -chaos.duration $(CHAOS_DURATION) -chaos.seed $(CHAOS_SEED) $(CHAOS_FLAGS)
 
 # The seeded whole-node simulation over many more seeds than CI runs,
 # sharded by seed range over parallel processes (scripts/sim.sh): SEEDS

@@ -242,6 +242,16 @@ func (c *Cluster) Running(i int) bool {
 	return c.procs[i] != nil
 }
 
+// Pid is node i's process id, 0 when it is not running.
+func (c *Cluster) Pid(i int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil {
+		return p.cmd.Process.Pid
+	}
+	return 0
+}
+
 // Exits returns (and forgets) the processes that ended on their own.
 func (c *Cluster) Exits() []string {
 	c.mu.Lock()

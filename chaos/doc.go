@@ -17,6 +17,12 @@
 // checkers); the test itself is in chaos_test.go. docs/CHAOS.md says how
 // to run it, what each fault and check is, and how to replay a seed.
 //
+// A second test, TestChaosLocks (make chaos-locks, off unless
+// -chaos.locks), is the lock-holders schedule: 20,000 sessions, each
+// holding a lock, kept alive by the Go client alone through kills of the
+// leader and partitions; not one may be lost, and no lock may change
+// hands (run_lockholders_linux.go).
+//
 // Everything here needs Linux, root, `ip` and `iptables`; without them the
 // test skips itself and says why.
 package chaos
