@@ -229,8 +229,14 @@ func (k *keepAliver) dispatch(due []*Session, single bool) {
 	}
 }
 
-// requestDeadline is the earliest loss deadline of ss: past it a request
-// for them is of no use to that session (the others are retried).
+// requestDeadline bounds a request renewing ss: halfway from now to
+// their earliest loss deadline. A node that holds the request rather than
+// answering (a leader cut off from the others keeps its calls waiting
+// until it has known no leader for a while, over a second) then leaves
+// the other half for a retry, which goes to another member (Client.do
+// drops a connection whose attempt failed); a deadline at the loss
+// deadline itself let one silent node cost a short-TTL session its life
+// (chaos finding F2, TestKeepAliverRetriesASilentNode).
 func (k *keepAliver) requestDeadline(ss []*Session) time.Time {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -240,7 +246,8 @@ func (k *keepAliver) requestDeadline(ss []*Session) time.Time {
 			dl = d
 		}
 	}
-	return dl
+	now := k.now()
+	return now.Add(max(dl.Sub(now)/2, 0))
 }
 
 // renewBatch renews ss with one batch request.

@@ -29,6 +29,9 @@ type fakeCluster struct {
 	// hang: batch requests block until released (ignoring ctx), then
 	// succeed.
 	hang chan struct{}
+	// silent: this many more batch requests get no answer: each waits
+	// for its ctx to end (a node that holds calls it cannot commit).
+	silent int
 	// fail: requests fail (the cluster unreachable) while set.
 	fail bool
 	// denied: sessions of another user: a batch holding one, or a
@@ -58,6 +61,16 @@ func (f *fakeCluster) send(ctx context.Context, q *wire.Request) (*wire.Response
 		}
 		if hang != nil {
 			<-hang
+		}
+		f.mu.Lock()
+		silent := f.silent > 0
+		if silent {
+			f.silent--
+		}
+		f.mu.Unlock()
+		if silent {
+			<-ctx.Done()
+			return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -176,6 +189,28 @@ func TestKeepAliverBatches(t *testing.T) {
 		t.Fatalf("%d batch requests (%d singles) for %d rounds of %d sessions: sizes %v", len(f.sizes), f.singles, rounds, n, f.sizes)
 	}
 	t.Logf("%d sessions, %d rounds: %d batch requests", n, rounds, len(f.sizes))
+}
+
+// TestKeepAliverRetriesASilentNode: the first two keep-alive batches get
+// no answer at all (a leader cut off from the others holds them for over a
+// second before answering Unavailable). A session of a 2 s TTL survives:
+// each request gives up halfway to the loss deadline and the retry gets
+// through. With the loss deadline itself as the request's deadline, the
+// first silent request outlived the session (chaos finding F2: cutting
+// off the leader lost sessions of a 2 s TTL).
+func TestKeepAliverRetriesASilentNode(t *testing.T) {
+	f := newFakeCluster()
+	f.silent = 2
+	h := newKAHarness(f)
+	s := h.open(2 * time.Second)
+	defer h.closeAll([]*Session{s})
+	time.Sleep(3 * time.Second)
+	alive(t, []*Session{s})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.silent != 0 || len(f.renewed[s.id]) == 0 {
+		t.Fatalf("%d silent requests left, %d renewals: the test did not run as meant", f.silent, len(f.renewed[s.id]))
+	}
 }
 
 // TestKeepAliverTTLs: sessions of different TTLs in one client are each
