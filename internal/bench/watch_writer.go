@@ -89,7 +89,18 @@ func runWriterProcess(ctx context.Context, f *watchFlags, target *benchTarget, p
 	stopLive := liveProgress(live, func() string {
 		return fmt.Sprintf("writer (a process of its own) at %v/s under %s: %.0fs/%.0fs", f.rate, prefix, time.Since(begin).Seconds(), d.Seconds())
 	})
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil && w != nil && f.loadgenIdle {
+		// The writer started at the normal priority; the watchers' side
+		// of this process now yields to it and to the members (watch.go).
+		if yerr := yieldCPU(true); yerr != nil {
+			fmt.Fprintf(os.Stderr, "bench watch: --loadgen-idle: %v\n", yerr)
+		}
+		defer yieldCPU(false)
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
 	stopLive()
 	if err != nil {
 		return writerReport{}, fmt.Errorf("the writer process: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
