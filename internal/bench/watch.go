@@ -27,8 +27,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os/signal"
