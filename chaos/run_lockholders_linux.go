@@ -170,19 +170,11 @@ func (r *locksRun) run() error {
 	s.c = NewCluster(s.cfg.Net, s.cfg.Bin, s.dir, s.cfg.ServeFlags, s.cfg.FirstFlags)
 	defer s.c.KillAll()
 	defer func() { _ = s.cfg.Net.Heal() }()
-	for i := range s.cfg.Net.Nodes {
-		if err := s.c.Start(i); err != nil {
-			return err
-		}
-	}
-	var err error
-	if s.probe, err = s.newClient(0, false); err != nil {
-		return fmt.Errorf("cluster did not come up: %w (logs in %s)", err, s.dir)
+	if err := s.boot(); err != nil {
+		return err
 	}
 	defer s.probe.Close()
-	if d, _ := s.probeWrite(startupLimit); d > startupLimit {
-		return fmt.Errorf("cluster accepted no write within %s of starting (logs in %s)", d, s.dir)
-	}
+	var err error
 	r.cpu = newCPUMeter(s.c)
 	qcfg := s.c.ClientConfig(s.c.Endpoints())
 	qcfg.AttemptTimeout = quickAttempt

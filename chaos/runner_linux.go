@@ -98,6 +98,25 @@ func ScheduleDir(runDir string, idx int, seed int64) string {
 	return filepath.Join(runDir, fmt.Sprintf("schedule-%02d-seed-%d", idx, seed))
 }
 
+// boot starts every node of s.c and opens s.probe, once the cluster has
+// taken a write; the caller closes s.probe (only when boot succeeded).
+func (s *schedule) boot() error {
+	for i := range s.cfg.Net.Nodes {
+		if err := s.c.Start(i); err != nil {
+			return err
+		}
+	}
+	var err error
+	if s.probe, err = s.newClient(0, false); err != nil {
+		return fmt.Errorf("cluster did not come up: %w (logs in %s)", err, s.dir)
+	}
+	if d, _ := s.probeWrite(startupLimit); d > startupLimit {
+		s.probe.Close()
+		return fmt.Errorf("cluster accepted no write within %s of starting (logs in %s)", d, s.dir)
+	}
+	return nil
+}
+
 func (s *schedule) run() error {
 	s.dir = ScheduleDir(s.cfg.Dir, s.idx, s.seed)
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
@@ -112,19 +131,10 @@ func (s *schedule) run() error {
 	}
 	defer s.c.KillAll()
 	defer func() { _ = s.cfg.Net.Heal() }()
-	for i := range s.cfg.Net.Nodes {
-		if err := s.c.Start(i); err != nil {
-			return err
-		}
-	}
-	var err error
-	if s.probe, err = s.newClient(0, false); err != nil {
-		return fmt.Errorf("cluster did not come up: %w (logs in %s)", err, s.dir)
+	if err := s.boot(); err != nil {
+		return err
 	}
 	defer s.probe.Close()
-	if d, _ := s.probeWrite(startupLimit); d > startupLimit {
-		return fmt.Errorf("cluster accepted no write within %s of starting (logs in %s)", d, s.dir)
-	}
 	if s.c.TLS != nil {
 		if err := s.enableAuth(startupLimit); err != nil {
 			return fmt.Errorf("enabling auth: %w (logs in %s)", err, s.dir)
