@@ -236,7 +236,11 @@ func (k *keepAliver) dispatch(due []*Session, single bool) {
 // the other half for a retry, which goes to another member (Client.do
 // drops a connection whose attempt failed); a deadline at the loss
 // deadline itself let one silent node cost a short-TTL session its life
-// (chaos finding F2, TestKeepAliverRetriesASilentNode).
+// (chaos finding F2, TestKeepAliverRetriesASilentNode). The price: a
+// leader that is alive but needs longer than half the time left to commit
+// (over half a second with a 2 s TTL) no longer renews in time; with
+// TTLs of several seconds the first attempt gets longer than the client's
+// attempt timeout anyway.
 func (k *keepAliver) requestDeadline(ss []*Session) time.Time {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -89,6 +89,13 @@ type Config struct {
 	// reading from the history when the client catches up, so a slow
 	// client costs no more memory than this. Default 4 MiB.
 	WatchBacklogBytes int64
+	// WatchBacklogFrames: a connection with this many answers queued
+	// holds its watches too. Its queue takes 1024 frames, and a client
+	// that fills it has its connection closed ("not reading its
+	// answers"); small events would fill it long before the byte bound,
+	// so the count holds them first, and the watch ends SlowWatcher with
+	// its position instead. Default 512.
+	WatchBacklogFrames int
 	// WatchSlowAfter: a watch held that long is ended with err
 	// SlowWatcher, its revision saying where to resume (watch_slow.go).
 	// Default 10s.
@@ -224,6 +231,9 @@ func (c *Config) EnsureDefaults() {
 	if c.WatchBacklogBytes == 0 {
 		c.WatchBacklogBytes = 4 << 20
 	}
+	if c.WatchBacklogFrames == 0 {
+		c.WatchBacklogFrames = 512
+	}
 	if c.WatchSlowAfter == 0 {
 		c.WatchSlowAfter = 10 * time.Second
 	}
@@ -249,7 +259,7 @@ func (c *Config) Validate() error {
 	if c.SnapshotEntries < 0 || c.SnapshotKeepEntries < 0 {
 		return fmt.Errorf("%w: --snapshot-entries and --snapshot-keep-entries must be positive", ErrConfig)
 	}
-	if c.WatchBacklogBytes < 0 || c.WatchSlowAfter < 0 {
+	if c.WatchBacklogBytes < 0 || c.WatchSlowAfter < 0 || c.WatchBacklogFrames < 0 {
 		return fmt.Errorf("%w: --watch-backlog-bytes and --watch-slow-after must be positive", ErrConfig)
 	}
 	if c.BacklogBytesMax < 0 {

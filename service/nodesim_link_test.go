@@ -26,6 +26,10 @@ type simConn struct {
 	// of answers sent and not read yet: the node's Backlog.
 	readRate float64
 	unread   int64
+	// frames counts the answers sent and not read yet; read the bytes
+	// the client has read.
+	frames int
+	read   int64
 }
 
 // fifo returns the delay after which something sent now on a stream
@@ -75,6 +79,9 @@ func (c *simConn) Close() error {
 
 func (c *simConn) RemoteAddr() net.Addr { return c.name }
 
+func (c *simConn) Queued() int    { return c.frames }
+func (c *simConn) Written() int64 { return c.read }
+
 func (c *simConn) Backlog() int64 {
 	n := c.unread
 	for _, r := range c.corked {
@@ -108,8 +115,11 @@ func (c *simConn) deliver(resp *wire.Response) {
 		delay = c.down - s.now
 	}
 	c.unread += int64(len(body))
+	c.frames++
 	s.at(delay, nil, func() {
 		c.unread -= int64(len(body))
+		c.frames--
+		c.read += int64(len(body))
 		if c.closed || c.l.conn != c {
 			return
 		}

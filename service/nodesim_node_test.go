@@ -63,6 +63,7 @@ type simParams struct {
 	// and ended as slow watchers, and resume.
 	slowReaders  float64
 	watchBacklog int64
+	watchFrames  int
 }
 
 func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
@@ -118,6 +119,10 @@ func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
 		if r := rand.New(rand.NewSource(seed ^ 0x51d3)); r.Intn(4) == 0 {
 			p.slowReaders = float64(1000 + r.Intn(4000))
 			p.watchBacklog = int64(256 + r.Intn(2048))
+			if r.Intn(2) == 0 {
+				// Held by the count of answers instead of their bytes.
+				p.watchBacklog, p.watchFrames = 1<<20, 2+r.Intn(6)
+			}
 		}
 		// A backlog bound small enough that the clients' own load is
 		// shed now and then (busy.go), from a stream of its own too.
@@ -231,6 +236,7 @@ func (s *sim) config(sn *simNode) Config {
 		// lagging followers and restarted nodes too.
 		WatchProgressInterval: 300 * time.Millisecond,
 		WatchBacklogBytes:     s.p.watchBacklog,
+		WatchBacklogFrames:    s.p.watchFrames,
 		WatchSlowAfter:        time.Second,
 		Join:                  sn.join, Logger: log,
 	}

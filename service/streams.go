@@ -26,9 +26,11 @@ type stream struct {
 	// notification (notifyProgress).
 	sentTick int
 	// heldSince: since when the watch has had events it was not sent,
-	// its connection's backlog over the bound (watch_slow.go); zero when
-	// not held.
+	// its connection's backlog over the bound, while its client read
+	// less than the bound (watch_slow.go); zero when not held. heldRead
+	// is what the connection had written by then.
 	heldSince time.Time
+	heldRead  int64
 }
 
 type streamKey struct {
@@ -87,6 +89,16 @@ func (ss *streamSet) each(f func(streamKey, *stream) bool) {
 }
 
 func (n *Node) openStream(c *call) {
+	if now := n.clock.Now(); c.speaks(wire.VersionClientAnswers) && n.quorumLost(now) {
+		// It would be ended at the next check (failWithoutQuorum): the
+		// client had better go to another member now, and a refusal,
+		// unlike an acknowledged watch ended soon after, does not reset
+		// its backoff.
+		resp := n.unavailableAnswer(now)
+		resp.StreamEnd = true
+		c.reply(resp)
+		return
+	}
 	q := c.req
 	s := &stream{c: c}
 	switch q.Op {

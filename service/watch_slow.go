@@ -24,16 +24,23 @@ import (
 
 // hold reports whether s must wait before it is sent more events, and
 // notes when it began to wait; it ends s (false from pushStream) once it
-// has waited too long.
+// has waited too long while its client read less than the bound's worth
+// of answers. A client that reads, but not fast enough for every watch of
+// its connection (one catching up from an old revision takes the room),
+// is not slow: each time it has read the bound's worth, the wait starts
+// again.
 func (n *Node) hold(s *stream) (held, ended bool) {
-	if s.c.conn.Backlog() < n.cfg.WatchBacklogBytes {
+	conn := s.c.conn
+	if conn.Backlog() < n.cfg.WatchBacklogBytes && conn.Queued() < n.cfg.WatchBacklogFrames {
 		s.heldSince = time.Time{}
 		return false, false
 	}
 	now := n.clock.Now()
-	if s.heldSince.IsZero() {
-		s.heldSince = now
-		n.m.watchesHeld.Inc()
+	if read := conn.Written(); s.heldSince.IsZero() || read-s.heldRead >= n.cfg.WatchBacklogBytes {
+		if s.heldSince.IsZero() {
+			n.m.watchesHeld.Inc()
+		}
+		s.heldSince, s.heldRead = now, read
 	}
 	if now.Sub(s.heldSince) >= n.cfg.WatchSlowAfter {
 		n.endSlowWatch(s)
@@ -54,6 +61,6 @@ func (n *Node) endSlowWatch(s *stream) {
 	n.log.Info().Str("client", s.c.conn.RemoteAddr().String()).Uint64("revision", pos).
 		Msg("ending a watch its client reads too slowly")
 	s.c.reply(&wire.Response{Err: code, StreamEnd: true, Revision: pos, ErrMsg: fmt.Sprintf(
-		"slow watcher: the client left over %d bytes of answers unread on its connection for %v; resume the watch after revision %d",
-		n.cfg.WatchBacklogBytes, n.cfg.WatchSlowAfter, pos)})
+		"slow watcher: the client left over %d bytes (or %d answers) unread on its connection for %v; resume the watch after revision %d",
+		n.cfg.WatchBacklogBytes, n.cfg.WatchBacklogFrames, n.cfg.WatchSlowAfter, pos)})
 }

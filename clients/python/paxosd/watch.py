@@ -30,6 +30,7 @@ class _ResumingStream:
         self._stream = None   # None: to be (re)opened
         self._buf = []
         self._ended = False   # the stream is over (stream_end, or cancelled)
+        self._backoff = 0.05  # before resuming after an end (reset by items)
         if not self._open(time.monotonic() + client.timeout):
             raise errors.NoEndpointError("cannot open the stream: no endpoint answered")
 
@@ -80,9 +81,13 @@ class _ResumingStream:
                 if resp.err in _RESUME:
                     # The node is going away (or has no quorum), or found
                     # this stream too slow: resume from the position,
-                    # elsewhere.
+                    # elsewhere, after a pause that grows while every
+                    # member answers so (a partition: no storm of
+                    # reconnections).
                     self.client._drop(self._stream.conn)
                     self._stream = None
+                    time.sleep(self._backoff)
+                    self._backoff = min(self._backoff * 2, 1.0)
                     continue
                 self._stream = None
                 self._ended = True
@@ -91,6 +96,8 @@ class _ResumingStream:
                 if resp.err:
                     raise errors.from_response(resp)
             self._take(resp)
+            if resp.events or getattr(resp.leader, "seq", 0):
+                self._backoff = 0.05  # a change came: the stream works
         return self._buf.pop(0) if self._buf else None
 
     def cancel(self):
