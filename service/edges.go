@@ -60,11 +60,9 @@ type clientConn interface {
 	Version() uint32
 	// Backlog is the bytes of answers corked or sent and not yet read by
 	// the client, as far as the node can tell (wire.ClientConn.Backlog);
-	// Queued the answers waiting to be written, Written the bytes written
-	// so far.
+	// Queued the answers waiting to be written.
 	Backlog() int64
 	Queued() int
-	Written() int64
 }
 
 // peerDialer opens a client connection to another member, for the requests

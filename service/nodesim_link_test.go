@@ -26,10 +26,8 @@ type simConn struct {
 	// of answers sent and not read yet: the node's Backlog.
 	readRate float64
 	unread   int64
-	// frames counts the answers sent and not read yet; read the bytes
-	// the client has read.
+	// frames counts the answers sent and not read yet.
 	frames int
-	read   int64
 }
 
 // fifo returns the delay after which something sent now on a stream
@@ -79,8 +77,7 @@ func (c *simConn) Close() error {
 
 func (c *simConn) RemoteAddr() net.Addr { return c.name }
 
-func (c *simConn) Queued() int    { return c.frames }
-func (c *simConn) Written() int64 { return c.read }
+func (c *simConn) Queued() int { return c.frames }
 
 func (c *simConn) Backlog() int64 {
 	n := c.unread
@@ -119,7 +116,6 @@ func (c *simConn) deliver(resp *wire.Response) {
 	s.at(delay, nil, func() {
 		c.unread -= int64(len(body))
 		c.frames--
-		c.read += int64(len(body))
 		if c.closed || c.l.conn != c {
 			return
 		}

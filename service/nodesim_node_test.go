@@ -119,10 +119,11 @@ func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
 		if r := rand.New(rand.NewSource(seed ^ 0x51d3)); r.Intn(4) == 0 {
 			p.slowReaders = float64(1000 + r.Intn(4000))
 			p.watchBacklog = int64(256 + r.Intn(2048))
-			if r.Intn(2) == 0 {
-				// Held by the count of answers instead of their bytes.
-				p.watchBacklog, p.watchFrames = 1<<20, 2+r.Intn(6)
-			}
+		} else if rand.New(rand.NewSource(seed^0xf4a3)).Intn(6) == 0 {
+			// Or held by the count of answers rather than their bytes
+			// (pushes then grow: a held watch catches up in one), the
+			// clients reading a few hundred bytes a second.
+			p.slowReaders, p.watchBacklog, p.watchFrames = 300, 1<<20, 2
 		}
 		// A backlog bound small enough that the clients' own load is
 		// shed now and then (busy.go), from a stream of its own too.

@@ -26,11 +26,9 @@ type stream struct {
 	// notification (notifyProgress).
 	sentTick int
 	// heldSince: since when the watch has had events it was not sent,
-	// its connection's backlog over the bound, while its client read
-	// less than the bound (watch_slow.go); zero when not held. heldRead
-	// is what the connection had written by then.
+	// its connection's backlog over the bound (watch_slow.go); zero when
+	// not held.
 	heldSince time.Time
-	heldRead  int64
 }
 
 type streamKey struct {

@@ -24,11 +24,9 @@ import (
 
 // hold reports whether s must wait before it is sent more events, and
 // notes when it began to wait; it ends s (false from pushStream) once it
-// has waited too long while its client read less than the bound's worth
-// of answers. A client that reads, but not fast enough for every watch of
-// its connection (one catching up from an old revision takes the room),
-// is not slow: each time it has read the bound's worth, the wait starts
-// again.
+// has waited too long. (A watch held because another watch of its
+// connection is catching up may be ended so too: its client resumes it
+// on a new connection, which then serves it apart.)
 func (n *Node) hold(s *stream) (held, ended bool) {
 	conn := s.c.conn
 	if conn.Backlog() < n.cfg.WatchBacklogBytes && conn.Queued() < n.cfg.WatchBacklogFrames {
@@ -36,11 +34,9 @@ func (n *Node) hold(s *stream) (held, ended bool) {
 		return false, false
 	}
 	now := n.clock.Now()
-	if read := conn.Written(); s.heldSince.IsZero() || read-s.heldRead >= n.cfg.WatchBacklogBytes {
-		if s.heldSince.IsZero() {
-			n.m.watchesHeld.Inc()
-		}
-		s.heldSince, s.heldRead = now, read
+	if s.heldSince.IsZero() {
+		s.heldSince = now
+		n.m.watchesHeld.Inc()
 	}
 	if now.Sub(s.heldSince) >= n.cfg.WatchSlowAfter {
 		n.endSlowWatch(s)

@@ -58,9 +58,6 @@ type frameConn struct {
 	// which partial holds the size until the writer's wake-up takes it):
 	// what a client that reads slowly costs the server's memory.
 	backlog, partial atomic.Int64
-	// written counts the bytes handed to the socket by the writer
-	// goroutine (direct writes count in directWritten).
-	written, directWritten atomic.Int64
 }
 
 // direct lets senders write to conn themselves (see frameConn).
@@ -83,14 +80,11 @@ func newFrameConn(conn net.Conn, fr *FrameReader, frameMax, queueMax int, writeT
 		err := writeLoop(bw, c.q, c.stop, c.abort, &c.gate, func(bw *bufio.Writer, f []byte) error {
 			if f == nil {
 				// A direct write's wake-up: the gate wrote its rest.
-				rest := c.partial.Swap(0)
-				c.backlog.Add(-rest)
-				c.written.Add(rest)
+				c.backlog.Add(-c.partial.Swap(0))
 				return nil
 			}
 			_, err := bw.Write(f)
 			c.backlog.Add(-int64(len(f)))
-			c.written.Add(int64(len(f)))
 			return err
 		})
 		c.writerErr = err
@@ -151,7 +145,6 @@ func (c *frameConn) sendDirect(f []byte) (sent, kept bool, err error) {
 	n, err := c.direct.tryWrite(f)
 	if n > 0 {
 		c.writes.Add(1)
-		c.directWritten.Add(int64(n))
 	}
 	if err != nil {
 		c.kill() // a failed write breaks the stream, as in the writer
@@ -386,10 +379,6 @@ func (c *ClientConn) Uncork() error {
 // only a few of its frames are in memory at a time: the queue's bound is a
 // count of frames, not of bytes, and Send blocks only once it is full.
 func (c *ClientConn) Queued() int { return int(c.fc.gate.queued.Load()) }
-
-// Written is the bytes of responses written to the socket so far: what
-// the client has taken, give or take the socket's buffers.
-func (c *ClientConn) Written() int64 { return c.fc.written.Load() + c.fc.directWritten.Load() }
 
 // Backlog is the bytes of responses this connection holds: corked, or
 // handed to its writer and not yet written to the socket. A server that
