@@ -46,17 +46,8 @@ func TestChaos(t *testing.T) {
 	replay := replayLine(seed, *flagSchedules)
 	t.Logf("seed %d; replay: %s", seed, replay)
 
-	net := newTestNetwork(t, 3)
-	cleanUpOnSignal(t, net)
-	bin := buildPaxosd(t)
-	serveFlags, firstFlags := resolveServeFlags(t, bin, *flagServe)
-	dir := *flagDir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "paxosd-chaos-"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base := chaosSetup(t, "paxosd-chaos-")
+	net, bin, serveFlags, firstFlags, dir := base.Net, base.Bin, base.ServeFlags, base.FirstFlags, base.Dir
 	t.Logf("paxosd serve flags: %q (first start: %q); logs, data and failing histories under %s", serveFlags, firstFlags, dir)
 
 	tlsFiles, useTLS := resolveTLS(t, net, dir, *flagTLS)
@@ -175,6 +166,25 @@ func onOff(b bool) string {
 
 // buildPaxosd builds the binary once per run (without the race detector:
 // the nodes should run at their real speed).
+// chaosSetup makes what every suite of the package runs on: the network
+// of three namespaces (torn down on a signal too), the paxosd binary, the
+// serve flags of -chaos.serve, and the run's directory (-chaos.dir, else a
+// new one named from prefix). The Config it returns holds those only.
+func chaosSetup(t *testing.T, prefix string) Config {
+	net := newTestNetwork(t, 3)
+	cleanUpOnSignal(t, net)
+	bin := buildPaxosd(t)
+	serveFlags, firstFlags := resolveServeFlags(t, bin, *flagServe)
+	dir := *flagDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Config{Net: net, Bin: bin, ServeFlags: serveFlags, FirstFlags: firstFlags, Dir: dir}
+}
+
 func buildPaxosd(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "paxosd")

@@ -46,23 +46,13 @@ func TestChaosLocks(t *testing.T) {
 		outage = *flagLocksTTL / 4
 	}
 	t.Logf("seed %d; replay: go test ./chaos -run 'TestChaosLocks$' -v -count=1 -chaos.locks -chaos.seed %d (with the same -chaos.locks-* flags)", seed, seed)
-	net := newTestNetwork(t, 3)
-	cleanUpOnSignal(t, net)
-	bin := buildPaxosd(t)
-	serveFlags, firstFlags := resolveServeFlags(t, bin, *flagServe)
-	dir := *flagDir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "paxosd-chaos-locks-"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("paxosd serve flags: %q; logs and data under %s", serveFlags, dir)
+	base := chaosSetup(t, "paxosd-chaos-locks-")
+	t.Logf("paxosd serve flags: %q; logs and data under %s", base.ServeFlags, base.Dir)
 	lc := LocksConfig{
 		Config: Config{
-			Net: net, Bin: bin, ServeFlags: serveFlags, FirstFlags: firstFlags, Dir: dir,
+			Net: base.Net, Bin: base.Bin, ServeFlags: base.ServeFlags, FirstFlags: base.FirstFlags, Dir: base.Dir,
 			Duration: *flagDuration, RecoveryBound: *flagBound,
-			ElectionTimeoutMax: electionTimeoutMax(serveFlags),
+			ElectionTimeoutMax: electionTimeoutMax(base.ServeFlags),
 			Logf:               t.Logf,
 		},
 		Sessions: *flagLocksSessions, Conns: *flagLocksConns, Shared: *flagLocksShared,
@@ -82,12 +72,12 @@ func TestChaosLocks(t *testing.T) {
 		t.Logf("LOCK HOLDERS run %d/%d, seed %d, done in %s\n%s\n%s", i+1, *flagLocksRuns, sseed, time.Since(start).Round(time.Second), rep, st.Summary())
 		if n := len(st.Anomalies()); n > 0 {
 			failed = true
-			t.Errorf("lock holders seed %d: %d anomalies (logs in %s)", sseed, n, ScheduleDir(dir, i, sseed))
+			t.Errorf("lock holders seed %d: %d anomalies (logs in %s)", sseed, n, ScheduleDir(base.Dir, i, sseed))
 		} else if !*flagKeep {
-			os.RemoveAll(ScheduleDir(dir, i, sseed))
+			os.RemoveAll(ScheduleDir(base.Dir, i, sseed))
 		}
 	}
 	if !failed && !*flagKeep && *flagDir == "" {
-		os.RemoveAll(dir)
+		os.RemoveAll(base.Dir)
 	}
 }
