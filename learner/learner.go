@@ -4,7 +4,9 @@ import "github.com/paxosd/paxosd/paxos"
 
 // Learner tracks chosen slots for one replica. Not safe for concurrent use.
 type Learner struct {
-	members paxos.Membership
+	// configAt names the configuration whose voters decide slot s (the
+	// replica's, exact for every slot this node proposes at).
+	configAt func(paxos.Slot) paxos.Membership
 	// commit is the chosen watermark: every slot at or below it has been
 	// chosen and returned by Advance. Invariant: commit only grows.
 	commit paxos.Slot
@@ -33,12 +35,12 @@ func (t *tally) has(id paxos.NodeID) bool {
 }
 
 // New returns a learner whose slots up to commit are already delivered.
-func New(members paxos.Membership, commit paxos.Slot) *Learner {
+func New(configAt func(paxos.Slot) paxos.Membership, commit paxos.Slot) *Learner {
 	return &Learner{
-		members: members,
-		commit:  commit,
-		chosen:  map[paxos.Slot]paxos.Entry{},
-		tallies: map[paxos.Slot]*tally{},
+		configAt: configAt,
+		commit:   commit,
+		chosen:   map[paxos.Slot]paxos.Entry{},
+		tallies:  map[paxos.Slot]*tally{},
 	}
 }
 
@@ -87,20 +89,22 @@ func (l *Learner) Voted(slot paxos.Slot, from paxos.NodeID) bool {
 
 // OnAccepted counts from's vote for slots under ballot. Votes for a ballot
 // other than the one this node proposed under are ignored: a value is
-// chosen only when a quorum accepted it under one ballot. It returns the
-// number of slots that became chosen.
+// chosen only when a quorum accepted it under one ballot — a quorum of the
+// voters of the slot's own configuration. It returns the number of slots
+// that became chosen.
 func (l *Learner) OnAccepted(from paxos.NodeID, ballot paxos.Ballot, slots []paxos.Slot) int {
-	if !l.members.Contains(from) {
-		return 0
-	}
 	n := 0
 	for _, s := range slots {
 		t := l.tallies[s]
 		if t == nil || t.ballot != ballot || t.has(from) {
 			continue
 		}
+		m := l.configAt(s)
+		if !m.IsVoter(from) {
+			continue
+		}
 		t.voters = append(t.voters, from)
-		if len(t.voters) >= l.members.QuorumSize() {
+		if m.IsQuorum(t.has) {
 			l.Choose(paxos.Entry{Slot: s, Ballot: t.ballot, Value: t.value})
 			n++
 		}

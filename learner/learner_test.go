@@ -9,10 +9,15 @@ import (
 
 // The references are to Lamport, "Paxos Made Simple" (2001).
 
-func members(n int) paxos.Membership {
+func members(n int) func(paxos.Slot) paxos.Membership {
+	m := membership(n)
+	return func(paxos.Slot) paxos.Membership { return m }
+}
+
+func membership(n int) paxos.Membership {
 	var m paxos.Membership
 	for i := 1; i <= n; i++ {
-		m.Nodes = append(m.Nodes, paxos.NodeID(i))
+		m.Members = append(m.Members, paxos.Member{ID: paxos.NodeID(i)})
 	}
 	return m
 }

@@ -14,10 +14,18 @@ type Rand interface {
 // Config configures a replica. The zero value of every field except ID,
 // Members and Rand is valid and means the default stated on the field.
 type Config struct {
-	// ID is this node; it must be one of Members.
+	// ID is this node.
 	ID NodeID
-	// Members are the voting nodes of the cluster, this one included.
+	// Members are the voting nodes of a cluster whose log holds no
+	// configuration yet (version 1 of its membership), this one
+	// included. Ignored when Configs is set.
 	Members []NodeID
+	// Configs, when its Current version is not zero, is the membership
+	// as of the replica's applied slot (the state machine keeps it, and
+	// snapshots carry it): the replica folds the configuration values it
+	// replays after that slot into it. A node need not be a member (it was
+	// removed, or is not yet added): it then takes part in nothing.
+	Configs Configs
 	// HeartbeatTicks is how many ticks pass between leader heartbeats.
 	// Default 2.
 	HeartbeatTicks int
@@ -94,6 +102,22 @@ func (c *Config) EnsureDefaults() {
 	}
 }
 
+// InitialConfigs returns the membership the replica starts from: Configs
+// if set, else version 1 with Members voting (addresses unknown to the
+// core).
+func (c *Config) InitialConfigs() Configs {
+	if c.Configs.Current.Version != 0 {
+		return c.Configs.Clone()
+	}
+	m := Membership{Version: 1}
+	for _, id := range c.Members {
+		m.Members = append(m.Members, Member{ID: id})
+	}
+	out := Bootstrap(m)
+	out.Alpha = c.Configs.Alpha
+	return out
+}
+
 // PageBytes is how many bytes of entries (as Entry.WireBytes counts them)
 // one message carries at most, unless a single entry is larger.
 func (c *Config) PageBytes() int { return c.MessageBytesMax / 4 }
@@ -104,21 +128,30 @@ func (c *Config) Validate() error {
 	if c.ID == 0 {
 		return fmt.Errorf("%w: node id must be positive", ErrInvalidConfig)
 	}
-	seen := map[NodeID]bool{}
-	for _, m := range c.Members {
-		if m == 0 {
-			return fmt.Errorf("%w: member id must be positive", ErrInvalidConfig)
+	if c.Configs.Current.Version != 0 {
+		if err := c.Configs.Current.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
-		if seen[m] {
-			return fmt.Errorf("%w: member %d listed twice", ErrInvalidConfig, m)
+	} else {
+		seen := map[NodeID]bool{}
+		for _, m := range c.Members {
+			if m == 0 {
+				return fmt.Errorf("%w: member id must be positive", ErrInvalidConfig)
+			}
+			if seen[m] {
+				return fmt.Errorf("%w: member %d listed twice", ErrInvalidConfig, m)
+			}
+			seen[m] = true
 		}
-		seen[m] = true
-	}
-	if !seen[c.ID] {
-		return fmt.Errorf("%w: node %d is not among the members %v", ErrInvalidConfig, c.ID, c.Members)
+		if !seen[c.ID] {
+			return fmt.Errorf("%w: node %d is not among the members %v", ErrInvalidConfig, c.ID, c.Members)
+		}
 	}
 	if c.HeartbeatTicks <= 0 || c.ElectionTicks <= c.HeartbeatTicks {
 		return fmt.Errorf("%w: election ticks (%d) must exceed heartbeat ticks (%d)", ErrInvalidConfig, c.ElectionTicks, c.HeartbeatTicks)
+	}
+	if alpha := c.InitialConfigs().Activation(); Slot(c.WindowSlots) > alpha {
+		return fmt.Errorf("%w: the window (%d slots) may not exceed %d slots, the distance at which a membership change takes effect", ErrInvalidConfig, c.WindowSlots, alpha)
 	}
 	if c.WindowSlots <= 0 || c.BatchBytesMax <= 0 || c.PendingMax <= 0 || c.PendingBytesMax <= 0 || c.InflightBytesMax <= 0 {
 		return fmt.Errorf("%w: window, batch, in-flight and pending limits must be positive", ErrInvalidConfig)

@@ -13,6 +13,10 @@ const (
 	ValueNoop ValueKind = 0
 	// ValueBatch carries one or more client commands, applied in order.
 	ValueBatch ValueKind = 1
+	// ValueConfig (protocol version 16) carries one configuration (one
+	// command: Membership.Encode), which takes effect ActivationSlots
+	// after the slot that chooses it (membership.go).
+	ValueConfig ValueKind = 2
 )
 
 // Value is what a slot chooses: a no-op or a batch of client commands. The
@@ -62,6 +66,12 @@ func (v Value) Equal(o Value) bool {
 func (v Value) String() string {
 	if v.Kind == ValueNoop {
 		return "noop"
+	}
+	if v.Kind == ValueConfig {
+		if m, err := DecodeMembership(v); err == nil {
+			return fmt.Sprintf("config(v%d %v)", m.Version, m.Voters())
+		}
+		return "config(malformed)"
 	}
 	return fmt.Sprintf("batch(%d cmds, %d bytes)", len(v.Cmds), v.Bytes())
 }

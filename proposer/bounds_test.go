@@ -97,18 +97,18 @@ func TestPhase1CollectsPagedPromises(t *testing.T) {
 		return paxos.Message{Type: paxos.MsgPromise, From: 2, To: 1, Ballot: bal, Slot: from, More: more,
 			Entries: []paxos.Entry{{Slot: slot, Ballot: b(1, 3), Value: val(v)}}}
 	}
-	msgs, _, _ := p.OnPromise(page(1, 1, "a", true), 0)
+	msgs, _, _ := onPromise(p, page(1, 1, "a", true), 0)
 	if len(msgs) != 1 || msgs[0].Type != paxos.MsgPrepare || msgs[0].To != 2 || msgs[0].Slot != 2 || !msgs[0].More {
 		t.Fatalf("after a first page, sent %v; want a Prepare to 2 from slot 2", msgs)
 	}
-	if msgs, _, _ := p.OnPromise(page(1, 1, "a", true), 0); len(msgs) != 0 {
+	if msgs, _, _ := onPromise(p, page(1, 1, "a", true), 0); len(msgs) != 0 {
 		t.Fatalf("a repeated first page was taken: %v", msgs)
 	}
 	self := paxos.Message{Type: paxos.MsgPromise, From: 1, To: 1, Ballot: bal, Slot: 1}
-	if _, _, _ = p.OnPromise(self, 0); p.Role() == Leader {
+	if _, _, _ = onPromise(p, self, 0); p.Role() == Leader {
 		t.Fatal("led with an acceptor whose Promise was still coming in pages")
 	}
-	_, proposed, _ := p.OnPromise(page(2, 3, "c", false), 0)
+	_, proposed, _ := onPromise(p, page(2, 3, "c", false), 0)
 	if p.Role() != Leader {
 		t.Fatal("not leading after the last page of a quorum's Promises")
 	}

@@ -12,6 +12,25 @@ func (p *Proposer) Tick(promised paxos.Ballot, commit paxos.Slot, settled func(p
 		return p.tickLeader(commit, settled)
 	}
 	p.electionElapsed++
+	if !p.view.Current().IsVoter(p.id) {
+		// A learner, or a node not (or no longer) in the configuration
+		// as far as it knows: it follows, and never campaigns. Without a
+		// leader for an election timeout it still sends PreVotes — which
+		// it never acts on — because whoever is ahead of it answers one
+		// with what it lacks (the replica's catch-up): the configuration
+		// it lags behind may be one in which it votes, and nobody else
+		// may be able to lead.
+		if p.role != Follower {
+			p.Abdicate()
+		}
+		if p.electionElapsed < p.electionTimeout {
+			return nil
+		}
+		p.electionElapsed, p.leader = 0, 0
+		p.resetElectionTimeout()
+		probe := paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
+		return p.broadcast(paxos.Message{Type: paxos.MsgPreVote, Ballot: probe, Commit: commit}, false)
+	}
 	if p.electionElapsed < p.electionTimeout {
 		return p.resendPrepares()
 	}
@@ -28,10 +47,11 @@ func (p *Proposer) resendPrepares() []paxos.Message {
 	}
 	p.prepareTick = p.ticks
 	var out []paxos.Message
-	for _, id := range p.members.Nodes {
+	for _, id := range p.view.Voters() {
 		if id == p.id || p.votes[id] {
 			continue
 		}
+		p.promisedFrom[id] = p.from
 		from, paging := p.pageFrom[id]
 		if !paging {
 			from = p.from
@@ -55,9 +75,25 @@ func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.
 	}
 	p.electionElapsed = 0
 	p.active[p.id] = true
-	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.active[id] }) {
+	current := p.view.Current()
+	if !current.IsQuorum(func(id paxos.NodeID) bool { return p.active[id] }) {
 		p.stepDown(p.ballot) // check-quorum: we may be cut off from a majority
 		return out
+	}
+	if !current.IsVoter(p.id) {
+		// The configuration in force no longer has this node vote (it was
+		// removed, or made a learner): hand leadership, giving the lease
+		// up explicitly, to a voter that knows it votes (its watermark is
+		// past the change). Until one does, lead on: the others may not
+		// know of the change yet, and this node is the one to tell them.
+		if p.handoverAfter == 0 {
+			p.handoverAfter = commit
+		}
+		if to := p.handoverTarget(current); to != 0 {
+			if m, err := p.TransferTo(to); err == nil {
+				return append(out, m)
+			}
+		}
 	}
 	p.active = map[paxos.NodeID]bool{}
 	if len(p.inflight) > 0 && commit == p.commitAtCheck {
@@ -97,10 +133,10 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 	p.prevoteBallot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
 	p.votes = map[paxos.NodeID]bool{p.id: true}
 	p.rejects = map[paxos.NodeID]bool{}
-	if p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
+	if p.view.Current().IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
 		return p.becomeCandidate(promised, commit)
 	}
-	return p.broadcast(paxos.Message{Type: paxos.MsgPreVote, Ballot: p.prevoteBallot, Commit: commit}, false)
+	return p.sendTo(p.view.Current().Voters(), paxos.Message{Type: paxos.MsgPreVote, Ballot: p.prevoteBallot, Commit: commit}, false)
 }
 
 // HandlePreVote answers another node's PreVote. It grants only out of lease
@@ -112,7 +148,13 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 // ours (so the most up-to-date reachable node wins and Phase 1 stays
 // small).
 func (p *Proposer) HandlePreVote(m paxos.Message, commit paxos.Slot) paxos.Message {
-	grant := !p.InLease() && m.Commit >= commit
+	current := p.view.Current()
+	// A node that cannot lead itself (a learner, or a voter of the
+	// configuration its lagging candidate still campaigns in, removed
+	// since) does not insist on a candidate as far ahead as itself: it may
+	// be that no voter is.
+	ahead := m.Commit >= commit || !current.IsVoter(p.id)
+	grant := !p.InLease() && ahead && current.IsVoter(m.From)
 	return paxos.Message{Type: paxos.MsgPreVoteReply, From: p.id, To: m.From, Ballot: m.Ballot, Commit: commit, Reject: !grant}
 }
 
@@ -123,13 +165,13 @@ func (p *Proposer) OnPreVoteReply(m paxos.Message, promised paxos.Ballot, commit
 	}
 	if m.Reject {
 		p.rejects[m.From] = true
-		if p.members.IsQuorum(func(id paxos.NodeID) bool { return p.rejects[id] }) {
+		if p.view.Current().IsQuorum(func(id paxos.NodeID) bool { return p.rejects[id] }) {
 			p.role = Follower // wait for the leader, or for the next timeout
 		}
 		return nil
 	}
 	p.votes[m.From] = true
-	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
+	if !p.view.Current().IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
 		return nil
 	}
 	return p.becomeCandidate(promised, commit)
@@ -140,75 +182,106 @@ func (p *Proposer) OnPreVoteReply(m paxos.Message, promised paxos.Ballot, commit
 // (the replica) makes this node's own acceptor promise the ballot, and the
 // Prepares leave only once that promise is durable (paxos.NeedsPersist):
 // a node that crashes and restarts then never campaigns again under a
-// ballot an earlier incarnation may have used.
+// ballot an earlier incarnation may have used. The Prepares go to the
+// voters of the current and of the next configuration: the candidate
+// leads once a quorum of the configuration of its first slot promised,
+// and proposes in the next configuration's slots once a quorum of that
+// one did too (covered).
 func (p *Proposer) becomeCandidate(promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
 	p.role = Candidate
 	p.ballot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
 	p.Observe(p.ballot)
 	p.from = commit + 1
 	p.votes = map[paxos.NodeID]bool{}
+	p.promisedFrom = map[paxos.NodeID]paxos.Slot{}
 	p.pageFrom = map[paxos.NodeID]paxos.Slot{}
 	p.recovered = map[paxos.Slot]paxos.Entry{}
 	p.chosenSeen = map[paxos.Slot]paxos.Entry{}
 	p.maxReported = 0
 	p.prepareTick = p.ticks
-	return p.broadcast(paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from, More: true, Transfer: p.transfer}, true)
+	voters := p.view.Voters()
+	for _, id := range voters {
+		p.promisedFrom[id] = p.from
+	}
+	return p.sendTo(voters, paxos.Message{Type: paxos.MsgPrepare, Ballot: p.ballot, Slot: p.from, More: true, Transfer: p.transfer}, true)
 }
 
 // OnPromise collects Phase 1 answers. A Promise may come in pages (More):
 // each page must start where the previous one ended, and the next one is
 // asked for with a Prepare from the slot after its last entry; an acceptor
 // counts once its last page is in. With a quorum the node leads: it
-// returns the messages to send, the entries it proposes anew (recovered
-// values, and no-ops for holes) and the entries it learned are chosen.
-func (p *Proposer) OnPromise(m paxos.Message, commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
-	if p.role != Candidate || m.Ballot != p.ballot || p.votes[m.From] {
-		return nil, nil, nil
+// returns the messages to send and the entries it learned are chosen; it
+// proposes the recovered values (and no-ops for holes) from Flush on. A
+// leader takes Promises too: those of the voters of a configuration that
+// took effect while it led (askCoverage).
+func (p *Proposer) OnPromise(m paxos.Message, commit paxos.Slot) (msgs []paxos.Message, chosen []paxos.Entry) {
+	if (p.role != Candidate && p.role != Leader) || m.Ballot != p.ballot || p.votes[m.From] {
+		return nil, nil
+	}
+	base, asked := p.promisedFrom[m.From]
+	if !asked {
+		return nil, nil // not a Prepare of ours: stale or stray
 	}
 	want, paging := p.pageFrom[m.From]
 	if !paging {
-		want = p.from
+		want = base
 	}
 	if m.Slot != want || (m.More && len(m.Entries) == 0) ||
-		(len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Slot > p.from+paxos.SlotsAheadMax) {
-		return nil, nil, nil // a stale or repeated page, or a malformed or absurd one
+		(len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Slot > base+paxos.SlotsAheadMax) {
+		return nil, nil // a stale or repeated page, or a malformed or absurd one
 	}
-	// A page is progress: the election is not timing out while the
-	// Promises come in, however many pages they take.
-	p.electionElapsed = 0
-	p.record(m)
+	if p.role == Candidate {
+		// A page is progress: the election is not timing out while the
+		// Promises come in, however many pages they take.
+		p.electionElapsed = 0
+	}
+	chosen = p.record(m)
 	if m.More {
 		next := m.Entries[len(m.Entries)-1].Slot + 1
 		p.pageFrom[m.From] = next
-		return []paxos.Message{{Type: paxos.MsgPrepare, From: p.id, To: m.From, Ballot: p.ballot, Slot: next, More: true}}, nil, nil
+		return []paxos.Message{{Type: paxos.MsgPrepare, From: p.id, To: m.From, Ballot: p.ballot, Slot: next, More: true}}, chosen
 	}
 	p.votes[m.From] = true
-	if !p.members.IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
-		return nil, nil, nil
+	delete(p.pageFrom, m.From)
+	if p.role == Leader || !p.view.At(p.from).IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
+		return nil, chosen
 	}
 	return p.becomeLeader(commit)
 }
 
 // record notes the entries a Promise (page) reports: the highest-ballot
 // value per slot, and which are chosen (at or below the sender's
-// watermark).
-func (p *Proposer) record(m paxos.Message) {
+// watermark). A leader notes only the slots it has not proposed at yet
+// (those it has were covered by a quorum of their configuration already)
+// and returns the ones it learned are chosen.
+func (p *Proposer) record(m paxos.Message) (chosen []paxos.Entry) {
 	for _, e := range m.Entries {
+		if p.role == Leader && e.Slot < p.nextSlot {
+			continue
+		}
 		if e.Slot > p.maxReported {
 			p.maxReported = e.Slot
 		}
 		if e.Slot <= m.Commit {
 			if _, ok := p.chosenSeen[e.Slot]; !ok {
 				p.chosenSeen[e.Slot] = e
+				if p.role == Leader {
+					chosen = append(chosen, e)
+				}
 			}
 		}
 		if r, ok := p.recovered[e.Slot]; !ok || r.Ballot.Less(e.Ballot) {
 			p.recovered[e.Slot] = e
 		}
 	}
+	if p.role == Leader && p.maxReported > p.readyFrom {
+		// An earlier leader may have had these chosen and acknowledged.
+		p.readyFrom = p.maxReported
+	}
+	return chosen
 }
 
-func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
+func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, chosen []paxos.Entry) {
 	p.role = Leader
 	p.leader = p.id
 	p.leaderBallot, p.transfer = p.ballot, paxos.Ballot{}
@@ -218,29 +291,46 @@ func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, propos
 	p.commitAtCheck = commit
 	p.inflight, p.inflightBytes = map[paxos.Slot]proposal{}, 0
 	p.inflightLow = commit + 1
-	start := p.from
-	if commit+1 > start {
-		start = commit + 1
+	p.followerCommit, p.handoverAfter = map[paxos.NodeID]paxos.Slot{}, 0
+	p.nextSlot = max(p.from, commit+1)
+	for s := range p.recovered {
+		if s < p.nextSlot {
+			delete(p.recovered, s)
+		}
 	}
-	for s := start; s <= p.maxReported; s++ {
+	for s := p.nextSlot; s <= p.maxReported; s++ {
 		if e, ok := p.chosenSeen[s]; ok {
 			chosen = append(chosen, e)
+		}
+	}
+	p.readyFrom = max(p.maxReported, p.nextSlot-1)
+	if at := p.view.PendingAt(); at != 0 {
+		p.padTo = at - 1
+	}
+	msgs = p.heartbeatRound(commit)
+	return msgs, chosen
+}
+
+// handoverTarget picks the voter of m to hand leadership to: one that
+// answered in the last check period with a watermark at least
+// handoverAfter, the one furthest ahead; 0 if none.
+func (p *Proposer) handoverTarget(m paxos.Membership) paxos.NodeID {
+	var best paxos.NodeID
+	for _, id := range m.Voters() {
+		c, ok := p.followerCommit[id]
+		if id == p.id || !p.active[id] || !ok || c < p.handoverAfter {
 			continue
 		}
-		v := paxos.Noop
-		if r, ok := p.recovered[s]; ok {
-			v = r.Value
+		if best == 0 || c > p.followerCommit[best] {
+			best = id
 		}
-		proposed = append(proposed, paxos.Entry{Slot: s, Ballot: p.ballot, Value: v})
-		p.addInflight(s, v)
 	}
-	p.nextSlot = p.maxReported + 1
-	if p.nextSlot <= commit {
-		p.nextSlot = commit + 1
+	return best
+}
+
+// NoteFollowerCommit records the watermark a follower reported.
+func (p *Proposer) NoteFollowerCommit(id paxos.NodeID, commit paxos.Slot) {
+	if p.role == Leader && commit > p.followerCommit[id] {
+		p.followerCommit[id] = commit
 	}
-	p.readyFrom = p.nextSlot - 1
-	p.votes, p.recovered, p.chosenSeen, p.pageFrom = nil, nil, nil, nil
-	msgs = p.heartbeatRound(commit)
-	msgs = append(msgs, p.accepts(proposed, commit)...)
-	return msgs, proposed, chosen
 }

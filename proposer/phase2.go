@@ -2,12 +2,15 @@ package proposer
 
 import "github.com/paxosd/paxosd/paxos"
 
-// Flush turns queued commands into work: a leader cuts batches into new
-// slots while its window has room and returns the Accepts (and the entries
-// proposed, for the learner to count); a follower hands its queued commands
-// to the leader. The driver calls it once per Ready, which is what makes
-// batching natural: whatever arrived while the last batch was in flight
-// forms the next one.
+// Flush turns queued work into slots: a leader proposes, in slot order
+// while its window has room and its Phase 1 covers the slot, the values
+// it recovered, then a membership change, then batches of queued
+// commands, then no-ops up to the slot where its last change takes effect
+// (so that an idle cluster does not wait for traffic to reach it), and
+// returns the Accepts (and the entries proposed, for the learner to
+// count); a follower hands its queued commands to the leader. The driver
+// calls it once per Ready, which is what makes batching natural: whatever
+// arrived while the last batch was in flight forms the next one.
 func (p *Proposer) Flush(commit paxos.Slot) (msgs []paxos.Message, proposed []paxos.Entry) {
 	if p.role == Follower && p.leader != 0 && p.leader != p.id {
 		for len(p.pending) > 0 {
@@ -21,21 +24,87 @@ func (p *Proposer) Flush(commit paxos.Slot) (msgs []paxos.Message, proposed []pa
 	if p.role != Leader {
 		return msgs, nil
 	}
-	for len(p.own)+len(p.pending) > 0 && p.windowOpen(commit) {
-		var v paxos.Value
-		if len(p.own) > 0 {
-			v, p.own, _ = cutBatch(p.own, p.cfg.BatchBytesMax)
-		} else {
-			var size int
-			v, p.pending, size = cutBatch(p.pending, p.cfg.BatchBytesMax)
-			p.pendingBytes -= size
+	if p.nextSlot <= commit {
+		p.nextSlot = commit + 1
+	}
+	for p.windowOpen(commit) {
+		s := p.nextSlot
+		if !p.covered(s) {
+			msgs = append(msgs, p.askCoverage(s)...)
+			break
 		}
-		e := paxos.Entry{Slot: p.nextSlot, Ballot: p.ballot, Value: v}
-		p.addInflight(e.Slot, v)
+		v, skip, ok := p.take(s)
+		if !ok {
+			break
+		}
 		p.nextSlot++
+		if skip {
+			continue
+		}
+		if v.Kind == paxos.ValueConfig {
+			p.padTo = max(p.padTo, s+p.view.Activation()-1)
+		}
+		e := paxos.Entry{Slot: s, Ballot: p.ballot, Value: v}
+		p.addInflight(e.Slot, v)
 		proposed = append(proposed, e)
 	}
 	return append(msgs, p.accepts(proposed, commit)...), proposed
+}
+
+// take returns the value to propose at slot s (see Flush), or skip when s
+// is known chosen, or ok false when there is nothing to propose.
+func (p *Proposer) take(s paxos.Slot) (v paxos.Value, skip, ok bool) {
+	if s <= p.maxReported {
+		r, found := p.recovered[s]
+		delete(p.recovered, s)
+		if _, chosen := p.chosenSeen[s]; chosen || p.view.IsChosen(s) {
+			return v, true, true
+		}
+		if !found {
+			return paxos.Noop, false, true
+		}
+		return r.Value, false, true
+	}
+	switch {
+	case p.config != nil:
+		v, p.config = *p.config, nil
+	case len(p.own) > 0:
+		v, p.own, _ = cutBatch(p.own, p.cfg.BatchBytesMax)
+	case len(p.pending) > 0:
+		var size int
+		v, p.pending, size = cutBatch(p.pending, p.cfg.BatchBytesMax)
+		p.pendingBytes -= size
+	case s <= p.padTo:
+		v = paxos.Noop
+	default:
+		return v, false, false
+	}
+	return v, false, true
+}
+
+// ProposeConfig queues a membership change for a slot of its own. Only a
+// leader takes one, and only one at a time: it fails with
+// paxos.ErrConfigInFlight while another waits for a slot, is in flight or
+// is being recovered.
+func (p *Proposer) ProposeConfig(v paxos.Value) error {
+	if p.role != Leader {
+		return paxos.ErrNoLeader
+	}
+	if p.config != nil {
+		return paxos.ErrConfigInFlight
+	}
+	for _, pr := range p.inflight {
+		if pr.value.Kind == paxos.ValueConfig {
+			return paxos.ErrConfigInFlight
+		}
+	}
+	for _, e := range p.recovered {
+		if e.Value.Kind == paxos.ValueConfig {
+			return paxos.ErrConfigInFlight
+		}
+	}
+	p.config = &v
+	return nil
 }
 
 // windowOpen reports whether the leader may put another slot in flight:
@@ -114,7 +183,7 @@ func (p *Proposer) retransmit(commit paxos.Slot, done func(paxos.Slot, paxos.Nod
 	slots := p.sortedInflight()
 	var out []paxos.Message
 	resent := map[paxos.Slot]bool{}
-	for _, to := range p.members.Nodes {
+	for _, to := range p.view.Nodes() {
 		if to == p.id {
 			continue
 		}

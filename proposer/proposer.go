@@ -22,9 +22,9 @@ func (r Role) String() string {
 
 // Proposer is one node's proposer. Not safe for concurrent use.
 type Proposer struct {
-	cfg     paxos.Config
-	id      paxos.NodeID
-	members paxos.Membership
+	cfg  paxos.Config
+	id   paxos.NodeID
+	view View
 
 	role    Role
 	ballot  paxos.Ballot // ours, while Candidate or Leader
@@ -43,6 +43,12 @@ type Proposer struct {
 
 	// Leader liveness (check-quorum) and progress checks.
 	active        map[paxos.NodeID]bool
+	// followerCommit is each follower's last reported watermark;
+	// handoverAfter, for a leader the configuration in force no longer
+	// counts as a voter, the watermark a voter must have reached to take
+	// over (it then knows it votes).
+	followerCommit map[paxos.NodeID]paxos.Slot
+	handoverAfter  paxos.Slot
 	commitAtCheck paxos.Slot
 	stalledChecks int
 
@@ -54,22 +60,37 @@ type Proposer struct {
 	hbRoundTick map[uint64]int64
 	hbAcks      map[uint64]map[paxos.NodeID]bool
 	leaseTick   int64
+	// leaseVersion is the configuration whose quorum acknowledged the
+	// round at leaseTick: a lease counts only in that configuration (a
+	// new one makes the leader earn it again from the new voters).
+	leaseVersion uint64
 	// readyFrom: the leader serves lease reads once its watermark reaches
 	// it, i.e. once every slot it recovered in Phase 1 is chosen again.
 	readyFrom paxos.Slot
 
-	// PreVote and Phase 1.
+	// PreVote and Phase 1. votes are the acceptors whose Promise of
+	// ballot is all in, reporting from promisedFrom (the slot their
+	// Prepare named: p.from for the campaign's, the first slot of a new
+	// configuration for those a leader asks later, askCoverage). They
+	// live as long as the leadership: Phase 1 is per configuration.
 	prevoteBallot paxos.Ballot
 	votes         map[paxos.NodeID]bool
+	promisedFrom  map[paxos.NodeID]paxos.Slot
 	rejects       map[paxos.NodeID]bool
 	from          paxos.Slot
 	// pageFrom is, per acceptor whose Promise comes in pages, the slot
 	// its next page must start at; prepareTick when Prepares last went
-	// out (they are sent again to whoever has not answered in full).
+	// out (they are sent again to whoever has not answered in full), and
+	// askedFrom the slot a leader last asked coverage for.
 	pageFrom    map[paxos.NodeID]paxos.Slot
 	prepareTick int64
-	recovered   map[paxos.Slot]paxos.Entry // highest-ballot report per slot
-	chosenSeen  map[paxos.Slot]paxos.Entry // reported at or below the sender's watermark
+	askedFrom   paxos.Slot
+	// recovered is the highest-ballot report per slot not yet proposed
+	// again, chosenSeen those reported at or below the sender's watermark
+	// (chosen), maxReported the highest slot reported: a leader proposes
+	// every slot up to it again (recovery) before anything new.
+	recovered   map[paxos.Slot]paxos.Entry
+	chosenSeen  map[paxos.Slot]paxos.Entry
 	maxReported paxos.Slot
 
 	// Phase 2.
@@ -86,6 +107,13 @@ type Proposer struct {
 	// cluster clock): proposed ahead of pending while it leads, dropped,
 	// never forwarded, when it stops.
 	own [][]byte
+	// config is a membership change waiting for a slot of its own
+	// (ProposeConfig); padTo the last slot before the newest change
+	// proposed takes effect: an idle leader fills the slots up to it with
+	// no-ops, so that the change takes effect without waiting for
+	// traffic.
+	config *paxos.Value
+	padTo  paxos.Slot
 
 	// leaderBallot is the ballot of the leader this node last heard from
 	// (its own while it leads): the leadership its lease pledge is owed
@@ -106,12 +134,19 @@ func (p *Proposer) retransmitTicks() int64 {
 	return int64(max(p.cfg.HeartbeatTicks, p.cfg.ElectionTicks/3))
 }
 
-// New returns a follower. cfg must have passed Validate.
+// New returns a follower of the fixed configuration cfg describes. cfg
+// must have passed Validate.
 func New(cfg paxos.Config) *Proposer {
+	return NewWithView(cfg, staticView{cfg.InitialConfigs().Current})
+}
+
+// NewWithView returns a follower whose membership and knowledge of chosen
+// slots come from view (its replica).
+func NewWithView(cfg paxos.Config, view View) *Proposer {
 	p := &Proposer{
 		cfg:       cfg,
 		id:        cfg.ID,
-		members:   paxos.Membership{Nodes: cfg.Members},
+		view:      view,
 		inflight:  map[paxos.Slot]proposal{},
 		leaseTick: -1,
 	}
@@ -142,6 +177,15 @@ func (p *Proposer) InFlight() int { return len(p.inflight) }
 
 // Pending returns the number of commands waiting for a slot.
 func (p *Proposer) Pending() int { return len(p.pending) + len(p.own) }
+
+// HasWork reports whether Flush may have something to send: commands
+// queued, or (leading) a change, recovered slots or no-ops to propose.
+func (p *Proposer) HasWork() bool {
+	if p.Pending() > 0 {
+		return true
+	}
+	return p.role == Leader && (p.config != nil || p.nextSlot <= p.maxReported || p.nextSlot <= p.padTo)
+}
 
 // InflightBytes returns the bytes proposed and not yet chosen.
 func (p *Proposer) InflightBytes() int { return p.inflightBytes }
@@ -181,7 +225,7 @@ func (p *Proposer) Ticks() int64 { return p.ticks }
 // run faster than real time — so no other leader can exist before
 // LeaseTick+ElectionTicks ticks' worth of real time has passed.
 func (p *Proposer) LeaseTick() int64 {
-	if p.role != Leader {
+	if p.role != Leader || p.leaseVersion != p.view.Current().Version {
 		return -1
 	}
 	return p.leaseTick
@@ -190,7 +234,18 @@ func (p *Proposer) LeaseTick() int64 {
 // ReadyFrom returns the watermark this leader must reach before it may
 // answer reads from its own state: the highest slot it recovered in
 // Phase 1 (slots a previous leader may have had chosen and acknowledged).
+// With a new configuration it is not enough (ReadReady).
 func (p *Proposer) ReadyFrom() paxos.Slot { return p.readyFrom }
+
+// ReadReady reports whether this leader's applied state, once it reaches
+// commit, holds every write any leader acknowledged: its watermark covers
+// every slot recovered, and its Phase 1 covers the slot after the
+// watermark, so that if that slot's configuration is one it came to
+// while leading, that configuration's voters have reported what earlier
+// leaders had chosen under it.
+func (p *Proposer) ReadReady(commit paxos.Slot) bool {
+	return p.role == Leader && commit >= p.readyFrom && p.covered(commit+1)
+}
 
 // OnHeartbeatAck counts from's acknowledgement of heartbeat round.
 func (p *Proposer) OnHeartbeatAck(from paxos.NodeID, round uint64) {
@@ -200,7 +255,11 @@ func (p *Proposer) OnHeartbeatAck(from paxos.NodeID, round uint64) {
 		return
 	}
 	acks[from] = true
-	if p.members.IsQuorum(func(id paxos.NodeID) bool { return id == p.id || acks[id] }) {
+	current := p.view.Current()
+	if current.IsQuorum(func(id paxos.NodeID) bool { return id == p.id || acks[id] }) {
+		if p.leaseVersion != current.Version {
+			p.leaseTick, p.leaseVersion = -1, current.Version
+		}
 		if t := p.hbRoundTick[round]; t > p.leaseTick {
 			p.leaseTick = t
 		}
@@ -262,9 +321,10 @@ func (p *Proposer) stepDown(b paxos.Ballot) {
 	}
 	p.role = Follower
 	p.votes, p.rejects, p.recovered, p.chosenSeen, p.active, p.pageFrom = nil, nil, nil, nil, nil, nil
+	p.promisedFrom = nil
 	p.hbAcks, p.hbRoundTick, p.leaseTick = nil, nil, -1
 	p.inflight, p.inflightBytes = map[paxos.Slot]proposal{}, 0
-	p.own = nil
+	p.own, p.config, p.padTo = nil, nil, 0
 	p.transfer = paxos.Ballot{}
 	p.electionElapsed = 0
 	p.resetElectionTimeout()
@@ -348,9 +408,15 @@ func (p *Proposer) sortedInflight() []paxos.Slot {
 	return out
 }
 
+// broadcast addresses m to every member of the current and the next
+// configuration, learners included (self too if asked).
 func (p *Proposer) broadcast(m paxos.Message, self bool) []paxos.Message {
-	out := make([]paxos.Message, 0, len(p.members.Nodes))
-	for _, id := range p.members.Nodes {
+	return p.sendTo(p.view.Nodes(), m, self)
+}
+
+func (p *Proposer) sendTo(ids []paxos.NodeID, m paxos.Message, self bool) []paxos.Message {
+	out := make([]paxos.Message, 0, len(ids))
+	for _, id := range ids {
 		if id == p.id && !self {
 			continue
 		}

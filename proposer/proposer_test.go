@@ -86,11 +86,23 @@ func promise(prep paxos.Message, commit paxos.Slot, entries ...paxos.Entry) paxo
 	return paxos.Message{Type: paxos.MsgPromise, From: prep.To, To: prep.From, Ballot: prep.Ballot, Slot: prep.Slot, Commit: commit, Entries: entries}
 }
 
+// onPromise hands p a Promise as the replica does, and, if p leads after
+// it, flushes as the replica's next Ready does: what it proposes (the
+// recovered values first) comes with the Promise that made it lead.
+func onPromise(p *Proposer, m paxos.Message, commit paxos.Slot) (msgs []paxos.Message, proposed, chosen []paxos.Entry) {
+	msgs, chosen = p.OnPromise(m, commit)
+	if p.Role() == Leader {
+		more, prop := p.Flush(commit)
+		msgs, proposed = append(msgs, more...), prop
+	}
+	return msgs, proposed, chosen
+}
+
 // elect makes p lead with empty Promises from every member.
 func elect(t *testing.T, p *Proposer, commit paxos.Slot) {
 	t.Helper()
 	for _, m := range prepare(t, p, paxos.Ballot{}, commit) {
-		p.OnPromise(promise(m, commit), commit)
+		onPromise(p, promise(m, commit), commit)
 	}
 	if p.Role() != Leader {
 		t.Fatalf("role %s after a quorum of Promises, want leader", p.Role())
@@ -248,8 +260,8 @@ func TestPhase1ProposesHighestBallotValueAndNoopForHoles(t *testing.T) {
 		if reversed {
 			first, second = second, first
 		}
-		p.OnPromise(first, 4)
-		msgs, proposed, chosen := p.OnPromise(second, 4)
+		onPromise(p, first, 4)
+		msgs, proposed, chosen := onPromise(p, second, 4)
 		want := []paxos.Entry{{Slot: 5, Ballot: nb, Value: val("B")}, {Slot: 6, Ballot: nb, Value: paxos.Noop}, {Slot: 7, Ballot: nb, Value: val("C")}}
 		if p.Role() != Leader || !reflect.DeepEqual(proposed, want) || len(chosen) != 0 {
 			t.Fatalf("reversed=%v: role %s proposed %v chosen %v, want leader proposing %v", reversed, p.Role(), proposed, chosen, want)
@@ -277,8 +289,8 @@ func TestPhase1ReturnsEntriesAtOrBelowPromiserCommitAsChosen(t *testing.T) {
 		{Slot: 6, Ballot: b(1, 2), Value: val("B")},
 		{Slot: 7, Ballot: b(1, 2), Value: val("C")},
 	}
-	p.OnPromise(promise(prep[1], 6, reported...), 4)
-	_, proposed, chosen := p.OnPromise(promise(prep[2], 4), 4)
+	onPromise(p, promise(prep[1], 6, reported...), 4)
+	_, proposed, chosen := onPromise(p, promise(prep[2], 4), 4)
 	if !reflect.DeepEqual(chosen, reported[:2]) {
 		t.Errorf("chosen = %v, want %v", chosen, reported[:2])
 	}

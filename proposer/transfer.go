@@ -32,8 +32,8 @@ func (p *Proposer) TransferTo(to paxos.NodeID) (paxos.Message, error) {
 	if p.role != Leader {
 		return paxos.Message{}, paxos.ErrNoLeader
 	}
-	if to == p.id || !p.members.Contains(to) {
-		return paxos.Message{}, fmt.Errorf("proposer: cannot hand leadership to node %d: not another member", to)
+	if to == p.id || !p.view.Current().IsVoter(to) {
+		return paxos.Message{}, fmt.Errorf("proposer: cannot hand leadership to node %d: not another voting member", to)
 	}
 	b := p.ballot
 	p.stepDown(b)
@@ -48,7 +48,7 @@ func (p *Proposer) TransferTo(to paxos.NodeID) (paxos.Message, error) {
 // this node follows, under the ballot it follows it at, and that leader is
 // fresh in mind (within an election timeout); otherwise it ignores m.
 func (p *Proposer) HandleTimeoutNow(m paxos.Message, promised paxos.Ballot, commit paxos.Slot) []paxos.Message {
-	if p.role == Leader || p.role == Candidate || m.Ballot.Node != m.From ||
+	if p.role == Leader || p.role == Candidate || m.Ballot.Node != m.From || !p.view.Current().IsVoter(p.id) ||
 		m.Ballot != p.leaderBallot || p.sinceLeader >= p.cfg.ElectionTicks {
 		return nil
 	}
@@ -70,4 +70,10 @@ func (p *Proposer) becomeCandidateFor(from paxos.Ballot, promised paxos.Ballot, 
 // pledged its lease to, which its leader gave up when it handed over.
 func (p *Proposer) ReleasedBy(transfer paxos.Ballot) bool {
 	return !transfer.IsZero() && transfer == p.leaderBallot && p.role != Leader
+}
+
+// Follows reports whether b is the leadership this node follows (and
+// pledged its lease to), so a Prepare under b breaks no lease.
+func (p *Proposer) Follows(b paxos.Ballot) bool {
+	return !b.IsZero() && b == p.leaderBallot && p.role == Follower
 }

@@ -274,6 +274,12 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// bootstrapMembers is the cluster's first configuration, as --peers
+// gives it: every peer votes.
+func (c *Config) bootstrapMembers() paxos.Configs {
+	return paxos.Bootstrap(paxos.NewMembership(c.Peers))
+}
+
 func (c *Config) members() []paxos.NodeID {
 	out := make([]paxos.NodeID, 0, len(c.Peers))
 	for id := range c.Peers {

@@ -171,6 +171,7 @@ func (n *Node) installDecoded(sm *statemachine.StateMachine, err error) {
 		return
 	}
 	n.install = nil
+	sm.SetBootstrapMembers(n.cfg.bootstrapMembers())
 	n.sm = sm
 	n.liveBytes.Store(sm.Quota().Used)
 	n.publishAuth()
@@ -191,7 +192,7 @@ func (n *Node) installDecoded(sm *statemachine.StateMachine, err error) {
 		// it: no other fetch may stage over it before then
 		// (snapshotDurable ends the fetch).
 		n.snap.fetching, n.snap.installSeq = true, n.submitted
-		n.r.Restore(in.meta.Slot)
+		n.r.Restore(in.meta.Slot, sm.Members())
 		n.snap.last = max(n.snap.last, in.meta.Slot)
 		n.snap.size, n.snap.logBytes = in.meta.Size, 0
 	}

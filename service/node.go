@@ -254,12 +254,15 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 	if cfg.StateLoaded != nil {
 		cfg.StateLoaded(sm.Quota().Used)
 	}
+	// The first configuration is the one --peers gives; once the log
+	// holds a change, the state machine's own (and --peers is ignored).
+	sm.SetBootstrapMembers(cfg.bootstrapMembers())
 	if err := replay(e.store, sm, st.Commit, log, e.clock); err != nil {
 		return nil, err
 	}
 	rcfg := paxos.Config{
 		ID:             cfg.ID,
-		Members:        cfg.members(),
+		Configs:        sm.Members(),
 		HeartbeatTicks: cfg.HeartbeatTicks,
 		ElectionTicks:  cfg.ElectionTicks,
 		WindowSlots:    cfg.WindowSlots,

@@ -61,9 +61,13 @@ type simParams struct {
 	// clients read, against a node bound of watchBacklog bytes unread
 	// (Config.WatchBacklogBytes; 0: the default): their watches are held
 	// and ended as slow watchers, and resume.
-	slowReaders  float64
-	watchBacklog int64
-	watchFrames  int
+	slowReaders float64
+	// watchSlowAfter is how long a watch may be held before it ends
+	// slow: a second, half that where the clients read slowly, so that a
+	// run ends some watches slow whatever the timing of the rest.
+	watchSlowAfter time.Duration
+	watchBacklog   int64
+	watchFrames    int
 }
 
 func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
@@ -110,6 +114,7 @@ func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
 	}
 	p.crashLeader = []float64{0, 0, 0.1, 0.3}[rng.Intn(4)]
 	p.slowAfterGrant = []float64{0, 0, 0.2, 0.5}[rng.Intn(4)]
+	p.watchSlowAfter = time.Second
 	if !opts.scripted {
 		// From a stream of its own: a seed that draws none runs as it did
 		// before slowWork existed.
@@ -124,6 +129,9 @@ func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
 			// (pushes then grow: a held watch catches up in one), the
 			// clients reading a few hundred bytes a second.
 			p.slowReaders, p.watchBacklog, p.watchFrames = 300, 1<<20, 2
+		}
+		if p.slowReaders != 0 {
+			p.watchSlowAfter = 500 * time.Millisecond
 		}
 		// A backlog bound small enough that the clients' own load is
 		// shed now and then (busy.go), from a stream of its own too.
@@ -238,7 +246,7 @@ func (s *sim) config(sn *simNode) Config {
 		WatchProgressInterval: 300 * time.Millisecond,
 		WatchBacklogBytes:     s.p.watchBacklog,
 		WatchBacklogFrames:    s.p.watchFrames,
-		WatchSlowAfter:        time.Second,
+		WatchSlowAfter:        s.p.watchSlowAfter,
 		Join:                  sn.join, Logger: log,
 	}
 }

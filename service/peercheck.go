@@ -253,21 +253,27 @@ func (c *peerChecker) checkAccepted(m paxos.Message) error {
 	return nil
 }
 
-// checkDecide: sent only by the leader of its ballot, carrying chosen
-// values: none beyond the watermark it announces.
+// checkDecide: sent by the leader of its ballot, or under no ballot by a
+// member answering a lagging node's PreVote, carrying chosen values: none
+// beyond the watermark it announces.
 func (c *peerChecker) checkDecide(m paxos.Message) error {
-	if err := c.owner(m, m.From); err != nil {
-		return err
+	if !m.Ballot.IsZero() {
+		if err := c.owner(m, m.From); err != nil {
+			return err
+		}
 	}
 	return checkEntries(m, 1, m.Commit)
 }
 
-// checkSnapshot: the leader's own ballot; its log starts after Slot, which
-// is at or below its watermark (only chosen slots are truncated), and the
-// follower it answers is behind Slot, so Slot is at least 1.
+// checkSnapshot: the leader's own ballot, or none (a member answering a
+// candidate's Prepare from below its log); its log starts after Slot,
+// which is at or below its watermark (only chosen slots are truncated),
+// and the node it answers is behind Slot, so Slot is at least 1.
 func (c *peerChecker) checkSnapshot(m paxos.Message) error {
-	if err := c.owner(m, m.From); err != nil {
-		return err
+	if !m.Ballot.IsZero() {
+		if err := c.owner(m, m.From); err != nil {
+			return err
+		}
 	}
 	if m.Slot == 0 || m.Slot > m.Commit {
 		return reject(rejectSlot, "a Snapshot offer truncated at slot %d with watermark %d: the truncation point is a chosen slot, from 1", m.Slot, m.Commit)

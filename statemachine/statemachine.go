@@ -211,6 +211,9 @@ type StateMachine struct {
 	// auth is the users, roles and auth switch (auth.go), copied on
 	// write; nil: none yet.
 	auth *AuthState
+	// members is the cluster's membership as of applied (members.go);
+	// its Current version 0 until the node sets the bootstrap one.
+	members paxos.Configs
 
 	// kvHist holds the recent KV changes for watches: derived from the
 	// commands, deterministic, but not part of Hash.
@@ -272,6 +275,7 @@ func (sm *StateMachine) TakeAnswers() []Answer {
 // advances Applied). It returns one Result per command.
 func (sm *StateMachine) ApplyValue(slot paxos.Slot, v paxos.Value) []Result {
 	sm.advance(slot)
+	sm.applyMembers(slot, v)
 	if v.Kind != paxos.ValueBatch {
 		return nil
 	}

@@ -75,6 +75,9 @@ type node struct {
 	digest  uint64
 	rand    *rand.Rand
 	applier Applier // nil without a Workload
+	// configs is the membership as of applied (what the state machine
+	// keeps and a snapshot carries).
+	configs paxos.Configs
 	// With an asynchronous disk (Env.asyncDisk), unsynced Persists wait
 	// for a sync step, a crash loses them, and held AfterPersist messages
 	// wait for them, as in the node.
@@ -102,6 +105,11 @@ type Env struct {
 	// and keeps snapKeep slots of log below the snapshot.
 	snapEvery, snapKeep paxos.Slot
 
+	// bootstrap is the cluster's first membership; maxNodes bounds the
+	// ids membership changes may add (members.go).
+	bootstrap paxos.Configs
+	maxNodes  int
+
 	chosen   map[paxos.Slot]paxos.Value
 	proposed map[string]bool
 	acked    map[string]bool // decided somewhere: a client would have its answer
@@ -114,6 +122,10 @@ type Env struct {
 type Stats struct {
 	Delivered, Dropped, Duplicated, Crashes, Restarts, Partitions, Proposed, Decided int
 	Snapshots, Installs                                                              int
+	// ConfigsProposed counts membership changes a leader took,
+	// ConfigsApplied those that took effect (seen by the node furthest
+	// ahead at the end).
+	ConfigsProposed, ConfigsApplied int
 	MaxSlot                                                                          paxos.Slot
 }
 
@@ -152,6 +164,13 @@ func NewEnv(opts Options) (*Env, error) {
 		members = append(members, paxos.NodeID(i))
 	}
 	e.cfg = paxos.Config{Members: members, HeartbeatTicks: 2, ElectionTicks: 10, WindowSlots: 8, BatchBytesMax: 64}
+	// α is small here (8 to 40 slots, at least the window) so that
+	// membership changes take effect within a run, with slots of the old
+	// and new configurations in flight at once.
+	e.bootstrap = e.cfg.InitialConfigs()
+	e.bootstrap.Alpha = paxos.Slot(8 + e.rng.Intn(33))
+	e.cfg.Configs = e.bootstrap
+	e.maxNodes = opts.Nodes + 3
 	// Half the seeds page Promises and Accepts (a frame of 256 bytes holds
 	// a few entries); half sync their disks in steps of their own, after
 	// the messages that need not wait have left.
@@ -177,6 +196,9 @@ func (e *Env) start(n *node) error {
 	// Restart as the node does: from the snapshot and the tail, the chosen
 	// slots after the snapshot read back from the store and replayed.
 	snap := n.store.snap
+	if snap.slot > 0 {
+		cfg.Configs = snap.configs
+	}
 	r, err := replica.New(cfg, n.store.tail(), snap.slot)
 	if err != nil {
 		return err
@@ -188,6 +210,10 @@ func (e *Env) start(n *node) error {
 // restoreApplier sets n's applied state to snap's.
 func (e *Env) restoreApplier(n *node, snap snapshot) error {
 	n.applied, n.digest = snap.slot, snap.digest
+	n.configs = e.bootstrap
+	if snap.slot > 0 {
+		n.configs = snap.configs.Clone()
+	}
 	w := e.opts.Workload
 	if w == nil {
 		return nil
@@ -210,7 +236,7 @@ func (e *Env) maybeSnapshot(n *node) error {
 	if e.snapEvery == 0 || n.applied < n.store.snap.slot+e.snapEvery {
 		return nil
 	}
-	snap := snapshot{slot: n.applied, digest: n.digest}
+	snap := snapshot{slot: n.applied, digest: n.digest, configs: n.configs.Clone()}
 	if w, ok := e.opts.Workload.(SnapshotWorkload); ok {
 		data, err := w.Snapshot(n.applier)
 		if err != nil {
@@ -244,7 +270,7 @@ func (e *Env) installSnapshot(n *node, m paxos.Message) error {
 	}
 	e.tracef("install %d's snapshot at slot %d on %d", m.From, snap.slot, n.id)
 	n.store.install(snap)
-	if !n.r.Restore(snap.slot) {
+	if !n.r.Restore(snap.slot, snap.configs) {
 		return fmt.Errorf("node %d refused a snapshot at slot %d above its watermark", n.id, snap.slot)
 	}
 	e.Stats.Installs++
@@ -377,6 +403,7 @@ func (e *Env) apply(n *node, decided []paxos.Entry) error {
 		}
 		n.applied = d.Slot
 		n.digest = fold(n.digest, d.Value)
+		n.configs.Apply(d.Slot, d.Value)
 		if v, ok := e.chosen[d.Slot]; ok {
 			if !v.Equal(d.Value) {
 				return fmt.Errorf("slot %d chosen twice: %s and %s (node %d)", d.Slot, describe(v), describe(d.Value), n.id)
@@ -389,6 +416,9 @@ func (e *Env) apply(n *node, decided []paxos.Entry) error {
 			}
 		}
 		for _, c := range d.Value.Cmds {
+			if d.Value.Kind == paxos.ValueConfig {
+				break
+			}
 			if !e.proposed[string(c)] {
 				return fmt.Errorf("slot %d chose %q, which nobody proposed", d.Slot, c)
 			}

@@ -58,6 +58,9 @@ func (e *Env) randomStep() error {
 	case e.asyncDisk && x < 80:
 		return e.syncDisk(n)
 	case !e.asyncDisk && x < 88, e.asyncDisk && x < 90:
+		if e.rng.Intn(15) == 0 {
+			return e.changeMembership()
+		}
 		if e.rng.Intn(100) == 0 {
 			// A leader hands over to a random member (an error if it does
 			// not lead, or picks itself: nothing happens then).
@@ -94,7 +97,7 @@ func (e *Env) livenessPhase() error {
 			n.r.Tick()
 		}
 		if probe == "" || (round%50 == 0 && !e.acked[probe]) {
-			for _, n := range e.nodes {
+			for _, n := range e.members() {
 				if cmd := e.propose(n); cmd != "" {
 					probe = cmd
 					break
@@ -117,15 +120,18 @@ func (e *Env) livenessPhase() error {
 			}
 		}
 		if probe != "" && e.acked[probe] && e.converged() {
+			e.Stats.ConfigsApplied = int(e.members()[0].configs.Latest().Version - 1)
 			return nil
 		}
 	}
 	return fmt.Errorf("no convergence after %d rounds: %s", e.opts.LivenessRounds, e.describeProgress())
 }
 
-// converged reports whether every replica applied every chosen slot.
+// converged reports whether every member (of the latest configuration)
+// applied every chosen slot. Removed nodes are told nothing after their
+// removal takes effect, and need not catch up.
 func (e *Env) converged() bool {
-	for _, n := range e.nodes {
+	for _, n := range e.members() {
 		if n.applied < e.Stats.MaxSlot {
 			return false
 		}
@@ -137,8 +143,16 @@ func (e *Env) describeProgress() string {
 	var parts []string
 	for _, n := range e.nodes {
 		st := n.r.Status()
-		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s leader %d applied %d commit %d", n.id, st.Role, st.Ballot, st.Leader, n.applied, st.Commit))
+		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s leader %d applied %d commit %d configs %s", n.id, st.Role, st.Ballot, st.Leader, n.applied, st.Commit, describeConfigs(n.configs)))
 	}
 	sort.Strings(parts)
 	return fmt.Sprintf("max chosen slot %d; %v", e.Stats.MaxSlot, parts)
+}
+
+func describeConfigs(c paxos.Configs) string {
+	s := fmt.Sprintf("v%d%v", c.Current.Version, c.Current.Voters())
+	if c.Pending() {
+		s += fmt.Sprintf("->v%d%v@%d", c.Next.Version, c.Next.Voters(), c.NextAt)
+	}
+	return s
 }

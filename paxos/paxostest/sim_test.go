@@ -50,11 +50,16 @@ func TestSim(t *testing.T) {
 		total.Decided += s.Decided
 		total.Snapshots += s.Snapshots
 		total.Installs += s.Installs
+		total.ConfigsProposed += s.ConfigsProposed
+		total.ConfigsApplied += s.ConfigsApplied
 	}
-	t.Logf("%d seeds: %d messages delivered, %d dropped, %d crashes, %d partitions, %d commands proposed, %d slots chosen, %d snapshots taken, %d installed from a leader",
-		len(seeds), total.Delivered, total.Dropped, total.Crashes, total.Partitions, total.Proposed, total.Decided, total.Snapshots, total.Installs)
+	t.Logf("%d seeds: %d messages delivered, %d dropped, %d crashes, %d partitions, %d commands proposed, %d slots chosen, %d snapshots taken, %d installed from a leader, %d membership changes proposed, %d in force",
+		len(seeds), total.Delivered, total.Dropped, total.Crashes, total.Partitions, total.Proposed, total.Decided, total.Snapshots, total.Installs, total.ConfigsProposed, total.ConfigsApplied)
 	if total.Decided == 0 {
 		t.Fatal("no slot was ever chosen: the simulation tests nothing")
+	}
+	if len(seeds) >= 100 && total.ConfigsApplied < len(seeds)/2 {
+		t.Fatalf("only %d membership changes took effect in %d seeds: reconfiguration is barely tested", total.ConfigsApplied, len(seeds))
 	}
 	if len(seeds) >= 100 && total.Installs == 0 {
 		t.Fatal("no snapshot was ever installed from a leader: snapshot catch-up is untested")

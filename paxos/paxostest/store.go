@@ -21,9 +21,10 @@ type memStore struct {
 // snapshot is a node's state machine as of slot: the digest of every value
 // chosen up to it, and the Workload applier's own bytes if it has any.
 type snapshot struct {
-	slot   paxos.Slot
-	digest uint64
-	data   []byte
+	slot    paxos.Slot
+	digest  uint64
+	data    []byte
+	configs paxos.Configs
 }
 
 // takeSnapshot stores snap and deletes the entries at or below truncate.

@@ -15,8 +15,11 @@ const followerScanMax = 4096
 
 // Replica is one server's Paxos roles. Not safe for concurrent use.
 type Replica struct {
-	cfg     paxos.Config
-	members paxos.Membership
+	cfg paxos.Config
+	// configs is the membership as of the learner's watermark (every
+	// configuration value chosen up to it folded in): exact for every
+	// slot up to the watermark plus paxos.ActivationSlots.
+	configs paxos.Configs
 	acc     *acceptor.Acceptor
 	prop    *proposer.Proposer
 	learn   *learner.Learner
@@ -60,25 +63,26 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 	if applied < st.Truncated {
 		return nil, fmt.Errorf("replica: applied slot %d is below the truncated log (%d): restore the snapshot first", applied, st.Truncated)
 	}
-	members := paxos.Membership{Nodes: append([]paxos.NodeID(nil), cfg.Members...)}
 	acc := acceptor.New(cfg.ID, st, cfg.Log)
 	acc.SetPageBytes(cfg.PageBytes())
 	r := &Replica{
 		cfg:           cfg,
-		members:       members,
+		configs:       cfg.InitialConfigs(),
 		acc:           acc,
-		prop:          proposer.New(cfg),
-		learn:         learner.New(members, st.Commit),
 		persistCommit: st.Commit,
 		catchups:      map[paxos.NodeID]catchup{},
 	}
+	r.prop = proposer.NewWithView(cfg, view{r})
+	r.learn = learner.New(func(s paxos.Slot) paxos.Membership { return r.configs.At(s) }, st.Commit)
 	for s := applied + 1; s <= st.Commit; s++ {
 		e, ok := r.acc.Entry(s)
 		if !ok {
 			return nil, fmt.Errorf("replica: stored state lacks chosen slot %d (watermark %d)", s, st.Commit)
 		}
 		r.decided = append(r.decided, e)
+		r.configs.Apply(e.Slot, e.Value)
 	}
+	r.configs.Settle(st.Commit)
 	return r, nil
 }
 
@@ -101,15 +105,18 @@ func (r *Replica) Truncate(upTo paxos.Slot) {
 
 // Restore installs a snapshot that covers every slot up to slot: the caller
 // has replaced its state machine with the snapshot's and durably replaced
-// its log at or below slot with it (watermark slot). It reports false, and
+// its log at or below slot with it (watermark slot); configs is the
+// membership the snapshot records as of slot. It reports false, and
 // changes nothing, if slot is not above the watermark (the snapshot is no
 // news). A leader or candidate steps down first: its view of the slots it
 // is recovering or proposing is stale.
-func (r *Replica) Restore(slot paxos.Slot) bool {
+func (r *Replica) Restore(slot paxos.Slot, configs paxos.Configs) bool {
 	if slot <= r.learn.Commit() {
 		return false
 	}
 	r.observeRole(func() { r.prop.Abdicate() })
+	r.configs = configs.Clone()
+	r.configs.Settle(slot)
 	r.learn.Restore(slot)
 	r.acc.Restore(slot)
 	if r.persistCommit < slot {
@@ -172,6 +179,27 @@ func (r *Replica) QueuedBytes() int { return r.prop.QueuedBytes() }
 // leads.
 func (r *Replica) ProposeOwn(cmd []byte) error { return r.prop.ProposeOwn(cmd) }
 
+// Configs returns the membership as of this node's chosen watermark.
+func (r *Replica) Configs() paxos.Configs { return r.configs.Clone() }
+
+// ProposeConfig proposes m as the next configuration. Only the leader
+// takes one (paxos.ErrNoLeader otherwise), and one at a time: it fails
+// with paxos.ErrConfigInFlight while an earlier change waits to take
+// effect, paxos.ErrConfigStale unless m.Version follows the latest
+// configuration's, and paxos.ErrInvalidMembership for a configuration
+// without a voter. Like any proposal it may still be lost; and it takes
+// effect only if, when chosen, it still follows the latest configuration
+// (paxos.Configs.Admits): the caller watches Configs to learn which.
+func (r *Replica) ProposeConfig(m paxos.Membership) error {
+	if r.prop.Role() != proposer.Leader {
+		return paxos.ErrNoLeader
+	}
+	if err := r.configs.Admits(r.learn.Commit()+1, m); err != nil {
+		return err
+	}
+	return r.prop.ProposeConfig(paxos.ConfigValue(m.Clone()))
+}
+
 // Tick advances the replica's clock by one tick.
 func (r *Replica) Tick() {
 	r.observeRole(func() {
@@ -226,7 +254,7 @@ func (r *Replica) announceCommit() {
 			covered[m.To] = true
 		}
 	}
-	for _, id := range r.members.Nodes {
+	for _, id := range r.configs.Nodes() {
 		if id != r.cfg.ID && !covered[id] {
 			r.send(paxos.Message{Type: paxos.MsgHeartbeat, From: r.cfg.ID, To: id, Ballot: r.prop.Ballot(), Commit: c})
 		}
@@ -242,7 +270,7 @@ func (r *Replica) voteSettled(slot paxos.Slot, node paxos.NodeID) bool {
 // HasReady reports whether Ready may return work. It can report true when
 // Ready then finds nothing (commands waiting for the window to open).
 func (r *Replica) HasReady() bool {
-	return len(r.msgs) > 0 || len(r.decided) > 0 || r.prop.Pending() > 0 ||
+	return len(r.msgs) > 0 || len(r.decided) > 0 || r.prop.HasWork() ||
 		r.learn.Commit() > r.persistCommit || r.learn.IsChosen(r.learn.Commit()+1)
 }
 
@@ -257,7 +285,9 @@ func (r *Replica) advance() {
 	}
 	for _, e := range done {
 		r.acc.Learn(e)
+		r.configs.Apply(e.Slot, e.Value)
 	}
+	r.configs.Settle(r.learn.Commit())
 	r.decided = append(r.decided, done...)
 	r.prop.OnCommit(r.learn.Commit())
 }

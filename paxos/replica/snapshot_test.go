@@ -35,10 +35,10 @@ func TestFollowerBehindTruncatedLogGetsSnapshot(t *testing.T) {
 		t.Fatal("the leader never told node 3 to fetch its snapshot")
 	}
 	before := c.nodes[3].Status().Commit
-	if c.nodes[3].Restore(before) {
+	if c.nodes[3].Restore(before, c.nodes[3].Configs()) {
 		t.Fatal("Restore at the watermark reported news")
 	}
-	if !c.nodes[3].Restore(leaderCommit) {
+	if !c.nodes[3].Restore(leaderCommit, c.nodes[3].Configs()) {
 		t.Fatal("Restore above the watermark refused")
 	}
 	c.stores[3].commit = leaderCommit // the node's install moves its stored watermark

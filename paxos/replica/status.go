@@ -49,7 +49,7 @@ func (r *Replica) Status() Status {
 		Pending:      r.prop.Pending(),
 		Ticks:        r.prop.Ticks(),
 		LeaseTick:    r.prop.LeaseTick(),
-		ReadReady:    r.prop.Role() == proposer.Leader && r.learn.Commit() >= r.prop.ReadyFrom(),
+		ReadReady:    r.prop.ReadReady(r.learn.Commit()),
 	}
 }
 

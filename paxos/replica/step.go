@@ -5,11 +5,20 @@ import (
 	"github.com/paxosd/paxosd/proposer"
 )
 
-// Step handles one message addressed to this node. Messages from
-// non-members, for other nodes, of unknown type or malformed (see
-// wellFormed) are ignored: the network is not trusted to be tidy.
+// Step handles one message addressed to this node. Messages for other
+// nodes, of unknown type or malformed (see wellFormed) are ignored: the
+// network is not trusted to be tidy. A message from a node this node's
+// configuration does not name is heard all the same — a node that lags
+// does not know the members added since, the leader among them, and a
+// leader that lags campaigns in the configuration of the slots it lags
+// on, which may name members removed since — but it counts for nothing
+// it should not: every tally (promises, votes, acknowledgements, PreVote
+// grants) counts only the voters of the configuration it is for, and a
+// PreVote is granted only to a voter of this node's configuration (a
+// removed node that missed its removal is answered with the news instead:
+// catchUpPeer).
 func (r *Replica) Step(m paxos.Message) {
-	if m.To != r.cfg.ID || !r.members.Contains(m.From) || !r.wellFormed(m) {
+	if m.To != r.cfg.ID || !r.wellFormed(m) {
 		return
 	}
 	r.observeRole(func() { r.step(m) })
@@ -19,6 +28,7 @@ func (r *Replica) step(m paxos.Message) {
 	switch m.Type {
 	case paxos.MsgPreVote:
 		r.send(r.prop.HandlePreVote(m, r.learn.Commit()))
+		r.catchUpPeer(m.From, m.Commit)
 	case paxos.MsgPreVoteReply:
 		r.msgs = append(r.msgs, r.prop.OnPreVoteReply(m, r.acc.Promised(), r.learn.Commit())...)
 	case paxos.MsgPrepare:
@@ -57,15 +67,26 @@ func (r *Replica) send(m paxos.Message) { r.msgs = append(r.msgs, m) }
 // follower acknowledged the leader cannot be turned into a promise after
 // (the Prepare is dropped, as etcd drops votes in lease). A Prepare at the
 // ballot already promised is answered again (a repeat, or a request for
-// the next page).
+// the next page), and so is one from the very leadership this node's lease
+// pledge is owed to: a leader asking the voters of a configuration that
+// took effect while it led (proposer.askCoverage).
 func (r *Replica) stepPrepare(m paxos.Message) {
 	raises := r.acc.Promised().Less(m.Ballot)
-	if m.From != r.cfg.ID && raises && r.prop.InLease() && !r.prop.ReleasedBy(m.Transfer) {
+	if m.From != r.cfg.ID && raises && r.prop.InLease() && !r.prop.ReleasedBy(m.Transfer) && !r.prop.Follows(m.Ballot) {
 		return
 	}
 	reply := r.acc.Step(m, r.learn.Commit())
 	if reply.Type == 0 {
-		return // the log could not be read back: no Promise rather than an incomplete one
+		// The log could not be read back: no Promise rather than an
+		// incomplete one. If the candidate is behind this node's log, it
+		// needs the snapshot: say so, as a leader does to a follower.
+		// (With membership changes the nodes furthest ahead may be ones
+		// that cannot lead, and a lagging voter must catch up through
+		// them.)
+		if t := r.acc.Truncated(); m.Slot <= t && m.From != r.cfg.ID {
+			r.send(paxos.Message{Type: paxos.MsgSnapshot, From: r.cfg.ID, To: m.From, Commit: r.learn.Commit(), Slot: t})
+		}
+		return
 	}
 	if reply.Type == paxos.MsgPromise && m.From != r.cfg.ID {
 		// Someone is taking over: give it an election timeout to do so,
@@ -80,11 +101,10 @@ func (r *Replica) stepPrepare(m paxos.Message) {
 
 func (r *Replica) stepPromise(m paxos.Message) {
 	r.prop.Observe(m.Ballot)
-	msgs, proposed, chosen := r.prop.OnPromise(m, r.learn.Commit())
+	msgs, chosen := r.prop.OnPromise(m, r.learn.Commit())
 	for _, e := range chosen {
 		r.learn.Choose(e)
 	}
-	r.expect(proposed)
 	r.msgs = append(r.msgs, msgs...)
 }
 
@@ -132,6 +152,7 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 	} else {
 		r.prop.MarkActive(m.From)
 	}
+	r.prop.NoteFollowerCommit(m.From, m.Commit)
 	// A follower a few slots behind is normal while slots are pipelined:
 	// the next Accept or commit announcement tells it. Only a watermark
 	// behind what the leader had chosen a heartbeat interval ago means the
@@ -168,14 +189,16 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 // stepDecide takes chosen values from the leader. A chosen value is a fact
 // whatever the sender's ballot, so they are learned even from a leader this
 // node no longer follows — but only from the leader of the ballot the
-// message names (wellFormed): no other node sends Decides.
+// message names (wellFormed), or, under no ballot, from a node that does
+// not lead and answers this node's PreVote (catchUpPeer): that one is no
+// leader's contact, and is not acknowledged.
 func (r *Replica) stepDecide(m paxos.Message) {
 	for _, e := range m.Entries {
 		r.learn.Choose(e)
 	}
 	r.learn.NoteLeaderCommit(m.Commit)
 	r.advance()
-	if m.Ballot.Less(r.acc.Promised()) {
+	if m.Ballot.IsZero() || m.Ballot.Less(r.acc.Promised()) {
 		return
 	}
 	r.prop.OnLeaderContact(m.Ballot)
@@ -200,5 +223,28 @@ func (r *Replica) learnFromLeader(b paxos.Ballot, leaderCommit paxos.Slot) {
 		if e, ok := r.acc.Entry(s); ok && e.Ballot == b {
 			r.learn.Choose(e)
 		}
+	}
+}
+
+// catchUpPeer sends a node that asked for votes (or, not able to
+// campaign, for news) with a watermark behind this node's the chosen
+// values it lacks: a batch of them under no ballot, or a snapshot offer
+// if they start below this node's log. A leader does this for its
+// followers; this is for when there is none, or none that can reach the
+// node: with membership changes the nodes furthest ahead may be ones that
+// cannot lead, and a voter that lags must learn through them that it
+// votes. Each PreVote brings one batch.
+func (r *Replica) catchUpPeer(to paxos.NodeID, theirs paxos.Slot) {
+	commit := r.learn.Commit()
+	if theirs >= commit || r.prop.Role() == proposer.Leader {
+		return
+	}
+	if t := r.acc.Truncated(); theirs < t {
+		r.send(paxos.Message{Type: paxos.MsgSnapshot, From: r.cfg.ID, To: to, Commit: commit, Slot: t})
+		return
+	}
+	entries := r.acc.EntriesRange(theirs+1, commit, r.cfg.BatchBytesMax)
+	if len(entries) > 0 {
+		r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: to, Commit: commit, Entries: entries})
 	}
 }

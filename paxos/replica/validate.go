@@ -11,7 +11,7 @@ import "github.com/paxosd/paxosd/paxos"
 // from the leader of the ballot they name. A message that fails is
 // dropped, so a bad peer frame can neither stop the node nor make it loop.
 func (r *Replica) wellFormed(m paxos.Message) bool {
-	if m.Type == paxos.MsgDecide && m.From != m.Ballot.Node {
+	if m.Type == paxos.MsgDecide && m.From != m.Ballot.Node && !m.Ballot.IsZero() {
 		return false
 	}
 	base := r.learn.Commit()
@@ -33,6 +33,10 @@ func (r *Replica) wellFormed(m paxos.Message) bool {
 				return false
 			}
 		case paxos.ValueBatch:
+		case paxos.ValueConfig:
+			if _, err := paxos.DecodeMembership(e.Value); err != nil {
+				return false
+			}
 		default:
 			return false
 		}
