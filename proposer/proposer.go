@@ -42,15 +42,15 @@ type Proposer struct {
 	heartbeatElapsed int
 
 	// Leader liveness (check-quorum) and progress checks.
-	active        map[paxos.NodeID]bool
+	active map[paxos.NodeID]bool
 	// followerCommit is each follower's last reported watermark;
 	// handoverAfter, for a leader the configuration in force no longer
 	// counts as a voter, the watermark a voter must have reached to take
 	// over (it then knows it votes).
 	followerCommit map[paxos.NodeID]paxos.Slot
 	handoverAfter  paxos.Slot
-	commitAtCheck paxos.Slot
-	stalledChecks int
+	commitAtCheck  paxos.Slot
+	stalledChecks  int
 
 	// Leader lease: heartbeat rounds and which quorum acknowledged them.
 	// leaseTick is the tick at which the newest round a quorum acknowledged

@@ -126,7 +126,7 @@ type Stats struct {
 	// ConfigsApplied those that took effect (seen by the node furthest
 	// ahead at the end).
 	ConfigsProposed, ConfigsApplied int
-	MaxSlot                                                                          paxos.Slot
+	MaxSlot                         paxos.Slot
 }
 
 // NewEnv builds a cluster of opts.Nodes replicas.
