@@ -142,7 +142,11 @@ func RestoreBackup(cfg RestoreConfig) (RestoreResult, error) {
 		return res, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	res.ClusterID = restoredClusterID(b.Meta(), cfg)
-	if res.Report, err = sm.StartNewCluster(res.ClusterID, cfg.Bump); err != nil {
+	// The new cluster's membership is its --peers, as serve's
+	// (bootstrapMembers), so that the snapshot's (from cluster level 16
+	// on) is the configuration its members would start from anyway.
+	boot := (&Config{Peers: cfg.Peers}).bootstrapMembers()
+	if res.Report, err = sm.StartNewCluster(res.ClusterID, cfg.Bump, boot); err != nil {
 		return res, err
 	}
 	res.Hash = sm.Hash()

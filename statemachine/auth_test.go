@@ -9,7 +9,8 @@ import (
 // authHarness is a state machine at LevelAuth.
 func authHarness(t testing.TB) *smHarness {
 	h := newSMHarness(t, SMOptions{})
-	atLevel(h, LevelMax) // every behaviour auth checks: ephemeral keys, keep-alive batches
+	h.sm.SetBootstrapMembers(testBoot) // as the node does: LevelMax snapshots hold it
+	atLevel(h, LevelMax)               // every behaviour auth checks: ephemeral keys, keep-alive batches
 	return h
 }
 

@@ -33,7 +33,11 @@ import (
 // Result with its error's message and sentinels), the session counter,
 // the sessions (ttl, deadline) and the renewed list, the locks (holder,
 // token, lock-delays, waiter queue), the elections (leader, value, term,
-// candidate queue, change numbering and the kept changes) and the level.
+// candidate queue, change numbering and the kept changes) and the level;
+// from LevelAuth on the users, roles and sessions' owners, and from
+// LevelMembership on the membership (the configuration in force, a pending
+// one and its activation slot, α: members_snapshot.go), which the format
+// of those levels (7, 8) carries.
 //
 // Replaced by constants, since they are not agreement state, or replicas
 // that applied the same commands may legitimately hold them differently:

@@ -74,9 +74,19 @@ const (
 	// format.
 	LevelKeepAliveBatch = 12
 
+	// LevelMembership puts the cluster's membership (members.go: the
+	// configuration in force and a change waiting for its activation
+	// slot) into snapshots, format 8 (members_snapshot.go), and with them
+	// into the agreement hash. The configuration values themselves are
+	// folded at every level, as the protocol core folds them; below this
+	// level a snapshot does not carry the result, and a node restored
+	// from one starts again from its --peers, as every older build does:
+	// members of an older build could not read format 8.
+	LevelMembership = 16
+
 	// LevelMax is the highest level this build implements: what its
 	// leader proposes, and the highest OpLevel it applies.
-	LevelMax = LevelKeepAliveBatch
+	LevelMax = LevelMembership
 )
 
 // Level returns the cluster level: 0 until an OpLevel is applied, then the

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/paxosd/paxosd/paxos"
 )
 
 // A restored backup starts a new cluster (docs/BACKUP.md, "What a restore
@@ -32,6 +34,17 @@ import (
 //   - The duplicate table is emptied: its clients talked to another
 //     cluster, whose answers this one cannot give.
 //   - The cluster id is the one given, and no member has voted yet.
+//   - The membership is the new cluster's first configuration, the one
+//     its members are given (the restore's --peers), never the old
+//     cluster's: the old members are other nodes, perhaps still running.
+//     It is version 1, as any new cluster's, rather than continuing the
+//     old numbering: a configuration's version is only ever compared with
+//     the versions of its own cluster (a change must follow the latest),
+//     no value of the old cluster's log reaches the new one (another
+//     cluster id), and version 1 is also what a node of the new cluster
+//     starts from when the snapshot does not carry the membership (below
+//     LevelMembership: it then takes its --peers), so both ways give the
+//     same state.
 //
 // Keys (with their create and mod revisions), users, roles, the auth
 // switch, the quota, the cluster level and the clock are kept. The result
@@ -49,10 +62,18 @@ type NewClusterReport struct {
 
 // StartNewCluster turns a restored state into the first state of a new
 // cluster with id clusterID (ClusterIDBytes long), numbers continuing bump
-// above the snapshot's (bump > 0). See above for what it keeps. Call it
+// above the snapshot's (bump > 0), and members as its membership: the
+// bootstrap configuration its members' --peers give (paxos.Bootstrap:
+// version 1, no change pending). See above for what it keeps. Call it
 // between values, with no late answers pending.
-func (sm *StateMachine) StartNewCluster(clusterID []byte, bump uint64) (NewClusterReport, error) {
+func (sm *StateMachine) StartNewCluster(clusterID []byte, bump uint64, members paxos.Configs) (NewClusterReport, error) {
 	var rep NewClusterReport
+	if members.Current.Version != 1 || members.Pending() {
+		return rep, fmt.Errorf("%w: a new cluster starts from its first configuration (version 1, no change pending), not version %d", ErrInvalid, members.Latest().Version)
+	}
+	if err := members.Current.Validate(); err != nil {
+		return rep, fmt.Errorf("%w: the new cluster's members: %v", ErrInvalid, err)
+	}
 	if len(clusterID) != ClusterIDBytes {
 		return rep, fmt.Errorf("%w: cluster id of %d bytes, want %d", ErrInvalid, len(clusterID), ClusterIDBytes)
 	}
@@ -110,6 +131,7 @@ func (sm *StateMachine) StartNewCluster(clusterID []byte, bump uint64) (NewClust
 		e.history.add(LeaderChange{Seq: e.seq, Revision: sm.kv.rev}, sm.opts.ElectionHistoryMax)
 	}
 	sm.ident = clusterIdentity{id: append([]byte(nil), clusterID...)}
+	sm.members = members.Clone()
 	rep.Revision, rep.Fence = sm.kv.rev, sm.fence
 	return rep, nil
 }

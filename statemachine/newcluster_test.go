@@ -42,7 +42,7 @@ func TestStartNewCluster(t *testing.T) {
 	oldSeq := sm.elect.m["e"].seq
 	id := bytes.Repeat([]byte{7}, ClusterIDBytes)
 	const bump = 1000
-	rep, err := sm.StartNewCluster(id, bump)
+	rep, err := sm.StartNewCluster(id, bump, testBoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestStartNewClusterDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sm.StartNewCluster(id, 1e9); err != nil {
+		if _, err := sm.StartNewCluster(id, 1e9, testBoot); err != nil {
 			t.Fatal(err)
 		}
 		b, err := sm.Snapshot()
@@ -135,14 +135,14 @@ func TestStartNewClusterDeterministic(t *testing.T) {
 
 func TestStartNewClusterRefuses(t *testing.T) {
 	sm := NewStateMachine(SMOptions{})
-	if _, err := sm.StartNewCluster(make([]byte, 3), 10); !errors.Is(err, ErrInvalid) {
+	if _, err := sm.StartNewCluster(make([]byte, 3), 10, testBoot); !errors.Is(err, ErrInvalid) {
 		t.Errorf("short id: %v", err)
 	}
-	if _, err := sm.StartNewCluster(make([]byte, ClusterIDBytes), 0); !errors.Is(err, ErrInvalid) {
+	if _, err := sm.StartNewCluster(make([]byte, ClusterIDBytes), 0, testBoot); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bump 0: %v", err)
 	}
 	sm.kv.rev = ^uint64(0) - 5
-	if _, err := sm.StartNewCluster(make([]byte, ClusterIDBytes), 10); !errors.Is(err, ErrInvalid) {
+	if _, err := sm.StartNewCluster(make([]byte, ClusterIDBytes), 10, testBoot); !errors.Is(err, ErrInvalid) {
 		t.Errorf("overflow: %v", err)
 	}
 }

@@ -4,7 +4,7 @@ import "errors"
 
 // Snapshot format.
 //
-// A snapshot is one MessagePack array of three to six elements:
+// A snapshot is one MessagePack array of three to ten elements:
 //
 //	version 1: [ "paxosd/statemachine", 1, SnapshotState ]
 //	version 2: [ "paxosd/statemachine", 2, SnapshotState, SnapIdentity ]
@@ -13,6 +13,7 @@ import "errors"
 //	version 5: [ "paxosd/statemachine", 5, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult] ]
 //	version 6: [ "paxosd/statemachine", 6, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult], [SnapBinding] ]
 //	version 7: [ "paxosd/statemachine", 7, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult], [SnapBinding], SnapAuth ]
+//	version 8: [ "paxosd/statemachine", 8, SnapshotState, SnapIdentity, SnapQuota, SnapLevel, [SnapTxnResult], [SnapBinding], SnapAuth, SnapMembers ]
 //
 // The magic string tells a state machine snapshot from other bytes, the
 // version selects the layout of the elements after it. Version 2 adds the
@@ -30,7 +31,9 @@ import "errors"
 // (version 4 below it, from level 5). Version 6 adds the ephemeral keys'
 // bindings to their sessions (ephemeral.go) and is written from
 // LevelEphemeral on; version 7 adds the users, roles and sessions' owners
-// (auth_snapshot.go) and is written from LevelAuth on. Every struct of the
+// (auth_snapshot.go) and is written from LevelAuth on; version 8 adds the
+// cluster's membership (members_snapshot.go) and is written from
+// LevelMembership on. Every struct of the
 // layout (SnapshotState and the Snap* types it holds) is encoded as an
 // array of its fields in declaration order (msgpack "as_array"), integers in
 // their shortest form. A change to any of these structs, to the numbering of
@@ -43,13 +46,14 @@ import "errors"
 // the snapshot transport checks integrity.
 
 // SnapshotFormatVersion is the newest version of the encoding: Snapshot
-// writes it once the cluster level is LevelAuth or more, version 6 once
+// writes it once the cluster level is LevelMembership or more, version 7
+// once it is LevelAuth or more, version 6 once
 // it is LevelEphemeral or more, version 5
 // once it is LevelTxn or more, version 4 once it
 // is above 0, else version 3 once a quota
 // is set, else version 2, or version 1 for a state without a cluster
-// identity either; RestoreStateMachine reads all seven.
-const SnapshotFormatVersion = 7
+// identity either; RestoreStateMachine reads all eight.
+const SnapshotFormatVersion = 8
 
 // snapshotMagic opens every state machine snapshot.
 const snapshotMagic = "paxosd/statemachine"
@@ -167,6 +171,10 @@ type SnapshotState struct {
 	// Auth is the envelope's ninth element (version 7): users, roles,
 	// the auth switch and the sessions' owners (auth_snapshot.go).
 	Auth SnapAuth `msgpack:"-"`
+	// Members is the envelope's tenth element (version 8): the
+	// configuration in force and the one waiting for its activation
+	// slot (members_snapshot.go).
+	Members SnapMembers `msgpack:"-"`
 
 	// keysUnread: the keys were checked but not kept (CheckSnapshot), so
 	// the restore cannot look a bound key up.

@@ -110,6 +110,11 @@ func checkSameState(t testing.TB, a, b *StateMachine) {
 			fail(f.what, x, y)
 		}
 	}
+	// The membership, from the level at which snapshots carry it (below
+	// it the restored state has none, and the node sets its --peers).
+	if a.Level() >= LevelMembership && !reflect.DeepEqual(a.Members(), b.Members()) {
+		fail("Members", a.Members(), b.Members())
+	}
 	checkWatchHistory(t, a, b)
 	// Every election observer and leader query.
 	names := sortedKeys(a.elect.m)
@@ -251,6 +256,9 @@ func checkDerived(t testing.TB, sm *StateMachine) {
 // it covered the hard parts.
 type snapCoverage struct {
 	waiters, delays, candidates, renewed, pending, errs, sentinels2, events, dropped, ringFull, bindings int
+	// configPending: a membership change waited for its activation slot;
+	// configChanged: the configuration in force was not the first.
+	configPending, configChanged int
 }
 
 func (c *snapCoverage) add(sm *StateMachine) {
@@ -268,6 +276,11 @@ func (c *snapCoverage) add(sm *StateMachine) {
 	}
 	c.renewed += len(sm.sessions.renewed)
 	c.bindings += len(sm.bound.byKey)
+	if m := sm.Members(); m.Pending() {
+		c.configPending++
+	} else if m.Current.Version > 1 {
+		c.configChanged++
+	}
 	for _, e := range sm.dedup.clients {
 		for _, r := range e.results {
 			if r.res.Pending {

@@ -324,6 +324,10 @@ func FuzzRestoreStateMachine(f *testing.F) {
 	}
 	f.Add(data)
 	f.Add(empty)
+	// Format 8, with a membership change waiting for its activation.
+	mh := membersHarness(f, LevelMembership)
+	mh.configSlot(withMember(mh.sm.Members(), 4, true))
+	f.Add(mustSnapshot(f, mh.sm))
 	f.Add(data[:len(data)/2])
 	f.Add(bytes.Replace(slices.Clone(empty), []byte{0xa0 | byte(len(snapshotMagic)), 's'}, []byte{0xa0 | byte(len(snapshotMagic)), 'S'}, 1))
 	f.Add([]byte{0x93, 0xb3})

@@ -54,7 +54,11 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 	if len(sm.answers) > 0 {
 		return nil, fmt.Errorf("service: snapshot at slot %d with %d late answers not taken (call TakeAnswers first)", sm.applied, len(sm.answers))
 	}
-	return &SnapshotView{version: sm.snapshotVersion(), st: sm.snapshotState(), kv: sm.kv.clone()}, nil
+	version := sm.snapshotVersion()
+	if err := sm.checkMembersView(version); err != nil {
+		return nil, err
+	}
+	return &SnapshotView{version: version, st: sm.snapshotState(), kv: sm.kv.clone()}, nil
 }
 
 // snapshotVersion is the format version a snapshot of the state is
@@ -64,8 +68,10 @@ func (sm *StateMachine) View() (*SnapshotView, error) {
 // from LevelHashEncoding on, hash) the same version.
 func (sm *StateMachine) snapshotVersion() uint64 {
 	switch {
-	case sm.level >= LevelAuth:
+	case sm.level >= LevelMembership:
 		return SnapshotFormatVersion
+	case sm.level >= LevelAuth:
+		return 7
 	case sm.level >= LevelEphemeral:
 		return 6
 	case sm.level >= LevelTxn:
@@ -136,8 +142,11 @@ const snapshotStateFields = 14
 func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eachKV func(yield func(*SnapKV) error) error) error {
 	enc := msgpack.NewEncoder(w)
 	enc.UseCompactInts(true)
-	elems := 3 // version 1; version 2 adds the identity, 3 the quota, 4 the level, 5 the transactions' results, 6 the bindings, 7 the auth state
-	for _, since := range []uint64{2, 3, 4, 5, 6, 7} {
+	// version 1; version 2 adds the identity, 3 the quota, 4 the level, 5
+	// the transactions' results, 6 the bindings, 7 the auth state, 8 the
+	// membership
+	elems := 3
+	for _, since := range []uint64{2, 3, 4, 5, 6, 7, 8} {
 		if version >= since {
 			elems++
 		}
@@ -203,7 +212,12 @@ func encodeSnapshot(w io.Writer, version uint64, st *SnapshotState, nkv int, eac
 		}
 	}
 	if version >= 7 {
-		return enc.Encode(&st.Auth)
+		if err := enc.Encode(&st.Auth); err != nil {
+			return err
+		}
+	}
+	if version >= 8 {
+		return enc.Encode(&st.Members)
 	}
 	return nil
 }
@@ -280,6 +294,7 @@ func (sm *StateMachine) snapshotTables() *SnapshotState {
 		Clock:    sm.clock,
 		Fence:    sm.fence,
 		Bindings: sm.snapshotBindings(),
+		Members:  sm.snapMembers(),
 	}
 
 	ids := sm.dedup.sortedIDs()

@@ -317,6 +317,12 @@ func (sm *StateMachine) advance(slot paxos.Slot) {
 		panic(fmt.Sprintf("service: apply of slot %d after slot %d", slot, sm.applied))
 	}
 	sm.applied = slot
+	// The membership is as of the applied slot whichever way the slot
+	// was applied: the node applies a batch command by command
+	// (ApplyCommand), never through applyMembers, and a change due at
+	// this slot must be in force all the same, or replicas that applied
+	// the same slots differently would snapshot (and hash) it apart.
+	sm.members.Settle(slot)
 }
 
 // apply runs a decoded command through validation, duplicate detection and
