@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -106,6 +107,14 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		nw.start(id)
 	}
 	nw.waitLeader()
+	// The new cluster's membership is its own --peers, never the old
+	// cluster's, which the backup holds from cluster level 16 on.
+	want := (&Config{Peers: nw.peers}).bootstrapMembers()
+	for id, n := range nw.nodes {
+		if got := onLoop(n, func() paxos.Configs { return n.sm.Members() }); !reflect.DeepEqual(got, want) {
+			t.Errorf("node %d of the restored cluster (the backup's level %d): membership %+v, want %+v", id, info.Level, got, want)
+		}
+	}
 	nctx, ncl := nw.client(30 * time.Second)
 	for i := range 300 {
 		kv, err := ncl.Get(nctx, fmt.Sprintf("k/%03d", i))
