@@ -317,6 +317,7 @@ func (sm *StateMachine) advance(slot paxos.Slot) {
 		panic(fmt.Sprintf("service: apply of slot %d after slot %d", slot, sm.applied))
 	}
 	sm.applied = slot
+	sm.members.Settle(slot)
 }
 
 // apply runs a decoded command through validation, duplicate detection and
