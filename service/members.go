@@ -20,6 +20,10 @@ type memberBook struct {
 	// ids are the members of the current and the next configuration,
 	// voters and learners, in order.
 	ids []paxos.NodeID
+	// former are the addresses of the members the last change dropped:
+	// still dialed, so that one that missed its removal is told (its
+	// PreVotes are answered with what it lacks, replica.catchUpPeer).
+	former map[paxos.NodeID]string
 }
 
 func newMemberBook(c paxos.Configs) *memberBook {
@@ -40,15 +44,28 @@ func (b *memberBook) set(c paxos.Configs) {
 	}
 	ids := slices.Sorted(maps.Keys(addrs))
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	former := map[paxos.NodeID]string{}
+	for id, addr := range b.addrs {
+		if _, ok := addrs[id]; !ok {
+			former[id] = addr
+		}
+	}
+	if len(former) > 0 || b.former == nil {
+		b.former = former
+	}
 	b.configs, b.addrs, b.ids = c.Clone(), addrs, ids
-	b.mu.Unlock()
 }
 
-// addr returns member id's address ("" if it is none).
+// addr returns member id's address (or a former member's; "" if it is
+// neither).
 func (b *memberBook) addr(id paxos.NodeID) string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.addrs[id]
+	if a, ok := b.addrs[id]; ok {
+		return a
+	}
+	return b.former[id]
 }
 
 // has reports whether id is a member (voter or learner) of the current
@@ -67,11 +84,13 @@ func (b *memberBook) members() []paxos.NodeID {
 	return slices.Clone(b.ids)
 }
 
-// addresses returns every member's address.
+// addresses returns every member's address, and the former members'.
 func (b *memberBook) addresses() map[paxos.NodeID]string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return maps.Clone(b.addrs)
+	out := maps.Clone(b.former)
+	maps.Copy(out, b.addrs)
+	return out
 }
 
 // current returns the configuration in force.
@@ -99,6 +118,13 @@ func (n *Node) syncMembers() {
 	n.membersSeen = [2]uint64{cur, latest}
 	defer n.settleMemberCalls(n.clock.Now())
 	c := n.sm.Members()
+	if c.Pending() {
+		for i := range n.memberCalls {
+			if n.memberCalls[i].want.Version == c.Next.Version {
+				n.memberCalls[i].at = c.NextAt
+			}
+		}
+	}
 	n.book.set(c)
 	if n.tcp != nil {
 		n.tcp.SetPeers(n.book.addresses())

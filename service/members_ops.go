@@ -27,6 +27,8 @@ const promoteLagMax = 1000
 type memberCall struct {
 	c    *call
 	want paxos.Membership
+	// at is the slot from which want governs, once known.
+	at paxos.Slot
 }
 
 // callMember answers the member operations.
@@ -158,9 +160,16 @@ func trimPaxos(err error) string {
 }
 
 // settleMemberCalls answers the changes whose fate is known: their
-// configuration is in force (success), or another took its version
-// (conflict), or the deadline passed (timeout: it may still take
-// effect).
+// configuration is in force and a quorum of its voters knows it
+// (success), or another took its version (conflict), or the deadline
+// passed (timeout: it may still take effect).
+//
+// "A quorum knows": the leader saw their watermarks reach the slot
+// before the change took effect. Until then a removed member may still
+// be needed — the new voters that lag take the old configuration for the
+// one in force, and without the removed member may not form a quorum in
+// it to learn otherwise — so the operator is not told the change is done
+// (and to stop it) before.
 func (n *Node) settleMemberCalls(now time.Time) {
 	if len(n.memberCalls) == 0 {
 		return
@@ -169,6 +178,13 @@ func (n *Node) settleMemberCalls(now time.Time) {
 	kept := n.memberCalls[:0]
 	for _, mc := range n.memberCalls {
 		switch {
+		case configs.Current.Version >= mc.want.Version && configs.Current.Version == mc.want.Version &&
+			sameMembership(configs.Current, mc.want) && !n.knownByQuorum(mc):
+			if now.After(mc.c.deadline) {
+				mc.c.reply(&wire.Response{Err: wire.ErrTimeout, ErrMsg: fmt.Sprintf("membership version %d is in force, but a quorum of its voters has not acknowledged it yet: keep every member running until paxosd member list shows it", mc.want.Version)})
+				continue
+			}
+			kept = append(kept, mc)
 		case configs.Current.Version >= mc.want.Version:
 			if configs.Current.Version == mc.want.Version && sameMembership(configs.Current, mc.want) {
 				resp := n.memberList()
@@ -187,6 +203,24 @@ func (n *Node) settleMemberCalls(now time.Time) {
 	}
 	clear(n.memberCalls[len(kept):])
 	n.memberCalls = kept
+}
+
+// knownByQuorum reports whether a quorum of mc's configuration's voters
+// is known to have a watermark past the slot before it took effect.
+func (n *Node) knownByQuorum(mc memberCall) bool {
+	at := mc.at
+	if at == 0 {
+		// The pending state was never seen here (applied in one go):
+		// ask for this node's own watermark, which is past it.
+		at = n.r.Status().Commit + 1
+	}
+	commit := n.r.Status().Commit
+	return mc.want.IsQuorum(func(id paxos.NodeID) bool {
+		if id == n.cfg.ID {
+			return commit+1 >= at
+		}
+		return n.peerCommit[id]+1 >= at
+	})
 }
 
 // sameMembership reports whether a and b have the same members, roles
