@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,12 @@ type Config struct {
 	// ErrAuthFailed at once, without trying other endpoints.
 	User     string
 	Password string
+	// AutoSyncInterval is how often the client asks the cluster for its
+	// membership and replaces Endpoints with the members' addresses, so
+	// that a client started with three endpoints keeps working after the
+	// cluster grows, shrinks or moves (etcd's auto-sync). Default 30s;
+	// negative: never.
+	AutoSyncInterval time.Duration
 }
 
 // Client is a connection to a paxosd cluster. Safe for concurrent use.
@@ -65,6 +72,8 @@ type Client struct {
 	// keepAliver on first use.
 	kaOnce sync.Once
 	ka     *keepAliver
+	// stop ends the auto-sync (members.go).
+	stop chan struct{}
 }
 
 // New connects to the cluster at endpoints. It fails if none answers
@@ -84,11 +93,18 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.AttemptTimeout == 0 {
 		cfg.AttemptTimeout = 3 * time.Second
 	}
-	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}}
+	if cfg.AutoSyncInterval == 0 {
+		cfg.AutoSyncInterval = 30 * time.Second
+	}
+	cfg.Endpoints = slices.Clone(cfg.Endpoints)
+	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}, stop: make(chan struct{})}
 	c.streams.next = int(c.id % uint64(len(cfg.Endpoints)))
 	c.streams.forStreams = true
 	if _, err := c.connect(ctx, nil); err != nil {
 		return nil, err
+	}
+	if cfg.AutoSyncInterval > 0 {
+		go c.autoSync(cfg.AutoSyncInterval)
 	}
 	return c, nil
 }
@@ -113,6 +129,9 @@ func (c *Client) ID() uint64 { return c.id }
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.closed && c.stop != nil {
+		close(c.stop)
+	}
 	c.closed = true
 	for _, sl := range []*connSlot{&c.calls, &c.streams} {
 		if sl.conn != nil {
@@ -156,17 +175,18 @@ func (c *Client) connectSlot(ctx context.Context, sl *connSlot, reach *reachLog)
 		return cn, nil
 	}
 	start := sl.next
-	if n := len(c.cfg.Endpoints); sl.forStreams && n > 1 {
+	endpoints := c.cfg.Endpoints // replaced, never modified, by the auto-sync
+	if n := len(endpoints); sl.forStreams && n > 1 {
 		// The leader (the calls' connection moves there) has enough to
 		// do: tried last.
-		if e := c.cfg.Endpoints[start%n]; e == c.leader || (c.calls.conn != nil && e == c.calls.conn.addr) {
+		if e := endpoints[start%n]; e == c.leader || (c.calls.conn != nil && e == c.calls.conn.addr) {
 			start = (start + 1) % n
 		}
 	}
 	c.mu.Unlock()
 	var errs []string
-	for i := 0; i < len(c.cfg.Endpoints); i++ {
-		addr := c.cfg.Endpoints[(start+i)%len(c.cfg.Endpoints)]
+	for i := 0; i < len(endpoints); i++ {
+		addr := endpoints[(start+i)%len(endpoints)]
 		dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 		cn, err := dial(dctx, addr, c.dialConfig(), c.creds())
 		cancel()
@@ -195,12 +215,12 @@ func (c *Client) connectSlot(ctx context.Context, sl *connSlot, reach *reachLog)
 			cn = sl.conn
 		} else {
 			sl.conn = cn
-			sl.next = (start + i) % len(c.cfg.Endpoints)
+			sl.next = (start + i) % len(endpoints)
 		}
 		c.mu.Unlock()
 		return cn, nil
 	}
-	return nil, unavailable("cannot reach any endpoint (%s): %s", strings.Join(c.cfg.Endpoints, ", "), joinDialErrors(errs))
+	return nil, unavailable("cannot reach any endpoint (%s): %s", strings.Join(endpoints, ", "), joinDialErrors(errs))
 }
 
 // joinDialErrors lists why each endpoint failed, saying once a reason
@@ -303,7 +323,7 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 		defer c.sequence(q)()
 	}
 	backoff := 5 * time.Millisecond
-	reach := newReachLog(c.cfg.Endpoints)
+	reach := newReachLog(c.endpoints())
 	var busy *wire.Response // the last answer, while it is Busy
 	for {
 		if err := ctx.Err(); err != nil {

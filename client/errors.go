@@ -50,6 +50,10 @@ var (
 	// themselves; the sentinel is for code that reads streams from a
 	// wire.Mux.
 	ErrSlowWatcher = errors.New("slow watcher")
+	// ErrMemberConflict: a membership change refused, nothing changed
+	// (another change in progress, the membership changed meanwhile, or
+	// the change does not fit it); the message says which.
+	ErrMemberConflict = errors.New("membership conflict")
 )
 
 // Error is an error answered by the server.
@@ -89,6 +93,7 @@ var codeErrors = [...]error{
 	wire.ErrPermissionDenied:  ErrPermissionDenied,
 	wire.ErrBusy:              ErrBusy,
 	wire.ErrSlowWatcher:       ErrSlowWatcher,
+	wire.ErrMemberConflict:    ErrMemberConflict,
 }
 
 // Is maps the server's code to the sentinel errors above (codeErrors).

@@ -97,7 +97,7 @@ func (c *Client) saveEndpoints() []string {
 	if first != "" {
 		out = append(out, first)
 	}
-	for _, e := range c.cfg.Endpoints {
+	for _, e := range c.endpoints() {
 		if e != first {
 			out = append(out, e)
 		}

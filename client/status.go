@@ -23,7 +23,7 @@ type MemberStatus struct {
 // Status asks every endpoint, in parallel, for its own status: one entry
 // per endpoint, in the endpoints' order.
 func (c *Client) Status(ctx context.Context) []MemberStatus {
-	probes := c.probe(ctx, c.cfg.Endpoints)
+	probes := c.probe(ctx, c.endpoints())
 	out := make([]MemberStatus, len(probes))
 	for i, p := range probes {
 		out[i] = p.MemberStatus
@@ -41,7 +41,7 @@ func (c *Client) Members(ctx context.Context) []MemberStatus {
 	listed := map[paxos.NodeID]string{}
 	byID := map[paxos.NodeID]MemberStatus{}
 	var failed []MemberStatus
-	for _, p := range c.probe(ctx, c.cfg.Endpoints) {
+	for _, p := range c.probe(ctx, c.endpoints()) {
 		if p.Err != nil {
 			failed = append(failed, p.MemberStatus)
 			continue

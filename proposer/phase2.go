@@ -27,6 +27,12 @@ func (p *Proposer) Flush(commit paxos.Slot) (msgs []paxos.Message, proposed []pa
 	if p.nextSlot <= commit {
 		p.nextSlot = commit + 1
 	}
+	if at := p.view.PendingAt(); at > 0 {
+		// A change waits for its activation slot, whoever proposed it:
+		// fill up to it (a leader that learned the change chosen from a
+		// Promise, or after it proposed it, must too).
+		p.padTo = max(p.padTo, at-1)
+	}
 	for p.windowOpen(commit) {
 		s := p.nextSlot
 		if !p.covered(s) {

@@ -75,5 +75,5 @@ func (p *Proposer) ReleasedBy(transfer paxos.Ballot) bool {
 // Follows reports whether b is the leadership this node follows (and
 // pledged its lease to), so a Prepare under b breaks no lease.
 func (p *Proposer) Follows(b paxos.Ballot) bool {
-	return !b.IsZero() && b == p.leaderBallot && p.role == Follower
+	return !b.IsZero() && b == p.leaderBallot && p.role != Leader
 }

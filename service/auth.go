@@ -78,7 +78,7 @@ func (n *Node) authorize(c *call) *wire.Response {
 	switch q.Op {
 	case wire.OpCancel, wire.OpAuthStatus:
 		return nil // a connection's own streams; who it is
-	case wire.OpStatus, wire.OpSnapshotRead:
+	case wire.OpStatus, wire.OpSnapshotRead, wire.OpMemberList:
 		if n.cfg.TLS == nil && user == "" {
 			// Plaintext: nothing proves a member is a member (anyone may
 			// send a peer hello), so the requests members make of each
@@ -129,7 +129,7 @@ func (n *Node) authorizeOp(a *statemachine.AuthState, user string, q *wire.Reque
 		return need(q.Key, statemachine.PermRead) // a prefix watch: every key under it
 	case wire.OpTxn:
 		return n.authorizeTxn(user, q, need)
-	case wire.OpSessionOpen, wire.OpSessionList, wire.OpLockList, wire.OpStatus, wire.OpQuotaGet:
+	case wire.OpSessionOpen, wire.OpSessionList, wire.OpLockList, wire.OpStatus, wire.OpQuotaGet, wire.OpMemberList:
 		return nil // answers are filtered to what the user may read (filterForUser)
 	case wire.OpSessionKeepAlive, wire.OpSessionClose:
 		return n.ownSession(user, q.SessionID)
@@ -221,10 +221,7 @@ func (n *Node) filterForUser(c *call, resp *wire.Response) {
 	}
 }
 
-func (n *Node) isMember(id paxos.NodeID) bool {
-	_, ok := n.cfg.Peers[id]
-	return ok
-}
+func (n *Node) isMember(id paxos.NodeID) bool { return n.book.has(id) }
 
 func authRequired() *wire.Response {
 	return &wire.Response{Err: wire.ErrAuthRequired,

@@ -269,7 +269,7 @@ func (n *Node) probeStatus(ctx context.Context, id paxos.NodeID) (wire.NodeStatu
 // otherMembers lists the members but this node.
 func (n *Node) otherMembers() []paxos.NodeID {
 	var out []paxos.NodeID
-	for _, id := range n.cfg.members() {
+	for _, id := range n.book.members() {
 		if id != n.cfg.ID {
 			out = append(out, id)
 		}

@@ -172,6 +172,9 @@ func (n *Node) handleCall(c *call) {
 	case c.req.Op == wire.OpLeaderTransfer:
 		n.callTransfer(c)
 		return
+	case c.req.Op.IsMember():
+		n.callMember(c)
+		return
 	case n.pinnedHere(c.req):
 		c.reply(n.listRead(c.req))
 		return
@@ -265,7 +268,7 @@ func (n *Node) answer(key callKey, op statemachine.Op, res statemachine.Result) 
 			// Tell the client where the leader is: answering there saves
 			// the forwarding hop (the client library moves its requests
 			// over).
-			r.LeaderHint, r.LeaderAddr = n.lastLeader, n.cfg.Peers[n.lastLeader]
+			r.LeaderHint, r.LeaderAddr = n.lastLeader, n.book.addr(n.lastLeader)
 		}
 		if op == statemachine.OpDelete && r.Err == wire.ErrNotFound && c.speaks(wire.VersionClientAnswers) {
 			// Deleting a missing key succeeds, found false, as in etcd;
@@ -287,7 +290,7 @@ func (n *Node) notLeader(err error) *wire.Response {
 	resp := &wire.Response{Err: wire.ErrNotLeader, ErrMsg: "no leader is known yet (election in progress)"}
 	if l := n.r.Status().Leader; l != 0 {
 		resp.LeaderHint = l
-		resp.LeaderAddr = n.cfg.Peers[l]
+		resp.LeaderAddr = n.book.addr(l)
 		resp.ErrMsg = fmt.Sprintf("node %d is not the leader: node %d is (%s)", n.cfg.ID, l, resp.LeaderAddr)
 	}
 	return resp
@@ -368,11 +371,11 @@ func (n *Node) failWaiters(code wire.ErrCode, msg string) {
 // whole membership ('paxosd status').
 func (n *Node) memberStatuses() []wire.NodeStatus {
 	out := []wire.NodeStatus{n.status()}
-	for _, id := range n.cfg.members() {
+	for _, id := range n.book.members() {
 		if id == n.cfg.ID {
 			continue
 		}
-		out = append(out, wire.NodeStatus{ID: id, Addr: n.cfg.Peers[id], Connected: n.tcp != nil && n.tcp.Connected(id)})
+		out = append(out, wire.NodeStatus{ID: id, Addr: n.book.addr(id), Connected: n.tcp != nil && n.tcp.Connected(id)})
 	}
 	return out
 }
@@ -381,7 +384,7 @@ func (n *Node) status() wire.NodeStatus {
 	st := n.r.Status()
 	s := wire.NodeStatus{
 		ID:          st.ID,
-		Addr:        n.cfg.Peers[st.ID],
+		Addr:        n.book.addr(st.ID),
 		Role:        st.Role.String(),
 		Ballot:      st.Ballot,
 		Leader:      st.Leader,

@@ -94,7 +94,9 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // tcpDialer dials members at their --peers address.
 type tcpDialer struct {
-	peers         map[paxos.NodeID]string
+	// addr returns a member's address ("" if none): the node's member
+	// book, which changes with the membership.
+	addr          func(paxos.NodeID) string
 	clusterID     string
 	frameBytesMax int
 	// tls, if set, dials with the node's certificate and accepts only the
@@ -103,8 +105,8 @@ type tcpDialer struct {
 }
 
 func (d tcpDialer) dial(ctx context.Context, id paxos.NodeID) (peerConn, error) {
-	addr, ok := d.peers[id]
-	if !ok {
+	addr := d.addr(id)
+	if addr == "" {
 		return nil, fmt.Errorf("node %d is not a member", id)
 	}
 	dc := wire.DialConfig{ClusterID: d.clusterID, FrameBytesMax: d.frameBytesMax}

@@ -113,7 +113,7 @@ func (n *Node) unreachable() string {
 	leader := paxos.NodeID(n.leaderID.Load())
 	var down []string
 	reachable := 1 // itself
-	for _, id := range n.cfg.members() {
+	for _, id := range n.book.members() {
 		if id == n.cfg.ID {
 			continue
 		}
@@ -122,12 +122,12 @@ func (n *Node) unreachable() string {
 			reachable++
 			continue
 		}
-		down = append(down, fmt.Sprintf("node %d at %s: %s", id, n.cfg.Peers[id], st.DialError))
+		down = append(down, fmt.Sprintf("node %d at %s: %s", id, n.book.addr(id), st.DialError))
 		if id == leader {
-			return fmt.Sprintf("cannot reach the leader, node %d at %s: %s", id, n.cfg.Peers[id], st.DialError)
+			return fmt.Sprintf("cannot reach the leader, node %d at %s: %s", id, n.book.addr(id), st.DialError)
 		}
 	}
-	if reachable < len(n.cfg.Peers)/2+1 {
+	if reachable < n.book.current().QuorumSize() {
 		return fmt.Sprintf("cannot reach a quorum: %s", strings.Join(down, "; "))
 	}
 	return ""

@@ -58,7 +58,7 @@ func (n *Node) proposeIdentity() {
 		// are new commands an older member cannot apply either.
 		return
 	}
-	for _, id := range n.cfg.members() {
+	for _, id := range n.book.members() {
 		// A member voted if this node received its Promise or Accepted
 		// (peerVoted, transfer.go); a leader promised and accepted itself.
 		_, voted := n.peerVoted[id]

@@ -173,6 +173,7 @@ func (n *Node) installDecoded(sm *statemachine.StateMachine, err error) {
 	n.install = nil
 	sm.SetBootstrapMembers(n.cfg.bootstrapMembers())
 	n.sm = sm
+	n.syncMembers()
 	n.liveBytes.Store(sm.Quota().Used)
 	n.publishAuth()
 	if n.obs != nil {

@@ -55,6 +55,7 @@ func (n *Node) tick(now time.Time) {
 	n.rejoinFiller()
 	if n.tickCount++; n.tickCount%10 == 0 {
 		n.expireWaiters(now)
+		n.settleMemberCalls(now)
 		n.sampleMetrics()
 		n.notifyProgress()
 		n.proposeIdentity()
@@ -239,6 +240,7 @@ func (n *Node) apply(decided []paxos.Entry) {
 				}
 			}
 		}
+		n.syncMembers()
 		if n.obs != nil {
 			n.obs.applied(e, n.sm)
 		}

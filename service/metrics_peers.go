@@ -14,13 +14,13 @@ import (
 // what an SRE looks at when a follower lags or a link flaps.
 type peerCollector struct {
 	self  paxos.NodeID
-	peers []paxos.NodeID
+	peers func() []paxos.NodeID
 	stats func(paxos.NodeID) wire.PeerStats
 
 	sent, dropped, writes, dials, connects, connected, unreachable, queued *prometheus.Desc
 }
 
-func newPeerCollector(self paxos.NodeID, peers []paxos.NodeID, stats func(paxos.NodeID) wire.PeerStats) *peerCollector {
+func newPeerCollector(self paxos.NodeID, peers func() []paxos.NodeID, stats func(paxos.NodeID) wire.PeerStats) *peerCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, []string{"peer"}, nil)
 	}
@@ -50,7 +50,7 @@ func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
-	for _, id := range c.peers {
+	for _, id := range c.peers() {
 		if id == c.self {
 			continue
 		}

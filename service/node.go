@@ -128,10 +128,17 @@ type Node struct {
 	level             ownProposal                 // the cluster level (level_node.go)
 	levelLogged       uint64                      // the cluster level last logged
 	peerCommit        map[paxos.NodeID]paxos.Slot // for choosing whom to hand leadership to
-	peerVoted         map[paxos.NodeID]int        // tickCount of each member's last Promise or Accepted
-	handedTo          paxos.NodeID                // the member this leader last handed its leadership to
-	check             stateCheck
-	failed            error
+	// book is the membership as of the applied slot (members.go);
+	// membersSeen its versions (in force, latest) when last synced.
+	book          *memberBook
+	membersSeen   [2]uint64
+	removedLogged bool
+	// memberCalls are member changes waiting to take effect.
+	memberCalls []memberCall
+	peerVoted   map[paxos.NodeID]int // tickCount of each member's last Promise or Accepted
+	handedTo    paxos.NodeID         // the member this leader last handed its leadership to
+	check       stateCheck
+	failed      error
 
 	// obs, when set, is told what the loop did: the simulation's
 	// checkers. Production leaves it nil.
@@ -182,7 +189,7 @@ func Start(cfg Config) (*Node, error) {
 	deferred := make(chan func(), 16)
 	n, err := newNode(cfg, nodeEdges{
 		store: store, rejoin: rejoin, boot: boot, entropy: crand.Reader, clock: systemClock{},
-		peers: tcpDialer{peers: cfg.Peers, clusterID: cfg.ClusterID, frameBytesMax: cfg.FrameBytesMax, tls: cfg.TLS},
+		peers: tcpDialer{addr: func(paxos.NodeID) string { return "" }, clusterID: cfg.ClusterID, frameBytesMax: cfg.FrameBytesMax, tls: cfg.TLS},
 		bg:    goroutines{deferred: deferred, stop: stop},
 		rand:  rand.New(rand.NewSource(time.Now().UnixNano() + int64(cfg.ID))),
 	})
@@ -190,13 +197,14 @@ func Start(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
+	n.peers = tcpDialer{addr: n.book.addr, clusterID: cfg.ClusterID, frameBytesMax: cfg.FrameBytesMax, tls: cfg.TLS}
 	ln, err := wire.Listen(cfg.Listen)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("service: listen on %s: %w", cfg.Listen, err)
 	}
 	tcp, err := wire.NewTransport(wire.TransportConfig{
-		Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, Peers: cfg.Peers,
+		Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, Peers: n.book.addresses(),
 		FrameBytesMax: cfg.FrameBytesMax, TLS: cfg.TLS, Logger: n.log,
 	})
 	if err != nil {
@@ -207,7 +215,7 @@ func Start(cfg Config) (*Node, error) {
 	n.ln, n.tcp, n.transport = ln, tcp, tcp
 	n.peerVersion = func(id paxos.NodeID) uint32 { return tcp.Stats(id).Version }
 	if cfg.Metrics == nil {
-		registerProcessMetrics(n.reg, newPeerCollector(cfg.ID, n.cfg.members(), tcp.Stats), cfg.Version)
+		registerProcessMetrics(n.reg, newPeerCollector(cfg.ID, n.book.members, tcp.Stats), cfg.Version)
 	}
 	n.inbox = make(chan paxos.Message, drainMax)
 	n.calls = make(chan *call, drainMax)
@@ -220,7 +228,7 @@ func Start(cfg Config) (*Node, error) {
 		// With TLS a peer is who its certificate says; one that is not a
 		// member has no business here either. (Plaintext keeps accepting
 		// any id, as before: it proves nothing anyway.)
-		scfg.Member = func(id paxos.NodeID) bool { _, ok := cfg.Peers[id]; return ok }
+		scfg.Member = n.book.has
 	}
 	go func() {
 		err := wire.Serve(ln, scfg, n)
@@ -276,6 +284,10 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	book := newMemberBook(sm.Members())
+	if c := sm.Members(); c.Latest().Version > 1 && !sameAddresses(c.Latest(), cfg.Peers) {
+		log.Info().Uint64("version", c.Latest().Version).Msg("--peers differs from the cluster's membership, which the log holds since it first changed: --peers is ignored (see paxosd member list)")
+	}
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -300,7 +312,8 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		waiters:   map[callKey][]*call{},
 		streams:   newStreamSet(),
 		started:   e.clock.Now(),
-		peerCheck: newPeerChecker(cfg.ID, cfg.members()),
+		peerCheck: newPeerChecker(cfg.ID, book.has),
+		book:      book,
 	}
 	n.rejoin.durableCommit = st.Commit
 	n.publishAuth()

@@ -71,28 +71,28 @@ func peerRejectReason(err error) string {
 	return rejectShape
 }
 
-// peerChecker holds what the checks need: this node and the members. It
-// never changes once built, so check is safe for concurrent use.
+// peerChecker holds what the checks need: this node and who is a member
+// (the node's member book, safe for concurrent use), so check is safe for
+// concurrent use.
 type peerChecker struct {
-	self    paxos.NodeID
-	members map[paxos.NodeID]bool
+	self   paxos.NodeID
+	member func(paxos.NodeID) bool
 }
 
-func newPeerChecker(self paxos.NodeID, members []paxos.NodeID) *peerChecker {
-	c := &peerChecker{self: self, members: map[paxos.NodeID]bool{}}
-	for _, id := range members {
-		c.members[id] = true
-	}
-	return c
+func newPeerChecker(self paxos.NodeID, member func(paxos.NodeID) bool) *peerChecker {
+	return &peerChecker{self: self, member: member}
 }
 
 // check returns why m, which arrived from a peer connection addressed to
 // this node, is not a message an honest member sends; nil if it may be.
 // The transport has already checked that m decodes, that From is the id
-// the peer's hello gave and that To is this node.
+// the peer's hello gave and that To is this node. A sender this node does
+// not know as a member is heard: a node that lags does not know the
+// members added since (the core counts nobody it should not, see
+// replica.Step).
 func (c *peerChecker) check(m paxos.Message) error {
-	if !c.members[m.From] || m.From == c.self {
-		return reject(rejectMember, "node %d is not another member of this cluster", m.From)
+	if m.From == 0 || m.From == c.self {
+		return reject(rejectMember, "node %d is not another node of this cluster", m.From)
 	}
 	if err := c.checkCommon(m); err != nil {
 		return err
@@ -347,7 +347,7 @@ func (c *peerChecker) checkForward(m paxos.Message) error {
 		case statemachine.OpClock, statemachine.OpClusterID, statemachine.OpVoter, statemachine.OpQuotaDefault, statemachine.OpLevel:
 			return reject(rejectCommand, "forwarded command %d is the internal %s command, which only a leader proposes, for itself", i+1, cmd.Op)
 		case statemachine.OpStateHash:
-			if cmd.Reporter > math.MaxUint32 || !c.members[paxos.NodeID(cmd.Reporter)] || cmd.HashSlot == 0 {
+			if cmd.Reporter > math.MaxUint32 || !c.member(paxos.NodeID(cmd.Reporter)) || cmd.HashSlot == 0 {
 				return reject(rejectCommand, "forwarded command %d is a state-check report of node %d for slot %d: reports come from members, for a slot from 1", i+1, cmd.Reporter, cmd.HashSlot)
 			}
 		}

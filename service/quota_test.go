@@ -100,7 +100,8 @@ func (c *testCluster) waitQuota(ctx context.Context, want client.QuotaInfo) {
 // TestQuotaGate: the leader names the first member below protocol 4.
 func TestQuotaGate(t *testing.T) {
 	versions := map[paxos.NodeID]uint32{2: 4, 3: 3, 4: 0}
-	n := &Node{cfg: Config{ID: 1, Peers: map[paxos.NodeID]string{1: "a", 2: "b", 3: "c", 4: "d"}},
+	cfg := Config{ID: 1, Peers: map[paxos.NodeID]string{1: "a", 2: "b", 3: "c", 4: "d"}}
+	n := &Node{cfg: cfg, book: newMemberBook(cfg.bootstrapMembers()),
 		peerVersion: func(id paxos.NodeID) uint32 { return versions[id] }}
 	if id, v := n.memberBelow(quotaProtocol); id != 3 || v != 3 {
 		t.Fatalf("member below: %d (version %d), want 3", id, v)

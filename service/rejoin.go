@@ -191,7 +191,7 @@ const probeRetry = 500 * time.Millisecond
 // target.
 func (n *Node) probeForRejoin(after time.Duration) {
 	var ask []paxos.NodeID
-	for _, id := range n.cfg.members() {
+	for _, id := range n.book.members() {
 		if _, ok := n.rejoin.answered[id]; !ok && id != n.cfg.ID {
 			ask = append(ask, id)
 		}
@@ -219,7 +219,7 @@ func (n *Node) onProbeAnswers(got map[paxos.NodeID]wire.NodeStatus) {
 		n.rejoin.answered[id] = st
 	}
 	var missing []int
-	for _, id := range n.cfg.members() {
+	for _, id := range n.book.members() {
 		if _, ok := n.rejoin.answered[id]; !ok && id != n.cfg.ID {
 			missing = append(missing, int(id))
 		}

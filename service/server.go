@@ -164,8 +164,9 @@ func blocking(q *wire.Request) bool {
 func goesThroughLog(q *wire.Request) bool {
 	switch q.Op {
 	case wire.OpStatus, wire.OpSessionList, wire.OpLockList, wire.OpWatch, wire.OpObserve, wire.OpCancel, wire.OpSnapshotRead, wire.OpLeaderTransfer,
-		wire.OpQuotaGet, wire.OpUserList, wire.OpRoleList, wire.OpAuthStatus, wire.OpAuthenticate:
-		return false
+		wire.OpQuotaGet, wire.OpUserList, wire.OpRoleList, wire.OpAuthStatus, wire.OpAuthenticate,
+		wire.OpMemberList, wire.OpMemberAdd, wire.OpMemberPromote, wire.OpMemberRemove, wire.OpMemberUpdate:
+		return false // member changes enter the log as configurations, not commands
 	case wire.OpGet, wire.OpList:
 		return !q.Serializable
 	}

@@ -24,7 +24,7 @@ const snapshotFetchRestarts = 5
 // this node stays behind, so a failed fetch is retried (and resumes from
 // what was staged).
 func (n *Node) onSnapshotOffer(m paxos.Message) {
-	if _, member := n.cfg.Peers[m.From]; n.snap.fetching || m.Commit <= n.r.Status().Commit || !member {
+	if member := n.book.has(m.From); n.snap.fetching || m.Commit <= n.r.Status().Commit || !member {
 		return
 	}
 	n.snap.fetching, n.snap.fetchStart = true, n.clock.Now()

@@ -197,7 +197,7 @@ func (n *Node) stateInstalled(from paxos.NodeID) { n.check.source = from }
 // onStateHash takes a report from the log and judges its check slot.
 func (n *Node) onStateHash(c *statemachine.Command) {
 	slot, from := paxos.Slot(c.HashSlot), paxos.NodeID(c.Reporter)
-	if _, member := n.cfg.Peers[from]; !member || slot == 0 {
+	if member := n.book.has(from); !member || slot == 0 {
 		return
 	}
 	sc := &n.check
@@ -246,7 +246,7 @@ func (n *Node) judgeState(slot paxos.Slot) {
 		}
 		roots[r.hash][r.root(id)] = true
 	}
-	quorum := len(n.cfg.Peers)/2 + 1
+	quorum := n.book.current().QuorumSize()
 	var agreed uint64
 	found := false
 	for h, witnesses := range roots {

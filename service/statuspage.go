@@ -224,7 +224,7 @@ func (n *Node) buildStatusPage(ctx context.Context) (*statusPage, error) {
 // It runs on the loop.
 func (n *Node) pageLocal(p *statusPage) wire.NodeStatus {
 	self := n.status()
-	p.Node, p.Leader, p.LeaderAddr = self.ID, self.Leader, n.cfg.Peers[self.Leader]
+	p.Node, p.Leader, p.LeaderAddr = self.ID, self.Leader, n.book.addr(self.Leader)
 	p.TimeUnixMs = n.clock.Now().UnixMilli()
 	p.Rates = n.rates.view()
 	// Empty tables are [], not null, for the page's script.
@@ -262,7 +262,7 @@ func (n *Node) pageLocal(p *statusPage) wire.NodeStatus {
 // pageMembers puts this node's status beside every other member's own
 // answer, asked in parallel, and works out each one's lag.
 func (n *Node) pageMembers(ctx context.Context, self wire.NodeStatus) []pageMember {
-	ids := n.cfg.members()
+	ids := n.book.members()
 	out := make([]pageMember, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
@@ -275,7 +275,7 @@ func (n *Node) pageMembers(ctx context.Context, self wire.NodeStatus) []pageMemb
 			defer wg.Done()
 			st, err := n.askStatus(ctx, id)
 			if err != nil {
-				st = wire.NodeStatus{ID: id, Addr: n.cfg.Peers[id]}
+				st = wire.NodeStatus{ID: id, Addr: n.book.addr(id)}
 			}
 			out[i] = memberRow(st, n.tcp != nil && n.tcp.Stats(id).Connected, err)
 		}()

@@ -45,8 +45,11 @@ func (n *Node) transferTarget(to paxos.NodeID) (paxos.NodeID, error) {
 		if to == n.cfg.ID {
 			return 0, fmt.Errorf("node %d already leads", to)
 		}
-		if _, ok := n.cfg.Peers[to]; !ok {
+		if !n.book.has(to) {
 			return 0, fmt.Errorf("node %d is not a member", to)
+		}
+		if !n.book.current().IsVoter(to) {
+			return 0, fmt.Errorf("node %d is a learner: only a voting member can lead", to)
 		}
 		if !n.canTakeOver(to) {
 			return 0, fmt.Errorf("node %d cannot take leadership over: it is unreachable or runs a version older than protocol 3", to)
@@ -61,8 +64,9 @@ func (n *Node) transferTarget(to paxos.NodeID) (paxos.NodeID, error) {
 		return ok && n.tickCount-t < 4*n.cfg.ElectionTicks
 	}
 	var best paxos.NodeID
+	voters := n.book.current()
 	for _, id := range n.otherMembers() {
-		if !n.canTakeOver(id) {
+		if !voters.IsVoter(id) || !n.canTakeOver(id) {
 			continue
 		}
 		if best == 0 || recent(id) && !recent(best) || recent(id) == recent(best) && n.peerCommit[id] > n.peerCommit[best] {
@@ -116,7 +120,7 @@ func (n *Node) callTransfer(c *call) {
 	case err != nil:
 		c.reply(&wire.Response{Err: wire.ErrInvalid, ErrMsg: err.Error()})
 	default:
-		c.reply(&wire.Response{LeaderHint: target, LeaderAddr: n.cfg.Peers[target]})
+		c.reply(&wire.Response{LeaderHint: target, LeaderAddr: n.book.addr(target)})
 	}
 }
 

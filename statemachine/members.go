@@ -32,3 +32,10 @@ func (sm *StateMachine) applyMembers(slot paxos.Slot, v paxos.Value) {
 	}
 	sm.members.Apply(slot, v)
 }
+
+// MembersVersions returns the version of the configuration in force and
+// of the latest one chosen (the same unless a change waits to take
+// effect): a cheap way to notice a change.
+func (sm *StateMachine) MembersVersions() (current, latest uint64) {
+	return sm.members.Current.Version, sm.members.Latest().Version
+}

@@ -188,6 +188,22 @@ const (
 	// the bytes sent). Root only while auth is enabled. paxosd snapshot
 	// save writes it to a backup file.
 	OpSnapshotSave Op = 48
+	// OpMemberList (version 16) asks for the cluster's membership:
+	// Members (each member's address, role, and, as the leader sees it,
+	// reachability, watermark and lag) and ConfigVersion. Any member
+	// answers from its applied state; the leader's answer has the lag.
+	OpMemberList Op = 49
+	// OpMemberAdd (version 16) adds member MemberID at MemberAddr, a
+	// learner if MemberLearner; OpMemberPromote makes learner MemberID a
+	// voter; OpMemberRemove removes MemberID; OpMemberUpdate moves
+	// MemberID to MemberAddr. The leader proposes the new configuration
+	// and answers once it is in force, with Members and ConfigVersion.
+	// Root only while auth is enabled. A change while another is in
+	// progress is refused with err MemberConflict.
+	OpMemberAdd     Op = 50
+	OpMemberPromote Op = 51
+	OpMemberRemove  Op = 52
+	OpMemberUpdate  Op = 53
 )
 
 // KeepAliveBatchMax bounds the session ids of one
@@ -240,6 +256,11 @@ var opNames = [...]string{
 
 	OpSessionKeepAliveBatch: "SessionKeepAliveBatch",
 	OpSnapshotSave:          "SnapshotSave",
+	OpMemberList:            "MemberList",
+	OpMemberAdd:             "MemberAdd",
+	OpMemberPromote:         "MemberPromote",
+	OpMemberRemove:          "MemberRemove",
+	OpMemberUpdate:          "MemberUpdate",
 }
 
 func (o Op) String() string {
@@ -256,8 +277,14 @@ func (o Op) String() string {
 // commands, are not valid.
 func (o Op) Valid() bool {
 	return o >= OpPut && o <= OpSnapshotRead && o != opReservedClock || o >= OpLeaderTransfer && o <= OpQuotaGet || o == OpTxn ||
-		o >= OpUserAdd && o <= OpAuthenticate || o == OpSessionKeepAliveBatch || o == OpSnapshotSave
+		o >= OpUserAdd && o <= OpAuthenticate || o == OpSessionKeepAliveBatch || o == OpSnapshotSave || o.IsMember()
 }
+
+// IsMember reports whether o is a member operation (version 16).
+func (o Op) IsMember() bool { return o >= OpMemberList && o <= OpMemberUpdate }
+
+// ChangesMembers reports whether o proposes a new configuration.
+func (o Op) ChangesMembers() bool { return o >= OpMemberAdd && o <= OpMemberUpdate }
 
 // IsAuthAdmin reports whether o manages users, roles or auth (ops 33 to
 // 45): root's alone while auth is enabled.
@@ -348,6 +375,14 @@ const (
 	// resumes after it (another connection or member may serve it
 	// faster). An older client is told ErrUnavailable instead.
 	ErrSlowWatcher
+	// ErrMemberConflict (version 16): a membership change refused because
+	// another is in progress (proposed, or chosen and not yet in force),
+	// or because the membership changed since the request was made, or
+	// because it makes no sense for the membership as it is (adding a
+	// member twice, promoting a voter, removing the last voter, promoting
+	// a learner too far behind). Read the membership again (OpMemberList)
+	// before retrying.
+	ErrMemberConflict
 )
 
 var errCodeNames = [...]string{
@@ -374,6 +409,7 @@ var errCodeNames = [...]string{
 	ErrPermissionDenied:  "PermissionDenied",
 	ErrBusy:              "Busy",
 	ErrSlowWatcher:       "SlowWatcher",
+	ErrMemberConflict:    "MemberConflict",
 }
 
 func (c ErrCode) String() string {
@@ -482,6 +518,12 @@ type Request struct {
 	// SessionIDs are the sessions an OpSessionKeepAliveBatch renews
 	// (version 12).
 	SessionIDs []uint64
+	// MemberID, MemberAddr and MemberLearner (version 16): the member an
+	// OpMemberAdd, OpMemberPromote, OpMemberRemove or OpMemberUpdate is
+	// about, its address, and whether it joins as a learner.
+	MemberID      uint64
+	MemberAddr    string
+	MemberLearner bool
 }
 
 // Perm is what a role may do under a prefix (version 10).
@@ -818,6 +860,11 @@ type Response struct {
 	// RetryAfterMs, with ErrBusy (version 13): how long the client should
 	// wait before sending the request again, from the node's backlog.
 	RetryAfterMs uint64
+	// Members and ConfigVersion (version 16) answer the member
+	// operations: the configuration (in force, or for a change the one it
+	// made) and its version.
+	Members       []MemberInfo
+	ConfigVersion uint64
 }
 
 var requestFields = []field[Request]{
@@ -864,6 +911,9 @@ var requestFields = []field[Request]{
 	uintField("perm", func(q *Request) *Perm { return &q.Perm }),
 	// version 12 (keep-alive batches)
 	uintListField("session_ids", func(q *Request) *[]uint64 { return &q.SessionIDs }),
+	uintField("member_id", func(q *Request) *uint64 { return &q.MemberID }),
+	strField("member_addr", func(q *Request) *string { return &q.MemberAddr }),
+	boolField("member_learner", func(q *Request) *bool { return &q.MemberLearner }),
 }
 
 var userInfoFields = []field[UserInfo]{
@@ -1007,6 +1057,8 @@ var responseFields = []field[Response]{
 	uintListField("expired_sessions", func(s *Response) *[]uint64 { return &s.ExpiredSessions }),
 	// version 13 (back-pressure)
 	uintField("retry_after_ms", func(s *Response) *uint64 { return &s.RetryAfterMs }),
+	listField("members", func(s *Response) *[]MemberInfo { return &s.Members }, memberInfoFields),
+	uintField("config_version", func(s *Response) *uint64 { return &s.ConfigVersion }),
 }
 
 // EncodeRequest appends the body of a request frame carrying q to dst.

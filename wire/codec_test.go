@@ -271,7 +271,8 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		nil,           // version 4: quota_bytes
 		nil, nil, nil, // version 8: compares, then_ops, else_ops
 		nil, nil, // version 10: role, perm
-		nil, // version 12: session_ids
+		nil,           // version 12: session_ids
+		nil, nil, nil, // version 16: member_id, member_addr, member_learner
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -301,6 +302,8 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		nil, nil, nil, nil, // version 10: users, roles, auth_enabled, user
 		[]any{int8(4), uint64(9)}, // version 12: expired_sessions
 		int16(250),                // version 13: retry_after_ms
+		[]any{[]any{int8(4), "h:1", true, nil, false, true, int32(9), 2, "future"}}, // version 16: members
+		uint8(3), // version 16: config_version
 		"future",
 	})
 	if err != nil {
@@ -321,6 +324,8 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		TxnResults:      []TxnResult{{Type: TxnDelete, Deleted: 3}},
 		ExpiredSessions: []uint64{4, 9},
 		RetryAfterMs:    250,
+		Members:         []MemberInfo{{ID: 4, Addr: "h:1", Learner: true, Reachable: true, Commit: 9, Lag: 2}},
+		ConfigVersion:   3,
 	}
 	if !reflect.DeepEqual(s, wantS) {
 		t.Fatalf("got %#v\nwant %#v", s, wantS)
@@ -519,7 +524,15 @@ func TestNumbering(t *testing.T) {
 	if OpSnapshotSave != 48 || !OpSnapshotSave.Valid() || !OpSnapshotSave.IsStream() || OpSnapshotSave.IsAuthAdmin() {
 		t.Errorf("snapshot save op %d %q", OpSnapshotSave, OpSnapshotSave)
 	}
-	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 49, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
+	for o := OpMemberList; o <= OpMemberUpdate; o++ {
+		if !o.Valid() || !o.IsMember() || o.ChangesMembers() != (o != OpMemberList) || strings.HasPrefix(o.String(), "Op(") || o.IsStream() || o.IsAuthAdmin() {
+			t.Errorf("member op %d %q", o, o)
+		}
+	}
+	if OpMemberList != 49 || OpMemberUpdate != 53 {
+		t.Errorf("member ops %d..%d", OpMemberList, OpMemberUpdate)
+	}
+	for _, o := range []Op{0, 22, 24, 25, 26, 30, 31, 54, 255} { // 22: the internal clock command; 30 the default quota; 31 the cluster level
 		if o.Valid() {
 			t.Errorf("op %d is valid", o)
 		}
@@ -527,14 +540,14 @@ func TestNumbering(t *testing.T) {
 	codes := []ErrCode{ErrNone, ErrNotLeader, ErrNotFound, ErrCASFailed, ErrInvalid, ErrTooLarge, ErrTimeout,
 		ErrUnavailable, ErrInternal, ErrSessionExpired, ErrLockHeld, ErrNotHeld, ErrCanceled, ErrFenced,
 		ErrCompacted, ErrNotElectionLeader, ErrQuotaExceeded, ErrAuthRequired, ErrAuthFailed, ErrPermissionDenied,
-		ErrBusy, ErrSlowWatcher}
+		ErrBusy, ErrSlowWatcher, ErrMemberConflict}
 	for i, c := range codes {
 		if int(c) != i || strings.HasPrefix(c.String(), "ErrCode(") {
 			t.Errorf("error %d: %d %q", i, c, c)
 		}
 	}
-	if ErrCode(22).String() != "ErrCode(22)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
-		t.Errorf("unknown values: %s %s", ErrCode(22), EventType(3))
+	if ErrCode(23).String() != "ErrCode(23)" || EventPut != 1 || EventDelete != 2 || EventType(3).String() != "EventType(3)" {
+		t.Errorf("unknown values: %s %s", ErrCode(23), EventType(3))
 	}
 	blocking := map[*Request]bool{
 		{Op: OpLockAcquire, Wait: true}: true, {Op: OpLockAcquire}: false,

@@ -166,7 +166,7 @@ func TestTransportDirectWritesInOrder(t *testing.T) {
 	tr.Send(heartbeat(0)) // dials
 	conn := <-conns
 	defer conn.Close()
-	p := tr.peers[2]
+	p := tr.peer(2)
 	for deadline := time.Now().Add(5 * time.Second); tr.Stats(2).Sent == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the first message was not sent")

@@ -28,7 +28,15 @@ const (
 	// batches (VersionKeepAliveBatch). Version 13 adds back-pressure
 	// (VersionBusy). Version 14 adds snapshot saves (VersionSnapshotSave).
 	// Version 15 adds the error code SlowWatcher (VersionSlowWatcher).
-	ProtocolVersion = 15
+	// Version 16 adds membership changes (VersionMembership).
+	ProtocolVersion = 16
+	// VersionMembership is the first version with the member operations
+	// (OpMemberList to OpMemberUpdate), their request and response fields
+	// and err MemberConflict, and with configuration values in the log
+	// (paxos.ValueConfig, which an older member's core rejects): a change
+	// is proposed only once every member speaks it (the cluster level,
+	// statemachine.LevelMembership).
+	VersionMembership = 16
 	// VersionSlowWatcher is the first version whose clients get err
 	// SlowWatcher when a node ends a watch they read too slowly (its
 	// revision says where to resume); an older client is told Unavailable,

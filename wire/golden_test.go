@@ -608,6 +608,7 @@ func TestProtocolDoc(t *testing.T) {
 		"user":        fieldNames(userInfoFields),
 		"role":        fieldNames(roleInfoFields),
 		"role_perm":   fieldNames(rolePermFields),
+		"member":      fieldNames(memberInfoFields),
 	}
 	for name, want := range tables {
 		body, ok := between(doc, "<!-- fields:"+name+" -->", "<!-- /fields -->")

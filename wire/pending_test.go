@@ -18,7 +18,7 @@ func TestPartialFrameDiesWithItsConnection(t *testing.T) {
 	tr, _ := newTestTransport(t, 1, map[paxos.NodeID]string{2: s.addr}, 100)
 	tr.Send(heartbeat(1))
 	recvMsg(t, s.h.msgs)
-	p := tr.peers[2]
+	p := tr.peer(2)
 	// A direct write left the tail of a frame pending (the header of a
 	// large one), and the connection broke before the writer wrote it.
 	p.gate.mu.Lock()

@@ -114,11 +114,14 @@ func (c *TransportConfig) Validate() error {
 // connections its peers dial (see Serve), so each connection carries
 // messages one way.
 type Transport struct {
-	cfg    TransportConfig
-	peers  map[paxos.NodeID]*peer // fixed at NewTransport
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg TransportConfig
+	// peers is read without a lock by Send; SetPeers replaces the map
+	// (copy on write, under peersMu).
+	peers   atomic.Pointer[map[paxos.NodeID]*peer]
+	peersMu sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 	// unroutable counts messages to nodes without an address.
 	unroutable atomic.Uint64
 }
@@ -151,7 +154,11 @@ type PeerStats struct {
 type peer struct {
 	id   paxos.NodeID
 	addr string
-	q    chan outItem
+	// ctx ends when the transport closes or the peer is dropped
+	// (SetPeers).
+	ctx    context.Context
+	cancel context.CancelFunc
+	q      chan outItem
 	// gate orders Send's direct writes with the writer goroutine's; it
 	// guards direct and scratch.
 	gate   writeGate
@@ -192,38 +199,71 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &Transport{cfg: cfg, peers: map[paxos.NodeID]*peer{}, ctx: ctx, cancel: cancel}
-	for id, addr := range cfg.Peers {
-		if id == cfg.Self {
-			continue
-		}
-		p := &peer{
-			id:   id,
-			addr: addr,
-			q:    make(chan outItem, cfg.QueueMax),
-			log:  cfg.Logger.With().Uint32("peer", uint32(id)).Str("addr", addr).Logger(),
-		}
-		t.peers[id] = p
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			t.run(p)
-		}()
-	}
+	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel}
+	t.peers.Store(&map[paxos.NodeID]*peer{})
+	t.SetPeers(cfg.Peers)
 	return t, nil
 }
+
+// SetPeers makes peers the nodes the transport sends to: it starts a
+// writer for a node it did not know, stops the one of a node no longer
+// listed (dropping what was queued), and replaces the one of a node whose
+// address changed (the membership changed: a member added, removed or
+// moved).
+func (t *Transport) SetPeers(peers map[paxos.NodeID]string) {
+	t.peersMu.Lock()
+	defer t.peersMu.Unlock()
+	old := *t.peers.Load()
+	next := make(map[paxos.NodeID]*peer, len(peers))
+	for id, addr := range peers {
+		if id == t.cfg.Self || addr == "" {
+			continue
+		}
+		if p := old[id]; p != nil && p.addr == addr {
+			next[id] = p
+			continue
+		}
+		next[id] = t.startPeer(id, addr)
+	}
+	for id, p := range old {
+		if next[id] != p {
+			p.cancel()
+		}
+	}
+	t.peers.Store(&next)
+}
+
+func (t *Transport) startPeer(id paxos.NodeID, addr string) *peer {
+	ctx, cancel := context.WithCancel(t.ctx)
+	p := &peer{
+		id:     id,
+		addr:   addr,
+		ctx:    ctx,
+		cancel: cancel,
+		q:      make(chan outItem, t.cfg.QueueMax),
+		log:    t.cfg.Logger.With().Uint32("peer", uint32(id)).Str("addr", addr).Logger(),
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		t.run(p)
+	}()
+	return p
+}
+
+func (t *Transport) peer(id paxos.NodeID) *peer { return (*t.peers.Load())[id] }
 
 // Send queues m for m.To and returns at once. It never blocks: when the
 // peer's queue is full, the peer is down (backing off after a failed dial),
 // m.To is unknown or the transport is closed, m is dropped and counted.
 // Send does not copy m: its slices must not be modified afterwards.
 func (t *Transport) Send(m paxos.Message) {
-	p := t.peers[m.To]
+	p := t.peer(m.To)
 	if p == nil {
 		t.unroutable.Add(1)
 		return
 	}
-	if p.down.Load() || t.ctx.Err() != nil {
+	if p.down.Load() || p.ctx.Err() != nil {
 		p.dropped.Add(1)
 		return
 	}
@@ -329,13 +369,13 @@ func payloadBytes(m paxos.Message) int {
 
 // Connected reports whether a connection to node id is up.
 func (t *Transport) Connected(id paxos.NodeID) bool {
-	p := t.peers[id]
+	p := t.peer(id)
 	return p != nil && p.connected.Load()
 }
 
 // Stats returns the counters of node id (zero for an unknown node).
 func (t *Transport) Stats(id paxos.NodeID) PeerStats {
-	p := t.peers[id]
+	p := t.peer(id)
 	if p == nil {
 		return PeerStats{}
 	}
@@ -374,7 +414,7 @@ func (t *Transport) run(p *peer) {
 		var first outItem
 		select {
 		case first = <-p.q:
-		case <-t.ctx.Done():
+		case <-p.ctx.Done():
 			return
 		}
 		p.dials.Add(1)
@@ -391,7 +431,7 @@ func (t *Transport) run(p *peer) {
 			start := time.Now()
 			err = t.writeTo(p, conn, first)
 			p.connected.Store(false)
-			if t.ctx.Err() != nil {
+			if p.ctx.Err() != nil {
 				return
 			}
 			// A peer restarting closes its end: worth a line, not a warning.
@@ -401,7 +441,7 @@ func (t *Transport) run(p *peer) {
 				continue // a long-lived connection broke: redial at once
 			}
 		} else {
-			if t.ctx.Err() != nil {
+			if p.ctx.Err() != nil {
 				return
 			}
 			p.gate.queued.Add(-1) // first, dropped
@@ -427,7 +467,7 @@ func (t *Transport) run(p *peer) {
 		timer := time.NewTimer(jitter(backoff))
 		select {
 		case <-timer.C:
-		case <-t.ctx.Done():
+		case <-p.ctx.Done():
 			timer.Stop()
 			return
 		}
@@ -458,7 +498,7 @@ func (p *peer) drainDrop() {
 // dial connects to p and exchanges hellos, checking that the node reached
 // is p in our cluster.
 func (t *Transport) dial(p *peer) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, t.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", p.addr)
@@ -501,7 +541,7 @@ func (t *Transport) writeTo(p *peer, conn net.Conn, first outItem) error {
 		conn.Read(b[:])
 		closeConn(conn)
 	}()
-	stop := context.AfterFunc(t.ctx, func() { closeConn(conn) })
+	stop := context.AfterFunc(p.ctx, func() { closeConn(conn) })
 	p.gate.mu.Lock()
 	p.direct = newDirectWriter(conn)
 	p.gate.mu.Unlock()

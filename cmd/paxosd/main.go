@@ -57,6 +57,11 @@ Usage:
   paxosd snapshot status FILE                       check a backup; print its slot, revision, keys, size, checksum
   paxosd snapshot restore FILE --data-dir DIR --id ID --peers 1=HOST:PORT,...
                                                     a data dir from which 'paxosd serve' starts a NEW cluster
+  paxosd member list                                members: id, address, voter or learner, reachable, applied, lag
+  paxosd member add ID=HOST:PORT [--learner]        add a member, then start it with serve --join
+  paxosd member promote ID [--wait]                 make a learner a voter (--wait: once caught up)
+  paxosd member remove ID                           remove a member
+  paxosd member update ID=HOST:PORT                 record a member's new address
   paxosd status                                     every member's role, ballot, commit and applied index;
                                                     exit 1 if one is down or none leads
   paxosd bench WORKLOAD [--clients N]               load generator: put, get, lock, sessions, watch, ...
@@ -123,6 +128,8 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdAuth(args[1:], stdout)
 	case "snapshot":
 		err = cmdSnapshot(args[1:], stdout, stderr)
+	case "member":
+		err = cmdMember(args[1:], stdout)
 	case "bench":
 		err = bench.Command(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -158,7 +165,7 @@ func runStdin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 var writesOut = map[string]bool{
 	"kv": true, "status": true, "lock": true, "elect": true, "session": true, "register": true,
 	"leader": true, "quota": true, "version": true, "txn": true,
-	"user": true, "role": true, "auth": true, "snapshot": true,
+	"user": true, "role": true, "auth": true, "snapshot": true, "member": true,
 }
 
 func trimUsage(err error) string {

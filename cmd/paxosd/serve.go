@@ -139,6 +139,7 @@ type serveFlags struct {
 	pprof   bool
 	newCl   bool
 	rejoin  bool
+	join    string
 	nf      nodeFlags
 	tf      tlsFlags
 	lf      logFlags
@@ -154,6 +155,7 @@ func (s *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringVar(&s.peers, "peers", "", "every member as ID=HOST:PORT, comma-separated")
 	fs.StringVar(&s.dataDir, "data-dir", "", "directory for durable state")
 	fs.BoolVar(&s.newCl, "new-cluster", false, "the cluster may be new: with an empty --data-dir, form it once a quorum of members is as new as this one, or join it if it formed without this node (harmless later: ignored once the node has state; command line only)")
+	fs.StringVar(&s.join, "join", "", "a new member joins a running cluster through these members (HOST:PORT,...), after 'paxosd member add ID=HOST:PORT': with an empty --data-dir it takes the cluster's membership and a snapshot of its state; --peers is not needed")
 	fs.BoolVar(&s.rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up (ignored, with a warning, once the node has state; command line only)")
 	fs.StringVar(&s.httpAt, "http-listen", "", "address for the status page (/), /metrics, /healthz and /readyz, over TLS when TLS is on (default: off)")
 	fs.BoolVar(&s.pprof, "enable-pprof", false, "also serve Go's profiles on --http-listen at /debug/pprof/")
@@ -185,6 +187,17 @@ func cmdServe(args []string, stderr io.Writer) error {
 	sf, src, err := parseServe(args, os.Environ())
 	if err != nil {
 		return err
+	}
+	if sf.join != "" {
+		log, err := sf.lf.logger(stderr)
+		if err != nil {
+			return err
+		}
+		peers, err := joinCluster(sf, log.With().Uint32("node", sf.id).Logger())
+		if err != nil {
+			return err
+		}
+		sf.peers = formatPeers(peers)
 	}
 	cfg, err := sf.nodeConfig(stderr)
 	if err != nil {

@@ -108,7 +108,25 @@ func (r *Replica) stepPromise(m paxos.Message) {
 	r.msgs = append(r.msgs, msgs...)
 }
 
+// pledgedElsewhere reports whether a message of a leadership under ballot
+// b must be ignored because this node's lease pledge is owed to another
+// one: b is above what this node promised, it follows (or is) another
+// leadership, and it is in lease. Such a leader was elected without this
+// node — by a quorum of an older configuration, which with a membership
+// change need not meet the quorum the lease was counted in — and taking
+// its Accepts would promise it b, and its heartbeats would make this node
+// follow it, both without a Prepare: its writes could then be chosen in
+// the new configuration while the leader this node pledged to still
+// serves reads. A node in lease refuses it as it refuses its Prepares; an
+// election timeout later (out of lease) it follows it.
+func (r *Replica) pledgedElsewhere(b paxos.Ballot) bool {
+	return r.acc.Promised().Less(b) && r.prop.InLease() && !r.prop.Follows(b) && b.Node != r.cfg.ID
+}
+
 func (r *Replica) stepAccept(m paxos.Message) {
+	if r.pledgedElsewhere(m.Ballot) {
+		return
+	}
 	if !m.Ballot.Less(r.acc.Promised()) {
 		r.prop.OnLeaderContact(m.Ballot)
 	}
@@ -131,6 +149,9 @@ func (r *Replica) stepAccepted(m paxos.Message) {
 }
 
 func (r *Replica) stepHeartbeat(m paxos.Message) {
+	if r.pledgedElsewhere(m.Ballot) {
+		return
+	}
 	if m.Ballot.Less(r.acc.Promised()) {
 		r.send(paxos.Message{Type: paxos.MsgNack, From: r.cfg.ID, To: m.From, Ballot: r.acc.Promised()})
 		return
@@ -198,7 +219,7 @@ func (r *Replica) stepDecide(m paxos.Message) {
 	}
 	r.learn.NoteLeaderCommit(m.Commit)
 	r.advance()
-	if m.Ballot.IsZero() || m.Ballot.Less(r.acc.Promised()) {
+	if m.Ballot.IsZero() || m.Ballot.Less(r.acc.Promised()) || r.pledgedElsewhere(m.Ballot) {
 		return
 	}
 	r.prop.OnLeaderContact(m.Ballot)
@@ -236,7 +257,7 @@ func (r *Replica) learnFromLeader(b paxos.Ballot, leaderCommit paxos.Slot) {
 // votes. Each PreVote brings one batch.
 func (r *Replica) catchUpPeer(to paxos.NodeID, theirs paxos.Slot) {
 	commit := r.learn.Commit()
-	if theirs >= commit || r.prop.Role() == proposer.Leader {
+	if theirs >= commit {
 		return
 	}
 	if t := r.acc.Truncated(); theirs < t {

@@ -12,6 +12,7 @@ from .client import CasResult, Client, DeleteResult, ListResult, PutResult
 from .election import Election, Observer
 from .errors import (AuthFailedError, AuthRequiredError, PermissionDeniedError,  # protocol 10
                      BusyError,  # protocol 13
+                     MemberConflictError,  # protocol 16
                      CanceledError, CASFailedError, ClientClosedError, ClusterMismatchError,
                      CompactedError, ConnectionLostError, FencedError, InternalError, InvalidError,
                      LockHeldError, NoEndpointError, NotElectionLeaderError, NotFoundError,
@@ -42,5 +43,5 @@ __all__ = [
     "TxnResponse", "compare", "value", "version", "create_revision", "mod_revision", "exists",
     "lock_token", "op_put", "op_delete", "op_get", "WatchProgress",
     "AuthRequiredError", "AuthFailedError", "PermissionDeniedError", "tls_context",
-    "BusyError",
+    "BusyError", "MemberConflictError",
 ]

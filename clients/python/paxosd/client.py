@@ -557,6 +557,13 @@ class Client:
         r = self.call(wire.OP_AUTH_STATUS, timeout=timeout)
         return r.auth_enabled, r.user
 
+    def member_list(self, timeout=None):
+        """(config_version, [Member]): the cluster's membership as the
+        node this client talks to applied it (protocol 16); the leader's
+        answer has every member's watermark and lag."""
+        r = self.call(wire.OP_MEMBER_LIST, timeout=timeout)
+        return r.config_version, r.members
+
     def lock_list(self, prefix="", limit=0, timeout=None):
         return self.call(wire.OP_LOCK_LIST, timeout=timeout, prefix=prefix, limit=limit).locks
 

@@ -140,6 +140,13 @@ class BusyError(PaxosdError):
         return self.response.retry_after_ms if self.response is not None else 0
 
 
+class MemberConflictError(PaxosdError):
+    """22 (protocol 16): a membership change refused (another in
+    progress, the membership changed meanwhile, or the change does not fit
+    it); nothing changed."""
+    code = wire.ERR_MEMBER_CONFLICT
+
+
 class NoEndpointError(UnavailableError):
     """No endpoint could be reached (connect or hello failed on each)."""
     code = None
@@ -171,7 +178,7 @@ _BY_CODE = {cls.code: cls for cls in [
     TimeoutError, UnavailableError, InternalError, SessionExpiredError,
     LockHeldError, NotHeldError, CanceledError, FencedError, CompactedError,
     NotElectionLeaderError, QuotaExceededError, AuthRequiredError, AuthFailedError,
-    PermissionDeniedError, BusyError,
+    PermissionDeniedError, BusyError, MemberConflictError,
 ]}
 
 

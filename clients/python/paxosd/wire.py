@@ -66,6 +66,16 @@ KEEPALIVE_BATCH_MAX = 4096
 # chunks (paxosd snapshot save; docs/BACKUP.md). This client does not send
 # it; it is named so that its tables cover every op.
 OP_SNAPSHOT_SAVE = 48
+# (version 16) membership (PROTOCOL.md, "Membership"): MemberList answers
+# the members and the configuration's version (Client.member_list); the
+# changes are the operator's (paxosd member add|promote|remove|update) and
+# are named here so that the tables cover every op.
+VERSION_MEMBERSHIP = 16
+OP_MEMBER_LIST = 49
+OP_MEMBER_ADD = 50
+OP_MEMBER_PROMOTE = 51
+OP_MEMBER_REMOVE = 52
+OP_MEMBER_UPDATE = 53
 
 # Users, roles and auth (PROTOCOL.md, "Users, roles and auth"; protocol
 # 10). A client with credentials says version AUTH_VERSION in its hello
@@ -145,6 +155,7 @@ ERR_AUTH_FAILED = 18        # protocol 10
 ERR_PERMISSION_DENIED = 19  # protocol 10
 ERR_BUSY = 20               # protocol 13: shed by an overloaded node; retry after retry_after_ms
 ERR_SLOW_WATCHER = 21       # protocol 15
+ERR_MEMBER_CONFLICT = 22    # protocol 16
 
 ERR_NAMES = {
     0: "None", 1: "NotLeader", 2: "NotFound", 3: "CASFailed", 4: "Invalid",
@@ -152,7 +163,7 @@ ERR_NAMES = {
     9: "SessionExpired", 10: "LockHeld", 11: "NotHeld", 12: "Canceled",
     13: "Fenced", 14: "Compacted", 15: "NotElectionLeader",
     16: "QuotaExceeded", 17: "AuthRequired", 18: "AuthFailed", 19: "PermissionDenied",
-    20: "Busy", 21: "SlowWatcher",
+    20: "Busy", 21: "SlowWatcher", 22: "MemberConflict",
 }
 
 EVENT_PUT, EVENT_DELETE = 1, 2
@@ -453,6 +464,11 @@ Role = _record("Role", [
     ("name", STR), ("perms", LIST(RolePerm)),
 ], "A role and its permissions, by prefix.")
 
+Member = _record("Member", [
+    ("id", U32), ("addr", STR), ("learner", BOOL), ("next", BOOL),
+    ("leaving", BOOL), ("reachable", BOOL), ("commit", U64), ("lag", U64),
+], "A member of the cluster (protocol 16), as the answering node sees it.")
+
 # Frames. frame_type is element 0 of each and is not a field here.
 Hello = _record("Hello", [
     ("magic", STR), ("version", U32), ("cluster_id", STR), ("node_id", U32),
@@ -488,6 +504,7 @@ Request = _record("Request", [
     ("then_ops", LIST(TxnOp)), ("else_ops", LIST(TxnOp)),
     ("role", STR), ("perm", U8),  # protocol 10
     ("session_ids", LIST(U64)),  # protocol 12
+    ("member_id", U64), ("member_addr", STR), ("member_learner", BOOL),  # protocol 16
 ])
 
 Response = _record("Response", [
@@ -505,6 +522,7 @@ Response = _record("Response", [
     ("user", STR),
     ("expired_sessions", LIST(U64)),  # protocol 12
     ("retry_after_ms", U64),  # protocol 13
+    ("members", LIST(Member)), ("config_version", U64),  # protocol 16
 ])
 
 FRAME_RECORDS = {

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/paxosd/paxosd/client"
+	"github.com/paxosd/paxosd/internal/cli"
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/service"
+)
+
+// joinTimeout bounds asking the cluster for its membership and snapshot.
+const joinTimeout = 5 * time.Minute
+
+// joinCluster prepares a node started with --join: it asks the cluster
+// at the --join endpoints for its membership (refusing to start unless
+// the membership names this node: member add comes first), and, if the
+// data directory holds no state, for a snapshot taken now, which becomes
+// the node's state (service.JoinFromBackup). It returns the members'
+// addresses, which stand in for --peers. On a data directory with state
+// (a joined node restarting) only the membership is asked for, and the
+// node starts from its own state if the cluster cannot be reached.
+func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, error) {
+	id := paxos.NodeID(sf.id)
+	if id == 0 {
+		return nil, fmt.Errorf("%w: --join needs --id", cli.ErrUsage)
+	}
+	if sf.listen == "" {
+		return nil, fmt.Errorf("%w: --join needs --listen HOST:PORT, the address given to paxosd member add", cli.ErrUsage)
+	}
+	if sf.dataDir == "" {
+		return nil, fmt.Errorf("%w: --join needs --data-dir", cli.ErrUsage)
+	}
+	if sf.peers != "" || sf.newCl || sf.rejoin {
+		return nil, fmt.Errorf("%w: --join takes the membership from the cluster: leave out --peers, --new-cluster and --rejoin", cli.ErrUsage)
+	}
+	endpoints := strings.Split(sf.join, ",")
+	for i, e := range endpoints {
+		endpoints[i] = strings.TrimSpace(e)
+		if err := checkHostPort(endpoints[i], true); err != nil {
+			return nil, fmt.Errorf("%w: --join endpoint %q: %v", cli.ErrUsage, e, err)
+		}
+	}
+	has, err := service.HasState(sf.dataDir, sf.nf.clusterID, id)
+	if err != nil {
+		return nil, err
+	}
+	ccfg := client.Config{Endpoints: endpoints, ClusterID: sf.nf.clusterID, AutoSyncInterval: -1}
+	if sf.tf.on() {
+		if ccfg.TLS, err = sf.tf.joinTLS(); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+	defer cancel()
+	cl, err := client.NewWithConfig(ctx, ccfg)
+	if err != nil {
+		if has {
+			log.Warn().Err(err).Msg("--join: the cluster cannot be reached; starting from this node's own state")
+			return map[paxos.NodeID]string{id: sf.listen}, nil
+		}
+		return nil, fmt.Errorf("--join: %w", err)
+	}
+	defer cl.Close()
+	m, err := cl.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--join: asking %s for the membership: %w", sf.join, err)
+	}
+	peers := map[paxos.NodeID]string{}
+	var self *client.Member
+	for i, x := range m.Members {
+		peers[x.ID] = x.Addr
+		if x.ID == id {
+			self = &m.Members[i]
+		}
+	}
+	if self == nil && !has {
+		return nil, fmt.Errorf("node %d is not a member of the cluster at %s (membership version %d): run 'paxosd member add %d=%s' first", id, sf.join, m.Version, id, sf.listen)
+	}
+	if self != nil && self.Addr != sf.listen {
+		return nil, fmt.Errorf("node %d is a member at %s, not at --listen %s: start it there, or run 'paxosd member update %d=%s' first", id, self.Addr, sf.listen, id, sf.listen)
+	}
+	if has {
+		return peers, nil
+	}
+	if err := os.MkdirAll(sf.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	file := filepath.Join(sf.dataDir, "join-snapshot.tmp")
+	defer os.Remove(file)
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Strs("from", endpoints).Msg("joining: fetching a snapshot of the cluster's state")
+	saved, err := cl.SnapshotSave(ctx, f, nil)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--join: fetching the cluster's snapshot: %w", err)
+	}
+	if _, err := service.JoinFromBackup(service.JoinConfig{File: file, DataDir: sf.dataDir, ClusterName: sf.nf.clusterID, ID: id}); err != nil {
+		return nil, fmt.Errorf("--join: %w", err)
+	}
+	log.Info().Uint64("slot", saved.Slot).Uint64("bytes", saved.Size).Msg("joined: state written from the cluster's snapshot; the log follows from the leader")
+	return peers, nil
+}
+
+// joinTLS is the client TLS a joining node asks the cluster with: its
+// own certificate (a node's is good for clientAuth, and names it a
+// member) and the CA that signs the nodes'.
+func (f *tlsFlags) joinTLS() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS: --cert-file/--key-file: %w", err)
+	}
+	caFile := f.trustedCA
+	if f.peerTrustedCA != "" {
+		caFile = f.peerTrustedCA
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("TLS: %s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+}

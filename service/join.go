@@ -1,0 +1,109 @@
+package service
+
+import (
+	"fmt"
+
+	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
+	"github.com/paxosd/paxosd/wal"
+)
+
+// A new member joins a running cluster (paxosd serve --join, after
+// paxosd member add): it asks the cluster for a snapshot taken now (the
+// backup's stream, OpSnapshotSave) and writes it into its empty data
+// directory as its own state; then it starts as any member restarting,
+// from that snapshot and an empty log after it. The snapshot carries the
+// cluster's identity and its membership (paxos.Configs), which is how the
+// new node knows the configuration of the slots after it — and that it
+// is one of its members. Its log then comes from the leader like any
+// follower's. A new id never voted, so it may vote as soon as the
+// configuration counts it.
+
+// JoinConfig says where a joining node writes its state.
+type JoinConfig struct {
+	// File is the snapshot saved from the cluster (a backup file).
+	File        string
+	DataDir     string
+	ClusterName string
+	ID          paxos.NodeID
+}
+
+// JoinFromBackup writes DataDir's state from File: the store's snapshot
+// is the file's state, as the cluster's (its identity kept: unlike a
+// restore, this is the same cluster). It refuses a directory that holds a
+// store already, and a snapshot whose membership does not name ID (the
+// member add has not taken effect where the snapshot was taken).
+func JoinFromBackup(cfg JoinConfig) (paxos.Configs, error) {
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "paxosd"
+	}
+	if _, err := CheckBackup(cfg.File); err != nil {
+		return paxos.Configs{}, err
+	}
+	b, err := wal.OpenBackup(cfg.File)
+	if err != nil {
+		return paxos.Configs{}, err
+	}
+	defer b.Close()
+	sm, err := statemachine.RestoreFrom(smOptions(Config{}), b.Open, int64(b.Meta().Size))
+	if err != nil {
+		return paxos.Configs{}, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	members := sm.Members()
+	if _, ok := members.Latest().Member(cfg.ID); !ok {
+		return members, fmt.Errorf("node %d is not a member of the cluster's configuration (version %d, members %v): run 'paxosd member add %d=HOST:PORT' first", cfg.ID, members.Latest().Version, memberIDs(members.Latest()), cfg.ID)
+	}
+	if sm.ClusterID() == nil {
+		return members, fmt.Errorf("the cluster has no identity yet: a node can join only a cluster that has formed")
+	}
+	store, err := wal.Open(cfg.DataDir, wal.Identity{ClusterID: cfg.ClusterName, NodeID: cfg.ID}, wal.Options{})
+	if err != nil {
+		return members, err
+	}
+	defer store.Close()
+	if !store.IsNew() {
+		return members, fmt.Errorf("data directory %s holds a store already: --join starts a new member from an empty one (a member that lost its data restarts with --rejoin)", cfg.DataDir)
+	}
+	view, err := sm.View()
+	if err != nil {
+		return members, err
+	}
+	w, err := store.CreateSnapshot(view.Applied())
+	if err != nil {
+		return members, err
+	}
+	if _, err := view.WriteTo(w); err != nil {
+		w.Abort()
+		return members, err
+	}
+	if _, err := w.Finish(); err != nil {
+		w.Abort()
+		return members, err
+	}
+	if err := store.RestoreSnapshot(w); err != nil {
+		w.Abort()
+		return members, err
+	}
+	return members, store.Close()
+}
+
+// HasState reports whether dataDir holds a store with state.
+func HasState(dataDir, clusterName string, id paxos.NodeID) (bool, error) {
+	if clusterName == "" {
+		clusterName = "paxosd"
+	}
+	store, err := wal.Open(dataDir, wal.Identity{ClusterID: clusterName, NodeID: id}, wal.Options{})
+	if err != nil {
+		return false, err
+	}
+	defer store.Close()
+	return !store.IsNew(), nil
+}
+
+func memberIDs(m paxos.Membership) []paxos.NodeID {
+	out := make([]paxos.NodeID, len(m.Members))
+	for i, x := range m.Members {
+		out[i] = x.ID
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+package service
+
+import (
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/paxosd/paxosd/paxos"
+)
+
+// memberBook is the node's view of the cluster's membership: the state
+// machine's (paxos.Configs, as of the applied slot), with every member's
+// address. The loop updates it as configuration values apply
+// (syncMembers); the server's goroutines read it (peer checks, dials), so
+// it is locked.
+type memberBook struct {
+	mu      sync.RWMutex
+	configs paxos.Configs
+	addrs   map[paxos.NodeID]string
+	// ids are the members of the current and the next configuration,
+	// voters and learners, in order.
+	ids []paxos.NodeID
+	// former are the addresses of the members the last change dropped:
+	// still dialed, so that one that missed its removal is told (its
+	// PreVotes are answered with what it lacks, replica.catchUpPeer).
+	former map[paxos.NodeID]string
+}
+
+func newMemberBook(c paxos.Configs) *memberBook {
+	b := &memberBook{}
+	b.set(c)
+	return b
+}
+
+// set replaces the book's membership with c.
+func (b *memberBook) set(c paxos.Configs) {
+	addrs := map[paxos.NodeID]string{}
+	// The next configuration's address wins: a member that moved is
+	// reached at its new address as soon as the change is chosen.
+	for _, m := range []paxos.Membership{c.Current, c.Next} {
+		for _, x := range m.Members {
+			addrs[x.ID] = x.Addr
+		}
+	}
+	ids := slices.Sorted(maps.Keys(addrs))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	former := map[paxos.NodeID]string{}
+	for id, addr := range b.addrs {
+		if _, ok := addrs[id]; !ok {
+			former[id] = addr
+		}
+	}
+	if len(former) > 0 || b.former == nil {
+		b.former = former
+	}
+	b.configs, b.addrs, b.ids = c.Clone(), addrs, ids
+}
+
+// addr returns member id's address (or a former member's; "" if it is
+// neither).
+func (b *memberBook) addr(id paxos.NodeID) string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if a, ok := b.addrs[id]; ok {
+		return a
+	}
+	return b.former[id]
+}
+
+// has reports whether id is a member (voter or learner) of the current
+// or the next configuration.
+func (b *memberBook) has(id paxos.NodeID) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	_, ok := b.addrs[id]
+	return ok
+}
+
+// members returns the members of the current and the next configuration.
+func (b *memberBook) members() []paxos.NodeID {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return slices.Clone(b.ids)
+}
+
+// addresses returns every member's address, and the former members'.
+func (b *memberBook) addresses() map[paxos.NodeID]string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := maps.Clone(b.former)
+	maps.Copy(out, b.addrs)
+	return out
+}
+
+// current returns the configuration in force.
+func (b *memberBook) current() paxos.Membership {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.configs.Current.Clone()
+}
+
+// snapshot returns the whole membership.
+func (b *memberBook) snapshot() paxos.Configs {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.configs.Clone()
+}
+
+// syncMembers brings the book, the transport and the dialer up to the
+// state machine's membership once a configuration value applied or took
+// effect.
+func (n *Node) syncMembers() {
+	cur, latest := n.sm.MembersVersions()
+	if cur == n.membersSeen[0] && latest == n.membersSeen[1] {
+		return
+	}
+	n.membersSeen = [2]uint64{cur, latest}
+	defer n.settleMemberCalls(n.clock.Now())
+	c := n.sm.Members()
+	if c.Pending() {
+		for i := range n.memberCalls {
+			if n.memberCalls[i].want.Version == c.Next.Version {
+				n.memberCalls[i].at = c.NextAt
+			}
+		}
+	}
+	n.book.set(c)
+	if n.tcp != nil {
+		n.tcp.SetPeers(n.book.addresses())
+	}
+	ev := n.log.Info().Uint64("version", cur).Uints32("voters", idsUint32(c.Current.Voters())).
+		Uints32("learners", idsUint32(learners(c.Current)))
+	if c.Pending() {
+		ev = ev.Uint64("next_version", latest).Uint64("next_from_slot", uint64(c.NextAt)).
+			Uints32("next_voters", idsUint32(c.Next.Voters())).Uints32("next_learners", idsUint32(learners(c.Next)))
+	}
+	ev.Msg("membership")
+	if _, ok := c.Latest().Member(n.cfg.ID); !ok && !n.removedLogged {
+		n.removedLogged = true
+		n.log.Warn().Uint64("version", latest).Msg("this node is not a member of the cluster's configuration (removed, or not yet added): it takes no part; stop it, or add it with paxosd member add")
+	}
+}
+
+// learners returns m's learners' ids.
+func learners(m paxos.Membership) []paxos.NodeID {
+	var out []paxos.NodeID
+	for _, x := range m.Members {
+		if x.Learner {
+			out = append(out, x.ID)
+		}
+	}
+	return out
+}
+
+func idsUint32(ids []paxos.NodeID) []uint32 {
+	out := make([]uint32, len(ids))
+	for i, id := range ids {
+		out[i] = uint32(id)
+	}
+	return out
+}
+
+// sameAddresses reports whether m's members are exactly peers.
+func sameAddresses(m paxos.Membership, peers map[paxos.NodeID]string) bool {
+	if len(m.Members) != len(peers) {
+		return false
+	}
+	for _, x := range m.Members {
+		if peers[x.ID] != x.Addr {
+			return false
+		}
+	}
+	return true
+}
