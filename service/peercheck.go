@@ -304,6 +304,10 @@ func checkEntries(m paxos.Message, lo, hi paxos.Slot) error {
 				return reject(rejectValue, "%s entry %d: a no-op with %d commands", m.Type, i+1, len(e.Value.Cmds))
 			}
 		case paxos.ValueBatch:
+		case paxos.ValueConfig:
+			// A membership change (protocol 16): its contents are the
+			// core's to judge, which folds a malformed or inadmissible
+			// one as nothing, alike on every replica.
 		default:
 			return reject(rejectValue, "%s entry %d: value of unknown kind %d", m.Type, i+1, e.Value.Kind)
 		}

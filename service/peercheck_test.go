@@ -171,6 +171,7 @@ func TestPeerCheckPassesHonestMessages(t *testing.T) {
 	b3, b1 := paxos.Ballot{Round: 4, Node: 3}, paxos.Ballot{Round: 4, Node: 1}
 	batch := paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("x")}}
 	at := func(s paxos.Slot, b paxos.Ballot) paxos.Entry { return paxos.Entry{Slot: s, Ballot: b, Value: batch} }
+	config := paxos.ConfigValue(paxos.NewMembership(map[paxos.NodeID]string{1: "a:1", 2: "b:2", 3: "c:3", 4: "d:4"}))
 	edges := []paxos.Message{
 		// The last slot a Phase 1 reaches, one past the leader's watermark.
 		{Type: paxos.MsgAccept, Ballot: b3, Commit: 9, Entries: []paxos.Entry{at(9+1+paxos.SlotsAheadMax, b3)}},
@@ -188,6 +189,10 @@ func TestPeerCheckPassesHonestMessages(t *testing.T) {
 		{Type: paxos.MsgHeartbeat, Ballot: b3, Commit: 9}, // replica.go's heartbeat without a round
 		{Type: paxos.MsgHeartbeat, Ballot: paxos.Ballot{Round: paxos.RoundMax, Node: 3}, Commit: paxos.SlotMax},
 		{Type: paxos.MsgAccepted, Ballot: b1, Slots: []paxos.Slot{1, 1 + paxos.SlotsAheadMax}},
+		// A membership change, proposed, promised and chosen.
+		{Type: paxos.MsgAccept, Ballot: b3, Commit: 9, Entries: []paxos.Entry{{Slot: 10, Ballot: b3, Value: config}}},
+		{Type: paxos.MsgPromise, Ballot: b1, Slot: 10, Entries: []paxos.Entry{{Slot: 10, Ballot: b3, Value: config}}},
+		{Type: paxos.MsgDecide, Ballot: b3, Commit: 10, Entries: []paxos.Entry{{Slot: 10, Ballot: b3, Value: config}}},
 		// A command that does not decode (a newer member's, say) is the
 		// log's to reject.
 		{Type: paxos.MsgForward, Cmds: [][]byte{{0xc1}, {}}},
