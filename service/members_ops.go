@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
 // membershipLevel is the cluster level from which configuration values
 // may enter the log: every member's core must know them (an older core
-// drops them as malformed), which the level says (statemachine/level.go).
-const membershipLevel = 16
+// drops them as malformed), which the level says (statemachine/level.go);
+// from it on snapshots carry the membership too.
+const membershipLevel = statemachine.LevelMembership
 
 // promoteLagMax is how far behind the leader (in slots) a learner may be
 // and still be promoted: a voter that lags far counts towards quorums it

@@ -74,14 +74,16 @@ const (
 	// format.
 	LevelKeepAliveBatch = 12
 
-	// LevelMembership puts the cluster's membership (members.go: the
-	// configuration in force and a change waiting for its activation
-	// slot) into snapshots, format 8 (members_snapshot.go), and with them
-	// into the agreement hash. The configuration values themselves are
-	// folded at every level, as the protocol core folds them; below this
-	// level a snapshot does not carry the result, and a node restored
-	// from one starts again from its --peers, as every older build does:
-	// members of an older build could not read format 8.
+	// LevelMembership allows membership changes: the node proposes a
+	// configuration value (paxos.ValueConfig) only from it on
+	// (service/members_ops.go), since an older member's core drops one
+	// as malformed. From it on snapshots are written in format 8, which
+	// carries the membership (members.go: the configuration in force and
+	// a change waiting for its activation slot; members_snapshot.go), and
+	// with them the agreement hash covers it. Below it the log holds no
+	// change and the membership is the bootstrap one, which every member
+	// is given (--peers): snapshots stay in the format older members
+	// read.
 	LevelMembership = 16
 
 	// LevelMax is the highest level this build implements: what its
