@@ -64,8 +64,26 @@ func (p *Proposer) resendPrepares() []paxos.Message {
 func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.NodeID) bool) []paxos.Message {
 	var out []paxos.Message
 	p.heartbeatElapsed++
+	current := p.view.Current()
 	if p.heartbeatElapsed >= p.cfg.HeartbeatTicks {
 		p.heartbeatElapsed = 0
+		if !current.IsVoter(p.id) {
+			// The configuration in force no longer has this node vote (it
+			// was removed, or made a learner): hand leadership, giving
+			// the lease up explicitly, to a voter that knows it votes (its
+			// watermark is past the change) and answered lately. Until
+			// one does, lead on: the others may not know of the change
+			// yet, and this node is the one to tell them. Tried every
+			// heartbeat interval: writes wait meanwhile.
+			if p.handoverAfter == 0 {
+				p.handoverAfter = commit
+			}
+			if to := p.handoverTarget(current); to != 0 {
+				if m, err := p.TransferTo(to); err == nil {
+					return append(out, m)
+				}
+			}
+		}
 		out = append(out, p.heartbeatRound(commit)...)
 		out = append(out, p.retransmit(commit, settled)...)
 	}
@@ -75,25 +93,9 @@ func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.
 	}
 	p.electionElapsed = 0
 	p.active[p.id] = true
-	current := p.view.Current()
 	if !current.IsQuorum(func(id paxos.NodeID) bool { return p.active[id] }) {
 		p.stepDown(p.ballot) // check-quorum: we may be cut off from a majority
 		return out
-	}
-	if !current.IsVoter(p.id) {
-		// The configuration in force no longer has this node vote (it was
-		// removed, or made a learner): hand leadership, giving the lease
-		// up explicitly, to a voter that knows it votes (its watermark is
-		// past the change). Until one does, lead on: the others may not
-		// know of the change yet, and this node is the one to tell them.
-		if p.handoverAfter == 0 {
-			p.handoverAfter = commit
-		}
-		if to := p.handoverTarget(current); to != 0 {
-			if m, err := p.TransferTo(to); err == nil {
-				return append(out, m)
-			}
-		}
 	}
 	p.active = map[paxos.NodeID]bool{}
 	if len(p.inflight) > 0 && commit == p.commitAtCheck {

@@ -148,6 +148,8 @@ func (n *Node) handleCall(c *call) {
 	case c.req.Op == wire.OpStatus:
 		c.reply(&wire.Response{Status: n.memberStatuses()})
 		return
+	case n.refuseRemoved(c):
+		return
 	case n.refuseWhileInstalling(c):
 		return
 	case authLocal(c.req.Op):

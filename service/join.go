@@ -92,7 +92,10 @@ func HasState(dataDir, clusterName string, id paxos.NodeID) (bool, error) {
 	if clusterName == "" {
 		clusterName = "paxosd"
 	}
-	store, err := wal.Open(dataDir, wal.Identity{ClusterID: clusterName, NodeID: id}, wal.Options{})
+	store, err := wal.Open(dataDir, wal.Identity{ClusterID: clusterName, NodeID: id}, wal.Options{MustExist: true})
+	if wal.IsNoStore(err) {
+		return false, nil // nothing created either
+	}
 	if err != nil {
 		return false, err
 	}

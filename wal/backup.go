@@ -267,3 +267,12 @@ func (s *Store) RestoreSnapshot(w *SnapshotWriter) error {
 	s.commit = slot
 	return nil
 }
+
+// RemoveBackup deletes the backup file at path, if any (a join's, once
+// the store holds its state).
+func RemoveBackup(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

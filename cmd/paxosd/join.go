@@ -16,6 +16,7 @@ import (
 	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/service"
+	"github.com/paxosd/paxosd/wal"
 )
 
 // joinTimeout bounds asking the cluster for its membership and snapshot.
@@ -92,22 +93,26 @@ func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, e
 	if has {
 		return peers, nil
 	}
-	if err := os.MkdirAll(sf.dataDir, 0o700); err != nil {
-		return nil, err
-	}
-	file := filepath.Join(sf.dataDir, "join-snapshot.tmp")
-	defer os.Remove(file)
-	f, err := os.Create(file)
+	// The snapshot goes to a backup file beside the data directory (a
+	// file the store's own checks then read, as paxosd snapshot save
+	// writes one), removed once the store holds it.
+	file := filepath.Join(filepath.Dir(filepath.Clean(sf.dataDir)), "."+filepath.Base(filepath.Clean(sf.dataDir))+".join-snapshot")
+	w, err := wal.CreateBackup(file)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--join: %w", err)
 	}
+	defer w.Abort() // a no-op once committed
+	defer wal.RemoveBackup(file)
 	log.Info().Strs("from", endpoints).Msg("joining: fetching a snapshot of the cluster's state")
-	saved, err := cl.SnapshotSave(ctx, f, nil)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	saved, err := cl.SnapshotSave(ctx, w, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--join: fetching the cluster's snapshot: %w", err)
+	}
+	if _, err := w.Finish(paxos.Slot(saved.Slot)); err != nil {
+		return nil, fmt.Errorf("--join: %w", err)
+	}
+	if err := w.Commit(); err != nil {
+		return nil, fmt.Errorf("--join: %w", err)
 	}
 	if _, err := service.JoinFromBackup(service.JoinConfig{File: file, DataDir: sf.dataDir, ClusterName: sf.nf.clusterID, ID: id}); err != nil {
 		return nil, fmt.Errorf("--join: %w", err)
