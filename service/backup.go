@@ -150,35 +150,43 @@ func RestoreBackup(cfg RestoreConfig) (RestoreResult, error) {
 		return res, err
 	}
 	res.Hash = sm.Hash()
-	store, err := wal.Open(cfg.DataDir, wal.Identity{ClusterID: cfg.ClusterName, NodeID: cfg.ID}, wal.Options{})
+	return res, writeFirstState(cfg.DataDir, cfg.ClusterName, cfg.ID, sm)
+}
+
+// writeFirstState writes a new store in dataDir (which must hold none)
+// whose state is sm's: sm as its snapshot, an empty log after it, and the
+// store marked formed (wal.Store.RestoreSnapshot). A restore and a
+// --force-new-cluster write their new cluster's first state so.
+func writeFirstState(dataDir, clusterName string, id paxos.NodeID, sm *statemachine.StateMachine) error {
+	store, err := wal.Open(dataDir, wal.Identity{ClusterID: clusterName, NodeID: id}, wal.Options{})
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer store.Close()
 	if !store.IsNew() {
-		return res, fmt.Errorf("data directory %s holds a store already: restore into a new, empty directory", cfg.DataDir)
+		return fmt.Errorf("data directory %s holds a store already: restore into a new, empty directory", dataDir)
 	}
 	view, err := sm.View()
 	if err != nil {
-		return res, err
+		return err
 	}
 	w, err := store.CreateSnapshot(view.Applied())
 	if err != nil {
-		return res, err
+		return err
 	}
 	if _, err := view.WriteTo(w); err != nil {
 		w.Abort()
-		return res, err
+		return err
 	}
 	if _, err := w.Finish(); err != nil {
 		w.Abort()
-		return res, err
+		return err
 	}
 	if err := store.RestoreSnapshot(w); err != nil {
 		w.Abort()
-		return res, err
+		return err
 	}
-	return res, store.Close()
+	return store.Close()
 }
 
 // restoredClusterID derives the new cluster's uuid from the backup (its

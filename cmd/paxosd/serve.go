@@ -120,13 +120,13 @@ Runs one member of a cluster. Start a new cluster with --new-cluster on
 every member (left on later, it does nothing: a member that voted and lost
 its data is refused whatever its flags); see docs/OPERATIONS.md.
 
-Every flag but --new-cluster and --rejoin may also be set
+Every flag but --new-cluster, --rejoin and --force-new-cluster may also be set
   - in the YAML file --config (or $PAXOSD_CONFIG) names, whose keys are the
     flag names ("data-dir: /var/lib/paxosd"; peers may be a list), and
   - in an environment variable: PAXOSD_DATA_DIR for --data-dir, and so on.
 The command line wins over the environment, the environment over the file,
-and the file over the defaults shown below. --new-cluster and --rejoin act
-once and are read only from the command line.`
+and the file over the defaults shown below. --new-cluster, --rejoin and
+--force-new-cluster act once and are read only from the command line.`
 
 // serveFlags are serve's flags.
 type serveFlags struct {
@@ -139,6 +139,7 @@ type serveFlags struct {
 	pprof   bool
 	newCl   bool
 	rejoin  bool
+	force   bool
 	join    string
 	nf      nodeFlags
 	tf      tlsFlags
@@ -157,6 +158,7 @@ func (s *serveFlags) flagSet() *pflag.FlagSet {
 	fs.BoolVar(&s.newCl, "new-cluster", false, "the cluster may be new: with an empty --data-dir, form it once a quorum of members is as new as this one, or join it if it formed without this node (harmless later: ignored once the node has state; command line only)")
 	fs.StringVar(&s.join, "join", "", "a new member joins a running cluster through these members (HOST:PORT,...), after 'paxosd member add ID=HOST:PORT': with an empty --data-dir it takes the cluster's membership and a snapshot of its state; --peers is not needed")
 	fs.BoolVar(&s.rejoin, "rejoin", false, "this member lost its data directory: rebuild it from the other members, voting again only once caught up (ignored, with a warning, once the node has state; command line only)")
+	fs.BoolVar(&s.force, "force-new-cluster", false, "disaster recovery after the majority's machines are lost: start a new one-member cluster from this surviving member's --data-dir (a new cluster identity; writes it had not applied are lost); add members to it with 'paxosd member add' and --join. Act once: command line only (docs/MEMBERSHIP.md)")
 	fs.StringVar(&s.httpAt, "http-listen", "", "address for the status page (/), /metrics, /healthz and /readyz, over TLS when TLS is on (default: off)")
 	fs.BoolVar(&s.pprof, "enable-pprof", false, "also serve Go's profiles on --http-listen at /debug/pprof/")
 	s.tf.register(fs)
@@ -187,6 +189,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	sf, src, err := parseServe(args, os.Environ())
 	if err != nil {
 		return err
+	}
+	if sf.force {
+		if err := forceNewCluster(sf, stderr); err != nil {
+			return err
+		}
 	}
 	if sf.join != "" {
 		log, err := sf.lf.logger(stderr)

@@ -32,7 +32,7 @@ import (
 // them: a unit file's environment or a config file. A leftover
 // --new-cluster would let a member whose data directory was lost create
 // empty state and vote again (docs/proposals/BOOTSTRAP.md).
-var oneShotFlags = map[string]bool{"new-cluster": true, "rejoin": true}
+var oneShotFlags = map[string]bool{"new-cluster": true, "rejoin": true, "force-new-cluster": true}
 
 // listFlags may be a YAML list in the file; the items are joined with
 // commas, the flag's own form.
