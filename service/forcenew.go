@@ -80,6 +80,10 @@ type ForceNewResult struct {
 	Report statemachine.NewClusterReport
 	// Kept is where the old data directory now is.
 	Kept string
+	// Level is the cluster level. Below statemachine.LevelMembership a
+	// snapshot does not carry the membership, and every start takes it
+	// from --peers: the node must then be given --peers naming it alone.
+	Level uint64
 }
 
 // ForceNewKeptDir is where ForceNewCluster keeps the old data directory.
@@ -120,7 +124,7 @@ func ForceNewCluster(cfg ForceNewConfig) (ForceNewResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.OldClusterID, res.Slot = sm.ClusterID(), sm.Applied()
+	res.OldClusterID, res.Slot, res.Level = sm.ClusterID(), sm.Applied(), sm.Level()
 	for _, e := range st.Entries {
 		if e.Slot > st.Commit {
 			res.Dropped++

@@ -8,6 +8,7 @@ import (
 	"github.com/paxosd/paxosd/internal/cli"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/service"
+	"github.com/paxosd/paxosd/statemachine"
 )
 
 // forceNewCluster prepares a node started with --force-new-cluster
@@ -63,6 +64,10 @@ func forceNewCluster(sf *serveFlags, stderr io.Writer) error {
 		log.Info().Uint64("revision", res.Report.Revision).Uint64("fence", res.Report.Fence).Int("sessions_ended", res.Report.Sessions).
 			Int("locks_released", res.Report.Locks).Int("leaders_ended", res.Report.Leaders).
 			Msg("--force-new-cluster: revisions, fencing tokens and terms continue above the old cluster's; every session ended")
+		if res.Level < statemachine.LevelMembership {
+			log.Warn().Uint64("level", res.Level).Msg("--force-new-cluster: the cluster level is below 16, so the membership is not in the state: start this node from now on with --peers " +
+				formatPeers(map[paxos.NodeID]string{paxos.NodeID(sf.id): listen}) + " (its old --peers would make the dead members members again), until the level is raised")
+		}
 	}
 	// From here on the node is a member of whatever cluster its state
 	// names; --peers only bootstraps, and the new cluster's first
