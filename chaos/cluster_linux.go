@@ -43,6 +43,14 @@ type Cluster struct {
 	// exits are the processes that ended without the cluster ending them:
 	// a crash of paxosd itself, always an anomaly.
 	exits []string
+	// ids[i] is the node id in slot i (namespace i), ports[i] the port it
+	// listens on; joined[i] says it joined with --join (member replace,
+	// Replace) and so starts with --join rather than --peers. lastID is
+	// the highest id handed out.
+	ids    []int
+	ports  []int
+	joined []bool
+	lastID int
 }
 
 type proc struct {
@@ -53,29 +61,100 @@ type proc struct {
 
 // NewCluster prepares (does not start) a cluster on net.
 func NewCluster(net *Network, bin, dir string, serveFlags, firstFlags []string) *Cluster {
-	return &Cluster{Net: net, Bin: bin, Dir: dir, ServeFlags: serveFlags, FirstFlags: firstFlags,
-		procs: make([]*proc, len(net.Nodes)), started: make([]bool, len(net.Nodes)), rejoinFrom: make([]int64, len(net.Nodes))}
+	n := len(net.Nodes)
+	c := &Cluster{Net: net, Bin: bin, Dir: dir, ServeFlags: serveFlags, FirstFlags: firstFlags,
+		procs: make([]*proc, n), started: make([]bool, n), rejoinFrom: make([]int64, n),
+		ids: make([]int, n), ports: make([]int, n), joined: make([]bool, n), lastID: n}
+	for i := range n {
+		c.ids[i], c.ports[i] = i+1, NodePort
+	}
+	return c
 }
 
 // Endpoints are the nodes' client addresses.
 func (c *Cluster) Endpoints() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endpoints()
+}
+
+func (c *Cluster) endpoints() []string {
 	out := make([]string, len(c.Net.Nodes))
 	for i := range out {
-		out[i] = c.Net.Addr(i)
+		out[i] = c.addr(i)
 	}
 	return out
 }
 
+// addr is slot i's address (c.mu held).
+func (c *Cluster) addr(i int) string { return fmt.Sprintf("%s:%d", c.Net.IPs[i], c.ports[i]) }
+
+// peers is the members as --peers gives them (c.mu held).
 func (c *Cluster) peers() string {
 	parts := make([]string, len(c.Net.Nodes))
 	for i := range parts {
-		parts[i] = fmt.Sprintf("%d=%s", i+1, c.Net.Addr(i))
+		parts[i] = fmt.Sprintf("%d=%s", c.ids[i], c.addr(i))
 	}
 	return strings.Join(parts, ",")
 }
 
-// LogPath is node i's (0-based) log; every start appends to it.
-func (c *Cluster) LogPath(i int) string { return filepath.Join(c.Dir, fmt.Sprintf("node%d.log", i+1)) }
+// ID is the node id in slot i.
+func (c *Cluster) ID(i int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids[i]
+}
+
+// LogPath is slot i's (0-based) log, named after the node id in it; every
+// start appends to it.
+func (c *Cluster) LogPath(i int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logPath(i)
+}
+
+func (c *Cluster) logPath(i int) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("node%d.log", c.ids[i]))
+}
+
+func (c *Cluster) dataDir(i int) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("node%d", c.ids[i]))
+}
+
+// Replace puts a new member in slot i, whose node must not be running
+// and must have been removed from the membership: the old node's data
+// directory is deleted (its machine is gone), and the slot's next start
+// is node id at the slot's address with port (the old one or another),
+// joining with --join through the other slots. It returns the new
+// address, for member add.
+func (c *Cluster) Replace(i, id, port int) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs[i] != nil {
+		return "", fmt.Errorf("node %d is running", c.ids[i])
+	}
+	if err := os.RemoveAll(c.dataDir(i)); err != nil {
+		return "", err
+	}
+	c.ids[i], c.ports[i], c.joined[i] = id, port, true
+	c.lastID = max(c.lastID, id)
+	c.rejoinFrom[i] = 0
+	return c.addr(i), nil
+}
+
+// NextID is an id no node of the cluster has had.
+func (c *Cluster) NextID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastID + 1
+}
+
+// Port is the port slot i listens on.
+func (c *Cluster) Port(i int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ports[i]
+}
 
 // Start starts node i (0-based) in its namespace. The process is
 // `ip netns exec NS paxosd serve ...`; ip execs paxosd in place, so the
@@ -86,26 +165,45 @@ func (c *Cluster) Start(i int) error {
 	if c.procs[i] != nil {
 		return fmt.Errorf("node %d is already running", i+1)
 	}
-	logf, err := os.OpenFile(c.LogPath(i), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logPath := c.logPath(i)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "{\"chaos\":\"start\",\"time\":%q}\n", time.Now().Format(time.RFC3339Nano))
 	args := []string{"netns", "exec", c.Net.Nodes[i], c.Bin, "serve",
-		"--id", fmt.Sprint(i + 1), "--listen", c.Net.Addr(i), "--peers", c.peers(),
-		"--data-dir", filepath.Join(c.Dir, fmt.Sprintf("node%d", i+1))}
+		"--id", fmt.Sprint(c.ids[i]), "--listen", c.addr(i), "--data-dir", c.dataDir(i)}
 	args = append(args, c.ServeFlags...)
 	if c.TLS != nil {
-		args = append(args, c.TLS.NodeFlags(i)...)
+		args = append(args, c.TLS.NodeFlags(c.ids[i])...)
 	}
-	// --new-cluster (FirstFlags) only the first time: a restarted node
-	// must come back from the state it kept, and refuse to start if it
-	// kept none, rather than silently starting over.
-	if !c.started[i] {
-		args = append(args, c.FirstFlags...)
+	rejoining := c.rejoining(i)
+	switch {
+	case c.joined[i] && !rejoining:
+		// A member that joined restarts as it first started, with --join
+		// (docs/MEMBERSHIP.md): with its state it only asks the others for
+		// the membership, or starts from its own if none answers.
+		var others []string
+		for o := range c.Net.Nodes {
+			if o != i {
+				others = append(others, c.addr(o))
+			}
+		}
+		args = append(args, "--join", strings.Join(others, ","))
+	default:
+		// --peers only bootstraps: once the membership changed the log's
+		// wins. It names the members as they are now, which is what an
+		// operator's configuration would say.
+		args = append(args, "--peers", c.peers())
+		// --new-cluster (FirstFlags) only the first time: a restarted node
+		// must come back from the state it kept, and refuse to start if it
+		// kept none, rather than silently starting over.
+		if !c.started[i] && !c.joined[i] {
+			args = append(args, c.FirstFlags...)
+		}
 	}
-	if c.rejoining(i) {
+	if rejoining {
 		args = append(args, "--rejoin")
 	}
 	cmd := exec.Command("ip", args...)
@@ -118,12 +216,13 @@ func (c *Cluster) Start(i int) error {
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	c.procs[i], c.started[i] = p, true
+	id := c.ids[i]
 	go func() {
 		err := cmd.Wait()
 		c.mu.Lock()
 		if !p.killed {
 			c.exits = append(c.exits, fmt.Sprintf("node %d (pid %d) exited on its own: %v; the end of its log (%s):\n%s",
-				i+1, cmd.Process.Pid, err, c.LogPath(i), tail(c.LogPath(i), 5)))
+				id, cmd.Process.Pid, err, logPath, tail(logPath, 5)))
 		}
 		if c.procs[i] == p {
 			c.procs[i] = nil
@@ -178,14 +277,14 @@ func (c *Cluster) Wipe(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.procs[i] != nil {
-		return fmt.Errorf("node %d is running", i+1)
+		return fmt.Errorf("node %d is running", c.ids[i])
 	}
 	var size int64
-	if fi, err := os.Stat(c.LogPath(i)); err == nil {
+	if fi, err := os.Stat(c.logPath(i)); err == nil {
 		size = fi.Size()
 	}
 	c.rejoinFrom[i] = size + 1 // + 1: 0 means "not rejoining"
-	return os.RemoveAll(filepath.Join(c.Dir, fmt.Sprintf("node%d", i+1)))
+	return os.RemoveAll(c.dataDir(i))
 }
 
 // Rejoining reports whether node i lost its data and has not yet logged
@@ -202,7 +301,7 @@ func (c *Cluster) rejoining(i int) bool {
 	if from < 0 {
 		return false
 	}
-	f, err := os.Open(c.LogPath(i))
+	f, err := os.Open(c.logPath(i))
 	if err != nil {
 		return true
 	}
@@ -230,7 +329,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 	defer c.mu.Unlock()
 	p := c.procs[i]
 	if p == nil {
-		return fmt.Errorf("node %d is not running", i+1)
+		return fmt.Errorf("node %d is not running", c.ids[i])
 	}
 	return p.cmd.Process.Signal(sig)
 }
@@ -295,11 +394,11 @@ func (c *Cluster) StatusLine() string {
 	parts := make([]string, len(st))
 	for i, m := range st {
 		if m.Err != nil {
-			parts[i] = fmt.Sprintf("node %d: %v", i+1, m.Err)
+			parts[i] = fmt.Sprintf("node %d: %v", c.ID(i), m.Err)
 			continue
 		}
 		s := m.Status
-		parts[i] = fmt.Sprintf("node %d: %s ballot %v leader %d commit %d applied %d", i+1, s.Role, s.Ballot, s.Leader, s.Commit, s.Applied)
+		parts[i] = fmt.Sprintf("node %d: %s ballot %v leader %d commit %d applied %d", c.ID(i), s.Role, s.Ballot, s.Leader, s.Commit, s.Applied)
 	}
 	return strings.Join(parts, "; ")
 }

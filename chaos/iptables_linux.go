@@ -37,12 +37,13 @@ func DropFrom(ip string) string { return "-s " + ip + " -j DROP" }
 func DropTo(ip string) string { return "-d " + ip + " -j DROP" }
 
 // DropConnsTo drops the packets of this node's own connections to ip's
-// node port. A node sends protocol messages only on the connections it
+// node ports (NodePort, or the next one where a replaced member listens:
+// Cluster.Replace). A node sends protocol messages only on the connections it
 // dials (a peer's answers come back on the peer's own connection), so this
 // cuts the messages from this node to that one and leaves the other
 // direction working: a one-way partition.
 func DropConnsTo(ip string) string {
-	return fmt.Sprintf("-d %s -p tcp --dport %d -j DROP", ip, NodePort)
+	return fmt.Sprintf("-d %s -p tcp --dport %d:%d -j DROP", ip, NodePort, NodePort+1)
 }
 
 // randomDrop drops a random fraction p of the packets.

@@ -27,7 +27,7 @@ func (s *schedule) injectFaults() error {
 		if err := s.revive(); err != nil {
 			return err
 		}
-		if f.Kind == LoseDisk && !s.awaitRejoins() {
+		if (f.Kind == LoseDisk || f.Kind == Replace) && !s.awaitRejoins() {
 			continue // a stuck rejoin is an anomaly already; another lost disk would only pile on
 		}
 		s.st.Fault(string(f.Kind))
@@ -40,6 +40,14 @@ func (s *schedule) injectFaults() error {
 			if err := s.crashAll(f, i); err != nil {
 				return err
 			}
+		} else if f.Kind == Replace {
+			s.cfg.Logf("schedule %d, fault %d at %s: replacing a member (%s)", s.idx, i, dur(t0), f)
+			var err error
+			if what, err = s.replaceMember(f, inj); err != nil {
+				return fmt.Errorf("fault %d (%s): %w", i, f, err)
+			}
+			s.cfg.Logf("schedule %d, fault %d done after %s: %s", s.idx, i, dur(s.hist.Now()-t0), what)
+			s.recovered(f, i)
 		} else {
 			a, err := inj.Apply(f)
 			if err != nil {

@@ -41,6 +41,12 @@ const (
 	// Mixed: a network fault (Fault's own fields) and, at the same time, a
 	// kill or pause (Also). Often no majority is left until both heal.
 	Mixed FaultKind = "mixed"
+	// Replace: an operator replaces a member (docs/MEMBERSHIP.md): member
+	// remove (of the leader, or of a node killed first if Dead), its data
+	// deleted, member add --learner of a new id at the same address or
+	// (NewAddr) another port, paxosd serve --join, member promote --wait.
+	// It is not held: it lasts as long as the commands take.
+	Replace FaultKind = "replace-member"
 )
 
 // Target says which node(s) a fault hits: the leader (found when the fault
@@ -75,6 +81,9 @@ type Fault struct {
 	// pause, held as long as the network fault.
 	Net  FaultKind
 	Also *Fault
+	// Dead (Replace): the member is killed before it is removed, as a
+	// machine that died; NewAddr: its replacement listens on another port.
+	Dead, NewAddr bool
 }
 
 func (f Fault) String() string {
@@ -103,6 +112,14 @@ func (f Fault) String() string {
 		}
 	}
 	switch f.Kind {
+	case Replace:
+		if f.Dead {
+			s += ", killed first"
+		}
+		if f.NewAddr {
+			s += ", by a node at a new address"
+		}
+		return s
 	case Loss:
 		s += fmt.Sprintf(" %.0f%%", f.Loss*100)
 	case Delay:
@@ -131,7 +148,7 @@ func Plan(seed int64, n int, cfg PlanConfig) []Fault {
 		weight int
 	}{
 		{Kill, 3}, {Pause, 3}, {IsolateLeader, 2}, {IsolateNode, 2}, {Bridge, 2},
-		{OneWay, 2}, {Loss, 2}, {Delay, 2}, {CrashAll, 1}, {Mixed, 3}, {LoseDisk, 1},
+		{OneWay, 2}, {Loss, 2}, {Delay, 2}, {CrashAll, 1}, {Mixed, 3}, {LoseDisk, 1}, {Replace, 2},
 	}
 	total := 0
 	for _, k := range kinds {
@@ -174,6 +191,12 @@ func Plan(seed int64, n int, cfg PlanConfig) []Fault {
 		case CrashAll:
 			f.Target = AllNodes
 			f.Hold = between(200*time.Millisecond, 2*time.Second)
+		case Replace:
+			if r.IntN(2) == 0 {
+				f.Target = TheLeader
+			}
+			f.Dead, f.NewAddr = r.IntN(2) == 0, r.IntN(2) == 0
+			f.Hold = 0
 		}
 		return f
 	}
