@@ -50,20 +50,20 @@ func (in *Injector) Apply(f Fault) (Applied, error) {
 	switch f.Kind {
 	case Kill:
 		in.C.Kill(target)
-		return Applied{fmt.Sprintf("kill -9 node %d", target+1), func() error { return in.C.Start(target) }}, nil
+		return Applied{fmt.Sprintf("kill -9 node %d", in.C.ID(target)), func() error { return in.C.Start(target) }}, nil
 
 	case LoseDisk:
 		in.C.Kill(target)
 		if err := in.C.Wipe(target); err != nil {
 			return Applied{}, err
 		}
-		return Applied{fmt.Sprintf("kill -9 node %d and delete its data directory", target+1), func() error { return in.C.Start(target) }}, nil
+		return Applied{fmt.Sprintf("kill -9 node %d and delete its data directory", in.C.ID(target)), func() error { return in.C.Start(target) }}, nil
 
 	case Pause:
 		if err := in.C.Pause(target); err != nil {
 			return Applied{}, err
 		}
-		return Applied{fmt.Sprintf("SIGSTOP node %d", target+1), func() error { return in.C.Resume(target) }}, nil
+		return Applied{fmt.Sprintf("SIGSTOP node %d", in.C.ID(target)), func() error { return in.C.Resume(target) }}, nil
 
 	case IsolateLeader, IsolateNode:
 		var errs []error
@@ -80,7 +80,7 @@ func (in *Injector) Apply(f Fault) (Applied, error) {
 			}
 		}
 		errs = append(errs, net.SetRules(target, cut))
-		return Applied{fmt.Sprintf("node %d cut off from the other nodes", target+1), heal}, errors.Join(errs...)
+		return Applied{fmt.Sprintf("node %d cut off from the other nodes", in.C.ID(target)), heal}, errors.Join(errs...)
 
 	case Bridge:
 		// target is the bridge: every other pair is cut.
@@ -97,7 +97,7 @@ func (in *Injector) Apply(f Fault) (Applied, error) {
 			}
 			errs = append(errs, net.SetRules(a, r))
 		}
-		return Applied{fmt.Sprintf("bridge through node %d, the others cut from each other", target+1), heal}, errors.Join(errs...)
+		return Applied{fmt.Sprintf("bridge through node %d, the others cut from each other", in.C.ID(target)), heal}, errors.Join(errs...)
 
 	case OneWay:
 		from, to := f.Node, f.Other
@@ -115,7 +115,7 @@ func (in *Injector) Apply(f Fault) (Applied, error) {
 			}
 		}
 		err := net.SetRules(from, Rules{Out: []string{DropConnsTo(net.IPs[to])}})
-		return Applied{fmt.Sprintf("messages node %d -> node %d lost (the other way works)", from+1, to+1), heal}, err
+		return Applied{fmt.Sprintf("messages node %d -> node %d lost (the other way works)", in.C.ID(from), in.C.ID(to)), heal}, err
 
 	case Loss, Delay:
 		nodes := []int{target}
@@ -139,7 +139,7 @@ func (in *Injector) Apply(f Fault) (Applied, error) {
 			what = fmt.Sprintf("outgoing packets delayed %s (+ up to %s)", f.Delay, f.Jitter)
 		}
 		if len(nodes) == 1 {
-			what += fmt.Sprintf(" at node %d", nodes[0]+1)
+			what += fmt.Sprintf(" at node %d", in.C.ID(nodes[0]))
 		} else {
 			what += " at every node"
 		}
