@@ -86,8 +86,47 @@ func (s *schedule) replaceMember(f Fault, inj *Injector) (string, error) {
 		return err
 	}, "is already a voter"); err != nil {
 		s.st.Anomaly("schedule %d seed %d: member promote %d --wait: %v (logs in %s)", s.idx, s.seed, newID, err, s.dir)
+		return what, nil
+	}
+	if got := s.membersAfterReplace(ctx, admin, oldID, newID); got != "" {
+		s.st.Anomaly("schedule %d seed %d: after replacing node %d by node %d the membership is %s (logs in %s)", s.idx, s.seed, oldID, newID, got, s.dir)
 	}
 	return what, nil
+}
+
+// membersAfterReplace reads the membership (from the node the admin
+// client is on, which may lag a moment: read until it holds or ctx
+// ends) and returns "" once newID is a voter and oldID gone, or what it
+// holds instead.
+func (s *schedule) membersAfterReplace(ctx context.Context, admin *client.Client, oldID, newID int) string {
+	var got string
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err := admin.MemberList(cctx)
+		cancel()
+		if err != nil {
+			got = err.Error()
+		} else {
+			ok, found := len(m.Members) == len(s.cfg.Net.Nodes), false
+			var parts []string
+			for _, x := range m.Members {
+				found = found || int(x.ID) == newID
+				if int(x.ID) == oldID || (int(x.ID) == newID && x.Learner) || x.Next || x.Leaving {
+					ok = false
+				}
+				parts = append(parts, fmt.Sprintf("%d learner=%v joining=%v leaving=%v", x.ID, x.Learner, x.Next, x.Leaving))
+			}
+			if ok && found {
+				return ""
+			}
+			got = fmt.Sprintf("version %d: %s", m.Version, strings.Join(parts, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return got
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // restartSlot starts the node of slot i again if it is not running.
