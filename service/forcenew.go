@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 
@@ -87,7 +88,7 @@ type ForceNewResult struct {
 }
 
 // ForceNewKeptDir is where ForceNewCluster keeps the old data directory.
-func ForceNewKeptDir(dataDir string) string { return dataDir + ".old-cluster" }
+func ForceNewKeptDir(dataDir string) string { return filepath.Clean(dataDir) + ".old-cluster" }
 
 // ForceNewCluster replaces the data directory by the first state of a new
 // one-member cluster holding the node's applied state (see above). It
@@ -98,7 +99,7 @@ func ForceNewCluster(cfg ForceNewConfig) (ForceNewResult, error) {
 	if cfg.ClusterName == "" {
 		cfg.ClusterName = "paxosd"
 	}
-	dir := cfg.DataDir
+	dir := filepath.Clean(cfg.DataDir) // "DIR/" + ".old-cluster" would be inside it
 	staged, kept := dir+".force-new-cluster", ForceNewKeptDir(dir)
 	res.Kept = kept
 	hasDir, err := wal.DirExists(dir)

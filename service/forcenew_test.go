@@ -54,7 +54,7 @@ func TestForceNewCluster(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "node1")
 	uuid := bytes.Repeat([]byte{7}, statemachine.ClusterIDBytes)
 	survivorStore(t, dir, uuid)
-	cfg := ForceNewConfig{DataDir: dir, ID: 1, Listen: "127.0.0.1:7401", Logger: zerolog.Nop(),
+	cfg := ForceNewConfig{DataDir: dir + "/", ID: 1, Listen: "127.0.0.1:7401", Logger: zerolog.Nop(),
 		OldPeers: map[paxos.NodeID]string{1: "127.0.0.1:7401", 2: "127.0.0.1:7402", 3: "127.0.0.1:7403"}}
 	res, err := ForceNewCluster(cfg)
 	if err != nil {

@@ -22,6 +22,9 @@ func forceNewCluster(sf *serveFlags, stderr io.Writer) error {
 	if sf.join != "" || sf.rejoin || sf.newCl {
 		return fmt.Errorf("%w: --force-new-cluster starts a new cluster from this node's own state: leave out --join, --rejoin and --new-cluster", cli.ErrUsage)
 	}
+	if err := sf.nf.check(); err != nil {
+		return err // before the data directory changes, not after
+	}
 	if sf.id == 0 {
 		return fmt.Errorf("%w: --force-new-cluster needs --id (the id this node ran with)", cli.ErrUsage)
 	}

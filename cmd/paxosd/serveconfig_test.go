@@ -111,6 +111,7 @@ func TestConfigErrors(t *testing.T) {
 		{text: "color: blue\n", want: `:1: unknown key "color" (the keys are serve's flag names; see 'paxosd serve --help')`},
 		{text: "id: 1\nnew-cluster: true\n", want: `:2: key "new-cluster": --new-cluster acts once and is not read from a file, where every restart would see it; give --new-cluster on the command line, once`},
 		{text: "rejoin: false\n", want: `:1: key "rejoin": --rejoin acts once and is not read from a file, where every restart would see it; give --rejoin on the command line, once`},
+		{text: "force-new-cluster: true\n", want: `:1: key "force-new-cluster": --force-new-cluster acts once and is not read from a file, where every restart would see it; give --force-new-cluster on the command line, once`},
 		{text: "config: /etc/other.yaml\n", want: `:1: key "config": a config file cannot name another`},
 		{text: "tick: fast\n", want: `:1: key "tick": "fast" is not a duration such as 10ms or 2s`},
 		{text: "unsafe-no-fsync: yes\n", want: `:1: key "unsafe-no-fsync": "yes" is not true or false`},
@@ -132,13 +133,15 @@ func TestConfigErrors(t *testing.T) {
 			want: `$PAXOSD_NEW_CLUSTER="true": --new-cluster acts once and is not read from the environment, where every restart would see it; give --new-cluster on the command line, once`},
 		{env: map[string]string{"PAXOSD_REJOIN": "1"},
 			want: `$PAXOSD_REJOIN="1": --rejoin acts once and is not read from the environment, where every restart would see it; give --rejoin on the command line, once`},
+		{env: map[string]string{"PAXOSD_FORCE_NEW_CLUSTER": "true"},
+			want: `$PAXOSD_FORCE_NEW_CLUSTER="true": --force-new-cluster acts once and is not read from the environment, where every restart would see it; give --force-new-cluster on the command line, once`},
 		{env: map[string]string{"PAXOSD_ELECTION_TICKS": "many"}, want: `$PAXOSD_ELECTION_TICKS="many": "many" is not a whole number`},
 		{env: map[string]string{"PAXOSD_LOG_LEVEL": "loud", "PAXOSD_ID": "1", "PAXOSD_PEERS": "1=a:1", "PAXOSD_DATA_DIR": "/x"},
 			want: `--log-level "loud": want debug, info, warn or error (--log-level is set by $PAXOSD_LOG_LEVEL)`},
 		{env: map[string]string{"PAXOSD_CONFIG": missing}, want: `--config: open ` + missing + `: no such file or directory`},
 	}
 	for _, tc := range cases {
-		for _, k := range []string{"PAXOSD_NEW_CLUSTER", "PAXOSD_REJOIN", "PAXOSD_ELECTION_TICKS", "PAXOSD_LOG_LEVEL", "PAXOSD_ID", "PAXOSD_PEERS", "PAXOSD_DATA_DIR", "PAXOSD_CONFIG"} {
+		for _, k := range []string{"PAXOSD_NEW_CLUSTER", "PAXOSD_REJOIN", "PAXOSD_FORCE_NEW_CLUSTER", "PAXOSD_ELECTION_TICKS", "PAXOSD_LOG_LEVEL", "PAXOSD_ID", "PAXOSD_PEERS", "PAXOSD_DATA_DIR", "PAXOSD_CONFIG"} {
 			t.Setenv(k, tc.env[k])
 			if tc.env[k] == "" {
 				os.Unsetenv(k)
