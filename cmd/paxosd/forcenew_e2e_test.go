@@ -47,8 +47,8 @@ func (c *cluster) stop(i int) {
 // one-member cluster that serves every write the survivor had, takes
 // writes with revisions far above the old cluster's, refuses a member of
 // the old cluster restarted with its old data directory (another cluster
-// identity), grows by member add and --join, and ignores the flag left on
-// at a later start.
+// identity), grows back to three members by two member adds and --join,
+// and ignores the flag left on at a later start.
 func TestForceNewCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
@@ -144,22 +144,45 @@ func TestForceNewCluster(t *testing.T) {
 		v, err := c.cli([]string{addr4}, "kv", "get", "k0", "--serializable")
 		return err == nil && strings.TrimSpace(v) == "v0"
 	})
+	// And node 5: the cluster is three members again, as the issue's
+	// "--force-new-cluster plus two member adds".
+	addr5 := freePorts(t, 1)[0]
+	if out, err := c.cli(c.addrs[:1], "member", "add", "5="+addr5, "--learner"); err != nil || !strings.Contains(out, "membership version 4 is in force") {
+		t.Fatalf("member add 5: %v: %s", err, out)
+	}
+	i5 := c.startJoiner(5, addr5, filepath.Join(c.dir, "node5"))
+	if out, err := c.cli(c.addrs[:1], "member", "promote", "5", "--wait"); err != nil || !strings.Contains(out, "membership version 5 is in force") {
+		t.Fatalf("member promote 5 --wait: %v: %s", err, out)
+	}
+	if _, err := c.cli([]string{c.addrs[0], addr4, addr5}, "kv", "put", "three", "again"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node 5 to serve the survivor's writes and the latest", 20*time.Second, func() bool {
+		a, err1 := c.cli([]string{addr5}, "kv", "get", "k4", "--serializable")
+		b, err2 := c.cli([]string{addr5}, "kv", "get", "three", "--serializable")
+		return err1 == nil && err2 == nil && strings.TrimSpace(a) == "v4" && strings.TrimSpace(b) == "again"
+	})
 
 	// Node 1 restarts with the flag left on: it is ignored (the members
 	// added since stay members), with a warning.
 	c.stop(0)
 	c.startServe(0, "--peers", c.peers(), "--force-new-cluster")
+	all := []string{c.addrs[0], addr4, addr5}
 	waitFor(t, "a write after node 1's restart", 20*time.Second, func() bool {
-		_, err := c.cli([]string{c.addrs[0], addr4}, "kv", "put", "restarted", "z")
+		_, err := c.cli(all, "kv", "put", "restarted", "z")
 		return err == nil
 	})
 	if !logHas(log1, "the flag is ignored") {
 		t.Fatal("the flag left on was not reported ignored")
 	}
-	if m := c.members([]string{c.addrs[0], addr4}); m.Version != 3 || len(m.Members) != 2 || m.Members[1].Learner {
-		t.Fatalf("members after the restart with the flag left on: %+v", m)
-	}
+	waitFor(t, "node 1 to serve the new cluster's membership", 10*time.Second, func() bool {
+		out, err := c.cli(c.addrs[:1], "member", "list", "-w", "json")
+		var m membersOut
+		return err == nil && json.Unmarshal([]byte(out), &m) == nil &&
+			m.Version == 5 && len(m.Members) == 3 && !m.Members[1].Learner && !m.Members[2].Learner
+	})
 	c.kill(i4)
+	c.kill(i5)
 }
 
 // TestForceNewClusterRefusals: --force-new-cluster on a data directory
