@@ -79,7 +79,7 @@ func (s *schedule) awaitRejoins() bool {
 		for s.c.Rejoining(i) {
 			if time.Since(start) > rejoinLimit {
 				s.st.Anomaly("schedule %d seed %d: node %d has not finished rejoining %s after the last fault healed (logs in %s)",
-					s.idx, s.seed, i+1, rejoinLimit, s.dir)
+					s.idx, s.seed, s.c.ID(i), rejoinLimit, s.dir)
 				return false
 			}
 			time.Sleep(100 * time.Millisecond)
