@@ -5,8 +5,10 @@
 //
 // Faults: kill -9 and restart of a node, SIGSTOP/SIGCONT pauses longer than
 // the election timeout, partitions (the leader cut off, a minority cut off,
-// a bridge, a one-way cut), packet loss and delay, and a crash and restart
-// of the whole cluster. Checks: the key-value history is linearizable
+// a bridge, a one-way cut), packet loss and delay, a crash and restart
+// of the whole cluster, and an operator replacing a member (member remove,
+// its data deleted, member add of a new id, serve --join, member promote
+// --wait: run_replace_linux.go). Checks: the key-value history is linearizable
 // (porcupine), lock holders never overlap and fencing tokens only grow,
 // election leaders never overlap and terms only grow, no acknowledged write
 // is lost across the whole-cluster crash, and the cluster accepts a write
