@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -74,11 +75,30 @@ func (c *Client) MemberUpdate(ctx context.Context, id paxos.NodeID, addr string)
 }
 
 func (c *Client) member(ctx context.Context, q *wire.Request) (Membership, error) {
+	var before Membership
+	if q.Op.ChangesMembers() {
+		// A change is not deduplicated like a command: an attempt whose
+		// answer was lost may have made it, and the retry then finds it
+		// made ("node 4 is not a member"). So a conflict is taken for
+		// success if the change's effect was not there before the call
+		// and is there after it.
+		m, err := c.member(ctx, &wire.Request{Op: wire.OpMemberList})
+		if err != nil {
+			return Membership{}, err
+		}
+		before = m
+	}
 	resp, err := c.do(ctx, q)
 	if err != nil {
 		return Membership{}, err
 	}
 	if err := responseError(resp); err != nil {
+		if q.Op.ChangesMembers() && errors.Is(err, ErrMemberConflict) && !applied(before, q) {
+			if after, lerr := c.member(ctx, &wire.Request{Op: wire.OpMemberList}); lerr == nil && applied(after, q) {
+				c.setEndpoints(after)
+				return after, nil
+			}
+		}
 		return Membership{}, err
 	}
 	m := membershipOf(resp)
@@ -86,6 +106,27 @@ func (c *Client) member(ctx context.Context, q *wire.Request) (Membership, error
 		c.setEndpoints(m)
 	}
 	return m, nil
+}
+
+// applied reports whether m shows the effect of member change q.
+func applied(m Membership, q *wire.Request) bool {
+	var x *Member
+	for i := range m.Members {
+		if uint64(m.Members[i].ID) == q.MemberID && !m.Members[i].Leaving {
+			x = &m.Members[i]
+		}
+	}
+	switch q.Op {
+	case wire.OpMemberAdd:
+		return x != nil && x.Addr == q.MemberAddr && x.Learner == q.MemberLearner
+	case wire.OpMemberPromote:
+		return x != nil && !x.Learner
+	case wire.OpMemberRemove:
+		return x == nil
+	case wire.OpMemberUpdate:
+		return x != nil && x.Addr == q.MemberAddr
+	}
+	return false
 }
 
 // endpoints returns the endpoints the client tries (Config.Endpoints, or

@@ -70,3 +70,60 @@ func StartTuned(t testing.TB, n int, tune func(*service.Config)) *Cluster {
 	}
 	return c
 }
+
+// Join adds node id to c as `paxosd member add` and `serve --join` do,
+// through cl: the membership change (a learner, then promoted unless
+// learner), a snapshot saved from the cluster, the node's store written
+// from it, the node started. It returns the node's address.
+func (c *Cluster) Join(t testing.TB, cl Client, id paxos.NodeID, learner bool) string {
+	t.Helper()
+	ln, err := wire.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if err := cl.AddMember(id, addr); err != nil {
+		t.Fatalf("adding node %d: %v", id, err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "join.snapshot")
+	if err := cl.SaveSnapshot(file); err != nil {
+		t.Fatalf("saving a snapshot for node %d: %v", id, err)
+	}
+	if _, err := service.JoinFromBackup(service.JoinConfig{File: file, DataDir: filepath.Join(dir, "data"), ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := service.Config{
+		ID: id, Listen: addr, Peers: map[paxos.NodeID]string{id: addr}, NoSync: true,
+		DataDir: filepath.Join(dir, "data"),
+		Logger:  zerolog.New(os.Stderr).Level(zerolog.ErrorLevel),
+	}
+	node, err := service.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-node.Done():
+		default:
+			node.Stop()
+		}
+	})
+	c.Endpoints = append(c.Endpoints, addr)
+	c.Nodes = append(c.Nodes, node)
+	if !learner {
+		if err := cl.PromoteMember(id); err != nil {
+			t.Fatalf("promoting node %d: %v", id, err)
+		}
+	}
+	return addr
+}
+
+// Client is what Join needs of a client (the client package's, adapted
+// by its tests: servicetest cannot import it).
+type Client interface {
+	AddMember(id paxos.NodeID, addr string) error
+	PromoteMember(id paxos.NodeID) error
+	SaveSnapshot(file string) error
+}
