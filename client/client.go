@@ -72,8 +72,10 @@ type Client struct {
 	// keepAliver on first use.
 	kaOnce sync.Once
 	ka     *keepAliver
-	// stop ends the auto-sync (members.go).
-	stop chan struct{}
+	// stop ends the auto-sync (members.go); given are the endpoints
+	// the client was configured with.
+	stop  chan struct{}
+	given []string
 }
 
 // New connects to the cluster at endpoints. It fails if none answers
@@ -97,7 +99,7 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.AutoSyncInterval = 30 * time.Second
 	}
 	cfg.Endpoints = slices.Clone(cfg.Endpoints)
-	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}, stop: make(chan struct{})}
+	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}, stop: make(chan struct{}), given: slices.Clone(cfg.Endpoints)}
 	c.streams.next = int(c.id % uint64(len(cfg.Endpoints)))
 	c.streams.forStreams = true
 	if _, err := c.connect(ctx, nil); err != nil {

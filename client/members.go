@@ -150,6 +150,16 @@ func (c *Client) setEndpoints(m Membership) {
 	}
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs)
+	// The endpoints the client was given come after the members' own
+	// addresses: tried last, they still reach the cluster when the
+	// addresses it advertises cannot be reached from here (another
+	// network, a proxy in between).
+	members := len(addrs)
+	for _, e := range c.given {
+		if !slices.Contains(addrs[:members], e) {
+			addrs = append(addrs, e)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !slices.Equal(addrs, c.cfg.Endpoints) {
@@ -165,15 +175,17 @@ func (c *Client) autoSync(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		}
+		// The first sync at once: endpoints given from an old list (a
+		// script's, a unit file's) are replaced before they are needed.
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AttemptTimeout)
 		if m, err := c.MemberList(ctx); err == nil && m.Version > 0 {
 			c.setEndpoints(m)
 		}
 		cancel()
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
 	}
 }

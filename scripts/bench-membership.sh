@@ -3,10 +3,12 @@
 # 1 s under 'paxosd bench put --clients 16' over 100,000 keys): three
 # 'paxosd serve' processes with their data on the disk (fsync on), KEYS keys
 # preloaded, then DURATION of puts at CLIENTS clients, a line per second,
-# while an operator grows the cluster to four (a learner added, joined with
-# --join on an empty data dir, promoted), removes the leader, replaces a
-# member (a fifth added and promoted, the fourth removed). The slowest put
-# of each second is the pause a client saw. Usage:
+# while an operator does what issue 13's done-when says: adds node 4 as a
+# learner (serve --join on an empty data dir) and promotes it, removes the
+# leader of the time and kills its process, grows the cluster to five
+# (nodes 5 and 6 added and promoted) and shrinks it to three (4 and 5
+# removed, killed). The slowest put of each second is the pause a client
+# saw; the run's ERRORS column counts failed puts. Usage:
 #   scripts/bench-membership.sh ./paxosd
 # Environment: KEYS (100000), CLIENTS (16), DURATION (60s), DIR
 # (/var/tmp/paxosd-bench-membership, removed at the end unless KEEP=1),
@@ -51,20 +53,27 @@ operator() {
 	sleep 8
 	step "member add 4 (learner), serve --join"; "$BIN" member add 4="$(addr 4)" --learner >/dev/null
 	serve 4 --join "$(addr 1)"
-	step "member promote 4 --wait"; "$BIN" member promote 4 --wait
-	sleep 8
+	step "member promote 4 --wait"; "$BIN" member promote 4 --wait >/dev/null
+	sleep 5
 	local l; l=$(leader)
-	step "member remove $l (the leader)"; "$BIN" member remove "$l" >/dev/null
-	eval "kill \$pid$l"
-	sleep 8
-	step "member add 5 (learner), serve --join"; "$BIN" member add 5="$(addr 5)" --learner >/dev/null
-	serve 5 --join "$(addr 2),$(addr 3)"
-	step "member promote 5 --wait"; "$BIN" member promote 5 --wait
-	step "member remove 4 (replaced by 5)"; "$BIN" member remove 4 >/dev/null
-	kill "$pid4"
+	step "member remove $l (the leader), then kill it"; "$BIN" member remove "$l" >/dev/null
+	pkill -f -- "--data-dir $DIR/node$l "
+	sleep 5
+	step "grow to 5: member add 5 and 6 (learners), serve --join, promote"
+	for id in 5 6; do
+		"$BIN" member add "$id=$(addr "$id")" --learner >/dev/null
+		serve "$id" --join "$(addr 4)"
+		"$BIN" member promote "$id" --wait >/dev/null
+	done
+	sleep 5
+	step "shrink to 3: member remove 4, then 5 (each killed once removed)"
+	for id in 4 5; do
+		"$BIN" member remove "$id" >/dev/null
+		pkill -f -- "--data-dir $DIR/node$id "
+	done
 	step "done"; "$BIN" member list
 }
-export PAXOSD_ENDPOINTS="$(addr 1),$(addr 2),$(addr 3),$(addr 4),$(addr 5)"
+export PAXOSD_ENDPOINTS="$(addr 1),$(addr 2),$(addr 3),$(addr 4),$(addr 5),$(addr 6)"
 operator 2>&1 | sed 's/^/operator: /' &
 op=$!
 "$BIN" bench put --run-id scale --keys "$KEYS" --clients "$CLIENTS" --duration "$DURATION" --warmup 0s --interval 1s
