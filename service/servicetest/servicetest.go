@@ -21,6 +21,7 @@ type Cluster struct {
 	// Endpoints are the nodes' addresses; Nodes[i] listens on Endpoints[i].
 	Endpoints []string
 	Nodes     []*service.Node
+	tune      func(*service.Config)
 }
 
 // Start runs n nodes on free loopback ports and stops them when the test
@@ -44,31 +45,36 @@ func StartTuned(t testing.TB, n int, tune func(*service.Config)) *Cluster {
 		peers[id] = ln.Addr().String()
 		ln.Close()
 	}
-	c := &Cluster{}
+	c := &Cluster{tune: tune}
 	for id := paxos.NodeID(1); id <= paxos.NodeID(n); id++ {
-		cfg := service.Config{
-			ID: id, Listen: peers[id], Peers: peers, NoSync: true,
-			DataDir: filepath.Join(dir, fmt.Sprint(id)),
-			Logger:  zerolog.New(os.Stderr).Level(zerolog.ErrorLevel),
-		}
-		if tune != nil {
-			tune(&cfg)
-		}
-		node, err := service.Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			select {
-			case <-node.Done():
-			default:
-				node.Stop()
-			}
-		})
-		c.Endpoints = append(c.Endpoints, peers[id])
-		c.Nodes = append(c.Nodes, node)
+		c.start(t, id, peers[id], peers, filepath.Join(dir, fmt.Sprint(id)))
 	}
 	return c
+}
+
+// start starts node id and adds it to c; the test's end stops it.
+func (c *Cluster) start(t testing.TB, id paxos.NodeID, addr string, peers map[paxos.NodeID]string, dataDir string) {
+	t.Helper()
+	cfg := service.Config{
+		ID: id, Listen: addr, Peers: peers, NoSync: true, DataDir: dataDir,
+		Logger: zerolog.New(os.Stderr).Level(zerolog.ErrorLevel),
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	node, err := service.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-node.Done():
+		default:
+			node.Stop()
+		}
+	})
+	c.Endpoints = append(c.Endpoints, addr)
+	c.Nodes = append(c.Nodes, node)
 }
 
 // Join adds node id to c as `paxosd member add` and `serve --join` do,
@@ -94,24 +100,8 @@ func (c *Cluster) Join(t testing.TB, cl Client, id paxos.NodeID, learner bool) s
 	if _, err := service.JoinFromBackup(service.JoinConfig{File: file, DataDir: filepath.Join(dir, "data"), ID: id}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := service.Config{
-		ID: id, Listen: addr, Peers: map[paxos.NodeID]string{id: addr}, NoSync: true,
-		DataDir: filepath.Join(dir, "data"),
-		Logger:  zerolog.New(os.Stderr).Level(zerolog.ErrorLevel),
-	}
-	node, err := service.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-node.Done():
-		default:
-			node.Stop()
-		}
-	})
-	c.Endpoints = append(c.Endpoints, addr)
-	c.Nodes = append(c.Nodes, node)
+	// Its --peers is itself alone: the snapshot's membership governs.
+	c.start(t, id, addr, map[paxos.NodeID]string{id: addr}, filepath.Join(dir, "data"))
 	if !learner {
 		if err := cl.PromoteMember(id); err != nil {
 			t.Fatalf("promoting node %d: %v", id, err)
