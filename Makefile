@@ -5,7 +5,7 @@ PKGS    := ./...
 SEEDS   ?= 2000
 FUZZTIME ?= 60s
 
-.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-tls bench-sessions soak clean chaos chaos-locks deps
+.PHONY: all build run test test-short vet sim sim-replica fuzz bench bench-scale bench-etcd bench-tls bench-sessions bench-membership soak clean chaos chaos-locks deps
 
 all: build
 
@@ -146,6 +146,15 @@ bench-etcd: build
 bench-tls: build
 	VERSUS=tls KEYS="$${KEYS:-100000}" CLIENTS="$${CLIENTS:-1 64}" DURATION="$${DURATION:-30s}" \
 		DIR="$${DIR:-/var/tmp/paxosd-bench-tls}" ./scripts/bench-etcd.sh ./$(BIN)
+
+# Writes while the membership changes (scripts/bench-membership.sh):
+# three 'paxosd serve' processes on the disk, 100,000 keys preloaded, puts
+# at 16 clients for a minute, a line per second, while an operator adds a
+# learner (serve --join), promotes it, removes the leader and replaces a
+# member. The slowest put of each second is the pause clients saw. About
+# 2 minutes; KEYS, CLIENTS, DURATION, DIR as environment variables.
+bench-membership: build
+	./scripts/bench-membership.sh ./$(BIN)
 
 # Sessions and watches at the sizes of issue 16 ('paxosd bench sessions',
 # 'churn', 'watch'; docs/BENCHMARKS.md, "Sessions, churn and watches"):

@@ -72,8 +72,10 @@ type Client struct {
 	// keepAliver on first use.
 	kaOnce sync.Once
 	ka     *keepAliver
-	// stop ends the auto-sync (members.go).
-	stop chan struct{}
+	// stop ends the auto-sync (members.go); given are the endpoints
+	// the client was configured with.
+	stop  chan struct{}
+	given []string
 }
 
 // New connects to the cluster at endpoints. It fails if none answers
@@ -97,7 +99,7 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.AutoSyncInterval = 30 * time.Second
 	}
 	cfg.Endpoints = slices.Clone(cfg.Endpoints)
-	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}, stop: make(chan struct{})}
+	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}, stop: make(chan struct{}), given: slices.Clone(cfg.Endpoints)}
 	c.streams.next = int(c.id % uint64(len(cfg.Endpoints)))
 	c.streams.forStreams = true
 	if _, err := c.connect(ctx, nil); err != nil {
@@ -269,6 +271,35 @@ func (c *Client) abandon(cn *conn, prefer string) {
 	cn.close()
 }
 
+// moveOff makes new calls start elsewhere (at prefer, if it is one of the
+// endpoints) after a node answered that it cannot serve one (NotLeader,
+// Unavailable, Timeout). The connection itself is sound: calls still in
+// flight on it finish there, and it is closed once they have had ample
+// time (closing it at once would fail them, and a retried call that is
+// not deduplicated, a member change, could then report its own effect as
+// a conflict).
+func (c *Client) moveOff(cn *conn, prefer string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	moved := false
+	for _, sl := range []*connSlot{&c.calls, &c.streams} {
+		if sl.conn != cn {
+			continue
+		}
+		moved = true
+		sl.conn = nil
+		sl.next = (sl.next + 1) % len(c.cfg.Endpoints)
+		for i, e := range c.cfg.Endpoints {
+			if e == prefer {
+				sl.next = i
+			}
+		}
+	}
+	if moved {
+		time.AfterFunc(2*c.cfg.AttemptTimeout, cn.close)
+	}
+}
+
 // preferLeader moves new requests to the leader at addr (when it is one of
 // the endpoints): any node serves any request, but the leader does so
 // without forwarding. Calls still in flight on cn finish there; cn is closed
@@ -376,7 +407,7 @@ func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error
 				case wire.ErrNotLeader, wire.ErrUnavailable, wire.ErrTimeout:
 					reach.answered(cn.addr, resp, nil, c.cfg.AttemptTimeout)
 					err = responseError(resp)
-					c.abandon(cn, resp.LeaderAddr)
+					c.moveOff(cn, resp.LeaderAddr)
 				default:
 					if resp.LeaderAddr != "" && resp.LeaderAddr != cn.addr {
 						c.preferLeader(cn, resp.LeaderAddr)

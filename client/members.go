@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -74,11 +75,30 @@ func (c *Client) MemberUpdate(ctx context.Context, id paxos.NodeID, addr string)
 }
 
 func (c *Client) member(ctx context.Context, q *wire.Request) (Membership, error) {
+	var before Membership
+	if q.Op.ChangesMembers() {
+		// A change is not deduplicated like a command: an attempt whose
+		// answer was lost may have made it, and the retry then finds it
+		// made ("node 4 is not a member"). So a conflict is taken for
+		// success if the change's effect was not there before the call
+		// and is there after it.
+		m, err := c.member(ctx, &wire.Request{Op: wire.OpMemberList})
+		if err != nil {
+			return Membership{}, err
+		}
+		before = m
+	}
 	resp, err := c.do(ctx, q)
 	if err != nil {
 		return Membership{}, err
 	}
 	if err := responseError(resp); err != nil {
+		if q.Op.ChangesMembers() && errors.Is(err, ErrMemberConflict) && !applied(before, q) {
+			if after, lerr := c.member(ctx, &wire.Request{Op: wire.OpMemberList}); lerr == nil && applied(after, q) {
+				c.setEndpoints(after)
+				return after, nil
+			}
+		}
 		return Membership{}, err
 	}
 	m := membershipOf(resp)
@@ -86,6 +106,27 @@ func (c *Client) member(ctx context.Context, q *wire.Request) (Membership, error
 		c.setEndpoints(m)
 	}
 	return m, nil
+}
+
+// applied reports whether m shows the effect of member change q.
+func applied(m Membership, q *wire.Request) bool {
+	var x *Member
+	for i := range m.Members {
+		if uint64(m.Members[i].ID) == q.MemberID && !m.Members[i].Leaving {
+			x = &m.Members[i]
+		}
+	}
+	switch q.Op {
+	case wire.OpMemberAdd:
+		return x != nil && x.Addr == q.MemberAddr && x.Learner == q.MemberLearner
+	case wire.OpMemberPromote:
+		return x != nil && !x.Learner
+	case wire.OpMemberRemove:
+		return x == nil
+	case wire.OpMemberUpdate:
+		return x != nil && x.Addr == q.MemberAddr
+	}
+	return false
 }
 
 // endpoints returns the endpoints the client tries (Config.Endpoints, or
@@ -109,6 +150,16 @@ func (c *Client) setEndpoints(m Membership) {
 	}
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs)
+	// The endpoints the client was given come after the members' own
+	// addresses: tried last, they still reach the cluster when the
+	// addresses it advertises cannot be reached from here (another
+	// network, a proxy in between).
+	members := len(addrs)
+	for _, e := range c.given {
+		if !slices.Contains(addrs[:members], e) {
+			addrs = append(addrs, e)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !slices.Equal(addrs, c.cfg.Endpoints) {
@@ -124,15 +175,17 @@ func (c *Client) autoSync(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		}
+		// The first sync at once: endpoints given from an old list (a
+		// script's, a unit file's) are replaced before they are needed.
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AttemptTimeout)
 		if m, err := c.MemberList(ctx); err == nil && m.Version > 0 {
 			c.setEndpoints(m)
 		}
 		cancel()
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -70,6 +70,9 @@ const (
 	MsgHeartbeatAck
 	// MsgDecide carries chosen Entries (catch-up) to a follower that is
 	// behind; each entry's Ballot is the one under which it was chosen.
+	// Under no Ballot (zero) it comes from a node that answers a lagging
+	// node's PreVote with what it lacks (replica.catchUpPeer): facts all
+	// the same, but no leader's contact.
 	MsgDecide
 	// MsgForward carries client commands (Cmds) from a follower to the
 	// leader, which proposes them.
@@ -78,6 +81,8 @@ const (
 	// from the leader's log (truncated below a snapshot): it must fetch the
 	// leader's snapshot. Commit is the leader's watermark, Slot its
 	// truncation point. The node layer, not the core, moves the snapshot.
+	// Under no Ballot it answers a PreVote or Prepare from a node behind
+	// the sender's log: that node fetches the sender's snapshot.
 	MsgSnapshot
 	// MsgTimeoutNow (protocol version 3) hands leadership over: the leader
 	// of Ballot has stepped down, giving up its lease, and asks the

@@ -315,8 +315,14 @@ func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, chosen
 
 // handoverTarget picks the voter of m to hand leadership to: one that
 // answered in the last check period with a watermark at least
-// handoverAfter, the one furthest ahead; 0 if none.
+// handoverAfter, the one furthest ahead; 0 if none, or while fewer than a
+// quorum of m's voters are known that far: until then the voters that
+// lag may still take the older configuration for the one in force, and
+// this node is the one to tell them.
 func (p *Proposer) handoverTarget(m paxos.Membership) paxos.NodeID {
+	if !m.IsQuorum(func(id paxos.NodeID) bool { c, ok := p.followerCommit[id]; return ok && c >= p.handoverAfter }) {
+		return 0
+	}
 	var best paxos.NodeID
 	for _, id := range m.Voters() {
 		c, ok := p.followerCommit[id]

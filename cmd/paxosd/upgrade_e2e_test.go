@@ -22,7 +22,7 @@ import (
 // refuses the data directory naming the format it does not know, and is
 // rolled forward again, or (no snapshot reached its store yet) runs on the
 // log, which by then raised the cluster level to this build's highest
-// (statemachine.LevelMax, 12): a rollback the docs forbid, which the state
+// (statemachine.LevelMax, 16): a rollback the docs forbid, which the state
 // check catches at its next check slot (the baseline cannot apply the
 // level command: its state lacks the level and it hashes the old way, so
 // its hash differs). No request may fail; the longest write (the worst
@@ -60,7 +60,7 @@ func TestRollingUpgradeFromBaseline(t *testing.T) {
 	// Roll one node back (a follower, so the rollback is the only change).
 	// Once every member speaks this build's protocol the leader sets the
 	// default quota (snapshot format 3) and raises the cluster level to
-	// LevelMax (snapshot format 6 at level 9), and this build's stores keep snapshots
+	// LevelMax (snapshot format 8 at level 16), and this build's stores keep snapshots
 	// in generations: the baseline cannot read any of them, and must say so
 	// rather than run on state it misreads. If it finds only the log, it
 	// runs, refusing the level command as unknown: its state then differs

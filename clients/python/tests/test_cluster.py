@@ -65,6 +65,13 @@ class Basics(ClusterTest):
         roles = [m.role for m in every.values() if isinstance(m, paxosd.NodeStatus)]
         self.assertEqual(roles.count("leader"), 1, every)
 
+    def test_member_list(self):
+        version, members = self.c.member_list()
+        self.assertGreaterEqual(version, 1)
+        self.assertEqual(sorted(m.addr for m in members), sorted(ENDPOINTS))
+        self.assertTrue(all(not m.learner for m in members))
+        self.assertTrue(any(m.reachable for m in members))
+
     def test_follows_the_leader(self):
         leader = [a for a, m in self.c.cluster_status().items() if isinstance(m, paxosd.NodeStatus) and m.role == "leader"][0]
         followers = [e for e in ENDPOINTS if e != leader]
