@@ -111,6 +111,12 @@ func (n *Node) changedMembership(q *wire.Request) (paxos.Membership, error) {
 				return next, fmt.Errorf("node %d already has the address %s", m.ID, m.Addr)
 			}
 		}
+		if !q.MemberLearner && len(next.Voters()) == 1 {
+			// With one voter, a second makes a quorum of two: the new
+			// node would be needed for every write — the snapshot its
+			// --join saves included — before it has joined.
+			return next, fmt.Errorf("adding a voter to a cluster of one voter needs the new node for every write before it has joined: add node %d with --learner, start it with --join, then promote it", id)
+		}
 		next.Members = append(next.Members, paxos.Member{ID: id, Addr: q.MemberAddr, Learner: q.MemberLearner})
 	case wire.OpMemberPromote:
 		if i < 0 {
