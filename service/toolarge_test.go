@@ -43,6 +43,18 @@ func TestAnswerTooLargeForAFrame(t *testing.T) {
 			t.Fatal(err)
 		}
 		mux := wire.NewMux(sc)
+		// A follower applies the last put a little after the leader
+		// answered it: the list waits until this node holds all 16.
+		for {
+			r, err := mux.Call(ctx, &wire.Request{Op: wire.OpGet, Key: "big/15", Serializable: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Found {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		start := time.Now()
 		resp, err := mux.Call(ctx, &wire.Request{Op: wire.OpList, Prefix: "big/", Serializable: true})
 		mux.Close()
