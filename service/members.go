@@ -118,6 +118,9 @@ func (n *Node) syncMembers() {
 	n.membersSeen = [2]uint64{cur, latest}
 	defer n.settleMemberCalls(n.clock.Now())
 	c := n.sm.Members()
+	n.m.membershipVersion.Set(float64(c.Current.Version))
+	n.m.members.WithLabelValues("voter").Set(float64(len(c.Current.Voters())))
+	n.m.members.WithLabelValues("learner").Set(float64(len(learners(c.Current))))
 	if c.Pending() {
 		for i := range n.memberCalls {
 			if n.memberCalls[i].want.Version == c.Next.Version {

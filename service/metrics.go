@@ -28,6 +28,9 @@ type metrics struct {
 	stateMismatches prometheus.Counter
 	stateDiverged   prometheus.Gauge
 	clusterLevel    prometheus.Gauge
+	// membershipVersion and members: the configuration in force (members.go).
+	membershipVersion prometheus.Gauge
+	members           *prometheus.GaugeVec
 
 	snapshots        prometheus.Counter
 	snapshotBytes    prometheus.Gauge
@@ -119,7 +122,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Watches ended with err SlowWatcher after being held too long; their clients resume them from their revision."}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_requests_shed_total",
 			Help: "Client requests an overloaded node refused before proposing them (err Busy, or Unavailable to clients below protocol 13), by priority: write (shed first), lock, keepalive (shed last)."}, []string{"priority"}),
-		backlogBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_backlog_bytes", Help: "Bytes of client commands waiting for the log (the larger of this node's waiting calls and its proposal queue with the values in flight), sampled every 100 ms; past shares of --backlog-bytes-max the node sheds requests."}),
+		backlogBytes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_backlog_bytes", Help: "Bytes of client commands waiting for the log (the larger of this node's waiting calls and its proposal queue with the values in flight), sampled every 100 ms; past shares of --backlog-bytes-max the node sheds requests."}),
+		membershipVersion: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_membership_version", Help: "The version of the configuration in force as this node applied it (1: the first, from --peers; one more per member change)."}),
+		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paxosd_members",
+			Help: "Members of the configuration in force as this node applied it, by role (voter, learner)."}, []string{"role"}),
 		peerRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_peer_messages_rejected_total",
 			Help: "Messages from peer connections that no honest member sends, by reason (docs/SECURITY.md): each closed its connection."}, []string{"reason"}),
 	}
@@ -127,7 +133,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads, m.authFailures,
 		m.stateMismatches, m.stateDiverged, m.clusterLevel, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
 		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures,
-		m.peerRejected, m.shed, m.backlogBytes, m.streamsOpen, m.watchesHeld, m.watchesEndedSlow} {
+		m.peerRejected, m.shed, m.backlogBytes, m.streamsOpen, m.watchesHeld, m.watchesEndedSlow, m.membershipVersion, m.members} {
 		f(c)
 	}
 	// Every phase's series exists from the start, at zero: an alert on
