@@ -44,6 +44,9 @@ func newSim(seed int64, opts simOptions) *sim {
 		for i := 0; i < s.p.clients; i++ {
 			s.clients = append(s.clients, newSimClient(s, i))
 		}
+		if memberSeed(seed) {
+			s.op = newSimOperator(s)
+		}
 	}
 	return s
 }
@@ -71,6 +74,9 @@ func (s *sim) start() {
 	}
 	if !s.opts.scripted {
 		s.at(s.faultGap(), nil, s.fault)
+	}
+	if s.op != nil {
+		s.op.begin()
 	}
 }
 
@@ -334,7 +340,7 @@ func (s *sim) justLed(sn *simNode) {
 
 // restart starts sn again if it is down.
 func (s *sim) restart(sn *simNode) {
-	if sn.up() || s.err != nil {
+	if sn.up() || s.err != nil || !sn.serving() {
 		return
 	}
 	if sn.started && !sn.wiped && sn.join != JoinForm {
@@ -425,6 +431,10 @@ func (s *sim) leader() paxos.NodeID {
 // member's state while one rebuilds loses a majority's state, which no
 // protocol survives (chaos/FINDINGS.md F1).
 func (s *sim) loseDisk(sn *simNode) {
+	if s.op != nil && (s.op.began || sn.added) {
+		// --rejoin after a membership change: see nodesim_members_test.go.
+		return
+	}
 	if sn.durablePromise.IsZero() {
 		// It never voted: losing nothing, it would only be restarted
 		// with --rejoin, which never forms a cluster (a rejoining member
@@ -538,9 +548,16 @@ func (s *sim) converged() bool {
 			return false
 		}
 	}
+	if s.op != nil && !s.op.settled() {
+		return false
+	}
 	var slot paxos.Slot
 	var hash uint64
-	for i, sn := range s.nodes {
+	first := true
+	for _, sn := range s.nodes {
+		if !sn.serving() {
+			continue // removed, or added and not joined (the membership does not name it)
+		}
 		if !sn.up() || sn.isFrozen() || sn.n.rejoin.active {
 			return false
 		}
@@ -551,8 +568,8 @@ func (s *sim) converged() bool {
 		if a != sn.n.r.Status().Commit || a < s.check.maxSlot || sn.n.sm.Level() != statemachine.LevelMax {
 			return false
 		}
-		if i == 0 {
-			slot, hash = a, sn.n.sm.Hash()
+		if first {
+			first, slot, hash = false, a, sn.n.sm.Hash()
 		} else if a != slot || sn.n.sm.Hash() != hash {
 			return false
 		}
@@ -564,6 +581,10 @@ func (s *sim) converged() bool {
 func (s *sim) progress() string {
 	var parts []string
 	for _, sn := range s.nodes {
+		if !sn.serving() {
+			parts = append(parts, fmt.Sprintf("node %d not in service (added %v joined %v removed %v up %v)", sn.id, sn.added, sn.joined, sn.gone, sn.up()))
+			continue
+		}
 		if !sn.up() {
 			parts = append(parts, fmt.Sprintf("node %d down", sn.id))
 			continue

@@ -89,6 +89,8 @@ type sim struct {
 	// probe then.
 	healed    bool
 	probeLink *simLink
+	// op changes the membership, in some seeds (nodesim_members_test.go).
+	op *simOperator
 }
 
 // event is one thing that happens at a virtual time. Events at the same
@@ -244,8 +246,13 @@ type simStats struct {
 	watchProgress, watchSlowEnds                                  int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
 	saves                                                         int
-	busy                                                          int // answers Busy (busy.go), retried after their wait
-	sessionLimit                                                  int // opens refused at the client's session limit
+	// Membership changes answered done (adds, joins, ...), conflicts
+	// and unknown outcomes (nodesim_members_test.go).
+	memberAdds, memberJoins, memberPromotes, memberRemoves int
+	memberRemovedLeaders, memberReplaces, memberUpdates    int
+	memberConflicts, memberUnknown                         int
+	busy                                                   int // answers Busy (busy.go), retried after their wait
+	sessionLimit                                           int // opens refused at the client's session limit
 }
 
 func (a *simStats) add(b simStats) {
@@ -293,6 +300,15 @@ func (a *simStats) add(b simStats) {
 	a.kaSingles += b.kaSingles
 	a.kaRefused += b.kaRefused
 	a.saves += b.saves
+	a.memberAdds += b.memberAdds
+	a.memberJoins += b.memberJoins
+	a.memberPromotes += b.memberPromotes
+	a.memberRemoves += b.memberRemoves
+	a.memberRemovedLeaders += b.memberRemovedLeaders
+	a.memberReplaces += b.memberReplaces
+	a.memberUpdates += b.memberUpdates
+	a.memberConflicts += b.memberConflicts
+	a.memberUnknown += b.memberUnknown
 	a.busy += b.busy
 	a.sessionLimit += b.sessionLimit
 }
@@ -359,6 +375,10 @@ func TestNodeSim(t *testing.T) {
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 			"snapshot save (checked)":                              total.saves,
+			"member add answered done":                             total.memberAdds,
+			"new member joined from a saved snapshot":              total.memberJoins,
+			"learner promoted":                                     total.memberPromotes,
+			"member removed (and stopped)":                         total.memberRemoves,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))
