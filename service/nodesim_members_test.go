@@ -43,17 +43,19 @@ const simMemberShare = 2
 // simOperator is a run's operator of membership changes.
 type simOperator struct {
 	s     *sim
-	l     *simLink // the member operations
-	save  *simLink // the joins' snapshot saves
-	busy  bool     // a member operation is under way
-	began bool     // a change was sent: the membership is no longer the bootstrap's
-	max   int      // nodes in all, at most
+	l     *simLink   // the member operations
+	save  *simLink   // the joins' snapshot saves
+	rng   *rand.Rand // its choices, from a stream of its own
+	busy  bool       // a member operation is under way
+	began bool       // a change was sent: the membership is no longer the bootstrap's
+	max   int        // nodes in all, at most
 }
 
 func newSimOperator(s *sim) *simOperator {
 	c := &simClient{s: s, idx: 100, role: roleKV, rate: 1, seen: map[string]string{}}
 	cid := uint64(s.seed)<<16 | 0xffe0
-	return &simOperator{s: s, l: newSimLink(c, "operator", cid|1), save: newSimLink(c, "join", cid|2), max: s.p.nodes + 2 + s.p.nodes/5}
+	return &simOperator{s: s, l: newSimLink(c, "operator", cid|1), save: newSimLink(c, "join", cid|2), max: s.p.nodes + 2 + s.p.nodes/5,
+		rng: rand.New(rand.NewSource(s.seed ^ 0x3e3c))}
 }
 
 // memberSeed reports whether seed's run changes membership.
@@ -66,7 +68,7 @@ func memberSeed(seed int64) bool {
 func (sn *simNode) serving() bool { return !sn.gone && (!sn.added || sn.joined) }
 
 func (op *simOperator) begin() {
-	op.s.at(time.Duration(3000+op.s.rng.Intn(2000))*time.Millisecond, nil, op.step)
+	op.s.at(time.Duration(3000+op.rng.Intn(1500))*time.Millisecond, nil, op.step)
 }
 
 func (op *simOperator) nodeStopped(sn *simNode) {
@@ -81,13 +83,13 @@ func (op *simOperator) step() {
 	if s.err != nil {
 		return
 	}
-	defer s.at(time.Duration(500+s.rng.Intn(1500))*time.Millisecond, nil, op.step)
+	defer s.at(time.Duration(300+op.rng.Intn(700))*time.Millisecond, nil, op.step)
 	op.reconcile()
-	if op.busy || s.healed || s.now > s.opts.faultTime-time.Second || !op.ready() || s.rng.Intn(3) == 0 {
+	if op.busy || s.healed || s.now > s.opts.faultTime-time.Second || !op.ready() {
 		return
 	}
 	v, ok := op.view()
-	if !ok || (v.Pending() && s.rng.Intn(4) > 0) {
+	if !ok || (v.Pending() && op.rng.Intn(4) > 0) {
 		return // a change in flight: mostly wait (sometimes send one anyway: a conflict)
 	}
 	latest := v.Latest()
@@ -105,33 +107,33 @@ func (op *simOperator) step() {
 			down = append(down, sn)
 		}
 	}
-	switch r := s.rng.Intn(20); {
+	switch r := op.rng.Intn(20); {
 	case r < 4 && len(down) > 0 && op.newNode() != nil:
-		op.replace(down[s.rng.Intn(len(down))], latest)
+		op.replace(down[op.rng.Intn(len(down))], latest)
 	case r < 9 && op.newNode() != nil:
-		op.add(op.newNode(), s.rng.Intn(2) == 0, false)
+		op.add(op.newNode(), op.rng.Intn(2) == 0, false)
 	case r < 13 && len(learners) > 0:
-		sn := learners[s.rng.Intn(len(learners))]
+		sn := learners[op.rng.Intn(len(learners))]
 		op.call(&wire.Request{Op: wire.OpMemberPromote, MemberID: uint64(sn.id)}, func(r *wire.Response) {
 			if op.answered("promote", sn, r) {
 				s.stats.memberPromotes++
 			}
 		})
 	case r < 19 && len(members) > 0:
-		sn := members[s.rng.Intn(len(members))]
-		if l := s.node(s.leader()); l != nil && !l.gone && s.rng.Intn(3) == 0 {
+		sn := members[op.rng.Intn(len(members))]
+		if l := s.node(s.leader()); l != nil && !l.gone && op.rng.Intn(3) == 0 {
 			if _, ok := latest.Member(l.id); ok {
 				sn = l
 			}
 		}
-		if latest.IsVoter(sn.id) && len(latest.Voters()) <= 2 && s.rng.Intn(4) > 0 {
+		if latest.IsVoter(sn.id) && len(latest.Voters()) <= 2 && op.rng.Intn(4) > 0 {
 			return // mostly keep two voters: one down stops a cluster of one
 		}
 		op.remove(sn, nil)
 	default:
 		if len(members) > 0 {
-			sn := members[s.rng.Intn(len(members))]
-			addr := fmt.Sprintf("node%d:%d", sn.id, 7402+s.rng.Intn(100))
+			sn := members[op.rng.Intn(len(members))]
+			addr := fmt.Sprintf("node%d:%d", sn.id, 7402+op.rng.Intn(100))
 			op.call(&wire.Request{Op: wire.OpMemberUpdate, MemberID: uint64(sn.id), MemberAddr: addr}, func(r *wire.Response) {
 				if op.answered("update", sn, r) {
 					s.stats.memberUpdates++
@@ -189,7 +191,15 @@ func (op *simOperator) reconcile() {
 		switch {
 		case sn.added && !sn.joined && !sn.gone && inLatest:
 			op.join(sn)
-		case sn.started && !sn.gone && !inLatest && !inCurrent && v.Current.Version > 1:
+		case sn.started && !sn.gone && !inLatest && !inCurrent && v.Current.Version > 1 && !op.busy:
+			// Removed, the answer lost: stopped once a second look
+			// still finds it removed (the change had time to be
+			// done), and never while a call under way may be the
+			// removal, which stops it once answered.
+			if sn.absent < v.Current.Version {
+				sn.absent = v.Current.Version
+				break
+			}
 			s.tracef("operator: member list (version %d) no longer names node %d: stopping it", v.Current.Version, sn.id)
 			op.retire(sn)
 		}
@@ -225,7 +235,7 @@ func (op *simOperator) newNode() *simNode {
 	if len(s.nodes) >= op.max {
 		return nil
 	}
-	sn := &simNode{s: s, id: paxos.NodeID(len(s.nodes) + 1), fs: vfs.NewStrictMem(), rate: s.drawRate(), added: true, join: JoinExisting}
+	sn := &simNode{s: s, id: paxos.NodeID(len(s.nodes) + 1), fs: vfs.NewStrictMem(), rate: 1 + op.rng.Float64()*s.opts.clockSkewMax, added: true, join: JoinExisting}
 	s.nodes = append(s.nodes, sn)
 	return sn
 }
@@ -286,8 +296,8 @@ func (op *simOperator) retire(sn *simNode) {
 	}
 	sn.gone = true
 	d := time.Duration(0)
-	if s.rng.Intn(2) == 0 {
-		d = time.Duration(s.rng.Intn(3000)) * time.Millisecond
+	if op.rng.Intn(2) == 0 {
+		d = time.Duration(op.rng.Intn(3000)) * time.Millisecond
 	}
 	s.at(d, func() string { return fmt.Sprintf("operator: stop removed node %d", sn.id) }, func() { s.stop(sn) })
 }
@@ -343,13 +353,13 @@ func (op *simOperator) call(q *wire.Request, done func(*wire.Response)) {
 				if next == nil || (op.l.conn != nil && next == op.l.conn.node) {
 					op.l.disconnect()
 				}
-				s.at(time.Duration(20+s.rng.Intn(80))*time.Millisecond, nil, func() { attempt(next) })
+				s.at(time.Duration(20+op.rng.Intn(80))*time.Millisecond, nil, func() { attempt(next) })
 			default:
 				finish(r)
 			}
 		}, func() {
 			op.l.disconnect()
-			s.at(time.Duration(20+s.rng.Intn(80))*time.Millisecond, nil, func() { attempt(nil) })
+			s.at(time.Duration(20+op.rng.Intn(80))*time.Millisecond, nil, func() { attempt(nil) })
 		})
 	}
 	attempt(nil)

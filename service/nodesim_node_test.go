@@ -189,6 +189,9 @@ type simNode struct {
 	// written from the cluster's snapshot (joining: a save under way);
 	// gone once removed, never to start again.
 	added, joined, joining, gone bool
+	// absent: the membership version in which the operator first found
+	// it removed without having been told.
+	absent uint64
 }
 
 func (sn *simNode) up() bool { return sn.n != nil }
