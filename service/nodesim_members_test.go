@@ -54,7 +54,7 @@ type simOperator struct {
 func newSimOperator(s *sim) *simOperator {
 	c := &simClient{s: s, idx: 100, role: roleKV, rate: 1, seen: map[string]string{}}
 	cid := uint64(s.seed)<<16 | 0xffe0
-	return &simOperator{s: s, l: newSimLink(c, "operator", cid|1), save: newSimLink(c, "join", cid|2), max: s.p.nodes + 2 + s.p.nodes/5,
+	return &simOperator{s: s, l: newSimLink(c, "operator", cid|1), save: newSimLink(c, "join", cid|2), max: max(6, s.p.nodes+2),
 		rng: rand.New(rand.NewSource(s.seed ^ 0x3e3c))}
 }
 
@@ -100,19 +100,19 @@ func (op *simOperator) step() {
 			continue
 		}
 		members = append(members, sn)
-		if x.Learner {
-			learners = append(learners, sn)
+		if x.Learner && sn.up() {
+			learners = append(learners, sn) // one that runs: it may have caught up
 		}
 		if sn.serving() && !sn.up() {
 			down = append(down, sn)
 		}
 	}
 	switch r := op.rng.Intn(20); {
-	case r < 4 && len(down) > 0 && op.newNode() != nil:
+	case r < 6 && len(down) > 0 && op.newNode() != nil:
 		op.replace(down[op.rng.Intn(len(down))], latest)
 	case r < 9 && op.newNode() != nil:
 		op.add(op.newNode(), op.rng.Intn(2) == 0, false)
-	case r < 13 && len(learners) > 0:
+	case r < 14 && len(learners) > 0:
 		sn := learners[op.rng.Intn(len(learners))]
 		op.call(&wire.Request{Op: wire.OpMemberPromote, MemberID: uint64(sn.id)}, func(r *wire.Response) {
 			if op.answered("promote", sn, r) {
