@@ -85,7 +85,10 @@ func (op *simOperator) step() {
 	}
 	defer s.at(time.Duration(300+op.rng.Intn(700))*time.Millisecond, nil, op.step)
 	op.reconcile()
-	if op.busy || s.healed || s.now > s.opts.faultTime-time.Second || !op.ready() {
+	if op.busy || s.healed || s.now > s.opts.faultTime-time.Second || !op.ready() || !op.settled() {
+		// A careful operator starts the node it added before the next
+		// change: removing a voter meanwhile could leave a quorum that
+		// needs the new node, which cannot join without one (see add).
 		return
 	}
 	v, ok := op.view()
@@ -240,9 +243,23 @@ func (op *simOperator) newNode() *simNode {
 	return sn
 }
 
-// add adds sn (a learner or a voter) and joins it once done.
+// add adds sn (a learner or a voter) and joins it once done. A voter is
+// added only to a cluster of two voters or more, all of them running: a
+// voter added to one voter makes a quorum of two that needs the new node,
+// which cannot join without a quorum (its snapshot is saved at a
+// linearizable point) — the cluster would stop for good. The operator
+// adds a learner then, and promotes it once it runs.
 func (op *simOperator) add(sn *simNode, learner, replacing bool) {
 	s := op.s
+	if v, ok := op.view(); !learner && ok {
+		voters := v.Latest().Voters()
+		learner = len(voters) < 2
+		for _, id := range voters {
+			if x := s.node(id); x == nil || !x.up() {
+				learner = true
+			}
+		}
+	}
 	q := &wire.Request{Op: wire.OpMemberAdd, MemberID: uint64(sn.id), MemberAddr: fmt.Sprintf("node%d:7401", sn.id), MemberLearner: learner}
 	op.call(q, func(r *wire.Response) {
 		if !op.answered("add", sn, r) {
