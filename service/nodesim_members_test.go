@@ -110,11 +110,15 @@ func (op *simOperator) step() {
 			down = append(down, sn)
 		}
 	}
-	switch r := op.rng.Intn(20); {
+	r := op.rng.Intn(20)
+	if len(learners) > 0 && op.rng.Intn(4) > 0 {
+		r = 9 // a learner that runs is mostly promoted next (as promote --wait would)
+	}
+	switch {
 	case r < 6 && len(down) > 0 && op.newNode() != nil:
 		op.replace(down[op.rng.Intn(len(down))], latest)
 	case r < 9 && op.newNode() != nil:
-		op.add(op.newNode(), op.rng.Intn(2) == 0, false)
+		op.add(op.newNode(), op.rng.Intn(4) > 0, false)
 	case r < 14 && len(learners) > 0:
 		sn := learners[op.rng.Intn(len(learners))]
 		op.call(&wire.Request{Op: wire.OpMemberPromote, MemberID: uint64(sn.id)}, func(r *wire.Response) {
