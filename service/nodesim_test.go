@@ -15,21 +15,24 @@ import (
 
 // The node simulation runs whole nodes — the real loop, state machine,
 // sessions, locks, elections, lease reads, snapshots and their transfer,
-// rejoin, and the real wal.Store on Pebble's crash-testing in-memory
-// filesystem — in one goroutine, on virtual time, with every edge (journal,
-// network, clocks, clients) simulated and every choice drawn from one seed.
-// A fault phase crashes nodes (losing unsynced writes, at any point:
-// between an Accept leaving and the sender's own sync too), restarts them,
-// stalls and slows their disks, fails a disk, partitions the network (one
-// way too), delays, drops, duplicates and reorders messages, freezes nodes
-// longer than an election, runs clocks at different rates inside the
-// documented bound, and destroys a data directory to restart the node with
-// --rejoin. Clients meanwhile put, get (leased or through the log), cas,
-// delete, list, hold sessions, take and release locks (waiting, cancelling,
-// fencing writes), campaign, resign, and watch and observe streams. After
-// every step the checkers look at what the nodes did (nodesim_check_test.go);
-// then a liveness phase heals everything and requires progress and
-// convergence; then the client history is checked for linearizability.
+// rejoin, and the real wal.Store on Pebble's crash-testing in-memory filesystem
+// — in one goroutine, on virtual time, with every edge (journal, network,
+// clocks, clients) simulated and every choice drawn from one seed. A fault
+// phase crashes nodes (losing unsynced writes, at any point: between an Accept
+// leaving and the sender's own sync too), restarts them, stalls and slows their
+// disks, fails a disk, partitions the network (one way too), delays, drops,
+// duplicates and reorders messages, freezes nodes longer than an election, runs
+// clocks at different rates inside the documented bound, and destroys a data
+// directory to restart the node with --rejoin; in half the seeds an operator
+// changes the membership (adds learners and voters that join from a saved
+// snapshot, promotes, removes members — the leader too — and stops them,
+// replaces a member that is down: nodesim_members_test.go). Clients meanwhile
+// put, get (leased or through the log), cas, delete, list, hold sessions, take
+// and release locks (waiting, cancelling, fencing writes), campaign, resign,
+// and watch and observe streams. After every step the checkers look at what the
+// nodes did (nodesim_check_test.go); then a liveness phase heals everything and
+// requires progress and convergence (nodesim_live_test.go); then the client
+// history is checked for linearizability.
 //
 // Replay a failure: go test ./service -run 'TestNodeSim$' -sim.seed N -sim.trace
 
