@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +201,18 @@ func (s *sim) run() error {
 	return s.err
 }
 
+// runRecovered runs the seed, and turns a panic (a node's, or the
+// simulation's) into the run's failure, so that the report names the seed
+// and its replay command.
+func (s *sim) runRecovered() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("t=%s: panic: %v\n%s", s.now, p, debug.Stack())
+		}
+	}()
+	return s.run()
+}
+
 // runFor runs a scripted run's events for d of virtual time (or until a
 // check fails).
 func (s *sim) runFor(d time.Duration) error {
@@ -345,7 +358,7 @@ func TestNodeSim(t *testing.T) {
 			opts.trace = func(l string) { t.Log(l) }
 		}
 		s := newSim(seed, opts)
-		if err := s.run(); err != nil {
+		if err := s.runRecovered(); err != nil {
 			report := t.Fatalf
 			if *flagSimKeep {
 				report = t.Errorf
