@@ -184,7 +184,7 @@ func (n *Node) settleMemberCalls(now time.Time) {
 		// membership from; the next tick after the install settles them
 		// (a node that stepped down while a change waited, and installs
 		// the leader's snapshot, used to panic here: the node
-		// simulation's seed 0).
+		// simulation's seed 5078).
 		return
 	}
 	configs := n.sm.Members()

@@ -29,13 +29,14 @@ import (
 // membership names, stops one it no longer does.
 //
 // A removed node is never restarted; a node is added under a new id
-// (never a removed one's). loseDisk stops once the operator has begun,
-// and never hits an added node: a node restarted with --rejoin on an
-// empty data directory takes the membership from --peers (the
-// bootstrap), so after a change it asks the wrong members for their
-// promises — removed ones, which never answer, and not the added ones
-// (see the report of this change: rejoin after a membership change is
-// not sound yet).
+// (never a removed one's; an id whose add did not take is used again).
+// loseDisk stops once the operator has begun, and never hits an added
+// node: a node restarted with --rejoin on an empty data directory takes
+// the membership from --peers (the bootstrap), so after a change its
+// probe asks the bootstrap's members for their promises — removed ones,
+// which never answer, and not the ones added since, whose votes it must
+// hear of — until it has installed a snapshot. Rejoin after a membership
+// change is not sound yet, nor exercised here.
 
 // simMemberShare: one seed in simMemberShare changes membership.
 const simMemberShare = 2

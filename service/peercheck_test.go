@@ -201,8 +201,9 @@ func TestPeerCheckPassesHonestMessages(t *testing.T) {
 		{Type: paxos.MsgForward, Cmds: [][]byte{statemachine.EncodeCommand(&statemachine.Command{
 			Op: statemachine.OpStateHash, HashSlot: 64, StateHash: 1, Reporter: 2})}},
 		// A report of a node this one does not know as a member: hashed
-		// while it was one, and this node applied its removal since (the
-		// node simulation's seed 16), or added since this node's view.
+		// while it was one, and this node applied its removal since, or
+		// added since this node's view (the node simulation's seeds 0, 1,
+		// 7, 9 and 13 cut connections over such reports).
 		{Type: paxos.MsgForward, Cmds: [][]byte{statemachine.EncodeCommand(&statemachine.Command{
 			Op: statemachine.OpStateHash, HashSlot: 64, StateHash: 1, Reporter: 9})}},
 	}
