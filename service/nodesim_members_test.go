@@ -152,12 +152,18 @@ func (op *simOperator) step() {
 }
 
 // ready reports whether the operator may change the membership: every
-// node in service has started, and none is gated or rebuilding (their
-// probes ask the members --peers names).
+// node in service has started, none is gated or rebuilding (their probes
+// ask the members --peers names), and every first member holds a voter's
+// state (up or down): one that crashed before its first sync comes back
+// gated and joins by the rejoin procedure, not voting until caught up,
+// and a removal meanwhile can leave a quorum that needs it (seed 12069).
 func (op *simOperator) ready() bool {
 	for _, sn := range op.s.nodes {
 		if !sn.serving() {
 			continue
+		}
+		if !sn.added && !sn.votes() {
+			return false
 		}
 		if !sn.started || sn.wiped && (!sn.up() || sn.n.rejoin.active) {
 			return false
