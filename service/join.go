@@ -49,6 +49,16 @@ func JoinFromBackup(cfg JoinConfig) (paxos.Configs, error) {
 	if err != nil {
 		return paxos.Configs{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
+	return writeJoinedStore(Config{ID: cfg.ID, ClusterID: cfg.ClusterName, DataDir: cfg.DataDir}, sm)
+}
+
+// writeJoinedStore writes a new member's store in cfg's data directory
+// (on cfg.FS) from sm, a state of the cluster taken once the member add
+// was chosen: the store's snapshot is sm's state, its log empty after it.
+// It refuses a directory that holds a store already, and a state whose
+// membership does not name cfg.ID. JoinFromBackup and the node
+// simulation's joins both come here.
+func writeJoinedStore(cfg Config, sm *statemachine.StateMachine) (paxos.Configs, error) {
 	members := sm.Members()
 	if _, ok := members.Latest().Member(cfg.ID); !ok {
 		return members, fmt.Errorf("node %d is not a member of the cluster's configuration (version %d, members %v): run 'paxosd member add %d=HOST:PORT' first", cfg.ID, members.Latest().Version, memberIDs(members.Latest()), cfg.ID)
@@ -56,7 +66,7 @@ func JoinFromBackup(cfg JoinConfig) (paxos.Configs, error) {
 	if sm.ClusterID() == nil {
 		return members, fmt.Errorf("the cluster has no identity yet: a node can join only a cluster that has formed")
 	}
-	store, err := wal.Open(cfg.DataDir, wal.Identity{ClusterID: cfg.ClusterName, NodeID: cfg.ID}, wal.Options{})
+	store, err := wal.Open(cfg.DataDir, wal.Identity{ClusterID: cfg.ClusterID, NodeID: cfg.ID}, wal.Options{FS: cfg.FS, MemTableBytes: cfg.MemTableBytes})
 	if err != nil {
 		return members, err
 	}

@@ -312,7 +312,7 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		waiters:   map[callKey][]*call{},
 		streams:   newStreamSet(),
 		started:   e.clock.Now(),
-		peerCheck: newPeerChecker(cfg.ID, book.has),
+		peerCheck: newPeerChecker(cfg.ID),
 		book:      book,
 	}
 	n.rejoin.durableCommit = st.Commit

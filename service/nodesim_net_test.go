@@ -4,15 +4,12 @@ import (
 	"fmt"
 	"math/rand"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/vfs"
 
-	"github.com/paxosd/paxosd/internal/linearize"
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
-	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
 
@@ -44,6 +41,9 @@ func newSim(seed int64, opts simOptions) *sim {
 		for i := 0; i < s.p.clients; i++ {
 			s.clients = append(s.clients, newSimClient(s, i))
 		}
+		if memberSeed(seed) {
+			s.op = newSimOperator(s)
+		}
 	}
 	return s
 }
@@ -71,6 +71,9 @@ func (s *sim) start() {
 	}
 	if !s.opts.scripted {
 		s.at(s.faultGap(), nil, s.fault)
+	}
+	if s.op != nil {
+		s.op.begin()
 	}
 }
 
@@ -334,7 +337,7 @@ func (s *sim) justLed(sn *simNode) {
 
 // restart starts sn again if it is down.
 func (s *sim) restart(sn *simNode) {
-	if sn.up() || s.err != nil {
+	if sn.up() || s.err != nil || !sn.serving() {
 		return
 	}
 	if sn.started && !sn.wiped && sn.join != JoinForm {
@@ -425,6 +428,10 @@ func (s *sim) leader() paxos.NodeID {
 // member's state while one rebuilds loses a majority's state, which no
 // protocol survives (chaos/FINDINGS.md F1).
 func (s *sim) loseDisk(sn *simNode) {
+	if s.op != nil && (s.op.began || sn.added) {
+		// --rejoin after a membership change: see nodesim_members_test.go.
+		return
+	}
 	if sn.durablePromise.IsZero() {
 		// It never voted: losing nothing, it would only be restarted
 		// with --rejoin, which never forms a cluster (a rejoining member
@@ -478,111 +485,6 @@ func (s *sim) crashBeforeSync(sn *simNode) {
 			s.at(time.Duration(s.rng.Int63n(int64(time.Second))), nil, func() { s.restart(sn) })
 		}
 	})
-}
-
-// heal ends the fault phase: the network heals, disks recover, every node
-// runs, clocks keep their rates.
-func (s *sim) heal() {
-	s.tracef("heal: the liveness phase starts")
-	s.healed = true
-	clear(s.net.cut)
-	for _, sn := range s.nodes {
-		sn.slowUntil, sn.stalledUntil, sn.failNext = 0, 0, false
-		if !sn.up() {
-			s.restart(sn)
-		}
-	}
-	s.check.healedAt = s.now
-	for _, c := range s.clients {
-		c.healed()
-	}
-	s.at(100*time.Millisecond, nil, s.probe)
-}
-
-// probe writes once the cluster is healed, until the write is
-// acknowledged: the liveness phase needs one.
-func (s *sim) probe() {
-	c := s.clients[0]
-	if s.probeLink == nil {
-		s.probeLink = newSimLink(c, "probe", uint64(s.seed)<<16|0xfff0)
-	}
-	call := s.now
-	in := linearize.KVInput{Op: "put", Key: "probe", Value: fmt.Sprintf("probe@%d", s.now)}
-	s.check.written(in.Key, in.Value)
-	s.probeLink.do(&wire.Request{Op: wire.OpPut, Key: in.Key, Value: []byte(in.Value)}, livenessTimeMax, func(r *wire.Response) {
-		if r == nil {
-			s.check.kvOp(-1, in, call, s.now, linearize.KVOutput{Unknown: true})
-			s.probe()
-			return
-		}
-		if r.Err != wire.ErrNone {
-			s.failf("the probe write failed: %s %s", r.Err, r.ErrMsg)
-			return
-		}
-		s.check.kvOp(-1, in, call, s.now, linearize.KVOutput{})
-		s.check.probeOK = true
-	})
-}
-
-// converged reports whether the liveness phase is done: every node up and
-// voting, every client finished, and every replica has applied the same
-// slots to the same state, at the cluster level this build implements (a
-// leader raises it by itself: every simulated member speaks this build's
-// protocol).
-func (s *sim) converged() bool {
-	if !s.check.probeDone() {
-		return false
-	}
-	for _, c := range s.clients {
-		if !c.idle() {
-			return false
-		}
-	}
-	var slot paxos.Slot
-	var hash uint64
-	for i, sn := range s.nodes {
-		if !sn.up() || sn.isFrozen() || sn.n.rejoin.active {
-			return false
-		}
-		if sn.n.installing() {
-			return false
-		}
-		a := sn.n.sm.Applied()
-		if a != sn.n.r.Status().Commit || a < s.check.maxSlot || sn.n.sm.Level() != statemachine.LevelMax {
-			return false
-		}
-		if i == 0 {
-			slot, hash = a, sn.n.sm.Hash()
-		} else if a != slot || sn.n.sm.Hash() != hash {
-			return false
-		}
-	}
-	return true
-}
-
-// progress describes the nodes for a liveness failure.
-func (s *sim) progress() string {
-	var parts []string
-	for _, sn := range s.nodes {
-		if !sn.up() {
-			parts = append(parts, fmt.Sprintf("node %d down", sn.id))
-			continue
-		}
-		st := sn.n.r.Status()
-		level := uint64(0) // unknown while it installs a snapshot
-		if !sn.n.installing() {
-			level = sn.n.sm.Level()
-		}
-		parts = append(parts, fmt.Sprintf("node %d: %s ballot %s promised %s leader %d commit %d applied %d level %d rejoining %v installing %v",
-			sn.id, st.Role, st.Ballot, st.Promised, st.Leader, st.Commit, sn.n.appliedSlot(), level, sn.n.rejoin.active, sn.n.installing()))
-	}
-	for _, c := range s.clients {
-		if !c.idle() {
-			parts = append(parts, c.describe())
-		}
-	}
-	parts = append(parts, fmt.Sprintf("probe done: %v, highest slot chosen %d", s.check.probeDone(), s.check.maxSlot))
-	return strings.Join(parts, "; ")
 }
 
 // describe is the run's parameters, for a failure report.

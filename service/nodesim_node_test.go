@@ -184,6 +184,14 @@ type simNode struct {
 	// campaign is the ballot of the node's latest campaign (faults aim at
 	// its start).
 	campaign paxos.Ballot
+	// Membership changes (nodesim_members_test.go): added by the
+	// operator (not one of the first members); joined once its store was
+	// written from the cluster's snapshot (joining: a save under way);
+	// gone once removed, never to start again.
+	added, joined, joining, gone bool
+	// absent: the membership version in which the operator first found
+	// it removed without having been told.
+	absent uint64
 }
 
 func (sn *simNode) up() bool { return sn.n != nil }
@@ -225,9 +233,14 @@ func (s *sim) runOn(sn *simNode, inc int, f func(n *Node)) {
 
 // config is the node's Config in this run.
 func (s *sim) config(sn *simNode) Config {
+	// --peers is the first configuration, the bootstrap (the log holds
+	// the changes since); an added node names itself too, as Validate
+	// asks (serve --join passes the membership it was told).
 	peers := map[paxos.NodeID]string{}
 	for _, o := range s.nodes {
-		peers[o.id] = fmt.Sprintf("node%d:7401", o.id)
+		if !o.added || o == sn {
+			peers[o.id] = fmt.Sprintf("node%d:7401", o.id)
+		}
 	}
 	log := zerolog.Nop()
 	if s.opts.trace != nil {
@@ -361,6 +374,9 @@ func (s *sim) stop(sn *simNode) {
 	sn.store = nil
 	for _, c := range s.clients {
 		c.nodeStopped(sn)
+	}
+	if s.op != nil {
+		s.op.nodeStopped(sn)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -15,21 +16,24 @@ import (
 
 // The node simulation runs whole nodes — the real loop, state machine,
 // sessions, locks, elections, lease reads, snapshots and their transfer,
-// rejoin, and the real wal.Store on Pebble's crash-testing in-memory
-// filesystem — in one goroutine, on virtual time, with every edge (journal,
-// network, clocks, clients) simulated and every choice drawn from one seed.
-// A fault phase crashes nodes (losing unsynced writes, at any point:
-// between an Accept leaving and the sender's own sync too), restarts them,
-// stalls and slows their disks, fails a disk, partitions the network (one
-// way too), delays, drops, duplicates and reorders messages, freezes nodes
-// longer than an election, runs clocks at different rates inside the
-// documented bound, and destroys a data directory to restart the node with
-// --rejoin. Clients meanwhile put, get (leased or through the log), cas,
-// delete, list, hold sessions, take and release locks (waiting, cancelling,
-// fencing writes), campaign, resign, and watch and observe streams. After
-// every step the checkers look at what the nodes did (nodesim_check_test.go);
-// then a liveness phase heals everything and requires progress and
-// convergence; then the client history is checked for linearizability.
+// rejoin, and the real wal.Store on Pebble's crash-testing in-memory filesystem
+// — in one goroutine, on virtual time, with every edge (journal, network,
+// clocks, clients) simulated and every choice drawn from one seed. A fault
+// phase crashes nodes (losing unsynced writes, at any point: between an Accept
+// leaving and the sender's own sync too), restarts them, stalls and slows their
+// disks, fails a disk, partitions the network (one way too), delays, drops,
+// duplicates and reorders messages, freezes nodes longer than an election, runs
+// clocks at different rates inside the documented bound, and destroys a data
+// directory to restart the node with --rejoin; in half the seeds an operator
+// changes the membership (adds learners and voters that join from a saved
+// snapshot, promotes, removes members — the leader too — and stops them,
+// replaces a member that is down: nodesim_members_test.go). Clients meanwhile
+// put, get (leased or through the log), cas, delete, list, hold sessions, take
+// and release locks (waiting, cancelling, fencing writes), campaign, resign,
+// and watch and observe streams. After every step the checkers look at what the
+// nodes did (nodesim_check_test.go); then a liveness phase heals everything and
+// requires progress and convergence (nodesim_live_test.go); then the client
+// history is checked for linearizability.
 //
 // Replay a failure: go test ./service -run 'TestNodeSim$' -sim.seed N -sim.trace
 
@@ -89,6 +93,8 @@ type sim struct {
 	// probe then.
 	healed    bool
 	probeLink *simLink
+	// op changes the membership, in some seeds (nodesim_members_test.go).
+	op *simOperator
 }
 
 // event is one thing that happens at a virtual time. Events at the same
@@ -195,6 +201,18 @@ func (s *sim) run() error {
 	return s.err
 }
 
+// runRecovered runs the seed, and turns a panic (a node's, or the
+// simulation's) into the run's failure, so that the report names the seed
+// and its replay command.
+func (s *sim) runRecovered() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("t=%s: panic: %v\n%s", s.now, p, debug.Stack())
+		}
+	}()
+	return s.run()
+}
+
 // runFor runs a scripted run's events for d of virtual time (or until a
 // check fails).
 func (s *sim) runFor(d time.Duration) error {
@@ -244,8 +262,13 @@ type simStats struct {
 	watchProgress, watchSlowEnds                                  int
 	kaBatches, kaBatchSeveral, kaSingles, kaRefused               int
 	saves                                                         int
-	busy                                                          int // answers Busy (busy.go), retried after their wait
-	sessionLimit                                                  int // opens refused at the client's session limit
+	// Membership changes answered done (adds, joins, ...), conflicts
+	// and unknown outcomes (nodesim_members_test.go).
+	memberAdds, memberJoins, memberPromotes, memberRemoves int
+	memberRemovedLeaders, memberReplaces, memberUpdates    int
+	memberConflicts, memberUnknown                         int
+	busy                                                   int // answers Busy (busy.go), retried after their wait
+	sessionLimit                                           int // opens refused at the client's session limit
 }
 
 func (a *simStats) add(b simStats) {
@@ -293,6 +316,15 @@ func (a *simStats) add(b simStats) {
 	a.kaSingles += b.kaSingles
 	a.kaRefused += b.kaRefused
 	a.saves += b.saves
+	a.memberAdds += b.memberAdds
+	a.memberJoins += b.memberJoins
+	a.memberPromotes += b.memberPromotes
+	a.memberRemoves += b.memberRemoves
+	a.memberRemovedLeaders += b.memberRemovedLeaders
+	a.memberReplaces += b.memberReplaces
+	a.memberUpdates += b.memberUpdates
+	a.memberConflicts += b.memberConflicts
+	a.memberUnknown += b.memberUnknown
 	a.busy += b.busy
 	a.sessionLimit += b.sessionLimit
 }
@@ -326,7 +358,7 @@ func TestNodeSim(t *testing.T) {
 			opts.trace = func(l string) { t.Log(l) }
 		}
 		s := newSim(seed, opts)
-		if err := s.run(); err != nil {
+		if err := s.runRecovered(); err != nil {
 			report := t.Fatalf
 			if *flagSimKeep {
 				report = t.Errorf
@@ -359,6 +391,10 @@ func TestNodeSim(t *testing.T) {
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 			"snapshot save (checked)":                              total.saves,
+			"member add answered done":                             total.memberAdds,
+			"new member joined from a saved snapshot":              total.memberJoins,
+			"learner promoted":                                     total.memberPromotes,
+			"member removed (and stopped)":                         total.memberRemoves,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

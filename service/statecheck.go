@@ -182,8 +182,8 @@ func (n *Node) reportState(slot paxos.Slot) {
 
 // proposeStateHash proposes this node's report for a check slot.
 func (n *Node) proposeStateHash(slot paxos.Slot, hash uint64, source paxos.NodeID) {
-	if n.check.diverged != 0 {
-		return
+	if n.check.diverged != 0 || !n.book.has(n.cfg.ID) {
+		return // a removed node's report would count nowhere (onStateHash)
 	}
 	cmd := statemachine.EncodeCommand(&statemachine.Command{Op: statemachine.OpStateHash, HashSlot: uint64(slot), StateHash: hash,
 		Reporter: uint64(n.cfg.ID), Source: uint64(source)})
