@@ -19,10 +19,10 @@ func (d budgetDisk) Entries(from, to paxos.Slot, maxBytes int) ([]paxos.Entry, e
 		if !ok {
 			continue
 		}
-		if maxBytes > 0 && len(out) > 0 && n+e.Value.Bytes() > maxBytes {
+		if maxBytes > 0 && len(out) > 0 && n+e.WireBytes() > maxBytes {
 			break
 		}
-		n += e.Value.Bytes()
+		n += e.WireBytes()
 		out = append(out, e)
 	}
 	return out, nil

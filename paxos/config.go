@@ -65,8 +65,9 @@ type Config struct {
 
 // LogReader reads accepted entries back from durable storage. It is the
 // one thing the core reads from outside; it must return exactly what was
-// persisted, in slot order, stopping after maxBytes of payload (at least one
-// entry when any exists; maxBytes <= 0: no limit).
+// persisted, in slot order, stopping after maxBytes as Entry.WireBytes
+// counts them (at least one entry when any exists; maxBytes <= 0: no
+// limit).
 type LogReader interface {
 	Entries(from, to Slot, maxBytes int) ([]Entry, error)
 }

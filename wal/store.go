@@ -377,7 +377,7 @@ func scanEntries(r pebble.Reader, lower, upper []byte, maxBytes int) ([]paxos.En
 			_ = it.Close()
 			return nil, err
 		}
-		size += e.Value.Bytes()
+		size += e.WireBytes() // as on the wire: a run of no-ops has almost no payload
 		if maxBytes > 0 && size > maxBytes && len(out) > 0 {
 			break
 		}

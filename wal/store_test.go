@@ -118,10 +118,11 @@ func TestEntries(t *testing.T) {
 		{8, 3, 0, nil},
 		{0, 2, 0, []paxos.Slot{1, 2}},
 		{11, math.MaxUint64, 0, []paxos.Slot{math.MaxUint64}},
-		{1, 10, 30, []paxos.Slot{1, 2}},              // 10+20 = 30 fits exactly
-		{1, 10, 29, []paxos.Slot{1}},                 // 10+20 > 29
+		// Counted as Entry.WireBytes: 48 bytes of overhead each here.
+		{1, 10, 58 + 68, []paxos.Slot{1, 2}},         // fits exactly
+		{1, 10, 58 + 68 - 1, []paxos.Slot{1}},        // one byte short
 		{5, 10, 1, []paxos.Slot{5}},                  // first entry alone exceeds: still returned
-		{3, 10, 30 + 40 + 50, []paxos.Slot{3, 4, 5}}, // the gap costs nothing
+		{3, 10, 78 + 88 + 98, []paxos.Slot{3, 4, 5}}, // the gap costs nothing
 		{1, 10, -1, []paxos.Slot{1, 2, 3, 4, 5, 7, 8, 9, 10}},
 	} {
 		got, err := s.Entries(tc.from, tc.to, tc.maxBytes)

@@ -99,10 +99,10 @@ func (s *memStore) Entries(from, to paxos.Slot, maxBytes int) ([]paxos.Entry, er
 		if !ok {
 			continue
 		}
-		if maxBytes > 0 && len(out) > 0 && n+e.Value.Bytes() > maxBytes {
+		if maxBytes > 0 && len(out) > 0 && n+e.WireBytes() > maxBytes {
 			break
 		}
-		n += e.Value.Bytes()
+		n += e.WireBytes()
 		out = append(out, e)
 		if sl == to {
 			break

@@ -264,8 +264,19 @@ func (r *Replica) catchUpPeer(to paxos.NodeID, theirs paxos.Slot) {
 		r.send(paxos.Message{Type: paxos.MsgSnapshot, From: r.cfg.ID, To: to, Commit: commit, Slot: t})
 		return
 	}
-	entries := r.acc.EntriesRange(theirs+1, commit, r.cfg.BatchBytesMax)
-	if len(entries) > 0 {
+	// Up to catchUpPages batches at once: the node asks again only an
+	// election timeout later, and one batch per timeout of small entries
+	// (the no-ops of a padding) would take long to cross an activation.
+	from := theirs + 1
+	for i := 0; i < catchUpPages && from <= commit; i++ {
+		entries := r.acc.EntriesRange(from, commit, r.cfg.BatchBytesMax)
+		if len(entries) == 0 {
+			return
+		}
 		r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: to, Commit: commit, Entries: entries})
+		from = entries[len(entries)-1].Slot + 1
 	}
 }
+
+// catchUpPages bounds the batches one PreVote is answered with.
+const catchUpPages = 16
