@@ -26,6 +26,9 @@ func (n *Node) step(m paxos.Message) {
 		return // frozen until it knows whether it may vote (bootstrap.go)
 	}
 	n.noteCommit(m)
+	if n.book.addr(m.From) == "" {
+		n.learnAddresses() // a member added since this node's membership
+	}
 	if m.Type == paxos.MsgSnapshot {
 		n.onSnapshotOffer(m)
 		return

@@ -24,6 +24,9 @@ type memberBook struct {
 	// still dialed, so that one that missed its removal is told (its
 	// PreVotes are answered with what it lacks, replica.catchUpPeer).
 	former map[paxos.NodeID]string
+	// learned are addresses of members this node's membership does not
+	// name yet, asked of the others (members_learn.go).
+	learned map[paxos.NodeID]string
 }
 
 func newMemberBook(c paxos.Configs) *memberBook {
@@ -65,7 +68,10 @@ func (b *memberBook) addr(id paxos.NodeID) string {
 	if a, ok := b.addrs[id]; ok {
 		return a
 	}
-	return b.former[id]
+	if a, ok := b.former[id]; ok {
+		return a
+	}
+	return b.learned[id]
 }
 
 // has reports whether id is a member (voter or learner) of the current
@@ -88,9 +94,29 @@ func (b *memberBook) members() []paxos.NodeID {
 func (b *memberBook) addresses() map[paxos.NodeID]string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	out := maps.Clone(b.former)
+	out := maps.Clone(b.learned)
+	if out == nil {
+		out = map[paxos.NodeID]string{}
+	}
+	maps.Copy(out, b.former)
 	maps.Copy(out, b.addrs)
 	return out
+}
+
+// learn keeps the addresses of ids that are neither members nor former
+// members, as the others listed them.
+func (b *memberBook) learn(found map[paxos.NodeID]string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, addr := range found {
+		if _, ok := b.addrs[id]; ok || addr == "" {
+			continue
+		}
+		if b.learned == nil {
+			b.learned = map[paxos.NodeID]string{}
+		}
+		b.learned[id] = addr
+	}
 }
 
 // current returns the configuration in force.

@@ -133,8 +133,12 @@ type Node struct {
 	book          *memberBook
 	membersSeen   [2]uint64
 	removedLogged bool
-	// memberCalls are member changes waiting to take effect.
+	// memberCalls are member changes waiting to take effect; learning
+	// and learnedAt pace the asking for unknown members' addresses
+	// (members_learn.go).
 	memberCalls []memberCall
+	learning    bool
+	learnedAt   time.Time
 	peerVoted   map[paxos.NodeID]int // tickCount of each member's last Promise or Accepted
 	handedTo    paxos.NodeID         // the member this leader last handed its leadership to
 	check       stateCheck

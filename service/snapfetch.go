@@ -24,7 +24,10 @@ const snapshotFetchRestarts = 5
 // this node stays behind, so a failed fetch is retried (and resumes from
 // what was staged).
 func (n *Node) onSnapshotOffer(m paxos.Message) {
-	if member := n.book.has(m.From); n.snap.fetching || m.Commit <= n.r.Status().Commit || !member {
+	// Any node may offer (a leader added after this node's membership
+	// too): what is needed is its address, learned if unknown (the
+	// offer comes again).
+	if n.snap.fetching || m.Commit <= n.r.Status().Commit || n.book.addr(m.From) == "" {
 		return
 	}
 	n.snap.fetching, n.snap.fetchStart = true, n.clock.Now()
