@@ -538,7 +538,9 @@ func TestElectionFailover(t *testing.T) {
 		defer logf.Close()
 		r := &replica{
 			name: name, bin: c.bin, log: logf, done: make(chan struct{}),
-			args: []string{"elect", "sched", "--value", name, "--ttl", ttl.String(), "--endpoints", c.addrs[i], "--timeout", "5s", "--", exe},
+			// Each replica talks to its node alone (no auto-sync): killing
+			// the node cuts the replica off, as a partition would.
+			args: []string{"elect", "sched", "--value", name, "--ttl", ttl.String(), "--endpoints", c.addrs[i], "--auto-sync-interval", "0", "--timeout", "5s", "--", exe},
 			env:  testChildEnv("PAXOSD_TEST_CHILD=leader", "PAXOSD_TEST_DIR="+dir, "PAXOSD_TEST_NAME="+name),
 		}
 		replicas[i] = r

@@ -65,6 +65,9 @@ type ClientFlags struct {
 	// comes after the first ':', else from $PAXOSD_PASSWORD, else from a
 	// prompt when stdin is a terminal (Credentials).
 	User string
+	// AutoSync is how often the client replaces its endpoints with the
+	// members' addresses (client.Config.AutoSyncInterval); 0: never.
+	AutoSync time.Duration
 	// resolved caches what Credentials found, so that it prompts once.
 	resolved       bool
 	user, password string
@@ -86,6 +89,7 @@ func (c *ClientFlags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Cert, "cert", os.Getenv("PAXOSD_CERT"), "TLS client certificate (PEM), for nodes that require one (or $PAXOSD_CERT)")
 	fs.StringVar(&c.Key, "key", os.Getenv("PAXOSD_KEY"), "private key of --cert (or $PAXOSD_KEY)")
 	fs.StringVar(&c.User, "user", os.Getenv("PAXOSD_USER"), "authenticate as NAME[:PASSWORD] (or $PAXOSD_USER and $PAXOSD_PASSWORD; prompted for on a terminal when missing)")
+	fs.DurationVar(&c.AutoSync, "auto-sync-interval", 30*time.Second, "learn the members' addresses from the cluster at once and then this often, trying the --endpoints given after them (0: never)")
 }
 
 // PromptPassword reads a password from the terminal without echoing it,
@@ -208,7 +212,11 @@ func (c *ClientFlags) Config() (client.Config, error) {
 	if err != nil {
 		return client.Config{}, err
 	}
-	return client.Config{Endpoints: c.List(), ClusterID: c.ClusterID, TLS: conf, User: user, Password: password}, nil
+	autoSync := c.AutoSync
+	if autoSync <= 0 {
+		autoSync = -1 // never; the Config's zero is the default
+	}
+	return client.Config{Endpoints: c.List(), ClusterID: c.ClusterID, TLS: conf, User: user, Password: password, AutoSyncInterval: autoSync}, nil
 }
 
 // List returns the endpoints, blanks dropped.
