@@ -112,6 +112,8 @@ type Node struct {
 	// at the same position (kvChunk), valid at pushChunksApplied.
 	pushChunks        map[pushChunkKey]*pushChunk
 	pushChunksApplied paxos.Slot
+	lastChunk         *pushChunk // the chunk kvChunk returned last, for lastChunkKey
+	lastChunkKey      pushChunkKey
 	clusterClock      leaderClock
 	ticks             tickClock
 	rates             rateRecorder // the status page's history (rates.go)

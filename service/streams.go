@@ -29,6 +29,10 @@ type stream struct {
 	// its connection's backlog over the bound (watch_slow.go); zero when
 	// not held.
 	heldSince time.Time
+	// key is the stream's key in the node's streamSet; gone is set once
+	// it is removed from it (ended), so a push under way sees it at once.
+	key  streamKey
+	gone bool
 }
 
 type streamKey struct {
@@ -38,10 +42,15 @@ type streamKey struct {
 
 // streamSet holds the open streams, iterated in the order they were
 // opened (not map order): pushes then go out in an order the simulation
-// can replay.
+// can replay. The iteration walks the streams themselves, not their keys:
+// a push visits every stream after every applied batch, and with
+// thousands of watches a map lookup or two per stream was a third of a
+// follower's CPU, taken at the moment a writer's answer needed it.
 type streamSet struct {
 	byKey map[streamKey]*stream
-	order []streamKey // may hold keys already removed
+	order []*stream // may hold streams already removed (gone)
+	// walking: each is under way; remove then leaves order alone.
+	walking bool
 }
 
 func newStreamSet() streamSet { return streamSet{byKey: map[streamKey]*stream{}} }
@@ -51,37 +60,53 @@ func (ss *streamSet) get(k streamKey) (*stream, bool) {
 	return s, ok
 }
 
+func (ss *streamSet) len() int { return len(ss.byKey) }
+
 func (ss *streamSet) add(k streamKey, s *stream) {
-	if _, ok := ss.byKey[k]; !ok {
-		ss.order = append(ss.order, k)
+	if old, ok := ss.byKey[k]; ok {
+		old.gone = true
 	}
+	s.key, s.gone = k, false
 	ss.byKey[k] = s
+	ss.order = append(ss.order, s)
 }
 
 func (ss *streamSet) remove(k streamKey) {
+	s, ok := ss.byKey[k]
+	if !ok {
+		return
+	}
+	s.gone = true
 	delete(ss.byKey, k)
-	if len(ss.order) > 2*len(ss.byKey)+64 {
-		ss.each(func(streamKey, *stream) bool { return true }) // drop the dead keys
+	if !ss.walking && len(ss.order) > 2*len(ss.byKey)+64 {
+		ss.each(func(streamKey, *stream) bool { return true }) // drop the removed
 	}
 }
 
 // each calls f for every stream in opening order; f returns false to
-// remove it.
+// remove it. f may remove streams (and add: those are not visited), but
+// must not call each.
 func (ss *streamSet) each(f func(streamKey, *stream) bool) {
+	ss.walking = true
+	defer func() { ss.walking = false }()
 	kept := ss.order[:0]
-	for _, k := range ss.order {
-		s, ok := ss.byKey[k]
-		if !ok {
+	n := len(ss.order) // streams added meanwhile are appended past n
+	for i := 0; i < n; i++ {
+		s := ss.order[i]
+		if s.gone {
 			continue
 		}
-		if !f(k, s) {
-			delete(ss.byKey, k)
+		if !f(s.key, s) {
+			if !s.gone { // (else f removed it, and its key may be another's now)
+				ss.remove(s.key)
+			}
 			continue
 		}
-		if _, still := ss.byKey[k]; still {
-			kept = append(kept, k)
+		if !s.gone {
+			kept = append(kept, s)
 		}
 	}
+	kept = append(kept, ss.order[n:]...)
 	clear(ss.order[len(kept):])
 	ss.order = kept
 }
@@ -139,6 +164,7 @@ func (n *Node) pushStreams() {
 	n.streamsHeld, n.streamsTriedTick = false, n.tickCount
 	n.streams.each(func(_ streamKey, s *stream) bool { return n.pushStream(s) })
 	clear(n.pushChunks) // the events are the watchers' now: hold on to none
+	n.lastChunk = nil
 }
 
 // pushChunk is one read of the history for a push, and its response: the
@@ -167,14 +193,22 @@ func (n *Node) kvChunk(q *wire.Request, from uint64) *pushChunk {
 		}
 		clear(n.pushChunks)
 		n.pushChunksApplied = n.sm.Applied()
+		n.lastChunk = nil
 	}
 	k := pushChunkKey{q.Key, q.WatchPrefix, from}
+	// The watches of one prefix at one position follow each other in
+	// the set, mostly: the chunk the previous one got, without hashing
+	// the key again.
+	if n.lastChunk != nil && n.lastChunkKey == k {
+		return n.lastChunk
+	}
 	ch, ok := n.pushChunks[k]
 	if !ok {
 		evs, err := n.sm.KVEvents(from, q.Key, q.WatchPrefix, eventsPerPush)
 		ch = &pushChunk{evs: evs, err: err}
 		n.pushChunks[k] = ch
 	}
+	n.lastChunk, n.lastChunkKey = ch, k
 	return ch
 }
 
@@ -199,7 +233,7 @@ func (n *Node) pushStream(s *stream) bool {
 				}
 				s.sentTick = n.tickCount
 				n.corkShared(s.c, ch.shared)
-				if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+				if s.gone {
 					return false // the push did not fit in a frame: corkAnswer ended it
 				}
 			}
@@ -223,7 +257,7 @@ func (n *Node) pushStream(s *stream) bool {
 		for _, ch := range changes {
 			s.afterSeq = ch.Seq
 			n.sendStream(s, &wire.Response{Revision: n.sm.Revision(), Leader: wireChange(q.Name, ch)})
-			if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+			if s.gone {
 				return false // the push did not fit in a frame: corkAnswer ended it
 			}
 		}
