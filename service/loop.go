@@ -150,7 +150,8 @@ func (n *Node) submit(j walJob) bool {
 // for every write before them (paxos.Ready.AfterPersist) until it is
 // durable, and applies what was decided — a chosen value is a fact,
 // whether or not this node has synced it yet. Messages to this node go
-// straight back into the replica.
+// straight back into the replica; commit announcements wait for the
+// answers (sendAnnounces).
 func (n *Node) processReady() {
 	for n.failed == nil {
 		rd := n.r.Ready()

@@ -3,6 +3,9 @@ package service
 import (
 	"reflect"
 	"testing"
+	"unsafe"
+
+	"github.com/paxosd/paxosd/wire"
 )
 
 // streamIDs lists the ids of ss's streams in the order each visits them.
@@ -79,5 +82,38 @@ func TestStreamSetOrderAndRemoval(t *testing.T) {
 	}
 	if got, want := streamIDs(&ss), []uint64{1, 4, 7, 6, 399}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after many removals: %v, want %v", got, want)
+	}
+}
+
+// TestStreamSetInternsWatchKeys: the watches of one key share one string
+// (kvChunk compares them by pointer), and the set forgets a key once its
+// last watch is gone, however it went: its memory is bounded by the open
+// watches.
+func TestStreamSetInternsWatchKeys(t *testing.T) {
+	ss := newStreamSet()
+	watch := func(id uint64, key string) *stream {
+		s := &stream{op: wire.OpWatch, wkey: string([]byte(key))} // a string of its own, as a decoded request's
+		ss.add(streamKey{nil, id}, s)
+		return s
+	}
+	a, b := watch(1, "services/"), watch(2, "services/")
+	c := watch(3, "config/")
+	if unsafe.StringData(a.wkey) != unsafe.StringData(b.wkey) {
+		t.Fatal("two watches of services/ hold two strings, want one")
+	}
+	if got := len(ss.wkeys); got != 2 {
+		t.Fatalf("%d interned keys, want 2", got)
+	}
+	ss.remove(streamKey{nil, 1})
+	watch(3, "other/") // replaces c: config/ has no watch left
+	if _, ok := ss.wkeys["config/"]; ok || c.gone != true {
+		t.Fatalf("config/ still interned (%v) or its replaced watch not gone (%v)", ok, c.gone)
+	}
+	ss.each(func(k streamKey, s *stream) bool { return k.id != 2 }) // b ends
+	if _, ok := ss.wkeys["services/"]; ok {
+		t.Fatal("services/ still interned with no watch of it open")
+	}
+	if got := len(ss.wkeys); got != 1 {
+		t.Fatalf("%d interned keys, want 1 (other/)", got)
 	}
 }
