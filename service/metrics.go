@@ -158,7 +158,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (n *Node) sampleMetrics() {
 	st := n.r.Status()
 	n.m.inFlight.Set(float64(st.InFlight))
-	n.m.streamsOpen.Set(float64(len(n.streams.byKey)))
+	n.m.streamsOpen.Set(float64(n.streams.len()))
 	n.m.commitIndex.Set(float64(st.Commit))
 	applied := n.appliedSlot()
 	n.m.appliedIndex.Set(float64(applied))

@@ -91,7 +91,8 @@ type Node struct {
 	submitted     uint64 // sequence number of the last write handed to the journal
 	durable       uint64 // ... and of the last one known durable
 	held          []heldMessage
-	jobCommits    []jobCommit // watermarks in writes not yet known durable
+	announces     []paxos.Message // commit announcements sent after the answers (sendAnnounces)
+	jobCommits    []jobCommit     // watermarks in writes not yet known durable
 	waiters       map[callKey][]*call
 	busy          backlog       // the bytes waiting for the log (busy.go)
 	sessCounts    sessionCounts // sessions opened through this node, by client (session_limit.go)
@@ -111,6 +112,8 @@ type Node struct {
 	// at the same position (kvChunk), valid at pushChunksApplied.
 	pushChunks        map[pushChunkKey]*pushChunk
 	pushChunksApplied paxos.Slot
+	lastChunk         *pushChunk // the chunk kvChunk returned last, for lastChunkKey
+	lastChunkKey      pushChunkKey
 	clusterClock      leaderClock
 	ticks             tickClock
 	rates             rateRecorder // the status page's history (rates.go)

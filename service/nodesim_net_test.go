@@ -90,6 +90,23 @@ func (s *sim) latencyOf(t paxos.MsgType) time.Duration {
 	return d
 }
 
+// checkAnnounce: a leader's commit announcement leaves only after the
+// leader applied the slots it announces and sent their answers
+// (sendAnnounces): the followers it sets to work pushing those slots'
+// events to their watches must not delay the answers.
+func (s *sim) checkAnnounce(from *simNode, m paxos.Message) {
+	n := from.n
+	if !isAnnounce(m) || n == nil || n.installing() {
+		return
+	}
+	if n.sm.Applied() < m.Commit {
+		s.failf("node %d announced commit %d to node %d having applied only %d: the answers of the slots between wait for the announcement", from.id, m.Commit, m.To, n.sm.Applied())
+	}
+	if len(n.corked) > 0 {
+		s.failf("node %d announced commit %d to node %d with answers still corked for %d connections", from.id, m.Commit, m.To, len(n.corked))
+	}
+}
+
 // send carries m from sn through the network: encoded and decoded as the
 // transport does (and dropped if over the frame limit, as it is), lost,
 // duplicated, delayed — each copy on its own delay, so messages reorder —
@@ -102,6 +119,7 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 	if m.Type == paxos.MsgPreVoteReply && !m.Reject {
 		s.justGranted(m.To, m.From)
 	}
+	s.checkAnnounce(from, m)
 	body := wire.EncodeMessage(nil, m)
 	if len(body) > s.p.frameBytes {
 		s.tracef("node %d: message over the frame limit dropped: %s (%d bytes)", from.id, m, len(body))

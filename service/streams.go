@@ -29,6 +29,27 @@ type stream struct {
 	// its connection's backlog over the bound (watch_slow.go); zero when
 	// not held.
 	heldSince time.Time
+	// key is the stream's key in the node's streamSet; gone is set once
+	// it is removed from it (ended), so a push under way sees it at once.
+	key  streamKey
+	gone bool
+	// What a push and a progress check read of the request, kept here:
+	// a push visits every stream, and with thousands of them reading the
+	// call and the request of each (two more objects, three more cache
+	// lines, each a miss) cost more than the push's own work. wkey is
+	// the watched key, interned by the streamSet: the watches of one
+	// prefix share one string, which compares by its pointer (kvChunk).
+	op       wire.Op
+	wkey     string
+	prefix   bool
+	progress bool // its client takes progress notifications
+	direct   bool // answered through its connection (no call.onReply)
+}
+
+// newStream is the stream c's request opens.
+func newStream(c *call) *stream {
+	return &stream{c: c, op: c.req.Op, wkey: c.req.Key, prefix: c.req.WatchPrefix,
+		progress: c.speaks(wire.VersionWatchProgress), direct: c.onReply == nil}
 }
 
 type streamKey struct {
@@ -38,50 +59,103 @@ type streamKey struct {
 
 // streamSet holds the open streams, iterated in the order they were
 // opened (not map order): pushes then go out in an order the simulation
-// can replay.
+// can replay. The iteration walks the streams themselves, not their keys:
+// a push visits every stream after every applied batch, and with
+// thousands of watches a map lookup or two per stream was a third of a
+// follower's CPU, taken at the moment a writer's answer needed it.
 type streamSet struct {
 	byKey map[streamKey]*stream
-	order []streamKey // may hold keys already removed
+	order []*stream // may hold streams already removed (gone)
+	// walking: each is under way; remove then leaves order alone.
+	walking bool
+	// wkeys interns the open watches' keys (stream.wkey), counting the
+	// watches of each: bounded by the open streams.
+	wkeys map[string]*internedKey
 }
 
-func newStreamSet() streamSet { return streamSet{byKey: map[streamKey]*stream{}} }
+type internedKey struct {
+	s    string
+	refs int
+}
+
+func newStreamSet() streamSet {
+	return streamSet{byKey: map[streamKey]*stream{}, wkeys: map[string]*internedKey{}}
+}
+
+// forget marks s removed, and releases its key.
+func (ss *streamSet) forget(s *stream) {
+	s.gone = true
+	delete(ss.byKey, s.key)
+	if s.op != wire.OpWatch {
+		return
+	}
+	if ik := ss.wkeys[s.wkey]; ik != nil {
+		if ik.refs--; ik.refs <= 0 {
+			delete(ss.wkeys, s.wkey)
+		}
+	}
+}
 
 func (ss *streamSet) get(k streamKey) (*stream, bool) {
 	s, ok := ss.byKey[k]
 	return s, ok
 }
 
+func (ss *streamSet) len() int { return len(ss.byKey) }
+
 func (ss *streamSet) add(k streamKey, s *stream) {
-	if _, ok := ss.byKey[k]; !ok {
-		ss.order = append(ss.order, k)
+	if old, ok := ss.byKey[k]; ok {
+		ss.forget(old)
+	}
+	s.key, s.gone = k, false
+	if s.op == wire.OpWatch {
+		ik := ss.wkeys[s.wkey]
+		if ik == nil {
+			ik = &internedKey{s: s.wkey}
+			ss.wkeys[s.wkey] = ik
+		}
+		ik.refs++
+		s.wkey = ik.s
 	}
 	ss.byKey[k] = s
+	ss.order = append(ss.order, s)
 }
 
 func (ss *streamSet) remove(k streamKey) {
-	delete(ss.byKey, k)
-	if len(ss.order) > 2*len(ss.byKey)+64 {
-		ss.each(func(streamKey, *stream) bool { return true }) // drop the dead keys
+	s, ok := ss.byKey[k]
+	if !ok {
+		return
+	}
+	ss.forget(s)
+	if !ss.walking && len(ss.order) > 2*len(ss.byKey)+64 {
+		ss.each(func(streamKey, *stream) bool { return true }) // drop the removed
 	}
 }
 
 // each calls f for every stream in opening order; f returns false to
-// remove it.
+// remove it. f may remove streams (and add: those are not visited), but
+// must not call each.
 func (ss *streamSet) each(f func(streamKey, *stream) bool) {
+	ss.walking = true
+	defer func() { ss.walking = false }()
 	kept := ss.order[:0]
-	for _, k := range ss.order {
-		s, ok := ss.byKey[k]
-		if !ok {
+	n := len(ss.order) // streams added meanwhile are appended past n
+	for i := 0; i < n; i++ {
+		s := ss.order[i]
+		if s.gone {
 			continue
 		}
-		if !f(k, s) {
-			delete(ss.byKey, k)
+		if !f(s.key, s) {
+			if !s.gone { // (else f removed it, and its key may be another's now)
+				ss.remove(s.key)
+			}
 			continue
 		}
-		if _, still := ss.byKey[k]; still {
-			kept = append(kept, k)
+		if !s.gone {
+			kept = append(kept, s)
 		}
 	}
+	kept = append(kept, ss.order[n:]...)
 	clear(ss.order[len(kept):])
 	ss.order = kept
 }
@@ -98,7 +172,7 @@ func (n *Node) openStream(c *call) {
 		return
 	}
 	q := c.req
-	s := &stream{c: c}
+	s := newStream(c)
 	switch q.Op {
 	case wire.OpWatch:
 		s.nextRev = q.FromRevision
@@ -139,6 +213,7 @@ func (n *Node) pushStreams() {
 	n.streamsHeld, n.streamsTriedTick = false, n.tickCount
 	n.streams.each(func(_ streamKey, s *stream) bool { return n.pushStream(s) })
 	clear(n.pushChunks) // the events are the watchers' now: hold on to none
+	n.lastChunk = nil
 }
 
 // pushChunk is one read of the history for a push, and its response: the
@@ -160,31 +235,38 @@ type pushChunkKey struct {
 // eventsPerPush; the same chunk for every watch that asks the same until
 // the node applies more (which would make a short chunk wrongly say "up
 // to date").
-func (n *Node) kvChunk(q *wire.Request, from uint64) *pushChunk {
+func (n *Node) kvChunk(s *stream, from uint64) *pushChunk {
 	if n.pushChunks == nil || n.pushChunksApplied != n.sm.Applied() {
 		if n.pushChunks == nil {
 			n.pushChunks = map[pushChunkKey]*pushChunk{}
 		}
 		clear(n.pushChunks)
 		n.pushChunksApplied = n.sm.Applied()
+		n.lastChunk = nil
 	}
-	k := pushChunkKey{q.Key, q.WatchPrefix, from}
+	k := pushChunkKey{s.wkey, s.prefix, from}
+	// The watches of one prefix at one position follow each other in
+	// the set, mostly: the chunk the previous one got, without hashing
+	// the key again.
+	if n.lastChunk != nil && n.lastChunkKey == k {
+		return n.lastChunk
+	}
 	ch, ok := n.pushChunks[k]
 	if !ok {
-		evs, err := n.sm.KVEvents(from, q.Key, q.WatchPrefix, eventsPerPush)
+		evs, err := n.sm.KVEvents(from, s.wkey, s.prefix, eventsPerPush)
 		ch = &pushChunk{evs: evs, err: err}
 		n.pushChunks[k] = ch
 	}
+	n.lastChunk, n.lastChunkKey = ch, k
 	return ch
 }
 
 // pushStream sends s its pending events; false ends the stream.
 func (n *Node) pushStream(s *stream) bool {
-	q := s.c.req
-	switch q.Op {
+	switch s.op {
 	case wire.OpWatch:
 		for {
-			ch := n.kvChunk(q, s.nextRev)
+			ch := n.kvChunk(s, s.nextRev)
 			if ch.err != nil {
 				n.endStream(s, ch.err)
 				return false
@@ -198,8 +280,8 @@ func (n *Node) pushStream(s *stream) bool {
 					ch.shared = wire.NewSharedResponse(&wire.Response{Revision: n.sm.Revision(), Events: wireEvents(ch.evs)})
 				}
 				s.sentTick = n.tickCount
-				n.corkShared(s.c, ch.shared)
-				if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+				n.pushShared(s, ch.shared)
+				if s.gone {
 					return false // the push did not fit in a frame: corkAnswer ended it
 				}
 			}
@@ -215,6 +297,7 @@ func (n *Node) pushStream(s *stream) bool {
 			}
 		}
 	case wire.OpObserve:
+		q := s.c.req
 		changes, err := n.sm.ElectionChanges(q.Name, s.afterSeq)
 		if err != nil {
 			n.endStream(s, err)
@@ -223,12 +306,31 @@ func (n *Node) pushStream(s *stream) bool {
 		for _, ch := range changes {
 			s.afterSeq = ch.Seq
 			n.sendStream(s, &wire.Response{Revision: n.sm.Revision(), Leader: wireChange(q.Name, ch)})
-			if _, open := n.streams.get(streamKey{s.c.conn, q.ID}); !open {
+			if s.gone {
 				return false // the push did not fit in a frame: corkAnswer ended it
 			}
 		}
 	}
 	return true
+}
+
+// pushShared corks sh for watch s: corkShared, reading only the stream
+// and its connection. The watch's first answer (its "created", at
+// openStream) was counted already (countAnswer).
+func (n *Node) pushShared(s *stream, sh *wire.SharedResponse) {
+	if !s.direct {
+		n.corkShared(s.c, sh)
+		return
+	}
+	first, err := s.key.conn.CorkShared(s.key.id, sh)
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		n.corkShared(s.c, sh) // which ends the stream, saying why
+	case err != nil:
+		n.answerFailed(s.key.conn, err)
+	case first:
+		n.corked = append(n.corked, s.key.conn)
+	}
 }
 
 // sendStream sends s its next response.
@@ -251,7 +353,7 @@ func (n *Node) notifyProgress() {
 	}
 	idle := int(max(1, (n.cfg.WatchProgressInterval+n.cfg.TickInterval-1)/n.cfg.TickInterval))
 	n.streams.each(func(_ streamKey, s *stream) bool {
-		if s.c.req.Op == wire.OpWatch && s.c.speaks(wire.VersionWatchProgress) && n.tickCount-s.sentTick >= idle && s.heldSince.IsZero() {
+		if n.tickCount-s.sentTick >= idle && s.op == wire.OpWatch && s.progress && s.heldSince.IsZero() {
 			n.sendStream(s, &wire.Response{Revision: s.nextRev - 1})
 		}
 		return true

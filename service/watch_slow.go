@@ -28,7 +28,7 @@ import (
 // connection is catching up may be ended so too: its client resumes it
 // on a new connection, which then serves it apart.)
 func (n *Node) hold(s *stream) (held, ended bool) {
-	conn := s.c.conn
+	conn := s.key.conn
 	if conn.Backlog() < n.cfg.WatchBacklogBytes && conn.Queued() < n.cfg.WatchBacklogFrames {
 		s.heldSince = time.Time{}
 		return false, false

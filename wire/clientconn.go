@@ -342,9 +342,16 @@ func (c *ClientConn) Cork(s *Response) (first bool, err error) {
 
 // corkFrame adds the frame of the body encode appends to the cork.
 func (c *ClientConn) corkFrame(encode func([]byte) []byte) (first bool, err error) {
+	// Two selects of one case each, not one of two: a non-blocking
+	// receive from an open channel takes no lock, a select of two locks
+	// both (a node pushing an event to thousands of watches corks once
+	// per watch).
 	select {
 	case <-c.fc.writerDone:
 		return false, c.fc.closedErr()
+	default:
+	}
+	select {
 	case <-c.fc.stop:
 		return false, ErrClosed
 	default:
