@@ -166,6 +166,16 @@ func writeFirstState(dataDir, clusterName string, id paxos.NodeID, sm *statemach
 	if !store.IsNew() {
 		return fmt.Errorf("data directory %s holds a store already: restore into a new, empty directory", dataDir)
 	}
+	if err := writeState(store, sm); err != nil {
+		return err
+	}
+	return store.Close()
+}
+
+// writeState makes sm's state the new store's: sm as its snapshot, an
+// empty log after it, the store marked formed (wal.Store.RestoreSnapshot).
+// A restore, a --force-new-cluster and a join write their store so.
+func writeState(store *wal.Store, sm *statemachine.StateMachine) error {
 	view, err := sm.View()
 	if err != nil {
 		return err
@@ -186,7 +196,7 @@ func writeFirstState(dataDir, clusterName string, id paxos.NodeID, sm *statemach
 		w.Abort()
 		return err
 	}
-	return store.Close()
+	return nil
 }
 
 // restoredClusterID derives the new cluster's uuid from the backup (its

@@ -74,24 +74,7 @@ func writeJoinedStore(cfg Config, sm *statemachine.StateMachine) (paxos.Configs,
 	if !store.IsNew() {
 		return members, fmt.Errorf("data directory %s holds a store already: --join starts a new member from an empty one (a member that lost its data restarts with --rejoin)", cfg.DataDir)
 	}
-	view, err := sm.View()
-	if err != nil {
-		return members, err
-	}
-	w, err := store.CreateSnapshot(view.Applied())
-	if err != nil {
-		return members, err
-	}
-	if _, err := view.WriteTo(w); err != nil {
-		w.Abort()
-		return members, err
-	}
-	if _, err := w.Finish(); err != nil {
-		w.Abort()
-		return members, err
-	}
-	if err := store.RestoreSnapshot(w); err != nil {
-		w.Abort()
+	if err := writeState(store, sm); err != nil {
 		return members, err
 	}
 	return members, store.Close()
