@@ -20,9 +20,12 @@ type Replica struct {
 	// configuration value chosen up to it folded in): exact for every
 	// slot up to the watermark plus paxos.ActivationSlots.
 	configs paxos.Configs
-	acc     *acceptor.Acceptor
-	prop    *proposer.Proposer
-	learn   *learner.Learner
+	// nodes caches configs.Nodes() for the versions in nodesKey (view.go).
+	nodes    []paxos.NodeID
+	nodesKey [2]uint64
+	acc      *acceptor.Acceptor
+	prop     *proposer.Proposer
+	learn    *learner.Learner
 
 	msgs          []paxos.Message
 	decided       []paxos.Entry
@@ -254,7 +257,7 @@ func (r *Replica) announceCommit() {
 			covered[m.To] = true
 		}
 	}
-	for _, id := range r.configs.Nodes() {
+	for _, id := range (view{r}).Nodes() {
 		if id != r.cfg.ID && !covered[id] {
 			r.send(paxos.Message{Type: paxos.MsgHeartbeat, From: r.cfg.ID, To: id, Ballot: r.prop.Ballot(), Commit: c})
 		}

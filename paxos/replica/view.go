@@ -9,7 +9,16 @@ func (v view) At(s paxos.Slot) paxos.Membership { return v.r.configs.At(s) }
 func (v view) Current() paxos.Membership {
 	return v.r.configs.At(v.r.learn.Commit() + 1)
 }
-func (v view) Nodes() []paxos.NodeID { return v.r.configs.Nodes() }
+// Nodes is on the hot path (every broadcast): computed once per
+// membership, not per call.
+func (v view) Nodes() []paxos.NodeID {
+	r := v.r
+	key := [2]uint64{r.configs.Current.Version, r.configs.Next.Version}
+	if r.nodes == nil || r.nodesKey != key {
+		r.nodes, r.nodesKey = r.configs.Nodes(), key
+	}
+	return r.nodes
+}
 func (v view) Voters() []paxos.NodeID {
 	seen := map[paxos.NodeID]bool{}
 	var out []paxos.NodeID
