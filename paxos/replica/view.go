@@ -9,6 +9,7 @@ func (v view) At(s paxos.Slot) paxos.Membership { return v.r.configs.At(s) }
 func (v view) Current() paxos.Membership {
 	return v.r.configs.At(v.r.learn.Commit() + 1)
 }
+
 // Nodes is on the hot path (every broadcast): computed once per
 // membership, not per call.
 func (v view) Nodes() []paxos.NodeID {
