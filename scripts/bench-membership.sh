@@ -8,7 +8,10 @@
 # leader of the time and kills its process, grows the cluster to five
 # (nodes 5 and 6 added and promoted) and shrinks it to three (4 and 5
 # removed, killed). The slowest put of each second is the pause a client
-# saw; the run's ERRORS column counts failed puts. Usage:
+# saw; the run's ERRORS column counts failed puts; --verify makes each
+# client write distinct values to keys of its own and read every key back
+# at the end: the "verify:" line counts acknowledged writes LOST (the run
+# fails if there is one). Usage:
 #   scripts/bench-membership.sh ./paxosd
 # Environment: KEYS (100000), CLIENTS (16), DURATION (60s), DIR
 # (/var/tmp/paxosd-bench-membership, removed at the end unless KEEP=1),
@@ -76,5 +79,5 @@ operator() {
 export PAXOSD_ENDPOINTS="$(addr 1),$(addr 2),$(addr 3),$(addr 4),$(addr 5),$(addr 6)"
 operator 2>&1 | sed 's/^/operator: /' &
 op=$!
-"$BIN" bench put --run-id scale --keys "$KEYS" --clients "$CLIENTS" --duration "$DURATION" --warmup 0s --interval 1s
+"$BIN" bench put --run-id scale --keys "$KEYS" --clients "$CLIENTS" --duration "$DURATION" --warmup 0s --interval 1s --verify
 wait $op

@@ -17,7 +17,10 @@ import (
 // new node knows the configuration of the slots after it — and that it
 // is one of its members. Its log then comes from the leader like any
 // follower's. A new id never voted, so it may vote as soon as the
-// configuration counts it.
+// configuration counts it. A member that did vote and lost its data
+// directory after the membership changed joins the same way, with
+// --rejoin (JoinConfig.Rejoin): then its store also holds the rejoin
+// record, and it votes only once the rejoin procedure lets it (rejoin.go).
 
 // JoinConfig says where a joining node writes its state.
 type JoinConfig struct {
@@ -26,6 +29,9 @@ type JoinConfig struct {
 	DataDir     string
 	ClusterName string
 	ID          paxos.NodeID
+	// Rejoin: the member voted before and lost its data directory
+	// (serve --rejoin --join): it rebuilds by the rejoin procedure.
+	Rejoin bool
 }
 
 // JoinFromBackup writes DataDir's state from File: the store's snapshot
@@ -49,16 +55,17 @@ func JoinFromBackup(cfg JoinConfig) (paxos.Configs, error) {
 	if err != nil {
 		return paxos.Configs{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	return writeJoinedStore(Config{ID: cfg.ID, ClusterID: cfg.ClusterName, DataDir: cfg.DataDir}, sm)
+	return writeJoinedStore(Config{ID: cfg.ID, ClusterID: cfg.ClusterName, DataDir: cfg.DataDir}, sm, cfg.Rejoin)
 }
 
 // writeJoinedStore writes a new member's store in cfg's data directory
 // (on cfg.FS) from sm, a state of the cluster taken once the member add
-// was chosen: the store's snapshot is sm's state, its log empty after it.
-// It refuses a directory that holds a store already, and a state whose
-// membership does not name cfg.ID. JoinFromBackup and the node
-// simulation's joins both come here.
-func writeJoinedStore(cfg Config, sm *statemachine.StateMachine) (paxos.Configs, error) {
+// was chosen: the store's snapshot is sm's state, its log empty after it
+// (and, if rejoin, the rejoin record before anything else). It refuses a
+// directory that holds a store already, and a state whose membership does
+// not name cfg.ID. JoinFromBackup and the node simulation's joins both
+// come here.
+func writeJoinedStore(cfg Config, sm *statemachine.StateMachine, rejoin bool) (paxos.Configs, error) {
 	members := sm.Members()
 	if _, ok := members.Latest().Member(cfg.ID); !ok {
 		return members, fmt.Errorf("node %d is not a member of the cluster's configuration (version %d, members %v): run 'paxosd member add %d=HOST:PORT' first", cfg.ID, members.Latest().Version, memberIDs(members.Latest()), cfg.ID)
@@ -73,6 +80,13 @@ func writeJoinedStore(cfg Config, sm *statemachine.StateMachine) (paxos.Configs,
 	defer store.Close()
 	if !store.IsNew() {
 		return members, fmt.Errorf("data directory %s holds a store already: --join starts a new member from an empty one (a member that lost its data restarts with --rejoin)", cfg.DataDir)
+	}
+	if rejoin {
+		// First: a crash before the state is written must not leave a
+		// store that votes (a restart resumes the rejoin).
+		if err := store.SetRejoin(wal.RejoinUnknown); err != nil {
+			return members, err
+		}
 	}
 	if err := writeState(store, sm); err != nil {
 		return members, err

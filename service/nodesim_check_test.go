@@ -346,8 +346,50 @@ func (c *simChecker) durable(sn *simNode, batch []walJob) {
 	}
 }
 
-// lostDisk forgets the promise of a node whose disk is gone (it rejoins).
-func (c *simChecker) lostDisk(sn *simNode) { sn.durablePromise = paxos.Ballot{} }
+// lostDisk forgets the promise of a node whose disk is gone (it rejoins),
+// and sets the floor its votes must stay above: what it pledged to the
+// owners of ballots that still hold them.
+func (c *simChecker) lostDisk(sn *simNode) {
+	sn.durablePromise = paxos.Ballot{}
+	sn.diskGen++
+	for id, p := range sn.pledged {
+		if o := c.s.node(id); o != nil && !o.gone && o.diskGen == p.gen {
+			sn.pledgeFloor = paxos.MaxBallot(sn.pledgeFloor, p.ballot)
+		}
+	}
+}
+
+// simPledge is a vote's ballot, sent to the ballot's owner while its disk
+// was in generation gen.
+type simPledge struct {
+	ballot paxos.Ballot
+	gen    int
+}
+
+// voted checks a vote as it is sent: a node that lost its disk never
+// votes below a ballot it pledged before to that ballot's owner (a
+// Promise or an Accepted it forgot): the rejoin procedure raises its
+// promise past every ballot the members hold. Without it, a node rebuilt
+// from a snapshot would take a delayed Accept of an older leader, or
+// promise a candidate below a leader it had promised.
+func (c *simChecker) voted(sn *simNode, m paxos.Message) {
+	if m.Type != paxos.MsgPromise && m.Type != paxos.MsgAccepted || m.To != m.Ballot.Node || m.To == sn.id {
+		return
+	}
+	if m.Ballot.Less(sn.pledgeFloor) {
+		c.s.failf("node %d voted (%s to node %d) at ballot %s, below the ballot %s it pledged before it lost its disk", sn.id, m.Type, m.To, m.Ballot, sn.pledgeFloor)
+	}
+	if sn.pledged == nil {
+		sn.pledged = map[paxos.NodeID]simPledge{}
+	}
+	o := c.s.node(m.To)
+	if o == nil {
+		return
+	}
+	if p := sn.pledged[m.To]; p.gen != o.diskGen || p.ballot.Less(m.Ballot) {
+		sn.pledged[m.To] = simPledge{ballot: m.Ballot, gen: o.diskGen}
+	}
+}
 
 // checkSemantics checks what the state after slot means: sessions within
 // their TTL, locks held by live sessions with tokens above every earlier

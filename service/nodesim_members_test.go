@@ -30,13 +30,11 @@ import (
 //
 // A removed node is never restarted; a node is added under a new id
 // (never a removed one's; an id whose add did not take is used again).
-// loseDisk stops once the operator has begun, and never hits an added
-// node: a node restarted with --rejoin on an empty data directory takes
-// the membership from --peers (the bootstrap), so after a change its
-// probe asks the bootstrap's members for their promises — removed ones,
-// which never answer, and not the ones added since, whose votes it must
-// hear of — until it has installed a snapshot. Rejoin after a membership
-// change is not sound yet, nor exercised here.
+// A disk lost after a change (mayLoseDisk) brings its node back with
+// --rejoin --join: a join from a snapshot of the cluster that goes through
+// the rejoin procedure (it votes once every member answered and it caught
+// up past them). The operator changes nothing while a node rebuilds
+// (ready).
 
 // simMemberShare: one seed in simMemberShare changes membership.
 const simMemberShare = 2
@@ -66,7 +64,7 @@ func memberSeed(seed int64) bool {
 
 // serving reports whether sn is in service: an original member, or an
 // added one that joined, and not removed.
-func (sn *simNode) serving() bool { return !sn.gone && (!sn.added || sn.joined) }
+func (sn *simNode) serving() bool { return !sn.gone && (!sn.added || sn.joined) && !sn.needsJoin }
 
 func (op *simOperator) begin() {
 	op.s.at(time.Duration(3000+op.rng.Intn(1500))*time.Millisecond, nil, op.step)
@@ -159,6 +157,9 @@ func (op *simOperator) step() {
 // and a removal meanwhile can leave a quorum that needs it (seed 12069).
 func (op *simOperator) ready() bool {
 	for _, sn := range op.s.nodes {
+		if sn.needsJoin && !sn.gone {
+			return false // a lost disk coming back
+		}
 		if !sn.serving() {
 			continue
 		}
@@ -169,6 +170,29 @@ func (op *simOperator) ready() bool {
 			return false
 		}
 		if sn.up() && (sn.n.rejoin.active || sn.n.boot.active) {
+			return false
+		}
+	}
+	return true
+}
+
+// mayLoseDisk reports whether sn's disk may be lost now, after the
+// membership changed, within the failures the cluster is built to
+// survive: no change in flight (one could leave sn a voter of two), and
+// in the current and the next configuration a voter sn has at least two
+// others, so that the rest make a quorum while sn rebuilds (with one
+// other, losing sn's disk stops the cluster for good: it cannot vote
+// until caught up, and nothing is chosen without it).
+func (op *simOperator) mayLoseDisk(sn *simNode) bool {
+	if op.busy {
+		return false
+	}
+	v, ok := op.view()
+	if !ok {
+		return false
+	}
+	for _, m := range []paxos.Membership{v.Current, v.Next} {
+		if m.IsVoter(sn.id) && len(m.Voters()) < 3 {
 			return false
 		}
 	}
@@ -203,7 +227,7 @@ func (op *simOperator) reconcile() {
 		_, inLatest := v.Latest().Member(sn.id)
 		_, inCurrent := v.Current.Member(sn.id)
 		switch {
-		case sn.added && !sn.joined && !sn.gone && inLatest:
+		case (sn.added || sn.needsJoin) && !sn.joined && !sn.gone && inLatest:
 			op.join(sn)
 		case sn.started && !sn.gone && !inLatest && !inCurrent && v.Current.Version > 1 && !op.busy:
 			// Removed, the answer lost: stopped once a second look
@@ -228,7 +252,7 @@ func (op *simOperator) settled() bool {
 		return false
 	}
 	for _, sn := range op.s.nodes {
-		if _, in := v.Latest().Member(sn.id); in && sn.added && !sn.joined && !sn.gone {
+		if _, in := v.Latest().Member(sn.id); in && (sn.added || sn.needsJoin) && !sn.joined && !sn.gone {
 			return false
 		}
 	}
@@ -442,11 +466,14 @@ func (op *simOperator) joined(sn *simNode, data []byte) {
 	}
 	cfg := s.config(sn)
 	cfg.EnsureDefaults()
-	if _, err := writeJoinedStore(cfg, sm); err != nil {
+	if _, err := writeJoinedStore(cfg, sm, sn.needsJoin); err != nil {
 		s.failf("join of node %d: %v", sn.id, err)
 		return
 	}
-	sn.joined, sn.join = true, JoinExisting
+	if sn.needsJoin {
+		s.stats.rejoinsByJoin++
+	}
+	sn.joined, sn.needsJoin, sn.join = true, false, JoinExisting
 	s.stats.memberJoins++
 	s.tracef("operator: node %d joins from a snapshot of slot %d", sn.id, sm.Applied())
 	s.startNode(sn)

@@ -120,6 +120,7 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 		s.justGranted(m.To, m.From)
 	}
 	s.checkAnnounce(from, m)
+	s.check.voted(from, m)
 	body := wire.EncodeMessage(nil, m)
 	if len(body) > s.p.frameBytes {
 		s.tracef("node %d: message over the frame limit dropped: %s (%d bytes)", from.id, m, len(body))
@@ -444,46 +445,77 @@ func (s *sim) leader() paxos.NodeID {
 // loseDisk destroys sn's data directory and brings it back with --rejoin —
 // unless another member is rejoining or its data is gone: losing a second
 // member's state while one rebuilds loses a majority's state, which no
-// protocol survives (chaos/FINDINGS.md F1).
+// protocol survives (chaos/FINDINGS.md F1). Once the membership has
+// changed, it comes back with --rejoin --join (the operator's join from a
+// snapshot of the cluster, with the rejoin record).
 func (s *sim) loseDisk(sn *simNode) {
-	if s.op != nil && (s.op.began || sn.added) {
-		// --rejoin after a membership change: see nodesim_members_test.go.
+	if !sn.serving() || sn.durablePromise.IsZero() {
+		// Removed, or never voted: losing nothing, it would only be
+		// restarted with --rejoin, which never forms a cluster (a
+		// rejoining member tells the others a cluster existed).
 		return
 	}
-	if sn.durablePromise.IsZero() {
-		// It never voted: losing nothing, it would only be restarted
-		// with --rejoin, which never forms a cluster (a rejoining member
-		// tells the others a cluster existed).
+	changed := s.op != nil && (s.op.began || sn.added)
+	if changed && !s.op.mayLoseDisk(sn) {
 		return
 	}
 	for _, o := range s.nodes {
 		if o.up() && !o.n.rejoin.active && !o.n.boot.active {
 			o.rebuilding = false
 		}
-		// Every other member must hold a voter's state: one that joined
+		// Every other voter must hold a voter's state: one that joined
 		// late (a rejoin too), is still gated, or never voted has none to
 		// count on either.
-		if o != sn && (o.rebuilding || !o.votes()) {
+		if o != sn && s.countsAsVoter(o) && (o.rebuilding || !o.votes()) {
 			return
 		}
 	}
 	sn.rebuilding = true
 	s.tracef("fault: node %d loses its data directory", sn.id)
 	s.stats.lostDisks++
+	if changed {
+		s.stats.changedLostDisks++
+	}
 	if sn.up() {
 		s.stop(sn)
 	}
 	sn.fs = vfs.NewStrictMem()
 	sn.wiped = true
+	s.check.lostDisk(sn)
 	// The operator restarts it with --rejoin, as documented; or the unit
 	// file's leftover --new-cluster brings it back (refused if it voted);
-	// or plain flags (refused at once: no store).
+	// or plain flags (refused at once: no store). After a membership
+	// change --peers no longer names the cluster: it comes back with
+	// --rejoin --join, a join from a snapshot of the cluster that goes
+	// through the rejoin procedure; the operator does it (reconcile).
 	sn.join = JoinRejoin
-	if !s.opts.scripted {
+	switch {
+	case changed:
+		s.tracef("operator: node %d comes back with --rejoin --join", sn.id)
+		sn.joined, sn.needsJoin, sn.join = false, true, JoinExisting
+		return
+	case s.opts.scripted:
+	default:
 		sn.join = [...]JoinMode{JoinRejoin, JoinForm, JoinForm, JoinExisting}[s.rng.Intn(4)]
 	}
-	s.check.lostDisk(sn)
 	s.at(time.Duration(s.rng.Intn(2000))*time.Millisecond, nil, func() { s.restart(sn) })
+}
+
+// countsAsVoter reports whether o is a voter of the membership (current
+// or next, as the node furthest ahead knows it), or of the bootstrap
+// while the membership has not changed.
+func (s *sim) countsAsVoter(o *simNode) bool {
+	if s.op == nil || !s.op.began {
+		return !o.added
+	}
+	if o.gone {
+		return false
+	}
+	v, ok := s.op.view()
+	if !ok {
+		return true
+	}
+	return v.Current.IsVoter(o.id) || v.Pending() && v.Next.IsVoter(o.id)
 }
 
 // crashBeforeSync lets sn send what its next inputs produce, then kills it

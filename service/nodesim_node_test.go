@@ -181,6 +181,16 @@ type simNode struct {
 	// durablePromise is the promise last made durable by this node's
 	// journal, to check it never goes back, across crashes too.
 	durablePromise paxos.Ballot
+	// pledged is, per node, the highest ballot of a Promise or Accepted
+	// this node sent the ballot's owner, in any life (with the owner's
+	// disk generation then); pledgeFloor, from its last lost disk, the
+	// highest of those whose owner is still a member with the same disk
+	// (it holds its own ballot, so a rejoin raises the promise past it):
+	// no vote of it may go below that floor (simChecker.voted). diskGen
+	// counts the node's lost disks.
+	pledged     map[paxos.NodeID]simPledge
+	pledgeFloor paxos.Ballot
+	diskGen     int
 	// campaign is the ballot of the node's latest campaign (faults aim at
 	// its start).
 	campaign paxos.Ballot
@@ -192,6 +202,10 @@ type simNode struct {
 	// absent: the membership version in which the operator first found
 	// it removed without having been told.
 	absent uint64
+	// needsJoin: its disk was lost after the membership changed; it
+	// comes back by a join from the cluster's snapshot (--rejoin --join,
+	// or an added node's --join run again), which the operator does.
+	needsJoin bool
 }
 
 func (sn *simNode) up() bool { return sn.n != nil }

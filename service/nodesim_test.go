@@ -250,6 +250,9 @@ type simStats struct {
 	events, delivered, dropped, duplicated                        int
 	crashes, restarts, freezes, partitions, diskStalls, diskFails int
 	lostDisks, rejoins                                            int
+	// After a membership change: disks lost, and their nodes back by
+	// --rejoin --join (a join from the cluster's snapshot, rejoining).
+	changedLostDisks, rejoinsByJoin                               int
 	refused, gatedStarts, transfers                               int
 	elections, snapshots, installs, leaseReads                    int
 	installing, installCalls                                      int
@@ -284,6 +287,8 @@ func (a *simStats) add(b simStats) {
 	a.diskFails += b.diskFails
 	a.lostDisks += b.lostDisks
 	a.rejoins += b.rejoins
+	a.changedLostDisks += b.changedLostDisks
+	a.rejoinsByJoin += b.rejoinsByJoin
 	a.refused += b.refused
 	a.gatedStarts += b.gatedStarts
 	a.transfers += b.transfers
@@ -395,6 +400,8 @@ func TestNodeSim(t *testing.T) {
 			"new member joined from a saved snapshot":              total.memberJoins,
 			"learner promoted":                                     total.memberPromotes,
 			"member removed (and stopped)":                         total.memberRemoves,
+			"disk lost after a membership change":                  total.changedLostDisks,
+			"lost disk back by a join from the cluster's snapshot": total.rejoinsByJoin,
 		} {
 			if n == 0 {
 				t.Errorf("no %s in %d seeds: the simulation does not exercise it", what, len(seeds))

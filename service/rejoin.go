@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -20,7 +21,12 @@ import (
 //  2. It asks every other member for its promise, the highest slot it
 //     holds a value for, its watermark and its window. Every one must
 //     answer: any quorum that counted one of the forgotten promises or
-//     votes shares a member with them.
+//     votes shares a member with them. The members are those of the
+//     configurations it knows (current and next): at first those it was
+//     started with (--peers, or the cluster's answer to --rejoin --join),
+//     then, as it catches up, those of every configuration it applies —
+//     a member it had not asked is asked before the rejoin ends, and the
+//     target rises with its answer (step 4 explains why that suffices).
 //  3. It raises its promise to the highest promise or ballot reported (so
 //     it never accepts under a ballot it may have promised away), and sets
 //     its target: the highest slot any of them holds plus the largest
@@ -32,10 +38,21 @@ import (
 //  4. It follows the leader and catches up (log or snapshot) but sends no
 //     Promise, Accepted, PreVote or Prepare — nor, until its raised promise
 //     is durable, any acknowledgement a leader's lease could count — until
-//     its durable watermark reaches the target (proposing empty commands to get there if the
-//     cluster is idle); then it clears the record — in the journal, after
-//     the writes that hold the slots up to the target — and once that is
-//     durable, votes again.
+//     its durable watermark reaches the target and it has applied the
+//     slots up to it (proposing empty commands to get there if the
+//     cluster is idle), and every member of the configurations it then
+//     knows has answered; then it clears the record — in the journal,
+//     after the writes that hold the slots up to the target — and once
+//     that is durable, votes again.
+//
+// Why the members it knows once it has applied up to the target T are
+// enough, however stale the membership it started with: a slot S > T it
+// may have voted on is governed by a configuration chosen at S-α or
+// before (paxos.ActivationSlots). If that is at or below T, the node has
+// applied it, so it is the current or the next configuration and its
+// members were asked: one of them holds S (a chosen or re-proposed slot)
+// or S is within a window of what one holds, so S <= T, a contradiction.
+// If it is above T, a member holds a slot above T, which T exceeds.
 
 // rejoinState is the loop's view of a rejoin.
 type rejoinState struct {
@@ -46,6 +63,10 @@ type rejoinState struct {
 	// probe last said whom it waits for.
 	answered    map[paxos.NodeID]wire.NodeStatus
 	probeLogged time.Time
+	// counted are the members whose answers the target covers; probing is
+	// set while a round of the probe is out.
+	counted map[paxos.NodeID]bool
+	probing bool
 	// targetSeq is the write that stored the target (after the raised
 	// promise); durableCommit the highest watermark known durable;
 	// clearing is set once the clearing of the record is submitted, as
@@ -96,7 +117,7 @@ func vetStore(cfg Config, store *wal.Store) (rejoinState, bootstrapState, error)
 	}
 	if rejoining {
 		if cfg.Join != JoinRejoin {
-			cfg.Logger.Info().Uint32("node", uint32(cfg.ID)).Msg("a rejoin is under way in this data directory: resuming it")
+			cfg.Logger.Info().Uint32("node", uint32(cfg.ID)).Msg("a rejoin is under way in this data directory (a member rebuilding lost data, or one that joined): it votes once caught up")
 		}
 		return rejoinState{active: true, target: target}, bootstrapState{}, nil
 	}
@@ -186,16 +207,12 @@ func (n *Node) muted(m paxos.Message) bool {
 // that have not answered.
 const probeRetry = 500 * time.Millisecond
 
-// probeForRejoin asks every other member that has not answered yet for its
-// status (after a delay), and goes on until all have; then it sets the
-// target.
+// probeForRejoin asks every other member whose answer the target does
+// not cover yet for its status (after a delay), and goes on until all
+// have; then it sets (or raises) the target.
 func (n *Node) probeForRejoin(after time.Duration) {
-	var ask []paxos.NodeID
-	for _, id := range n.book.members() {
-		if _, ok := n.rejoin.answered[id]; !ok && id != n.cfg.ID {
-			ask = append(ask, id)
-		}
-	}
+	ask := n.unasked()
+	n.rejoin.probing = true
 	n.bg.run(after, func(ctx context.Context) func() {
 		got := map[paxos.NodeID]wire.NodeStatus{}
 		for _, id := range ask {
@@ -207,9 +224,25 @@ func (n *Node) probeForRejoin(after time.Duration) {
 	})
 }
 
+// unasked returns the other members, as this node knows the membership,
+// that have neither answered this round nor been counted in the target.
+func (n *Node) unasked() []paxos.NodeID {
+	var ids []paxos.NodeID
+	for _, id := range n.book.members() {
+		if id == n.cfg.ID || n.rejoin.counted[id] {
+			continue
+		}
+		if _, ok := n.rejoin.answered[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // onProbeAnswers records a round of the probe's answers.
 func (n *Node) onProbeAnswers(got map[paxos.NodeID]wire.NodeStatus) {
-	if !n.rejoin.active || n.rejoin.target != wal.RejoinUnknown {
+	n.rejoin.probing = false
+	if !n.rejoin.active || n.rejoin.clearing {
 		return
 	}
 	if n.rejoin.answered == nil {
@@ -218,19 +251,14 @@ func (n *Node) onProbeAnswers(got map[paxos.NodeID]wire.NodeStatus) {
 	for id, st := range got {
 		n.rejoin.answered[id] = st
 	}
-	var missing []int
-	for _, id := range n.book.members() {
-		if _, ok := n.rejoin.answered[id]; !ok && id != n.cfg.ID {
-			missing = append(missing, int(id))
-		}
-	}
+	missing := n.unasked()
 	if len(missing) == 0 {
 		n.setRejoinTarget()
 		return
 	}
 	if now := n.clock.Now(); now.Sub(n.rejoin.probeLogged) > 5*time.Second {
 		n.rejoin.probeLogged = now
-		n.log.Warn().Ints("waiting_for", missing).Msg("rejoining: every other member must answer before this node may vote again")
+		n.log.Warn().Ints("waiting_for", idsInts(missing)).Msg("rejoining: every other member must answer before this node may vote again")
 	}
 	n.probeForRejoin(probeRetry)
 }
@@ -242,7 +270,8 @@ func (n *Node) askStatus(ctx context.Context, id paxos.NodeID) (wire.NodeStatus,
 }
 
 // setRejoinTarget raises the promise and sets the target from the
-// members' answers (see the steps above).
+// members' answers (see the steps above); a target set before only
+// rises.
 func (n *Node) setRejoinTarget() {
 	var ballot paxos.Ballot
 	var last paxos.Slot
@@ -255,12 +284,31 @@ func (n *Node) setRejoinTarget() {
 	n.r.RaisePromise(ballot)
 	n.processReady() // the raised promise goes to the journal first
 	target := last + paxos.Slot(window)
+	if n.rejoin.target != wal.RejoinUnknown {
+		target = max(target, n.rejoin.target)
+	}
 	if !n.submit(walJob{rejoin: &rejoinJob{set: true, target: target}}) {
 		return
 	}
+	if n.rejoin.counted == nil {
+		n.rejoin.counted = map[paxos.NodeID]bool{}
+	}
+	for id := range n.rejoin.answered {
+		n.rejoin.counted[id] = true
+	}
 	n.rejoin.target, n.rejoin.targetSeq, n.rejoin.answered = target, n.submitted, nil
-	n.log.Info().Str("ballot", ballot.String()).Uint64("target", uint64(target)).
+	n.log.Info().Str("ballot", ballot.String()).Uint64("target", uint64(target)).Ints("asked", sortedInts(n.rejoin.counted)).
 		Msg("rejoining: promise raised; this node votes again once its watermark reaches the target")
+}
+
+// sortedInts returns the ids of set in order, for a log line.
+func sortedInts(set map[paxos.NodeID]bool) []int {
+	ids := make([]int, 0, len(set))
+	for id := range set {
+		ids = append(ids, int(id))
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // rejoinFiller proposes an empty command each tick while the rejoin waits
@@ -290,17 +338,39 @@ func (n *Node) rejoinFiller() {
 const rejoinStallTicks = 1000
 
 // checkRejoin ends the rejoin: once the durable watermark reaches the
-// target it submits the clearing of the record, and once that is durable
-// the node votes again.
+// target, the node has applied up to it and every member of the
+// membership it then knows has answered (asking those it had not, which
+// may raise the target), it submits the clearing of the record, and once
+// that is durable the node votes again.
 func (n *Node) checkRejoin() {
 	switch {
 	case !n.rejoin.active || n.rejoin.target == wal.RejoinUnknown:
-	case !n.rejoin.clearing && n.rejoin.durableCommit >= n.rejoin.target:
-		if n.submit(walJob{rejoin: &rejoinJob{}}) {
-			n.rejoin.clearing, n.rejoin.clearSeq = true, n.submitted
+	case !n.rejoin.clearing:
+		if n.rejoin.probing {
+			return
 		}
-	case n.rejoin.clearing && n.durable >= n.rejoin.clearSeq:
+		if len(n.unasked()) > 0 {
+			n.log.Info().Ints("asking", idsInts(n.unasked())).
+				Msg("rejoining: the membership names members the probe has not asked: asking them before this node votes")
+			n.probeForRejoin(0)
+			return
+		}
+		if n.rejoin.durableCommit >= n.rejoin.target && n.appliedSlot() >= n.rejoin.target {
+			if n.submit(walJob{rejoin: &rejoinJob{}}) {
+				n.rejoin.clearing, n.rejoin.clearSeq = true, n.submitted
+			}
+		}
+	case n.durable >= n.rejoin.clearSeq:
 		n.rejoin.active = false
 		n.log.Info().Uint64("commit", uint64(n.r.Status().Commit)).Msg("rejoined: this node votes again")
 	}
+}
+
+// idsInts converts ids for a log line.
+func idsInts(ids []paxos.NodeID) []int {
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		out[i] = int(id)
+	}
+	return out
 }

@@ -54,6 +54,11 @@ func TestForceNewCluster(t *testing.T) {
 		t.Skip("multi-process test")
 	}
 	c := startCluster(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+		}
+	})
 	waitFor(t, "a leader", 20*time.Second, func() bool { return c.leader() >= 0 })
 	for i := 0; i < 5; i++ {
 		if _, err := c.cli(c.addrs, "kv", "put", fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)); err != nil {
@@ -62,10 +67,17 @@ func TestForceNewCluster(t *testing.T) {
 	}
 	// Node 1 survives: it has applied every write (so the test can ask
 	// for all of them back), and then the others' machines are gone.
-	waitFor(t, "node 1 to apply the writes", 10*time.Second, func() bool {
-		v, err := c.cli(c.addrs[:1], "kv", "get", "k4", "--serializable")
-		return err == nil && strings.TrimSpace(v) == "v4"
-	})
+	// Both know the cluster's uuid (the leader proposes it after the
+	// cluster forms: writes can come first), and node 2 has applied the
+	// writes too: it comes back later as a member of the old cluster (a
+	// node killed before it learned anything has no identity to be
+	// refused for, and a survivor without one none to recover).
+	for i := 0; i < 2; i++ {
+		waitFor(t, fmt.Sprintf("node %d to apply the writes and know the cluster's uuid", i+1), 10*time.Second, func() bool {
+			v, err := c.cli(c.addrs[i:i+1], "kv", "get", "k4", "--serializable")
+			return err == nil && strings.TrimSpace(v) == "v4" && logHas(filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)), "cluster uuid known")
+		})
+	}
 	out, err := c.cli(c.addrs[:1], "kv", "get", "k4", "--serializable", "-w", "json")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +88,10 @@ func TestForceNewCluster(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &before); err != nil {
 		t.Fatalf("kv get -w json: %v: %q", err, out)
 	}
-	c.kill(1)
+	// Node 2 stops cleanly, so that what it knows (the uuid's slot among
+	// it) is on its disk: after kill -9 its durable watermark may stop
+	// short of the uuid.
+	c.stop(1)
 	c.kill(2)
 	c.stop(0)
 
@@ -115,7 +130,7 @@ func TestForceNewCluster(t *testing.T) {
 
 	// Node 2 of the old cluster comes back with its old data directory:
 	// the new cluster refuses it, and goes on alone.
-	log2 := c.startServe(1, "--peers", c.peers())
+	log2 := c.startServe(1, "--peers", c.peers(), "--log-level", "debug")
 	waitFor(t, "node 1 to refuse old node 2", 10*time.Second, func() bool {
 		return logHas(log1, "another formation") || logHas(log2, "another formation")
 	})

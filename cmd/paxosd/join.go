@@ -30,6 +30,14 @@ const joinTimeout = 5 * time.Minute
 // addresses, which stand in for --peers. On a data directory with state
 // (a joined node restarting) only the membership is asked for, and the
 // node starts from its own state if the cluster cannot be reached.
+//
+// With --rejoin too (a member that lost its data directory after the
+// membership changed, so that --peers no longer names the cluster) it
+// does the same, and the node starts by the rejoin procedure
+// (service/join.go), voting only once every member has answered and it
+// has caught up past them. Its state comes from the cluster's snapshot,
+// not from --peers, whose first configuration the log's first slots
+// would be applied on top of.
 func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, error) {
 	id := paxos.NodeID(sf.id)
 	if id == 0 {
@@ -41,8 +49,8 @@ func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, e
 	if sf.dataDir == "" {
 		return nil, fmt.Errorf("%w: --join needs --data-dir", cli.ErrUsage)
 	}
-	if sf.peers != "" || sf.newCl || sf.rejoin {
-		return nil, fmt.Errorf("%w: --join takes the membership from the cluster: leave out --peers, --new-cluster and --rejoin", cli.ErrUsage)
+	if sf.peers != "" || sf.newCl {
+		return nil, fmt.Errorf("%w: --join takes the membership from the cluster: leave out --peers and --new-cluster", cli.ErrUsage)
 	}
 	endpoints := strings.Split(sf.join, ",")
 	for i, e := range endpoints {
@@ -84,6 +92,9 @@ func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, e
 			self = &m.Members[i]
 		}
 	}
+	if self == nil && !has && sf.rejoin {
+		return nil, fmt.Errorf("node %d is not a member of the cluster at %s (membership version %d): it was removed, or never added; to bring this machine back, run 'paxosd member add ID=%s' with an id never used, then start it with --join and that id on an empty data directory", id, sf.join, m.Version, sf.listen)
+	}
 	if self == nil && !has {
 		return nil, fmt.Errorf("node %d is not a member of the cluster at %s (membership version %d): run 'paxosd member add %d=%s' first", id, sf.join, m.Version, id, sf.listen)
 	}
@@ -92,6 +103,17 @@ func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, e
 	}
 	if has {
 		return peers, nil
+	}
+	if self != nil && !sf.rejoin && !has {
+		self = heardOf(ctx, cl, ccfg, id, *self)
+	}
+	if self != nil && !sf.rejoin && (self.Reachable || self.Commit > 0) {
+		// A new id has never been heard from. This one has: it runs
+		// elsewhere, or it ran here and its data directory was lost (a
+		// unit file's --join run again), and then it must not vote with
+		// the promises it forgot. (Only as good as the answering node's
+		// memory: a leader hears every member, and forgets on restart.)
+		return nil, fmt.Errorf("node %d has taken part in the cluster already (last heard at slot %d): if its data directory was lost, start it with --rejoin --join %s; if it runs elsewhere, stop that one first", id, self.Commit, sf.join)
 	}
 	// The snapshot goes to a backup file beside the data directory (a
 	// file the store's own checks then read, as paxosd snapshot save
@@ -103,7 +125,11 @@ func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, e
 	}
 	defer w.Abort() // a no-op once committed
 	defer wal.RemoveBackup(file)
-	log.Info().Strs("from", endpoints).Msg("joining: fetching a snapshot of the cluster's state")
+	what := "joining"
+	if sf.rejoin {
+		what = "rejoining with the cluster's membership"
+	}
+	log.Info().Strs("from", endpoints).Uint64("membership_version", m.Version).Msg(what + ": fetching a snapshot of the cluster's state")
 	saved, err := cl.SnapshotSave(ctx, w, nil)
 	if err != nil {
 		return nil, fmt.Errorf("--join: fetching the cluster's snapshot: %w", err)
@@ -114,11 +140,40 @@ func joinCluster(sf *serveFlags, log zerolog.Logger) (map[paxos.NodeID]string, e
 	if err := w.Commit(); err != nil {
 		return nil, fmt.Errorf("--join: %w", err)
 	}
-	if _, err := service.JoinFromBackup(service.JoinConfig{File: file, DataDir: sf.dataDir, ClusterName: sf.nf.clusterID, ID: id}); err != nil {
+	if _, err := service.JoinFromBackup(service.JoinConfig{File: file, DataDir: sf.dataDir, ClusterName: sf.nf.clusterID, ID: id, Rejoin: sf.rejoin}); err != nil {
 		return nil, fmt.Errorf("--join: %w", err)
 	}
 	log.Info().Uint64("slot", saved.Slot).Uint64("bytes", saved.Size).Msg("joined: state written from the cluster's snapshot; the log follows from the leader")
 	return peers, nil
+}
+
+// heardOf returns what the leader knows of member id (a leader hears
+// every member's watermark; a follower, none), or self, as first
+// answered, if the leader cannot be asked.
+func heardOf(ctx context.Context, cl *client.Client, ccfg client.Config, id paxos.NodeID, self client.Member) *client.Member {
+	for _, ms := range cl.Members(ctx) {
+		if ms.Err != nil || ms.Status.Role != "leader" {
+			continue
+		}
+		lcfg := ccfg
+		lcfg.Endpoints = []string{ms.Endpoint}
+		lc, err := client.NewWithConfig(ctx, lcfg)
+		if err != nil {
+			break
+		}
+		defer lc.Close()
+		m, err := lc.MemberList(ctx)
+		if err != nil {
+			break
+		}
+		for _, x := range m.Members {
+			if x.ID == id && (x.Reachable || x.Commit > 0) {
+				return &x
+			}
+		}
+		break
+	}
+	return &self
 }
 
 // joinTLS is the client TLS a joining node asks the cluster with: its

@@ -51,7 +51,9 @@ func cmdLeader(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	asked := time.Now()
 	for {
+		other := false
 		for _, ms := range cl.Members(ctx) {
 			if ms.Err == nil && ms.Status.ID == target && ms.Status.Role == "leader" {
 				if o.json() {
@@ -60,6 +62,14 @@ func cmdLeader(args []string, stdout io.Writer) error {
 				fmt.Fprintf(stdout, "node %d leads (handed over in %s)\n", target, time.Since(start).Round(time.Millisecond))
 				return nil
 			}
+			other = other || ms.Err == nil && ms.Status.Role == "leader"
+		}
+		if other && time.Since(asked) > transferRetryAfter {
+			// Another member won the election the handover started (one
+			// whose own timeout fired at the same moment): ask the new
+			// leader to hand over in turn.
+			_, _ = cl.TransferLeadership(ctx, target)
+			asked = time.Now()
 		}
 		select {
 		case <-time.After(20 * time.Millisecond):
@@ -68,3 +78,7 @@ func cmdLeader(args []string, stdout io.Writer) error {
 		}
 	}
 }
+
+// transferRetryAfter is how long leader transfer lets another member lead
+// before it asks that one to hand over to the target.
+const transferRetryAfter = time.Second

@@ -13,8 +13,8 @@ import (
 
 // startJoiner starts node id at addr with --join through the cluster's
 // first member, on data dir dir (empty for a new member), appended to c
-// so that the test's cleanup stops it.
-func (c *cluster) startJoiner(id int, addr, dir string) int {
+// so that the test's cleanup stops it; extra flags follow.
+func (c *cluster) startJoiner(id int, addr, dir string, extra ...string) int {
 	c.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(c.dir, fmt.Sprintf("node%d.log", id)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -22,6 +22,7 @@ func (c *cluster) startJoiner(id int, addr, dir string) int {
 	}
 	cmd := exec.Command(c.bin, "serve", "--id", fmt.Sprint(id), "--listen", addr, "--join", c.addrs[0],
 		"--data-dir", dir, "--log-format", "json")
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -142,5 +143,52 @@ func TestMembershipCommands(t *testing.T) {
 		if int(x.ID) == l+1 || x.Learner {
 			t.Fatalf("members after removing node %d: %+v", l+1, m)
 		}
+	}
+
+	// Node 4, a voter added since the bootstrap (no --peers names it),
+	// loses its data directory: --rejoin --join takes the membership
+	// from the cluster and rebuilds it; it votes again once caught up.
+	c.kill(len(c.procs) - 1)
+	if err := os.RemoveAll(dir4); err != nil {
+		t.Fatal(err)
+	}
+	var other string
+	for _, a := range rest {
+		if a != moved4 {
+			other = a
+			break
+		}
+	}
+	removedAddr := c.addrs[l]
+	// Plain --join again (a unit file's) is refused: the cluster has
+	// heard from node 4, whose promises are gone with its disk.
+	out, err = exec.Command(c.bin, "serve", "--id", "4", "--listen", moved4, "--join", other, "--data-dir", dir4).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "has taken part in the cluster already") || !strings.Contains(string(out), "--rejoin --join") {
+		t.Fatalf("--join again on node 4's lost data directory: %v: %s", err, out)
+	}
+	if err := os.RemoveAll(dir4); err != nil {
+		t.Fatal(err)
+	}
+	c.addrs[0] = other // startJoiner joins through c.addrs[0]
+	c.startJoiner(4, moved4, dir4, "--rejoin")
+	for i := 0; i < 300; i++ { // past the rejoin's target: the watermark plus the window
+		if _, err := c.cli(rest, "kv", "put", fmt.Sprintf("r%d", i%5), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log4 := filepath.Join(c.dir, "node4.log")
+	waitFor(t, "node 4 to rejoin and vote again", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(log4)
+		return strings.Contains(string(b), "rejoining with the cluster's membership") && strings.Contains(string(b), "rejoined: this node votes again")
+	})
+	waitFor(t, "node 4 to serve what was written while it rebuilt", 20*time.Second, func() bool {
+		v, err := c.cli([]string{moved4}, "kv", "get", "r4", "--serializable")
+		return err == nil && strings.TrimSpace(v) == "299"
+	})
+	// The removed node cannot rejoin under its old id.
+	out, err = exec.Command(c.bin, "serve", "--id", fmt.Sprint(l+1), "--listen", removedAddr, "--rejoin", "--join", other,
+		"--data-dir", filepath.Join(c.dir, "removed")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "it was removed, or never added") {
+		t.Fatalf("--rejoin --join of a removed id: %v: %s", err, out)
 	}
 }

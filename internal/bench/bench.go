@@ -142,6 +142,7 @@ type benchFlags struct {
 	interval   time.Duration
 	json       bool
 	cpuProfile string
+	verify     bool // put: check that no acknowledged write is lost (verify.go)
 	cf         cli.ClientFlags
 	// runID, when set, names the run's keys instead of a random id (bench
 	// scale writes over the keys it preloaded).
@@ -170,6 +171,7 @@ func (f *benchFlags) register(fs *pflag.FlagSet, suite bool) {
 	if !suite {
 		fs.Float64Var(&f.rate, "rate", 0, "open loop: operations per second in total, latency measured from each one's scheduled start (0 = closed loop)")
 		fs.StringVar(&f.runID, "run-id", "", "name the keys bench/RUN-ID/key/N (default: a new random id per run); 'scale' overwrites what 'bench preload' and 'bench scale' wrote")
+		fs.BoolVar(&f.verify, "verify", false, "put: each client writes distinct values to keys of its own, and every key is read back at the end: fails if an acknowledged write is lost")
 		fs.DurationVar(&f.interval, "interval", 0, "also print one line per interval of the run (its ops/s and latencies), e.g. 1m; with --json one object per interval (0 = off)")
 	}
 	fs.DurationVar(&f.sessionTTL, "session-ttl", 10*time.Second, "TTL of the clients' sessions (lock, lock-contended, campaign)")
@@ -233,6 +235,10 @@ func (f *benchFlags) validate(workload string) error {
 		return bad("--timeout must be positive, got %s", f.cf.Timeout)
 	case len(f.cf.List()) == 0:
 		return bad("--endpoints lists no endpoint")
+	case f.verify && workload != "put":
+		return bad("--verify is for bench put")
+	case f.verify && f.keys < f.clients:
+		return bad("--verify needs --keys at least --clients (each client writes keys of its own), got %d keys for %d clients", f.keys, f.clients)
 	}
 	return nil
 }
@@ -263,9 +269,18 @@ func cmdBenchLoad(workload string, args []string, stdout, stderr io.Writer) erro
 	}
 	noteErrors(stderr, res)
 	if f.json {
-		return writeBenchJSON(stdout, res)
+		err = writeBenchJSON(stdout, res)
+	} else {
+		err = writeBenchTable(stdout, []*benchResult{res})
 	}
-	return writeBenchTable(stdout, []*benchResult{res})
+	if err == nil && res.Verify != nil {
+		out := stdout
+		if f.json {
+			out = io.Discard // the JSON holds it
+		}
+		err = res.Verify.report(out)
+	}
+	return err
 }
 
 // benchSuite is the standard set 'paxosd bench suite' (and 'make bench') runs.

@@ -27,6 +27,7 @@ type benchResult struct {
 	Latency   benchLatency   `json:"latency_ms"`
 	Handover  *benchHandover `json:"handover_ms,omitempty"` // lock-contended only
 	LastError string         `json:"last_error,omitempty"`
+	Verify    *verifyResult  `json:"verify,omitempty"` // put --verify
 }
 
 type benchLatency struct {

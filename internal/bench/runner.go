@@ -132,7 +132,14 @@ func runBench(ctx context.Context, workload string, f *benchFlags, live *liveLin
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("interrupted: %w", err)
 	}
-	return r.result(), nil
+	res := r.result()
+	if pw, ok := r.wl.(*putWorkload); ok && pw.v != nil {
+		vctx, cancel := context.WithTimeout(ctx, max(f.cf.Timeout, 5*time.Minute))
+		vr := pw.v.check(vctx, r)
+		cancel()
+		res.Verify = &vr
+	}
+	return res, nil
 }
 
 // benchRunID is a short random name for this run.

@@ -11,13 +11,27 @@ import (
 	"github.com/paxosd/paxosd/client"
 )
 
-// putWorkload: each op puts the run's value to a random key.
-type putWorkload struct{ r *benchRunner }
+// putWorkload: each op puts the run's value to a random key; with
+// --verify, a distinct value to one of the client's own keys (verify.go).
+type putWorkload struct {
+	r *benchRunner
+	v *putVerifier
+}
 
-func (w *putWorkload) setup(_ context.Context, r *benchRunner) error { w.r = r; return nil }
-func (w *putWorkload) teardown(context.Context)                      {}
+func (w *putWorkload) setup(_ context.Context, r *benchRunner) error {
+	w.r = r
+	if r.f.verify {
+		w.v = newPutVerifier(r.f.clients)
+	}
+	return nil
+}
+
+func (w *putWorkload) teardown(context.Context) {}
 
 func (w *putWorkload) op(ctx context.Context, i int) error {
+	if w.v != nil {
+		return w.v.put(ctx, w.r, i)
+	}
 	_, err := w.r.clientOf(i).Put(ctx, w.r.nameOf("key", rand.IntN(w.r.f.keys)), w.r.value)
 	return err
 }
