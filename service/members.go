@@ -119,6 +119,19 @@ func (b *memberBook) learn(found map[paxos.NodeID]string) {
 	}
 }
 
+// removed reports whether the membership has changed since the bootstrap
+// and no longer names id (in the current or the next configuration), with
+// the latest version. It copies nothing: it runs for every client request.
+func (b *memberBook) removed(id paxos.NodeID) (bool, uint64) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.configs.Current.Version <= 1 {
+		return false, 0
+	}
+	_, ok := b.addrs[id]
+	return !ok, b.configs.Latest().Version
+}
+
 // current returns the configuration in force.
 func (b *memberBook) current() paxos.Membership {
 	b.mu.RLock()

@@ -303,10 +303,10 @@ func (n *Node) memberList() *wire.Response {
 // removal, and its clients must go to a member (the Go client's auto-sync
 // drops it from its endpoints).
 func (n *Node) refuseRemoved(c *call) bool {
-	configs := n.book.snapshot()
-	if configs.Current.Version <= 1 || n.book.has(n.cfg.ID) {
+	removed, version := n.book.removed(n.cfg.ID)
+	if !removed {
 		return false
 	}
-	c.reply(&wire.Response{Err: wire.ErrUnavailable, ErrMsg: fmt.Sprintf("node %d is not a member of the cluster any more (removed by membership version %d): ask a member (paxosd member list)", n.cfg.ID, configs.Latest().Version)})
+	c.reply(&wire.Response{Err: wire.ErrUnavailable, ErrMsg: fmt.Sprintf("node %d is not a member of the cluster any more (removed by membership version %d): ask a member (paxosd member list)", n.cfg.ID, version)})
 	return true
 }
