@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sync"
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -546,18 +545,12 @@ var errTrailing = errors.New("trailing bytes after command")
 // nil (PrevValue keeps HasPrevValue to tell "no condition" from "empty").
 func DecodeCommand(b []byte) (Command, error) {
 	var c Command
-	cd := commandDecoders.Get().(*commandDecoder)
-	defer cd.release()
-	r := &cd.r
-	r.Reset(b)
+	r := bytes.NewReader(b)
+	d := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(d)
 	// bytes.Reader is an io.ByteScanner, so the decoder reads r directly
 	// without buffering and the helpers below may read from r themselves.
-	if cd.d == nil {
-		cd.d = msgpack.NewDecoder(r)
-	} else {
-		cd.d.Reset(r)
-	}
-	d := cd.d
+	d.Reset(r)
 	if err := decodeFields(d, r, b, &c); err != nil {
 		return Command{}, fmt.Errorf("%w: bad command encoding: %v", ErrInvalid, err)
 	}
@@ -565,23 +558,6 @@ func DecodeCommand(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("%w: bad command encoding: %v", ErrInvalid, errTrailing)
 	}
 	return c, nil
-}
-
-// commandDecoder is a reader and a decoder reading it, reused: every
-// command a node applies is decoded (a follower's too), and a reader
-// allocated per command was most of what decoding allocated.
-type commandDecoder struct {
-	r bytes.Reader
-	d *msgpack.Decoder
-}
-
-var commandDecoders = sync.Pool{New: func() any { return new(commandDecoder) }}
-
-// release forgets the input (so that the pool keeps no command's bytes
-// alive) and returns cd to the pool.
-func (cd *commandDecoder) release() {
-	cd.r.Reset(nil)
-	commandDecoders.Put(cd)
 }
 
 // decodeFields decodes the fields of a command from r, which reads in.

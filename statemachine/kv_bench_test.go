@@ -36,8 +36,9 @@ func BenchmarkKVPutRandomAtScale(b *testing.B) {
 }
 
 // BenchmarkDecodePut: decoding a put as every replica does for each one
-// it applies (-benchmem: the key and value's one allocation, nothing per
-// call for the reader and the decoder, which are reused).
+// it applies (-benchmem: the key and value's one allocation, and the
+// reader the decoder reads; the protocol core may not import sync, so the
+// reader is not pooled).
 func BenchmarkDecodePut(b *testing.B) {
 	enc := EncodeCommand(&Command{Op: OpPut, ClientID: 7, Seq: 9, Key: "bench/scale/key/123456", Value: make([]byte, 256)})
 	b.ReportAllocs()
