@@ -117,7 +117,7 @@ func vetStore(cfg Config, store *wal.Store) (rejoinState, bootstrapState, error)
 	}
 	if rejoining {
 		if cfg.Join != JoinRejoin {
-			cfg.Logger.Info().Uint32("node", uint32(cfg.ID)).Msg("a rejoin is under way in this data directory (a member rebuilding lost data, or one that joined): it votes once caught up")
+			cfg.Logger.Info().Uint32("node", uint32(cfg.ID)).Msg("a rejoin is under way in this data directory: resuming it (the node votes once caught up)")
 		}
 		return rejoinState{active: true, target: target}, bootstrapState{}, nil
 	}

@@ -754,20 +754,23 @@ func TestLockAndElectCLI(t *testing.T) {
 		t.Errorf("the COMMAND of a failed try-lock ran")
 	}
 
-	out, err := c.cli(c.addrs, "lock", "ls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "res") || !strings.Contains(out, strconv.FormatUint(token, 10)) {
-		t.Errorf("lock ls does not show res with token %d:\n%s", token, out)
-	}
-	out, err = c.cli(c.addrs, "session", "ls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "res") {
-		t.Errorf("session ls does not show the session holding res:\n%s", out)
-	}
+	// lock ls and session ls answer from the contacted node's state (like
+	// a serializable read): a follower shows the grant once it applied it.
+	var out string
+	waitFor(t, fmt.Sprintf("lock ls to show res with token %d", token), 10*time.Second, func() bool {
+		out, err = c.cli(c.addrs, "lock", "ls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(out, "res") && strings.Contains(out, strconv.FormatUint(token, 10))
+	})
+	waitFor(t, "session ls to show the session holding res", 10*time.Second, func() bool {
+		out, err = c.cli(c.addrs, "session", "ls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(out, "res")
+	})
 
 	// SIGINT releases and exits 0; then the lock is free for a try-lock,
 	// whose COMMAND's exit status paxosd passes on.
