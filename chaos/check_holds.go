@@ -1,7 +1,9 @@
 package chaos
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 )
@@ -16,6 +18,10 @@ type Tenure struct {
 	// Unlock/Resign or saw its session lost (Lost).
 	Start, End int64
 	Lost       bool
+	// Seq and Revision, for an election: the change's number in the
+	// election and the store revision it was applied at (0 for a lock),
+	// to place a grant in the log when the check fails.
+	Seq, Revision uint64
 }
 
 // Tenures collects the tenures of one lock or election.
@@ -132,4 +138,35 @@ func (f *FenceLog) Check(what string) []string {
 		}
 	}
 	return out
+}
+
+// WriteFile writes every tenure, in the order of their start, with the
+// schedule's faults, as JSON to path: what to read when Check fails.
+func (t *Tenures) WriteFile(path string, faults []Annotation) error {
+	t.mu.Lock()
+	list := append([]Tenure(nil), t.list...)
+	t.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Start < list[j].Start })
+	type tenure struct {
+		Worker   int    `json:"worker"`
+		Session  uint64 `json:"session"`
+		Token    uint64 `json:"token"`
+		Seq      uint64 `json:"seq,omitempty"`
+		Revision uint64 `json:"revision,omitempty"`
+		Start    string `json:"start"`
+		End      string `json:"end"`
+		Lost     bool   `json:"lost,omitempty"`
+	}
+	doc := struct {
+		Faults  []Annotation `json:"faults"`
+		Tenures []tenure     `json:"tenures"`
+	}{Faults: faults}
+	for _, x := range list {
+		doc.Tenures = append(doc.Tenures, tenure{x.Worker, x.Session, x.Token, x.Seq, x.Revision, dur(x.Start), dur(x.End), x.Lost})
+	}
+	b, err := json.MarshalIndent(doc, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }

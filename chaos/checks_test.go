@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -121,6 +122,21 @@ func TestTenures(t *testing.T) {
 	backwards.Add(Tenure{Worker: 1, Token: 5, Start: 20, End: 30})
 	if a := backwards.Check("lock"); len(a) != 1 || !strings.Contains(a[0], "tokens must grow") {
 		t.Fatalf("repeated token: %q", a)
+	}
+	// What a failing check leaves to read: every tenure, with the faults.
+	path := filepath.Join(t.TempDir(), "tenures.json")
+	backwards.Add(Tenure{Worker: 2, Session: 41, Token: 6, Start: 40, End: 50, Seq: 3, Revision: 77})
+	if err := backwards.WriteFile(path, []Annotation{{Start: 5, End: 25, What: "kill node 1"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"What": "kill node 1"`, `"session": 41`, `"revision": 77`, `"seq": 3`} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("tenures file lacks %s:\n%s", want, b)
+		}
 	}
 }
 

@@ -4,6 +4,8 @@ package chaos
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -27,15 +29,11 @@ func (s *schedule) finalChecks() {
 			s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, b)
 		}
 	}
-	for _, a := range s.locks.Check("lock " + lockName) {
-		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, a)
-	}
+	s.checkTenures(&s.locks, "lock "+lockName, "tenures-lock.json")
 	for _, a := range s.fence.Check("lock " + lockName) {
 		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, a)
 	}
-	for _, a := range s.leads.Check("election " + electName) {
-		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, a)
-	}
+	s.checkTenures(&s.leads, "election "+electName, "tenures-election.json")
 	res, err := s.hist.Check(s.cfg.CheckTimeout, s.dir, s.notes)
 	switch {
 	case err != nil:
@@ -51,5 +49,21 @@ func (s *schedule) finalChecks() {
 		s.idx, s.hist.Len(), res.Took.Round(time.Millisecond), res.Result, s.locks.Len(), s.leads.Len())
 	for _, e := range s.c.Exits() {
 		s.st.Anomaly("schedule %d seed %d: %s", s.idx, s.seed, e)
+	}
+}
+
+// checkTenures reports t's anomalies, and on any writes every tenure to
+// file in the schedule's directory (kept after a run with anomalies).
+func (s *schedule) checkTenures(t *Tenures, what, file string) {
+	anomalies := t.Check(what)
+	if len(anomalies) == 0 {
+		return
+	}
+	path := filepath.Join(s.dir, file)
+	if err := t.WriteFile(path, s.notes); err != nil {
+		path = fmt.Sprintf("(not written: %v)", err)
+	}
+	for _, a := range anomalies {
+		s.st.Anomaly("schedule %d seed %d: %s; tenures in %s", s.idx, s.seed, a, path)
 	}
 }

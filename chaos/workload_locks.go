@@ -92,12 +92,12 @@ func (w *HolderWorker) session(ctx context.Context) *client.Session {
 
 func (w *HolderWorker) once(ctx context.Context, s *client.Session) {
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	var token uint64
+	var token, seq, rev uint64
 	var err error
 	if w.Election {
 		var l client.Leader
 		l, err = s.Campaign(actx, w.Name, []byte(strconv.Itoa(w.ID)))
-		token = l.Term
+		token, seq, rev = l.Term, l.Seq, l.Revision
 	} else {
 		var l *client.Lock
 		l, err = s.Lock(actx, w.Name)
@@ -112,7 +112,7 @@ func (w *HolderWorker) once(ctx context.Context, s *client.Session) {
 		return
 	}
 	w.Stats.Op(w.kind(), "ok")
-	t := Tenure{Worker: w.ID, Session: s.ID(), Token: token, Start: start}
+	t := Tenure{Worker: w.ID, Session: s.ID(), Token: token, Start: start, Seq: seq, Revision: rev}
 	lost := closed(s.Done())
 	if !lost {
 		hold := time.Duration(10+w.Rand.IntN(140)) * time.Millisecond
