@@ -349,8 +349,8 @@ func (n *Node) checkRejoin() {
 		if n.rejoin.probing {
 			return
 		}
-		if len(n.unasked()) > 0 {
-			n.log.Info().Ints("asking", idsInts(n.unasked())).
+		if ask := n.unasked(); len(ask) > 0 {
+			n.log.Info().Ints("asking", idsInts(ask)).
 				Msg("rejoining: the membership names members the probe has not asked: asking them before this node votes")
 			n.probeForRejoin(0)
 			return

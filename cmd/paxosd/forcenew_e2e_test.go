@@ -33,6 +33,23 @@ func (c *cluster) startServe(i int, args ...string) string {
 	return logPath
 }
 
+// modRevision is key's mod_revision as kv get -w json says it, asked of
+// endpoints with flags.
+func (c *cluster) modRevision(endpoints []string, key string, flags ...string) uint64 {
+	c.t.Helper()
+	out, err := c.cli(endpoints, append([]string{"kv", "get", key, "-w", "json"}, flags...)...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var kv struct {
+		ModRevision uint64 `json:"mod_revision"`
+	}
+	if err := json.Unmarshal([]byte(out), &kv); err != nil {
+		c.t.Fatalf("kv get %s -w json: %v: %q", key, err, out)
+	}
+	return kv.ModRevision
+}
+
 // stop sends SIGTERM and waits: the shutdown an operator's stop does.
 func (c *cluster) stop(i int) {
 	if p := c.procs[i]; p != nil {
@@ -78,16 +95,7 @@ func TestForceNewCluster(t *testing.T) {
 			return err == nil && strings.TrimSpace(v) == "v4" && logHas(filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)), "cluster uuid known")
 		})
 	}
-	out, err := c.cli(c.addrs[:1], "kv", "get", "k4", "--serializable", "-w", "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var before struct {
-		ModRevision uint64 `json:"mod_revision"`
-	}
-	if err := json.Unmarshal([]byte(out), &before); err != nil {
-		t.Fatalf("kv get -w json: %v: %q", err, out)
-	}
+	before := c.modRevision(c.addrs[:1], "k4", "--serializable")
 	// Node 2 stops cleanly, so that what it knows (the uuid's slot among
 	// it) is on its disk: after kill -9 its durable watermark may stop
 	// short of the uuid.
@@ -111,18 +119,9 @@ func TestForceNewCluster(t *testing.T) {
 	if _, err := os.Stat(service.ForceNewKeptDir(filepath.Join(c.dir, "node1"))); err != nil {
 		t.Fatalf("the old data directory is not kept: %v", err)
 	}
-	out, err = c.cli(c.addrs[:1], "kv", "get", "after", "-w", "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var after struct {
-		ModRevision uint64 `json:"mod_revision"`
-	}
-	if err := json.Unmarshal([]byte(out), &after); err != nil {
-		t.Fatalf("kv get -w json: %v: %q", err, out)
-	}
-	if after.ModRevision < before.ModRevision+service.DefaultBumpRevision {
-		t.Fatalf("revision after the force %d, before %d: not bumped", after.ModRevision, before.ModRevision)
+	after := c.modRevision(c.addrs[:1], "after")
+	if after < before+service.DefaultBumpRevision {
+		t.Fatalf("revision after the force %d, before %d: not bumped", after, before)
 	}
 	if m := c.members(c.addrs[:1]); m.Version != 1 || len(m.Members) != 1 || m.Members[0].ID != 1 || m.Members[0].Addr != c.addrs[0] {
 		t.Fatalf("members of the forced cluster: %+v", m)
