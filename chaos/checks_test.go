@@ -123,6 +123,27 @@ func TestTenures(t *testing.T) {
 	if a := backwards.Check("lock"); len(a) != 1 || !strings.Contains(a[0], "tokens must grow") {
 		t.Fatalf("repeated token: %q", a)
 	}
+	// A release that failed leaves the session holding the grant: asking
+	// again answers the same grant (chaos finding F3), which is no
+	// anomaly; the same token in a new change, or to another session, is.
+	again := &Tenures{}
+	again.Add(Tenure{Worker: 3, Session: 1, Token: 1, Start: 0, End: 10, Seq: 1, Revision: 6})
+	again.Add(Tenure{Worker: 3, Session: 1, Token: 1, Start: 20, End: 30, Seq: 1, Revision: 6})
+	again.Add(Tenure{Worker: 5, Session: 5, Token: 6, Start: 40, End: 50, Seq: 2, Revision: 85})
+	if a := again.Check("election"); len(a) != 0 {
+		t.Fatalf("one grant seen twice: %q", a)
+	}
+	for _, second := range []Tenure{
+		{Worker: 3, Session: 1, Token: 1, Start: 20, End: 30, Seq: 2, Revision: 9}, // a new change with an old term
+		{Worker: 4, Session: 2, Token: 1, Start: 20, End: 30, Seq: 1, Revision: 6}, // another session
+	} {
+		twice := &Tenures{}
+		twice.Add(Tenure{Worker: 3, Session: 1, Token: 1, Start: 0, End: 10, Seq: 1, Revision: 6})
+		twice.Add(second)
+		if a := twice.Check("election"); len(a) != 1 || !strings.Contains(a[0], "tokens must grow") {
+			t.Fatalf("token 1 granted twice (%+v): %q", second, a)
+		}
+	}
 	// What a failing check leaves to read: every tenure, with the faults.
 	path := filepath.Join(t.TempDir(), "tenures.json")
 	backwards.Add(Tenure{Worker: 2, Session: 41, Token: 6, Start: 40, End: 50, Seq: 3, Revision: 77})

@@ -20,7 +20,8 @@ var flagStorySeeds = flag.Int("story.seeds", 20, "how many seeds TestStoryLeader
 // formed late and was still gated missed it) and the leader loses its data
 // directory at once, coming back a second later with --rejoin. The
 // chosen slots are then on the other follower alone until the paused one
-// wakes up and catches up from it.
+// wakes up and catches up from it. (F3 was the chaos checker's mistake,
+// not a lost grant; the story stays: the random faults rarely make it.)
 func TestStoryLeaderLosesDiskBeforeThirdVotes(t *testing.T) {
 	stories := 0
 	for seed := int64(1); seed <= int64(*flagStorySeeds); seed++ {
