@@ -47,8 +47,8 @@ func TestHashCoversState(t *testing.T) {
 		}
 		ref := base().sm.Hash()
 		changes := map[string]func(h *smHarness){
-			"value":        func(h *smHarness) { h.sm.kv.tree.Set(mkKV("a", "2", 1, 1, 1)) },
-			"version":      func(h *smHarness) { h.sm.kv.tree.Set(mkKV("a", "1", 1, 1, 2)) },
+			"value":        func(h *smHarness) { h.sm.kv.tree.Set(itemOf(mkKV("a", "2", 1, 1, 1))) },
+			"version":      func(h *smHarness) { h.sm.kv.tree.Set(itemOf(mkKV("a", "1", 1, 1, 2))) },
 			"revision":     func(h *smHarness) { h.sm.kv.rev++ },
 			"applied":      func(h *smHarness) { h.sm.applied++ },
 			"tampered key": func(h *smHarness) { h.sm.TamperPut("evil", []byte("x")) },

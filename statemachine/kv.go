@@ -30,7 +30,7 @@ type KV struct {
 // at most one copy of the nodes written meanwhile, never the whole state.
 type kvStore struct {
 	rev  uint64 // store revision: the number of changes ever made
-	tree *btree.BTreeG[KV]
+	tree *btree.BTreeG[kvItem]
 	// hint is the path of the last key looked up. A put looks its key up
 	// up to three times (the quota check, the previous pair, the write):
 	// with the path remembered, the second and third compare one key per
@@ -39,13 +39,72 @@ type kvStore struct {
 	hint btree.PathHint
 }
 
+// kvItem is a pair as the tree holds it: with the first kvHeadBytes of its
+// key in the item itself.
+//
+// Why: a lookup in a tree of a million keys compares about twenty keys,
+// and with the key only behind its string each comparison read two cache
+// lines far apart in a heap of gigabytes (the item, then the key's
+// bytes): about 8 µs of cache and TLB misses a put, the largest single
+// cost of a replica at that size (docs/BENCHMARKS.md, "Where the CPU goes
+// at a million keys"). With the head in the item, a comparison reads
+// only the node it searches, unless two keys share their first
+// kvHeadBytes bytes. The head costs 24 bytes a key and no object: a map
+// or hash index beside the tree was tried, and the objects it added (a
+// copy of each key, its buckets) doubled what each garbage collection
+// marks, which cost more than the lookups saved.
+type kvItem struct {
+	head kvHead
+	KV
+}
+
+// kvHeadBytes is how much of a key its item holds: keys as long as this
+// compare without reading the key (bench scale's are 22 bytes).
+const kvHeadBytes = 24
+
+// kvHead is a key's first kvHeadBytes bytes, big-endian in words and
+// padded with zeros, so that comparing heads word by word orders keys as
+// their bytes do.
+type kvHead [kvHeadBytes / 8]uint64
+
+func headOf(key string) kvHead {
+	var h kvHead
+	for w := range h {
+		var x uint64
+		for b := 0; b < 8; b++ {
+			x <<= 8
+			if i := w*8 + b; i < len(key) {
+				x |= uint64(key[i])
+			}
+		}
+		h[w] = x
+	}
+	return h
+}
+
+func itemOf(kv KV) kvItem { return kvItem{head: headOf(kv.Key), KV: kv} }
+
+// kvLess orders items by key. Heads that differ decide (zero padding
+// orders a key before the longer keys it begins); equal heads of keys no
+// longer than a head are equal up to trailing zero bytes, so the shorter
+// key is the smaller; otherwise the keys themselves decide.
+func kvLess(a, b kvItem) bool {
+	for w := range a.head {
+		if a.head[w] != b.head[w] {
+			return a.head[w] < b.head[w]
+		}
+	}
+	if len(a.Key) <= kvHeadBytes && len(b.Key) <= kvHeadBytes {
+		return len(a.Key) < len(b.Key)
+	}
+	return a.Key < b.Key
+}
+
 // kvTreeDegree is the B-tree's degree: nodes hold up to 2*degree-1 pairs.
 // A write after a clone copies one node per level, so smaller nodes copy
 // less; larger ones make the tree shallower. 32 (a node of at most 63
-// 64-byte pairs, 4 KiB) is in between.
+// 88-byte items, 5.4 KiB) is in between.
 const kvTreeDegree = 32
-
-func kvLess(a, b KV) bool { return a.Key < b.Key }
 
 // newKVStore returns an empty store. The tree takes no locks: the state
 // machine is one goroutine's, and a clone is another tree.
@@ -61,7 +120,8 @@ func (s *kvStore) clone() kvStore { return kvStore{rev: s.rev, tree: s.tree.Copy
 func (s *kvStore) len() int { return s.tree.Len() }
 
 func (s *kvStore) get(key string) (KV, bool) {
-	return s.tree.GetHint(KV{Key: key}, &s.hint)
+	it, ok := s.tree.GetHint(kvItem{head: headOf(key), KV: KV{Key: key}}, &s.hint)
+	return it.KV, ok
 }
 
 // put sets key to value and returns the new KV and the previous one, if
@@ -77,15 +137,22 @@ func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 // putAt is put at revision rev, which it leaves the store's revision to
 // become: a transaction's writes share one revision (txn.go).
 func (s *kvStore) putAt(key string, value []byte, rev uint64) (kv, prev KV, existed bool) {
-	prev, existed = s.tree.GetHint(KV{Key: key}, &s.hint)
+	head := headOf(key)
+	old, existed := s.tree.GetHint(kvItem{head: head, KV: KV{Key: key}}, &s.hint)
+	prev = old.KV
 	kv = KV{Key: key, Value: value, CreateRevision: rev, ModRevision: rev, Version: 1}
 	if existed {
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
 	}
-	s.tree.SetHint(kv, &s.hint)
+	s.tree.SetHint(kvItem{head: head, KV: kv}, &s.hint)
 	return kv, prev, existed
 }
+
+// load adds kv, whose key must be greater than every key in s: a
+// snapshot's keys come in order, and the tree appends them without a
+// search from the root.
+func (s *kvStore) load(kv KV) { s.tree.Load(itemOf(kv)) }
 
 // del removes key and returns it; it changes nothing if key is absent.
 func (s *kvStore) del(key string) (KV, bool) {
@@ -98,17 +165,17 @@ func (s *kvStore) del(key string) (KV, bool) {
 
 // delAt is del without the revision's increment (see putAt).
 func (s *kvStore) delAt(key string) (KV, bool) {
-	prev, ok := s.tree.DeleteHint(KV{Key: key}, &s.hint)
+	prev, ok := s.tree.DeleteHint(kvItem{head: headOf(key), KV: KV{Key: key}}, &s.hint)
 	if !ok {
 		return KV{}, false
 	}
-	return prev, true
+	return prev.KV, true
 }
 
 // ascendFrom calls fn for every pair whose key is >= start, in key order,
 // until fn returns false.
 func (s *kvStore) ascendFrom(start string, fn func(KV) bool) {
-	s.tree.Ascend(KV{Key: start}, fn)
+	s.tree.Ascend(kvItem{head: headOf(start), KV: KV{Key: start}}, func(it kvItem) bool { return fn(it.KV) })
 }
 
 // casHolds reports whether c's conditions hold for the current state of

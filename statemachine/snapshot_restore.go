@@ -83,7 +83,7 @@ func restoreStream(opts SMOptions, open func() (io.Reader, error), size int64, k
 		if keep {
 			// Keys come in order: Load appends at the tree's end
 			// without a search from the root.
-			kv.tree.Load(restoreKV(skv))
+			kv.load(restoreKV(skv))
 		}
 		last = skv.Key
 		info.Keys++
