@@ -109,6 +109,14 @@ func (op *simOperator) step() {
 			down = append(down, sn)
 		}
 	}
+	if op.began && len(members) > 0 && op.rng.Intn(5) == 0 {
+		// A disk lost after the membership changed, on the operator's
+		// clock too: the seed's fault weights alone made it so rare that
+		// the default run's 24 seeds could miss it (loseDisk refuses it
+		// beyond the failures the cluster survives).
+		s.loseDisk(members[op.rng.Intn(len(members))])
+		return
+	}
 	r := op.rng.Intn(20)
 	if len(learners) > 0 && op.rng.Intn(4) > 0 {
 		r = 9 // a learner that runs is mostly promoted next (as promote --wait would)

@@ -76,6 +76,7 @@ func launch(c *cluster) *cluster {
 	for i := range c.addrs {
 		c.start(i)
 	}
+	c.t.Cleanup(c.logTailsIfFailed) // runs after the nodes are killed (cleanups run last first)
 	c.t.Cleanup(func() {
 		for i := range c.procs {
 			c.kill(i)
@@ -94,6 +95,22 @@ func launch(c *cluster) *cluster {
 		return true
 	})
 	return c
+}
+
+// logTailsIfFailed prints the end of each node's log when the test
+// failed: the directory holding them goes with the test, and a failure
+// under make test's load is often not reproduced alone.
+func (c *cluster) logTailsIfFailed() {
+	if !c.t.Failed() {
+		return
+	}
+	const tail = 40
+	for i := range c.addrs {
+		b, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("node%d.log", i+1)))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		lines = lines[max(0, len(lines)-tail):]
+		c.t.Logf("node %d's log, last %d lines:\n%s", i+1, len(lines), strings.Join(lines, "\n"))
+	}
 }
 
 func (c *cluster) peers() string {

@@ -593,3 +593,54 @@ func TestMembershipEvenRemovalLeaderLossStuck(t *testing.T) {
 	}
 	t.Fatalf("no leader among {2,3}, a live quorum of C2, after 50 election timeouts:%s", c.roles())
 }
+
+// TestMembershipLaggingVoterIsCaughtUpByNewMembers: a voter that lagged
+// through the change that added the others it now needs (node 3, cut off
+// while C1 = {1,2,3} became C2 = {1,3,4,5}) campaigns in C1, asking only
+// nodes 1 and 2, and refuses the PreVotes of 4 and 5 as from strangers.
+// Once node 1 is gone for good and node 2 removed, 4 and 5 need node 3's
+// vote: they must catch it up when it answers their PreVotes from behind,
+// or no quorum ever forms (node simulation, seed 70293).
+func TestMembershipLaggingVoterIsCaughtUpByNewMembers(t *testing.T) {
+	c := newRC(t, 5, []paxos.NodeID{1, 2, 3}, 8, map[paxos.NodeID]int{1: 0, 2: 3, 3: 9, 4: 5, 5: 7})
+	for i := 0; i < 3*electionTicks && c.nodes[1].Status().Role != proposer.Leader; i++ {
+		c.tickAll()
+		c.pump()
+	}
+	if c.nodes[1].Status().Role != proposer.Leader {
+		t.Fatalf("node 1 did not lead:%s", c.roles())
+	}
+	c.isolate(3, true)
+	if err := c.nodes[1].ProposeConfig(membership(2, 1, 3, 4, 5)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5*electionTicks && (c.nodes[4].Configs().Current.Version != 2 || c.nodes[5].Configs().Current.Version != 2); i++ {
+		if err := c.nodes[1].Propose([]byte(fmt.Sprintf("w%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		c.tickAll()
+		c.pump()
+	}
+	if c.nodes[4].Configs().Current.Version != 2 || c.nodes[5].Configs().Current.Version != 2 {
+		t.Fatalf("C2 not in force at nodes 4 and 5:%s", c.roles())
+	}
+	// Node 1 goes for good, node 2 (removed) too; node 3 comes back.
+	c.isolate(1, true)
+	c.isolate(2, true)
+	c.isolate(3, false)
+	c.cut[[2]paxos.NodeID{3, 2}], c.cut[[2]paxos.NodeID{2, 3}] = true, true
+	c.cut[[2]paxos.NodeID{3, 1}], c.cut[[2]paxos.NodeID{1, 3}] = true, true
+	for i := 0; i < 20*electionTicks; i++ {
+		c.tickAll()
+		c.pump()
+		for _, id := range []paxos.NodeID{3, 4, 5} {
+			if c.nodes[id].Status().Role == proposer.Leader {
+				if v := c.nodes[3].Configs().Current.Version; v != 2 {
+					t.Fatalf("node %d leads while node 3 is still in configuration %d:%s", id, v, c.roles())
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("no leader among 3, 4 and 5 after %d ticks:%s", 20*electionTicks, c.roles())
+}
