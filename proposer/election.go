@@ -141,6 +141,10 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 	return p.sendTo(p.view.Current().Voters(), paxos.Message{Type: paxos.MsgPreVote, Ballot: p.prevoteBallot, Commit: commit}, false)
 }
 
+// PreVoteBallot is the probe ballot of this node's current (or last)
+// PreVote round.
+func (p *Proposer) PreVoteBallot() paxos.Ballot { return p.prevoteBallot }
+
 // HandlePreVote answers another node's PreVote. It grants only out of lease
 // (see InLease): this node has gone a whole election timeout without
 // hearing from a leader (its own campaigning does not restart that count,

@@ -38,6 +38,9 @@ type Replica struct {
 	settledCommit, recentCommit paxos.Slot
 	// catchups tracks the catch-up batch in flight to each follower.
 	catchups map[paxos.NodeID]catchup
+	// preVoteCaughtUp is, per voter, the PreVote round whose answer from
+	// behind was last answered with catch-up (step.go).
+	preVoteCaughtUp map[paxos.NodeID]paxos.Ballot
 }
 
 // catchup is a batch of chosen entries sent to a lagging follower.
@@ -69,11 +72,12 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 	acc := acceptor.New(cfg.ID, st, cfg.Log)
 	acc.SetPageBytes(cfg.PageBytes())
 	r := &Replica{
-		cfg:           cfg,
-		configs:       cfg.InitialConfigs(),
-		acc:           acc,
-		persistCommit: st.Commit,
-		catchups:      map[paxos.NodeID]catchup{},
+		cfg:             cfg,
+		configs:         cfg.InitialConfigs(),
+		acc:             acc,
+		persistCommit:   st.Commit,
+		catchups:        map[paxos.NodeID]catchup{},
+		preVoteCaughtUp: map[paxos.NodeID]paxos.Ballot{},
 	}
 	r.prop = proposer.NewWithView(cfg, view{r})
 	r.learn = learner.New(func(s paxos.Slot) paxos.Membership { return r.configs.At(s) }, st.Commit)

@@ -30,14 +30,20 @@ func (r *Replica) step(m paxos.Message) {
 		r.send(r.prop.HandlePreVote(m, r.learn.Commit()))
 		r.catchUpPeer(m.From, m.Commit)
 	case paxos.MsgPreVoteReply:
-		r.msgs = append(r.msgs, r.prop.OnPreVoteReply(m, r.acc.Promised(), r.learn.Commit())...)
 		// A voter that answers from behind may not know this node at all:
 		// one that lagged through the membership changes that added it
 		// still campaigns in its old configuration, asking only members
 		// that may be gone, and refuses this node's PreVotes as from a
 		// stranger. Then nobody else would catch it up, and a quorum
 		// that needs its vote never forms (node simulation, seed 70293).
-		r.catchUpPeer(m.From, m.Commit)
+		// Once per voter and PreVote round: a late or repeated answer
+		// brings nothing new, and each batch is read from the log.
+		current := r.prop.Role() == proposer.PreCandidate && m.Ballot == r.prop.PreVoteBallot()
+		r.msgs = append(r.msgs, r.prop.OnPreVoteReply(m, r.acc.Promised(), r.learn.Commit())...)
+		if current && r.preVoteCaughtUp[m.From] != m.Ballot {
+			r.preVoteCaughtUp[m.From] = m.Ballot
+			r.catchUpPeer(m.From, m.Commit)
+		}
 	case paxos.MsgPrepare:
 		r.stepPrepare(m)
 	case paxos.MsgPromise:
