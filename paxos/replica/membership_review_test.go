@@ -144,10 +144,9 @@ func membership(version uint64, voters ...paxos.NodeID) paxos.Membership {
 	return m
 }
 
-// electAndChange: C1 = {1,2,3} (node 1 leads), change to C2 = voters
-// {1,4,5} (2 and 3 removed), run until C2 is in force at node 1.
-func electAndChange(t *testing.T) *rc {
-	c := newRC(t, 5, []paxos.NodeID{1, 2, 3}, 8, map[paxos.NodeID]int{1: 0, 2: 3, 3: 9, 4: 9, 5: 9})
+// electNode1 ticks until node 1 (jittered to time out first) leads.
+func (c *rc) electNode1(t *testing.T) {
+	t.Helper()
 	for i := 0; i < 3*electionTicks && c.nodes[1].Status().Role != proposer.Leader; i++ {
 		c.tickAll()
 		c.pump()
@@ -155,6 +154,13 @@ func electAndChange(t *testing.T) *rc {
 	if c.nodes[1].Status().Role != proposer.Leader {
 		t.Fatalf("node 1 did not lead:%s", c.roles())
 	}
+}
+
+// electAndChange: C1 = {1,2,3} (node 1 leads), change to C2 = voters
+// {1,4,5} (2 and 3 removed), run until C2 is in force at node 1.
+func electAndChange(t *testing.T) *rc {
+	c := newRC(t, 5, []paxos.NodeID{1, 2, 3}, 8, map[paxos.NodeID]int{1: 0, 2: 3, 3: 9, 4: 9, 5: 9})
+	c.electNode1(t)
 	if err := c.nodes[1].Propose([]byte("w0")); err != nil {
 		t.Fatal(err)
 	}
@@ -603,13 +609,7 @@ func TestMembershipEvenRemovalLeaderLossStuck(t *testing.T) {
 // or no quorum ever forms (node simulation, seed 70293).
 func TestMembershipLaggingVoterIsCaughtUpByNewMembers(t *testing.T) {
 	c := newRC(t, 5, []paxos.NodeID{1, 2, 3}, 8, map[paxos.NodeID]int{1: 0, 2: 3, 3: 9, 4: 5, 5: 7})
-	for i := 0; i < 3*electionTicks && c.nodes[1].Status().Role != proposer.Leader; i++ {
-		c.tickAll()
-		c.pump()
-	}
-	if c.nodes[1].Status().Role != proposer.Leader {
-		t.Fatalf("node 1 did not lead:%s", c.roles())
-	}
+	c.electNode1(t)
 	c.isolate(3, true)
 	if err := c.nodes[1].ProposeConfig(membership(2, 1, 3, 4, 5)); err != nil {
 		t.Fatal(err)
