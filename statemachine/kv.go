@@ -84,6 +84,9 @@ func headOf(key string) kvHead {
 
 func itemOf(kv KV) kvItem { return kvItem{head: headOf(kv.Key), KV: kv} }
 
+// probe is the item a lookup of key searches the tree with.
+func probe(key string) kvItem { return itemOf(KV{Key: key}) }
+
 // kvLess orders items by key. Heads that differ decide (zero padding
 // orders a key before the longer keys it begins); equal heads of keys no
 // longer than a head are equal up to trailing zero bytes, so the shorter
@@ -120,7 +123,7 @@ func (s *kvStore) clone() kvStore { return kvStore{rev: s.rev, tree: s.tree.Copy
 func (s *kvStore) len() int { return s.tree.Len() }
 
 func (s *kvStore) get(key string) (KV, bool) {
-	it, ok := s.tree.GetHint(kvItem{head: headOf(key), KV: KV{Key: key}}, &s.hint)
+	it, ok := s.tree.GetHint(probe(key), &s.hint)
 	return it.KV, ok
 }
 
@@ -137,15 +140,16 @@ func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 // putAt is put at revision rev, which it leaves the store's revision to
 // become: a transaction's writes share one revision (txn.go).
 func (s *kvStore) putAt(key string, value []byte, rev uint64) (kv, prev KV, existed bool) {
-	head := headOf(key)
-	old, existed := s.tree.GetHint(kvItem{head: head, KV: KV{Key: key}}, &s.hint)
+	p := probe(key)
+	old, existed := s.tree.GetHint(p, &s.hint)
 	prev = old.KV
 	kv = KV{Key: key, Value: value, CreateRevision: rev, ModRevision: rev, Version: 1}
 	if existed {
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
 	}
-	s.tree.SetHint(kvItem{head: head, KV: kv}, &s.hint)
+	p.KV = kv
+	s.tree.SetHint(p, &s.hint)
 	return kv, prev, existed
 }
 
@@ -165,7 +169,7 @@ func (s *kvStore) del(key string) (KV, bool) {
 
 // delAt is del without the revision's increment (see putAt).
 func (s *kvStore) delAt(key string) (KV, bool) {
-	prev, ok := s.tree.DeleteHint(kvItem{head: headOf(key), KV: KV{Key: key}}, &s.hint)
+	prev, ok := s.tree.DeleteHint(probe(key), &s.hint)
 	if !ok {
 		return KV{}, false
 	}
@@ -175,7 +179,7 @@ func (s *kvStore) delAt(key string) (KV, bool) {
 // ascendFrom calls fn for every pair whose key is >= start, in key order,
 // until fn returns false.
 func (s *kvStore) ascendFrom(start string, fn func(KV) bool) {
-	s.tree.Ascend(kvItem{head: headOf(start), KV: KV{Key: start}}, func(it kvItem) bool { return fn(it.KV) })
+	s.tree.Ascend(probe(start), func(it kvItem) bool { return fn(it.KV) })
 }
 
 // casHolds reports whether c's conditions hold for the current state of
