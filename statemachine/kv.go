@@ -3,6 +3,7 @@ package statemachine
 import (
 	"bytes"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/btree"
 )
@@ -40,23 +41,49 @@ type kvStore struct {
 }
 
 // kvItem is a pair as the tree holds it: with the first kvHeadBytes of its
-// key in the item itself.
+// key in the item itself, and the rest of the pair packed (72 bytes, where
+// a head beside a KV took 88).
 //
-// Why: a lookup in a tree of a million keys compares about twenty keys,
-// and with the key only behind its string each comparison read two cache
-// lines far apart in a heap of gigabytes (the item, then the key's
-// bytes): about 8 µs of cache and TLB misses a put, the largest single
-// cost of a replica at that size (docs/BENCHMARKS.md, "Where the CPU goes
-// at a million keys"). With the head in the item, a comparison reads
-// only the node it searches, unless two keys share their first
+// Why the head: a lookup in a tree of a million keys compares about
+// twenty keys, and with the key only behind its string each comparison
+// read two cache lines far apart in a heap of gigabytes (the item, then
+// the key's bytes): about 8 µs of cache and TLB misses a put, the largest
+// single cost of a replica at that size (docs/BENCHMARKS.md, "Where the
+// CPU goes at a million keys"). With the head in the item, a comparison
+// reads only the node it searches, unless two keys share their first
 // kvHeadBytes bytes. The head costs 24 bytes a key and no object: a map
 // or hash index beside the tree was tried, and the objects it added (a
 // copy of each key, its buckets) doubled what each garbage collection
 // marks, which cost more than the lookups saved.
+//
+// Why packed: the tree's nodes are a third of a node's heap at a million
+// keys (130 MB of 430), every write after a snapshot view copies the node
+// it lands in, and the collector scans every node. A string and a slice
+// header carry a capacity and lengths of 8 bytes each that a stored pair
+// does not need: its key and value are never appended to, and no frame
+// (a 4-byte length prefix, docs/PROTOCOL.md) carries a key or value of
+// 4 GiB. So the item keeps two data pointers and two 32-bit lengths, and
+// kv rebuilds the KV the rest of the package works with.
 type kvItem struct {
-	head kvHead
-	KV
+	head           kvHead
+	key, value     *byte // nil when empty
+	keyLen, valLen uint32
+	createRevision uint64
+	modRevision    uint64
+	version        uint64
 }
+
+// kv returns the pair the item holds. An empty value is nil, as
+// joinKeyValue and a snapshot's decoder give it.
+func (it *kvItem) kv() KV {
+	kv := KV{Key: it.keyString(), CreateRevision: it.createRevision, ModRevision: it.modRevision, Version: it.version}
+	if it.valLen > 0 {
+		kv.Value = unsafe.Slice(it.value, it.valLen)
+	}
+	return kv
+}
+
+func (it *kvItem) keyString() string { return unsafe.String(it.key, it.keyLen) }
 
 // kvHeadBytes is how much of a key its item holds: keys as long as this
 // compare without reading the key (bench scale's are 22 bytes).
@@ -82,10 +109,24 @@ func headOf(key string) kvHead {
 	return h
 }
 
-func itemOf(kv KV) kvItem { return kvItem{head: headOf(kv.Key), KV: kv} }
+// itemOf packs kv for the tree.
+func itemOf(kv KV) kvItem {
+	it := probe(kv.Key)
+	if len(kv.Value) > 0 {
+		it.value, it.valLen = unsafe.SliceData(kv.Value), uint32(len(kv.Value))
+	}
+	it.createRevision, it.modRevision, it.version = kv.CreateRevision, kv.ModRevision, kv.Version
+	return it
+}
 
 // probe is the item a lookup of key searches the tree with.
-func probe(key string) kvItem { return itemOf(KV{Key: key}) }
+func probe(key string) kvItem {
+	it := kvItem{head: headOf(key)}
+	if len(key) > 0 {
+		it.key, it.keyLen = unsafe.StringData(key), uint32(len(key))
+	}
+	return it
+}
 
 // kvLess orders items by key. Heads that differ decide (zero padding
 // orders a key before the longer keys it begins); equal heads of keys no
@@ -97,16 +138,16 @@ func kvLess(a, b kvItem) bool {
 			return a.head[w] < b.head[w]
 		}
 	}
-	if len(a.Key) <= kvHeadBytes && len(b.Key) <= kvHeadBytes {
-		return len(a.Key) < len(b.Key)
+	if a.keyLen <= kvHeadBytes && b.keyLen <= kvHeadBytes {
+		return a.keyLen < b.keyLen
 	}
-	return a.Key < b.Key
+	return a.keyString() < b.keyString()
 }
 
 // kvTreeDegree is the B-tree's degree: nodes hold up to 2*degree-1 pairs.
 // A write after a clone copies one node per level, so smaller nodes copy
 // less; larger ones make the tree shallower. 32 (a node of at most 63
-// 88-byte items, 5.4 KiB) is in between.
+// 72-byte items, 4.4 KiB) is in between.
 const kvTreeDegree = 32
 
 // newKVStore returns an empty store. The tree takes no locks: the state
@@ -124,7 +165,7 @@ func (s *kvStore) len() int { return s.tree.Len() }
 
 func (s *kvStore) get(key string) (KV, bool) {
 	it, ok := s.tree.GetHint(probe(key), &s.hint)
-	return it.KV, ok
+	return it.kv(), ok
 }
 
 // put sets key to value and returns the new KV and the previous one, if
@@ -140,16 +181,14 @@ func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 // putAt is put at revision rev, which it leaves the store's revision to
 // become: a transaction's writes share one revision (txn.go).
 func (s *kvStore) putAt(key string, value []byte, rev uint64) (kv, prev KV, existed bool) {
-	p := probe(key)
-	old, existed := s.tree.GetHint(p, &s.hint)
-	prev = old.KV
+	old, existed := s.tree.GetHint(probe(key), &s.hint)
+	prev = old.kv()
 	kv = KV{Key: key, Value: value, CreateRevision: rev, ModRevision: rev, Version: 1}
 	if existed {
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
 	}
-	p.KV = kv
-	s.tree.SetHint(p, &s.hint)
+	s.tree.SetHint(itemOf(kv), &s.hint)
 	return kv, prev, existed
 }
 
@@ -173,13 +212,13 @@ func (s *kvStore) delAt(key string) (KV, bool) {
 	if !ok {
 		return KV{}, false
 	}
-	return prev.KV, true
+	return prev.kv(), true
 }
 
 // ascendFrom calls fn for every pair whose key is >= start, in key order,
 // until fn returns false.
 func (s *kvStore) ascendFrom(start string, fn func(KV) bool) {
-	s.tree.Ascend(probe(start), func(it kvItem) bool { return fn(it.KV) })
+	s.tree.Ascend(probe(start), func(it kvItem) bool { return fn(it.kv()) })
 }
 
 // casHolds reports whether c's conditions hold for the current state of
