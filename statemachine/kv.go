@@ -110,8 +110,11 @@ func headOf(key string) kvHead {
 }
 
 // itemOf packs kv for the tree.
-func itemOf(kv KV) kvItem {
-	it := probe(kv.Key)
+func itemOf(kv KV) kvItem { return probe(kv.Key).holding(kv) }
+
+// holding returns it, the probe of kv's key, with the rest of kv packed
+// in: a put builds the key's head once for its lookup and its write.
+func (it kvItem) holding(kv KV) kvItem {
 	if len(kv.Value) > 0 {
 		it.value, it.valLen = unsafe.SliceData(kv.Value), uint32(len(kv.Value))
 	}
@@ -181,14 +184,15 @@ func (s *kvStore) put(key string, value []byte) (kv, prev KV, existed bool) {
 // putAt is put at revision rev, which it leaves the store's revision to
 // become: a transaction's writes share one revision (txn.go).
 func (s *kvStore) putAt(key string, value []byte, rev uint64) (kv, prev KV, existed bool) {
-	old, existed := s.tree.GetHint(probe(key), &s.hint)
+	p := probe(key)
+	old, existed := s.tree.GetHint(p, &s.hint)
 	prev = old.kv()
 	kv = KV{Key: key, Value: value, CreateRevision: rev, ModRevision: rev, Version: 1}
 	if existed {
 		kv.CreateRevision = prev.CreateRevision
 		kv.Version = prev.Version + 1
 	}
-	s.tree.SetHint(itemOf(kv), &s.hint)
+	s.tree.SetHint(p.holding(kv), &s.hint)
 	return kv, prev, existed
 }
 
