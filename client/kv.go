@@ -62,7 +62,9 @@ func applyWrite(q *wire.Request, opts []WriteOption) *wire.Request {
 
 // Put sets key to value and returns the store revision of the change.
 func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
-	resp, err := c.do(ctx, applyWrite(&wire.Request{Op: wire.OpPut, Key: key, Value: value}, opts))
+	// It asks for no previous pair (omit_prev): it returns none, and the
+	// pair would cost both ends a value's bytes per overwrite.
+	resp, err := c.do(ctx, applyWrite(&wire.Request{Op: wire.OpPut, Key: key, Value: value, OmitPrev: true}, opts))
 	if err != nil {
 		return 0, err
 	}
@@ -92,7 +94,7 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, e
 // Delete removes key and reports whether it existed; a missing key is no
 // error.
 func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (bool, error) {
-	q := applyWrite(&wire.Request{Op: wire.OpDelete, Key: key}, opts)
+	q := applyWrite(&wire.Request{Op: wire.OpDelete, Key: key, OmitPrev: true}, opts)
 	if err := sessionOnPutOnly(q); err != nil {
 		return false, err
 	}

@@ -57,6 +57,14 @@ func (c *call) speaks(v uint32) bool { return c.version >= v }
 // reply sends the call its answer (or, for a stream, its next one). It
 // runs on the loop.
 func (c *call) reply(resp *wire.Response) {
+	if c.req.OmitPrev && (c.req.Op == wire.OpPut || c.req.Op == wire.OpDelete) {
+		// The client asked for no previous pair (omit_prev, version 17):
+		// found still says whether there was one. resp may be shared
+		// with other calls, and is encoded before reply returns.
+		kv := resp.KV
+		resp.KV = wire.KV{}
+		defer func() { resp.KV = kv }()
+	}
 	if c.onReply != nil {
 		c.onReply(resp)
 		return

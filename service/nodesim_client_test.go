@@ -204,8 +204,12 @@ func (c *simClient) kvOp(done func()) {
 		c.main.do(q, opGiveUp, func(*wire.Response) { done() })
 		return
 	case r < 70:
-		in, q.Op = linearize.KVInput{Op: "put", Key: key, Value: c.value()}, wire.OpPut
+		in, q.Op = linearize.KVInput{Op: "put", Key: key, Value: c.value(), PrevChecked: true}, wire.OpPut
 		q.Value = []byte(in.Value)
+		// Every other write asks for no previous pair (omit_prev), from
+		// the client's count rather than the seed's generator, so that
+		// a seed's schedule stays what it was.
+		in.OmitPrev, q.OmitPrev = c.n%2 == 0, c.n%2 == 0
 	case r < 88:
 		in = linearize.KVInput{Op: "cas", Key: key, Value: c.value(), Expected: c.seen[key]}
 		q.Op, q.Value = wire.OpCAS, []byte(in.Value)
@@ -215,7 +219,8 @@ func (c *simClient) kvOp(done func()) {
 			q.HasPrevValue, q.PrevValue = true, []byte(in.Expected)
 		}
 	default:
-		in, q.Op = linearize.KVInput{Op: "del", Key: key}, wire.OpDelete
+		in, q.Op = linearize.KVInput{Op: "del", Key: key, PrevChecked: true, OmitPrev: c.n%2 == 0}, wire.OpDelete
+		q.OmitPrev = in.OmitPrev
 	}
 	if in.Op == "put" || in.Op == "cas" {
 		s.check.written(key, in.Value)
@@ -241,6 +246,7 @@ func (c *simClient) kvOp(done func()) {
 				s.failf("put %s: unexpected %s: %s", key, r.Err, r.ErrMsg)
 				return
 			}
+			out = linearize.KVOutput{Found: r.Found, Value: string(r.KV.Value)}
 			c.seen[key] = in.Value
 		case in.Op == "cas":
 			if r.Err != wire.ErrNone && r.Err != wire.ErrCASFailed {
@@ -260,7 +266,7 @@ func (c *simClient) kvOp(done func()) {
 				s.failf("delete %s: unexpected %s: %s", key, r.Err, r.ErrMsg)
 				return
 			}
-			out = linearize.KVOutput{Found: r.Found}
+			out = linearize.KVOutput{Found: r.Found, Value: string(r.KV.Value)}
 			c.seen[key] = ""
 		}
 		s.stats.ops++

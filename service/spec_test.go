@@ -448,3 +448,51 @@ func TestSpecCompactedStreamEndsOnce(t *testing.T) {
 		t.Fatalf("a response after the stream ended: %+v", resp)
 	}
 }
+
+// TestSpecOmitPrev: a Put or a Delete answers with the previous pair,
+// unless the request sets omit_prev (version 17): found still says
+// whether there was one, kv is empty. A retry of the same seq with the
+// other choice gets the answer its own request asks for.
+func TestSpecOmitPrev(t *testing.T) {
+	fn := startSmallNode(t, zerolog.Nop())
+	rc := dialSpec(t, fn.addr, 0, "paxosd", wire.ProtocolVersion)
+	seq := uint64(0)
+	call := func(q wire.Request) *wire.Response {
+		t.Helper()
+		seq++
+		q.ID, q.ClientID, q.Seq, q.AckedBelow = seq, 11, seq, seq
+		resp := rc.call(&q)
+		if resp.Err != wire.ErrNone {
+			t.Fatalf("%s %+v: %s %q", q.Op, q, resp.Err, resp.ErrMsg)
+		}
+		return resp
+	}
+	if r := call(wire.Request{Op: wire.OpPut, Key: "k", Value: []byte("one"), OmitPrev: true}); r.Found || r.KV.Key != "" {
+		t.Fatalf("first put with omit_prev: found %v kv %+v; want no previous pair", r.Found, r.KV)
+	}
+	if r := call(wire.Request{Op: wire.OpPut, Key: "k", Value: []byte("two"), OmitPrev: true}); !r.Found || r.KV.Key != "" || r.KV.Value != nil {
+		t.Fatalf("overwrite with omit_prev: found %v kv %+v; want found and an empty kv", r.Found, r.KV)
+	}
+	if r := call(wire.Request{Op: wire.OpPut, Key: "k", Value: []byte("three")}); !r.Found || r.KV.Key != "k" || string(r.KV.Value) != "two" {
+		t.Fatalf("overwrite without omit_prev: found %v kv %+v; want the previous pair k=two", r.Found, r.KV)
+	}
+	if r := call(wire.Request{Op: wire.OpDelete, Key: "k", OmitPrev: true}); !r.Found || r.KV.Key != "" {
+		t.Fatalf("delete with omit_prev: found %v kv %+v; want found and an empty kv", r.Found, r.KV)
+	}
+	call(wire.Request{Op: wire.OpPut, Key: "k", Value: []byte("four"), OmitPrev: true})
+	if r := call(wire.Request{Op: wire.OpDelete, Key: "k"}); !r.Found || string(r.KV.Value) != "four" {
+		t.Fatalf("delete without omit_prev: found %v kv %+v; want the deleted pair k=four", r.Found, r.KV)
+	}
+	// A retry (same client and seq) is answered from what was applied,
+	// shaped by the retry's own request.
+	q := wire.Request{ID: 100, Op: wire.OpPut, Key: "r", Value: []byte("x"), ClientID: 12, Seq: 1}
+	rc.call(&q)
+	q.ID, q.Seq, q.Value = 101, 2, []byte("y")
+	if r := rc.call(&q); string(r.KV.Value) != "x" {
+		t.Fatalf("put: %+v; want the previous pair r=x", r)
+	}
+	q.ID, q.OmitPrev = 102, true
+	if r := rc.call(&q); r.Err != wire.ErrNone || !r.Found || r.KV.Key != "" {
+		t.Fatalf("retry of the put with omit_prev: %s found %v kv %+v; want found and an empty kv", r.Err, r.Found, r.KV)
+	}
+}

@@ -524,6 +524,13 @@ type Request struct {
 	MemberID      uint64
 	MemberAddr    string
 	MemberLearner bool
+	// OmitPrev (version 17): a Put or a Delete is answered without the
+	// previous pair (Found still says whether there was one). A client
+	// that never reads it saves the node encoding, and both ends sending
+	// and decoding, a value per write: up to a whole value's bytes on
+	// every overwrite. Nothing of it enters the log; an older node
+	// ignores it and answers with the pair.
+	OmitPrev bool
 }
 
 // Perm is what a role may do under a prefix (version 10).
@@ -914,6 +921,8 @@ var requestFields = []field[Request]{
 	uintField("member_id", func(q *Request) *uint64 { return &q.MemberID }),
 	strField("member_addr", func(q *Request) *string { return &q.MemberAddr }),
 	boolField("member_learner", func(q *Request) *bool { return &q.MemberLearner }),
+	// version 17
+	boolField("omit_prev", func(q *Request) *bool { return &q.OmitPrev }),
 }
 
 var userInfoFields = []field[UserInfo]{

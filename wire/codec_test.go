@@ -105,6 +105,8 @@ func randRequest(rng *rand.Rand) *Request {
 		Wait: rng.IntN(2) == 0, LockDelayMs: randUint(rng), FenceName: randString(rng, 40), FenceToken: randUint(rng),
 		FromRevision: randUint(rng), WatchPrefix: rng.IntN(2) == 0, AfterSeq: randUint(rng), CancelID: randUint(rng),
 		Compares: randCompares(rng), ThenOps: randTxnOps(rng), ElseOps: randTxnOps(rng),
+		MemberID: randUint(rng), MemberAddr: randString(rng, 40), MemberLearner: rng.IntN(2) == 0,
+		OmitPrev: rng.IntN(2) == 0,
 	}
 }
 
@@ -273,6 +275,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		nil, nil, // version 10: role, perm
 		nil,           // version 12: session_ids
 		nil, nil, nil, // version 16: member_id, member_addr, member_learner
+		true, // version 17: omit_prev
 		map[string]any{"future": []any{1, 2.5, "x"}}, "another future field",
 	})
 	if err != nil {
@@ -283,7 +286,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Request{ID: 9, Op: OpPut, ClientID: 5, Seq: 6, Key: "k", Value: []byte("v-as-str"), Serializable: true, TimeoutMs: 100,
-		SessionID: 300, Name: "lk", Token: 4, Wait: true, FenceName: "fence", FenceToken: 8, FromRevision: 70000, CancelID: 1}
+		SessionID: 300, Name: "lk", Token: 4, Wait: true, FenceName: "fence", FenceToken: 8, FromRevision: 70000, CancelID: 1, OmitPrev: true}
 	if !reflect.DeepEqual(q, want) {
 		t.Fatalf("got %#v\nwant %#v", q, want)
 	}

@@ -28,8 +28,15 @@ const (
 	// batches (VersionKeepAliveBatch). Version 13 adds back-pressure
 	// (VersionBusy). Version 14 adds snapshot saves (VersionSnapshotSave).
 	// Version 15 adds the error code SlowWatcher (VersionSlowWatcher).
-	// Version 16 adds membership changes (VersionMembership).
-	ProtocolVersion = 16
+	// Version 16 adds membership changes (VersionMembership). Version 17
+	// adds the request field omit_prev (VersionOmitPrev).
+	ProtocolVersion = 17
+	// VersionOmitPrev is the first version whose nodes answer a Put or a
+	// Delete with omit_prev set without the previous pair. Nothing enters
+	// the log and no cluster level gates it: an older node ignores the
+	// field (a trailing field it does not know) and answers with the
+	// pair, which a client that asked for none just does not read.
+	VersionOmitPrev = 17
 	// VersionMembership is the first version with the member operations
 	// (OpMemberList to OpMemberUpdate), their request and response fields
 	// and err MemberConflict, and with configuration values in the log

@@ -100,6 +100,9 @@ var goldens = []struct {
 	{"put_session_request.hex", "Request 15 (version 9): put services/web-1=10.0.0.7:8080 bound to session 42 (an ephemeral key), client 77, seq 12", &Request{
 		ID: 15, Op: OpPut, ClientID: 77, Seq: 12, AckedBelow: 12, Key: "services/web-1", Value: []byte("10.0.0.7:8080"), SessionID: 42,
 	}, frameNames(requestFields), false},
+	{"put_omit_prev_request.hex", "Request 16 (version 17): put greeting=hi, answered without the previous pair, client 77, seq 13", &Request{
+		ID: 16, Op: OpPut, ClientID: 77, Seq: 13, AckedBelow: 13, Key: "greeting", Value: []byte("hi"), TimeoutMs: 3000, OmitPrev: true,
+	}, frameNames(requestFields), false},
 	{"get_response.hex", "Response to request 2, a get of greeting", &Response{
 		ID: 2, Revision: 8, Found: true,
 		KV: KV{Key: "greeting", Value: []byte("hello"), CreateRevision: 7, ModRevision: 8, Version: 2},

@@ -17,14 +17,21 @@ type KVInput struct {
 	Key      string
 	Value    string // put, cas: the value written (unique per write)
 	Expected string // cas: the value compared with; "" means "absent"
+	// PrevChecked (put, del): the output's Found and Value are the
+	// previous pair as the answer reported it, and the model checks
+	// them (a del's Found is checked either way). OmitPrev: the request
+	// asked for no previous pair (omit_prev), so the answer must carry
+	// Found but no value.
+	PrevChecked, OmitPrev bool
 }
 
 // KVOutput is what the client got back.
 type KVOutput struct {
 	// Value: get, the value read; cas, the key's value before ("" when
-	// absent).
+	// absent); put and del with PrevChecked, the previous pair's value
+	// the answer carried.
 	Value string
-	Found bool // get: the key existed; del: it existed
+	Found bool // get: the key existed; put, del: it existed before
 	OK    bool // cas: the swap happened
 	// Unknown: the call failed without a definite answer (timeout, lost
 	// connection), so a write may or may not have happened, at any time
@@ -62,12 +69,12 @@ var KVModel = porcupine.Model{
 		case "get":
 			return out.Found == (s != "") && out.Value == s, s
 		case "put":
-			return true, in.Value
+			return out.Unknown || !in.PrevChecked || prevMatches(s, in, out), in.Value
 		case "del":
 			if out.Unknown {
 				return true, ""
 			}
-			return out.Found == (s != ""), ""
+			return out.Found == (s != "") && (!in.PrevChecked || prevMatches(s, in, out)), ""
 		case "cas":
 			holds := s == in.Expected
 			next := s
@@ -98,6 +105,9 @@ var KVModel = porcupine.Model{
 		default:
 			res = "ok"
 		}
+		if in.PrevChecked && !out.Unknown && (in.Op == "put" || in.Op == "del" && out.Found) {
+			res += fmt.Sprintf(" (found %v, previous %q)", out.Found, out.Value)
+		}
 		switch in.Op {
 		case "put":
 			return fmt.Sprintf("put(%s, %q) -> %s", in.Key, in.Value, res)
@@ -113,4 +123,14 @@ var KVModel = porcupine.Model{
 		}
 		return fmt.Sprintf("%q", state)
 	},
+}
+
+// prevMatches reports whether a put's or del's answer reports the
+// previous pair of state s: whether there was one, and its value unless
+// the request asked for none.
+func prevMatches(s string, in KVInput, out KVOutput) bool {
+	if in.OmitPrev {
+		return out.Found == (s != "") && out.Value == ""
+	}
+	return out.Found == (s != "") && out.Value == s
 }

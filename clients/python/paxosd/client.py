@@ -335,8 +335,11 @@ class Client:
 
     # --- KV -----------------------------------------------------------------
 
-    def put(self, key, value, fence=None, session=None, timeout=None):
-        """Set key to value (bytes, or str as UTF-8). fence: a Lock (or a
+    def put(self, key, value, fence=None, session=None, timeout=None, prev=True):
+        """Set key to value (bytes, or str as UTF-8). prev=False asks for
+        no previous pair (omit_prev, protocol 17; an older server sends it
+        anyway): prev_kv is then None, and neither end spends a value's
+        bytes on it. fence: a Lock (or a
         (name, token) pair) the write is applied under, else FencedError.
         session: a Session (or its id) the key is bound to, an ephemeral
         key: deleted when the session ends (protocol 9, cluster level 9;
@@ -356,8 +359,10 @@ class Client:
             fields["min_version_error"] = lambda conn: errors.ProtocolError(
                 "%s speaks protocol %d: a put with a session (an ephemeral key) needs %d"
                 % (conn.addr, conn.version, wire.VERSION_EPHEMERAL))
+        if not prev:
+            fields["omit_prev"] = True
         r = self.call(wire.OP_PUT, timeout=timeout, key=key, value=value, **fields)
-        return PutResult(r.revision, _kv_or_none(r.found, r.kv))
+        return PutResult(r.revision, _kv_or_none(r.found and prev, r.kv))
 
     def keepalive_sessions(self, session_ids, timeout=None):
         """Renew every session of session_ids (Sessions or ids) with keep-alive

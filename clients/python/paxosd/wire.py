@@ -505,6 +505,7 @@ Request = _record("Request", [
     ("role", STR), ("perm", U8),  # protocol 10
     ("session_ids", LIST(U64)),  # protocol 12
     ("member_id", U64), ("member_addr", STR), ("member_learner", BOOL),  # protocol 16
+    ("omit_prev", BOOL),  # protocol 17: a Put or Delete answered without the previous pair
 ])
 
 Response = _record("Response", [

@@ -160,6 +160,11 @@ class KV(ClusterTest):
         d2 = self.c.delete(k)
         self.assertFalse(d2.found)
         self.assertIsNone(d2.prev_kv)
+        # prev=False (omit_prev, protocol 17): no previous pair comes back.
+        self.c.put(k, b"one")
+        r3 = self.c.put(k, b"two", prev=False)
+        self.assertIsNone(r3.prev_kv)
+        self.assertEqual(self.c.get(k).value, b"two")
 
     def test_cas(self):
         k = unique("cas")
