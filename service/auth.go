@@ -223,6 +223,43 @@ func (n *Node) filterForUser(c *call, resp *wire.Response) {
 
 func (n *Node) isMember(id paxos.NodeID) bool { return n.book.has(id) }
 
+// hideTxnPairs leaves out of a transaction's answer the pairs its puts
+// and deletes report for keys c's user may write but not read (see
+// call.hidesPair), and returns what puts them back: resp may be shared
+// with other calls.
+func (n *Node) hideTxnPairs(c *call, resp *wire.Response) (restore func()) {
+	var hidden []int
+	var kvs []wire.KV
+	for i := range resp.TxnResults {
+		r := &resp.TxnResults[i]
+		if (r.Type == wire.TxnPut || r.Type == wire.TxnDelete) && r.KV.Key != "" && !n.mayRead(c, r.KV.Key) {
+			hidden, kvs = append(hidden, i), append(kvs, r.KV)
+			r.KV = wire.KV{}
+		}
+	}
+	return func() {
+		for j, i := range hidden {
+			resp.TxnResults[i].KV = kvs[j]
+		}
+	}
+}
+
+// mayRead reports whether c's user may read key: always while auth is
+// off, for root and for a member.
+func (n *Node) mayRead(c *call, key string) bool {
+	if n.sm == nil {
+		// Installing a snapshot, with no state to ask (install.go): what
+		// is answered meanwhile (a timeout) carries no pair anyway.
+		return false
+	}
+	a := n.sm.Auth()
+	user := c.who.user
+	if !a.Enabled || user == statemachine.RootUser || c.who.node != 0 && n.isMember(c.who.node) {
+		return true
+	}
+	return a.Allowed(user, key, statemachine.PermRead)
+}
+
 func authRequired() *wire.Response {
 	return &wire.Response{Err: wire.ErrAuthRequired,
 		ErrMsg: "authentication required: auth is enabled on this cluster; pass --user NAME (or $PAXOSD_USER), or a client certificate"}

@@ -57,19 +57,40 @@ func (c *call) speaks(v uint32) bool { return c.version >= v }
 // reply sends the call its answer (or, for a stream, its next one). It
 // runs on the loop.
 func (c *call) reply(resp *wire.Response) {
-	if c.req.OmitPrev && (c.req.Op == wire.OpPut || c.req.Op == wire.OpDelete) {
-		// The client asked for no previous pair (omit_prev, version 17):
-		// found still says whether there was one. resp may be shared
+	if c.hidesPair() {
+		// Found still says whether there was a pair. resp may be shared
 		// with other calls, and is encoded before reply returns.
 		kv := resp.KV
 		resp.KV = wire.KV{}
 		defer func() { resp.KV = kv }()
+	}
+	if c.req.Op == wire.OpTxn && c.node != nil {
+		defer c.node.hideTxnPairs(c, resp)()
 	}
 	if c.onReply != nil {
 		c.onReply(resp)
 		return
 	}
 	c.node.corkAnswer(c, resp)
+}
+
+// hidesPair reports whether c's answer leaves out the key-value pair a
+// Put, a Delete (the previous pair) or a failed CAS (the current one)
+// reports: the client asked for none (omit_prev, version 17), or its
+// user may write the key but not read it — a write-only grant must not
+// read values through the answers to its writes (etcd asks read
+// permission for prev_kv likewise).
+func (c *call) hidesPair() bool {
+	switch c.req.Op {
+	case wire.OpPut, wire.OpDelete:
+		if c.req.OmitPrev {
+			return true
+		}
+	case wire.OpCAS:
+	default:
+		return false
+	}
+	return c.node != nil && !c.node.mayRead(c, c.req.Key)
 }
 
 // corkAnswer adds resp to the answers for c's connection that the loop

@@ -175,6 +175,13 @@ func (c *simClient) value() string {
 	return v
 }
 
+// kvEmpty reports whether kv is the empty pair an answer without one
+// carries: the linearizability model sees only a pair's value, and a pair
+// left half-cleared would pass it.
+func kvEmpty(kv wire.KV) bool {
+	return kv.Key == "" && kv.Value == nil && kv.CreateRevision == 0 && kv.ModRevision == 0 && kv.Version == 0
+}
+
 // opGiveUp bounds how long an operation is retried before its outcome is
 // left unknown.
 const opGiveUp = 5 * time.Second
@@ -247,6 +254,9 @@ func (c *simClient) kvOp(done func()) {
 				return
 			}
 			out = linearize.KVOutput{Found: r.Found, Value: string(r.KV.Value)}
+			if in.OmitPrev && !kvEmpty(r.KV) {
+				s.failf("put %s with omit_prev: answered with a previous pair %+v", key, r.KV)
+			}
 			c.seen[key] = in.Value
 		case in.Op == "cas":
 			if r.Err != wire.ErrNone && r.Err != wire.ErrCASFailed {
@@ -267,6 +277,9 @@ func (c *simClient) kvOp(done func()) {
 				return
 			}
 			out = linearize.KVOutput{Found: r.Found, Value: string(r.KV.Value)}
+			if in.OmitPrev && !kvEmpty(r.KV) {
+				s.failf("delete %s with omit_prev: answered with the deleted pair %+v", key, r.KV)
+			}
 			c.seen[key] = ""
 		}
 		s.stats.ops++

@@ -15,12 +15,13 @@ type Op uint8
 
 const (
 	// OpPut sets Key to Value. Response: Revision; Found and KV hold the
-	// previous key-value pair if there was one.
+	// previous key-value pair if there was one (with OmitPrev, Found
+	// alone).
 	OpPut Op = iota + 1
 	// OpGet reads Key. Response: Found, KV.
 	OpGet
 	// OpDelete removes Key. Response: Revision; Found and KV hold the
-	// deleted pair if there was one.
+	// deleted pair if there was one (with OmitPrev, Found alone).
 	OpDelete
 	// OpCAS sets Key to Value if the comparison holds: the current value
 	// equals PrevValue (when HasPrevValue) and the current mod revision
@@ -795,7 +796,9 @@ type Response struct {
 	// Revision is the store revision after the operation (writes) or at
 	// which it was served (reads).
 	Revision uint64
-	// Found reports whether KV holds a pair (see each Op).
+	// Found reports whether KV holds a pair (see each Op); for a Put or
+	// Delete with OmitPrev, whether there was a previous pair, which KV
+	// then leaves out.
 	Found bool
 	KV    KV
 	// KVs are the pairs of an OpList, in key order.

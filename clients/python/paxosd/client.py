@@ -395,14 +395,19 @@ class Client:
             raise errors.from_response(r)
         return r.kv
 
-    def delete(self, key, fence=None, timeout=None):
-        """Delete key. A missing key is no error: found is False."""
-        r = self.call(wire.OP_DELETE, timeout=timeout, raise_error=False, key=key, **_fence_fields(fence))
+    def delete(self, key, fence=None, timeout=None, prev=True):
+        """Delete key. A missing key is no error: found is False. prev=False
+        asks for no deleted pair (omit_prev, protocol 17): prev_kv is then
+        None."""
+        fields = _fence_fields(fence)
+        if not prev:
+            fields["omit_prev"] = True
+        r = self.call(wire.OP_DELETE, timeout=timeout, raise_error=False, key=key, **fields)
         if r.err == wire.ERR_NOT_FOUND:  # a server speaking version 6 or older
             return DeleteResult(False, r.revision, None)
         if r.err:
             raise errors.from_response(r)
-        return DeleteResult(r.found, r.revision, _kv_or_none(r.found, r.kv))
+        return DeleteResult(r.found, r.revision, _kv_or_none(r.found and prev, r.kv))
 
     def cas(self, key, value, prev_value=None, prev_revision=None, fence=None, timeout=None):
         """Write value only if key holds prev_value and/or its mod revision

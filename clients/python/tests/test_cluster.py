@@ -165,6 +165,15 @@ class KV(ClusterTest):
         r3 = self.c.put(k, b"two", prev=False)
         self.assertIsNone(r3.prev_kv)
         self.assertEqual(self.c.get(k).value, b"two")
+        # The node leaves the pair out (found still says there was one).
+        raw = self.c.call(wire.OP_PUT, key=k, value=b"three", omit_prev=True)
+        self.assertTrue(raw.found)
+        self.assertFalse(raw.kv and (raw.kv.key or raw.kv.value))
+        raw = self.c.call(wire.OP_PUT, key=k, value=b"four")
+        self.assertEqual(raw.kv.value, b"three")
+        d3 = self.c.delete(k, prev=False)
+        self.assertTrue(d3.found)
+        self.assertIsNone(d3.prev_kv)
 
     def test_cas(self):
         k = unique("cas")
