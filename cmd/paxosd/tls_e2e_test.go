@@ -162,6 +162,18 @@ func testTLSCluster(t *testing.T, bin string) {
 	}
 	// Without a client certificate: only the health probes.
 	anon := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// Node 1 may still be learning the leader (the commands above may
+	// have gone to another node): wait for its readiness, which a 401
+	// here would never give.
+	waitFor(t, "node 1's /readyz without a certificate", 15*time.Second, func() bool {
+		resp, err := anon.Get("https://" + c.http[0] + "/readyz")
+		if err != nil {
+			return false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 401, "/status.json": 401} {
 		resp, err := anon.Get("https://" + c.http[0] + path)
 		if err != nil {
