@@ -15,7 +15,7 @@ type simConn struct {
 	l      *simLink
 	node   *simNode
 	inc    int
-	corked []*wire.Response
+	corked [][]byte // encoded answers
 	closed bool
 	name   simAddr
 	// up and down are when the last request and the last answer arrive:
@@ -42,8 +42,10 @@ func (c *simConn) Cork(resp *wire.Response) (bool, error) {
 	if c.closed {
 		return false, wire.ErrClosed
 	}
-	cp := *resp // a node reuses resp once Cork returns, as a real connection encodes it at once
-	c.corked = append(c.corked, &cp)
+	// Encoded at once, as a real connection does: a node changes resp
+	// once Cork returns (a shared answer's pairs, hidden for one call,
+	// are put back; auth.go), slices and all.
+	c.corked = append(c.corked, wire.EncodeResponse(nil, resp))
 	return len(c.corked) == 1, nil
 }
 
@@ -56,8 +58,8 @@ func (c *simConn) CorkShared(id uint64, sh *wire.SharedResponse) (bool, error) {
 func (c *simConn) Uncork() error {
 	batch := c.corked
 	c.corked = nil
-	for _, r := range batch {
-		c.deliver(r)
+	for _, body := range batch {
+		c.deliver(body)
 	}
 	return nil
 }
@@ -66,7 +68,7 @@ func (c *simConn) TrySend(resp *wire.Response) error {
 	if c.closed {
 		return wire.ErrClosed
 	}
-	c.deliver(resp)
+	c.deliver(wire.EncodeResponse(nil, resp))
 	return nil
 }
 
@@ -81,8 +83,8 @@ func (c *simConn) Queued() int { return c.frames }
 
 func (c *simConn) Backlog() int64 {
 	n := c.unread
-	for _, r := range c.corked {
-		n += int64(len(wire.EncodeResponse(nil, r)))
+	for _, body := range c.corked {
+		n += int64(len(body))
 	}
 	return n
 }
@@ -103,9 +105,8 @@ func (c *simClient) version() uint32 {
 }
 
 // deliver carries one answer back to the client.
-func (c *simConn) deliver(resp *wire.Response) {
+func (c *simConn) deliver(body []byte) {
 	s := c.l.c.s
-	body := wire.EncodeResponse(nil, resp)
 	delay := s.fifo(&c.down)
 	if c.readRate > 0 {
 		c.down += time.Duration(float64(len(body)) / c.readRate * float64(time.Second))
@@ -134,8 +135,11 @@ func (c *simConn) deliver(resp *wire.Response) {
 // client id and sequence number — elsewhere — until it gets an answer that
 // settles it or gives up, leaving its outcome unknown.
 type simLink struct {
-	c     *simClient
-	name  string
+	c    *simClient
+	name string
+	// as is the user the link acts as in a seed with auth
+	// (nodesim_auth_test.go): root when empty.
+	as    string
 	cid   uint64
 	seq   uint64
 	open  map[uint64]bool // sequence numbers not settled yet
@@ -250,7 +254,7 @@ func (l *simLink) send(q *wire.Request, timeout time.Duration, want *simNode, on
 			s.failf("a request does not decode: %v", err)
 			return
 		}
-		cl, resp := n.newCall(conn, dq)
+		cl, resp := n.newCallAs(conn, dq, s.identityOf(l))
 		if resp != nil {
 			n.replyNow(conn, dq, resp)
 			return

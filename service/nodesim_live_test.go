@@ -76,6 +76,9 @@ func (s *sim) converged() bool {
 	if s.op != nil && !s.op.settled() {
 		return false
 	}
+	if s.auth != nil && !s.auth.idle() {
+		return false
+	}
 	var slot paxos.Slot
 	var hash uint64
 	first := true

@@ -44,6 +44,9 @@ func newSim(seed int64, opts simOptions) *sim {
 		if memberSeed(seed) {
 			s.op = newSimOperator(s)
 		}
+		if simAuthSeed(seed) {
+			s.auth = newSimAuth(s)
+		}
 	}
 	return s
 }
@@ -74,6 +77,9 @@ func (s *sim) start() {
 	}
 	if s.op != nil {
 		s.op.begin()
+	}
+	if s.auth != nil {
+		s.auth.begin()
 	}
 }
 

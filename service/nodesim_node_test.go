@@ -392,6 +392,9 @@ func (s *sim) stop(sn *simNode) {
 	if s.op != nil {
 		s.op.nodeStopped(sn)
 	}
+	if s.auth != nil {
+		s.auth.nodeStopped(sn)
+	}
 }
 
 // countNode adds what a node incarnation did to the run's statistics.
@@ -547,7 +550,12 @@ func (c *simPeerConn) Call(_ context.Context, q *wire.Request) (*wire.Response, 
 		return nil, errSimUnreachable
 	}
 	if q.Op == wire.OpStatus {
-		return &wire.Response{ID: q.ID, Status: []wire.NodeStatus{c.to.n.status()}}, nil
+		// What the node answers a client's OpStatus (handleCall): its
+		// own status, then every member it knows with its address, which
+		// a node behind a membership change learns addresses from
+		// (members_learn.go). Its own status alone left such a node
+		// without the new leader's address for good (seed 79384).
+		return &wire.Response{ID: q.ID, Status: c.to.n.memberStatuses()}, nil
 	}
 	_, resp := c.to.n.newCall(nil, q)
 	if resp == nil {

@@ -95,6 +95,8 @@ type sim struct {
 	probeLink *simLink
 	// op changes the membership, in some seeds (nodesim_members_test.go).
 	op *simOperator
+	// auth turns auth on and writes as a write-only user (nodesim_auth_test.go); nil in most seeds.
+	auth *simAuth
 }
 
 // event is one thing that happens at a virtual time. Events at the same
@@ -272,6 +274,7 @@ type simStats struct {
 	memberConflicts, memberUnknown                         int
 	busy                                                   int // answers Busy (busy.go), retried after their wait
 	sessionLimit                                           int // opens refused at the client's session limit
+	writeOnlyOps                                           int // answers to the write-only user, checked for pairs (nodesim_auth_test.go)
 }
 
 func (a *simStats) add(b simStats) {
@@ -332,6 +335,7 @@ func (a *simStats) add(b simStats) {
 	a.memberUnknown += b.memberUnknown
 	a.busy += b.busy
 	a.sessionLimit += b.sessionLimit
+	a.writeOnlyOps += b.writeOnlyOps
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -393,6 +397,7 @@ func TestNodeSim(t *testing.T) {
 			"watch ended as a slow watcher (and resumed)":          total.watchSlowEnds,
 			"request shed by a busy node, retried after its wait":  total.busy,
 			"session open refused at the client's session limit":   total.sessionLimit,
+			"answer to a write-only user (checked for pairs)":      total.writeOnlyOps,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 			"snapshot save (checked)":                              total.saves,
