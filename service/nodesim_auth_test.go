@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/internal/linearize"
+	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wire"
 )
@@ -22,7 +23,8 @@ import (
 // every crash and partition of the run: puts and deletes of the shared
 // keys (the linearizability model checks their answers as answers without
 // a previous pair: whether the key existed, no value), compare-and-swaps
-// that fail, and transactions on keys of its own. No answer it gets may
+// that fail, and transactions on keys of its own, while the administrator
+// revokes the role's grant on the shared keys and grants it again. No answer it gets may
 // carry a pair: a user allowed to write a key but not to read it must not
 // learn its values through its writes' answers (the leak fixed in
 // fcb2a35: without the check on puts, deletes and compare-and-swaps, or
@@ -47,6 +49,21 @@ type simAuth struct {
 	rng   *rand.Rand // its choices, from a stream of its own
 	// on: the enable was answered; busy: an operation is under way.
 	on, busy bool
+	// revoked holds, per node, the incarnation that answered the revoke
+	// of the role's grant on the shared keys and when the answer came,
+	// until the grant is sent again: that incarnation has applied the
+	// revoke, so it must refuse every write of the user that reaches it
+	// from then on. arrivals: where and when each request of the
+	// write-only link reached a node, by request id.
+	revoked  map[paxos.NodeID]simArrival
+	arrivals map[uint64]simArrival
+}
+
+// simArrival is a node incarnation at a time.
+type simArrival struct {
+	inc int
+	at  time.Duration
+	id  paxos.NodeID
 }
 
 // simAuthSeed reports whether seed's run turns auth on.
@@ -60,6 +77,8 @@ func newSimAuth(s *sim) *simAuth {
 	a := &simAuth{s: s, c: c, admin: newSimLink(c, "auth-admin", cid|1), wo: newSimLink(c, "write-only", cid|2),
 		rng: rand.New(rand.NewSource(s.seed ^ 0xa7a1))}
 	a.wo.as = simWriteOnlyUser
+	a.revoked, a.arrivals = map[paxos.NodeID]simArrival{}, map[uint64]simArrival{}
+	a.wo.arrived = func(id uint64, sn *simNode, inc int) { a.arrivals[id] = simArrival{inc: inc, at: s.now, id: sn.id} }
 	return a
 }
 
@@ -100,6 +119,7 @@ func (a *simAuth) setup(steps []*wire.Request) {
 		a.on = true
 		s.tracef("auth: enabled; the write-only client starts")
 		a.s.at(0, nil, a.next)
+		a.s.at(time.Duration(500+a.rng.Intn(2000))*time.Millisecond, nil, func() { a.churn(true) })
 		return
 	}
 	q := *steps[0]
@@ -115,6 +135,37 @@ func (a *simAuth) setup(steps []*wire.Request) {
 			a.setup(steps[1:])
 		default:
 			s.failf("auth setup: %s: unexpected %s: %s", q.Op, r.Err, r.ErrMsg)
+		}
+	})
+}
+
+// churn revokes the write-only role's grant on the shared keys, grants it
+// again a while later, and so on until the run winds down: the user's
+// writes race the changes, at nodes that have applied them or not yet.
+func (a *simAuth) churn(revoke bool) {
+	s := a.s
+	if s.err != nil || s.healed && s.now > s.check.healedAt+simWindDown {
+		return
+	}
+	q := &wire.Request{Op: wire.OpRoleGrant, Name: "writer", Prefix: "k", Perm: wire.PermWrite}
+	if revoke {
+		q = &wire.Request{Op: wire.OpRoleRevoke, Name: "writer", Prefix: "k"}
+	} else {
+		clear(a.revoked) // from now on a node may apply the grant
+	}
+	a.admin.do(q, opGiveUp, func(r *wire.Response) {
+		switch {
+		case r == nil:
+			s.at(200*time.Millisecond, nil, func() { a.churn(revoke) })
+		case r.Err == wire.ErrNone, revoke && r.Err == wire.ErrNotFound: // revoked by a resend's first attempt
+			if revoke && a.admin.conn != nil {
+				c := a.admin.conn // the answer came on it (simConn.deliver)
+				a.revoked[c.node.id] = simArrival{inc: c.inc, at: s.now, id: c.node.id}
+			}
+			s.tracef("auth: the write-only role's grant on k %s", map[bool]string{true: "revoked", false: "granted again"}[revoke])
+			s.at(time.Duration(300+a.rng.Intn(2000))*time.Millisecond, nil, func() { a.churn(!revoke) })
+		default:
+			s.failf("auth: %s: unexpected %s: %s", q.Op, r.Err, r.ErrMsg)
 		}
 	})
 }
@@ -143,6 +194,24 @@ func (a *simAuth) next() {
 	}
 }
 
+// allowed fails the run if a node let the write-only user's request r
+// answers write a shared key after that node had answered the revoke of
+// the grant (a role revoked is gone at the user's next request to the
+// node that answered the revoke: docs/SECURITY.md).
+func (a *simAuth) allowed(what string, r *wire.Response) {
+	arr, ok := a.arrivals[r.ID]
+	if rv, revoked := a.revoked[arr.id]; ok && revoked && arr.inc == rv.inc && arr.at > rv.at {
+		a.s.failf("node %d let the write-only user's %s through at %v, after it had answered the revoke of its grant (answer received at %v)", arr.id, what, arr.at, rv.at)
+	}
+}
+
+// forget drops the arrival of the request r answers, once checked.
+func (a *simAuth) forget(r *wire.Response) {
+	if r != nil {
+		delete(a.arrivals, r.ID)
+	}
+}
+
 // noPair fails the run if an answer to the write-only user carries a pair.
 func (a *simAuth) noPair(what string, kv wire.KV) {
 	if !kvEmpty(kv) {
@@ -166,14 +235,22 @@ func (a *simAuth) write(op wire.Op, done func()) {
 	}
 	a.wo.do(q, opGiveUp, func(r *wire.Response) {
 		defer done()
+		defer a.forget(r)
 		var out linearize.KVOutput
 		switch {
 		case r == nil:
 			out.Unknown = true
+		case r.Err == wire.ErrPermissionDenied:
+			// The grant was revoked (churn). Refused before it was
+			// proposed — but a resend is refused too after its first
+			// attempt went through: an outcome the model cannot settle.
+			out.Unknown = true
+			s.stats.writeOnlyDenied++
 		case r.Err != wire.ErrNone && !(op == wire.OpDelete && r.Err == wire.ErrNotFound):
 			s.failf("the write-only user's %s %s: unexpected %s: %s", op, key, r.Err, r.ErrMsg)
 			return
 		default:
+			a.allowed(fmt.Sprintf("%s %s", op, key), r)
 			a.noPair(fmt.Sprintf("%s %s", op, key), r.KV)
 			out = linearize.KVOutput{Found: r.Found}
 			a.s.stats.writeOnlyOps++
@@ -190,11 +267,13 @@ func (a *simAuth) failedCAS(done func()) {
 	q := &wire.Request{Op: wire.OpCAS, Key: key, Value: []byte("never applied"), HasPrevValue: true, PrevValue: []byte("never written")}
 	a.wo.do(q, opGiveUp, func(r *wire.Response) {
 		defer done()
+		defer a.forget(r)
 		switch {
-		case r == nil:
+		case r == nil, r.Err == wire.ErrPermissionDenied:
 		case r.Err != wire.ErrCASFailed || r.Succeeded:
 			s.failf("the write-only user's cas of %s on a value never written: %s (succeeded %v): %s", key, r.Err, r.Succeeded, r.ErrMsg)
 		default:
+			a.allowed("cas "+key, r)
 			a.noPair("failed cas "+key, r.KV)
 			a.s.stats.writeOnlyOps++
 		}
@@ -215,6 +294,7 @@ func (a *simAuth) txn(done func()) {
 	}}
 	a.wo.do(q, opGiveUp, func(r *wire.Response) {
 		defer done()
+		defer a.forget(r)
 		switch {
 		case r == nil:
 		case r.Err != wire.ErrNone || !r.Succeeded:

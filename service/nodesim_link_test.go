@@ -138,14 +138,16 @@ type simLink struct {
 	c    *simClient
 	name string
 	// as is the user the link acts as in a seed with auth
-	// (nodesim_auth_test.go): root when empty.
-	as    string
-	cid   uint64
-	seq   uint64
-	open  map[uint64]bool // sequence numbers not settled yet
-	conn  *simConn
-	reqID uint64
-	calls map[uint64]*simCall
+	// (nodesim_auth_test.go): root when empty. arrived, if set, is told
+	// where and when each request reached a node.
+	as      string
+	arrived func(id uint64, sn *simNode, inc int)
+	cid     uint64
+	seq     uint64
+	open    map[uint64]bool // sequence numbers not settled yet
+	conn    *simConn
+	reqID   uint64
+	calls   map[uint64]*simCall
 }
 
 // simCall is one request under way on a link's connection.
@@ -253,6 +255,9 @@ func (l *simLink) send(q *wire.Request, timeout time.Duration, want *simNode, on
 		if err != nil {
 			s.failf("a request does not decode: %v", err)
 			return
+		}
+		if l.arrived != nil {
+			l.arrived(dq.ID, conn.node, conn.inc)
 		}
 		cl, resp := n.newCallAs(conn, dq, s.identityOf(l))
 		if resp != nil {

@@ -275,6 +275,7 @@ type simStats struct {
 	busy                                                   int // answers Busy (busy.go), retried after their wait
 	sessionLimit                                           int // opens refused at the client's session limit
 	writeOnlyOps                                           int // answers to the write-only user, checked for pairs (nodesim_auth_test.go)
+	writeOnlyDenied                                        int // its writes refused while its grant was revoked
 }
 
 func (a *simStats) add(b simStats) {
@@ -336,6 +337,7 @@ func (a *simStats) add(b simStats) {
 	a.busy += b.busy
 	a.sessionLimit += b.sessionLimit
 	a.writeOnlyOps += b.writeOnlyOps
+	a.writeOnlyDenied += b.writeOnlyDenied
 }
 
 // simSeeds returns the seeds a run covers: -sim.seed, or -sim.seeds from
@@ -398,6 +400,7 @@ func TestNodeSim(t *testing.T) {
 			"request shed by a busy node, retried after its wait":  total.busy,
 			"session open refused at the client's session limit":   total.sessionLimit,
 			"answer to a write-only user (checked for pairs)":      total.writeOnlyOps,
+			"write refused after its grant was revoked":            total.writeOnlyDenied,
 			"keep-alive batch of several sessions":                 total.kaBatchSeveral,
 			"single keep-alive (a client below protocol 12)":       total.kaSingles,
 			"snapshot save (checked)":                              total.saves,
