@@ -136,6 +136,13 @@ type Message struct {
 	// Transfer, on a Prepare, is the ballot of the leader that handed its
 	// leadership to the sender (MsgTimeoutNow); zero otherwise.
 	Transfer Ballot
+	// Addr, on a Snapshot offer, is where the sender serves clients (and
+	// so its snapshot); empty otherwise. The protocol core leaves it
+	// empty: the node that sends the offer fills it in. A node that lagged
+	// through the membership change that added the sender knows no
+	// address for it, and without one could never fetch the snapshot
+	// that would catch it up.
+	Addr string
 }
 
 // String describes m on one line, stably, for logs and golden tests.
@@ -156,6 +163,9 @@ func (m Message) String() string {
 	}
 	if !m.Transfer.IsZero() {
 		fmt.Fprintf(&b, " transfer=%s", m.Transfer)
+	}
+	if m.Addr != "" {
+		fmt.Fprintf(&b, " addr=%s", m.Addr)
 	}
 	if len(m.Entries) > 0 {
 		b.WriteString(" entries=[")

@@ -133,6 +133,7 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 	p.electionElapsed = 0
 	p.resetElectionTimeout()
 	p.prevoteBallot = paxos.MaxBallot(p.maxSeen, promised).Next(p.id)
+	p.preVoteRounds++
 	p.votes = map[paxos.NodeID]bool{p.id: true}
 	p.rejects = map[paxos.NodeID]bool{}
 	if p.view.Current().IsQuorum(func(id paxos.NodeID) bool { return p.votes[id] }) {
@@ -144,6 +145,10 @@ func (p *Proposer) startPreVote(promised paxos.Ballot, commit paxos.Slot) []paxo
 // PreVoteBallot is the probe ballot of this node's current (or last)
 // PreVote round.
 func (p *Proposer) PreVoteBallot() paxos.Ballot { return p.prevoteBallot }
+
+// PreVoteRound numbers this node's current (or last) PreVote round: one
+// more for each round started, whatever its ballot.
+func (p *Proposer) PreVoteRound() uint64 { return p.preVoteRounds }
 
 // HandlePreVote answers another node's PreVote. It grants only out of lease
 // (see InLease): this node has gone a whole election timeout without

@@ -74,6 +74,10 @@ type Proposer struct {
 	// configuration for those a leader asks later, askCoverage). They
 	// live as long as the leadership: Phase 1 is per configuration.
 	prevoteBallot paxos.Ballot
+	// preVoteRounds counts the PreVote rounds started (startPreVote): the
+	// probe ballot stays the same from one to the next while nothing
+	// higher is seen.
+	preVoteRounds uint64
 	votes         map[paxos.NodeID]bool
 	promisedFrom  map[paxos.NodeID]paxos.Slot
 	rejects       map[paxos.NodeID]bool

@@ -19,6 +19,19 @@ import (
 // simulation) calls them from one goroutine at a time and stops calling
 // once n.failed is set.
 
+// sendPeer sends m to its peer. A Snapshot offer carries this node's
+// address (version 18): the node it goes to may know none for it, having
+// lagged through the membership change that added this node, and its
+// members that do may all be gone; it then had no way to fetch the
+// snapshot, nor to vote in the configuration it did not know, and a
+// quorum that needed its vote never formed (node simulation, seed 81530).
+func (n *Node) sendPeer(m paxos.Message) {
+	if m.Type == paxos.MsgSnapshot {
+		m.Addr = n.book.addr(n.cfg.ID)
+	}
+	n.transport.Send(m)
+}
+
 // step hands a peer's message to the replica; a MsgSnapshot is the node's
 // business (the snapshot moves outside the protocol core).
 func (n *Node) step(m paxos.Message) {
@@ -26,8 +39,17 @@ func (n *Node) step(m paxos.Message) {
 		return // frozen until it knows whether it may vote (bootstrap.go)
 	}
 	n.noteCommit(m)
+	if m.Type == paxos.MsgSnapshot && m.Addr != "" && n.book.addr(m.From) != m.Addr {
+		// A Snapshot offer says where its sender is (version 18): learned
+		// if this node's membership does not name it (a member added
+		// since), replacing an address learned before (it moved); the
+		// membership's own address wins.
+		if n.book.learn(map[paxos.NodeID]string{m.From: m.Addr}) && n.tcp != nil {
+			n.tcp.SetPeers(n.book.addresses())
+		}
+	}
 	if n.book.addr(m.From) == "" {
-		n.learnAddresses() // a member added since this node's membership
+		n.learnAddresses() // ask the members this node knows (members_learn.go)
 	}
 	if m.Type == paxos.MsgSnapshot {
 		n.onSnapshotOffer(m)
@@ -103,7 +125,7 @@ func (n *Node) afterInputs() {
 // the followers the few microseconds of the answers' writes.
 func (n *Node) sendAnnounces() {
 	for i, m := range n.announces {
-		n.transport.Send(m)
+		n.sendPeer(m)
 		n.announces[i] = paxos.Message{}
 	}
 	n.announces = n.announces[:0]
@@ -181,7 +203,7 @@ func (n *Node) processReady() {
 				n.announces = append(n.announces, m) // after the answers
 			default:
 				n.heartbeatSent(m)
-				n.transport.Send(m)
+				n.sendPeer(m)
 			}
 		}
 		for _, m := range rd.AfterPersist {
@@ -192,7 +214,7 @@ func (n *Node) processReady() {
 			case m.To == n.cfg.ID:
 				self = append(self, m)
 			default:
-				n.transport.Send(m)
+				n.sendPeer(m)
 			}
 		}
 		for _, m := range self {
@@ -226,7 +248,7 @@ func (n *Node) release(seq uint64) {
 		if m := n.held[i].m; m.To == n.cfg.ID {
 			n.r.Step(m)
 		} else {
-			n.transport.Send(m)
+			n.sendPeer(m)
 		}
 	}
 	n.held = append(n.held[:0], n.held[i:]...)

@@ -57,6 +57,11 @@ func (b *memberBook) set(c paxos.Configs) {
 	if len(former) > 0 || b.former == nil {
 		b.former = former
 	}
+	for id := range b.learned {
+		if _, ok := addrs[id]; ok {
+			delete(b.learned, id) // a member now: its address is the membership's
+		}
+	}
 	b.configs, b.addrs, b.ids = c.Clone(), addrs, ids
 }
 
@@ -103,20 +108,32 @@ func (b *memberBook) addresses() map[paxos.NodeID]string {
 	return out
 }
 
-// learn keeps the addresses of ids that are neither members nor former
-// members, as the others listed them.
-func (b *memberBook) learn(found map[paxos.NodeID]string) {
+// learnedMax bounds the addresses a node learns: the members its
+// membership does not name yet are a handful, and in plaintext anyone may
+// claim any node id (docs/SECURITY.md).
+const learnedMax = 64
+
+// learn keeps the addresses of ids that are not members, as the others
+// listed them or as a Snapshot offer gave its sender's (a member's or a
+// former member's address still wins: addr), replacing one learned
+// before: a member that moved tells its new address. It reports whether
+// it kept anything new.
+func (b *memberBook) learn(found map[paxos.NodeID]string) (changed bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id, addr := range found {
-		if _, ok := b.addrs[id]; ok || addr == "" {
+		if _, ok := b.addrs[id]; ok || addr == "" || b.learned[id] == addr {
+			continue
+		}
+		if _, ok := b.learned[id]; !ok && len(b.learned) >= learnedMax {
 			continue
 		}
 		if b.learned == nil {
 			b.learned = map[paxos.NodeID]string{}
 		}
-		b.learned[id] = addr
+		b.learned[id], changed = addr, true
 	}
+	return changed
 }
 
 // removed reports whether the membership has changed since the bootstrap

@@ -16,7 +16,11 @@ import (
 // it has no address for, it asks the nodes it can reach for their member
 // lists (OpStatus, which every node answers, a removed one too) and keeps
 // the addresses it did not know (memberBook.learned), at most once a
-// second. Its membership itself still changes only through the log.
+// second. Its membership itself still changes only through the log. The
+// members it knows may all be gone (removed and stopped, or down with
+// their disks lost): a Snapshot offer therefore carries its sender's
+// address (protocol 18, loop.go sendPeer), which the node learns
+// likewise, and the sender repeats its offer every PreVote round.
 
 // learnAddressesEvery bounds how often a node asks.
 const learnAddressesEvery = time.Second

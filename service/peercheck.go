@@ -148,6 +148,9 @@ func (c *peerChecker) checkCommon(m paxos.Message) error {
 	if len(m.Cmds) > 0 && m.Type != paxos.MsgForward {
 		return reject(rejectShape, "%s carries no commands; this one has %d", article(m.Type), len(m.Cmds))
 	}
+	if m.Addr != "" && m.Type != paxos.MsgSnapshot {
+		return reject(rejectShape, "%s carries no address; this one has %q", article(m.Type), m.Addr)
+	}
 	return nil
 }
 
@@ -277,8 +280,15 @@ func (c *peerChecker) checkSnapshot(m paxos.Message) error {
 	if m.Slot == 0 || m.Slot > m.Commit {
 		return reject(rejectSlot, "a Snapshot offer truncated at slot %d with watermark %d: the truncation point is a chosen slot, from 1", m.Slot, m.Commit)
 	}
+	if len(m.Addr) > offerAddrBytesMax {
+		return reject(rejectShape, "a Snapshot offer's address of %d bytes: at most %d", len(m.Addr), offerAddrBytesMax)
+	}
 	return nil
 }
+
+// offerAddrBytesMax bounds the address a Snapshot offer carries: a
+// host:port, which a node learns and dials.
+const offerAddrBytesMax = 1024
 
 // checkEntries: entries in strictly increasing slot order within [lo, hi],
 // of a known value kind, under well-formed ballots.

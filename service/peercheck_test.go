@@ -116,6 +116,10 @@ func badPeerMessages() []badPeerCase {
 			rejectSlot, "a Snapshot offer truncated at slot 900 with watermark 800"},
 		{"snapshot-truncated-at-0", paxos.Message{Type: paxos.MsgSnapshot, Ballot: b3, Commit: 800},
 			rejectSlot, "a Snapshot offer truncated at slot 0"},
+		{"snapshot-offer-address-of-2000-bytes", paxos.Message{Type: paxos.MsgSnapshot, Ballot: b3, Slot: 700, Commit: 800, Addr: strings.Repeat("h", 2000)},
+			rejectShape, "a Snapshot offer's address of 2000 bytes: at most 1024"},
+		{"heartbeat-with-an-address", paxos.Message{Type: paxos.MsgHeartbeat, Ballot: b3, Commit: 9, Addr: "10.0.0.3:7401"},
+			rejectShape, `a Heartbeat carries no address; this one has "10.0.0.3:7401"`},
 		{"timeout-now-of-another-leader", paxos.Message{Type: paxos.MsgTimeoutNow, Ballot: b1},
 			rejectBallot, "TimeoutNow from node 3 under ballot 4.1, which is not node 3's"},
 		{"forward-clock-command", forward(statemachine.Command{Op: statemachine.OpClock, Now: 1 << 50}),
@@ -186,6 +190,9 @@ func TestPeerCheckPassesHonestMessages(t *testing.T) {
 		{Type: paxos.MsgNack, Ballot: paxos.Ballot{Round: 2, Node: 9}},
 		{Type: paxos.MsgDecide, Ballot: b3, Commit: 12, Entries: []paxos.Entry{at(12, paxos.Ballot{Round: 1, Node: 9})}},
 		{Type: paxos.MsgSnapshot, Ballot: b3, Slot: 800, Commit: 800},
+		// A ballot-less offer (a member answering a PreVote) with its
+		// sender's address (version 18).
+		{Type: paxos.MsgSnapshot, Slot: 800, Commit: 800, Addr: "node3.example:7401"},
 		{Type: paxos.MsgHeartbeat, Ballot: b3, Commit: 9}, // replica.go's heartbeat without a round
 		{Type: paxos.MsgHeartbeat, Ballot: paxos.Ballot{Round: paxos.RoundMax, Node: 3}, Commit: paxos.SlotMax},
 		{Type: paxos.MsgAccepted, Ballot: b1, Slots: []paxos.Slot{1, 1 + paxos.SlotsAheadMax}},

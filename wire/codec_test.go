@@ -87,6 +87,15 @@ func randMessage(rng *rand.Rand, t paxos.MsgType) paxos.Message {
 			m.Slots = append(m.Slots, paxos.Slot(randUint(rng)))
 		}
 	}
+	switch rng.IntN(3) {
+	case 0:
+		m.Transfer = paxos.Ballot{Round: randUint(rng), Node: paxos.NodeID(rng.Uint32())}
+	case 1:
+		m.Addr = randString(rng, 30) // with or without a transfer ballot
+		if rng.IntN(2) == 0 {
+			m.Transfer = paxos.Ballot{Round: randUint(rng), Node: paxos.NodeID(rng.Uint32())}
+		}
+	}
 	return m
 }
 
@@ -213,9 +222,16 @@ func TestMessageRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, m) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", got, m)
 			}
+			want := messageElems // the optional trailing elements only when set
+			switch {
+			case m.Addr != "":
+				want += 3
+			case !m.Transfer.IsZero():
+				want += 2
+			}
 			var v []any
-			if err := msgpack.Unmarshal(body, &v); err != nil || len(v) != messageElems {
-				t.Fatalf("%s: vmihailenco/msgpack reads %d elements, err %v", m, len(v), err)
+			if err := msgpack.Unmarshal(body, &v); err != nil || len(v) != want {
+				t.Fatalf("%s: vmihailenco/msgpack reads %d elements (want %d), err %v", m, len(v), want, err)
 			}
 		}
 	}
@@ -341,7 +357,7 @@ func TestDecodeForeignEncoding(t *testing.T) {
 	}
 	// A message with an extra element, and an entry with one.
 	body, _ = msgpack.Marshal([]any{1, int(paxos.MsgAccept), 1, 2, 7, 1, 0, 3, false,
-		[]any{[]any{4, 7, 1, 1, [][]byte{[]byte("c")}, "future"}}, nil, nil, false, nil, nil, "future"})
+		[]any{[]any{4, 7, 1, 1, [][]byte{[]byte("c")}, "future"}}, nil, nil, false, nil, nil, "", "future"})
 	m, err := DecodeMessage(body)
 	wantM := paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Ballot: paxos.Ballot{Round: 7, Node: 1}, Commit: 3,
 		Entries: []paxos.Entry{{Slot: 4, Ballot: paxos.Ballot{Round: 7, Node: 1}, Value: paxos.Value{Kind: paxos.ValueBatch, Cmds: [][]byte{[]byte("c")}}}}}

@@ -29,8 +29,14 @@ const (
 	// (VersionBusy). Version 14 adds snapshot saves (VersionSnapshotSave).
 	// Version 15 adds the error code SlowWatcher (VersionSlowWatcher).
 	// Version 16 adds membership changes (VersionMembership). Version 17
-	// adds the request field omit_prev (VersionOmitPrev).
-	ProtocolVersion = 17
+	// adds the request field omit_prev (VersionOmitPrev). Version 18 adds
+	// the message field addr (VersionOfferAddr).
+	ProtocolVersion = 18
+	// VersionOfferAddr is the first version whose nodes put their address
+	// in a Snapshot offer (the message field addr), from which a node
+	// that knows no address for the sender learns one. An older node
+	// ignores the field (a trailing one it does not know).
+	VersionOfferAddr = 18
 	// VersionOmitPrev is the first version whose nodes answer a Put or a
 	// Delete with omit_prev set without the previous pair. Nothing enters
 	// the log and no cluster level gates it: an older node ignores the

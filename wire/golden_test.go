@@ -33,7 +33,7 @@ const (
 // Element names of each frame layout, as docs/PROTOCOL.md names them.
 var (
 	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id", "cluster_uuid"}
-	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds", "more", "transfer_round", "transfer_node"}
+	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds", "more", "transfer_round", "transfer_node", "addr"}
 	entryNames   = []string{"slot", "ballot_round", "ballot_node", "value_kind", "cmds"}
 )
 
@@ -86,6 +86,9 @@ var goldens = []struct {
 	}, messageNames, false},
 	{"prepare_transfer.hex", "Prepare (version 3): node 2 campaigns for ballot 6.2, handed leadership by the leader of ballot 5.1", paxos.Message{
 		Type: paxos.MsgPrepare, From: 2, To: 3, Ballot: paxos.Ballot{Round: 6, Node: 2}, Slot: 42, More: true, Transfer: ballot5,
+	}, messageNames, false},
+	{"snapshot_offer.hex", "Snapshot offer (version 18): leader 4 of ballot 5.1, whose log starts after slot 3400, tells node 2 where to fetch its snapshot", paxos.Message{
+		Type: paxos.MsgSnapshot, From: 4, To: 2, Ballot: ballot5, Slot: 3400, Commit: 3410, Addr: "10.0.0.4:7401",
 	}, messageNames, false},
 	{"accept.hex", "Accept: node 1 asks node 3 to accept slots 42 (two commands) and 43 (a no-op)", paxos.Message{
 		Type: paxos.MsgAccept, From: 1, To: 3, Ballot: ballot5, Commit: 41,

@@ -10,9 +10,10 @@ import (
 // Layout of a peer message frame body (see doc.go and docs/PROTOCOL.md):
 //
 //	[1, type, from, to, ballot_round, ballot_node, slot, commit, reject,
-//	 entries, slots, cmds, more, transfer_round, transfer_node]
+//	 entries, slots, cmds, more, transfer_round, transfer_node, addr]
 //
-// The two transfer elements (version 3) are written only when set.
+// The two transfer elements (version 3) are written only when set or
+// when addr (version 18) is, which is written only when set.
 //	entry = [slot, ballot_round, ballot_node, value_kind, cmds]
 //	cmds  = [bin, ...]
 //
@@ -27,7 +28,10 @@ const (
 // It does not validate m: a message from the protocol core is well formed.
 func EncodeMessage(dst []byte, m paxos.Message) []byte {
 	elems := messageElems
-	if !m.Transfer.IsZero() {
+	switch {
+	case m.Addr != "":
+		elems += 3
+	case !m.Transfer.IsZero():
 		elems += 2
 	}
 	dst = appendArrayLen(dst, elems)
@@ -59,6 +63,9 @@ func EncodeMessage(dst []byte, m paxos.Message) []byte {
 	if elems > messageElems {
 		dst = appendUint(dst, m.Transfer.Round)
 		dst = appendUint(dst, uint64(m.Transfer.Node))
+	}
+	if m.Addr != "" {
+		dst = appendStr(dst, m.Addr)
 	}
 	return dst
 }
@@ -132,6 +139,8 @@ func DecodeMessage(body []byte) (paxos.Message, error) {
 		case 14:
 			v, err = r.uint(math.MaxUint32)
 			m.Transfer.Node = paxos.NodeID(v)
+		case 15:
+			m.Addr, err = r.str()
 		default:
 			err = r.skip()
 		}

@@ -644,3 +644,61 @@ func TestMembershipLaggingVoterIsCaughtUpByNewMembers(t *testing.T) {
 	}
 	t.Fatalf("no leader among 3, 4 and 5 after %d ticks:%s", 20*electionTicks, c.roles())
 }
+
+// TestMembershipLaggingVoterIsCaughtUpAgain: as above, with node 4 alone
+// needing node 3's vote (C2 = {1,3,4}, node 1 gone), and the catch-up
+// node 4 sends at its first rounds lost (node 3 crashed before it was
+// durable; in the node, a snapshot offer's address is lost with its
+// memory). Node 4's probe ballot repeats from round to round while it
+// sees nothing higher, and it must catch node 3 up again at a later round
+// while node 3 reports no progress (node simulation, seed 81530).
+func TestMembershipLaggingVoterIsCaughtUpAgain(t *testing.T) {
+	c := newRC(t, 4, []paxos.NodeID{1, 2, 3}, 8, map[paxos.NodeID]int{1: 0, 2: 3, 3: 9, 4: 5})
+	c.electNode1(t)
+	c.isolate(3, true)
+	if err := c.nodes[1].ProposeConfig(membership(2, 1, 3, 4)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5*electionTicks && c.nodes[4].Configs().Current.Version != 2; i++ {
+		if err := c.nodes[1].Propose([]byte(fmt.Sprintf("w%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		c.tickAll()
+		c.pump()
+	}
+	if c.nodes[4].Configs().Current.Version != 2 {
+		t.Fatalf("C2 not in force at node 4:%s", c.roles())
+	}
+	c.isolate(1, true)
+	c.isolate(2, true)
+	c.isolate(3, false)
+	c.cut[[2]paxos.NodeID{3, 2}], c.cut[[2]paxos.NodeID{2, 3}] = true, true
+	c.cut[[2]paxos.NodeID{3, 1}], c.cut[[2]paxos.NodeID{1, 3}] = true, true
+	losing, lost := true, 0
+	c.drop = func(m paxos.Message) bool {
+		if losing && m.From == 4 && m.To == 3 && m.Ballot.IsZero() && (m.Type == paxos.MsgDecide || m.Type == paxos.MsgSnapshot) {
+			lost++
+			return true
+		}
+		return false
+	}
+	for i := 0; i < 20*electionTicks; i++ {
+		if i == 4*electionTicks {
+			if lost == 0 {
+				t.Fatalf("node 4 sent node 3 no catch-up in %d ticks:%s", i, c.roles())
+			}
+			losing = false
+		}
+		c.tickAll()
+		c.pump()
+		for _, id := range []paxos.NodeID{3, 4} {
+			if c.nodes[id].Status().Role == proposer.Leader {
+				if i < 4*electionTicks {
+					t.Fatalf("node %d leads while node 3's catch-up is still lost:%s", id, c.roles())
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("no leader among 3 and 4 after %d ticks, %d catch-up messages lost at first:%s", 20*electionTicks, lost, c.roles())
+}

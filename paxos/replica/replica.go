@@ -40,7 +40,17 @@ type Replica struct {
 	catchups map[paxos.NodeID]catchup
 	// preVoteCaughtUp is, per voter, the PreVote round whose answer from
 	// behind was last answered with catch-up (step.go).
-	preVoteCaughtUp map[paxos.NodeID]paxos.Ballot
+	preVoteCaughtUp map[paxos.NodeID]preVoteCatchUp
+}
+
+// preVoteCatchUp is a catch-up sent to a voter that answered a PreVote
+// from behind: the round (its ballot, and its number: the ballot repeats
+// from round to round while nothing higher is seen) and the watermark the
+// voter reported.
+type preVoteCatchUp struct {
+	ballot paxos.Ballot
+	round  uint64
+	commit paxos.Slot
 }
 
 // catchup is a batch of chosen entries sent to a lagging follower.
@@ -77,7 +87,7 @@ func New(cfg paxos.Config, st paxos.State, applied paxos.Slot) (*Replica, error)
 		acc:             acc,
 		persistCommit:   st.Commit,
 		catchups:        map[paxos.NodeID]catchup{},
-		preVoteCaughtUp: map[paxos.NodeID]paxos.Ballot{},
+		preVoteCaughtUp: map[paxos.NodeID]preVoteCatchUp{},
 	}
 	r.prop = proposer.NewWithView(cfg, view{r})
 	r.learn = learner.New(func(s paxos.Slot) paxos.Membership { return r.configs.At(s) }, st.Commit)

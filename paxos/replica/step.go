@@ -36,12 +36,21 @@ func (r *Replica) step(m paxos.Message) {
 		// that may be gone, and refuses this node's PreVotes as from a
 		// stranger. Then nobody else would catch it up, and a quorum
 		// that needs its vote never forms (node simulation, seed 70293).
-		// Once per voter and PreVote round: a late or repeated answer
-		// brings nothing new, and each batch is read from the log.
+		// Once per voter and PreVote ballot: a late or repeated answer
+		// brings nothing new, and each batch is read from the log. And
+		// again at a later round of the same ballot (it repeats from round
+		// to round while nothing higher is seen) if the voter reports no
+		// progress since: it lost what the first catch-up gave it (it
+		// crashed before that was durable; a snapshot offer's address,
+		// which it keeps in memory only), and was otherwise never caught
+		// up again (node simulation, seed 81530). A voter that does move
+		// is being caught up by someone: it is left to them.
 		current := r.prop.Role() == proposer.PreCandidate && m.Ballot == r.prop.PreVoteBallot()
+		round := r.prop.PreVoteRound()
 		r.msgs = append(r.msgs, r.prop.OnPreVoteReply(m, r.acc.Promised(), r.learn.Commit())...)
-		if current && r.preVoteCaughtUp[m.From] != m.Ballot {
-			r.preVoteCaughtUp[m.From] = m.Ballot
+		last, sent := r.preVoteCaughtUp[m.From]
+		if current && (!sent || last.ballot != m.Ballot || last.round != round && m.Commit <= last.commit) {
+			r.preVoteCaughtUp[m.From] = preVoteCatchUp{ballot: m.Ballot, round: round, commit: m.Commit}
 			r.catchUpPeer(m.From, m.Commit)
 		}
 	case paxos.MsgPrepare:

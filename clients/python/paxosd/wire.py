@@ -487,6 +487,7 @@ Message = _record("Message", [
     ("ballot_node", U32), ("slot", U64), ("commit", U64), ("reject", BOOL),
     ("entries", LIST(Entry)), ("slots", LIST(U64)), ("cmds", LIST(BIN)),
     ("more", BOOL), ("transfer_round", U64), ("transfer_node", U32),
+    ("addr", STR),  # version 18: on a Snapshot offer, the sender's address
 ])
 
 Request = _record("Request", [
