@@ -119,7 +119,7 @@ func badPeerMessages() []badPeerCase {
 		{"snapshot-offer-address-of-2000-bytes", paxos.Message{Type: paxos.MsgSnapshot, Ballot: b3, Slot: 700, Commit: 800, Addr: strings.Repeat("h", 2000)},
 			rejectShape, "a Snapshot offer's address of 2000 bytes: at most 1024"},
 		{"heartbeat-with-an-address", paxos.Message{Type: paxos.MsgHeartbeat, Ballot: b3, Commit: 9, Addr: "10.0.0.3:7401"},
-			rejectShape, `a Heartbeat carries no address; this one has "10.0.0.3:7401"`},
+			rejectShape, "a Heartbeat carries no address; this one has"},
 		{"timeout-now-of-another-leader", paxos.Message{Type: paxos.MsgTimeoutNow, Ballot: b1},
 			rejectBallot, "TimeoutNow from node 3 under ballot 4.1, which is not node 3's"},
 		{"forward-clock-command", forward(statemachine.Command{Op: statemachine.OpClock, Now: 1 << 50}),
