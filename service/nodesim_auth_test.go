@@ -47,8 +47,8 @@ type simAuth struct {
 	admin *simLink   // root's: the setup
 	wo    *simLink   // the write-only user's
 	rng   *rand.Rand // its choices, from a stream of its own
-	// on: the enable was answered; busy: an operation is under way.
-	on, busy bool
+	// busy: an operation of the write-only client is under way.
+	busy bool
 	// revoked holds, per node, the incarnation that answered the revoke
 	// of the role's grant on the shared keys and when the answer came,
 	// until the grant is sent again: that incarnation has applied the
@@ -116,7 +116,6 @@ func (a *simAuth) setup(steps []*wire.Request) {
 		return
 	}
 	if len(steps) == 0 {
-		a.on = true
 		s.tracef("auth: enabled; the write-only client starts")
 		a.s.at(0, nil, a.next)
 		a.s.at(time.Duration(500+a.rng.Intn(2000))*time.Millisecond, nil, func() { a.churn(true) })
