@@ -44,8 +44,8 @@ func (n *Node) step(m paxos.Message) {
 		// if this node's membership does not name it (a member added
 		// since), replacing an address learned before (it moved); the
 		// membership's own address wins.
-		if n.book.learn(map[paxos.NodeID]string{m.From: m.Addr}) && n.tcp != nil {
-			n.tcp.SetPeers(n.book.addresses())
+		if n.book.learn(map[paxos.NodeID]string{m.From: m.Addr}) {
+			n.publishPeers()
 		}
 	}
 	if n.book.addr(m.From) == "" {

@@ -185,9 +185,7 @@ func (n *Node) syncMembers() {
 		}
 	}
 	n.book.set(c)
-	if n.tcp != nil {
-		n.tcp.SetPeers(n.book.addresses())
-	}
+	n.publishPeers()
 	ev := n.log.Info().Uint64("version", cur).Uints32("voters", idsUint32(c.Current.Voters())).
 		Uints32("learners", idsUint32(learners(c.Current)))
 	if c.Pending() {

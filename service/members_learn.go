@@ -47,9 +47,8 @@ func (n *Node) learnAddresses() {
 		}
 		return func() {
 			n.learning = false
-			n.book.learn(found)
-			if n.tcp != nil {
-				n.tcp.SetPeers(n.book.addresses())
+			if n.book.learn(found) {
+				n.publishPeers()
 			}
 		}
 	})
@@ -73,4 +72,44 @@ func (n *Node) listedBy(ctx context.Context, id paxos.NodeID, found map[paxos.No
 			found[st.ID] = st.Addr
 		}
 	}
+}
+
+// heardPeerAddr learns the address an accepted peer connection's hello
+// gives (version 19) for a node this node knows no address for: without
+// it a node that lagged through the change adding the dialer could not
+// answer it (the transport reaches only the nodes it has an address for),
+// and when every member it knows is gone, nobody else would tell it (a
+// voter restarted behind a member added while it was down, with the
+// members it knew removed or stopped: no election could ever finish).
+//
+// Only where the book has none: a hello is sent once per connection, and
+// its sender's own log may lag a move of its own (member update, then a
+// restart at the new address with the old data), so an address from the
+// membership, a former member's, a Snapshot offer's or one the members
+// listed is newer than a hello can be. It runs on the server's connection
+// goroutine: the book is locked, and publishPeers serializes with the
+// loop's updates.
+func (n *Node) heardPeerAddr(id paxos.NodeID, addr string) {
+	if n.book.addr(id) != "" {
+		return
+	}
+	if !n.book.learn(map[paxos.NodeID]string{id: addr}) {
+		n.log.Warn().Uint32("peer", uint32(id)).Str("addr", addr).Int("learned_max", learnedMax).
+			Msg("cannot learn the address of a node this node's membership does not name: it holds as many such addresses as it may; this node cannot answer that node until the membership names it")
+		return
+	}
+	n.log.Info().Uint32("peer", uint32(id)).Str("addr", addr).Msg("learned the address of a node this node's membership does not name, from its hello")
+	n.publishPeers()
+}
+
+// publishPeers hands the transport the book's addresses. The loop and the
+// server's goroutines (heardPeerAddr) both call it: under peersMu the
+// last to publish published the book as it last was.
+func (n *Node) publishPeers() {
+	if n.tcp == nil {
+		return
+	}
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	n.tcp.SetPeers(n.book.addresses())
 }

@@ -76,8 +76,10 @@ type Node struct {
 	peerCheck *peerChecker
 
 	// Production only: what Start wires up and run reads.
-	ln       net.Listener
-	tcp      *wire.Transport
+	ln  net.Listener
+	tcp *wire.Transport
+	// peersMu serializes handing tcp the book's addresses (publishPeers).
+	peersMu  sync.Mutex
 	wal      *walWriter
 	inbox    chan paxos.Message
 	calls    chan *call
@@ -212,6 +214,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	tcp, err := wire.NewTransport(wire.TransportConfig{
 		Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, Peers: n.book.addresses(),
+		SelfAddr:      func() string { return n.book.addr(cfg.ID) },
 		FrameBytesMax: cfg.FrameBytesMax, TLS: cfg.TLS, Logger: n.log,
 	})
 	if err != nil {
@@ -231,6 +234,7 @@ func Start(cfg Config) (*Node, error) {
 	n.journal = n.wal
 	scfg := wire.ServerConfig{Self: cfg.ID, ClusterID: cfg.ClusterID, ClusterUUID: n.clusterUUID, FrameBytesMax: cfg.FrameBytesMax, TLS: cfg.TLS, Logger: n.log}
 	scfg.CheckPeerMessage = n.checkPeerMessage
+	scfg.PeerAddr = n.heardPeerAddr
 	if cfg.TLS != nil {
 		// With TLS a peer is who its certificate says; one that is not a
 		// member has no business here either. (Plaintext keeps accepting

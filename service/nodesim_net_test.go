@@ -127,6 +127,20 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 	}
 	s.checkAnnounce(from, m)
 	s.check.voted(from, m)
+	if from.n.book.addr(m.To) == "" {
+		// The transport reaches only the nodes whose address the node
+		// knows (wire.Transport.Send drops the rest as unroutable): a
+		// node that lagged through the change adding m.To cannot
+		// answer it until it learns where it is. Delivering such a
+		// message anyway hid an election that never finished (a
+		// voter restarted behind a member added while it was down,
+		// with every member it knew gone).
+		s.stats.unroutable++
+		return
+	}
+	// The hello of the connection carrying m says where its sender may be
+	// dialed back (version 19; wire.Server hands it to heardPeerAddr).
+	fromAddr := from.n.book.addr(from.id)
 	body := wire.EncodeMessage(nil, m)
 	if len(body) > s.p.frameBytes {
 		s.tracef("node %d: message over the frame limit dropped: %s (%d bytes)", from.id, m, len(body))
@@ -168,6 +182,9 @@ func (s *sim) send(from *simNode, m paxos.Message) {
 			}
 			s.stats.delivered++
 			s.runOn(to, to.inc, func(n *Node) {
+				if fromAddr != "" {
+					n.heardPeerAddr(m.From, fromAddr)
+				}
 				// What the node's peer connections check first
 				// (peercheck.go): no honest message may fail it, or
 				// production would cut the connection carrying it.

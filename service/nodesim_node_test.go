@@ -525,8 +525,9 @@ var errSimUnreachable = errors.New("simulated network: connection refused or tim
 func (d simDialer) dial(_ context.Context, id paxos.NodeID) (peerConn, error) {
 	to := d.s.node(id)
 	// A paused process's kernel still accepts connections: its calls fail
-	// instead (a bootstrap probe must tell paused from absent).
-	if to == nil || !to.up() || !d.s.net.reaches(d.sn.id, id) || !d.s.net.reaches(id, d.sn.id) {
+	// instead (a bootstrap probe must tell paused from absent). A node
+	// dials only the nodes its book has an address for (tcpDialer).
+	if to == nil || d.sn.n.book.addr(id) == "" || !to.up() || !d.s.net.reaches(d.sn.id, id) || !d.s.net.reaches(id, d.sn.id) {
 		return nil, errSimUnreachable
 	}
 	return &simPeerConn{s: d.s, from: d.sn, to: to, inc: to.inc}, nil

@@ -249,7 +249,7 @@ const livenessTimeMax = 40 * time.Second
 // simStats count what runs did, to show the simulation exercises what it
 // claims to.
 type simStats struct {
-	events, delivered, dropped, duplicated                        int
+	events, delivered, dropped, duplicated, unroutable            int
 	crashes, restarts, freezes, partitions, diskStalls, diskFails int
 	lostDisks, rejoins                                            int
 	// After a membership change: disks lost, and their nodes back by
@@ -283,6 +283,7 @@ func (a *simStats) add(b simStats) {
 	a.delivered += b.delivered
 	a.dropped += b.dropped
 	a.duplicated += b.duplicated
+	a.unroutable += b.unroutable
 	a.crashes += b.crashes
 	a.restarts += b.restarts
 	a.freezes += b.freezes

@@ -475,7 +475,7 @@ func DialClientConfig(ctx context.Context, addr string, cfg DialConfig) (*Server
 	var h Hello
 	var fr *FrameReader
 	if err == nil {
-		h, fr, err = dialHandshake(conn, 0, cfg.ClusterID, nil, 0, frameBytesMax, deadline)
+		h, fr, err = dialHandshake(conn, 0, cfg.ClusterID, nil, "", 0, frameBytesMax, deadline)
 	}
 	if !stop() || err != nil {
 		raw.Close()

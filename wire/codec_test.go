@@ -266,6 +266,8 @@ func TestClientRoundTrip(t *testing.T) {
 	for _, h := range []Hello{
 		{Version: 7, ClusterID: "prod-east", NodeID: 3},
 		{Version: 2, ClusterID: "prod-east", NodeID: 3, ClusterUUID: []byte("0123456789abcdef")},
+		{Version: 19, ClusterID: "prod-east", NodeID: 3, ClusterUUID: []byte("0123456789abcdef"), Addr: "10.0.0.3:7000"},
+		{Version: 19, ClusterID: "prod-east", NodeID: 3, Addr: "node3.example:7000"}, // no uuid known yet
 	} {
 		if got, err := DecodeHello(EncodeHello(nil, h)); err != nil || !reflect.DeepEqual(got, h) {
 			t.Fatalf("hello round trip: %+v, %v", got, err)
@@ -628,7 +630,7 @@ func TestShortHello(t *testing.T) {
 			t.Errorf("DecodeHello(%v) = %+v, %v; want %+v", c.elems, got, err, c.want)
 		}
 	}
-	for _, elems := range [][]any{{0, "paxosd"}, {0}, {}} {
+	for _, elems := range [][]any{{0, "paxosd"}, {0}, {}, {0, "paxosd", 19, "prod", 4, nil, strings.Repeat("a", helloAddrBytesMax+1)}} {
 		body, _ := msgpack.Marshal(elems)
 		if _, err := DecodeHello(body); !errors.Is(err, ErrBadHello) {
 			t.Errorf("DecodeHello(%v) = %v, want ErrBadHello", elems, err)

@@ -30,8 +30,13 @@ const (
 	// Version 15 adds the error code SlowWatcher (VersionSlowWatcher).
 	// Version 16 adds membership changes (VersionMembership). Version 17
 	// adds the request field omit_prev (VersionOmitPrev). Version 18 adds
-	// the message field addr (VersionOfferAddr).
-	ProtocolVersion = 18
+	// the message field addr (VersionOfferAddr). Version 19 adds the hello
+	// field addr (VersionHelloAddr).
+	ProtocolVersion = 19
+	// VersionHelloAddr is the first version whose nodes say in the hello
+	// of a peer connection where they may be dialed back (Hello.Addr). An
+	// older listener ignores the field (a trailing one it does not know).
+	VersionHelloAddr = 19
 	// VersionOfferAddr is the first version whose nodes put their address
 	// in a Snapshot offer (the message field addr), from which a node
 	// that knows no address for the sender learns one. An older node

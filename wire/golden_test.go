@@ -32,7 +32,7 @@ const (
 
 // Element names of each frame layout, as docs/PROTOCOL.md names them.
 var (
-	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id", "cluster_uuid"}
+	helloNames   = []string{"frame_type", "magic", "version", "cluster_id", "node_id", "cluster_uuid", "addr"}
 	messageNames = []string{"frame_type", "type", "from", "to", "ballot_round", "ballot_node", "slot", "commit", "reject", "entries", "slots", "cmds", "more", "transfer_round", "transfer_node", "addr"}
 	entryNames   = []string{"slot", "ballot_round", "ballot_node", "value_kind", "cmds"}
 )
@@ -64,6 +64,8 @@ var goldens = []struct {
 	{"hello.hex", "Hello from node 1 of the default cluster", Hello{Version: 1, ClusterID: "paxosd", NodeID: 1}, helloNames, false},
 	{"hello_v2.hex", "Hello (version 2) from node 1 of cluster prod, which knows the cluster's uuid", Hello{Version: 2, ClusterID: "prod", NodeID: 1,
 		ClusterUUID: []byte{0x3f, 0x6c, 0x1e, 0x95, 0x2b, 0xd4, 0x47, 0x0a, 0x8e, 0x51, 0xc7, 0x09, 0x6d, 0xb2, 0x34, 0xf8}}, helloNames, false},
+	{"hello_addr.hex", "Hello (version 19) from node 4 dialing a peer, saying where it may be dialed back", Hello{Version: 19, ClusterID: "prod", NodeID: 4,
+		ClusterUUID: []byte{0x3f, 0x6c, 0x1e, 0x95, 0x2b, 0xd4, 0x47, 0x0a, 0x8e, 0x51, 0xc7, 0x09, 0x6d, 0xb2, 0x34, 0xf8}, Addr: "10.0.0.4:7000"}, helloNames, false},
 	{"prepare.hex", "Prepare: node 1 asks node 2 to promise ballot 5.1 for slots from 42", paxos.Message{
 		Type: paxos.MsgPrepare, From: 1, To: 2, Ballot: ballot5, Slot: 42,
 	}, messageNames, true},

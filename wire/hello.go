@@ -33,7 +33,17 @@ type Hello struct {
 	// both know theirs must agree: a cluster name says which cluster a
 	// member was configured for, the uuid which formation it took part in.
 	ClusterUUID []byte
+	// Addr is where a dialing node may be dialed back (version 19): its
+	// address as its membership names it. Only a node dialing a peer
+	// sends it; a listener that knows no address for the dialer learns
+	// this one, so that it can answer at all (a node that lagged through
+	// the membership change adding the dialer has none). At most
+	// helloAddrBytesMax bytes.
+	Addr string
 }
+
+// helloAddrBytesMax bounds a hello's addr: a host name and a port.
+const helloAddrBytesMax = 1024
 
 // EncodeHello appends the body of a hello frame to dst.
 func EncodeHello(dst []byte, h Hello) []byte {
@@ -41,21 +51,27 @@ func EncodeHello(dst []byte, h Hello) []byte {
 	if len(h.ClusterUUID) > 0 {
 		n = 6 // appended in version 2; left out when empty, as before
 	}
+	if h.Addr != "" {
+		n = 7 // appended in version 19, after a cluster_uuid that may be empty
+	}
 	dst = appendArrayLen(dst, n)
 	dst = appendUint(dst, uint64(FrameHello))
 	dst = appendStr(dst, Magic)
 	dst = appendUint(dst, uint64(h.Version))
 	dst = appendStr(dst, h.ClusterID)
 	dst = appendUint(dst, uint64(h.NodeID))
-	if n == 6 {
+	if n >= 6 {
 		dst = appendBin(dst, h.ClusterUUID)
+	}
+	if n == 7 {
+		dst = appendStr(dst, h.Addr)
 	}
 	return dst
 }
 
 // DecodeHello decodes a hello frame body. It checks the frame type, the
 // magic and that the version is at least 1; the caller checks the rest.
-// Elements after cluster_uuid are ignored; missing trailing ones read as
+// Elements after addr are ignored; missing trailing ones read as
 // zero, as in every frame (docs/PROTOCOL.md §1): [0, "paxosd", 7] is a
 // client's hello to the default cluster. The version cannot be left out,
 // since 0 is no version.
@@ -104,7 +120,15 @@ func DecodeHello(body []byte) (Hello, error) {
 			h.ClusterUUID = nil
 		}
 	}
-	for i := 6; i < n; i++ {
+	if n > 6 {
+		if h.Addr, err = r.str(); err != nil {
+			return h, fmt.Errorf("%w: addr: %w", ErrBadHello, err)
+		}
+		if len(h.Addr) > helloAddrBytesMax {
+			return h, fmt.Errorf("%w: addr of %d bytes, at most %d", ErrBadHello, len(h.Addr), helloAddrBytesMax)
+		}
+	}
+	for i := 7; i < n; i++ {
 		if err := r.skip(); err != nil {
 			return h, fmt.Errorf("%w: %w", ErrBadHello, err)
 		}
@@ -137,14 +161,15 @@ func checkClusterUUID(ours, theirs []byte) error {
 // dialHandshake sends our hello on a freshly dialed conn and checks the
 // listener's answer: same cluster (and, for a peer, the same cluster uuid
 // when both know it), a version we speak, and node id want (any non-zero
-// id when want is 0). It returns the listener's hello and the reader
-// positioned after it.
-func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, uuid []byte, want paxos.NodeID, frameBytesMax int, deadline time.Time) (Hello, *FrameReader, error) {
+// id when want is 0). A node dialing a peer says where it may be dialed
+// back (addr; "" for a client). It returns the listener's hello and the
+// reader positioned after it.
+func dialHandshake(conn net.Conn, self paxos.NodeID, clusterID string, uuid []byte, addr string, want paxos.NodeID, frameBytesMax int, deadline time.Time) (Hello, *FrameReader, error) {
 	if err := conn.SetDeadline(deadline); err != nil {
 		return Hello{}, nil, err
 	}
 	out := appendFramed(nil, func(b []byte) []byte {
-		return EncodeHello(b, Hello{Version: ProtocolVersion, ClusterID: normalizeClusterID(clusterID), NodeID: self, ClusterUUID: uuid})
+		return EncodeHello(b, Hello{Version: ProtocolVersion, ClusterID: normalizeClusterID(clusterID), NodeID: self, ClusterUUID: uuid, Addr: addr})
 	})
 	if _, err := conn.Write(out); err != nil {
 		return Hello{}, nil, err

@@ -44,6 +44,11 @@ type ServerConfig struct {
 	// Member, if set, refuses peer hellos from nodes it does not know.
 	// Default: any node id but Self.
 	Member func(paxos.NodeID) bool
+	// PeerAddr, if set, is told the address an accepted peer's hello
+	// gives (version 19: where the peer may be dialed back), before any
+	// of its messages is handed on. It runs on the connection's
+	// goroutine. Default: the address is ignored.
+	PeerAddr func(id paxos.NodeID, addr string)
 	// CheckPeerMessage, if set, vets every message from a peer before
 	// Handler.HandlePeer gets it (once the message decodes and its From
 	// and To are the connection's): an error closes the connection,
@@ -213,6 +218,9 @@ func (s *server) serveConn(conn net.Conn) {
 		return
 	}
 	if hello.NodeID != 0 {
+		if hello.Addr != "" && s.cfg.PeerAddr != nil {
+			s.cfg.PeerAddr(hello.NodeID, hello.Addr)
+		}
 		s.servePeer(conn, fr, hello)
 		return
 	}

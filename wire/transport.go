@@ -48,6 +48,11 @@ type TransportConfig struct {
 	// ClusterUUID, if set, returns the cluster's uuid (nil until known),
 	// sent in every hello: a peer that knows another one is not used.
 	ClusterUUID func() []byte
+	// SelfAddr, if set, returns where the other nodes may dial this one
+	// (its address as its membership names it; "" if none), sent in every
+	// hello (version 19): a peer that knows no address for this node
+	// learns it, and can answer.
+	SelfAddr func() string
 	// TLS, if set, makes every connection mutual TLS: this node presents
 	// its certificate and accepts a peer only if its certificate names
 	// the node it dialed (PeerDialConfig). Default: plaintext.
@@ -513,7 +518,7 @@ func (t *Transport) dial(p *peer) (net.Conn, error) {
 	}
 	var h Hello
 	if err == nil {
-		h, _, err = dialHandshake(conn, t.cfg.Self, t.cfg.ClusterID, t.clusterUUID(), p.id, t.cfg.FrameBytesMax, deadline)
+		h, _, err = dialHandshake(conn, t.cfg.Self, t.cfg.ClusterID, t.clusterUUID(), t.selfAddr(), p.id, t.cfg.FrameBytesMax, deadline)
 	}
 	if !stop() && err == nil {
 		err = ctx.Err()
@@ -609,4 +614,17 @@ func (t *Transport) clusterUUID() []byte {
 		return nil
 	}
 	return t.cfg.ClusterUUID()
+}
+
+// selfAddr is the address for this node's hellos; one a listener would
+// refuse (over helloAddrBytesMax) is left out rather than fail every
+// connection.
+func (t *Transport) selfAddr() string {
+	if t.cfg.SelfAddr == nil {
+		return ""
+	}
+	if a := t.cfg.SelfAddr(); len(a) <= helloAddrBytesMax {
+		return a
+	}
+	return ""
 }

@@ -129,3 +129,53 @@ func TestUUIDCheckIsNotOutlived(t *testing.T) {
 	}
 
 }
+
+// TestPeerHelloAddr: a node dialing a peer says in its hello where it may
+// be dialed back (version 19), and the listener is told before the first
+// message of the connection reaches its handler; a client says nothing.
+func TestPeerHelloAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	type heard struct {
+		id   paxos.NodeID
+		addr string
+	}
+	h, heardc := &echoHandler{msgs: make(chan paxos.Message, 100)}, make(chan heard, 10)
+	cfg := ServerConfig{Self: 2, ClusterID: "test", Logger: zerolog.New(&syncBuffer{}),
+		PeerAddr: func(id paxos.NodeID, addr string) { heardc <- heard{id, addr} }}
+	go Serve(ln, cfg, h)
+
+	tr, err := NewTransport(TransportConfig{
+		Self: 4, ClusterID: "test", Peers: map[paxos.NodeID]string{2: ln.Addr().String()},
+		SelfAddr:   func() string { return "10.0.0.4:7000" },
+		BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	tr.Send(paxos.Message{Type: paxos.MsgHeartbeat, From: 4, To: 2, Commit: 7})
+	m := recvMsg(t, h.msgs)
+	select {
+	case got := <-heardc:
+		if got != (heard{4, "10.0.0.4:7000"}) {
+			t.Fatalf("heard %+v", got)
+		}
+	default:
+		t.Fatalf("message %v handed on before the hello's address", m)
+	}
+
+	c, err := DialClient(context.Background(), ln.Addr().String(), "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case got := <-heardc:
+		t.Fatalf("a client's connection was heard as a peer's: %+v", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

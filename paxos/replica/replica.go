@@ -39,7 +39,7 @@ type Replica struct {
 	// catchups tracks the catch-up batch in flight to each follower.
 	catchups map[paxos.NodeID]catchup
 	// preVoteCaughtUp is, per voter, the PreVote round whose answer from
-	// behind was last answered with catch-up (step.go).
+	// behind was last answered with catch-up, or last seen moving (step.go).
 	preVoteCaughtUp map[paxos.NodeID]preVoteCatchUp
 }
 

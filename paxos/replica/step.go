@@ -43,15 +43,25 @@ func (r *Replica) step(m paxos.Message) {
 		// progress since: it lost what the first catch-up gave it (it
 		// crashed before that was durable; a snapshot offer's address,
 		// which it keeps in memory only), and was otherwise never caught
-		// up again (node simulation, seed 81530). A voter that does move
-		// is being caught up by someone: it is left to them.
+		// up again (node simulation, seed 81530). A voter that moves from
+		// one round to the next is being caught up by someone: it is left
+		// to them, and judged again at the next round. Progress counts
+		// from the voter's last answer, not from the catch-up: a voter
+		// that had just restarted moved once by replaying its own log,
+		// then stood still, and was never caught up again (node
+		// simulation, TestLaggingVoterAnswersNewMember).
 		current := r.prop.Role() == proposer.PreCandidate && m.Ballot == r.prop.PreVoteBallot()
 		round := r.prop.PreVoteRound()
 		r.msgs = append(r.msgs, r.prop.OnPreVoteReply(m, r.acc.Promised(), r.learn.Commit())...)
 		last, sent := r.preVoteCaughtUp[m.From]
-		if current && (!sent || last.ballot != m.Ballot || last.round != round && m.Commit <= last.commit) {
+		switch {
+		case !current:
+		case !sent || last.ballot != m.Ballot || last.round != round && m.Commit <= last.commit:
 			r.preVoteCaughtUp[m.From] = preVoteCatchUp{ballot: m.Ballot, round: round, commit: m.Commit}
 			r.catchUpPeer(m.From, m.Commit)
+		case last.round != round:
+			// It moved since its last answer: note where it is now.
+			r.preVoteCaughtUp[m.From] = preVoteCatchUp{ballot: m.Ballot, round: round, commit: m.Commit}
 		}
 	case paxos.MsgPrepare:
 		r.stepPrepare(m)

@@ -473,6 +473,9 @@ Member = _record("Member", [
 Hello = _record("Hello", [
     ("magic", STR), ("version", U32), ("cluster_id", STR), ("node_id", U32),
     ("cluster_uuid", BIN),
+    # (protocol 19) a node dialing a peer says where it may be dialed
+    # back; a client never sends it, and no listener answers with it.
+    ("addr", STR),
 ])
 
 Entry = _record("Entry", [
