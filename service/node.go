@@ -145,6 +145,7 @@ type Node struct {
 	learning    bool
 	learnedAt   time.Time
 	peerVoted   map[paxos.NodeID]int // tickCount of each member's last Promise or Accepted
+	peerHeard   map[paxos.NodeID]int // tickCount of each member's last watermark (noteCommit)
 	handedTo    paxos.NodeID         // the member this leader last handed its leadership to
 	check       stateCheck
 	failed      error

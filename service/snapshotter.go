@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
+	"github.com/paxosd/paxosd/proposer"
 	"github.com/paxosd/paxosd/statemachine"
 	"github.com/paxosd/paxosd/wal"
 )
@@ -99,6 +100,35 @@ func (n *Node) servingSnapshot() bool {
 	return !n.snap.servedAt.IsZero() && n.clock.Now().Sub(n.snap.servedAt) < snapshotServeGrace
 }
 
+// memberBehindLog reports whether this node leads and a member it heard
+// from lately reports a watermark below where a snapshot at applied would
+// cut the log: one catching up (after a restart, or a snapshot fetched
+// from another member) that would lack the log after what it has. The
+// leader serves a member's catch-up from its log, but a member may fetch
+// its snapshot from another member (whichever offered first) and so
+// never read the leader's (servingSnapshot): a follower down for 5
+// minutes installed another member's snapshot, found the leader's log
+// cut past it meanwhile, and fetched and decoded a second one, its
+// catch-up 16.9 s long (make bench-scale OUTAGE=5m). A member not heard
+// from for a few election timeouts (down) holds nothing back, and one
+// that lags for good only doubles the log to wait for (maybeSnapshot).
+func (n *Node) memberBehindLog(applied paxos.Slot) bool {
+	if n.r.Status().Role != proposer.Leader {
+		return false
+	}
+	cut := applied - min(applied, paxos.Slot(n.cfg.SnapshotKeepEntries))
+	for id, c := range n.peerCommit {
+		if c < cut && n.tickCount-n.peerHeard[id] <= memberHeardTicks*n.cfg.ElectionTicks && n.book.has(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// memberHeardTicks is, in election timeouts, how lately a member must have
+// reported its watermark to hold the leader's snapshot back.
+const memberHeardTicks = 3
+
 // catchUpSlots is how far behind the leader's commit a node applies when
 // it is catching up (after a restart, an outage or an install) rather
 // than following: a following member applies within a few slots of it.
@@ -143,7 +173,7 @@ func (n *Node) maybeSnapshot() {
 	// A member fetching this node's snapshot, or this node catching up,
 	// doubles the log to wait for.
 	wait := uint64(1)
-	if n.servingSnapshot() || catchingUp(applied, n.r.Status().LeaderCommit) {
+	if n.servingSnapshot() || catchingUp(applied, n.r.Status().LeaderCommit) || n.memberBehindLog(applied) {
 		wait = 2
 	}
 	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(wait*uint64(n.cfg.SnapshotEntries)) ||

@@ -30,9 +30,10 @@ func (n *Node) noteCommit(m paxos.Message) {
 		return
 	}
 	if n.peerCommit == nil {
-		n.peerCommit, n.peerVoted = map[paxos.NodeID]paxos.Slot{}, map[paxos.NodeID]int{}
+		n.peerCommit, n.peerVoted, n.peerHeard = map[paxos.NodeID]paxos.Slot{}, map[paxos.NodeID]int{}, map[paxos.NodeID]int{}
 	}
 	n.peerCommit[m.From] = max(n.peerCommit[m.From], m.Commit)
+	n.peerHeard[m.From] = n.tickCount
 	if m.Type != paxos.MsgHeartbeatAck {
 		n.peerVoted[m.From] = n.tickCount
 	}
