@@ -154,7 +154,9 @@ func catchingUp(applied, leaderCommit paxos.Slot) bool {
 // since the last one, none is under way, and, once snapshots are large
 // (snapshotLargeBytes), the values applied since add up to half the last
 // snapshot's size; while a member fetches this node's snapshot
-// (servingSnapshot) or this node catches up (catchingUp), twice both.
+// (servingSnapshot), this node catches up (catchingUp) or, on a leader, a
+// member lags behind the log the snapshot would cut (memberBehindLog),
+// twice both.
 //
 // The second condition keeps snapshots of a large state from costing more
 // than the log they replace: with a million keys a snapshot is 290 MB
@@ -170,14 +172,21 @@ func (n *Node) maybeSnapshot() {
 		return // it would delay (or, once the state is dropped, miss) the install (install.go)
 	}
 	applied := n.sm.Applied()
-	// A member fetching this node's snapshot, or this node catching up,
-	// doubles the log to wait for.
-	wait := uint64(1)
-	if n.servingSnapshot() || catchingUp(applied, n.r.Status().LeaderCommit) || n.memberBehindLog(applied) {
-		wait = 2
+	due := func(wait uint64) bool {
+		return applied >= n.snap.last+paxos.Slot(wait*uint64(n.cfg.SnapshotEntries)) &&
+			(n.snap.size < snapshotLargeBytes || n.snap.logBytes >= wait*n.snap.size/2)
 	}
-	if n.snap.building || n.snap.inFlight != nil || applied < n.snap.last+paxos.Slot(wait*uint64(n.cfg.SnapshotEntries)) ||
-		n.snap.size >= snapshotLargeBytes && n.snap.logBytes < wait*n.snap.size/2 {
+	// servingSnapshot notes the chunks served on every turn (its grace
+	// counts from when they were seen).
+	serving := n.servingSnapshot()
+	if n.snap.building || n.snap.inFlight != nil || !due(1) {
+		return
+	}
+	// A member fetching this node's snapshot, this node catching up, or a
+	// member behind the log this snapshot would cut (asked only once a
+	// snapshot is due: they read the replica's status) doubles the log to
+	// wait for.
+	if (serving || catchingUp(applied, n.r.Status().LeaderCommit) || n.memberBehindLog(applied)) && !due(2) {
 		return
 	}
 	n.snap.logBytes = 0
