@@ -291,49 +291,139 @@ func TestDivergedReplicaIsNoticed(t *testing.T) {
 	}
 }
 
-// A node whose snapshot a member is fetching holds its next snapshot back
-// (servingSnapshot), so the member finds the log after the snapshot's slot
-// once it has installed it, but only up to twice the log it would let
-// grow otherwise.
-func TestSnapshotHeldWhileServed(t *testing.T) {
-	c := startSnapCluster(t, 20, 5)
-	leader := c.waitLeader()
-	ln := c.nodes[leader]
+// snapshotScene is a cluster snapshotting every 20 slots and keeping 5,
+// seen from its leader.
+type snapshotScene struct {
+	t      *testing.T
+	c      *testCluster
+	leader paxos.NodeID
+	ln     *Node
+	put    func(count int) // count puts, one slot each
+}
+
+func newSnapshotScene(t *testing.T, tune func(*Config)) *snapshotScene {
+	c := startTunedCluster(t, func(cfg *Config) {
+		cfg.SnapshotEntries, cfg.SnapshotKeepEntries = 20, 5
+		if tune != nil {
+			tune(cfg)
+		}
+	})
+	s := &snapshotScene{t: t, c: c, leader: c.waitLeader()}
+	s.ln = c.nodes[s.leader]
 	ctx, cl := c.client(60 * time.Second)
-	put := func(count int) {
-		for i := 0; i < count; i++ { // one slot each
+	s.put = func(count int) {
+		for i := 0; i < count; i++ {
 			if _, err := cl.Put(ctx, fmt.Sprintf("k%d", i%7), []byte("v")); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	// settled returns the newest snapshot's slot once none is under way.
-	settled := func() (last, applied paxos.Slot) {
-		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
-			busy := false
-			last = onLoop(ln, func() paxos.Slot {
-				busy = ln.snap.building || ln.snap.inFlight != nil
-				applied = ln.sm.Applied()
-				return ln.snap.last
-			})
-			if !busy {
-				return last, applied
+	return s
+}
+
+// settled returns the leader's newest snapshot's slot once none is under
+// way and every running follower reported the leader's applied slot, seen
+// so on two loop turns in a row: a leader also holds a snapshot back while
+// a member reports a watermark below where it would cut the log
+// (memberBehindLog), and decides on the turn after the report.
+func (s *snapshotScene) settled() (last, applied paxos.Slot) {
+	ln, quiet := s.ln, 0
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
+		busy := false
+		var l, a paxos.Slot
+		l = onLoop(ln, func() paxos.Slot {
+			busy = ln.snap.building || ln.snap.inFlight != nil
+			a = ln.sm.Applied()
+			for id := range s.c.nodes {
+				if id != s.leader && ln.peerCommit[id] < a {
+					busy = true // a follower has not reported it yet
+				}
 			}
+			return ln.snap.last
+		})
+		if busy || l != last || a != applied {
+			quiet, last, applied = 0, l, a
+			continue
 		}
-		t.Fatal("a snapshot stayed under way for 10 s")
-		return 0, 0
+		if quiet++; quiet == 2 {
+			return last, applied
+		}
 	}
-	put(45)
-	before, _ := settled()
-	onLoop(ln, func() bool { ln.chunksServed.Add(1); return true }) // a member read a chunk
-	put(25)
-	if last, applied := settled(); last != before {
+	s.t.Fatal("a snapshot stayed under way, or a follower behind, for 10 s")
+	return 0, 0
+}
+
+// warmUp applies 45 slots and returns the snapshot taken at 40. A follower
+// slow to start may have fetched a snapshot meanwhile (the log keeps only
+// 5 slots), which held the one at 40 back; both follow once settled, so
+// that fetch is over: warmUp forgets it, and the snapshot held back is
+// taken.
+func (s *snapshotScene) warmUp() paxos.Slot {
+	s.put(45)
+	s.settled()
+	ln := s.ln
+	onLoop(ln, func() bool { ln.snap.served, ln.snap.servedAt = ln.chunksServed.Load(), time.Time{}; return true })
+	last, applied := s.settled()
+	if applied >= last+20 {
+		s.t.Fatalf("newest snapshot at %d with %d slots applied, every 20 slots: one held back after warming up", last, applied)
+	}
+	return last
+}
+
+// A node whose snapshot a member is fetching holds its next snapshot back
+// (servingSnapshot), so the member finds the log after the snapshot's slot
+// once it has installed it, but only up to twice the log it would let
+// grow otherwise.
+func TestSnapshotHeldWhileServed(t *testing.T) {
+	s := newSnapshotScene(t, nil)
+	before := s.warmUp()
+	onLoop(s.ln, func() bool { s.ln.chunksServed.Add(1); return true }) // a member read a chunk
+	s.put(25)
+	if last, applied := s.settled(); last != before {
 		t.Fatalf("snapshot taken at slot %d while a member fetched the one at %d (applied %d, every 20 slots)", last, before, applied)
 	}
-	put(20)
-	if last, applied := settled(); last == before || applied-before < 40 {
+	s.put(20)
+	if last, applied := s.settled(); last == before || applied-before < 40 {
 		t.Fatalf("snapshot at %d with %d slots applied: held for more than twice --snapshot-entries", last, applied)
 	}
+}
+
+// A leader holds its next snapshot back while a member it heard from
+// lately reports a watermark below where the snapshot would cut the log
+// (memberBehindLog): the member may be installing another member's
+// snapshot, and would lack the log after it. Once the member has not been
+// heard from for memberHeardTicks election timeouts (it is down), the
+// snapshot is taken.
+func TestSnapshotHeldForMemberBehind(t *testing.T) {
+	// Election timeouts of a second: the 25 puts below fit well within
+	// the three of them the stopped follower still counts as heard from.
+	const electionTicks = 100
+	s := newSnapshotScene(t, func(cfg *Config) { cfg.ElectionTicks = electionTicks })
+	before := s.warmUp()
+	ln, follower := s.ln, s.leader%3+1
+	s.c.nodes[follower].Stop()
+	delete(s.c.nodes, follower)
+	heard := onLoop(ln, func() int { return ln.peerHeard[follower] })
+	s.put(25)
+	last, applied := s.settled()
+	window := memberHeardTicks * electionTicks
+	if ticks := onLoop(ln, func() int { return ln.tickCount }); ticks-heard > window {
+		t.Skipf("the puts took %d ticks, more than the %d the stopped follower counts as heard from", ticks-heard, window)
+	}
+	if last != before {
+		t.Fatalf("snapshot taken at slot %d (applied %d) while a member heard from lately reported a watermark below %d", last, applied, applied-5)
+	}
+	for start := time.Now(); time.Since(start) < 15*time.Second; time.Sleep(20 * time.Millisecond) {
+		last, ticks := onLoop(ln, func() paxos.Slot { return ln.snap.last }), onLoop(ln, func() int { return ln.tickCount })
+		if last == before {
+			continue
+		}
+		if ticks-heard < window {
+			t.Fatalf("snapshot taken %d ticks after the stopped member was last heard from, within the %d it counts as heard", ticks-heard, window)
+		}
+		return
+	}
+	t.Fatalf("no snapshot within 15 s of a member stopping (newest at %d, applied %d)", before, applied)
 }
 
 // TestCatchingUp pins when a node counts as catching up, which doubles the
