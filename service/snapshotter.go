@@ -70,6 +70,9 @@ type snapshotState struct {
 	// (servingSnapshot).
 	servedAt time.Time
 	served   uint64
+	// cutNoted is, per member, the watermark at which a snapshot last cut
+	// the log below it (noteLogCutBelowMember).
+	cutNoted map[paxos.NodeID]paxos.Slot
 }
 
 // snapshotServeGrace is how long after a member last read a chunk of this
@@ -123,6 +126,32 @@ func (n *Node) memberBehindLog(applied paxos.Slot) bool {
 		}
 	}
 	return false
+}
+
+// noteLogCutBelowMember logs, on a leader about to take a snapshot at
+// applied, each member whose last reported watermark is below where it
+// cuts the log: it will need a snapshot to catch up. It says when the
+// member was last heard from, so an operator (and a benchmark) can tell a
+// member down from one the hold-back (memberBehindLog) let go. Once per
+// member and watermark: a member down for an hour is one line, not one
+// per snapshot.
+func (n *Node) noteLogCutBelowMember(applied paxos.Slot) {
+	if n.r.Status().Role != proposer.Leader {
+		return
+	}
+	cut := applied - min(applied, paxos.Slot(n.cfg.SnapshotKeepEntries))
+	for id, c := range n.peerCommit {
+		if c >= cut || !n.book.has(id) || n.snap.cutNoted[id] == c {
+			continue
+		}
+		if n.snap.cutNoted == nil {
+			n.snap.cutNoted = map[paxos.NodeID]paxos.Slot{}
+		}
+		n.snap.cutNoted[id] = c
+		n.log.Info().Uint64("member", uint64(id)).Uint64("member_commit", uint64(c)).Uint64("log_cut_to", uint64(cut)).
+			Int64("heard_ms_ago", int64(n.tickCount-n.peerHeard[id])*n.cfg.TickInterval.Milliseconds()).
+			Msg("snapshot cuts the log below a member's watermark: it will need a snapshot to catch up")
+	}
 }
 
 // memberHeardTicks is, in election timeouts, how lately a member must have
@@ -189,6 +218,7 @@ func (n *Node) maybeSnapshot() {
 	if (serving || catchingUp(applied, n.r.Status().LeaderCommit) || n.memberBehindLog(applied)) && !due(2) {
 		return
 	}
+	n.noteLogCutBelowMember(applied)
 	n.snap.logBytes = 0
 	start := n.clock.Now()
 	view, err := n.sm.View()
