@@ -65,8 +65,11 @@ type Client struct {
 	calls, streams connSlot
 	leader         string // the leader's address, as a node last named it
 	nextSeq        uint64
-	outstanding    map[uint64]struct{}
-	closed         bool
+	outstanding    map[uint64]bool // true: the request holds the window (sequence)
+	// seqFreed, when set, is closed (and cleared) as a request gets its
+	// final answer: sequence waits on it for a number (seqWindow).
+	seqFreed chan struct{}
+	closed   bool
 
 	// ka renews every session of the client (keepalive.go), made by
 	// keepAliver on first use.
@@ -99,7 +102,7 @@ func NewWithConfig(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.AutoSyncInterval = 30 * time.Second
 	}
 	cfg.Endpoints = slices.Clone(cfg.Endpoints)
-	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}, stop: make(chan struct{}), given: slices.Clone(cfg.Endpoints)}
+	c := &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]bool{}, stop: make(chan struct{}), given: slices.Clone(cfg.Endpoints)}
 	c.streams.next = int(c.id % uint64(len(cfg.Endpoints)))
 	c.streams.forStreams = true
 	if _, err := c.connect(ctx, nil); err != nil {
@@ -320,20 +323,56 @@ func (c *Client) preferLeader(cn *conn, addr string) {
 	}
 }
 
+// seqWindow bounds how far a client's newest sequence number may run
+// ahead of its oldest request still waiting for an answer. A node keeps a
+// client's last 1,024 answers (statemachine, ResultsPerClientMax) and
+// raises the client's floor past the ones it forgets: a request shed Busy
+// again and again while the client's later ones went through fell below
+// that floor and came back "stale request" (TestBackPressureEndToEnd,
+// 32 writers on one client). Half the node's window keeps the oldest one
+// above the floor with room to spare. Blocking calls (a lock wait, a
+// campaign) do not hold the window: the node keeps the answers of waiting
+// calls, and they may wait for as long as a lock is held; keep-alives do
+// not wait for it: a session must not expire behind the client's puts.
+const seqWindow = 512
+
 // sequence assigns q the next sequence number and the acknowledgement
-// watermark; done must be called once the call has its final answer.
-func (c *Client) sequence(q *wire.Request) (done func()) {
+// watermark, first waiting (until ctx ends) while seqWindow numbers are
+// taken above the oldest request still waiting that holds the window;
+// done must be called once the call has its final answer.
+func (c *Client) sequence(ctx context.Context, q *wire.Request) (done func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if q.Op != wire.OpSessionKeepAlive && q.Op != wire.OpSessionKeepAliveBatch {
+		for c.nextSeq+1-c.windowFloorLocked() >= seqWindow {
+			if c.seqFreed == nil {
+				c.seqFreed = make(chan struct{})
+			}
+			freed := c.seqFreed
+			c.mu.Unlock()
+			select {
+			case <-freed:
+			case <-ctx.Done():
+			}
+			c.mu.Lock()
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%w: %d of this client's requests were under way, the oldest still unanswered: %w", ErrTimeout, seqWindow, err)
+			}
+		}
+	}
 	c.nextSeq++
 	seq := c.nextSeq
-	c.outstanding[seq] = struct{}{}
+	c.outstanding[seq] = !q.Blocking()
 	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, c.ackedBelowLocked()
 	return func() {
 		c.mu.Lock()
 		delete(c.outstanding, seq)
+		if c.seqFreed != nil { // someone waits for a number
+			close(c.seqFreed)
+			c.seqFreed = nil
+		}
 		c.mu.Unlock()
-	}
+	}, nil
 }
 
 // ackedBelow is the lowest sequence number still waiting for its final
@@ -346,12 +385,28 @@ func (c *Client) ackedBelowLocked() uint64 {
 	return acked
 }
 
+// windowFloorLocked is the lowest sequence number still waiting that
+// holds the window (seqWindow): not a blocking call's. c.mu must be held.
+func (c *Client) windowFloorLocked() uint64 {
+	floor := c.nextSeq + 1
+	for s, holds := range c.outstanding {
+		if holds {
+			floor = min(floor, s)
+		}
+	}
+	return floor
+}
+
 // do sends q until it gets an answer that is not "try again", moving to
 // another endpoint whenever the current one fails, is unreachable, or has
 // no leader. Retries keep q's client id and sequence number.
 func (c *Client) do(ctx context.Context, q *wire.Request) (*wire.Response, error) {
 	if q.Op != wire.OpStatus && q.Op != wire.OpSessionList && q.Op != wire.OpLockList && q.Op != wire.OpQuotaGet {
-		defer c.sequence(q)()
+		done, err := c.sequence(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 	}
 	backoff := 5 * time.Millisecond
 	reach := newReachLog(c.endpoints())

@@ -62,7 +62,11 @@ func (e errNoData) Unwrap() error { return e.err }
 // (ErrPermissionDenied).
 func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, progress func(SnapshotProgress)) (SavedSnapshot, error) {
 	q := &wire.Request{Op: wire.OpSnapshotSave}
-	defer c.sequence(q)()
+	done, err := c.sequence(ctx, q)
+	if err != nil {
+		return SavedSnapshot{}, err
+	}
+	defer done()
 	for {
 		var errs []error
 		busy := false

@@ -149,5 +149,5 @@ func Unconnected(cfg Config) *Client {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = time.Second
 	}
-	return &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]struct{}{}}
+	return &Client{cfg: cfg, id: randomID(), outstanding: map[uint64]bool{}}
 }

@@ -24,6 +24,10 @@ ListResult.__doc__ = "The pairs in key order, the revision they were read at, wh
 
 # Retry pacing after Timeout, Unavailable or a lost connection.
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
+
+# How far a client's newest seq may run ahead of its oldest request still
+# waiting for an answer: half the 1,024 answers a node keeps per client.
+SEQ_WINDOW = 512
 # The longest wait a Busy answer's retry_after_ms gets (a node says at most
 # 2 s), and the jitter added to it (up to half again), so the clients a
 # node shed together do not all come back together.
@@ -86,8 +90,11 @@ class Client:
         # operation across retries and connections.
         self.client_id = int.from_bytes(os.urandom(8), "big") or 1
         self._lock = threading.Lock()
+        # Signalled as a request gets its final answer: _new_seq waits on it
+        # while SEQ_WINDOW numbers are taken above the oldest unanswered one.
+        self._seq_freed = threading.Condition(self._lock)
         self._next_seq = 1
-        self._outstanding = set()
+        self._outstanding = {}    # seq -> whether it holds the window (_new_seq)
         self._conns = {}          # addr -> Connection
         self._current = None      # the address requests go to
         self._leader_addr = None  # the leader's address, from leader_hint
@@ -200,16 +207,38 @@ class Client:
 
     # --- sequence numbers --------------------------------------------------
 
-    def _new_seq(self):
-        with self._lock:
+    def _window_floor(self):
+        # The oldest seq still waiting that holds the window: not a blocking
+        # call's (the node keeps waiting calls' answers, and a lock wait may
+        # last). self._lock must be held.
+        holding = [s for s, holds in self._outstanding.items() if holds]
+        return min(holding) if holding else self._next_seq
+
+    def _new_seq(self, op=None, timeout=None, deadline=None, blocking=False):
+        # A node keeps a client's last 1,024 answers and raises the client's
+        # floor past those it forgets: a request shed Busy again and again
+        # while this client's newer ones went through would fall below the
+        # floor and come back "stale request". So no seq is taken SEQ_WINDOW
+        # or more above the oldest request still waiting (docs/PROTOCOL.md,
+        # "Exactly-once retries"). Keep-alives never wait: a session must not
+        # expire behind the client's puts.
+        exempt = op in (wire.OP_SESSION_KEEPALIVE, wire.OP_SESSION_KEEPALIVE_BATCH)
+        with self._seq_freed:
+            while not exempt and self._next_seq - self._window_floor() >= SEQ_WINDOW:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise errors.TimeoutError("%s: %d of this client's requests under way, the oldest unanswered for %.1fs"
+                                              % (wire.OP_NAMES.get(op, op), SEQ_WINDOW, timeout))
+                self._seq_freed.wait(remaining)
             seq = self._next_seq
             self._next_seq += 1
-            self._outstanding.add(seq)
+            self._outstanding[seq] = not blocking
             return seq
 
     def _done_seq(self, seq):
-        with self._lock:
-            self._outstanding.discard(seq)
+        with self._seq_freed:
+            self._outstanding.pop(seq, None)
+            self._seq_freed.notify_all()
 
     def _acked_below(self):
         # Every seq below the lowest still outstanding has been answered.
@@ -243,10 +272,10 @@ class Client:
         connection min_version_error(conn) is raised.
         """
         serializable = fields.get("serializable", False)
-        seq = self._new_seq() if wire.through_log(op, serializable) else 0
         if timeout is None and not blocking:
             timeout = self.timeout
         deadline = None if timeout is None else time.monotonic() + timeout
+        seq = self._new_seq(op, timeout, deadline, blocking) if wire.through_log(op, serializable) else 0
         backoff = _BACKOFF_MIN
         last = None
         avoid = None

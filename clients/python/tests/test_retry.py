@@ -240,3 +240,37 @@ class Retries(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SeqWindowTest(unittest.TestCase):
+    """No seq is taken SEQ_WINDOW or more above the oldest request still
+    waiting: newer answers would push the oldest's out of the node's table
+    (a "stale request" for a request shed Busy)."""
+
+    def test_waits_for_the_oldest(self):
+        from paxosd.client import SEQ_WINDOW
+        c = paxosd.Client(["127.0.0.1:1"])
+        seqs = [c._new_seq(wire.OP_PUT, None, None) for _ in range(SEQ_WINDOW)]
+        c._done_seq(seqs[-1])  # the newest may end: the oldest holds the window
+        with self.assertRaises(errors.TimeoutError):
+            c._new_seq(wire.OP_PUT, 0.05, time.monotonic() + 0.05)
+        got = []
+        t = threading.Thread(target=lambda: got.append(c._new_seq(wire.OP_PUT, None, None)))
+        t.start()
+        time.sleep(0.05)
+        self.assertEqual(got, [], "a seq was taken while the oldest request still waited")
+        c._done_seq(seqs[0])
+        t.join(5)
+        self.assertEqual(got, [SEQ_WINDOW + 1])
+        self.assertEqual(c._acked_below(), 2)
+
+    def test_blocking_calls_and_keepalives(self):
+        from paxosd.client import SEQ_WINDOW
+        c = paxosd.Client(["127.0.0.1:1"])
+        for _ in range(SEQ_WINDOW):  # lock waits do not hold the window
+            c._new_seq(wire.OP_LOCK_ACQUIRE, None, None, blocking=True)
+        for _ in range(SEQ_WINDOW):
+            c._new_seq(wire.OP_PUT, None, None)
+        with self.assertRaises(errors.TimeoutError):
+            c._new_seq(wire.OP_PUT, 0.05, time.monotonic() + 0.05)
+        c._new_seq(wire.OP_SESSION_KEEPALIVE, 0.05, time.monotonic() + 0.05)  # never waits
