@@ -343,27 +343,31 @@ const seqWindow = 512
 func (c *Client) sequence(ctx context.Context, q *wire.Request) (done func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if q.Op != wire.OpSessionKeepAlive && q.Op != wire.OpSessionKeepAliveBatch {
-		for c.nextSeq+1-c.windowFloorLocked() >= seqWindow {
-			if c.seqFreed == nil {
-				c.seqFreed = make(chan struct{})
-			}
-			freed := c.seqFreed
-			c.mu.Unlock()
-			select {
-			case <-freed:
-			case <-ctx.Done():
-			}
-			c.mu.Lock()
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("%w: %d of this client's requests were under way, the oldest still unanswered: %w", ErrTimeout, seqWindow, err)
-			}
+	keepAlive := q.Op == wire.OpSessionKeepAlive || q.Op == wire.OpSessionKeepAliveBatch
+	for {
+		acked, floor := c.lowestWaitingLocked()
+		if keepAlive || c.nextSeq+1-floor < seqWindow {
+			q.AckedBelow = acked
+			break
+		}
+		if c.seqFreed == nil {
+			c.seqFreed = make(chan struct{})
+		}
+		freed := c.seqFreed
+		c.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+		}
+		c.mu.Lock()
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%w: %d of this client's requests were under way, the oldest still unanswered: %w", ErrTimeout, seqWindow, err)
 		}
 	}
 	c.nextSeq++
 	seq := c.nextSeq
 	c.outstanding[seq] = !q.Blocking()
-	q.ClientID, q.Seq, q.AckedBelow = c.id, seq, c.ackedBelowLocked()
+	q.ClientID, q.Seq = c.id, seq
 	return func() {
 		c.mu.Lock()
 		delete(c.outstanding, seq)
@@ -375,26 +379,27 @@ func (c *Client) sequence(ctx context.Context, q *wire.Request) (done func(), er
 	}, nil
 }
 
-// ackedBelow is the lowest sequence number still waiting for its final
-// answer: every one below it has its answer. c.mu must be held.
+// ackedBelowLocked is the lowest sequence number still waiting for its
+// final answer: every one below it has its answer. c.mu must be held.
 func (c *Client) ackedBelowLocked() uint64 {
-	acked := c.nextSeq + 1
-	for s := range c.outstanding {
-		acked = min(acked, s)
-	}
+	acked, _ := c.lowestWaitingLocked()
 	return acked
 }
 
-// windowFloorLocked is the lowest sequence number still waiting that
-// holds the window (seqWindow): not a blocking call's. c.mu must be held.
-func (c *Client) windowFloorLocked() uint64 {
-	floor := c.nextSeq + 1
+// lowestWaitingLocked returns, in one pass over the requests still
+// waiting for their final answer, the lowest sequence number among them
+// (acked_below) and the lowest among those that hold the window
+// (seqWindow: not a blocking call's); the next number to be taken when
+// none is. c.mu must be held.
+func (c *Client) lowestWaitingLocked() (acked, window uint64) {
+	acked, window = c.nextSeq+1, c.nextSeq+1
 	for s, holds := range c.outstanding {
+		acked = min(acked, s)
 		if holds {
-			floor = min(floor, s)
+			window = min(window, s)
 		}
 	}
-	return floor
+	return acked, window
 }
 
 // do sends q until it gets an answer that is not "try again", moving to

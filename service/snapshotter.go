@@ -119,13 +119,19 @@ func (n *Node) memberBehindLog(applied paxos.Slot) bool {
 	if n.r.Status().Role != proposer.Leader {
 		return false
 	}
-	cut := applied - min(applied, paxos.Slot(n.cfg.SnapshotKeepEntries))
+	cut := n.logCutAt(applied)
 	for id, c := range n.peerCommit {
 		if c < cut && n.tickCount-n.peerHeard[id] <= memberHeardTicks*n.cfg.ElectionTicks && n.book.has(id) {
 			return true
 		}
 	}
 	return false
+}
+
+// logCutAt is where a snapshot at applied cuts the log: it keeps
+// SnapshotKeepEntries slots below the snapshot's.
+func (n *Node) logCutAt(applied paxos.Slot) paxos.Slot {
+	return applied - min(applied, paxos.Slot(n.cfg.SnapshotKeepEntries))
 }
 
 // noteLogCutBelowMember logs, on a leader about to take a snapshot at
@@ -139,7 +145,7 @@ func (n *Node) noteLogCutBelowMember(applied paxos.Slot) {
 	if n.r.Status().Role != proposer.Leader {
 		return
 	}
-	cut := applied - min(applied, paxos.Slot(n.cfg.SnapshotKeepEntries))
+	cut := n.logCutAt(applied)
 	for id, c := range n.peerCommit {
 		if c >= cut || !n.book.has(id) || n.snap.cutNoted[id] == c {
 			continue
@@ -268,11 +274,7 @@ func (n *Node) snapshotWritten(view *statemachine.SnapshotView, w *wal.SnapshotW
 	if n.obs != nil {
 		n.obs.snapshotted(slot, meta)
 	}
-	var truncate paxos.Slot
-	if keep := paxos.Slot(n.cfg.SnapshotKeepEntries); slot > keep {
-		truncate = slot - keep
-	}
-	job := &snapshotJob{slot: slot, w: w, truncate: truncate, started: start}
+	job := &snapshotJob{slot: slot, w: w, truncate: n.logCutAt(slot), started: start}
 	if !n.submit(walJob{snap: job}) {
 		return
 	}
