@@ -46,6 +46,21 @@ type Config struct {
 	// size of the values. A leader always has room for one slot. Default
 	// 32 MiB.
 	InflightBytesMax int
+	// LaggardSlots: a follower whose reported watermark is more than
+	// LaggardSlots behind the leader's gets no Accepts for new slots while
+	// the voters the leader heard from lately, leaving out every such
+	// follower, make a quorum of the slots' configurations. A follower
+	// catching up from far below would otherwise hold every new slot it
+	// accepts in memory until its watermark passed it (a follower rejoining
+	// a loaded million-key cluster held 100 MB over its bound for the 20 s
+	// of its catch-up); it gets the chosen values through catch-up
+	// instead, and Accepts again once within LaggardSlots. Its vote is
+	// never lost to the quorum: the slots' Accepts are sent to it again
+	// when nobody else voted in time (the proposer's retransmit). At least
+	// twice WindowSlots: a healthy follower reports a watermark up to the
+	// slots in flight and those chosen in a round trip behind the
+	// leader's. Default 4096 (or twice WindowSlots if more).
+	LaggardSlots int
 	// PendingMax and PendingBytesMax bound the commands (and their bytes)
 	// a node queues while its window is full or until they are forwarded;
 	// Propose fails with ErrBusy beyond either. Defaults 65536 and 64 MiB.
@@ -88,6 +103,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.BatchBytesMax == 0 {
 		c.BatchBytesMax = 1 << 20
+	}
+	if c.LaggardSlots == 0 {
+		c.LaggardSlots = max(4096, 2*c.WindowSlots)
 	}
 	if c.PendingMax == 0 {
 		c.PendingMax = 1 << 16
@@ -156,6 +174,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WindowSlots <= 0 || c.BatchBytesMax <= 0 || c.PendingMax <= 0 || c.PendingBytesMax <= 0 || c.InflightBytesMax <= 0 {
 		return fmt.Errorf("%w: window, batch, in-flight and pending limits must be positive", ErrInvalidConfig)
+	}
+	if c.LaggardSlots < 2*c.WindowSlots {
+		return fmt.Errorf("%w: laggard slots (%d) must be at least twice the window (%d slots)", ErrInvalidConfig, c.LaggardSlots, c.WindowSlots)
 	}
 	if c.BatchBytesMax > c.PageBytes() {
 		return fmt.Errorf("%w: a batch (%d bytes) must fit a quarter of a message (%d bytes)", ErrInvalidConfig, c.BatchBytesMax, c.MessageBytesMax)

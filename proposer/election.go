@@ -98,6 +98,7 @@ func (p *Proposer) tickLeader(commit paxos.Slot, settled func(paxos.Slot, paxos.
 		return out
 	}
 	p.active = map[paxos.NodeID]bool{}
+	p.judgeLaggards(commit)
 	if len(p.inflight) > 0 && commit == p.commitAtCheck {
 		p.stalledChecks++
 		if p.stalledChecks >= 2 {
@@ -303,6 +304,8 @@ func (p *Proposer) becomeLeader(commit paxos.Slot) (msgs []paxos.Message, chosen
 	p.inflight, p.inflightBytes = map[paxos.Slot]proposal{}, 0
 	p.inflightLow = commit + 1
 	p.followerCommit, p.handoverAfter = map[paxos.NodeID]paxos.Slot{}, 0
+	p.heardAt, p.votedAt, p.votedTo = map[paxos.NodeID]int64{}, map[paxos.NodeID]int64{}, map[paxos.NodeID]paxos.Slot{}
+	p.laggardMarks, p.keptIn = map[paxos.NodeID]laggardMark{}, map[paxos.NodeID]bool{}
 	p.nextSlot = max(p.from, commit+1)
 	for s := range p.recovered {
 		if s < p.nextSlot {
@@ -347,7 +350,7 @@ func (p *Proposer) handoverTarget(m paxos.Membership) paxos.NodeID {
 
 // NoteFollowerCommit records the watermark a follower reported.
 func (p *Proposer) NoteFollowerCommit(id paxos.NodeID, commit paxos.Slot) {
-	if p.role == Leader && commit > p.followerCommit[id] {
+	if c, ok := p.followerCommit[id]; p.role == Leader && (!ok || commit > c) {
 		p.followerCommit[id] = commit
 	}
 }

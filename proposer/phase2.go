@@ -144,13 +144,23 @@ func cutBatch(queue [][]byte, maxBytes int) (v paxos.Value, rest [][]byte, paylo
 	return paxos.Value{Kind: paxos.ValueBatch, Cmds: cmds}, rest, payload
 }
 
-// accepts returns Accept messages carrying entries to every member,
-// including this node's own acceptor, split so no message grows past
-// Config.PageBytes.
+// accepts returns Accept messages carrying entries to every member but the
+// laggards (laggards.go), including this node's own acceptor, split so no
+// message grows past Config.PageBytes.
 func (p *Proposer) accepts(entries []paxos.Entry, commit paxos.Slot) []paxos.Message {
+	if len(entries) == 0 {
+		return nil
+	}
+	skip := p.Laggards(commit, entries[0].Slot, entries[len(entries)-1].Slot)
 	var out []paxos.Message
 	for _, chunk := range p.chunk(entries) {
-		out = append(out, p.broadcast(paxos.Message{Type: paxos.MsgAccept, Ballot: p.ballot, Commit: commit, Entries: chunk}, true)...)
+		m := paxos.Message{Type: paxos.MsgAccept, Ballot: p.ballot, Commit: commit, Entries: chunk}
+		for _, id := range p.view.Nodes() {
+			if !skip[id] {
+				m.From, m.To = p.id, id
+				out = append(out, m)
+			}
+		}
 	}
 	return out
 }

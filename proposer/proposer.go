@@ -43,6 +43,14 @@ type Proposer struct {
 
 	// Leader liveness (check-quorum) and progress checks.
 	active map[paxos.NodeID]bool
+	// Laggards (laggards.go): heardAt and votedAt are the ticks at which
+	// each node last answered this leader and voted for its slots, votedTo
+	// the highest slot it voted for; laggardMarks where each laggard stood
+	// when last judged, keptIn those whose catch-up lost the race.
+	heardAt, votedAt map[paxos.NodeID]int64
+	votedTo          map[paxos.NodeID]paxos.Slot
+	laggardMarks     map[paxos.NodeID]laggardMark
+	keptIn           map[paxos.NodeID]bool
 	// followerCommit is each follower's last reported watermark;
 	// handoverAfter, for a leader the configuration in force no longer
 	// counts as a voter, the watermark a voter must have reached to take
@@ -216,6 +224,7 @@ func (p *Proposer) Observe(b paxos.Ballot) { p.maxSeen = paxos.MaxBallot(p.maxSe
 func (p *Proposer) MarkActive(from paxos.NodeID) {
 	if p.role == Leader && p.active != nil {
 		p.active[from] = true
+		p.heardAt[from] = p.ticks
 	}
 }
 

@@ -41,6 +41,10 @@ type Config struct {
 	HeartbeatTicks, ElectionTicks int
 	// WindowSlots and BatchBytesMax: see paxos.Config. Defaults 256, 1 MiB.
 	WindowSlots, BatchBytesMax int
+	// LaggardSlots: see paxos.Config (how far behind a follower gets no
+	// Accepts for new slots while the others make a quorum). Default 4096;
+	// the simulation sets it small to reach the rule often.
+	LaggardSlots int
 	// ValueBytesMax bounds a value this node accepts from its clients
 	// (at most 64 MiB: the state machine's own bound, the same on every
 	// replica). Set it alike on every node, or a put that one node refuses

@@ -13,6 +13,7 @@ type metrics struct {
 	cmdsApplied   prometheus.Counter
 	batchCmds     prometheus.Histogram
 	inFlight      prometheus.Gauge
+	laggards      prometheus.Gauge
 	commitIndex   prometheus.Gauge
 	appliedIndex  prometheus.Gauge
 	fsync         prometheus.Histogram
@@ -71,6 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cmdsApplied:   prometheus.NewCounter(prometheus.CounterOpts{Name: "paxosd_commands_applied_total", Help: "Client commands applied."}),
 		batchCmds:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "paxosd_batch_commands", Help: "Commands per applied slot.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		inFlight:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_slots_in_flight", Help: "Slots the leader proposed that are not chosen yet."}),
+		laggards:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_laggards", Help: "Followers far behind that the leader leaves out of new slots' Accepts while they catch up."}),
 		commitIndex:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_commit_index", Help: "The chosen watermark."}),
 		appliedIndex:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "paxosd_applied_index", Help: "The last slot applied."}),
 		fsync:         prometheus.NewHistogram(prometheus.HistogramOpts{Name: "paxosd_wal_save_seconds", Help: "Latency of one synced WAL batch.", Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14)}),
@@ -129,7 +131,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		peerRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paxosd_peer_messages_rejected_total",
 			Help: "Messages from peer connections that no honest member sends, by reason (docs/SECURITY.md): each closed its connection."}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.commitIndex,
+	for _, c := range []prometheus.Collector{m.proposals, m.slotsApplied, m.cmdsApplied, m.batchCmds, m.inFlight, m.laggards, m.commitIndex,
 		m.appliedIndex, m.fsync, m.elections, m.leaderChanges, m.isLeader, m.requests, m.sessions, m.locksHeld, m.locksWaiting, m.leaseReads, m.authFailures,
 		m.stateMismatches, m.stateDiverged, m.clusterLevel, m.snapshots, m.snapshotBytes, m.snapshotInstalls, m.snapshotSent,
 		m.requestSeconds, m.peerRTT, m.hasLeader, m.noLeaderSeconds, m.leaderCommit, m.applyLag, m.snapshotSeconds, m.snapshotFailures,
@@ -158,6 +160,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (n *Node) sampleMetrics() {
 	st := n.r.Status()
 	n.m.inFlight.Set(float64(st.InFlight))
+	n.noteLaggards()
 	n.m.streamsOpen.Set(float64(n.streams.len()))
 	n.m.commitIndex.Set(float64(st.Commit))
 	applied := n.appliedSlot()

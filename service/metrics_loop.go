@@ -1,6 +1,7 @@
 package service
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +25,53 @@ type loopMetrics struct {
 	// heartbeats remembers, per peer, when the leader sent its recent
 	// heartbeat rounds, so the acknowledgement gives a round trip.
 	heartbeats map[paxos.NodeID]*[rttRounds]sentHeartbeat
+	// laggards are the followers the leader left out of new slots'
+	// Accepts at the last sample; laggardLogged when each was last said
+	// to be (noteLaggards).
+	laggards      []paxos.NodeID
+	laggardLogged map[paxos.NodeID]time.Time
+}
+
+// laggardLogEvery is how often a member left out of new slots' Accepts is
+// said to be at info level: the rule is judged per batch of slots, and a
+// voter's stalled sync can take a laggard back for a moment.
+const laggardLogEvery = time.Minute
+
+// noteLaggards sets the gauge of followers the leader leaves out of new
+// slots' Accepts while they catch up (proposer.Laggards), and says in the
+// log when one is left out: an operator reading why a member restarted
+// after an outage does not vote yet. Once a minute per member at most;
+// the comings and goings in between at debug level.
+func (n *Node) noteLaggards() {
+	laggards := n.r.Laggards()
+	n.m.laggards.Set(float64(len(laggards)))
+	lm := &n.m.loop
+	if slices.Equal(lm.laggards, laggards) {
+		return
+	}
+	now := n.clock.Now()
+	for _, id := range laggards {
+		if slices.Contains(lm.laggards, id) {
+			continue
+		}
+		ev := n.log.Debug()
+		if last, ok := lm.laggardLogged[id]; !ok || now.Sub(last) >= laggardLogEvery {
+			if lm.laggardLogged == nil {
+				lm.laggardLogged = map[paxos.NodeID]time.Time{}
+			}
+			lm.laggardLogged[id] = now
+			ev = n.log.Info()
+		}
+		ev.Uint32("member", uint32(id)).Uint64("commit", uint64(n.r.Status().Commit)).
+			Msg("a member is far behind: it catches up from the log, and gets no new slots to vote on while the others make a quorum")
+	}
+	for _, id := range lm.laggards {
+		if !slices.Contains(laggards, id) {
+			n.log.Debug().Uint32("member", uint32(id)).
+				Msg("a member left out of new slots votes on them again (caught up, its vote needed, its catch-up losing ground, or this node no longer leads)")
+		}
+	}
+	lm.laggards = laggards
 }
 
 // rttRounds is how many heartbeat rounds per peer are remembered. Rounds

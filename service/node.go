@@ -287,6 +287,7 @@ func newNode(cfg Config, e nodeEdges) (*Node, error) {
 		ElectionTicks:  cfg.ElectionTicks,
 		WindowSlots:    cfg.WindowSlots,
 		BatchBytesMax:  cfg.BatchBytesMax,
+		LaggardSlots:   cfg.LaggardSlots,
 		// The frame limit bounds a message body; the core pages well below.
 		MessageBytesMax: cfg.FrameBytesMax,
 		Rand:            e.rand,

@@ -28,6 +28,7 @@ type simParams struct {
 	requestTimeout                time.Duration
 	backlogBytes                  int // Config.BacklogBytesMax (0: the default)
 	sessionsPerClient             int // Config.SessionsPerClientMax (0: the default)
+	laggardSlots                  int // Config.LaggardSlots (0: the default)
 	// The network: a message takes latencyMin..latencyMax, or with
 	// slowRate up to slowMax; dropRate and dupRate lose and repeat it.
 	latencyMin, latencyMax, slowMax time.Duration
@@ -139,6 +140,12 @@ func drawParams(rng *rand.Rand, seed int64, opts simOptions) simParams {
 		// A per-client session limit the lock and election clients reach
 		// with their spare sessions (session_limit.go).
 		p.sessionsPerClient = []int{0, 0, 0, 2}[rand.New(rand.NewSource(seed^0x5e55)).Intn(4)]
+		// How far behind a follower gets no new slots' Accepts
+		// (proposer.Laggards): half the seeds the least allowed, twice
+		// the window, or a few times that, so that followers slowed,
+		// partitioned or restarted are left out and taken back often (the
+		// default, 4096, a run rarely reaches).
+		p.laggardSlots = 2 * p.window * []int{0, 0, 1, 3}[rand.New(rand.NewSource(seed^0x1a66)).Intn(4)]
 	}
 	if opts.mutate != nil {
 		opts.mutate(&p)
@@ -263,7 +270,7 @@ func (s *sim) config(sn *simNode) Config {
 	return Config{
 		ID: sn.id, ClusterID: "sim", Listen: peers[sn.id], Peers: peers, DataDir: "/data", FS: sn.fs, MemTableBytes: 64 << 10,
 		TickInterval: s.p.tick, HeartbeatTicks: s.p.heartbeatTicks, ElectionTicks: s.p.electionTicks,
-		WindowSlots: s.p.window, BatchBytesMax: s.p.batchBytes, ValueBytesMax: s.p.valueBytes,
+		WindowSlots: s.p.window, BatchBytesMax: s.p.batchBytes, LaggardSlots: s.p.laggardSlots, ValueBytesMax: s.p.valueBytes,
 		FrameBytesMax: s.p.frameBytes, RequestTimeout: s.p.requestTimeout, BacklogBytesMax: s.p.backlogBytes,
 		SessionsPerClientMax: s.p.sessionsPerClient,
 		SnapshotEntries:      s.p.snapshotEntries, SnapshotKeepEntries: max(s.p.snapshotKeep, 1),

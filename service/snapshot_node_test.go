@@ -395,9 +395,10 @@ func TestSnapshotHeldWhileServed(t *testing.T) {
 // heard from for memberHeardTicks election timeouts (it is down), the
 // snapshot is taken.
 func TestSnapshotHeldForMemberBehind(t *testing.T) {
-	// Election timeouts of a second: the 25 puts below fit well within
-	// the three of them the stopped follower still counts as heard from.
-	const electionTicks = 100
+	// Election timeouts of 0.3 s: the 25 puts below fit well within the
+	// memberHeardTicks of them (3 s) the stopped follower still counts as
+	// heard from.
+	const electionTicks = 30
 	s := newSnapshotScene(t, func(cfg *Config) { cfg.ElectionTicks = electionTicks })
 	before := s.warmUp()
 	ln, follower := s.ln, s.leader%3+1

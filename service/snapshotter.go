@@ -161,8 +161,13 @@ func (n *Node) noteLogCutBelowMember(applied paxos.Slot) {
 }
 
 // memberHeardTicks is, in election timeouts, how lately a member must have
-// reported its watermark to hold the leader's snapshot back.
-const memberHeardTicks = 3
+// reported its watermark to hold the leader's snapshot back: 1.5 s at the
+// defaults. Three (450 ms) let a member catching up go while its heap was
+// at its limit and it answered slowly: it found the log cut past what it
+// had, and fetched a second snapshot (make bench-scale OUTAGE=5m: last
+// heard 460 ms before the cut). A member down holds the snapshot back that
+// long, no longer.
+const memberHeardTicks = 10
 
 // catchUpSlots is how far behind the leader's commit a node applies when
 // it is catching up (after a restart, an outage or an install) rather

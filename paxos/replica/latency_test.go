@@ -28,9 +28,17 @@ type latCluster struct {
 	latency int
 	// campaigns counts distinct candidate ballots seen.
 	ballots map[paxos.Ballot]bool
+	// sent, if not nil, sees every message sent to another node.
+	sent func(paxos.Message)
 }
 
 func newLatCluster(t *testing.T, states map[paxos.NodeID]paxos.State) *latCluster {
+	return newTunedLatCluster(t, states, nil)
+}
+
+// newTunedLatCluster is newLatCluster with every node's Config passed
+// through tune (if not nil) first.
+func newTunedLatCluster(t *testing.T, states map[paxos.NodeID]paxos.State, tune func(*paxos.Config)) *latCluster {
 	c := &latCluster{t: t, nodes: map[paxos.NodeID]*replica.Replica{}, stores: map[paxos.NodeID]*store{},
 		down: map[paxos.NodeID]bool{}, cut: map[[2]paxos.NodeID]bool{}, ballots: map[paxos.Ballot]bool{}}
 	jitter := map[paxos.NodeID]int{1: 0, 2: 3, 3: 9}
@@ -38,6 +46,9 @@ func newLatCluster(t *testing.T, states map[paxos.NodeID]paxos.State) *latCluste
 		c.stores[id] = &store{entries: map[paxos.Slot]paxos.Entry{}}
 		cfg := paxos.Config{ID: id, Members: []paxos.NodeID{1, 2, 3}, HeartbeatTicks: 2, ElectionTicks: electionTicks,
 			WindowSlots: 256, BatchBytesMax: 1 << 10, MessageBytesMax: 16 << 10, Rand: fixedRand{jitter[id]}}
+		if tune != nil {
+			tune(&cfg)
+		}
 		st := states[id]
 		r, err := replica.New(cfg, st, st.Commit)
 		if err != nil {
@@ -69,6 +80,9 @@ func (c *latCluster) pump() {
 				if m.To == id {
 					r.Step(m)
 				} else {
+					if c.sent != nil {
+						c.sent(m)
+					}
 					c.net = append(c.net, timedMsg{c.now + c.latency, m})
 				}
 			}

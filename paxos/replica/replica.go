@@ -36,7 +36,7 @@ type Replica struct {
 	// intervals ago (recentCommit the sample before it is promoted): a
 	// follower behind it has missed something and needs catch-up.
 	settledCommit, recentCommit paxos.Slot
-	// catchups tracks the catch-up batch in flight to each follower.
+	// catchups tracks the catch-up batches in flight to each follower.
 	catchups map[paxos.NodeID]catchup
 	// preVoteCaughtUp is, per voter, the PreVote round whose answer from
 	// behind was last answered with catch-up, or last seen moving (step.go).
@@ -53,11 +53,23 @@ type preVoteCatchUp struct {
 	commit paxos.Slot
 }
 
-// catchup is a batch of chosen entries sent to a lagging follower.
+// catchup is the stream of chosen entries sent to a lagging follower:
+// the batches on their way (the last slot of each), the last slot sent,
+// and when the stream last sent one; or, with snapshot set, the offer of
+// the snapshot at sentTo.
 type catchup struct {
-	sentTo paxos.Slot // the last slot in the batch
-	tick   int64      // when it was sent
+	ends     []paxos.Slot
+	sentTo   paxos.Slot
+	tick     int64
+	snapshot bool
 }
+
+// catchUpInFlight bounds the catch-up batches (each up to BatchBytesMax)
+// on their way to one follower. One per round trip left the leader idle
+// while the follower applied each batch, and the follower's catch-up slower
+// than the leader's writes at a few thousand slots a second (the
+// follower's apply is the real bound; the others overlap it).
+const catchUpInFlight = 4
 
 // New returns a replica resuming from st (what Persist wrote so far). The
 // first Ready delivers the chosen slots after applied, so a state machine
@@ -265,7 +277,12 @@ func (r *Replica) announceCommit() {
 		return
 	}
 	r.commitAnnounced = c
-	covered := map[paxos.NodeID]bool{}
+	// Nor a laggard (proposer.Laggards): catch-up tells it, and each
+	// announcement would have it look for slots it does not hold.
+	covered := r.prop.Laggards(c, c+1, c+1)
+	if covered == nil {
+		covered = map[paxos.NodeID]bool{}
+	}
 	for _, m := range r.msgs {
 		if m.Type == paxos.MsgAccept && m.Commit == c {
 			covered[m.To] = true

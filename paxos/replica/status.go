@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"slices"
+
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/proposer"
 )
@@ -51,6 +53,22 @@ func (r *Replica) Status() Status {
 		LeaseTick:    r.prop.LeaseTick(),
 		ReadReady:    r.prop.ReadReady(r.learn.Commit()),
 	}
+}
+
+// Laggards lists, in id order, the followers this leader leaves out of
+// the Accepts of the next slots while they catch up (proposer.Laggards).
+func (r *Replica) Laggards() []paxos.NodeID {
+	c := r.learn.Commit()
+	set := r.prop.Laggards(c, c+1, c+1)
+	if set == nil {
+		return nil
+	}
+	out := make([]paxos.NodeID, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Entry returns the entry this node holds for slot (chosen if slot is at or

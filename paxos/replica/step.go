@@ -177,6 +177,7 @@ func (r *Replica) stepAccepted(m paxos.Message) {
 		return
 	}
 	r.prop.MarkActive(m.From)
+	r.prop.NoteVote(m.From, m.Slots)
 	r.learn.OnAccepted(m.From, m.Ballot, m.Slots)
 }
 
@@ -194,8 +195,9 @@ func (r *Replica) stepHeartbeat(m paxos.Message) {
 }
 
 // stepHeartbeatAck lets the leader see who is alive and push chosen values
-// to a follower whose watermark is behind (catch-up). The follower answers a
-// Decide with another ack, so catch-up streams one chunk per round trip.
+// to a follower whose watermark is behind (catch-up). The follower answers
+// each Decide with another ack, which tops the stream up to
+// catchUpInFlight batches.
 func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 	if r.prop.Role() != proposer.Leader || m.Ballot != r.prop.Ballot() {
 		return
@@ -214,29 +216,54 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 		delete(r.catchups, m.From)
 		return
 	}
-	// One catch-up batch in flight per follower: the follower's answer to
-	// it asks for the next. Heartbeat acks that arrive meanwhile must not
-	// start more streams of the same entries; a batch lost on the way is
-	// sent again after an election timeout.
 	now := r.prop.Ticks()
-	if cu, ok := r.catchups[m.From]; ok && m.Commit < cu.sentTo && now-cu.tick < int64(r.cfg.ElectionTicks) {
-		return
-	}
 	commit := r.learn.Commit()
-	if t := r.acc.Truncated(); m.Commit < t {
-		// What the follower lacks starts below our log: it needs the
-		// snapshot. Fetching one can outlast an election timeout; the
-		// node layer ignores a repeat while a fetch runs.
-		r.catchups[m.From] = catchup{sentTo: t, tick: now}
-		r.send(paxos.Message{Type: paxos.MsgSnapshot, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Slot: t})
-		return
+	cu, ok := r.catchups[m.From]
+	from := m.Commit + 1
+	if ok && m.Commit < cu.sentTo && now-cu.tick < int64(r.cfg.ElectionTicks) {
+		if cu.snapshot {
+			return // it fetches the snapshot: log above it would wait in its memory
+		}
+		// A stream is running: acks that arrive while its batches are on
+		// their way must not start another stream of the same entries.
+		// The batches the follower's watermark passed have arrived.
+		i := 0
+		for i < len(cu.ends) && cu.ends[i] <= m.Commit {
+			i++
+		}
+		cu.ends = cu.ends[i:]
+		if len(cu.ends) >= catchUpInFlight {
+			return
+		}
+		from = cu.sentTo + 1
+	} else {
+		// None, or one that stalled (a batch lost on the way, which an
+		// election timeout without sending tells): start from the
+		// follower's watermark.
+		if t := r.acc.Truncated(); m.Commit < t {
+			// What the follower lacks starts below our log: it needs the
+			// snapshot. Fetching one can outlast an election timeout; the
+			// node layer ignores a repeat while a fetch runs.
+			r.catchups[m.From] = catchup{sentTo: t, tick: now, snapshot: true}
+			r.send(paxos.Message{Type: paxos.MsgSnapshot, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Slot: t})
+			return
+		}
+		cu = catchup{}
 	}
-	entries := r.acc.EntriesRange(m.Commit+1, commit, r.cfg.BatchBytesMax)
-	if len(entries) == 0 {
-		return
+	sent := false
+	for len(cu.ends) < catchUpInFlight && from <= commit {
+		entries := r.acc.EntriesRange(from, commit, r.cfg.BatchBytesMax)
+		if len(entries) == 0 {
+			break
+		}
+		last := entries[len(entries)-1].Slot
+		cu.ends, cu.sentTo, from, sent = append(cu.ends, last), last, last+1, true
+		r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
 	}
-	r.catchups[m.From] = catchup{sentTo: entries[len(entries)-1].Slot, tick: now}
-	r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
+	if sent {
+		cu.tick = now
+		r.catchups[m.From] = cu
+	}
 }
 
 // stepDecide takes chosen values from the leader. A chosen value is a fact
