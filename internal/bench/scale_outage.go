@@ -9,7 +9,8 @@ package bench
 // snapshot transfer. The run's interval lines add the throughput as a
 // share of the run without an outage and the phase (normal, node N down,
 // catching up, caught up); a summary follows: the throughput before the
-// outage and during the catch-up, the rejoining node's peak RSS against
+// outage, during the catch-up and during the snapshot transfer
+// (scale_transfer.go), the rejoining node's peak RSS against
 // 2 x live data + 150 MiB, the time from its restart to caught up (its
 // applied within scaleCaughtUpSlots of the leader's commit), and whether
 // its log says it installed the leader's snapshot.
@@ -329,6 +330,7 @@ func (o *scaleOutage) summary(w io.Writer, clients int, normal float64, interval
 		}
 		fmt.Fprintf(w, "  restart to caught up:           %8.1f s (first answered status after %.1f s; applied %d, leader's commit %d)\n",
 			took.Seconds(), o.firstStatus.Seconds(), o.appliedAt, o.leaderAtCU)
+		o.transferSummary(w, normal)
 	} else if !o.up.IsZero() {
 		fmt.Fprintf(w, "  restart to caught up:           not caught up\n")
 	}
@@ -346,4 +348,27 @@ func (o *scaleOutage) summary(w io.Writer, clients int, normal float64, interval
 	}
 	fmt.Fprintf(w, "  rejoined by snapshot: %s (%q in %s since the restart)\n", snap, scaleSnapshotInstalled, o.nodes.logFile(o.i))
 	return o.err
+}
+
+// transferSummary prints the throughput during the snapshot transfer and
+// install (transferWindow), if the node's log shows one.
+func (o *scaleOutage) transferSummary(w io.Writer, normal float64) {
+	b, err := os.ReadFile(o.nodes.logFile(o.i))
+	if err != nil || int64(len(b)) < o.logOffset {
+		return
+	}
+	from, to, ok := transferWindow(b[o.logOffset:])
+	if !ok {
+		return
+	}
+	rate, ok := rateBetween(o.secs, from, to)
+	if !ok {
+		fmt.Fprintf(w, "  snapshot transfer and install:  %8.1f s (too short to measure the throughput)\n", to.Sub(from).Seconds())
+		return
+	}
+	share := ""
+	if normal > 0 {
+		share = fmt.Sprintf(", %.0f%% of before", 100*rate/normal)
+	}
+	fmt.Fprintf(w, "  during the snapshot transfer:   %8.0f ops/s (%.1f s from the fetch's start to installed%s)\n", rate, to.Sub(from).Seconds(), share)
 }
