@@ -14,39 +14,57 @@ import "github.com/paxosd/paxosd/paxos"
 // is a lost message to Paxos: always safe. It stays live and fast because
 //
 //   - the others count only if they vote, not merely answer heartbeats (a
-//     voter whose disk stalls still acknowledges those), and
-//     the rule is judged again for every batch of slots: once they are no
-//     quorum, the laggards get new slots again;
+//     voter whose disk stalls still acknowledges those), and the rule is
+//     judged again for every batch of slots: once they are no quorum, the
+//     laggards get new slots again;
 //   - a slot no quorum voted for in time is sent again to every acceptor
-//     that has not voted, laggards included (retransmit);
+//     that has not voted, laggards included (retransmit), and a laggard
+//     that votes is no laggard for an election timeout: with a voter slow
+//     to vote (its disk, or the leader's own) the rule would cost a
+//     retransmit interval per slot, and it stops paying it; so does a
+//     healthy follower further away than the others, whose reports lag
+//     the quorum's progress by its own round trip;
 //   - a laggard whose catch-up loses the race with the leader's writes
-//     (its watermark moves, yet it falls further behind) is taken back:
-//     it then catches up a fixed gap, as before the rule, at the price of
-//     the memory the rule saves.
+//     (it gains no ground over laggardJudgeChecks election timeouts in
+//     which it moved) is taken back: it then catches up a fixed gap, as
+//     before the rule, at the price of the memory the rule saves; once it
+//     stands still for long (down, or fetching a snapshot) it is judged
+//     afresh.
 
-// laggardMark is where a laggard stood when its race with the leader's
-// writes started (or was last judged), and its watermark at the last
-// election timeout.
+// laggardMark is a laggard's race with the leader's writes: the election
+// timeouts in which it moved since the race started, the ground it gained
+// in them (what its lag shrank by), how many checks in a row it has
+// stood still, and its lag and watermark at the last check.
 type laggardMark struct {
-	tick int64
-	lag  paxos.Slot // the leader's watermark minus its own
-	last paxos.Slot // its watermark at the last judgeLaggards
+	moved, still int
+	gained       int64
+	lag, last    paxos.Slot
 }
 
-// laggardJudgeChecks is how many election timeouts a laggard's catch-up
-// is watched before it is judged losing: long enough that a pause (a
-// collection, a compaction, the snapshot it installs) is not taken for a
-// lost race.
+// laggardJudgeChecks is how many election timeouts in which it moved a
+// laggard's race runs before it is judged (1.5 s at the defaults), and
+// how many in a row it must stand still to start a new race (down;
+// fetching and installing a snapshot). The checks in which it stands still
+// count for neither side: a pause (a collection, a compaction) does not
+// lose a race that the follower's catch-up wins while it runs.
 const laggardJudgeChecks = 10
 
 // laggard reports whether follower id is left out of new slots' Accepts
 // when the others make a quorum: its last reported watermark is more than
-// Config.LaggardSlots behind commit, and its catch-up is not losing the
-// race. A follower that has reported nothing to this leader is not one:
-// nothing is known of it.
+// Config.LaggardSlots behind commit, it has not voted lately, and its
+// catch-up is not losing the race. A follower that has reported nothing
+// to this leader is not one: nothing is known of it.
 func (p *Proposer) laggard(id paxos.NodeID, commit paxos.Slot) bool {
 	c, ok := p.followerCommit[id]
-	return ok && commit > c+paxos.Slot(p.cfg.LaggardSlots) && !p.keptIn[id]
+	if !ok || commit <= c+paxos.Slot(p.cfg.LaggardSlots) || p.keptIn[id] {
+		return false
+	}
+	// One that voted within an election timeout is sent Accepts and
+	// votes: it is where a healthy follower's report, as old as its own
+	// round trip, lags the quorum's progress (a follower further away
+	// than the others).
+	at, voted := p.votedAt[id]
+	return !voted || p.ticks-at >= int64(p.cfg.ElectionTicks)
 }
 
 // NoteVote records that node id (this one included) voted for slots of
@@ -107,10 +125,11 @@ func (p *Proposer) Laggards(commit, from, to paxos.Slot) map[paxos.NodeID]bool {
 }
 
 // judgeLaggards, at each election timeout, takes back the laggards whose
-// catch-up lost ground over laggardJudgeChecks timeouts in each of which
-// it moved (one that stands still is fetching or installing a snapshot,
-// or down: leaving it out costs nothing, and its race starts again when
-// it moves), and forgets what it knew of followers no longer far behind.
+// race with the leader's writes (laggardMark) gained no ground over
+// laggardJudgeChecks timeouts in which they moved, and forgets what it
+// knew of followers no longer far behind, and of those that stood still
+// for long: a laggard taken back that then went down (out of memory,
+// holding the head) is left out again once back.
 func (p *Proposer) judgeLaggards(commit paxos.Slot) {
 	for id, c := range p.followerCommit {
 		lag := commit - min(c, commit)
@@ -121,20 +140,22 @@ func (p *Proposer) judgeLaggards(commit paxos.Slot) {
 		}
 		m, ok := p.laggardMarks[id]
 		switch {
-		case !ok || c <= m.last:
-			// New to the race, or it stood still: a follower restarted
-			// after an outage reported a watermark a little above the one
-			// it had, then stood still for seconds while it fetched a
-			// snapshot, and was judged to have lost a race it had not run.
-			m = laggardMark{tick: p.ticks, lag: lag}
-		case p.ticks-m.tick < int64(laggardJudgeChecks*p.cfg.ElectionTicks):
-		default:
-			if lag >= m.lag {
-				p.keptIn[id] = true
+		case !ok:
+		case c <= m.last:
+			if m.still++; m.still >= laggardJudgeChecks {
+				delete(p.keptIn, id)
+				m.moved, m.gained = 0, 0
 			}
-			m = laggardMark{tick: p.ticks, lag: lag}
+		default:
+			m.still, m.moved, m.gained = 0, m.moved+1, m.gained+int64(m.lag)-int64(lag)
+			if m.moved >= laggardJudgeChecks {
+				if m.gained <= 0 {
+					p.keptIn[id] = true
+				}
+				m.moved, m.gained = 0, 0
+			}
 		}
-		m.last = c
+		m.lag, m.last = lag, c
 		p.laggardMarks[id] = m
 	}
 }

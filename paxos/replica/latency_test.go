@@ -30,6 +30,11 @@ type latCluster struct {
 	ballots map[paxos.Ballot]bool
 	// sent, if not nil, sees every message sent to another node.
 	sent func(paxos.Message)
+	// selfDelay, if not nil, holds a message a node sends itself for the
+	// ticks it returns (0: stepped at once).
+	selfDelay func(paxos.Message) int
+	// extra, if not nil, adds the ticks it returns to a message's latency.
+	extra func(paxos.Message) int
 }
 
 func newLatCluster(t *testing.T, states map[paxos.NodeID]paxos.State) *latCluster {
@@ -77,13 +82,19 @@ func (c *latCluster) pump() {
 				if m.Type == paxos.MsgPrepare && m.From == id && m.To == id {
 					c.ballots[m.Ballot] = true
 				}
-				if m.To == id {
+				if m.To == id && c.selfDelay != nil && c.selfDelay(m) > 0 {
+					c.net = append(c.net, timedMsg{c.now + c.selfDelay(m), m})
+				} else if m.To == id {
 					r.Step(m)
 				} else {
 					if c.sent != nil {
 						c.sent(m)
 					}
-					c.net = append(c.net, timedMsg{c.now + c.latency, m})
+					at := c.now + c.latency
+					if c.extra != nil {
+						at += c.extra(m)
+					}
+					c.net = append(c.net, timedMsg{at, m})
 				}
 			}
 		}

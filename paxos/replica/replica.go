@@ -55,13 +55,16 @@ type preVoteCatchUp struct {
 
 // catchup is the stream of chosen entries sent to a lagging follower:
 // the batches on their way (the last slot of each), the last slot sent,
-// and when the stream last sent one; or, with snapshot set, the offer of
-// the snapshot at sentTo.
+// the highest watermark the follower acknowledged in it, when the stream
+// last sent a batch or saw progress (tick) and last saw progress, and how
+// many times it resent a batch the follower seemed to wait for; or, with
+// snapshot set, the offer of the snapshot at sentTo.
 type catchup struct {
-	ends     []paxos.Slot
-	sentTo   paxos.Slot
-	tick     int64
-	snapshot bool
+	ends             []paxos.Slot
+	sentTo, acked    paxos.Slot
+	tick, progressed int64
+	restarts         int
+	snapshot         bool
 }
 
 // catchUpInFlight bounds the catch-up batches (each up to BatchBytesMax)

@@ -219,8 +219,20 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 	now := r.prop.Ticks()
 	commit := r.learn.Commit()
 	cu, ok := r.catchups[m.From]
+	if ok && m.Commit > cu.acked {
+		// Progress: the stream is alive, however slowly the follower
+		// applies (a follower slower than an election timeout per batch
+		// had the stream restarted under every ack, the same batches
+		// queued again and again). Its restarts are forgotten only if it
+		// moves within an election timeout: one slower is that slow.
+		if now-cu.progressed < int64(r.cfg.ElectionTicks) {
+			cu.restarts = 0
+		}
+		cu.acked, cu.tick, cu.progressed = m.Commit, now, now
+		r.catchups[m.From] = cu
+	}
 	from := m.Commit + 1
-	if ok && m.Commit < cu.sentTo && now-cu.tick < int64(r.cfg.ElectionTicks) {
+	if ok && m.Commit < cu.sentTo && now-cu.tick < int64(r.cfg.ElectionTicks)<<min(cu.restarts, 3) {
 		if cu.snapshot {
 			return // it fetches the snapshot: log above it would wait in its memory
 		}
@@ -237,18 +249,29 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 		}
 		from = cu.sentTo + 1
 	} else {
-		// None, or one that stalled (a batch lost on the way, which an
-		// election timeout without sending tells): start from the
-		// follower's watermark.
+		if ok && m.Commit < cu.sentTo && !cu.snapshot && m.Commit >= r.acc.Truncated() {
+			// A stream that stalled: no progress for an election
+			// timeout (twice as long after each restart, up to eight).
+			// The batch the follower waits for was lost, or it is slow:
+			// that one batch again; the others stay counted in flight.
+			if entries := r.acc.EntriesRange(m.Commit+1, commit, r.cfg.BatchBytesMax); len(entries) > 0 {
+				cu.tick, cu.restarts = now, cu.restarts+1
+				r.catchups[m.From] = cu
+				r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
+			}
+			return
+		}
+		// None, or it was a snapshot offer: start from the follower's
+		// watermark.
 		if t := r.acc.Truncated(); m.Commit < t {
 			// What the follower lacks starts below our log: it needs the
 			// snapshot. Fetching one can outlast an election timeout; the
 			// node layer ignores a repeat while a fetch runs.
-			r.catchups[m.From] = catchup{sentTo: t, tick: now, snapshot: true}
+			r.catchups[m.From] = catchup{sentTo: t, tick: now, progressed: now, snapshot: true, acked: m.Commit}
 			r.send(paxos.Message{Type: paxos.MsgSnapshot, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Slot: t})
 			return
 		}
-		cu = catchup{}
+		cu = catchup{acked: m.Commit, progressed: now}
 	}
 	sent := false
 	for len(cu.ends) < catchUpInFlight && from <= commit {
