@@ -159,3 +159,16 @@ func (p *Proposer) judgeLaggards(commit paxos.Slot) {
 		p.laggardMarks[id] = m
 	}
 }
+
+// TakenBack lists the followers taken back for losing their race with
+// the leader's writes (judgeLaggards), in no order.
+func (p *Proposer) TakenBack() []paxos.NodeID {
+	if p.role != Leader {
+		return nil
+	}
+	var out []paxos.NodeID
+	for id := range p.keptIn {
+		out = append(out, id)
+	}
+	return out
+}

@@ -30,6 +30,9 @@ type loopMetrics struct {
 	// to be (noteLaggards).
 	laggards      []paxos.NodeID
 	laggardLogged map[paxos.NodeID]time.Time
+	// takenBack are the laggards sent new slots again for losing their
+	// race with the leader's writes, at the last sample.
+	takenBack []paxos.NodeID
 }
 
 // laggardLogEvery is how often a member left out of new slots' Accepts is
@@ -46,6 +49,15 @@ func (n *Node) noteLaggards() {
 	laggards := n.r.Laggards()
 	n.m.laggards.Set(float64(len(laggards)))
 	lm := &n.m.loop
+	if back := n.r.LaggardsTakenBack(); !slices.Equal(lm.takenBack, back) {
+		for _, id := range back {
+			if !slices.Contains(lm.takenBack, id) {
+				n.log.Info().Uint32("member", uint32(id)).Uint64("commit", uint64(n.r.Status().Commit)).
+					Msg("a member far behind gains no ground on the writes while it catches up: it is sent the new slots again, and holds them in memory until it has caught up")
+			}
+		}
+		lm.takenBack = back
+	}
 	if slices.Equal(lm.laggards, laggards) {
 		return
 	}

@@ -206,7 +206,7 @@ func TestReviewLaggardNeverCatchesUpUnderHeavyWrites(t *testing.T) {
 					decides++
 				}
 			}
-			caughtUp := -1
+			caughtUp, takenBack := -1, false
 			for i := 0; i < 600; i++ {
 				for k := 0; k < 3; k++ {
 					revPut(c, fmt.Sprint("w", i, ".", k))
@@ -215,6 +215,12 @@ func TestReviewLaggardNeverCatchesUpUnderHeavyWrites(t *testing.T) {
 				if caughtUp < 0 && c.nodes[3].Status().Commit+32 >= c.nodes[1].Status().Commit {
 					caughtUp = i
 				}
+				if back := c.nodes[1].LaggardsTakenBack(); len(back) > 0 && back[0] == 3 {
+					takenBack = true
+				}
+			}
+			if tc.laggard == 32 && !takenBack {
+				t.Errorf("node 3 caught up without being listed as taken back (LaggardsTakenBack)")
 			}
 			l, f := c.nodes[1].Status(), c.nodes[3].Status()
 			t.Logf("after 600 ticks: leader commit %d, node 3 %d (%d behind); within 32 slots at tick %d; sent %d Accepts, %d Decides", l.Commit, f.Commit, l.Commit-f.Commit, caughtUp, accepts, decides)

@@ -74,3 +74,12 @@ func (r *Replica) Laggards() []paxos.NodeID {
 // Entry returns the entry this node holds for slot (chosen if slot is at or
 // below Status().Commit).
 func (r *Replica) Entry(slot paxos.Slot) (paxos.Entry, bool) { return r.acc.Entry(slot) }
+
+// LaggardsTakenBack lists, in id order, the followers far behind that this
+// leader sends new slots again because their catch-up lost ground to its
+// writes (proposer.TakenBack).
+func (r *Replica) LaggardsTakenBack() []paxos.NodeID {
+	out := r.prop.TakenBack()
+	slices.Sort(out)
+	return out
+}
