@@ -1,7 +1,6 @@
 package replica_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -19,23 +18,7 @@ import (
 // grows without bound. Before the change each restart sent one batch.
 func TestReview2SlowFollowerDuplicateStreams(t *testing.T) {
 	const P = 12 // ticks a Decide takes to apply, > electionTicks (10)
-	c := newLatCluster(t, nil)
-	for i := 0; i < 6*electionTicks && c.leader() != 1; i++ {
-		c.tick()
-	}
-	if c.leader() != 1 {
-		t.Fatal("node 1 did not lead")
-	}
-	c.latency = 1
-	c.down[3] = true
-	for i := 0; i < 300; i++ {
-		revPut(c, fmt.Sprint("behind", i))
-		c.tick()
-	}
-	for i := 0; i < 4*electionTicks && c.nodes[1].Status().InFlight > 0; i++ {
-		c.tick()
-	}
-	c.down[3] = false
+	c := revCluster(t, 300, 1)
 	var queue []paxos.Message // Decides waiting at node 3, in order
 	lastApply := -P
 	sent, most := 0, 0

@@ -16,29 +16,7 @@ import (
 
 // rev2Cluster is revCluster with every node's Config passed through tune.
 func rev2Cluster(t *testing.T, behind, perTick int, tune func(*paxos.Config)) *latCluster {
-	c := newTunedLatCluster(t, nil, tune)
-	for i := 0; i < 6*electionTicks && c.leader() != 1; i++ {
-		c.tick()
-	}
-	if c.leader() != 1 {
-		t.Fatal("node 1 did not lead")
-	}
-	c.latency = 1
-	c.down[3] = true
-	for i := 0; i < behind; {
-		for k := 0; k < perTick && i < behind; k, i = k+1, i+1 {
-			revPut(c, fmt.Sprint("behind", i))
-		}
-		c.tick()
-	}
-	for i := 0; i < 4*electionTicks && c.nodes[1].Status().InFlight > 0; i++ {
-		c.tick()
-	}
-	if st := c.nodes[1].Status(); st.Commit < paxos.Slot(behind) || st.Role != proposer.Leader {
-		t.Fatalf("setup: node 1 %+v", st)
-	}
-	c.down[3] = false
-	return c
+	return outageCluster(t, behind, perTick, tune)
 }
 
 // delayer postpones by d ticks the messages that match, once each.

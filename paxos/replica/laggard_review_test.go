@@ -15,40 +15,13 @@ import (
 	"github.com/paxosd/paxosd/proposer"
 )
 
-// revCluster: node 1 leads 2 and 3 (one tick each way); node 3 is down
-// while node 1 chooses `behind` slots of 600 bytes (one per 1 KiB batch),
-// proposed `perTick` a tick; then it is back.
+// revCluster is outageCluster at the default Config.
 func revCluster(t *testing.T, behind, perTick int) *latCluster {
-	c := newLatCluster(t, nil)
-	for i := 0; i < 6*electionTicks && c.leader() != 1; i++ {
-		c.tick()
-	}
-	if c.leader() != 1 {
-		t.Fatal("node 1 did not lead")
-	}
-	c.latency = 1
-	c.down[3] = true
-	for i := 0; i < behind; {
-		for k := 0; k < perTick && i < behind; k, i = k+1, i+1 {
-			revPut(c, fmt.Sprint("behind", i))
-		}
-		c.tick()
-	}
-	for i := 0; i < 4*electionTicks && c.nodes[1].Status().InFlight > 0; i++ {
-		c.tick()
-	}
-	if st := c.nodes[1].Status(); st.Commit < paxos.Slot(behind) || st.Role != proposer.Leader {
-		t.Fatalf("setup: node 1 %+v", st)
-	}
-	c.down[3] = false
-	return c
+	return outageCluster(t, behind, perTick, nil)
 }
 
-func revPut(c *latCluster, tag string) {
-	if err := c.nodes[1].Propose([]byte(tag + strings.Repeat(".", 600-len(tag)))); err != nil {
-		c.t.Fatalf("%s: %v", tag, err)
-	}
-}
+// revPut is putSlot.
+func revPut(c *latCluster, tag string) { c.putSlot(tag) }
 
 // filterNet drops, from the messages sent this tick (still on the wire:
 // latency 1), those drop returns true for, and returns them.
@@ -164,21 +137,7 @@ func TestReviewSnapshotFetchGetsRepeatedLogBatches(t *testing.T) {
 // revTuned is revCluster with every node's Config.LaggardSlots set
 // (1<<30: the rule never applies, Accepts go as before the change).
 func revTuned(t *testing.T, laggard, behind int) *latCluster {
-	c := newTunedLatCluster(t, nil, func(cfg *paxos.Config) { cfg.LaggardSlots, cfg.WindowSlots = laggard, min(laggard/2, 256) })
-	for i := 0; i < 6*electionTicks && c.leader() != 1; i++ {
-		c.tick()
-	}
-	c.latency = 1
-	c.down[3] = true
-	for i := 0; i < behind; i++ {
-		revPut(c, fmt.Sprint("behind", i))
-		c.tick()
-	}
-	for i := 0; i < 4*electionTicks && c.nodes[1].Status().InFlight > 0; i++ {
-		c.tick()
-	}
-	c.down[3] = false
-	return c
+	return outageCluster(t, behind, 1, func(cfg *paxos.Config) { cfg.LaggardSlots, cfg.WindowSlots = laggard, min(laggard/2, 256) })
 }
 
 // Left out of the Accepts, a laggard gets everything through catch-up,

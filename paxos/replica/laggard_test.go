@@ -12,11 +12,18 @@ import (
 // laggardSlots is the tests' Config.LaggardSlots.
 const laggardSlots = 8
 
-// laggardCluster: node 1 leads nodes 2 and 3, a message takes a tick each
-// way; node 3 was cut off while node 1 chose `behind` slots of 600 bytes
-// (one per catch-up batch of 1 KiB), and is back.
+// laggardCluster is outageCluster with LaggardSlots at laggardSlots (and
+// the window at half of it), a slot a tick.
 func laggardCluster(t *testing.T, behind int) *latCluster {
-	c := newTunedLatCluster(t, nil, func(cfg *paxos.Config) { cfg.LaggardSlots, cfg.WindowSlots = laggardSlots, laggardSlots/2 })
+	return outageCluster(t, behind, 1, func(cfg *paxos.Config) { cfg.LaggardSlots, cfg.WindowSlots = laggardSlots, laggardSlots/2 })
+}
+
+// outageCluster: node 1 leads nodes 2 and 3, every node's Config passed
+// through tune (if not nil), a message takes a tick each way; node 3 was
+// down while node 1 chose `behind` values of 600 bytes (one per 1 KiB
+// catch-up batch), proposed perTick a tick, and is back.
+func outageCluster(t *testing.T, behind, perTick int, tune func(*paxos.Config)) *latCluster {
+	c := newTunedLatCluster(t, nil, tune)
 	for i := 0; i < 6*electionTicks && c.leader() != 1; i++ {
 		c.tick()
 	}
@@ -25,8 +32,10 @@ func laggardCluster(t *testing.T, behind int) *latCluster {
 	}
 	c.latency = 1
 	c.down[3] = true
-	for i := 0; i < behind; i++ {
-		c.putSlot(fmt.Sprint("behind", i))
+	for i := 0; i < behind; {
+		for k := 0; k < perTick && i < behind; k, i = k+1, i+1 {
+			c.putSlot(fmt.Sprint("behind", i))
+		}
 		c.tick()
 	}
 	for i := 0; i < 4*electionTicks && c.nodes[1].Status().InFlight > 0; i++ {
