@@ -59,10 +59,11 @@ func (p *Proposer) laggard(id paxos.NodeID, commit paxos.Slot) bool {
 	if !ok || commit <= c+paxos.Slot(p.cfg.LaggardSlots) || p.keptIn[id] {
 		return false
 	}
-	// One that voted within an election timeout is sent Accepts and
-	// votes: it is where a healthy follower's report, as old as its own
-	// round trip, lags the quorum's progress (a follower further away
-	// than the others).
+	// One that voted within an election timeout is none: a healthy
+	// follower further away than the others reports a watermark as old
+	// as its own round trip, which can trail the quorum's progress by
+	// more than LaggardSlots; and a laggard that a retransmission reached
+	// voted because no quorum did in time: its vote is wanted.
 	at, voted := p.votedAt[id]
 	return !voted || p.ticks-at >= int64(p.cfg.ElectionTicks)
 }
