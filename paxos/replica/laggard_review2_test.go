@@ -65,10 +65,7 @@ func TestReview2SlowVoterKeepsLaggardOut(t *testing.T) {
 				}
 				c := rev2Cluster(t, 4096+600, 50, tune)
 				slow := newDelayer(c, d, func(m paxos.Message) bool { return m.From == 2 && m.Type == paxos.MsgAccepted })
-				assigned := map[paxos.Slot]int{}
-				next := c.nodes[1].Status().NextSlot
-				commit := c.nodes[1].Status().Commit
-				var lat []int
+				timer := newCommitTimer(c)
 				accepts := 0
 				c.sent = func(m paxos.Message) {
 					if m.To == 3 && m.Type == paxos.MsgAccept {
@@ -79,28 +76,17 @@ func TestReview2SlowVoterKeepsLaggardOut(t *testing.T) {
 					revPut(c, fmt.Sprint("w", i))
 					c.tick()
 					slow.run()
-					st := c.nodes[1].Status()
-					if st.Role != proposer.Leader {
-						t.Fatalf("tick %d: node 1 no longer leads", i)
-					}
-					for ; next < st.NextSlot; next++ {
-						assigned[next] = c.now
-					}
-					for ; commit < st.Commit; commit++ {
-						if at, ok := assigned[commit+1]; ok && i >= 2*electionTicks {
-							lat = append(lat, c.now-at)
-						}
-					}
+					timer.observe(t, i)
 				}
 				sum, most := 0, 0
-				for _, l := range lat {
+				for _, l := range timer.lat {
 					sum += l
 					most = max(most, l)
 				}
 				f, l := c.nodes[3].Status(), c.nodes[1].Status()
-				mean := float64(sum) / float64(len(lat))
+				mean := float64(sum) / float64(len(timer.lat))
 				t.Logf("node 2's votes %d ticks late: commit latency over %d slots mean %.1f ticks, max %d (round trip 2); node 3 sent %d Accepts, %d behind at the end",
-					d, len(lat), mean, most, accepts, l.Commit-f.Commit)
+					d, len(timer.lat), mean, most, accepts, l.Commit-f.Commit)
 				if mean > 3 {
 					t.Errorf("mean commit latency %.1f ticks with node 3 up and fast (round trip 2)", mean)
 				}
@@ -191,32 +177,18 @@ func TestReview2LeaderSlowDiskKeepsLaggardOut(t *testing.T) {
 					}
 					return 0
 				}
-				assigned := map[paxos.Slot]int{}
-				next := c.nodes[1].Status().NextSlot
-				commit := c.nodes[1].Status().Commit
-				var lat []int
+				timer := newCommitTimer(c)
 				for i := 0; i < 300; i++ {
 					revPut(c, fmt.Sprint("w", i))
 					c.tick()
-					st := c.nodes[1].Status()
-					if st.Role != proposer.Leader {
-						t.Fatalf("tick %d: node 1 no longer leads", i)
-					}
-					for ; next < st.NextSlot; next++ {
-						assigned[next] = c.now
-					}
-					for ; commit < st.Commit; commit++ {
-						if at, ok := assigned[commit+1]; ok && i >= 2*electionTicks {
-							lat = append(lat, c.now-at)
-						}
-					}
+					timer.observe(t, i)
 				}
 				sum := 0
-				for _, l := range lat {
+				for _, l := range timer.lat {
 					sum += l
 				}
-				mean := float64(sum) / float64(len(lat))
-				t.Logf("leader's own votes %d ticks late: mean commit latency %.1f ticks over %d slots", d, mean, len(lat))
+				mean := float64(sum) / float64(len(timer.lat))
+				t.Logf("leader's own votes %d ticks late: mean commit latency %.1f ticks over %d slots", d, mean, len(timer.lat))
 				if mean > 3 {
 					t.Errorf("mean commit latency %.1f ticks with nodes 2 and 3 fast (round trip 2)", mean)
 				}
