@@ -15,7 +15,7 @@ import (
 // BenchmarkSnapshotAtScale measures, on a state of 1,000,000 keys of
 // 256-byte values, what a snapshot
 // costs the loop (View) against the work moved off it (WriteTo, Hash,
-// RestoreFrom), and the live heap per byte of key and value. Run it alone:
+// CheckSnapshot, RestoreFrom), and the live heap per byte of key and value. Run it alone:
 //
 //	go test ./statemachine -run '^$' -bench SnapshotAtScale -benchtime 1x
 func BenchmarkSnapshotAtScale(b *testing.B) {
@@ -68,8 +68,14 @@ func BenchmarkSnapshotAtScale(b *testing.B) {
 		}
 		b.ReportMetric(float64(time.Since(start).Milliseconds()), "hash-ms")
 
-		start = time.Now()
 		data := buf.Bytes()
+		start = time.Now()
+		if _, err := CheckSnapshot(SMOptions{}, func() (io.Reader, error) { return bytes.NewReader(data), nil }, int64(len(data))); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "check-ms")
+
+		start = time.Now()
 		restored, err := RestoreFrom(SMOptions{}, func() (io.Reader, error) { return bytes.NewReader(data), nil }, int64(len(data)))
 		if err != nil {
 			b.Fatal(err)

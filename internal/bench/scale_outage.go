@@ -55,7 +55,7 @@ type scaleOutage struct {
 	opsCaught             uint64    // ... and at caught (or the run's end)
 	commitDown, commitUp  paxos.Slot
 	firstStatus           time.Duration // from up until it first answered a status
-	secs                  []opsSample   // from up, every second, until caught
+	secs                  []opsSample   // from up, every 200 ms or so, until caught
 	hwmCaught             int64         // its VmHWM once caught up
 	logOffset             int64         // node log's size at the restart
 	err                   error
@@ -186,7 +186,7 @@ func (o *scaleOutage) cycle(ctx context.Context, r *benchRunner) error {
 		}
 		now := time.Now()
 		o.mu.Lock()
-		if last := o.secs[len(o.secs)-1]; now.Sub(last.at) >= time.Second {
+		if last := o.secs[len(o.secs)-1]; now.Sub(last.at) >= 200*time.Millisecond {
 			o.secs = append(o.secs, opsSample{now, r.completed()})
 		}
 		o.mu.Unlock()
@@ -313,12 +313,9 @@ func (o *scaleOutage) summary(w io.Writer, clients int, normal float64, interval
 		}
 		took := o.caught.Sub(o.up)
 		rate := float64(ops-o.opsUp) / end.Sub(o.up).Seconds()
-		low := "-" // the slowest second from up to caught
-		for k, lowest := 1, 0.0; k < len(o.secs); k++ {
-			a, b := o.secs[k-1], o.secs[k]
-			if v := float64(b.ops-a.ops) / b.at.Sub(a.at).Seconds(); k == 1 || v < lowest {
-				lowest, low = v, fmt.Sprintf("%.0f", v)
-			}
+		low := "-"
+		if v, ok := lowestSecond(o.secs); ok {
+			low = fmt.Sprintf("%.0f", v)
 		}
 		fmt.Fprintf(w, "  throughput during the catch-up: %8.0f ops/s (restart to caught up%s; lowest second %s ops/s)\n", rate, note, low)
 		if normal > 0 {
@@ -371,4 +368,16 @@ func (o *scaleOutage) transferSummary(w io.Writer, normal float64) {
 		share = fmt.Sprintf(", %.0f%% of before", 100*rate/normal)
 	}
 	fmt.Fprintf(w, "  during the snapshot transfer:   %8.0f ops/s (%.1f s from the fetch's start to installed%s)\n", rate, to.Sub(from).Seconds(), share)
+	// Which step costs the cluster: the copy (disk and network), the
+	// check or the decode (the rejoining node's CPU).
+	for _, st := range transferSteps(b[o.logOffset:]) {
+		line := fmt.Sprintf("    %-7s %5.1f s", st.name, st.to.Sub(st.from).Seconds())
+		if rate, ok := rateBetween(o.secs, st.from, st.to); ok {
+			line += fmt.Sprintf(": %8.0f ops/s", rate)
+			if normal > 0 {
+				line += fmt.Sprintf(" (%.0f%% of before)", 100*rate/normal)
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
 }

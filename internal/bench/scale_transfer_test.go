@@ -48,3 +48,52 @@ func TestRateBetween(t *testing.T) {
 		t.Error("one sample in the window gave a rate")
 	}
 }
+
+func TestTransferSteps(t *testing.T) {
+	log := []byte(`2026-12-06 00:00:46.500 INF behind the leader's log: fetching its snapshot node=1
+2026-12-06 00:00:50.000 WRN snapshot transfer failed; it resumes when the leader offers it again node=1
+2026-12-06 00:01:01.000 INF behind the leader's log: fetching its snapshot node=1
+2026-12-06 00:01:03.500 INF snapshot received took_ms=2500 node=1
+2026-12-06 00:01:04.000 INF installing the leader's snapshot: this node's state is dropped while the snapshot's is decoded node=1
+2026-12-06 00:01:05.750 INF installed the leader's snapshot decode_ms=1750 node=1
+`)
+	steps := transferSteps(log)
+	if len(steps) != 3 {
+		t.Fatalf("steps %v", steps)
+	}
+	// The failed first fetch is not a step: the steps are the last fetch's.
+	for i, want := range []struct {
+		name string
+		secs float64
+	}{{"copy", 2.5}, {"check", 0.5}, {"decode", 1.75}} {
+		if got := steps[i]; got.name != want.name || got.to.Sub(got.from).Seconds() != want.secs || got.from.Second() == 46 {
+			t.Errorf("step %d: %s %v from %s", i, got.name, got.to.Sub(got.from), got.from)
+		}
+	}
+	if transferSteps(log[:len(log)-80]) != nil {
+		t.Error("steps without the install")
+	}
+}
+
+func TestLowestSecond(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	// 1,000 ops/s, but 100 ops/s between 2.0 and 3.0 s; samples every 200 ms.
+	var secs []opsSample
+	ops := uint64(0)
+	for i := 0; i <= 25; i++ {
+		at := t0.Add(time.Duration(i) * 200 * time.Millisecond)
+		secs = append(secs, opsSample{at, ops})
+		if i >= 10 && i < 15 {
+			ops += 20
+		} else {
+			ops += 200
+		}
+	}
+	low, ok := lowestSecond(secs)
+	if !ok || low < 99 || low > 101 {
+		t.Errorf("lowest %v, %v; want 100", low, ok)
+	}
+	if _, ok := lowestSecond(secs[:5]); ok {
+		t.Error("under a second of samples gave a rate")
+	}
+}
