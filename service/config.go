@@ -45,6 +45,18 @@ type Config struct {
 	// Accepts for new slots while the others make a quorum). Default 4096;
 	// the simulation sets it small to reach the rule often.
 	LaggardSlots int
+	// SnapshotFetchRate bounds, in bytes a second, how fast this node
+	// copies another member's snapshot when it rejoins: the copy costs the
+	// member it reads from (often the leader) and this node CPU, memory
+	// allocations and the disk's bandwidth, all of which the cluster's
+	// writes need. Negative: no bound. Default DefaultSnapshotFetchRate.
+	SnapshotFetchRate int64
+	// InstallNice is how much higher than the node's the nice value is of
+	// the threads that fetch, check and decode a snapshot from another
+	// member (Linux; at most 19): on a machine short of CPU, the cluster's
+	// writes go first and the rejoin takes longer. Negative: as the node's
+	// other work. Default DefaultInstallNice.
+	InstallNice int
 	// ValueBytesMax bounds a value this node accepts from its clients
 	// (at most 64 MiB: the state machine's own bound, the same on every
 	// replica). Set it alike on every node, or a put that one node refuses
@@ -241,7 +253,21 @@ func (c *Config) EnsureDefaults() {
 	if c.WatchSlowAfter == 0 {
 		c.WatchSlowAfter = 10 * time.Second
 	}
+	if c.InstallNice == 0 {
+		c.InstallNice = DefaultInstallNice
+	}
+	if c.SnapshotFetchRate == 0 {
+		c.SnapshotFetchRate = DefaultSnapshotFetchRate
+	}
 }
+
+// DefaultSnapshotFetchRate is Config.SnapshotFetchRate's default, 32 MiB
+// a second: see docs/BENCHMARKS.md ("A rejoin that gives way").
+const DefaultSnapshotFetchRate = 32 << 20
+
+// DefaultInstallNice is Config.InstallNice's default: see docs/BENCHMARKS.md
+// ("A rejoin that gives way") for what it was chosen by.
+const DefaultInstallNice = 10
 
 // Validate reports the first problem with c.
 func (c *Config) Validate() error {
@@ -265,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WatchBacklogBytes < 0 || c.WatchSlowAfter < 0 || c.WatchBacklogFrames < 0 {
 		return fmt.Errorf("%w: --watch-backlog-bytes and --watch-slow-after must be positive", ErrConfig)
+	}
+	if c.InstallNice > 19 {
+		return fmt.Errorf("%w: --install-nice must be 0 to 19 (got %d)", ErrConfig, c.InstallNice)
 	}
 	if c.BacklogBytesMax < 0 {
 		return fmt.Errorf("%w: --backlog-bytes-max must be positive (got %d)", ErrConfig, c.BacklogBytesMax)

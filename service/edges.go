@@ -6,6 +6,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/paxosd/paxosd/paxos"
 	"github.com/paxosd/paxosd/wire"
 )
@@ -85,6 +87,15 @@ type peerConn interface {
 // simulation at a time the seed chooses.
 type background interface {
 	run(after time.Duration, work func(ctx context.Context) func())
+	// runYielding is run, at once, for work that should give way to the
+	// node's own when the CPU is short: fetching, checking and decoding
+	// another member's snapshot, which on a busy machine would otherwise
+	// take the CPU the cluster's writes need (Config.InstallNice).
+	runYielding(work func(ctx context.Context) func())
+	// pause waits d within background work, or until ctx ends (its
+	// error then). The simulation's returns at once: it runs background
+	// work as one event (a paced fetch's arithmetic runs, its waits not).
+	pause(ctx context.Context, d time.Duration) error
 }
 
 // systemClock is the production Clock.
@@ -122,14 +133,43 @@ func (d tcpDialer) dial(ctx context.Context, id paxos.NodeID) (peerConn, error) 
 
 // goroutines is the production background: a goroutine per job, whose
 // continuation reaches the loop through deferred. Both give up when the
-// node stops.
+// node stops. A yielding job's goroutine runs on a thread of its own whose
+// nice value is higher by nice (none if 0), ended with the job.
 type goroutines struct {
 	deferred chan func()
 	stop     <-chan struct{}
+	nice     int
+	log      *zerolog.Logger
 }
 
 func (g goroutines) run(after time.Duration, work func(ctx context.Context) func()) {
+	g.start(after, 0, work)
+}
+
+func (g goroutines) runYielding(work func(ctx context.Context) func()) {
+	g.start(0, g.nice, work)
+}
+
+func (goroutines) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g goroutines) start(after time.Duration, nice int, work func(ctx context.Context) func()) {
 	go func() {
+		if nice > 0 {
+			// The goroutine never unlocks its thread: the thread ends
+			// with it (lowerThreadPriority).
+			if err := lowerThreadPriority(nice); err != nil && g.log != nil {
+				g.log.Debug().Err(err).Msg("could not lower a background thread's priority")
+			}
+		}
 		if after > 0 {
 			t := time.NewTimer(after)
 			defer t.Stop()

@@ -123,7 +123,7 @@ func (n *Node) beginInstall() {
 	n.log.Info().Str("snapshot", in.meta.String()).Int("keys", in.info.Keys).Uint64("live_bytes", in.info.LiveBytes).
 		Uint64("applied", uint64(in.applied)).Msg("installing the leader's snapshot: this node's state is dropped while the snapshot's is decoded")
 	store, meta, opts := n.store, in.meta, n.smOptions()
-	n.bg.run(0, func(context.Context) func() {
+	n.bg.runYielding(func(context.Context) func() {
 		// The old state is garbage now, but the collector would notice
 		// only once the heap reaches its goal, about twice the heap live
 		// at its last cycle, which counted the old state: the new one

@@ -31,6 +31,12 @@ type holdBackground struct {
 	damage, repair func()
 }
 
+func (b *holdBackground) runYielding(work func(context.Context) func()) { b.run(0, work) }
+
+func (b *holdBackground) pause(ctx context.Context, d time.Duration) error {
+	return b.inner.pause(ctx, d)
+}
+
 func (b *holdBackground) run(after time.Duration, work func(context.Context) func()) {
 	b.inner.run(after, func(ctx context.Context) func() {
 		if !b.n.installing() {

@@ -208,6 +208,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.peers = tcpDialer{addr: n.book.addr, clusterID: cfg.ClusterID, frameBytesMax: cfg.FrameBytesMax, tls: cfg.TLS}
+	n.bg = goroutines{deferred: deferred, stop: stop, nice: max(cfg.InstallNice, 0), log: &n.log}
 	ln, err := wire.Listen(cfg.Listen)
 	if err != nil {
 		store.Close()

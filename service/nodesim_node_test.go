@@ -583,6 +583,13 @@ type simBackground struct {
 	inc int
 }
 
+// runYielding: the simulation has one CPU per event; priorities mean nothing.
+func (b simBackground) runYielding(work func(ctx context.Context) func()) { b.run(0, work) }
+
+// pause: background work is one event here, which cannot wait in the
+// simulation's time.
+func (b simBackground) pause(context.Context, time.Duration) error { return nil }
+
 func (b simBackground) run(after time.Duration, work func(ctx context.Context) func()) {
 	s, sn, inc := b.s, b.sn, b.inc
 	s.onNode(sn, inc, after+s.latency(), func() string { return fmt.Sprintf("node %d: background work", sn.id) }, func(*Node) {

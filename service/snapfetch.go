@@ -34,7 +34,7 @@ func (n *Node) onSnapshotOffer(m paxos.Message) {
 	n.log.Info().Uint32("from", uint32(m.From)).Uint64("commit", uint64(n.r.Status().Commit)).
 		Uint64("leader_log_starts_after", uint64(m.Slot)).Msg("behind the leader's log: fetching its snapshot")
 	from := m.From
-	n.bg.run(0, func(ctx context.Context) func() {
+	n.bg.runYielding(func(ctx context.Context) func() {
 		meta, err := n.fetchSnapshot(ctx, from)
 		var info statemachine.SnapshotInfo
 		if err == nil {
@@ -73,6 +73,7 @@ func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.Snapsh
 		return pc.Call(cctx, &wire.Request{ID: reqID, Op: wire.OpSnapshotRead, SnapSlot: meta.Slot, SnapSize: meta.Size,
 			SnapCRC: meta.CRC, Offset: offset, Limit: snapshotChunkBytes})
 	}
+	pace := fetchPacer{rate: n.cfg.SnapshotFetchRate, start: n.clock.Now()}
 	for attempt := 0; attempt < snapshotFetchRestarts; attempt++ {
 		resp, err := read(wal.SnapshotMeta{}, 0)
 		if err != nil {
@@ -90,8 +91,9 @@ func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.Snapsh
 			return meta, err
 		} else {
 			offset = uint64(len(resp.Data))
+			pace.wait(n.clock.Now(), len(resp.Data)) // the next chunk waits for it
 		}
-		gone, err := n.copySnapshot(meta, offset, read)
+		gone, err := n.copySnapshot(ctx, meta, offset, read, &pace)
 		if err != nil {
 			return meta, fmt.Errorf("snapshot from node %d: %w", from, err)
 		}
@@ -103,9 +105,9 @@ func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.Snapsh
 	return wal.SnapshotMeta{}, fmt.Errorf("snapshot from node %d: replaced %d times during the transfer", from, snapshotFetchRestarts)
 }
 
-// copySnapshot reads meta from offset to its end into the staging area. It
-// reports gone if the sender no longer holds meta.
-func (n *Node) copySnapshot(meta wal.SnapshotMeta, offset uint64, read func(wal.SnapshotMeta, uint64) (*wire.Response, error)) (gone bool, err error) {
+// copySnapshot reads meta from offset to its end into the staging area, at
+// pace. It reports gone if the sender no longer holds meta.
+func (n *Node) copySnapshot(ctx context.Context, meta wal.SnapshotMeta, offset uint64, read func(wal.SnapshotMeta, uint64) (*wire.Response, error), pace *fetchPacer) (gone bool, err error) {
 	start := n.clock.Now()
 	lastLog := start
 	for offset < meta.Size {
@@ -127,6 +129,11 @@ func (n *Node) copySnapshot(meta wal.SnapshotMeta, offset uint64, read func(wal.
 			return false, err
 		}
 		offset += uint64(len(resp.Data))
+		if d := pace.wait(n.clock.Now(), len(resp.Data)); d > 0 && offset < meta.Size {
+			if err := n.bg.pause(ctx, d); err != nil {
+				return false, err
+			}
+		}
 		if now := n.clock.Now(); now.Sub(lastLog) > 2*time.Second {
 			lastLog = now
 			n.log.Info().Str("snapshot", meta.String()).Uint64("received", offset).
@@ -135,6 +142,28 @@ func (n *Node) copySnapshot(meta wal.SnapshotMeta, offset uint64, read func(wal.
 	}
 	n.log.Info().Str("snapshot", meta.String()).Dur("took_ms", n.clock.Now().Sub(start)).Msg("snapshot received")
 	return false, nil
+}
+
+// fetchPacer spaces the chunks of a snapshot fetch so that it copies at
+// most rate bytes a second on average since start (Config.SnapshotFetchRate):
+// a rejoining node copying as fast as the network and the disks go takes
+// from the member it reads, and from the disk they share, what the
+// cluster's writes need (docs/BENCHMARKS.md, "A rejoin that gives way").
+type fetchPacer struct {
+	rate   int64 // bytes a second; 0 or less: no bound
+	start  time.Time
+	copied int64
+}
+
+// wait counts n more bytes copied and returns how long to wait, at now,
+// before asking for the next chunk.
+func (p *fetchPacer) wait(now time.Time, n int) time.Duration {
+	p.copied += int64(n)
+	if p.rate <= 0 {
+		return 0
+	}
+	due := p.start.Add(time.Duration(float64(p.copied) / float64(p.rate) * float64(time.Second)))
+	return max(due.Sub(now), 0)
 }
 
 // readSnapshot serves an OpSnapshotRead from the store, off the loop.

@@ -319,6 +319,10 @@ func TestServeUsageErrors(t *testing.T) {
 			`paxosd: --peers entry "2=h:70000": address "h:70000": port "70000" is not a number from 1 to 65535; want ID=HOST:PORT`},
 		{[]string{"--id", "1", "--listen", ":0", "--peers", peers, "--data-dir", dir},
 			`paxosd: --listen: address ":0": port "0" is not a number from 1 to 65535`},
+		{[]string{"--id", "1", "--peers", peers, "--data-dir", dir, "--snapshot-fetch-rate", "fast"},
+			`paxosd: --snapshot-fetch-rate "fast" is not a size: want bytes a second, such as 32MiB or 100MB (0: no bound)`},
+		{[]string{"--id", "1", "--peers", peers, "--data-dir", dir, "--install-nice", "20"},
+			`paxosd: --install-nice must be 0 to 19 (got 20)`},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"serve"}, tc.args...), &out, &errb); code != 2 || errb.String() != tc.want+"\n" {

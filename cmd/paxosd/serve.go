@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -39,6 +40,8 @@ type nodeFlags struct {
 	watchProgress  time.Duration
 	watchBacklog   int
 	watchSlowAfter time.Duration
+	installNice    int
+	fetchRate      string
 }
 
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
@@ -57,6 +60,8 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.watchProgress, "watch-progress-interval", 10*time.Second, "send a watch that has had no change for this long the revision it is up to date with, so its client resumes from there (0: never)")
 	fs.IntVar(&f.watchBacklog, "watch-backlog-bytes", 4<<20, "stop sending watch events on a client connection holding this many bytes of unread answers (each watch waits at its revision)")
 	fs.DurationVar(&f.watchSlowAfter, "watch-slow-after", 10*time.Second, "end a watch held that long by --watch-backlog-bytes with err SlowWatcher (its client resumes it)")
+	fs.StringVar(&f.fetchRate, "snapshot-fetch-rate", "32MiB", "how many bytes a second at most a rejoining node copies another member's snapshot at, so that the copy leaves the member it reads from, and the disk, to the cluster's writes (0: as fast as they go)")
+	fs.IntVar(&f.installNice, "install-nice", service.DefaultInstallNice, "how much lower the priority (higher the nice value, at most 19) of the work of fetching, checking and decoding another member's snapshot than the node's own, so that a rejoining node leaves the CPU to the cluster's writes (Linux; 0: as the node's)")
 	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (loses acknowledged writes on power failure; testing only)")
 }
 
@@ -81,10 +86,29 @@ func (f *nodeFlags) check() error {
 	if f.backlogBytes <= 0 {
 		return fmt.Errorf("%w: --backlog-bytes-max must be at least 1 (got %d)", cli.ErrUsage, f.backlogBytes)
 	}
+	if _, err := f.snapshotFetchRate(); err != nil {
+		return err
+	}
+	if f.installNice < 0 || f.installNice > 19 {
+		return fmt.Errorf("%w: --install-nice must be 0 to 19 (got %d)", cli.ErrUsage, f.installNice)
+	}
 	if f.snapKeep < 0 {
 		return fmt.Errorf("%w: --snapshot-keep-entries must not be negative (got %d)", cli.ErrUsage, f.snapKeep)
 	}
 	return nil
+}
+
+// snapshotFetchRate is --snapshot-fetch-rate as service.Config takes it:
+// bytes a second, -1 for no bound.
+func (f *nodeFlags) snapshotFetchRate() (int64, error) {
+	if strings.TrimSpace(f.fetchRate) == "0" {
+		return -1, nil
+	}
+	n, err := parseBytes(f.fetchRate)
+	if err != nil || n > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: --snapshot-fetch-rate %q is not a size: want bytes a second, such as 32MiB or 100MB (0: no bound)", cli.ErrUsage, f.fetchRate)
+	}
+	return int64(n), nil
 }
 
 func (f *nodeFlags) apply(c *service.Config) {
@@ -103,6 +127,11 @@ func (f *nodeFlags) apply(c *service.Config) {
 	}
 	c.SnapshotEntries = f.snapEntries
 	c.SnapshotKeepEntries = f.snapKeep
+	c.InstallNice = f.installNice
+	c.SnapshotFetchRate, _ = f.snapshotFetchRate() // check refused a bad one
+	if f.installNice == 0 {
+		c.InstallNice = -1 // as the node's; the Config's zero is the default
+	}
 	c.NoSync = f.noSync
 	c.WatchBacklogBytes = int64(f.watchBacklog)
 	c.WatchSlowAfter = f.watchSlowAfter
