@@ -33,6 +33,7 @@ func (n *Node) HandleClient(c *wire.ClientConn) {
 		cl, resp := n.newCallAs(c, q, who)
 		if resp != nil {
 			n.replyNow(c, q, resp)
+			recycleChunk(q, resp) // encoded: a chunk's buffer may serve the next
 			continue
 		}
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/paxosd/paxosd/paxos"
@@ -98,7 +99,13 @@ func (n *Node) fetchSnapshot(ctx context.Context, from paxos.NodeID) (wal.Snapsh
 			return meta, fmt.Errorf("snapshot from node %d: %w", from, err)
 		}
 		if gone {
-			continue // the leader took a newer one: start over with it
+			// The leader took a newer one: start over with it, and at
+			// twice the pace, which would otherwise lose the race again
+			// on a cluster writing its log faster than the pace copies.
+			pace.restart(n.clock.Now())
+			n.log.Info().Str("snapshot", meta.String()).Int64("fetch_rate", pace.rate).
+				Msg("the snapshot was replaced during its transfer: fetching the new one, faster")
+			continue
 		}
 		return meta, nil
 	}
@@ -155,6 +162,15 @@ type fetchPacer struct {
 	copied int64
 }
 
+// restart starts the count again at now for a new snapshot, at twice
+// the rate.
+func (p *fetchPacer) restart(now time.Time) {
+	p.start, p.copied = now, 0
+	if p.rate > 0 {
+		p.rate *= 2
+	}
+}
+
 // wait counts n more bytes copied and returns how long to wait, at now,
 // before asking for the next chunk.
 func (p *fetchPacer) wait(now time.Time, n int) time.Duration {
@@ -164,6 +180,25 @@ func (p *fetchPacer) wait(now time.Time, n int) time.Duration {
 	}
 	due := p.start.Add(time.Duration(float64(p.copied) / float64(p.rate) * float64(time.Second)))
 	return max(due.Sub(now), 0)
+}
+
+// chunkBufs holds the buffers snapshot chunks are read into to be served
+// (readSnapshot): a member serving its snapshot would otherwise leave a
+// megabyte of garbage a chunk on a heap holding its whole state, and its
+// collector would mark that state again every few chunks, taking CPU the
+// cluster's writes need. A buffer comes back once its answer is encoded
+// (recycleChunk).
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, snapshotChunkBytes); return &b }}
+
+// recycleChunk gives the buffer of resp, the answer to q, back to
+// chunkBufs if it is one (readSnapshot's); the caller has encoded resp
+// and must not touch its Data afterwards.
+func recycleChunk(q *wire.Request, resp *wire.Response) {
+	if q.Op == wire.OpSnapshotRead && resp.Err == wire.ErrNone && cap(resp.Data) == snapshotChunkBytes {
+		b := resp.Data[:cap(resp.Data)]
+		resp.Data = nil
+		chunkBufs.Put(&b)
+	}
 }
 
 // readSnapshot serves an OpSnapshotRead from the store, off the loop.
@@ -186,11 +221,14 @@ func (n *Node) readSnapshot(q *wire.Request) *wire.Response {
 	if q.Offset > meta.Size {
 		return &wire.Response{Err: wire.ErrInvalid, ErrMsg: fmt.Sprintf("offset %d is beyond the snapshot's %d bytes", q.Offset, meta.Size)}
 	}
-	data, err := n.store.ReadSnapshot(meta, q.Offset, limit)
+	buf := chunkBufs.Get().(*[]byte)
+	data, err := n.store.ReadSnapshotInto(meta, q.Offset, (*buf)[:limit])
 	switch {
 	case errors.Is(err, wal.ErrSnapshotGone):
+		chunkBufs.Put(buf)
 		return &wire.Response{Err: wire.ErrCompacted, ErrMsg: fmt.Sprintf("snapshot %s was replaced by %s", meta, cur)}
 	case err != nil:
+		chunkBufs.Put(buf)
 		return &wire.Response{Err: wire.ErrInternal, ErrMsg: err.Error()}
 	}
 	n.m.snapshotSent.Add(float64(len(data)))

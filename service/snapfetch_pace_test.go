@@ -22,6 +22,11 @@ func TestFetchPacer(t *testing.T) {
 	if d := p.wait(t0.Add(10*time.Second), 1<<20); d != 0 {
 		t.Errorf("wait %v behind the rate", d)
 	}
+	// A fetch started over (its snapshot replaced) goes twice as fast.
+	p.restart(t0.Add(20 * time.Second))
+	if d := p.wait(t0.Add(20*time.Second), 1<<20); d != 500*time.Millisecond || p.rate != 2<<20 {
+		t.Errorf("after a restart: wait %v at rate %d, want 500ms at %d", d, p.rate, 2<<20)
+	}
 	unpaced := fetchPacer{rate: -1, start: t0}
 	if d := unpaced.wait(t0, 64<<20); d != 0 {
 		t.Errorf("wait %v without a rate", d)

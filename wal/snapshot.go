@@ -209,6 +209,19 @@ func (s *Store) Snapshot() (SnapshotMeta, error) {
 // offset on (fewer only at the end). It fails with ErrSnapshotGone if the
 // store holds another snapshot by now.
 func (s *Store) ReadSnapshot(meta SnapshotMeta, offset uint64, max int) ([]byte, error) {
+	n := max
+	if offset <= meta.Size {
+		n = int(min(meta.Size-offset, uint64(max)))
+	}
+	return s.ReadSnapshotInto(meta, offset, make([]byte, n))
+}
+
+// ReadSnapshotInto is ReadSnapshot reading into buf, at most len(buf)
+// bytes: a member serving its snapshot chunk after chunk reuses its
+// buffers rather than leave a megabyte of garbage a chunk on a heap that
+// holds the whole state (the collector would mark that state again for
+// every few chunks).
+func (s *Store) ReadSnapshotInto(meta SnapshotMeta, offset uint64, buf []byte) ([]byte, error) {
 	r, err := s.OpenSnapshot(meta)
 	if err != nil {
 		return nil, err
@@ -220,7 +233,7 @@ func (s *Store) ReadSnapshot(meta SnapshotMeta, offset uint64, max int) ([]byte,
 	if err := r.seek(offset); err != nil {
 		return nil, err
 	}
-	out := make([]byte, min(meta.Size-offset, uint64(max)))
+	out := buf[:min(meta.Size-offset, uint64(len(buf)))]
 	n, err := r.readFull(out)
 	return out[:n], err
 }

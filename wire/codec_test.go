@@ -506,6 +506,16 @@ func TestFrameReader(t *testing.T) {
 	if err != io.ErrUnexpectedEOF || after.TotalAlloc-before.TotalAlloc > 1<<20 {
 		t.Fatalf("4 GiB prefix: %v, allocated %d", err, after.TotalAlloc-before.TotalAlloc)
 	}
+	// With a little more than a first chunk's bytes behind it, it
+	// allocates at most frameGrowth times more than arrived.
+	sent := frameChunkBytes + 1
+	fr = NewFrameReader(bytes.NewReader(append([]byte{0xff, 0xff, 0xff, 0xff}, make([]byte, sent)...)), math.MaxInt)
+	runtime.ReadMemStats(&before)
+	_, err = fr.ReadFrame()
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; err != io.ErrUnexpectedEOF || alloc > uint64((frameGrowth+2)*sent) {
+		t.Fatalf("4 GiB prefix and %d bytes: %v, allocated %d", sent, err, alloc)
+	}
 }
 
 // TestNumbering pins the op and error numbers, which are shared with the
