@@ -507,13 +507,16 @@ func TestFrameReader(t *testing.T) {
 		t.Fatalf("4 GiB prefix: %v, allocated %d", err, after.TotalAlloc-before.TotalAlloc)
 	}
 	// With a little more than a first chunk's bytes behind it, it
-	// allocates at most frameGrowth times more than arrived.
+	// allocates about frameGrowth times more than arrived (twice that
+	// under the race detector, whose build of slices.Grow allocates its
+	// zeroed tail before copying it in; the bound leaves room for both),
+	// not what the prefix claims.
 	sent := frameChunkBytes + 1
 	fr = NewFrameReader(bytes.NewReader(append([]byte{0xff, 0xff, 0xff, 0xff}, make([]byte, sent)...)), math.MaxInt)
 	runtime.ReadMemStats(&before)
 	_, err = fr.ReadFrame()
 	runtime.ReadMemStats(&after)
-	if alloc := after.TotalAlloc - before.TotalAlloc; err != io.ErrUnexpectedEOF || alloc > uint64((frameGrowth+2)*sent) {
+	if alloc := after.TotalAlloc - before.TotalAlloc; err != io.ErrUnexpectedEOF || alloc > uint64(3*frameGrowth*sent) {
 		t.Fatalf("4 GiB prefix and %d bytes: %v, allocated %d", sent, err, alloc)
 	}
 }
