@@ -60,8 +60,8 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.watchProgress, "watch-progress-interval", 10*time.Second, "send a watch that has had no change for this long the revision it is up to date with, so its client resumes from there (0: never)")
 	fs.IntVar(&f.watchBacklog, "watch-backlog-bytes", 4<<20, "stop sending watch events on a client connection holding this many bytes of unread answers (each watch waits at its revision)")
 	fs.DurationVar(&f.watchSlowAfter, "watch-slow-after", 10*time.Second, "end a watch held that long by --watch-backlog-bytes with err SlowWatcher (its client resumes it)")
-	fs.StringVar(&f.fetchRate, "snapshot-fetch-rate", "32MiB", "how many bytes a second at most a rejoining node copies another member's snapshot at, so that the copy leaves the member it reads from, and the disk, to the cluster's writes (0: as fast as they go)")
-	fs.IntVar(&f.installNice, "install-nice", service.DefaultInstallNice, "how much lower the priority (higher the nice value, at most 19) of the work of fetching, checking and decoding another member's snapshot than the node's own, so that a rejoining node leaves the CPU to the cluster's writes (Linux; 0: as the node's)")
+	fs.StringVar(&f.fetchRate, "snapshot-fetch-rate", "32MiB", "the most bytes a second a rejoining node copies another member's snapshot at, leaving the member it reads from, and the disk, to the cluster's writes (0: no bound)")
+	fs.IntVar(&f.installNice, "install-nice", service.DefaultInstallNice, "raise by this much (up to nice 19) the nice value of the threads that fetch, check and decode another member's snapshot, so that a rejoining node leaves the CPU to the cluster's writes (Linux; 0: they run as the node's other work)")
 	fs.BoolVar(&f.noSync, "unsafe-no-fsync", false, "skip fsync (loses acknowledged writes on power failure; testing only)")
 }
 
