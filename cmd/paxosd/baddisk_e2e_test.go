@@ -349,10 +349,13 @@ func startFullDiskCluster(t *testing.T, bin string, dirs []string) *fullDiskClus
 }
 
 // load puts distinct keys with 16 KiB values from four clients until
-// stop is closed or every client has failed five times in a row, and
-// returns the keys acknowledged (with their values). A put that failed or
-// timed out may or may not have been applied; only acknowledged ones are
-// promised to be durable.
+// stop is closed, and returns the keys acknowledged (with their values).
+// A put that failed or timed out may or may not have been applied; only
+// acknowledged ones are promised to be durable. A client does not give up
+// on failures: the disks fill only while puts keep coming, and a loaded
+// machine can take several seconds to elect a leader after the first
+// node stops (CI once saw every client give up there, and the test then
+// waited in vain for a second node to fill its disk).
 func (c *fullDiskCluster) load(stop <-chan struct{}) map[string][]byte {
 	var mu sync.Mutex
 	acked := map[string][]byte{}
@@ -368,8 +371,7 @@ func (c *fullDiskCluster) load(stop <-chan struct{}) map[string][]byte {
 				return
 			}
 			defer cl.Close()
-			failures := 0
-			for i := 0; failures < 5; i++ {
+			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
@@ -381,10 +383,12 @@ func (c *fullDiskCluster) load(stop <-chan struct{}) map[string][]byte {
 				_, err := cl.Put(ctx, key, value)
 				cancel()
 				if err != nil {
-					failures++
+					select {
+					case <-stop:
+					case <-time.After(50 * time.Millisecond):
+					}
 					continue
 				}
-				failures = 0
 				mu.Lock()
 				acked[key] = value
 				mu.Unlock()
@@ -501,7 +505,7 @@ func TestServeFullDisk(t *testing.T) {
 		// last node may live on: without a quorum it writes nothing (a
 		// PreVote persists nothing), so its disk never refuses it; it
 		// must refuse the clients instead.
-		waitFor(t, "a quorum of nodes to stop on the full disk", 30*time.Second, func() bool {
+		quorumStopped := func() bool {
 			n := 0
 			for i := range dirs {
 				if c.exited(i) {
@@ -509,7 +513,17 @@ func TestServeFullDisk(t *testing.T) {
 				}
 			}
 			return n >= 2
-		})
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for !quorumStopped() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !quorumStopped() {
+			for i := range c.logs {
+				t.Logf("node %d log:\n%s", i+1, c.logs[i].String())
+			}
+			t.Fatal("timed out after 60s waiting for a quorum of nodes to stop on the full disk")
+		}
 		close(stop)
 		acked := <-ackedc
 		for i := range dirs {
