@@ -199,6 +199,8 @@ func (n *Node) processReady() {
 				// Not a vote until caught up (rejoin.go).
 			case m.To == n.cfg.ID:
 				self = append(self, m)
+			case n.holdsAck(m):
+				n.held = append(n.held, heldMessage{seq: n.submitted, m: m})
 			case isAnnounce(m):
 				n.announces = append(n.announces, m) // after the answers
 			default:
@@ -222,6 +224,35 @@ func (n *Node) processReady() {
 		}
 		n.apply(rd.Decided)
 	}
+}
+
+// holdsAck reports whether an acknowledgement to the leader waits, like
+// a vote, for this node's writes before it to be durable: while the node
+// catches up, and after that while an earlier one still waits (so that
+// they reach the leader in order).
+//
+// The leader's catch-up stream sends a batch more each time the
+// follower's acknowledged watermark passes one (replica.stepHeartbeatAck),
+// and that watermark is what the follower has learned, which it has not
+// necessarily made durable. A follower whose disk is slower than its
+// network and its apply (one rejoining a loaded cluster on a shared disk)
+// then takes batches as fast as they come, and they wait in its WAL
+// writer's queue, each holding its whole received frame: tens of
+// megabytes at a million keys (docs/BENCHMARKS.md, "A rejoin that gives
+// way"). Acknowledged once durable, the stream goes at the pace of the
+// follower's disk, with at most its window of batches not yet written.
+// Any acknowledgement may be late without harm: the leader learns less
+// soon, never something untrue.
+func (n *Node) holdsAck(m paxos.Message) bool {
+	if m.Type != paxos.MsgHeartbeatAck || n.durable >= n.submitted {
+		return false
+	}
+	for _, h := range n.held {
+		if h.m.Type == paxos.MsgHeartbeatAck {
+			return true
+		}
+	}
+	return catchingUp(n.appliedSlot(), n.r.Status().LeaderCommit)
 }
 
 // release sends (or steps) the held messages whose writes are now durable,

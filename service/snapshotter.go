@@ -184,19 +184,32 @@ const catchUpSlots = 1000
 // written meanwhile kept its old value alive in the view and copied its
 // tree node, 170 MB over its memory bound at a million keys (make
 // bench-scale). The catch-up applies the log it would let go of soon
-// enough: such a node waits for twice the log (maybeSnapshot), and takes
-// the snapshot once it follows again.
+// enough: such a node waits for more of it (catchUpSnapshotWait), and
+// takes the snapshot once it follows again.
 func catchingUp(applied, leaderCommit paxos.Slot) bool {
 	return leaderCommit > applied+catchUpSlots
 }
+
+// catchUpSnapshotWait is how many times the usual log a node catching up
+// waits for before it snapshots. Twice was not enough: a rejoin after a
+// five-minute outage at a million keys installs a snapshot and then
+// catches up on 110,000 slots or more, which passed twice the log 20 s in,
+// and the snapshot's view kept about 100 MB of overwritten values alive
+// while the catch-up went on (make bench-scale OUTAGE=5m, session 21:
+// 727 MB against a bound of 680). Three times still keeps the data
+// directory within its bound: the log waited for (one and a half
+// snapshots) plus the snapshot kept plus the one being written is three
+// and a half snapshots' size, about 1,030 MB at a million keys against
+// 3 × live data + 256 MiB, 1,060 MB.
+const catchUpSnapshotWait = 3
 
 // maybeSnapshot starts a snapshot when SnapshotEntries slots were applied
 // since the last one, none is under way, and, once snapshots are large
 // (snapshotLargeBytes), the values applied since add up to half the last
 // snapshot's size; while a member fetches this node's snapshot
-// (servingSnapshot), this node catches up (catchingUp) or, on a leader, a
-// member lags behind the log the snapshot would cut (memberBehindLog),
-// twice both.
+// (servingSnapshot) or, on a leader, a member lags behind the log the
+// snapshot would cut (memberBehindLog), twice both; while this node
+// catches up (catchingUp), three times (catchUpSnapshotWait).
 //
 // The second condition keeps snapshots of a large state from costing more
 // than the log they replace: with a million keys a snapshot is 290 MB
@@ -222,11 +235,14 @@ func (n *Node) maybeSnapshot() {
 	if n.snap.building || n.snap.inFlight != nil || !due(1) {
 		return
 	}
-	// A member fetching this node's snapshot, this node catching up, or a
-	// member behind the log this snapshot would cut (asked only once a
-	// snapshot is due: they read the replica's status) doubles the log to
-	// wait for.
-	if (serving || catchingUp(applied, n.r.Status().LeaderCommit) || n.memberBehindLog(applied)) && !due(2) {
+	// This node catching up triples the log to wait for; a member
+	// fetching this node's snapshot, or a member behind the log this
+	// snapshot would cut, doubles it (asked only once a snapshot is due:
+	// they read the replica's status).
+	if catchingUp(applied, n.r.Status().LeaderCommit) && !due(catchUpSnapshotWait) {
+		return
+	}
+	if (serving || n.memberBehindLog(applied)) && !due(2) {
 		return
 	}
 	n.noteLogCutBelowMember(applied)
