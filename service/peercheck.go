@@ -142,7 +142,13 @@ func (c *peerChecker) checkCommon(m paxos.Message) error {
 	if len(m.Entries) > 0 && m.Type != paxos.MsgPromise && m.Type != paxos.MsgAccept && m.Type != paxos.MsgDecide {
 		return reject(rejectShape, "%s carries no entries; this one has %d", article(m.Type), len(m.Entries))
 	}
-	if len(m.Slots) > 0 && m.Type != paxos.MsgAccepted {
+	switch {
+	case m.Type == paxos.MsgHeartbeatAck && len(m.Slots) > 1:
+		// One: the last slot of the Decide it answers (version 20).
+		return reject(rejectShape, "a HeartbeatAck carries at most one slot; this one has %d", len(m.Slots))
+	case m.Type == paxos.MsgHeartbeatAck && len(m.Slots) == 1 && (m.Slots[0] == 0 || m.Slots[0] > paxos.SlotMax):
+		return reject(rejectSlot, "a HeartbeatAck names slot %d: not a slot a Decide carries", m.Slots[0])
+	case len(m.Slots) > 0 && m.Type != paxos.MsgAccepted && m.Type != paxos.MsgHeartbeatAck:
 		return reject(rejectShape, "%s carries no slots; this one has %d", article(m.Type), len(m.Slots))
 	}
 	if len(m.Cmds) > 0 && m.Type != paxos.MsgForward {

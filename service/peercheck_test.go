@@ -109,7 +109,11 @@ func badPeerMessages() []badPeerCase {
 		{"heartbeat-with-entries", paxos.Message{Type: paxos.MsgHeartbeat, Ballot: b3, Commit: 9, Entries: entries(10)},
 			rejectShape, "a Heartbeat carries no entries; this one has 1"},
 		{"heartbeat-ack-with-5000-slots", paxos.Message{Type: paxos.MsgHeartbeatAck, Ballot: b1, Slots: manySlots},
-			rejectShape, "a HeartbeatAck carries no slots; this one has 5000"},
+			rejectShape, "a HeartbeatAck carries at most one slot; this one has 5000"},
+		{"heartbeat-ack-naming-slot-0", paxos.Message{Type: paxos.MsgHeartbeatAck, Ballot: b1, Slots: []paxos.Slot{0}},
+			rejectSlot, "a HeartbeatAck names slot 0: not a slot a Decide carries"},
+		{"heartbeat-with-slots", paxos.Message{Type: paxos.MsgHeartbeat, Ballot: b3, Slots: []paxos.Slot{4}},
+			rejectShape, "a Heartbeat carries no slots; this one has 1"},
 		{"nack-with-commands", paxos.Message{Type: paxos.MsgNack, Ballot: b1, Cmds: [][]byte{[]byte("x")}},
 			rejectShape, "a Nack carries no commands; this one has 1"},
 		{"snapshot-truncated-beyond-commit", paxos.Message{Type: paxos.MsgSnapshot, Ballot: b3, Slot: 900, Commit: 800},
@@ -196,6 +200,9 @@ func TestPeerCheckPassesHonestMessages(t *testing.T) {
 		{Type: paxos.MsgHeartbeat, Ballot: b3, Commit: 9}, // replica.go's heartbeat without a round
 		{Type: paxos.MsgHeartbeat, Ballot: paxos.Ballot{Round: paxos.RoundMax, Node: 3}, Commit: paxos.SlotMax},
 		{Type: paxos.MsgAccepted, Ballot: b1, Slots: []paxos.Slot{1, 1 + paxos.SlotsAheadMax}},
+		// An ack to a Decide naming its last slot, beyond the follower's
+		// watermark (version 20).
+		{Type: paxos.MsgHeartbeatAck, Ballot: b1, Commit: 9, Slots: []paxos.Slot{40}},
 		// A membership change, proposed, promised and chosen.
 		{Type: paxos.MsgAccept, Ballot: b3, Commit: 9, Entries: []paxos.Entry{{Slot: 10, Ballot: b3, Value: config}}},
 		{Type: paxos.MsgPromise, Ballot: b1, Slot: 10, Entries: []paxos.Entry{{Slot: 10, Ballot: b3, Value: config}}},

@@ -31,8 +31,16 @@ const (
 	// Version 16 adds membership changes (VersionMembership). Version 17
 	// adds the request field omit_prev (VersionOmitPrev). Version 18 adds
 	// the message field addr (VersionOfferAddr). Version 19 adds the hello
-	// field addr (VersionHelloAddr).
-	ProtocolVersion = 19
+	// field addr (VersionHelloAddr). Version 20 has a HeartbeatAck name the
+	// Decide it answers (VersionAckNamesDecide).
+	ProtocolVersion = 20
+	// VersionAckNamesDecide is the first version whose followers name, in
+	// a HeartbeatAck answering a Decide, that Decide's last slot (the
+	// message field slots), from which the leader sees catch-up batches
+	// lost before it. An older node refuses a HeartbeatAck with slots and
+	// closes the connection: the transport leaves the field out on a
+	// connection that negotiated an older version (frameMessage).
+	VersionAckNamesDecide = 20
 	// VersionHelloAddr is the first version whose nodes say in the hello
 	// of a peer connection where they may be dialed back (Hello.Addr). An
 	// older listener ignores the field (a trailing one it does not know).

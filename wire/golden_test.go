@@ -92,6 +92,9 @@ var goldens = []struct {
 	{"snapshot_offer.hex", "Snapshot offer (version 18): leader 4 of ballot 5.1, whose log starts after slot 3400, tells node 2 where to fetch its snapshot", paxos.Message{
 		Type: paxos.MsgSnapshot, From: 4, To: 2, Ballot: ballot5, Slot: 3400, Commit: 3410, Addr: "10.0.0.4:7401",
 	}, messageNames, false},
+	{"heartbeat_ack_named.hex", "HeartbeatAck (version 20): node 2, whose watermark is slot 41, answers a Decide of ballot 5.1 that ended at slot 60: slots 42 to the Decide's first were lost", paxos.Message{
+		Type: paxos.MsgHeartbeatAck, From: 2, To: 1, Ballot: ballot5, Commit: 41, Slots: []paxos.Slot{60},
+	}, messageNames, false},
 	{"accept.hex", "Accept: node 1 asks node 3 to accept slots 42 (two commands) and 43 (a no-op)", paxos.Message{
 		Type: paxos.MsgAccept, From: 1, To: 3, Ballot: ballot5, Commit: 41,
 		Entries: []paxos.Entry{

@@ -349,6 +349,9 @@ func (t *Transport) sendDirect(p *peer, m paxos.Message) bool {
 // than a frame is dropped, counted and logged (ok false), since the peer
 // would refuse it.
 func (t *Transport) frameMessage(p *peer, buf []byte, m paxos.Message) (frame []byte, ok bool) {
+	if m.Type == paxos.MsgHeartbeatAck && len(m.Slots) > 0 && p.version.Load() < VersionAckNamesDecide {
+		m.Slots = nil // an older peer refuses them (VersionAckNamesDecide)
+	}
 	frame = appendFramed(buf[:0], func(b []byte) []byte { return EncodeMessage(b, m) })
 	if n := len(frame) - frameHeaderBytes; n > t.cfg.FrameBytesMax {
 		p.dropped.Add(1)

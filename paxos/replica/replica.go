@@ -58,10 +58,13 @@ type preVoteCatchUp struct {
 // the highest watermark the follower acknowledged in it, when the stream
 // last sent a batch or saw progress (tick) and last saw progress, and how
 // many times it resent a batch the follower seemed to wait for; or, with
-// snapshot set, the offer of the snapshot at sentTo.
+// snapshot set, the offer of the snapshot at sentTo. gapResent is one
+// past the watermark at which the leader last sent again the batches a
+// follower's ack showed lost (resendGap; 0: none).
 type catchup struct {
 	ends             []paxos.Slot
 	sentTo, acked    paxos.Slot
+	gapResent        paxos.Slot
 	tick, progressed int64
 	restarts         int
 	snapshot         bool
