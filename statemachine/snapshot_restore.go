@@ -94,6 +94,9 @@ func restoreStream(opts SMOptions, open func() (io.Reader, error), size int64, k
 		return nil, info, err
 	}
 	st.keysUnread = !keep
+	if keep {
+		kv.loaded()
+	}
 	sm, err := st.restore(opts, &kv)
 	if err != nil {
 		return nil, info, err
