@@ -255,10 +255,9 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 			// timeout (twice as long after each restart, up to eight).
 			// The batch the follower waits for was lost, or it is slow:
 			// that one batch again; the others stay counted in flight.
-			if entries := r.acc.EntriesRange(m.Commit+1, commit, r.cfg.BatchBytesMax); len(entries) > 0 {
+			if r.sendCatchUpBatch(m, m.Commit+1, commit, commit) != 0 {
 				cu.tick, cu.restarts = now, cu.restarts+1
 				r.catchups[m.From] = cu
-				r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
 			}
 			return
 		}
@@ -276,13 +275,11 @@ func (r *Replica) stepHeartbeatAck(m paxos.Message) {
 	}
 	sent := false
 	for len(cu.ends) < catchUpInFlight && from <= commit {
-		entries := r.acc.EntriesRange(from, commit, r.cfg.BatchBytesMax)
-		if len(entries) == 0 {
+		last := r.sendCatchUpBatch(m, from, commit, commit)
+		if last == 0 {
 			break
 		}
-		last := entries[len(entries)-1].Slot
 		cu.ends, cu.sentTo, from, sent = append(cu.ends, last), last, last+1, true
-		r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
 	}
 	if sent {
 		cu.tick = now
@@ -324,15 +321,26 @@ func (r *Replica) resendGap(m paxos.Message, cu *catchup, now int64, commit paxo
 	}
 	cu.gapResent = m.Commit + 1 // 0 stays "none", and a follower at 0 is served too
 	for from, n := m.Commit+1, 0; n < catchUpInFlight && from <= to; n++ {
-		entries := r.acc.EntriesRange(from, to, r.cfg.BatchBytesMax)
-		if len(entries) == 0 {
+		last := r.sendCatchUpBatch(m, from, to, commit)
+		if last == 0 {
 			break
 		}
-		from = entries[len(entries)-1].Slot + 1
-		cu.tick = now
-		r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
+		from, cu.tick = last+1, now
 	}
 	r.catchups[m.From] = *cu
+}
+
+// sendCatchUpBatch sends the follower whose ack m is, as a Decide of m's
+// ballot, the chosen entries from slot from up to to (at most
+// BatchBytesMax of them), and returns the last slot sent (0: none, the
+// log holds none there).
+func (r *Replica) sendCatchUpBatch(m paxos.Message, from, to, commit paxos.Slot) paxos.Slot {
+	entries := r.acc.EntriesRange(from, to, r.cfg.BatchBytesMax)
+	if len(entries) == 0 {
+		return 0
+	}
+	r.send(paxos.Message{Type: paxos.MsgDecide, From: r.cfg.ID, To: m.From, Ballot: m.Ballot, Commit: commit, Entries: entries})
+	return entries[len(entries)-1].Slot
 }
 
 // stepDecide takes chosen values from the leader. A chosen value is a fact
